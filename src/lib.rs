@@ -1,0 +1,1 @@
+//! cluster-upgrade: safe, resumable upgrades of IPFS Cluster peers over SSH.

@@ -1,0 +1,5 @@
+//! Test bed for cluster-upgrade: a faithful stand-in for the IPFS Cluster binaries and a lab
+//! of real OpenSSH hosts on loopback. Not part of the shipped tool.
+
+pub mod release;
+pub mod sshd;

@@ -1,0 +1,230 @@
+//! The modelled IPFS Cluster releases and how a release executable is made.
+//!
+//! Every release is a distinct executable file: a copy of the `cluster-peer` stand-in binary
+//! with a small trailer appended that names the release and the role (service or ctl). The
+//! running program reads the trailer back from its own executable, so swapping the file on disk
+//! is what changes the version, exactly as with real releases.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Magic bytes that end every release executable.
+const MAGIC: &[u8; 16] = b"CLUSTER-RELEASE1";
+
+/// The releases the stand-in models, oldest first.
+pub const RELEASES: &[&str] = &["0.9.0", "0.10.1", "0.11.0", "1.0.8", "1.1.6"];
+
+/// Which of the two executables of a release a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Service,
+    Ctl,
+}
+
+impl Role {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Role::Service => "ipfs-cluster-service",
+            Role::Ctl => "ipfs-cluster-ctl",
+        }
+    }
+}
+
+/// The metadata appended to a release executable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    pub role: Role,
+    pub version: String,
+}
+
+/// CLI generation of `ipfs-cluster-service`, which decides commands and flag shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Era {
+    /// 0.4.x – 0.10.x: `state upgrade|version`, repeated `--bootstrap` flags, `/ipfs/` addresses.
+    Raft010,
+    /// ≥ 0.11: no state format byte, `identity.json`, NDJSON exports, `/p2p/` addresses.
+    Modern,
+}
+
+/// Everything the stand-in derives from a release version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub version: String,
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl Release {
+    /// Parses `X.Y.Z` (an optional leading `v` and `+build` suffix are ignored).
+    pub fn parse(text: &str) -> Option<Release> {
+        let core = text.trim().trim_start_matches('v');
+        let core = core.split('+').next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor, patch) = (parts.next()??, parts.next()??, parts.next()??);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Release { version: format!("{major}.{minor}.{patch}"), major, minor, patch })
+    }
+
+    /// A modelled release by exact version, or `None`.
+    pub fn modelled(version: &str) -> Option<Release> {
+        let release = Release::parse(version)?;
+        RELEASES.contains(&release.version.as_str()).then_some(release)
+    }
+
+    pub fn era(&self) -> Era {
+        if (self.major, self.minor) < (0, 11) {
+            Era::Raft010
+        } else {
+            Era::Modern
+        }
+    }
+
+    /// `mapstate.Version`, the first byte of a raft snapshot (reference §2.5); `None` from 0.11.
+    pub fn state_format(&self) -> Option<u8> {
+        match (self.major, self.minor) {
+            (0, 5..=9) => Some(5),
+            (0, 10) => Some(6),
+            _ => None,
+        }
+    }
+
+    /// The libp2p RPC protocol ID (reference §4).
+    pub fn rpc_protocol(&self) -> String {
+        match (self.major, self.minor) {
+            (0, 0..=5) => format!("/ipfscluster/{}/rpc", self.version),
+            (0, 13..=14) => "/ipfscluster/0.12/rpc".to_string(),
+            (0, m) => format!("/ipfscluster/0.{m}/rpc"),
+            _ => "/ipfscluster/1.0/rpc".to_string(),
+        }
+    }
+}
+
+/// Reads the trailer of an executable, or `None` if it has none (the bare stand-in).
+pub fn read_trailer(path: &Path) -> io::Result<Option<Trailer>> {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let tail = (MAGIC.len() + 4) as u64;
+    if len < tail {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(len - tail))?;
+    let mut buf = [0u8; 20];
+    file.read_exact(&mut buf)?;
+    if &buf[4..] != MAGIC {
+        return Ok(None);
+    }
+    let body_len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as u64;
+    if body_len + tail > len {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(len - tail - body_len))?;
+    let mut body = vec![0u8; body_len as usize];
+    file.read_exact(&mut body)?;
+    Ok(serde_json::from_slice(&body).ok())
+}
+
+/// The trailer of the running executable.
+pub fn own_trailer() -> io::Result<Option<Trailer>> {
+    read_trailer(&std::env::current_exe()?)
+}
+
+/// Writes one release executable: `standin` plus the trailer, mode 0755.
+pub fn write_executable(standin: &Path, trailer: &Trailer, out: &Path) -> io::Result<()> {
+    let mut bytes = fs::read(standin)?;
+    if read_trailer(standin)?.is_some() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "source already is a release executable"));
+    }
+    let body = serde_json::to_vec(trailer).expect("trailer serializes");
+    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(MAGIC);
+    let tmp = out.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    set_mode(&tmp, 0o755)?;
+    fs::rename(&tmp, out)
+}
+
+/// Writes a release's two executables and a `SHA256SUMS` file into `out_dir`.
+/// Returns the paths of the executables (service, ctl).
+pub fn write_release(standin: &Path, version: &str, out_dir: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let release = Release::modelled(version).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("release {version} is not modelled (known: {})", RELEASES.join(", ")))
+    })?;
+    fs::create_dir_all(out_dir)?;
+    let mut sums = String::new();
+    let mut paths = Vec::new();
+    for role in [Role::Service, Role::Ctl] {
+        let path = out_dir.join(role.file_name());
+        write_executable(standin, &Trailer { role, version: release.version.clone() }, &path)?;
+        sums.push_str(&format!("{}  {}\n", sha256_file(&path)?, role.file_name()));
+        paths.push(path);
+    }
+    fs::write(out_dir.join("SHA256SUMS"), sums)?;
+    Ok((paths[0].clone(), paths[1].clone()))
+}
+
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_facts_follow_the_reference_tables() {
+        let r = |v| Release::modelled(v).unwrap();
+        assert_eq!(r("0.9.0").state_format(), Some(5));
+        assert_eq!(r("0.10.1").state_format(), Some(6));
+        assert_eq!(r("0.11.0").state_format(), None);
+        assert_eq!(r("0.9.0").rpc_protocol(), "/ipfscluster/0.9/rpc");
+        assert_eq!(r("0.10.1").rpc_protocol(), "/ipfscluster/0.10/rpc");
+        assert_eq!(r("1.0.8").rpc_protocol(), r("1.1.6").rpc_protocol());
+        assert_eq!(r("1.1.6").era(), Era::Modern);
+        assert!(Release::modelled("0.12.0").is_none());
+        assert_eq!(Release::parse("v0.10.1+git1234").unwrap().version, "0.10.1");
+    }
+
+    #[test]
+    fn trailer_round_trips_and_sums_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = dir.path().join("standin");
+        fs::write(&standin, b"#!/bin/sh\nexit 0\n").unwrap();
+        let (svc, ctl) = write_release(&standin, "0.10.1", &dir.path().join("rel")).unwrap();
+        let t = read_trailer(&svc).unwrap().unwrap();
+        assert_eq!(t, Trailer { role: Role::Service, version: "0.10.1".into() });
+        assert_eq!(read_trailer(&ctl).unwrap().unwrap().role, Role::Ctl);
+        assert_eq!(read_trailer(&standin).unwrap(), None);
+        let sums = fs::read_to_string(dir.path().join("rel/SHA256SUMS")).unwrap();
+        assert!(sums.contains(&format!("{}  ipfs-cluster-ctl", sha256_file(&ctl).unwrap())));
+        assert!(write_release(&standin, "0.12.0", dir.path()).is_err());
+    }
+}
