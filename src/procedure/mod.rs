@@ -1,0 +1,1 @@
+//! Playbooks: loading, step specs and templates.
