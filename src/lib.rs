@@ -3,3 +3,4 @@
 pub mod inventory;
 pub mod procedure;
 pub mod transport;
+pub mod version;
