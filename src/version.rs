@@ -70,9 +70,10 @@ impl Version {
     /// The raft state format (first byte of a snapshot) of this release; `None` from 0.11 on,
     /// where the state is no longer versioned.
     pub fn state_format(&self) -> Option<u8> {
+        let v = *self;
         match self.series() {
-            (0, 0..=3) if self.minor < 3 || self.patch < 2 => Some(2),
-            (0, 3) if self.patch < 5 => Some(3),
+            _ if v < Version::new(0, 3, 2) => Some(2),
+            _ if v < Version::new(0, 3, 5) => Some(3),
             (0, 3..=4) => Some(4),
             (0, 5..=9) => Some(5),
             (0, 10) => Some(6),

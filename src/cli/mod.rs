@@ -1,0 +1,137 @@
+//! Command-line definitions (clap) and their resolution into settings for the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plan::ProcedureKind;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  a host or a step failed (unreachable host, refused host key, failed command)
+  2  invalid input (inventory, playbook, plan file, command line)
+  3  the upgrade was refused as unsafe (the plan explains why)
+  130  interrupted";
+
+/// Upgrade an IPFS Cluster safely over SSH: plan first, then apply with checkpoints.
+#[derive(Debug, Parser)]
+#[command(name = "cluster-upgrade", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Also print debug logs on stderr (repeat for trace logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an inventory and the playbooks without connecting to any host.
+    ///
+    /// Reports every error with its file, line and column. Renders every playbook step for every
+    /// host with placeholder facts, so undefined variables and template errors show up here.
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+    /// Connect to every host, gather facts, choose the procedure and print the plan.
+    ///
+    /// Nothing is changed on any host: the probes are read-only. Prints a facts table, the
+    /// chosen procedure with its reasons, the ordered steps (parallel or one host after
+    /// another), the expected downtime and the backups that will be taken.
+    #[command(after_help = EXIT_CODES)]
+    Plan(PlanArgs),
+}
+
+/// Inputs shared by every command that reads an inventory.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The inventory file (YAML): cluster settings, SSH settings, hosts, groups and variables.
+    pub inventory: PathBuf,
+
+    /// Folder with the playbooks (standard.yaml, bootstrap.yaml).
+    #[arg(long, value_name = "DIR", default_value = "playbooks", env = "CLUSTER_UPGRADE_PLAYBOOKS")]
+    pub playbooks: PathBuf,
+
+    /// Set a variable for every host, over the inventory's global, group and host vars
+    /// (repeatable), for example `--var config_dir=/data/ipfs-cluster`.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub input: InventoryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: InventoryArgs,
+
+    /// Use this procedure instead of the one the facts call for (a warning says when that is unsafe).
+    #[arg(long, value_enum)]
+    pub procedure: Option<ProcedureKind>,
+
+    /// Save the plan (with a fingerprint of the facts) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Print the plan as JSON on stdout instead of the human-readable view.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Plan from recorded facts (a JSON file of the `facts` array of a saved plan) without
+    /// connecting to any host.
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// SSH options that override the inventory's `ssh:` section.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// known_hosts file to verify host keys against (default: the inventory's, else ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Trust host keys not yet in known_hosts and append them (changed or revoked keys are still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// How many hosts to work on at once (default: the inventory's, else every host).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<std::num::NonZeroUsize>,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    let key = key.trim();
+    let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !key.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        return Err(format!("`{key}` is not a variable name (letters, digits and _, not starting with a digit)"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vars_must_be_key_value() {
+        assert_eq!(parse_var("a_b=c=d").unwrap(), ("a_b".to_string(), "c=d".to_string()));
+        assert!(parse_var("novalue").is_err());
+        assert!(parse_var("1x=y").is_err());
+        assert!(parse_var("a-b=y").is_err());
+    }
+}

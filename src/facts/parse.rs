@@ -1,0 +1,226 @@
+//! Parses the probe's output into [`HostFacts`]. Pure: unit-tested on recorded outputs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::model::{HostFacts, PeerError, Pinset};
+use crate::version::Version;
+
+/// One `@@ name` block of the probe output and the exit status of its command.
+#[derive(Debug, Default)]
+struct Section {
+    body: String,
+    rc: Option<i32>,
+}
+
+/// Builds the facts of `host` from the probe's stdout. `address` is the host's SSH address,
+/// used to choose among the peer's listen addresses the one to bootstrap to.
+pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts {
+    let sections = split_sections(output);
+    let ok = |name: &str| sections.get(name).filter(|s| s.rc == Some(0)).map(|s| s.body.as_str());
+    let mut facts = HostFacts { host: host.to_string(), ..HostFacts::default() };
+
+    facts.service_version = ok("service_version").and_then(version_from_banner);
+    facts.ctl_version = ok("ctl_version").and_then(version_from_banner);
+
+    if let Some(id) = ok("id").and_then(|body| serde_json::from_str::<Value>(body).ok()) {
+        facts.running = true;
+        facts.peer_id = str_field(&id, "id");
+        facts.peername = str_field(&id, "peername");
+        facts.rpc_protocol = str_field(&id, "rpc_protocol_version");
+        facts.cluster_peers = string_list(&id, "cluster_peers");
+        facts.cluster_peers.sort();
+        facts.multiaddr = choose_multiaddr(&string_list(&id, "addresses"), address);
+    }
+    if let Some(body) = ok("peers") {
+        facts.peer_errors = json_items(body)
+            .iter()
+            .filter_map(|peer| {
+                let error = str_field(peer, "error")?;
+                Some(PeerError { peer_id: str_field(peer, "id").unwrap_or_default(), error })
+            })
+            .collect();
+    }
+    if let Some(body) = ok("pins") {
+        facts.pins = Some(Pinset::from_cids(json_items(body).iter().filter_map(cid_of)));
+    }
+    if let Some(body) = ok("config") {
+        for line in body.lines() {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let value = value.trim().trim_matches('"').to_string();
+            match key.trim().trim_matches('"') {
+                "leave_on_shutdown" => facts.leave_on_shutdown = value.parse().ok(),
+                "wait_for_leader_timeout" => facts.wait_for_leader_timeout = Some(value),
+                "id" if facts.peer_id.is_none() && !value.is_empty() => facts.peer_id = Some(value),
+                _ => {}
+            }
+        }
+    }
+    if let Some(body) = ok("snapshot") {
+        let mut lines = body.lines();
+        facts.has_snapshot = lines.next().is_some_and(|l| l.starts_with("snapshot "));
+        let first_byte = lines.next().and_then(|l| l.trim().parse::<u8>().ok());
+        // Only releases up to 0.10 put a format byte first; later ones start with the body.
+        if facts.service_version.is_some_and(|v| v.state_format().is_some()) {
+            facts.state_format = first_byte;
+        }
+    }
+    if let Some(body) = ok("backups") {
+        facts.state_backups = body.lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
+    }
+    facts
+}
+
+fn split_sections(output: &str) -> BTreeMap<String, Section> {
+    let mut sections = BTreeMap::new();
+    let mut current: Option<(String, Section)> = None;
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("@@ ") {
+            if let Some(code) = rest.strip_prefix("rc ") {
+                if let Some((name, mut section)) = current.take() {
+                    section.rc = code.trim().parse().ok();
+                    sections.insert(name, section);
+                }
+            } else {
+                current = Some((rest.trim().to_string(), Section::default()));
+            }
+        } else if let Some((_, section)) = current.as_mut() {
+            section.body.push_str(line);
+            section.body.push('\n');
+        }
+    }
+    sections
+}
+
+/// `ipfs-cluster-service version 0.10.1+git…` → 0.10.1.
+fn version_from_banner(body: &str) -> Option<Version> {
+    body.split_whitespace().rev().find_map(|word| word.parse().ok())
+}
+
+fn str_field(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn string_list(value: &Value, key: &str) -> Vec<String> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// ctl prints lists as one JSON array up to 0.14 and as a stream of objects from 1.0.
+fn json_items(body: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    for value in serde_json::Deserializer::from_str(body).into_iter::<Value>() {
+        match value {
+            Ok(Value::Array(values)) => items.extend(values),
+            Ok(other) => items.push(other),
+            Err(_) => break,
+        }
+    }
+    items
+}
+
+/// A pin's CID: a string from 1.0, `{"/": cid}` before.
+fn cid_of(pin: &Value) -> Option<String> {
+    match pin.get("cid")? {
+        Value::String(cid) => Some(cid.clone()),
+        Value::Object(map) => map.get("/").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+fn choose_multiaddr(addresses: &[String], address: &str) -> Option<String> {
+    let wanted = format!("/ip4/{address}/");
+    addresses
+        .iter()
+        .find(|a| a.starts_with(&wanted))
+        .or_else(|| addresses.iter().find(|a| !a.starts_with("/ip4/127.0.0.1/")))
+        .or_else(|| addresses.first())
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNNING_010: &str = r#"@@ service_version
+ipfs-cluster-service version 0.10.1+git3c0f1a2
+@@ rc 0
+@@ ctl_version
+ipfs-cluster-ctl version 0.10.1
+@@ rc 0
+@@ id
+{"id":"QmA","peername":"h1","addresses":["/ip4/127.0.0.1/tcp/9096/ipfs/QmA","/ip4/127.9.9.2/tcp/9096/ipfs/QmA"],"cluster_peers":["QmB","QmA"],"rpc_protocol_version":"/ipfscluster/0.10/rpc","version":"0.10.1"}
+@@ rc 0
+@@ peers
+[{"id":"QmA","error":""},{"id":"QmB","error":"protocol not supported"}]
+@@ rc 0
+@@ pins
+[{"cid":{"/":"QmY"},"name":""},{"cid":{"/":"QmX"},"name":""}]
+@@ rc 0
+@@ config
+"leave_on_shutdown": false
+"wait_for_leader_timeout": "15s"
+"id": "QmA"
+@@ rc 0
+@@ snapshot
+snapshot 1-12-1700000000000
+    6
+@@ rc 0
+@@ backups
+raft.old.0
+@@ rc 0
+"#;
+
+    #[test]
+    fn reads_every_fact_of_a_running_peer() {
+        let facts = parse_probe_output("h1", "127.9.9.2", RUNNING_010);
+        assert_eq!(facts.service_version, Some(Version::new(0, 10, 1)));
+        assert_eq!(facts.ctl_version, Some(Version::new(0, 10, 1)));
+        assert!(facts.running);
+        assert_eq!(facts.peer_id.as_deref(), Some("QmA"));
+        assert_eq!(facts.cluster_peers, vec!["QmA", "QmB"]);
+        assert_eq!(facts.multiaddr.as_deref(), Some("/ip4/127.9.9.2/tcp/9096/ipfs/QmA"));
+        assert_eq!(facts.peer_errors, vec![PeerError { peer_id: "QmB".into(), error: "protocol not supported".into() }]);
+        assert_eq!(facts.pins, Some(Pinset::from_cids(["QmX".to_string(), "QmY".to_string()])));
+        assert_eq!(facts.leave_on_shutdown, Some(false));
+        assert_eq!(facts.wait_for_leader_timeout.as_deref(), Some("15s"));
+        assert_eq!(facts.state_format, Some(6));
+        assert!(facts.has_snapshot);
+        assert_eq!(facts.state_backups, vec!["raft.old.0"]);
+    }
+
+    #[test]
+    fn a_stopped_peer_is_not_running_but_keeps_its_id_from_the_config() {
+        let output = "@@ service_version\nipfs-cluster-service version 0.9.0\n@@ rc 0\n\
+                      @@ id\nAn error occurred:\n  Code: 0\n  Message: connection refused\n@@ rc 1\n\
+                      @@ config\n\"id\": \"QmZ\"\n@@ rc 0\n@@ snapshot\nsnapshot 1-3-1\n 5\n@@ rc 0\n";
+        let facts = parse_probe_output("h2", "127.9.9.3", output);
+        assert!(!facts.running);
+        assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
+        assert_eq!(facts.state_format, Some(5));
+        assert_eq!(facts.pins, None);
+    }
+
+    #[test]
+    fn modern_pin_streams_and_string_cids_are_read() {
+        let output = "@@ service_version\nipfs-cluster-service version 1.1.6\n@@ rc 0\n\
+                      @@ pins\n{\n  \"cid\": \"bafyA\"\n}\n{\n  \"cid\": \"bafyB\"\n}\n@@ rc 0\n\
+                      @@ snapshot\nsnapshot 1-3-1\n 123\n@@ rc 0\n";
+        let facts = parse_probe_output("h3", "127.9.9.4", output);
+        assert_eq!(facts.pins.unwrap().count, 2);
+        assert_eq!(facts.state_format, None, "1.x snapshots carry no format byte");
+    }
+
+    #[test]
+    fn pinset_hash_ignores_order_and_detects_a_lost_pin() {
+        let a = Pinset::from_cids(["b".to_string(), "a".to_string()]);
+        let b = Pinset::from_cids(["a".to_string(), "b".to_string()]);
+        let c = Pinset::from_cids(["a".to_string()]);
+        assert_eq!(a, b);
+        assert_ne!(a.hash, c.hash);
+    }
+}

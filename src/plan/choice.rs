@@ -1,0 +1,294 @@
+//! The procedure choice: standard when the upgrade docs' conditions hold, bootstrap when they
+//! do not (with the failed conditions as reasons), a refusal when neither is safe. Pure.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::HostFacts;
+use crate::version::Version;
+
+/// The two upgrade procedures of the IPFS Cluster docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcedureKind {
+    /// Swap binaries everywhere, restart every peer at once with `daemon --upgrade`.
+    Standard,
+    /// `peers rm` all but one peer, upgrade that one, bootstrap the others to it.
+    Bootstrap,
+}
+
+impl ProcedureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcedureKind::Standard => "standard",
+            ProcedureKind::Bootstrap => "bootstrap",
+        }
+    }
+}
+
+impl fmt::Display for ProcedureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The planner's decision and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub procedure: ProcedureKind,
+    /// The version every peer runs now (the lowest, when they differ).
+    pub from: Version,
+    pub to: Version,
+    /// Why this procedure: the conditions checked, or the ones that failed.
+    pub reasons: Vec<String>,
+    /// Overrides the operator asked for against the facts.
+    pub warnings: Vec<String>,
+    /// The peer that keeps the state in the bootstrap procedure (the others bootstrap to it).
+    pub anchor: Option<String>,
+}
+
+/// Why no procedure is safe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("host {host} is unreachable ({reason}); no procedure can upgrade a peer it cannot reach: fix access to it, or remove it from the cluster and the inventory first")]
+    Unreachable { host: String, reason: String },
+    #[error("host {host}: ipfs-cluster-service was not found or did not report its version; check bin_dir for this host")]
+    NotInstalled { host: String },
+    #[error("host {host} runs {current}, newer than the target {target}; downgrades are not supported")]
+    Downgrade { host: String, current: Version, target: Version },
+    #[error("every peer already runs {target}; nothing to do")]
+    AlreadyAtTarget { target: Version },
+    #[error("{from} → {to} cannot be done directly: {from} keeps raft state format {format}, which {to} cannot read (only 0.10.x migrates it, and 0.11 removed `state upgrade`). Upgrade to 0.10.1 first, then to {to}")]
+    UnsupportedJump { from: Version, to: Version, format: u8 },
+    #[error("no running peer holds the cluster state, so there is no peer to keep it during the bootstrap procedure; start a peer, or use `cluster-upgrade recover`")]
+    NoAnchor,
+}
+
+/// Chooses the procedure for upgrading every host in `facts` (inventory order) to `target`.
+/// `requested` is the operator's `--procedure`, which wins with a warning when unsafe.
+pub fn choose(facts: &[HostFacts], target: Version, requested: Option<ProcedureKind>) -> Result<Choice, Refusal> {
+    let mut versions = Vec::with_capacity(facts.len());
+    for host in facts {
+        if let Some(reason) = &host.unreachable {
+            return Err(Refusal::Unreachable { host: host.host.clone(), reason: reason.clone() });
+        }
+        let version = host.service_version.ok_or_else(|| Refusal::NotInstalled { host: host.host.clone() })?;
+        if version > target {
+            return Err(Refusal::Downgrade { host: host.host.clone(), current: version, target });
+        }
+        versions.push(version);
+    }
+    let from = versions.iter().min().copied().unwrap_or(target);
+    if versions.iter().all(|v| *v == target) {
+        return Err(Refusal::AlreadyAtTarget { target });
+    }
+    if let Some(format) = from.state_format().filter(|f| *f < 6 && target.state_format().is_none()) {
+        return Err(Refusal::UnsupportedJump { from, to: target, format });
+    }
+
+    let failed = standard_conditions_failing(facts, &versions);
+    let mut warnings = Vec::new();
+    let procedure = match requested {
+        Some(ProcedureKind::Standard) if !failed.is_empty() => {
+            warnings.push(format!("standard procedure forced although it is unsafe: {}", failed.join("; ")));
+            ProcedureKind::Standard
+        }
+        Some(kind) => kind,
+        None if failed.is_empty() => ProcedureKind::Standard,
+        None => ProcedureKind::Bootstrap,
+    };
+    let reasons = match (procedure, failed.is_empty()) {
+        (ProcedureKind::Standard, true) => standard_reasons(facts, from),
+        (ProcedureKind::Standard, false) => failed,
+        (ProcedureKind::Bootstrap, false) => failed,
+        (ProcedureKind::Bootstrap, true) => vec!["bootstrap procedure requested with --procedure; the standard one would also be safe".to_string()],
+    };
+    let anchor = match procedure {
+        ProcedureKind::Bootstrap => Some(choose_anchor(facts).ok_or(Refusal::NoAnchor)?),
+        ProcedureKind::Standard => None,
+    };
+    Ok(Choice { procedure, from, to: target, reasons, warnings, anchor })
+}
+
+/// The upgrade docs' conditions for restarting every peer at once, each failed one described.
+fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec<String> {
+    let mut failed = Vec::new();
+    let distinct: BTreeSet<&Version> = versions.iter().collect();
+    if distinct.len() > 1 {
+        let list: Vec<String> = facts.iter().zip(versions).map(|(f, v)| format!("{} {v}", f.host)).collect();
+        failed.push(format!("peers run different versions ({})", list.join(", ")));
+    }
+    for host in facts.iter().filter(|h| !h.running) {
+        failed.push(format!("{} is not running, so its membership of the peerset cannot be checked", host.host));
+    }
+    let expected: BTreeSet<&str> = facts.iter().filter_map(|h| h.peer_id.as_deref()).collect();
+    for host in facts.iter().filter(|h| h.running) {
+        let seen: BTreeSet<&str> = host.cluster_peers.iter().map(String::as_str).collect();
+        let missing: Vec<&str> = expected.difference(&seen).copied().collect();
+        let extra: Vec<&str> = seen.difference(&expected).copied().collect();
+        if !missing.is_empty() {
+            failed.push(format!("peerset mismatch: {} does not see {}", host.host, names_of(facts, &missing)));
+        }
+        if !extra.is_empty() {
+            failed.push(format!("peerset mismatch: {} sees peers outside the inventory ({})", host.host, extra.join(", ")));
+        }
+        for error in &host.peer_errors {
+            failed.push(format!("{} reports peer {} with an error: {}", host.host, error.peer_id, error.error));
+        }
+    }
+    for host in facts.iter().filter(|h| h.leave_on_shutdown == Some(true)) {
+        failed.push(format!("{} has leave_on_shutdown: true, so stopping it removes it from the peerset and a plain restart would not rejoin", host.host));
+    }
+    failed
+}
+
+fn standard_reasons(facts: &[HostFacts], from: Version) -> Vec<String> {
+    let timeouts: BTreeSet<&str> = facts.iter().filter_map(|h| h.wait_for_leader_timeout.as_deref()).collect();
+    vec![
+        format!("every peer is reachable and runs {from}"),
+        "every peer sees the same peerset, which is exactly the inventory's peers".to_string(),
+        "leave_on_shutdown is false on every peer, so a stopped peer stays in the raft peerset".to_string(),
+        format!(
+            "all peers restart at once, well inside wait_for_leader_timeout ({}) + 5 s, so a leader is elected",
+            if timeouts.is_empty() { "default 15s".to_string() } else { timeouts.into_iter().collect::<Vec<_>>().join(", ") }
+        ),
+    ]
+}
+
+/// The peer that keeps the state: a running one with the most pins, the last such in
+/// inventory order (the docs keep "the last" peer).
+fn choose_anchor(facts: &[HostFacts]) -> Option<String> {
+    facts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.running && h.peer_id.is_some())
+        .max_by_key(|(index, h)| (h.pins.as_ref().map_or(0, |p| p.count), *index))
+        .map(|(_, h)| h.host.clone())
+}
+
+fn names_of(facts: &[HostFacts], ids: &[&str]) -> String {
+    ids.iter()
+        .map(|id| match facts.iter().find(|h| h.peer_id.as_deref() == Some(id)) {
+            Some(host) => format!("{} ({id})", host.host),
+            None => id.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{PeerError, Pinset};
+
+    fn peer(name: &str, version: &str, peers: &[&str]) -> HostFacts {
+        HostFacts {
+            host: name.to_string(),
+            service_version: Some(version.parse().unwrap()),
+            running: true,
+            peer_id: Some(format!("Qm{name}")),
+            cluster_peers: peers.iter().map(|p| format!("Qm{p}")).collect(),
+            leave_on_shutdown: Some(false),
+            pins: Some(Pinset::from_cids(["QmX".to_string()])),
+            ..HostFacts::default()
+        }
+    }
+
+    fn cluster(version: &str) -> Vec<HostFacts> {
+        ["h1", "h2", "h3"].iter().map(|h| peer(h, version, &["h1", "h2", "h3"])).collect()
+    }
+
+    const V010: Version = Version::new(0, 10, 1);
+
+    #[test]
+    fn same_version_and_peerset_chooses_standard() {
+        let choice = choose(&cluster("0.9.0"), V010, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        assert_eq!(choice.anchor, None);
+        assert!(choice.reasons.iter().any(|r| r.contains("runs 0.9.0")));
+    }
+
+    #[test]
+    fn mixed_versions_choose_bootstrap_and_say_so() {
+        let mut facts = cluster("0.9.0");
+        facts[1].service_version = Some(V010);
+        let choice = choose(&facts, V010, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
+        assert!(choice.reasons[0].contains("different versions (h1 0.9.0, h2 0.10.1, h3 0.9.0)"), "{:?}", choice.reasons);
+    }
+
+    #[test]
+    fn peerset_mismatch_chooses_bootstrap_and_names_the_peer() {
+        let mut facts = cluster("0.9.0");
+        facts[0].cluster_peers = vec!["Qmh1".into(), "Qmh2".into()];
+        let choice = choose(&facts, V010, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
+        assert!(choice.reasons.iter().any(|r| r == "peerset mismatch: h1 does not see h3 (Qmh3)"), "{:?}", choice.reasons);
+    }
+
+    #[test]
+    fn leave_on_shutdown_chooses_bootstrap() {
+        let mut facts = cluster("0.9.0");
+        facts[2].leave_on_shutdown = Some(true);
+        let choice = choose(&facts, V010, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
+        assert!(choice.reasons.iter().any(|r| r.starts_with("h3 has leave_on_shutdown: true")));
+    }
+
+    #[test]
+    fn peer_errors_and_stopped_peers_fail_the_standard_conditions() {
+        let mut facts = cluster("1.0.8");
+        facts[0].peer_errors = vec![PeerError { peer_id: "Qmh2".into(), error: "protocol not supported".into() }];
+        facts[2].running = false;
+        let choice = choose(&facts, "1.1.6".parse().unwrap(), None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
+        assert_eq!(choice.anchor.as_deref(), Some("h2"), "the last running peer keeps the state");
+        assert!(choice.reasons.iter().any(|r| r.contains("h3 is not running")));
+        assert!(choice.reasons.iter().any(|r| r.contains("protocol not supported")));
+    }
+
+    #[test]
+    fn unreachable_peer_is_refused_with_the_reason() {
+        let mut facts = cluster("0.9.0");
+        facts[1] = HostFacts::unreachable("h2", "connection refused".into());
+        let refusal = choose(&facts, V010, None).unwrap_err();
+        assert_eq!(refusal, Refusal::Unreachable { host: "h2".into(), reason: "connection refused".into() });
+    }
+
+    #[test]
+    fn unsupported_jump_is_refused_with_the_intermediate_release() {
+        let refusal = choose(&cluster("0.9.0"), "1.1.6".parse().unwrap(), None).unwrap_err();
+        assert!(matches!(refusal, Refusal::UnsupportedJump { format: 5, .. }));
+        assert!(refusal.to_string().contains("Upgrade to 0.10.1 first"));
+        assert!(choose(&cluster("0.10.1"), "1.1.6".parse().unwrap(), None).is_ok());
+    }
+
+    #[test]
+    fn downgrade_and_no_op_are_refused() {
+        assert!(matches!(choose(&cluster("0.10.1"), "0.9.0".parse().unwrap(), None), Err(Refusal::Downgrade { .. })));
+        assert!(matches!(choose(&cluster("0.10.1"), V010, None), Err(Refusal::AlreadyAtTarget { .. })));
+    }
+
+    #[test]
+    fn forcing_standard_when_unsafe_warns() {
+        let mut facts = cluster("0.9.0");
+        facts[0].leave_on_shutdown = Some(true);
+        let choice = choose(&facts, V010, Some(ProcedureKind::Standard)).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        assert!(choice.warnings[0].starts_with("standard procedure forced although it is unsafe: h1 has leave_on_shutdown"));
+        let choice = choose(&cluster("0.9.0"), V010, Some(ProcedureKind::Bootstrap)).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
+        assert!(choice.warnings.is_empty());
+    }
+
+    #[test]
+    fn bootstrap_without_a_running_peer_is_refused() {
+        let mut facts = cluster("0.9.0");
+        for host in &mut facts {
+            host.running = false;
+        }
+        assert_eq!(choose(&facts, V010, None), Err(Refusal::NoAnchor));
+    }
+}

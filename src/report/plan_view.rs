@@ -1,0 +1,111 @@
+//! The human-readable plan: facts table, procedure and reasons, steps, downtime, backups.
+
+use std::fmt::Write;
+
+use super::table;
+use crate::facts::HostFacts;
+use crate::plan::{Plan, StepMode};
+
+/// The facts table, one row per host.
+pub fn render_facts(facts: &[HostFacts]) -> String {
+    let header = ["HOST", "VERSION", "RUNNING", "PEER ID", "SEES", "PROTOCOL", "FORMAT", "PINS", "LEAVE", "NOTE"];
+    let rows: Vec<Vec<String>> = facts
+        .iter()
+        .map(|f| {
+            let dash = || "-".to_string();
+            vec![
+                f.host.clone(),
+                f.service_version.map_or_else(dash, |v| v.to_string()),
+                if f.is_reachable() { yes_no(f.running) } else { dash() },
+                f.peer_id.as_deref().map_or_else(dash, short_id),
+                if f.running { f.cluster_peers.len().to_string() } else { dash() },
+                f.rpc_protocol.clone().unwrap_or_else(dash),
+                f.state_format.map_or_else(dash, |n| n.to_string()),
+                f.pins.as_ref().map_or_else(dash, |p| p.count.to_string()),
+                f.leave_on_shutdown.map_or_else(dash, yes_no),
+                note(f),
+            ]
+        })
+        .collect();
+    table::render(&header, &rows)
+}
+
+/// The whole plan as text.
+pub fn render_plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    let choice = &plan.choice;
+    let _ = writeln!(out, "Cluster {}: {} → {}\n", plan.cluster, choice.from, choice.to);
+    out.push_str(&render_facts(&plan.facts));
+    let _ = writeln!(out, "\nProcedure: {}", choice.procedure);
+    for reason in &choice.reasons {
+        let _ = writeln!(out, "  - {reason}");
+    }
+    if let Some(anchor) = &choice.anchor {
+        let _ = writeln!(out, "  The state is kept on {anchor}; the other peers are removed, upgraded and bootstrapped to it.");
+    }
+    for warning in &choice.warnings {
+        let _ = writeln!(out, "WARNING: {warning}");
+    }
+    let _ = writeln!(out, "\nSteps:");
+    for (index, step) in plan.steps.iter().enumerate() {
+        let how = match (step.mode, step.hosts.len()) {
+            (_, 1) => "on",
+            (StepMode::Parallel, _) => "in parallel on",
+            (StepMode::Serial, _) => "one host after another on",
+        };
+        let hosts: Vec<&str> = step.hosts.iter().map(|h| h.host.as_str()).collect();
+        let marker = if step.destructive { " [destructive]" } else { "" };
+        let _ = writeln!(out, "{:>3}. {}{marker} ({how} {})", index + 1, step.name, hosts.join(", "));
+        if let Some(first) = step.hosts.first() {
+            if let Some(upload) = &first.upload {
+                let _ = writeln!(out, "       upload {} → {}", upload.from.display(), upload.to);
+            }
+            if let Some(command) = &first.command {
+                let _ = writeln!(out, "       $ {}", first_line(command));
+            }
+            if let Some(wait) = &first.wait_until {
+                let _ = writeln!(out, "       wait until (every {} ms, up to {} s): {}", wait.interval_ms, wait.deadline_ms / 1000, first_line(&wait.command));
+            }
+        }
+    }
+    let _ = writeln!(out, "\nExpected downtime: {}", plan.expected_downtime);
+    let _ = writeln!(out, "Backups:");
+    for backup in &plan.backups {
+        let _ = writeln!(out, "  - {backup}");
+    }
+    out
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
+/// Peer IDs are long; the tail is what operators compare.
+fn short_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 14 {
+        id.to_string()
+    } else {
+        format!("{}…{}", chars[..4].iter().collect::<String>(), chars[chars.len() - 6..].iter().collect::<String>())
+    }
+}
+
+fn note(facts: &HostFacts) -> String {
+    if let Some(reason) = &facts.unreachable {
+        return format!("unreachable: {reason}");
+    }
+    if !facts.peer_errors.is_empty() {
+        return format!("{} peer(s) with errors", facts.peer_errors.len());
+    }
+    String::new()
+}
+
+fn first_line(text: &str) -> String {
+    let mut lines = text.trim().lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    if lines.next().is_some() {
+        first + " …"
+    } else {
+        first
+    }
+}
