@@ -1,10 +1,12 @@
 //! Facts about each host, gathered by read-only probes over SSH: versions, whether the peer
 //! runs, its ID and the peers it sees, RPC protocol, state format, pinset, raft settings.
 
+mod gather;
 mod model;
 mod parse;
 mod probe;
 
+pub use gather::{gather, ProbeTarget};
 pub use model::{HostFacts, PeerError, Pinset};
 pub use parse::parse_probe_output;
 pub use probe::{probe_script, ProbeVars};
