@@ -1,0 +1,225 @@
+//! The transport layer's error: every variant names the host it concerns.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::known_hosts::KnownHostsError;
+use super::quote::QuoteError;
+
+/// Why talking to a host failed. Messages never contain key material or passphrases.
+#[derive(Debug, Error)]
+pub enum TransportError {
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {host} at {address}")]
+    Connect {
+        /// The host's name in the inventory.
+        host: String,
+        /// `address:port` as dialled.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TCP connect, SSH handshake and login did not finish within the connect deadline.
+    #[error("connecting to {host} at {address} took longer than {after:?}")]
+    Timeout {
+        /// The host's name in the inventory.
+        host: String,
+        /// `address:port` as dialled.
+        address: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The SSH protocol failed during connect (key exchange, disconnect by the server, ...).
+    #[error("SSH handshake with {host} at {address} failed")]
+    Handshake {
+        /// The host's name in the inventory.
+        host: String,
+        /// `address:port` as dialled.
+        address: String,
+        /// Why.
+        #[source]
+        source: russh::Error,
+    },
+    /// The server's host key is not in known_hosts and new keys are not accepted.
+    #[error("host key of {host} is unknown ({fingerprint}), not in {known_hosts}; {hint}", known_hosts = known_hosts.display())]
+    HostKeyUnknown {
+        /// The host's name in the inventory.
+        host: String,
+        /// The key the server presented, as `SHA256:...`.
+        fingerprint: String,
+        /// The file that was searched.
+        known_hosts: PathBuf,
+        /// How to trust the key after checking it.
+        hint: String,
+    },
+    /// The host is known with another key: possibly a man-in-the-middle attack.
+    #[error(
+        "HOST KEY OF {host} HAS CHANGED: it presented {fingerprint}, but {known_hosts}:{line} lists another key; {hint}",
+        known_hosts = known_hosts.display()
+    )]
+    HostKeyChanged {
+        /// The host's name in the inventory.
+        host: String,
+        /// The key the server presented, as `SHA256:...`.
+        fingerprint: String,
+        /// The file holding the old key.
+        known_hosts: PathBuf,
+        /// The line holding the old key.
+        line: usize,
+        /// What to do if the change is legitimate.
+        hint: String,
+    },
+    /// The server presented a key marked `@revoked`.
+    #[error("host key of {host} ({fingerprint}) is marked @revoked at {known_hosts}:{line}; refusing to connect", known_hosts = known_hosts.display())]
+    HostKeyRevoked {
+        /// The host's name in the inventory.
+        host: String,
+        /// The key the server presented, as `SHA256:...`.
+        fingerprint: String,
+        /// The file with the `@revoked` line.
+        known_hosts: PathBuf,
+        /// The `@revoked` line.
+        line: usize,
+    },
+    /// The server presented an OpenSSH certificate, which this tool does not verify.
+    #[error("{host} presented a host certificate; only plain host keys are supported")]
+    HostCertificate {
+        /// The host's name in the inventory.
+        host: String,
+    },
+    /// known_hosts could not be read or appended to.
+    #[error("known_hosts for {host}")]
+    KnownHosts {
+        /// The host's name in the inventory.
+        host: String,
+        /// Why.
+        #[source]
+        source: KnownHostsError,
+    },
+    /// The server refused every key offered.
+    #[error("{host} refused login as {user} with {method}")]
+    Auth {
+        /// The host's name in the inventory.
+        host: String,
+        /// The login user.
+        user: String,
+        /// `key file PATH` or `ssh-agent`.
+        method: String,
+    },
+    /// The private key file could not be loaded (passphrase-protected keys need the agent).
+    #[error("cannot load private key {path} for {host}", path = path.display())]
+    KeyFile {
+        /// The host's name in the inventory.
+        host: String,
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: russh::keys::Error,
+    },
+    /// The ssh-agent (`SSH_AUTH_SOCK`) could not be used.
+    #[error("ssh-agent failed while logging in to {host}")]
+    Agent {
+        /// The host's name in the inventory.
+        host: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A channel could not be opened or used (the connection may be gone).
+    #[error("SSH channel to {host} failed")]
+    Channel {
+        /// The host's name in the inventory.
+        host: String,
+        /// Why.
+        #[source]
+        source: russh::Error,
+    },
+    /// The server refused to run the command or start the subsystem.
+    #[error("{host} refused the {request} request")]
+    Refused {
+        /// The host's name in the inventory.
+        host: String,
+        /// `exec` or `sftp`.
+        request: &'static str,
+    },
+    /// A command did not finish in time; its channel was signalled and closed.
+    #[error("command on {host} did not finish within {after:?}: {command}")]
+    CommandTimeout {
+        /// The host's name in the inventory.
+        host: String,
+        /// The command line.
+        command: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// An SFTP operation failed.
+    #[error("SFTP {operation} of {path} on {host} failed")]
+    Sftp {
+        /// The host's name in the inventory.
+        host: String,
+        /// What was being done (`create`, `write`, `chmod`, `rename`, ...).
+        operation: &'static str,
+        /// The remote path.
+        path: String,
+        /// Why.
+        #[source]
+        source: russh_sftp::client::error::Error,
+    },
+    /// The local file to upload could not be read.
+    #[error("cannot read {path} to upload it to {host}", path = path.display())]
+    UploadSource {
+        /// The host's name in the inventory.
+        host: String,
+        /// The local file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value could not be quoted for the remote shell.
+    #[error("cannot build a command for {host}")]
+    Quote {
+        /// The host's name in the inventory.
+        host: String,
+        /// Why.
+        #[source]
+        source: QuoteError,
+    },
+}
+
+impl TransportError {
+    /// The host the error concerns.
+    pub fn host(&self) -> &str {
+        match self {
+            Self::Connect { host, .. }
+            | Self::Timeout { host, .. }
+            | Self::Handshake { host, .. }
+            | Self::HostKeyUnknown { host, .. }
+            | Self::HostKeyChanged { host, .. }
+            | Self::HostKeyRevoked { host, .. }
+            | Self::HostCertificate { host }
+            | Self::KnownHosts { host, .. }
+            | Self::Auth { host, .. }
+            | Self::KeyFile { host, .. }
+            | Self::Agent { host, .. }
+            | Self::Channel { host, .. }
+            | Self::Refused { host, .. }
+            | Self::CommandTimeout { host, .. }
+            | Self::Sftp { host, .. }
+            | Self::UploadSource { host, .. }
+            | Self::Quote { host, .. } => host,
+        }
+    }
+
+    /// Whether the error is about trusting the server's identity (never worth a retry).
+    pub fn is_host_key(&self) -> bool {
+        matches!(
+            self,
+            Self::HostKeyUnknown { .. } | Self::HostKeyChanged { .. } | Self::HostKeyRevoked { .. } | Self::HostCertificate { .. }
+        )
+    }
+}

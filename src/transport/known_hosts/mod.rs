@@ -1,0 +1,248 @@
+//! Our own known_hosts matcher, as strict as OpenSSH's (russh's own check accepts `@revoked`
+//! keys and misses wildcard and tab-separated lines).
+//!
+//! Supported: plain names and addresses, `[host]:port` for ports other than 22, comma-separated
+//! lists, hashed `|1|salt|hash` names, `*` and `?` wildcards, negated `!pattern`s, `@revoked`
+//! and `@cert-authority` markers, comments, blank lines, spaces or tabs between fields.
+//!
+//! Decisions, where OpenSSH leaves room:
+//! - A key on an `@revoked` line is refused for every host, whatever the line's host patterns
+//!   (OpenSSH: "must not ever be accepted"), and even if another line trusts it.
+//! - `@cert-authority` lines are ignored: this tool checks plain host keys only.
+//! - A host that is known only with other keys, also of other key types, is
+//!   [`Match::Changed`], never "unknown": otherwise a server that presents a new key type would
+//!   slip through the accept-new policy. Connections restrict the offered key types to the
+//!   known ones ([`KnownHosts::key_types`]), so a legitimate server presents a known type.
+//! - Lines that cannot be parsed are skipped, as OpenSSH does.
+
+mod pattern;
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+use thiserror::Error;
+
+use pattern::{match_list, HostMatch};
+
+/// What the known_hosts file says about a host's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// The key is listed for the host (at this 1-based line).
+    Trusted {
+        /// The line that trusts the key.
+        line: usize,
+    },
+    /// The key is marked `@revoked`; it must never be accepted.
+    Revoked {
+        /// The `@revoked` line.
+        line: usize,
+    },
+    /// The host is known, but with other keys: possibly a man-in-the-middle.
+    Changed {
+        /// The first line for the host with a key of the same type, else its first line.
+        line: usize,
+        /// The key types known for the host.
+        known_types: Vec<Algorithm>,
+    },
+    /// Nothing is known about the host.
+    Unknown,
+}
+
+/// A known_hosts file could not be read or written.
+#[derive(Debug, Error)]
+pub enum KnownHostsError {
+    /// Reading failed (a missing file is not an error: it is empty).
+    #[error("cannot read known_hosts file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Appending a new entry failed.
+    #[error("cannot append to known_hosts file {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    None,
+    Revoked,
+    CertAuthority,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    line: usize,
+    marker: Marker,
+    hosts: String,
+    key: PublicKey,
+}
+
+/// A parsed known_hosts file.
+#[derive(Debug, Clone)]
+pub struct KnownHosts {
+    path: PathBuf,
+    entries: Vec<Entry>,
+}
+
+/// The name known_hosts uses for a host: `host` on port 22, `[host]:port` otherwise.
+pub fn host_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// The SHA-256 fingerprint as OpenSSH prints it (`SHA256:` and unpadded base64).
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+impl KnownHosts {
+    /// Reads and parses `path`; a missing file reads as empty.
+    pub fn load(path: &Path) -> Result<Self, KnownHostsError> {
+        match fs::read_to_string(path) {
+            Ok(text) => Ok(Self::parse(path, &text)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::parse(path, "")),
+            Err(source) => Err(KnownHostsError::Read { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// Parses known_hosts text; `path` is kept for messages.
+    pub fn parse(path: &Path, text: &str) -> Self {
+        let entries = text
+            .lines()
+            .enumerate()
+            .filter_map(|(index, line)| {
+                let entry = parse_line(index + 1, line);
+                if entry.is_none() && !is_blank_or_comment(line) {
+                    tracing::debug!(path = %path.display(), line = index + 1, "skipping unparsable known_hosts line");
+                }
+                entry
+            })
+            .collect();
+        Self { path: path.to_path_buf(), entries }
+    }
+
+    /// The file this was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks `key` for `host` (a name or address) on `port`.
+    pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Match {
+        if let Some(revoked) =
+            self.entries.iter().find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
+        {
+            return Match::Revoked { line: revoked.line };
+        }
+        let for_host: Vec<&Entry> = self.host_entries(host, port).collect();
+        if let Some(trusted) = for_host.iter().find(|e| e.key.key_data() == key.key_data()) {
+            return Match::Trusted { line: trusted.line };
+        }
+        let Some(first) = for_host.first() else { return Match::Unknown };
+        let same_type = for_host.iter().find(|e| same_family(&e.key.algorithm(), &key.algorithm()));
+        Match::Changed { line: same_type.unwrap_or(first).line, known_types: self.key_types(host, port) }
+    }
+
+    /// The key types listed for the host (revoked keys excluded), in file order, without duplicates.
+    pub fn key_types(&self, host: &str, port: u16) -> Vec<Algorithm> {
+        let mut types: Vec<Algorithm> = Vec::new();
+        for entry in self.host_entries(host, port) {
+            let algorithm = entry.key.algorithm();
+            if self.is_revoked(&entry.key) || types.contains(&algorithm) {
+                continue;
+            }
+            types.push(algorithm);
+        }
+        types
+    }
+
+    fn is_revoked(&self, key: &PublicKey) -> bool {
+        self.entries.iter().any(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
+    }
+
+    /// Plain (unmarked) entries whose patterns match the host.
+    fn host_entries<'a>(&'a self, host: &str, port: u16) -> impl Iterator<Item = &'a Entry> + 'a {
+        let name = host_name(&host.to_ascii_lowercase(), port);
+        self.entries
+            .iter()
+            .filter(move |e| e.marker == Marker::None && match_list(&name, &e.hosts) == HostMatch::Yes)
+    }
+}
+
+/// Appends `[host]:port type base64` (plain `host` on port 22) to the file, creating it and
+/// its folder if needed; returns the new line's number.
+pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<usize, KnownHostsError> {
+    let write_error = |source| KnownHostsError::Write { path: path.to_path_buf(), source };
+    let existing = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(KnownHostsError::Read { path: path.to_path_buf(), source }),
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    // The comment is dropped: it is whatever the server's admin typed, not ours to record.
+    let bare = PublicKey::new(key.key_data().clone(), "");
+    let encoded = bare.to_openssh().map_err(|e| write_error(io::Error::other(e.to_string())))?;
+    let mut text = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{} {}\n", host_name(host, port), encoded.trim()));
+    // One write with O_APPEND, so concurrent connections appending for other hosts do not interleave.
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(path).map_err(write_error)?;
+    file.write_all(text.as_bytes()).map_err(write_error)?;
+    file.sync_all().map_err(write_error)?;
+    Ok(existing.lines().count() + 1)
+}
+
+/// Whether two key types are the same for known_hosts purposes (RSA signature hashes differ,
+/// the key does not).
+pub(crate) fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
+    match (a, b) {
+        (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
+        _ => a == b,
+    }
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let line = line.trim_start();
+    line.is_empty() || line.starts_with('#')
+}
+
+fn parse_line(number: usize, line: &str) -> Option<Entry> {
+    if is_blank_or_comment(line) {
+        return None;
+    }
+    let mut fields = line.split([' ', '\t']).filter(|f| !f.is_empty());
+    let mut first = fields.next()?;
+    let marker = match first {
+        "@revoked" => Marker::Revoked,
+        "@cert-authority" => Marker::CertAuthority,
+        m if m.starts_with('@') => return None,
+        _ => Marker::None,
+    };
+    if marker != Marker::None {
+        first = fields.next()?;
+    }
+    let (key_type, blob) = (fields.next()?, fields.next()?);
+    // from_openssh refuses a type field that disagrees with the blob; OpenSSH skips such lines too.
+    let key = PublicKey::from_openssh(&format!("{key_type} {blob}")).ok()?;
+    Some(Entry { line: number, marker, hosts: first.to_string(), key })
+}
+
+#[cfg(test)]
+mod tests;

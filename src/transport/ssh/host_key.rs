@@ -1,0 +1,142 @@
+//! Host key verification during the handshake, before any authentication is attempted.
+
+use russh::client;
+use russh::keys::ssh_key::{Algorithm, PublicKey};
+use russh::keys::PublicKeyOrCertificate;
+use russh::Preferred;
+
+use crate::transport::error::TransportError;
+use crate::transport::known_hosts::{self, fingerprint, KnownHosts, Match};
+use crate::transport::quote;
+use crate::transport::target::HostKeyPolicy;
+
+/// Why the handshake stopped: an SSH failure, or our own refusal of the host key.
+#[derive(Debug)]
+pub(crate) enum HandshakeError {
+    Ssh(russh::Error),
+    Refused(Box<TransportError>),
+}
+
+impl From<russh::Error> for HandshakeError {
+    fn from(e: russh::Error) -> Self {
+        Self::Ssh(e)
+    }
+}
+
+/// The russh client handler: checks the server key against known_hosts.
+pub(crate) struct HostKeyCheck {
+    pub(crate) host: String,
+    pub(crate) address: String,
+    pub(crate) port: u16,
+    pub(crate) known_hosts: KnownHosts,
+    pub(crate) policy: HostKeyPolicy,
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = HandshakeError;
+
+    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            return Err(self.refuse(TransportError::HostCertificate { host: self.host.clone() }));
+        };
+        self.verify(key).map(|()| true).map_err(|e| self.refuse(e))
+    }
+}
+
+impl HostKeyCheck {
+    fn refuse(&self, error: TransportError) -> HandshakeError {
+        HandshakeError::Refused(Box::new(error))
+    }
+
+    fn verify(&self, key: &PublicKey) -> Result<(), TransportError> {
+        let path = self.known_hosts.path().to_path_buf();
+        match self.known_hosts.check(&self.address, self.port, key) {
+            Match::Trusted { .. } => Ok(()),
+            Match::Revoked { line } => Err(TransportError::HostKeyRevoked {
+                host: self.host.clone(),
+                fingerprint: fingerprint(key),
+                known_hosts: path,
+                line,
+            }),
+            Match::Changed { line, .. } => Err(TransportError::HostKeyChanged {
+                host: self.host.clone(),
+                fingerprint: fingerprint(key),
+                hint: format!(
+                    "if the host was reinstalled, confirm the new fingerprint out of band, remove line {line} \
+                     (ssh-keygen -R {} -f {}) and add the new key",
+                    self.quoted_name(),
+                    self.quoted_path(&path),
+                ),
+                known_hosts: path,
+                line,
+            }),
+            Match::Unknown => match self.policy {
+                HostKeyPolicy::AcceptNew => known_hosts::append(&path, &self.address, self.port, key)
+                    .map(|line| tracing::info!(host = %self.host, fingerprint = %fingerprint(key), line, "added new host key to known_hosts"))
+                    .map_err(|source| TransportError::KnownHosts { host: self.host.clone(), source }),
+                HostKeyPolicy::Strict => Err(TransportError::HostKeyUnknown {
+                    host: self.host.clone(),
+                    fingerprint: fingerprint(key),
+                    hint: format!(
+                        "confirm the fingerprint out of band (ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub on the host), \
+                         then run: ssh-keyscan -p {} {} >> {}; or accept new host keys explicitly",
+                        key_file_kind(&key.algorithm()),
+                        self.port,
+                        quote::quote(&self.address).unwrap_or_else(|_| self.address.clone()),
+                        self.quoted_path(&path),
+                    ),
+                    known_hosts: path,
+                }),
+            },
+        }
+    }
+
+    fn quoted_name(&self) -> String {
+        let name = known_hosts::host_name(&self.address, self.port);
+        quote::quote(&name).unwrap_or(name)
+    }
+
+    fn quoted_path(&self, path: &std::path::Path) -> String {
+        let text = path.display().to_string();
+        quote::quote(&text).unwrap_or(text)
+    }
+}
+
+fn key_file_kind(algorithm: &Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Ed25519 => "ed25519",
+        Algorithm::Ecdsa { .. } => "ecdsa",
+        Algorithm::Rsa { .. } => "rsa",
+        _ => "*",
+    }
+}
+
+/// The host key algorithms to offer: only the types known_hosts has for the host (a server
+/// that also has an ed25519 key would otherwise present that one and look unknown).
+/// Unknown hosts get russh's defaults.
+pub(crate) fn preferred_for(known: &[Algorithm]) -> Preferred {
+    let defaults = Preferred::default();
+    if known.is_empty() {
+        return defaults;
+    }
+    let keys: Vec<Algorithm> = defaults
+        .key
+        .iter()
+        .filter(|offered| known.iter().any(|k| known_hosts::same_family(k, offered)))
+        .cloned()
+        .collect();
+    if keys.is_empty() {
+        // Only key types russh cannot use are known: let the handshake fail on what the
+        // server presents rather than with an empty algorithm list.
+        return defaults;
+    }
+    Preferred { key: keys.into(), ..defaults }
+}
+
+/// Where the refusal or failure lands in our error type.
+pub(crate) fn handshake_error(error: HandshakeError, host: &str, address: &str) -> TransportError {
+    match error {
+        HandshakeError::Refused(e) => *e,
+        HandshakeError::Ssh(source) => TransportError::Handshake { host: host.to_string(), address: address.to_string(), source },
+    }
+}

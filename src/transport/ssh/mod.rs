@@ -1,0 +1,146 @@
+//! The SSH implementation of [`Connector`] and [`Session`], on russh: one connection per
+//! host, a channel per command, at most [`SshOptions::max_channels`] channels at once.
+
+mod auth;
+mod exec;
+mod host_key;
+mod stream;
+mod upload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::Disconnect;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use self::host_key::{handshake_error, preferred_for, HostKeyCheck};
+use self::stream::QuickAckStream;
+use super::command::{CommandOutput, Upload};
+use super::error::TransportError;
+use super::known_hosts::KnownHosts;
+use super::session::{Connector, Session};
+use super::target::{SshOptions, Target};
+
+/// Opens [`SshSession`]s with the run's [`SshOptions`].
+#[derive(Debug, Clone)]
+pub struct SshConnector {
+    options: SshOptions,
+}
+
+impl SshConnector {
+    /// A connector with these options.
+    pub fn new(options: SshOptions) -> Self {
+        Self { options }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &SshOptions {
+        &self.options
+    }
+}
+
+impl Connector for SshConnector {
+    type Session = SshSession;
+
+    async fn connect(&self, target: &Target) -> Result<SshSession, TransportError> {
+        SshSession::connect(target, &self.options).await
+    }
+}
+
+/// An authenticated SSH connection to one host.
+pub struct SshSession {
+    host: String,
+    handle: Handle<HostKeyCheck>,
+    channels: Arc<Semaphore>,
+    max_channels: u32,
+}
+
+impl std::fmt::Debug for SshSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshSession").field("host", &self.host).finish_non_exhaustive()
+    }
+}
+
+impl SshSession {
+    /// Connects, verifies the host key against known_hosts (before any authentication), and
+    /// logs in, all within `options.connect_timeout`.
+    pub async fn connect(target: &Target, options: &SshOptions) -> Result<Self, TransportError> {
+        let address = format!("{}:{}", target.address, target.port);
+        let deadline = options.connect_timeout;
+        match tokio::time::timeout(deadline, Self::connect_now(target, options, &address)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout { host: target.name.clone(), address, after: deadline }),
+        }
+    }
+
+    async fn connect_now(target: &Target, options: &SshOptions, address: &str) -> Result<Self, TransportError> {
+        let host = target.name.clone();
+        let known_hosts = KnownHosts::load(&options.known_hosts)
+            .map_err(|source| TransportError::KnownHosts { host: host.clone(), source })?;
+        let config = client::Config {
+            nodelay: true,
+            preferred: preferred_for(&known_hosts.key_types(&target.address, target.port)),
+            ..client::Config::default()
+        };
+        let check = HostKeyCheck {
+            host: host.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            known_hosts,
+            policy: options.policy,
+        };
+        let tcp = TcpStream::connect((target.address.as_str(), target.port)).await.map_err(|source| {
+            TransportError::Connect { host: host.clone(), address: address.to_string(), source }
+        })?;
+        let mut handle = client::connect_stream(Arc::new(config), QuickAckStream(tcp), check)
+            .await
+            .map_err(|e| handshake_error(e, &host, address))?;
+        auth::login(&mut handle, target).await?;
+        let max_channels = options.max_channels.clamp(1, Semaphore::MAX_PERMITS) as u32;
+        Ok(Self { host, handle, channels: Arc::new(Semaphore::new(max_channels as usize)), max_channels })
+    }
+
+    /// The host's name in the inventory.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs a command; see [`Session::run`].
+    pub async fn run(&self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError> {
+        // The semaphore is never closed, so acquiring only fails if that invariant breaks.
+        let _permit = self.channels.acquire().await.expect("channel semaphore is never closed");
+        exec::run(&self.handle, &self.host, command, timeout).await
+    }
+
+    /// Uploads a file; see [`Session::upload`].
+    pub async fn upload(&self, upload: &Upload) -> Result<(), TransportError> {
+        // Two channels: the SFTP session and, briefly, the one that renames.
+        let permits = self.max_channels.min(2);
+        let _permit = self.channels.acquire_many(permits).await.expect("channel semaphore is never closed");
+        upload::upload(&self.handle, &self.host, upload).await
+    }
+
+    /// Disconnects.
+    pub async fn close(&self) -> Result<(), TransportError> {
+        self.handle
+            .disconnect(Disconnect::ByApplication, "done", "en")
+            .await
+            .map_err(|source| TransportError::Channel { host: self.host.clone(), source })
+    }
+}
+
+impl Session for SshSession {
+    async fn run(&self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError> {
+        SshSession::run(self, command, timeout).await
+    }
+
+    async fn upload(&self, upload: &Upload) -> Result<(), TransportError> {
+        SshSession::upload(self, upload).await
+    }
+
+    async fn close(&self) -> Result<(), TransportError> {
+        SshSession::close(self).await
+    }
+}
