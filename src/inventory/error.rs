@@ -1,0 +1,138 @@
+//! Everything that can be wrong with an inventory. Each error names file, line and column (and
+//! the host where one is involved) so the operator can go straight to it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use super::location::SourcePosition;
+use super::names::HostName;
+
+/// An inventory that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The file could not be read at all.
+    #[error("{}: cannot read the inventory: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// YAML syntax, unknown key, wrong type or missing required key, as found by the parser.
+    #[error("{at}: {message}")]
+    Yaml { at: SourcePosition, message: String },
+
+    /// A value of the right type that is still not acceptable (version, address, name, …).
+    #[error("{at}: {}invalid {field} `{value}`: {reason}", HostPrefix(host))]
+    InvalidValue {
+        at: SourcePosition,
+        host: Option<HostName>,
+        /// The key, as a path from the document root (`hosts[].address`).
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// A setting that has no value anywhere it may be given.
+    #[error("{at}: {}missing `{field}`: {hint}", HostPrefix(host))]
+    Missing { at: SourcePosition, host: Option<HostName>, field: &'static str, hint: &'static str },
+
+    /// Two hosts with one name.
+    #[error("{at}: duplicate host name `{host}` (first defined at {first})")]
+    DuplicateHost { at: SourcePosition, host: HostName, first: SourcePosition },
+
+    /// Two groups with one name.
+    #[error("{at}: duplicate group name `{group}` (first defined at {first})")]
+    DuplicateGroup { at: SourcePosition, group: String, first: SourcePosition },
+
+    /// A host lists a group that `groups:` does not define.
+    #[error("{at}: host `{host}`: unknown group `{group}` (defined groups: {known})")]
+    UnknownGroup { at: SourcePosition, host: HostName, group: String, known: String },
+
+    /// The identity file named for a host cannot be read.
+    #[error("{at}: host `{host}`: cannot read identity file {}: {source}", path.display())]
+    IdentityFile {
+        at: SourcePosition,
+        host: HostName,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The url release source has no checksums for the target version.
+    #[error("{at}: no sha256 entry for target version {version} (the url source needs one per version)")]
+    MissingSha256 { at: SourcePosition, version: String },
+
+    /// The local release folder lacks what the target version needs.
+    #[error("{at}: local release folder {}: {problem}", folder.display())]
+    ReleaseFolder { at: SourcePosition, folder: PathBuf, problem: String },
+
+    /// A `--var key=value` override from the command line is not usable.
+    #[error("command line --var {key}: {reason}")]
+    Override { key: String, reason: String },
+
+    /// Several of the above; each is printed on its own line.
+    #[error("{}", Lines(errors))]
+    Several { errors: Vec<InventoryError> },
+}
+
+impl InventoryError {
+    /// The individual errors (one, or each of `Several`).
+    pub fn errors(&self) -> Vec<&InventoryError> {
+        match self {
+            InventoryError::Several { errors } => errors.iter().collect(),
+            single => vec![single],
+        }
+    }
+
+    /// Where the error is, when it comes from the file.
+    pub fn position(&self) -> Option<&SourcePosition> {
+        match self {
+            InventoryError::Yaml { at, .. }
+            | InventoryError::InvalidValue { at, .. }
+            | InventoryError::Missing { at, .. }
+            | InventoryError::DuplicateHost { at, .. }
+            | InventoryError::DuplicateGroup { at, .. }
+            | InventoryError::UnknownGroup { at, .. }
+            | InventoryError::IdentityFile { at, .. }
+            | InventoryError::MissingSha256 { at, .. }
+            | InventoryError::ReleaseFolder { at, .. } => Some(at),
+            InventoryError::Read { .. } | InventoryError::Override { .. } | InventoryError::Several { .. } => None,
+        }
+    }
+
+    /// One error for a list: the error itself when alone.
+    pub(crate) fn from_list(mut errors: Vec<InventoryError>) -> Option<InventoryError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(InventoryError::Several { errors }),
+        }
+    }
+}
+
+struct HostPrefix<'a>(&'a Option<HostName>);
+
+impl fmt::Display for HostPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(host) => write!(f, "host `{host}`: "),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Lines<'a>(&'a [InventoryError]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Where something is in a YAML file: `file:line:column`, shared by inventory and playbook errors.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A position in a source file, 1-based, as editors and compilers print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl SourcePosition {
+    /// A position in `file` taken from a serde-saphyr location. serde-saphyr reports 0:0 when it
+    /// lost the location (e.g. through `flatten`); 1:1 is still a useful place to look.
+    pub fn new(file: &Path, location: serde_saphyr::Location) -> SourcePosition {
+        SourcePosition { file: file.to_path_buf(), line: location.line().max(1), column: location.column().max(1) }
+    }
+
+    /// The position of a spanned value (where it is used, not where an alias defined it).
+    pub fn of<T>(file: &Path, spanned: &serde_saphyr::Spanned<T>) -> SourcePosition {
+        SourcePosition::new(file, spanned.referenced)
+    }
+
+    /// The start of `file`, for problems that belong to the whole document.
+    pub fn start(file: &Path) -> SourcePosition {
+        SourcePosition { file: file.to_path_buf(), line: 1, column: 1 }
+    }
+}
+
+impl fmt::Display for SourcePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// The message and position of a YAML syntax or shape error, without serde-saphyr's own
+/// "at line X, column Y" suffix (we print the position first, compiler style).
+pub fn describe_yaml_error(file: &Path, error: &serde_saphyr::Error) -> (SourcePosition, String) {
+    use serde_saphyr::MessageFormatter;
+    let inner = error.without_snippet();
+    let at = match inner.location() {
+        Some(location) => SourcePosition::new(file, location),
+        None => SourcePosition::start(file),
+    };
+    let message = serde_saphyr::DefaultMessageFormatter.format_message(inner).into_owned();
+    (at, message)
+}

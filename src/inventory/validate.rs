@@ -1,0 +1,419 @@
+//! Raw inventory → validated [`Inventory`]. Collects every problem it can find in one pass so the
+//! operator fixes them all at once; each keeps its position in the file.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::duration::HumanDuration;
+use super::error::InventoryError;
+use super::host::{Address, Host, Identity, Port};
+use super::location::SourcePosition;
+use super::names::{GroupName, HostName, UserName, VarName};
+use super::raw::{RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars};
+use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTemplate};
+use super::ssh::SshSettings;
+use super::vars::{Vars, RESERVED_VAR_NAMES};
+use super::version::Version;
+use super::Inventory;
+
+/// Validates a parsed inventory read from `file`.
+pub(super) fn validate(file: &Path, raw: RawInventory, overrides: &[(String, String)]) -> Result<Inventory, InventoryError> {
+    let mut checker = Checker { file, base: base_dir(file), errors: Vec::new() };
+    let cluster = checker.cluster(&raw);
+    let ssh = checker.ssh(raw.ssh.as_ref());
+    let global = raw.vars.as_ref().map(|vars| checker.vars(vars, None)).unwrap_or_default();
+    let groups = checker.groups(&raw);
+    let command_line = checker.overrides(overrides);
+    let hosts = checker.hosts(&raw, &HostLayers { global: &global, groups: &groups, command_line: &command_line });
+    if let Some(error) = InventoryError::from_list(checker.errors) {
+        return Err(error);
+    }
+    let (Some(cluster), Some(ssh)) = (cluster, ssh) else {
+        unreachable!("a missing section is always recorded as an error");
+    };
+    Ok(Inventory { path: file.to_path_buf(), cluster, ssh, hosts })
+}
+
+/// The inventory's folder, absolute, so resolved paths stay valid if the process changes folder.
+fn base_dir(file: &Path) -> PathBuf {
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
+}
+
+/// Variable layers shared by every host.
+struct HostLayers<'a> {
+    global: &'a Vars,
+    groups: &'a BTreeMap<String, Vars>,
+    command_line: &'a Vars,
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    base: PathBuf,
+    errors: Vec<InventoryError>,
+}
+
+impl Checker<'_> {
+    fn at<T>(&self, spanned: &Spanned<T>) -> SourcePosition {
+        SourcePosition::of(self.file, spanned)
+    }
+
+    /// `~/x` from `$HOME`, absolute paths as they are, anything else against the inventory's folder.
+    fn resolve(&self, text: &str) -> PathBuf {
+        match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => self.base.join(text),
+        }
+    }
+
+    /// Parses a spanned string with `FromStr`, recording an `InvalidValue` on failure.
+    fn parse<T>(&mut self, value: &Spanned<String>, field: &'static str, host: Option<&HostName>) -> Option<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match value.value.parse() {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                self.errors.push(InventoryError::InvalidValue {
+                    at: self.at(value),
+                    host: host.cloned(),
+                    field,
+                    value: value.value.clone(),
+                    reason: reason.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    fn cluster(&mut self, raw: &RawInventory) -> Option<ClusterSettings> {
+        let cluster = &raw.cluster.value;
+        let target_version: Version = self.parse(&cluster.target_version, "cluster.target_version", None)?;
+        let releases = self.releases(&cluster.releases, target_version)?;
+        let name = match &cluster.name {
+            Some(name) => name.value.clone(),
+            None => self.file.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        Some(ClusterSettings { name, target_version, releases })
+    }
+
+    fn releases(&mut self, spanned: &Spanned<RawReleases>, target: Version) -> Option<ReleaseSource> {
+        let raw = &spanned.value;
+        let declared = self.declared_sums(raw);
+        match raw.source.value {
+            RawSourceKind::Local => {
+                if let Some(url) = &raw.url {
+                    self.not_for_source(url, "cluster.releases.url", "local");
+                }
+                let Some(path) = &raw.path else {
+                    self.errors.push(InventoryError::Missing {
+                        at: self.at(spanned),
+                        host: None,
+                        field: "cluster.releases.path",
+                        hint: "the local source needs the folder holding <version>/ipfs-cluster-service, ipfs-cluster-ctl and SHA256SUMS",
+                    });
+                    return None;
+                };
+                let folder = self.resolve(&path.value);
+                let sums = self.local_sums(path, &folder, target)?;
+                if let Some(declared) = declared.as_ref().and_then(|sums| sums.get(&target)) {
+                    if declared != &sums {
+                        self.errors.push(InventoryError::ReleaseFolder {
+                            at: self.at(path),
+                            folder: folder.clone(),
+                            problem: format!("{target}/SHA256SUMS disagrees with cluster.releases.sha256"),
+                        });
+                    }
+                }
+                Some(ReleaseSource::Local { path: folder, sums })
+            }
+            RawSourceKind::Url => {
+                if let Some(path) = &raw.path {
+                    self.not_for_source(path, "cluster.releases.path", "url");
+                }
+                let Some(url) = &raw.url else {
+                    self.errors.push(InventoryError::Missing {
+                        at: self.at(spanned),
+                        host: None,
+                        field: "cluster.releases.url",
+                        hint: "the url source needs a URL template with {{ version }} and {{ file }}",
+                    });
+                    return None;
+                };
+                let template: Option<UrlTemplate> = self.parse(url, "cluster.releases.url", None);
+                let sha256 = declared.unwrap_or_default();
+                if !sha256.contains_key(&target) {
+                    let at = match &raw.sha256 {
+                        Some(map) => self.at(map),
+                        None => self.at(spanned),
+                    };
+                    self.errors.push(InventoryError::MissingSha256 { at, version: target.to_string() });
+                    return None;
+                }
+                Some(ReleaseSource::Url { template: template?, sha256 })
+            }
+        }
+    }
+
+    fn not_for_source(&mut self, value: &Spanned<String>, field: &'static str, source: &str) {
+        self.errors.push(InventoryError::InvalidValue {
+            at: self.at(value),
+            host: None,
+            field,
+            value: value.value.clone(),
+            reason: format!("not used by the {source} source; remove it"),
+        });
+    }
+
+    /// `cluster.releases.sha256`, validated; `None` when absent.
+    fn declared_sums(&mut self, raw: &RawReleases) -> Option<BTreeMap<Version, ReleaseSums>> {
+        let map = raw.sha256.as_ref()?;
+        let mut sums = BTreeMap::new();
+        for (version_text, entry) in &map.value {
+            let version = match version_text.parse::<Version>() {
+                Ok(version) => Some(version),
+                Err(reason) => {
+                    self.errors.push(InventoryError::InvalidValue {
+                        at: self.at(entry),
+                        host: None,
+                        field: "cluster.releases.sha256 key",
+                        value: version_text.clone(),
+                        reason: reason.to_string(),
+                    });
+                    None
+                }
+            };
+            let service: Option<Sha256> = self.parse(&entry.value.service, "cluster.releases.sha256 digest", None);
+            let ctl: Option<Sha256> = self.parse(&entry.value.ctl, "cluster.releases.sha256 digest", None);
+            if let (Some(version), Some(service), Some(ctl)) = (version, service, ctl) {
+                sums.insert(version, ReleaseSums { service, ctl });
+            }
+        }
+        Some(sums)
+    }
+
+    /// Checks the local folder holds the target's files and reads its `SHA256SUMS`.
+    fn local_sums(&mut self, path: &Spanned<String>, folder: &Path, target: Version) -> Option<ReleaseSums> {
+        let at = self.at(path);
+        let fail = |problem: String| InventoryError::ReleaseFolder { at: at.clone(), folder: folder.to_path_buf(), problem };
+        let version_dir = folder.join(target.to_string());
+        let missing: Vec<&str> = ["ipfs-cluster-service", "ipfs-cluster-ctl", "SHA256SUMS"]
+            .into_iter()
+            .filter(|name| !version_dir.join(name).is_file())
+            .collect();
+        if !missing.is_empty() {
+            self.errors.push(fail(format!("{target}/ lacks {}", missing.join(", "))));
+            return None;
+        }
+        let text = match fs::read_to_string(version_dir.join("SHA256SUMS")) {
+            Ok(text) => text,
+            Err(error) => {
+                self.errors.push(fail(format!("cannot read {target}/SHA256SUMS: {error}")));
+                return None;
+            }
+        };
+        match ReleaseSums::from_sha256sums(&text) {
+            Ok(sums) => Some(sums),
+            Err(missing) => {
+                self.errors.push(fail(format!("{target}/SHA256SUMS has no valid entry for {}", missing.join(", "))));
+                None
+            }
+        }
+    }
+
+    fn ssh(&mut self, raw: Option<&RawSsh>) -> Option<SshSettings> {
+        let mut ssh = SshSettings::default();
+        let Some(raw) = raw else { return Some(ssh) };
+        if let Some(path) = &raw.known_hosts {
+            ssh.known_hosts = self.resolve(&path.value);
+        }
+        ssh.accept_new_host_keys = raw.accept_new_host_keys.unwrap_or(false);
+        if let Some(text) = &raw.connect_timeout {
+            ssh.connect_timeout = self.parse::<HumanDuration>(text, "ssh.connect_timeout", None).unwrap_or(ssh.connect_timeout);
+        }
+        if let Some(text) = &raw.command_timeout {
+            ssh.command_timeout = self.parse::<HumanDuration>(text, "ssh.command_timeout", None).unwrap_or(ssh.command_timeout);
+        }
+        // 0 is the documented spelling of "no limit".
+        ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
+        Some(ssh)
+    }
+
+    /// Validates a vars map: identifier names, none of the reserved context names.
+    fn vars(&mut self, raw: &Spanned<RawVars>, host: Option<&HostName>) -> Vars {
+        let mut vars = Vars::new();
+        for (name, value) in &raw.value {
+            match checked_var_name(name) {
+                Ok(name) => vars.insert(name, value.clone()),
+                Err(reason) => self.errors.push(InventoryError::InvalidValue {
+                    at: self.at(raw),
+                    host: host.cloned(),
+                    field: "variable name",
+                    value: name.clone(),
+                    reason,
+                }),
+            }
+        }
+        vars
+    }
+
+    fn groups(&mut self, raw: &RawInventory) -> BTreeMap<String, Vars> {
+        let mut groups: BTreeMap<String, (SourcePosition, Vars)> = BTreeMap::new();
+        for group in &raw.groups {
+            let name = &group.value.name;
+            let at = self.at(name);
+            let _: Option<GroupName> = self.parse(name, "groups[].name", None);
+            let vars = group.value.vars.as_ref().map(|vars| self.vars(vars, None)).unwrap_or_default();
+            if let Some((first, _)) = groups.get(&name.value) {
+                self.errors.push(InventoryError::DuplicateGroup { at, group: name.value.clone(), first: first.clone() });
+                continue;
+            }
+            groups.insert(name.value.clone(), (at, vars));
+        }
+        groups.into_iter().map(|(name, (_, vars))| (name, vars)).collect()
+    }
+
+    fn overrides(&mut self, overrides: &[(String, String)]) -> Vars {
+        let mut vars = Vars::new();
+        for (key, value) in overrides {
+            match checked_var_name(key) {
+                Ok(name) => vars.insert(name, serde_json::Value::String(value.clone())),
+                Err(reason) => self.errors.push(InventoryError::Override { key: key.clone(), reason }),
+            }
+        }
+        vars
+    }
+
+    fn hosts(&mut self, raw: &RawInventory, layers: &HostLayers<'_>) -> Vec<Host> {
+        if raw.hosts.value.is_empty() {
+            self.errors.push(InventoryError::Missing {
+                at: self.at(&raw.hosts),
+                host: None,
+                field: "hosts",
+                hint: "list at least one host",
+            });
+        }
+        let defaults = raw.defaults.as_ref();
+        let mut seen: BTreeMap<String, SourcePosition> = BTreeMap::new();
+        let mut hosts = Vec::new();
+        for spanned in &raw.hosts.value {
+            let raw_host = &spanned.value;
+            let Some(name) = self.parse::<HostName>(&raw_host.name, "hosts[].name", None) else { continue };
+            let at = self.at(&raw_host.name);
+            if let Some(first) = seen.get(name.as_str()) {
+                self.errors.push(InventoryError::DuplicateHost { at, host: name, first: first.clone() });
+                continue;
+            }
+            seen.insert(name.to_string(), at);
+            if let Some(host) = self.host(spanned, name, defaults, layers) {
+                hosts.push(host);
+            }
+        }
+        hosts
+    }
+
+    fn host(
+        &mut self,
+        spanned: &Spanned<super::raw::RawHost>,
+        name: HostName,
+        defaults: Option<&RawDefaults>,
+        layers: &HostLayers<'_>,
+    ) -> Option<Host> {
+        let raw = &spanned.value;
+        let address: Option<Address> = self.parse(&raw.address, "hosts[].address", Some(&name));
+        let port = match raw.port.as_ref().or(defaults.and_then(|d| d.port.as_ref())) {
+            None => Some(Port::default()),
+            Some(port) => {
+                let valid = Port::new(port.value);
+                if valid.is_none() {
+                    self.errors.push(InventoryError::InvalidValue {
+                        at: self.at(port),
+                        host: Some(name.clone()),
+                        field: "port",
+                        value: port.value.to_string(),
+                        reason: "must be between 1 and 65535".into(),
+                    });
+                }
+                valid
+            }
+        };
+        let user = match raw.user.as_ref().or(defaults.and_then(|d| d.user.as_ref())) {
+            Some(user) => self.parse::<UserName>(user, "user", Some(&name)),
+            None => {
+                self.errors.push(InventoryError::Missing {
+                    at: self.at(spanned),
+                    host: Some(name.clone()),
+                    field: "user",
+                    hint: "set it on the host or under `defaults`",
+                });
+                None
+            }
+        };
+        let identity = match raw.identity_file.as_ref().or(defaults.and_then(|d| d.identity_file.as_ref())) {
+            None => Some(Identity::Agent),
+            Some(file) => self.identity(file, &name),
+        };
+        let mut vars = Vars::layered([layers.global]);
+        let mut groups = Vec::new();
+        for group in &raw.groups {
+            match layers.groups.get(&group.value) {
+                Some(group_vars) => {
+                    vars.overlay(group_vars);
+                    groups.extend(group.value.parse::<GroupName>().ok());
+                }
+                None => self.errors.push(InventoryError::UnknownGroup {
+                    at: self.at(group),
+                    host: name.clone(),
+                    group: group.value.clone(),
+                    known: known_groups(layers.groups),
+                }),
+            }
+        }
+        if let Some(host_vars) = &raw.vars {
+            let host_vars = self.vars(host_vars, Some(&name));
+            vars.overlay(&host_vars);
+        }
+        vars.overlay(layers.command_line);
+        Some(Host { name, address: address?, port: port?, user: user?, identity: identity?, groups, vars })
+    }
+
+    /// The identity file must exist and be readable now, not fail mid-upgrade.
+    fn identity(&mut self, file: &Spanned<String>, host: &HostName) -> Option<Identity> {
+        let path = self.resolve(&file.value);
+        let readable = fs::File::open(&path).and_then(|f| {
+            if f.metadata()?.is_file() {
+                Ok(())
+            } else {
+                Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"))
+            }
+        });
+        match readable {
+            Ok(()) => Some(Identity::File(path)),
+            Err(source) => {
+                self.errors.push(InventoryError::IdentityFile { at: self.at(file), host: host.clone(), path, source });
+                None
+            }
+        }
+    }
+}
+
+fn checked_var_name(name: &str) -> Result<VarName, String> {
+    if RESERVED_VAR_NAMES.contains(&name) {
+        return Err(format!("reserved: the template context already has `{name}`"));
+    }
+    name.parse().map_err(|error: super::names::NameError| error.to_string())
+}
+
+fn known_groups(groups: &BTreeMap<String, Vars>) -> String {
+    if groups.is_empty() {
+        "none".to_string()
+    } else {
+        groups.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
+}
