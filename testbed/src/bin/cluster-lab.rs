@@ -1,1 +1,259 @@
-fn main() {}
+//! `cluster-lab`: a local lab of real SSH hosts running stand-in IPFS Cluster peers.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use cluster_testbed::lab::{self, Fault, LabError, Ports, Progress};
+use cluster_testbed::release::{write_release, RELEASES};
+
+/// A local lab of real OpenSSH hosts on loopback, each running a stand-in IPFS Cluster peer
+/// under a small service wrapper, and an inventory describing them for cluster-upgrade.
+#[derive(Debug, Parser)]
+#[command(name = "cluster-lab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start N hosts, install a release over SSH, form a raft cluster, add pins, and write
+    /// DIR/inventory.yaml, DIR/known_hosts, DIR/id_ed25519 and DIR/lab.json.
+    Up(UpArgs),
+    /// Print, per host, the installed version, whether the peer runs, the peers it sees and the
+    /// pins it lists (gathered over SSH).
+    Status(StatusArgs),
+    /// Stop every process the lab started (peers, then sshds), by PID. Safe to run twice.
+    Down(DirArg),
+    /// Inject a fault into one host, for failure and recovery tests.
+    Fault(FaultArgs),
+    /// Write one release's ipfs-cluster-service, ipfs-cluster-ctl and SHA256SUMS into a folder.
+    Release(ReleaseArgs),
+    /// List the modelled IPFS Cluster releases, oldest first, one per line.
+    Releases,
+}
+
+#[derive(Debug, Args)]
+struct DirArg {
+    /// The lab folder (as given to `up`).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// The lab folder; created if missing. A stopped lab in it is replaced; a running one is refused.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Number of hosts, named h1..hN, on 127.A.B.2, 127.A.B.3, … (a random /24 per lab).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    peers: usize,
+    /// The IPFS Cluster release installed on every host (see `cluster-lab releases`).
+    #[arg(long, value_name = "V")]
+    version: String,
+    /// Number of fake pins (deterministic CIDv0s) added once the cluster has formed.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pins: usize,
+    /// The inventory's target_version; default: the next modelled release after V (V itself if
+    /// V is the newest).
+    #[arg(long, value_name = "T")]
+    target: Option<String>,
+    /// The stand-in peer executable the releases are made from; default: `cluster-peer` in the
+    /// folder of this program.
+    #[arg(long, value_name = "PATH")]
+    standin: Option<PathBuf>,
+    /// raft.wait_for_leader_timeout of every peer (a Go duration: 500ms, 3s, 1m). A peer gives up
+    /// this long plus 5 s after start without a leader.
+    #[arg(long, value_name = "DURATION", default_value = "3s")]
+    wait_for_leader_timeout: String,
+    /// cluster.peer_watch_interval of every peer (how soon a removed peer notices and shuts down).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    peer_watch_interval: String,
+    /// Preferred SSH port of every host (another is chosen if it is taken).
+    #[arg(long, value_name = "PORT", default_value_t = Ports::default().ssh)]
+    ssh_port: u16,
+    /// Preferred cluster swarm port of every host (peer traffic, --bootstrap addresses).
+    #[arg(long, value_name = "PORT", default_value_t = Ports::default().cluster)]
+    cluster_port: u16,
+    /// Preferred REST API port of every host (ipfs-cluster-ctl --host).
+    #[arg(long, value_name = "PORT", default_value_t = Ports::default().api)]
+    api_port: u16,
+    /// If `up` fails, leave what it started running (to inspect it) instead of stopping it;
+    /// clean up later with `cluster-lab down`.
+    #[arg(long)]
+    keep_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The lab folder (as given to `up`).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Print a JSON array of {host, version, running, peers, pins, error} objects; unknown values
+    /// (host or API unreachable) are null.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FaultArgs {
+    /// The lab folder (as given to `up`).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    fault: FaultCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultCommand {
+    /// Stop the host's sshd: SSH to it fails until `start-sshd`.
+    StopSshd {
+        /// The host (h1..hN).
+        host: String,
+    },
+    /// Start the host's sshd again, with the same host key.
+    StartSshd {
+        /// The host (h1..hN).
+        host: String,
+    },
+    /// SIGKILL the host's peer: no clean shutdown, so no snapshot of recent pins.
+    KillPeer {
+        /// The host (h1..hN).
+        host: String,
+    },
+    /// Remove the peer's raft folder (its consensus state).
+    RmState {
+        /// The host (h1..hN).
+        host: String,
+        /// Also remove the raft.old.N backups, so there is nothing to recover from.
+        #[arg(long)]
+        backups: bool,
+    },
+    /// Give the host a new SSH host key (sshd is restarted if it runs), so that known_hosts no
+    /// longer matches.
+    Rekey {
+        /// The host (h1..hN).
+        host: String,
+        /// Also write the new key into DIR/known_hosts.
+        #[arg(long)]
+        update_known_hosts: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ReleaseArgs {
+    /// The release (see `cluster-lab releases`).
+    version: String,
+    /// The folder to write ipfs-cluster-service, ipfs-cluster-ctl and SHA256SUMS into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The stand-in peer executable; default: `cluster-peer` in the folder of this program.
+    #[arg(long, value_name = "PATH")]
+    standin: Option<PathBuf>,
+}
+
+/// Progress lines on stderr, with the time since start.
+struct Stderr(Instant);
+
+impl Progress for Stderr {
+    fn step(&self, text: &str) {
+        eprintln!("cluster-lab [{:>6.2}s] {text}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cluster-lab: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), LabError> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        Command::Up(args) => {
+            let options = lab::UpOptions {
+                dir: args.dir,
+                peers: args.peers,
+                version: args.version,
+                pins: args.pins,
+                target: args.target,
+                standin: args.standin,
+                wait_for_leader_timeout: args.wait_for_leader_timeout,
+                peer_watch_interval: args.peer_watch_interval,
+                ports: Ports { ssh: args.ssh_port, cluster: args.cluster_port, api: args.api_port },
+                keep_on_failure: args.keep_on_failure,
+            };
+            let report = lab::up(&options, &Stderr(Instant::now()))?;
+            for (phase, took) in &report.phases {
+                eprintln!("cluster-lab   {:>6.2}s  {phase}", took.as_secs_f64());
+            }
+            let first = &report.state.hosts[0];
+            let _ = writeln!(
+                stdout,
+                "lab up in {:.1}s: {} hosts on {} (ssh port {}), IPFS Cluster {}, target {}\ninventory: {}",
+                report.elapsed.as_secs_f64(),
+                report.state.hosts.len(),
+                first.address,
+                report.state.ports.ssh,
+                report.state.version,
+                report.state.target,
+                report.layout.inventory().display()
+            );
+        }
+        Command::Status(args) => {
+            let statuses = lab::status(&args.dir)?;
+            if args.json {
+                let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&statuses).expect("status serializes"));
+            } else {
+                let _ = write!(stdout, "{}", lab::status::render_text(&statuses));
+            }
+        }
+        Command::Down(args) => {
+            let report = lab::down(&args.dir)?;
+            let _ = writeln!(
+                stdout,
+                "stopped {} peer(s), {} sshd(s), {} other process(es)",
+                report.peers.len(),
+                report.sshds.len(),
+                report.stragglers.len()
+            );
+            for (pid, cmdline) in &report.stragglers {
+                eprintln!("cluster-lab: also stopped pid {pid}: {cmdline}");
+            }
+        }
+        Command::Fault(args) => {
+            let (host, fault) = match args.fault {
+                FaultCommand::StopSshd { host } => (host, Fault::StopSshd),
+                FaultCommand::StartSshd { host } => (host, Fault::StartSshd),
+                FaultCommand::KillPeer { host } => (host, Fault::KillPeer),
+                FaultCommand::RmState { host, backups } => (host, Fault::RmState { backups }),
+                FaultCommand::Rekey { host, update_known_hosts } => (host, Fault::Rekey { update_known_hosts }),
+            };
+            let report = lab::inject(&args.dir, &host, &fault)?;
+            let _ = writeln!(stdout, "{report}");
+        }
+        Command::Release(args) => {
+            let standin = lab::stage::standin_path(args.standin.as_deref())?;
+            let (service, ctl) = write_release(&standin, &args.version, &args.out).map_err(|source| match source.kind() {
+                std::io::ErrorKind::InvalidInput => LabError::UnknownRelease { version: args.version.clone(), known: RELEASES.join(", ") },
+                _ => LabError::Io { what: "writing release", path: args.out.clone(), source },
+            })?;
+            let _ = writeln!(stdout, "{}\n{}\n{}", service.display(), ctl.display(), args.out.join("SHA256SUMS").display());
+        }
+        Command::Releases => {
+            for release in RELEASES {
+                let _ = writeln!(stdout, "{release}");
+            }
+        }
+    }
+    Ok(())
+}

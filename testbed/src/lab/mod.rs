@@ -1,1 +1,37 @@
-//! The lab: real sshd hosts running stand-in peers (filled in by the lab work).
+//! The lab: real OpenSSH hosts on loopback, each running a stand-in IPFS Cluster peer under a
+//! small service wrapper, described by an inventory that cluster-upgrade can use.
+//!
+//! `up` builds a lab in a folder, `status` reads it over SSH, `fault` breaks it on purpose and
+//! `down` stops every process it started. Everything a later command needs is in `lab.json`.
+
+pub mod ctl;
+pub mod down;
+pub mod error;
+pub mod fault;
+pub mod hosts;
+pub mod inventory;
+pub mod keys;
+pub mod layout;
+pub mod network;
+pub mod parallel;
+pub mod peer;
+pub mod pins;
+pub mod procs;
+pub mod progress;
+pub mod quote;
+pub mod remote;
+pub mod stage;
+pub mod state;
+pub mod status;
+pub mod up;
+pub mod wait;
+pub mod wrapper;
+
+pub use down::{down, DownReport};
+pub use error::{LabError, Result};
+pub use fault::{inject, Fault};
+pub use layout::Layout;
+pub use progress::{Progress, Silent};
+pub use state::{HostRecord, LabState, Ports};
+pub use status::{status, HostStatus};
+pub use up::{up, UpOptions, UpReport};

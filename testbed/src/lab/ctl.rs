@@ -1,0 +1,75 @@
+//! Reading what `ipfs-cluster-service` and `ipfs-cluster-ctl` print.
+
+use serde::Deserialize;
+
+use crate::release::Release;
+
+/// The part of `ipfs-cluster-ctl --enc json id` the lab uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PeerId {
+    pub id: String,
+    /// Peer IDs of the consensus peerset, self included.
+    #[serde(default)]
+    pub cluster_peers: Vec<String>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub peername: String,
+}
+
+/// Parses `id --enc json`.
+pub fn parse_id(text: &str) -> Result<PeerId, String> {
+    serde_json::from_str(text.trim()).map_err(|e| format!("{e}: {}", excerpt(text)))
+}
+
+/// Counts the pins of `pin ls --enc json`: one JSON array up to 0.14, a stream of JSON objects
+/// from 1.0.
+pub fn count_pins(text: &str) -> Result<usize, String> {
+    let mut count = 0;
+    for value in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        match value.map_err(|e| format!("{e}: {}", excerpt(text)))? {
+            serde_json::Value::Array(items) => count += items.len(),
+            serde_json::Value::Null => {}
+            _ => count += 1,
+        }
+    }
+    Ok(count)
+}
+
+/// The release named by `ipfs-cluster-service --version` (`ipfs-cluster-service version 0.10.1+git…`).
+pub fn parse_version(text: &str) -> Option<String> {
+    let word = text.split_whitespace().last()?;
+    Release::parse(word).map(|r| r.version)
+}
+
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_counted_in_both_list_shapes() {
+        assert_eq!(count_pins("[\n {\"cid\": \"a\"},\n {\"cid\": \"b\"}\n]\n"), Ok(2));
+        assert_eq!(count_pins("{\n \"cid\": \"a\"\n}\n{\n \"cid\": \"b\"\n}\n{\"cid\":\"c\"}"), Ok(3));
+        assert_eq!(count_pins("[]"), Ok(0));
+        assert_eq!(count_pins(""), Ok(0));
+        assert!(count_pins("An error occurred").is_err());
+    }
+
+    #[test]
+    fn versions_and_ids_parse() {
+        assert_eq!(parse_version("ipfs-cluster-service version 0.10.1+git1234\n").as_deref(), Some("0.10.1"));
+        assert_eq!(parse_version("ipfs-cluster-service version 1.1.6").as_deref(), Some("1.1.6"));
+        assert_eq!(parse_version(""), None);
+        let id = parse_id(r#"{"id":"Qm1","addresses":[],"cluster_peers":["Qm1","Qm2"],"version":"0.10.1","rpc_protocol_version":"/ipfscluster/0.10/rpc","peername":"h1"}"#).unwrap();
+        assert_eq!(id.cluster_peers.len(), 2);
+        assert_eq!(id.peername, "h1");
+    }
+}

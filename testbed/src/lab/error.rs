@@ -1,0 +1,75 @@
+//! The lab's one error type: every failure names the host, path or command it concerns.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong while building, inspecting or tearing down a lab.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    SshdMissing(#[source] io::Error),
+    #[error("host {host}: sshd did not start: {source}")]
+    SshdStart {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("host {host}: could not run `{program}`: {source}")]
+    Spawn {
+        host: String,
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("host {host}: `{step}` failed ({status}): {stderr}")]
+    Remote {
+        host: String,
+        step: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("host {host}: `{step}` did not finish within {seconds} s")]
+    RemoteTimeout { host: String, step: String, seconds: u64 },
+    #[error("timed out after {seconds} s waiting for {what}")]
+    WaitTimeout { what: String, seconds: u64 },
+    #[error("host {host}: unexpected output of `{step}`: {detail}")]
+    Parse { host: String, step: String, detail: String },
+    #[error("release {version} is not modelled (known: {known})")]
+    UnknownRelease { version: String, known: String },
+    #[error("no host named {host} in this lab (hosts: {known})")]
+    UnknownHost { host: String, known: String },
+    #[error("no free loopback /24 and ports after {attempts} attempts: {last}")]
+    NoFreeNetwork { attempts: u32, last: String },
+    #[error("{} is not a lab (no lab.json): run `cluster-lab up --dir {}` first", dir.display(), dir.display())]
+    NotALab { dir: PathBuf },
+    #[error("{} holds a running lab (sshd pid {pid}): run `cluster-lab down --dir {}` first", dir.display(), dir.display())]
+    AlreadyUp { dir: PathBuf, pid: u32 },
+    #[error("{} is corrupt: {source}", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the stand-in peer {} does not exist: build it (cargo build -p cluster-testbed --bin cluster-peer) or pass --standin PATH", path.display())]
+    StandinMissing { path: PathBuf },
+    #[error("invalid option {option}: {detail}")]
+    InvalidOption { option: &'static str, detail: String },
+}
+
+impl LabError {
+    /// Wraps an I/O error with what was being done and to which path.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LabError {
+        let path = path.into();
+        move |source| LabError::Io { what, path, source }
+    }
+}
+
+/// The lab's result type.
+pub type Result<T, E = LabError> = std::result::Result<T, E>;

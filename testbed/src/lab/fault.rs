@@ -1,0 +1,115 @@
+//! `cluster-lab fault`: break a host on purpose, for failure and recovery tests.
+//!
+//! Faults act locally, by PID and path, not over SSH: SSH is often the very thing broken.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::sshd::generate_key;
+
+use super::down::peer_pid;
+use super::error::{LabError, Result};
+use super::layout::Layout;
+use super::state::LabState;
+use super::{hosts, keys, procs};
+
+/// A fault to inject into one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Stop the host's sshd: the host becomes unreachable.
+    StopSshd,
+    /// Start the host's sshd again, with the same host key.
+    StartSshd,
+    /// SIGKILL the peer: no clean shutdown, no snapshot.
+    KillPeer,
+    /// Remove the peer's `raft` folder (and with `backups`, its `raft.old.*` backups too).
+    RmState { backups: bool },
+    /// Give the host a new host key (restarting its sshd if it runs); known_hosts keeps the old
+    /// key unless `update_known_hosts`.
+    Rekey { update_known_hosts: bool },
+}
+
+/// What a fault changed, for the operator.
+pub type FaultReport = String;
+
+/// Injects `fault` into `host` of the lab in `dir`.
+pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
+    let layout = Layout::open(dir)?;
+    let mut state = LabState::load(&layout)?;
+    let record = state.host(host)?.clone();
+    let spec = state.sshd_spec(&layout, &record);
+    let sshd_marker = spec.dir.display().to_string();
+    let sshd_running = record.sshd_pid.is_some_and(|pid| procs::is_ours(pid, &sshd_marker));
+    let paths = layout.host(host);
+    let report = match fault {
+        Fault::StopSshd => {
+            let stopped = record.sshd_pid.is_some_and(|pid| procs::stop_if_ours(pid, &sshd_marker, Duration::from_secs(2)));
+            state.host_mut(host)?.sshd_pid = None;
+            state.save(&layout)?;
+            if stopped {
+                format!("{host}: sshd stopped")
+            } else {
+                format!("{host}: sshd was not running")
+            }
+        }
+        Fault::StartSshd => {
+            if sshd_running {
+                format!("{host}: sshd already running (pid {})", record.sshd_pid.unwrap_or_default())
+            } else {
+                let pid = hosts::start_one(host, &spec)?;
+                state.host_mut(host)?.sshd_pid = Some(pid);
+                state.save(&layout)?;
+                format!("{host}: sshd started (pid {pid})")
+            }
+        }
+        Fault::KillPeer => {
+            let marker = paths.home().display().to_string();
+            match peer_pid(&paths.pid_file()) {
+                Some(pid) if procs::kill_if_ours(pid, &marker) => format!("{host}: peer killed (pid {pid})"),
+                _ => format!("{host}: peer was not running"),
+            }
+        }
+        Fault::RmState { backups } => {
+            let config = paths.config_dir();
+            let mut removed = Vec::new();
+            let entries = fs::read_dir(&config).map_err(LabError::io("reading", &config))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == "raft" || (*backups && name.starts_with("raft.old.")) {
+                    let path = entry.path();
+                    fs::remove_dir_all(&path).map_err(LabError::io("removing", &path))?;
+                    removed.push(name);
+                }
+            }
+            removed.sort();
+            if removed.is_empty() {
+                format!("{host}: no raft state to remove")
+            } else {
+                format!("{host}: removed {}", removed.join(", "))
+            }
+        }
+        Fault::Rekey { update_known_hosts } => {
+            let key = spec.host_key_path();
+            generate_key(&key, "lab-host-key").map_err(LabError::io("generating key", &key))?;
+            let mut report = format!("{host}: new host key");
+            if sshd_running {
+                // sshd re-reads keys for each connection, but a restart makes the change certain.
+                if let Some(pid) = record.sshd_pid {
+                    procs::stop_if_ours(pid, &sshd_marker, Duration::from_secs(2));
+                }
+                let pid = hosts::start_one(host, &spec)?;
+                state.host_mut(host)?.sshd_pid = Some(pid);
+                state.save(&layout)?;
+                report.push_str(&format!(", sshd restarted (pid {pid})"));
+            }
+            if *update_known_hosts {
+                let specs: Vec<_> = state.hosts.iter().map(|h| state.sshd_spec(&layout, h)).collect();
+                keys::write_known_hosts(&layout, &specs.iter().collect::<Vec<_>>())?;
+                report.push_str(", known_hosts updated");
+            }
+            report
+        }
+    };
+    Ok(report)
+}

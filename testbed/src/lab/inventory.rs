@@ -1,0 +1,93 @@
+//! Writing the lab's `inventory.yaml` (the format of docs/inventory-schema.md).
+//!
+//! Strings are written as JSON strings, which are valid double-quoted YAML scalars: no value can
+//! turn into a number, a boolean or a syntax error, whatever the folder is called.
+
+use std::fmt::Write as _;
+use std::fs;
+
+use super::error::{LabError, Result};
+use super::layout::Layout;
+use super::state::LabState;
+
+/// The group every lab host is in.
+pub const GROUP: &str = "lab";
+
+/// Writes `DIR/inventory.yaml` for `state`.
+pub fn write(layout: &Layout, state: &LabState) -> Result<()> {
+    let path = layout.inventory();
+    fs::write(&path, render(layout, state)).map_err(LabError::io("writing", &path))
+}
+
+fn q(text: &str) -> String {
+    serde_json::to_string(text).expect("strings serialize")
+}
+
+/// The inventory text.
+pub fn render(layout: &Layout, state: &LabState) -> String {
+    let mut y = String::new();
+    let _ = writeln!(
+        y,
+        "# Written by cluster-lab up: {} hosts running IPFS Cluster {} (stand-in) on loopback.",
+        state.hosts.len(),
+        state.version
+    );
+    let _ = writeln!(y, "# Paths are relative to this file.");
+    let _ = writeln!(y, "cluster:\n  name: lab\n  target_version: {}", q(&state.target));
+    let _ = writeln!(y, "  releases:\n    source: local\n    path: releases");
+    let _ = writeln!(
+        y,
+        "ssh:\n  known_hosts: known_hosts\n  accept_new_host_keys: false\n  connect_timeout: 10s\n  command_timeout: 120s\n  max_concurrency: 0"
+    );
+    let _ = writeln!(
+        y,
+        "defaults:\n  user: {}\n  port: {}\n  identity_file: id_ed25519",
+        q(&state.user),
+        state.ports.ssh
+    );
+    let _ = writeln!(y, "vars:\n  service_manager: lab");
+    let _ = writeln!(y, "groups:\n  - name: {GROUP}\n    vars: {{}}");
+    let _ = writeln!(y, "hosts:");
+    for host in &state.hosts {
+        let paths = layout.host(&host.name);
+        let _ = writeln!(y, "  - name: {}", q(&host.name));
+        let _ = writeln!(y, "    address: {}", q(&host.address.to_string()));
+        let _ = writeln!(y, "    port: {}", state.ports.ssh);
+        let _ = writeln!(y, "    user: {}", q(&state.user));
+        let _ = writeln!(y, "    identity_file: id_ed25519");
+        let _ = writeln!(y, "    groups: [{GROUP}]");
+        let _ = writeln!(y, "    vars:");
+        let _ = writeln!(y, "      service_manager: lab");
+        let _ = writeln!(y, "      bin_dir: {}", q(&paths.bin_dir().display().to_string()));
+        let _ = writeln!(y, "      config_dir: {}", q(&paths.config_dir().display().to_string()));
+        let _ = writeln!(y, "      api: {}", q(&state.api(host)));
+        let _ = writeln!(y, "      service_cmd: {}", q(&paths.service_cmd().display().to_string()));
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::state::{HostRecord, Ports};
+
+    #[test]
+    fn every_host_gets_its_paths_and_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let state = LabState {
+            version: "0.10.1".into(),
+            target: "0.11.0".into(),
+            user: "root".into(),
+            ports: Ports::default(),
+            secret: "00".repeat(32),
+            hosts: vec![HostRecord { name: "h1".into(), address: "127.9.8.2".parse().unwrap(), sshd_pid: Some(1), peer_id: None }],
+        };
+        let text = render(&layout, &state);
+        assert!(text.contains("target_version: \"0.11.0\""));
+        assert!(text.contains("    address: \"127.9.8.2\"\n    port: 2222\n"));
+        assert!(text.contains("      api: \"/ip4/127.9.8.2/tcp/9094\"\n"));
+        let svc = format!("      service_cmd: \"{}/hosts/h1/home/bin/ipfs-cluster-svc\"\n", layout.dir().display());
+        assert!(text.contains(&svc), "{text}");
+    }
+}

@@ -1,0 +1,193 @@
+//! What the lab does on one host, always over SSH: install a release, `init`, drive the
+//! service wrapper, ask the peer through `ipfs-cluster-ctl`, add pins.
+
+use std::ops::Range;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::release::{Era, Release};
+
+use super::ctl::{self, PeerId};
+use super::error::{LabError, Result};
+use super::layout::{HostPaths, Layout};
+use super::pins;
+use super::quote;
+use super::remote::{Input, Output, Remote, DEFAULT_TIMEOUT};
+use super::state::{HostRecord, LabState};
+use super::wrapper;
+
+/// One lab host, reached over SSH.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    pub remote: Remote,
+    pub paths: HostPaths,
+    /// The REST API multiaddress (`ipfs-cluster-ctl --host`).
+    pub api: String,
+}
+
+/// The settings `init` writes into a peer's `service.json` (through the env overrides).
+#[derive(Debug, Clone)]
+pub struct InitSettings {
+    pub release: Release,
+    pub secret: String,
+    pub listen: String,
+    /// e.g. `3s`
+    pub wait_for_leader_timeout: String,
+    /// e.g. `1s`
+    pub peer_watch_interval: String,
+}
+
+impl Peer {
+    pub fn new(layout: &Layout, state: &LabState, host: &HostRecord) -> Peer {
+        Peer {
+            name: host.name.clone(),
+            remote: Remote::new(layout, state, host),
+            paths: layout.host(&host.name),
+            api: state.api(host),
+        }
+    }
+
+    fn bin(&self, file: &str) -> String {
+        self.paths.bin_dir().join(file).display().to_string()
+    }
+
+    /// Copies release `version` and the service wrapper into the host's `bin` (through a tar
+    /// stream over SSH), checks them against the release's SHA256SUMS, and writes the unit.
+    pub fn install(&self, layout: &Layout, version: &str) -> Result<()> {
+        let release_dir = layout.release(version);
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&release_dir)
+            .args(["-cf", "-", "ipfs-cluster-service", "ipfs-cluster-ctl", "SHA256SUMS", "-C"])
+            .arg(layout.assets())
+            .arg(wrapper::FILE_NAME)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|source| LabError::Spawn { host: self.name.clone(), program: "tar".into(), source })?;
+        let mut tar = tar;
+        let stage = self.paths.home().join(".lab-install").display().to_string();
+        let bin = self.paths.bin_dir().display().to_string();
+        let unit = wrapper::unit_file(&self.paths.bin_dir(), &self.paths.config_dir());
+        let script = [
+            "set -e".to_string(),
+            format!("rm -rf {s} && mkdir -p {s} {b}", s = quote::word(&stage), b = quote::word(&bin)),
+            format!("tar -C {} -xf -", quote::word(&stage)),
+            format!("cd {} && sha256sum -c --quiet SHA256SUMS", quote::word(&stage)),
+            format!("chmod 0755 ipfs-cluster-service ipfs-cluster-ctl {}", wrapper::FILE_NAME),
+            format!("mv -f ipfs-cluster-service ipfs-cluster-ctl {} {}/", wrapper::FILE_NAME, quote::word(&bin)),
+            format!("cd / && rm -rf {}", quote::word(&stage)),
+            format!("printf '%s' {} >{}", quote::word(&unit), quote::word(&self.paths.unit().display().to_string())),
+        ]
+        .join("\n");
+        let stdout = tar.stdout.take().expect("piped");
+        let result = self.remote.run_with("install", &script, Input::Pipe(stdout.into()), DEFAULT_TIMEOUT);
+        let tar_status = tar.wait();
+        result?;
+        match tar_status {
+            Ok(status) if status.success() => Ok(()),
+            _ => Err(LabError::Io {
+                what: "packing release",
+                path: release_dir,
+                source: std::io::Error::other("tar failed"),
+            }),
+        }
+    }
+
+    /// Runs `ipfs-cluster-service init` with the lab's settings as env overrides.
+    pub fn init(&self, settings: &InitSettings) -> Result<()> {
+        let mut words = vec![
+            quote::env("CLUSTER_PEERNAME", &self.name),
+            quote::env("CLUSTER_SECRET", &settings.secret),
+            quote::env("CLUSTER_LISTENMULTIADDRESS", &settings.listen),
+            quote::env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", &self.api),
+            quote::env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", &settings.wait_for_leader_timeout),
+            quote::env("CLUSTER_PEERWATCHINTERVAL", &settings.peer_watch_interval),
+            quote::env("CLUSTER_LEAVEONSHUTDOWN", "false"),
+        ];
+        let mut args = vec![self.bin("ipfs-cluster-service"), "-c".into(), self.config_dir(), "init".into()];
+        if settings.release.era() == Era::Modern {
+            // From 0.11 the default consensus is crdt; the lab models raft clusters.
+            args.extend(["--consensus".into(), "raft".into()]);
+        }
+        words.push(quote::command(&args));
+        self.remote.run("init", &words.join(" ")).map(|_| ())
+    }
+
+    fn config_dir(&self) -> String {
+        self.paths.config_dir().display().to_string()
+    }
+
+    /// Runs `ipfs-cluster-svc VERB EXTRA...` and returns its output whatever the exit status.
+    pub fn service(&self, verb: &str, extra: &[String]) -> Result<Output> {
+        let mut args = vec![self.bin(wrapper::FILE_NAME), verb.to_string()];
+        args.extend(extra.iter().cloned());
+        // `stop` may wait 30 s for the snapshot, then SIGKILL.
+        self.remote.exec(&format!("ipfs-cluster-svc {verb}"), &quote::command(&args), Input::Nothing, Duration::from_secs(60))
+    }
+
+    /// Runs `ipfs-cluster-svc VERB EXTRA...` and requires success.
+    pub fn service_ok(&self, verb: &str, extra: &[String]) -> Result<Output> {
+        let output = self.service(verb, extra)?;
+        if output.success() {
+            Ok(output)
+        } else {
+            Err(self.remote.failed(&format!("ipfs-cluster-svc {verb}"), &output))
+        }
+    }
+
+    /// The ctl command line for `args`.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let mut all = vec![self.bin("ipfs-cluster-ctl"), "--host".into(), self.api.clone(), "--enc".into(), "json".into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        quote::command(&all)
+    }
+
+    /// The peer's `id`, or `None` while its API does not answer.
+    pub fn id(&self) -> Result<Option<PeerId>> {
+        let output = self.remote.exec("ipfs-cluster-ctl id", &self.ctl(&["id"]), Input::Nothing, Duration::from_secs(30))?;
+        if output.status == Some(255) {
+            return Err(self.remote.failed("ipfs-cluster-ctl id", &output));
+        }
+        if !output.success() {
+            return Ok(None);
+        }
+        ctl::parse_id(&output.stdout)
+            .map(Some)
+            .map_err(|detail| LabError::Parse { host: self.name.clone(), step: "ipfs-cluster-ctl id".into(), detail })
+    }
+
+    /// The number of pins the peer lists, or `None` while its API does not answer.
+    pub fn pin_count(&self) -> Result<Option<usize>> {
+        let output = self.remote.exec("ipfs-cluster-ctl pin ls", &self.ctl(&["pin", "ls"]), Input::Nothing, Duration::from_secs(60))?;
+        if output.status == Some(255) {
+            return Err(self.remote.failed("ipfs-cluster-ctl pin ls", &output));
+        }
+        if !output.success() {
+            return Ok(None);
+        }
+        ctl::count_pins(&output.stdout)
+            .map(Some)
+            .map_err(|detail| LabError::Parse { host: self.name.clone(), step: "ipfs-cluster-ctl pin ls".into(), detail })
+    }
+
+    /// Adds the lab's pins `range` through this peer, in one SSH command fed by stdin.
+    pub fn add_pins(&self, range: Range<usize>) -> Result<()> {
+        let mut input = String::new();
+        for index in range {
+            input.push_str(&format!("{} {}\n", pins::cid(index), pins::name(index)));
+        }
+        let ctl = self.ctl(&[]);
+        let script = format!(
+            "while read -r cid name; do {ctl} pin add --name \"$name\" \"$cid\" >/dev/null || {{ echo \"pin add $cid failed\" >&2; exit 1; }}; done"
+        );
+        self.remote.run_with("pin add", &script, Input::Bytes(input.into_bytes()), Duration::from_secs(600)).map(|_| ())
+    }
+}
+
+/// The `--bootstrap` address of a peer, in the form its release prints (`/ipfs/` before 0.11).
+pub fn bootstrap_addr(cluster_addr: &str, peer_id: &str, release: &Release) -> String {
+    let protocol = if release.era() == Era::Modern { "p2p" } else { "ipfs" };
+    format!("{cluster_addr}/{protocol}/{peer_id}")
+}

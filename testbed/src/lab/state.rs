@@ -1,0 +1,114 @@
+//! `lab.json`: the record of a lab that `status`, `down` and `fault` work from.
+//!
+//! It is written as soon as the sshds run (before any peer starts), so that `down` can clean up
+//! after an `up` that failed or was killed half-way.
+
+use std::fs;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sshd::SshdSpec;
+
+use super::error::{LabError, Result};
+use super::layout::{sshd_spec, Layout};
+
+/// The ports every host of a lab uses (each host has its own address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    pub ssh: u16,
+    /// The cluster swarm port (peer traffic, `--bootstrap` addresses).
+    pub cluster: u16,
+    /// The REST API port (`ipfs-cluster-ctl --host`).
+    pub api: u16,
+}
+
+impl Default for Ports {
+    /// The ports a real deployment uses for the cluster, and a non-privileged SSH port.
+    fn default() -> Ports {
+        Ports { ssh: 2222, cluster: 9096, api: 9094 }
+    }
+}
+
+/// One host of the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    /// `h1`, `h2`, …
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// The PID of the host's sshd, `None` while it is stopped (`fault stop-sshd`).
+    pub sshd_pid: Option<u32>,
+    /// The peer's ID once its daemon ran.
+    #[serde(default)]
+    pub peer_id: Option<String>,
+}
+
+/// Everything known about a lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabState {
+    /// The version installed by `up`.
+    pub version: String,
+    /// The target version written into the inventory.
+    pub target: String,
+    /// The login user on every host.
+    pub user: String,
+    pub ports: Ports,
+    /// `cluster.secret`, the same for every peer.
+    pub secret: String,
+    pub hosts: Vec<HostRecord>,
+}
+
+impl LabState {
+    /// Reads `lab.json` of a lab folder.
+    pub fn load(layout: &Layout) -> Result<LabState> {
+        let path = layout.lab_json();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LabError::NotALab { dir: layout.dir().to_path_buf() })
+            }
+            Err(e) => return Err(LabError::io("reading", path)(e)),
+        };
+        serde_json::from_str(&text).map_err(|source| LabError::State { path, source })
+    }
+
+    /// Writes `lab.json` atomically (a reader never sees half a file).
+    pub fn save(&self, layout: &Layout) -> Result<()> {
+        let path = layout.lab_json();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).expect("lab state serializes");
+        fs::write(&tmp, text + "\n").map_err(LabError::io("writing", &tmp))?;
+        fs::rename(&tmp, &path).map_err(LabError::io("writing", &path))
+    }
+
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Result<&HostRecord> {
+        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| self.unknown_host(name))
+    }
+
+    /// The host called `name`, to update it.
+    pub fn host_mut(&mut self, name: &str) -> Result<&mut HostRecord> {
+        let err = self.unknown_host(name);
+        self.hosts.iter_mut().find(|h| h.name == name).ok_or(err)
+    }
+
+    fn unknown_host(&self, name: &str) -> LabError {
+        let known = self.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
+        LabError::UnknownHost { host: name.to_string(), known }
+    }
+
+    /// The sshd of a host.
+    pub fn sshd_spec(&self, layout: &Layout, host: &HostRecord) -> SshdSpec {
+        sshd_spec(layout, &host.name, host.address, self.ports.ssh)
+    }
+
+    /// The REST API multiaddress of a host (`ipfs-cluster-ctl --host`).
+    pub fn api(&self, host: &HostRecord) -> String {
+        format!("/ip4/{}/tcp/{}", host.address, self.ports.api)
+    }
+
+    /// The cluster swarm multiaddress of a host, without the peer ID.
+    pub fn cluster_addr(&self, host: &HostRecord) -> String {
+        format!("/ip4/{}/tcp/{}", host.address, self.ports.cluster)
+    }
+}

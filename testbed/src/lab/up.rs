@@ -1,0 +1,310 @@
+//! `cluster-lab up`: start the hosts, install a release over SSH, form the cluster, add pins,
+//! and write the inventory.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::release::{Release, RELEASES};
+use crate::sshd::{current_user, require_sshd, SshdSpec};
+
+use super::error::{LabError, Result};
+use super::layout::{sshd_spec, Layout};
+use super::network::{self, MAX_HOSTS};
+use super::peer::{bootstrap_addr, InitSettings, Peer};
+use super::progress::Progress;
+use super::state::{HostRecord, LabState, Ports};
+use super::{down, hosts, inventory, keys, parallel, stage, wait};
+
+/// How many times `up` picks another network when the sshds cannot bind.
+const NETWORK_ATTEMPTS: u32 = 6;
+
+/// How many SSH streams add pins at once (raft serialises the writes at the leader anyway).
+const PIN_STREAMS: usize = 4;
+
+/// What `cluster-lab up` was asked for.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub dir: PathBuf,
+    /// Number of hosts (h1..hN).
+    pub peers: usize,
+    /// The release installed on every host.
+    pub version: String,
+    /// Number of fake pins to add.
+    pub pins: usize,
+    /// The inventory's target; by default the next modelled release after `version`.
+    pub target: Option<String>,
+    /// The stand-in executable; by default `cluster-peer` beside the running program.
+    pub standin: Option<PathBuf>,
+    /// `raft.wait_for_leader_timeout` of every peer (Go duration, e.g. `3s`).
+    pub wait_for_leader_timeout: String,
+    /// `cluster.peer_watch_interval` of every peer (Go duration, e.g. `1s`).
+    pub peer_watch_interval: String,
+    /// Preferred ports (others are chosen on a clash).
+    pub ports: Ports,
+    /// Leave the processes of a failed `up` running, to inspect them.
+    pub keep_on_failure: bool,
+}
+
+/// What `up` built.
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    pub layout: Layout,
+    pub state: LabState,
+    /// Wall time of each phase, in order.
+    pub phases: Vec<(String, Duration)>,
+    pub elapsed: Duration,
+}
+
+/// The default target: the modelled release after `version`, or `version` itself when it is
+/// the newest.
+pub fn default_target(version: &str) -> Option<String> {
+    let position = RELEASES.iter().position(|r| *r == version)?;
+    Some(RELEASES.get(position + 1).unwrap_or(&RELEASES[position]).to_string())
+}
+
+fn modelled(version: &str) -> Result<Release> {
+    Release::modelled(version).ok_or_else(|| LabError::UnknownRelease { version: version.to_string(), known: RELEASES.join(", ") })
+}
+
+/// Starts a lab as described by `options`. On failure, every process it started is stopped
+/// again (unless `keep_on_failure`).
+pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
+    require_sshd().map_err(LabError::SshdMissing)?;
+    let release = modelled(&options.version)?;
+    let target = match &options.target {
+        Some(target) => modelled(target)?.version,
+        None => default_target(&release.version).expect("a modelled release has a default target"),
+    };
+    if options.peers == 0 || options.peers > MAX_HOSTS {
+        return Err(LabError::InvalidOption { option: "--peers", detail: format!("must be 1..={MAX_HOSTS}") });
+    }
+    for (option, value) in [("--wait-for-leader-timeout", &options.wait_for_leader_timeout), ("--peer-watch-interval", &options.peer_watch_interval)] {
+        if wait::parse_duration(value).is_none() {
+            return Err(LabError::InvalidOption { option, detail: format!("{value:?} is not a duration like 500ms, 3s or 1m") });
+        }
+    }
+    let standin = stage::standin_path(options.standin.as_deref())?;
+    let layout = Layout::create(&options.dir)?;
+    clear_previous(&layout)?;
+
+    let mut builder = Builder { layout: layout.clone(), options, release, progress, phases: Vec::new(), start: Instant::now() };
+    let result = builder.build(&standin, target);
+    match result {
+        Ok(state) => Ok(UpReport { layout, state, phases: builder.phases, elapsed: builder.start.elapsed() }),
+        Err(error) => {
+            if !options.keep_on_failure {
+                progress.step("up failed: stopping what was started");
+                let _ = down::down(layout.dir());
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Refuses a folder whose lab still runs, and removes what an old lab left.
+fn clear_previous(layout: &Layout) -> Result<()> {
+    if let Ok(state) = LabState::load(layout) {
+        for host in &state.hosts {
+            if let Some(pid) = host.sshd_pid {
+                let spec = state.sshd_spec(layout, host);
+                if super::procs::is_ours(pid, &spec.dir.display().to_string()) {
+                    return Err(LabError::AlreadyUp { dir: layout.dir().to_path_buf(), pid });
+                }
+            }
+        }
+        // Nothing of it runs any more; sweep stragglers before its files go.
+        down::down(layout.dir())?;
+    }
+    for dir in [layout.hosts(), layout.releases(), layout.assets()] {
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(LabError::io("removing", &dir))?;
+        }
+    }
+    for file in [layout.lab_json(), layout.inventory(), layout.known_hosts(), layout.authorized_keys(), layout.identity(), layout.identity().with_extension("pub")] {
+        if file.exists() {
+            fs::remove_file(&file).map_err(LabError::io("removing", &file))?;
+        }
+    }
+    Ok(())
+}
+
+struct Builder<'a> {
+    layout: Layout,
+    options: &'a UpOptions,
+    release: Release,
+    progress: &'a dyn Progress,
+    phases: Vec<(String, Duration)>,
+    start: Instant,
+}
+
+impl Builder<'_> {
+    fn phase<T>(&mut self, name: &str, work: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.progress.step(name);
+        let start = Instant::now();
+        let value = work(self)?;
+        self.phases.push((name.to_string(), start.elapsed()));
+        Ok(value)
+    }
+
+    fn build(&mut self, standin: &std::path::Path, target: String) -> Result<LabState> {
+        let n = self.options.peers;
+        self.phase("staging releases", |b| stage::stage(&b.layout, standin))?;
+        self.phase("generating the user key", |b| keys::make_user_key(&b.layout))?;
+        let mut state = self.phase(&format!("starting {n} sshd hosts"), |b| b.start_hosts(target))?;
+        let peers: Vec<Peer> = state.hosts.iter().map(|h| Peer::new(&self.layout, &state, h)).collect();
+        let version = self.release.version.clone();
+        self.phase(&format!("installing {version} and running init over SSH"), |b| b.install_all(&state, &peers))?;
+        self.phase("starting h1 and joining the others one by one", |b| b.form_cluster(&mut state, &peers))?;
+        self.phase(&format!("waiting until every peer sees {n} peers"), |_| wait_all_see(&peers, n, Duration::from_secs(60)))?;
+        let pins = self.options.pins;
+        if pins > 0 {
+            self.phase(&format!("adding {pins} pins"), |_| add_pins(&peers, pins))?;
+            self.phase(&format!("waiting until every peer lists {pins} pins"), |_| wait_all_pins(&peers, pins, Duration::from_secs(120)))?;
+        }
+        state.save(&self.layout)?;
+        inventory::write(&self.layout, &state)?;
+        Ok(state)
+    }
+
+    /// Picks a network, starts every sshd, and records the lab (so `down` can clean up).
+    fn start_hosts(&mut self, target: String) -> Result<LabState> {
+        let n = self.options.peers;
+        let mut last = String::new();
+        for attempt in 0..NETWORK_ATTEMPTS {
+            let network = network::candidate(n, self.options.ports, attempt);
+            if let Err(clash) = network::check_free(&network) {
+                last = clash;
+                continue;
+            }
+            let specs: Vec<(String, SshdSpec)> = network
+                .addresses
+                .iter()
+                .enumerate()
+                .map(|(i, &address)| {
+                    let name = format!("h{}", i + 1);
+                    let spec = sshd_spec(&self.layout, &name, address, network.ports.ssh);
+                    (name, spec)
+                })
+                .collect();
+            let pids = match hosts::start_all(&specs) {
+                Ok(pids) => pids,
+                // Someone took an address or port between the check and the start: try again.
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let state = LabState {
+                version: self.release.version.clone(),
+                target,
+                user: current_user(),
+                ports: network.ports,
+                secret: secret(),
+                hosts: specs
+                    .iter()
+                    .zip(pids)
+                    .map(|((name, spec), pid)| HostRecord { name: name.clone(), address: spec.address, sshd_pid: Some(pid), peer_id: None })
+                    .collect(),
+            };
+            state.save(&self.layout)?;
+            keys::write_known_hosts(&self.layout, &specs.iter().map(|(_, s)| s).collect::<Vec<_>>())?;
+            return Ok(state);
+        }
+        Err(LabError::NoFreeNetwork { attempts: NETWORK_ATTEMPTS, last })
+    }
+
+    fn install_all(&self, state: &LabState, peers: &[Peer]) -> Result<()> {
+        let settings_for = |peer: &Peer| {
+            let host = state.host(&peer.name).expect("peer of this lab");
+            InitSettings {
+                release: self.release.clone(),
+                secret: state.secret.clone(),
+                listen: state.cluster_addr(host),
+                wait_for_leader_timeout: self.options.wait_for_leader_timeout.clone(),
+                peer_watch_interval: self.options.peer_watch_interval.clone(),
+            }
+        };
+        parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
+            peer.install(&self.layout, &self.release.version)?;
+            peer.init(&settings_for(peer))
+        })
+        .map(|_| ())
+    }
+
+    /// Starts h1 alone, then every other peer with `--bootstrap <h1>`, one at a time: raft
+    /// adds one voter per configuration change.
+    fn form_cluster(&self, state: &mut LabState, peers: &[Peer]) -> Result<()> {
+        let join_limit = wait::parse_duration(&self.options.wait_for_leader_timeout).expect("validated") + Duration::from_secs(20);
+        let first = &peers[0];
+        first.service_ok("start", &[])?;
+        let id = wait_sees(first, 1, join_limit)?;
+        let bootstrap = bootstrap_addr(&state.cluster_addr(&state.hosts[0]), &id, &self.release);
+        state.hosts[0].peer_id = Some(id);
+        for (i, peer) in peers.iter().enumerate().skip(1) {
+            peer.service_ok("start", &["--bootstrap".to_string(), bootstrap.clone()])?;
+            let id = wait_sees(peer, i + 1, join_limit)?;
+            state.hosts[i].peer_id = Some(id);
+        }
+        state.save(&self.layout)
+    }
+}
+
+/// Waits until `peer` answers and sees at least `count` peers; returns its peer ID.
+fn wait_sees(peer: &Peer, count: usize, limit: Duration) -> Result<String> {
+    let what = format!("{} to see {count} peer(s)", peer.name);
+    wait::until(&what, limit, Duration::from_millis(100), || {
+        Ok(peer.id()?.filter(|id| id.cluster_peers.len() >= count).map(|id| id.id))
+    })
+}
+
+fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
+    parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
+        let what = format!("{} to see {count} peers", peer.name);
+        wait::until(&what, limit, Duration::from_millis(200), || Ok(peer.id()?.filter(|id| id.cluster_peers.len() == count)))
+    })
+    .map(|_| ())
+}
+
+/// Adds pins `0..count`, split into a few SSH streams on different peers.
+fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
+    let streams = PIN_STREAMS.min(peers.len()).min(count).max(1);
+    let chunk = count.div_ceil(streams);
+    let jobs: Vec<(usize, std::ops::Range<usize>)> = (0..streams).map(|s| (s, s * chunk..((s + 1) * chunk).min(count))).filter(|(_, r)| !r.is_empty()).collect();
+    parallel::try_map(&jobs, streams, |(s, range)| peers[*s].add_pins(range.clone())).map(|_| ())
+}
+
+fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
+    parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
+        let what = format!("{} to list {count} pins", peer.name);
+        wait::until(&what, limit, Duration::from_millis(300), || Ok(peer.pin_count()?.filter(|&n| n == count)))
+    })
+    .map(|_| ())
+}
+
+/// A fresh `cluster.secret`: 32 random bytes as 64 hex characters.
+fn secret() -> String {
+    let mut bytes = [0u8; 32];
+    let random = fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if random.is_err() {
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&(network::random_u64() ^ i as u64).to_le_bytes());
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_target_is_the_next_release() {
+        assert_eq!(default_target("0.10.1").as_deref(), Some("0.11.0"));
+        assert_eq!(default_target("0.9.0").as_deref(), Some("0.10.1"));
+        assert_eq!(default_target("1.1.6").as_deref(), Some("1.1.6"));
+        assert_eq!(default_target("0.12.0"), None);
+        assert_eq!(secret().len(), 64);
+        assert_ne!(secret(), secret());
+    }
+}
