@@ -10,8 +10,10 @@ use super::target::Target;
 /// One open connection to one host; every step of that host runs over it.
 pub trait Session: Send + Sync {
     /// Runs a command line (built with [`super::quote`]) and collects its output.
-    /// After `timeout` the command is signalled, its channel closed, and
-    /// [`TransportError::CommandTimeout`] returned; the connection stays usable.
+    /// After `timeout` the command is sent SIGTERM, its channel closed, and
+    /// [`TransportError::CommandTimeout`] returned; the connection stays usable. sshd refuses
+    /// signal requests for root logins, so a remote process may outlive its timeout: commands
+    /// that must not should bound themselves (e.g. with coreutils `timeout`).
     fn run(&self, command: &str, timeout: Duration) -> impl Future<Output = Result<CommandOutput, TransportError>> + Send;
 
     /// Places a file on the host atomically (temporary file in the same folder, then rename).

@@ -31,8 +31,8 @@ pub(crate) async fn run(
     loop {
         // `wait` only receives from a queue, so dropping it at the deadline loses nothing.
         let Ok(message) = timeout_at(deadline, channel.wait()).await else {
-            // sshd (OpenSSH >= 7.9) forwards the signal; closing alone would leave the process running
-            // until it next writes.
+            // Closing alone would leave the process running until it next writes. sshd >= 7.9
+            // delivers the signal, except for root logins (it then logs "session_signal_req").
             let _ = channel.signal(Sig::TERM).await;
             let _ = channel.close().await;
             return Err(timed_out());
