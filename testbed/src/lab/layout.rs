@@ -103,6 +103,11 @@ impl HostPaths {
     pub fn log(&self) -> PathBuf {
         self.home().join("ipfs-cluster.log")
     }
+    /// The socket of `up`'s shared SSH connection to the host. It lives under the host folder
+    /// so that a master connection left by a killed `up` is found by `down`'s sweep.
+    pub fn control_socket(&self) -> PathBuf {
+        self.root.join("ssh-control")
+    }
     /// The raft data folder of the peer.
     pub fn raft_dir(&self) -> PathBuf {
         self.config_dir().join("raft")

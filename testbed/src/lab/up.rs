@@ -12,6 +12,7 @@ use super::error::{LabError, Result};
 use super::layout::{sshd_spec, Layout};
 use super::network::{self, MAX_HOSTS};
 use super::peer::{bootstrap_addr, InitSettings, Peer};
+use super::remote::Master;
 use super::progress::Progress;
 use super::state::{HostRecord, LabState, Ports};
 use super::{down, hosts, inventory, keys, parallel, stage, wait};
@@ -152,7 +153,18 @@ impl Builder<'_> {
         self.phase("staging releases", |b| stage::stage(&b.layout, standin))?;
         self.phase("generating the user key", |b| keys::make_user_key(&b.layout))?;
         let mut state = self.phase(&format!("starting {n} sshd hosts"), |b| b.start_hosts(target))?;
-        let peers: Vec<Peer> = state.hosts.iter().map(|h| Peer::new(&self.layout, &state, h)).collect();
+        let plain: Vec<Peer> = state.hosts.iter().map(|h| Peer::new(&self.layout, &state, h)).collect();
+        let masters = self.phase("opening one SSH connection per host", |_| open_masters(&plain))?;
+        let peers: Vec<Peer> = plain
+            .into_iter()
+            .zip(&masters)
+            .map(|(mut peer, master)| {
+                if let Some(master) = master {
+                    peer.remote = peer.remote.through(master.socket().to_path_buf());
+                }
+                peer
+            })
+            .collect();
         let version = self.release.version.clone();
         self.phase(&format!("installing {version} and running init over SSH"), |b| b.install_all(&state, &peers))?;
         self.phase("starting h1 and joining the others one by one", |b| b.form_cluster(&mut state, &peers))?;
@@ -249,6 +261,21 @@ impl Builder<'_> {
         state.save(&self.layout)
     }
 }
+
+/// Opens a master SSH connection to every host, where the socket path is short enough for a
+/// Unix socket (a very long lab folder just goes without).
+fn open_masters(peers: &[Peer]) -> Result<Vec<Option<Master>>> {
+    parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
+        let socket = peer.paths.control_socket();
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Ok(None);
+        }
+        peer.remote.open_master(socket).map(Some)
+    })
+}
+
+/// `sun_path` holds 108 bytes; ssh appends a temporary suffix while it sets the socket up.
+const MAX_SOCKET_PATH: usize = 80;
 
 /// Waits until `peer` answers and sees at least `count` peers; returns its peer ID.
 fn wait_sees(peer: &Peer, count: usize, limit: Duration) -> Result<String> {
