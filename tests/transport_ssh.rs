@@ -5,7 +5,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +53,11 @@ impl Lab {
         let mut last_error = None;
         // A port can be taken between probing and binding: retry on another one.
         for attempt in 0..5 {
-            let port = free_port(address, 20000 + attempt * 97 + (std::process::id() % 1000) as u16).unwrap();
+            let port = free_port(
+                address,
+                20000 + attempt * 97 + (std::process::id() % 1000) as u16,
+            )
+            .unwrap();
             let spec = SshdSpec {
                 dir: dir.path().join("sshd"),
                 address,
@@ -67,7 +71,13 @@ impl Lab {
                 Ok(server) => {
                     let known_hosts = dir.path().join("known_hosts");
                     fs::write(&known_hosts, spec.known_hosts_line().unwrap() + "\n").unwrap();
-                    return Lab { dir, spec, _server: server, user_key, known_hosts };
+                    return Lab {
+                        dir,
+                        spec,
+                        _server: server,
+                        user_key,
+                        known_hosts,
+                    };
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -86,11 +96,16 @@ impl Lab {
     }
 
     fn options(&self) -> SshOptions {
-        SshOptions { connect_timeout: Duration::from_secs(10), ..SshOptions::new(&self.known_hosts) }
+        SshOptions {
+            connect_timeout: Duration::from_secs(10),
+            ..SshOptions::new(&self.known_hosts)
+        }
     }
 
     async fn connect(&self) -> Result<SshSession, TransportError> {
-        SshConnector::new(self.options()).connect(&self.target()).await
+        SshConnector::new(self.options())
+            .connect(&self.target())
+            .await
     }
 
     fn log(&self) -> String {
@@ -113,17 +128,38 @@ impl Lab {
 }
 
 fn fingerprint_of(public_key: &Path) -> String {
-    let out = Command::new("ssh-keygen").arg("-lf").arg(public_key).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).unwrap().to_string()
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public_key)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
 }
 
 fn keyscan(lab: &Lab, key_type: &str) -> String {
     let out = Command::new("ssh-keyscan")
-        .args(["-T", "5", "-t", key_type, "-p", &lab.spec.port.to_string(), &lab.spec.address.to_string()])
+        .args([
+            "-T",
+            "5",
+            "-t",
+            key_type,
+            "-p",
+            &lab.spec.port.to_string(),
+            &lab.spec.address.to_string(),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.trim().is_empty(), "ssh-keyscan found nothing: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !text.trim().is_empty(),
+        "ssh-keyscan found nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
@@ -133,7 +169,10 @@ fn keyscan(lab: &Lab, key_type: &str) -> String {
 async fn run_captures_stdout_stderr_and_exit_status() {
     let lab = Lab::start();
     let session = lab.connect().await.unwrap();
-    let out = session.run("echo out; echo err >&2; printf 'x\\0y'; exit 3", STEP).await.unwrap();
+    let out = session
+        .run("echo out; echo err >&2; printf 'x\\0y'; exit 3", STEP)
+        .await
+        .unwrap();
     assert_eq!(out.stdout, b"out\nx\0y");
     assert_eq!(out.stderr, b"err\n");
     assert_eq!(out.exit, Exit::Status(3));
@@ -146,7 +185,10 @@ async fn run_captures_stdout_stderr_and_exit_status() {
 async fn command_killed_by_a_signal_reports_the_signal() {
     let lab = Lab::start();
     let session = lab.connect().await.unwrap();
-    let out = session.run("echo before; kill -KILL $$", STEP).await.unwrap();
+    let out = session
+        .run("echo before; kill -KILL $$", STEP)
+        .await
+        .unwrap();
     assert_eq!(out.stdout, b"before\n");
     assert_eq!(out.exit, Exit::Signal("KILL".into()));
 }
@@ -155,7 +197,13 @@ async fn command_killed_by_a_signal_reports_the_signal() {
 async fn output_larger_than_the_channel_window_is_complete() {
     let lab = Lab::start();
     let session = lab.connect().await.unwrap();
-    let out = session.run("head -c 5000000 /dev/zero; head -c 300000 /dev/zero >&2", STEP).await.unwrap();
+    let out = session
+        .run(
+            "head -c 5000000 /dev/zero; head -c 300000 /dev/zero >&2",
+            STEP,
+        )
+        .await
+        .unwrap();
     assert_eq!((out.stdout.len(), out.stderr.len()), (5_000_000, 300_000));
     assert!(out.success());
 }
@@ -183,8 +231,16 @@ async fn many_sequential_and_concurrent_commands_share_one_connection() {
 #[tokio::test]
 async fn concurrent_channels_are_capped_per_host() {
     let lab = Lab::start();
-    let options = SshOptions { max_channels: 2, ..lab.options() };
-    let session = Arc::new(SshConnector::new(options).connect(&lab.target()).await.unwrap());
+    let options = SshOptions {
+        max_channels: 2,
+        ..lab.options()
+    };
+    let session = Arc::new(
+        SshConnector::new(options)
+            .connect(&lab.target())
+            .await
+            .unwrap(),
+    );
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
@@ -195,7 +251,11 @@ async fn concurrent_channels_are_capped_per_host() {
         assert!(joined.unwrap().success());
     }
     // Four 0.4 s commands, two at a time: at least two rounds.
-    assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -205,29 +265,54 @@ async fn command_timeout_is_an_error_and_the_connection_stays_usable() {
     let started = Instant::now();
     // A duration unique to this lab, so the process can be found (and only it).
     let sleep = format!("sleep 37.{}", lab.spec.port);
-    let error = session.run(&sleep, Duration::from_millis(300)).await.unwrap_err();
+    let error = session
+        .run(&sleep, Duration::from_millis(300))
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     match &error {
-        TransportError::CommandTimeout { host, command, after } => {
-            assert_eq!((host.as_str(), command.as_str(), *after), ("node-a", sleep.as_str(), Duration::from_millis(300)));
+        TransportError::CommandTimeout {
+            host,
+            command,
+            after,
+        } => {
+            assert_eq!(
+                (host.as_str(), command.as_str(), *after),
+                ("node-a", sleep.as_str(), Duration::from_millis(300))
+            );
         }
         other => panic!("expected CommandTimeout, got {other:?}"),
     }
-    assert_eq!(session.run("echo still-here", STEP).await.unwrap().stdout_text(), "still-here\n");
+    assert_eq!(
+        session
+            .run("echo still-here", STEP)
+            .await
+            .unwrap()
+            .stdout_text(),
+        "still-here\n"
+    );
     // The command was sent SIGTERM. sshd refuses signal requests for root logins ("session
     // signalling requires privilege separation"), so as root the process may outlive the channel:
     // accept either outcome, but require that the signal was asked for.
     let mut left = String::new();
     for _ in 0..20 {
         let pattern = sleep.replace('.', "[.]");
-        left = session.run(&format!("pgrep -f '{pattern}' || true"), STEP).await.unwrap().stdout_text();
+        left = session
+            .run(&format!("pgrep -f '{pattern}' || true"), STEP)
+            .await
+            .unwrap()
+            .stdout_text();
         if left.trim().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let refused = lab.log().contains("session_signal_req");
-    assert!(left.trim().is_empty() || refused, "still running and no signal request; sshd log:\n{}", lab.log());
+    assert!(
+        left.trim().is_empty() || refused,
+        "still running and no signal request; sshd log:\n{}",
+        lab.log()
+    );
     // Leave nothing behind: stop exactly the PIDs found.
     for pid in left.split_whitespace() {
         session.run(&format!("kill {pid}"), STEP).await.unwrap();
@@ -243,23 +328,43 @@ async fn upload_sets_the_mode_and_replaces_atomically() {
     let remote = lab.home().join("bin/tool");
     let remote_path = remote.to_str().unwrap().to_string();
 
-    let first = Upload { source: Source::Bytes(b"#!/bin/sh\necho one\n".to_vec()), remote_path: remote_path.clone(), mode: 0o755 };
+    let first = Upload {
+        source: Source::Bytes(b"#!/bin/sh\necho one\n".to_vec()),
+        remote_path: remote_path.clone(),
+        mode: 0o755,
+    };
     session.upload(&first).await.unwrap();
     assert_eq!(fs::read(&remote).unwrap(), b"#!/bin/sh\necho one\n");
-    assert_eq!(fs::metadata(&remote).unwrap().permissions().mode() & 0o7777, 0o755);
-    assert_eq!(session.run("tool", STEP).await.unwrap().stdout_text(), "one\n");
+    assert_eq!(
+        fs::metadata(&remote).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    assert_eq!(
+        session.run("tool", STEP).await.unwrap().stdout_text(),
+        "one\n"
+    );
     let old_inode = fs::metadata(&remote).unwrap().ino();
 
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let local = lab.dir.path().join("local-binary");
     fs::write(&local, &big).unwrap();
-    let second = Upload { source: Source::File(local), remote_path: remote_path.clone(), mode: 0o700 };
+    let second = Upload {
+        source: Source::File(local),
+        remote_path: remote_path.clone(),
+        mode: 0o700,
+    };
     session.upload(&second).await.unwrap();
     assert_eq!(fs::read(&remote).unwrap(), big);
-    assert_eq!(fs::metadata(&remote).unwrap().permissions().mode() & 0o7777, 0o700);
+    assert_eq!(
+        fs::metadata(&remote).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
     // A new inode: the file was renamed into place, never rewritten where a reader could see it half done.
     assert_ne!(fs::metadata(&remote).unwrap().ino(), old_inode);
-    let leftovers: Vec<_> = fs::read_dir(lab.home().join("bin")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = fs::read_dir(lab.home().join("bin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("tool")]);
     assert_eq!(lab.logins(), 1);
 }
@@ -268,12 +373,24 @@ async fn upload_sets_the_mode_and_replaces_atomically() {
 async fn upload_into_a_missing_folder_fails_with_the_path() {
     let lab = Lab::start();
     let session = lab.connect().await.unwrap();
-    let remote_path = lab.home().join("no/such/dir/tool").to_str().unwrap().to_string();
+    let remote_path = lab
+        .home()
+        .join("no/such/dir/tool")
+        .to_str()
+        .unwrap()
+        .to_string();
     let error = session
-        .upload(&Upload { source: Source::Bytes(b"x".to_vec()), remote_path, mode: 0o755 })
+        .upload(&Upload {
+            source: Source::Bytes(b"x".to_vec()),
+            remote_path,
+            mode: 0o755,
+        })
         .await
         .unwrap_err();
-    assert!(matches!(&error, TransportError::Sftp { operation: "create", path, .. } if path.contains("no/such/dir")), "{error:?}");
+    assert!(
+        matches!(&error, TransportError::Sftp { operation: "create", path, .. } if path.contains("no/such/dir")),
+        "{error:?}"
+    );
     assert!(session.run("true", STEP).await.unwrap().success());
 }
 
@@ -285,7 +402,12 @@ async fn unknown_host_key_is_refused_before_authentication() {
     fs::write(&lab.known_hosts, "").unwrap();
     let error = lab.connect().await.unwrap_err();
     match &error {
-        TransportError::HostKeyUnknown { host, fingerprint, known_hosts, hint } => {
+        TransportError::HostKeyUnknown {
+            host,
+            fingerprint,
+            known_hosts,
+            hint,
+        } => {
             assert_eq!(host, "node-a");
             assert_eq!(fingerprint, &lab.host_fingerprint());
             assert_eq!(known_hosts, &lab.known_hosts);
@@ -295,16 +417,26 @@ async fn unknown_host_key_is_refused_before_authentication() {
         other => panic!("expected HostKeyUnknown, got {other:?}"),
     }
     let message = error.to_string();
-    assert!(message.contains("node-a") && message.contains(&lab.host_fingerprint()), "{message}");
+    assert!(
+        message.contains("node-a") && message.contains(&lab.host_fingerprint()),
+        "{message}"
+    );
     assert!(!lab.log().contains("Accepted"), "sshd log:\n{}", lab.log());
-    assert_eq!(fs::read_to_string(&lab.known_hosts).unwrap(), "", "strict mode must not write");
+    assert_eq!(
+        fs::read_to_string(&lab.known_hosts).unwrap(),
+        "",
+        "strict mode must not write"
+    );
 }
 
 #[tokio::test]
 async fn missing_known_hosts_file_means_unknown() {
     let lab = Lab::start();
     fs::remove_file(&lab.known_hosts).unwrap();
-    assert!(matches!(lab.connect().await.unwrap_err(), TransportError::HostKeyUnknown { .. }));
+    assert!(matches!(
+        lab.connect().await.unwrap_err(),
+        TransportError::HostKeyUnknown { .. }
+    ));
 }
 
 #[tokio::test]
@@ -317,7 +449,13 @@ async fn changed_host_key_is_refused_with_the_fingerprint_and_line() {
     fs::write(&lab.known_hosts, format!("# fleet\n{name} {}", blob)).unwrap();
     let error = lab.connect().await.unwrap_err();
     match &error {
-        TransportError::HostKeyChanged { host, fingerprint, known_hosts, line, .. } => {
+        TransportError::HostKeyChanged {
+            host,
+            fingerprint,
+            known_hosts,
+            line,
+            ..
+        } => {
             assert_eq!((host.as_str(), *line), ("node-a", 2));
             assert_eq!(fingerprint, &lab.host_fingerprint());
             assert_eq!(known_hosts, &lab.known_hosts);
@@ -333,11 +471,23 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
     let other = lab.dir.path().join("other_host_key");
     generate_key(&other, "impostor").unwrap();
     let name = format!("[{}]:{}", lab.spec.address, lab.spec.port);
-    let before = format!("{name} {}", fs::read_to_string(other.with_extension("pub")).unwrap());
+    let before = format!(
+        "{name} {}",
+        fs::read_to_string(other.with_extension("pub")).unwrap()
+    );
     fs::write(&lab.known_hosts, &before).unwrap();
-    let options = SshOptions { policy: HostKeyPolicy::AcceptNew, ..lab.options() };
-    let error = SshConnector::new(options).connect(&lab.target()).await.unwrap_err();
-    assert!(matches!(error, TransportError::HostKeyChanged { line: 1, .. }), "{error:?}");
+    let options = SshOptions {
+        policy: HostKeyPolicy::AcceptNew,
+        ..lab.options()
+    };
+    let error = SshConnector::new(options)
+        .connect(&lab.target())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, TransportError::HostKeyChanged { line: 1, .. }),
+        "{error:?}"
+    );
     assert_eq!(fs::read_to_string(&lab.known_hosts).unwrap(), before);
 }
 
@@ -346,11 +496,20 @@ async fn revoked_host_key_is_refused_even_when_another_line_trusts_it() {
     let lab = Lab::start();
     let host_key = lab.spec.host_public_key().unwrap();
     let trusted = lab.spec.known_hosts_line().unwrap();
-    fs::write(&lab.known_hosts, format!("{trusted}\n@revoked * {host_key}\n")).unwrap();
+    fs::write(
+        &lab.known_hosts,
+        format!("{trusted}\n@revoked * {host_key}\n"),
+    )
+    .unwrap();
     let error = lab.connect().await.unwrap_err();
     match &error {
-        TransportError::HostKeyRevoked { fingerprint, line, .. } => {
-            assert_eq!((fingerprint.as_str(), *line), (lab.host_fingerprint().as_str(), 2));
+        TransportError::HostKeyRevoked {
+            fingerprint, line, ..
+        } => {
+            assert_eq!(
+                (fingerprint.as_str(), *line),
+                (lab.host_fingerprint().as_str(), 2)
+            );
         }
         other => panic!("expected HostKeyRevoked, got {other:?}"),
     }
@@ -361,10 +520,18 @@ async fn revoked_host_key_is_refused_even_when_another_line_trusts_it() {
 async fn hashed_entry_written_by_ssh_keygen_is_trusted() {
     let lab = Lab::start();
     fs::write(&lab.known_hosts, keyscan(&lab, "ed25519")).unwrap();
-    let status = Command::new("ssh-keygen").arg("-H").arg("-f").arg(&lab.known_hosts).output().unwrap();
+    let status = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&lab.known_hosts)
+        .output()
+        .unwrap();
     assert!(status.status.success());
     let text = fs::read_to_string(&lab.known_hosts).unwrap();
-    assert!(text.starts_with("|1|") && !text.contains(&lab.spec.address.to_string()), "{text}");
+    assert!(
+        text.starts_with("|1|") && !text.contains(&lab.spec.address.to_string()),
+        "{text}"
+    );
     let session = lab.connect().await.unwrap();
     assert!(session.run("true", STEP).await.unwrap().success());
 }
@@ -375,29 +542,65 @@ async fn wildcard_entry_with_tabs_is_trusted() {
     let host_key = lab.spec.host_public_key().unwrap();
     let (kind, blob) = host_key.split_once(' ').unwrap();
     let blob = blob.split_whitespace().next().unwrap();
-    fs::write(&lab.known_hosts, format!("other.example,[127.61.*]:{}\t{kind}\t{blob}\n", lab.spec.port)).unwrap();
-    assert!(lab.connect().await.unwrap().run("true", STEP).await.unwrap().success());
+    fs::write(
+        &lab.known_hosts,
+        format!(
+            "other.example,[127.61.*]:{}\t{kind}\t{blob}\n",
+            lab.spec.port
+        ),
+    )
+    .unwrap();
+    assert!(lab
+        .connect()
+        .await
+        .unwrap()
+        .run("true", STEP)
+        .await
+        .unwrap()
+        .success());
     // A negated pattern excludes the host again.
     let address = lab.spec.address;
     fs::write(
         &lab.known_hosts,
-        format!("[127.61.*]:{port},![{address}]:{port} {kind} {blob}\n", port = lab.spec.port),
+        format!(
+            "[127.61.*]:{port},![{address}]:{port} {kind} {blob}\n",
+            port = lab.spec.port
+        ),
     )
     .unwrap();
-    assert!(matches!(lab.connect().await.unwrap_err(), TransportError::HostKeyUnknown { .. }));
+    assert!(matches!(
+        lab.connect().await.unwrap_err(),
+        TransportError::HostKeyUnknown { .. }
+    ));
 }
 
 #[tokio::test]
 async fn accept_new_appends_the_key_and_later_connections_trust_it() {
     let lab = Lab::start();
     fs::write(&lab.known_hosts, "# fleet keys").unwrap();
-    let options = SshOptions { policy: HostKeyPolicy::AcceptNew, ..lab.options() };
-    let session = SshConnector::new(options).connect(&lab.target()).await.unwrap();
+    let options = SshOptions {
+        policy: HostKeyPolicy::AcceptNew,
+        ..lab.options()
+    };
+    let session = SshConnector::new(options)
+        .connect(&lab.target())
+        .await
+        .unwrap();
     assert!(session.run("true", STEP).await.unwrap().success());
     let text = fs::read_to_string(&lab.known_hosts).unwrap();
-    assert_eq!(text, format!("# fleet keys\n{}\n", lab.spec.known_hosts_line().unwrap()));
+    assert_eq!(
+        text,
+        format!("# fleet keys\n{}\n", lab.spec.known_hosts_line().unwrap())
+    );
     // Strict mode now trusts it.
-    assert!(lab.connect().await.unwrap().run("true", STEP).await.unwrap().success());
+    assert!(lab
+        .connect()
+        .await
+        .unwrap()
+        .run("true", STEP)
+        .await
+        .unwrap()
+        .success());
 }
 
 #[tokio::test]
@@ -406,7 +609,11 @@ async fn only_the_key_types_known_for_the_host_are_negotiated() {
     // otherwise pick ed25519 and call the host changed).
     let lab = Lab::start_with(|spec| {
         let ecdsa = spec.dir.join("ssh_host_ecdsa_key");
-        let status = Command::new("ssh-keygen").args(["-q", "-t", "ecdsa", "-N", "", "-f"]).arg(&ecdsa).status().unwrap();
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+            .arg(&ecdsa)
+            .status()
+            .unwrap();
         assert!(status.success());
         let mut config = fs::read_to_string(spec.config_path()).unwrap();
         config.push_str(&format!("HostKey {}\n", ecdsa.display()));
@@ -415,7 +622,14 @@ async fn only_the_key_types_known_for_the_host_are_negotiated() {
     let scanned = keyscan(&lab, "ecdsa");
     assert!(scanned.contains("ecdsa-sha2-nistp256"), "{scanned}");
     fs::write(&lab.known_hosts, &scanned).unwrap();
-    assert!(lab.connect().await.unwrap().run("true", STEP).await.unwrap().success());
+    assert!(lab
+        .connect()
+        .await
+        .unwrap()
+        .run("true", STEP)
+        .await
+        .unwrap()
+        .success());
 }
 
 // ---------------------------------------------------------------- deadlines and login
@@ -432,8 +646,14 @@ async fn nothing_listening_is_a_connect_error() {
         identity: Identity::Agent,
     };
     let dir = tempfile::tempdir().unwrap();
-    let error = SshConnector::new(SshOptions::new(dir.path().join("known_hosts"))).connect(&target).await.unwrap_err();
-    assert!(matches!(&error, TransportError::Connect { host, .. } if host == "node-gone"), "{error:?}");
+    let error = SshConnector::new(SshOptions::new(dir.path().join("known_hosts")))
+        .connect(&target)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, TransportError::Connect { host, .. } if host == "node-gone"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -450,13 +670,30 @@ async fn a_listener_that_never_speaks_hits_the_connect_deadline() {
         identity: Identity::Agent,
     };
     let dir = tempfile::tempdir().unwrap();
-    let options = SshOptions { connect_timeout: Duration::from_millis(400), ..SshOptions::new(dir.path().join("kh")) };
+    let options = SshOptions {
+        connect_timeout: Duration::from_millis(400),
+        ..SshOptions::new(dir.path().join("kh"))
+    };
     let started = Instant::now();
-    let error = SshConnector::new(options).connect(&target).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    let error = SshConnector::new(options)
+        .connect(&target)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     match error {
-        TransportError::Timeout { host, address: dialled, after } => {
-            assert_eq!((host.as_str(), after), ("node-mute", Duration::from_millis(400)));
+        TransportError::Timeout {
+            host,
+            address: dialled,
+            after,
+        } => {
+            assert_eq!(
+                (host.as_str(), after),
+                ("node-mute", Duration::from_millis(400))
+            );
             assert_eq!(dialled, format!("{address}:{port}"));
         }
         other => panic!("expected Timeout, got {other:?}"),
@@ -469,11 +706,20 @@ async fn wrong_key_is_an_auth_error_naming_user_and_host() {
     let lab = Lab::start();
     let wrong = lab.dir.path().join("wrong_key");
     generate_key(&wrong, "stranger").unwrap();
-    let target = Target { identity: Identity::File(wrong.clone()), ..lab.target() };
-    let error = SshConnector::new(lab.options()).connect(&target).await.unwrap_err();
+    let target = Target {
+        identity: Identity::File(wrong.clone()),
+        ..lab.target()
+    };
+    let error = SshConnector::new(lab.options())
+        .connect(&target)
+        .await
+        .unwrap_err();
     match &error {
         TransportError::Auth { host, user, method } => {
-            assert_eq!((host.as_str(), user.as_str()), ("node-a", current_user().as_str()));
+            assert_eq!(
+                (host.as_str(), user.as_str()),
+                ("node-a", current_user().as_str())
+            );
             assert!(method.contains(wrong.to_str().unwrap()), "{method}");
         }
         other => panic!("expected Auth, got {other:?}"),
@@ -485,27 +731,53 @@ async fn wrong_key_is_an_auth_error_naming_user_and_host() {
 async fn unreadable_key_file_is_a_key_file_error() {
     let lab = Lab::start();
     let missing = lab.dir.path().join("no_such_key");
-    let target = Target { identity: Identity::File(missing.clone()), ..lab.target() };
-    let error = SshConnector::new(lab.options()).connect(&target).await.unwrap_err();
-    assert!(matches!(&error, TransportError::KeyFile { path, .. } if *path == missing), "{error:?}");
+    let target = Target {
+        identity: Identity::File(missing.clone()),
+        ..lab.target()
+    };
+    let error = SshConnector::new(lab.options())
+        .connect(&target)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, TransportError::KeyFile { path, .. } if *path == missing),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
 async fn ssh_agent_identities_log_in() {
     let lab = Lab::start();
     let socket = lab.dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&socket).spawn().unwrap();
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     for _ in 0..100 {
         if socket.exists() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let added = Command::new("ssh-add").arg(&lab.user_key).env("SSH_AUTH_SOCK", &socket).output().unwrap();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let added = Command::new("ssh-add")
+        .arg(&lab.user_key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     // Only this test of this binary reads SSH_AUTH_SOCK, so changing the process environment is safe here.
     std::env::set_var("SSH_AUTH_SOCK", &socket);
-    let target = Target { identity: Identity::Agent, ..lab.target() };
+    let target = Target {
+        identity: Identity::Agent,
+        ..lab.target()
+    };
     let result = SshConnector::new(lab.options()).connect(&target).await;
     let _ = agent.kill();
     let _ = agent.wait();

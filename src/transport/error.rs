@@ -9,6 +9,8 @@ use super::known_hosts::KnownHostsError;
 use super::quote::QuoteError;
 
 /// Why talking to a host failed. Messages never contain key material or passphrases.
+///
+/// Library causes are boxed: russh's errors are large and this type travels in every `Result`.
 #[derive(Debug, Error)]
 pub enum TransportError {
     /// The TCP connection could not be made.
@@ -41,7 +43,7 @@ pub enum TransportError {
         address: String,
         /// Why.
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
     /// The server's host key is not in known_hosts and new keys are not accepted.
     #[error("host key of {host} is unknown ({fingerprint}), not in {known_hosts}; {hint}", known_hosts = known_hosts.display())]
@@ -118,7 +120,7 @@ pub enum TransportError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: russh::keys::Error,
+        source: Box<russh::keys::Error>,
     },
     /// The ssh-agent (`SSH_AUTH_SOCK`) could not be used.
     #[error("ssh-agent failed while logging in to {host}")]
@@ -136,7 +138,7 @@ pub enum TransportError {
         host: String,
         /// Why.
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
     /// The server refused to run the command or start the subsystem.
     #[error("{host} refused the {request} request")]
@@ -219,7 +221,10 @@ impl TransportError {
     pub fn is_host_key(&self) -> bool {
         matches!(
             self,
-            Self::HostKeyUnknown { .. } | Self::HostKeyChanged { .. } | Self::HostKeyRevoked { .. } | Self::HostCertificate { .. }
+            Self::HostKeyUnknown { .. }
+                | Self::HostKeyChanged { .. }
+                | Self::HostKeyRevoked { .. }
+                | Self::HostCertificate { .. }
         )
     }
 }

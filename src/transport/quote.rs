@@ -20,13 +20,18 @@ pub enum QuoteError {
 pub fn quote(word: &str) -> Result<String, QuoteError> {
     shlex::try_quote(word)
         .map(|quoted| quoted.into_owned())
-        .map_err(|_| QuoteError::Nul { value: word.to_string() })
+        .map_err(|_| QuoteError::Nul {
+            value: word.to_string(),
+        })
 }
 
 /// Quotes every word and joins them with spaces into one command line.
 pub fn join(words: &[&str]) -> Result<String, QuoteError> {
     // Quote word by word (rather than `try_join`) so the error names the bad word.
-    let quoted = words.iter().map(|word| quote(word)).collect::<Result<Vec<_>, _>>()?;
+    let quoted = words
+        .iter()
+        .map(|word| quote(word))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(quoted.join(" "))
 }
 
@@ -36,7 +41,10 @@ mod tests {
 
     #[test]
     fn plain_words_stay_plain() {
-        assert_eq!(quote("ipfs-cluster-service").unwrap(), "ipfs-cluster-service");
+        assert_eq!(
+            quote("ipfs-cluster-service").unwrap(),
+            "ipfs-cluster-service"
+        );
         assert_eq!(quote("/usr/local/bin/x").unwrap(), "/usr/local/bin/x");
     }
 
@@ -51,23 +59,40 @@ mod tests {
 
     #[test]
     fn nul_is_refused() {
-        assert_eq!(quote("a\0b"), Err(QuoteError::Nul { value: "a\0b".into() }));
+        assert_eq!(
+            quote("a\0b"),
+            Err(QuoteError::Nul {
+                value: "a\0b".into()
+            })
+        );
         assert!(join(&["echo", "a\0"]).is_err());
     }
 
     #[test]
     fn join_quotes_each_word() {
         let line = join(&["printf", "%s\\n", "a b", "c"]).unwrap();
-        assert!(line.starts_with("printf ") && line.ends_with(" 'a b' c"), "{line}");
-        assert_eq!(shlex::split(&line).unwrap(), ["printf", "%s\\n", "a b", "c"]);
+        assert!(
+            line.starts_with("printf ") && line.ends_with(" 'a b' c"),
+            "{line}"
+        );
+        assert_eq!(
+            shlex::split(&line).unwrap(),
+            ["printf", "%s\\n", "a b", "c"]
+        );
         assert_eq!(join(&[]).unwrap(), "");
     }
 
     #[test]
     fn quoted_words_survive_a_real_shell() {
-        let words = ["printf", "[%s]", "a b", "'q'", "\"d\"", "$HOME", "`x`", "*", "ä\tb\nc", "!", "~"];
+        let words = [
+            "printf", "[%s]", "a b", "'q'", "\"d\"", "$HOME", "`x`", "*", "ä\tb\nc", "!", "~",
+        ];
         let line = join(&words).unwrap();
-        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
         let expected: String = words[2..].iter().map(|w| format!("[{w}]")).collect();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     }

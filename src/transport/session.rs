@@ -14,7 +14,11 @@ pub trait Session: Send + Sync {
     /// [`TransportError::CommandTimeout`] returned; the connection stays usable. sshd refuses
     /// signal requests for root logins, so a remote process may outlive its timeout: commands
     /// that must not should bound themselves (e.g. with coreutils `timeout`).
-    fn run(&self, command: &str, timeout: Duration) -> impl Future<Output = Result<CommandOutput, TransportError>> + Send;
+    fn run(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<CommandOutput, TransportError>> + Send;
 
     /// Places a file on the host atomically (temporary file in the same folder, then rename).
     fn upload(&self, upload: &Upload) -> impl Future<Output = Result<(), TransportError>> + Send;
@@ -29,5 +33,8 @@ pub trait Connector: Send + Sync {
     type Session: Session;
 
     /// Connects to the target, checks its host key and logs in.
-    fn connect(&self, target: &Target) -> impl Future<Output = Result<Self::Session, TransportError>> + Send;
+    fn connect(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = Result<Self::Session, TransportError>> + Send;
 }

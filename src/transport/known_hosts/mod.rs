@@ -115,7 +115,10 @@ impl KnownHosts {
         match fs::read_to_string(path) {
             Ok(text) => Ok(Self::parse(path, &text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::parse(path, "")),
-            Err(source) => Err(KnownHostsError::Read { path: path.to_path_buf(), source }),
+            Err(source) => Err(KnownHostsError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
@@ -132,7 +135,10 @@ impl KnownHosts {
                 entry
             })
             .collect();
-        Self { path: path.to_path_buf(), entries }
+        Self {
+            path: path.to_path_buf(),
+            entries,
+        }
     }
 
     /// The file this was read from.
@@ -142,8 +148,10 @@ impl KnownHosts {
 
     /// Checks `key` for `host` (a name or address) on `port`.
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Match {
-        if let Some(revoked) =
-            self.entries.iter().find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
+        if let Some(revoked) = self
+            .entries
+            .iter()
+            .find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
         {
             return Match::Revoked { line: revoked.line };
         }
@@ -151,9 +159,16 @@ impl KnownHosts {
         if let Some(trusted) = for_host.iter().find(|e| e.key.key_data() == key.key_data()) {
             return Match::Trusted { line: trusted.line };
         }
-        let Some(first) = for_host.first() else { return Match::Unknown };
-        let same_type = for_host.iter().find(|e| same_family(&e.key.algorithm(), &key.algorithm()));
-        Match::Changed { line: same_type.unwrap_or(first).line, known_types: self.key_types(host, port) }
+        let Some(first) = for_host.first() else {
+            return Match::Unknown;
+        };
+        let same_type = for_host
+            .iter()
+            .find(|e| same_family(&e.key.algorithm(), &key.algorithm()));
+        Match::Changed {
+            line: same_type.unwrap_or(first).line,
+            known_types: self.key_types(host, port),
+        }
     }
 
     /// The key types listed for the host (revoked keys excluded), in file order, without duplicates.
@@ -170,40 +185,61 @@ impl KnownHosts {
     }
 
     fn is_revoked(&self, key: &PublicKey) -> bool {
-        self.entries.iter().any(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
+        self.entries
+            .iter()
+            .any(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
     }
 
     /// Plain (unmarked) entries whose patterns match the host.
     fn host_entries<'a>(&'a self, host: &str, port: u16) -> impl Iterator<Item = &'a Entry> + 'a {
         let name = host_name(&host.to_ascii_lowercase(), port);
-        self.entries
-            .iter()
-            .filter(move |e| e.marker == Marker::None && match_list(&name, &e.hosts) == HostMatch::Yes)
+        self.entries.iter().filter(move |e| {
+            e.marker == Marker::None && match_list(&name, &e.hosts) == HostMatch::Yes
+        })
     }
 }
 
 /// Appends `[host]:port type base64` (plain `host` on port 22) to the file, creating it and
 /// its folder if needed; returns the new line's number.
-pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<usize, KnownHostsError> {
-    let write_error = |source| KnownHostsError::Write { path: path.to_path_buf(), source };
+pub fn append(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<usize, KnownHostsError> {
+    let write_error = |source| KnownHostsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let existing = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(KnownHostsError::Read { path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(KnownHostsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(write_error)?;
     }
     // The comment is dropped: it is whatever the server's admin typed, not ours to record.
     let bare = PublicKey::new(key.key_data().clone(), "");
-    let encoded = bare.to_openssh().map_err(|e| write_error(io::Error::other(e.to_string())))?;
+    let encoded = bare
+        .to_openssh()
+        .map_err(|e| write_error(io::Error::other(e.to_string())))?;
     let mut text = String::new();
     if !existing.is_empty() && !existing.ends_with('\n') {
         text.push('\n');
     }
     text.push_str(&format!("{} {}\n", host_name(host, port), encoded.trim()));
     // One write with O_APPEND, so concurrent connections appending for other hosts do not interleave.
-    let mut file = fs::OpenOptions::new().create(true).append(true).open(path).map_err(write_error)?;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(write_error)?;
     file.write_all(text.as_bytes()).map_err(write_error)?;
     file.sync_all().map_err(write_error)?;
     Ok(existing.lines().count() + 1)
@@ -241,7 +277,12 @@ fn parse_line(number: usize, line: &str) -> Option<Entry> {
     let (key_type, blob) = (fields.next()?, fields.next()?);
     // from_openssh refuses a type field that disagrees with the blob; OpenSSH skips such lines too.
     let key = PublicKey::from_openssh(&format!("{key_type} {blob}")).ok()?;
-    Some(Entry { line: number, marker, hosts: first.to_string(), key })
+    Some(Entry {
+        line: number,
+        marker,
+        hosts: first.to_string(),
+        key,
+    })
 }
 
 #[cfg(test)]

@@ -46,11 +46,19 @@ fn match_one(name: &str, pattern: &str) -> bool {
 
 /// `|1|salt|hash`: HMAC-SHA1 keyed with the salt over the name, both base64 (what `ssh-keygen -H` writes).
 fn match_hashed(name: &str, salt_and_hash: &str) -> bool {
-    let Some((salt, hash)) = salt_and_hash.split_once('|') else { return false };
-    let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else { return false };
-    let Ok(mac) = Hmac::<Sha1>::new_from_slice(&salt) else { return false };
+    let Some((salt, hash)) = salt_and_hash.split_once('|') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else {
+        return false;
+    };
+    let Ok(mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
     // verify_slice compares in constant time and refuses a hash of the wrong length.
-    mac.chain_update(name.as_bytes()).verify_slice(&hash).is_ok()
+    mac.chain_update(name.as_bytes())
+        .verify_slice(&hash)
+        .is_ok()
 }
 
 /// `*` matches any run of characters (also none), `?` exactly one; everything else literally.
@@ -102,7 +110,10 @@ mod tests {
     fn lists_and_negation() {
         assert_eq!(match_list("b", "a,b,c"), HostMatch::Yes);
         assert_eq!(match_list("d", "a,b,c"), HostMatch::No);
-        assert_eq!(match_list("10.0.0.5", "10.0.0.*,!10.0.0.5"), HostMatch::Negated);
+        assert_eq!(
+            match_list("10.0.0.5", "10.0.0.*,!10.0.0.5"),
+            HostMatch::Negated
+        );
         assert_eq!(match_list("10.0.0.6", "10.0.0.*,!10.0.0.5"), HostMatch::Yes);
         assert_eq!(match_list("10.0.0.5", "!10.0.0.5"), HostMatch::Negated);
         assert_eq!(match_list("x", "!10.0.0.5"), HostMatch::No);
@@ -113,7 +124,11 @@ mod tests {
     fn hashed_entry_from_ssh_keygen() {
         // Same construction as `ssh-keygen -H`; tests/transport_known_hosts.rs checks real output.
         let salt = [7u8; 20];
-        let mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap().chain_update(b"node1").finalize().into_bytes();
+        let mac = Hmac::<Sha1>::new_from_slice(&salt)
+            .unwrap()
+            .chain_update(b"node1")
+            .finalize()
+            .into_bytes();
         let entry = format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(mac));
         assert_eq!(match_list("node1", &entry), HostMatch::Yes);
         assert_eq!(match_list("node2", &entry), HostMatch::No);

@@ -16,7 +16,12 @@ fn keygen(dir: &Path, name: &str, kind: &str) -> PublicKey {
 }
 
 fn line(hosts: &str, key: &PublicKey) -> String {
-    format!("{hosts} {}", PublicKey::new(key.key_data().clone(), "").to_openssh().unwrap())
+    format!(
+        "{hosts} {}",
+        PublicKey::new(key.key_data().clone(), "")
+            .to_openssh()
+            .unwrap()
+    )
 }
 
 struct Keys {
@@ -31,7 +36,12 @@ fn keys() -> Keys {
     let a = keygen(dir.path(), "a", "ed25519");
     let b = keygen(dir.path(), "b", "ed25519");
     let ecdsa = keygen(dir.path(), "c", "ecdsa");
-    Keys { _dir: dir, a, b, ecdsa }
+    Keys {
+        _dir: dir,
+        a,
+        b,
+        ecdsa,
+    }
 }
 
 fn parse(text: &str) -> KnownHosts {
@@ -41,7 +51,11 @@ fn parse(text: &str) -> KnownHosts {
 #[test]
 fn plain_name_port_22_and_bracketed_port() {
     let k = keys();
-    let kh = parse(&format!("{}\n{}\n", line("node1", &k.a), line("[10.0.0.1]:2222", &k.b)));
+    let kh = parse(&format!(
+        "{}\n{}\n",
+        line("node1", &k.a),
+        line("[10.0.0.1]:2222", &k.b)
+    ));
     assert_eq!(kh.check("node1", 22, &k.a), Match::Trusted { line: 1 });
     assert_eq!(kh.check("NODE1", 22, &k.a), Match::Trusted { line: 1 });
     assert_eq!(kh.check("node1", 2200, &k.a), Match::Unknown);
@@ -66,7 +80,10 @@ fn comments_blank_lines_tabs_and_comma_lists() {
 #[test]
 fn wildcards_and_negation() {
     let k = keys();
-    let kh = parse(&format!("{}\n", line("[10.0.0.*]:2222,!10.0.0.13,![10.0.0.13]:2222", &k.a)));
+    let kh = parse(&format!(
+        "{}\n",
+        line("[10.0.0.*]:2222,!10.0.0.13,![10.0.0.13]:2222", &k.a)
+    ));
     assert_eq!(kh.check("10.0.0.7", 2222, &k.a), Match::Trusted { line: 1 });
     assert_eq!(kh.check("10.0.0.13", 2222, &k.a), Match::Unknown);
     assert_eq!(kh.check("10.0.1.7", 2222, &k.a), Match::Unknown);
@@ -78,11 +95,19 @@ fn wildcards_and_negation() {
 #[test]
 fn revoked_wins_over_a_trusting_line() {
     let k = keys();
-    let kh = parse(&format!("{}\n@revoked {}\n", line("node1", &k.a), line("*", &k.a)));
+    let kh = parse(&format!(
+        "{}\n@revoked {}\n",
+        line("node1", &k.a),
+        line("*", &k.a)
+    ));
     assert_eq!(kh.check("node1", 22, &k.a), Match::Revoked { line: 2 });
     assert!(kh.key_types("node1", 22).is_empty());
     // Revocation does not depend on the line's host patterns.
-    let kh = parse(&format!("{}\n@revoked\t{}\n", line("node1", &k.a), line("elsewhere", &k.a)));
+    let kh = parse(&format!(
+        "{}\n@revoked\t{}\n",
+        line("node1", &k.a),
+        line("elsewhere", &k.a)
+    ));
     assert_eq!(kh.check("node1", 22, &k.a), Match::Revoked { line: 2 });
 }
 
@@ -98,20 +123,41 @@ fn cert_authority_lines_do_not_trust_plain_keys() {
 #[test]
 fn changed_key_same_type_and_other_type() {
     let k = keys();
-    let kh = parse(&format!("{}\n{}\n", line("node1", &k.ecdsa), line("node1", &k.a)));
+    let kh = parse(&format!(
+        "{}\n{}\n",
+        line("node1", &k.ecdsa),
+        line("node1", &k.a)
+    ));
     assert_eq!(
         kh.check("node1", 22, &k.b),
-        Match::Changed { line: 2, known_types: vec![k.ecdsa.algorithm(), k.a.algorithm()] }
+        Match::Changed {
+            line: 2,
+            known_types: vec![k.ecdsa.algorithm(), k.a.algorithm()]
+        }
     );
     let kh = parse(&format!("{}\n", line("node1", &k.ecdsa)));
-    assert_eq!(kh.check("node1", 22, &k.a), Match::Changed { line: 1, known_types: vec![k.ecdsa.algorithm()] });
+    assert_eq!(
+        kh.check("node1", 22, &k.a),
+        Match::Changed {
+            line: 1,
+            known_types: vec![k.ecdsa.algorithm()]
+        }
+    );
 }
 
 #[test]
 fn key_types_are_deduplicated_in_file_order() {
     let k = keys();
-    let kh = parse(&format!("{}\n{}\n{}\n", line("n", &k.a), line("n", &k.ecdsa), line("n", &k.b)));
-    assert_eq!(kh.key_types("n", 22), vec![k.a.algorithm(), k.ecdsa.algorithm()]);
+    let kh = parse(&format!(
+        "{}\n{}\n{}\n",
+        line("n", &k.a),
+        line("n", &k.ecdsa),
+        line("n", &k.b)
+    ));
+    assert_eq!(
+        kh.key_types("n", 22),
+        vec![k.a.algorithm(), k.ecdsa.algorithm()]
+    );
 }
 
 #[test]

@@ -22,13 +22,23 @@ pub(crate) async fn login(handle: &mut Client, target: &Target) -> Result<(), Tr
             let key = load_secret_key(path, None).map_err(|source| TransportError::KeyFile {
                 host: target.name.clone(),
                 path: path.clone(),
-                source,
+                source: Box::new(source),
             })?;
-            let hash = if key.algorithm().is_rsa() { rsa_hash(handle, target).await? } else { None };
+            let hash = if key.algorithm().is_rsa() {
+                rsa_hash(handle, target).await?
+            } else {
+                None
+            };
             let result = handle
-                .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                .authenticate_publickey(
+                    &target.user,
+                    PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
                 .await
-                .map_err(|source| TransportError::Channel { host: target.name.clone(), source })?;
+                .map_err(|source| TransportError::Channel {
+                    host: target.name.clone(),
+                    source: Box::new(source),
+                })?;
             if result.success() {
                 Ok(())
             } else {
@@ -40,13 +50,27 @@ pub(crate) async fn login(handle: &mut Client, target: &Target) -> Result<(), Tr
 }
 
 async fn login_with_agent(handle: &mut Client, target: &Target) -> Result<(), TransportError> {
-    let agent_error = |e: Box<dyn std::error::Error + Send + Sync>| TransportError::Agent { host: target.name.clone(), source: e };
-    let mut agent = AgentClient::connect_env().await.map_err(|e| agent_error(Box::new(e)))?;
-    let identities = agent.request_identities().await.map_err(|e| agent_error(Box::new(e)))?;
+    let agent_error = |e: Box<dyn std::error::Error + Send + Sync>| TransportError::Agent {
+        host: target.name.clone(),
+        source: e,
+    };
+    let mut agent = AgentClient::connect_env()
+        .await
+        .map_err(|e| agent_error(Box::new(e)))?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| agent_error(Box::new(e)))?;
     for identity in identities {
         // Certificates would need the server to trust a user CA; plain keys are what we support.
-        let AgentIdentity::PublicKey { key, .. } = identity else { continue };
-        let hash = if key.algorithm().is_rsa() { rsa_hash(handle, target).await? } else { None };
+        let AgentIdentity::PublicKey { key, .. } = identity else {
+            continue;
+        };
+        let hash = if key.algorithm().is_rsa() {
+            rsa_hash(handle, target).await?
+        } else {
+            None
+        };
         let result = handle
             .authenticate_publickey_with(&target.user, key, hash, &mut agent)
             .await
@@ -60,13 +84,21 @@ async fn login_with_agent(handle: &mut Client, target: &Target) -> Result<(), Tr
 
 /// The RSA signature hash the server accepts (asking can wait up to a second, hence RSA only).
 async fn rsa_hash(handle: &Client, target: &Target) -> Result<Option<HashAlg>, TransportError> {
-    let best = handle
-        .best_supported_rsa_hash()
-        .await
-        .map_err(|source| TransportError::Channel { host: target.name.clone(), source })?;
+    let best =
+        handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|source| TransportError::Channel {
+                host: target.name.clone(),
+                source: Box::new(source),
+            })?;
     Ok(best.flatten())
 }
 
 fn refused(target: &Target, method: String) -> TransportError {
-    TransportError::Auth { host: target.name.clone(), user: target.user.clone(), method }
+    TransportError::Auth {
+        host: target.name.clone(),
+        user: target.user.clone(),
+        method,
+    }
 }

@@ -18,8 +18,15 @@ pub(crate) async fn run(
     timeout: Duration,
 ) -> Result<CommandOutput, TransportError> {
     let deadline = Instant::now() + timeout;
-    let timed_out = || TransportError::CommandTimeout { host: host.to_string(), command: command.to_string(), after: timeout };
-    let channel_error = |source| TransportError::Channel { host: host.to_string(), source };
+    let timed_out = || TransportError::CommandTimeout {
+        host: host.to_string(),
+        command: command.to_string(),
+        after: timeout,
+    };
+    let channel_error = |source| TransportError::Channel {
+        host: host.to_string(),
+        source: Box::new(source),
+    };
 
     let mut channel = timeout_at(deadline, handle.channel_open_session())
         .await
@@ -27,7 +34,11 @@ pub(crate) async fn run(
         .map_err(channel_error)?;
     channel.exec(true, command).await.map_err(channel_error)?;
 
-    let mut output = CommandOutput { stdout: Vec::new(), stderr: Vec::new(), exit: Exit::Unknown };
+    let mut output = CommandOutput {
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        exit: Exit::Unknown,
+    };
     loop {
         // `wait` only receives from a queue, so dropping it at the deadline loses nothing.
         let Ok(message) = timeout_at(deadline, channel.wait()).await else {
@@ -39,13 +50,22 @@ pub(crate) async fn run(
         };
         match message {
             Some(ChannelMsg::Data { data }) => output.stdout.extend_from_slice(&data),
-            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => output.stderr.extend_from_slice(&data),
+            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                output.stderr.extend_from_slice(&data)
+            }
             // The status arrives after Eof, so keep reading until Close.
-            Some(ChannelMsg::ExitStatus { exit_status }) => output.exit = Exit::Status(exit_status as i32),
-            Some(ChannelMsg::ExitSignal { signal_name, .. }) => output.exit = Exit::Signal(signal_text(&signal_name)),
+            Some(ChannelMsg::ExitStatus { exit_status }) => {
+                output.exit = Exit::Status(exit_status as i32)
+            }
+            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                output.exit = Exit::Signal(signal_text(&signal_name))
+            }
             Some(ChannelMsg::Failure) => {
                 let _ = channel.close().await;
-                return Err(TransportError::Refused { host: host.to_string(), request: "exec" });
+                return Err(TransportError::Refused {
+                    host: host.to_string(),
+                    request: "exec",
+                });
             }
             Some(ChannelMsg::Close) | None => break,
             Some(_) => {}

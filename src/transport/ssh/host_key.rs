@@ -35,9 +35,14 @@ pub(crate) struct HostKeyCheck {
 impl client::Handler for HostKeyCheck {
     type Error = HandshakeError;
 
-    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            return Err(self.refuse(TransportError::HostCertificate { host: self.host.clone() }));
+            return Err(self.refuse(TransportError::HostCertificate {
+                host: self.host.clone(),
+            }));
         };
         self.verify(key).map(|()| true).map_err(|e| self.refuse(e))
     }
@@ -130,13 +135,20 @@ pub(crate) fn preferred_for(known: &[Algorithm]) -> Preferred {
         // server presents rather than with an empty algorithm list.
         return defaults;
     }
-    Preferred { key: keys.into(), ..defaults }
+    Preferred {
+        key: keys.into(),
+        ..defaults
+    }
 }
 
 /// Where the refusal or failure lands in our error type.
 pub(crate) fn handshake_error(error: HandshakeError, host: &str, address: &str) -> TransportError {
     match error {
         HandshakeError::Refused(e) => *e,
-        HandshakeError::Ssh(source) => TransportError::Handshake { host: host.to_string(), address: address.to_string(), source },
+        HandshakeError::Ssh(source) => TransportError::Handshake {
+            host: host.to_string(),
+            address: address.to_string(),
+            source: Box::new(source),
+        },
     }
 }

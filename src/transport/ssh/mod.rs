@@ -59,7 +59,9 @@ pub struct SshSession {
 
 impl std::fmt::Debug for SshSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SshSession").field("host", &self.host).finish_non_exhaustive()
+        f.debug_struct("SshSession")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,14 +73,26 @@ impl SshSession {
         let deadline = options.connect_timeout;
         match tokio::time::timeout(deadline, Self::connect_now(target, options, &address)).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout { host: target.name.clone(), address, after: deadline }),
+            Err(_) => Err(TransportError::Timeout {
+                host: target.name.clone(),
+                address,
+                after: deadline,
+            }),
         }
     }
 
-    async fn connect_now(target: &Target, options: &SshOptions, address: &str) -> Result<Self, TransportError> {
+    async fn connect_now(
+        target: &Target,
+        options: &SshOptions,
+        address: &str,
+    ) -> Result<Self, TransportError> {
         let host = target.name.clone();
-        let known_hosts = KnownHosts::load(&options.known_hosts)
-            .map_err(|source| TransportError::KnownHosts { host: host.clone(), source })?;
+        let known_hosts = KnownHosts::load(&options.known_hosts).map_err(|source| {
+            TransportError::KnownHosts {
+                host: host.clone(),
+                source,
+            }
+        })?;
         let config = client::Config {
             nodelay: true,
             preferred: preferred_for(&known_hosts.key_types(&target.address, target.port)),
@@ -91,15 +105,24 @@ impl SshSession {
             known_hosts,
             policy: options.policy,
         };
-        let tcp = TcpStream::connect((target.address.as_str(), target.port)).await.map_err(|source| {
-            TransportError::Connect { host: host.clone(), address: address.to_string(), source }
-        })?;
+        let tcp = TcpStream::connect((target.address.as_str(), target.port))
+            .await
+            .map_err(|source| TransportError::Connect {
+                host: host.clone(),
+                address: address.to_string(),
+                source,
+            })?;
         let mut handle = client::connect_stream(Arc::new(config), QuickAckStream(tcp), check)
             .await
             .map_err(|e| handshake_error(e, &host, address))?;
         auth::login(&mut handle, target).await?;
         let max_channels = options.max_channels.clamp(1, Semaphore::MAX_PERMITS) as u32;
-        Ok(Self { host, handle, channels: Arc::new(Semaphore::new(max_channels as usize)), max_channels })
+        Ok(Self {
+            host,
+            handle,
+            channels: Arc::new(Semaphore::new(max_channels as usize)),
+            max_channels,
+        })
     }
 
     /// The host's name in the inventory.
@@ -108,9 +131,17 @@ impl SshSession {
     }
 
     /// Runs a command; see [`Session::run`].
-    pub async fn run(&self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError> {
+    pub async fn run(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandOutput, TransportError> {
         // The semaphore is never closed, so acquiring only fails if that invariant breaks.
-        let _permit = self.channels.acquire().await.expect("channel semaphore is never closed");
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .expect("channel semaphore is never closed");
         exec::run(&self.handle, &self.host, command, timeout).await
     }
 
@@ -118,7 +149,11 @@ impl SshSession {
     pub async fn upload(&self, upload: &Upload) -> Result<(), TransportError> {
         // Two channels: the SFTP session and, briefly, the one that renames.
         let permits = self.max_channels.min(2);
-        let _permit = self.channels.acquire_many(permits).await.expect("channel semaphore is never closed");
+        let _permit = self
+            .channels
+            .acquire_many(permits)
+            .await
+            .expect("channel semaphore is never closed");
         upload::upload(&self.handle, &self.host, upload).await
     }
 
@@ -127,7 +162,10 @@ impl SshSession {
         self.handle
             .disconnect(Disconnect::ByApplication, "done", "en")
             .await
-            .map_err(|source| TransportError::Channel { host: self.host.clone(), source })
+            .map_err(|source| TransportError::Channel {
+                host: self.host.clone(),
+                source: Box::new(source),
+            })
     }
 }
 

@@ -16,7 +16,11 @@ use tokio::net::TcpStream;
 pub(crate) struct QuickAckStream(pub(crate) TcpStream);
 
 impl AsyncRead for QuickAckStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.0).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             #[cfg(target_os = "linux")]
@@ -30,7 +34,11 @@ impl AsyncRead for QuickAckStream {
 }
 
 impl AsyncWrite for QuickAckStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 

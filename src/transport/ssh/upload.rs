@@ -19,15 +19,26 @@ type Client = Handle<HostKeyCheck>;
 /// The OpenSSH extension that renames over an existing file (plain SFTP v3 rename refuses).
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
-pub(crate) async fn upload(handle: &Client, host: &str, upload: &Upload) -> Result<(), TransportError> {
+pub(crate) async fn upload(
+    handle: &Client,
+    host: &str,
+    upload: &Upload,
+) -> Result<(), TransportError> {
     let target = upload.remote_path.as_str();
     let temporary = temporary_path(target);
     let sftp_error = |operation, path: &str| {
         let (host, path) = (host.to_string(), path.to_string());
-        move |source| TransportError::Sftp { host, operation, path, source }
+        move |source| TransportError::Sftp {
+            host,
+            operation,
+            path,
+            source,
+        }
     };
 
-    let sftp = SftpSession::new(sftp_stream(handle, host).await?).await.map_err(sftp_error("start", target))?;
+    let sftp = SftpSession::new(sftp_stream(handle, host).await?)
+        .await
+        .map_err(sftp_error("start", target))?;
     let written = write_temporary(&sftp, host, upload, &temporary).await;
     let placed = match written {
         Ok(()) => rename_over(handle, host, &temporary, target).await,
@@ -41,10 +52,20 @@ pub(crate) async fn upload(handle: &Client, host: &str, upload: &Upload) -> Resu
     placed
 }
 
-async fn write_temporary(sftp: &SftpSession, host: &str, upload: &Upload, temporary: &str) -> Result<(), TransportError> {
+async fn write_temporary(
+    sftp: &SftpSession,
+    host: &str,
+    upload: &Upload,
+    temporary: &str,
+) -> Result<(), TransportError> {
     let sftp_error = |operation| {
         let (host, path) = (host.to_string(), temporary.to_string());
-        move |source| TransportError::Sftp { host, operation, path, source }
+        move |source| TransportError::Sftp {
+            host,
+            operation,
+            path,
+            source,
+        }
     };
     let io_error = |operation| {
         let (host, path) = (host.to_string(), temporary.to_string());
@@ -59,25 +80,44 @@ async fn write_temporary(sftp: &SftpSession, host: &str, upload: &Upload, tempor
     match &upload.source {
         Source::Bytes(bytes) => file.write_all(bytes).await.map_err(io_error("write"))?,
         Source::File(path) => {
-            let mut local = tokio::fs::File::open(path).await.map_err(|source| TransportError::UploadSource {
-                host: host.to_string(),
-                path: path.clone(),
-                source,
+            let mut local = tokio::fs::File::open(path).await.map_err(|source| {
+                TransportError::UploadSource {
+                    host: host.to_string(),
+                    path: path.clone(),
+                    source,
+                }
             })?;
-            tokio::io::copy(&mut local, &mut file).await.map_err(io_error("write"))?;
+            tokio::io::copy(&mut local, &mut file)
+                .await
+                .map_err(io_error("write"))?;
         }
     }
     file.shutdown().await.map_err(io_error("close"))?;
-    let mode = FileAttributes { permissions: Some(upload.mode & 0o7777), ..FileAttributes::default() };
-    sftp.set_metadata(temporary, mode).await.map_err(sftp_error("chmod"))?;
+    let mode = FileAttributes {
+        permissions: Some(upload.mode & 0o7777),
+        ..FileAttributes::default()
+    };
+    sftp.set_metadata(temporary, mode)
+        .await
+        .map_err(sftp_error("chmod"))?;
     Ok(())
 }
 
 /// Renames with posix-rename on a raw SFTP session (the high-level one has no way to send it).
-async fn rename_over(handle: &Client, host: &str, from: &str, to: &str) -> Result<(), TransportError> {
+async fn rename_over(
+    handle: &Client,
+    host: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), TransportError> {
     let sftp_error = |operation| {
         let (host, path) = (host.to_string(), to.to_string());
-        move |source| TransportError::Sftp { host, operation, path, source }
+        move |source| TransportError::Sftp {
+            host,
+            operation,
+            path,
+            source,
+        }
     };
     let raw = RawSftpSession::new(sftp_stream(handle, host).await?);
     let version = raw.init().await.map_err(sftp_error("start"))?;
@@ -103,16 +143,28 @@ async fn rename_over(handle: &Client, host: &str, from: &str, to: &str) -> Resul
 }
 
 /// A channel running the sftp subsystem, as a byte stream.
-async fn sftp_stream(handle: &Client, host: &str) -> Result<russh::ChannelStream<russh::client::Msg>, TransportError> {
-    let channel_error = |source| TransportError::Channel { host: host.to_string(), source };
+async fn sftp_stream(
+    handle: &Client,
+    host: &str,
+) -> Result<russh::ChannelStream<russh::client::Msg>, TransportError> {
+    let channel_error = |source| TransportError::Channel {
+        host: host.to_string(),
+        source: Box::new(source),
+    };
     let mut channel = handle.channel_open_session().await.map_err(channel_error)?;
-    channel.request_subsystem(true, "sftp").await.map_err(channel_error)?;
+    channel
+        .request_subsystem(true, "sftp")
+        .await
+        .map_err(channel_error)?;
     // Wait for the reply so a server without SFTP fails here, clearly, not as a stream error later.
     loop {
         match channel.wait().await {
             Some(ChannelMsg::Success) => break,
             Some(ChannelMsg::Failure) | Some(ChannelMsg::Close) | None => {
-                return Err(TransportError::Refused { host: host.to_string(), request: "sftp" })
+                return Err(TransportError::Refused {
+                    host: host.to_string(),
+                    request: "sftp",
+                })
             }
             Some(_) => {}
         }
@@ -126,7 +178,10 @@ fn temporary_path(target: &str) -> String {
         Some((folder, name)) => (format!("{folder}/"), name),
         None => (String::new(), target),
     };
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{folder}.{name}.upload-{}-{nanos:09}", std::process::id())
 }
 
@@ -137,7 +192,10 @@ mod tests {
     #[test]
     fn temporary_file_sits_beside_the_target() {
         let path = temporary_path("/usr/local/bin/ipfs-cluster-service");
-        assert!(path.starts_with("/usr/local/bin/.ipfs-cluster-service.upload-"), "{path}");
+        assert!(
+            path.starts_with("/usr/local/bin/.ipfs-cluster-service.upload-"),
+            "{path}"
+        );
         assert!(temporary_path("relative").starts_with(".relative.upload-"));
     }
 }
