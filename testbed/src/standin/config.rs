@@ -1,0 +1,289 @@
+//! `service.json`: a serde mirror of the keys the stand-in uses (unknown keys are kept so a
+//! rewritten file loses nothing), the real `CLUSTER_*` environment overrides, and the validated
+//! settings the daemon runs with.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::duration;
+use super::error::{Error, Result};
+use super::identity::Identity;
+use super::multiaddr::Multiaddr;
+
+/// Name of the main configuration file inside the config folder.
+pub const SERVICE_JSON: &str = "service.json";
+/// Name of the identity file (≥ 0.11).
+pub const IDENTITY_JSON: &str = "identity.json";
+
+/// The raw `service.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawService {
+    pub cluster: RawCluster,
+    #[serde(default)]
+    pub consensus: RawConsensus,
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawCluster {
+    /// Peer ID; only in ≤ 0.10 files (≥ 0.11 keeps it in `identity.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    #[serde(default)]
+    pub peername: String,
+    #[serde(default)]
+    pub secret: String,
+    #[serde(default)]
+    pub leave_on_shutdown: bool,
+    #[serde(default = "default_listen")]
+    pub listen_multiaddress: String,
+    #[serde(default = "default_watch")]
+    pub peer_watch_interval: String,
+    /// Deprecated since 0.4: its presence is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Value>,
+    /// Deprecated since 0.4: its presence is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Value>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawConsensus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft: Option<RawRaft>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawRaft {
+    #[serde(default)]
+    pub init_peerset: Vec<String>,
+    #[serde(default = "default_wait")]
+    pub wait_for_leader_timeout: String,
+    #[serde(default = "default_rotate")]
+    pub backups_rotate: usize,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawApi {
+    #[serde(default)]
+    pub restapi: RawRestApi,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawRestApi {
+    #[serde(default = "default_rest")]
+    pub http_listen_multiaddress: String,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+fn default_listen() -> String {
+    "/ip4/0.0.0.0/tcp/9096".into()
+}
+fn default_rest() -> String {
+    "/ip4/127.0.0.1/tcp/9094".into()
+}
+fn default_watch() -> String {
+    "5s".into()
+}
+fn default_wait() -> String {
+    "15s".into()
+}
+fn default_rotate() -> usize {
+    6
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi { restapi: RawRestApi::default(), other: Map::new() }
+    }
+}
+
+impl Default for RawRestApi {
+    fn default() -> Self {
+        RawRestApi { http_listen_multiaddress: default_rest(), other: Map::new() }
+    }
+}
+
+impl Default for RawRaft {
+    fn default() -> Self {
+        RawRaft {
+            init_peerset: Vec::new(),
+            wait_for_leader_timeout: default_wait(),
+            backups_rotate: default_rotate(),
+            other: Map::new(),
+        }
+    }
+}
+
+impl RawService {
+    /// The configuration `init` writes before environment overrides.
+    pub fn fresh(secret: String, identity_in_config: Option<&Identity>) -> RawService {
+        RawService {
+            cluster: RawCluster {
+                id: identity_in_config.map(|i| i.id.clone()),
+                private_key: identity_in_config.map(|i| i.private_key.clone()),
+                peername: hostname(),
+                secret,
+                leave_on_shutdown: false,
+                listen_multiaddress: default_listen(),
+                peer_watch_interval: default_watch(),
+                peers: None,
+                bootstrap: None,
+                other: Map::new(),
+            },
+            consensus: RawConsensus { raft: Some(RawRaft::default()), other: Map::new() },
+            api: RawApi::default(),
+            other: Map::new(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<RawService> {
+        let bytes = fs::read(path).map_err(Error::io(path))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson { path: path.to_path_buf(), source })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("config serializes");
+        fs::write(path, text + "\n").map_err(Error::io(path))
+    }
+
+    /// Applies the `CLUSTER_*` environment variables the real config loader honours.
+    pub fn apply_env(&mut self) {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(v) = env("CLUSTER_PEERNAME") {
+            self.cluster.peername = v;
+        }
+        if let Some(v) = env("CLUSTER_SECRET") {
+            self.cluster.secret = v;
+        }
+        if let Some(v) = env("CLUSTER_LISTENMULTIADDRESS") {
+            self.cluster.listen_multiaddress = v;
+        }
+        if let Some(v) = env("CLUSTER_PEERWATCHINTERVAL") {
+            self.cluster.peer_watch_interval = v;
+        }
+        if let Some(v) = env("CLUSTER_LEAVEONSHUTDOWN") {
+            self.cluster.leave_on_shutdown = v == "true";
+        }
+        if let Some(v) = env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS") {
+            self.api.restapi.http_listen_multiaddress = v;
+        }
+        if let Some(v) = env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT") {
+            self.consensus.raft.get_or_insert_with(RawRaft::default).wait_for_leader_timeout = v;
+        }
+    }
+}
+
+/// The validated settings of a daemon or a `state` command.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub peername: String,
+    pub secret: String,
+    pub leave_on_shutdown: bool,
+    pub listen: Multiaddr,
+    pub peer_watch_interval: Duration,
+    pub wait_for_leader_timeout: Duration,
+    pub backups_rotate: usize,
+    pub init_peerset: Vec<String>,
+    pub rest_listen: Multiaddr,
+    /// `cluster.id`/`cluster.private_key` of a ≤ 0.10 file.
+    pub identity_in_config: Option<Identity>,
+}
+
+impl ServiceConfig {
+    /// Loads `service.json`, applies the environment and validates it.
+    pub fn load(config_dir: &Path) -> Result<ServiceConfig> {
+        let mut raw = RawService::load(&config_dir.join(SERVICE_JSON))?;
+        raw.apply_env();
+        ServiceConfig::validate(raw)
+    }
+
+    fn validate(raw: RawService) -> Result<ServiceConfig> {
+        if raw.cluster.peers.is_some() || raw.cluster.bootstrap.is_some() {
+            return Err(Error::DeprecatedKeys);
+        }
+        let raft = raw.consensus.raft.unwrap_or_default();
+        let dur = |key: &'static str, value: &str| {
+            duration::parse(value).ok_or_else(|| Error::InvalidDuration { key, value: value.to_string() })
+        };
+        let identity_in_config = match (raw.cluster.id, raw.cluster.private_key) {
+            (Some(id), Some(private_key)) if !id.is_empty() => Some(Identity { id, private_key }),
+            _ => None,
+        };
+        Ok(ServiceConfig {
+            peername: raw.cluster.peername,
+            secret: raw.cluster.secret,
+            leave_on_shutdown: raw.cluster.leave_on_shutdown,
+            listen: Multiaddr::parse(&raw.cluster.listen_multiaddress)?,
+            peer_watch_interval: dur("cluster.peer_watch_interval", &raw.cluster.peer_watch_interval)?,
+            wait_for_leader_timeout: dur("consensus.raft.wait_for_leader_timeout", &raft.wait_for_leader_timeout)?,
+            backups_rotate: raft.backups_rotate,
+            init_peerset: raft.init_peerset,
+            rest_listen: Multiaddr::parse(&raw.api.restapi.http_listen_multiaddress)?,
+            identity_in_config,
+        })
+    }
+}
+
+/// The config folder: `-c`, else `IPFS_CLUSTER_PATH`, else `$HOME/.ipfs-cluster`.
+pub fn config_dir(flag: Option<&str>) -> PathBuf {
+    if let Some(dir) = flag {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("IPFS_CLUSTER_PATH").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".ipfs-cluster")
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deprecated_keys_are_refused() {
+        let mut raw = RawService::fresh("s".into(), None);
+        raw.cluster.peers = Some(Value::Array(vec![]));
+        assert!(matches!(ServiceConfig::validate(raw), Err(Error::DeprecatedKeys)));
+    }
+
+    #[test]
+    fn unknown_keys_survive_a_round_trip() {
+        let text = r#"{"cluster":{"secret":"x","foo":1},"consensus":{"raft":{"bar":2}},"ipfs_connector":{}}"#;
+        let raw: RawService = serde_json::from_str(text).unwrap();
+        let back = serde_json::to_value(&raw).unwrap();
+        assert_eq!(back["cluster"]["foo"], 1);
+        assert_eq!(back["consensus"]["raft"]["bar"], 2);
+        assert!(back.get("ipfs_connector").is_some());
+        let cfg = ServiceConfig::validate(raw).unwrap();
+        assert_eq!(cfg.wait_for_leader_timeout, Duration::from_secs(15));
+        assert_eq!(cfg.backups_rotate, 6);
+    }
+}

@@ -1,0 +1,347 @@
+//! `ipfs-cluster-service daemon`: startup checks, the optional migration and bootstrap, the
+//! running peer, and its shutdown (snapshot, leaving, backups).
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::args::{self, switch, value, Flag};
+use super::backup;
+use super::config::ServiceConfig;
+use super::consensus::{Node, NodeSettings};
+use super::error::Error;
+use super::identity::{self, Identity};
+use super::lock::ExecutionLock;
+use super::logging;
+use super::multiaddr::Multiaddr;
+use super::raftlog;
+use super::rpc::{self, Call};
+use super::service::{fail, usage_error, Context};
+use super::snapshot::{Fit, Snapshot};
+use super::state::{ClusterState, Entry, Op};
+use super::state_cmd;
+use super::{api, http, peerstore, signals};
+use crate::release::{Era, Release};
+
+const FLAGS: &[Flag] = &[
+    switch(&["upgrade", "u"]),
+    value(&["bootstrap", "j"]),
+    switch(&["leave", "x"]),
+    value(&["alloc", "a"]),
+    value(&["pintracker"]),
+    switch(&["stats"]),
+    switch(&["tracing"]),
+    switch(&["no-trust"]),
+];
+
+/// The raft readiness grace added to `wait_for_leader_timeout` (reference §2.3).
+const READY_GRACE: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(50);
+
+const OUTDATED_BANNER: &str = "\n\
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+Out of date ipfs-cluster state is saved.\n\
+To migrate to the new version, run ipfs-cluster-service state upgrade.\n\
+To launch a node without this state, rename the consensus data directory.\n\
+Hint: the default is .ipfs-cluster/raft.\n\
+See ipfs-cluster-service -h for help.\n\
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+
+const TIMEOUT_TIPS: &str = "***** ipfs-cluster consensus start timed out (tips below) *****\n\
+\n\
+**************************************************\n\
+This peer was not able to become part of the cluster.\n\
+This might be due to one or several causes:\n\
+  - Check the logs above this message for errors\n\
+  - Check that there is connectivity to the \"peers\" multiaddresses\n\
+  - Check that all cluster peers are using the same \"secret\"\n\
+  - Check that this peer is reachable on its \"listen_multiaddress\" by all peers\n\
+  - Check that the current cluster is healthy (has a leader). Otherwise make\n\
+    sure to start enough peers so that a leader election can happen.\n\
+  - Check that the peer(s) you are trying to connect to is running the\n\
+    same version of IPFS-cluster.\n\
+**************************************************";
+
+/// Why the daemon stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    TimedOut,
+    Removed,
+}
+
+/// Runs the daemon; returns the exit code.
+pub fn run(ctx: &Context, args: &[String]) -> i32 {
+    let parsed = match args::parse(args, FLAGS, false) {
+        Ok(p) => p,
+        Err(err) => return usage_error(&ctx.release, &err),
+    };
+    let era = ctx.release.era();
+    let bootstrap: Vec<String> = match era {
+        Era::Raft010 => parsed.values("bootstrap").to_vec(),
+        Era::Modern => parsed
+            .value("bootstrap")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    };
+    // ≥ 0.11 accepts --upgrade but ignores it.
+    let upgrade = parsed.has("upgrade") && era == Era::Raft010;
+    let dir = &ctx.config_dir;
+
+    // Quirk kept from ≤ 0.10: the migration runs before the lock is taken.
+    if upgrade {
+        let migrated = ServiceConfig::load(dir).and_then(|cfg| state_cmd::migrate(&ctx.release, dir, cfg.backups_rotate));
+        match migrated {
+            Ok(_) | Err(Error::NoSnapshot) => {}
+            Err(err) => return fail("upgrading state", &err),
+        }
+    }
+    let _lock = match ExecutionLock::acquire(dir, &ctx.release) {
+        Ok(lock) => lock,
+        Err(err) => return lock_failure(&ctx.release, dir, &err),
+    };
+    let cfg = match ServiceConfig::load(dir) {
+        Ok(cfg) => cfg,
+        Err(err) => return fail("loading configuration", &err),
+    };
+    let identity = match identity::resolve(&ctx.release, dir, cfg.identity_in_config.as_ref()) {
+        Ok(identity) => identity,
+        Err(err) => return fail("loading identity", &err),
+    };
+    logging::info("service", "Initializing. For verbose output run with \"-l debug\". Please wait...");
+    let options = StartOptions { release: &ctx.release, dir, cfg: &cfg, identity: &identity, bootstrap: &bootstrap };
+    match start(&options) {
+        Ok(code) => code,
+        Err((doing, err)) => fail(doing, &err),
+    }
+}
+
+/// Prints the era's lock failure (≤ 0.10 also logs where the lock file is).
+pub fn lock_failure(release: &Release, dir: &Path, err: &Error) -> i32 {
+    match release.era() {
+        Era::Raft010 => {
+            logging::error(
+                "service",
+                &format!(
+                    "If no other ipfs-cluster-service process is running, remove {}",
+                    dir.join(super::lock::LOCK_FILE).display()
+                ),
+            );
+            fail("acquiring execution lock", err)
+        }
+        Era::Modern => fail("obtaining execution lock", err),
+    }
+}
+
+/// Inputs of a daemon start.
+struct StartOptions<'a> {
+    release: &'a Release,
+    dir: &'a Path,
+    cfg: &'a ServiceConfig,
+    identity: &'a Identity,
+    bootstrap: &'a [String],
+}
+
+type Failure = (&'static str, Error);
+
+fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
+    let (dir, cfg, release) = (opts.dir, opts.cfg, opts.release);
+    let legacy = dir.join("ipfs-cluster-data");
+    let raft_dir = dir.join("raft");
+    if legacy.exists() && !raft_dir.exists() {
+        std::fs::rename(&legacy, &raft_dir).map_err(|e| ("creating consensus component", Error::io(&legacy)(e)))?;
+    }
+    let mut targets = Vec::new();
+    for addr in opts.bootstrap {
+        let maddr = Multiaddr::parse(addr).map_err(|e| ("parsing bootstrap multiaddress", e))?;
+        if maddr.peer_id.is_none() {
+            return Err(("parsing bootstrap multiaddress", Error::MissingPeerId { addr: addr.clone() }));
+        }
+        targets.push((addr.clone(), maddr));
+    }
+    let staging = !targets.is_empty();
+    if staging {
+        // `--bootstrap` always starts from a clean raft folder, keeping a backup.
+        backup::rotate(dir, cfg.backups_rotate).map_err(|e| ("cleaning state", e))?;
+    }
+    let (state, log_dirty) = load_state(release, dir, cfg, &opts.identity.id, staging)?;
+
+    let cluster_addr = cfg.listen.socket_addr().map_err(|e| ("creating cluster", e))?;
+    let listener = TcpListener::bind(cluster_addr)
+        .map_err(|source| ("creating cluster", Error::Bind { addr: cluster_addr.to_string(), source }))?;
+    let rest_addr = cfg.rest_listen.socket_addr().map_err(|e| ("creating REST API component", e))?;
+    let rest = TcpListener::bind(rest_addr)
+        .map_err(|source| ("creating REST API component", Error::Bind { addr: rest_addr.to_string(), source }))?;
+    let shutdown = signals::install(release)
+        .map_err(|e| ("installing signal handlers", Error::io(Path::new("signals"))(e)))?;
+
+    let settings = NodeSettings {
+        release: release.clone(),
+        peer_id: opts.identity.id.clone(),
+        peername: cfg.peername.clone(),
+        secret: cfg.secret.clone(),
+        cluster_addr: cfg.listen.transport.clone(),
+        raft_dir: raft_dir.clone(),
+    };
+    let node = Node::new(settings, state, staging, log_dirty);
+    spawn_servers(&node, listener, rest);
+    logging::info(
+        "cluster",
+        &format!(
+            "IPFS Cluster v{} listening on:\n        {}\n",
+            release.version,
+            node.full_addr(&cfg.listen.transport, node.id())
+        ),
+    );
+    if staging {
+        let (node, targets) = (node.clone(), targets.clone());
+        thread::spawn(move || join(&node, &targets));
+    }
+    let reason = wait(&node, cfg, &shutdown);
+    finish(&node, opts, reason);
+    Ok(0)
+}
+
+/// Reads the last snapshot and replays `raft.db`; a peer with neither starts a new cluster.
+fn load_state(
+    release: &Release,
+    dir: &Path,
+    cfg: &ServiceConfig,
+    peer_id: &str,
+    staging: bool,
+) -> std::result::Result<(ClusterState, bool), Failure> {
+    let raft_dir = dir.join("raft");
+    let consensus = |e| ("creating consensus component", e);
+    let mut state = ClusterState::default();
+    let snapshot = Snapshot::latest(&raft_dir).map_err(consensus)?;
+    if let Some(snapshot) = &snapshot {
+        let (restored, fit) = snapshot.decode(release).map_err(consensus)?;
+        if fit == Fit::Outdated {
+            logging::error("service", OUTDATED_BANNER);
+            return Err(("validating version", Error::OutdatedState));
+        }
+        state = restored;
+    }
+    let entries = raftlog::entries(&raft_dir).map_err(consensus)?;
+    for entry in &entries {
+        if entry.index > state.index {
+            state.apply(entry);
+        }
+    }
+    let fresh = snapshot.is_none() && entries.is_empty();
+    if fresh && !staging {
+        // A new cluster: this peer plus `init_peerset`, addressed through the peerstore.
+        let known = peerstore::read(dir);
+        let mut peerset: BTreeMap<String, String> = BTreeMap::new();
+        for id in &cfg.init_peerset {
+            if let Some(addr) = known.get(id) {
+                peerset.insert(id.clone(), addr.clone());
+            }
+        }
+        peerset.insert(peer_id.to_string(), cfg.listen.transport.clone());
+        let entry = Entry { term: 1, index: 1, op: Op::Bootstrap { peerset } };
+        raftlog::append(&raft_dir, &entry).map_err(consensus)?;
+        state.apply(&entry);
+    }
+    Ok((state, fresh || !entries.is_empty()))
+}
+
+fn spawn_servers(node: &Arc<Node>, listener: TcpListener, rest: TcpListener) {
+    let stop = node.stop_flag();
+    let rpc_node = node.clone();
+    let handler: rpc::Handler = Arc::new(move |from: &str, call: Call| rpc_node.handle(from, call));
+    let (creds, rpc_stop) = (node.credentials().clone(), stop.clone());
+    thread::spawn(move || rpc::serve(listener, creds, handler, rpc_stop));
+    let api_node = node.clone();
+    let api_handler: http::Handler = Arc::new(move |req: &http::Request| api::handle(&api_node, req));
+    thread::spawn(move || http::serve(rest, api_handler, stop));
+    let ticker = node.clone();
+    thread::spawn(move || ticker.run_ticker());
+}
+
+/// Asks the bootstrap targets in turn to add this peer (`Cluster.Join`).
+fn join(node: &Arc<Node>, targets: &[(String, Multiaddr)]) {
+    let transport = node.cluster_addr().to_string();
+    for (text, maddr) in targets {
+        let call = Call::PeerAdd { id: node.id().to_string(), addr: transport.clone() };
+        match node.call(&maddr.transport, call, Duration::from_secs(15)) {
+            Ok(_) => {
+                logging::info("cluster", &format!("{}: joined {text}'s cluster", node.id()));
+                return;
+            }
+            Err(err) => logging::error("cluster", &format!("bootstrap to {text} failed: {err}")),
+        }
+    }
+}
+
+/// Waits for readiness, then for a reason to stop.
+fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::AtomicBool) -> Stop {
+    let started = Instant::now();
+    let ready_deadline = started + cfg.wait_for_leader_timeout + READY_GRACE;
+    let mut ready = false;
+    let mut last_watch = Instant::now();
+    loop {
+        if shutdown.load(Ordering::SeqCst) {
+            return Stop::Signal;
+        }
+        if !ready {
+            if node.has_leader() {
+                ready = true;
+                logging::info("cluster", "** IPFS Cluster is READY **");
+                last_watch = Instant::now();
+            } else if Instant::now() >= ready_deadline {
+                logging::error("cluster", TIMEOUT_TIPS);
+                return Stop::TimedOut;
+            }
+        } else if last_watch.elapsed() >= cfg.peer_watch_interval {
+            last_watch = Instant::now();
+            if node.is_removed() {
+                logging::info("cluster", &format!("{}: removed from raft. Initiating shutdown", node.id()));
+                return Stop::Removed;
+            }
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Clean shutdown: leave if configured, snapshot, back up a removed peer's state.
+fn finish(node: &Arc<Node>, opts: &StartOptions<'_>, reason: Stop) {
+    logging::info("cluster", "shutting down IPFS Cluster");
+    let mut removed = reason == Stop::Removed;
+    if reason == Stop::Signal && opts.cfg.leave_on_shutdown && node.has_leader() {
+        match node.commit(Op::RemovePeer { id: node.id().to_string() }) {
+            Ok(()) => removed = true,
+            Err(err) => logging::error("cluster", &format!("leaving cluster: {err}")),
+        }
+    }
+    node.stop_flag().store(true, Ordering::SeqCst);
+    if let Err(err) = node.snapshot_if_dirty() {
+        logging::error("raft", &format!("could not take snapshot on shutdown: {err}"));
+    }
+    if removed {
+        if let Err(err) = backup::rotate(opts.dir, opts.cfg.backups_rotate) {
+            logging::error("raft", &format!("could not clean raft state: {err}"));
+        }
+    }
+    let state = node.state();
+    let others: Vec<String> = state
+        .peerset
+        .iter()
+        .filter(|(id, _)| *id != node.id())
+        .map(|(id, addr)| node.full_addr(addr, id))
+        .collect();
+    if let Err(err) = peerstore::write(opts.dir, &others) {
+        logging::error("cluster", &format!("could not save peerstore: {err}"));
+    }
+    // Give the server threads a moment to notice the stop flag and close their sockets.
+    thread::sleep(POLL * 2);
+    logging::info("cluster", "Shutdown complete");
+}

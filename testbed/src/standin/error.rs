@@ -1,0 +1,106 @@
+//! Errors of the stand-in. Their `Display` texts are the messages the real binaries print,
+//! because tests and the lab match on them.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the stand-in service, ctl or consensus.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    ParseJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cluster.Peers and cluster.Bootstrap keys have been deprecated")]
+    DeprecatedKeys,
+    #[error("{key}: invalid duration {value:?}")]
+    InvalidDuration { key: &'static str, value: String },
+    #[error("invalid multiaddr {addr:?}")]
+    InvalidMultiaddr { addr: String },
+    #[error("invalid p2p multiaddr: {addr} has no /ipfs/ or /p2p/ peer ID")]
+    MissingPeerId { addr: String },
+    #[error("identity not found in {}: run init first", path.display())]
+    NoIdentity { path: PathBuf },
+    /// The ≤ 0.10 lock failure text.
+    #[error("could not obtain execution lock")]
+    LockOld,
+    /// The ≥ 0.11 lock failure text.
+    #[error("{reason}. If no other ipfs-cluster-service process is running, remove {}, or make sure that the config folder is writable for the user running ipfs-cluster-service", path.display())]
+    LockModern { reason: String, path: PathBuf },
+    #[error("outdated state version stored")]
+    OutdatedState,
+    #[error("state version {found} stored is newer than the supported version {supported}")]
+    NewerState { found: u8, supported: u8 },
+    #[error("no snapshot found")]
+    NoSnapshot,
+    #[error("version migration not supported")]
+    MigrationNotSupported,
+    #[error("error restoring snapshot {}: {detail}", path.display())]
+    SnapshotDecode { path: PathBuf, detail: String },
+    #[error("{detail}")]
+    ImportShape { detail: String },
+    #[error("the crdt consensus is not modelled by this stand-in (use --consensus raft)")]
+    CrdtNotModelled,
+    #[error("unknown consensus component {0:?}")]
+    UnknownConsensus(String),
+    #[error("listen tcp {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} exists. Try running: ipfs-cluster-service -f init", path.display())]
+    ConfigExists { path: PathBuf },
+    #[error("aborted")]
+    Aborted,
+    /// A peer answered with another RPC protocol ID (libp2p protocol negotiation failed).
+    #[error("protocol not supported")]
+    ProtocolNotSupported,
+    #[error("private network secret mismatch")]
+    SecretMismatch,
+    #[error("dial {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    /// An error reported by the other side of an RPC or HTTP call.
+    #[error("{message}")]
+    Remote { message: String },
+    #[error("no leader found")]
+    NoLeader,
+    #[error("could not commit: no quorum of peers acknowledged the operation")]
+    NoQuorum,
+    #[error("cannot remove ourselves from a 1-peer cluster")]
+    OnePeer,
+    #[error("this peer is shutting down")]
+    ShuttingDown,
+    #[error("malformed message: {source}")]
+    Malformed {
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid cid {cid:?}")]
+    InvalidCid { cid: String },
+    #[error("unsupported encoding")]
+    UnsupportedEncoding,
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+/// Result alias of the stand-in.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,39 @@
+//! The execution lock `<config>/cluster.lock`: an flock held while a daemon or a `state`
+//! command runs, so they cannot run at the same time on one config folder.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+
+use super::error::{Error, Result};
+use crate::release::{Era, Release};
+
+/// File name of the lock inside the config folder.
+pub const LOCK_FILE: &str = "cluster.lock";
+
+/// A held lock; dropping it releases the flock.
+#[derive(Debug)]
+pub struct ExecutionLock {
+    _file: File,
+}
+
+impl ExecutionLock {
+    /// Takes the lock or fails with the release's own message.
+    pub fn acquire(config_dir: &Path, release: &Release) -> Result<ExecutionLock> {
+        let path = config_dir.join(LOCK_FILE);
+        let failed = |reason: String| match release.era() {
+            Era::Raft010 => Error::LockOld,
+            Era::Modern => Error::LockModern { reason, path: path.clone() },
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| failed(e.to_string()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ExecutionLock { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(failed("lock is already held by another process".into())),
+            Err(TryLockError::Error(e)) => Err(failed(e.to_string())),
+        }
+    }
+}

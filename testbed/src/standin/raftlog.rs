@@ -1,0 +1,54 @@
+//! `raft/raft.db`: the stand-in's log of committed entries since the last snapshot, one JSON
+//! object per line. It is replayed at start, so a killed peer keeps what it committed, while
+//! `state export` (which reads only the last snapshot) does not see it, as on a real peer.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+use super::state::Entry;
+
+/// File name of the log inside the raft folder.
+pub const RAFT_DB: &str = "raft.db";
+
+fn path(raft_dir: &Path) -> PathBuf {
+    raft_dir.join(RAFT_DB)
+}
+
+/// Appends one entry and syncs it, so a SIGKILL right after a commit keeps it.
+pub fn append(raft_dir: &Path, entry: &Entry) -> Result<()> {
+    fs::create_dir_all(raft_dir).map_err(Error::io(raft_dir))?;
+    let file_path = path(raft_dir);
+    let mut file = OpenOptions::new().create(true).append(true).open(&file_path).map_err(Error::io(&file_path))?;
+    let mut line = serde_json::to_string(entry).expect("entry serializes");
+    line.push('\n');
+    file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(Error::io(&file_path))
+}
+
+/// All entries; a torn last line (killed mid-write) is ignored.
+pub fn entries(raft_dir: &Path) -> Result<Vec<Entry>> {
+    let file_path = path(raft_dir);
+    let text = match fs::read_to_string(&file_path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(Error::io(&file_path)(err)),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(entry) => out.push(entry),
+            Err(_) if n + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(source) => return Err(Error::ParseJson { path: file_path, source }),
+        }
+    }
+    Ok(out)
+}
+
+/// Empties the log after a snapshot made it redundant.
+pub fn clear(raft_dir: &Path) -> Result<()> {
+    let file_path = path(raft_dir);
+    fs::create_dir_all(raft_dir).map_err(Error::io(raft_dir))?;
+    fs::write(&file_path, b"").map_err(Error::io(&file_path))
+}

@@ -1,0 +1,189 @@
+//! `ipfs-cluster-service state …`: version, upgrade (≤ 0.10), export, import and cleanup of
+//! the raft state of a stopped peer.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use super::args::{self, switch, value, Flag};
+use super::backup;
+use super::config::ServiceConfig;
+use super::daemon::lock_failure;
+use super::error::{Error, Result};
+use super::identity;
+use super::lock::ExecutionLock;
+use super::logging;
+use super::pin::Shape;
+use super::service::{confirm, fail, no_help_topic, usage_error, Context};
+use super::snapshot::{self, Fit, Snapshot};
+use super::state::ClusterState;
+use crate::release::{Era, Release};
+
+/// Result of a migration attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migration {
+    Migrated,
+    UpToDate,
+}
+
+/// Migrates the last snapshot to `release`'s format in one step: the old raft folder becomes
+/// `raft.old.0` and a fresh `raft/` holds only the migrated snapshot.
+pub fn migrate(release: &Release, dir: &Path, backups_rotate: usize) -> Result<Migration> {
+    let raft_dir = dir.join("raft");
+    let snap = Snapshot::latest(&raft_dir)?.ok_or(Error::NoSnapshot)?;
+    let (state, fit) = match snap.decode(release) {
+        Ok(decoded) => decoded,
+        Err(Error::NewerState { .. }) => return Err(Error::MigrationNotSupported),
+        Err(err) => return Err(err),
+    };
+    if fit == Fit::Current {
+        return Ok(Migration::UpToDate);
+    }
+    backup::rotate(dir, backups_rotate)?;
+    snapshot::write(&raft_dir, &state, release)?;
+    logging::info("service", &format!("state migrated to format {}", release.state_format().unwrap_or(0)));
+    Ok(Migration::Migrated)
+}
+
+/// Runs a `state` subcommand; returns the exit code.
+pub fn run(ctx: &Context, args: &[String]) -> i32 {
+    let Some(sub) = args.first() else {
+        print!("{}", help(&ctx.release));
+        return 0;
+    };
+    let modern = ctx.release.era() == Era::Modern;
+    match sub.as_str() {
+        "upgrade" | "version" if modern => no_help_topic(sub),
+        "version" => {
+            println!("{}", ctx.release.state_format().unwrap_or(0));
+            0
+        }
+        "upgrade" | "export" | "import" | "cleanup" => with_lock(ctx, sub, &args[1..]),
+        "help" | "h" => {
+            print!("{}", help(&ctx.release));
+            0
+        }
+        other => no_help_topic(other),
+    }
+}
+
+fn help(release: &Release) -> String {
+    let extra = match release.era() {
+        Era::Raft010 => "   version  display the shared state format version\n   upgrade  upgrade the IPFS Cluster state to the current version\n",
+        Era::Modern => "",
+    };
+    format!(
+        "NAME:\n   ipfs-cluster-service state - Manages the peer's consensus state.\n\nCOMMANDS:\n{extra}   \
+         export   save the state to a JSON file\n   import   load the state from a file produced by 'export'\n   \
+         cleanup  remove the current state of the peer\n"
+    )
+}
+
+const EXPORT_FLAGS: &[Flag] = &[value(&["file", "f"])];
+const FORCE_FLAGS: &[Flag] = &[switch(&["force", "f"])];
+
+fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
+    let doing = match sub {
+        "upgrade" => "upgrading state",
+        "export" => "exporting state",
+        "import" => "importing state",
+        _ => "cleaning state",
+    };
+    let flags = if sub == "export" { EXPORT_FLAGS } else { FORCE_FLAGS };
+    let parsed = match args::parse(args, flags, false) {
+        Ok(p) => p,
+        Err(err) => return usage_error(&ctx.release, &err),
+    };
+    let cfg = match ServiceConfig::load(&ctx.config_dir) {
+        Ok(cfg) => cfg,
+        Err(err) => return fail("loading configuration", &err),
+    };
+    let _lock = match ExecutionLock::acquire(&ctx.config_dir, &ctx.release) {
+        Ok(lock) => lock,
+        Err(err) => return lock_failure(&ctx.release, &ctx.config_dir, &err),
+    };
+    let force = ctx.force || parsed.has("force");
+    let result = match sub {
+        "upgrade" => upgrade(ctx, &cfg),
+        "export" => export(ctx, parsed.value("file")),
+        "import" => import(ctx, &cfg, parsed.positionals.first().map(String::as_str), force),
+        _ => cleanup(ctx, &cfg, force),
+    };
+    match result {
+        Ok(()) | Err(Error::Aborted) => 0,
+        Err(err) => fail(doing, &err),
+    }
+}
+
+fn upgrade(ctx: &Context, cfg: &ServiceConfig) -> Result<()> {
+    match migrate(&ctx.release, &ctx.config_dir, cfg.backups_rotate)? {
+        Migration::Migrated => Ok(()),
+        Migration::UpToDate => {
+            logging::warn("service", "Skipping migration of up-to-date state");
+            Ok(())
+        }
+    }
+}
+
+fn export(ctx: &Context, file: Option<&str>) -> Result<()> {
+    let Some(snap) = Snapshot::latest(&ctx.config_dir.join("raft"))? else {
+        // 1.x exports an empty state; older releases refuse.
+        return if ctx.release.era() == Era::Modern { Ok(()) } else { Err(Error::NoSnapshot) };
+    };
+    let (state, fit) = snap.decode(&ctx.release)?;
+    if fit == Fit::Outdated {
+        return Err(Error::OutdatedState);
+    }
+    let text = Shape::of(&ctx.release).encode_list(&state.pin_list());
+    match file {
+        Some(path) => fs::write(path, text).map_err(Error::io(path)),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -> Result<()> {
+    let text = match file {
+        Some(path) => fs::read_to_string(path).map_err(Error::io(path))?,
+        None => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(Error::io("stdin"))?;
+            text
+        }
+    };
+    let pins = Shape::of(&ctx.release).decode_list(&text)?;
+    if !force && !confirm("The new state will overwrite the current state. Continue?") {
+        return Err(Error::Aborted);
+    }
+    let raft_dir = ctx.config_dir.join("raft");
+    let mut state = match Snapshot::latest(&raft_dir)? {
+        // The imported pinset keeps the raft position and peerset of the last snapshot.
+        Some(snap) => snap.decode(&ctx.release).map(|(s, _)| s).unwrap_or_else(|_| ClusterState {
+            term: snap.meta.term,
+            index: snap.meta.index,
+            ..Default::default()
+        }),
+        None => {
+            let id = identity::resolve(&ctx.release, &ctx.config_dir, cfg.identity_in_config.as_ref())?.id;
+            let peerset = BTreeMap::from([(id, cfg.listen.transport.clone())]);
+            ClusterState { peerset, term: 1, index: 2, ..Default::default() }
+        }
+    };
+    state.pins = pins.into_iter().map(|p| (p.cid.clone(), p)).collect();
+    backup::rotate(&ctx.config_dir, cfg.backups_rotate)?;
+    snapshot::write(&raft_dir, &state, &ctx.release)?;
+    logging::info("service", &format!("state imported: {} pins", state.pins.len()));
+    Ok(())
+}
+
+fn cleanup(ctx: &Context, cfg: &ServiceConfig, force: bool) -> Result<()> {
+    let question = "The peer's state will be removed from the load path. Existing pins may be lost. Continue?";
+    if !force && !confirm(question) {
+        return Err(Error::Aborted);
+    }
+    backup::rotate(&ctx.config_dir, cfg.backups_rotate)?;
+    Ok(())
+}
