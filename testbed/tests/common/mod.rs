@@ -1,0 +1,239 @@
+//! Harness for the stand-in tests: release files in a temp dir, peers on loopback with short
+//! timeouts, and guards that kill every started daemon by PID.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster_testbed::release::write_release;
+
+/// A temporary test bed: releases and peer folders.
+pub struct Bed {
+    pub dir: tempfile::TempDir,
+    secret: String,
+}
+
+/// One peer: its config folder and ports.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    pub config: PathBuf,
+    pub cluster_port: u16,
+    pub api_port: u16,
+}
+
+/// A running daemon, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+    pub peer: Peer,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A CID-looking string, distinct per `n`.
+pub fn cid(n: usize) -> String {
+    const B58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let base = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb";
+    format!("{base}{}{}", B58[(n / 58) % 58] as char, B58[n % 58] as char)
+}
+
+impl Bed {
+    pub fn new() -> Bed {
+        Bed { dir: tempfile::tempdir().unwrap(), secret: "ab".repeat(32) }
+    }
+
+    /// The service and ctl executables of a release. They are made once per build of the
+    /// stand-in and shared by all tests, because hashing a debug binary is slow.
+    pub fn release(&self, version: &str) -> (PathBuf, PathBuf) {
+        let standin = Path::new(env!("CARGO_BIN_EXE_cluster-peer"));
+        let meta = fs::metadata(standin).unwrap();
+        let stamp = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("standin-releases-{stamp}-{}", meta.len()));
+        let dir = root.join(version);
+        if !dir.join("SHA256SUMS").exists() {
+            // Built under a unique name and renamed, so parallel tests never see half a release.
+            let tmp = root.join(format!("{version}.tmp.{}.{}", std::process::id(), free_port()));
+            write_release(standin, version, &tmp).unwrap();
+            if fs::rename(&tmp, &dir).is_err() {
+                let _ = fs::remove_dir_all(&tmp);
+            }
+        }
+        (dir.join("ipfs-cluster-service"), dir.join("ipfs-cluster-ctl"))
+    }
+
+    /// A peer folder with fresh ports (not initialised).
+    pub fn peer(&self, name: &str) -> Peer {
+        Peer {
+            name: name.to_string(),
+            config: self.dir.path().join(name),
+            cluster_port: free_port(),
+            api_port: free_port(),
+        }
+    }
+
+    fn env(&self, peer: &Peer, cmd: &mut Command) {
+        cmd.env("CLUSTER_PEERNAME", &peer.name)
+            .env("CLUSTER_SECRET", &self.secret)
+            .env("CLUSTER_LISTENMULTIADDRESS", format!("/ip4/127.0.0.1/tcp/{}", peer.cluster_port))
+            .env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", format!("/ip4/127.0.0.1/tcp/{}", peer.api_port))
+            .env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "1s")
+            .env("CLUSTER_PEERWATCHINTERVAL", "200ms")
+            .env_remove("IPFS_CLUSTER_PATH")
+            .stdin(Stdio::null());
+    }
+
+    /// Runs `ipfs-cluster-service -c <peer> ARGS` to completion.
+    pub fn service(&self, version: &str, peer: &Peer, args: &[&str]) -> Output {
+        let (svc, _) = self.release(version);
+        let mut cmd = Command::new(svc);
+        cmd.arg("-c").arg(&peer.config).args(args);
+        self.env(peer, &mut cmd);
+        cmd.output().unwrap()
+    }
+
+    /// `init` (with `--consensus raft` where needed); panics on failure.
+    pub fn init(&self, version: &str, peer: &Peer) {
+        let modern = !version.starts_with("0.9") && !version.starts_with("0.10");
+        let args: &[&str] = if modern { &["init", "--consensus", "raft"] } else { &["init"] };
+        let out = self.service(version, peer, args);
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts `daemon ARGS` in the background, logging to `<peer>.log.N`.
+    pub fn daemon(&self, version: &str, peer: &Peer, args: &[&str]) -> Daemon {
+        let (svc, _) = self.release(version);
+        let mut n = 0;
+        let log = loop {
+            let candidate = self.dir.path().join(format!("{}.log.{n}", peer.name));
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        let mut cmd = Command::new(svc);
+        cmd.arg("-c").arg(&peer.config).arg("daemon").args(args);
+        self.env(peer, &mut cmd);
+        cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
+        Daemon { child: cmd.spawn().unwrap(), log, peer: peer.clone() }
+    }
+
+    /// Runs `ipfs-cluster-ctl --host <peer api> ARGS`.
+    pub fn ctl(&self, version: &str, peer: &Peer, args: &[&str]) -> Output {
+        let (_, ctl) = self.release(version);
+        Command::new(ctl)
+            .arg("--host")
+            .arg(format!("/ip4/127.0.0.1/tcp/{}", peer.api_port))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts a daemon and waits for READY.
+    pub fn ready(&self, version: &str, peer: &Peer, args: &[&str]) -> Daemon {
+        let daemon = self.daemon(version, peer, args);
+        daemon.wait_log("** IPFS Cluster is READY **", Duration::from_secs(15));
+        daemon
+    }
+
+    /// A cluster of `n` peers of `version`: the first starts alone, the others bootstrap to it.
+    pub fn cluster(&self, version: &str, names: &[&str]) -> (Vec<Peer>, Vec<Daemon>) {
+        let peers: Vec<Peer> = names.iter().map(|n| self.peer(n)).collect();
+        for p in &peers {
+            self.init(version, p);
+        }
+        let first = self.ready(version, &peers[0], &[]);
+        let maddr = first.maddr();
+        let mut daemons = vec![first];
+        for p in &peers[1..] {
+            daemons.push(self.ready(version, p, &["--bootstrap", &maddr]));
+        }
+        (peers, daemons)
+    }
+}
+
+impl Daemon {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `text`; panics with the log otherwise.
+    pub fn wait_log(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log_text().contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{}: {text:?} not logged within {within:?}:\n{}", self.peer.name, self.log_text());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not exit within {within:?}:\n{}", self.peer.name, self.log_text());
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// The cluster multiaddr with peer ID as printed in the "listening on" log lines.
+    pub fn maddr(&self) -> String {
+        self.wait_log("listening on:", Duration::from_secs(10));
+        let text = self.log_text();
+        let after = &text[text.find("listening on:").unwrap()..];
+        after.lines().nth(1).unwrap().trim().to_string()
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Polls `check` until it holds or the deadline passes.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Names of the entries of a directory, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
