@@ -34,6 +34,15 @@ const PING_TIMEOUT: Duration = Duration::from_millis(700);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether an error only says that there is no leader right now.
+fn is_leaderless(err: &Error) -> bool {
+    match err {
+        Error::NoLeader => true,
+        Error::Remote { message } => *message == Error::NoLeader.to_string(),
+        _ => false,
+    }
+}
+
 /// What a node needs to know about itself.
 #[derive(Debug, Clone)]
 pub struct NodeSettings {
@@ -263,7 +272,10 @@ impl Node {
         Ok(true)
     }
 
-    /// Commits a write, forwarding it to the leader when this peer is a follower.
+    /// Commits a write, forwarding it to the leader when this peer is a follower. Leadership
+    /// can move while peers learn about a change (a joiner with a lower ID, a restart), so
+    /// "no leader" answers are retried until `LEADER_WAIT` has passed; every operation is
+    /// idempotent, which makes the retry safe.
     pub fn commit(&self, op: Op) -> Result<()> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
@@ -276,11 +288,14 @@ impl Node {
                 let addr = leader.as_ref().and_then(|l| inner.state.peerset.get(l).cloned());
                 (leader, addr)
             };
-            match (leader, addr) {
-                (Some(leader), _) if leader == self.settings.peer_id => return self.commit_as_leader(op),
-                (Some(_), Some(addr)) => return self.call(&addr, Call::Commit { op }, FORWARD_TIMEOUT).map(|_| ()),
-                _ if Instant::now() >= deadline => return Err(Error::NoLeader),
-                _ => thread::sleep(TICK / 2),
+            let attempt = match (leader, addr) {
+                (Some(leader), _) if leader == self.settings.peer_id => self.commit_as_leader(op.clone()),
+                (Some(_), Some(addr)) => self.call(&addr, Call::Commit { op: op.clone() }, FORWARD_TIMEOUT).map(|_| ()),
+                _ => Err(Error::NoLeader),
+            };
+            match attempt {
+                Err(err) if is_leaderless(&err) && Instant::now() < deadline => thread::sleep(TICK / 2),
+                other => return other,
             }
         }
     }

@@ -251,7 +251,7 @@ fn load_state(
         raftlog::append(&raft_dir, &entry).map_err(consensus)?;
         state.apply(&entry);
     }
-    Ok((state, fresh || !entries.is_empty()))
+    Ok((state, (fresh && !staging) || !entries.is_empty()))
 }
 
 fn spawn_servers(node: &Arc<Node>, listener: TcpListener, rest: TcpListener) {
