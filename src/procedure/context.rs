@@ -1,0 +1,229 @@
+//! The template context: everything a playbook template may use, filled by the planner per host.
+//!
+//! Top level (besides the names below, which the inventory reserves): the host's merged
+//! variables (`bin_dir`, `config_dir`, `api`, `service_manager`, `service_cmd`, …), under the
+//! playbook's `defaults:`.
+//!
+//! | name      | meaning |
+//! |-----------|---------|
+//! | `host`    | `{name, address, port, user}` of the host the step is for |
+//! | `cluster` | `{name, size, hosts}`: inventory name, number of peers, host names in order |
+//! | `target`  | `{version, state_format, has_state_upgrade, bootstrap_flag_style, rpc_protocol, peer_id_protocol}` |
+//! | `current` | facts of this host: `{version, state_format, peer_id, multiaddr}` (null when unknown) |
+//! | `anchor`  | `{name, peer_id, multiaddr, vars}`; `multiaddr` ends in `/ipfs/<id>` or `/p2p/<id>` (for `--bootstrap`); `vars` are the anchor host's merged variables |
+//! | `release` | `{source, version, staging_dir, files: {service, ctl}}`, each file `{name, local_path, url, sha256}` |
+//! | `run`     | `{id, remote_backup_dir}` |
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version};
+
+/// The per-host template context. The planner fills it from the inventory and the facts;
+/// [`TemplateContext::placeholder`] fills the facts with stand-ins for `check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateContext {
+    /// The host's merged variables, at the top level of the context.
+    #[serde(flatten)]
+    pub vars: Vars,
+    pub host: HostContext,
+    pub cluster: ClusterContext,
+    pub target: TargetContext,
+    pub current: CurrentContext,
+    pub anchor: AnchorContext,
+    pub release: ReleaseContext,
+    pub run: RunContext,
+}
+
+/// `host`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostContext {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+}
+
+impl HostContext {
+    pub fn new(host: &Host) -> HostContext {
+        HostContext {
+            name: host.name.to_string(),
+            address: host.address.to_string(),
+            port: host.port.get(),
+            user: host.user.to_string(),
+        }
+    }
+}
+
+/// `cluster`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterContext {
+    pub name: String,
+    /// Number of peers in the inventory (what a healthy peer's "Sees N other peers" counts + 1).
+    pub size: usize,
+    pub hosts: Vec<String>,
+}
+
+impl ClusterContext {
+    pub fn new(inventory: &Inventory) -> ClusterContext {
+        ClusterContext {
+            name: inventory.cluster.name.clone(),
+            size: inventory.hosts.len(),
+            hosts: inventory.hosts.iter().map(|host| host.name.to_string()).collect(),
+        }
+    }
+}
+
+/// `target`: the release being installed and what its CLI and state look like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetContext {
+    pub version: String,
+    /// Raft snapshot format; `None` (null) for ≥ 0.11.
+    pub state_format: Option<u8>,
+    /// `ipfs-cluster-service state upgrade` exists (0.3.1–0.10.x).
+    pub has_state_upgrade: bool,
+    pub bootstrap_flag_style: BootstrapFlagStyle,
+    pub rpc_protocol: String,
+    /// `ipfs` before 0.11, `p2p` from 0.11.
+    pub peer_id_protocol: String,
+}
+
+impl TargetContext {
+    pub fn new(version: Version) -> TargetContext {
+        TargetContext {
+            version: version.to_string(),
+            state_format: version.state_format(),
+            has_state_upgrade: version.has_state_upgrade(),
+            bootstrap_flag_style: version.bootstrap_flag_style(),
+            rpc_protocol: version.rpc_protocol(),
+            peer_id_protocol: version.peer_id_protocol().to_string(),
+        }
+    }
+}
+
+/// `current`: what the facts found on this host (null where a probe could not tell).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentContext {
+    pub version: Option<String>,
+    pub state_format: Option<u8>,
+    pub peer_id: Option<String>,
+    /// This peer's cluster multiaddr with its `/ipfs/` or `/p2p/` suffix.
+    pub multiaddr: Option<String>,
+}
+
+/// `anchor`: the peer the others bootstrap to, and where delegated commands run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnchorContext {
+    pub name: String,
+    pub peer_id: Option<String>,
+    /// For `daemon --bootstrap`: ends in `/ipfs/<id>` or `/p2p/<id>`.
+    pub multiaddr: Option<String>,
+    /// The anchor host's merged variables (its `bin_dir` and `api` for delegated ctl calls).
+    pub vars: Vars,
+}
+
+/// `release`: the target release's files and where they are staged on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseContext {
+    /// `local` (uploaded) or `url` (fetched by the host).
+    pub source: String,
+    pub version: String,
+    /// Remote folder for the staged files; inside `bin_dir` so the final `mv` is a rename on
+    /// one filesystem (atomic).
+    pub staging_dir: String,
+    pub files: ReleaseFilesContext,
+}
+
+/// `release.files`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseFilesContext {
+    pub service: ReleaseFileContext,
+    pub ctl: ReleaseFileContext,
+}
+
+/// One file of `release.files`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseFileContext {
+    /// `ipfs-cluster-service` or `ipfs-cluster-ctl`.
+    pub name: String,
+    /// Path on the controller (local source), else null.
+    pub local_path: Option<String>,
+    /// Download URL (url source), else null.
+    pub url: Option<String>,
+    pub sha256: String,
+}
+
+impl ReleaseContext {
+    /// The release context for the inventory's target, staged under `bin_dir`.
+    pub fn new(cluster: &ClusterSettings, bin_dir: &str) -> ReleaseContext {
+        let file = |which: ReleaseFile| {
+            let info = cluster.target_file(which);
+            ReleaseFileContext {
+                name: which.file_name().to_string(),
+                local_path: info.local_path.map(|path| path.display().to_string()),
+                url: info.url,
+                sha256: info.sha256.to_string(),
+            }
+        };
+        ReleaseContext {
+            source: cluster.releases.kind().to_string(),
+            version: cluster.target_version.to_string(),
+            staging_dir: ReleaseContext::staging_dir_for(bin_dir, cluster.target_version),
+            files: ReleaseFilesContext { service: file(ReleaseFile::Service), ctl: file(ReleaseFile::Ctl) },
+        }
+    }
+
+    /// `<bin_dir>/.cluster-upgrade/<version>`.
+    pub fn staging_dir_for(bin_dir: &str, version: Version) -> String {
+        format!("{}/.cluster-upgrade/{version}", bin_dir.trim_end_matches('/'))
+    }
+}
+
+/// `run`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunContext {
+    pub id: String,
+    /// Remote folder for this run's backups (previous binaries).
+    pub remote_backup_dir: String,
+}
+
+impl RunContext {
+    /// A run context with the backup folder at `<bin_dir>/.cluster-upgrade/backup/<run id>`.
+    pub fn new(run_id: &str, bin_dir: &str) -> RunContext {
+        RunContext {
+            id: run_id.to_string(),
+            remote_backup_dir: format!("{}/.cluster-upgrade/backup/{run_id}", bin_dir.trim_end_matches('/')),
+        }
+    }
+}
+
+impl TemplateContext {
+    /// A context for `host` with stand-in facts, as `check` uses to render every step without
+    /// connecting. The anchor is `anchor` (the planner's choice; for bootstrap, the last peer).
+    pub fn placeholder(inventory: &Inventory, host: &Host, anchor: &Host) -> TemplateContext {
+        let target = inventory.cluster.target_version;
+        let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
+        let fake_peer = |h: &Host| format!("QmPlaceholderPeerIdOf{}", h.name.as_str().replace(['.', '-', '_'], ""));
+        let multiaddr =
+            |h: &Host| format!("/ip4/{}/tcp/9096/{}/{}", h.address, target.peer_id_protocol(), fake_peer(h));
+        TemplateContext {
+            vars: host.vars.clone(),
+            host: HostContext::new(host),
+            cluster: ClusterContext::new(inventory),
+            target: TargetContext::new(target),
+            current: CurrentContext {
+                version: Some("0.0.0".to_string()),
+                state_format: None,
+                peer_id: Some(fake_peer(host)),
+                multiaddr: Some(multiaddr(host)),
+            },
+            anchor: AnchorContext {
+                name: anchor.name.to_string(),
+                peer_id: Some(fake_peer(anchor)),
+                multiaddr: Some(multiaddr(anchor)),
+                vars: anchor.vars.clone(),
+            },
+            release: ReleaseContext::new(&inventory.cluster, bin_dir),
+            run: RunContext::new("check", bin_dir),
+        }
+    }
+}

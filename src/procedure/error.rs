@@ -1,0 +1,131 @@
+//! Playbook errors: loading (syntax, shape, templates) and rendering (per step and host).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::inventory::SourcePosition;
+
+use super::step::StepId;
+
+/// A playbook that could not be loaded or does not fit an inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcedureError {
+    #[error("{}: cannot read the playbook: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// YAML syntax, unknown key, wrong type or missing key.
+    #[error("{at}: {message}")]
+    Yaml { at: SourcePosition, message: String },
+
+    /// Two steps with one id.
+    #[error("{at}: duplicate step id `{step}` (first defined at {first})")]
+    DuplicateStep { at: SourcePosition, step: String, first: SourcePosition },
+
+    /// A value of the right type that is not acceptable.
+    #[error("{at}: {}invalid {field} `{value}`: {reason}", StepPrefix(step))]
+    InvalidValue { at: SourcePosition, step: Option<String>, field: &'static str, value: String, reason: String },
+
+    /// A step with nothing to do.
+    #[error("{at}: step `{step}`: needs a `command`, an `upload` or a `wait_until`")]
+    NothingToDo { at: SourcePosition, step: String },
+
+    /// A template that does not compile.
+    #[error("{at}: {}{field}: {message}", StepPrefix(step))]
+    TemplateSyntax { at: SourcePosition, step: Option<String>, field: String, message: String },
+
+    /// `on: { host: NAME }` names a host the inventory lacks.
+    #[error("{at}: step `{step}`: unknown host `{host}` (not in the inventory)")]
+    UnknownHost { at: SourcePosition, step: StepId, host: String },
+
+    /// A template that fails for some host of the inventory.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+
+    /// Several of the above, one per line.
+    #[error("{}", Lines(errors))]
+    Several { errors: Vec<ProcedureError> },
+}
+
+impl ProcedureError {
+    /// The individual errors (one, or each of `Several`).
+    pub fn errors(&self) -> Vec<&ProcedureError> {
+        match self {
+            ProcedureError::Several { errors } => errors.iter().collect(),
+            single => vec![single],
+        }
+    }
+
+    pub(crate) fn from_list(mut errors: Vec<ProcedureError>) -> Option<ProcedureError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(ProcedureError::Several { errors }),
+        }
+    }
+}
+
+/// A step that cannot be rendered for a host.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RenderError {
+    /// A template failed: undefined variable, `quote` refusing a value, `fail(...)`, …
+    #[error("{at}: step `{step}` for host `{host}`: {field}: {message}")]
+    Template {
+        at: SourcePosition,
+        step: StepId,
+        host: String,
+        /// `command`, `check`, `when`, `upload.from`, `wait_until.command`, …
+        field: &'static str,
+        message: String,
+        /// The undefined variable as written in the template, when that is the problem.
+        variable: Option<String>,
+    },
+
+    /// `when` rendered to something other than `true` or `false`.
+    #[error("{at}: step `{step}` for host `{host}`: `when` must render to true or false, got `{rendered}`")]
+    WhenNotBoolean { at: SourcePosition, step: StepId, host: String, rendered: String },
+
+    /// A command template rendered to nothing.
+    #[error("{at}: step `{step}` for host `{host}`: {field} rendered empty")]
+    Empty { at: SourcePosition, step: StepId, host: String, field: &'static str },
+
+    /// The context names a host that is not a valid host name.
+    #[error("step `{step}`: the context's {role} `{name}` is not a valid host name")]
+    BadHostName { step: StepId, role: &'static str, name: String },
+}
+
+impl RenderError {
+    /// Whether the problem is a variable the context lacks (as opposed to a refused value).
+    pub fn is_undefined_variable(&self) -> bool {
+        matches!(self, RenderError::Template { variable: Some(_), .. })
+    }
+}
+
+struct StepPrefix<'a>(&'a Option<String>);
+
+impl fmt::Display for StepPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(step) => write!(f, "step `{step}`: "),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Lines<'a>(&'a [ProcedureError]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}

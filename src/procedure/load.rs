@@ -1,0 +1,251 @@
+//! Raw playbook → [`Procedure`]: checks every step and compiles every template, collecting all
+//! problems with their positions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde_saphyr::Spanned;
+
+use crate::inventory::{describe_yaml_error, HostName, HumanDuration, SourcePosition, VarName, Vars, RESERVED_VAR_NAMES};
+
+use super::error::ProcedureError;
+use super::raw::{self, RawDelegate, RawFileMode, RawMode, RawOn, RawOnResume, RawStep};
+use super::step::{Delegate, Mode, OnResume, StepId, StepSpec, Targets, UploadSpec, WaitSpec};
+use super::template::{origin_of, TemplateRef, Templates};
+use super::Procedure;
+
+/// Parses and validates playbook `text` read from `file`.
+pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError> {
+    let raw = raw::parse(text).map_err(|error| {
+        let (at, message) = describe_yaml_error(file, &error);
+        ProcedureError::Yaml { at, message }
+    })?;
+    let mut loader = Loader { file, text, templates: Templates::new(), errors: Vec::new() };
+    let defaults = raw.defaults.as_ref().map(|defaults| loader.defaults(defaults)).unwrap_or_default();
+    for (name, source) in &raw.partials {
+        loader.partial(name, source);
+    }
+    let mut seen: BTreeMap<String, SourcePosition> = BTreeMap::new();
+    let mut steps = Vec::new();
+    for step in &raw.steps.value {
+        let at = SourcePosition::of(file, &step.value.id);
+        if let Some(first) = seen.get(&step.value.id.value) {
+            loader.errors.push(ProcedureError::DuplicateStep { at, step: step.value.id.value.clone(), first: first.clone() });
+            continue;
+        }
+        seen.insert(step.value.id.value.clone(), at);
+        if let Some(step) = loader.step(step) {
+            steps.push(step);
+        }
+    }
+    if raw.steps.value.is_empty() {
+        loader.errors.push(ProcedureError::InvalidValue {
+            at: SourcePosition::of(file, &raw.steps),
+            step: None,
+            field: "steps",
+            value: "[]".into(),
+            reason: "a playbook needs at least one step".into(),
+        });
+    }
+    if let Some(error) = ProcedureError::from_list(loader.errors) {
+        return Err(error);
+    }
+    Ok(Procedure {
+        name: raw.name.value,
+        description: raw.description,
+        path: file.to_path_buf(),
+        steps,
+        defaults,
+        templates: loader.templates,
+    })
+}
+
+struct Loader<'a> {
+    file: &'a Path,
+    text: &'a str,
+    templates: Templates,
+    errors: Vec<ProcedureError>,
+}
+
+impl Loader<'_> {
+    fn at<T>(&self, spanned: &Spanned<T>) -> SourcePosition {
+        SourcePosition::of(self.file, spanned)
+    }
+
+    fn invalid(&mut self, at: SourcePosition, step: Option<&str>, field: &'static str, value: String, reason: String) {
+        self.errors.push(ProcedureError::InvalidValue { at, step: step.map(str::to_string), field, value, reason });
+    }
+
+    fn defaults(&mut self, raw: &Spanned<BTreeMap<String, serde_json::Value>>) -> Vars {
+        let mut vars = Vars::new();
+        for (name, value) in &raw.value {
+            let checked = if RESERVED_VAR_NAMES.contains(&name.as_str()) {
+                Err("reserved: the template context already has it".to_string())
+            } else {
+                VarName::from_str(name).map_err(|error| error.to_string())
+            };
+            match checked {
+                Ok(name) => vars.insert(name, value.clone()),
+                Err(reason) => self.invalid(self.at(raw), None, "defaults variable name", name.clone(), reason),
+            }
+        }
+        vars
+    }
+
+    fn partial(&mut self, name: &str, source: &Spanned<String>) {
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            let reason = "partial names use lowercase letters, digits and `_`".to_string();
+            self.invalid(self.at(source), None, "partial name", name.to_string(), reason);
+            return;
+        }
+        let origin = origin_of(self.file, self.text, source);
+        if let Err(failure) = self.templates.add(name.to_string(), source.value.clone(), origin) {
+            self.errors.push(ProcedureError::TemplateSyntax {
+                at: failure.at,
+                step: None,
+                field: format!("partial `{name}`"),
+                message: failure.message,
+            });
+        }
+    }
+
+    /// Compiles one template field of a step.
+    fn template(&mut self, step: &str, field: &'static str, source: &Spanned<String>) -> Option<TemplateRef> {
+        let origin = origin_of(self.file, self.text, source);
+        match self.templates.add(format!("{step}.{field}"), source.value.clone(), origin) {
+            Ok(template) => Some(template),
+            Err(failure) => {
+                self.errors.push(ProcedureError::TemplateSyntax {
+                    at: failure.at,
+                    step: Some(step.to_string()),
+                    field: field.to_string(),
+                    message: failure.message,
+                });
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, step: &str, field: &'static str, text: &Spanned<String>) -> Option<HumanDuration> {
+        match text.value.parse() {
+            Ok(duration) => Some(duration),
+            Err(reason) => {
+                self.invalid(self.at(text), Some(step), field, text.value.clone(), format!("{reason}"));
+                None
+            }
+        }
+    }
+
+    fn step(&mut self, spanned: &Spanned<RawStep>) -> Option<StepSpec> {
+        let raw = &spanned.value;
+        let id_text = raw.id.value.as_str();
+        let errors_before = self.errors.len();
+        let id = match StepId::from_str(id_text) {
+            Ok(id) => Some(id),
+            Err(reason) => {
+                self.invalid(self.at(&raw.id), None, "step id", id_text.to_string(), reason.to_string());
+                None
+            }
+        };
+        let on = self.targets(id_text, &raw.on);
+        let command = raw.command.as_ref().and_then(|c| self.template(id_text, "command", c));
+        let check = raw.check.as_ref().and_then(|c| self.template(id_text, "check", c));
+        let when = raw.when.as_ref().and_then(|c| self.template(id_text, "when", c));
+        let upload = raw.upload.as_ref().and_then(|upload| {
+            let from = self.template(id_text, "upload.from", &upload.value.from);
+            let to = self.template(id_text, "upload.to", &upload.value.to);
+            let mode = match &upload.value.mode {
+                None => Some(0o644),
+                Some(mode) => self.file_mode(id_text, mode),
+            };
+            Some(UploadSpec { from: from?, to: to?, mode: mode? })
+        });
+        let wait_until = raw.wait_until.as_ref().and_then(|wait| {
+            let command = self.template(id_text, "wait_until.command", &wait.value.command);
+            let interval = match &wait.value.interval {
+                None => Some(WaitSpec::DEFAULT_INTERVAL),
+                Some(text) => self.duration(id_text, "wait_until.interval", text),
+            };
+            let deadline = self.duration(id_text, "wait_until.deadline", &wait.value.deadline);
+            let delegate_to = delegate(wait.value.delegate_to.or(raw.delegate_to));
+            Some(WaitSpec { command: command?, interval: interval?, deadline: deadline?, delegate_to })
+        });
+        let timeout = raw.timeout.as_ref().map(|text| self.duration(id_text, "timeout", text));
+        if raw.command.is_none() && raw.upload.is_none() && raw.wait_until.is_none() {
+            self.errors.push(ProcedureError::NothingToDo { at: self.at(spanned), step: id_text.to_string() });
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(StepSpec {
+            id: id?,
+            name: raw.name.clone(),
+            on: on?,
+            mode: match raw.mode {
+                Some(RawMode::Serial) => Mode::Serial,
+                Some(RawMode::Parallel) => Mode::Parallel,
+                None => Mode::default(),
+            },
+            delegate_to: delegate(raw.delegate_to),
+            command,
+            upload,
+            check,
+            wait_until,
+            timeout: timeout.flatten(),
+            retries: raw.retries.unwrap_or(0),
+            on_resume: match raw.on_resume {
+                Some(RawOnResume::Rerun) => OnResume::Rerun,
+                Some(RawOnResume::Check) => OnResume::Check,
+                Some(RawOnResume::Ask) => OnResume::Ask,
+                None => OnResume::default(),
+            },
+            when,
+            destructive: raw.destructive.unwrap_or(false),
+            position: self.at(spanned),
+        })
+    }
+
+    fn targets(&mut self, step: &str, on: &Spanned<RawOn>) -> Option<Targets> {
+        let targets = match &on.value {
+            RawOn::Keyword(word) if word == "all" => Ok(Targets::All),
+            RawOn::Keyword(word) if word == "anchor" => Ok(Targets::Anchor),
+            RawOn::Keyword(word) if word == "others" => Ok(Targets::Others),
+            RawOn::Keyword(word) => Err((word.clone(), "expected `all`, `anchor`, `others` or `{ host: NAME }`".to_string())),
+            RawOn::Host(name) => HostName::from_str(name).map(Targets::Host).map_err(|e| (name.clone(), e.to_string())),
+        };
+        match targets {
+            Ok(targets) => Some(targets),
+            Err((value, reason)) => {
+                self.invalid(self.at(on), Some(step), "on", value, reason);
+                None
+            }
+        }
+    }
+
+    fn file_mode(&mut self, step: &str, mode: &Spanned<RawFileMode>) -> Option<u32> {
+        let (text, parsed) = match &mode.value {
+            RawFileMode::Number(number) => (format!("{number:#o}"), Some(*number)),
+            RawFileMode::Text(text) => {
+                let digits = text.strip_prefix("0o").unwrap_or(text);
+                (text.clone(), u32::from_str_radix(digits, 8).ok())
+            }
+        };
+        match parsed.filter(|mode| *mode <= 0o7777) {
+            Some(mode) => Some(mode),
+            None => {
+                let reason = "expected permission bits such as 0o755 or \"0755\"".to_string();
+                self.invalid(self.at(mode), Some(step), "upload.mode", text, reason);
+                None
+            }
+        }
+    }
+}
+
+fn delegate(raw: Option<RawDelegate>) -> Delegate {
+    match raw {
+        Some(RawDelegate::Anchor) => Delegate::Anchor,
+        Some(RawDelegate::Target) | None => Delegate::Target,
+    }
+}

@@ -1,0 +1,217 @@
+//! Rendering a step for one host: the planner's view of a step, every template filled in.
+
+use std::path::PathBuf;
+
+use minijinja::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{HostName, HumanDuration};
+
+use super::context::TemplateContext;
+use super::error::RenderError;
+use super::step::{Delegate, Mode, OnResume, StepId, StepSpec};
+use super::template::TemplateRef;
+use super::Procedure;
+
+/// A step rendered for one host: plain strings, ready for the plan and the executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedStep {
+    pub id: StepId,
+    pub name: String,
+    /// The host the step is for.
+    pub host: HostName,
+    /// Where `command`, `upload` and `check` run: `host`, or the anchor when delegated.
+    pub run_on: HostName,
+    pub mode: Mode,
+    pub command: Option<String>,
+    /// Done before `command`.
+    pub upload: Option<RenderedUpload>,
+    /// Exit 0: the step's effect is already there.
+    pub check: Option<String>,
+    pub wait_until: Option<RenderedWait>,
+    /// `None`: the inventory's `ssh.command_timeout`.
+    pub timeout: Option<HumanDuration>,
+    pub retries: u32,
+    pub on_resume: OnResume,
+    pub destructive: bool,
+}
+
+/// A rendered `upload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedUpload {
+    /// Path on the controller.
+    pub from: PathBuf,
+    /// Path on `run_on`.
+    pub to: String,
+    pub mode: u32,
+}
+
+/// A rendered `wait_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedWait {
+    pub command: String,
+    pub interval: HumanDuration,
+    pub deadline: HumanDuration,
+    /// Where the wait runs (it may differ from the command's host: `peers rm` runs on the
+    /// anchor, the wait for the removed peer to stop runs on that peer).
+    pub run_on: HostName,
+}
+
+/// Whether a `false` `when` skips the step (planning) or is ignored so every template of the
+/// step is still rendered (checking).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhenPolicy {
+    Honour,
+    RenderEverything,
+}
+
+impl Procedure {
+    /// Renders `step` for the host described by `context`. `Ok(None)` when the step's `when`
+    /// renders to `false` for this host.
+    pub fn render_step(&self, step: &StepSpec, context: &TemplateContext) -> Result<Option<RenderedStep>, RenderError> {
+        self.render_with(step, context, WhenPolicy::Honour)
+    }
+
+    /// The context as templates see it: the playbook's `defaults` under the host's variables
+    /// (and under the anchor's, in `anchor.vars`).
+    pub fn context_value(&self, context: &TemplateContext) -> Value {
+        let mut json = serde_json::to_value(context).expect("the template context serializes to JSON");
+        let defaults: Vec<(String, serde_json::Value)> =
+            self.defaults.iter().map(|(name, value)| (name.to_string(), value.clone())).collect();
+        let fill = |target: Option<&mut serde_json::Value>| {
+            if let Some(serde_json::Value::Object(map)) = target {
+                for (name, value) in &defaults {
+                    map.entry(name.clone()).or_insert_with(|| value.clone());
+                }
+            }
+        };
+        fill(json.pointer_mut("/anchor/vars"));
+        fill(Some(&mut json));
+        Value::from_serialize(&json)
+    }
+
+    pub(super) fn render_with(
+        &self,
+        step: &StepSpec,
+        context: &TemplateContext,
+        policy: WhenPolicy,
+    ) -> Result<Option<RenderedStep>, RenderError> {
+        let value = self.context_value(context);
+        let renderer = StepRenderer { procedure: self, step, host: &context.host.name, context: &value };
+        let host = host_name(step, "host", &context.host.name)?;
+        let anchor = host_name(step, "anchor", &context.anchor.name)?;
+        let run_on = |delegate: Delegate| match delegate {
+            Delegate::Target => host.clone(),
+            Delegate::Anchor => anchor.clone(),
+        };
+        let enabled = match &step.when {
+            None => true,
+            Some(when) => renderer.when(when)?,
+        };
+        if !enabled && policy == WhenPolicy::Honour {
+            return Ok(None);
+        }
+        let parts = renderer.parts(&run_on);
+        let (command, upload, check, wait_until) = match parts {
+            Ok(parts) => parts,
+            // A skipped step may legitimately meet nulls (a url-only step with a local source):
+            // while checking, only its undefined variables are mistakes.
+            Err(error) if !enabled && !error.is_undefined_variable() => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        Ok(Some(RenderedStep {
+            id: step.id.clone(),
+            name: step.name.clone(),
+            run_on: run_on(step.delegate_to),
+            host,
+            mode: step.mode,
+            command,
+            upload,
+            check,
+            wait_until,
+            timeout: step.timeout,
+            retries: step.retries,
+            on_resume: step.on_resume,
+            destructive: step.destructive,
+        }))
+    }
+}
+
+fn host_name(step: &StepSpec, role: &'static str, name: &str) -> Result<HostName, RenderError> {
+    name.parse().map_err(|_| RenderError::BadHostName { step: step.id.clone(), role, name: name.to_string() })
+}
+
+struct StepRenderer<'a> {
+    procedure: &'a Procedure,
+    step: &'a StepSpec,
+    host: &'a str,
+    context: &'a Value,
+}
+
+type Parts = (Option<String>, Option<RenderedUpload>, Option<String>, Option<RenderedWait>);
+
+impl StepRenderer<'_> {
+    /// Every template of the step but `when`.
+    fn parts(&self, run_on: &dyn Fn(Delegate) -> HostName) -> Result<Parts, RenderError> {
+        let step = self.step;
+        let command = step.command.as_ref().map(|t| self.required(t, "command")).transpose()?;
+        let upload = match &step.upload {
+            None => None,
+            Some(upload) => Some(RenderedUpload {
+                from: PathBuf::from(self.required(&upload.from, "upload.from")?),
+                to: self.required(&upload.to, "upload.to")?,
+                mode: upload.mode,
+            }),
+        };
+        let check = step.check.as_ref().map(|t| self.required(t, "check")).transpose()?;
+        let wait_until = match &step.wait_until {
+            None => None,
+            Some(wait) => Some(RenderedWait {
+                command: self.required(&wait.command, "wait_until.command")?,
+                interval: wait.interval,
+                deadline: wait.deadline,
+                run_on: run_on(wait.delegate_to),
+            }),
+        };
+        Ok((command, upload, check, wait_until))
+    }
+
+    fn render(&self, template: &TemplateRef, field: &'static str) -> Result<String, RenderError> {
+        self.procedure.templates.render(template, self.context).map_err(|failure| RenderError::Template {
+            at: failure.at,
+            step: self.step.id.clone(),
+            host: self.host.to_string(),
+            field,
+            message: failure.message,
+            variable: failure.variable,
+        })
+    }
+
+    /// A field that must not render empty (an empty command would "succeed" doing nothing).
+    fn required(&self, template: &TemplateRef, field: &'static str) -> Result<String, RenderError> {
+        let text = self.render(template, field)?;
+        if text.is_empty() {
+            return Err(RenderError::Empty {
+                at: self.step.position.clone(),
+                step: self.step.id.clone(),
+                host: self.host.to_string(),
+                field,
+            });
+        }
+        Ok(text)
+    }
+
+    fn when(&self, template: &TemplateRef) -> Result<bool, RenderError> {
+        let text = self.render(template, "when")?;
+        match text.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(RenderError::WhenNotBoolean {
+                at: self.step.position.clone(),
+                step: self.step.id.clone(),
+                host: self.host.to_string(),
+                rendered: text,
+            }),
+        }
+    }
+}

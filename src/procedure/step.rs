@@ -1,0 +1,201 @@
+//! Validated step specifications: what a playbook step means once loaded.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{HostName, HumanDuration, SourcePosition};
+
+use super::template::TemplateRef;
+
+/// A step's identifier: lowercase letters, digits and `-`, unique within its playbook. It names
+/// the step in the journal, so it must stay stable across edits of the step's text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StepId(String);
+
+/// Why a step id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected lowercase letters, digits and `-`, starting with a letter (e.g. `stop-peers`)")]
+pub struct StepIdError;
+
+impl StepId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for StepId {
+    type Err = StepIdError;
+    fn from_str(text: &str) -> Result<StepId, StepIdError> {
+        let valid = text.len() <= 64
+            && text.starts_with(|c: char| c.is_ascii_lowercase())
+            && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(StepId(text.to_string()))
+        } else {
+            Err(StepIdError)
+        }
+    }
+}
+
+impl TryFrom<String> for StepId {
+    type Error = StepIdError;
+    fn try_from(text: String) -> Result<StepId, StepIdError> {
+        text.parse()
+    }
+}
+
+impl From<StepId> for String {
+    fn from(id: StepId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which hosts a step runs for (`on:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Targets {
+    /// Every host of the inventory.
+    All,
+    /// The one host the planner picks (for bootstrap: the peer that keeps the state).
+    Anchor,
+    /// Every host but the anchor.
+    Others,
+    /// One named host.
+    Host(HostName),
+}
+
+impl Targets {
+    /// The hosts this step runs for, in inventory order.
+    pub fn select<'a>(&self, hosts: &'a [HostName], anchor: &HostName) -> Vec<&'a HostName> {
+        hosts
+            .iter()
+            .filter(|host| match self {
+                Targets::All => true,
+                Targets::Anchor => *host == anchor,
+                Targets::Others => *host != anchor,
+                Targets::Host(name) => *host == name,
+            })
+            .collect()
+    }
+}
+
+/// How a step's hosts are worked through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// All hosts at once (bounded by `ssh.max_concurrency`).
+    #[default]
+    Parallel,
+    /// One host after another, in inventory order; each host's wait finishes before the next starts.
+    Serial,
+}
+
+/// Where a step's command runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delegate {
+    /// On the host the step is for.
+    #[default]
+    Target,
+    /// On the anchor, with the target host's context (e.g. `peers rm` of each other peer from
+    /// the anchor's ctl, whose API listens on the anchor's loopback only).
+    Anchor,
+}
+
+/// What a resumed run does with a step that was in flight when the previous run died.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnResume {
+    /// Run it again: the command is idempotent.
+    Rerun,
+    /// Run its `check` first; skip the step if the check passes, run it otherwise.
+    Check,
+    /// Stop and ask the operator: neither re-running nor skipping is known to be safe.
+    #[default]
+    Ask,
+}
+
+/// A file copied from the controller before the step's command runs.
+#[derive(Debug, Clone)]
+pub struct UploadSpec {
+    /// Local path on the controller (template).
+    pub from: TemplateRef,
+    /// Remote path (template).
+    pub to: TemplateRef,
+    /// Permission bits of the remote file.
+    pub mode: u32,
+}
+
+/// A condition polled after the command until it holds or the deadline passes.
+#[derive(Debug, Clone)]
+pub struct WaitSpec {
+    /// Exit 0 means the condition holds.
+    pub command: TemplateRef,
+    pub interval: HumanDuration,
+    pub deadline: HumanDuration,
+    /// Where the wait runs; defaults to where the step's command runs.
+    pub delegate_to: Delegate,
+}
+
+impl WaitSpec {
+    pub const DEFAULT_INTERVAL: HumanDuration = HumanDuration::from_secs(2);
+}
+
+/// One validated playbook step.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    pub id: StepId,
+    pub name: String,
+    pub on: Targets,
+    pub mode: Mode,
+    pub delegate_to: Delegate,
+    pub command: Option<TemplateRef>,
+    pub upload: Option<UploadSpec>,
+    /// Exit 0 means the step's effect is already there (used for safe resume).
+    pub check: Option<TemplateRef>,
+    pub wait_until: Option<WaitSpec>,
+    /// `None`: the inventory's `ssh.command_timeout`.
+    pub timeout: Option<HumanDuration>,
+    pub retries: u32,
+    pub on_resume: OnResume,
+    /// Renders to `true` or `false`; a `false` step is skipped for that host.
+    pub when: Option<TemplateRef>,
+    /// The executor exports the state before the first destructive step.
+    pub destructive: bool,
+    /// Where the step starts in its playbook.
+    pub position: SourcePosition,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_are_kebab_case() {
+        assert!("stop-peers".parse::<StepId>().is_ok());
+        assert!("swap2".parse::<StepId>().is_ok());
+        for bad in ["", "Stop", "stop_peers", "-x", "1x", "a b"] {
+            assert!(bad.parse::<StepId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn targets_select_in_inventory_order() {
+        let hosts: Vec<HostName> = ["h1", "h2", "h3"].iter().map(|h| h.parse().unwrap()).collect();
+        let anchor = &hosts[2];
+        let names = |t: Targets| t.select(&hosts, anchor).iter().map(|h| h.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(Targets::All), ["h1", "h2", "h3"]);
+        assert_eq!(names(Targets::Anchor), ["h3"]);
+        assert_eq!(names(Targets::Others), ["h1", "h2"]);
+        assert_eq!(names(Targets::Host(hosts[1].clone())), ["h2"]);
+    }
+}
