@@ -79,6 +79,9 @@ fn a_killed_peer_keeps_its_log_but_export_sees_only_the_snapshot() {
     assert!(bed.ctl("1.1.6", &p, &["pin", "add", &cid(1)]).status.success());
     assert!(daemon.stop().success());
     let mut daemon = bed.ready("1.1.6", &p, &[]);
+    let out = bed.service("1.1.6", &p, &["state", "export"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error obtaining execution lock: "), "{}", stderr(&out));
     assert!(bed.ctl("1.1.6", &p, &["pin", "add", &cid(2)]).status.success());
     daemon.child.kill().unwrap();
     daemon.wait_exit(Duration::from_secs(5));
@@ -229,4 +232,44 @@ fn cleanup_rotates_backups() {
     }
     assert_eq!(listing(&p.config).iter().filter(|n| n.starts_with("raft.old.")).count(), 3);
     assert!(!p.config.join("raft").exists());
+}
+
+#[test]
+fn deprecated_keys_legacy_folder_and_systemd_notify() {
+    let bed = Bed::new();
+    let p = bed.peer("cfg");
+    bed.init("0.10.1", &p);
+    let path = p.config.join("service.json");
+    let original = fs::read_to_string(&path).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&original).unwrap();
+    cfg["cluster"]["peers"] = serde_json::json!([]);
+    fs::write(&path, cfg.to_string()).unwrap();
+    let deprecated = "cluster.Peers and cluster.Bootstrap keys have been deprecated";
+    let out = bed.service("0.10.1", &p, &["daemon"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("error loading configuration: {deprecated}")), "{}", stderr(&out));
+    let out = bed.service("0.10.1", &p, &["daemon", "--upgrade"]);
+    assert!(stderr(&out).contains(&format!("error upgrading state: {deprecated}")), "{}", stderr(&out));
+    fs::write(&path, original).unwrap();
+
+    // A 0.3-era data folder is renamed to raft/ on start.
+    let mut d = bed.ready("0.10.1", &p, &[]);
+    assert!(bed.ctl("0.10.1", &p, &["pin", "add", &cid(4)]).status.success());
+    assert!(d.stop().success());
+    fs::rename(p.config.join("raft"), p.config.join("ipfs-cluster-data")).unwrap();
+    let mut d = bed.ready("0.10.1", &p, &[]);
+    assert!(stdout(&bed.ctl("0.10.1", &p, &["pin", "ls"])).contains(&cid(4)));
+    assert!(p.config.join("raft").exists() && !p.config.join("ipfs-cluster-data").exists());
+    assert!(d.stop().success());
+    assert!(fs::read_to_string(p.config.join("peerstore")).is_ok());
+
+    let q = bed.peer("notify");
+    bed.init("1.1.6", &q);
+    let socket_path = bed.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _d = bed.daemon_env("1.1.6", &q, &[], &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
 }

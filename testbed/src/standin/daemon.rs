@@ -24,7 +24,7 @@ use super::service::{fail, usage_error, Context};
 use super::snapshot::{Fit, Snapshot};
 use super::state::{ClusterState, Entry, Op};
 use super::state_cmd;
-use super::{api, http, peerstore, signals};
+use super::{api, http, notify, peerstore, signals};
 use crate::release::{Era, Release};
 
 const FLAGS: &[Flag] = &[
@@ -296,6 +296,11 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
             if node.has_leader() {
                 ready = true;
                 logging::info("cluster", "** IPFS Cluster is READY **");
+                if notify::supported(node.release()) {
+                    if let Err(err) = notify::ready() {
+                        logging::error("service", &format!("sd_notify: {err}"));
+                    }
+                }
                 last_watch = Instant::now();
             } else if Instant::now() >= ready_deadline {
                 logging::error("cluster", TIMEOUT_TIPS);

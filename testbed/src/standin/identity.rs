@@ -55,12 +55,10 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     if !filled {
         // Without /dev/urandom, time and pid still make IDs unique enough for a test bed.
         let seed = format!("{}-{}", super::logging::unix_millis(), std::process::id());
-        let mut i = 0u8;
-        for chunk in buf.chunks_mut(32) {
+        for (i, chunk) in buf.chunks_mut(32).enumerate() {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(format!("{seed}-{i}").as_bytes());
             chunk.copy_from_slice(&digest[..chunk.len()]);
-            i += 1;
         }
     }
     buf
@@ -88,22 +86,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_follow_the_era() {
-        let old = Identity::generate(&Release::modelled("0.10.1").unwrap());
-        assert!(old.id.starts_with("Qm") && old.id.len() == 46);
-        let new = Identity::generate(&Release::modelled("1.1.6").unwrap());
-        assert!(new.id.starts_with("12D3KooW") && new.id.len() == 52);
-        assert_ne!(old.id[2..], new.id[8..]);
-        assert_eq!(base64(b"hi!"), "aGkh");
-        assert_eq!(base64(b"h"), "aA==");
-    }
-}
-
 /// The identity a daemon or `state` command runs with. From 0.11 it lives in `identity.json`,
 /// which is written from a ≤ 0.10 `service.json` on first use so the peer ID survives upgrades.
 pub fn resolve(release: &Release, config_dir: &Path, in_config: Option<&Identity>) -> Result<Identity> {
@@ -119,5 +101,21 @@ pub fn resolve(release: &Release, config_dir: &Path, in_config: Option<&Identity
             super::logging::info("config", &format!("identity written to {} from service.json", path.display()));
             Ok(identity)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_era() {
+        let old = Identity::generate(&Release::modelled("0.10.1").unwrap());
+        assert!(old.id.starts_with("Qm") && old.id.len() == 46);
+        let new = Identity::generate(&Release::modelled("1.1.6").unwrap());
+        assert!(new.id.starts_with("12D3KooW") && new.id.len() == 52);
+        assert_ne!(old.id[2..], new.id[8..]);
+        assert_eq!(base64(b"hi!"), "aGkh");
+        assert_eq!(base64(b"h"), "aA==");
     }
 }

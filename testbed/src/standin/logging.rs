@@ -3,6 +3,7 @@
 //! texts as on a real peer. This is the only place the service writes logs from.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Severity of a log line.
@@ -44,8 +45,15 @@ pub fn error(component: &str, message: &str) {
     log(Level::Error, component, message);
 }
 
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Turns debug lines on (`--debug`, `--loglevel debug`).
+pub fn enable_debug() {
+    DEBUG.store(true, Ordering::Relaxed);
+}
+
 pub fn debug(component: &str, message: &str) {
-    if std::env::var_os("CLUSTER_STANDIN_DEBUG").is_some() {
+    if DEBUG.load(Ordering::Relaxed) {
         log(Level::Debug, component, message);
     }
 }

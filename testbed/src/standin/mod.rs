@@ -20,6 +20,7 @@ mod identity;
 mod lock;
 mod logging;
 mod multiaddr;
+mod notify;
 mod peerstore;
 mod pin;
 mod raftlog;

@@ -51,46 +51,46 @@ pub fn validate_cid(cid: &str) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// ≤ 0.9: an indented JSON array, CIDs as strings.
-    ArrayStringCid,
+    ArrayString,
     /// 0.10: an indented JSON array, CIDs as `{"/": cid}`.
-    ArrayObjectCid,
+    ArrayObject,
     /// 0.11–0.14: NDJSON, CIDs as `{"/": cid}`, numeric `type`.
-    NdjsonObjectCid,
+    NdjsonObject,
     /// ≥ 1.0: NDJSON, CIDs as strings, string `type` and `mode`.
-    NdjsonStringCid,
+    NdjsonString,
 }
 
 impl Shape {
     pub fn of(release: &Release) -> Shape {
         match (release.major, release.minor) {
-            (0, 0..=9) => Shape::ArrayStringCid,
-            (0, 10) => Shape::ArrayObjectCid,
-            (0, _) => Shape::NdjsonObjectCid,
-            _ => Shape::NdjsonStringCid,
+            (0, 0..=9) => Shape::ArrayString,
+            (0, 10) => Shape::ArrayObject,
+            (0, _) => Shape::NdjsonObject,
+            _ => Shape::NdjsonString,
         }
     }
 
     /// Whether a list of pins is one JSON array (else one object per line).
     pub fn is_array(self) -> bool {
-        matches!(self, Shape::ArrayStringCid | Shape::ArrayObjectCid)
+        matches!(self, Shape::ArrayString | Shape::ArrayObject)
     }
 
     /// One pin in this shape.
     pub fn to_json(self, pin: &Pin) -> Value {
         let max_depth = if pin.recursive { -1 } else { 0 };
         match self {
-            Shape::ArrayStringCid => json!({
+            Shape::ArrayString => json!({
                 "cid": pin.cid, "type": 2, "allocations": pin.allocations, "max_depth": max_depth,
                 "reference": "", "replication_factor_min": pin.replication_factor_min,
                 "replication_factor_max": pin.replication_factor_max, "name": pin.name, "shard_size": 0,
             }),
-            Shape::ArrayObjectCid | Shape::NdjsonObjectCid => json!({
+            Shape::ArrayObject | Shape::NdjsonObject => json!({
                 "cid": {"/": pin.cid}, "type": 2, "allocations": pin.allocations, "max_depth": max_depth,
                 "reference": null, "replication_factor_min": pin.replication_factor_min,
                 "replication_factor_max": pin.replication_factor_max, "name": pin.name, "shard_size": 0,
                 "user_allocations": null, "metadata": null,
             }),
-            Shape::NdjsonStringCid => json!({
+            Shape::NdjsonString => json!({
                 "cid": pin.cid, "type": "pin", "allocations": pin.allocations, "max_depth": max_depth,
                 "reference": null, "replication_factor_min": pin.replication_factor_min,
                 "replication_factor_max": pin.replication_factor_max, "name": pin.name,
@@ -135,10 +135,10 @@ impl Shape {
             }
             items
         };
-        values.iter().map(|v| self.from_json(v).map_err(shape_err)).collect()
+        values.iter().map(|v| self.decode_one(v).map_err(shape_err)).collect()
     }
 
-    fn from_json(self, value: &Value) -> std::result::Result<Pin, String> {
+    fn decode_one(self, value: &Value) -> std::result::Result<Pin, String> {
         let field_err = |field: &str, got: &Value, want: &str| {
             format!("json: cannot unmarshal {} into Go struct field Pin.{field} of type {want}", kind(got))
         };
@@ -147,10 +147,10 @@ impl Shape {
         };
         let raw_cid = obj.get("cid").unwrap_or(&Value::Null);
         let cid = match self {
-            Shape::ArrayStringCid | Shape::NdjsonStringCid => {
+            Shape::ArrayString | Shape::NdjsonString => {
                 raw_cid.as_str().ok_or_else(|| field_err("cid", raw_cid, "string"))?.to_string()
             }
-            Shape::ArrayObjectCid | Shape::NdjsonObjectCid => raw_cid
+            Shape::ArrayObject | Shape::NdjsonObject => raw_cid
                 .get("/")
                 .and_then(Value::as_str)
                 .ok_or_else(|| field_err("cid", raw_cid, "cid.Cid"))?
@@ -159,7 +159,7 @@ impl Shape {
         validate_cid(&cid).map_err(|e| e.to_string())?;
         if let Some(kind_value) = obj.get("type") {
             let ok = match self {
-                Shape::NdjsonStringCid => kind_value.is_string(),
+                Shape::NdjsonString => kind_value.is_string(),
                 _ => kind_value.is_u64(),
             };
             if !ok {
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn each_shape_round_trips_and_rejects_the_others() {
         let pins = vec![Pin::everywhere(CID, "a").unwrap()];
-        let shapes = [Shape::ArrayStringCid, Shape::ArrayObjectCid, Shape::NdjsonObjectCid, Shape::NdjsonStringCid];
+        let shapes = [Shape::ArrayString, Shape::ArrayObject, Shape::NdjsonObject, Shape::NdjsonString];
         for a in shapes {
             let text = a.encode_list(&pins);
             for b in shapes {

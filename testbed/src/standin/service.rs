@@ -44,6 +44,9 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         println!("ipfs-cluster-service version {}", release.version);
         return 0;
     }
+    if global.has("debug") || global.value("loglevel").is_some_and(|l| l.contains("debug")) {
+        super::logging::enable_debug();
+    }
     let ctx = Context {
         release: release.clone(),
         config_dir: config::config_dir(global.value("config")),

@@ -114,6 +114,11 @@ impl Bed {
 
     /// Starts `daemon ARGS` in the background, logging to `<peer>.log.N`.
     pub fn daemon(&self, version: &str, peer: &Peer, args: &[&str]) -> Daemon {
+        self.daemon_env(version, peer, args, &[])
+    }
+
+    /// Like `daemon`, with extra environment variables.
+    pub fn daemon_env(&self, version: &str, peer: &Peer, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let (svc, _) = self.release(version);
         let mut n = 0;
         let log = loop {
@@ -126,6 +131,7 @@ impl Bed {
         let mut cmd = Command::new(svc);
         cmd.arg("-c").arg(&peer.config).arg("daemon").args(args);
         self.env(peer, &mut cmd);
+        cmd.envs(env.iter().copied());
         cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
         Daemon { child: cmd.spawn().unwrap(), log, peer: peer.clone() }
     }
