@@ -75,6 +75,9 @@ fn a_rolling_restart_across_a_protocol_change_fails() {
         stdout(&bed.ctl("0.9.0", &peers[0], &["peers", "ls"])).contains(&format!("{c_id} | ERROR: protocol not supported"))
     }));
     assert!(bed.ctl("0.9.0", &peers[1], &["pin", "add", &cid(2)]).status.success());
+    // Writes through c fail: it has no leader it can talk to.
+    let out = bed.ctl("0.10.1", &peers[2], &["pin", "add", &cid(3)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // c never becomes ready: it times out and exits 0.
     assert_eq!(upgraded.wait_exit(Duration::from_secs(15)).code(), Some(0));
     let log = upgraded.log_text();
@@ -186,4 +189,26 @@ fn writes_fail_without_quorum_and_leaving_on_shutdown_removes_the_peer() {
     assert!(stderr(&out).contains("Code: 500"));
     let out = bed.ctl("0.10.1", &peers[0], &["peers", "ls"]);
     assert!(stdout(&out).contains("| ERROR: "), "{}", stdout(&out));
+}
+
+#[test]
+fn a_rolling_restart_within_one_protocol_works() {
+    let bed = Bed::new();
+    let (peers, mut daemons) = bed.cluster("1.0.8", &["a", "b", "c"]);
+    for n in 0..3 {
+        assert!(bed.ctl("1.0.8", &peers[n], &["pin", "add", &cid(n)]).status.success());
+    }
+    // 1.0.8 and 1.1.6 share /ipfscluster/1.0/rpc: one peer at a time is fine.
+    for (i, p) in peers.iter().enumerate() {
+        assert!(daemons[i].stop().success());
+        daemons[i] = bed.ready("1.1.6", p, &[]);
+    }
+    for p in &peers {
+        assert!(eventually(Duration::from_secs(5), || pin_count(&bed, "1.1.6", p) == 3));
+    }
+    let out = bed.ctl("1.1.6", &peers[0], &["--enc", "json", "peers", "ls"]);
+    let ids: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_slice(&out.stdout).into_iter().map(Result::unwrap).collect();
+    assert_eq!(ids.len(), 3, "1.x prints one object per peer");
+    assert!(ids.iter().all(|id| id["error"] == "" && id["version"] == "1.1.6"));
 }

@@ -223,10 +223,11 @@ fn cleanup_rotates_backups() {
     let bed = Bed::new();
     let p = bed.peer("c");
     bed.init("0.10.1", &p);
-    for n in 0..3 {
+    for (n, signal) in ["TERM", "INT", "HUP"].iter().enumerate() {
         let mut d = bed.ready("0.10.1", &p, &[]);
         assert!(bed.ctl("0.10.1", &p, &["pin", "add", &cid(n)]).status.success());
-        assert!(d.stop().success());
+        assert!(d.stop_with(signal).success());
+        assert_eq!(listing(&p.config.join("raft/snapshots")).len(), 1, "SIG{signal} snapshots");
         let out = bed.service("0.10.1", &p, &["state", "cleanup", "-f"]);
         assert!(out.status.success(), "{}", stderr(&out));
     }

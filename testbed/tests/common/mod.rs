@@ -202,7 +202,12 @@ impl Daemon {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) -> ExitStatus {
-        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        self.stop_with("TERM")
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `HUP`) and waits for the exit.
+    pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
+        Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         self.wait_exit(Duration::from_secs(10))
     }
 
