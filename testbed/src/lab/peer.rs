@@ -179,8 +179,17 @@ impl Peer {
             input.push_str(&format!("{} {}\n", pins::cid(index), pins::name(index)));
         }
         let ctl = self.ctl(&[]);
+        // Right after joins raft may still be settling on a leader ("no leader found"): retry
+        // each pin for up to 10 s before giving up.
         let script = format!(
-            "while read -r cid name; do {ctl} pin add --name \"$name\" \"$cid\" >/dev/null || {{ echo \"pin add $cid failed\" >&2; exit 1; }}; done"
+            "while read -r cid name; do\n\
+             tries=0\n\
+             until out=$({ctl} pin add --no-status --name \"$name\" \"$cid\" </dev/null 2>&1); do\n\
+             tries=$((tries + 1))\n\
+             if [ $tries -ge 50 ]; then echo \"pin add $cid failed: $out\" >&2; exit 1; fi\n\
+             sleep 0.2\n\
+             done\n\
+             done\n"
         );
         self.remote.run_with("pin add", &script, Input::Bytes(input.into_bytes()), Duration::from_secs(600)).map(|_| ())
     }

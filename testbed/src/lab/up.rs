@@ -20,8 +20,9 @@ use super::{down, hosts, inventory, keys, parallel, stage, wait};
 /// How many times `up` picks another network when the sshds cannot bind.
 const NETWORK_ATTEMPTS: u32 = 6;
 
-/// How many SSH streams add pins at once (raft serialises the writes at the leader anyway).
-const PIN_STREAMS: usize = 4;
+/// How many SSH streams add pins at once. Raft serialises the writes at the leader anyway, and
+/// concurrent writers made the stand-in's leadership flap (and lose pins) in early versions.
+const PIN_STREAMS: usize = 1;
 
 /// What `cluster-lab up` was asked for.
 #[derive(Debug, Clone)]
@@ -301,10 +302,26 @@ fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
     parallel::try_map(&jobs, streams, |(s, range)| peers[*s].add_pins(range.clone())).map(|_| ())
 }
 
+/// Waits until every peer lists `count` pins. Gives up early when the counts stop moving: a
+/// pin that was acknowledged and then lost will not come back by waiting.
 fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
+    const STALL: Duration = Duration::from_secs(15);
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
+        let mut last = (None, Instant::now());
         let what = format!("{} to list {count} pins", peer.name);
-        wait::until(&what, limit, Duration::from_millis(300), || Ok(peer.pin_count()?.filter(|&n| n == count)))
+        wait::until(&what, limit, Duration::from_millis(300), || {
+            let seen = peer.pin_count()?;
+            if seen == Some(count) {
+                return Ok(Some(()));
+            }
+            if seen != last.0 {
+                last = (seen, Instant::now());
+            } else if last.1.elapsed() > STALL {
+                let seen = seen.map_or("no answer".to_string(), |n| format!("{n} pins"));
+                return Err(LabError::WaitTimeout { what: format!("{what} (stuck at {seen})"), seconds: STALL.as_secs() });
+            }
+            Ok(None)
+        })
     })
     .map(|_| ())
 }
