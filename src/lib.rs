@@ -1,10 +1,11 @@
 //! cluster-upgrade: safe, resumable upgrades of IPFS Cluster peers over SSH.
 
 pub mod cli;
+pub mod command;
+pub mod error;
 pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod procedure;
 pub mod report;
 pub mod transport;
-pub mod version;

@@ -49,9 +49,10 @@ pub struct InventoryArgs {
     /// The inventory file (YAML): cluster settings, SSH settings, hosts, groups and variables.
     pub inventory: PathBuf,
 
-    /// Folder with the playbooks (standard.yaml, bootstrap.yaml).
-    #[arg(long, value_name = "DIR", default_value = "playbooks", env = "CLUSTER_UPGRADE_PLAYBOOKS")]
-    pub playbooks: PathBuf,
+    /// Folder with the playbooks (standard.yaml, bootstrap.yaml). Default: `playbooks/` beside
+    /// the inventory, else `playbooks/` in the current folder, else the built-in ones.
+    #[arg(long, value_name = "DIR", env = "CLUSTER_UPGRADE_PLAYBOOKS")]
+    pub playbooks: Option<PathBuf>,
 
     /// Set a variable for every host, over the inventory's global, group and host vars
     /// (repeatable), for example `--var config_dir=/data/ipfs-cluster`.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::version::Version;
+use crate::inventory::Version;
 
 /// What a read-only probe learned about one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

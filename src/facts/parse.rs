@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::model::{HostFacts, PeerError, Pinset};
-use crate::version::Version;
+use crate::inventory::Version;
 
 /// One `@@ name` block of the probe output and the exit status of its command.
 #[derive(Debug, Default)]
@@ -95,7 +95,7 @@ fn split_sections(output: &str) -> BTreeMap<String, Section> {
 
 /// `ipfs-cluster-service version 0.10.1+git…` → 0.10.1.
 fn version_from_banner(body: &str) -> Option<Version> {
-    body.split_whitespace().rev().find_map(|word| word.parse().ok())
+    body.split_whitespace().rev().find_map(|word| Version::from_reported(word).ok())
 }
 
 fn str_field(value: &Value, key: &str) -> Option<String> {

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::HostFacts;
-use crate::version::Version;
+use crate::inventory::Version;
 
 /// The two upgrade procedures of the IPFS Cluster docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -1,7 +1,9 @@
 //! The plan: the procedure choice and the rendered steps. Pure, no I/O.
 
+mod build;
 mod choice;
 mod model;
 
+pub use build::{build_plan, PlanError, PlanInputs, Playbooks};
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
-pub use model::{HostStep, OnResume, Plan, PlannedStep, StepMode, Upload, WaitUntil, PLAN_FORMAT};
+pub use model::{Plan, PlannedStep, PLAN_FORMAT};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::choice::Choice;
 use crate::facts::HostFacts;
+use crate::procedure::{Mode, OnResume, RenderedStep};
 
 /// The version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -19,6 +20,8 @@ pub struct Plan {
     /// The inventory the plan was made from (absolute).
     pub inventory: PathBuf,
     pub cluster: String,
+    /// The playbook the steps come from.
+    pub playbook: PathBuf,
     pub choice: Choice,
     pub facts: Vec<HostFacts>,
     /// SHA-256 of the facts as JSON: `apply` probes again and compares before it starts.
@@ -29,66 +32,18 @@ pub struct Plan {
     pub backups: Vec<String>,
 }
 
-/// One step of the procedure with its rendered command for every host it runs on.
+/// One step of the procedure with its rendered command for every host it runs for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedStep {
     pub id: String,
     pub name: String,
-    pub mode: StepMode,
+    pub mode: Mode,
     /// The executor takes a state backup before the first destructive step.
     pub destructive: bool,
     /// What resume does when this step was in flight when the run died.
     pub on_resume: OnResume,
-    pub hosts: Vec<HostStep>,
-}
-
-/// Whether a step runs on its hosts at once or one after another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepMode {
-    Parallel,
-    Serial,
-}
-
-/// What resume does with a step that was started but not recorded as finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnResume {
-    /// Run it again (idempotent steps).
-    Rerun,
-    /// Run its `check` first; run the step only if the check says it is not done.
-    Check,
-    /// Stop and ask the operator to check the host.
-    Ask,
-}
-
-/// A step as rendered for one host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostStep {
-    pub host: String,
-    /// Files copied from the controller before the command.
-    pub upload: Option<Upload>,
-    pub command: Option<String>,
-    /// Exit 0 means the step's effect is already there.
-    pub check: Option<String>,
-    pub wait_until: Option<WaitUntil>,
-    pub timeout_ms: u64,
-    pub retries: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Upload {
-    pub from: PathBuf,
-    pub to: String,
-    pub mode: u32,
-}
-
-/// A probe repeated every `interval_ms` until it exits 0 or `deadline_ms` passes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaitUntil {
-    pub command: String,
-    pub interval_ms: u64,
-    pub deadline_ms: u64,
+    /// In host order; for a serial step, the order they run in.
+    pub hosts: Vec<RenderedStep>,
 }
 
 impl Plan {

@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use super::table;
 use crate::facts::HostFacts;
-use crate::plan::{Plan, StepMode};
+use crate::plan::Plan;
+use crate::procedure::Mode;
 
 /// The facts table, one row per host.
 pub fn render_facts(facts: &[HostFacts]) -> String {
@@ -50,8 +51,8 @@ pub fn render_plan(plan: &Plan) -> String {
     for (index, step) in plan.steps.iter().enumerate() {
         let how = match (step.mode, step.hosts.len()) {
             (_, 1) => "on",
-            (StepMode::Parallel, _) => "in parallel on",
-            (StepMode::Serial, _) => "one host after another on",
+            (Mode::Parallel, _) => "in parallel on",
+            (Mode::Serial, _) => "one host after another on",
         };
         let hosts: Vec<&str> = step.hosts.iter().map(|h| h.host.as_str()).collect();
         let marker = if step.destructive { " [destructive]" } else { "" };
@@ -64,7 +65,7 @@ pub fn render_plan(plan: &Plan) -> String {
                 let _ = writeln!(out, "       $ {}", first_line(command));
             }
             if let Some(wait) = &first.wait_until {
-                let _ = writeln!(out, "       wait until (every {} ms, up to {} s): {}", wait.interval_ms, wait.deadline_ms / 1000, first_line(&wait.command));
+                let _ = writeln!(out, "       wait until (every {}, up to {}): {}", wait.interval, wait.deadline, first_line(&wait.command));
             }
         }
     }

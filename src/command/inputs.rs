@@ -1,0 +1,46 @@
+//! Loading what every inventory-based command needs: the inventory and the playbooks, both
+//! validated before any host is contacted.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::InventoryArgs;
+use crate::error::Error;
+use crate::inventory::Inventory;
+use crate::plan::Playbooks;
+use crate::procedure::Procedure;
+
+/// The playbooks shipped with the tool, used when no `playbooks/` folder is found.
+const BUILT_IN: [(&str, &str); 2] = [
+    ("standard.yaml", include_str!("../../playbooks/standard.yaml")),
+    ("bootstrap.yaml", include_str!("../../playbooks/bootstrap.yaml")),
+];
+
+/// Loads and validates the inventory and the playbooks, and checks every template against
+/// every host.
+pub fn load(args: &InventoryArgs) -> Result<(Inventory, Playbooks), Error> {
+    let inventory = Inventory::load(&args.inventory, &args.vars)?;
+    let dir = playbook_dir(args);
+    let load = |name: &str| -> Result<Procedure, Error> {
+        match &dir {
+            Some(dir) => Ok(Procedure::load(&dir.join(name))?),
+            None => {
+                let (_, text) = BUILT_IN.iter().find(|(file, _)| *file == name).expect("built-in playbook");
+                Ok(Procedure::from_text(&Path::new("(built-in) playbooks").join(name), text)?)
+            }
+        }
+    };
+    let playbooks = Playbooks { standard: load("standard.yaml")?, bootstrap: load("bootstrap.yaml")? };
+    playbooks.standard.validate_against(&inventory)?;
+    playbooks.bootstrap.validate_against(&inventory)?;
+    Ok((inventory, playbooks))
+}
+
+/// `--playbooks DIR` if given; else `playbooks/` beside the inventory, then in the current
+/// folder; else `None` for the built-in ones.
+fn playbook_dir(args: &InventoryArgs) -> Option<PathBuf> {
+    if let Some(dir) = &args.playbooks {
+        return Some(dir.clone());
+    }
+    let beside = args.inventory.parent().map(|p| p.join("playbooks"));
+    [beside, Some(PathBuf::from("playbooks"))].into_iter().flatten().find(|dir| dir.join("standard.yaml").is_file())
+}

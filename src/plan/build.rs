@@ -1,0 +1,194 @@
+//! Builds the plan: the procedure choice, then every step of the chosen playbook rendered for
+//! every host it runs for, from the inventory and the facts. Pure: no I/O.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::choice::{choose, Choice, ProcedureKind, Refusal};
+use super::model::{Plan, PlannedStep, PLAN_FORMAT};
+use crate::facts::HostFacts;
+use crate::inventory::{Host, HostName, Inventory};
+use crate::procedure::{
+    AnchorContext, ClusterContext, CurrentContext, HostContext, Procedure, ReleaseContext, RenderError, RunContext,
+    TargetContext, TemplateContext,
+};
+
+/// The two playbooks the planner chooses between.
+#[derive(Debug, Clone)]
+pub struct Playbooks {
+    pub standard: Procedure,
+    pub bootstrap: Procedure,
+}
+
+/// What the planner needs.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInputs<'a> {
+    pub inventory: &'a Inventory,
+    pub playbooks: &'a Playbooks,
+    /// Facts of every inventory host, in inventory order.
+    pub facts: &'a [HostFacts],
+    /// `--procedure`.
+    pub requested: Option<ProcedureKind>,
+    /// Names the run: the remote backup folder of the binaries is per run.
+    pub run_id: &'a str,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("upgrade refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("the facts do not match the inventory: expected host {expected}, found {found}")]
+    FactsMismatch { expected: String, found: String },
+}
+
+impl PlanError {
+    /// The refusal, when the plan was refused as unsafe.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            PlanError::Refused(refusal) => Some(refusal),
+            _ => None,
+        }
+    }
+}
+
+/// Chooses the procedure and renders it.
+pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
+    let PlanInputs { inventory, playbooks, facts, requested, run_id } = inputs;
+    check_facts_match(inventory, facts)?;
+    let choice = choose(facts, inventory.cluster.target_version, requested)?;
+    let procedure = match choice.procedure {
+        ProcedureKind::Standard => &playbooks.standard,
+        ProcedureKind::Bootstrap => &playbooks.bootstrap,
+    };
+    // The standard playbook has no anchor steps; the last host stands in so contexts are whole.
+    let anchor = match &choice.anchor {
+        Some(name) => inventory.host(name).expect("the anchor is an inventory host"),
+        None => inventory.hosts.last().expect("a validated inventory has hosts"),
+    };
+    let anchor_facts = facts_of(facts, anchor);
+    let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
+    let mut steps = Vec::new();
+    for spec in &procedure.steps {
+        let mut hosts = Vec::new();
+        for name in spec.on.select(&names, &anchor.name) {
+            let host = inventory.host(name.as_str()).expect("selected from the inventory");
+            let context = context_for(inventory, host, facts_of(facts, host), anchor, anchor_facts, run_id);
+            if let Some(mut rendered) = procedure.render_step(spec, &context)? {
+                rendered.timeout.get_or_insert(inventory.ssh.command_timeout);
+                hosts.push(rendered);
+            }
+        }
+        if !hosts.is_empty() {
+            steps.push(PlannedStep {
+                id: spec.id.to_string(),
+                name: spec.name.clone(),
+                mode: spec.mode,
+                destructive: spec.destructive,
+                on_resume: spec.on_resume,
+                hosts,
+            });
+        }
+    }
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        inventory: inventory.path.clone(),
+        cluster: inventory.cluster.name.clone(),
+        playbook: procedure.path.clone(),
+        expected_downtime: expected_downtime(&choice),
+        backups: backups(&choice, inventory),
+        facts_fingerprint: Plan::fingerprint(facts),
+        facts: facts.to_vec(),
+        choice,
+        steps,
+    })
+}
+
+fn check_facts_match(inventory: &Inventory, facts: &[HostFacts]) -> Result<(), PlanError> {
+    for (index, host) in inventory.hosts.iter().enumerate() {
+        let found = facts.get(index).map_or("nothing", |f| f.host.as_str());
+        if found != host.name.as_str() {
+            return Err(PlanError::FactsMismatch { expected: host.name.to_string(), found: found.to_string() });
+        }
+    }
+    if let Some(extra) = facts.get(inventory.hosts.len()) {
+        return Err(PlanError::FactsMismatch { expected: "no more hosts".into(), found: extra.host.clone() });
+    }
+    Ok(())
+}
+
+fn facts_of<'a>(facts: &'a [HostFacts], host: &Host) -> &'a HostFacts {
+    facts.iter().find(|f| f.host == host.name.as_str()).expect("facts checked against the inventory")
+}
+
+fn context_for(
+    inventory: &Inventory,
+    host: &Host,
+    facts: &HostFacts,
+    anchor: &Host,
+    anchor_facts: &HostFacts,
+    run_id: &str,
+) -> TemplateContext {
+    let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
+    TemplateContext {
+        vars: host.vars.clone(),
+        host: HostContext::new(host),
+        cluster: ClusterContext::new(inventory),
+        target: TargetContext::new(inventory.cluster.target_version),
+        current: CurrentContext {
+            version: facts.service_version.map(|v| v.to_string()),
+            state_format: facts.state_format,
+            peer_id: facts.peer_id.clone(),
+            multiaddr: facts.multiaddr.clone(),
+        },
+        anchor: AnchorContext {
+            name: anchor.name.to_string(),
+            peer_id: anchor_facts.peer_id.clone(),
+            multiaddr: anchor_facts.multiaddr.clone(),
+            vars: anchor.vars.clone(),
+        },
+        release: ReleaseContext::new(&inventory.cluster, bin_dir),
+        run: RunContext::new(run_id, bin_dir),
+    }
+}
+
+fn expected_downtime(choice: &Choice) -> String {
+    match choice.procedure {
+        ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
+             typically a few seconds, at most the health gate's deadline"
+            .to_string(),
+        ProcedureKind::Bootstrap => format!(
+            "the cluster shrinks to {} while the other peers are removed; it is down while {} is stopped, upgraded \
+             and restarted (seconds); the other peers rejoin one by one",
+            choice.anchor.as_deref().unwrap_or("the anchor"),
+            choice.anchor.as_deref().unwrap_or("the anchor"),
+        ),
+    }
+}
+
+fn backups(choice: &Choice, inventory: &Inventory) -> Vec<String> {
+    let mut list = vec![
+        "previous binaries on every host: <bin_dir>/ipfs-cluster-{service,ctl}.prev and the run's folder \
+         <bin_dir>/.cluster-upgrade/backup/<run id>/"
+            .to_string(),
+    ];
+    let target = inventory.cluster.target_version;
+    match choice.procedure {
+        ProcedureKind::Standard if choice.from.state_format() != target.state_format() => list.push(
+            "raft state: `daemon --upgrade` migrates it and keeps the old folder as raft.old.0 on every peer".to_string(),
+        ),
+        ProcedureKind::Standard => {}
+        ProcedureKind::Bootstrap => {
+            list.push("raft state of every removed peer: moved to raft.old.0 by the peer itself when it is removed".to_string());
+            if target.has_state_upgrade() {
+                list.push(format!(
+                    "raft state of {}: `state upgrade` keeps the old folder as raft.old.0",
+                    choice.anchor.as_deref().unwrap_or("the anchor")
+                ));
+            }
+        }
+    }
+    list
+}
