@@ -319,6 +319,41 @@ async fn command_timeout_is_an_error_and_the_connection_stays_usable() {
     }
 }
 
+/// Regression: without TCP_NODELAY on our own socket every command after the first waited
+/// ~40 ms (Nagle), and without quick ACKs the first command after login did (delayed ACK).
+#[tokio::test]
+async fn commands_do_not_stall_on_nagle_or_delayed_ack() {
+    let lab = Lab::start();
+    let mut first_commands = Vec::new();
+    let mut later_commands = Vec::new();
+    for _ in 0..3 {
+        let session = lab.connect().await.unwrap();
+        for i in 0..10 {
+            let started = Instant::now();
+            session.run("true", STEP).await.unwrap();
+            let took = started.elapsed();
+            if i == 0 {
+                first_commands.push(took)
+            } else {
+                later_commands.push(took)
+            }
+        }
+        session.close().await.unwrap();
+    }
+    later_commands.sort();
+    // Minimum and median, so that a loaded test machine does not make this flaky.
+    let first = *first_commands.iter().min().unwrap();
+    let median = later_commands[later_commands.len() / 2];
+    assert!(
+        first < Duration::from_millis(30),
+        "first command after login took {first:?}"
+    );
+    assert!(
+        median < Duration::from_millis(30),
+        "median command took {median:?}"
+    );
+}
+
 // ---------------------------------------------------------------- uploads
 
 #[tokio::test]

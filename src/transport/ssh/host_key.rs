@@ -84,7 +84,7 @@ impl HostKeyCheck {
                     fingerprint: fingerprint(key),
                     hint: format!(
                         "confirm the fingerprint out of band (ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub on the host), \
-                         then run: ssh-keyscan -p {} {} >> {}; or accept new host keys explicitly",
+                         then run: ssh-keyscan -p {} {} >> {}; or accept new host keys explicitly (--accept-new-host-keys)",
                         key_file_kind(&key.algorithm()),
                         self.port,
                         quote::quote(&self.address).unwrap_or_else(|_| self.address.clone()),

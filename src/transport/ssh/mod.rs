@@ -112,6 +112,14 @@ impl SshSession {
                 address: address.to_string(),
                 source,
             })?;
+        // `Config::nodelay` only applies to sockets russh opens itself; without it every command
+        // after the first waits ~40 ms for Nagle.
+        tcp.set_nodelay(true)
+            .map_err(|source| TransportError::Connect {
+                host: host.clone(),
+                address: address.to_string(),
+                source,
+            })?;
         let mut handle = client::connect_stream(Arc::new(config), QuickAckStream(tcp), check)
             .await
             .map_err(|e| handshake_error(e, &host, address))?;
