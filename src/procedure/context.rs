@@ -203,8 +203,14 @@ impl TemplateContext {
         let target = inventory.cluster.target_version;
         let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
         let fake_peer = |h: &Host| format!("QmPlaceholderPeerIdOf{}", h.name.as_str().replace(['.', '-', '_'], ""));
-        let multiaddr =
-            |h: &Host| format!("/ip4/{}/tcp/9096/{}/{}", h.address, target.peer_id_protocol(), fake_peer(h));
+        let multiaddr = |h: &Host| {
+            let network = match h.address.ip() {
+                Some(std::net::IpAddr::V4(_)) => "ip4",
+                Some(std::net::IpAddr::V6(_)) => "ip6",
+                None => "dns4",
+            };
+            format!("/{network}/{}/tcp/9096/{}/{}", h.address, target.peer_id_protocol(), fake_peer(h))
+        };
         TemplateContext {
             vars: host.vars.clone(),
             host: HostContext::new(host),

@@ -74,25 +74,101 @@ impl Templates {
             .env
             .get_template(&template.name)
             .and_then(|compiled| compiled.render(context))
-            .map_err(|error| self.failure(template, &error))?;
+            .map_err(|error| self.failure(template, &error, context))?;
         Ok(rendered.trim().to_string())
     }
 
     /// Maps a render error to the template it happened in (possibly an included partial).
-    fn failure(&self, template: &TemplateRef, error: &minijinja::Error) -> TemplateFailure {
+    fn failure(&self, template: &TemplateRef, error: &minijinja::Error, context: &Value) -> TemplateFailure {
+        // An error inside an included partial arrives wrapped ("error in \"partial\""); the
+        // innermost one says what and where.
+        let error = innermost(error);
         let name = error.name().filter(|name| self.sources.contains_key(*name)).unwrap_or(&template.name);
         let (origin, source) = &self.sources[name];
-        let at = locate(origin, source, error.line(), error.range());
-        let variable = (error.kind() == ErrorKind::UndefinedError)
-            .then(|| error.range().and_then(|range| source.get(range)).map(|text| text.trim().to_string()))
-            .flatten()
-            .filter(|text| !text.is_empty());
+        let mut range = error.range();
+        let variable = if error.kind() == ErrorKind::UndefinedError {
+            let line = line_text(source, error.line(), range.clone());
+            let used_at = range.as_ref().map(|range| range.start);
+            let found = self.missing_variable(name, context, line, used_at);
+            // Point at the variable itself: minijinja's range may cover the filter it went into.
+            if let Some((_, Some(offset))) = &found {
+                range = Some(*offset..*offset + found.as_ref().map_or(0, |(v, _)| v.len()));
+            }
+            found.map(|(variable, _)| variable)
+        } else {
+            None
+        };
+        let at = locate(origin, source, error.line(), range);
         let message = match &variable {
             Some(variable) => format!("undefined variable `{variable}`"),
             None => describe(error),
         };
         TemplateFailure { at, message, variable }
     }
+
+    /// minijinja does not say which variable was undefined. Among the template's variables that
+    /// the context cannot resolve, take the one written closest before where the failing
+    /// expression starts on the failing line (the undefined value is used there, e.g. piped
+    /// into `quote`). Returns the variable and its offset in the template when found on the line.
+    fn missing_variable(
+        &self,
+        name: &str,
+        context: &Value,
+        line: Option<(usize, &str)>,
+        used_at: Option<usize>,
+    ) -> Option<(String, Option<usize>)> {
+        let template = self.env.get_template(name).ok()?;
+        let globals: Vec<&str> = self.env.globals().map(|(global, _)| global).collect();
+        let mut missing: Vec<String> = template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter(|path| !globals.contains(&path.split('.').next().unwrap_or_default()))
+            .filter(|path| !resolves(context, path))
+            .collect();
+        missing.sort();
+        let Some((line_start, text)) = line else { return missing.into_iter().next().map(|v| (v, None)) };
+        let used_at = used_at.unwrap_or(line_start + text.len());
+        let best = missing
+            .iter()
+            .flat_map(|path| text.match_indices(path.as_str()).map(move |(index, _)| (path, line_start + index)))
+            .filter(|(_, offset)| *offset <= used_at)
+            .max_by_key(|(_, offset)| *offset);
+        match best {
+            Some((path, offset)) => Some((path.clone(), Some(offset))),
+            None => missing.into_iter().next().map(|v| (v, None)),
+        }
+    }
+}
+
+fn innermost(error: &minijinja::Error) -> &minijinja::Error {
+    let mut current = error;
+    while let Some(inner) = std::error::Error::source(current).and_then(|s| s.downcast_ref::<minijinja::Error>()) {
+        current = inner;
+    }
+    current
+}
+
+/// Whether a dotted path (`anchor.vars.bin_dir`) leads to a defined value.
+fn resolves(context: &Value, path: &str) -> bool {
+    let mut value = context.clone();
+    for segment in path.split('.') {
+        match value.get_attr(segment) {
+            Ok(next) if !next.is_undefined() => value = next,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The failing line of a template: its start offset and text.
+fn line_text(source: &str, line: Option<usize>, range: Option<Range<usize>>) -> Option<(usize, &str)> {
+    let start = match (range, line) {
+        (Some(range), _) => source[..range.start.min(source.len())].rfind('\n').map_or(0, |n| n + 1),
+        (None, Some(line)) => source.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum(),
+        (None, None) => return None,
+    };
+    let end = source[start..].find('\n').map_or(source.len(), |n| start + n);
+    Some((start, &source[start..end]))
 }
 
 /// The configured environment. Every template of the tool is rendered through one of these.
