@@ -38,3 +38,106 @@ pub trait Connector: Send + Sync {
         target: &Target,
     ) -> impl Future<Output = Result<Self::Session, TransportError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    //! The traits can be implemented by a plain fake and driven from spawned tasks, as the
+    //! executor does.
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::transport::command::Exit;
+    use crate::transport::target::Identity;
+
+    #[derive(Default)]
+    struct FakeSession {
+        commands: Mutex<Vec<String>>,
+    }
+
+    impl Session for FakeSession {
+        async fn run(
+            &self,
+            command: &str,
+            _timeout: Duration,
+        ) -> Result<CommandOutput, TransportError> {
+            self.commands.lock().unwrap().push(command.to_string());
+            Ok(CommandOutput {
+                stdout: command.as_bytes().to_vec(),
+                stderr: Vec::new(),
+                exit: Exit::Status(0),
+            })
+        }
+
+        async fn upload(&self, upload: &Upload) -> Result<(), TransportError> {
+            self.commands
+                .lock()
+                .unwrap()
+                .push(format!("upload {}", upload.remote_path));
+            Ok(())
+        }
+
+        async fn close(&self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    struct FakeConnector;
+
+    impl Connector for FakeConnector {
+        type Session = FakeSession;
+
+        async fn connect(&self, target: &Target) -> Result<FakeSession, TransportError> {
+            if target.port == 0 {
+                return Err(TransportError::HostCertificate {
+                    host: target.name.clone(),
+                });
+            }
+            Ok(FakeSession::default())
+        }
+    }
+
+    async fn echo_on<C: Connector>(
+        connector: &C,
+        target: Target,
+    ) -> Result<String, TransportError> {
+        let session = connector.connect(&target).await?;
+        let output = session
+            .run(&format!("echo {}", target.name), Duration::from_secs(1))
+            .await?;
+        session.close().await?;
+        Ok(output.stdout_text())
+    }
+
+    fn target(name: &str, port: u16) -> Target {
+        Target {
+            name: name.into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "u".into(),
+            identity: Identity::Agent,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fake_connector_works_from_spawned_tasks() {
+        let connector = Arc::new(FakeConnector);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (name, port) in [("a", 22), ("b", 0)] {
+            let connector = Arc::clone(&connector);
+            tasks.spawn(
+                async move { (name, echo_on(connector.as_ref(), target(name, port)).await) },
+            );
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (name, result) = joined.unwrap();
+            results.push((name, result.map_err(|e| e.host().to_string())));
+        }
+        results.sort();
+        assert_eq!(
+            results,
+            vec![("a", Ok("echo a".to_string())), ("b", Err("b".to_string()))]
+        );
+    }
+}

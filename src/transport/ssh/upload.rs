@@ -92,6 +92,10 @@ async fn write_temporary(
                 .map_err(io_error("write"))?;
         }
     }
+    // Durable before the rename: after a crash the target is the old binary or the whole new
+    // one, never an empty file. (A no-op on servers without fsync@openssh.com.)
+    file.flush().await.map_err(io_error("write"))?;
+    file.sync_all().await.map_err(sftp_error("fsync"))?;
     file.shutdown().await.map_err(io_error("close"))?;
     let mode = FileAttributes {
         permissions: Some(upload.mode & 0o7777),
