@@ -195,8 +195,8 @@ fn writes_fail_without_quorum_and_leaving_on_shutdown_removes_the_peer() {
 fn a_rolling_restart_within_one_protocol_works() {
     let bed = Bed::new();
     let (peers, mut daemons) = bed.cluster("1.0.8", &["a", "b", "c"]);
-    for n in 0..3 {
-        assert!(bed.ctl("1.0.8", &peers[n], &["pin", "add", &cid(n)]).status.success());
+    for (n, p) in peers.iter().enumerate() {
+        assert!(bed.ctl("1.0.8", p, &["pin", "add", &cid(n)]).status.success());
     }
     // 1.0.8 and 1.1.6 share /ipfscluster/1.0/rpc: one peer at a time is fine.
     for (i, p) in peers.iter().enumerate() {

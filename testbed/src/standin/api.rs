@@ -115,16 +115,19 @@ fn own_id(node: &Arc<Node>) -> Value {
 /// Every member of this peer's peerset; unreachable or incompatible ones carry an `error`.
 fn peers(node: &Arc<Node>) -> Vec<Value> {
     let state = node.state();
+    let others: Vec<(&String, &String)> = state.peerset.iter().filter(|(id, _)| *id != node.id()).collect();
+    let mut answers = node.ask_all(&others).into_iter();
     state
         .peerset
-        .iter()
-        .map(|(id, addr)| {
+        .keys()
+        .map(|id| {
             if id == node.id() {
                 return own_id(node);
             }
-            match node.peer_status(addr) {
-                Ok(status) => id_json(node, &status),
-                Err(err) => error_id_json(id, &err.to_string()),
+            match answers.next() {
+                Some(Ok(status)) => id_json(node, &status),
+                Some(Err(err)) => error_id_json(id, &err.to_string()),
+                None => error_id_json(id, "no answer"),
             }
         })
         .collect()
@@ -134,14 +137,19 @@ fn peers(node: &Arc<Node>) -> Vec<Value> {
 fn statuses(node: &Arc<Node>, only: Option<&str>) -> Vec<Value> {
     let state = node.state();
     let shape = Shape::of(node.release());
+    let others: Vec<(&String, &String)> = state.peerset.iter().filter(|(id, _)| *id != node.id()).collect();
+    let mut answers = node.ask_all(&others).into_iter();
     let members: Vec<(String, Result<String, String>)> = state
         .peerset
-        .iter()
-        .map(|(id, addr)| {
+        .keys()
+        .map(|id| {
             let view = if id == node.id() {
                 Ok(node.status().peername)
             } else {
-                node.peer_status(addr).map(|s| s.peername).map_err(|e| e.to_string())
+                match answers.next() {
+                    Some(answer) => answer.map(|s| s.peername).map_err(|e| e.to_string()),
+                    None => Err("no answer".to_string()),
+                }
             };
             (id.clone(), view)
         })

@@ -188,8 +188,15 @@ impl Node {
     pub fn run_ticker(self: &Arc<Self>) {
         while !self.stop.load(Ordering::SeqCst) {
             self.tick();
-            thread::sleep(TICK);
+            thread::sleep(self.tick_interval());
         }
+    }
+
+    /// `TICK` for small clusters, longer for big ones: every peer pings every member, so the
+    /// load grows with the square of the size and would starve a 2-core machine at 20 peers.
+    fn tick_interval(&self) -> Duration {
+        let members = self.inner().state.peerset.len().max(1) as u32;
+        (TICK * members.div_ceil(4)).min(Duration::from_secs(1))
     }
 
     /// One round: ping the members, compute the leader, catch up with it.
@@ -204,10 +211,11 @@ impl Node {
             return;
         }
         let mut reachable: Vec<(String, (u64, u64))> = vec![(me.clone(), mine)];
-        for (id, addr) in peerset.iter().filter(|(id, _)| **id != me) {
-            match self.peer_status(addr) {
-                Ok(status) if status.id == *id && !status.staging && status.peerset.contains_key(&me) => {
-                    reachable.push((id.clone(), (status.term, status.index)));
+        let others: Vec<(&String, &String)> = peerset.iter().filter(|(id, _)| **id != me).collect();
+        for ((id, _), answer) in others.iter().zip(self.ask_all(&others)) {
+            match answer {
+                Ok(status) if status.id == **id && !status.staging && status.peerset.contains_key(&me) => {
+                    reachable.push(((*id).clone(), (status.term, status.index)));
                 }
                 Ok(_) => {}
                 Err(err) => logging::debug("consensus", &format!("{id}: {err}")),
@@ -235,6 +243,16 @@ impl Node {
             }
         }
         inner.leader = leader.map(|l| l.0);
+    }
+
+    /// The status of several members, asked in parallel.
+    pub fn ask_all(&self, members: &[(&String, &String)]) -> Vec<Result<PeerStatus>> {
+        thread::scope(|scope| {
+            let asks: Vec<_> = members.iter().map(|(_, addr)| scope.spawn(move || self.peer_status(addr))).collect();
+            asks.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Remote { message: "status thread panicked".into() })))
+                .collect()
+        })
     }
 
     fn pull_from(&self, addr: &str) -> Result<()> {
@@ -328,15 +346,27 @@ impl Node {
         let mut targets: BTreeMap<String, String> = old.peerset.clone();
         targets.extend(new.peerset.clone());
         targets.remove(&me);
-        let mut acks = usize::from(new.peerset.contains_key(&me));
-        for (id, addr) in &targets {
-            let call = Call::Append { entry: entry.clone(), state: new.clone() };
-            match self.call(addr, call, PUSH_TIMEOUT) {
-                Ok(Reply::Ack { accepted: true }) if new.peerset.contains_key(id) => acks += 1,
-                Ok(_) => {}
-                Err(err) => logging::debug("consensus", &format!("replicating to {id}: {err}")),
-            }
-        }
+        let call = Call::Append { entry: entry.clone(), state: new.clone() };
+        // Pushed in parallel: a commit costs one round trip, not one per member.
+        let accepted: Vec<bool> = thread::scope(|scope| {
+            let pushes: Vec<_> = targets
+                .iter()
+                .map(|(id, addr)| {
+                    let call = call.clone();
+                    scope.spawn(move || match self.call(addr, call, PUSH_TIMEOUT) {
+                        Ok(Reply::Ack { accepted }) => accepted,
+                        Ok(_) => false,
+                        Err(err) => {
+                            logging::debug("consensus", &format!("replicating to {id}: {err}"));
+                            false
+                        }
+                    })
+                })
+                .collect();
+            pushes.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+        });
+        let acks = usize::from(new.peerset.contains_key(&me))
+            + targets.keys().zip(accepted).filter(|(id, ok)| *ok && new.peerset.contains_key(*id)).count();
         if acks * 2 <= new.peerset.len() {
             return Err(Error::NoQuorum);
         }
