@@ -17,15 +17,32 @@ fn releases_lists_the_modelled_versions_one_per_line() {
 fn release_writes_both_executables_and_their_sums() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rel");
-    ok(cluster_lab(&["release", "0.11.0", "--out", out.to_str().unwrap()]));
+    ok(cluster_lab(&[
+        "release",
+        "0.11.0",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
-    for (file, role) in [("ipfs-cluster-service", Role::Service), ("ipfs-cluster-ctl", Role::Ctl)] {
+    for (file, role) in [
+        ("ipfs-cluster-service", Role::Service),
+        ("ipfs-cluster-ctl", Role::Ctl),
+    ] {
         let trailer = read_trailer(&out.join(file)).unwrap().unwrap();
         assert_eq!((trailer.role, trailer.version.as_str()), (role, "0.11.0"));
-        assert!(sums.contains(&format!("{}  {file}", sha256_file(&out.join(file)).unwrap())));
+        assert!(sums.contains(&format!(
+            "{}  {file}",
+            sha256_file(&out.join(file)).unwrap()
+        )));
     }
-    let version = std::process::Command::new(out.join("ipfs-cluster-service")).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&version.stdout).contains("0.11.0"), "{version:?}");
+    let version = std::process::Command::new(out.join("ipfs-cluster-service"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("0.11.0"),
+        "{version:?}"
+    );
 }
 
 #[test]
@@ -34,8 +51,17 @@ fn an_unknown_release_is_refused_with_the_known_ones() {
     let out = cluster_lab(&["release", "0.12.0", "--out", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("release 0.12.0 is not modelled") && stderr.contains("1.1.6"), "{stderr}");
-    let up = cluster_lab(&["up", "--dir", dir.path().to_str().unwrap(), "--version", "0.12.0"]);
+    assert!(
+        stderr.contains("release 0.12.0 is not modelled") && stderr.contains("1.1.6"),
+        "{stderr}"
+    );
+    let up = cluster_lab(&[
+        "up",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--version",
+        "0.12.0",
+    ]);
     assert_eq!(up.status.code(), Some(1));
     assert!(lab_support::processes_mentioning(dir.path()).is_empty());
 }
@@ -45,8 +71,18 @@ fn every_subcommand_explains_its_options() {
     let help = |args: &[&str]| String::from_utf8(ok(cluster_lab(args)).stdout).unwrap();
     let up = help(&["up", "--help"]);
     for option in [
-        "--dir", "--peers", "--version", "--pins", "--target", "--standin", "--wait-for-leader-timeout", "--peer-watch-interval", "--ssh-port",
-        "--cluster-port", "--api-port", "--keep-on-failure",
+        "--dir",
+        "--peers",
+        "--version",
+        "--pins",
+        "--target",
+        "--standin",
+        "--wait-for-leader-timeout",
+        "--peer-watch-interval",
+        "--ssh-port",
+        "--cluster-port",
+        "--api-port",
+        "--keep-on-failure",
     ] {
         assert!(up.contains(option), "up --help lacks {option}:\n{up}");
     }
@@ -69,7 +105,9 @@ fn status_and_fault_need_a_lab_and_down_does_not() {
     let status = cluster_lab(&["status", "--dir", path]);
     assert_eq!(status.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&status.stderr).contains("is not a lab"));
-    assert!(!cluster_lab(&["fault", "--dir", path, "kill-peer", "h1"]).status.success());
+    assert!(!cluster_lab(&["fault", "--dir", path, "kill-peer", "h1"])
+        .status
+        .success());
     ok(cluster_lab(&["down", "--dir", path]));
     ok(cluster_lab(&["down", "--dir", &format!("{path}/missing")]));
 }

@@ -38,11 +38,18 @@ impl Home {
         let bin = home.join("bin");
         fs::create_dir_all(&bin).unwrap();
         fs::create_dir_all(home.join(".ipfs-cluster")).unwrap();
-        for (name, text) in [(wrapper::FILE_NAME, wrapper::SCRIPT), ("ipfs-cluster-service", daemon)] {
+        for (name, text) in [
+            (wrapper::FILE_NAME, wrapper::SCRIPT),
+            ("ipfs-cluster-service", daemon),
+        ] {
             fs::write(bin.join(name), text).unwrap();
             fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
         }
-        fs::write(home.join("ipfs-cluster.unit"), wrapper::unit_file(&bin, &home.join(".ipfs-cluster"))).unwrap();
+        fs::write(
+            home.join("ipfs-cluster.unit"),
+            wrapper::unit_file(&bin, &home.join(".ipfs-cluster")),
+        )
+        .unwrap();
         Home { _dir: dir, home }
     }
 
@@ -51,11 +58,19 @@ impl Home {
     }
 
     fn svc_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(self.home.join("bin").join(wrapper::FILE_NAME)).args(args).envs(env.iter().copied()).output().unwrap()
+        Command::new(self.home.join("bin").join(wrapper::FILE_NAME))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
     }
 
     fn pid(&self) -> u32 {
-        fs::read_to_string(self.home.join("ipfs-cluster.pid")).unwrap().trim().parse().unwrap()
+        fs::read_to_string(self.home.join("ipfs-cluster.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     fn log(&self) -> String {
@@ -80,7 +95,10 @@ fn code(output: &Output) -> Option<i32> {
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -109,7 +127,10 @@ fn start_of_a_running_service_is_a_no_op() {
     assert_eq!(code(&again), Some(0));
     assert!(String::from_utf8_lossy(&again.stdout).contains("already running"));
     assert_eq!(home.pid(), pid);
-    assert!(!home.log().contains("--bootstrap"), "no second daemon was started");
+    assert!(
+        !home.log().contains("--bootstrap"),
+        "no second daemon was started"
+    );
 }
 
 #[test]
@@ -120,14 +141,31 @@ fn restart_appends_extra_args_for_that_start_only() {
     let restart = home.svc(&["restart", "--upgrade"]);
     assert_eq!(code(&restart), Some(0), "{restart:?}");
     assert_ne!(home.pid(), first);
-    wait_for("the restarted daemon's output", || home.log().contains("daemon args: -c"));
+    wait_for("the restarted daemon's output", || {
+        home.log().contains("daemon args: -c")
+    });
     let log = home.log();
-    assert!(log.contains(&format!("daemon args: -c {} daemon --upgrade", home.home.join(".ipfs-cluster").display())), "{log}");
+    assert!(
+        log.contains(&format!(
+            "daemon args: -c {} daemon --upgrade",
+            home.home.join(".ipfs-cluster").display()
+        )),
+        "{log}"
+    );
     // The unit is unchanged: a plain start runs without the extra argument.
     home.svc(&["stop"]);
     home.svc(&["start"]);
-    wait_for("the third start's output", || home.log().matches("daemon args:").count() == 3);
-    assert!(home.log().trim_end().lines().rev().find(|l| l.starts_with("daemon args:")).unwrap().ends_with(" daemon"));
+    wait_for("the third start's output", || {
+        home.log().matches("daemon args:").count() == 3
+    });
+    assert!(home
+        .log()
+        .trim_end()
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("daemon args:"))
+        .unwrap()
+        .ends_with(" daemon"));
     let unit = fs::read_to_string(home.home.join("ipfs-cluster.unit")).unwrap();
     assert!(!unit.contains("--upgrade"));
 }
@@ -137,12 +175,25 @@ fn stop_sends_sigterm_so_the_peer_snapshots() {
     let home = Home::new(FAKE_DAEMON);
     home.svc(&["start"]);
     let pid = home.pid();
-    wait_for("the daemon to trap SIGTERM", || home.log().contains("READY"));
+    wait_for("the daemon to trap SIGTERM", || {
+        home.log().contains("READY")
+    });
     let stop = home.svc(&["stop"]);
     assert_eq!(code(&stop), Some(0));
-    assert!(String::from_utf8_lossy(&stop.stdout).contains("stopped"), "{stop:?}");
-    assert!(!sshd::pid_alive(pid), "stop returns only once the daemon is gone");
-    assert_eq!(fs::read_to_string(home.home.join(".ipfs-cluster/snapshot")).unwrap().trim(), "taken");
+    assert!(
+        String::from_utf8_lossy(&stop.stdout).contains("stopped"),
+        "{stop:?}"
+    );
+    assert!(
+        !sshd::pid_alive(pid),
+        "stop returns only once the daemon is gone"
+    );
+    assert_eq!(
+        fs::read_to_string(home.home.join(".ipfs-cluster/snapshot"))
+            .unwrap()
+            .trim(),
+        "taken"
+    );
     // Stopping a stopped service succeeds.
     assert_eq!(code(&home.svc(&["stop"])), Some(0));
 }
@@ -156,7 +207,10 @@ fn stop_kills_a_daemon_that_ignores_sigterm_after_the_timeout() {
     let start = Instant::now();
     let stop = home.svc_env(&["stop"], &[("IPFS_CLUSTER_SVC_STOP_TIMEOUT", "1")]);
     assert_eq!(code(&stop), Some(0));
-    assert!(String::from_utf8_lossy(&stop.stdout).contains("killed"), "{stop:?}");
+    assert!(
+        String::from_utf8_lossy(&stop.stdout).contains("killed"),
+        "{stop:?}"
+    );
     assert!(start.elapsed() >= Duration::from_secs(1));
     assert!(!sshd::pid_alive(pid));
 }
@@ -195,12 +249,19 @@ fn start_over_ssh_returns_while_the_daemon_keeps_running() {
     };
     spec.prepare().unwrap();
     let server = spec.start().unwrap();
-    fs::write(dir.join("known_hosts"), spec.known_hosts_line().unwrap() + "\n").unwrap();
+    fs::write(
+        dir.join("known_hosts"),
+        spec.known_hosts_line().unwrap() + "\n",
+    )
+    .unwrap();
     let ssh = |command: &str| ssh(&dir, &spec, command);
     let started = Instant::now();
     let out = ssh("ipfs-cluster-svc start --bootstrap /ip4/127.0.0.1/tcp/9096/ipfs/QmPeer");
     assert!(out.status.success(), "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "the SSH command waited for the daemon");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the SSH command waited for the daemon"
+    );
     let pid = home.pid();
     std::thread::sleep(Duration::from_millis(300));
     assert!(sshd::pid_alive(pid), "the daemon outlived the SSH session");
@@ -212,9 +273,19 @@ fn start_over_ssh_returns_while_the_daemon_keeps_running() {
 
 fn ssh(dir: &Path, spec: &SshdSpec, command: &str) -> Output {
     Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ])
         .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", dir.join("known_hosts").display()))
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.join("known_hosts").display()
+        ))
         .arg("-i")
         .arg(dir.join("id_ed25519"))
         .arg("-p")

@@ -161,7 +161,10 @@ struct Stderr(Instant);
 
 impl Progress for Stderr {
     fn step(&self, text: &str) {
-        eprintln!("cluster-lab [{:>6.2}s] {text}", self.0.elapsed().as_secs_f64());
+        eprintln!(
+            "cluster-lab [{:>6.2}s] {text}",
+            self.0.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -189,7 +192,11 @@ fn run(command: Command) -> Result<(), LabError> {
                 standin: args.standin,
                 wait_for_leader_timeout: args.wait_for_leader_timeout,
                 peer_watch_interval: args.peer_watch_interval,
-                ports: Ports { ssh: args.ssh_port, cluster: args.cluster_port, api: args.api_port },
+                ports: Ports {
+                    ssh: args.ssh_port,
+                    cluster: args.cluster_port,
+                    api: args.api_port,
+                },
                 keep_on_failure: args.keep_on_failure,
             };
             let report = lab::up(&options, &Stderr(Instant::now()))?;
@@ -212,7 +219,11 @@ fn run(command: Command) -> Result<(), LabError> {
         Command::Status(args) => {
             let statuses = lab::status(&args.dir)?;
             if args.json {
-                let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&statuses).expect("status serializes"));
+                let _ = writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(&statuses).expect("status serializes")
+                );
             } else {
                 let _ = write!(stdout, "{}", lab::status::render_text(&statuses));
             }
@@ -236,18 +247,37 @@ fn run(command: Command) -> Result<(), LabError> {
                 FaultCommand::StartSshd { host } => (host, Fault::StartSshd),
                 FaultCommand::KillPeer { host } => (host, Fault::KillPeer),
                 FaultCommand::RmState { host, backups } => (host, Fault::RmState { backups }),
-                FaultCommand::Rekey { host, update_known_hosts } => (host, Fault::Rekey { update_known_hosts }),
+                FaultCommand::Rekey {
+                    host,
+                    update_known_hosts,
+                } => (host, Fault::Rekey { update_known_hosts }),
             };
             let report = lab::inject(&args.dir, &host, &fault)?;
             let _ = writeln!(stdout, "{report}");
         }
         Command::Release(args) => {
             let standin = lab::stage::standin_path(args.standin.as_deref())?;
-            let (service, ctl) = write_release(&standin, &args.version, &args.out).map_err(|source| match source.kind() {
-                std::io::ErrorKind::InvalidInput => LabError::UnknownRelease { version: args.version.clone(), known: RELEASES.join(", ") },
-                _ => LabError::Io { what: "writing release", path: args.out.clone(), source },
-            })?;
-            let _ = writeln!(stdout, "{}\n{}\n{}", service.display(), ctl.display(), args.out.join("SHA256SUMS").display());
+            let (service, ctl) =
+                write_release(&standin, &args.version, &args.out).map_err(|source| match source
+                    .kind()
+                {
+                    std::io::ErrorKind::InvalidInput => LabError::UnknownRelease {
+                        version: args.version.clone(),
+                        known: RELEASES.join(", "),
+                    },
+                    _ => LabError::Io {
+                        what: "writing release",
+                        path: args.out.clone(),
+                        source,
+                    },
+                })?;
+            let _ = writeln!(
+                stdout,
+                "{}\n{}\n{}",
+                service.display(),
+                ctl.display(),
+                args.out.join("SHA256SUMS").display()
+            );
         }
         Command::Releases => {
             for release in RELEASES {

@@ -56,8 +56,14 @@ mod tests {
 
     #[test]
     fn pins_are_counted_in_both_list_shapes() {
-        assert_eq!(count_pins("[\n {\"cid\": \"a\"},\n {\"cid\": \"b\"}\n]\n"), Ok(2));
-        assert_eq!(count_pins("{\n \"cid\": \"a\"\n}\n{\n \"cid\": \"b\"\n}\n{\"cid\":\"c\"}"), Ok(3));
+        assert_eq!(
+            count_pins("[\n {\"cid\": \"a\"},\n {\"cid\": \"b\"}\n]\n"),
+            Ok(2)
+        );
+        assert_eq!(
+            count_pins("{\n \"cid\": \"a\"\n}\n{\n \"cid\": \"b\"\n}\n{\"cid\":\"c\"}"),
+            Ok(3)
+        );
         assert_eq!(count_pins("[]"), Ok(0));
         assert_eq!(count_pins(""), Ok(0));
         assert!(count_pins("An error occurred").is_err());
@@ -65,8 +71,14 @@ mod tests {
 
     #[test]
     fn versions_and_ids_parse() {
-        assert_eq!(parse_version("ipfs-cluster-service version 0.10.1+git1234\n").as_deref(), Some("0.10.1"));
-        assert_eq!(parse_version("ipfs-cluster-service version 1.1.6").as_deref(), Some("1.1.6"));
+        assert_eq!(
+            parse_version("ipfs-cluster-service version 0.10.1+git1234\n").as_deref(),
+            Some("0.10.1")
+        );
+        assert_eq!(
+            parse_version("ipfs-cluster-service version 1.1.6").as_deref(),
+            Some("1.1.6")
+        );
         assert_eq!(parse_version(""), None);
         let id = parse_id(r#"{"id":"Qm1","addresses":[],"cluster_peers":["Qm1","Qm2"],"version":"0.10.1","rpc_protocol_version":"/ipfscluster/0.10/rpc","peername":"h1"}"#).unwrap();
         assert_eq!(id.cluster_peers.len(), 2);

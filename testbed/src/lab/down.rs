@@ -39,7 +39,9 @@ pub fn down(dir: &Path) -> Result<DownReport> {
     let mut report = DownReport::default();
     let layout = match Layout::open(dir) {
         Ok(layout) => layout,
-        Err(LabError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(LabError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(report)
+        }
         Err(e) => return Err(e),
     };
     let state = match LabState::load(&layout) {
@@ -51,14 +53,17 @@ pub fn down(dir: &Path) -> Result<DownReport> {
         let stopped = parallel::map(&state.hosts, parallel::HOST_WORKERS, |host| {
             let paths = layout.host(&host.name);
             let marker = paths.home().display().to_string();
-            let was_running = peer_pid(&paths.pid_file()).is_some_and(|pid| procs::stop_if_ours(pid, &marker, PEER_GRACE));
+            let was_running = peer_pid(&paths.pid_file())
+                .is_some_and(|pid| procs::stop_if_ours(pid, &marker, PEER_GRACE));
             let _ = fs::remove_file(paths.pid_file());
             was_running
         });
         report.peers = names_where(&state, &stopped);
         let stopped = parallel::map(&state.hosts, parallel::HOST_WORKERS, |host| {
             let spec = state.sshd_spec(&layout, host);
-            host.sshd_pid.is_some_and(|pid| procs::stop_if_ours(pid, &spec.dir.display().to_string(), Duration::from_secs(2)))
+            host.sshd_pid.is_some_and(|pid| {
+                procs::stop_if_ours(pid, &spec.dir.display().to_string(), Duration::from_secs(2))
+            })
         });
         report.sshds = names_where(&state, &stopped);
         for host in &mut state.hosts {
@@ -76,5 +81,11 @@ pub fn down(dir: &Path) -> Result<DownReport> {
 }
 
 fn names_where(state: &LabState, flags: &[bool]) -> Vec<String> {
-    state.hosts.iter().zip(flags).filter(|(_, &f)| f).map(|(h, _)| h.name.clone()).collect()
+    state
+        .hosts
+        .iter()
+        .zip(flags)
+        .filter(|(_, &f)| f)
+        .map(|(h, _)| h.name.clone())
+        .collect()
 }

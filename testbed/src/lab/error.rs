@@ -36,11 +36,19 @@ pub enum LabError {
         stderr: String,
     },
     #[error("host {host}: `{step}` did not finish within {seconds} s")]
-    RemoteTimeout { host: String, step: String, seconds: u64 },
+    RemoteTimeout {
+        host: String,
+        step: String,
+        seconds: u64,
+    },
     #[error("timed out after {seconds} s waiting for {what}")]
     WaitTimeout { what: String, seconds: u64 },
     #[error("host {host}: unexpected output of `{step}`: {detail}")]
-    Parse { host: String, step: String, detail: String },
+    Parse {
+        host: String,
+        step: String,
+        detail: String,
+    },
     #[error("release {version} is not modelled (known: {known})")]
     UnknownRelease { version: String, known: String },
     #[error("no host named {host} in this lab (hosts: {known})")]
@@ -60,7 +68,10 @@ pub enum LabError {
     #[error("the stand-in peer {} does not exist: build it (cargo build -p cluster-testbed --bin cluster-peer) or pass --standin PATH", path.display())]
     StandinMissing { path: PathBuf },
     #[error("invalid option {option}: {detail}")]
-    InvalidOption { option: &'static str, detail: String },
+    InvalidOption {
+        option: &'static str,
+        detail: String,
+    },
 }
 
 impl LabError {

@@ -40,11 +40,15 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
     let record = state.host(host)?.clone();
     let spec = state.sshd_spec(&layout, &record);
     let sshd_marker = spec.dir.display().to_string();
-    let sshd_running = record.sshd_pid.is_some_and(|pid| procs::is_ours(pid, &sshd_marker));
+    let sshd_running = record
+        .sshd_pid
+        .is_some_and(|pid| procs::is_ours(pid, &sshd_marker));
     let paths = layout.host(host);
     let report = match fault {
         Fault::StopSshd => {
-            let stopped = record.sshd_pid.is_some_and(|pid| procs::stop_if_ours(pid, &sshd_marker, Duration::from_secs(2)));
+            let stopped = record
+                .sshd_pid
+                .is_some_and(|pid| procs::stop_if_ours(pid, &sshd_marker, Duration::from_secs(2)));
             state.host_mut(host)?.sshd_pid = None;
             state.save(&layout)?;
             if stopped {
@@ -55,7 +59,10 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
         }
         Fault::StartSshd => {
             if sshd_running {
-                format!("{host}: sshd already running (pid {})", record.sshd_pid.unwrap_or_default())
+                format!(
+                    "{host}: sshd already running (pid {})",
+                    record.sshd_pid.unwrap_or_default()
+                )
             } else {
                 let pid = hosts::start_one(host, &spec)?;
                 state.host_mut(host)?.sshd_pid = Some(pid);
@@ -66,7 +73,9 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
         Fault::KillPeer => {
             let marker = paths.home().display().to_string();
             match peer_pid(&paths.pid_file()) {
-                Some(pid) if procs::kill_if_ours(pid, &marker) => format!("{host}: peer killed (pid {pid})"),
+                Some(pid) if procs::kill_if_ours(pid, &marker) => {
+                    format!("{host}: peer killed (pid {pid})")
+                }
                 _ => format!("{host}: peer was not running"),
             }
         }
@@ -104,7 +113,11 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
                 report.push_str(&format!(", sshd restarted (pid {pid})"));
             }
             if *update_known_hosts {
-                let specs: Vec<_> = state.hosts.iter().map(|h| state.sshd_spec(&layout, h)).collect();
+                let specs: Vec<_> = state
+                    .hosts
+                    .iter()
+                    .map(|h| state.sshd_spec(&layout, h))
+                    .collect();
                 keys::write_known_hosts(&layout, &specs.iter().collect::<Vec<_>>())?;
                 report.push_str(", known_hosts updated");
             }

@@ -10,8 +10,14 @@ use super::error::{LabError, Result};
 /// PIDs in the order given; if any fails, the ones that started are stopped again.
 pub fn start_all(hosts: &[(String, SshdSpec)]) -> Result<Vec<u32>> {
     let results: Vec<Result<u32>> = thread::scope(|s| {
-        let handles: Vec<_> = hosts.iter().map(|(name, spec)| s.spawn(move || start_one(name, spec))).collect();
-        handles.into_iter().map(|h| h.join().expect("sshd start thread panicked")).collect()
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|(name, spec)| s.spawn(move || start_one(name, spec)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sshd start thread panicked"))
+            .collect()
     });
     if results.iter().all(|r| r.is_ok()) {
         return Ok(results.into_iter().map(|r| r.expect("checked")).collect());
@@ -30,7 +36,10 @@ pub fn start_all(hosts: &[(String, SshdSpec)]) -> Result<Vec<u32>> {
 
 /// Prepares and starts one host's sshd; keeps its host key if it has one (restarts).
 pub fn start_one(name: &str, spec: &SshdSpec) -> Result<u32> {
-    let fail = |source| LabError::SshdStart { host: name.to_string(), source };
+    let fail = |source| LabError::SshdStart {
+        host: name.to_string(),
+        source,
+    };
     spec.prepare().map_err(fail)?;
     let server = spec.start().map_err(fail)?;
     Ok(server.detach())

@@ -33,7 +33,11 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         state.version
     );
     let _ = writeln!(y, "# Paths are relative to this file.");
-    let _ = writeln!(y, "cluster:\n  name: lab\n  target_version: {}", q(&state.target));
+    let _ = writeln!(
+        y,
+        "cluster:\n  name: lab\n  target_version: {}",
+        q(&state.target)
+    );
     let _ = writeln!(y, "  releases:\n    source: local\n    path: releases");
     let _ = writeln!(
         y,
@@ -58,10 +62,22 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         let _ = writeln!(y, "    groups: [{GROUP}]");
         let _ = writeln!(y, "    vars:");
         let _ = writeln!(y, "      service_manager: lab");
-        let _ = writeln!(y, "      bin_dir: {}", q(&paths.bin_dir().display().to_string()));
-        let _ = writeln!(y, "      config_dir: {}", q(&paths.config_dir().display().to_string()));
+        let _ = writeln!(
+            y,
+            "      bin_dir: {}",
+            q(&paths.bin_dir().display().to_string())
+        );
+        let _ = writeln!(
+            y,
+            "      config_dir: {}",
+            q(&paths.config_dir().display().to_string())
+        );
         let _ = writeln!(y, "      api: {}", q(&state.api(host)));
-        let _ = writeln!(y, "      service_cmd: {}", q(&paths.service_cmd().display().to_string()));
+        let _ = writeln!(
+            y,
+            "      service_cmd: {}",
+            q(&paths.service_cmd().display().to_string())
+        );
     }
     y
 }
@@ -81,13 +97,21 @@ mod tests {
             user: "root".into(),
             ports: Ports::default(),
             secret: "00".repeat(32),
-            hosts: vec![HostRecord { name: "h1".into(), address: "127.9.8.2".parse().unwrap(), sshd_pid: Some(1), peer_id: None }],
+            hosts: vec![HostRecord {
+                name: "h1".into(),
+                address: "127.9.8.2".parse().unwrap(),
+                sshd_pid: Some(1),
+                peer_id: None,
+            }],
         };
         let text = render(&layout, &state);
         assert!(text.contains("target_version: \"0.11.0\""));
         assert!(text.contains("    address: \"127.9.8.2\"\n    port: 2222\n"));
         assert!(text.contains("      api: \"/ip4/127.9.8.2/tcp/9094\"\n"));
-        let svc = format!("      service_cmd: \"{}/hosts/h1/home/bin/ipfs-cluster-svc\"\n", layout.dir().display());
+        let svc = format!(
+            "      service_cmd: \"{}/hosts/h1/home/bin/ipfs-cluster-svc\"\n",
+            layout.dir().display()
+        );
         assert!(text.contains(&svc), "{text}");
     }
 }

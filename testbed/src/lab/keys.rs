@@ -12,20 +12,24 @@ use super::layout::Layout;
 pub fn make_user_key(layout: &Layout) -> Result<()> {
     let identity = layout.identity();
     generate_key(&identity, "cluster-lab").map_err(LabError::io("generating key", &identity))?;
-    fs::set_permissions(&identity, fs::Permissions::from_mode(0o600)).map_err(LabError::io("protecting", &identity))?;
+    fs::set_permissions(&identity, fs::Permissions::from_mode(0o600))
+        .map_err(LabError::io("protecting", &identity))?;
     let public = identity.with_extension("pub");
     let key = fs::read_to_string(&public).map_err(LabError::io("reading", &public))?;
     let authorized = layout.authorized_keys();
     fs::write(&authorized, key).map_err(LabError::io("writing", &authorized))?;
     // sshd reads it as the login user, who must be able to.
-    fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644)).map_err(LabError::io("protecting", &authorized))
+    fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644))
+        .map_err(LabError::io("protecting", &authorized))
 }
 
 /// Writes `DIR/known_hosts` with one `[address]:port key` line per host.
 pub fn write_known_hosts(layout: &Layout, specs: &[&SshdSpec]) -> Result<()> {
     let mut text = String::new();
     for spec in specs {
-        let line = spec.known_hosts_line().map_err(LabError::io("reading host key in", spec.dir.clone()))?;
+        let line = spec
+            .known_hosts_line()
+            .map_err(LabError::io("reading host key in", spec.dir.clone()))?;
         text.push_str(&line);
         text.push('\n');
     }

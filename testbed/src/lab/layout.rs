@@ -65,7 +65,9 @@ impl Layout {
         self.dir.join("hosts")
     }
     pub fn host(&self, name: &str) -> HostPaths {
-        HostPaths { root: self.hosts().join(name) }
+        HostPaths {
+            root: self.hosts().join(name),
+        }
     }
 }
 

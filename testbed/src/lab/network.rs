@@ -30,7 +30,12 @@ pub fn random_u64() -> u64 {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     hasher.finish()
 }
 
@@ -50,16 +55,25 @@ pub fn candidate(count: usize, preferred: Ports, attempt: u32) -> Network {
         preferred
     } else {
         let base = 20_000 + ((r >> 16) % 40_000) as u16;
-        Ports { ssh: base, cluster: base + 2, api: base + 1 }
+        Ports {
+            ssh: base,
+            cluster: base + 2,
+            api: base + 1,
+        }
     };
-    Network { addresses: (0..count).map(|i| host_address(a, b, i)).collect(), ports }
+    Network {
+        addresses: (0..count).map(|i| host_address(a, b, i)).collect(),
+        ports,
+    }
 }
 
 /// Checks that every port of the network can be bound on every address; says which cannot.
 pub fn check_free(network: &Network) -> Result<(), String> {
     let Ports { ssh, cluster, api } = network.ports;
     if ssh == cluster || ssh == api || cluster == api {
-        return Err(format!("ports must differ: ssh {ssh}, cluster {cluster}, api {api}"));
+        return Err(format!(
+            "ports must differ: ssh {ssh}, cluster {cluster}, api {api}"
+        ));
     }
     for address in &network.addresses {
         for port in [ssh, cluster, api] {

@@ -18,15 +18,26 @@ pub fn map<T: Sync, R: Send>(items: &[T], workers: usize, work: impl Fn(&T) -> R
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(index) else { break };
                 let result = work(item);
-                results.lock().expect("no worker panics while holding the lock")[index] = Some(result);
+                results
+                    .lock()
+                    .expect("no worker panics while holding the lock")[index] = Some(result);
             });
         }
     });
-    results.into_inner().expect("workers finished").into_iter().map(|r| r.expect("every item ran")).collect()
+    results
+        .into_inner()
+        .expect("workers finished")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
 }
 
 /// Like [`map`], for fallible work: the first error in item order, or every result.
-pub fn try_map<T: Sync, R: Send, E: Send>(items: &[T], workers: usize, work: impl Fn(&T) -> Result<R, E> + Sync) -> Result<Vec<R>, E> {
+pub fn try_map<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
     map(items, workers, work).into_iter().collect()
 }
 
@@ -37,8 +48,15 @@ mod tests {
     #[test]
     fn results_keep_their_order() {
         let items: Vec<u32> = (0..50).collect();
-        assert_eq!(map(&items, 4, |x| x * 2), (0..50).map(|x| x * 2).collect::<Vec<_>>());
-        let err = try_map(&items, 3, |&x| if x == 7 || x == 9 { Err(x) } else { Ok(x) });
+        assert_eq!(
+            map(&items, 4, |x| x * 2),
+            (0..50).map(|x| x * 2).collect::<Vec<_>>()
+        );
+        let err = try_map(
+            &items,
+            3,
+            |&x| if x == 7 || x == 9 { Err(x) } else { Ok(x) },
+        );
         assert_eq!(err, Err(7));
         assert!(map(&Vec::<u32>::new(), 4, |x| *x).is_empty());
     }

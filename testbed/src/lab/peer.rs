@@ -59,30 +59,64 @@ impl Peer {
         let tar = Command::new("tar")
             .arg("-C")
             .arg(&release_dir)
-            .args(["-cf", "-", "ipfs-cluster-service", "ipfs-cluster-ctl", "SHA256SUMS", "-C"])
+            .args([
+                "-cf",
+                "-",
+                "ipfs-cluster-service",
+                "ipfs-cluster-ctl",
+                "SHA256SUMS",
+                "-C",
+            ])
             .arg(layout.assets())
             .arg(wrapper::FILE_NAME)
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
-            .map_err(|source| LabError::Spawn { host: self.name.clone(), program: "tar".into(), source })?;
+            .map_err(|source| LabError::Spawn {
+                host: self.name.clone(),
+                program: "tar".into(),
+                source,
+            })?;
         let mut tar = tar;
         let stage = self.paths.home().join(".lab-install").display().to_string();
         let bin = self.paths.bin_dir().display().to_string();
         let unit = wrapper::unit_file(&self.paths.bin_dir(), &self.paths.config_dir());
         let script = [
             "set -e".to_string(),
-            format!("rm -rf {s} && mkdir -p {s} {b}", s = quote::word(&stage), b = quote::word(&bin)),
+            format!(
+                "rm -rf {s} && mkdir -p {s} {b}",
+                s = quote::word(&stage),
+                b = quote::word(&bin)
+            ),
             format!("tar -C {} -xf -", quote::word(&stage)),
-            format!("cd {} && sha256sum -c --quiet SHA256SUMS", quote::word(&stage)),
-            format!("chmod 0755 ipfs-cluster-service ipfs-cluster-ctl {}", wrapper::FILE_NAME),
-            format!("mv -f ipfs-cluster-service ipfs-cluster-ctl {} {}/", wrapper::FILE_NAME, quote::word(&bin)),
+            format!(
+                "cd {} && sha256sum -c --quiet SHA256SUMS",
+                quote::word(&stage)
+            ),
+            format!(
+                "chmod 0755 ipfs-cluster-service ipfs-cluster-ctl {}",
+                wrapper::FILE_NAME
+            ),
+            format!(
+                "mv -f ipfs-cluster-service ipfs-cluster-ctl {} {}/",
+                wrapper::FILE_NAME,
+                quote::word(&bin)
+            ),
             format!("cd / && rm -rf {}", quote::word(&stage)),
-            format!("printf '%s' {} >{}", quote::word(&unit), quote::word(&self.paths.unit().display().to_string())),
+            format!(
+                "printf '%s' {} >{}",
+                quote::word(&unit),
+                quote::word(&self.paths.unit().display().to_string())
+            ),
         ]
         .join("\n");
         let stdout = tar.stdout.take().expect("piped");
-        let result = self.remote.run_with("install", &script, Input::Pipe(stdout.into()), DEFAULT_TIMEOUT);
+        let result = self.remote.run_with(
+            "install",
+            &script,
+            Input::Pipe(stdout.into()),
+            DEFAULT_TIMEOUT,
+        );
         let tar_status = tar.wait();
         result?;
         match tar_status {
@@ -102,11 +136,19 @@ impl Peer {
             quote::env("CLUSTER_SECRET", &settings.secret),
             quote::env("CLUSTER_LISTENMULTIADDRESS", &settings.listen),
             quote::env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", &self.api),
-            quote::env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", &settings.wait_for_leader_timeout),
+            quote::env(
+                "CLUSTER_RAFT_WAITFORLEADERTIMEOUT",
+                &settings.wait_for_leader_timeout,
+            ),
             quote::env("CLUSTER_PEERWATCHINTERVAL", &settings.peer_watch_interval),
             quote::env("CLUSTER_LEAVEONSHUTDOWN", "false"),
         ];
-        let mut args = vec![self.bin("ipfs-cluster-service"), "-c".into(), self.config_dir(), "init".into()];
+        let mut args = vec![
+            self.bin("ipfs-cluster-service"),
+            "-c".into(),
+            self.config_dir(),
+            "init".into(),
+        ];
         if settings.release.era() == Era::Modern {
             // From 0.11 the default consensus is crdt; the lab models raft clusters.
             args.extend(["--consensus".into(), "raft".into()]);
@@ -124,7 +166,12 @@ impl Peer {
         let mut args = vec![self.bin(wrapper::FILE_NAME), verb.to_string()];
         args.extend(extra.iter().cloned());
         // `stop` may wait 30 s for the snapshot, then SIGKILL.
-        self.remote.exec(&format!("ipfs-cluster-svc {verb}"), &quote::command(&args), Input::Nothing, Duration::from_secs(60))
+        self.remote.exec(
+            &format!("ipfs-cluster-svc {verb}"),
+            &quote::command(&args),
+            Input::Nothing,
+            Duration::from_secs(60),
+        )
     }
 
     /// Runs `ipfs-cluster-svc VERB EXTRA...` and requires success.
@@ -133,20 +180,33 @@ impl Peer {
         if output.success() {
             Ok(output)
         } else {
-            Err(self.remote.failed(&format!("ipfs-cluster-svc {verb}"), &output))
+            Err(self
+                .remote
+                .failed(&format!("ipfs-cluster-svc {verb}"), &output))
         }
     }
 
     /// The ctl command line for `args`.
     pub fn ctl(&self, args: &[&str]) -> String {
-        let mut all = vec![self.bin("ipfs-cluster-ctl"), "--host".into(), self.api.clone(), "--enc".into(), "json".into()];
+        let mut all = vec![
+            self.bin("ipfs-cluster-ctl"),
+            "--host".into(),
+            self.api.clone(),
+            "--enc".into(),
+            "json".into(),
+        ];
         all.extend(args.iter().map(|a| a.to_string()));
         quote::command(&all)
     }
 
     /// The peer's `id`, or `None` while its API does not answer.
     pub fn id(&self) -> Result<Option<PeerId>> {
-        let output = self.remote.exec("ipfs-cluster-ctl id", &self.ctl(&["id"]), Input::Nothing, Duration::from_secs(30))?;
+        let output = self.remote.exec(
+            "ipfs-cluster-ctl id",
+            &self.ctl(&["id"]),
+            Input::Nothing,
+            Duration::from_secs(30),
+        )?;
         if output.status == Some(255) {
             return Err(self.remote.failed("ipfs-cluster-ctl id", &output));
         }
@@ -155,12 +215,21 @@ impl Peer {
         }
         ctl::parse_id(&output.stdout)
             .map(Some)
-            .map_err(|detail| LabError::Parse { host: self.name.clone(), step: "ipfs-cluster-ctl id".into(), detail })
+            .map_err(|detail| LabError::Parse {
+                host: self.name.clone(),
+                step: "ipfs-cluster-ctl id".into(),
+                detail,
+            })
     }
 
     /// The number of pins the peer lists, or `None` while its API does not answer.
     pub fn pin_count(&self) -> Result<Option<usize>> {
-        let output = self.remote.exec("ipfs-cluster-ctl pin ls", &self.ctl(&["pin", "ls"]), Input::Nothing, Duration::from_secs(60))?;
+        let output = self.remote.exec(
+            "ipfs-cluster-ctl pin ls",
+            &self.ctl(&["pin", "ls"]),
+            Input::Nothing,
+            Duration::from_secs(60),
+        )?;
         if output.status == Some(255) {
             return Err(self.remote.failed("ipfs-cluster-ctl pin ls", &output));
         }
@@ -169,7 +238,11 @@ impl Peer {
         }
         ctl::count_pins(&output.stdout)
             .map(Some)
-            .map_err(|detail| LabError::Parse { host: self.name.clone(), step: "ipfs-cluster-ctl pin ls".into(), detail })
+            .map_err(|detail| LabError::Parse {
+                host: self.name.clone(),
+                step: "ipfs-cluster-ctl pin ls".into(),
+                detail,
+            })
     }
 
     /// Adds the lab's pins `range` through this peer, in one SSH command fed by stdin.
@@ -191,12 +264,23 @@ impl Peer {
              done\n\
              done\n"
         );
-        self.remote.run_with("pin add", &script, Input::Bytes(input.into_bytes()), Duration::from_secs(600)).map(|_| ())
+        self.remote
+            .run_with(
+                "pin add",
+                &script,
+                Input::Bytes(input.into_bytes()),
+                Duration::from_secs(600),
+            )
+            .map(|_| ())
     }
 }
 
 /// The `--bootstrap` address of a peer, in the form its release prints (`/ipfs/` before 0.11).
 pub fn bootstrap_addr(cluster_addr: &str, peer_id: &str, release: &Release) -> String {
-    let protocol = if release.era() == Era::Modern { "p2p" } else { "ipfs" };
+    let protocol = if release.era() == Era::Modern {
+        "p2p"
+    } else {
+        "ipfs"
+    };
     format!("{cluster_addr}/{protocol}/{peer_id}")
 }

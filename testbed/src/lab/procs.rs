@@ -41,11 +41,17 @@ pub fn kill_if_ours(pid: u32, marker: &str) -> bool {
 /// Every live process, other than this one, whose command line contains `marker`.
 pub fn mentioning(marker: &str) -> Vec<(u32, String)> {
     let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut found: Vec<(u32, String)> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != me && pid_alive(pid))
-        .filter_map(|pid| cmdline(pid).filter(|c| c.contains(marker)).map(|c| (pid, c)))
+        .filter_map(|pid| {
+            cmdline(pid)
+                .filter(|c| c.contains(marker))
+                .map(|c| (pid, c))
+        })
         .collect();
     found.sort();
     found

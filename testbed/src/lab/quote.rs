@@ -5,12 +5,17 @@
 /// Lab values are paths, addresses and generated names; a NUL byte cannot come from them, and
 /// would be a bug worth stopping on.
 pub fn word(text: &str) -> String {
-    shlex::try_quote(text).expect("lab values hold no NUL byte").into_owned()
+    shlex::try_quote(text)
+        .expect("lab values hold no NUL byte")
+        .into_owned()
 }
 
 /// Quotes an argument vector into one shell command.
 pub fn command<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter().map(|a| word(a.as_ref())).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| word(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `NAME=value` for an environment assignment in front of a command.

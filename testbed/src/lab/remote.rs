@@ -99,7 +99,10 @@ impl Remote {
     fn command(&self, script: &str) -> Command {
         let mut cmd = self.ssh();
         if let Some(socket) = &self.control {
-            cmd.arg("-o").arg("ControlMaster=no").arg("-o").arg(format!("ControlPath={}", socket.display()));
+            cmd.arg("-o")
+                .arg("ControlMaster=no")
+                .arg("-o")
+                .arg(format!("ControlPath={}", socket.display()));
         }
         cmd.arg(format!("{}@{}", self.user, self.address));
         // The script is the last argument: ssh hands it to the remote user's shell.
@@ -128,7 +131,8 @@ impl Remote {
         ] {
             cmd.arg("-o").arg(option);
         }
-        cmd.arg("-o").arg(format!("UserKnownHostsFile={}", self.known_hosts.display()));
+        cmd.arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()));
         cmd.arg("-i").arg(&self.identity);
         cmd.arg("-p").arg(self.port.to_string());
         cmd
@@ -140,10 +144,17 @@ impl Remote {
         let _ = std::fs::remove_file(&socket);
         let mut cmd = self.ssh();
         cmd.args(["-M", "-N", "-o", "ControlPersist=no"]);
-        cmd.arg("-o").arg(format!("ControlPath={}", socket.display()));
+        cmd.arg("-o")
+            .arg(format!("ControlPath={}", socket.display()));
         cmd.arg(format!("{}@{}", self.user, self.address));
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| LabError::Spawn { host: self.host.clone(), program: "ssh".into(), source })?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| LabError::Spawn {
+            host: self.host.clone(),
+            program: "ssh".into(),
+            source,
+        })?;
         let start = std::time::Instant::now();
         while !socket.exists() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -161,7 +172,11 @@ impl Remote {
             if start.elapsed() > Duration::from_secs(15) {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(LabError::RemoteTimeout { host: self.host.clone(), step: "ssh master connection".into(), seconds: 15 });
+                return Err(LabError::RemoteTimeout {
+                    host: self.host.clone(),
+                    step: "ssh master connection".into(),
+                    seconds: 15,
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -170,7 +185,13 @@ impl Remote {
 
     /// Runs `script` through the remote shell and returns its output whatever the exit status.
     /// Fails only when ssh cannot be run or the command outlives `timeout` (it is then killed).
-    pub fn exec(&self, step: &str, script: &str, input: Input, timeout: Duration) -> Result<Output> {
+    pub fn exec(
+        &self,
+        step: &str,
+        script: &str,
+        input: Input,
+        timeout: Duration,
+    ) -> Result<Output> {
         let mut cmd = self.command(script);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let bytes = match input {
@@ -217,7 +238,11 @@ impl Remote {
         let (out, status) = match rx.recv_timeout(timeout) {
             Ok(done) => done,
             Err(_) => {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).stderr(Stdio::null()).status();
+                let _ = Command::new("kill")
+                    .arg("-9")
+                    .arg(pid.to_string())
+                    .stderr(Stdio::null())
+                    .status();
                 return Err(LabError::RemoteTimeout {
                     host: self.host.clone(),
                     step: step.to_string(),
@@ -225,7 +250,11 @@ impl Remote {
                 });
             }
         };
-        let status = status.map_err(|source| LabError::Spawn { host: self.host.clone(), program: "ssh".into(), source })?;
+        let status = status.map_err(|source| LabError::Spawn {
+            host: self.host.clone(),
+            program: "ssh".into(),
+            source,
+        })?;
         let err = err_reader.join().unwrap_or_default();
         Ok(Output {
             status: status.code(),
@@ -240,7 +269,13 @@ impl Remote {
     }
 
     /// Runs `script` with an input and a timeout, and requires exit status 0.
-    pub fn run_with(&self, step: &str, script: &str, input: Input, timeout: Duration) -> Result<Output> {
+    pub fn run_with(
+        &self,
+        step: &str,
+        script: &str,
+        input: Input,
+        timeout: Duration,
+    ) -> Result<Output> {
         let output = self.exec(step, script, input, timeout)?;
         if output.success() {
             Ok(output)
@@ -260,6 +295,11 @@ impl Remote {
         if stderr.is_empty() {
             stderr = output.stdout.trim().to_string();
         }
-        LabError::Remote { host: self.host.clone(), step: step.to_string(), status, stderr }
+        LabError::Remote {
+            host: self.host.clone(),
+            step: step.to_string(),
+            status,
+            stderr,
+        }
     }
 }

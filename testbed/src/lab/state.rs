@@ -26,7 +26,11 @@ pub struct Ports {
 impl Default for Ports {
     /// The ports a real deployment uses for the cluster, and a non-privileged SSH port.
     fn default() -> Ports {
-        Ports { ssh: 2222, cluster: 9096, api: 9094 }
+        Ports {
+            ssh: 2222,
+            cluster: 9096,
+            api: 9094,
+        }
     }
 }
 
@@ -65,7 +69,9 @@ impl LabState {
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(LabError::NotALab { dir: layout.dir().to_path_buf() })
+                return Err(LabError::NotALab {
+                    dir: layout.dir().to_path_buf(),
+                })
             }
             Err(e) => return Err(LabError::io("reading", path)(e)),
         };
@@ -83,7 +89,10 @@ impl LabState {
 
     /// The host called `name`.
     pub fn host(&self, name: &str) -> Result<&HostRecord> {
-        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| self.unknown_host(name))
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| self.unknown_host(name))
     }
 
     /// The host called `name`, to update it.
@@ -93,8 +102,16 @@ impl LabState {
     }
 
     fn unknown_host(&self, name: &str) -> LabError {
-        let known = self.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
-        LabError::UnknownHost { host: name.to_string(), known }
+        let known = self
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        LabError::UnknownHost {
+            host: name.to_string(),
+            known,
+        }
     }
 
     /// The sshd of a host.

@@ -38,13 +38,31 @@ const MARK: &str = "@@lab:";
 pub fn status(dir: &Path) -> Result<Vec<HostStatus>> {
     let layout = Layout::open(dir)?;
     let state = LabState::load(&layout)?;
-    let peers: Vec<Peer> = state.hosts.iter().map(|h| Peer::new(&layout, &state, h)).collect();
+    let peers: Vec<Peer> = state
+        .hosts
+        .iter()
+        .map(|h| Peer::new(&layout, &state, h))
+        .collect();
     Ok(parallel::map(&peers, parallel::HOST_WORKERS, probe))
 }
 
 fn probe(peer: &Peer) -> HostStatus {
-    let service = quote::word(&peer.paths.bin_dir().join("ipfs-cluster-service").display().to_string());
-    let svc = quote::word(&peer.paths.bin_dir().join(wrapper::FILE_NAME).display().to_string());
+    let service = quote::word(
+        &peer
+            .paths
+            .bin_dir()
+            .join("ipfs-cluster-service")
+            .display()
+            .to_string(),
+    );
+    let svc = quote::word(
+        &peer
+            .paths
+            .bin_dir()
+            .join(wrapper::FILE_NAME)
+            .display()
+            .to_string(),
+    );
     let script = format!(
         "echo {MARK}version; {service} --version 2>/dev/null\n\
          echo; echo {MARK}running; {svc} status >/dev/null 2>&1; echo $?\n\
@@ -53,8 +71,18 @@ fn probe(peer: &Peer) -> HostStatus {
         id = peer.ctl(&["id"]),
         pins = peer.ctl(&["pin", "ls"]),
     );
-    let mut status = HostStatus { host: peer.name.clone(), version: None, running: None, peers: None, pins: None, error: None };
-    let output = match peer.remote.exec("status", &script, Input::Nothing, Duration::from_secs(60)) {
+    let mut status = HostStatus {
+        host: peer.name.clone(),
+        version: None,
+        running: None,
+        peers: None,
+        pins: None,
+        error: None,
+    };
+    let output = match peer
+        .remote
+        .exec("status", &script, Input::Nothing, Duration::from_secs(60))
+    {
         Ok(output) if output.status != Some(255) => output,
         Ok(output) => {
             status.error = Some(peer.remote.failed("status", &output).to_string());
@@ -72,9 +100,15 @@ fn probe(peer: &Peer) -> HostStatus {
         code if code == wrapper::STATUS_NOT_RUNNING.to_string() => Some(false),
         _ => None,
     };
-    status.peers = ctl::parse_id(&section("id")).ok().map(|id| id.cluster_peers.len());
+    status.peers = ctl::parse_id(&section("id"))
+        .ok()
+        .map(|id| id.cluster_peers.len());
     let pins = section("pins");
-    status.pins = if pins.trim().is_empty() { None } else { ctl::count_pins(&pins).ok() };
+    status.pins = if pins.trim().is_empty() {
+        None
+    } else {
+        ctl::count_pins(&pins).ok()
+    };
     if status.running == Some(true) && status.peers.is_none() {
         status.error = Some("the peer runs but its API does not answer".into());
     }
@@ -86,7 +120,10 @@ fn section(text: &str, name: &str) -> String {
     let header = format!("{MARK}{name}");
     let mut lines = text.lines().skip_while(|l| l.trim() != header);
     lines.next();
-    lines.take_while(|l| !l.starts_with(MARK)).collect::<Vec<_>>().join("\n")
+    lines
+        .take_while(|l| !l.starts_with(MARK))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One line per host for people: `h1  0.10.1  running  3 peers  100 pins`.
@@ -123,7 +160,10 @@ mod tests {
     #[test]
     fn sections_split_the_probe_output() {
         let out = "@@lab:version\nipfs-cluster-service version 0.10.1\n\n@@lab:running\n3\n@@lab:id\n\n@@lab:pins\n";
-        assert_eq!(ctl::parse_version(&section(out, "version")).as_deref(), Some("0.10.1"));
+        assert_eq!(
+            ctl::parse_version(&section(out, "version")).as_deref(),
+            Some("0.10.1")
+        );
         assert_eq!(section(out, "running").trim(), "3");
         assert_eq!(section(out, "pins").trim(), "");
     }

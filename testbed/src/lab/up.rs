@@ -12,8 +12,8 @@ use super::error::{LabError, Result};
 use super::layout::{sshd_spec, Layout};
 use super::network::{self, MAX_HOSTS};
 use super::peer::{bootstrap_addr, InitSettings, Peer};
-use super::remote::Master;
 use super::progress::Progress;
+use super::remote::Master;
 use super::state::{HostRecord, LabState, Ports};
 use super::{down, hosts, inventory, keys, parallel, stage, wait};
 
@@ -62,11 +62,19 @@ pub struct UpReport {
 /// the newest.
 pub fn default_target(version: &str) -> Option<String> {
     let position = RELEASES.iter().position(|r| *r == version)?;
-    Some(RELEASES.get(position + 1).unwrap_or(&RELEASES[position]).to_string())
+    Some(
+        RELEASES
+            .get(position + 1)
+            .unwrap_or(&RELEASES[position])
+            .to_string(),
+    )
 }
 
 fn modelled(version: &str) -> Result<Release> {
-    Release::modelled(version).ok_or_else(|| LabError::UnknownRelease { version: version.to_string(), known: RELEASES.join(", ") })
+    Release::modelled(version).ok_or_else(|| LabError::UnknownRelease {
+        version: version.to_string(),
+        known: RELEASES.join(", "),
+    })
 }
 
 /// Starts a lab as described by `options`. On failure, every process it started is stopped
@@ -79,21 +87,45 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
         None => default_target(&release.version).expect("a modelled release has a default target"),
     };
     if options.peers == 0 || options.peers > MAX_HOSTS {
-        return Err(LabError::InvalidOption { option: "--peers", detail: format!("must be 1..={MAX_HOSTS}") });
+        return Err(LabError::InvalidOption {
+            option: "--peers",
+            detail: format!("must be 1..={MAX_HOSTS}"),
+        });
     }
-    for (option, value) in [("--wait-for-leader-timeout", &options.wait_for_leader_timeout), ("--peer-watch-interval", &options.peer_watch_interval)] {
+    for (option, value) in [
+        (
+            "--wait-for-leader-timeout",
+            &options.wait_for_leader_timeout,
+        ),
+        ("--peer-watch-interval", &options.peer_watch_interval),
+    ] {
         if wait::parse_duration(value).is_none() {
-            return Err(LabError::InvalidOption { option, detail: format!("{value:?} is not a duration like 500ms, 3s or 1m") });
+            return Err(LabError::InvalidOption {
+                option,
+                detail: format!("{value:?} is not a duration like 500ms, 3s or 1m"),
+            });
         }
     }
     let standin = stage::standin_path(options.standin.as_deref())?;
     let layout = Layout::create(&options.dir)?;
     clear_previous(&layout)?;
 
-    let mut builder = Builder { layout: layout.clone(), options, release, progress, phases: Vec::new(), start: Instant::now() };
+    let mut builder = Builder {
+        layout: layout.clone(),
+        options,
+        release,
+        progress,
+        phases: Vec::new(),
+        start: Instant::now(),
+    };
     let result = builder.build(&standin, target);
     match result {
-        Ok(state) => Ok(UpReport { layout, state, phases: builder.phases, elapsed: builder.start.elapsed() }),
+        Ok(state) => Ok(UpReport {
+            layout,
+            state,
+            phases: builder.phases,
+            elapsed: builder.start.elapsed(),
+        }),
         Err(error) => {
             if !options.keep_on_failure {
                 progress.step("up failed: stopping what was started");
@@ -111,7 +143,10 @@ fn clear_previous(layout: &Layout) -> Result<()> {
             if let Some(pid) = host.sshd_pid {
                 let spec = state.sshd_spec(layout, host);
                 if super::procs::is_ours(pid, &spec.dir.display().to_string()) {
-                    return Err(LabError::AlreadyUp { dir: layout.dir().to_path_buf(), pid });
+                    return Err(LabError::AlreadyUp {
+                        dir: layout.dir().to_path_buf(),
+                        pid,
+                    });
                 }
             }
         }
@@ -123,7 +158,14 @@ fn clear_previous(layout: &Layout) -> Result<()> {
             fs::remove_dir_all(&dir).map_err(LabError::io("removing", &dir))?;
         }
     }
-    for file in [layout.lab_json(), layout.inventory(), layout.known_hosts(), layout.authorized_keys(), layout.identity(), layout.identity().with_extension("pub")] {
+    for file in [
+        layout.lab_json(),
+        layout.inventory(),
+        layout.known_hosts(),
+        layout.authorized_keys(),
+        layout.identity(),
+        layout.identity().with_extension("pub"),
+    ] {
         if file.exists() {
             fs::remove_file(&file).map_err(LabError::io("removing", &file))?;
         }
@@ -152,10 +194,20 @@ impl Builder<'_> {
     fn build(&mut self, standin: &std::path::Path, target: String) -> Result<LabState> {
         let n = self.options.peers;
         self.phase("staging releases", |b| stage::stage(&b.layout, standin))?;
-        self.phase("generating the user key", |b| keys::make_user_key(&b.layout))?;
-        let mut state = self.phase(&format!("starting {n} sshd hosts"), |b| b.start_hosts(target))?;
-        let plain: Vec<Peer> = state.hosts.iter().map(|h| Peer::new(&self.layout, &state, h)).collect();
-        let masters = self.phase("opening one SSH connection per host", |_| open_masters(&plain))?;
+        self.phase("generating the user key", |b| {
+            keys::make_user_key(&b.layout)
+        })?;
+        let mut state = self.phase(&format!("starting {n} sshd hosts"), |b| {
+            b.start_hosts(target)
+        })?;
+        let plain: Vec<Peer> = state
+            .hosts
+            .iter()
+            .map(|h| Peer::new(&self.layout, &state, h))
+            .collect();
+        let masters = self.phase("opening one SSH connection per host", |_| {
+            open_masters(&plain)
+        })?;
         let peers: Vec<Peer> = plain
             .into_iter()
             .zip(&masters)
@@ -167,13 +219,23 @@ impl Builder<'_> {
             })
             .collect();
         let version = self.release.version.clone();
-        self.phase(&format!("installing {version} and running init over SSH"), |b| b.install_all(&state, &peers))?;
-        self.phase("starting h1 and joining the others one by one", |b| b.form_cluster(&mut state, &peers))?;
-        self.phase(&format!("waiting until every peer sees {n} peers"), |_| wait_all_see(&peers, n, Duration::from_secs(60)))?;
+        self.phase(
+            &format!("installing {version} and running init over SSH"),
+            |b| b.install_all(&state, &peers),
+        )?;
+        self.phase("starting h1 and joining the others one by one", |b| {
+            b.form_cluster(&mut state, &peers)
+        })?;
+        self.phase(&format!("waiting until every peer sees {n} peers"), |_| {
+            wait_all_see(&peers, n, Duration::from_secs(60))
+        })?;
         let pins = self.options.pins;
         if pins > 0 {
             self.phase(&format!("adding {pins} pins"), |_| add_pins(&peers, pins))?;
-            self.phase(&format!("waiting until every peer lists {pins} pins"), |_| wait_all_pins(&peers, pins, Duration::from_secs(120)))?;
+            self.phase(
+                &format!("waiting until every peer lists {pins} pins"),
+                |_| wait_all_pins(&peers, pins, Duration::from_secs(120)),
+            )?;
         }
         state.save(&self.layout)?;
         inventory::write(&self.layout, &state)?;
@@ -217,14 +279,25 @@ impl Builder<'_> {
                 hosts: specs
                     .iter()
                     .zip(pids)
-                    .map(|((name, spec), pid)| HostRecord { name: name.clone(), address: spec.address, sshd_pid: Some(pid), peer_id: None })
+                    .map(|((name, spec), pid)| HostRecord {
+                        name: name.clone(),
+                        address: spec.address,
+                        sshd_pid: Some(pid),
+                        peer_id: None,
+                    })
                     .collect(),
             };
             state.save(&self.layout)?;
-            keys::write_known_hosts(&self.layout, &specs.iter().map(|(_, s)| s).collect::<Vec<_>>())?;
+            keys::write_known_hosts(
+                &self.layout,
+                &specs.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+            )?;
             return Ok(state);
         }
-        Err(LabError::NoFreeNetwork { attempts: NETWORK_ATTEMPTS, last })
+        Err(LabError::NoFreeNetwork {
+            attempts: NETWORK_ATTEMPTS,
+            last,
+        })
     }
 
     fn install_all(&self, state: &LabState, peers: &[Peer]) -> Result<()> {
@@ -248,7 +321,9 @@ impl Builder<'_> {
     /// Starts h1 alone, then every other peer with `--bootstrap <h1>`, one at a time: raft
     /// adds one voter per configuration change.
     fn form_cluster(&self, state: &mut LabState, peers: &[Peer]) -> Result<()> {
-        let join_limit = wait::parse_duration(&self.options.wait_for_leader_timeout).expect("validated") + Duration::from_secs(20);
+        let join_limit = wait::parse_duration(&self.options.wait_for_leader_timeout)
+            .expect("validated")
+            + Duration::from_secs(20);
         let first = &peers[0];
         first.service_ok("start", &[])?;
         let id = wait_sees(first, 1, join_limit)?;
@@ -282,14 +357,19 @@ const MAX_SOCKET_PATH: usize = 80;
 fn wait_sees(peer: &Peer, count: usize, limit: Duration) -> Result<String> {
     let what = format!("{} to see {count} peer(s)", peer.name);
     wait::until(&what, limit, Duration::from_millis(100), || {
-        Ok(peer.id()?.filter(|id| id.cluster_peers.len() >= count).map(|id| id.id))
+        Ok(peer
+            .id()?
+            .filter(|id| id.cluster_peers.len() >= count)
+            .map(|id| id.id))
     })
 }
 
 fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
         let what = format!("{} to see {count} peers", peer.name);
-        wait::until(&what, limit, Duration::from_millis(200), || Ok(peer.id()?.filter(|id| id.cluster_peers.len() == count)))
+        wait::until(&what, limit, Duration::from_millis(200), || {
+            Ok(peer.id()?.filter(|id| id.cluster_peers.len() == count))
+        })
     })
     .map(|_| ())
 }
@@ -298,8 +378,14 @@ fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
 fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
     let streams = PIN_STREAMS.min(peers.len()).min(count).max(1);
     let chunk = count.div_ceil(streams);
-    let jobs: Vec<(usize, std::ops::Range<usize>)> = (0..streams).map(|s| (s, s * chunk..((s + 1) * chunk).min(count))).filter(|(_, r)| !r.is_empty()).collect();
-    parallel::try_map(&jobs, streams, |(s, range)| peers[*s].add_pins(range.clone())).map(|_| ())
+    let jobs: Vec<(usize, std::ops::Range<usize>)> = (0..streams)
+        .map(|s| (s, s * chunk..((s + 1) * chunk).min(count)))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    parallel::try_map(&jobs, streams, |(s, range)| {
+        peers[*s].add_pins(range.clone())
+    })
+    .map(|_| ())
 }
 
 /// Waits until every peer lists `count` pins. Gives up early when the counts stop moving: a
@@ -318,7 +404,10 @@ fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
                 last = (seen, Instant::now());
             } else if last.1.elapsed() > STALL {
                 let seen = seen.map_or("no answer".to_string(), |n| format!("{n} pins"));
-                return Err(LabError::WaitTimeout { what: format!("{what} (stuck at {seen})"), seconds: STALL.as_secs() });
+                return Err(LabError::WaitTimeout {
+                    what: format!("{what} (stuck at {seen})"),
+                    seconds: STALL.as_secs(),
+                });
             }
             Ok(None)
         })
@@ -329,7 +418,8 @@ fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
 /// A fresh `cluster.secret`: 32 random bytes as 64 hex characters.
 fn secret() -> String {
     let mut bytes = [0u8; 32];
-    let random = fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let random = fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
     if random.is_err() {
         for (i, chunk) in bytes.chunks_mut(8).enumerate() {
             chunk.copy_from_slice(&(network::random_u64() ^ i as u64).to_le_bytes());

@@ -5,14 +5,22 @@ use std::time::{Duration, Instant};
 use super::error::{LabError, Result};
 
 /// Calls `probe` every `interval` until it returns `Some`, an error, or `limit` passes.
-pub fn until<T>(what: &str, limit: Duration, interval: Duration, mut probe: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn until<T>(
+    what: &str,
+    limit: Duration,
+    interval: Duration,
+    mut probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let start = Instant::now();
     loop {
         if let Some(value) = probe()? {
             return Ok(value);
         }
         if start.elapsed() >= limit {
-            return Err(LabError::WaitTimeout { what: what.to_string(), seconds: limit.as_secs() });
+            return Err(LabError::WaitTimeout {
+                what: what.to_string(),
+                seconds: limit.as_secs(),
+            });
         }
         std::thread::sleep(interval);
     }
@@ -49,12 +57,20 @@ mod tests {
     #[test]
     fn a_wait_ends() {
         let mut calls = 0;
-        let err = until("nothing", Duration::from_millis(30), Duration::from_millis(10), || {
-            calls += 1;
-            Ok(None::<()>)
-        });
+        let err = until(
+            "nothing",
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+            || {
+                calls += 1;
+                Ok(None::<()>)
+            },
+        );
         assert!(matches!(err, Err(LabError::WaitTimeout { .. })));
         assert!(calls >= 2);
-        assert_eq!(until("now", Duration::ZERO, Duration::ZERO, || Ok(Some(7))).unwrap(), 7);
+        assert_eq!(
+            until("now", Duration::ZERO, Duration::ZERO, || Ok(Some(7))).unwrap(),
+            7
+        );
     }
 }

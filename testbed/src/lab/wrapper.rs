@@ -31,7 +31,10 @@ mod tests {
 
     #[test]
     fn the_unit_names_the_daemon_and_its_config() {
-        let unit = unit_file(Path::new("/lab/h1/home/bin"), Path::new("/lab/h1/home/.ipfs-cluster"));
+        let unit = unit_file(
+            Path::new("/lab/h1/home/bin"),
+            Path::new("/lab/h1/home/.ipfs-cluster"),
+        );
         assert!(unit.contains("\nExecStart=/lab/h1/home/bin/ipfs-cluster-service -c /lab/h1/home/.ipfs-cluster daemon\n"));
         assert!(SCRIPT.starts_with("#!/bin/sh"));
     }

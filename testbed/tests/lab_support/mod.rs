@@ -14,7 +14,10 @@ pub const LAB: &str = env!("CARGO_BIN_EXE_cluster-lab");
 
 /// Runs `cluster-lab ARGS`.
 pub fn cluster_lab(args: &[&str]) -> Output {
-    Command::new(LAB).args(args).output().expect("cluster-lab runs")
+    Command::new(LAB)
+        .args(args)
+        .output()
+        .expect("cluster-lab runs")
 }
 
 /// Fails with the command's output unless it succeeded.
@@ -39,9 +42,25 @@ pub struct Lab {
 impl Lab {
     /// `cluster-lab up --dir <temp> --peers N --version V --pins K` plus `extra`.
     pub fn up(peers: usize, version: &str, pins: usize, extra: &[&str]) -> Lab {
-        let mut lab = Lab { dir: tempfile::Builder::new().prefix("lab-test-").tempdir().unwrap(), up_time: Duration::ZERO };
+        let mut lab = Lab {
+            dir: tempfile::Builder::new()
+                .prefix("lab-test-")
+                .tempdir()
+                .unwrap(),
+            up_time: Duration::ZERO,
+        };
         let (n, k) = (peers.to_string(), pins.to_string());
-        let mut args = vec!["up", "--dir", lab.path_str(), "--peers", &n, "--version", version, "--pins", &k];
+        let mut args = vec![
+            "up",
+            "--dir",
+            lab.path_str(),
+            "--peers",
+            &n,
+            "--version",
+            version,
+            "--pins",
+            &k,
+        ];
         args.extend_from_slice(extra);
         let start = Instant::now();
         let output = cluster_lab(&args);
@@ -55,7 +74,11 @@ impl Lab {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        eprintln!("up of {peers} hosts ({pins} pins) took {:.1}s\n{}", lab.up_time.as_secs_f64(), String::from_utf8_lossy(&output.stderr));
+        eprintln!(
+            "up of {peers} hosts ({pins} pins) took {:.1}s\n{}",
+            lab.up_time.as_secs_f64(),
+            String::from_utf8_lossy(&output.stderr)
+        );
         lab
     }
 
@@ -82,12 +105,19 @@ impl Lab {
     /// `status --json`, parsed.
     pub fn status(&self) -> Vec<Value> {
         let output = ok(self.run("status", &["--json"]));
-        serde_json::from_slice::<Value>(&output.stdout).expect("status --json is JSON").as_array().expect("an array").clone()
+        serde_json::from_slice::<Value>(&output.stdout)
+            .expect("status --json is JSON")
+            .as_array()
+            .expect("an array")
+            .clone()
     }
 
     /// The status of one host.
     pub fn host_status(&self, host: &str) -> Value {
-        self.status().into_iter().find(|s| s["host"] == host).expect("host in status")
+        self.status()
+            .into_iter()
+            .find(|s| s["host"] == host)
+            .expect("host in status")
     }
 
     pub fn lab_json(&self) -> Value {
@@ -97,10 +127,21 @@ impl Lab {
     /// The PIDs of every recorded sshd and every peer PID file, right now.
     pub fn recorded_pids(&self) -> Vec<u32> {
         let state = self.lab_json();
-        let mut pids: Vec<u32> = state["hosts"].as_array().unwrap().iter().filter_map(|h| h["sshd_pid"].as_u64()).map(|p| p as u32).collect();
+        let mut pids: Vec<u32> = state["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["sshd_pid"].as_u64())
+            .map(|p| p as u32)
+            .collect();
         for host in state["hosts"].as_array().unwrap() {
-            let pid_file = self.home(host["name"].as_str().unwrap()).join("ipfs-cluster.pid");
-            if let Some(pid) = fs::read_to_string(pid_file).ok().and_then(|p| p.trim().parse().ok()) {
+            let pid_file = self
+                .home(host["name"].as_str().unwrap())
+                .join("ipfs-cluster.pid");
+            if let Some(pid) = fs::read_to_string(pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
                 pids.push(pid);
             }
         }
@@ -114,16 +155,37 @@ impl Lab {
     /// SSH to a host of the lab with the lab's key and known_hosts.
     pub fn ssh(&self, host: &str, command: &str) -> Output {
         let state = self.lab_json();
-        let record = state["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap();
+        let record = state["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == host)
+            .unwrap();
         Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5"])
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=5",
+            ])
             .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.path().join("known_hosts").display()))
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.path().join("known_hosts").display()
+            ))
             .arg("-i")
             .arg(self.path().join("id_ed25519"))
             .arg("-p")
             .arg(state["ports"]["ssh"].to_string())
-            .arg(format!("{}@{}", state["user"].as_str().unwrap(), record["address"].as_str().unwrap()))
+            .arg(format!(
+                "{}@{}",
+                state["user"].as_str().unwrap(),
+                record["address"].as_str().unwrap()
+            ))
             .arg(command)
             .output()
             .unwrap()
@@ -132,24 +194,40 @@ impl Lab {
     /// The tail of every host's peer log, for failure messages.
     pub fn logs(&self) -> String {
         let mut text = String::new();
-        let Ok(hosts) = fs::read_dir(self.path().join("hosts")) else { return text };
+        let Ok(hosts) = fs::read_dir(self.path().join("hosts")) else {
+            return text;
+        };
         for host in hosts.flatten() {
-            let log = fs::read_to_string(host.path().join("home/ipfs-cluster.log")).unwrap_or_default();
+            let log =
+                fs::read_to_string(host.path().join("home/ipfs-cluster.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(8).collect();
-            text.push_str(&format!("== {}\n{}\n", host.file_name().to_string_lossy(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+            text.push_str(&format!(
+                "== {}\n{}\n",
+                host.file_name().to_string_lossy(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
         }
         text
     }
 
     /// Waits until `check` holds for the status, or fails with the last status seen.
-    pub fn wait_status(&self, what: &str, limit: Duration, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let start = Instant::now();
         loop {
             let status = self.status();
             if check(&status) {
                 return status;
             }
-            assert!(start.elapsed() < limit, "timed out waiting for {what}; last status: {status:#?}\n{}", self.logs());
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}; last status: {status:#?}\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -157,7 +235,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(LAB).args(["down", "--dir", self.path_str()]).output();
+        let _ = Command::new(LAB)
+            .args(["down", "--dir", self.path_str()])
+            .output();
     }
 }
 
@@ -167,11 +247,19 @@ pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
     let me = std::process::id();
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
         if pid == me || !alive(pid) {
             continue;
         }
-        let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
         if cmdline.contains(marker) {
             found.push((pid, cmdline));
