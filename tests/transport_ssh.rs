@@ -178,7 +178,40 @@ async fn run_captures_stdout_stderr_and_exit_status() {
     assert_eq!(out.exit, Exit::Status(3));
     assert!(!out.success());
     assert!(session.run("true", STEP).await.unwrap().success());
+    assert!(!session.is_closed());
     session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_lost_mid_run_is_reported_and_later_calls_fail() {
+    let lab = Lab::start();
+    let session = lab.connect().await.unwrap();
+    // Kill the sshd process serving this connection (the parent of the command's shell).
+    let error = session
+        .run("kill -KILL $PPID; sleep 2", STEP)
+        .await
+        .unwrap_err();
+    match &error {
+        TransportError::ConnectionLost { host, command } => {
+            assert_eq!(
+                (host.as_str(), command.as_str()),
+                ("node-a", "kill -KILL $PPID; sleep 2")
+            );
+        }
+        other => panic!("expected ConnectionLost, got {other:?}"),
+    }
+    for _ in 0..100 {
+        if session.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(session.is_closed());
+    let error = session.run("true", STEP).await.unwrap_err();
+    assert!(
+        matches!(&error, TransportError::Channel { host, .. } if host == "node-a"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -158,6 +158,14 @@ pub enum TransportError {
         /// The timeout.
         after: Duration,
     },
+    /// The connection ended while a command ran; it may or may not have taken effect.
+    #[error("connection to {host} was lost while running: {command}")]
+    ConnectionLost {
+        /// The host's name in the inventory.
+        host: String,
+        /// The command line.
+        command: String,
+    },
     /// An SFTP operation failed.
     #[error("SFTP {operation} of {path} on {host} failed")]
     Sftp {
@@ -211,6 +219,7 @@ impl TransportError {
             | Self::Channel { host, .. }
             | Self::Refused { host, .. }
             | Self::CommandTimeout { host, .. }
+            | Self::ConnectionLost { host, .. }
             | Self::Sftp { host, .. }
             | Self::UploadSource { host, .. }
             | Self::Quote { host, .. } => host,

@@ -13,7 +13,9 @@ pub trait Session: Send + Sync {
     /// After `timeout` the command is sent SIGTERM, its channel closed, and
     /// [`TransportError::CommandTimeout`] returned; the connection stays usable. sshd refuses
     /// signal requests for root logins, so a remote process may outlive its timeout: commands
-    /// that must not should bound themselves (e.g. with coreutils `timeout`).
+    /// that must not should bound themselves (e.g. with coreutils `timeout`). If the connection
+    /// drops mid-command the result is [`TransportError::ConnectionLost`]: the command's effect
+    /// is unknown.
     fn run(
         &self,
         command: &str,

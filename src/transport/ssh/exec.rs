@@ -67,7 +67,14 @@ pub(crate) async fn run(
                     request: "exec",
                 });
             }
-            Some(ChannelMsg::Close) | None => break,
+            Some(ChannelMsg::Close) => break,
+            // The connection ended under the command: whether it ran is unknown.
+            None => {
+                return Err(TransportError::ConnectionLost {
+                    host: host.to_string(),
+                    command: command.to_string(),
+                })
+            }
             Some(_) => {}
         }
     }

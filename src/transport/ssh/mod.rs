@@ -23,6 +23,10 @@ use super::known_hosts::KnownHosts;
 use super::session::{Connector, Session};
 use super::target::{SshOptions, Target};
 
+/// How often an idle connection is probed, and how many unanswered probes end it.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_MAX: usize = 3;
+
 /// Opens [`SshSession`]s with the run's [`SshOptions`].
 #[derive(Debug, Clone)]
 pub struct SshConnector {
@@ -95,6 +99,10 @@ impl SshSession {
         })?;
         let config = client::Config {
             nodelay: true,
+            // A host that vanishes without closing (power loss, reboot mid-step) is noticed
+            // within about a minute, and idle connections between waves survive NAT timeouts.
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
+            keepalive_max: KEEPALIVE_MAX,
             preferred: preferred_for(&known_hosts.key_types(&target.address, target.port)),
             ..client::Config::default()
         };
@@ -136,6 +144,12 @@ impl SshSession {
     /// The host's name in the inventory.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether the connection is gone (the server closed it, or keepalives went unanswered);
+    /// a closed session fails every call, so the caller may connect again.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
     }
 
     /// Runs a command; see [`Session::run`].
