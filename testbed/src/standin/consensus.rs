@@ -34,6 +34,17 @@ const PING_TIMEOUT: Duration = Duration::from_millis(700);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The leader among the reachable members (this peer included) of a peerset of `members`:
+/// none without a strict majority, else the highest (term, index), ties to the lowest peer ID,
+/// so every peer that sees the same facts picks the same leader.
+fn choose_leader(mut reachable: Vec<(String, (u64, u64))>, members: usize) -> Option<(String, (u64, u64))> {
+    if reachable.len() * 2 <= members {
+        return None;
+    }
+    reachable.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reachable.into_iter().next()
+}
+
 /// Whether an error only says that there is no leader right now.
 fn is_leaderless(err: &Error) -> bool {
     match err {
@@ -221,13 +232,7 @@ impl Node {
                 Err(err) => logging::debug("consensus", &format!("{id}: {err}")),
             }
         }
-        let leader = if reachable.len() * 2 > peerset.len() {
-            // Highest position first, then lowest ID: the same answer on every peer.
-            reachable.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            Some(reachable[0].clone())
-        } else {
-            None
-        };
+        let leader = choose_leader(reachable, peerset.len());
         if let Some((leader_id, position)) = &leader {
             if *leader_id != me && *position != mine {
                 if let Err(err) = self.pull_from(&peerset[leader_id]) {
@@ -388,5 +393,37 @@ impl Node {
         raftlog::clear(&self.settings.raft_dir)?;
         inner.log_dirty = false;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(id: &str, index: u64) -> (String, (u64, u64)) {
+        (id.to_string(), (1, index))
+    }
+
+    #[test]
+    fn the_leader_needs_a_strict_majority() {
+        assert_eq!(choose_leader(vec![r("a", 1)], 1).unwrap().0, "a");
+        assert!(choose_leader(vec![r("a", 1)], 2).is_none());
+        assert!(choose_leader(vec![r("a", 1), r("b", 1)], 4).is_none());
+        assert!(choose_leader(vec![r("a", 1), r("b", 1)], 3).is_some());
+    }
+
+    #[test]
+    fn the_most_recent_state_leads_and_ties_go_to_the_lowest_id() {
+        assert_eq!(choose_leader(vec![r("b", 3), r("a", 3), r("c", 2)], 3).unwrap().0, "a");
+        assert_eq!(choose_leader(vec![r("b", 3), r("a", 2), r("c", 2)], 3).unwrap().0, "b");
+        let newer_term = ("z".to_string(), (2, 1));
+        assert_eq!(choose_leader(vec![r("a", 9), newer_term], 2).unwrap().0, "z");
+    }
+
+    #[test]
+    fn leaderless_errors_are_recognised_across_rpc() {
+        assert!(is_leaderless(&Error::NoLeader));
+        assert!(is_leaderless(&Error::Remote { message: Error::NoLeader.to_string() }));
+        assert!(!is_leaderless(&Error::OnePeer));
     }
 }

@@ -5,6 +5,35 @@
 //! The behaviour follows `shared/ipfs-cluster-reference.md` closely enough that a wrong
 //! upgrade procedure fails the way it would against the real Go binaries. Raft is modelled by
 //! a small leader-based replication (see `consensus`); CRDT is not modelled.
+//!
+//! # For lab authors
+//! * Config folder: `-c DIR`, else `IPFS_CLUSTER_PATH`, else `$HOME/.ipfs-cluster`.
+//! * Environment read by `init` and by every later config load: `CLUSTER_PEERNAME`,
+//!   `CLUSTER_SECRET`, `CLUSTER_LISTENMULTIADDRESS`, `CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS`,
+//!   `CLUSTER_RAFT_WAITFORLEADERTIMEOUT`, `CLUSTER_LEAVEONSHUTDOWN`, `CLUSTER_PEERWATCHINTERVAL`;
+//!   `NOTIFY_SOCKET` (sd_notify `READY=1`, from 1.0.7).
+//! * `service.json` keys: `cluster.{id,private_key (≤0.10),peername,secret,leave_on_shutdown,
+//!   listen_multiaddress,peer_watch_interval}`, `consensus.raft.{init_peerset,
+//!   wait_for_leader_timeout,backups_rotate}`, `api.restapi.http_listen_multiaddress`. Unknown
+//!   keys are preserved. Peers must listen on distinct, dialable addresses (not `0.0.0.0` when
+//!   they live on different loopback IPs): the listen address is what the others dial.
+//! * Log lines (stderr) worth waiting for: `Initializing. For verbose output run with "-l debug".
+//!   Please wait...`, `IPFS Cluster v<ver> listening on:` (next line: the multiaddr with
+//!   `/ipfs/<id>` or `/p2p/<id>`), `** IPFS Cluster is READY **`, `***** ipfs-cluster consensus
+//!   start timed out (tips below) *****`, `bootstrap to <maddr> failed: <err>`,
+//!   `<id>: removed from raft. Initiating shutdown`, `Out of date ipfs-cluster state is saved.`,
+//!   `Skipping migration of up-to-date state`.
+//! * The daemon exits 0 after a clean stop, a ready timeout or its removal; 1 on `checkErr`
+//!   failures (`error <doing>: <err>`); 255 (1.x: 1) on the third signal.
+//!
+//! # Deviations from the real binaries
+//! * Peers of different RPC protocol IDs never count for each other, even for raft traffic
+//!   (real raft replication would cross versions; the project wants such peers not to form a
+//!   cluster).
+//! * There are no elections: every peer computes the same leader from what it can reach.
+//! * No 0.3.x release is modelled, so the 0.3-only behaviours (default daemon, global
+//!   `--bootstrap`, `cluster.peers` mismatch, `init` refusing without `-f`) are absent.
+//! * Snapshots are taken on clean shutdown, migration and import only, never periodically.
 
 mod api;
 mod args;
