@@ -374,15 +374,16 @@ async fn commands_do_not_stall_on_nagle_or_delayed_ack() {
         session.close().await.unwrap();
     }
     later_commands.sort();
-    // Minimum and median, so that a loaded test machine does not make this flaky.
+    // Minimum and median, so that a loaded test machine does not make this flaky; a stall
+    // adds 40 ms to a command that otherwise takes a few.
     let first = *first_commands.iter().min().unwrap();
     let median = later_commands[later_commands.len() / 2];
     assert!(
-        first < Duration::from_millis(30),
+        first < Duration::from_millis(35),
         "first command after login took {first:?}"
     );
     assert!(
-        median < Duration::from_millis(30),
+        median < Duration::from_millis(35),
         "median command took {median:?}"
     );
 }
