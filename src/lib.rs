@@ -5,6 +5,7 @@ pub mod command;
 pub mod error;
 pub mod facts;
 pub mod inventory;
+pub mod journal;
 pub mod plan;
 pub mod procedure;
 pub mod report;

@@ -1,0 +1,11 @@
+//! The run directory and its write-ahead journal: a record is appended and fsynced before each
+//! remote command and after it; replaying the records gives the checkpoint a resumed run starts
+//! from. A lock file keeps two `apply` processes from interleaving.
+
+mod checkpoint;
+mod record;
+mod run_dir;
+
+pub use checkpoint::{Checkpoint, HostStepState};
+pub use record::{Event, Record};
+pub use run_dir::{JournalError, RunDir, RunLock, StateDir};

@@ -1,0 +1,41 @@
+//! Journal records: one JSON object per line.
+
+use serde::{Deserialize, Serialize};
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// `apply` started (or resumed) the run.
+    RunStarted { pid: u32, resumed: bool },
+    /// Written and made durable before the step's first remote command on this host.
+    StepStarted { step: String, host: String, attempt: u32 },
+    /// The step's effect is in place on this host (`by_check`: its check said so, nothing ran).
+    StepFinished { step: String, host: String, by_check: bool },
+    /// The step failed on this host; the run stops after the step's other hosts.
+    StepFailed { step: String, host: String, error: String, stderr_tail: String },
+    /// A state export copied to the controller.
+    Backup { host: String, file: String, sha256: String },
+    /// Every step finished.
+    RunFinished,
+    /// The run stopped (failure or interruption); a later `apply` resumes it.
+    RunStopped { reason: String },
+}
+
+impl Record {
+    pub fn now(event: Event) -> Record {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Record { at_ms, event }
+    }
+}

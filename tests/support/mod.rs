@@ -1,0 +1,143 @@
+//! Shared harness of the end-to-end tests: a `cluster-lab` of real sshd hosts that is always
+//! taken down (by PID) when the test ends, and a runner for the `cluster-upgrade` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The binaries of the workspace: `cluster-upgrade` is ours; `cluster-lab` is the test bed's,
+/// built beside it by `cargo build --workspace --bins` (scripts/test does that first).
+pub fn cluster_upgrade() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cluster-upgrade"))
+}
+
+pub fn cluster_lab() -> PathBuf {
+    let path = cluster_upgrade().with_file_name("cluster-lab");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` (scripts/test does)", path.display());
+    path
+}
+
+/// A running lab; `down` runs when it is dropped, even when the test panics.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+}
+
+/// What `cluster-lab status --json` says of one host.
+#[derive(Debug, serde::Deserialize)]
+pub struct HostStatus {
+    pub host: String,
+    pub version: Option<String>,
+    pub running: bool,
+    pub peers: Option<u64>,
+    pub pins: Option<u64>,
+}
+
+impl Lab {
+    /// `cluster-lab up` with `peers` hosts on `version` holding `pins` pins.
+    pub fn up(peers: usize, version: &str, pins: usize) -> Lab {
+        Lab::up_with(peers, version, pins, &[])
+    }
+
+    pub fn up_with(peers: usize, version: &str, pins: usize, extra: &[&str]) -> Lab {
+        let lab = Lab { dir: tempfile::Builder::new().prefix("cu-lab-").tempdir().expect("temp dir") };
+        let out = Command::new(cluster_lab())
+            .args(["up", "--dir"])
+            .arg(lab.path())
+            .args(["--peers", &peers.to_string(), "--version", version, "--pins", &pins.to_string()])
+            .args(extra)
+            .output()
+            .expect("run cluster-lab up");
+        assert!(out.status.success(), "cluster-lab up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        lab
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn inventory(&self) -> PathBuf {
+        self.path().join("inventory.yaml")
+    }
+
+    /// Runs `cluster-lab ARGS... --dir DIR` style subcommands (`fault`, `status`).
+    pub fn lab(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(cluster_lab());
+        command.arg(args[0]).arg("--dir").arg(self.path()).args(&args[1..]);
+        command.output().expect("run cluster-lab")
+    }
+
+    pub fn status(&self) -> Vec<HostStatus> {
+        let out = self.lab(&["status", "--json"]);
+        assert!(out.status.success(), "cluster-lab status failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// A host's home folder (binaries in `bin/`, config in `.ipfs-cluster/`).
+    pub fn home(&self, host: &str) -> PathBuf {
+        self.path().join("hosts").join(host).join("home")
+    }
+
+    pub fn sshd_log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.path().join("hosts").join(host).join("sshd/sshd.log")).unwrap_or_default()
+    }
+
+    /// The host's REST API multiaddr, from the inventory the lab wrote.
+    pub fn api(&self, host: &str) -> String {
+        let inventory = std::fs::read_to_string(self.inventory()).unwrap();
+        let mut in_host = false;
+        for line in inventory.lines() {
+            if line.trim_start().starts_with("- name:") {
+                in_host = line.contains(&format!("\"{host}\""));
+            }
+            if in_host {
+                if let Some(api) = line.trim().strip_prefix("api:") {
+                    return api.trim().trim_matches('"').to_string();
+                }
+            }
+        }
+        panic!("no api for {host} in the inventory");
+    }
+
+    /// Runs this host's `ipfs-cluster-ctl` against its API, locally (test set-up only; the tool
+    /// under test goes through SSH).
+    pub fn ctl(&self, host: &str, args: &[&str]) -> Output {
+        Command::new(self.home(host).join("bin/ipfs-cluster-ctl"))
+            .args(["--host", &self.api(host)])
+            .args(args)
+            .output()
+            .expect("run ipfs-cluster-ctl")
+    }
+
+    pub fn peer_id(&self, host: &str) -> String {
+        let out = self.ctl(host, &["--enc", "json", "id"]);
+        assert!(out.status.success(), "ctl id on {host}: {}", String::from_utf8_lossy(&out.stderr));
+        let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        id["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `deadline` passes.
+    pub fn wait_for(&self, what: &str, deadline: Duration, mut condition: impl FnMut(&Lab) -> bool) {
+        let start = Instant::now();
+        while !condition(self) {
+            assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(cluster_lab()).args(["down", "--dir"]).arg(self.path()).output();
+    }
+}
+
+/// Runs `cluster-upgrade ARGS...`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(cluster_upgrade()).args(args).env("NO_COLOR", "1").output().expect("run cluster-upgrade")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
