@@ -22,18 +22,30 @@ pub fn parse_id(text: &str) -> Result<PeerId, String> {
     serde_json::from_str(text.trim()).map_err(|e| format!("{e}: {}", excerpt(text)))
 }
 
-/// Counts the pins of `pin ls --enc json`: one JSON array up to 0.14, a stream of JSON objects
-/// from 1.0.
-pub fn count_pins(text: &str) -> Result<usize, String> {
-    let mut count = 0;
+/// The CIDs of `pin ls --enc json`: one JSON array up to 0.14, a stream of JSON objects from
+/// 1.0; a CID is a string, or `{"/": "Qm…"}` in 0.10–0.14.
+pub fn pin_cids(text: &str) -> Result<Vec<String>, String> {
+    let mut cids = Vec::new();
+    let cid_of = |pin: &serde_json::Value| {
+        let cid = &pin["cid"];
+        cid.as_str()
+            .or_else(|| cid["/"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     for value in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
         match value.map_err(|e| format!("{e}: {}", excerpt(text)))? {
-            serde_json::Value::Array(items) => count += items.len(),
+            serde_json::Value::Array(items) => cids.extend(items.iter().map(cid_of)),
             serde_json::Value::Null => {}
-            _ => count += 1,
+            pin => cids.push(cid_of(&pin)),
         }
     }
-    Ok(count)
+    Ok(cids)
+}
+
+/// Counts the pins of `pin ls --enc json` (see [`pin_cids`]).
+pub fn count_pins(text: &str) -> Result<usize, String> {
+    pin_cids(text).map(|cids| cids.len())
 }
 
 /// The release named by `ipfs-cluster-service --version` (`ipfs-cluster-service version 0.10.1+git…`).
@@ -67,6 +79,10 @@ mod tests {
         assert_eq!(count_pins("[]"), Ok(0));
         assert_eq!(count_pins(""), Ok(0));
         assert!(count_pins("An error occurred").is_err());
+        assert_eq!(
+            pin_cids(r#"[{"cid": {"/": "QmA"}}, {"cid": "QmB"}]"#),
+            Ok(vec!["QmA".to_string(), "QmB".to_string()])
+        );
     }
 
     #[test]

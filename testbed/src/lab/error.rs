@@ -57,7 +57,7 @@ pub enum LabError {
     NoFreeNetwork { attempts: u32, last: String },
     #[error("{} is not a lab (no lab.json): run `cluster-lab up --dir {}` first", dir.display(), dir.display())]
     NotALab { dir: PathBuf },
-    #[error("{} holds a running lab (sshd pid {pid}): run `cluster-lab down --dir {}` first", dir.display(), dir.display())]
+    #[error("{} holds a running lab (pid {pid}): run `cluster-lab down --dir {}` first", dir.display(), dir.display())]
     AlreadyUp { dir: PathBuf, pid: u32 },
     #[error("{} is corrupt: {source}", path.display())]
     State {

@@ -1,7 +1,6 @@
 //! What the lab does on one host, always over SSH: install a release, `init`, drive the
 //! service wrapper, ask the peer through `ipfs-cluster-ctl`, add pins.
 
-use std::ops::Range;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -222,33 +221,39 @@ impl Peer {
             })
     }
 
-    /// The number of pins the peer lists, or `None` while its API does not answer.
-    pub fn pin_count(&self) -> Result<Option<usize>> {
+    /// The CIDs the peer lists, or `None` while its API does not answer.
+    pub fn pins(&self) -> Result<Option<Vec<String>>> {
+        let step = "ipfs-cluster-ctl pin ls";
         let output = self.remote.exec(
-            "ipfs-cluster-ctl pin ls",
+            step,
             &self.ctl(&["pin", "ls"]),
             Input::Nothing,
             Duration::from_secs(60),
         )?;
         if output.status == Some(255) {
-            return Err(self.remote.failed("ipfs-cluster-ctl pin ls", &output));
+            return Err(self.remote.failed(step, &output));
         }
         if !output.success() {
             return Ok(None);
         }
-        ctl::count_pins(&output.stdout)
+        ctl::pin_cids(&output.stdout)
             .map(Some)
             .map_err(|detail| LabError::Parse {
                 host: self.name.clone(),
-                step: "ipfs-cluster-ctl pin ls".into(),
+                step: step.into(),
                 detail,
             })
     }
 
-    /// Adds the lab's pins `range` through this peer, in one SSH command fed by stdin.
-    pub fn add_pins(&self, range: Range<usize>) -> Result<()> {
+    /// The number of pins the peer lists, or `None` while its API does not answer.
+    pub fn pin_count(&self) -> Result<Option<usize>> {
+        Ok(self.pins()?.map(|cids| cids.len()))
+    }
+
+    /// Adds the lab's pins number `indices` through this peer, in one SSH command fed by stdin.
+    pub fn add_pins(&self, indices: impl IntoIterator<Item = usize>) -> Result<()> {
         let mut input = String::new();
-        for index in range {
+        for index in indices {
             input.push_str(&format!("{} {}\n", pins::cid(index), pins::name(index)));
         }
         let ctl = self.ctl(&[]);

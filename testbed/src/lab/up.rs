@@ -15,14 +15,14 @@ use super::peer::{bootstrap_addr, InitSettings, Peer};
 use super::progress::Progress;
 use super::remote::Master;
 use super::state::{HostRecord, LabState, Ports};
-use super::{down, hosts, inventory, keys, parallel, stage, wait};
+use super::{down, hosts, inventory, keys, parallel, pins, stage, wait};
 
 /// How many times `up` picks another network when the sshds cannot bind.
 const NETWORK_ATTEMPTS: u32 = 6;
 
 /// How many SSH streams add pins at once. Raft serialises the writes at the leader anyway, and
 /// concurrent writers made the stand-in's leadership flap (and lose pins) in early versions.
-const PIN_STREAMS: usize = 1;
+const PIN_STREAMS: usize = 2;
 
 /// What `cluster-lab up` was asked for.
 #[derive(Debug, Clone)]
@@ -140,9 +140,17 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
 fn clear_previous(layout: &Layout) -> Result<()> {
     if let Ok(state) = LabState::load(layout) {
         for host in &state.hosts {
-            if let Some(pid) = host.sshd_pid {
-                let spec = state.sshd_spec(layout, host);
-                if super::procs::is_ours(pid, &spec.dir.display().to_string()) {
+            let spec = state.sshd_spec(layout, host);
+            let paths = layout.host(&host.name);
+            // A peer whose sshd was stopped by a fault still makes the lab a running one.
+            let running = [
+                host.sshd_pid
+                    .map(|pid| (pid, spec.dir.display().to_string())),
+                down::peer_pid(&paths.pid_file())
+                    .map(|pid| (pid, paths.home().display().to_string())),
+            ];
+            for (pid, marker) in running.into_iter().flatten() {
+                if super::procs::is_ours(pid, &marker) {
                     return Err(LabError::AlreadyUp {
                         dir: layout.dir().to_path_buf(),
                         pid,
@@ -234,7 +242,7 @@ impl Builder<'_> {
             self.phase(&format!("adding {pins} pins"), |_| add_pins(&peers, pins))?;
             self.phase(
                 &format!("waiting until every peer lists {pins} pins"),
-                |_| wait_all_pins(&peers, pins, Duration::from_secs(120)),
+                |b| settle_pins(&peers, pins, b.progress),
             )?;
         }
         state.save(&self.layout)?;
@@ -388,10 +396,42 @@ fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
     .map(|_| ())
 }
 
+/// Waits until every peer lists the `count` pins; re-adds pins that every peer lost.
+///
+/// The stand-in has been seen to lose acknowledged pins when its leader changes under load;
+/// the lab must still come up with the pins it promised, so it adds lost ones again (a few
+/// rounds at most) and says so.
+fn settle_pins(peers: &[Peer], count: usize, progress: &dyn Progress) -> Result<()> {
+    const REPAIR_ROUNDS: usize = 3;
+    let mut round = 0;
+    loop {
+        let error = match wait_all_pins(peers, count, Duration::from_secs(120)) {
+            Ok(()) => return Ok(()),
+            Err(error) if round == REPAIR_ROUNDS => return Err(error),
+            Err(error) => error,
+        };
+        round += 1;
+        let listed: std::collections::HashSet<String> =
+            peers[0].pins()?.unwrap_or_default().into_iter().collect();
+        let missing: Vec<usize> = (0..count)
+            .filter(|&i| !listed.contains(&pins::cid(i)))
+            .collect();
+        if missing.is_empty() {
+            return Err(error);
+        }
+        progress.step(&format!(
+            "{} acknowledged pins are missing on {}: adding them again (round {round})",
+            missing.len(),
+            peers[0].name
+        ));
+        peers[0].add_pins(missing)?;
+    }
+}
+
 /// Waits until every peer lists `count` pins. Gives up early when the counts stop moving: a
 /// pin that was acknowledged and then lost will not come back by waiting.
 fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
-    const STALL: Duration = Duration::from_secs(15);
+    const STALL: Duration = Duration::from_secs(5);
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
         let mut last = (None, Instant::now());
         let what = format!("{} to list {count} pins", peer.name);
