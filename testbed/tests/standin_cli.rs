@@ -54,7 +54,7 @@ fn init_follows_the_era() {
     assert!(cfg["cluster"]["id"].as_str().unwrap().starts_with("Qm"));
     assert_eq!(cfg["cluster"]["peername"], "old");
     assert_eq!(cfg["consensus"]["raft"]["wait_for_leader_timeout"], "1s");
-    assert_eq!(cfg["api"]["restapi"]["http_listen_multiaddress"], format!("/ip4/127.0.0.1/tcp/{}", old.api_port));
+    assert_eq!(cfg["api"]["restapi"]["http_listen_multiaddress"], old.api());
     assert!(!old.config.join("identity.json").exists());
     // Existing config without -f and nothing on stdin: "no", nothing changes.
     let before = fs::read_to_string(old.config.join("service.json")).unwrap();

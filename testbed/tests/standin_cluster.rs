@@ -161,7 +161,7 @@ fn bootstrapping_to_another_protocol_fails_and_leaves_an_empty_raft_folder() {
     assert!(b.config.join("raft.old.0/snapshots").exists(), "the old state is kept as a backup");
     assert!(listing(&b.config.join("raft/snapshots")).is_empty());
     // A bootstrap address without a peer ID is refused.
-    let out = bed.service("0.10.1", &b, &["daemon", "--bootstrap", &format!("/ip4/127.0.0.1/tcp/{}", a.cluster_port)]);
+    let out = bed.service("0.10.1", &b, &["daemon", "--bootstrap", &format!("/ip4/{}/tcp/9096", a.ip)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("error parsing bootstrap multiaddress"));
 }

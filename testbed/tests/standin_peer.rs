@@ -15,7 +15,7 @@ fn single_peer_lifecycle_lock_and_snapshot() {
     let mut daemon = bed.ready("0.10.1", &p, &[]);
     let log = daemon.log_text();
     assert!(log.contains("Initializing. For verbose output run with \"-l debug\". Please wait..."));
-    assert!(daemon.maddr().starts_with(&format!("/ip4/127.0.0.1/tcp/{}/ipfs/Qm", p.cluster_port)));
+    assert!(daemon.maddr().starts_with(&format!("/ip4/{}/tcp/9096/ipfs/Qm", p.ip)));
 
     // The lock keeps out a second daemon and the state commands.
     let out = bed.service("0.10.1", &p, &["daemon"]);
@@ -269,8 +269,8 @@ fn deprecated_keys_legacy_folder_and_systemd_notify() {
     let socket_path = bed.dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let _d = bed.daemon_env("1.1.6", &q, &[], &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    let d = bed.daemon_env("1.1.6", &q, &[], &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
     let mut buf = [0u8; 64];
-    let n = socket.recv(&mut buf).unwrap();
+    let n = socket.recv(&mut buf).unwrap_or_else(|e| panic!("no notification ({e}):\n{}", d.log_text()));
     assert_eq!(&buf[..n], b"READY=1");
 }

@@ -36,22 +36,19 @@ pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
 /// Serves requests until `stop` is set; one thread per connection.
 pub fn serve(listener: TcpListener, handler: Handler, stop: Arc<AtomicBool>) {
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
-    while !stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let handler = handler.clone();
-                thread::spawn(move || answer(stream, &handler));
-            }
-            Err(_) => thread::sleep(Duration::from_millis(10)),
+    // Blocking accept: the process exits right after its shutdown, which ends this thread.
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Ok(stream) = stream {
+            let handler = handler.clone();
+            thread::spawn(move || answer(stream, &handler));
         }
     }
 }
 
 fn answer(stream: TcpStream, handler: &Handler) {
-    let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
     let mut first = String::new();

@@ -118,23 +118,20 @@ pub type Handler = Arc<dyn Fn(&str, Call) -> Result<Reply> + Send + Sync>;
 
 /// Serves calls until `stop` is set; one thread per connection.
 pub fn serve(listener: TcpListener, creds: Credentials, handler: Handler, stop: Arc<AtomicBool>) {
-    // Non-blocking accept lets the loop notice `stop` without a wake-up connection.
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
-    while !stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let (creds, handler) = (creds.clone(), handler.clone());
-                thread::spawn(move || answer(stream, &creds, &handler));
-            }
-            Err(_) => thread::sleep(Duration::from_millis(10)),
+    // Blocking accept: the process exits right after its shutdown, which ends this thread;
+    // the flag only stops serving new calls once shutdown has begun.
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Ok(stream) = stream {
+            let (creds, handler) = (creds.clone(), handler.clone());
+            thread::spawn(move || answer(stream, &creds, &handler));
         }
     }
 }
 
 fn answer(stream: TcpStream, creds: &Credentials, handler: &Handler) {
-    let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
     if BufReader::new(&stream).read_line(&mut line).is_err() {

@@ -6,6 +6,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster_testbed::release::write_release;
@@ -16,13 +17,21 @@ pub struct Bed {
     secret: String,
 }
 
-/// One peer: its config folder and ports.
+/// One peer: its config folder, loopback IP and ports.
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub name: String,
     pub config: PathBuf,
+    pub ip: String,
     pub cluster_port: u16,
     pub api_port: u16,
+}
+
+impl Peer {
+    /// The REST API multiaddr, for `ipfs-cluster-ctl --host`.
+    pub fn api(&self) -> String {
+        format!("/ip4/{}/tcp/{}", self.ip, self.api_port)
+    }
 }
 
 /// A running daemon, killed on drop.
@@ -41,6 +50,15 @@ impl Drop for Daemon {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A loopback IP of its own for each peer, so the default ports can be used without racing
+/// other tests (or the thousands of ephemeral client ports of 127.0.0.1) for free ports.
+fn next_ip() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let second = 2 + std::process::id() % 250;
+    format!("127.{second}.{}.{}", n / 250, n % 250 + 1)
 }
 
 /// A CID-looking string, distinct per `n`.
@@ -76,19 +94,14 @@ impl Bed {
 
     /// A peer folder with fresh ports (not initialised).
     pub fn peer(&self, name: &str) -> Peer {
-        Peer {
-            name: name.to_string(),
-            config: self.dir.path().join(name),
-            cluster_port: free_port(),
-            api_port: free_port(),
-        }
+        Peer { name: name.to_string(), config: self.dir.path().join(name), ip: next_ip(), cluster_port: 9096, api_port: 9094 }
     }
 
     fn env(&self, peer: &Peer, cmd: &mut Command) {
         cmd.env("CLUSTER_PEERNAME", &peer.name)
             .env("CLUSTER_SECRET", &self.secret)
-            .env("CLUSTER_LISTENMULTIADDRESS", format!("/ip4/127.0.0.1/tcp/{}", peer.cluster_port))
-            .env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", format!("/ip4/127.0.0.1/tcp/{}", peer.api_port))
+            .env("CLUSTER_LISTENMULTIADDRESS", format!("/ip4/{}/tcp/{}", peer.ip, peer.cluster_port))
+            .env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", peer.api())
             .env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "1s")
             .env("CLUSTER_PEERWATCHINTERVAL", "200ms")
             .env_remove("IPFS_CLUSTER_PATH")
@@ -141,7 +154,7 @@ impl Bed {
         let (_, ctl) = self.release(version);
         Command::new(ctl)
             .arg("--host")
-            .arg(format!("/ip4/127.0.0.1/tcp/{}", peer.api_port))
+            .arg(peer.api())
             .args(args)
             .stdin(Stdio::null())
             .output()
