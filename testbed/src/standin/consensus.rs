@@ -265,6 +265,10 @@ impl Node {
             return Err(Error::Remote { message: "unexpected reply".into() });
         };
         let mut inner = self.inner();
+        // An append may have overtaken the pull; never step back.
+        if state.position() <= inner.state.position() {
+            return Ok(());
+        }
         let entry = Entry { term: state.term, index: state.index, op: Op::Replace { state: state.clone() } };
         raftlog::append(&self.settings.raft_dir, &entry)?;
         inner.state = state;
