@@ -274,3 +274,20 @@ fn deprecated_keys_legacy_folder_and_systemd_notify() {
     let n = socket.recv(&mut buf).unwrap_or_else(|e| panic!("no notification ({e}):\n{}", d.log_text()));
     assert_eq!(&buf[..n], b"READY=1");
 }
+
+#[test]
+fn the_third_signal_forces_an_exit() {
+    let bed = Bed::new();
+    for (version, code) in [("0.10.1", 255), ("1.1.6", 1)] {
+        let p = bed.peer(&format!("sig-{version}"));
+        bed.init(version, &p);
+        let mut d = bed.ready(version, &p, &[]);
+        let pid = d.child.id().to_string();
+        // Distinct signals, because repeats of one signal may be merged before they are read;
+        // sent by the shell's builtin so they arrive within microseconds of each other.
+        let script = format!("kill -TERM {pid}; kill -INT {pid}; kill -HUP {pid}");
+        std::process::Command::new("sh").arg("-c").arg(script).status().unwrap();
+        assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(code), "{version}");
+        assert!(d.log_text().contains("Shutdown is taking too long!"));
+    }
+}
