@@ -212,3 +212,33 @@ fn a_rolling_restart_within_one_protocol_works() {
     assert_eq!(ids.len(), 3, "1.x prints one object per peer");
     assert!(ids.iter().all(|id| id["error"] == "" && id["version"] == "1.1.6"));
 }
+
+#[test]
+fn a_new_cluster_can_start_from_init_peerset_and_the_peerstore() {
+    let bed = Bed::new();
+    let peers: Vec<common::Peer> = ["a", "b", "c"].iter().map(|n| bed.peer(n)).collect();
+    let mut ids = Vec::new();
+    for p in &peers {
+        bed.init("0.10.1", p);
+        let cfg: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(p.config.join("service.json")).unwrap()).unwrap();
+        ids.push(cfg["cluster"]["id"].as_str().unwrap().to_string());
+    }
+    let peerstore: String =
+        peers.iter().zip(&ids).map(|(p, id)| format!("/ip4/{}/tcp/9096/ipfs/{id}\n", p.ip)).collect();
+    for p in &peers {
+        let path = p.config.join("service.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        cfg["consensus"]["raft"]["init_peerset"] = serde_json::json!(ids);
+        fs::write(&path, cfg.to_string()).unwrap();
+        fs::write(p.config.join("peerstore"), &peerstore).unwrap();
+    }
+    let daemons: Vec<Daemon> = peers.iter().map(|p| bed.daemon("0.10.1", p, &[])).collect();
+    for d in &daemons {
+        d.wait_log("** IPFS Cluster is READY **", Duration::from_secs(15));
+    }
+    assert!(bed.ctl("0.10.1", &peers[1], &["pin", "add", &cid(5)]).status.success());
+    for p in &peers {
+        assert!(eventually(Duration::from_secs(5), || pin_count(&bed, "0.10.1", p) == 1));
+    }
+}
