@@ -134,6 +134,11 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         ["peers", "rm", id, ..] => ctl.finish(ctl.client.call("DELETE", &format!("/peers/{id}")), |_| {}),
         ["pin", "add", rest @ ..] => ctl.pin_add(rest),
         ["pin", "rm", cid, ..] => ctl.finish(ctl.client.call("DELETE", &format!("/pins/{cid}")), |_| {}),
+        // urfave checks arguments inside the action: a missing one is an error without a response.
+        ["peers", "rm"] | ["pin", "rm"] => {
+            print_error(encoding, &ApiError { code: 0, message: "an argument is missing".into() });
+            1
+        }
         ["pin", "ls"] => ctl.finish(ctl.client.call("GET", "/allocations"), |v| ctl.print_pins(&as_list(v))),
         ["pin", "ls", cid, ..] => {
             ctl.finish(ctl.client.call("GET", &format!("/allocations/{cid}")), |v| ctl.print_pins(&[v]))
