@@ -30,6 +30,12 @@ pub struct PeerStatus {
     pub index: u64,
     /// Whether the peer is joining via `--bootstrap` and has no state yet.
     pub staging: bool,
+    /// The highest leadership term the peer has seen.
+    #[serde(default)]
+    pub current_term: u64,
+    /// A digest of the peer's state, to tell apart equal positions with different content.
+    #[serde(default)]
+    pub digest: String,
 }
 
 /// The calls a peer serves.
