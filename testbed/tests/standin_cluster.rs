@@ -242,3 +242,39 @@ fn a_new_cluster_can_start_from_init_peerset_and_the_peerstore() {
         assert!(eventually(Duration::from_secs(5), || pin_count(&bed, "0.10.1", p) == 1));
     }
 }
+
+/// Guard for the loss cluster-lab saw with an early stand-in (acknowledged pins gone after the
+/// leadership moved under concurrent writers): every pin that `pin add` acknowledged must end
+/// up on every peer.
+#[test]
+fn acknowledged_pins_survive_concurrent_writers() {
+    let bed = Bed::new();
+    let (peers, _daemons) = bed.cluster("1.1.6", &["a", "b", "c", "d", "e"]);
+    let acknowledged: Vec<String> = std::thread::scope(|scope| {
+        let writers: Vec<_> = peers
+            .iter()
+            .enumerate()
+            .map(|(w, p)| {
+                let bed = &bed;
+                scope.spawn(move || {
+                    (0..15)
+                        .map(|i| cid(w * 100 + i))
+                        .filter(|c| bed.ctl("1.1.6", p, &["pin", "add", "--no-status", c]).status.success())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        writers.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(acknowledged.len() >= 50, "most writes succeed: {}", acknowledged.len());
+    for p in &peers {
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                let listed = stdout(&bed.ctl("1.1.6", p, &["pin", "ls"]));
+                acknowledged.iter().all(|c| listed.contains(c.as_str()))
+            }),
+            "{} lost acknowledged pins",
+            p.name
+        );
+    }
+}
