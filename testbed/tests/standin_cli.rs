@@ -10,9 +10,16 @@ use common::{stderr, stdout, Bed};
 
 #[test]
 fn the_bare_binary_refuses_to_run() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cluster-peer")).arg("--version").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cluster-peer"))
+        .arg("--version")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cluster-lab release"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cluster-lab release"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -37,8 +44,14 @@ fn versions_help_and_unknown_commands() {
         assert_eq!(out.status.code(), Some(3), "{version}");
         assert!(stderr(&out).contains("No help topic for 'upgrade'"));
     }
-    assert_eq!(stdout(&bed.service("0.9.0", &p, &["state", "version"])).trim(), "5");
-    assert_eq!(stdout(&bed.service("0.10.1", &p, &["state", "version"])).trim(), "6");
+    assert_eq!(
+        stdout(&bed.service("0.9.0", &p, &["state", "version"])).trim(),
+        "5"
+    );
+    assert_eq!(
+        stdout(&bed.service("0.10.1", &p, &["state", "version"])).trim(),
+        "6"
+    );
     // Usage errors are returned errors that urfave's main ignores: exit 0.
     let out = bed.service("0.10.1", &p, &["--bogus"]);
     assert_eq!(out.status.code(), Some(0));
@@ -50,7 +63,9 @@ fn init_follows_the_era() {
     let bed = Bed::new();
     let old = bed.peer("old");
     bed.init("0.10.1", &old);
-    let cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(old.config.join("service.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(old.config.join("service.json")).unwrap())
+            .unwrap();
     assert!(cfg["cluster"]["id"].as_str().unwrap().starts_with("Qm"));
     assert_eq!(cfg["cluster"]["peername"], "old");
     assert_eq!(cfg["consensus"]["raft"]["wait_for_leader_timeout"], "1s");
@@ -60,20 +75,33 @@ fn init_follows_the_era() {
     let before = fs::read_to_string(old.config.join("service.json")).unwrap();
     let out = bed.service("0.10.1", &old, &["init"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(fs::read_to_string(old.config.join("service.json")).unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(old.config.join("service.json")).unwrap(),
+        before
+    );
     let out = bed.service("0.10.1", &old, &["-f", "init"]);
     assert!(out.status.success());
-    assert_ne!(fs::read_to_string(old.config.join("service.json")).unwrap(), before);
+    assert_ne!(
+        fs::read_to_string(old.config.join("service.json")).unwrap(),
+        before
+    );
 
     let new = bed.peer("new");
     let out = bed.service("1.1.6", &new, &["init"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not modelled by this stand-in"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not modelled by this stand-in"),
+        "{}",
+        stderr(&out)
+    );
     bed.init("1.1.6", &new);
     let identity: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(new.config.join("identity.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(new.config.join("identity.json")).unwrap())
+            .unwrap();
     assert!(identity["id"].as_str().unwrap().starts_with("12D3KooW"));
-    let cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(new.config.join("service.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(new.config.join("service.json")).unwrap())
+            .unwrap();
     assert!(cfg["cluster"].get("id").is_none());
 }
 
@@ -84,7 +112,10 @@ fn state_commands_without_a_snapshot() {
     bed.init("0.10.1", &p);
     let out = bed.service("0.10.1", &p, &["state", "export"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out).trim(), "error exporting state: no snapshot found");
+    assert_eq!(
+        stderr(&out).trim(),
+        "error exporting state: no snapshot found"
+    );
     let out = bed.service("0.10.1", &p, &["state", "upgrade"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("error upgrading state: no snapshot found"));
@@ -103,7 +134,11 @@ fn ctl_errors_and_exit_codes() {
     let p = bed.peer("nobody");
     let out = bed.ctl("0.10.1", &p, &["id"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("An error occurred:\n  Code: 0\n  Message: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("An error occurred:\n  Code: 0\n  Message: "),
+        "{}",
+        stderr(&out)
+    );
     let out = bed.ctl("0.10.1", &p, &["--enc", "yaml", "id"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unsupported encoding"));

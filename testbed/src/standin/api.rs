@@ -34,13 +34,21 @@ pub fn handle(node: &Arc<Node>, req: &Request) -> Response {
                 Err(err) => error(500, &err),
             }
         }
-        ("DELETE", ["pins", cid]) => match node.commit(Op::Unpin { cid: cid.to_string() }) {
+        ("DELETE", ["pins", cid]) => match node.commit(Op::Unpin {
+            cid: cid.to_string(),
+        }) {
             Ok(()) => ok(json!({"cid": cid})),
             Err(err) => error(500, &err),
         },
         ("GET", ["allocations"]) => {
             let shape = Shape::of(node.release());
-            ok(Value::Array(node.state().pin_list().iter().map(|p| shape.to_json(p)).collect()))
+            ok(Value::Array(
+                node.state()
+                    .pin_list()
+                    .iter()
+                    .map(|p| shape.to_json(p))
+                    .collect(),
+            ))
         }
         ("GET", ["allocations", cid]) => match node.state().pins.get(*cid) {
             Some(pin) => ok(Shape::of(node.release()).to_json(pin)),
@@ -51,7 +59,10 @@ pub fn handle(node: &Arc<Node>, req: &Request) -> Response {
             Some(status) => ok(status),
             None => not_pinned(),
         },
-        _ => Response::json(404, json!({"code": 404, "message": "not found"}).to_string()),
+        _ => Response::json(
+            404,
+            json!({"code": 404, "message": "not found"}).to_string(),
+        ),
     }
 }
 
@@ -61,11 +72,17 @@ fn ok(value: Value) -> Response {
 
 fn error(code: u16, err: &Error) -> Response {
     logging::error("restapi", &err.to_string());
-    Response::json(code, json!({"code": code, "message": err.to_string()}).to_string())
+    Response::json(
+        code,
+        json!({"code": code, "message": err.to_string()}).to_string(),
+    )
 }
 
 fn not_pinned() -> Response {
-    Response::json(404, json!({"code": 404, "message": "cid is not part of the global state"}).to_string())
+    Response::json(
+        404,
+        json!({"code": 404, "message": "cid is not part of the global state"}).to_string(),
+    )
 }
 
 fn version(node: &Node) -> Value {
@@ -115,7 +132,11 @@ fn own_id(node: &Arc<Node>) -> Value {
 /// Every member of this peer's peerset; unreachable or incompatible ones carry an `error`.
 fn peers(node: &Arc<Node>) -> Vec<Value> {
     let state = node.state();
-    let others: Vec<(&String, &String)> = state.peerset.iter().filter(|(id, _)| *id != node.id()).collect();
+    let others: Vec<(&String, &String)> = state
+        .peerset
+        .iter()
+        .filter(|(id, _)| *id != node.id())
+        .collect();
     let mut answers = node.ask_all(&others).into_iter();
     state
         .peerset
@@ -137,7 +158,11 @@ fn peers(node: &Arc<Node>) -> Vec<Value> {
 fn statuses(node: &Arc<Node>, only: Option<&str>) -> Vec<Value> {
     let state = node.state();
     let shape = Shape::of(node.release());
-    let others: Vec<(&String, &String)> = state.peerset.iter().filter(|(id, _)| *id != node.id()).collect();
+    let others: Vec<(&String, &String)> = state
+        .peerset
+        .iter()
+        .filter(|(id, _)| *id != node.id())
+        .collect();
     let mut answers = node.ask_all(&others).into_iter();
     let members: Vec<(String, Result<String, String>)> = state
         .peerset

@@ -12,12 +12,18 @@ pub struct Flag {
 
 /// A boolean flag.
 pub const fn switch(names: &'static [&'static str]) -> Flag {
-    Flag { names, takes_value: false }
+    Flag {
+        names,
+        takes_value: false,
+    }
 }
 
 /// A flag with a value.
 pub const fn value(names: &'static [&'static str]) -> Flag {
-    Flag { names, takes_value: true }
+    Flag {
+        names,
+        takes_value: true,
+    }
 }
 
 /// A usage error, printed as urfave does ("Incorrect Usage: …").
@@ -43,7 +49,10 @@ impl Parsed {
 
     /// The last value of a flag.
     pub fn value(&self, canonical: &str) -> Option<&str> {
-        self.values.get(canonical).and_then(|v| v.last()).map(String::as_str)
+        self.values
+            .get(canonical)
+            .and_then(|v| v.last())
+            .map(String::as_str)
     }
 
     /// Every value of a repeated flag.
@@ -54,7 +63,11 @@ impl Parsed {
 
 /// Parses `args`. With `stop_at_positional`, parsing ends at the first positional argument,
 /// which is returned with everything after it in `positionals`.
-pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Result<Parsed, UsageError> {
+pub fn parse(
+    args: &[String],
+    flags: &[Flag],
+    stop_at_positional: bool,
+) -> Result<Parsed, UsageError> {
     let mut parsed = Parsed::default();
     let mut i = 0;
     while i < args.len() {
@@ -77,13 +90,18 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
-        let flag = flags.iter().find(|f| f.names.contains(&name)).ok_or_else(|| UsageError::Unknown(name.to_string()))?;
+        let flag = flags
+            .iter()
+            .find(|f| f.names.contains(&name))
+            .ok_or_else(|| UsageError::Unknown(name.to_string()))?;
         let value = if flag.takes_value {
             match inline {
                 Some(v) => v,
                 None => {
                     i += 1;
-                    args.get(i).cloned().ok_or_else(|| UsageError::MissingValue(name.to_string()))?
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| UsageError::MissingValue(name.to_string()))?
                 }
             }
         } else {

@@ -42,7 +42,10 @@ pub fn rotate(config_dir: &Path, keep: usize) -> Result<Rotation> {
         }
     }
     fs::rename(&raft, backup(0)).map_err(Error::io(&raft))?;
-    logging::info("raft", &format!("backed up {} to {}", raft.display(), backup(0).display()));
+    logging::info(
+        "raft",
+        &format!("backed up {} to {}", raft.display(), backup(0).display()),
+    );
     Ok(Rotation::BackedUp)
 }
 
@@ -57,13 +60,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rel = Release::modelled("0.10.1").unwrap();
         for i in 0..4u64 {
-            let state = ClusterState { index: i, ..Default::default() };
+            let state = ClusterState {
+                index: i,
+                ..Default::default()
+            };
             crate::standin::snapshot::write(&dir.path().join("raft"), &state, &rel).unwrap();
             assert_eq!(rotate(dir.path(), 3).unwrap(), Rotation::BackedUp);
         }
         assert!(dir.path().join("raft.old.2").exists());
         assert!(!dir.path().join("raft.old.3").exists());
-        let newest = Snapshot::latest(&dir.path().join("raft.old.0")).unwrap().unwrap();
+        let newest = Snapshot::latest(&dir.path().join("raft.old.0"))
+            .unwrap()
+            .unwrap();
         assert_eq!(newest.meta.index, 3);
         fs::create_dir_all(dir.path().join("raft")).unwrap();
         assert_eq!(rotate(dir.path(), 3).unwrap(), Rotation::Deleted);

@@ -112,13 +112,19 @@ fn default_rotate() -> usize {
 
 impl Default for RawApi {
     fn default() -> Self {
-        RawApi { restapi: RawRestApi::default(), other: Map::new() }
+        RawApi {
+            restapi: RawRestApi::default(),
+            other: Map::new(),
+        }
     }
 }
 
 impl Default for RawRestApi {
     fn default() -> Self {
-        RawRestApi { http_listen_multiaddress: default_rest(), other: Map::new() }
+        RawRestApi {
+            http_listen_multiaddress: default_rest(),
+            other: Map::new(),
+        }
     }
 }
 
@@ -149,7 +155,10 @@ impl RawService {
                 bootstrap: None,
                 other: Map::new(),
             },
-            consensus: RawConsensus { raft: Some(RawRaft::default()), other: Map::new() },
+            consensus: RawConsensus {
+                raft: Some(RawRaft::default()),
+                other: Map::new(),
+            },
             api: RawApi::default(),
             other: Map::new(),
         }
@@ -157,7 +166,10 @@ impl RawService {
 
     pub fn load(path: &Path) -> Result<RawService> {
         let bytes = fs::read(path).map_err(Error::io(path))?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson { path: path.to_path_buf(), source })
+        serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -187,7 +199,10 @@ impl RawService {
             self.api.restapi.http_listen_multiaddress = v;
         }
         if let Some(v) = env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT") {
-            self.consensus.raft.get_or_insert_with(RawRaft::default).wait_for_leader_timeout = v;
+            self.consensus
+                .raft
+                .get_or_insert_with(RawRaft::default)
+                .wait_for_leader_timeout = v;
         }
     }
 }
@@ -222,7 +237,10 @@ impl ServiceConfig {
         }
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
-            duration::parse(value).ok_or_else(|| Error::InvalidDuration { key, value: value.to_string() })
+            duration::parse(value).ok_or_else(|| Error::InvalidDuration {
+                key,
+                value: value.to_string(),
+            })
         };
         let identity_in_config = match (raw.cluster.id, raw.cluster.private_key) {
             (Some(id), Some(private_key)) if !id.is_empty() => Some(Identity { id, private_key }),
@@ -233,8 +251,14 @@ impl ServiceConfig {
             secret: raw.cluster.secret,
             leave_on_shutdown: raw.cluster.leave_on_shutdown,
             listen: Multiaddr::parse(&raw.cluster.listen_multiaddress)?,
-            peer_watch_interval: dur("cluster.peer_watch_interval", &raw.cluster.peer_watch_interval)?,
-            wait_for_leader_timeout: dur("consensus.raft.wait_for_leader_timeout", &raft.wait_for_leader_timeout)?,
+            peer_watch_interval: dur(
+                "cluster.peer_watch_interval",
+                &raw.cluster.peer_watch_interval,
+            )?,
+            wait_for_leader_timeout: dur(
+                "consensus.raft.wait_for_leader_timeout",
+                &raft.wait_for_leader_timeout,
+            )?,
             backups_rotate: raft.backups_rotate,
             init_peerset: raft.init_peerset,
             rest_listen: Multiaddr::parse(&raw.api.restapi.http_listen_multiaddress)?,
@@ -251,7 +275,9 @@ pub fn config_dir(flag: Option<&str>) -> PathBuf {
     if let Some(dir) = std::env::var_os("IPFS_CLUSTER_PATH").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".ipfs-cluster")
 }
 
@@ -271,7 +297,10 @@ mod tests {
     fn deprecated_keys_are_refused() {
         let mut raw = RawService::fresh("s".into(), None);
         raw.cluster.peers = Some(Value::Array(vec![]));
-        assert!(matches!(ServiceConfig::validate(raw), Err(Error::DeprecatedKeys)));
+        assert!(matches!(
+            ServiceConfig::validate(raw),
+            Err(Error::DeprecatedKeys)
+        ));
     }
 
     #[test]

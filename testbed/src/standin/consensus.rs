@@ -84,7 +84,11 @@ impl Inner {
 
 fn digest(state: &ClusterState) -> String {
     let bytes = serde_json::to_vec(state).expect("state serializes");
-    Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(&bytes)
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One peer's consensus component.
@@ -109,7 +113,12 @@ impl Drop for CommittingGuard<'_> {
 
 impl Node {
     /// A node starting from `state` (already replayed from disk).
-    pub fn new(settings: NodeSettings, state: ClusterState, staging: bool, log_dirty: bool) -> Arc<Node> {
+    pub fn new(
+        settings: NodeSettings,
+        state: ClusterState,
+        staging: bool,
+        log_dirty: bool,
+    ) -> Arc<Node> {
         let creds = Credentials {
             protocol: settings.release.rpc_protocol(),
             secret: settings.secret.clone(),
@@ -213,16 +222,27 @@ impl Node {
     pub fn peer_status(&self, addr: &str) -> Result<PeerStatus> {
         match self.call(addr, Call::Id, PING_TIMEOUT)? {
             Reply::Id { status } => Ok(status),
-            _ => Err(Error::Remote { message: "unexpected reply".into() }),
+            _ => Err(Error::Remote {
+                message: "unexpected reply".into(),
+            }),
         }
     }
 
     /// The status of several members, asked in parallel.
     pub fn ask_all(&self, members: &[(&String, &String)]) -> Vec<Result<PeerStatus>> {
         thread::scope(|scope| {
-            let asks: Vec<_> = members.iter().map(|(_, addr)| scope.spawn(move || self.peer_status(addr))).collect();
+            let asks: Vec<_> = members
+                .iter()
+                .map(|(_, addr)| scope.spawn(move || self.peer_status(addr)))
+                .collect();
             asks.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Remote { message: "status thread panicked".into() })))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Remote {
+                            message: "status thread panicked".into(),
+                        })
+                    })
+                })
                 .collect()
         })
     }
@@ -230,11 +250,19 @@ impl Node {
     /// Serves one RPC call from another peer.
     pub fn handle(&self, _from: &str, call: Call) -> Result<Reply> {
         match call {
-            Call::Id => Ok(Reply::Id { status: self.status() }),
-            Call::GetState => Ok(Reply::State { state: self.state() }),
-            Call::Append { entry, state } => Ok(Reply::Ack { accepted: self.accept(entry, state)? }),
+            Call::Id => Ok(Reply::Id {
+                status: self.status(),
+            }),
+            Call::GetState => Ok(Reply::State {
+                state: self.state(),
+            }),
+            Call::Append { entry, state } => Ok(Reply::Ack {
+                accepted: self.accept(entry, state)?,
+            }),
             Call::Commit { op } => self.commit_as_leader(op).map(|_| Reply::Done),
-            Call::PeerAdd { id, addr } => self.commit(Op::AddPeer { id, addr }).map(|_| Reply::Done),
+            Call::PeerAdd { id, addr } => {
+                self.commit(Op::AddPeer { id, addr }).map(|_| Reply::Done)
+            }
         }
     }
 
@@ -258,7 +286,12 @@ impl Node {
         let me = self.settings.peer_id.clone();
         let (peerset, staging, mine, my_digest) = {
             let inner = self.inner();
-            (inner.state.peerset.clone(), inner.staging, inner.state.position(), inner.digest.clone())
+            (
+                inner.state.peerset.clone(),
+                inner.staging,
+                inner.state.position(),
+                inner.digest.clone(),
+            )
         };
         if staging || !peerset.contains_key(&me) {
             let mut inner = self.inner();
@@ -272,7 +305,9 @@ impl Node {
         let others: Vec<(&String, &String)> = peerset.iter().filter(|(id, _)| **id != me).collect();
         for ((id, _), answer) in others.iter().zip(self.ask_all(&others)) {
             match answer {
-                Ok(status) if status.id == **id && !status.staging && status.peerset.contains_key(&me) => {
+                Ok(status)
+                    if status.id == **id && !status.staging && status.peerset.contains_key(&me) =>
+                {
                     seen_term = seen_term.max(status.current_term);
                     digests.insert((*id).clone(), status.digest);
                     reachable.push(((*id).clone(), (status.term, status.index)));
@@ -283,10 +318,14 @@ impl Node {
         }
         let leader = choose_leader(reachable, peerset.len());
         if let Some((leader_id, position)) = &leader {
-            let behind = *position != mine || digests.get(leader_id).is_some_and(|d| *d != my_digest);
+            let behind =
+                *position != mine || digests.get(leader_id).is_some_and(|d| *d != my_digest);
             if *leader_id != me && behind {
                 if let Err(err) = self.pull_from(&peerset[leader_id]) {
-                    logging::debug("consensus", &format!("could not catch up with {leader_id}: {err}"));
+                    logging::debug(
+                        "consensus",
+                        &format!("could not catch up with {leader_id}: {err}"),
+                    );
                 }
             }
         }
@@ -313,14 +352,25 @@ impl Node {
 
     fn pull_from(&self, addr: &str) -> Result<()> {
         let Reply::State { state } = self.call(addr, Call::GetState, PUSH_TIMEOUT)? else {
-            return Err(Error::Remote { message: "unexpected reply".into() });
+            return Err(Error::Remote {
+                message: "unexpected reply".into(),
+            });
         };
         let mut inner = self.inner();
         // Never step back (an append may have overtaken the pull), and never disturb a commit.
-        if inner.committing || state.position() < inner.state.position() || digest(&state) == inner.digest {
+        if inner.committing
+            || state.position() < inner.state.position()
+            || digest(&state) == inner.digest
+        {
             return Ok(());
         }
-        let entry = Entry { term: state.term, index: state.index, op: Op::Replace { state: state.clone() } };
+        let entry = Entry {
+            term: state.term,
+            index: state.index,
+            op: Op::Replace {
+                state: state.clone(),
+            },
+        };
         raftlog::append(&self.settings.raft_dir, &entry)?;
         inner.set_state(state);
         inner.log_dirty = true;
@@ -341,7 +391,13 @@ impl Node {
                 return Ok(false);
             }
             inner.staging = false;
-            let logged = Entry { term: state.term, index: state.index, op: Op::Replace { state: state.clone() } };
+            let logged = Entry {
+                term: state.term,
+                index: state.index,
+                op: Op::Replace {
+                    state: state.clone(),
+                },
+            };
             raftlog::append(&self.settings.raft_dir, &logged)?;
             inner.set_state(state);
             inner.log_dirty = true;
@@ -376,17 +432,29 @@ impl Node {
             }
             let (leader, addr) = {
                 let inner = self.inner();
-                let leader = if inner.staging { None } else { inner.leader.clone() };
-                let addr = leader.as_ref().and_then(|l| inner.state.peerset.get(l).cloned());
+                let leader = if inner.staging {
+                    None
+                } else {
+                    inner.leader.clone()
+                };
+                let addr = leader
+                    .as_ref()
+                    .and_then(|l| inner.state.peerset.get(l).cloned());
                 (leader, addr)
             };
             let attempt = match (leader, addr) {
-                (Some(leader), _) if leader == self.settings.peer_id => self.commit_as_leader(op.clone()),
-                (Some(_), Some(addr)) => self.call(&addr, Call::Commit { op: op.clone() }, FORWARD_TIMEOUT).map(|_| ()),
+                (Some(leader), _) if leader == self.settings.peer_id => {
+                    self.commit_as_leader(op.clone())
+                }
+                (Some(_), Some(addr)) => self
+                    .call(&addr, Call::Commit { op: op.clone() }, FORWARD_TIMEOUT)
+                    .map(|_| ()),
                 _ => Err(Error::NoLeader),
             };
             match attempt {
-                Err(err) if is_transient(&err) && Instant::now() < deadline => thread::sleep(TICK / 2),
+                Err(err) if is_transient(&err) && Instant::now() < deadline => {
+                    thread::sleep(TICK / 2)
+                }
                 other => return other,
             }
         }
@@ -399,7 +467,9 @@ impl Node {
         let (old, entry, new) = {
             let mut inner = self.inner();
             let term = match inner.leader_term {
-                Some(term) if inner.leader.as_deref() == Some(me.as_str()) && !inner.staging => term,
+                Some(term) if inner.leader.as_deref() == Some(me.as_str()) && !inner.staging => {
+                    term
+                }
                 _ => return Err(Error::NoLeader),
             };
             let old = inner.state.clone();
@@ -408,13 +478,21 @@ impl Node {
                     logging::warn("raft", &format!("{id} is not among raft peers"));
                     return Ok(());
                 }
-                Op::RemovePeer { id } if *id == me && old.peerset.len() == 1 => return Err(Error::OnePeer),
+                Op::RemovePeer { id } if *id == me && old.peerset.len() == 1 => {
+                    return Err(Error::OnePeer)
+                }
                 Op::Unpin { cid } if !old.pins.contains_key(cid) => {
-                    return Err(Error::Remote { message: format!("{cid} is not part of the global state") })
+                    return Err(Error::Remote {
+                        message: format!("{cid} is not part of the global state"),
+                    })
                 }
                 _ => {}
             }
-            let entry = Entry { term, index: old.index + 1, op };
+            let entry = Entry {
+                term,
+                index: old.index + 1,
+                op,
+            };
             let mut new = old.clone();
             new.apply(&entry);
             inner.committing = true;
@@ -425,7 +503,10 @@ impl Node {
         let mut targets: BTreeMap<String, String> = old.peerset.clone();
         targets.extend(new.peerset.clone());
         targets.remove(&me);
-        let call = Call::Append { entry: entry.clone(), state: new.clone() };
+        let call = Call::Append {
+            entry: entry.clone(),
+            state: new.clone(),
+        };
         // Pushed in parallel: a commit costs one round trip, not one per member.
         let accepted: Vec<bool> = thread::scope(|scope| {
             let pushes: Vec<_> = targets
@@ -442,10 +523,17 @@ impl Node {
                     })
                 })
                 .collect();
-            pushes.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+            pushes
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .collect()
         });
         let acks = usize::from(new.peerset.contains_key(&me))
-            + targets.keys().zip(accepted).filter(|(id, ok)| *ok && new.peerset.contains_key(*id)).count();
+            + targets
+                .keys()
+                .zip(accepted)
+                .filter(|(id, ok)| *ok && new.peerset.contains_key(*id))
+                .count();
         let mut inner = self.inner();
         if acks * 2 <= new.peerset.len() {
             inner.set_state(old);
@@ -463,7 +551,11 @@ impl Node {
         if !inner.log_dirty {
             return Ok(false);
         }
-        snapshot::write(&self.settings.raft_dir, &inner.state, &self.settings.release)?;
+        snapshot::write(
+            &self.settings.raft_dir,
+            &inner.state,
+            &self.settings.release,
+        )?;
         raftlog::clear(&self.settings.raft_dir)?;
         inner.log_dirty = false;
         Ok(true)
@@ -473,7 +565,10 @@ impl Node {
 /// The leader among the reachable members (this peer included) of a peerset of `members`:
 /// none without a strict majority, else the highest (term, index), ties to the lowest peer ID,
 /// so every peer that sees the same facts picks the same leader.
-fn choose_leader(mut reachable: Vec<(String, (u64, u64))>, members: usize) -> Option<(String, (u64, u64))> {
+fn choose_leader(
+    mut reachable: Vec<(String, (u64, u64))>,
+    members: usize,
+) -> Option<(String, (u64, u64))> {
     if reachable.len() * 2 <= members {
         return None;
     }
@@ -483,7 +578,11 @@ fn choose_leader(mut reachable: Vec<(String, (u64, u64))>, members: usize) -> Op
 
 /// Whether an error may go away by itself once the peers agree on a leader again.
 fn is_transient(err: &Error) -> bool {
-    let transient = |message: &str| [Error::NoLeader.to_string(), Error::NoQuorum.to_string()].iter().any(|m| m == message);
+    let transient = |message: &str| {
+        [Error::NoLeader.to_string(), Error::NoQuorum.to_string()]
+            .iter()
+            .any(|m| m == message)
+    };
     match err {
         Error::NoLeader | Error::NoQuorum => true,
         Error::Remote { message } => transient(message),
@@ -510,16 +609,31 @@ mod tests {
 
     #[test]
     fn the_most_recent_state_leads_and_ties_go_to_the_lowest_id() {
-        assert_eq!(choose_leader(vec![r("b", 3), r("a", 3), r("c", 2)], 3).unwrap().0, "a");
-        assert_eq!(choose_leader(vec![r("b", 3), r("a", 2), r("c", 2)], 3).unwrap().0, "b");
+        assert_eq!(
+            choose_leader(vec![r("b", 3), r("a", 3), r("c", 2)], 3)
+                .unwrap()
+                .0,
+            "a"
+        );
+        assert_eq!(
+            choose_leader(vec![r("b", 3), r("a", 2), r("c", 2)], 3)
+                .unwrap()
+                .0,
+            "b"
+        );
         let newer_term = ("z".to_string(), (2, 1));
-        assert_eq!(choose_leader(vec![r("a", 9), newer_term], 2).unwrap().0, "z");
+        assert_eq!(
+            choose_leader(vec![r("a", 9), newer_term], 2).unwrap().0,
+            "z"
+        );
     }
 
     #[test]
     fn transient_errors_are_recognised_across_rpc() {
         assert!(is_transient(&Error::NoLeader));
-        assert!(is_transient(&Error::Remote { message: Error::NoQuorum.to_string() }));
+        assert!(is_transient(&Error::Remote {
+            message: Error::NoQuorum.to_string()
+        }));
         assert!(!is_transient(&Error::OnePeer));
     }
 
@@ -532,13 +646,35 @@ mod tests {
             cluster_addr: "/ip4/127.0.0.1/tcp/1".into(),
             raft_dir: dir.to_path_buf(),
         };
-        let peerset = ["a", "b", "c"].iter().map(|p| (p.to_string(), String::new())).collect();
-        Node::new(settings, ClusterState { peerset, term: 1, index: 1, ..Default::default() }, false, false)
+        let peerset = ["a", "b", "c"]
+            .iter()
+            .map(|p| (p.to_string(), String::new()))
+            .collect();
+        Node::new(
+            settings,
+            ClusterState {
+                peerset,
+                term: 1,
+                index: 1,
+                ..Default::default()
+            },
+            false,
+            false,
+        )
     }
 
     fn push(base: &ClusterState, term: u64, n: usize) -> (Entry, ClusterState) {
-        let cid = format!("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb{}", ["dG", "dH", "dJ"][n]);
-        let entry = Entry { term, index: base.index + 1, op: Op::Pin { pin: Pin::everywhere(&cid, "").unwrap() } };
+        let cid = format!(
+            "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb{}",
+            ["dG", "dH", "dJ"][n]
+        );
+        let entry = Entry {
+            term,
+            index: base.index + 1,
+            op: Op::Pin {
+                pin: Pin::everywhere(&cid, "").unwrap(),
+            },
+        };
         let mut state = base.clone();
         state.apply(&entry);
         (entry, state)
@@ -552,12 +688,24 @@ mod tests {
         let (x, x_state) = push(&base, 2, 0);
         let (y, y_state) = push(&base, 2, 1);
         assert!(c.accept(x.clone(), x_state.clone()).unwrap());
-        assert!(!c.accept(y, y_state).unwrap(), "a second entry for the same index");
-        assert!(c.accept(x, x_state.clone()).unwrap(), "a repeated push is acknowledged");
+        assert!(
+            !c.accept(y, y_state).unwrap(),
+            "a second entry for the same index"
+        );
+        assert!(
+            c.accept(x, x_state.clone()).unwrap(),
+            "a repeated push is acknowledged"
+        );
         let (stale, stale_state) = push(&x_state, 1, 2);
-        assert!(!c.accept(stale, stale_state).unwrap(), "an entry of an older term");
+        assert!(
+            !c.accept(stale, stale_state).unwrap(),
+            "an entry of an older term"
+        );
         let (gap, gap_state) = push(&push(&x_state, 2, 1).1, 2, 2);
-        assert!(!c.accept(gap, gap_state).unwrap(), "an entry that does not extend our state");
+        assert!(
+            !c.accept(gap, gap_state).unwrap(),
+            "an entry that does not extend our state"
+        );
         assert_eq!(raftlog::entries(dir.path()).unwrap().len(), 1);
     }
 }

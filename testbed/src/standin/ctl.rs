@@ -58,7 +58,10 @@ struct Client {
 
 impl Client {
     fn call(&self, method: &str, target: &str) -> Result<Option<Value>, ApiError> {
-        let mut last = ApiError { code: 0, message: "no hosts".into() };
+        let mut last = ApiError {
+            code: 0,
+            message: "no hosts".into(),
+        };
         for host in &self.hosts {
             match http::request(*host, method, target, self.timeout) {
                 Ok((status, body)) if status < 300 => {
@@ -69,10 +72,16 @@ impl Client {
                         .ok()
                         .and_then(|v| v["message"].as_str().map(String::from))
                         .unwrap_or(body);
-                    return Err(ApiError { code: status, message });
+                    return Err(ApiError {
+                        code: status,
+                        message,
+                    });
                 }
                 Err(err) => {
-                    last = ApiError { code: 0, message: format!("{method} http://{host}{target}: {err}") }
+                    last = ApiError {
+                        code: 0,
+                        message: format!("{method} http://{host}{target}: {err}"),
+                    }
                 }
             }
         }
@@ -97,7 +106,13 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         "text" => Encoding::Text,
         "json" => Encoding::Json,
         _ => {
-            print_error(Encoding::Text, &ApiError { code: 0, message: "unsupported encoding".into() });
+            print_error(
+                Encoding::Text,
+                &ApiError {
+                    code: 0,
+                    message: "unsupported encoding".into(),
+                },
+            );
             return 1;
         }
     };
@@ -106,14 +121,31 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         match Multiaddr::parse(host).and_then(|m| m.socket_addr()) {
             Ok(addr) => hosts.push(addr),
             Err(err) => {
-                print_error(encoding, &ApiError { code: 0, message: err.to_string() });
+                print_error(
+                    encoding,
+                    &ApiError {
+                        code: 0,
+                        message: err.to_string(),
+                    },
+                );
                 return 1;
             }
         }
     }
-    let timeout = global.value("timeout").and_then(|t| t.parse().ok()).filter(|t| *t > 0).unwrap_or(120);
-    let client = Client { hosts, timeout: Duration::from_secs(timeout) };
-    let ctl = Ctl { release, encoding, client };
+    let timeout = global
+        .value("timeout")
+        .and_then(|t| t.parse().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(120);
+    let client = Client {
+        hosts,
+        timeout: Duration::from_secs(timeout),
+    };
+    let ctl = Ctl {
+        release,
+        encoding,
+        client,
+    };
     let words: Vec<&str> = global.positionals.iter().map(String::as_str).collect();
     match words.as_slice() {
         [] => {
@@ -130,25 +162,46 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         }
         ["id", ..] => ctl.finish(ctl.client.call("GET", "/id"), |v| ctl.print_ids(&[v], true)),
         ["version", ..] => ctl.version(),
-        ["peers", "ls", ..] => ctl.finish(ctl.client.call("GET", "/peers"), |v| ctl.print_ids(&as_list(v), false)),
-        ["peers", "rm", id, ..] => ctl.finish(ctl.client.call("DELETE", &format!("/peers/{id}")), |_| {}),
+        ["peers", "ls", ..] => ctl.finish(ctl.client.call("GET", "/peers"), |v| {
+            ctl.print_ids(&as_list(v), false)
+        }),
+        ["peers", "rm", id, ..] => {
+            ctl.finish(ctl.client.call("DELETE", &format!("/peers/{id}")), |_| {})
+        }
         ["pin", "add", rest @ ..] => ctl.pin_add(rest),
-        ["pin", "rm", cid, ..] => ctl.finish(ctl.client.call("DELETE", &format!("/pins/{cid}")), |_| {}),
+        ["pin", "rm", cid, ..] => {
+            ctl.finish(ctl.client.call("DELETE", &format!("/pins/{cid}")), |_| {})
+        }
         // urfave checks arguments inside the action: a missing one is an error without a response.
         ["peers", "rm"] | ["pin", "rm"] => {
-            print_error(encoding, &ApiError { code: 0, message: "an argument is missing".into() });
+            print_error(
+                encoding,
+                &ApiError {
+                    code: 0,
+                    message: "an argument is missing".into(),
+                },
+            );
             1
         }
-        ["pin", "ls"] => ctl.finish(ctl.client.call("GET", "/allocations"), |v| ctl.print_pins(&as_list(v))),
-        ["pin", "ls", cid, ..] => {
-            ctl.finish(ctl.client.call("GET", &format!("/allocations/{cid}")), |v| ctl.print_pins(&[v]))
-        }
-        ["status"] => ctl.finish(ctl.client.call("GET", "/pins"), |v| ctl.print_statuses(&as_list(v))),
+        ["pin", "ls"] => ctl.finish(ctl.client.call("GET", "/allocations"), |v| {
+            ctl.print_pins(&as_list(v))
+        }),
+        ["pin", "ls", cid, ..] => ctl.finish(
+            ctl.client.call("GET", &format!("/allocations/{cid}")),
+            |v| ctl.print_pins(&[v]),
+        ),
+        ["status"] => ctl.finish(ctl.client.call("GET", "/pins"), |v| {
+            ctl.print_statuses(&as_list(v))
+        }),
         ["status", cids @ ..] => ctl.status(cids),
         [other, ..] => {
             // urfave's help fallback for unknown commands (also "peers"/"pin" without a known
             // subcommand), exit 3.
-            let topic = if matches!(*other, "peers" | "pin") { words.get(1).copied().unwrap_or(other) } else { other };
+            let topic = if matches!(*other, "peers" | "pin") {
+                words.get(1).copied().unwrap_or(other)
+            } else {
+                other
+            };
             eprintln!("No help topic for '{topic}'");
             3
         }
@@ -181,8 +234,14 @@ fn cid_text(value: &Value) -> String {
 
 fn print_error(encoding: Encoding, err: &ApiError) {
     match encoding {
-        Encoding::Json => println!("{}", pretty(&json!({"code": err.code, "message": err.message}))),
-        Encoding::Text => eprintln!("An error occurred:\n  Code: {}\n  Message: {}", err.code, err.message),
+        Encoding::Json => println!(
+            "{}",
+            pretty(&json!({"code": err.code, "message": err.message}))
+        ),
+        Encoding::Text => eprintln!(
+            "An error occurred:\n  Code: {}\n  Message: {}",
+            err.code, err.message
+        ),
     }
 }
 
@@ -238,25 +297,42 @@ impl Ctl<'_> {
                 println!("{peer} | ERROR: {error}");
                 continue;
             }
-            let seen = id["cluster_peers"].as_array().map_or(0, Vec::len).saturating_sub(1);
-            println!("{peer} | {} | Sees {seen} other peers", id["peername"].as_str().unwrap_or_default());
+            let seen = id["cluster_peers"]
+                .as_array()
+                .map_or(0, Vec::len)
+                .saturating_sub(1);
+            println!(
+                "{peer} | {} | Sees {seen} other peers",
+                id["peername"].as_str().unwrap_or_default()
+            );
             println!("  > Addresses:");
             for addr in id["addresses"].as_array().into_iter().flatten() {
                 println!("    - {}", addr.as_str().unwrap_or_default());
             }
-            println!("  > IPFS: {}", id["ipfs"]["id"].as_str().unwrap_or_default());
+            println!(
+                "  > IPFS: {}",
+                id["ipfs"]["id"].as_str().unwrap_or_default()
+            );
         }
     }
 
     fn version(&self) -> i32 {
         let result = self.client.call("GET", "/version");
         self.finish(result, |v| {
-            let version = v.get("version").or_else(|| v.get("Version")).and_then(Value::as_str).unwrap_or_default();
+            let version = v
+                .get("version")
+                .or_else(|| v.get("Version"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             match self.encoding {
                 Encoding::Text => println!("{version}"),
                 Encoding::Json => {
                     let r = self.release;
-                    let key = if (r.major, r.minor, r.patch) < (0, 10, 1) { "Version" } else { "version" };
+                    let key = if (r.major, r.minor, r.patch) < (0, 10, 1) {
+                        "Version"
+                    } else {
+                        "version"
+                    };
                     println!("{}", pretty(&json!({ key: version })));
                 }
             }
@@ -273,18 +349,28 @@ impl Ctl<'_> {
             }
         };
         let Some(cid) = parsed.positionals.first() else {
-            print_error(self.encoding, &ApiError { code: 0, message: "need a CID to pin".into() });
+            print_error(
+                self.encoding,
+                &ApiError {
+                    code: 0,
+                    message: "need a CID to pin".into(),
+                },
+            );
             return 1;
         };
         let name = http::percent_encode(parsed.value("name").unwrap_or(""));
-        let added = self.client.call("POST", &format!("/pins/{cid}?name={name}"));
+        let added = self
+            .client
+            .call("POST", &format!("/pins/{cid}?name={name}"));
         if let Err(err) = added {
             return self.finish(Err(err), |_| {});
         }
         if parsed.has("no-status") {
             return 0;
         }
-        self.finish(self.client.call("GET", &format!("/pins/{cid}")), |v| self.print_statuses(&[v]))
+        self.finish(self.client.call("GET", &format!("/pins/{cid}")), |v| {
+            self.print_statuses(&[v])
+        })
     }
 
     fn status(&self, cids: &[&str]) -> i32 {
@@ -309,11 +395,21 @@ impl Ctl<'_> {
             } else {
                 format!(
                     "Repl. Factor: {}--{} | Allocations: {}",
-                    pin["replication_factor_min"], pin["replication_factor_max"], pin["allocations"]
+                    pin["replication_factor_min"],
+                    pin["replication_factor_max"],
+                    pin["allocations"]
                 )
             };
-            let mode = if pin["max_depth"].as_i64().unwrap_or(-1) == 0 { "Direct" } else { "Recursive" };
-            let exp = if self.release.major >= 1 { " | Exp: ∞" } else { "" };
+            let mode = if pin["max_depth"].as_i64().unwrap_or(-1) == 0 {
+                "Direct"
+            } else {
+                "Recursive"
+            };
+            let exp = if self.release.major >= 1 {
+                " | Exp: ∞"
+            } else {
+                ""
+            };
             println!(
                 "{} | {} | PIN | {repl} | {mode} | Metadata: no{exp}",
                 cid_text(&pin["cid"]),
@@ -327,11 +423,25 @@ impl Ctl<'_> {
             return self.print_json_list(statuses);
         }
         for status in statuses {
-            println!("{} | {}:", cid_text(&status["cid"]), status["name"].as_str().unwrap_or_default());
+            println!(
+                "{} | {}:",
+                cid_text(&status["cid"]),
+                status["name"].as_str().unwrap_or_default()
+            );
             for (peer, info) in status["peer_map"].as_object().into_iter().flatten() {
-                let name = info["peername"].as_str().filter(|n| !n.is_empty()).unwrap_or(peer);
-                let state = info["status"].as_str().unwrap_or_default().to_ascii_uppercase();
-                let error = info["error"].as_str().filter(|e| !e.is_empty()).map(|e| format!(": {e}")).unwrap_or_default();
+                let name = info["peername"]
+                    .as_str()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(peer);
+                let state = info["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let error = info["error"]
+                    .as_str()
+                    .filter(|e| !e.is_empty())
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
                 println!(
                     "    > {name:<16} : {state}{error} | {} | Attempts: 0 | Priority: false",
                     info["timestamp"].as_str().unwrap_or_default()

@@ -98,7 +98,8 @@ pub fn run(ctx: &Context, args: &[String]) -> i32 {
 
     // Quirk kept from ≤ 0.10: the migration runs before the lock is taken.
     if upgrade {
-        let migrated = ServiceConfig::load(dir).and_then(|cfg| state_cmd::migrate(&ctx.release, dir, cfg.backups_rotate));
+        let migrated = ServiceConfig::load(dir)
+            .and_then(|cfg| state_cmd::migrate(&ctx.release, dir, cfg.backups_rotate));
         match migrated {
             Ok(_) | Err(Error::NoSnapshot) => {}
             Err(err) => return fail("upgrading state", &err),
@@ -116,8 +117,17 @@ pub fn run(ctx: &Context, args: &[String]) -> i32 {
         Ok(identity) => identity,
         Err(err) => return fail("loading identity", &err),
     };
-    logging::info("service", "Initializing. For verbose output run with \"-l debug\". Please wait...");
-    let options = StartOptions { release: &ctx.release, dir, cfg: &cfg, identity: &identity, bootstrap: &bootstrap };
+    logging::info(
+        "service",
+        "Initializing. For verbose output run with \"-l debug\". Please wait...",
+    );
+    let options = StartOptions {
+        release: &ctx.release,
+        dir,
+        cfg: &cfg,
+        identity: &identity,
+        bootstrap: &bootstrap,
+    };
     match start(&options) {
         Ok(code) => code,
         Err((doing, err)) => fail(doing, &err),
@@ -157,13 +167,17 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     let legacy = dir.join("ipfs-cluster-data");
     let raft_dir = dir.join("raft");
     if legacy.exists() && !raft_dir.exists() {
-        std::fs::rename(&legacy, &raft_dir).map_err(|e| ("creating consensus component", Error::io(&legacy)(e)))?;
+        std::fs::rename(&legacy, &raft_dir)
+            .map_err(|e| ("creating consensus component", Error::io(&legacy)(e)))?;
     }
     let mut targets = Vec::new();
     for addr in opts.bootstrap {
         let maddr = Multiaddr::parse(addr).map_err(|e| ("parsing bootstrap multiaddress", e))?;
         if maddr.peer_id.is_none() {
-            return Err(("parsing bootstrap multiaddress", Error::MissingPeerId { addr: addr.clone() }));
+            return Err((
+                "parsing bootstrap multiaddress",
+                Error::MissingPeerId { addr: addr.clone() },
+            ));
         }
         targets.push((addr.clone(), maddr));
     }
@@ -174,14 +188,38 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     }
     let (state, log_dirty) = load_state(release, dir, cfg, &opts.identity.id, staging)?;
 
-    let cluster_addr = cfg.listen.socket_addr().map_err(|e| ("creating cluster", e))?;
-    let listener = TcpListener::bind(cluster_addr)
-        .map_err(|source| ("creating cluster", Error::Bind { addr: cluster_addr.to_string(), source }))?;
-    let rest_addr = cfg.rest_listen.socket_addr().map_err(|e| ("creating REST API component", e))?;
-    let rest = TcpListener::bind(rest_addr)
-        .map_err(|source| ("creating REST API component", Error::Bind { addr: rest_addr.to_string(), source }))?;
-    let shutdown = signals::install(release)
-        .map_err(|e| ("installing signal handlers", Error::io(Path::new("signals"))(e)))?;
+    let cluster_addr = cfg
+        .listen
+        .socket_addr()
+        .map_err(|e| ("creating cluster", e))?;
+    let listener = TcpListener::bind(cluster_addr).map_err(|source| {
+        (
+            "creating cluster",
+            Error::Bind {
+                addr: cluster_addr.to_string(),
+                source,
+            },
+        )
+    })?;
+    let rest_addr = cfg
+        .rest_listen
+        .socket_addr()
+        .map_err(|e| ("creating REST API component", e))?;
+    let rest = TcpListener::bind(rest_addr).map_err(|source| {
+        (
+            "creating REST API component",
+            Error::Bind {
+                addr: rest_addr.to_string(),
+                source,
+            },
+        )
+    })?;
+    let shutdown = signals::install(release).map_err(|e| {
+        (
+            "installing signal handlers",
+            Error::io(Path::new("signals"))(e),
+        )
+    })?;
 
     let settings = NodeSettings {
         release: release.clone(),
@@ -247,7 +285,11 @@ fn load_state(
             }
         }
         peerset.insert(peer_id.to_string(), cfg.listen.transport.clone());
-        let entry = Entry { term: 1, index: 1, op: Op::Bootstrap { peerset } };
+        let entry = Entry {
+            term: 1,
+            index: 1,
+            op: Op::Bootstrap { peerset },
+        };
         raftlog::append(&raft_dir, &entry).map_err(consensus)?;
         state.apply(&entry);
     }
@@ -261,7 +303,8 @@ fn spawn_servers(node: &Arc<Node>, listener: TcpListener, rest: TcpListener) {
     let (creds, rpc_stop) = (node.credentials().clone(), stop.clone());
     thread::spawn(move || rpc::serve(listener, creds, handler, rpc_stop));
     let api_node = node.clone();
-    let api_handler: http::Handler = Arc::new(move |req: &http::Request| api::handle(&api_node, req));
+    let api_handler: http::Handler =
+        Arc::new(move |req: &http::Request| api::handle(&api_node, req));
     thread::spawn(move || http::serve(rest, api_handler, stop));
     let ticker = node.clone();
     thread::spawn(move || ticker.run_ticker());
@@ -271,10 +314,16 @@ fn spawn_servers(node: &Arc<Node>, listener: TcpListener, rest: TcpListener) {
 fn join(node: &Arc<Node>, targets: &[(String, Multiaddr)]) {
     let transport = node.cluster_addr().to_string();
     for (text, maddr) in targets {
-        let call = Call::PeerAdd { id: node.id().to_string(), addr: transport.clone() };
+        let call = Call::PeerAdd {
+            id: node.id().to_string(),
+            addr: transport.clone(),
+        };
         match node.call(&maddr.transport, call, Duration::from_secs(15)) {
             Ok(_) => {
-                logging::info("cluster", &format!("{}: joined {text}'s cluster", node.id()));
+                logging::info(
+                    "cluster",
+                    &format!("{}: joined {text}'s cluster", node.id()),
+                );
                 return;
             }
             Err(err) => logging::error("cluster", &format!("bootstrap to {text} failed: {err}")),
@@ -309,7 +358,10 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
         } else if last_watch.elapsed() >= cfg.peer_watch_interval {
             last_watch = Instant::now();
             if node.is_removed() {
-                logging::info("cluster", &format!("{}: removed from raft. Initiating shutdown", node.id()));
+                logging::info(
+                    "cluster",
+                    &format!("{}: removed from raft. Initiating shutdown", node.id()),
+                );
                 return Stop::Removed;
             }
         }
@@ -322,14 +374,19 @@ fn finish(node: &Arc<Node>, opts: &StartOptions<'_>, reason: Stop) {
     logging::info("cluster", "shutting down IPFS Cluster");
     let mut removed = reason == Stop::Removed;
     if reason == Stop::Signal && opts.cfg.leave_on_shutdown && node.has_leader() {
-        match node.commit(Op::RemovePeer { id: node.id().to_string() }) {
+        match node.commit(Op::RemovePeer {
+            id: node.id().to_string(),
+        }) {
             Ok(()) => removed = true,
             Err(err) => logging::error("cluster", &format!("leaving cluster: {err}")),
         }
     }
     node.stop_flag().store(true, Ordering::SeqCst);
     if let Err(err) = node.snapshot_if_dirty() {
-        logging::error("raft", &format!("could not take snapshot on shutdown: {err}"));
+        logging::error(
+            "raft",
+            &format!("could not take snapshot on shutdown: {err}"),
+        );
     }
     if removed {
         if let Err(err) = backup::rotate(opts.dir, opts.cfg.backups_rotate) {

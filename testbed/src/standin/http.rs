@@ -74,7 +74,11 @@ fn answer(stream: TcpStream, handler: &Handler) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let request = Request {
         method: method.to_string(),
-        segments: path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect(),
+        segments: path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect(),
         query: query
             .split('&')
             .filter(|kv| !kv.is_empty())
@@ -103,7 +107,12 @@ fn answer(stream: TcpStream, handler: &Handler) {
 }
 
 /// Sends one request and returns (status, body).
-pub fn request(addr: SocketAddr, method: &str, target: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(timeout))?;
     let text = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -115,7 +124,9 @@ pub fn request(addr: SocketAddr, method: &str, target: &str, timeout: Duration) 
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response"))?;
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response")
+        })?;
     Ok((status, body.to_string()))
 }
 
@@ -123,7 +134,9 @@ pub fn request(addr: SocketAddr, method: &str, target: &str, timeout: Duration) 
 pub fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -134,7 +147,11 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = || std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = || {
+            std::str::from_utf8(bytes.get(i + 1..i + 3)?)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
         match (bytes[i], hex()) {
             (b'%', Some(b)) => {
                 out.push(b);

@@ -23,20 +23,31 @@ impl Identity {
     /// A fresh identity in the style of the release that creates it.
     pub fn generate(release: &Release) -> Identity {
         let bytes = random_bytes(80);
-        let tail: String = bytes[..44].iter().map(|b| BASE58[*b as usize % BASE58.len()] as char).collect();
+        let tail: String = bytes[..44]
+            .iter()
+            .map(|b| BASE58[*b as usize % BASE58.len()] as char)
+            .collect();
         let id = match release.era() {
             Era::Raft010 => format!("Qm{tail}"),
             Era::Modern => format!("12D3KooW{tail}"),
         };
-        Identity { id, private_key: base64(&bytes) }
+        Identity {
+            id,
+            private_key: base64(&bytes),
+        }
     }
 
     /// Reads `identity.json`; `None` if the file does not exist.
     pub fn load(path: &Path) -> Result<Option<Identity>> {
         match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| Error::ParseJson { path: path.to_path_buf(), source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| Error::ParseJson {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(Error::io(path)(err)),
         }
@@ -51,7 +62,9 @@ impl Identity {
 /// Random bytes from the kernel; IDs only need to be unique, not secret.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    let filled = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
+    let filled = fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok();
     if !filled {
         // Without /dev/urandom, time and pid still make IDs unique enough for a test bed.
         let seed = format!("{}-{}", super::logging::unix_millis(), std::process::id());
@@ -66,14 +79,21 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 
 /// A 32-byte hex secret like `init` generates.
 pub fn random_secret() -> String {
-    random_bytes(32).iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes(32)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -88,17 +108,28 @@ fn base64(bytes: &[u8]) -> String {
 
 /// The identity a daemon or `state` command runs with. From 0.11 it lives in `identity.json`,
 /// which is written from a ≤ 0.10 `service.json` on first use so the peer ID survives upgrades.
-pub fn resolve(release: &Release, config_dir: &Path, in_config: Option<&Identity>) -> Result<Identity> {
+pub fn resolve(
+    release: &Release,
+    config_dir: &Path,
+    in_config: Option<&Identity>,
+) -> Result<Identity> {
     let path = config_dir.join(super::config::IDENTITY_JSON);
     match release.era() {
-        Era::Raft010 => in_config.cloned().ok_or(Error::NoIdentity { path: config_dir.join(super::config::SERVICE_JSON) }),
+        Era::Raft010 => in_config.cloned().ok_or(Error::NoIdentity {
+            path: config_dir.join(super::config::SERVICE_JSON),
+        }),
         Era::Modern => {
             if let Some(identity) = Identity::load(&path)? {
                 return Ok(identity);
             }
-            let identity = in_config.cloned().ok_or(Error::NoIdentity { path: path.clone() })?;
+            let identity = in_config
+                .cloned()
+                .ok_or(Error::NoIdentity { path: path.clone() })?;
             identity.save(&path)?;
-            super::logging::info("config", &format!("identity written to {} from service.json", path.display()));
+            super::logging::info(
+                "config",
+                &format!("identity written to {} from service.json", path.display()),
+            );
             Ok(identity)
         }
     }

@@ -22,7 +22,10 @@ impl ExecutionLock {
         let path = config_dir.join(LOCK_FILE);
         let failed = |reason: String| match release.era() {
             Era::Raft010 => Error::LockOld,
-            Era::Modern => Error::LockModern { reason, path: path.clone() },
+            Era::Modern => Error::LockModern {
+                reason,
+                path: path.clone(),
+            },
         };
         let file = OpenOptions::new()
             .create(true)
@@ -32,7 +35,9 @@ impl ExecutionLock {
             .map_err(|e| failed(e.to_string()))?;
         match file.try_lock() {
             Ok(()) => Ok(ExecutionLock { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(failed("lock is already held by another process".into())),
+            Err(TryLockError::WouldBlock) => {
+                Err(failed("lock is already held by another process".into()))
+            }
             Err(TryLockError::Error(e)) => Err(failed(e.to_string())),
         }
     }

@@ -29,7 +29,13 @@ impl Level {
 /// Writes one log line (messages may span several lines, like the real banners).
 pub fn log(level: Level, component: &str, message: &str) {
     // One write call per line group so lines of concurrent threads do not interleave.
-    let line = format!("{}\t{}\t{}\t{}\n", timestamp(), level.label(), component, message);
+    let line = format!(
+        "{}\t{}\t{}\t{}\n",
+        timestamp(),
+        level.label(),
+        component,
+        message
+    );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
@@ -60,7 +66,10 @@ pub fn debug(component: &str, message: &str) {
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_millis() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 /// RFC 3339 UTC time with milliseconds, computed without a date crate.

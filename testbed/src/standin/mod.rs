@@ -30,7 +30,8 @@
 //! * Peers of different RPC protocol IDs never count for each other, even for raft traffic
 //!   (real raft replication would cross versions; the project wants such peers not to form a
 //!   cluster).
-//! * There are no elections: every peer computes the same leader from what it can reach.
+//! * There are no votes: every peer computes the same leader from what it can reach; terms
+//!   and log matching still keep acknowledged writes (see `consensus`).
 //! * No 0.3.x release is modelled, so the 0.3-only behaviours (default daemon, global
 //!   `--bootstrap`, `cluster.peers` mismatch, `init` refusing without `-f`) are absent.
 //! * Snapshots are taken on clean shutdown, migration and import only, never periodically.

@@ -19,7 +19,9 @@ pub struct Multiaddr {
 
 impl Multiaddr {
     pub fn parse(text: &str) -> Result<Multiaddr> {
-        let bad = || Error::InvalidMultiaddr { addr: text.to_string() };
+        let bad = || Error::InvalidMultiaddr {
+            addr: text.to_string(),
+        };
         let parts: Vec<&str> = text.trim().split('/').collect();
         if parts.len() < 5 || !parts[0].is_empty() || parts[3] != "tcp" {
             return Err(bad());
@@ -30,7 +32,9 @@ impl Multiaddr {
         let port: u16 = parts[4].parse().map_err(|_| bad())?;
         let peer_id = match &parts[5..] {
             [] => None,
-            [proto, id] if matches!(*proto, "ipfs" | "p2p") && !id.is_empty() => Some(id.to_string()),
+            [proto, id] if matches!(*proto, "ipfs" | "p2p") && !id.is_empty() => {
+                Some(id.to_string())
+            }
             _ => return Err(bad()),
         };
         Ok(Multiaddr {
@@ -47,7 +51,9 @@ impl Multiaddr {
             .to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4))
-            .ok_or_else(|| Error::InvalidMultiaddr { addr: self.transport.clone() })
+            .ok_or_else(|| Error::InvalidMultiaddr {
+                addr: self.transport.clone(),
+            })
     }
 }
 

@@ -12,7 +12,9 @@ pub fn supported(release: &Release) -> bool {
 
 /// Sends `READY=1` if a notify socket is configured; failures are only logged by the caller.
 pub fn ready() -> std::io::Result<bool> {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(false) };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
     let socket = UnixDatagram::unbound()?;
     let path = path.to_string_lossy().into_owned();
     if let Some(name) = path.strip_prefix('@') {

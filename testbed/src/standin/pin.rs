@@ -39,11 +39,15 @@ pub fn validate_cid(cid: &str) -> Result<()> {
     let v0 = cid.len() == 46 && cid.starts_with("Qm") && cid.chars().all(base58);
     let v1 = cid.len() >= 10
         && cid.starts_with("baf")
-        && cid.chars().all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c));
+        && cid
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c));
     if v0 || v1 {
         Ok(())
     } else {
-        Err(Error::InvalidCid { cid: cid.to_string() })
+        Err(Error::InvalidCid {
+            cid: cid.to_string(),
+        })
     }
 }
 
@@ -109,7 +113,9 @@ impl Shape {
             text.push('\n');
             text
         } else {
-            pins.iter().map(|p| format!("{}\n", self.to_json(p))).collect()
+            pins.iter()
+                .map(|p| format!("{}\n", self.to_json(p)))
+                .collect()
         }
     }
 
@@ -120,7 +126,10 @@ impl Shape {
             match serde_json::from_str::<Value>(text) {
                 Ok(Value::Array(items)) => items,
                 Ok(other) => {
-                    return Err(shape_err(format!("json: cannot unmarshal {} into Go value of type []api.Pin", kind(&other))))
+                    return Err(shape_err(format!(
+                        "json: cannot unmarshal {} into Go value of type []api.Pin",
+                        kind(&other)
+                    )))
                 }
                 Err(err) => return Err(shape_err(err.to_string())),
             }
@@ -129,27 +138,40 @@ impl Shape {
             for item in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
                 let item = item.map_err(|e| shape_err(e.to_string()))?;
                 if !item.is_object() {
-                    return Err(shape_err(format!("json: cannot unmarshal {} into Go value of type api.Pin", kind(&item))));
+                    return Err(shape_err(format!(
+                        "json: cannot unmarshal {} into Go value of type api.Pin",
+                        kind(&item)
+                    )));
                 }
                 items.push(item);
             }
             items
         };
-        values.iter().map(|v| self.decode_one(v).map_err(shape_err)).collect()
+        values
+            .iter()
+            .map(|v| self.decode_one(v).map_err(shape_err))
+            .collect()
     }
 
     fn decode_one(self, value: &Value) -> std::result::Result<Pin, String> {
         let field_err = |field: &str, got: &Value, want: &str| {
-            format!("json: cannot unmarshal {} into Go struct field Pin.{field} of type {want}", kind(got))
+            format!(
+                "json: cannot unmarshal {} into Go struct field Pin.{field} of type {want}",
+                kind(got)
+            )
         };
         let Some(obj) = value.as_object() else {
-            return Err(format!("json: cannot unmarshal {} into Go value of type api.Pin", kind(value)));
+            return Err(format!(
+                "json: cannot unmarshal {} into Go value of type api.Pin",
+                kind(value)
+            ));
         };
         let raw_cid = obj.get("cid").unwrap_or(&Value::Null);
         let cid = match self {
-            Shape::ArrayString | Shape::NdjsonString => {
-                raw_cid.as_str().ok_or_else(|| field_err("cid", raw_cid, "string"))?.to_string()
-            }
+            Shape::ArrayString | Shape::NdjsonString => raw_cid
+                .as_str()
+                .ok_or_else(|| field_err("cid", raw_cid, "string"))?
+                .to_string(),
             Shape::ArrayObject | Shape::NdjsonObject => raw_cid
                 .get("/")
                 .and_then(Value::as_str)
@@ -173,13 +195,21 @@ impl Shape {
         };
         Ok(Pin {
             cid,
-            name: obj.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+            name: obj
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             replication_factor_min: int("replication_factor_min"),
             replication_factor_max: int("replication_factor_max"),
             allocations: obj
                 .get("allocations")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
             recursive,
         })
@@ -216,7 +246,12 @@ mod tests {
     #[test]
     fn each_shape_round_trips_and_rejects_the_others() {
         let pins = vec![Pin::everywhere(CID, "a").unwrap()];
-        let shapes = [Shape::ArrayString, Shape::ArrayObject, Shape::NdjsonObject, Shape::NdjsonString];
+        let shapes = [
+            Shape::ArrayString,
+            Shape::ArrayObject,
+            Shape::NdjsonObject,
+            Shape::NdjsonString,
+        ];
         for a in shapes {
             let text = a.encode_list(&pins);
             for b in shapes {
@@ -233,7 +268,9 @@ mod tests {
     #[test]
     fn cids_look_like_cids() {
         assert!(validate_cid(CID).is_ok());
-        assert!(validate_cid("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi").is_ok());
+        assert!(
+            validate_cid("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi").is_ok()
+        );
         assert!(validate_cid("hello").is_err());
     }
 }

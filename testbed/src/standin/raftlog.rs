@@ -22,10 +22,15 @@ fn path(raft_dir: &Path) -> PathBuf {
 pub fn append(raft_dir: &Path, entry: &Entry) -> Result<()> {
     fs::create_dir_all(raft_dir).map_err(Error::io(raft_dir))?;
     let file_path = path(raft_dir);
-    let mut file = OpenOptions::new().create(true).append(true).open(&file_path).map_err(Error::io(&file_path))?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file_path)
+        .map_err(Error::io(&file_path))?;
     let mut line = serde_json::to_string(entry).expect("entry serializes");
     line.push('\n');
-    file.write_all(line.as_bytes()).map_err(Error::io(&file_path))
+    file.write_all(line.as_bytes())
+        .map_err(Error::io(&file_path))
 }
 
 /// All entries; a torn last line (killed mid-write) is ignored.
@@ -42,7 +47,12 @@ pub fn entries(raft_dir: &Path) -> Result<Vec<Entry>> {
         match serde_json::from_str(line) {
             Ok(entry) => out.push(entry),
             Err(_) if n + 1 == lines.len() && !text.ends_with('\n') => break,
-            Err(source) => return Err(Error::ParseJson { path: file_path, source }),
+            Err(source) => {
+                return Err(Error::ParseJson {
+                    path: file_path,
+                    source,
+                })
+            }
         }
     }
     Ok(out)

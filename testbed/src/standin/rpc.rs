@@ -45,11 +45,19 @@ pub enum Call {
     Id,
     GetState,
     /// The leader replicating a committed entry, with the whole new state for peers behind.
-    Append { entry: Entry, state: ClusterState },
+    Append {
+        entry: Entry,
+        state: ClusterState,
+    },
     /// A follower forwarding a write to the leader.
-    Commit { op: Op },
+    Commit {
+        op: Op,
+    },
     /// A joiner asking to be added (`Cluster.PeerAdd`).
-    PeerAdd { id: String, addr: String },
+    PeerAdd {
+        id: String,
+        addr: String,
+    },
 }
 
 /// The successful answers.
@@ -92,10 +100,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Calls `call` on the peer at `addr`; `timeout` bounds the wait for the answer.
 pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration) -> Result<Reply> {
-    let unreachable = |source| Error::Unreachable { addr: addr.to_string(), source };
+    let unreachable = |source| Error::Unreachable {
+        addr: addr.to_string(),
+        source,
+    };
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(unreachable)?;
-    stream.set_read_timeout(Some(timeout)).map_err(unreachable)?;
-    stream.set_write_timeout(Some(timeout)).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(unreachable)?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(unreachable)?;
     let request = Request {
         protocol: creds.protocol.clone(),
         secret: creds.secret.clone(),
@@ -106,8 +121,11 @@ pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(unreachable)?;
     let mut answer = String::new();
-    BufReader::new(&stream).read_line(&mut answer).map_err(unreachable)?;
-    let response: Response = serde_json::from_str(&answer).map_err(|source| Error::Malformed { source })?;
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .map_err(unreachable)?;
+    let response: Response =
+        serde_json::from_str(&answer).map_err(|source| Error::Malformed { source })?;
     if response.protocol != creds.protocol {
         return Err(Error::ProtocolNotSupported);
     }
@@ -115,7 +133,9 @@ pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration
         (Some(message), _) if message == PROTOCOL_NOT_SUPPORTED => Err(Error::ProtocolNotSupported),
         (Some(message), _) => Err(Error::Remote { message }),
         (None, Some(reply)) => Ok(reply),
-        (None, None) => Err(Error::Remote { message: "empty response".into() }),
+        (None, None) => Err(Error::Remote {
+            message: "empty response".into(),
+        }),
     }
 }
 
@@ -144,18 +164,32 @@ fn answer(stream: TcpStream, creds: &Credentials, handler: &Handler) {
         return;
     }
     let response = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Response { protocol: creds.protocol.clone(), error: Some(e.to_string()), reply: None },
-        Ok(req) if req.protocol != creds.protocol => {
-            Response { protocol: creds.protocol.clone(), error: Some(PROTOCOL_NOT_SUPPORTED.into()), reply: None }
-        }
+        Err(e) => Response {
+            protocol: creds.protocol.clone(),
+            error: Some(e.to_string()),
+            reply: None,
+        },
+        Ok(req) if req.protocol != creds.protocol => Response {
+            protocol: creds.protocol.clone(),
+            error: Some(PROTOCOL_NOT_SUPPORTED.into()),
+            reply: None,
+        },
         Ok(req) if req.secret != creds.secret => Response {
             protocol: creds.protocol.clone(),
             error: Some(Error::SecretMismatch.to_string()),
             reply: None,
         },
         Ok(req) => match handler(&req.from, req.call) {
-            Ok(reply) => Response { protocol: creds.protocol.clone(), error: None, reply: Some(reply) },
-            Err(e) => Response { protocol: creds.protocol.clone(), error: Some(e.to_string()), reply: None },
+            Ok(reply) => Response {
+                protocol: creds.protocol.clone(),
+                error: None,
+                reply: Some(reply),
+            },
+            Err(e) => Response {
+                protocol: creds.protocol.clone(),
+                error: Some(e.to_string()),
+                reply: None,
+            },
         },
     };
     let mut text = serde_json::to_string(&response).expect("response serializes");

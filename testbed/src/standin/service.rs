@@ -44,7 +44,11 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         println!("ipfs-cluster-service version {}", release.version);
         return 0;
     }
-    if global.has("debug") || global.value("loglevel").is_some_and(|l| l.contains("debug")) {
+    if global.has("debug")
+        || global
+            .value("loglevel")
+            .is_some_and(|l| l.contains("debug"))
+    {
         super::logging::enable_debug();
     }
     let ctx = Context {
@@ -157,7 +161,12 @@ fn init(ctx: &Context, args: &[String]) -> i32 {
         match parsed.value("consensus").unwrap_or("crdt") {
             "raft" => {}
             "crdt" => return fail("initializing configuration", &Error::CrdtNotModelled),
-            other => return fail("initializing configuration", &Error::UnknownConsensus(other.to_string())),
+            other => {
+                return fail(
+                    "initializing configuration",
+                    &Error::UnknownConsensus(other.to_string()),
+                )
+            }
         }
     }
     let force = ctx.force || parsed.has("force");
@@ -180,7 +189,9 @@ fn write_config(ctx: &Context, force: bool, peers: Option<&str>) -> Result<()> {
         }
         // 0.7–0.10 also cleaned the raft state when re-initialising (removed in 0.11).
         if ctx.release.era() == Era::Raft010 {
-            let keep = config::ServiceConfig::load(dir).map(|c| c.backups_rotate).unwrap_or(6);
+            let keep = config::ServiceConfig::load(dir)
+                .map(|c| c.backups_rotate)
+                .unwrap_or(6);
             backup::rotate(dir, keep)?;
         }
     }

@@ -75,10 +75,15 @@ impl Snapshot {
             }
         }
         found.sort();
-        let Some((_, dir)) = found.pop() else { return Ok(None) };
+        let Some((_, dir)) = found.pop() else {
+            return Ok(None);
+        };
         let meta_path = dir.join("meta.json");
         let bytes = fs::read(&meta_path).map_err(Error::io(&meta_path))?;
-        let meta = serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson { path: meta_path, source })?;
+        let meta = serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson {
+            path: meta_path,
+            source,
+        })?;
         Ok(Some(Snapshot { dir, meta }))
     }
 
@@ -87,7 +92,10 @@ impl Snapshot {
         let path = self.dir.join("state.bin");
         let bytes = fs::read(&path).map_err(Error::io(&path))?;
         if crc_text(&bytes) != self.meta.crc {
-            return Err(Error::SnapshotDecode { path, detail: "CRC mismatch: snapshot potentially corrupt".into() });
+            return Err(Error::SnapshotDecode {
+                path,
+                detail: "CRC mismatch: snapshot potentially corrupt".into(),
+            });
         }
         Ok(bytes)
     }
@@ -190,7 +198,11 @@ fn prune(snaps_dir: &Path) -> Result<()> {
 
 fn parse_name(name: &str) -> Option<(u64, u64, u128)> {
     let mut parts = name.split('-');
-    let key = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    let key = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
     parts.next().is_none().then_some(key)
 }
 
@@ -201,11 +213,18 @@ fn crc_text(bytes: &[u8]) -> String {
     for &b in bytes {
         crc ^= u64::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
         }
     }
     let crc = !crc;
-    crc.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    crc.to_be_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,10 +238,19 @@ mod tests {
     #[test]
     fn formats_fit_per_release() {
         let p = Path::new("x");
-        assert_eq!(fit(&rel("0.10.1"), StoredFormat::Versioned(5), p).unwrap(), Fit::Outdated);
-        assert_eq!(fit(&rel("0.10.1"), StoredFormat::Versioned(6), p).unwrap(), Fit::Current);
+        assert_eq!(
+            fit(&rel("0.10.1"), StoredFormat::Versioned(5), p).unwrap(),
+            Fit::Outdated
+        );
+        assert_eq!(
+            fit(&rel("0.10.1"), StoredFormat::Versioned(6), p).unwrap(),
+            Fit::Current
+        );
         assert!(fit(&rel("0.9.0"), StoredFormat::Versioned(6), p).is_err());
-        assert_eq!(fit(&rel("1.1.6"), StoredFormat::Versioned(6), p).unwrap(), Fit::Current);
+        assert_eq!(
+            fit(&rel("1.1.6"), StoredFormat::Versioned(6), p).unwrap(),
+            Fit::Current
+        );
         assert!(fit(&rel("1.1.6"), StoredFormat::Versioned(5), p).is_err());
         assert!(fit(&rel("0.10.1"), StoredFormat::Unversioned, p).is_err());
     }
@@ -235,7 +263,10 @@ mod tests {
             state.index = i;
             write(dir.path(), &state, &rel("0.9.0")).unwrap();
         }
-        assert_eq!(fs::read_dir(dir.path().join("snapshots")).unwrap().count(), 5);
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+            5
+        );
         let snap = Snapshot::latest(dir.path()).unwrap().unwrap();
         assert_eq!(snap.meta.index, 7);
         assert_eq!(snap.format().unwrap(), StoredFormat::Versioned(5));

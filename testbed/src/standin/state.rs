@@ -20,14 +20,27 @@ pub struct ClusterState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    Pin { pin: Pin },
-    Unpin { cid: String },
-    AddPeer { id: String, addr: String },
-    RemovePeer { id: String },
+    Pin {
+        pin: Pin,
+    },
+    Unpin {
+        cid: String,
+    },
+    AddPeer {
+        id: String,
+        addr: String,
+    },
+    RemovePeer {
+        id: String,
+    },
     /// The first entry of a new cluster: its initial peerset.
-    Bootstrap { peerset: BTreeMap<String, String> },
+    Bootstrap {
+        peerset: BTreeMap<String, String>,
+    },
     /// A whole state received from the leader (a follower that was behind, or a joiner).
-    Replace { state: ClusterState },
+    Replace {
+        state: ClusterState,
+    },
 }
 
 /// A log entry: an operation at its place in the log.
@@ -83,9 +96,19 @@ mod tests {
     fn entries_move_the_position_and_replace_wins() {
         let mut s = ClusterState::default();
         let pin = Pin::everywhere("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", "").unwrap();
-        s.apply(&Entry { term: 1, index: 1, op: Op::Pin { pin } });
+        s.apply(&Entry {
+            term: 1,
+            index: 1,
+            op: Op::Pin { pin },
+        });
         assert_eq!((s.pins.len(), s.position()), (1, (1, 1)));
-        s.apply(&Entry { term: 1, index: 2, op: Op::Replace { state: ClusterState::default() } });
+        s.apply(&Entry {
+            term: 1,
+            index: 2,
+            op: Op::Replace {
+                state: ClusterState::default(),
+            },
+        });
         assert_eq!(s, ClusterState::default());
     }
 }

@@ -42,7 +42,13 @@ pub fn migrate(release: &Release, dir: &Path, backups_rotate: usize) -> Result<M
     }
     backup::rotate(dir, backups_rotate)?;
     snapshot::write(&raft_dir, &state, release)?;
-    logging::info("service", &format!("state migrated to format {}", release.state_format().unwrap_or(0)));
+    logging::info(
+        "service",
+        &format!(
+            "state migrated to format {}",
+            release.state_format().unwrap_or(0)
+        ),
+    );
     Ok(Migration::Migrated)
 }
 
@@ -90,7 +96,11 @@ fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
         "import" => "importing state",
         _ => "cleaning state",
     };
-    let flags = if sub == "export" { EXPORT_FLAGS } else { FORCE_FLAGS };
+    let flags = if sub == "export" {
+        EXPORT_FLAGS
+    } else {
+        FORCE_FLAGS
+    };
     let parsed = match args::parse(args, flags, false) {
         Ok(p) => p,
         Err(err) => return usage_error(&ctx.release, &err),
@@ -107,7 +117,12 @@ fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
     let result = match sub {
         "upgrade" => upgrade(ctx, &cfg),
         "export" => export(ctx, parsed.value("file")),
-        "import" => import(ctx, &cfg, parsed.positionals.first().map(String::as_str), force),
+        "import" => import(
+            ctx,
+            &cfg,
+            parsed.positionals.first().map(String::as_str),
+            force,
+        ),
         _ => cleanup(ctx, &cfg, force),
     };
     match result {
@@ -129,7 +144,11 @@ fn upgrade(ctx: &Context, cfg: &ServiceConfig) -> Result<()> {
 fn export(ctx: &Context, file: Option<&str>) -> Result<()> {
     let Some(snap) = Snapshot::latest(&ctx.config_dir.join("raft"))? else {
         // 1.x exports an empty state; older releases refuse.
-        return if ctx.release.era() == Era::Modern { Ok(()) } else { Err(Error::NoSnapshot) };
+        return if ctx.release.era() == Era::Modern {
+            Ok(())
+        } else {
+            Err(Error::NoSnapshot)
+        };
     };
     let (state, fit) = snap.decode(&ctx.release)?;
     if fit == Fit::Outdated {
@@ -150,7 +169,9 @@ fn import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -
         Some(path) => fs::read_to_string(path).map_err(Error::io(path))?,
         None => {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(Error::io("stdin"))?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(Error::io("stdin"))?;
             text
         }
     };
@@ -161,26 +182,43 @@ fn import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -
     let raft_dir = ctx.config_dir.join("raft");
     let mut state = match Snapshot::latest(&raft_dir)? {
         // The imported pinset keeps the raft position and peerset of the last snapshot.
-        Some(snap) => snap.decode(&ctx.release).map(|(s, _)| s).unwrap_or_else(|_| ClusterState {
-            term: snap.meta.term,
-            index: snap.meta.index,
-            ..Default::default()
-        }),
+        Some(snap) => snap
+            .decode(&ctx.release)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|_| ClusterState {
+                term: snap.meta.term,
+                index: snap.meta.index,
+                ..Default::default()
+            }),
         None => {
-            let id = identity::resolve(&ctx.release, &ctx.config_dir, cfg.identity_in_config.as_ref())?.id;
+            let id = identity::resolve(
+                &ctx.release,
+                &ctx.config_dir,
+                cfg.identity_in_config.as_ref(),
+            )?
+            .id;
             let peerset = BTreeMap::from([(id, cfg.listen.transport.clone())]);
-            ClusterState { peerset, term: 1, index: 2, ..Default::default() }
+            ClusterState {
+                peerset,
+                term: 1,
+                index: 2,
+                ..Default::default()
+            }
         }
     };
     state.pins = pins.into_iter().map(|p| (p.cid.clone(), p)).collect();
     backup::rotate(&ctx.config_dir, cfg.backups_rotate)?;
     snapshot::write(&raft_dir, &state, &ctx.release)?;
-    logging::info("service", &format!("state imported: {} pins", state.pins.len()));
+    logging::info(
+        "service",
+        &format!("state imported: {} pins", state.pins.len()),
+    );
     Ok(())
 }
 
 fn cleanup(ctx: &Context, cfg: &ServiceConfig, force: bool) -> Result<()> {
-    let question = "The peer's state will be removed from the load path. Existing pins may be lost. Continue?";
+    let question =
+        "The peer's state will be removed from the load path. Existing pins may be lost. Continue?";
     if !force && !confirm(question) {
         return Err(Error::Aborted);
     }

@@ -49,7 +49,11 @@ impl Drop for Daemon {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A loopback IP of its own for each peer, so the default ports can be used without racing
@@ -65,12 +69,19 @@ fn next_ip() -> String {
 pub fn cid(n: usize) -> String {
     const B58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
     let base = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb";
-    format!("{base}{}{}", B58[(n / 58) % 58] as char, B58[n % 58] as char)
+    format!(
+        "{base}{}{}",
+        B58[(n / 58) % 58] as char,
+        B58[n % 58] as char
+    )
 }
 
 impl Bed {
     pub fn new() -> Bed {
-        Bed { dir: tempfile::tempdir().unwrap(), secret: "ab".repeat(32) }
+        Bed {
+            dir: tempfile::tempdir().unwrap(),
+            secret: "ab".repeat(32),
+        }
     }
 
     /// The service and ctl executables of a release. They are made once per build of the
@@ -78,29 +89,51 @@ impl Bed {
     pub fn release(&self, version: &str) -> (PathBuf, PathBuf) {
         let standin = Path::new(env!("CARGO_BIN_EXE_cluster-peer"));
         let meta = fs::metadata(standin).unwrap();
-        let stamp = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("standin-releases-{stamp}-{}", meta.len()));
+        let stamp = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("standin-releases-{stamp}-{}", meta.len()));
         let dir = root.join(version);
         if !dir.join("SHA256SUMS").exists() {
             // Built under a unique name and renamed, so parallel tests never see half a release.
-            let tmp = root.join(format!("{version}.tmp.{}.{}", std::process::id(), free_port()));
+            let tmp = root.join(format!(
+                "{version}.tmp.{}.{}",
+                std::process::id(),
+                free_port()
+            ));
             write_release(standin, version, &tmp).unwrap();
             if fs::rename(&tmp, &dir).is_err() {
                 let _ = fs::remove_dir_all(&tmp);
             }
         }
-        (dir.join("ipfs-cluster-service"), dir.join("ipfs-cluster-ctl"))
+        (
+            dir.join("ipfs-cluster-service"),
+            dir.join("ipfs-cluster-ctl"),
+        )
     }
 
     /// A peer folder with fresh ports (not initialised).
     pub fn peer(&self, name: &str) -> Peer {
-        Peer { name: name.to_string(), config: self.dir.path().join(name), ip: next_ip(), cluster_port: 9096, api_port: 9094 }
+        Peer {
+            name: name.to_string(),
+            config: self.dir.path().join(name),
+            ip: next_ip(),
+            cluster_port: 9096,
+            api_port: 9094,
+        }
     }
 
     fn env(&self, peer: &Peer, cmd: &mut Command) {
         cmd.env("CLUSTER_PEERNAME", &peer.name)
             .env("CLUSTER_SECRET", &self.secret)
-            .env("CLUSTER_LISTENMULTIADDRESS", format!("/ip4/{}/tcp/{}", peer.ip, peer.cluster_port))
+            .env(
+                "CLUSTER_LISTENMULTIADDRESS",
+                format!("/ip4/{}/tcp/{}", peer.ip, peer.cluster_port),
+            )
             .env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", peer.api())
             .env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "1s")
             .env("CLUSTER_PEERWATCHINTERVAL", "200ms")
@@ -120,9 +153,17 @@ impl Bed {
     /// `init` (with `--consensus raft` where needed); panics on failure.
     pub fn init(&self, version: &str, peer: &Peer) {
         let modern = !version.starts_with("0.9") && !version.starts_with("0.10");
-        let args: &[&str] = if modern { &["init", "--consensus", "raft"] } else { &["init"] };
+        let args: &[&str] = if modern {
+            &["init", "--consensus", "raft"]
+        } else {
+            &["init"]
+        };
         let out = self.service(version, peer, args);
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Starts `daemon ARGS` in the background, logging to `<peer>.log.N`.
@@ -131,7 +172,13 @@ impl Bed {
     }
 
     /// Like `daemon`, with extra environment variables.
-    pub fn daemon_env(&self, version: &str, peer: &Peer, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    pub fn daemon_env(
+        &self,
+        version: &str,
+        peer: &Peer,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let (svc, _) = self.release(version);
         let mut n = 0;
         let log = loop {
@@ -145,8 +192,13 @@ impl Bed {
         cmd.arg("-c").arg(&peer.config).arg("daemon").args(args);
         self.env(peer, &mut cmd);
         cmd.envs(env.iter().copied());
-        cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
-        Daemon { child: cmd.spawn().unwrap(), log, peer: peer.clone() }
+        cmd.stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        Daemon {
+            child: cmd.spawn().unwrap(),
+            log,
+            peer: peer.clone(),
+        }
     }
 
     /// Runs `ipfs-cluster-ctl --host <peer api> ARGS`.
@@ -198,7 +250,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{}: {text:?} not logged within {within:?}:\n{}", self.peer.name, self.log_text());
+        panic!(
+            "{}: {text:?} not logged within {within:?}:\n{}",
+            self.peer.name,
+            self.log_text()
+        );
     }
 
     /// Waits for the process to exit.
@@ -210,7 +266,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{} did not exit within {within:?}:\n{}", self.peer.name, self.log_text());
+        panic!(
+            "{} did not exit within {within:?}:\n{}",
+            self.peer.name,
+            self.log_text()
+        );
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -220,7 +280,11 @@ impl Daemon {
 
     /// Sends a signal (`TERM`, `INT`, `HUP`) and waits for the exit.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
-        Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         self.wait_exit(Duration::from_secs(10))
     }
 
@@ -256,7 +320,11 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
 /// Names of the entries of a directory, sorted.
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
