@@ -445,3 +445,40 @@ fn the_third_signal_forces_an_exit() {
         assert!(d.log_text().contains("Shutdown is taking too long!"));
     }
 }
+
+#[test]
+fn reinit_rotates_raft_up_to_0_10_and_keeps_state_and_identity_from_0_11() {
+    let bed = Bed::new();
+    let old = bed.peer("old");
+    bed.init("0.10.1", &old);
+    let mut d = bed.ready("0.10.1", &old, &[]);
+    assert!(bed
+        .ctl("0.10.1", &old, &["pin", "add", &cid(1)])
+        .status
+        .success());
+    assert!(d.stop().success());
+    assert!(bed
+        .service("0.10.1", &old, &["-f", "init"])
+        .status
+        .success());
+    assert!(old.config.join("raft.old.0/snapshots").exists());
+    assert!(!old.config.join("raft").exists());
+
+    let new = bed.peer("new");
+    bed.init("1.1.6", &new);
+    let identity = fs::read_to_string(new.config.join("identity.json")).unwrap();
+    let mut d = bed.ready("1.1.6", &new, &[]);
+    assert!(bed
+        .ctl("1.1.6", &new, &["pin", "add", &cid(2)])
+        .status
+        .success());
+    assert!(d.stop().success());
+    let out = bed.service("1.1.6", &new, &["init", "--consensus", "raft", "-f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(new.config.join("identity.json")).unwrap(),
+        identity
+    );
+    let _d = bed.ready("1.1.6", &new, &[]);
+    assert!(stdout(&bed.ctl("1.1.6", &new, &["pin", "ls"])).contains(&cid(2)));
+}

@@ -206,9 +206,12 @@ fn write_config(ctx: &Context, force: bool, peers: Option<&str>) -> Result<()> {
     raw.save(&service_json)?;
     println!("configuration written to {}", service_json.display());
     if ctx.release.era() == Era::Modern {
+        // ≥ 0.11 keeps an existing identity: re-initialising the config keeps the peer ID.
         let identity_json = dir.join(IDENTITY_JSON);
-        identity.save(&identity_json)?;
-        println!("new identity written to {}", identity_json.display());
+        if !identity_json.exists() {
+            identity.save(&identity_json)?;
+            println!("new identity written to {}", identity_json.display());
+        }
         write_peerstore(dir, peers)?;
     }
     Ok(())
