@@ -13,12 +13,16 @@ pub const LOCK_FILE: &str = "cluster.lock";
 /// A held lock; dropping it releases the flock.
 #[derive(Debug)]
 pub struct ExecutionLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 impl ExecutionLock {
     /// Takes the lock or fails with the release's own message.
     pub fn acquire(config_dir: &Path, release: &Release) -> Result<ExecutionLock> {
+        if !config_dir.is_dir() {
+            // Nothing to protect yet; the configuration load that follows reports the folder.
+            return Ok(ExecutionLock { _file: None });
+        }
         let path = config_dir.join(LOCK_FILE);
         let failed = |reason: String| match release.era() {
             Era::Raft010 => Error::LockOld,
@@ -34,7 +38,7 @@ impl ExecutionLock {
             .open(&path)
             .map_err(|e| failed(e.to_string()))?;
         match file.try_lock() {
-            Ok(()) => Ok(ExecutionLock { _file: file }),
+            Ok(()) => Ok(ExecutionLock { _file: Some(file) }),
             Err(TryLockError::WouldBlock) => {
                 Err(failed("lock is already held by another process".into()))
             }
