@@ -65,6 +65,27 @@ fn next_ip() -> String {
     format!("127.{second}.{}.{}", n / 250, n % 250 + 1)
 }
 
+/// Removes release folders of earlier builds (each holds ten copies of the debug binary),
+/// sparing recent ones that a concurrent test run of another build may still use.
+fn prune_stale_releases(current: &Path) {
+    let Some(parent) = current.parent() else {
+        return;
+    };
+    for entry in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if name.starts_with("standin-releases-") && path != current && old {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// A CID-looking string, distinct per `n`.
 pub fn cid(n: usize) -> String {
     const B58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -98,6 +119,9 @@ impl Bed {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("standin-releases-{stamp}-{}", meta.len()));
         let dir = root.join(version);
+        if !root.exists() {
+            prune_stale_releases(&root);
+        }
         if !dir.join("SHA256SUMS").exists() {
             // Built under a unique name and renamed, so parallel tests never see half a release.
             let tmp = root.join(format!(
