@@ -1,23 +1,24 @@
 //! Where something is in a YAML file: `file:line:column`, shared by inventory and playbook errors.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-/// A position in a source file, 1-based, as editors and compilers print it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A position in a source file, 1-based, as editors and compilers print it. Kept small (the
+/// file is shared) because every error variant carries one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {
-    pub file: PathBuf,
-    pub line: u64,
-    pub column: u64,
+    pub file: Arc<Path>,
+    pub line: u32,
+    pub column: u32,
 }
 
 impl SourcePosition {
     /// A position in `file` taken from a serde-saphyr location. serde-saphyr reports 0:0 when it
     /// lost the location (e.g. through `flatten`); 1:1 is still a useful place to look.
     pub fn new(file: &Path, location: serde_saphyr::Location) -> SourcePosition {
-        SourcePosition { file: file.to_path_buf(), line: location.line().max(1), column: location.column().max(1) }
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        SourcePosition { file: Arc::from(file), line: clamp(location.line()), column: clamp(location.column()) }
     }
 
     /// The position of a spanned value (where it is used, not where an alias defined it).
@@ -27,7 +28,7 @@ impl SourcePosition {
 
     /// The start of `file`, for problems that belong to the whole document.
     pub fn start(file: &Path) -> SourcePosition {
-        SourcePosition { file: file.to_path_buf(), line: 1, column: 1 }
+        SourcePosition { file: Arc::from(file), line: 1, column: 1 }
     }
 }
 

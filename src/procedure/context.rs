@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::inventory::{BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version};
 
+/// Where staging and backups go when a host has no `bin_dir` (templates that use `bin_dir` then
+/// fail on the undefined variable anyway, which is the error the operator needs to see).
+const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
+
 /// The per-host template context. The planner fills it from the inventory and the facts;
 /// [`TemplateContext::placeholder`] fills the facts with stand-ins for `check`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,11 +201,27 @@ impl RunContext {
 }
 
 impl TemplateContext {
+    /// The context of `host` from the inventory alone: facts (`current`, the anchor's peer ID
+    /// and multiaddr) are null and `run` names no run yet. The planner then sets `current`,
+    /// `anchor.peer_id`, `anchor.multiaddr` and `run` (with [`RunContext::new`]).
+    pub fn new(inventory: &Inventory, host: &Host, anchor: &Host) -> TemplateContext {
+        let bin_dir = host.vars.str("bin_dir").unwrap_or(DEFAULT_BIN_DIR);
+        TemplateContext {
+            vars: host.vars.clone(),
+            host: HostContext::new(host),
+            cluster: ClusterContext::new(inventory),
+            target: TargetContext::new(inventory.cluster.target_version),
+            current: CurrentContext::default(),
+            anchor: AnchorContext { name: anchor.name.to_string(), peer_id: None, multiaddr: None, vars: anchor.vars.clone() },
+            release: ReleaseContext::new(&inventory.cluster, bin_dir),
+            run: RunContext::new("unplanned", bin_dir),
+        }
+    }
+
     /// A context for `host` with stand-in facts, as `check` uses to render every step without
     /// connecting. The anchor is `anchor` (the planner's choice; for bootstrap, the last peer).
     pub fn placeholder(inventory: &Inventory, host: &Host, anchor: &Host) -> TemplateContext {
         let target = inventory.cluster.target_version;
-        let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
         let fake_peer = |h: &Host| format!("QmPlaceholderPeerIdOf{}", h.name.as_str().replace(['.', '-', '_'], ""));
         let multiaddr = |h: &Host| {
             let network = match h.address.ip() {
@@ -211,25 +231,16 @@ impl TemplateContext {
             };
             format!("/{network}/{}/tcp/9096/{}/{}", h.address, target.peer_id_protocol(), fake_peer(h))
         };
-        TemplateContext {
-            vars: host.vars.clone(),
-            host: HostContext::new(host),
-            cluster: ClusterContext::new(inventory),
-            target: TargetContext::new(target),
-            current: CurrentContext {
-                version: Some("0.0.0".to_string()),
-                state_format: None,
-                peer_id: Some(fake_peer(host)),
-                multiaddr: Some(multiaddr(host)),
-            },
-            anchor: AnchorContext {
-                name: anchor.name.to_string(),
-                peer_id: Some(fake_peer(anchor)),
-                multiaddr: Some(multiaddr(anchor)),
-                vars: anchor.vars.clone(),
-            },
-            release: ReleaseContext::new(&inventory.cluster, bin_dir),
-            run: RunContext::new("check", bin_dir),
-        }
+        let mut context = TemplateContext::new(inventory, host, anchor);
+        context.current = CurrentContext {
+            version: Some("0.0.0".to_string()),
+            state_format: None,
+            peer_id: Some(fake_peer(host)),
+            multiaddr: Some(multiaddr(host)),
+        };
+        context.anchor.peer_id = Some(fake_peer(anchor));
+        context.anchor.multiaddr = Some(multiaddr(anchor));
+        context.run = RunContext::new("check", host.vars.str("bin_dir").unwrap_or(DEFAULT_BIN_DIR));
+        context
     }
 }

@@ -44,7 +44,7 @@ pub enum ProcedureError {
 
     /// A template that fails for some host of the inventory.
     #[error(transparent)]
-    Render(#[from] RenderError),
+    Render(Box<RenderError>),
 
     /// Several of the above, one per line.
     #[error("{}", Lines(errors))]
@@ -80,9 +80,9 @@ pub enum RenderError {
         host: String,
         /// `command`, `check`, `when`, `upload.from`, `wait_until.command`, …
         field: &'static str,
-        message: String,
+        message: Box<str>,
         /// The undefined variable as written in the template, when that is the problem.
-        variable: Option<String>,
+        variable: Option<Box<str>>,
     },
 
     /// `when` rendered to something other than `true` or `false`.
@@ -96,6 +96,12 @@ pub enum RenderError {
     /// The context names a host that is not a valid host name.
     #[error("step `{step}`: the context's {role} `{name}` is not a valid host name")]
     BadHostName { step: StepId, role: &'static str, name: String },
+}
+
+impl From<RenderError> for ProcedureError {
+    fn from(error: RenderError) -> ProcedureError {
+        ProcedureError::Render(Box::new(error))
+    }
 }
 
 impl RenderError {

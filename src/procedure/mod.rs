@@ -1,10 +1,32 @@
 //! Playbooks: declarative upgrade procedures (`playbooks/*.yaml`), loaded into step specs with
 //! compiled templates, and rendered per host for the planner.
 //!
-//! A playbook is a list of steps; each says where it runs (`on`), how (`mode`), what
-//! (`command`, `upload`), how to tell it is already done (`check`), what to wait for
-//! (`wait_until`) and what a resumed run does with it (`on_resume`). Templates are minijinja
-//! with strict undefined; values pasted into commands go through `| quote`.
+//! ```yaml
+//! name: standard                  # required
+//! description: …                  # optional
+//! defaults: { systemd_unit: ipfs-cluster }   # variables below every inventory variable
+//! partials:                       # named snippets, pulled in with {% include "name" %}
+//!   ctl: "{{ bin_dir | quote }}/ipfs-cluster-ctl --host {{ api | quote }}"
+//! steps:
+//!   - id: stop-peers              # unique, kebab-case; names the step in the journal
+//!     name: Stop every peer       # for people
+//!     on: all                     # all | anchor | others | {host: NAME}
+//!     mode: parallel              # parallel (default) | serial: one host after another
+//!     delegate_to: target         # target (default) | anchor: run on the anchor, rendered for the host
+//!     upload: {from: …, to: …, mode: 0o755}   # controller file → remote path, before the command
+//!     command: "…"                # shell command (template)
+//!     check: "…"                  # exit 0 = already done (template)
+//!     wait_until: {command: "…", interval: 2s, deadline: 2m, delegate_to: target}
+//!     timeout: 2m                 # default: inventory ssh.command_timeout
+//!     retries: 0
+//!     on_resume: check            # rerun | check | ask (default): for a step in flight when a run died
+//!     when: '{{ … }}'             # renders to true / false; false skips the step for that host
+//!     destructive: true           # the executor exports the state before the first one
+//! ```
+//!
+//! A step needs a `command`, an `upload` or a `wait_until` (a pure gate). Templates are
+//! minijinja with strict undefined; values pasted into commands go through `| quote`; the
+//! context is documented in [`TemplateContext`]. `fail("message")` aborts rendering.
 
 mod context;
 mod error;

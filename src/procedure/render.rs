@@ -182,8 +182,8 @@ impl StepRenderer<'_> {
             step: self.step.id.clone(),
             host: self.host.to_string(),
             field,
-            message: failure.message,
-            variable: failure.variable,
+            message: failure.message.into(),
+            variable: failure.variable.map(Into::into),
         })
     }
 

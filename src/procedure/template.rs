@@ -223,17 +223,17 @@ fn locate(origin: &TemplateOrigin, source: &str, line: Option<usize>, range: Opt
     let mut at = origin.position.clone();
     let Some(start) = range.map(|range| range.start.min(source.len())) else {
         if let Some(line) = line {
-            at.line += line.saturating_sub(1) as u64;
+            at.line = at.line.saturating_add(u32::try_from(line.saturating_sub(1)).unwrap_or(u32::MAX));
         }
         return at;
     };
     let line_start = source[..start].rfind('\n').map_or(0, |newline| newline + 1);
-    let line_index = source[..line_start].matches('\n').count() as u64;
-    let column_in_line = source[line_start..start].chars().count() as u64;
-    at.line += line_index;
+    let line_index = u32::try_from(source[..line_start].matches('\n').count()).unwrap_or(u32::MAX);
+    let column_in_line = u32::try_from(source[line_start..start].chars().count()).unwrap_or(u32::MAX);
+    at.line = at.line.saturating_add(line_index);
     // Block scalars keep their indentation column on every line; on the first line a quoted
     // scalar's text starts after the quote.
-    at.column += column_in_line + u64::from(line_index == 0 && origin.quoted);
+    at.column = at.column.saturating_add(column_in_line).saturating_add(u32::from(line_index == 0 && origin.quoted));
     at
 }
 
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn positions_map_into_block_and_quoted_scalars() {
         let origin = |quoted| TemplateOrigin {
-            position: SourcePosition { file: "p.yaml".into(), line: 10, column: 7 },
+            position: SourcePosition { file: std::path::Path::new("p.yaml").into(), line: 10, column: 7 },
             quoted,
         };
         let source = "echo a\necho {{ x }}";

@@ -30,7 +30,7 @@ impl Procedure {
             for host in hosts_of(step, inventory, anchor) {
                 let context = TemplateContext::placeholder(inventory, host, anchor);
                 if let Err(error) = self.render_with(step, &context, WhenPolicy::RenderEverything) {
-                    errors.push(ProcedureError::Render(error));
+                    errors.push(ProcedureError::from(error));
                 }
             }
         }
