@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod command;
 pub mod error;
+pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod journal;

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match command::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", cluster_upgrade::error::chain(&error));
             ExitCode::from(error.exit_code())
         }
     }

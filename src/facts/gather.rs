@@ -47,20 +47,25 @@ where
 }
 
 async fn probe_one<C: Connector>(connector: &C, host: &ProbeTarget, timeout: Duration) -> HostFacts {
+    let session = match connector.connect(&host.target).await {
+        Ok(session) => session,
+        Err(err) => return HostFacts::unreachable(&host.target.name, crate::error::chain(&err)),
+    };
+    let facts = probe_session(&session, host, timeout).await;
+    let _ = session.close().await;
+    facts
+}
+
+/// Probes one host over an open session (apply re-probes over the sessions it runs steps on).
+pub async fn probe_session<S: Session>(session: &S, host: &ProbeTarget, timeout: Duration) -> HostFacts {
     let name = &host.target.name;
     let script = match probe_script(&host.vars) {
         Ok(script) => script,
         Err(err) => return HostFacts::unreachable(name, err.to_string()),
     };
-    let session = match connector.connect(&host.target).await {
-        Ok(session) => session,
-        Err(err) => return HostFacts::unreachable(name, err.to_string()),
-    };
     tracing::debug!(host = %name, "probing");
-    let facts = match session.run(&script, timeout).await {
+    match session.run(&script, timeout).await {
         Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
-        Err(err) => HostFacts::unreachable(name, err.to_string()),
-    };
-    let _ = session.close().await;
-    facts
+        Err(err) => HostFacts::unreachable(name, crate::error::chain(&err)),
+    }
 }

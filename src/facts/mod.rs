@@ -6,7 +6,7 @@ mod model;
 mod parse;
 mod probe;
 
-pub use gather::{gather, ProbeTarget};
+pub use gather::{gather, probe_session, ProbeTarget};
 pub use model::{HostFacts, PeerError, Pinset};
 pub use parse::parse_probe_output;
 pub use probe::{probe_script, ProbeVars};

@@ -93,6 +93,7 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
     }
     Ok(Plan {
         format: PLAN_FORMAT,
+        run_id: run_id.to_string(),
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         inventory: inventory.path.clone(),
         cluster: inventory.cluster.name.clone(),

@@ -15,6 +15,9 @@ pub const PLAN_FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format: u32,
+    /// The run this plan becomes when applied: names the run directory and the remote backup
+    /// folder that the rendered commands use.
+    pub run_id: String,
     /// Seconds since the Unix epoch when the plan was made.
     pub created_unix: u64,
     /// The inventory the plan was made from (absolute).

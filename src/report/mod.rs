@@ -1,12 +1,16 @@
-//! Everything the user sees: the plan view, the facts table. Library code returns data; only
-//! this module turns it into text for the terminal.
+//! Everything the user sees: the plan view, the facts table, progress, run summaries. Library
+//! code returns data or emits events; only this module turns them into text for the terminal.
 
 mod plan_view;
+mod progress;
+mod run_view;
 mod table;
 
 use std::io::Write;
 
 pub use plan_view::{render_facts, render_plan};
+pub use progress::{PlainProgress, TerminalProgress};
+pub use run_view::render_run;
 
 /// Writes data to stdout (a closed pipe, as with `| head`, is not an error worth a panic).
 pub fn print(text: &str) {

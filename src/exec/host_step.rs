@@ -1,0 +1,106 @@
+//! One step on one host: upload, command, retries, then the `wait_until` probe.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::procedure::RenderedStep;
+use crate::transport::{CommandOutput, Session, Source, Upload};
+
+/// Why a host step failed: the message and the tail of the remote stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFailure {
+    pub error: String,
+    pub stderr_tail: String,
+}
+
+/// The last lines of a command's stderr (and stdout when stderr is empty), for reports.
+pub fn tail(output: &CommandOutput) -> String {
+    let text = if output.stderr.is_empty() { output.stdout_text() } else { output.stderr_text() };
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn describe_exit(output: &CommandOutput) -> String {
+    match &output.exit {
+        crate::transport::Exit::Status(code) => format!("exited with status {code}"),
+        crate::transport::Exit::Signal(signal) => format!("was killed by signal {signal}"),
+        crate::transport::Exit::Unknown => "ended without an exit status".to_string(),
+    }
+}
+
+/// The sessions of every host, by host name.
+pub type Sessions<S> = HashMap<String, Arc<S>>;
+
+/// Runs the step's `check` on its host: `true` when it exits 0.
+pub async fn check_passes<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -> Result<bool, HostFailure> {
+    let Some(check) = &step.check else { return Ok(false) };
+    let session = session_for(sessions, step.run_on.as_str())?;
+    let output = session.run(check, timeout_of(step)).await.map_err(transport_failure)?;
+    Ok(output.success())
+}
+
+/// Runs upload, command (with retries) and the wait of one step on one host.
+pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -> Result<(), HostFailure> {
+    let session = session_for(sessions, step.run_on.as_str())?;
+    let mut attempt = 0;
+    loop {
+        match run_once(session.as_ref(), step).await {
+            Ok(()) => break,
+            Err(failure) if attempt < step.retries => {
+                tracing::warn!(host = %step.host, step = %step.id, error = %failure.error, "retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(failure) => return Err(failure),
+        }
+    }
+    if let Some(wait) = &step.wait_until {
+        let session = session_for(sessions, wait.run_on.as_str())?;
+        let deadline = Instant::now() + wait.deadline.get();
+        let interval = wait.interval.get();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = session.run(&wait.command, remaining.max(Duration::from_secs(1)).min(timeout_of(step))).await;
+            let last = match result {
+                Ok(output) if output.success() => return Ok(()),
+                Ok(output) => HostFailure { error: format!("`wait_until` still failing ({})", describe_exit(&output)), stderr_tail: tail(&output) },
+                Err(err) => transport_failure(err),
+            };
+            if Instant::now() + interval >= deadline {
+                return Err(HostFailure {
+                    error: format!("`wait_until` did not pass within {}: {}", wait.deadline, last.error),
+                    stderr_tail: last.stderr_tail,
+                });
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+    Ok(())
+}
+
+async fn run_once<S: Session>(session: &S, step: &RenderedStep) -> Result<(), HostFailure> {
+    if let Some(upload) = &step.upload {
+        let upload = Upload { source: Source::File(upload.from.clone()), remote_path: upload.to.clone(), mode: upload.mode };
+        session.upload(&upload).await.map_err(transport_failure)?;
+    }
+    if let Some(command) = &step.command {
+        let output = session.run(command, timeout_of(step)).await.map_err(transport_failure)?;
+        if !output.success() {
+            return Err(HostFailure { error: format!("the command {}", describe_exit(&output)), stderr_tail: tail(&output) });
+        }
+    }
+    Ok(())
+}
+
+fn timeout_of(step: &RenderedStep) -> Duration {
+    step.timeout.map_or(Duration::from_secs(120), |t| t.get())
+}
+
+fn session_for<'a, S>(sessions: &'a Sessions<S>, host: &str) -> Result<&'a Arc<S>, HostFailure> {
+    sessions.get(host).ok_or_else(|| HostFailure { error: format!("no SSH session to {host}"), stderr_tail: String::new() })
+}
+
+fn transport_failure(err: crate::transport::TransportError) -> HostFailure {
+    HostFailure { error: crate::error::chain(&err), stderr_tail: String::new() }
+}

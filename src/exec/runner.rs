@@ -1,0 +1,232 @@
+//! Runs a plan step by step: a parallel step on all its hosts at once (bounded), a serial step
+//! one host after another; the run stops after a step that failed anywhere.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::events::{Reporter, StepEvent};
+use super::host_step::{check_passes, run_step, HostFailure, Sessions};
+use crate::journal::{Checkpoint, Event, HostStepState, JournalError, JournalWriter, Record};
+use crate::plan::{Plan, PlannedStep};
+use crate::procedure::{Mode, OnResume, RenderedStep};
+use crate::transport::Session;
+
+/// How the executor behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// Hosts worked on at once within a parallel step.
+    pub concurrency: usize,
+    /// Treat steps whose playbook says `on_resume: ask` as `check` (the operator looked).
+    pub retry_in_flight: bool,
+}
+
+/// A step that failed on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub step: String,
+    pub host: String,
+    pub error: String,
+    pub stderr_tail: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Finished,
+    Failed(Vec<StepFailure>),
+    /// A step was in flight when the last run died and its playbook says to ask.
+    NeedsOperator { step: String, host: String },
+    Interrupted,
+}
+
+/// Runs plans over open sessions, journalling as it goes.
+pub struct Executor<S: Session + 'static> {
+    sessions: Arc<Sessions<S>>,
+    journal: Arc<Mutex<JournalWriter>>,
+    checkpoint: Arc<Checkpoint>,
+    reporter: Arc<dyn Reporter>,
+    options: ExecOptions,
+    stop: Arc<AtomicBool>,
+}
+
+enum HostResult {
+    Done,
+    Failed(StepFailure),
+    Ask,
+}
+
+impl<S: Session + 'static> Executor<S> {
+    pub fn new(
+        sessions: Sessions<S>,
+        journal: JournalWriter,
+        checkpoint: Checkpoint,
+        reporter: Arc<dyn Reporter>,
+        options: ExecOptions,
+    ) -> Executor<S> {
+        Executor {
+            sessions: Arc::new(sessions),
+            journal: Arc::new(Mutex::new(journal)),
+            checkpoint: Arc::new(checkpoint),
+            reporter,
+            options,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Set it to stop before the next step or serial host (in-flight commands finish).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Appends a record durably.
+    pub fn record(&self, event: Event) -> Result<(), JournalError> {
+        append(&self.journal, event)
+    }
+
+    /// Runs every step of `plan` that the journal does not list as done.
+    pub async fn run(&self, plan: &Plan) -> Result<RunOutcome, JournalError> {
+        let total = plan.steps.len();
+        for (index, step) in plan.steps.iter().enumerate() {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(RunOutcome::Interrupted);
+            }
+            self.reporter.step(index + 1, total, &step.id, &step.name);
+            let results = match step.mode {
+                Mode::Parallel => self.run_parallel(step).await?,
+                Mode::Serial => self.run_serial(step).await?,
+            };
+            let mut failures = Vec::new();
+            for result in results {
+                match result {
+                    HostResult::Done => {}
+                    HostResult::Failed(failure) => failures.push(failure),
+                    HostResult::Ask => {
+                        let host = step
+                            .hosts
+                            .iter()
+                            .find(|h| matches!(self.checkpoint.state(&step.id, h.host.as_str()), HostStepState::InFlight { .. }))
+                            .map_or_else(String::new, |h| h.host.to_string());
+                        return Ok(RunOutcome::NeedsOperator { step: step.id.clone(), host });
+                    }
+                }
+            }
+            if !failures.is_empty() {
+                return Ok(RunOutcome::Failed(failures));
+            }
+            if self.stop.load(Ordering::SeqCst) && index + 1 < total {
+                return Ok(RunOutcome::Interrupted);
+            }
+        }
+        Ok(RunOutcome::Finished)
+    }
+
+    async fn run_parallel(&self, step: &PlannedStep) -> Result<Vec<HostResult>, JournalError> {
+        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for host_step in &step.hosts {
+            let task = self.host_task(step, host_step);
+            let permits = Arc::clone(&permits);
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+                task.await
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            results.push(joined.expect("host task panicked")?);
+        }
+        Ok(results)
+    }
+
+    async fn run_serial(&self, step: &PlannedStep) -> Result<Vec<HostResult>, JournalError> {
+        let mut results = Vec::new();
+        for host_step in &step.hosts {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let result = self.host_task(step, host_step).await?;
+            let stop = !matches!(result, HostResult::Done);
+            results.push(result);
+            if stop {
+                break;
+            }
+        }
+        Ok(results)
+    }
+
+    /// The work of one step on one host, as a `'static` future.
+    fn host_task(
+        &self,
+        step: &PlannedStep,
+        host_step: &RenderedStep,
+    ) -> impl std::future::Future<Output = Result<HostResult, JournalError>> + Send + 'static {
+        let sessions = Arc::clone(&self.sessions);
+        let journal = Arc::clone(&self.journal);
+        let reporter = Arc::clone(&self.reporter);
+        let state = self.checkpoint.state(&step.id, host_step.host.as_str());
+        let on_resume = match step.on_resume {
+            OnResume::Ask if self.options.retry_in_flight => OnResume::Check,
+            other => other,
+        };
+        let host_step = host_step.clone();
+        let step_id = step.id.clone();
+        async move {
+            let host = host_step.host.to_string();
+            let event = |e: StepEvent| reporter.host_event(&step_id, &host, &e);
+            let attempt = match state {
+                HostStepState::Finished { .. } => {
+                    event(StepEvent::AlreadyDone);
+                    return Ok(HostResult::Done);
+                }
+                HostStepState::Pending => 1,
+                HostStepState::InFlight { attempt } if on_resume == OnResume::Ask => {
+                    let _ = attempt;
+                    return Ok(HostResult::Ask);
+                }
+                HostStepState::InFlight { attempt } | HostStepState::Failed { attempt, .. } => {
+                    // Resume: a step whose check says "done" is not run again.
+                    let use_check = on_resume == OnResume::Check || matches!(state, HostStepState::Failed { .. });
+                    if use_check && host_step.check.is_some() {
+                        match check_passes(&sessions, &host_step).await {
+                            Ok(true) => {
+                                append(&journal, Event::StepFinished { step: step_id.clone(), host: host.clone(), by_check: true })?;
+                                event(StepEvent::DoneByCheck);
+                                return Ok(HostResult::Done);
+                            }
+                            Ok(false) => {}
+                            Err(failure) => tracing::warn!(%host, step = %step_id, error = %failure.error, "check failed to run"),
+                        }
+                    }
+                    attempt + 1
+                }
+            };
+            append(&journal, Event::StepStarted { step: step_id.clone(), host: host.clone(), attempt })?;
+            event(StepEvent::Started { attempt });
+            if host_step.wait_until.is_some() && host_step.command.is_none() && host_step.upload.is_none() {
+                event(StepEvent::Waiting);
+            }
+            match run_step(&sessions, &host_step).await {
+                Ok(()) => {
+                    append(&journal, Event::StepFinished { step: step_id.clone(), host: host.clone(), by_check: false })?;
+                    event(StepEvent::Finished);
+                    Ok(HostResult::Done)
+                }
+                Err(HostFailure { error, stderr_tail }) => {
+                    append(
+                        &journal,
+                        Event::StepFailed { step: step_id.clone(), host: host.clone(), error: error.clone(), stderr_tail: stderr_tail.clone() },
+                    )?;
+                    event(StepEvent::Failed { error: error.clone() });
+                    Ok(HostResult::Failed(StepFailure { step: step_id.clone(), host: host.clone(), error, stderr_tail }))
+                }
+            }
+        }
+    }
+}
+
+fn append(journal: &Mutex<JournalWriter>, event: Event) -> Result<(), JournalError> {
+    journal.lock().expect("journal lock poisoned").append(&Record::now(event))
+}
