@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::inventory::InventoryError;
+use crate::journal::JournalError;
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
 
@@ -23,20 +24,44 @@ pub enum Error {
     Procedure(#[from] ProcedureError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error("{}: cannot read recorded facts: {source}", path.display())]
     FactsFile {
         path: PathBuf,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("{}: cannot write: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: not a plan saved by `cluster-upgrade plan --out`: {message}", path.display())]
+    PlanFile { path: PathBuf, message: String },
+    #[error("no plan to apply: {} does not exist; run `cluster-upgrade plan INVENTORY` first, or give a plan or an inventory", path.display())]
+    NoPlan { path: PathBuf },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot reach {}", hosts.iter().map(|(h, e)| format!("{h} ({e})")).collect::<Vec<_>>().join(", "))]
+    Unreachable { hosts: Vec<(String, String)> },
+    #[error("the plan is stale: the cluster changed since it was made ({}); run `cluster-upgrade plan` again", changes.join("; "))]
+    StalePlan { changes: Vec<String> },
+    #[error("plan {run_id} was already applied (see `cluster-upgrade status --run {run_id}`); make a new plan")]
+    AlreadyApplied { run_id: String },
+    #[error("run {run_id} is unfinished: run `cluster-upgrade apply` (without a plan) to resume it before applying another plan")]
+    UnfinishedRun { run_id: String },
+    #[error("the cluster no longer matches the plan, so resuming is unsafe: {}", problems.join("; "))]
+    UnsafeResume { problems: Vec<String> },
+    #[error("refusing to apply without confirmation: there is no terminal to ask on; pass --yes")]
+    NoConfirmation,
+    #[error("not applied: the operator declined")]
+    Declined,
+    #[error("step `{step}` failed on {}; fix the cause, then run `cluster-upgrade apply` again to resume", hosts.join(", "))]
+    StepFailed { step: String, hosts: Vec<String> },
+    #[error("step `{step}` was in flight on {host} when the last run stopped, and its playbook says to ask: check the host, then resume with `cluster-upgrade apply --retry-in-flight`")]
+    NeedsOperator { step: String, host: String },
+    #[error("interrupted; the journal is consistent: run `cluster-upgrade apply` to resume")]
+    Interrupted,
+    #[error("the upgrade ran, but the cluster is not healthy: {}", problems.join("; "))]
+    Verification { problems: Vec<String> },
+    #[error("no run in {}", dir.display())]
+    NoRun { dir: PathBuf },
 }
 
 /// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).
@@ -57,11 +82,29 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Inventory(_) | Error::Procedure(_) | Error::FactsFile { .. } => exit::INVALID_INPUT,
+            Error::Inventory(_)
+            | Error::Procedure(_)
+            | Error::FactsFile { .. }
+            | Error::PlanFile { .. }
+            | Error::NoPlan { .. }
+            | Error::NoConfirmation
+            | Error::NoRun { .. } => exit::INVALID_INPUT,
             Error::Plan(PlanError::Refused(Refusal::Unreachable { .. })) => exit::HOST_FAILED,
+            Error::Journal(JournalError::Locked { .. }) => exit::REFUSED,
             Error::Plan(PlanError::Refused(_)) => exit::REFUSED,
             Error::Plan(_) => exit::INVALID_INPUT,
-            Error::Write { .. } | Error::Runtime(_) => exit::HOST_FAILED,
+            Error::StalePlan { .. }
+            | Error::AlreadyApplied { .. }
+            | Error::UnfinishedRun { .. }
+            | Error::UnsafeResume { .. }
+            | Error::Declined => exit::REFUSED,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Journal(_)
+            | Error::Runtime(_)
+            | Error::Unreachable { .. }
+            | Error::StepFailed { .. }
+            | Error::NeedsOperator { .. }
+            | Error::Verification { .. } => exit::HOST_FAILED,
         }
     }
 }

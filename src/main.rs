@@ -19,15 +19,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// Warnings always reach stderr; `-v` adds debug and `-vv` trace logs. ANSI escapes in remote
-/// output are not passed through (tracing-subscriber ≥ 0.3.20 escapes them).
+/// Warnings always reach stderr; `-v` adds debug and `-vv` trace logs. A run's log file gets
+/// debug logs too. ANSI escapes in remote output are escaped (tracing-subscriber ≥ 0.3.20).
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    cluster_upgrade::report::set_verbose(verbose > 0);
     let level = match verbose {
         0 => "warn",
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTER_UPGRADE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("cluster_upgrade={level},warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let terminal = EnvFilter::try_from_env("CLUSTER_UPGRADE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("cluster_upgrade={level},warn")));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(terminal))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(cluster_upgrade::report::LogFileWriter)
+                .with_filter(EnvFilter::new("cluster_upgrade=debug,warn")),
+        )
+        .init();
 }

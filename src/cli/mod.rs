@@ -41,6 +41,71 @@ pub enum Command {
     /// another), the expected downtime and the backups that will be taken.
     #[command(after_help = EXIT_CODES)]
     Plan(PlanArgs),
+    /// Run a plan over SSH, step by step, with a checkpoint after every step.
+    ///
+    /// `apply INVENTORY` plans first, shows the plan and asks for confirmation; `apply plan.json`
+    /// runs a saved plan exactly; a bare `apply` runs the plan that `plan` saved last in the
+    /// state directory. Every remote command is recorded in a write-ahead journal in
+    /// `.cluster-upgrade/runs/<run-id>/`; after a failure or a crash, `apply` again resumes the
+    /// unfinished run at the failed step and never repeats a finished one. A saved plan is
+    /// refused when the cluster changed since it was made (stale) or when it was already applied.
+    #[command(after_help = EXIT_CODES)]
+    Apply(ApplyArgs),
+    /// Show the current or last run: per host and step, done / failed / pending, with the
+    /// failure's stderr tail.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A saved plan (a `.json` file) or an inventory (YAML: plan now, then apply). Without it,
+    /// the plan that `plan` saved last in the state directory.
+    pub target: Option<PathBuf>,
+
+    /// Folder with the playbooks, when planning from an inventory (as for `plan`).
+    #[arg(long, value_name = "DIR", env = "CLUSTER_UPGRADE_PLAYBOOKS")]
+    pub playbooks: Option<PathBuf>,
+
+    /// Set a variable for every host, when planning from an inventory (as for `plan`).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+
+    /// Use this procedure instead of the one the facts call for, when planning from an inventory.
+    #[arg(long, value_enum)]
+    pub procedure: Option<ProcedureKind>,
+
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Where runs, journals, logs and backups are kept (default: `.cluster-upgrade/` beside the
+    /// inventory; for a bare `apply`, `.cluster-upgrade/` in the current folder).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Resume a step that was in flight when the last run died even though its playbook says
+    /// to ask (`on_resume: ask`): its `check` decides whether it runs again. Use after looking
+    /// at the host.
+    #[arg(long)]
+    pub retry_in_flight: bool,
+
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The inventory whose runs to show (its state directory is `.cluster-upgrade/` beside it).
+    pub inventory: Option<PathBuf>,
+
+    /// The state directory (default: beside the inventory, else `.cluster-upgrade/` here).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Show this run instead of the latest one.
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
 }
 
 /// Inputs shared by every command that reads an inventory.
@@ -82,6 +147,11 @@ pub struct PlanArgs {
     /// Print the plan as JSON on stdout instead of the human-readable view.
     #[arg(long)]
     pub json: bool,
+
+    /// Where `plan` keeps its latest plan for a bare `apply` (default: `.cluster-upgrade/`
+    /// beside the inventory).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Plan from recorded facts (a JSON file of the `facts` array of a saved plan) without
     /// connecting to any host.

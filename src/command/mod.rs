@@ -1,12 +1,12 @@
 //! One file per subcommand; each returns data or an [`Error`](crate::error::Error), and prints
 //! only through the functions of `report`.
 
+mod apply;
 mod check;
+mod hosts;
 mod inputs;
 mod plan;
-
-pub use check::check;
-pub use plan::plan;
+mod status;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -14,7 +14,9 @@ use crate::error::Error;
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Check(args) => check(&args),
-        Command::Plan(args) => plan(&args),
+        Command::Check(args) => check::check(&args),
+        Command::Plan(args) => plan::plan(&args),
+        Command::Apply(args) => apply::apply(&args),
+        Command::Status(args) => status::status(&args),
     }
 }

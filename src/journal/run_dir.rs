@@ -195,6 +195,10 @@ pub fn private_dir(path: &Path) -> Result<(), JournalError> {
 
 /// Writes a file with mode 0600 through a temporary file and a rename, then syncs it.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
+    // A device or pipe (`--out /dev/stdout`, `/dev/null`) is written as it is.
+    if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return fs::write(path, bytes).map_err(io_err(path));
+    }
     let tmp = path.with_extension("tmp");
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;

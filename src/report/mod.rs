@@ -1,6 +1,7 @@
 //! Everything the user sees: the plan view, the facts table, progress, run summaries. Library
 //! code returns data or emits events; only this module turns them into text for the terminal.
 
+mod log_file;
 mod plan_view;
 mod progress;
 mod run_view;
@@ -8,6 +9,7 @@ mod table;
 
 use std::io::Write;
 
+pub use log_file::{log_to_file, set_verbose, verbose, LogFileWriter};
 pub use plan_view::{render_facts, render_plan};
 pub use progress::{PlainProgress, TerminalProgress};
 pub use run_view::render_run;

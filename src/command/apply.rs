@@ -1,0 +1,310 @@
+//! `cluster-upgrade apply`: run a plan with a write-ahead journal, or resume the unfinished run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::cli::{ApplyArgs, InventoryArgs};
+use crate::error::{chain, Error};
+use crate::exec::{ExecOptions, Executor, Reporter, RunOutcome};
+use crate::facts::{HostFacts, Pinset};
+use crate::inventory::Inventory;
+use crate::journal::{Checkpoint, Event, RunDir, StateDir};
+use crate::plan::{build_plan, Plan, PlanInputs, PLAN_FORMAT};
+use crate::report::{self, PlainProgress, TerminalProgress};
+
+use super::{hosts, inputs, plan as plan_cmd};
+
+/// Where the plan comes from.
+enum Source {
+    Inventory(PathBuf),
+    File(PathBuf),
+    Latest,
+}
+
+pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
+    let source = match &args.target {
+        None => Source::Latest,
+        Some(path) if path.extension().is_some_and(|e| e == "json") => Source::File(path.clone()),
+        Some(path) => Source::Inventory(path.clone()),
+    };
+    let state = match (&source, &args.state_dir) {
+        (_, Some(dir)) => StateDir { root: dir.clone() },
+        (Source::Inventory(inventory), None) => StateDir::for_inventory(inventory, None),
+        (Source::File(file), None) => StateDir::for_inventory(&read_plan(file)?.inventory, None),
+        (Source::Latest, None) => StateDir { root: PathBuf::from(".cluster-upgrade") },
+    };
+    let _lock = state.lock()?;
+    crate::report::log_to_file(&state.root.join("apply.log"));
+
+    if let Some((run, plan, checkpoint)) = unfinished_run(&state)? {
+        if let Source::File(file) = &source {
+            if read_plan(file)?.run_id != plan.run_id {
+                return Err(Error::UnfinishedRun { run_id: run.id() });
+            }
+        }
+        report::note(&format!("resuming run {} ({} procedure, {} → {})", run.id(), plan.choice.procedure, plan.choice.from, plan.choice.to));
+        let inventory = Inventory::load(&plan.inventory, &[])?;
+        return execute(args, &inventory, &run, &plan, checkpoint, Freshness::Resume);
+    }
+
+    let (inventory, plan, freshness) = match &source {
+        Source::Inventory(path) => {
+            let input = InventoryArgs { inventory: path.clone(), playbooks: args.playbooks.clone(), vars: args.vars.clone() };
+            let (inventory, playbooks) = inputs::load(&input)?;
+            let facts = hosts::gather_facts(&inventory, &args.ssh)?;
+            let run_id = plan_cmd::run_id();
+            let plan = build_plan(PlanInputs { inventory: &inventory, playbooks: &playbooks, facts: &facts, requested: args.procedure, run_id: &run_id });
+            let plan = plan.inspect_err(|_| report::print(&report::render_facts(&facts)))?;
+            (inventory, plan, Freshness::JustProbed)
+        }
+        Source::File(path) => {
+            let plan = read_plan(path)?;
+            (Inventory::load(&plan.inventory, &[])?, plan, Freshness::Saved)
+        }
+        Source::Latest => {
+            let path = state.latest_plan();
+            if !path.exists() {
+                return Err(Error::NoPlan { path });
+            }
+            let plan = read_plan(&path)?;
+            (Inventory::load(&plan.inventory, &[])?, plan, Freshness::Saved)
+        }
+    };
+    let run = state.run(&plan.run_id);
+    if run.journal_path().exists() {
+        return Err(Error::AlreadyApplied { run_id: plan.run_id.clone() });
+    }
+    report::print(&report::render_plan(&plan));
+    confirm(args.yes, &plan)?;
+    run.create()?;
+    run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
+    execute(args, &inventory, &run, &plan, Checkpoint::default(), freshness)
+}
+
+/// How much the plan's facts can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// Probed a moment ago by this process.
+    JustProbed,
+    /// Saved earlier: probe again and refuse if anything changed.
+    Saved,
+    /// A run in progress: the cluster is expected to be half-upgraded.
+    Resume,
+}
+
+fn execute(args: &ApplyArgs, inventory: &Inventory, run: &RunDir, plan: &Plan, checkpoint: Checkpoint, freshness: Freshness) -> Result<(), Error> {
+    crate::report::log_to_file(&run.log_path());
+    let targets = hosts::probe_targets(inventory);
+    let runtime = hosts::runtime()?;
+    runtime.block_on(async {
+        let sessions = hosts::connect_all(hosts::ssh_options(inventory, &args.ssh), &targets)
+            .await
+            .map_err(|failures| Error::Unreachable { hosts: failures.iter().map(|(h, e)| (h.clone(), chain(e))).collect() })?;
+        match freshness {
+            Freshness::JustProbed => {}
+            Freshness::Saved => {
+                let now = hosts::probe_all(&sessions, &targets).await;
+                if Plan::fingerprint(&now) != plan.facts_fingerprint {
+                    return Err(Error::StalePlan { changes: differences(&plan.facts, &now) });
+                }
+            }
+            Freshness::Resume => {
+                let now = hosts::probe_all(&sessions, &targets).await;
+                let problems = resume_problems(plan, &now);
+                if !problems.is_empty() {
+                    return Err(Error::UnsafeResume { problems });
+                }
+            }
+        }
+
+        let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
+        let terminal = std::io::stderr().is_terminal() && !report::verbose();
+        let progress = terminal.then(|| Arc::new(TerminalProgress::new(&host_names)));
+        let reporter: Arc<dyn Reporter> = match &progress {
+            Some(bars) => bars.clone(),
+            None => Arc::new(PlainProgress::default()),
+        };
+        let options = ExecOptions { concurrency: hosts::concurrency(inventory, &args.ssh), retry_in_flight: args.retry_in_flight };
+        let executor = Executor::new(sessions.clone(), run.journal()?, checkpoint, reporter, options);
+        executor.record(Event::RunStarted { pid: std::process::id(), resumed: freshness == Freshness::Resume })?;
+        let stop = executor.stop_flag();
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                report::note("interrupt: stopping after the commands that are running now");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+        let outcome = executor.run(plan).await?;
+        interrupt.abort();
+        if let Some(bars) = &progress {
+            bars.finish();
+        }
+        let result = match outcome {
+            RunOutcome::Finished => {
+                let now = hosts::probe_all(&sessions, &targets).await;
+                let problems = verify(plan, &now);
+                if problems.is_empty() {
+                    executor.record(Event::RunFinished)?;
+                    Ok(())
+                } else {
+                    Err(Error::Verification { problems })
+                }
+            }
+            RunOutcome::Failed(failures) => Err(Error::StepFailed {
+                step: failures[0].step.clone(),
+                hosts: failures.iter().map(|f| f.host.clone()).collect(),
+            }),
+            RunOutcome::NeedsOperator { step, host } => Err(Error::NeedsOperator { step, host }),
+            RunOutcome::Interrupted => Err(Error::Interrupted),
+        };
+        if let Err(error) = &result {
+            executor.record(Event::RunStopped { reason: chain(error) })?;
+        }
+        for session in sessions.values() {
+            let _ = session.close().await;
+        }
+        report::print(&report::render_run(&run.id(), plan, &Checkpoint::replay(&run.records()?)));
+        result
+    })
+}
+
+/// The last run that has a journal and did not finish, with its plan and checkpoint.
+fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
+    let Some(run) = state.runs()?.into_iter().rev().find(|run| run.journal_path().exists()) else {
+        return Ok(None);
+    };
+    let checkpoint = Checkpoint::replay(&run.records()?);
+    if checkpoint.finished {
+        return Ok(None);
+    }
+    let plan = read_plan(&run.plan_path())?;
+    Ok(Some((run, plan, checkpoint)))
+}
+
+pub(super) fn read_plan(path: &Path) -> Result<Plan, Error> {
+    let bad = |message: String| Error::PlanFile { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if plan.format != PLAN_FORMAT {
+        return Err(bad(format!("plan format {} (this cluster-upgrade reads {PLAN_FORMAT})", plan.format)));
+    }
+    Ok(plan)
+}
+
+fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NoConfirmation);
+    }
+    eprint!("Apply the {} procedure to {} hosts? [y/N] ", plan.choice.procedure, plan.facts.len());
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::Declined)
+    }
+}
+
+/// What changed between two fact sets, host by host, in words.
+fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
+    let mut changes = Vec::new();
+    for (old, new) in before.iter().zip(now) {
+        let mut fields = Vec::new();
+        if old.unreachable != new.unreachable {
+            fields.push("reachability".to_string());
+        }
+        if old.service_version != new.service_version {
+            fields.push(format!("version {:?} → {:?}", old.service_version.map(|v| v.to_string()), new.service_version.map(|v| v.to_string())));
+        }
+        if old.running != new.running {
+            fields.push(format!("running {} → {}", old.running, new.running));
+        }
+        if old.cluster_peers != new.cluster_peers {
+            fields.push("peerset".to_string());
+        }
+        if old.pins != new.pins {
+            fields.push(format!("pins {} → {}", count(&old.pins), count(&new.pins)));
+        }
+        if fields.is_empty() && old != new {
+            fields.push("other facts".to_string());
+        }
+        if !fields.is_empty() {
+            changes.push(format!("{}: {}", old.host, fields.join(", ")));
+        }
+    }
+    changes
+}
+
+fn count(pins: &Option<Pinset>) -> String {
+    pins.as_ref().map_or("?".to_string(), |p| p.count.to_string())
+}
+
+/// Before resuming: every host must run the plan's source or target version.
+fn resume_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
+    let allowed = [plan.choice.from, plan.choice.to];
+    now.iter()
+        .filter_map(|host| match host.service_version {
+            Some(version) if allowed.contains(&version) => None,
+            Some(version) => Some(format!("{} runs {version}, neither {} nor {}", host.host, plan.choice.from, plan.choice.to)),
+            None => Some(format!("{}: ipfs-cluster-service did not report its version", host.host)),
+        })
+        .collect()
+}
+
+/// The final gate: every peer on the target, running, seeing all the others, with the pinset
+/// it had before (count and hash of the sorted CIDs).
+pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expected_pins = expected_pinset(&plan.facts);
+    let all_ids: BTreeSet<&str> = now.iter().filter_map(|h| h.peer_id.as_deref()).collect();
+    for host in now {
+        let name = &host.host;
+        if host.service_version != Some(plan.choice.to) {
+            problems.push(format!("{name} runs {:?}, not {}", host.service_version.map(|v| v.to_string()), plan.choice.to));
+        }
+        if !host.running {
+            problems.push(format!("{name} is not running"));
+            continue;
+        }
+        let seen: BTreeSet<&str> = host.cluster_peers.iter().map(String::as_str).collect();
+        if seen != all_ids {
+            problems.push(format!("{name} sees {} peers, expected {}", seen.len(), all_ids.len()));
+        }
+        for error in &host.peer_errors {
+            problems.push(format!("{name} reports {} with an error: {}", error.peer_id, error.error));
+        }
+        if let Some(expected) = &expected_pins {
+            match &host.pins {
+                Some(pins) if pins == expected => {}
+                Some(pins) => problems.push(format!(
+                    "{name} lists {} pins (hash {}), expected {} (hash {}): the pinset changed",
+                    pins.count,
+                    &pins.hash[..12],
+                    expected.count,
+                    &expected.hash[..12]
+                )),
+                None => problems.push(format!("{name} did not list its pins")),
+            }
+        }
+    }
+    problems
+}
+
+/// The pinset the cluster had before: the one most peers reported (the largest on a tie).
+fn expected_pinset(facts: &[HostFacts]) -> Option<Pinset> {
+    let mut votes: BTreeMap<(usize, String), usize> = BTreeMap::new();
+    for pins in facts.iter().filter_map(|f| f.pins.as_ref()) {
+        *votes.entry((pins.count, pins.hash.clone())).or_default() += 1;
+    }
+    votes
+        .into_iter()
+        .max_by_key(|((count, _), votes)| (*votes, *count))
+        .map(|((count, hash), _)| Pinset { count, hash })
+}
