@@ -1,0 +1,228 @@
+//! `cluster-upgrade apply` end to end against `cluster-lab`: real sshd hosts, stand-in peers.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{cluster_upgrade, run, text, Lab};
+
+/// Every peer on `version`, running, seeing `peers` peers and listing `pins` pins.
+fn assert_cluster(lab: &Lab, version: &str, peers: u64, pins: u64) {
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some(version), "{host:?}");
+        assert!(host.running, "{host:?}");
+        assert_eq!(host.peers, Some(peers), "{host:?}");
+        assert_eq!(host.pins, Some(pins), "{host:?}");
+    }
+}
+
+/// The journal's records of the (only) run in the lab's state directory.
+fn journal(lab: &Lab) -> Vec<serde_json::Value> {
+    let runs = lab.path().join(".cluster-upgrade/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().expect("a run").unwrap().path();
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// No (step, host) is recorded finished twice: a finished step never ran again.
+fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
+    let mut finished: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for record in records.iter().filter(|r| r["event"] == "step_finished") {
+        *finished.entry((record["step"].to_string(), record["host"].to_string())).or_default() += 1;
+    }
+    let twice: Vec<_> = finished.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "finished steps ran again: {twice:?}");
+}
+
+fn apply_inventory(lab: &Lab) -> std::process::Output {
+    run(&["apply", lab.inventory().to_str().unwrap(), "--yes"])
+}
+
+#[test]
+fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
+    let lab = Lab::up(3, "0.9.0", 60);
+    let out = run(&["plan", lab.inventory().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Without a terminal and without --yes, nothing is applied.
+    let refused = Command::new(cluster_upgrade()).arg("apply").current_dir(lab.path()).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("no terminal to ask on; pass --yes"));
+    assert_cluster(&lab, "0.9.0", 3, 60);
+
+    // A bare `apply` in the inventory's folder applies the plan `plan` saved.
+    let out = Command::new(cluster_upgrade()).args(["apply", "--yes"]).current_dir(lab.path()).output().unwrap();
+    assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_cluster(&lab, "0.10.1", 3, 60);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("standard procedure, 0.9.0 → 0.10.1, finished"), "{stdout}");
+
+    let records = journal(&lab);
+    assert_no_step_finished_twice(&records);
+    assert_eq!(records.last().unwrap()["event"], "run_finished");
+    // Every remote step was journalled as started before it finished.
+    for record in records.iter().filter(|r| r["event"] == "step_finished") {
+        let started = records.iter().position(|r| r["event"] == "step_started" && r["step"] == record["step"] && r["host"] == record["host"]);
+        assert!(started.is_some(), "{record} without a start");
+    }
+
+    let status = run(&["status", lab.inventory().to_str().unwrap()]);
+    assert!(status.status.success());
+    assert!(text(&status.stdout).contains("start-upgrade    done  done  done"), "{}", text(&status.stdout));
+
+    // The run directory is private; applying the same plan again is refused.
+    let runs = lab.path().join(".cluster-upgrade/runs");
+    let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(mode(&run_dir), 0o700);
+    assert_eq!(mode(&run_dir.join("journal.jsonl")), 0o600);
+    let again = Command::new(cluster_upgrade()).args(["apply", "--yes"]).current_dir(lab.path()).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("was already applied"), "{}", text(&again.stderr));
+}
+
+#[test]
+fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
+    let lab = Lab::up(5, "0.9.0", 40);
+    let out = apply_inventory(&lab);
+    assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_cluster(&lab, "0.10.1", 5, 40);
+    assert_no_step_finished_twice(&journal(&lab));
+}
+
+#[test]
+fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused() {
+    let lab = Lab::up(3, "1.0.8", 30);
+    let plan = lab.path().join("plan.json");
+    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--out", plan.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The cluster changes after planning: the saved plan is stale.
+    let added = lab.ctl("h1", &["pin", "add", "QmStalePlanTestPin1111111111111111111111111111"]);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    lab.wait_for("the new pin on every peer", Duration::from_secs(20), |lab| lab.status().iter().all(|h| h.pins == Some(31)));
+    let out = run(&["apply", plan.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the plan is stale"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("h1: pins 30 → 31"), "{}", text(&out.stderr));
+    assert_cluster(&lab, "1.0.8", 3, 31);
+
+    let out = apply_inventory(&lab);
+    assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_cluster(&lab, "1.1.6", 3, 31);
+}
+
+#[test]
+fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
+    let lab = Lab::up(3, "0.9.0", 25);
+    let plan = lab.path().join("plan.json");
+    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--out", plan.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The release file on the controller gets corrupted after planning.
+    let release = lab.path().join("releases/0.10.1/ipfs-cluster-service");
+    let good = std::fs::read(&release).unwrap();
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"corruption");
+    std::fs::write(&release, &bad).unwrap();
+
+    let out = run(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("step `upload-service` failed on h1, h2, h3"), "{stderr}");
+    assert!(stdout.contains("upload-service failed on h2: the command exited with status 1"), "{stdout}");
+    assert!(stdout.contains("does not match the release checksum"), "the stderr tail is shown: {stdout}");
+    // Nothing destructive ran: every peer still serves 0.9.0 with all its pins.
+    assert_cluster(&lab, "0.9.0", 3, 25);
+    let status = text(&run(&["status", lab.inventory().to_str().unwrap()]).stdout);
+    assert!(status.contains("upload-service   FAILED  FAILED  FAILED"), "{status}");
+    assert!(status.contains("stop-peers       pending"), "{status}");
+
+    std::fs::write(&release, &good).unwrap();
+    let out = apply_inventory(&lab);
+    assert!(out.status.success(), "resume failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("resuming run"), "{}", text(&out.stderr));
+    assert_cluster(&lab, "0.10.1", 3, 25);
+    let records = journal(&lab);
+    assert_no_step_finished_twice(&records);
+    let prepare_starts = records.iter().filter(|r| r["event"] == "step_started" && r["step"] == "prepare-staging").count();
+    assert_eq!(prepare_starts, 3, "steps finished before the failure were not run again");
+}
+
+/// Starts `apply`, SIGKILLs it as soon as the journal shows `step` started, and waits for it.
+fn kill_apply_when_started(lab: &Lab, step: &str) {
+    let mut child = Command::new(cluster_upgrade())
+        .args(["apply", lab.inventory().to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = lab.path().join(".cluster-upgrade/runs");
+    let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+    let start = Instant::now();
+    loop {
+        let seen = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|run| std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap_or_default().contains(&needle));
+        if seen {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("apply ended ({status}) before {step} started");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{step} never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_at_several_points_apply_still_finishes_without_losing_a_pin() {
+    let lab = Lab::up(3, "0.9.0", 40);
+    for step in ["keep-previous", "stop-peers", "start-upgrade", "cluster-healthy"] {
+        kill_apply_when_started(&lab, step);
+    }
+    let out = apply_inventory(&lab);
+    assert!(out.status.success(), "final resume failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_cluster(&lab, "0.10.1", 3, 40);
+    let records = journal(&lab);
+    assert_no_step_finished_twice(&records);
+    assert_eq!(records.iter().filter(|r| r["event"] == "run_started").count(), 5);
+    assert_eq!(records.last().unwrap()["event"], "run_finished");
+}
+
+#[test]
+fn a_second_apply_is_refused_while_one_runs() {
+    let lab = Lab::up(3, "0.9.0", 5);
+    // A copy of the playbooks whose first step takes a while, so the first apply is surely running.
+    let playbooks = lab.path().join("slow-playbooks");
+    std::fs::create_dir_all(&playbooks).unwrap();
+    for name in ["standard.yaml", "bootstrap.yaml"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks").join(name)).unwrap();
+        let slow = text.replacen("command: mkdir -p {{ release.staging_dir | quote }}", "command: sleep 3; mkdir -p {{ release.staging_dir | quote }}", 1);
+        assert_ne!(slow, text);
+        std::fs::write(playbooks.join(name), slow).unwrap();
+    }
+    let inventory = lab.inventory();
+    let args = ["apply", inventory.to_str().unwrap(), "--yes", "--playbooks", playbooks.to_str().unwrap()];
+    let mut first = Command::new(cluster_upgrade()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let runs = lab.path().join(".cluster-upgrade/runs");
+    lab.wait_for("the first apply to start", Duration::from_secs(30), |_| {
+        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|r| r.path().join("journal.jsonl").exists())
+    });
+    let second = run(&args);
+    assert_eq!(second.status.code(), Some(3), "{}", text(&second.stderr));
+    assert!(text(&second.stderr).contains("another `cluster-upgrade apply` holds"), "{}", text(&second.stderr));
+    assert!(first.wait().unwrap().success(), "the first apply is not disturbed");
+    assert_cluster(&lab, "0.10.1", 3, 5);
+}
