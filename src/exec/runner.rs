@@ -114,6 +114,9 @@ impl<S: Session + 'static> Executor<S> {
                 }
             }
             if !failures.is_empty() {
+                // Report in host order, not in the order the hosts happened to finish.
+                let position = |host: &str| step.hosts.iter().position(|h| h.host.as_str() == host);
+                failures.sort_by_key(|f| position(&f.host));
                 return Ok(RunOutcome::Failed(failures));
             }
             if self.stop.load(Ordering::SeqCst) && index + 1 < total {
