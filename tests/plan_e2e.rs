@@ -106,7 +106,7 @@ fn an_invalid_inventory_is_rejected_before_any_connection() {
     let out = run(&["plan", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("broken.yaml:4:3"), "names file, line and column: {stderr}");
+    assert!(stderr.contains("broken.yaml:5:3"), "names file, line and column: {stderr}");
     assert!(stderr.contains("target_versoin"), "{stderr}");
     let after = lab.sshd_log("h1").matches("Connection from").count() + lab.sshd_log("h1").matches("Accepted").count();
     assert_eq!(before, after, "no host was contacted");
