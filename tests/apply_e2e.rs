@@ -47,6 +47,39 @@ fn row(status: &str, step: &str) -> Vec<String> {
     line.split_whitespace().skip(1).map(str::to_string).collect()
 }
 
+/// The state export the run copied to the controller is recorded with its SHA-256, is private,
+/// and imports into a fresh peer of the release that made it, with every pin.
+fn assert_export_imports_into_a_fresh_peer(lab: &Lab, records: &[serde_json::Value], release: &str, pins: usize) {
+    let backup = records.iter().find(|r| r["event"] == "backup" && r["host"] == "h1").expect("a backup record for h1");
+    let file = backup["file"].as_str().unwrap();
+    assert_eq!(file, format!("state-export-h1-{release}.json"));
+    let runs = lab.path().join(".cluster-upgrade/runs");
+    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let export = run_dir.join("backups").join(file);
+    let bytes = std::fs::read(&export).unwrap();
+    let sha: String = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert_eq!(backup["sha256"], sha.as_str());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&export).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let service = lab.path().join("releases").join(release).join("ipfs-cluster-service");
+    let config = fresh.path().join("peer");
+    let sh = |args: &[&str]| {
+        let out = Command::new(&service).arg("--config").arg(&config).args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        out
+    };
+    sh(&["init"]);
+    sh(&["state", "import", "-f", export.to_str().unwrap()]);
+    let exported = sh(&["state", "export"]);
+    let reimported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(reimported.as_array().expect("0.9 exports a JSON array").len(), pins);
+}
+
 fn apply_inventory(lab: &Lab) -> std::process::Output {
     run(&["apply", lab.inventory().to_str().unwrap(), "--yes"])
 }
@@ -78,6 +111,8 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
         let started = records.iter().position(|r| r["event"] == "step_started" && r["step"] == record["step"] && r["host"] == record["host"]);
         assert!(started.is_some(), "{record} without a start");
     }
+
+    assert_export_imports_into_a_fresh_peer(&lab, &records, "0.9.0", 60);
 
     let status = run(&["status", lab.inventory().to_str().unwrap()]);
     assert!(status.status.success());

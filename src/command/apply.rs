@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::cli::{ApplyArgs, InventoryArgs};
 use crate::error::{chain, Error};
-use crate::exec::{ExecOptions, Executor, Reporter, RunOutcome};
+use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
@@ -128,7 +128,8 @@ fn execute(args: &ApplyArgs, inventory: &Inventory, run: &RunDir, plan: &Plan, c
             None => Arc::new(PlainProgress::default()),
         };
         let options = ExecOptions { concurrency: hosts::concurrency(inventory, &args.ssh), retry_in_flight: args.retry_in_flight };
-        let executor = Executor::new(sessions.clone(), run.journal()?, checkpoint, reporter, options);
+        let backups = BackupsDir(run.backups_dir());
+        let executor = Executor::new(sessions.clone(), run.journal()?, checkpoint, reporter, options, backups);
         executor.record(Event::RunStarted { pid: std::process::id(), resumed: freshness == Freshness::Resume })?;
         let stop = executor.stop_flag();
         let interrupt = tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! One step on one host: upload, command, retries, then the `wait_until` probe.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,13 +41,21 @@ pub async fn check_passes<S: Session>(sessions: &Sessions<S>, step: &RenderedSte
     Ok(output.success())
 }
 
-/// Runs upload, command (with retries) and the wait of one step on one host.
-pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -> Result<(), HostFailure> {
+/// A state export saved on the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedBackup {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// Runs upload, command (with retries) and the wait of one step on one host. A step with a
+/// `backup` saves its command's stdout into `backups_dir`.
+pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep, backups_dir: &Path) -> Result<Option<SavedBackup>, HostFailure> {
     let session = session_for(sessions, step.run_on.as_str())?;
     let mut attempt = 0;
-    loop {
-        match run_once(session.as_ref(), step).await {
-            Ok(()) => break,
+    let saved = loop {
+        match run_once(session.as_ref(), step, backups_dir).await {
+            Ok(saved) => break saved,
             Err(failure) if attempt < step.retries => {
                 tracing::warn!(host = %step.host, step = %step.id, error = %failure.error, "retrying");
                 attempt += 1;
@@ -54,7 +63,7 @@ pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -
             }
             Err(failure) => return Err(failure),
         }
-    }
+    };
     if let Some(wait) = &step.wait_until {
         let session = session_for(sessions, wait.run_on.as_str())?;
         let deadline = Instant::now() + wait.deadline.get();
@@ -63,7 +72,7 @@ pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -
             let remaining = deadline.saturating_duration_since(Instant::now());
             let result = session.run(&wait.command, remaining.max(Duration::from_secs(1)).min(timeout_of(step))).await;
             let last = match result {
-                Ok(output) if output.success() => return Ok(()),
+                Ok(output) if output.success() => return Ok(saved),
                 Ok(output) => HostFailure { error: format!("`wait_until` still failing ({})", describe_exit(&output)), stderr_tail: tail(&output) },
                 Err(err) => transport_failure(err),
             };
@@ -76,10 +85,10 @@ pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -
             tokio::time::sleep(interval).await;
         }
     }
-    Ok(())
+    Ok(saved)
 }
 
-async fn run_once<S: Session>(session: &S, step: &RenderedStep) -> Result<(), HostFailure> {
+async fn run_once<S: Session>(session: &S, step: &RenderedStep, backups_dir: &Path) -> Result<Option<SavedBackup>, HostFailure> {
     if let Some(upload) = &step.upload {
         let upload = Upload { source: Source::File(upload.from.clone()), remote_path: upload.to.clone(), mode: upload.mode };
         session.upload(&upload).await.map_err(transport_failure)?;
@@ -89,8 +98,28 @@ async fn run_once<S: Session>(session: &S, step: &RenderedStep) -> Result<(), Ho
         if !output.success() {
             return Err(HostFailure { error: format!("the command {}", describe_exit(&output)), stderr_tail: tail(&output) });
         }
+        if let Some(file) = &step.backup {
+            return save_backup(backups_dir, file, &output).map(Some);
+        }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Writes a state export into the run's private `backups/` folder.
+fn save_backup(backups_dir: &Path, file: &str, output: &CommandOutput) -> Result<SavedBackup, HostFailure> {
+    let failure = |error: String| HostFailure { error, stderr_tail: tail(output) };
+    if file.is_empty() || file.contains('/') || file.starts_with('.') {
+        return Err(failure(format!("backup file name `{file}` must be a plain file name")));
+    }
+    if output.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Err(failure("the state export is empty: refusing to go on without a backup".to_string()));
+    }
+    crate::journal::write_private(&backups_dir.join(file), &output.stdout).map_err(|e| failure(crate::error::chain(&e)))?;
+    let sha256 = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&output.stdout).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    Ok(SavedBackup { file: file.to_string(), sha256 })
 }
 
 fn timeout_of(step: &RenderedStep) -> Duration {

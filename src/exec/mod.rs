@@ -7,4 +7,4 @@ mod host_step;
 mod runner;
 
 pub use events::{Reporter, StepEvent};
-pub use runner::{ExecOptions, Executor, RunOutcome, StepFailure};
+pub use runner::{BackupsDir, ExecOptions, Executor, RunOutcome, StepFailure};

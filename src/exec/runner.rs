@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::events::{Reporter, StepEvent};
-use super::host_step::{check_passes, run_step, HostFailure, Sessions};
+use super::host_step::{check_passes, run_step, HostFailure, SavedBackup, Sessions};
 use crate::journal::{Checkpoint, Event, HostStepState, JournalError, JournalWriter, Record};
 use crate::plan::{Plan, PlannedStep};
 use crate::procedure::{Mode, OnResume, RenderedStep};
@@ -22,6 +22,10 @@ pub struct ExecOptions {
     /// Treat steps whose playbook says `on_resume: ask` as `check` (the operator looked).
     pub retry_in_flight: bool,
 }
+
+/// Where state exports (steps with `backup`) are saved on the controller.
+#[derive(Debug, Clone)]
+pub struct BackupsDir(pub std::path::PathBuf);
 
 /// A step that failed on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub struct Executor<S: Session + 'static> {
     checkpoint: Arc<Checkpoint>,
     reporter: Arc<dyn Reporter>,
     options: ExecOptions,
+    backups: Arc<BackupsDir>,
     stop: Arc<AtomicBool>,
 }
 
@@ -65,6 +70,7 @@ impl<S: Session + 'static> Executor<S> {
         checkpoint: Checkpoint,
         reporter: Arc<dyn Reporter>,
         options: ExecOptions,
+        backups: BackupsDir,
     ) -> Executor<S> {
         Executor {
             sessions: Arc::new(sessions),
@@ -72,6 +78,7 @@ impl<S: Session + 'static> Executor<S> {
             checkpoint: Arc::new(checkpoint),
             reporter,
             options,
+            backups: Arc::new(backups),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -169,6 +176,7 @@ impl<S: Session + 'static> Executor<S> {
         let sessions = Arc::clone(&self.sessions);
         let journal = Arc::clone(&self.journal);
         let reporter = Arc::clone(&self.reporter);
+        let backups = Arc::clone(&self.backups);
         let state = self.checkpoint.state(&step.id, host_step.host.as_str());
         let on_resume = match step.on_resume {
             OnResume::Ask if self.options.retry_in_flight => OnResume::Check,
@@ -211,8 +219,11 @@ impl<S: Session + 'static> Executor<S> {
             if host_step.wait_until.is_some() && host_step.command.is_none() && host_step.upload.is_none() {
                 event(StepEvent::Waiting);
             }
-            match run_step(&sessions, &host_step).await {
-                Ok(()) => {
+            match run_step(&sessions, &host_step, &backups.0).await {
+                Ok(saved) => {
+                    if let Some(SavedBackup { file, sha256 }) = saved {
+                        append(&journal, Event::Backup { host: host.clone(), file, sha256 })?;
+                    }
                     append(&journal, Event::StepFinished { step: step_id.clone(), host: host.clone(), by_check: false })?;
                     event(StepEvent::Finished);
                     Ok(HostResult::Done)

@@ -99,7 +99,7 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
         cluster: inventory.cluster.name.clone(),
         playbook: procedure.path.clone(),
         expected_downtime: expected_downtime(&choice),
-        backups: backups(&choice, inventory),
+        backups: backups(&choice, inventory, &steps),
         facts_fingerprint: Plan::fingerprint(facts),
         facts: facts.to_vec(),
         choice,
@@ -169,13 +169,25 @@ fn expected_downtime(choice: &Choice) -> String {
     }
 }
 
-fn backups(choice: &Choice, inventory: &Inventory) -> Vec<String> {
+/// Hosts whose state a step exports to the controller.
+fn steps_with_backups(steps: &[PlannedStep]) -> Vec<&str> {
+    steps.iter().flat_map(|s| &s.hosts).filter(|h| h.backup.is_some()).map(|h| h.host.as_str()).collect()
+}
+
+fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec<String> {
     let mut list = vec![
         "previous binaries on every host: <bin_dir>/ipfs-cluster-{service,ctl}.prev and the run's folder \
          <bin_dir>/.cluster-upgrade/backup/<run id>/"
             .to_string(),
     ];
     let target = inventory.cluster.target_version;
+    let exports: Vec<&str> = steps_with_backups(steps);
+    if !exports.is_empty() {
+        list.push(format!(
+            "state export with the old release, copied to the controller (run directory, backups/) from {}",
+            exports.join(", ")
+        ));
+    }
     match choice.procedure {
         ProcedureKind::Standard if choice.from.state_format() != target.state_format() => list.push(
             "raft state: `daemon --upgrade` migrates it and keeps the old folder as raft.old.0 on every peer".to_string(),

@@ -153,6 +153,16 @@ impl Loader<'_> {
         let command = raw.command.as_ref().and_then(|c| self.template(id_text, "command", c));
         let check = raw.check.as_ref().and_then(|c| self.template(id_text, "check", c));
         let when = raw.when.as_ref().and_then(|c| self.template(id_text, "when", c));
+        let backup = raw.backup.as_ref().and_then(|c| self.template(id_text, "backup", c));
+        if raw.backup.is_some() && raw.command.is_none() {
+            self.errors.push(ProcedureError::InvalidValue {
+                at: self.at(spanned),
+                step: Some(id_text.to_string()),
+                field: "backup",
+                value: "(no command)".to_string(),
+                reason: "`backup` saves the command's output, so the step needs a `command`".to_string(),
+            });
+        }
         let upload = raw.upload.as_ref().and_then(|upload| {
             let from = self.template(id_text, "upload.from", &upload.value.from);
             let to = self.template(id_text, "upload.to", &upload.value.to);
@@ -203,6 +213,7 @@ impl Loader<'_> {
             },
             when,
             destructive: raw.destructive.unwrap_or(false),
+            backup,
             position: self.at(spanned),
         })
     }

@@ -53,6 +53,8 @@ pub struct RawStep {
     pub when: Option<Spanned<String>>,
     #[serde(default)]
     pub destructive: Option<bool>,
+    #[serde(default)]
+    pub backup: Option<Spanned<String>>,
 }
 
 /// `on:` — a keyword or `{ host: NAME }`.

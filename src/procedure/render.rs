@@ -34,6 +34,9 @@ pub struct RenderedStep {
     pub retries: u32,
     pub on_resume: OnResume,
     pub destructive: bool,
+    /// File name in the run's `backups/` for the command's stdout.
+    #[serde(default)]
+    pub backup: Option<String>,
 }
 
 /// A rendered `upload`.
@@ -112,7 +115,7 @@ impl Procedure {
             return Ok(None);
         }
         let parts = renderer.parts(&run_on);
-        let (command, upload, check, wait_until) = match parts {
+        let (command, upload, check, wait_until, backup) = match parts {
             Ok(parts) => parts,
             // A skipped step may legitimately meet nulls (a url-only step with a local source):
             // while checking, only its undefined variables are mistakes.
@@ -133,6 +136,7 @@ impl Procedure {
             retries: step.retries,
             on_resume: step.on_resume,
             destructive: step.destructive,
+            backup,
         }))
     }
 }
@@ -148,7 +152,7 @@ struct StepRenderer<'a> {
     context: &'a Value,
 }
 
-type Parts = (Option<String>, Option<RenderedUpload>, Option<String>, Option<RenderedWait>);
+type Parts = (Option<String>, Option<RenderedUpload>, Option<String>, Option<RenderedWait>, Option<String>);
 
 impl StepRenderer<'_> {
     /// Every template of the step but `when`.
@@ -173,7 +177,8 @@ impl StepRenderer<'_> {
                 run_on: run_on(wait.delegate_to),
             }),
         };
-        Ok((command, upload, check, wait_until))
+        let backup = step.backup.as_ref().map(|t| self.required(t, "backup")).transpose()?;
+        Ok((command, upload, check, wait_until, backup))
     }
 
     fn render(&self, template: &TemplateRef, field: &'static str) -> Result<String, RenderError> {

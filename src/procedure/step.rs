@@ -171,6 +171,9 @@ pub struct StepSpec {
     pub when: Option<TemplateRef>,
     /// The executor exports the state before the first destructive step.
     pub destructive: bool,
+    /// A file name in the run's `backups/` on the controller: the command's stdout (a state
+    /// export) is saved there, private, with its SHA-256 in the journal.
+    pub backup: Option<TemplateRef>,
     /// Where the step starts in its playbook.
     pub position: SourcePosition,
 }
