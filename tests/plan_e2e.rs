@@ -128,3 +128,19 @@ fn plan_from_recorded_facts_needs_no_connection() {
     assert_eq!(again["choice"]["procedure"], "standard");
     assert_eq!(again["facts_fingerprint"], plan["facts_fingerprint"]);
 }
+
+#[test]
+fn a_direct_jump_from_0_9_to_1_1_is_refused_with_the_intermediate_release() {
+    let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.1.6"]);
+    for args in [vec!["plan"], vec!["apply", "--yes"]] {
+        let mut args = args.clone();
+        args.insert(1, lab.inventory().to_str().unwrap());
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("0.9.0 → 1.1.6 cannot be done directly"), "{stderr}");
+        assert!(stderr.contains("Upgrade to 0.10.1 first"), "{stderr}");
+    }
+    // Nothing ran: no 1.1 binary ever met the format-5 state.
+    assert!(lab.status().iter().all(|h| h.running && h.version.as_deref() == Some("0.9.0") && h.pins == Some(5)));
+}
