@@ -132,9 +132,9 @@ fn plan_from_recorded_facts_needs_no_connection() {
 #[test]
 fn a_direct_jump_from_0_9_to_1_1_is_refused_with_the_intermediate_release() {
     let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.1.6"]);
-    for args in [vec!["plan"], vec!["apply", "--yes"]] {
-        let mut args = args.clone();
-        args.insert(1, lab.inventory().to_str().unwrap());
+    let inventory = lab.inventory();
+    let inventory = inventory.to_str().unwrap();
+    for args in [vec!["plan", inventory], vec!["apply", inventory, "--yes"]] {
         let out = run(&args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
