@@ -6,6 +6,7 @@ use crate::inventory::InventoryError;
 use crate::journal::JournalError;
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
+use crate::recover::RecoverError;
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -26,6 +27,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
     #[error("{}: cannot read recorded facts: {source}", path.display())]
     FactsFile {
         path: PathBuf,
@@ -93,6 +96,14 @@ impl Error {
             Error::Journal(JournalError::Locked { .. }) => exit::REFUSED,
             Error::Plan(PlanError::Refused(_)) => exit::REFUSED,
             Error::Plan(_) => exit::INVALID_INPUT,
+            Error::Recover(RecoverError::Refused(
+                crate::recover::RecoverRefusal::Unreachable { .. },
+            )) => exit::HOST_FAILED,
+            Error::Recover(RecoverError::Refused(_)) => exit::REFUSED,
+            Error::Recover(RecoverError::Render(_) | RecoverError::Export { .. }) => {
+                exit::INVALID_INPUT
+            }
+            Error::Recover(RecoverError::ExportCheck { .. }) => exit::HOST_FAILED,
             Error::StalePlan { .. }
             | Error::AlreadyApplied { .. }
             | Error::UnfinishedRun { .. }

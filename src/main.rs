@@ -36,7 +36,12 @@ fn init_logging(verbose: u8) {
     let terminal = EnvFilter::try_from_env("CLUSTER_UPGRADE_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("cluster_upgrade={level},warn")));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(terminal))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(terminal),
+        )
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)

@@ -22,7 +22,12 @@ fn assert_cluster(lab: &Lab, version: &str, peers: u64, pins: u64) {
 /// The journal's records of the (only) run in the lab's state directory.
 fn journal(lab: &Lab) -> Vec<serde_json::Value> {
     let runs = lab.path().join(".cluster-upgrade/runs");
-    let run = std::fs::read_dir(&runs).unwrap().next().expect("a run").unwrap().path();
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .expect("a run")
+        .unwrap()
+        .path();
     std::fs::read_to_string(run.join("journal.jsonl"))
         .unwrap()
         .lines()
@@ -35,7 +40,9 @@ fn journal(lab: &Lab) -> Vec<serde_json::Value> {
 fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
     let mut finished: BTreeMap<(String, String), u32> = BTreeMap::new();
     for record in records.iter().filter(|r| r["event"] == "step_finished") {
-        *finished.entry((record["step"].to_string(), record["host"].to_string())).or_default() += 1;
+        *finished
+            .entry((record["step"].to_string(), record["host"].to_string()))
+            .or_default() += 1;
     }
     let twice: Vec<_> = finished.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "finished steps ran again: {twice:?}");
@@ -43,33 +50,67 @@ fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
 
 /// The cells of a step's row in the `status` table.
 fn row(status: &str, step: &str) -> Vec<String> {
-    let line = status.lines().find(|l| l.split_whitespace().next() == Some(step)).unwrap_or_else(|| panic!("no row {step}: {status}"));
-    line.split_whitespace().skip(1).map(str::to_string).collect()
+    let line = status
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(step))
+        .unwrap_or_else(|| panic!("no row {step}: {status}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
 }
 
 /// The state export the run copied to the controller is recorded with its SHA-256, is private,
 /// and imports into a fresh peer of the release that made it, with every pin.
-fn assert_export_imports_into_a_fresh_peer(lab: &Lab, records: &[serde_json::Value], release: &str, pins: usize) {
-    let backup = records.iter().find(|r| r["event"] == "backup" && r["host"] == "h1").expect("a backup record for h1");
+fn assert_export_imports_into_a_fresh_peer(
+    lab: &Lab,
+    records: &[serde_json::Value],
+    release: &str,
+    pins: usize,
+) {
+    let backup = records
+        .iter()
+        .find(|r| r["event"] == "backup" && r["host"] == "h1")
+        .expect("a backup record for h1");
     let file = backup["file"].as_str().unwrap();
     assert_eq!(file, format!("state-export-h1-{release}.json"));
     let runs = lab.path().join(".cluster-upgrade/runs");
-    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let export = run_dir.join("backups").join(file);
     let bytes = std::fs::read(&export).unwrap();
     let sha: String = {
         use sha2::{Digest, Sha256};
-        Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     };
     assert_eq!(backup["sha256"], sha.as_str());
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&export).unwrap().permissions()) & 0o777;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&export).unwrap().permissions())
+            & 0o777;
     assert_eq!(mode, 0o600);
 
     let fresh = tempfile::tempdir().unwrap();
-    let service = lab.path().join("releases").join(release).join("ipfs-cluster-service");
+    let service = lab
+        .path()
+        .join("releases")
+        .join(release)
+        .join("ipfs-cluster-service");
     let config = fresh.path().join("peer");
     let sh = |args: &[&str]| {
-        let out = Command::new(&service).arg("--config").arg(&config).args(args).stdin(Stdio::null()).output().unwrap();
+        let out = Command::new(&service)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         out
     };
@@ -77,7 +118,13 @@ fn assert_export_imports_into_a_fresh_peer(lab: &Lab, records: &[serde_json::Val
     sh(&["state", "import", "-f", export.to_str().unwrap()]);
     let exported = sh(&["state", "export"]);
     let reimported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
-    assert_eq!(reimported.as_array().expect("0.9 exports a JSON array").len(), pins);
+    assert_eq!(
+        reimported
+            .as_array()
+            .expect("0.9 exports a JSON array")
+            .len(),
+        pins
+    );
 }
 
 fn apply_inventory(lab: &Lab) -> std::process::Output {
@@ -91,24 +138,45 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Without a terminal and without --yes, nothing is applied.
-    let refused = Command::new(cluster_upgrade()).arg("apply").current_dir(lab.path()).stdin(Stdio::null()).output().unwrap();
+    let refused = Command::new(cluster_upgrade())
+        .arg("apply")
+        .current_dir(lab.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
     assert!(text(&refused.stderr).contains("no terminal to ask on; pass --yes"));
     assert_cluster(&lab, "0.9.0", 3, 60);
 
     // A bare `apply` in the inventory's folder applies the plan `plan` saved.
-    let out = Command::new(cluster_upgrade()).args(["apply", "--yes"]).current_dir(lab.path()).output().unwrap();
-    assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    let out = Command::new(cluster_upgrade())
+        .args(["apply", "--yes"])
+        .current_dir(lab.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apply failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert_cluster(&lab, "0.10.1", 3, 60);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("standard procedure, 0.9.0 → 0.10.1, finished"), "{stdout}");
+    assert!(
+        stdout.contains("standard procedure, 0.9.0 → 0.10.1, finished"),
+        "{stdout}"
+    );
 
     let records = journal(&lab);
     assert_no_step_finished_twice(&records);
     assert_eq!(records.last().unwrap()["event"], "run_finished");
     // Every remote step was journalled as started before it finished.
     for record in records.iter().filter(|r| r["event"] == "step_finished") {
-        let started = records.iter().position(|r| r["event"] == "step_started" && r["step"] == record["step"] && r["host"] == record["host"]);
+        let started = records.iter().position(|r| {
+            r["event"] == "step_started"
+                && r["step"] == record["step"]
+                && r["host"] == record["host"]
+        });
         assert!(started.is_some(), "{record} without a start");
     }
 
@@ -116,24 +184,50 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
 
     let status = run(&["status", lab.inventory().to_str().unwrap()]);
     assert!(status.status.success());
-    assert_eq!(row(&text(&status.stdout), "start-upgrade"), ["done", "done", "done"], "{}", text(&status.stdout));
+    assert_eq!(
+        row(&text(&status.stdout), "start-upgrade"),
+        ["done", "done", "done"],
+        "{}",
+        text(&status.stdout)
+    );
 
     // The run directory is private; applying the same plan again is refused.
     let runs = lab.path().join(".cluster-upgrade/runs");
-    let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
-    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert_eq!(mode(&run_dir), 0o700);
     assert_eq!(mode(&run_dir.join("journal.jsonl")), 0o600);
-    let again = Command::new(cluster_upgrade()).args(["apply", "--yes"]).current_dir(lab.path()).output().unwrap();
+    let again = Command::new(cluster_upgrade())
+        .args(["apply", "--yes"])
+        .current_dir(lab.path())
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(3), "{}", text(&again.stderr));
-    assert!(text(&again.stderr).contains("was already applied"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("was already applied"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[test]
 fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
     let lab = Lab::up(5, "0.9.0", 40);
     let out = apply_inventory(&lab);
-    assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "apply failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert_cluster(&lab, "0.10.1", 5, 40);
     assert_no_step_finished_twice(&journal(&lab));
 }
@@ -142,21 +236,50 @@ fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
 fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused() {
     let lab = Lab::up(3, "1.0.8", 30);
     let plan = lab.path().join("plan.json");
-    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--out", plan.to_str().unwrap()]);
+    let out = run(&[
+        "plan",
+        lab.inventory().to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // The cluster changes after planning: the saved plan is stale.
-    let added = lab.ctl("h1", &["pin", "add", "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"]);
+    let added = lab.ctl(
+        "h1",
+        &[
+            "pin",
+            "add",
+            "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+        ],
+    );
     assert!(added.status.success(), "{}", text(&added.stderr));
-    lab.wait_for("the new pin on every peer", Duration::from_secs(20), |lab| lab.status().iter().all(|h| h.pins == Some(31)));
+    lab.wait_for(
+        "the new pin on every peer",
+        Duration::from_secs(20),
+        |lab| lab.status().iter().all(|h| h.pins == Some(31)),
+    );
     let out = run(&["apply", plan.to_str().unwrap(), "--yes"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("the plan is stale"), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("h1: pins 30 → 31"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the plan is stale"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("h1: pins 30 → 31"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_cluster(&lab, "1.0.8", 3, 31);
 
     let out = apply_inventory(&lab);
-    assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "apply failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert_cluster(&lab, "1.1.6", 3, 31);
 }
 
@@ -164,7 +287,12 @@ fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused()
 fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
     let lab = Lab::up(3, "0.9.0", 25);
     let plan = lab.path().join("plan.json");
-    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--out", plan.to_str().unwrap()]);
+    let out = run(&[
+        "plan",
+        lab.inventory().to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // The release file on the controller gets corrupted after planning.
@@ -177,24 +305,56 @@ fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
     let out = run(&["apply", plan.to_str().unwrap(), "--yes"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("step `upload-service` failed on h1, h2, h3"), "{stderr}");
-    assert!(stdout.contains("upload-service failed on h2: the command exited with status 1"), "{stdout}");
-    assert!(stdout.contains("does not match the release checksum"), "the stderr tail is shown: {stdout}");
+    assert!(
+        stderr.contains("step `upload-service` failed on h1, h2, h3"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("upload-service failed on h2: the command exited with status 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not match the release checksum"),
+        "the stderr tail is shown: {stdout}"
+    );
     // Nothing destructive ran: every peer still serves 0.9.0 with all its pins.
     assert_cluster(&lab, "0.9.0", 3, 25);
     let status = text(&run(&["status", lab.inventory().to_str().unwrap()]).stdout);
-    assert_eq!(row(&status, "upload-service"), ["FAILED", "FAILED", "FAILED"], "{status}");
-    assert_eq!(row(&status, "stop-peers"), ["pending", "pending", "pending"], "{status}");
+    assert_eq!(
+        row(&status, "upload-service"),
+        ["FAILED", "FAILED", "FAILED"],
+        "{status}"
+    );
+    assert_eq!(
+        row(&status, "stop-peers"),
+        ["pending", "pending", "pending"],
+        "{status}"
+    );
 
     std::fs::write(&release, &good).unwrap();
     let out = apply_inventory(&lab);
-    assert!(out.status.success(), "resume failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stderr).contains("resuming run"), "{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "resume failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("resuming run"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_cluster(&lab, "0.10.1", 3, 25);
     let records = journal(&lab);
     assert_no_step_finished_twice(&records);
-    let prepare_starts = records.iter().filter(|r| r["event"] == "step_started" && r["step"] == "prepare-staging").count();
-    assert_eq!(prepare_starts, 3, "steps finished before the failure were not run again");
+    let prepare_starts = records
+        .iter()
+        .filter(|r| r["event"] == "step_started" && r["step"] == "prepare-staging")
+        .count();
+    assert_eq!(
+        prepare_starts, 3,
+        "steps finished before the failure were not run again"
+    );
 }
 
 /// Starts `apply`, SIGKILLs it as soon as the journal shows `step` started, and waits for it.
@@ -213,14 +373,21 @@ fn kill_apply_when_started(lab: &Lab, step: &str) {
             .into_iter()
             .flatten()
             .flatten()
-            .any(|run| std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap_or_default().contains(&needle));
+            .any(|run| {
+                std::fs::read_to_string(run.path().join("journal.jsonl"))
+                    .unwrap_or_default()
+                    .contains(&needle)
+            });
         if seen {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!("apply ended ({status}) before {step} started");
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{step} never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{step} never started"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -230,15 +397,31 @@ fn kill_apply_when_started(lab: &Lab, step: &str) {
 #[test]
 fn killed_at_several_points_apply_still_finishes_without_losing_a_pin() {
     let lab = Lab::up(3, "0.9.0", 40);
-    for step in ["keep-previous", "stop-peers", "start-upgrade", "cluster-healthy"] {
+    for step in [
+        "keep-previous",
+        "stop-peers",
+        "start-upgrade",
+        "cluster-healthy",
+    ] {
         kill_apply_when_started(&lab, step);
     }
     let out = apply_inventory(&lab);
-    assert!(out.status.success(), "final resume failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "final resume failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert_cluster(&lab, "0.10.1", 3, 40);
     let records = journal(&lab);
     assert_no_step_finished_twice(&records);
-    assert_eq!(records.iter().filter(|r| r["event"] == "run_started").count(), 5);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["event"] == "run_started")
+            .count(),
+        5
+    );
     assert_eq!(records.last().unwrap()["event"], "run_finished");
 }
 
@@ -249,21 +432,52 @@ fn a_second_apply_is_refused_while_one_runs() {
     let playbooks = lab.path().join("slow-playbooks");
     std::fs::create_dir_all(&playbooks).unwrap();
     for name in ["standard.yaml", "bootstrap.yaml"] {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks").join(name)).unwrap();
-        let slow = text.replacen("command: mkdir -p {{ release.staging_dir | quote }}", "command: sleep 3; mkdir -p {{ release.staging_dir | quote }}", 1);
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("playbooks")
+                .join(name),
+        )
+        .unwrap();
+        let slow = text.replacen(
+            "command: mkdir -p {{ release.staging_dir | quote }}",
+            "command: sleep 3; mkdir -p {{ release.staging_dir | quote }}",
+            1,
+        );
         assert_ne!(slow, text);
         std::fs::write(playbooks.join(name), slow).unwrap();
     }
     let inventory = lab.inventory();
-    let args = ["apply", inventory.to_str().unwrap(), "--yes", "--playbooks", playbooks.to_str().unwrap()];
-    let mut first = Command::new(cluster_upgrade()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let args = [
+        "apply",
+        inventory.to_str().unwrap(),
+        "--yes",
+        "--playbooks",
+        playbooks.to_str().unwrap(),
+    ];
+    let mut first = Command::new(cluster_upgrade())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let runs = lab.path().join(".cluster-upgrade/runs");
     lab.wait_for("the first apply to start", Duration::from_secs(30), |_| {
-        std::fs::read_dir(&runs).into_iter().flatten().flatten().any(|r| r.path().join("journal.jsonl").exists())
+        std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|r| r.path().join("journal.jsonl").exists())
     });
     let second = run(&args);
     assert_eq!(second.status.code(), Some(3), "{}", text(&second.stderr));
-    assert!(text(&second.stderr).contains("another `cluster-upgrade apply` holds"), "{}", text(&second.stderr));
-    assert!(first.wait().unwrap().success(), "the first apply is not disturbed");
+    assert!(
+        text(&second.stderr).contains("another `cluster-upgrade apply` holds"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert!(
+        first.wait().unwrap().success(),
+        "the first apply is not disturbed"
+    );
     assert_cluster(&lab, "0.10.1", 3, 5);
 }

@@ -10,15 +10,31 @@ use support::{run, text, Lab};
 fn three_peers_on_one_version_get_the_standard_procedure() {
     let lab = Lab::up(3, "0.9.0", 20);
     let plan_file = lab.path().join("plan.json");
-    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--out", plan_file.to_str().unwrap()]);
+    let out = run(&[
+        "plan",
+        lab.inventory().to_str().unwrap(),
+        "--out",
+        plan_file.to_str().unwrap(),
+    ]);
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "plan failed: {}\n{stdout}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "plan failed: {}\n{stdout}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("Cluster lab: 0.9.0 → 0.10.1"), "{stdout}");
     assert!(stdout.contains("Procedure: standard"), "{stdout}");
-    assert!(stdout.contains("every peer is reachable and runs 0.9.0"), "{stdout}");
-    assert!(stdout.contains("Start every peer at once with daemon --upgrade"), "{stdout}");
+    assert!(
+        stdout.contains("every peer is reachable and runs 0.9.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Start every peer at once with daemon --upgrade"),
+        "{stdout}"
+    );
 
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
     assert_eq!(plan["choice"]["procedure"], "standard");
     assert_eq!(plan["facts"].as_array().unwrap().len(), 3);
     for facts in plan["facts"].as_array().unwrap() {
@@ -27,15 +43,28 @@ fn three_peers_on_one_version_get_the_standard_procedure() {
         assert_eq!(facts["cluster_peers"].as_array().unwrap().len(), 3);
     }
     assert_eq!(plan["facts_fingerprint"].as_str().unwrap().len(), 64);
-    let start = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "start-upgrade").expect("start step");
+    let start = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "start-upgrade")
+        .expect("start step");
     assert_eq!(start["mode"], "parallel");
     assert_eq!(start["hosts"].as_array().unwrap().len(), 3);
-    assert!(start["hosts"][0]["command"].as_str().unwrap().ends_with("ipfs-cluster-svc start --upgrade"));
-    let mode = std::fs::metadata(&plan_file).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions())).unwrap();
+    assert!(start["hosts"][0]["command"]
+        .as_str()
+        .unwrap()
+        .ends_with("ipfs-cluster-svc start --upgrade"));
+    let mode = std::fs::metadata(&plan_file)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .unwrap();
     assert_eq!(mode & 0o777, 0o600, "the saved plan is private");
 
     // Read-only: nothing changed on the hosts.
-    assert!(lab.status().iter().all(|h| h.running && h.version.as_deref() == Some("0.9.0")));
+    assert!(lab
+        .status()
+        .iter()
+        .all(|h| h.running && h.version.as_deref() == Some("0.9.0")));
 }
 
 #[test]
@@ -44,18 +73,34 @@ fn a_peer_removed_from_the_peerset_leads_to_bootstrap_with_the_reason() {
     let removed = lab.peer_id("h2");
     let out = lab.ctl("h1", &["peers", "rm", &removed]);
     assert!(out.status.success(), "peers rm: {}", text(&out.stderr));
-    lab.wait_for("h2 to shut down after its removal", Duration::from_secs(20), |lab| {
-        lab.status().iter().any(|h| h.host == "h2" && !h.running)
-    });
+    lab.wait_for(
+        "h2 to shut down after its removal",
+        Duration::from_secs(20),
+        |lab| lab.status().iter().any(|h| h.host == "h2" && !h.running),
+    );
 
     let out = run(&["plan", lab.inventory().to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "plan failed: {}", text(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["choice"]["procedure"], "bootstrap");
-    let reasons: Vec<&str> = plan["choice"]["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert!(reasons.contains(&format!("peerset mismatch: h1 does not see h2 ({removed})").as_str()), "{reasons:?}");
-    assert!(reasons.contains(&"h2 is not running, so its membership of the peerset cannot be checked"), "{reasons:?}");
-    assert_eq!(plan["choice"]["anchor"], "h3", "the last running peer keeps the state");
+    let reasons: Vec<&str> = plan["choice"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&format!("peerset mismatch: h1 does not see h2 ({removed})").as_str()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"h2 is not running, so its membership of the peerset cannot be checked"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        plan["choice"]["anchor"], "h3",
+        "the last running peer keeps the state"
+    );
 }
 
 #[test]
@@ -71,9 +116,16 @@ fn a_peer_on_another_version_leads_to_bootstrap_with_the_reason() {
     }
     let out = run(&["plan", lab.inventory().to_str().unwrap()]);
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "plan failed: {}\n{stdout}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "plan failed: {}\n{stdout}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("Procedure: bootstrap"), "{stdout}");
-    assert!(stdout.contains("peers run different versions (h1 0.9.0, h2 0.9.0, h3 0.10.1)"), "{stdout}");
+    assert!(
+        stdout.contains("peers run different versions (h1 0.9.0, h2 0.9.0, h3 0.10.1)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -85,10 +137,20 @@ fn a_changed_host_key_stops_that_host_before_any_command() {
 
     let out = run(&["plan", lab.inventory().to_str().unwrap()]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "an unreachable host fails the plan\n{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unreachable host fails the plan\n{stdout}\n{stderr}"
+    );
     assert!(stderr.contains("host h2 is unreachable"), "{stderr}");
-    assert!(stderr.contains("SHA256:"), "the error shows the offered key's fingerprint: {stderr}");
-    assert!(stdout.contains("h2") && stdout.contains("unreachable"), "the facts table shows it: {stdout}");
+    assert!(
+        stderr.contains("SHA256:"),
+        "the error shows the offered key's fingerprint: {stderr}"
+    );
+    assert!(
+        stdout.contains("h2") && stdout.contains("unreachable"),
+        "the facts table shows it: {stdout}"
+    );
     assert_eq!(
         lab.sshd_log("h2").matches("Accepted publickey").count(),
         accepted_before,
@@ -100,15 +162,22 @@ fn a_changed_host_key_stops_that_host_before_any_command() {
 fn an_invalid_inventory_is_rejected_before_any_connection() {
     let lab = Lab::up(1, "0.9.0", 0);
     let broken = lab.path().join("broken.yaml");
-    let text_in = std::fs::read_to_string(lab.inventory()).unwrap().replace("  target_version:", "  target_versoin:");
+    let text_in = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("  target_version:", "  target_versoin:");
     std::fs::write(&broken, text_in).unwrap();
-    let before = lab.sshd_log("h1").matches("Connection from").count() + lab.sshd_log("h1").matches("Accepted").count();
+    let before = lab.sshd_log("h1").matches("Connection from").count()
+        + lab.sshd_log("h1").matches("Accepted").count();
     let out = run(&["plan", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("broken.yaml:5:3"), "names file, line and column: {stderr}");
+    assert!(
+        stderr.contains("broken.yaml:5:3"),
+        "names file, line and column: {stderr}"
+    );
     assert!(stderr.contains("target_versoin"), "{stderr}");
-    let after = lab.sshd_log("h1").matches("Connection from").count() + lab.sshd_log("h1").matches("Accepted").count();
+    let after = lab.sshd_log("h1").matches("Connection from").count()
+        + lab.sshd_log("h1").matches("Accepted").count();
     assert_eq!(before, after, "no host was contacted");
 }
 
@@ -122,7 +191,13 @@ fn plan_from_recorded_facts_needs_no_connection() {
     std::fs::write(&facts_file, serde_json::to_vec(&plan["facts"]).unwrap()).unwrap();
 
     lab.lab(&["down"]);
-    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--facts", facts_file.to_str().unwrap(), "--json"]);
+    let out = run(&[
+        "plan",
+        lab.inventory().to_str().unwrap(),
+        "--facts",
+        facts_file.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["choice"]["procedure"], "standard");
@@ -138,9 +213,15 @@ fn a_direct_jump_from_0_9_to_1_1_is_refused_with_the_intermediate_release() {
         let out = run(&args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
-        assert!(stderr.contains("0.9.0 → 1.1.6 cannot be done directly"), "{stderr}");
+        assert!(
+            stderr.contains("0.9.0 → 1.1.6 cannot be done directly"),
+            "{stderr}"
+        );
         assert!(stderr.contains("Upgrade to 0.10.1 first"), "{stderr}");
     }
     // Nothing ran: no 1.1 binary ever met the format-5 state.
-    assert!(lab.status().iter().all(|h| h.running && h.version.as_deref() == Some("0.9.0") && h.pins == Some(5)));
+    assert!(lab
+        .status()
+        .iter()
+        .all(|h| h.running && h.version.as_deref() == Some("0.9.0") && h.pins == Some(5)));
 }

@@ -34,7 +34,9 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
         (_, Some(dir)) => StateDir { root: dir.clone() },
         (Source::Inventory(inventory), None) => StateDir::for_inventory(inventory, None),
         (Source::File(file), None) => StateDir::for_inventory(&read_plan(file)?.inventory, None),
-        (Source::Latest, None) => StateDir { root: PathBuf::from(".cluster-upgrade") },
+        (Source::Latest, None) => StateDir {
+            root: PathBuf::from(".cluster-upgrade"),
+        },
     };
     let _lock = state.lock()?;
     crate::report::log_to_file(&state.root.join("apply.log"));
@@ -45,24 +47,44 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
                 return Err(Error::UnfinishedRun { run_id: run.id() });
             }
         }
-        report::note(&format!("resuming run {} ({} procedure, {} → {})", run.id(), plan.choice.procedure, plan.choice.from, plan.choice.to));
+        report::note(&format!(
+            "resuming run {} ({} procedure, {} → {})",
+            run.id(),
+            plan.choice.procedure,
+            plan.choice.from,
+            plan.choice.to
+        ));
         let inventory = Inventory::load(&plan.inventory, &[])?;
         return execute(args, &inventory, &run, &plan, checkpoint, Freshness::Resume);
     }
 
     let (inventory, plan, freshness) = match &source {
         Source::Inventory(path) => {
-            let input = InventoryArgs { inventory: path.clone(), playbooks: args.playbooks.clone(), vars: args.vars.clone() };
+            let input = InventoryArgs {
+                inventory: path.clone(),
+                playbooks: args.playbooks.clone(),
+                vars: args.vars.clone(),
+            };
             let (inventory, playbooks) = inputs::load(&input)?;
             let facts = hosts::gather_facts(&inventory, &args.ssh)?;
             let run_id = plan_cmd::run_id();
-            let plan = build_plan(PlanInputs { inventory: &inventory, playbooks: &playbooks, facts: &facts, requested: args.procedure, run_id: &run_id });
+            let plan = build_plan(PlanInputs {
+                inventory: &inventory,
+                playbooks: &playbooks,
+                facts: &facts,
+                requested: args.procedure,
+                run_id: &run_id,
+            });
             let plan = plan.inspect_err(|_| report::print(&report::render_facts(&facts)))?;
             (inventory, plan, Freshness::JustProbed)
         }
         Source::File(path) => {
             let plan = read_plan(path)?;
-            (Inventory::load(&plan.inventory, &[])?, plan, Freshness::Saved)
+            (
+                Inventory::load(&plan.inventory, &[])?,
+                plan,
+                Freshness::Saved,
+            )
         }
         Source::Latest => {
             let path = state.latest_plan();
@@ -70,18 +92,31 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
                 return Err(Error::NoPlan { path });
             }
             let plan = read_plan(&path)?;
-            (Inventory::load(&plan.inventory, &[])?, plan, Freshness::Saved)
+            (
+                Inventory::load(&plan.inventory, &[])?,
+                plan,
+                Freshness::Saved,
+            )
         }
     };
     let run = state.run(&plan.run_id);
     if run.journal_path().exists() {
-        return Err(Error::AlreadyApplied { run_id: plan.run_id.clone() });
+        return Err(Error::AlreadyApplied {
+            run_id: plan.run_id.clone(),
+        });
     }
     report::print(&report::render_plan(&plan));
     confirm(args.yes, &plan)?;
     run.create()?;
     run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
-    execute(args, &inventory, &run, &plan, Checkpoint::default(), freshness)
+    execute(
+        args,
+        &inventory,
+        &run,
+        &plan,
+        Checkpoint::default(),
+        freshness,
+    )
 }
 
 /// How much the plan's facts can be trusted.
@@ -95,20 +130,34 @@ enum Freshness {
     Resume,
 }
 
-fn execute(args: &ApplyArgs, inventory: &Inventory, run: &RunDir, plan: &Plan, checkpoint: Checkpoint, freshness: Freshness) -> Result<(), Error> {
+fn execute(
+    args: &ApplyArgs,
+    inventory: &Inventory,
+    run: &RunDir,
+    plan: &Plan,
+    checkpoint: Checkpoint,
+    freshness: Freshness,
+) -> Result<(), Error> {
     crate::report::log_to_file(&run.log_path());
     let targets = hosts::probe_targets(inventory);
     let runtime = hosts::runtime()?;
     runtime.block_on(async {
         let sessions = hosts::connect_all(hosts::ssh_options(inventory, &args.ssh), &targets)
             .await
-            .map_err(|failures| Error::Unreachable { hosts: failures.iter().map(|(h, e)| (h.clone(), chain(e))).collect() })?;
+            .map_err(|failures| Error::Unreachable {
+                hosts: failures
+                    .iter()
+                    .map(|(h, e)| (h.clone(), chain(e)))
+                    .collect(),
+            })?;
         match freshness {
             Freshness::JustProbed => {}
             Freshness::Saved => {
                 let now = hosts::probe_all(&sessions, &targets).await;
                 if Plan::fingerprint(&now) != plan.facts_fingerprint {
-                    return Err(Error::StalePlan { changes: differences(&plan.facts, &now) });
+                    return Err(Error::StalePlan {
+                        changes: differences(&plan.facts, &now),
+                    });
                 }
             }
             Freshness::Resume => {
@@ -127,10 +176,23 @@ fn execute(args: &ApplyArgs, inventory: &Inventory, run: &RunDir, plan: &Plan, c
             Some(bars) => bars.clone(),
             None => Arc::new(PlainProgress::default()),
         };
-        let options = ExecOptions { concurrency: hosts::concurrency(inventory, &args.ssh), retry_in_flight: args.retry_in_flight };
+        let options = ExecOptions {
+            concurrency: hosts::concurrency(inventory, &args.ssh),
+            retry_in_flight: args.retry_in_flight,
+        };
         let backups = BackupsDir(run.backups_dir());
-        let executor = Executor::new(sessions.clone(), run.journal()?, checkpoint, reporter, options, backups);
-        executor.record(Event::RunStarted { pid: std::process::id(), resumed: freshness == Freshness::Resume })?;
+        let executor = Executor::new(
+            sessions.clone(),
+            run.journal()?,
+            checkpoint,
+            reporter,
+            options,
+            backups,
+        );
+        executor.record(Event::RunStarted {
+            pid: std::process::id(),
+            resumed: freshness == Freshness::Resume,
+        })?;
         let stop = executor.stop_flag();
         let interrupt = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -162,19 +224,30 @@ fn execute(args: &ApplyArgs, inventory: &Inventory, run: &RunDir, plan: &Plan, c
             RunOutcome::Interrupted => Err(Error::Interrupted),
         };
         if let Err(error) = &result {
-            executor.record(Event::RunStopped { reason: chain(error) })?;
+            executor.record(Event::RunStopped {
+                reason: chain(error),
+            })?;
         }
         for session in sessions.values() {
             let _ = session.close().await;
         }
-        report::print(&report::render_run(&run.id(), plan, &Checkpoint::replay(&run.records()?)));
+        report::print(&report::render_run(
+            &run.id(),
+            plan,
+            &Checkpoint::replay(&run.records()?),
+        ));
         result
     })
 }
 
 /// The last run that has a journal and did not finish, with its plan and checkpoint.
 fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
-    let Some(run) = state.runs()?.into_iter().rev().find(|run| run.journal_path().exists()) else {
+    let Some(run) = state
+        .runs()?
+        .into_iter()
+        .rev()
+        .find(|run| run.journal_path().exists())
+    else {
         return Ok(None);
     };
     let checkpoint = Checkpoint::replay(&run.records()?);
@@ -186,11 +259,17 @@ fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>
 }
 
 pub(super) fn read_plan(path: &Path) -> Result<Plan, Error> {
-    let bad = |message: String| Error::PlanFile { path: path.to_path_buf(), message };
+    let bad = |message: String| Error::PlanFile {
+        path: path.to_path_buf(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let plan: Plan = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     if plan.format != PLAN_FORMAT {
-        return Err(bad(format!("plan format {} (this cluster-upgrade reads {PLAN_FORMAT})", plan.format)));
+        return Err(bad(format!(
+            "plan format {} (this cluster-upgrade reads {PLAN_FORMAT})",
+            plan.format
+        )));
     }
     Ok(plan)
 }
@@ -202,7 +281,11 @@ fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::NoConfirmation);
     }
-    eprint!("Apply the {} procedure to {} hosts? [y/N] ", plan.choice.procedure, plan.facts.len());
+    eprint!(
+        "Apply the {} procedure to {} hosts? [y/N] ",
+        plan.choice.procedure,
+        plan.facts.len()
+    );
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -222,7 +305,11 @@ fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
             fields.push("reachability".to_string());
         }
         if old.service_version != new.service_version {
-            fields.push(format!("version {:?} → {:?}", old.service_version.map(|v| v.to_string()), new.service_version.map(|v| v.to_string())));
+            fields.push(format!(
+                "version {:?} → {:?}",
+                old.service_version.map(|v| v.to_string()),
+                new.service_version.map(|v| v.to_string())
+            ));
         }
         if old.running != new.running {
             fields.push(format!("running {} → {}", old.running, new.running));
@@ -244,7 +331,8 @@ fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
 }
 
 fn count(pins: &Option<Pinset>) -> String {
-    pins.as_ref().map_or("?".to_string(), |p| p.count.to_string())
+    pins.as_ref()
+        .map_or("?".to_string(), |p| p.count.to_string())
 }
 
 /// Before resuming: every host must run the plan's source or target version.
@@ -253,8 +341,14 @@ fn resume_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
     now.iter()
         .filter_map(|host| match host.service_version {
             Some(version) if allowed.contains(&version) => None,
-            Some(version) => Some(format!("{} runs {version}, neither {} nor {}", host.host, plan.choice.from, plan.choice.to)),
-            None => Some(format!("{}: ipfs-cluster-service did not report its version", host.host)),
+            Some(version) => Some(format!(
+                "{} runs {version}, neither {} nor {}",
+                host.host, plan.choice.from, plan.choice.to
+            )),
+            None => Some(format!(
+                "{}: ipfs-cluster-service did not report its version",
+                host.host
+            )),
         })
         .collect()
 }
@@ -268,7 +362,11 @@ pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
     for host in now {
         let name = &host.host;
         if host.service_version != Some(plan.choice.to) {
-            problems.push(format!("{name} runs {:?}, not {}", host.service_version.map(|v| v.to_string()), plan.choice.to));
+            problems.push(format!(
+                "{name} runs {:?}, not {}",
+                host.service_version.map(|v| v.to_string()),
+                plan.choice.to
+            ));
         }
         if !host.running {
             problems.push(format!("{name} is not running"));
@@ -276,10 +374,17 @@ pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
         }
         let seen: BTreeSet<&str> = host.cluster_peers.iter().map(String::as_str).collect();
         if seen != all_ids {
-            problems.push(format!("{name} sees {} peers, expected {}", seen.len(), all_ids.len()));
+            problems.push(format!(
+                "{name} sees {} peers, expected {}",
+                seen.len(),
+                all_ids.len()
+            ));
         }
         for error in &host.peer_errors {
-            problems.push(format!("{name} reports {} with an error: {}", error.peer_id, error.error));
+            problems.push(format!(
+                "{name} reports {} with an error: {}",
+                error.peer_id, error.error
+            ));
         }
         if let Some(expected) = &expected_pins {
             match &host.pins {

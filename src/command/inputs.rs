@@ -10,9 +10,16 @@ use crate::plan::Playbooks;
 use crate::procedure::Procedure;
 
 /// The playbooks shipped with the tool, used when no `playbooks/` folder is found.
-const BUILT_IN: [(&str, &str); 2] = [
-    ("standard.yaml", include_str!("../../playbooks/standard.yaml")),
-    ("bootstrap.yaml", include_str!("../../playbooks/bootstrap.yaml")),
+const BUILT_IN: [(&str, &str); 3] = [
+    (
+        "standard.yaml",
+        include_str!("../../playbooks/standard.yaml"),
+    ),
+    (
+        "bootstrap.yaml",
+        include_str!("../../playbooks/bootstrap.yaml"),
+    ),
+    ("recover.yaml", include_str!("../../playbooks/recover.yaml")),
 ];
 
 /// Loads and validates the inventory and the playbooks, and checks every template against
@@ -24,15 +31,48 @@ pub fn load(args: &InventoryArgs) -> Result<(Inventory, Playbooks), Error> {
         match &dir {
             Some(dir) => Ok(Procedure::load(&dir.join(name))?),
             None => {
-                let (_, text) = BUILT_IN.iter().find(|(file, _)| *file == name).expect("built-in playbook");
-                Ok(Procedure::from_text(&Path::new("(built-in) playbooks").join(name), text)?)
+                let (_, text) = BUILT_IN
+                    .iter()
+                    .find(|(file, _)| *file == name)
+                    .expect("built-in playbook");
+                Ok(Procedure::from_text(
+                    &Path::new("(built-in) playbooks").join(name),
+                    text,
+                )?)
             }
         }
     };
-    let playbooks = Playbooks { standard: load("standard.yaml")?, bootstrap: load("bootstrap.yaml")? };
+    let playbooks = Playbooks {
+        standard: load("standard.yaml")?,
+        bootstrap: load("bootstrap.yaml")?,
+    };
     playbooks.standard.validate_against(&inventory)?;
     playbooks.bootstrap.validate_against(&inventory)?;
     Ok((inventory, playbooks))
+}
+
+/// Loads and validates the inventory and `recover.yaml`: from the playbook folder when it has
+/// one (see [`load`]), else the built-in one.
+pub fn load_recover(args: &InventoryArgs) -> Result<(Inventory, Procedure), Error> {
+    let inventory = Inventory::load(&args.inventory, &args.vars)?;
+    let file = playbook_dir(args)
+        .map(|dir| dir.join("recover.yaml"))
+        .filter(|file| file.is_file());
+    let procedure = match file {
+        Some(file) => Procedure::load(&file)?,
+        None => {
+            let (_, text) = BUILT_IN
+                .iter()
+                .find(|(file, _)| *file == "recover.yaml")
+                .expect("built-in playbook");
+            Procedure::from_text(
+                &Path::new("(built-in) playbooks").join("recover.yaml"),
+                text,
+            )?
+        }
+    };
+    procedure.validate_against(&inventory)?;
+    Ok((inventory, procedure))
 }
 
 /// `--playbooks DIR` if given; else `playbooks/` beside the inventory, then in the current
@@ -42,5 +82,8 @@ fn playbook_dir(args: &InventoryArgs) -> Option<PathBuf> {
         return Some(dir.clone());
     }
     let beside = args.inventory.parent().map(|p| p.join("playbooks"));
-    [beside, Some(PathBuf::from("playbooks"))].into_iter().flatten().find(|dir| dir.join("standard.yaml").is_file())
+    [beside, Some(PathBuf::from("playbooks"))]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.join("standard.yaml").is_file())
 }

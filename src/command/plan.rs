@@ -20,7 +20,13 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
         None => hosts::gather_facts(&inventory, &args.ssh)?,
     };
     let run_id = run_id();
-    let plan = build_plan(PlanInputs { inventory: &inventory, playbooks: &playbooks, facts: &facts, requested: args.procedure, run_id: &run_id });
+    let plan = build_plan(PlanInputs {
+        inventory: &inventory,
+        playbooks: &playbooks,
+        facts: &facts,
+        requested: args.procedure,
+        run_id: &run_id,
+    });
     let plan = match plan {
         Ok(plan) => plan,
         Err(PlanError::Refused(refusal)) => {
@@ -45,8 +51,14 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
 }
 
 pub(super) fn read_facts(path: &Path) -> Result<Vec<HostFacts>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::FactsFile { path: path.to_path_buf(), source: e.into() })?;
-    serde_json::from_str(&text).map_err(|e| Error::FactsFile { path: path.to_path_buf(), source: e.into() })
+    let text = std::fs::read_to_string(path).map_err(|e| Error::FactsFile {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::FactsFile {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 pub(super) fn plan_json(plan: &Plan) -> String {
@@ -55,7 +67,9 @@ pub(super) fn plan_json(plan: &Plan) -> String {
 
 /// A run ID that sorts by time: `YYYYMMDDTHHMMSSZ-xxxx`.
 pub(super) fn run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);

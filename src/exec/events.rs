@@ -6,13 +6,17 @@
 pub enum StepEvent {
     /// The journal says it is done: nothing runs.
     AlreadyDone,
-    Started { attempt: u32 },
+    Started {
+        attempt: u32,
+    },
     /// The step's `check` said its effect is already there.
     DoneByCheck,
     /// Waiting for `wait_until` to pass.
     Waiting,
     Finished,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Receives the executor's events (from several tasks at once).

@@ -17,7 +17,11 @@ pub struct HostFailure {
 
 /// The last lines of a command's stderr (and stdout when stderr is empty), for reports.
 pub fn tail(output: &CommandOutput) -> String {
-    let text = if output.stderr.is_empty() { output.stdout_text() } else { output.stderr_text() };
+    let text = if output.stderr.is_empty() {
+        output.stdout_text()
+    } else {
+        output.stderr_text()
+    };
     let lines: Vec<&str> = text.trim_end().lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
@@ -34,10 +38,18 @@ fn describe_exit(output: &CommandOutput) -> String {
 pub type Sessions<S> = HashMap<String, Arc<S>>;
 
 /// Runs the step's `check` on its host: `true` when it exits 0.
-pub async fn check_passes<S: Session>(sessions: &Sessions<S>, step: &RenderedStep) -> Result<bool, HostFailure> {
-    let Some(check) = &step.check else { return Ok(false) };
+pub async fn check_passes<S: Session>(
+    sessions: &Sessions<S>,
+    step: &RenderedStep,
+) -> Result<bool, HostFailure> {
+    let Some(check) = &step.check else {
+        return Ok(false);
+    };
     let session = session_for(sessions, step.run_on.as_str())?;
-    let output = session.run(check, timeout_of(step)).await.map_err(transport_failure)?;
+    let output = session
+        .run(check, timeout_of(step))
+        .await
+        .map_err(transport_failure)?;
     Ok(output.success())
 }
 
@@ -50,7 +62,11 @@ pub struct SavedBackup {
 
 /// Runs upload, command (with retries) and the wait of one step on one host. A step with a
 /// `backup` saves its command's stdout into `backups_dir`.
-pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep, backups_dir: &Path) -> Result<Option<SavedBackup>, HostFailure> {
+pub async fn run_step<S: Session>(
+    sessions: &Sessions<S>,
+    step: &RenderedStep,
+    backups_dir: &Path,
+) -> Result<Option<SavedBackup>, HostFailure> {
     let session = session_for(sessions, step.run_on.as_str())?;
     let mut attempt = 0;
     let saved = loop {
@@ -70,15 +86,26 @@ pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep, b
         let interval = wait.interval.get();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = session.run(&wait.command, remaining.max(Duration::from_secs(1)).min(timeout_of(step))).await;
+            let result = session
+                .run(
+                    &wait.command,
+                    remaining.max(Duration::from_secs(1)).min(timeout_of(step)),
+                )
+                .await;
             let last = match result {
                 Ok(output) if output.success() => return Ok(saved),
-                Ok(output) => HostFailure { error: format!("`wait_until` still failing ({})", describe_exit(&output)), stderr_tail: tail(&output) },
+                Ok(output) => HostFailure {
+                    error: format!("`wait_until` still failing ({})", describe_exit(&output)),
+                    stderr_tail: tail(&output),
+                },
                 Err(err) => transport_failure(err),
             };
             if Instant::now() + interval >= deadline {
                 return Err(HostFailure {
-                    error: format!("`wait_until` did not pass within {}: {}", wait.deadline, last.error),
+                    error: format!(
+                        "`wait_until` did not pass within {}: {}",
+                        wait.deadline, last.error
+                    ),
                     stderr_tail: last.stderr_tail,
                 });
             }
@@ -88,15 +115,29 @@ pub async fn run_step<S: Session>(sessions: &Sessions<S>, step: &RenderedStep, b
     Ok(saved)
 }
 
-async fn run_once<S: Session>(session: &S, step: &RenderedStep, backups_dir: &Path) -> Result<Option<SavedBackup>, HostFailure> {
+async fn run_once<S: Session>(
+    session: &S,
+    step: &RenderedStep,
+    backups_dir: &Path,
+) -> Result<Option<SavedBackup>, HostFailure> {
     if let Some(upload) = &step.upload {
-        let upload = Upload { source: Source::File(upload.from.clone()), remote_path: upload.to.clone(), mode: upload.mode };
+        let upload = Upload {
+            source: Source::File(upload.from.clone()),
+            remote_path: upload.to.clone(),
+            mode: upload.mode,
+        };
         session.upload(&upload).await.map_err(transport_failure)?;
     }
     if let Some(command) = &step.command {
-        let output = session.run(command, timeout_of(step)).await.map_err(transport_failure)?;
+        let output = session
+            .run(command, timeout_of(step))
+            .await
+            .map_err(transport_failure)?;
         if !output.success() {
-            return Err(HostFailure { error: format!("the command {}", describe_exit(&output)), stderr_tail: tail(&output) });
+            return Err(HostFailure {
+                error: format!("the command {}", describe_exit(&output)),
+                stderr_tail: tail(&output),
+            });
         }
         if let Some(file) = &step.backup {
             return save_backup(backups_dir, file, &output).map(Some);
@@ -106,20 +147,38 @@ async fn run_once<S: Session>(session: &S, step: &RenderedStep, backups_dir: &Pa
 }
 
 /// Writes a state export into the run's private `backups/` folder.
-fn save_backup(backups_dir: &Path, file: &str, output: &CommandOutput) -> Result<SavedBackup, HostFailure> {
-    let failure = |error: String| HostFailure { error, stderr_tail: tail(output) };
+fn save_backup(
+    backups_dir: &Path,
+    file: &str,
+    output: &CommandOutput,
+) -> Result<SavedBackup, HostFailure> {
+    let failure = |error: String| HostFailure {
+        error,
+        stderr_tail: tail(output),
+    };
     if file.is_empty() || file.contains('/') || file.starts_with('.') {
-        return Err(failure(format!("backup file name `{file}` must be a plain file name")));
+        return Err(failure(format!(
+            "backup file name `{file}` must be a plain file name"
+        )));
     }
     if output.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Err(failure("the state export is empty: refusing to go on without a backup".to_string()));
+        return Err(failure(
+            "the state export is empty: refusing to go on without a backup".to_string(),
+        ));
     }
-    crate::journal::write_private(&backups_dir.join(file), &output.stdout).map_err(|e| failure(crate::error::chain(&e)))?;
+    crate::journal::write_private(&backups_dir.join(file), &output.stdout)
+        .map_err(|e| failure(crate::error::chain(&e)))?;
     let sha256 = {
         use sha2::{Digest, Sha256};
-        Sha256::digest(&output.stdout).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(&output.stdout)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     };
-    Ok(SavedBackup { file: file.to_string(), sha256 })
+    Ok(SavedBackup {
+        file: file.to_string(),
+        sha256,
+    })
 }
 
 fn timeout_of(step: &RenderedStep) -> Duration {
@@ -127,9 +186,15 @@ fn timeout_of(step: &RenderedStep) -> Duration {
 }
 
 fn session_for<'a, S>(sessions: &'a Sessions<S>, host: &str) -> Result<&'a Arc<S>, HostFailure> {
-    sessions.get(host).ok_or_else(|| HostFailure { error: format!("no SSH session to {host}"), stderr_tail: String::new() })
+    sessions.get(host).ok_or_else(|| HostFailure {
+        error: format!("no SSH session to {host}"),
+        stderr_tail: String::new(),
+    })
 }
 
 fn transport_failure(err: crate::transport::TransportError) -> HostFailure {
-    HostFailure { error: crate::error::chain(&err), stderr_tail: String::new() }
+    HostFailure {
+        error: crate::error::chain(&err),
+        stderr_tail: String::new(),
+    }
 }

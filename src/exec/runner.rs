@@ -42,7 +42,10 @@ pub enum RunOutcome {
     Finished,
     Failed(Vec<StepFailure>),
     /// A step was in flight when the last run died and its playbook says to ask.
-    NeedsOperator { step: String, host: String },
+    NeedsOperator {
+        step: String,
+        host: String,
+    },
     Interrupted,
 }
 
@@ -114,9 +117,17 @@ impl<S: Session + 'static> Executor<S> {
                         let host = step
                             .hosts
                             .iter()
-                            .find(|h| matches!(self.checkpoint.state(&step.id, h.host.as_str()), HostStepState::InFlight { .. }))
+                            .find(|h| {
+                                matches!(
+                                    self.checkpoint.state(&step.id, h.host.as_str()),
+                                    HostStepState::InFlight { .. }
+                                )
+                            })
                             .map_or_else(String::new, |h| h.host.to_string());
-                        return Ok(RunOutcome::NeedsOperator { step: step.id.clone(), host });
+                        return Ok(RunOutcome::NeedsOperator {
+                            step: step.id.clone(),
+                            host,
+                        });
                     }
                 }
             }
@@ -140,7 +151,10 @@ impl<S: Session + 'static> Executor<S> {
             let task = self.host_task(step, host_step);
             let permits = Arc::clone(&permits);
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
                 task.await
             });
         }
@@ -199,42 +213,88 @@ impl<S: Session + 'static> Executor<S> {
                 }
                 HostStepState::InFlight { attempt } | HostStepState::Failed { attempt, .. } => {
                     // Resume: a step whose check says "done" is not run again.
-                    let use_check = on_resume == OnResume::Check || matches!(state, HostStepState::Failed { .. });
+                    let use_check = on_resume == OnResume::Check
+                        || matches!(state, HostStepState::Failed { .. });
                     if use_check && host_step.check.is_some() {
                         match check_passes(&sessions, &host_step).await {
                             Ok(true) => {
-                                append(&journal, Event::StepFinished { step: step_id.clone(), host: host.clone(), by_check: true })?;
+                                append(
+                                    &journal,
+                                    Event::StepFinished {
+                                        step: step_id.clone(),
+                                        host: host.clone(),
+                                        by_check: true,
+                                    },
+                                )?;
                                 event(StepEvent::DoneByCheck);
                                 return Ok(HostResult::Done);
                             }
                             Ok(false) => {}
-                            Err(failure) => tracing::warn!(%host, step = %step_id, error = %failure.error, "check failed to run"),
+                            Err(failure) => {
+                                tracing::warn!(%host, step = %step_id, error = %failure.error, "check failed to run")
+                            }
                         }
                     }
                     attempt + 1
                 }
             };
-            append(&journal, Event::StepStarted { step: step_id.clone(), host: host.clone(), attempt })?;
+            append(
+                &journal,
+                Event::StepStarted {
+                    step: step_id.clone(),
+                    host: host.clone(),
+                    attempt,
+                },
+            )?;
             event(StepEvent::Started { attempt });
-            if host_step.wait_until.is_some() && host_step.command.is_none() && host_step.upload.is_none() {
+            if host_step.wait_until.is_some()
+                && host_step.command.is_none()
+                && host_step.upload.is_none()
+            {
                 event(StepEvent::Waiting);
             }
             match run_step(&sessions, &host_step, &backups.0).await {
                 Ok(saved) => {
                     if let Some(SavedBackup { file, sha256 }) = saved {
-                        append(&journal, Event::Backup { host: host.clone(), file, sha256 })?;
+                        append(
+                            &journal,
+                            Event::Backup {
+                                host: host.clone(),
+                                file,
+                                sha256,
+                            },
+                        )?;
                     }
-                    append(&journal, Event::StepFinished { step: step_id.clone(), host: host.clone(), by_check: false })?;
+                    append(
+                        &journal,
+                        Event::StepFinished {
+                            step: step_id.clone(),
+                            host: host.clone(),
+                            by_check: false,
+                        },
+                    )?;
                     event(StepEvent::Finished);
                     Ok(HostResult::Done)
                 }
                 Err(HostFailure { error, stderr_tail }) => {
                     append(
                         &journal,
-                        Event::StepFailed { step: step_id.clone(), host: host.clone(), error: error.clone(), stderr_tail: stderr_tail.clone() },
+                        Event::StepFailed {
+                            step: step_id.clone(),
+                            host: host.clone(),
+                            error: error.clone(),
+                            stderr_tail: stderr_tail.clone(),
+                        },
                     )?;
-                    event(StepEvent::Failed { error: error.clone() });
-                    Ok(HostResult::Failed(StepFailure { step: step_id.clone(), host: host.clone(), error, stderr_tail }))
+                    event(StepEvent::Failed {
+                        error: error.clone(),
+                    });
+                    Ok(HostResult::Failed(StepFailure {
+                        step: step_id.clone(),
+                        host: host.clone(),
+                        error,
+                        stderr_tail,
+                    }))
                 }
             }
         }
@@ -242,5 +302,8 @@ impl<S: Session + 'static> Executor<S> {
 }
 
 fn append(journal: &Mutex<JournalWriter>, event: Event) -> Result<(), JournalError> {
-    journal.lock().expect("journal lock poisoned").append(&Record::now(event))
+    journal
+        .lock()
+        .expect("journal lock poisoned")
+        .append(&Record::now(event))
 }

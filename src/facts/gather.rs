@@ -22,7 +22,12 @@ pub struct ProbeTarget {
 /// Probes every host, at most `limit` at a time, and returns their facts in the given order.
 /// A host that cannot be reached (connection, host key, login, probe failure) gets facts that
 /// say why, instead of failing the others.
-pub async fn gather<C>(connector: Arc<C>, hosts: Vec<ProbeTarget>, limit: usize, timeout: Duration) -> Vec<HostFacts>
+pub async fn gather<C>(
+    connector: Arc<C>,
+    hosts: Vec<ProbeTarget>,
+    limit: usize,
+    timeout: Duration,
+) -> Vec<HostFacts>
 where
     C: Connector + 'static,
     C::Session: 'static,
@@ -34,7 +39,10 @@ where
         let connector = Arc::clone(&connector);
         let permits = Arc::clone(&permits);
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
             (index, probe_one(connector.as_ref(), &host, timeout).await)
         });
     }
@@ -43,10 +51,17 @@ where
         let (index, host_facts) = joined.expect("probe task panicked");
         facts[index] = Some(host_facts);
     }
-    facts.into_iter().map(|f| f.expect("every host probed")).collect()
+    facts
+        .into_iter()
+        .map(|f| f.expect("every host probed"))
+        .collect()
 }
 
-async fn probe_one<C: Connector>(connector: &C, host: &ProbeTarget, timeout: Duration) -> HostFacts {
+async fn probe_one<C: Connector>(
+    connector: &C,
+    host: &ProbeTarget,
+    timeout: Duration,
+) -> HostFacts {
     let session = match connector.connect(&host.target).await {
         Ok(session) => session,
         Err(err) => return HostFacts::unreachable(&host.target.name, crate::error::chain(&err)),
@@ -57,7 +72,11 @@ async fn probe_one<C: Connector>(connector: &C, host: &ProbeTarget, timeout: Dur
 }
 
 /// Probes one host over an open session (apply re-probes over the sessions it runs steps on).
-pub async fn probe_session<S: Session>(session: &S, host: &ProbeTarget, timeout: Duration) -> HostFacts {
+pub async fn probe_session<S: Session>(
+    session: &S,
+    host: &ProbeTarget,
+    timeout: Duration,
+) -> HostFacts {
     let name = &host.target.name;
     let script = match probe_script(&host.vars) {
         Ok(script) => script,

@@ -33,6 +33,48 @@ pub struct HostFacts {
     pub pins: Option<Pinset>,
     pub leave_on_shutdown: Option<bool>,
     pub wait_for_leader_timeout: Option<String>,
+    /// `cluster.listen_multiaddress` from the config (without the peer ID): where the peer
+    /// listens even while it is stopped, so `recover` can bootstrap to it.
+    #[serde(default)]
+    pub listen_multiaddress: Option<String>,
+    /// Every raft folder on disk (`raft`, then `raft.old.N`) with its newest snapshot.
+    #[serde(default)]
+    pub stored_states: Vec<StoredState>,
+}
+
+/// One raft folder on disk and its newest snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredState {
+    /// `raft` or `raft.old.N`.
+    pub folder: String,
+    /// The newest snapshot's folder name, `<term>-<index>-<unix ms>`; `None` when there is none.
+    pub snapshot: Option<String>,
+    /// First byte of that snapshot's `state.bin` (the state format on ≤ 0.10 releases).
+    pub first_byte: Option<u8>,
+}
+
+impl StoredState {
+    /// `(index, term, unix ms)` of the snapshot, the order in which snapshots are newer.
+    pub fn snapshot_position(&self) -> Option<(u64, u64, u64)> {
+        let mut parts = self
+            .snapshot
+            .as_deref()?
+            .split('-')
+            .map(|p| p.parse::<u64>().ok());
+        let (term, index, ms) = (
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        );
+        Some((index, term, ms))
+    }
+
+    /// `N` of `raft.old.N`; `None` for the live `raft` folder.
+    pub fn backup_number(&self) -> Option<u32> {
+        self.folder
+            .strip_prefix("raft.old.")
+            .and_then(|n| n.parse().ok())
+    }
 }
 
 /// A peer that `peers ls` reported with an error.
@@ -53,7 +95,11 @@ pub struct Pinset {
 impl HostFacts {
     /// Facts of a host the probe could not reach.
     pub fn unreachable(host: &str, reason: String) -> HostFacts {
-        HostFacts { host: host.to_string(), unreachable: Some(reason), ..HostFacts::default() }
+        HostFacts {
+            host: host.to_string(),
+            unreachable: Some(reason),
+            ..HostFacts::default()
+        }
     }
 
     pub fn is_reachable(&self) -> bool {
@@ -73,7 +119,14 @@ impl Pinset {
             hasher.update(cid.as_bytes());
             hasher.update(b"\n");
         }
-        let hash = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Pinset { count: cids.len(), hash }
+        let hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Pinset {
+            count: cids.len(),
+            hash,
+        }
     }
 }

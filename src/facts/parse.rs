@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::{HostFacts, PeerError, Pinset};
+use super::model::{HostFacts, PeerError, Pinset, StoredState};
 use crate::inventory::Version;
 
 /// One `@@ name` block of the probe output and the exit status of its command.
@@ -18,8 +18,16 @@ struct Section {
 /// used to choose among the peer's listen addresses the one to bootstrap to.
 pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts {
     let sections = split_sections(output);
-    let ok = |name: &str| sections.get(name).filter(|s| s.rc == Some(0)).map(|s| s.body.as_str());
-    let mut facts = HostFacts { host: host.to_string(), ..HostFacts::default() };
+    let ok = |name: &str| {
+        sections
+            .get(name)
+            .filter(|s| s.rc == Some(0))
+            .map(|s| s.body.as_str())
+    };
+    let mut facts = HostFacts {
+        host: host.to_string(),
+        ..HostFacts::default()
+    };
 
     facts.service_version = ok("service_version").and_then(version_from_banner);
     facts.ctl_version = ok("ctl_version").and_then(version_from_banner);
@@ -38,21 +46,31 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
             .iter()
             .filter_map(|peer| {
                 let error = str_field(peer, "error")?;
-                Some(PeerError { peer_id: str_field(peer, "id").unwrap_or_default(), error })
+                Some(PeerError {
+                    peer_id: str_field(peer, "id").unwrap_or_default(),
+                    error,
+                })
             })
             .collect();
     }
     if let Some(body) = ok("pins") {
-        facts.pins = Some(Pinset::from_cids(json_items(body).iter().filter_map(cid_of)));
+        facts.pins = Some(Pinset::from_cids(
+            json_items(body).iter().filter_map(cid_of),
+        ));
     }
     if let Some(body) = ok("config") {
         for line in body.lines() {
-            let Some((key, value)) = line.split_once(':') else { continue };
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim().trim_matches('"').to_string();
             match key.trim().trim_matches('"') {
                 "leave_on_shutdown" => facts.leave_on_shutdown = value.parse().ok(),
                 "wait_for_leader_timeout" => facts.wait_for_leader_timeout = Some(value),
                 "id" if facts.peer_id.is_none() && !value.is_empty() => facts.peer_id = Some(value),
+                "listen_multiaddress" if value.starts_with('/') => {
+                    facts.listen_multiaddress = Some(value)
+                }
                 _ => {}
             }
         }
@@ -62,14 +80,44 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
         facts.has_snapshot = lines.next().is_some_and(|l| l.starts_with("snapshot "));
         let first_byte = lines.next().and_then(|l| l.trim().parse::<u8>().ok());
         // Only releases up to 0.10 put a format byte first; later ones start with the body.
-        if facts.service_version.is_some_and(|v| v.state_format().is_some()) {
+        if facts
+            .service_version
+            .is_some_and(|v| v.state_format().is_some())
+        {
             facts.state_format = first_byte;
         }
     }
     if let Some(body) = ok("backups") {
-        facts.state_backups = body.lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
+        facts.state_backups = body
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect();
+    }
+    if let Some(body) = ok("states") {
+        facts.stored_states = body.lines().filter_map(stored_state).collect();
     }
     facts
+}
+
+/// `raft.old.0 3-9-1795607331211 5` (a `-` for what is missing) → a [`StoredState`].
+fn stored_state(line: &str) -> Option<StoredState> {
+    let mut words = line.split_whitespace();
+    let folder = words.next()?.to_string();
+    let known = |word: Option<&str>| word.filter(|w| *w != "-").map(str::to_string);
+    let snapshot = known(words.next());
+    let first_byte = known(words.next()).and_then(|b| b.parse().ok());
+    Some(StoredState {
+        folder,
+        snapshot,
+        first_byte,
+    })
+}
+
+/// The pinset of a pin listing or a state export: a JSON array (≤ 0.14) or a stream of JSON
+/// objects (NDJSON exports from 0.11, ctl lists from 1.0), CIDs as strings or `{"/": cid}`.
+pub fn pinset_of_listing(body: &str) -> Pinset {
+    Pinset::from_cids(json_items(body).iter().filter_map(cid_of))
 }
 
 fn split_sections(output: &str) -> BTreeMap<String, Section> {
@@ -95,18 +143,29 @@ fn split_sections(output: &str) -> BTreeMap<String, Section> {
 
 /// `ipfs-cluster-service version 0.10.1+git…` → 0.10.1.
 fn version_from_banner(body: &str) -> Option<Version> {
-    body.split_whitespace().rev().find_map(|word| Version::from_reported(word).ok())
+    body.split_whitespace()
+        .rev()
+        .find_map(|word| Version::from_reported(word).ok())
 }
 
 fn str_field(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn string_list(value: &Value, key: &str) -> Vec<String> {
     value
         .get(key)
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -173,6 +232,11 @@ snapshot 1-12-1700000000000
 @@ backups
 raft.old.0
 @@ rc 0
+@@ states
+raft 1-12-1700000000000 6
+raft.old.0 1-9-1690000000000 5
+raft.old.1 - -
+@@ rc 0
 "#;
 
     #[test]
@@ -183,14 +247,66 @@ raft.old.0
         assert!(facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmA"));
         assert_eq!(facts.cluster_peers, vec!["QmA", "QmB"]);
-        assert_eq!(facts.multiaddr.as_deref(), Some("/ip4/127.9.9.2/tcp/9096/ipfs/QmA"));
-        assert_eq!(facts.peer_errors, vec![PeerError { peer_id: "QmB".into(), error: "protocol not supported".into() }]);
-        assert_eq!(facts.pins, Some(Pinset::from_cids(["QmX".to_string(), "QmY".to_string()])));
+        assert_eq!(
+            facts.multiaddr.as_deref(),
+            Some("/ip4/127.9.9.2/tcp/9096/ipfs/QmA")
+        );
+        assert_eq!(
+            facts.peer_errors,
+            vec![PeerError {
+                peer_id: "QmB".into(),
+                error: "protocol not supported".into()
+            }]
+        );
+        assert_eq!(
+            facts.pins,
+            Some(Pinset::from_cids(["QmX".to_string(), "QmY".to_string()]))
+        );
         assert_eq!(facts.leave_on_shutdown, Some(false));
         assert_eq!(facts.wait_for_leader_timeout.as_deref(), Some("15s"));
         assert_eq!(facts.state_format, Some(6));
         assert!(facts.has_snapshot);
         assert_eq!(facts.state_backups, vec!["raft.old.0"]);
+        assert_eq!(facts.stored_states.len(), 3);
+        assert_eq!(
+            facts.stored_states[1].snapshot.as_deref(),
+            Some("1-9-1690000000000")
+        );
+        assert_eq!(facts.stored_states[1].first_byte, Some(5));
+        assert_eq!(facts.stored_states[1].backup_number(), Some(0));
+        assert_eq!(
+            facts.stored_states[0].snapshot_position(),
+            Some((12, 1, 1_700_000_000_000))
+        );
+        assert_eq!(
+            facts.stored_states[2],
+            StoredState {
+                folder: "raft.old.1".into(),
+                snapshot: None,
+                first_byte: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_stopped_peer_keeps_its_listen_address_from_the_config() {
+        let output = "@@ config\n\"listen_multiaddress\": \"/ip4/0.0.0.0/tcp/9096\"\n\"id\": \"QmZ\"\n@@ rc 0\n";
+        let facts = parse_probe_output("h2", "127.9.9.3", output);
+        assert_eq!(
+            facts.listen_multiaddress.as_deref(),
+            Some("/ip4/0.0.0.0/tcp/9096")
+        );
+        assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
+    }
+
+    #[test]
+    fn exports_of_every_era_give_the_same_pinset() {
+        let old = "[\n    {\n        \"cid\": \"QmA\"\n    },\n    {\n        \"cid\": \"QmB\"\n    }\n]\n";
+        let v010 = "[{\"cid\": {\"/\": \"QmB\"}}, {\"cid\": {\"/\": \"QmA\"}}]";
+        let ndjson = "{\"cid\":{\"/\":\"QmA\"}}\n{\"cid\":{\"/\":\"QmB\"}}\n";
+        assert_eq!(pinset_of_listing(old), pinset_of_listing(v010));
+        assert_eq!(pinset_of_listing(old), pinset_of_listing(ndjson));
+        assert_eq!(pinset_of_listing(old).count, 2);
     }
 
     #[test]
@@ -212,7 +328,10 @@ raft.old.0
                       @@ snapshot\nsnapshot 1-3-1\n 123\n@@ rc 0\n";
         let facts = parse_probe_output("h3", "127.9.9.4", output);
         assert_eq!(facts.pins.unwrap().count, 2);
-        assert_eq!(facts.state_format, None, "1.x snapshots carry no format byte");
+        assert_eq!(
+            facts.state_format, None,
+            "1.x snapshots carry no format byte"
+        );
     }
 
     #[test]

@@ -33,8 +33,12 @@ section ctl_version; "$bin/ipfs-cluster-ctl" --version 2>&1; rc $?
 section id; "$bin/ipfs-cluster-ctl" --host "$api" --enc json id 2>&1; rc $?
 section peers; "$bin/ipfs-cluster-ctl" --host "$api" --enc json peers ls 2>&1; rc $?
 section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $?
-section config; grep -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id)": *("[^"]*"|[a-z]+)' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null | sed 's/^[^:]*://'; rc 0
+section config; grep -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress)": *("[^"]*"|[a-z]+)' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null | sed 's/^[^:]*://'; rc 0
 section snapshot; snap=$(ls -1 "$cfg/raft/snapshots" 2>/dev/null | sort -t- -k1,1n -k2,2n | tail -n 1)
 if [ -n "$snap" ] && [ -f "$cfg/raft/snapshots/$snap/state.bin" ]; then echo "snapshot $snap"; od -An -tu1 -N1 "$cfg/raft/snapshots/$snap/state.bin"; fi; rc 0
 section backups; ls -1d "$cfg"/raft.old.* 2>/dev/null | sed 's|.*/||'; rc 0
+section states; for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue
+snap=$(ls -1 "$d/snapshots" 2>/dev/null | sort -t- -k1,1n -k2,2n -k3,3n | tail -n 1); b=
+if [ -n "$snap" ] && [ -f "$d/snapshots/$snap/state.bin" ]; then b=$(od -An -tu1 -N1 "$d/snapshots/$snap/state.bin" | tr -d ' '); else snap=; fi
+echo "${d##*/} ${snap:--} ${b:--}"; done; rc 0
 "#;

@@ -10,9 +10,17 @@ pub enum HostStepState {
     /// Never started.
     Pending,
     /// Started, never recorded as finished or failed: the run died while it ran.
-    InFlight { attempt: u32 },
-    Finished { by_check: bool },
-    Failed { attempt: u32, error: String, stderr_tail: String },
+    InFlight {
+        attempt: u32,
+    },
+    Finished {
+        by_check: bool,
+    },
+    Failed {
+        attempt: u32,
+        error: String,
+        stderr_tail: String,
+    },
 }
 
 /// The state of a run, replayed from its journal.
@@ -44,36 +52,71 @@ impl Checkpoint {
                 self.runs += 1;
                 self.finished = false;
             }
-            Event::StepStarted { step, host, attempt } => {
-                self.states.insert(key(step, host), HostStepState::InFlight { attempt: *attempt });
+            Event::StepStarted {
+                step,
+                host,
+                attempt,
+            } => {
+                self.states.insert(
+                    key(step, host),
+                    HostStepState::InFlight { attempt: *attempt },
+                );
             }
-            Event::StepFinished { step, host, by_check } => {
-                self.states.insert(key(step, host), HostStepState::Finished { by_check: *by_check });
+            Event::StepFinished {
+                step,
+                host,
+                by_check,
+            } => {
+                self.states.insert(
+                    key(step, host),
+                    HostStepState::Finished {
+                        by_check: *by_check,
+                    },
+                );
                 *self.finish_counts.entry(key(step, host)).or_default() += 1;
             }
-            Event::StepFailed { step, host, error, stderr_tail } => {
+            Event::StepFailed {
+                step,
+                host,
+                error,
+                stderr_tail,
+            } => {
                 let attempt = match self.states.get(&key(step, host)) {
                     Some(HostStepState::InFlight { attempt }) => *attempt,
                     _ => 1,
                 };
                 self.states.insert(
                     key(step, host),
-                    HostStepState::Failed { attempt, error: error.clone(), stderr_tail: stderr_tail.clone() },
+                    HostStepState::Failed {
+                        attempt,
+                        error: error.clone(),
+                        stderr_tail: stderr_tail.clone(),
+                    },
                 );
             }
-            Event::Backup { host, file, sha256 } => self.backups.push((host.clone(), file.clone(), sha256.clone())),
+            Event::Backup { host, file, sha256 } => {
+                self.backups
+                    .push((host.clone(), file.clone(), sha256.clone()))
+            }
             Event::RunFinished => self.finished = true,
             Event::RunStopped { reason } => self.last_stop = Some(reason.clone()),
         }
     }
 
     pub fn state(&self, step: &str, host: &str) -> HostStepState {
-        self.states.get(&(step.to_string(), host.to_string())).cloned().unwrap_or(HostStepState::Pending)
+        self.states
+            .get(&(step.to_string(), host.to_string()))
+            .cloned()
+            .unwrap_or(HostStepState::Pending)
     }
 
     /// The (step, host) pairs recorded as finished more than once.
     pub fn finished_twice(&self) -> Vec<(String, String)> {
-        self.finish_counts.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k.clone()).collect()
+        self.finish_counts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Whether anything was started yet.
@@ -87,26 +130,50 @@ mod tests {
     use super::*;
 
     fn started(step: &str, host: &str) -> Record {
-        Record::now(Event::StepStarted { step: step.into(), host: host.into(), attempt: 1 })
+        Record::now(Event::StepStarted {
+            step: step.into(),
+            host: host.into(),
+            attempt: 1,
+        })
     }
     fn finished(step: &str, host: &str) -> Record {
-        Record::now(Event::StepFinished { step: step.into(), host: host.into(), by_check: false })
+        Record::now(Event::StepFinished {
+            step: step.into(),
+            host: host.into(),
+            by_check: false,
+        })
     }
 
     #[test]
     fn replay_gives_each_step_its_last_state() {
         let records = vec![
-            Record::now(Event::RunStarted { pid: 1, resumed: false }),
+            Record::now(Event::RunStarted {
+                pid: 1,
+                resumed: false,
+            }),
             started("stop", "h1"),
             started("stop", "h2"),
             finished("stop", "h1"),
-            Record::now(Event::StepFailed { step: "stop".into(), host: "h2".into(), error: "exit 1".into(), stderr_tail: "boom".into() }),
+            Record::now(Event::StepFailed {
+                step: "stop".into(),
+                host: "h2".into(),
+                error: "exit 1".into(),
+                stderr_tail: "boom".into(),
+            }),
             started("swap", "h1"),
         ];
         let checkpoint = Checkpoint::replay(&records);
-        assert_eq!(checkpoint.state("stop", "h1"), HostStepState::Finished { by_check: false });
-        assert!(matches!(checkpoint.state("stop", "h2"), HostStepState::Failed { ref stderr_tail, .. } if stderr_tail == "boom"));
-        assert_eq!(checkpoint.state("swap", "h1"), HostStepState::InFlight { attempt: 1 });
+        assert_eq!(
+            checkpoint.state("stop", "h1"),
+            HostStepState::Finished { by_check: false }
+        );
+        assert!(
+            matches!(checkpoint.state("stop", "h2"), HostStepState::Failed { ref stderr_tail, .. } if stderr_tail == "boom")
+        );
+        assert_eq!(
+            checkpoint.state("swap", "h1"),
+            HostStepState::InFlight { attempt: 1 }
+        );
         assert_eq!(checkpoint.state("swap", "h2"), HostStepState::Pending);
         assert!(!checkpoint.finished);
         assert!(checkpoint.finished_twice().is_empty());
@@ -114,7 +181,15 @@ mod tests {
 
     #[test]
     fn a_step_finished_twice_is_reported() {
-        let checkpoint = Checkpoint::replay(&[started("a", "h1"), finished("a", "h1"), started("a", "h1"), finished("a", "h1")]);
-        assert_eq!(checkpoint.finished_twice(), vec![("a".to_string(), "h1".to_string())]);
+        let checkpoint = Checkpoint::replay(&[
+            started("a", "h1"),
+            finished("a", "h1"),
+            started("a", "h1"),
+            finished("a", "h1"),
+        ]);
+        assert_eq!(
+            checkpoint.finished_twice(),
+            vec![("a".to_string(), "h1".to_string())]
+        );
     }
 }

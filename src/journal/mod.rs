@@ -8,4 +8,6 @@ mod run_dir;
 
 pub use checkpoint::{Checkpoint, HostStepState};
 pub use record::{Event, Record};
-pub use run_dir::{private_dir, write_private, JournalError, JournalWriter, RunDir, RunLock, StateDir};
+pub use run_dir::{
+    private_dir, write_private, JournalError, JournalWriter, RunDir, RunLock, StateDir,
+};

@@ -18,13 +18,30 @@ pub enum Event {
     /// `apply` started (or resumed) the run.
     RunStarted { pid: u32, resumed: bool },
     /// Written and made durable before the step's first remote command on this host.
-    StepStarted { step: String, host: String, attempt: u32 },
+    StepStarted {
+        step: String,
+        host: String,
+        attempt: u32,
+    },
     /// The step's effect is in place on this host (`by_check`: its check said so, nothing ran).
-    StepFinished { step: String, host: String, by_check: bool },
+    StepFinished {
+        step: String,
+        host: String,
+        by_check: bool,
+    },
     /// The step failed on this host; the run stops after the step's other hosts.
-    StepFailed { step: String, host: String, error: String, stderr_tail: String },
+    StepFailed {
+        step: String,
+        host: String,
+        error: String,
+        stderr_tail: String,
+    },
     /// A state export copied to the controller.
-    Backup { host: String, file: String, sha256: String },
+    Backup {
+        host: String,
+        file: String,
+        sha256: String,
+    },
     /// Every step finished.
     RunFinished,
     /// The run stopped (failure or interruption); a later `apply` resumes it.

@@ -20,13 +20,20 @@ pub enum JournalError {
         source: io::Error,
     },
     #[error("{}:{line}: corrupt journal record: {message}", path.display())]
-    Corrupt { path: PathBuf, line: usize, message: String },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("another `cluster-upgrade apply` holds {} (one apply at a time per cluster); wait for it, or if no apply runs, the lock is released by the system and this is a bug", path.display())]
     Locked { path: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io { path: path.to_path_buf(), source }
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The state directory of one cluster.
@@ -46,7 +53,10 @@ impl StateDir {
     pub fn for_inventory(inventory: &Path, explicit: Option<&Path>) -> StateDir {
         let root = match explicit {
             Some(dir) => dir.to_path_buf(),
-            None => inventory.parent().unwrap_or(Path::new(".")).join(".cluster-upgrade"),
+            None => inventory
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(".cluster-upgrade"),
         };
         StateDir { root }
     }
@@ -61,14 +71,20 @@ impl StateDir {
     }
 
     pub fn run(&self, run_id: &str) -> RunDir {
-        RunDir { path: self.root.join("runs").join(run_id) }
+        RunDir {
+            path: self.root.join("runs").join(run_id),
+        }
     }
 
     /// Run directories, oldest first (run IDs sort by time).
     pub fn runs(&self) -> Result<Vec<RunDir>, JournalError> {
         let dir = self.root.join("runs");
         let mut names: Vec<String> = match fs::read_dir(&dir) {
-            Ok(entries) => entries.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&dir)(e)),
         };
@@ -80,7 +96,13 @@ impl StateDir {
     pub fn lock(&self) -> Result<RunLock, JournalError> {
         self.create()?;
         let path = self.root.join("apply.lock");
-        let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
         match file.try_lock() {
             Ok(()) => Ok(RunLock { _file: file }),
             Err(fs::TryLockError::WouldBlock) => Err(JournalError::Locked { path }),
@@ -97,7 +119,10 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn id(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn plan_path(&self) -> PathBuf {
@@ -129,7 +154,10 @@ impl RunDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(io_err(&path))?;
+        let lines: Vec<String> = BufReader::new(file)
+            .lines()
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&path))?;
         let mut records = Vec::with_capacity(lines.len());
         for (index, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
@@ -138,7 +166,13 @@ impl RunDir {
             match serde_json::from_str(line) {
                 Ok(record) => records.push(record),
                 Err(_) if index + 1 == lines.len() => break,
-                Err(e) => return Err(JournalError::Corrupt { path, line: index + 1, message: e.to_string() }),
+                Err(e) => {
+                    return Err(JournalError::Corrupt {
+                        path,
+                        line: index + 1,
+                        message: e.to_string(),
+                    })
+                }
             }
         }
         Ok(records)
@@ -148,8 +182,15 @@ impl RunDir {
     pub fn journal(&self) -> Result<JournalWriter, JournalError> {
         let path = self.journal_path();
         // A crash may have cut the last line: start on a fresh line so the next record parses.
-        let needs_newline = fs::read(&path).map(|b| !b.is_empty() && !b.ends_with(b"\n")).unwrap_or(false);
-        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io_err(&path))?;
+        let needs_newline = fs::read(&path)
+            .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
+            .unwrap_or(false);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
         if needs_newline {
             file.write_all(b"\n").map_err(io_err(&path))?;
         }
@@ -190,7 +231,11 @@ impl JournalWriter {
 
 /// Creates a folder (and parents) with mode 0700.
 pub fn private_dir(path: &Path) -> Result<(), JournalError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io_err(path))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io_err(path))
 }
 
 /// Writes a file with mode 0600 through a temporary file and a rename, then syncs it.
@@ -200,7 +245,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
         return fs::write(path, bytes).map_err(io_err(path));
     }
     let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(io_err(path))
@@ -214,37 +265,65 @@ mod tests {
     #[test]
     fn a_cut_last_line_is_ignored_and_the_next_append_starts_clean() {
         let dir = tempfile::tempdir().unwrap();
-        let run = StateDir { root: dir.path().to_path_buf() }.run("r1");
+        let run = StateDir {
+            root: dir.path().to_path_buf(),
+        }
+        .run("r1");
         run.create().unwrap();
-        run.journal().unwrap().append(&Record::now(Event::RunFinished)).unwrap();
-        let mut file = OpenOptions::new().append(true).open(run.journal_path()).unwrap();
-        file.write_all(b"{\"at_ms\":1,\"event\":\"step_sta").unwrap();
+        run.journal()
+            .unwrap()
+            .append(&Record::now(Event::RunFinished))
+            .unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(run.journal_path())
+            .unwrap();
+        file.write_all(b"{\"at_ms\":1,\"event\":\"step_sta")
+            .unwrap();
         assert_eq!(run.records().unwrap().len(), 1);
-        run.journal().unwrap().append(&Record::now(Event::RunFinished)).unwrap();
+        run.journal()
+            .unwrap()
+            .append(&Record::now(Event::RunFinished))
+            .unwrap();
         assert_eq!(run.records().unwrap().len(), 2);
     }
 
     #[test]
     fn a_corrupt_middle_line_is_an_error_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
-        let run = StateDir { root: dir.path().to_path_buf() }.run("r1");
+        let run = StateDir {
+            root: dir.path().to_path_buf(),
+        }
+        .run("r1");
         run.create().unwrap();
-        fs::write(run.journal_path(), "garbage\n{\"at_ms\":1,\"event\":\"run_finished\"}\n").unwrap();
-        assert!(matches!(run.records(), Err(JournalError::Corrupt { line: 1, .. })));
+        fs::write(
+            run.journal_path(),
+            "garbage\n{\"at_ms\":1,\"event\":\"run_finished\"}\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            run.records(),
+            Err(JournalError::Corrupt { line: 1, .. })
+        ));
     }
 
     #[test]
     fn the_lock_is_exclusive_and_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir { root: dir.path().join("state") };
+        let state = StateDir {
+            root: dir.path().join("state"),
+        };
         let lock = state.lock().unwrap();
         assert!(matches!(state.lock(), Err(JournalError::Locked { .. })));
         drop(lock);
         assert!(state.lock().is_ok());
         let run = state.run("r1");
         run.create().unwrap();
-        run.journal().unwrap().append(&Record::now(Event::RunFinished)).unwrap();
+        run.journal()
+            .unwrap()
+            .append(&Record::now(Event::RunFinished))
+            .unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&run.path), 0o700);
         assert_eq!(mode(&run.journal_path()), 0o600);

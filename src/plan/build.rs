@@ -8,8 +8,8 @@ use super::model::{Plan, PlannedStep, PLAN_FORMAT};
 use crate::facts::HostFacts;
 use crate::inventory::{Host, HostName, Inventory};
 use crate::procedure::{
-    AnchorContext, ClusterContext, CurrentContext, HostContext, Procedure, ReleaseContext, RenderError, RunContext,
-    TargetContext, TemplateContext,
+    AnchorContext, ClusterContext, CurrentContext, HostContext, Procedure, ReleaseContext,
+    RenderError, RunContext, TargetContext, TemplateContext,
 };
 
 /// The two playbooks the planner chooses between.
@@ -55,17 +55,31 @@ impl PlanError {
 
 /// Chooses the procedure and renders it.
 pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
-    let PlanInputs { inventory, playbooks, facts, requested, run_id } = inputs;
+    let PlanInputs {
+        inventory,
+        playbooks,
+        facts,
+        requested,
+        run_id,
+    } = inputs;
     check_facts_match(inventory, facts)?;
     let choice = choose(facts, inventory.cluster.target_version, requested)?;
     let procedure = match choice.procedure {
         ProcedureKind::Standard => &playbooks.standard,
         ProcedureKind::Bootstrap => &playbooks.bootstrap,
+        ProcedureKind::Recover => {
+            unreachable!("`choose` never picks recover; `crate::recover` plans it")
+        }
     };
     // The standard playbook has no anchor steps; the last host stands in so contexts are whole.
     let anchor = match &choice.anchor {
-        Some(name) => inventory.host(name).expect("the anchor is an inventory host"),
-        None => inventory.hosts.last().expect("a validated inventory has hosts"),
+        Some(name) => inventory
+            .host(name)
+            .expect("the anchor is an inventory host"),
+        None => inventory
+            .hosts
+            .last()
+            .expect("a validated inventory has hosts"),
     };
     let anchor_facts = facts_of(facts, anchor);
     let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
@@ -73,10 +87,21 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
     for spec in &procedure.steps {
         let mut hosts = Vec::new();
         for name in spec.on.select(&names, &anchor.name) {
-            let host = inventory.host(name.as_str()).expect("selected from the inventory");
-            let context = context_for(inventory, host, facts_of(facts, host), anchor, anchor_facts, run_id);
+            let host = inventory
+                .host(name.as_str())
+                .expect("selected from the inventory");
+            let context = context_for(
+                inventory,
+                host,
+                facts_of(facts, host),
+                anchor,
+                anchor_facts,
+                run_id,
+            );
             if let Some(mut rendered) = procedure.render_step(spec, &context)? {
-                rendered.timeout.get_or_insert(inventory.ssh.command_timeout);
+                rendered
+                    .timeout
+                    .get_or_insert(inventory.ssh.command_timeout);
                 hosts.push(rendered);
             }
         }
@@ -94,7 +119,9 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
     Ok(Plan {
         format: PLAN_FORMAT,
         run_id: run_id.to_string(),
-        created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         inventory: inventory.path.clone(),
         cluster: inventory.cluster.name.clone(),
         playbook: procedure.path.clone(),
@@ -111,17 +138,26 @@ fn check_facts_match(inventory: &Inventory, facts: &[HostFacts]) -> Result<(), P
     for (index, host) in inventory.hosts.iter().enumerate() {
         let found = facts.get(index).map_or("nothing", |f| f.host.as_str());
         if found != host.name.as_str() {
-            return Err(PlanError::FactsMismatch { expected: host.name.to_string(), found: found.to_string() });
+            return Err(PlanError::FactsMismatch {
+                expected: host.name.to_string(),
+                found: found.to_string(),
+            });
         }
     }
     if let Some(extra) = facts.get(inventory.hosts.len()) {
-        return Err(PlanError::FactsMismatch { expected: "no more hosts".into(), found: extra.host.clone() });
+        return Err(PlanError::FactsMismatch {
+            expected: "no more hosts".into(),
+            found: extra.host.clone(),
+        });
     }
     Ok(())
 }
 
 fn facts_of<'a>(facts: &'a [HostFacts], host: &Host) -> &'a HostFacts {
-    facts.iter().find(|f| f.host == host.name.as_str()).expect("facts checked against the inventory")
+    facts
+        .iter()
+        .find(|f| f.host == host.name.as_str())
+        .expect("facts checked against the inventory")
 }
 
 fn context_for(
@@ -157,6 +193,7 @@ fn context_for(
 
 fn expected_downtime(choice: &Choice) -> String {
     match choice.procedure {
+        ProcedureKind::Recover => crate::recover::EXPECTED_DOWNTIME.to_string(),
         ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
              typically a few seconds, at most the health gate's deadline"
             .to_string(),
@@ -171,7 +208,12 @@ fn expected_downtime(choice: &Choice) -> String {
 
 /// Hosts whose state a step exports to the controller.
 fn steps_with_backups(steps: &[PlannedStep]) -> Vec<&str> {
-    steps.iter().flat_map(|s| &s.hosts).filter(|h| h.backup.is_some()).map(|h| h.host.as_str()).collect()
+    steps
+        .iter()
+        .flat_map(|s| &s.hosts)
+        .filter(|h| h.backup.is_some())
+        .map(|h| h.host.as_str())
+        .collect()
 }
 
 fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec<String> {
@@ -192,7 +234,7 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
         ProcedureKind::Standard if choice.from.state_format() != target.state_format() => list.push(
             "raft state: `daemon --upgrade` migrates it and keeps the old folder as raft.old.0 on every peer".to_string(),
         ),
-        ProcedureKind::Standard => {}
+        ProcedureKind::Standard | ProcedureKind::Recover => {}
         ProcedureKind::Bootstrap => {
             list.push("raft state of every removed peer: moved to raft.old.0 by the peer itself when it is removed".to_string());
             if target.has_state_upgrade() {

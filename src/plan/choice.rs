@@ -17,6 +17,10 @@ pub enum ProcedureKind {
     Standard,
     /// `peers rm` all but one peer, upgrade that one, bootstrap the others to it.
     Bootstrap,
+    /// Disaster recovery (`cluster-upgrade recover`): restore a surviving state on one peer,
+    /// upgrade it alone, bootstrap the others to it. Never chosen by `plan` or `apply`.
+    #[value(skip)]
+    Recover,
 }
 
 impl ProcedureKind {
@@ -24,6 +28,7 @@ impl ProcedureKind {
         match self {
             ProcedureKind::Standard => "standard",
             ProcedureKind::Bootstrap => "bootstrap",
+            ProcedureKind::Recover => "recover",
         }
     }
 }
@@ -56,27 +61,50 @@ pub enum Refusal {
     Unreachable { host: String, reason: String },
     #[error("host {host}: ipfs-cluster-service was not found or did not report its version; check bin_dir for this host")]
     NotInstalled { host: String },
-    #[error("host {host} runs {current}, newer than the target {target}; downgrades are not supported")]
-    Downgrade { host: String, current: Version, target: Version },
+    #[error(
+        "host {host} runs {current}, newer than the target {target}; downgrades are not supported"
+    )]
+    Downgrade {
+        host: String,
+        current: Version,
+        target: Version,
+    },
     #[error("every peer already runs {target}; nothing to do")]
     AlreadyAtTarget { target: Version },
     #[error("{from} → {to} cannot be done directly: {from} keeps raft state format {format}, which {to} cannot read (only 0.10.x migrates it, and 0.11 removed `state upgrade`). Upgrade to 0.10.1 first, then to {to}")]
-    UnsupportedJump { from: Version, to: Version, format: u8 },
+    UnsupportedJump {
+        from: Version,
+        to: Version,
+        format: u8,
+    },
     #[error("no running peer holds the cluster state, so there is no peer to keep it during the bootstrap procedure; start a peer, or use `cluster-upgrade recover`")]
     NoAnchor,
 }
 
 /// Chooses the procedure for upgrading every host in `facts` (inventory order) to `target`.
 /// `requested` is the operator's `--procedure`, which wins with a warning when unsafe.
-pub fn choose(facts: &[HostFacts], target: Version, requested: Option<ProcedureKind>) -> Result<Choice, Refusal> {
+pub fn choose(
+    facts: &[HostFacts],
+    target: Version,
+    requested: Option<ProcedureKind>,
+) -> Result<Choice, Refusal> {
     let mut versions = Vec::with_capacity(facts.len());
     for host in facts {
         if let Some(reason) = &host.unreachable {
-            return Err(Refusal::Unreachable { host: host.host.clone(), reason: reason.clone() });
+            return Err(Refusal::Unreachable {
+                host: host.host.clone(),
+                reason: reason.clone(),
+            });
         }
-        let version = host.service_version.ok_or_else(|| Refusal::NotInstalled { host: host.host.clone() })?;
+        let version = host.service_version.ok_or_else(|| Refusal::NotInstalled {
+            host: host.host.clone(),
+        })?;
         if version > target {
-            return Err(Refusal::Downgrade { host: host.host.clone(), current: version, target });
+            return Err(Refusal::Downgrade {
+                host: host.host.clone(),
+                current: version,
+                target,
+            });
         }
         versions.push(version);
     }
@@ -84,15 +112,27 @@ pub fn choose(facts: &[HostFacts], target: Version, requested: Option<ProcedureK
     if versions.iter().all(|v| *v == target) {
         return Err(Refusal::AlreadyAtTarget { target });
     }
-    if let Some(format) = from.state_format().filter(|f| *f < 6 && target.state_format().is_none()) {
-        return Err(Refusal::UnsupportedJump { from, to: target, format });
+    if let Some(format) = from
+        .state_format()
+        .filter(|f| *f < 6 && target.state_format().is_none())
+    {
+        return Err(Refusal::UnsupportedJump {
+            from,
+            to: target,
+            format,
+        });
     }
 
+    // Recovery is planned by `crate::recover` from the stored states, never chosen here.
+    let requested = requested.filter(|kind| *kind != ProcedureKind::Recover);
     let failed = standard_conditions_failing(facts, &versions);
     let mut warnings = Vec::new();
     let procedure = match requested {
         Some(ProcedureKind::Standard) if !failed.is_empty() => {
-            warnings.push(format!("standard procedure forced although it is unsafe: {}", failed.join("; ")));
+            warnings.push(format!(
+                "standard procedure forced although it is unsafe: {}",
+                failed.join("; ")
+            ));
             ProcedureKind::Standard
         }
         Some(kind) => kind,
@@ -103,13 +143,26 @@ pub fn choose(facts: &[HostFacts], target: Version, requested: Option<ProcedureK
         (ProcedureKind::Standard, true) => standard_reasons(facts, from),
         (ProcedureKind::Standard, false) => failed,
         (ProcedureKind::Bootstrap, false) => failed,
-        (ProcedureKind::Bootstrap, true) => vec!["bootstrap procedure requested with --procedure; the standard one would also be safe".to_string()],
+        (ProcedureKind::Bootstrap, true) => vec![
+            "bootstrap procedure requested with --procedure; the standard one would also be safe"
+                .to_string(),
+        ],
+        (ProcedureKind::Recover, _) => unreachable!("recover is filtered out above"),
     };
     let anchor = match procedure {
-        ProcedureKind::Bootstrap => Some(choose_anchor(facts).ok_or(Refusal::NoAnchor)?),
+        ProcedureKind::Bootstrap | ProcedureKind::Recover => {
+            Some(choose_anchor(facts).ok_or(Refusal::NoAnchor)?)
+        }
         ProcedureKind::Standard => None,
     };
-    Ok(Choice { procedure, from, to: target, reasons, warnings, anchor })
+    Ok(Choice {
+        procedure,
+        from,
+        to: target,
+        reasons,
+        warnings,
+        anchor,
+    })
 }
 
 /// The upgrade docs' conditions for restarting every peer at once, each failed one described.
@@ -117,11 +170,21 @@ fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec
     let mut failed = Vec::new();
     let distinct: BTreeSet<&Version> = versions.iter().collect();
     if distinct.len() > 1 {
-        let list: Vec<String> = facts.iter().zip(versions).map(|(f, v)| format!("{} {v}", f.host)).collect();
-        failed.push(format!("peers run different versions ({})", list.join(", ")));
+        let list: Vec<String> = facts
+            .iter()
+            .zip(versions)
+            .map(|(f, v)| format!("{} {v}", f.host))
+            .collect();
+        failed.push(format!(
+            "peers run different versions ({})",
+            list.join(", ")
+        ));
     }
     for host in facts.iter().filter(|h| !h.running) {
-        failed.push(format!("{} is not running, so its membership of the peerset cannot be checked", host.host));
+        failed.push(format!(
+            "{} is not running, so its membership of the peerset cannot be checked",
+            host.host
+        ));
     }
     let expected: BTreeSet<&str> = facts.iter().filter_map(|h| h.peer_id.as_deref()).collect();
     for host in facts.iter().filter(|h| h.running) {
@@ -129,13 +192,24 @@ fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec
         let missing: Vec<&str> = expected.difference(&seen).copied().collect();
         let extra: Vec<&str> = seen.difference(&expected).copied().collect();
         if !missing.is_empty() {
-            failed.push(format!("peerset mismatch: {} does not see {}", host.host, names_of(facts, &missing)));
+            failed.push(format!(
+                "peerset mismatch: {} does not see {}",
+                host.host,
+                names_of(facts, &missing)
+            ));
         }
         if !extra.is_empty() {
-            failed.push(format!("peerset mismatch: {} sees peers outside the inventory ({})", host.host, extra.join(", ")));
+            failed.push(format!(
+                "peerset mismatch: {} sees peers outside the inventory ({})",
+                host.host,
+                extra.join(", ")
+            ));
         }
         for error in &host.peer_errors {
-            failed.push(format!("{} reports peer {} with an error: {}", host.host, error.peer_id, error.error));
+            failed.push(format!(
+                "{} reports peer {} with an error: {}",
+                host.host, error.peer_id, error.error
+            ));
         }
     }
     for host in facts.iter().filter(|h| h.leave_on_shutdown == Some(true)) {
@@ -145,7 +219,10 @@ fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec
 }
 
 fn standard_reasons(facts: &[HostFacts], from: Version) -> Vec<String> {
-    let timeouts: BTreeSet<&str> = facts.iter().filter_map(|h| h.wait_for_leader_timeout.as_deref()).collect();
+    let timeouts: BTreeSet<&str> = facts
+        .iter()
+        .filter_map(|h| h.wait_for_leader_timeout.as_deref())
+        .collect();
     vec![
         format!("every peer is reachable and runs {from}"),
         "every peer sees the same peerset, which is exactly the inventory's peers".to_string(),
@@ -170,10 +247,12 @@ fn choose_anchor(facts: &[HostFacts]) -> Option<String> {
 
 fn names_of(facts: &[HostFacts], ids: &[&str]) -> String {
     ids.iter()
-        .map(|id| match facts.iter().find(|h| h.peer_id.as_deref() == Some(id)) {
-            Some(host) => format!("{} ({id})", host.host),
-            None => id.to_string(),
-        })
+        .map(
+            |id| match facts.iter().find(|h| h.peer_id.as_deref() == Some(id)) {
+                Some(host) => format!("{} ({id})", host.host),
+                None => id.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -197,7 +276,10 @@ mod tests {
     }
 
     fn cluster(version: &str) -> Vec<HostFacts> {
-        ["h1", "h2", "h3"].iter().map(|h| peer(h, version, &["h1", "h2", "h3"])).collect()
+        ["h1", "h2", "h3"]
+            .iter()
+            .map(|h| peer(h, version, &["h1", "h2", "h3"]))
+            .collect()
     }
 
     const V010: Version = Version::new(0, 10, 1);
@@ -216,7 +298,11 @@ mod tests {
         facts[1].service_version = Some(V010);
         let choice = choose(&facts, V010, None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
-        assert!(choice.reasons[0].contains("different versions (h1 0.9.0, h2 0.10.1, h3 0.9.0)"), "{:?}", choice.reasons);
+        assert!(
+            choice.reasons[0].contains("different versions (h1 0.9.0, h2 0.10.1, h3 0.9.0)"),
+            "{:?}",
+            choice.reasons
+        );
     }
 
     #[test]
@@ -225,7 +311,14 @@ mod tests {
         facts[0].cluster_peers = vec!["Qmh1".into(), "Qmh2".into()];
         let choice = choose(&facts, V010, None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
-        assert!(choice.reasons.iter().any(|r| r == "peerset mismatch: h1 does not see h3 (Qmh3)"), "{:?}", choice.reasons);
+        assert!(
+            choice
+                .reasons
+                .iter()
+                .any(|r| r == "peerset mismatch: h1 does not see h3 (Qmh3)"),
+            "{:?}",
+            choice.reasons
+        );
     }
 
     #[test]
@@ -234,19 +327,35 @@ mod tests {
         facts[2].leave_on_shutdown = Some(true);
         let choice = choose(&facts, V010, None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
-        assert!(choice.reasons.iter().any(|r| r.starts_with("h3 has leave_on_shutdown: true")));
+        assert!(choice
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("h3 has leave_on_shutdown: true")));
     }
 
     #[test]
     fn peer_errors_and_stopped_peers_fail_the_standard_conditions() {
         let mut facts = cluster("1.0.8");
-        facts[0].peer_errors = vec![PeerError { peer_id: "Qmh2".into(), error: "protocol not supported".into() }];
+        facts[0].peer_errors = vec![PeerError {
+            peer_id: "Qmh2".into(),
+            error: "protocol not supported".into(),
+        }];
         facts[2].running = false;
         let choice = choose(&facts, "1.1.6".parse().unwrap(), None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
-        assert_eq!(choice.anchor.as_deref(), Some("h2"), "the last running peer keeps the state");
-        assert!(choice.reasons.iter().any(|r| r.contains("h3 is not running")));
-        assert!(choice.reasons.iter().any(|r| r.contains("protocol not supported")));
+        assert_eq!(
+            choice.anchor.as_deref(),
+            Some("h2"),
+            "the last running peer keeps the state"
+        );
+        assert!(choice
+            .reasons
+            .iter()
+            .any(|r| r.contains("h3 is not running")));
+        assert!(choice
+            .reasons
+            .iter()
+            .any(|r| r.contains("protocol not supported")));
     }
 
     #[test]
@@ -254,21 +363,36 @@ mod tests {
         let mut facts = cluster("0.9.0");
         facts[1] = HostFacts::unreachable("h2", "connection refused".into());
         let refusal = choose(&facts, V010, None).unwrap_err();
-        assert_eq!(refusal, Refusal::Unreachable { host: "h2".into(), reason: "connection refused".into() });
+        assert_eq!(
+            refusal,
+            Refusal::Unreachable {
+                host: "h2".into(),
+                reason: "connection refused".into()
+            }
+        );
     }
 
     #[test]
     fn unsupported_jump_is_refused_with_the_intermediate_release() {
         let refusal = choose(&cluster("0.9.0"), "1.1.6".parse().unwrap(), None).unwrap_err();
-        assert!(matches!(refusal, Refusal::UnsupportedJump { format: 5, .. }));
+        assert!(matches!(
+            refusal,
+            Refusal::UnsupportedJump { format: 5, .. }
+        ));
         assert!(refusal.to_string().contains("Upgrade to 0.10.1 first"));
         assert!(choose(&cluster("0.10.1"), "1.1.6".parse().unwrap(), None).is_ok());
     }
 
     #[test]
     fn downgrade_and_no_op_are_refused() {
-        assert!(matches!(choose(&cluster("0.10.1"), "0.9.0".parse().unwrap(), None), Err(Refusal::Downgrade { .. })));
-        assert!(matches!(choose(&cluster("0.10.1"), V010, None), Err(Refusal::AlreadyAtTarget { .. })));
+        assert!(matches!(
+            choose(&cluster("0.10.1"), "0.9.0".parse().unwrap(), None),
+            Err(Refusal::Downgrade { .. })
+        ));
+        assert!(matches!(
+            choose(&cluster("0.10.1"), V010, None),
+            Err(Refusal::AlreadyAtTarget { .. })
+        ));
     }
 
     #[test]
@@ -277,7 +401,9 @@ mod tests {
         facts[0].leave_on_shutdown = Some(true);
         let choice = choose(&facts, V010, Some(ProcedureKind::Standard)).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Standard);
-        assert!(choice.warnings[0].starts_with("standard procedure forced although it is unsafe: h1 has leave_on_shutdown"));
+        assert!(choice.warnings[0].starts_with(
+            "standard procedure forced although it is unsafe: h1 has leave_on_shutdown"
+        ));
         let choice = choose(&cluster("0.9.0"), V010, Some(ProcedureKind::Bootstrap)).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
         assert!(choice.warnings.is_empty());

@@ -54,6 +54,9 @@ impl Plan {
     pub fn fingerprint(facts: &[HostFacts]) -> String {
         use sha2::{Digest, Sha256};
         let json = serde_json::to_vec(facts).expect("facts serialize");
-        Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }

@@ -13,7 +13,12 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// From now on, logs also go to `path` (appended, private to the user).
 pub fn log_to_file(path: &Path) {
-    if let Ok(file) = OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
+    if let Ok(file) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+    {
         *LOG_FILE.lock().expect("log file lock") = Some(file);
     }
 }

@@ -4,12 +4,15 @@ use std::fmt::Write;
 
 use super::table;
 use crate::facts::HostFacts;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcedureKind};
 use crate::procedure::Mode;
 
 /// The facts table, one row per host.
 pub fn render_facts(facts: &[HostFacts]) -> String {
-    let header = ["HOST", "VERSION", "RUNNING", "PEER ID", "SEES", "PROTOCOL", "FORMAT", "PINS", "LEAVE", "NOTE"];
+    let header = [
+        "HOST", "VERSION", "RUNNING", "PEER ID", "SEES", "PROTOCOL", "FORMAT", "PINS", "LEAVE",
+        "NOTE",
+    ];
     let rows: Vec<Vec<String>> = facts
         .iter()
         .map(|f| {
@@ -17,9 +20,17 @@ pub fn render_facts(facts: &[HostFacts]) -> String {
             vec![
                 f.host.clone(),
                 f.service_version.map_or_else(dash, |v| v.to_string()),
-                if f.is_reachable() { yes_no(f.running) } else { dash() },
+                if f.is_reachable() {
+                    yes_no(f.running)
+                } else {
+                    dash()
+                },
                 f.peer_id.as_deref().map_or_else(dash, short_id),
-                if f.running { f.cluster_peers.len().to_string() } else { dash() },
+                if f.running {
+                    f.cluster_peers.len().to_string()
+                } else {
+                    dash()
+                },
                 f.rpc_protocol.clone().unwrap_or_else(dash),
                 f.state_format.map_or_else(dash, |n| n.to_string()),
                 f.pins.as_ref().map_or_else(dash, |p| p.count.to_string()),
@@ -35,14 +46,24 @@ pub fn render_facts(facts: &[HostFacts]) -> String {
 pub fn render_plan(plan: &Plan) -> String {
     let mut out = String::new();
     let choice = &plan.choice;
-    let _ = writeln!(out, "Cluster {}: {} → {}\n", plan.cluster, choice.from, choice.to);
+    let _ = writeln!(
+        out,
+        "Cluster {}: {} → {}\n",
+        plan.cluster, choice.from, choice.to
+    );
     out.push_str(&render_facts(&plan.facts));
     let _ = writeln!(out, "\nProcedure: {}", choice.procedure);
     for reason in &choice.reasons {
         let _ = writeln!(out, "  - {reason}");
     }
-    if let Some(anchor) = &choice.anchor {
-        let _ = writeln!(out, "  The state is kept on {anchor}; the other peers are removed, upgraded and bootstrapped to it.");
+    match (&choice.anchor, choice.procedure) {
+        (Some(anchor), ProcedureKind::Recover) => {
+            let _ = writeln!(out, "  The state is restored on {anchor}, which is upgraded alone; the other peers are cleaned, upgraded and bootstrapped to it.");
+        }
+        (Some(anchor), _) => {
+            let _ = writeln!(out, "  The state is kept on {anchor}; the other peers are removed, upgraded and bootstrapped to it.");
+        }
+        (None, _) => {}
     }
     for warning in &choice.warnings {
         let _ = writeln!(out, "WARNING: {warning}");
@@ -55,17 +76,38 @@ pub fn render_plan(plan: &Plan) -> String {
             (Mode::Serial, _) => "one host after another on",
         };
         let hosts: Vec<&str> = step.hosts.iter().map(|h| h.host.as_str()).collect();
-        let marker = if step.destructive { " [destructive]" } else { "" };
-        let _ = writeln!(out, "{:>3}. {}{marker} ({how} {})", index + 1, step.name, hosts.join(", "));
+        let marker = if step.destructive {
+            " [destructive]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:>3}. {}{marker} ({how} {})",
+            index + 1,
+            step.name,
+            hosts.join(", ")
+        );
         if let Some(first) = step.hosts.first() {
             if let Some(upload) = &first.upload {
-                let _ = writeln!(out, "       upload {} → {}", upload.from.display(), upload.to);
+                let _ = writeln!(
+                    out,
+                    "       upload {} → {}",
+                    upload.from.display(),
+                    upload.to
+                );
             }
             if let Some(command) = &first.command {
                 let _ = writeln!(out, "       $ {}", first_line(command));
             }
             if let Some(wait) = &first.wait_until {
-                let _ = writeln!(out, "       wait until (every {}, up to {}): {}", wait.interval, wait.deadline, first_line(&wait.command));
+                let _ = writeln!(
+                    out,
+                    "       wait until (every {}, up to {}): {}",
+                    wait.interval,
+                    wait.deadline,
+                    first_line(&wait.command)
+                );
             }
         }
     }
@@ -87,7 +129,11 @@ fn short_id(id: &str) -> String {
     if chars.len() <= 14 {
         id.to_string()
     } else {
-        format!("{}…{}", chars[..4].iter().collect::<String>(), chars[chars.len() - 6..].iter().collect::<String>())
+        format!(
+            "{}…{}",
+            chars[..4].iter().collect::<String>(),
+            chars[chars.len() - 6..].iter().collect::<String>()
+        )
     }
 }
 

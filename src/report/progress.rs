@@ -38,19 +38,27 @@ impl TerminalProgress {
     pub fn new(hosts: &[String]) -> TerminalProgress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let width = hosts.iter().map(String::len).max().unwrap_or(4);
-        let style = ProgressStyle::with_template(&format!("{{spinner}} {{prefix:<{width}}}  {{wide_msg}}"))
-            .expect("valid template")
-            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
+        let style =
+            ProgressStyle::with_template(&format!("{{spinner}} {{prefix:<{width}}}  {{wide_msg}}"))
+                .expect("valid template")
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
         let bars = hosts
             .iter()
             .map(|host| {
-                let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(host.clone()));
+                let bar = multi.add(
+                    ProgressBar::new_spinner()
+                        .with_style(style.clone())
+                        .with_prefix(host.clone()),
+                );
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar.set_message("waiting");
                 (host.clone(), bar)
             })
             .collect();
-        TerminalProgress { bars, step: Mutex::new(String::new()) }
+        TerminalProgress {
+            bars,
+            step: Mutex::new(String::new()),
+        }
     }
 
     /// Stops the spinners, leaving their last line on screen.

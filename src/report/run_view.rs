@@ -23,7 +23,9 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
                     HostStepState::InFlight { .. } => "in flight".to_string(),
                     HostStepState::Finished { by_check: false } => "done".to_string(),
                     HostStepState::Finished { by_check: true } => "done (check)".to_string(),
-                    HostStepState::Failed { error, stderr_tail, .. } => {
+                    HostStepState::Failed {
+                        error, stderr_tail, ..
+                    } => {
                         failures.push((step.id.clone(), host.clone(), error, stderr_tail));
                         "FAILED".to_string()
                     }

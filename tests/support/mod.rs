@@ -15,7 +15,11 @@ pub fn cluster_upgrade() -> PathBuf {
 
 pub fn cluster_lab() -> PathBuf {
     let path = cluster_upgrade().with_file_name("cluster-lab");
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` (scripts/test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
     path
 }
 
@@ -41,15 +45,31 @@ impl Lab {
     }
 
     pub fn up_with(peers: usize, version: &str, pins: usize, extra: &[&str]) -> Lab {
-        let lab = Lab { dir: tempfile::Builder::new().prefix("cu-lab-").tempdir().expect("temp dir") };
+        let lab = Lab {
+            dir: tempfile::Builder::new()
+                .prefix("cu-lab-")
+                .tempdir()
+                .expect("temp dir"),
+        };
         let out = Command::new(cluster_lab())
             .args(["up", "--dir"])
             .arg(lab.path())
-            .args(["--peers", &peers.to_string(), "--version", version, "--pins", &pins.to_string()])
+            .args([
+                "--peers",
+                &peers.to_string(),
+                "--version",
+                version,
+                "--pins",
+                &pins.to_string(),
+            ])
             .args(extra)
             .output()
             .expect("run cluster-lab up");
-        assert!(out.status.success(), "cluster-lab up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cluster-lab up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         lab
     }
 
@@ -64,13 +84,21 @@ impl Lab {
     /// Runs `cluster-lab ARGS... --dir DIR` style subcommands (`fault`, `status`).
     pub fn lab(&self, args: &[&str]) -> Output {
         let mut command = Command::new(cluster_lab());
-        command.arg(args[0]).arg("--dir").arg(self.path()).args(&args[1..]);
+        command
+            .arg(args[0])
+            .arg("--dir")
+            .arg(self.path())
+            .args(&args[1..]);
         command.output().expect("run cluster-lab")
     }
 
     pub fn status(&self) -> Vec<HostStatus> {
         let out = self.lab(&["status", "--json"]);
-        assert!(out.status.success(), "cluster-lab status failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cluster-lab status failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
@@ -80,7 +108,8 @@ impl Lab {
     }
 
     pub fn sshd_log(&self, host: &str) -> String {
-        std::fs::read_to_string(self.path().join("hosts").join(host).join("sshd/sshd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.path().join("hosts").join(host).join("sshd/sshd.log"))
+            .unwrap_or_default()
     }
 
     /// The host's REST API multiaddr, from the inventory the lab wrote.
@@ -112,16 +141,28 @@ impl Lab {
 
     pub fn peer_id(&self, host: &str) -> String {
         let out = self.ctl(host, &["--enc", "json", "id"]);
-        assert!(out.status.success(), "ctl id on {host}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ctl id on {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         id["id"].as_str().unwrap().to_string()
     }
 
     /// Polls `condition` every 100 ms until it holds or `deadline` passes.
-    pub fn wait_for(&self, what: &str, deadline: Duration, mut condition: impl FnMut(&Lab) -> bool) {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut condition: impl FnMut(&Lab) -> bool,
+    ) {
         let start = Instant::now();
         while !condition(self) {
-            assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+            assert!(
+                start.elapsed() < deadline,
+                "timed out after {deadline:?} waiting for {what}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -129,13 +170,20 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(cluster_lab()).args(["down", "--dir"]).arg(self.path()).output();
+        let _ = Command::new(cluster_lab())
+            .args(["down", "--dir"])
+            .arg(self.path())
+            .output();
     }
 }
 
 /// Runs `cluster-upgrade ARGS...`.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(cluster_upgrade()).args(args).env("NO_COLOR", "1").output().expect("run cluster-upgrade")
+    Command::new(cluster_upgrade())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cluster-upgrade")
 }
 
 pub fn text(bytes: &[u8]) -> String {
