@@ -1,35 +1,48 @@
 //! The stand-in for raft: a small leader-based replication that reproduces what an operator
-//! observes, without real elections.
+//! observes, with raft's safety rules but a simpler choice of the leader.
 //!
 //! Every tick each peer asks the members of its peerset for their status. The reachable set
 //! is this peer plus the members that answer on the same RPC protocol and secret and list this
-//! peer in their own peerset. When it is a strict majority of the peerset, the leader is the
-//! reachable member with the highest (term, index) of its last entry, ties going to the lowest
-//! peer ID, so every peer computes the same leader from the same facts.
+//! peer in their own peerset. When it is a strict majority of the peerset, the *chosen* peer is
+//! the reachable member with the highest (term, index) of its last entry, ties going to the
+//! lowest peer ID, so every peer computes the same choice from the same facts. Followers send
+//! writes to the chosen peer.
 //!
-//! Safety follows raft's core rules, so that an acknowledged write is never lost:
-//! * a peer that finds itself leader takes a term higher than any it has seen, and its
-//!   entries carry that term; peers refuse entries of a term lower than one they have seen;
-//! * a follower takes only the entry that directly extends its own state (checked by applying
-//!   it and comparing with the leader's resulting state), so each index gets one entry;
-//! * a write succeeds only when a majority holds it; the leader holds it tentatively while
-//!   replicating and rolls back on failure.
+//! The choice alone does not make a leader: views differ while peers start, stop and catch up,
+//! and two peers that both believe they lead would lose acknowledged writes. So, as in raft:
+//! * The chosen peer becomes leader of a new term only with the votes of a majority. A peer
+//!   votes at most once per term (it records the highest term it has seen in `raft/term`
+//!   before answering, so a restart does not make it forget), and only for a candidate whose
+//!   last entry is at least as recent as its own.
+//! * Every entry carries its leader's term; a peer refuses any call of a term lower than the
+//!   highest it has seen, and a higher term makes a leader step down. So one term has at most
+//!   one leader, and (term, index) names at most one entry: a leader whose write failed drops
+//!   the entry *and* its term, and must win a new term before writing again.
+//! * A follower takes an entry only when its own last entry is the one the leader's log has
+//!   just before it (raft's log matching, with one entry per message). Otherwise the leader
+//!   sends its whole state instead (raft's snapshot install): that is how joiners, restarted
+//!   peers and peers holding uncommitted entries of an older term are caught up. The leader
+//!   also does so on its tick for members whose last entry differs from its own.
+//! * A write is acknowledged only when a majority of the new peerset holds it. Any later
+//!   leader needed votes from a majority, one of which holds the entry and votes only for a
+//!   candidate at least as recent, so every later leader has it (raft's leader completeness).
 //!
-//! Followers behind the leader (or holding an uncommitted entry) pull its whole state.
+//! A caught-up follower thus receives one small entry per write; the whole state travels only
+//! to a follower that is behind.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::error::{Error, Result};
 use super::logging;
 use super::multiaddr::Multiaddr;
+use super::pin::Pin;
 use super::raftlog;
 use super::rpc::{self, Call, Credentials, PeerStatus, Reply};
 use super::snapshot;
@@ -59,36 +72,19 @@ pub struct NodeSettings {
 #[derive(Debug)]
 struct Inner {
     state: ClusterState,
-    /// Digest of `state`, kept up to date by `set_state`.
-    digest: String,
+    /// Counts changes of `state` made by other peers (appends, installs), so that a commit in
+    /// flight knows whether the tentative state it set is still the one in place.
+    generation: u64,
+    /// The chosen peer (see the module notes): where writes go.
     leader: Option<String>,
-    /// The highest term seen.
+    /// The highest term seen (persisted in `raft/term` whenever it grows).
     current_term: u64,
-    /// The term this peer leads in, while it is the leader.
+    /// The term this peer won the votes of, while it leads in it.
     leader_term: Option<u64>,
-    /// A commit of this peer is replicating: it takes no other entries meanwhile.
-    committing: bool,
     /// Joining with `--bootstrap` and not yet part of a cluster: never elects anyone.
     staging: bool,
     /// Whether `raft.db` holds entries newer than the last snapshot.
     log_dirty: bool,
-}
-
-impl Inner {
-    fn set_state(&mut self, state: ClusterState) {
-        self.digest = digest(&state);
-        self.current_term = self.current_term.max(state.term);
-        self.state = state;
-    }
-}
-
-fn digest(state: &ClusterState) -> String {
-    let bytes = serde_json::to_vec(state).expect("state serializes");
-    Sha256::digest(&bytes)
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// One peer's consensus component.
@@ -97,17 +93,45 @@ pub struct Node {
     settings: NodeSettings,
     creds: Credentials,
     inner: Mutex<Inner>,
-    /// Serializes commits on the leader.
+    /// Serializes commits (and catch-ups) on the leader.
     commit_lock: Mutex<()>,
+    /// Writes waiting for the leader's next replication round, with where their result goes:
+    /// concurrent writes share one round trip to the followers.
+    queue: Mutex<Vec<(Op, Sender<Result<()>>)>>,
     stop: Arc<AtomicBool>,
 }
 
-/// Clears `committing` however a commit ends.
-struct CommittingGuard<'a>(&'a Node);
+/// What puts the leader's state back when a tentative entry fails.
+enum Undo {
+    Pin(String, Option<Pin>),
+    Peers(BTreeMap<String, String>),
+    All(Box<ClusterState>),
+}
 
-impl Drop for CommittingGuard<'_> {
-    fn drop(&mut self) {
-        self.0.inner().committing = false;
+impl Undo {
+    fn of(state: &ClusterState, op: &Op) -> Undo {
+        match op {
+            Op::Pin { pin } => Undo::Pin(pin.cid.clone(), state.pins.get(&pin.cid).cloned()),
+            Op::Unpin { cid } => Undo::Pin(cid.clone(), state.pins.get(cid).cloned()),
+            Op::AddPeer { .. } | Op::RemovePeer { .. } | Op::Bootstrap { .. } => {
+                Undo::Peers(state.peerset.clone())
+            }
+            Op::Replace { .. } => Undo::All(Box::new(state.clone())),
+        }
+    }
+
+    fn restore(self, state: &mut ClusterState, position: (u64, u64)) {
+        match self {
+            Undo::Pin(cid, Some(pin)) => {
+                state.pins.insert(cid, pin);
+            }
+            Undo::Pin(cid, None) => {
+                state.pins.remove(&cid);
+            }
+            Undo::Peers(peerset) => state.peerset = peerset,
+            Undo::All(old) => *state = *old,
+        }
+        (state.term, state.index) = position;
     }
 }
 
@@ -124,22 +148,22 @@ impl Node {
             secret: settings.secret.clone(),
             peer_id: settings.peer_id.clone(),
         };
-        let mut inner = Inner {
-            state: ClusterState::default(),
-            digest: String::new(),
+        let current_term = state.term.max(raftlog::saved_term(&settings.raft_dir));
+        let inner = Inner {
+            state,
+            generation: 0,
             leader: None,
-            current_term: 0,
+            current_term,
             leader_term: None,
-            committing: false,
             staging,
             log_dirty,
         };
-        inner.set_state(state);
         Arc::new(Node {
             settings,
             creds,
             inner: Mutex::new(inner),
             commit_lock: Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -208,7 +232,6 @@ impl Node {
             index: inner.state.index,
             staging: inner.staging,
             current_term: inner.current_term,
-            digest: inner.digest.clone(),
         }
     }
 
@@ -253,11 +276,23 @@ impl Node {
             Call::Id => Ok(Reply::Id {
                 status: self.status(),
             }),
-            Call::GetState => Ok(Reply::State {
-                state: self.state(),
+            Call::Vote {
+                term,
+                last_term,
+                last_index,
+            } => Ok(Reply::Vote {
+                granted: self.vote(term, (last_term, last_index))?,
             }),
-            Call::Append { entry, state } => Ok(Reply::Ack {
-                accepted: self.accept(entry, state)?,
+            Call::Append {
+                term,
+                prev_term,
+                prev_index,
+                entries,
+            } => Ok(Reply::Ack {
+                accepted: self.append(term, (prev_term, prev_index), entries)?,
+            }),
+            Call::Install { term, state } => Ok(Reply::Ack {
+                accepted: self.install(term, state)?,
             }),
             Call::Commit { op } => self.commit_as_leader(op).map(|_| Reply::Done),
             Call::PeerAdd { id, addr } => {
@@ -281,16 +316,27 @@ impl Node {
         (TICK * members.div_ceil(4)).min(Duration::from_secs(1))
     }
 
-    /// One round: ping the members, compute the leader, catch up with it.
+    /// Raises the highest term seen; a leader of a lower term steps down. The term is recorded
+    /// before anything is done in it.
+    fn raise_term(&self, inner: &mut Inner, term: u64) -> Result<()> {
+        if term > inner.current_term {
+            raftlog::save_term(&self.settings.raft_dir, term)?;
+            inner.current_term = term;
+            inner.leader_term = None;
+        }
+        Ok(())
+    }
+
+    /// One round: ping the members, compute the chosen peer; the chosen peer wins a term if
+    /// it has none and brings the members that are behind up to date.
     pub fn tick(&self) {
         let me = self.settings.peer_id.clone();
-        let (peerset, staging, mine, my_digest) = {
+        let (peerset, staging, mine) = {
             let inner = self.inner();
             (
                 inner.state.peerset.clone(),
                 inner.staging,
                 inner.state.position(),
-                inner.digest.clone(),
             )
         };
         if staging || !peerset.contains_key(&me) {
@@ -300,7 +346,6 @@ impl Node {
             return;
         }
         let mut reachable: Vec<(String, (u64, u64))> = vec![(me.clone(), mine)];
-        let mut digests: BTreeMap<String, String> = BTreeMap::new();
         let mut seen_term = 0;
         let others: Vec<(&String, &String)> = peerset.iter().filter(|(id, _)| **id != me).collect();
         for ((id, _), answer) in others.iter().zip(self.ask_all(&others)) {
@@ -309,113 +354,199 @@ impl Node {
                     if status.id == **id && !status.staging && status.peerset.contains_key(&me) =>
                 {
                     seen_term = seen_term.max(status.current_term);
-                    digests.insert((*id).clone(), status.digest);
                     reachable.push(((*id).clone(), (status.term, status.index)));
                 }
                 Ok(_) => {}
                 Err(err) => logging::debug("consensus", &format!("{id}: {err}")),
             }
         }
-        let leader = choose_leader(reachable, peerset.len());
-        if let Some((leader_id, position)) = &leader {
-            let behind =
-                *position != mine || digests.get(leader_id).is_some_and(|d| *d != my_digest);
-            if *leader_id != me && behind {
-                if let Err(err) = self.pull_from(&peerset[leader_id]) {
-                    logging::debug(
-                        "consensus",
-                        &format!("could not catch up with {leader_id}: {err}"),
-                    );
+        let chosen = choose_leader(reachable.clone(), peerset.len()).map(|l| l.0);
+        let chosen_me = chosen.as_deref() == Some(me.as_str());
+        {
+            let mut inner = self.inner();
+            if let Err(err) = self.raise_term(&mut inner, seen_term) {
+                logging::error("consensus", &err.to_string());
+            }
+            if !chosen_me {
+                inner.leader_term = None;
+            }
+            if inner.leader != chosen {
+                match &chosen {
+                    Some(id) => logging::info("consensus", &format!("Current Raft Leader: {id}")),
+                    None => logging::info("consensus", "Raft Leader lost"),
                 }
             }
+            inner.leader = chosen;
         }
-        let mut inner = self.inner();
-        inner.current_term = inner.current_term.max(seen_term);
-        let leader = leader.map(|l| l.0);
-        if leader.as_deref() == Some(me.as_str()) {
-            // A new leadership (or one that another peer's term overtook) takes a fresh term.
-            if inner.leader_term.is_none_or(|t| t < inner.current_term) {
-                inner.current_term += 1;
-                inner.leader_term = Some(inner.current_term);
+        if chosen_me {
+            if self.inner().leader_term.is_none() {
+                self.campaign(&peerset);
             }
-        } else {
-            inner.leader_term = None;
+            self.catch_up(&peerset, mine, &reachable);
         }
-        if inner.leader != leader {
-            match &leader {
-                Some(id) => logging::info("consensus", &format!("Current Raft Leader: {id}")),
-                None => logging::info("consensus", "Raft Leader lost"),
-            }
-        }
-        inner.leader = leader;
     }
 
-    fn pull_from(&self, addr: &str) -> Result<()> {
-        let Reply::State { state } = self.call(addr, Call::GetState, PUSH_TIMEOUT)? else {
-            return Err(Error::Remote {
-                message: "unexpected reply".into(),
-            });
+    /// Asks the members for their votes in a new term; leads in it with a majority.
+    fn campaign(&self, peerset: &BTreeMap<String, String>) {
+        let me = &self.settings.peer_id;
+        let (term, last) = {
+            let mut inner = self.inner();
+            let term = inner.current_term + 1;
+            if let Err(err) = self.raise_term(&mut inner, term) {
+                logging::error("consensus", &err.to_string());
+                return;
+            }
+            (term, inner.state.position())
         };
+        let call = Call::Vote {
+            term,
+            last_term: last.0,
+            last_index: last.1,
+        };
+        let targets: Vec<(&String, &String)> = peerset.iter().filter(|(id, _)| *id != me).collect();
+        let granted = 1 + self
+            .call_all(&targets, &call)
+            .into_iter()
+            .filter(|reply| matches!(reply, Ok(Reply::Vote { granted: true })))
+            .count();
         let mut inner = self.inner();
-        // Never step back (an append may have overtaken the pull), and never disturb a commit.
-        if inner.committing
-            || state.position() < inner.state.position()
-            || digest(&state) == inner.digest
-        {
-            return Ok(());
+        let still = inner.current_term == term
+            && inner.state.position() == last
+            && inner.leader.as_deref() == Some(me.as_str());
+        if still && granted * 2 > peerset.len() {
+            inner.leader_term = Some(term);
+            logging::debug("consensus", &format!("leading in term {term}"));
+        }
+    }
+
+    /// Sends the whole state to the reachable members whose last entry differs from ours.
+    fn catch_up(
+        &self,
+        peerset: &BTreeMap<String, String>,
+        mine: (u64, u64),
+        reachable: &[(String, (u64, u64))],
+    ) {
+        let behind: Vec<(&String, &String)> = reachable
+            .iter()
+            .filter(|(_, position)| *position != mine)
+            .filter_map(|(id, _)| peerset.get_key_value(id))
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        // A commit in flight brings them up to date itself.
+        let Ok(_serial) = self.commit_lock.try_lock() else {
+            return;
+        };
+        let call = {
+            let inner = self.inner();
+            let Some(term) = inner.leader_term else {
+                return;
+            };
+            if inner.state.position() != mine || term != inner.current_term {
+                return;
+            }
+            Call::Install {
+                term,
+                state: inner.state.clone(),
+            }
+        };
+        for ((id, _), reply) in behind.iter().zip(self.call_all(&behind, &call)) {
+            if let Err(err) = reply {
+                logging::debug("consensus", &format!("catching up {id}: {err}"));
+            }
+        }
+    }
+
+    /// Makes the same call to several members in parallel.
+    fn call_all(&self, targets: &[(&String, &String)], call: &Call) -> Vec<Result<Reply>> {
+        thread::scope(|scope| {
+            let calls: Vec<_> = targets
+                .iter()
+                .map(|(_, addr)| {
+                    let call = call.clone();
+                    scope.spawn(move || self.call(addr, call, PUSH_TIMEOUT))
+                })
+                .collect();
+            calls
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Remote {
+                            message: "call thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// A candidate's request for this peer's vote in `term`.
+    fn vote(&self, term: u64, last: (u64, u64)) -> Result<bool> {
+        let mut inner = self.inner();
+        if inner.staging || term <= inner.current_term {
+            return Ok(false);
+        }
+        self.raise_term(&mut inner, term)?;
+        Ok(last >= inner.state.position())
+    }
+
+    /// Entries from the leader of `term`, to go after our last entry `prev`. Returns whether
+    /// they were taken; the leader sends its whole state when they were not.
+    fn append(&self, term: u64, prev: (u64, u64), entries: Vec<Entry>) -> Result<bool> {
+        let mut inner = self.inner();
+        if term < inner.current_term {
+            return Ok(false);
+        }
+        self.raise_term(&mut inner, term)?;
+        let Some(last) = entries.last() else {
+            return Ok(false);
+        };
+        if inner.staging {
+            return Ok(false);
+        }
+        let position = inner.state.position();
+        if position == (last.term, last.index) {
+            return Ok(true);
+        }
+        if position != prev {
+            return Ok(false);
+        }
+        raftlog::append_all(&self.settings.raft_dir, &entries)?;
+        for entry in &entries {
+            inner.state.apply(entry);
+        }
+        inner.generation += 1;
+        inner.log_dirty = true;
+        Ok(true)
+    }
+
+    /// The whole state of the leader of `term`. Returns whether it was taken.
+    fn install(&self, term: u64, state: ClusterState) -> Result<bool> {
+        let mut inner = self.inner();
+        if term < inner.current_term {
+            return Ok(false);
+        }
+        self.raise_term(&mut inner, term)?;
+        if inner.staging {
+            if !state.peerset.contains_key(&self.settings.peer_id) {
+                return Ok(false);
+            }
+            inner.staging = false;
+        } else if inner.state.position() == state.position() {
+            return Ok(true);
         }
         let entry = Entry {
             term: state.term,
             index: state.index,
-            op: Op::Replace {
-                state: state.clone(),
-            },
+            op: Op::Replace { state },
         };
         raftlog::append(&self.settings.raft_dir, &entry)?;
-        inner.set_state(state);
-        inner.log_dirty = true;
-        Ok(())
-    }
-
-    /// A pushed entry from a leader, with the leader's resulting state. Returns whether it was
-    /// taken.
-    fn accept(&self, entry: Entry, state: ClusterState) -> Result<bool> {
-        let mut inner = self.inner();
-        let me = &self.settings.peer_id;
-        if entry.term < inner.current_term || inner.committing {
-            return Ok(false);
-        }
-        inner.current_term = entry.term;
-        if inner.staging {
-            if !state.peerset.contains_key(me) {
-                return Ok(false);
-            }
-            inner.staging = false;
-            let logged = Entry {
-                term: state.term,
-                index: state.index,
-                op: Op::Replace {
-                    state: state.clone(),
-                },
-            };
-            raftlog::append(&self.settings.raft_dir, &logged)?;
-            inner.set_state(state);
-            inner.log_dirty = true;
-            return Ok(true);
-        }
-        if entry.index == inner.state.index {
-            return Ok(inner.state == state);
-        }
-        if entry.index != inner.state.index + 1 {
-            return Ok(false);
-        }
-        let mut candidate = inner.state.clone();
-        candidate.apply(&entry);
-        if candidate != state {
-            return Ok(false);
-        }
-        raftlog::append(&self.settings.raft_dir, &entry)?;
-        inner.set_state(candidate);
+        let Op::Replace { state } = entry.op else {
+            unreachable!("built above")
+        };
+        inner.state = state;
+        inner.generation += 1;
         inner.log_dirty = true;
         Ok(true)
     }
@@ -460,67 +591,121 @@ impl Node {
         }
     }
 
-    /// Applies a write as the leader: hold it tentatively, replicate, keep it with a majority.
+    /// Applies a write as the leader. The write joins the queue; whoever holds the commit lock
+    /// next replicates everything queued in one round (see `commit_round`).
     fn commit_as_leader(&self, op: Op) -> Result<()> {
+        let (done, result) = mpsc::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((op, done));
         let _serial = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // A round run by another writer may have taken this write already.
+        if let Ok(result) = result.try_recv() {
+            return result;
+        }
+        let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        // Pins and unpins share a round; a peerset change has a round of its own, as raft
+        // changes its configuration one peer at a time.
+        let mut rounds: Vec<Vec<(Op, Sender<Result<()>>)>> = Vec::new();
+        for (op, done) in queued {
+            let pins_only = |round: &Vec<(Op, _)>| {
+                round
+                    .iter()
+                    .all(|(op, _)| matches!(op, Op::Pin { .. } | Op::Unpin { .. }))
+            };
+            match rounds.last_mut() {
+                Some(round)
+                    if pins_only(round) && matches!(op, Op::Pin { .. } | Op::Unpin { .. }) =>
+                {
+                    round.push((op, done))
+                }
+                _ => rounds.push(vec![(op, done)]),
+            }
+        }
+        for round in rounds {
+            self.commit_round(round);
+        }
+        result.try_recv().unwrap_or(Err(Error::NoLeader))
+    }
+
+    /// One replication round of the leader: hold the entries tentatively, replicate them, keep
+    /// them with a majority; otherwise drop them together with the term.
+    fn commit_round(&self, writes: Vec<(Op, Sender<Result<()>>)>) {
         let me = self.settings.peer_id.clone();
-        let (old, entry, new) = {
+        let mut waiting: Vec<Sender<Result<()>>> = Vec::new();
+        let (term, prev, entries, undo, targets, new_peerset, generation) = {
             let mut inner = self.inner();
             let term = match inner.leader_term {
-                Some(term) if inner.leader.as_deref() == Some(me.as_str()) && !inner.staging => {
+                Some(term)
+                    if term == inner.current_term
+                        && inner.leader.as_deref() == Some(me.as_str())
+                        && !inner.staging =>
+                {
                     term
                 }
-                _ => return Err(Error::NoLeader),
+                _ => {
+                    for (_, done) in writes {
+                        let _ = done.send(Err(Error::NoLeader));
+                    }
+                    return;
+                }
             };
-            let old = inner.state.clone();
-            match &op {
-                Op::RemovePeer { id } if !old.peerset.contains_key(id) => {
-                    logging::warn("raft", &format!("{id} is not among raft peers"));
-                    return Ok(());
-                }
-                Op::RemovePeer { id } if *id == me && old.peerset.len() == 1 => {
-                    return Err(Error::OnePeer)
-                }
-                Op::Unpin { cid } if !old.pins.contains_key(cid) => {
-                    return Err(Error::Remote {
+            let prev = inner.state.position();
+            let mut targets = inner.state.peerset.clone();
+            let mut entries = Vec::new();
+            let mut undo = Vec::new();
+            for (op, done) in writes {
+                let state = &inner.state;
+                let refusal = match &op {
+                    Op::RemovePeer { id } if !state.peerset.contains_key(id) => {
+                        logging::warn("raft", &format!("{id} is not among raft peers"));
+                        Some(Ok(()))
+                    }
+                    Op::RemovePeer { id } if *id == me && state.peerset.len() == 1 => {
+                        Some(Err(Error::OnePeer))
+                    }
+                    Op::Unpin { cid } if !state.pins.contains_key(cid) => Some(Err(Error::Remote {
                         message: format!("{cid} is not part of the global state"),
-                    })
+                    })),
+                    _ => None,
+                };
+                if let Some(result) = refusal {
+                    let _ = done.send(result);
+                    continue;
                 }
-                _ => {}
+                undo.push((Undo::of(state, &op), state.position()));
+                let entry = Entry {
+                    term,
+                    index: state.index + 1,
+                    op,
+                };
+                inner.state.apply(&entry);
+                entries.push(entry);
+                waiting.push(done);
             }
-            let entry = Entry {
-                term,
-                index: old.index + 1,
-                op,
-            };
-            let mut new = old.clone();
-            new.apply(&entry);
-            inner.committing = true;
-            inner.set_state(new.clone());
-            (old, entry, new)
+            if entries.is_empty() {
+                return;
+            }
+            targets.extend(inner.state.peerset.clone());
+            targets.remove(&me);
+            let new_peerset = inner.state.peerset.clone();
+            (term, prev, entries, undo, targets, new_peerset, inner.generation)
         };
-        let _committing = CommittingGuard(self);
-        let mut targets: BTreeMap<String, String> = old.peerset.clone();
-        targets.extend(new.peerset.clone());
-        targets.remove(&me);
         let call = Call::Append {
-            entry: entry.clone(),
-            state: new.clone(),
+            term,
+            prev_term: prev.0,
+            prev_index: prev.1,
+            entries: entries.clone(),
         };
-        // Pushed in parallel: a commit costs one round trip, not one per member.
+        let members: Vec<(&String, &String)> = targets.iter().collect();
+        // Pushed in parallel: a round costs one round trip, not one per member.
         let accepted: Vec<bool> = thread::scope(|scope| {
-            let pushes: Vec<_> = targets
+            let pushes: Vec<_> = members
                 .iter()
                 .map(|(id, addr)| {
                     let call = call.clone();
-                    scope.spawn(move || match self.call(addr, call, PUSH_TIMEOUT) {
-                        Ok(Reply::Ack { accepted }) => accepted,
-                        Ok(_) => false,
-                        Err(err) => {
-                            logging::debug("consensus", &format!("replicating to {id}: {err}"));
-                            false
-                        }
-                    })
+                    scope.spawn(move || self.replicate(id, addr, call, term, generation))
                 })
                 .collect();
             pushes
@@ -528,20 +713,68 @@ impl Node {
                 .map(|h| h.join().unwrap_or(false))
                 .collect()
         });
-        let acks = usize::from(new.peerset.contains_key(&me))
-            + targets
-                .keys()
+        let acks = usize::from(new_peerset.contains_key(&me))
+            + members
+                .iter()
                 .zip(accepted)
-                .filter(|(id, ok)| *ok && new.peerset.contains_key(*id))
+                .filter(|((id, _), ok)| *ok && new_peerset.contains_key(*id))
                 .count();
         let mut inner = self.inner();
-        if acks * 2 <= new.peerset.len() {
-            inner.set_state(old);
-            return Err(Error::NoQuorum);
+        let untouched = inner.generation == generation;
+        let result = if acks * 2 <= new_peerset.len() {
+            if untouched {
+                for (undo, position) in undo.into_iter().rev() {
+                    undo.restore(&mut inner.state, position);
+                }
+            }
+            // (term, index) must name one entry only: the next write needs a new term.
+            inner.leader_term = None;
+            Err(Error::NoQuorum)
+        } else if untouched {
+            raftlog::append_all(&self.settings.raft_dir, &entries).map(|()| {
+                inner.log_dirty = true;
+            })
+        } else {
+            Ok(())
+        };
+        drop(inner);
+        for done in waiting {
+            let _ = done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(Error::NoQuorum) => Err(Error::NoQuorum),
+                Err(err) => Err(Error::Remote {
+                    message: err.to_string(),
+                }),
+            });
         }
-        raftlog::append(&self.settings.raft_dir, &entry)?;
-        inner.log_dirty = true;
-        Ok(())
+    }
+
+    /// Sends the entries to a member; if the member is behind, the whole state instead (the
+    /// tentative state of this commit, while no other leader has replaced it).
+    fn replicate(&self, id: &str, addr: &str, call: Call, term: u64, generation: u64) -> bool {
+        match self.call(addr, call, PUSH_TIMEOUT) {
+            Ok(Reply::Ack { accepted: true }) => return true,
+            Ok(_) => {}
+            Err(err) => {
+                logging::debug("consensus", &format!("replicating to {id}: {err}"));
+                return false;
+            }
+        }
+        let state = {
+            let inner = self.inner();
+            if inner.generation != generation || inner.current_term != term {
+                return false;
+            }
+            inner.state.clone()
+        };
+        match self.call(addr, Call::Install { term, state }, PUSH_TIMEOUT) {
+            Ok(Reply::Ack { accepted }) => accepted,
+            Ok(_) => false,
+            Err(err) => {
+                logging::debug("consensus", &format!("sending the state to {id}: {err}"));
+                false
+            }
+        }
     }
 
     /// Takes a snapshot if anything was committed since the last one (raft refuses to
@@ -593,7 +826,6 @@ fn is_transient(err: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standin::pin::Pin;
 
     fn r(id: &str, index: u64) -> (String, (u64, u64)) {
         (id.to_string(), (1, index))
@@ -663,49 +895,121 @@ mod tests {
         )
     }
 
-    fn push(base: &ClusterState, term: u64, n: usize) -> (Entry, ClusterState) {
+    fn pin_entry(term: u64, index: u64, n: usize) -> Entry {
         let cid = format!(
             "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb{}",
-            ["dG", "dH", "dJ"][n]
+            ["dG", "dH", "dJ", "dK"][n]
         );
-        let entry = Entry {
+        Entry {
             term,
-            index: base.index + 1,
+            index,
             op: Op::Pin {
                 pin: Pin::everywhere(&cid, "").unwrap(),
             },
-        };
-        let mut state = base.clone();
-        state.apply(&entry);
-        (entry, state)
+        }
     }
 
     #[test]
-    fn a_follower_takes_one_entry_per_index_and_no_stale_terms() {
+    fn a_follower_takes_only_entries_that_extend_its_log_and_no_stale_terms() {
         let dir = tempfile::tempdir().unwrap();
         let c = node(dir.path());
-        let base = c.state();
-        let (x, x_state) = push(&base, 2, 0);
-        let (y, y_state) = push(&base, 2, 1);
-        assert!(c.accept(x.clone(), x_state.clone()).unwrap());
+        assert!(c.append(2, (1, 1), vec![pin_entry(2, 2, 0)]).unwrap());
         assert!(
-            !c.accept(y, y_state).unwrap(),
-            "a second entry for the same index"
-        );
-        assert!(
-            c.accept(x, x_state.clone()).unwrap(),
+            c.append(2, (1, 1), vec![pin_entry(2, 2, 0)]).unwrap(),
             "a repeated push is acknowledged"
         );
-        let (stale, stale_state) = push(&x_state, 1, 2);
         assert!(
-            !c.accept(stale, stale_state).unwrap(),
+            !c.append(2, (1, 1), vec![pin_entry(3, 2, 1)]).unwrap(),
+            "another entry for an index it holds: the leader must send its state"
+        );
+        assert!(
+            !c.append(2, (2, 3), vec![pin_entry(2, 4, 2)]).unwrap(),
+            "an entry that does not extend our log"
+        );
+        assert!(
+            !c.append(1, (2, 2), vec![pin_entry(1, 3, 2)]).unwrap(),
             "an entry of an older term"
         );
-        let (gap, gap_state) = push(&push(&x_state, 2, 1).1, 2, 2);
-        assert!(
-            !c.accept(gap, gap_state).unwrap(),
-            "an entry that does not extend our state"
-        );
         assert_eq!(raftlog::entries(dir.path()).unwrap().len(), 1);
+        assert_eq!(c.state().pins.len(), 1);
+    }
+
+    #[test]
+    fn one_vote_per_term_only_for_recent_enough_candidates_and_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = node(dir.path());
+        assert!(c.vote(5, (1, 1)).unwrap());
+        assert!(!c.vote(5, (1, 1)).unwrap(), "a second vote in term 5");
+        assert!(!c.vote(6, (1, 0)).unwrap(), "a candidate missing our entry");
+        assert!(
+            !c.append(5, (1, 1), vec![pin_entry(5, 2, 0)]).unwrap(),
+            "after seeing term 6, term 5 is stale"
+        );
+        assert_eq!(raftlog::saved_term(dir.path()), 6);
+        let restarted = node(dir.path());
+        assert!(
+            !restarted.vote(6, (1, 1)).unwrap(),
+            "a restart does not forget the term"
+        );
+        assert!(restarted.vote(7, (1, 1)).unwrap());
+    }
+
+    #[test]
+    fn the_whole_state_replaces_a_log_that_diverged() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = node(dir.path());
+        // An entry of a leader of term 2 that never reached a majority...
+        assert!(c.append(2, (1, 1), vec![pin_entry(2, 2, 0)]).unwrap());
+        // ...is replaced by the state of the leader of term 3.
+        let mut leader = c.state();
+        leader.term = 1;
+        leader.index = 1;
+        leader.pins.clear();
+        leader.apply(&pin_entry(3, 2, 1));
+        assert!(!c.append(3, (1, 1), vec![pin_entry(3, 2, 1)]).unwrap());
+        assert!(c.install(3, leader.clone()).unwrap());
+        assert_eq!(c.state(), leader);
+        assert!(!c.install(2, ClusterState::default()).unwrap(), "stale term");
+        // Replaying the log gives the same state.
+        let mut replayed = ClusterState::default();
+        for entry in raftlog::entries(dir.path()).unwrap() {
+            replayed.apply(&entry);
+        }
+        assert_eq!(replayed.pins, leader.pins);
+    }
+
+    #[test]
+    fn a_failed_write_is_undone_exactly() {
+        let mut state = ClusterState {
+            term: 1,
+            index: 1,
+            ..Default::default()
+        };
+        state.apply(&pin_entry(1, 2, 0));
+        let before = state.clone();
+        for (n, op) in [
+            pin_entry(2, 3, 0).op,
+            pin_entry(2, 3, 1).op,
+            Op::Unpin {
+                cid: before.pins.keys().next().unwrap().clone(),
+            },
+            Op::AddPeer {
+                id: "z".into(),
+                addr: "/ip4/127.0.0.9/tcp/9096".into(),
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let undo = Undo::of(&state, &op);
+            state.apply(&Entry {
+                term: 2,
+                index: 3,
+                op,
+            });
+            assert_ne!(state, before, "op {n}");
+            undo.restore(&mut state, before.position());
+            assert_eq!(state, before, "op {n}");
+        }
     }
 }

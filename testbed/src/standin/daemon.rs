@@ -269,8 +269,12 @@ fn load_state(
         state = restored;
     }
     let entries = raftlog::entries(&raft_dir).map_err(consensus)?;
+    // Entries extend the state in order; a whole state sent by a leader replaces it even at
+    // an index already reached (it replaced entries that were never committed).
+    let snapshot_index = state.index;
     for entry in &entries {
-        if entry.index > state.index {
+        let replaces = matches!(entry.op, Op::Replace { .. }) && entry.index >= snapshot_index;
+        if entry.index > state.index || replaces {
             state.apply(entry);
         }
     }

@@ -30,8 +30,12 @@
 //! * Peers of different RPC protocol IDs never count for each other, even for raft traffic
 //!   (real raft replication would cross versions; the project wants such peers not to form a
 //!   cluster).
-//! * There are no votes: every peer computes the same leader from what it can reach; terms
-//!   and log matching still keep acknowledged writes (see `consensus`).
+//! * Elections are simplified: every peer computes the same candidate from what it can reach
+//!   (the most recent last entry, ties to the lowest peer ID), and that candidate leads once a
+//!   majority votes for it. Terms, votes and log matching keep acknowledged writes as raft
+//!   does (see `consensus`); the highest term seen is kept in `raft/term` rather than in
+//!   `raft.db`. Caught-up followers receive entries (concurrent writes share one round); a
+//!   follower that is behind receives the leader's whole state.
 //! * No 0.3.x release is modelled, so the 0.3-only behaviours (default daemon, global
 //!   `--bootstrap`, `cluster.peers` mismatch, `init` refusing without `-f`) are absent.
 //! * Snapshots are taken on clean shutdown, migration and import only, never periodically.

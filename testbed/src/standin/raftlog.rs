@@ -20,6 +20,11 @@ fn path(raft_dir: &Path) -> PathBuf {
 /// cache, and host crashes are not modelled, while an fsync per commit on every peer would make
 /// large test clusters slow.
 pub fn append(raft_dir: &Path, entry: &Entry) -> Result<()> {
+    append_all(raft_dir, std::slice::from_ref(entry))
+}
+
+/// Appends several entries with one write.
+pub fn append_all(raft_dir: &Path, entries: &[Entry]) -> Result<()> {
     fs::create_dir_all(raft_dir).map_err(Error::io(raft_dir))?;
     let file_path = path(raft_dir);
     let mut file = OpenOptions::new()
@@ -27,9 +32,12 @@ pub fn append(raft_dir: &Path, entry: &Entry) -> Result<()> {
         .append(true)
         .open(&file_path)
         .map_err(Error::io(&file_path))?;
-    let mut line = serde_json::to_string(entry).expect("entry serializes");
-    line.push('\n');
-    file.write_all(line.as_bytes())
+    let mut lines = String::new();
+    for entry in entries {
+        lines.push_str(&serde_json::to_string(entry).expect("entry serializes"));
+        lines.push('\n');
+    }
+    file.write_all(lines.as_bytes())
         .map_err(Error::io(&file_path))
 }
 
@@ -63,4 +71,24 @@ pub fn clear(raft_dir: &Path) -> Result<()> {
     let file_path = path(raft_dir);
     fs::create_dir_all(raft_dir).map_err(Error::io(raft_dir))?;
     fs::write(&file_path, b"").map_err(Error::io(&file_path))
+}
+
+/// File name of the highest term this peer has seen (raft's stable store keeps `CurrentTerm`
+/// in `raft.db`; here it has a file of its own so that `raft.db` stays empty after a snapshot).
+pub const TERM_FILE: &str = "term";
+
+/// Records the highest term seen, before the peer votes or acts in it: a restarted peer must
+/// not vote twice in one term nor take entries of a term it has left behind.
+pub fn save_term(raft_dir: &Path, term: u64) -> Result<()> {
+    fs::create_dir_all(raft_dir).map_err(Error::io(raft_dir))?;
+    let file_path = raft_dir.join(TERM_FILE);
+    fs::write(&file_path, format!("{term}\n")).map_err(Error::io(&file_path))
+}
+
+/// The term recorded by `save_term`; 0 when there is none (or it cannot be read).
+pub fn saved_term(raft_dir: &Path) -> u64 {
+    fs::read_to_string(raft_dir.join(TERM_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -33,9 +33,6 @@ pub struct PeerStatus {
     /// The highest leadership term the peer has seen.
     #[serde(default)]
     pub current_term: u64,
-    /// A digest of the peer's state, to tell apart equal positions with different content.
-    #[serde(default)]
-    pub digest: String,
 }
 
 /// The calls a peer serves.
@@ -43,10 +40,24 @@ pub struct PeerStatus {
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Call {
     Id,
-    GetState,
-    /// The leader replicating a committed entry, with the whole new state for peers behind.
+    /// A peer that the leader choice names asking for the votes that make it leader of `term`.
+    Vote {
+        term: u64,
+        /// The (term, index) of the candidate's last entry.
+        last_term: u64,
+        last_index: u64,
+    },
+    /// The leader of `term` replicating entries to a follower whose last entry is `prev`.
     Append {
-        entry: Entry,
+        term: u64,
+        prev_term: u64,
+        prev_index: u64,
+        entries: Vec<Entry>,
+    },
+    /// The leader of `term` sending its whole state to a follower that is behind (a joiner,
+    /// a restarted peer, one that missed entries or holds entries that were never committed).
+    Install {
+        term: u64,
         state: ClusterState,
     },
     /// A follower forwarding a write to the leader.
@@ -65,7 +76,7 @@ pub enum Call {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     Id { status: PeerStatus },
-    State { state: ClusterState },
+    Vote { granted: bool },
     Ack { accepted: bool },
     Done,
 }
