@@ -43,6 +43,18 @@ pub enum LabError {
     },
     #[error("timed out after {seconds} s waiting for {what}")]
     WaitTimeout { what: String, seconds: u64 },
+    #[error(
+        "host {host}: {missing} of the {count} acknowledged pins are missing (e.g. {examples}) \
+         and {extra} unknown ones are listed: the stand-in lost acknowledged writes, which is a \
+         bug of the stand-in"
+    )]
+    PinsLost {
+        host: String,
+        missing: usize,
+        count: usize,
+        examples: String,
+        extra: usize,
+    },
     #[error("host {host}: unexpected output of `{step}`: {detail}")]
     Parse {
         host: String,

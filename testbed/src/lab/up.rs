@@ -20,9 +20,9 @@ use super::{down, hosts, inventory, keys, parallel, pins, stage, wait};
 /// How many times `up` picks another network when the sshds cannot bind.
 const NETWORK_ATTEMPTS: u32 = 6;
 
-/// How many SSH streams add pins at once. Raft serialises the writes at the leader anyway, and
-/// concurrent writers made the stand-in's leadership flap (and lose pins) in early versions.
-const PIN_STREAMS: usize = 2;
+/// How many SSH streams add pins at once, through different peers. Raft serialises the writes
+/// at the leader; several streams keep it busy while each `ipfs-cluster-ctl` process starts.
+const PIN_STREAMS: usize = 8;
 
 /// What `cluster-lab up` was asked for.
 #[derive(Debug, Clone)]
@@ -242,7 +242,7 @@ impl Builder<'_> {
             self.phase(&format!("adding {pins} pins"), |_| add_pins(&peers, pins))?;
             self.phase(
                 &format!("waiting until every peer lists {pins} pins"),
-                |b| settle_pins(&peers, pins, b.progress),
+                |_| wait_all_pins(&peers, pins, Duration::from_secs(120)),
             )?;
         }
         state.save(&self.layout)?;
@@ -384,75 +384,64 @@ fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
 
 /// Adds pins `0..count`, split into a few SSH streams on different peers.
 fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
-    let streams = PIN_STREAMS.min(peers.len()).min(count).max(1);
+    let streams = PIN_STREAMS.min(count).max(1);
     let chunk = count.div_ceil(streams);
     let jobs: Vec<(usize, std::ops::Range<usize>)> = (0..streams)
         .map(|s| (s, s * chunk..((s + 1) * chunk).min(count)))
         .filter(|(_, r)| !r.is_empty())
         .collect();
     parallel::try_map(&jobs, streams, |(s, range)| {
-        peers[*s].add_pins(range.clone())
+        peers[*s % peers.len()].add_pins(range.clone())
     })
     .map(|_| ())
 }
 
-/// Waits until every peer lists the `count` pins; re-adds pins that every peer lost.
-///
-/// The stand-in has been seen to lose acknowledged pins when its leader changes under load;
-/// the lab must still come up with the pins it promised, so it adds lost ones again (a few
-/// rounds at most) and says so.
-fn settle_pins(peers: &[Peer], count: usize, progress: &dyn Progress) -> Result<()> {
-    const REPAIR_ROUNDS: usize = 3;
-    let mut round = 0;
-    loop {
-        let error = match wait_all_pins(peers, count, Duration::from_secs(120)) {
-            Ok(()) => return Ok(()),
-            Err(error) if round == REPAIR_ROUNDS => return Err(error),
-            Err(error) => error,
-        };
-        round += 1;
-        let listed: std::collections::HashSet<String> =
-            peers[0].pins()?.unwrap_or_default().into_iter().collect();
-        let missing: Vec<usize> = (0..count)
-            .filter(|&i| !listed.contains(&pins::cid(i)))
-            .collect();
-        if missing.is_empty() {
-            return Err(error);
-        }
-        progress.step(&format!(
-            "{} acknowledged pins are missing on {}: adding them again (round {round})",
-            missing.len(),
-            peers[0].name
-        ));
-        peers[0].add_pins(missing)?;
-    }
-}
-
-/// Waits until every peer lists `count` pins. Gives up early when the counts stop moving: a
-/// pin that was acknowledged and then lost will not come back by waiting.
+/// Waits until every peer lists the `count` pins. Every one of them was acknowledged (`add_pins`
+/// fails otherwise), so once a peer's list stops moving short of them the stand-in lost
+/// acknowledged writes: that is a stand-in bug, reported as such and never papered over.
 fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
     const STALL: Duration = Duration::from_secs(5);
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
         let mut last = (None, Instant::now());
         let what = format!("{} to list {count} pins", peer.name);
         wait::until(&what, limit, Duration::from_millis(300), || {
-            let seen = peer.pin_count()?;
-            if seen == Some(count) {
+            let seen = peer.pins()?;
+            if seen.as_ref().map(Vec::len) == Some(count) {
                 return Ok(Some(()));
             }
-            if seen != last.0 {
-                last = (seen, Instant::now());
+            let size = seen.as_ref().map(Vec::len);
+            if size != last.0 {
+                last = (size, Instant::now());
             } else if last.1.elapsed() > STALL {
-                let seen = seen.map_or("no answer".to_string(), |n| format!("{n} pins"));
-                return Err(LabError::WaitTimeout {
-                    what: format!("{what} (stuck at {seen})"),
-                    seconds: STALL.as_secs(),
+                return Err(match seen {
+                    Some(cids) => lost_pins(&peer.name, count, &cids),
+                    None => LabError::WaitTimeout {
+                        what: format!("{what} (its API does not answer)"),
+                        seconds: STALL.as_secs(),
+                    },
                 });
             }
             Ok(None)
         })
     })
     .map(|_| ())
+}
+
+/// The error for a peer whose list of pins settled without all the acknowledged ones.
+fn lost_pins(host: &str, count: usize, listed: &[String]) -> LabError {
+    let listed: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let missing: Vec<String> = (0..count)
+        .map(pins::cid)
+        .filter(|cid| !listed.contains(cid.as_str()))
+        .collect();
+    let extra = listed.len() + missing.len() - count;
+    LabError::PinsLost {
+        host: host.to_string(),
+        missing: missing.len(),
+        count,
+        examples: missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+        extra,
+    }
 }
 
 /// A fresh `cluster.secret`: 32 random bytes as 64 hex characters.
@@ -480,5 +469,26 @@ mod tests {
         assert_eq!(default_target("0.12.0"), None);
         assert_eq!(secret().len(), 64);
         assert_ne!(secret(), secret());
+    }
+
+    #[test]
+    fn lost_pins_are_named_as_a_stand_in_bug() {
+        let mut listed: Vec<String> = (0..10).filter(|&i| i != 3 && i != 7).map(pins::cid).collect();
+        listed.push("QmNotALabPin".into());
+        let error = lost_pins("h2", 10, &listed);
+        let LabError::PinsLost {
+            missing,
+            extra,
+            ref examples,
+            ..
+        } = error
+        else {
+            panic!("{error:?}")
+        };
+        assert_eq!((missing, extra), (2, 1));
+        assert_eq!(examples, &format!("{}, {}", pins::cid(3), pins::cid(7)));
+        let text = error.to_string();
+        assert!(text.contains("h2: 2 of the 10 acknowledged pins are missing"), "{text}");
+        assert!(text.contains("bug of the stand-in"), "{text}");
     }
 }
