@@ -1,6 +1,6 @@
 //! `cluster-upgrade apply`: run a plan with a write-ahead journal, or resume the unfinished run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -357,7 +357,7 @@ fn resume_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
 /// it had before (count and hash of the sorted CIDs).
 pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
     let mut problems = Vec::new();
-    let expected_pins = expected_pinset(&plan.facts);
+    let expected_pins = Pinset::expected(&plan.facts);
     let all_ids: BTreeSet<&str> = now.iter().filter_map(|h| h.peer_id.as_deref()).collect();
     for host in now {
         let name = &host.host;
@@ -401,16 +401,4 @@ pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
         }
     }
     problems
-}
-
-/// The pinset the cluster had before: the one most peers reported (the largest on a tie).
-fn expected_pinset(facts: &[HostFacts]) -> Option<Pinset> {
-    let mut votes: BTreeMap<(usize, String), usize> = BTreeMap::new();
-    for pins in facts.iter().filter_map(|f| f.pins.as_ref()) {
-        *votes.entry((pins.count, pins.hash.clone())).or_default() += 1;
-    }
-    votes
-        .into_iter()
-        .max_by_key(|((count, _), votes)| (*votes, *count))
-        .map(|((count, hash), _)| Pinset { count, hash })
 }

@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::choice::{choose, Choice, ProcedureKind, Refusal};
 use super::model::{Plan, PlannedStep, PLAN_FORMAT};
-use crate::facts::HostFacts;
+use crate::facts::{HostFacts, Pinset};
 use crate::inventory::{Host, HostName, Inventory};
 use crate::procedure::{
-    AnchorContext, ClusterContext, CurrentContext, HostContext, Procedure, ReleaseContext,
+    AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure, ReleaseContext,
     RenderError, RunContext, TargetContext, TemplateContext,
 };
 
@@ -83,6 +83,16 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
     };
     let anchor_facts = facts_of(facts, anchor);
     let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
+    let shared = SharedContext {
+        inventory,
+        anchor,
+        anchor_facts,
+        cluster: ClusterContext {
+            pins: Pinset::expected(facts).map(|p| PinsContext { count: p.count, hash: p.hash }),
+            ..ClusterContext::new(inventory)
+        },
+        run_id,
+    };
     let mut steps = Vec::new();
     for spec in &procedure.steps {
         let mut hosts = Vec::new();
@@ -90,14 +100,7 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
             let host = inventory
                 .host(name.as_str())
                 .expect("selected from the inventory");
-            let context = context_for(
-                inventory,
-                host,
-                facts_of(facts, host),
-                anchor,
-                anchor_facts,
-                run_id,
-            );
+            let context = shared.context_for(host, facts_of(facts, host));
             if let Some(mut rendered) = procedure.render_step(spec, &context)? {
                 rendered
                     .timeout
@@ -160,34 +163,38 @@ fn facts_of<'a>(facts: &'a [HostFacts], host: &Host) -> &'a HostFacts {
         .expect("facts checked against the inventory")
 }
 
-fn context_for(
-    inventory: &Inventory,
-    host: &Host,
-    facts: &HostFacts,
-    anchor: &Host,
-    anchor_facts: &HostFacts,
-    run_id: &str,
-) -> TemplateContext {
-    let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
-    TemplateContext {
-        vars: host.vars.clone(),
-        host: HostContext::new(host),
-        cluster: ClusterContext::new(inventory),
-        target: TargetContext::new(inventory.cluster.target_version),
-        current: CurrentContext {
-            version: facts.service_version.map(|v| v.to_string()),
-            state_format: facts.state_format,
-            peer_id: facts.peer_id.clone(),
-            multiaddr: facts.multiaddr.clone(),
-        },
-        anchor: AnchorContext {
-            name: anchor.name.to_string(),
-            peer_id: anchor_facts.peer_id.clone(),
-            multiaddr: anchor_facts.multiaddr.clone(),
-            vars: anchor.vars.clone(),
-        },
-        release: ReleaseContext::new(&inventory.cluster, bin_dir),
-        run: RunContext::new(run_id, bin_dir),
+/// What every host's template context shares.
+struct SharedContext<'a> {
+    inventory: &'a Inventory,
+    anchor: &'a Host,
+    anchor_facts: &'a HostFacts,
+    cluster: ClusterContext,
+    run_id: &'a str,
+}
+
+impl SharedContext<'_> {
+    fn context_for(&self, host: &Host, facts: &HostFacts) -> TemplateContext {
+        let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
+        TemplateContext {
+            vars: host.vars.clone(),
+            host: HostContext::new(host),
+            cluster: self.cluster.clone(),
+            target: TargetContext::new(self.inventory.cluster.target_version),
+            current: CurrentContext {
+                version: facts.service_version.map(|v| v.to_string()),
+                state_format: facts.state_format,
+                peer_id: facts.peer_id.clone(),
+                multiaddr: facts.multiaddr.clone(),
+            },
+            anchor: AnchorContext {
+                name: self.anchor.name.to_string(),
+                peer_id: self.anchor_facts.peer_id.clone(),
+                multiaddr: self.anchor_facts.multiaddr.clone(),
+                vars: self.anchor.vars.clone(),
+            },
+            release: ReleaseContext::new(&self.inventory.cluster, bin_dir),
+            run: RunContext::new(self.run_id, bin_dir),
+        }
     }
 }
 

@@ -65,6 +65,16 @@ pub struct ClusterContext {
     /// Number of peers in the inventory (what a healthy peer's "Sees N other peers" counts + 1).
     pub size: usize,
     pub hosts: Vec<String>,
+    /// The pinset the cluster had when planned (what most peers listed), for the health gates
+    /// that check that no pin was lost; null when no peer listed its pins.
+    pub pins: Option<PinsContext>,
+}
+
+/// `cluster.pins`: count and SHA-256 of the sorted, distinct CIDs, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinsContext {
+    pub count: usize,
+    pub hash: String,
 }
 
 impl ClusterContext {
@@ -73,6 +83,7 @@ impl ClusterContext {
             name: inventory.cluster.name.clone(),
             size: inventory.hosts.len(),
             hosts: inventory.hosts.iter().map(|host| host.name.to_string()).collect(),
+            pins: None,
         }
     }
 }
@@ -240,6 +251,8 @@ impl TemplateContext {
         };
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));
+        // A stand-in pinset so that `check` renders the pinset gates too.
+        context.cluster.pins = Some(PinsContext { count: 0, hash: "0".repeat(64) });
         context.run = RunContext::new("check", host.vars.str("bin_dir").unwrap_or(DEFAULT_BIN_DIR));
         context
     }

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use crate::inventory::Vars;
 
 pub use context::{
-    AnchorContext, ClusterContext, CurrentContext, HostContext, ReleaseContext, ReleaseFileContext,
+    AnchorContext, ClusterContext, PinsContext, CurrentContext, HostContext, ReleaseContext, ReleaseFileContext,
     ReleaseFilesContext, RunContext, TargetContext, TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
