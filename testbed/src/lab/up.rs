@@ -439,7 +439,12 @@ fn lost_pins(host: &str, count: usize, listed: &[String]) -> LabError {
         host: host.to_string(),
         missing: missing.len(),
         count,
-        examples: missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+        examples: missing
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
         extra,
     }
 }
@@ -473,7 +478,10 @@ mod tests {
 
     #[test]
     fn lost_pins_are_named_as_a_stand_in_bug() {
-        let mut listed: Vec<String> = (0..10).filter(|&i| i != 3 && i != 7).map(pins::cid).collect();
+        let mut listed: Vec<String> = (0..10)
+            .filter(|&i| i != 3 && i != 7)
+            .map(pins::cid)
+            .collect();
         listed.push("QmNotALabPin".into());
         let error = lost_pins("h2", 10, &listed);
         let LabError::PinsLost {
@@ -488,7 +496,10 @@ mod tests {
         assert_eq!((missing, extra), (2, 1));
         assert_eq!(examples, &format!("{}, {}", pins::cid(3), pins::cid(7)));
         let text = error.to_string();
-        assert!(text.contains("h2: 2 of the 10 acknowledged pins are missing"), "{text}");
+        assert!(
+            text.contains("h2: 2 of the 10 acknowledged pins are missing"),
+            "{text}"
+        );
         assert!(text.contains("bug of the stand-in"), "{text}");
     }
 }

@@ -665,9 +665,11 @@ impl Node {
                     Op::RemovePeer { id } if *id == me && state.peerset.len() == 1 => {
                         Some(Err(Error::OnePeer))
                     }
-                    Op::Unpin { cid } if !state.pins.contains_key(cid) => Some(Err(Error::Remote {
-                        message: format!("{cid} is not part of the global state"),
-                    })),
+                    Op::Unpin { cid } if !state.pins.contains_key(cid) => {
+                        Some(Err(Error::Remote {
+                            message: format!("{cid} is not part of the global state"),
+                        }))
+                    }
                     _ => None,
                 };
                 if let Some(result) = refusal {
@@ -690,7 +692,15 @@ impl Node {
             targets.extend(inner.state.peerset.clone());
             targets.remove(&me);
             let new_peerset = inner.state.peerset.clone();
-            (term, prev, entries, undo, targets, new_peerset, inner.generation)
+            (
+                term,
+                prev,
+                entries,
+                undo,
+                targets,
+                new_peerset,
+                inner.generation,
+            )
         };
         let call = Call::Append {
             term,
@@ -969,7 +979,10 @@ mod tests {
         assert!(!c.append(3, (1, 1), vec![pin_entry(3, 2, 1)]).unwrap());
         assert!(c.install(3, leader.clone()).unwrap());
         assert_eq!(c.state(), leader);
-        assert!(!c.install(2, ClusterState::default()).unwrap(), "stale term");
+        assert!(
+            !c.install(2, ClusterState::default()).unwrap(),
+            "stale term"
+        );
         // Replaying the log gives the same state.
         let mut replayed = ClusterState::default();
         for entry in raftlog::entries(dir.path()).unwrap() {
