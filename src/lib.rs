@@ -9,5 +9,6 @@ pub mod inventory;
 pub mod journal;
 pub mod plan;
 pub mod procedure;
+pub mod recover;
 pub mod report;
 pub mod transport;

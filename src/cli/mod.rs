@@ -55,6 +55,51 @@ pub enum Command {
     /// failure's stderr tail.
     #[command(after_help = EXIT_CODES)]
     Status(StatusArgs),
+    /// Disaster recovery: rebuild the cluster on the target version from the state that survives.
+    ///
+    /// For when the peers are down and their state is gone but for one copy: a peer's `raft/`
+    /// folder with a snapshot, a `raft.old.N` backup with a snapshot (what `peers rm` and
+    /// `state cleanup` leave), or an export made earlier with the old version (`--from-export`).
+    /// Probes every host (read-only) and shows what survives where and why it picks its source:
+    /// a live `raft/` snapshot with the most recent index, else the newest backup. Then, with
+    /// `playbooks/recover.yaml`: stop every peer; on the source peer restore the backup,
+    /// `state export` with the old release, `state cleanup`, `state import`, swap in the target
+    /// binaries, `state upgrade` where the target has it, and start it alone until it lists the
+    /// whole pinset; then clean, upgrade and start every other peer with
+    /// `daemon --bootstrap <source peer>`, one by one; finally check that every peer runs the
+    /// target, sees all peers and lists exactly the exported pinset. Runs are journalled like
+    /// `apply` runs (`.cluster-upgrade/runs/<run-id>/`, with a copy of the export in `backups/`);
+    /// after a failure or a crash, run `recover` again to resume.
+    #[command(after_help = EXIT_CODES)]
+    Recover(RecoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub input: InventoryArgs,
+
+    /// Recover from this export (`ipfs-cluster-service state export` of the OLD version, the one
+    /// installed on the hosts) instead of a state found on a host; it is imported on the last host.
+    #[arg(long, value_name = "FILE")]
+    pub from_export: Option<PathBuf>,
+
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Where runs, journals, logs and backups are kept (default: `.cluster-upgrade/` beside the
+    /// inventory).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Resume a step that was in flight when the last run died even though its playbook says
+    /// to ask: its `check` decides whether it runs again.
+    #[arg(long)]
+    pub retry_in_flight: bool,
+
+    #[command(flatten)]
+    pub ssh: SshArgs,
 }
 
 #[derive(Debug, Args)]
@@ -179,11 +224,17 @@ pub struct SshArgs {
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
     let key = key.trim();
-    let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !key.starts_with(|c: char| c.is_ascii_digit());
+    let valid = !key.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !key.starts_with(|c: char| c.is_ascii_digit());
     if !valid {
-        return Err(format!("`{key}` is not a variable name (letters, digits and _, not starting with a digit)"));
+        return Err(format!(
+            "`{key}` is not a variable name (letters, digits and _, not starting with a digit)"
+        ));
     }
     Ok((key.to_string(), value.to_string()))
 }
@@ -200,7 +251,10 @@ mod tests {
 
     #[test]
     fn vars_must_be_key_value() {
-        assert_eq!(parse_var("a_b=c=d").unwrap(), ("a_b".to_string(), "c=d".to_string()));
+        assert_eq!(
+            parse_var("a_b=c=d").unwrap(),
+            ("a_b".to_string(), "c=d".to_string())
+        );
         assert!(parse_var("novalue").is_err());
         assert!(parse_var("1x=y").is_err());
         assert!(parse_var("a-b=y").is_err());

@@ -6,6 +6,7 @@ mod check;
 mod hosts;
 mod inputs;
 mod plan;
+mod recover;
 mod status;
 
 use crate::cli::{Cli, Command};
@@ -18,5 +19,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Plan(args) => plan::plan(&args),
         Command::Apply(args) => apply::apply(&args),
         Command::Status(args) => status::status(&args),
+        Command::Recover(args) => recover::recover(&args),
     }
 }

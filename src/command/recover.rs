@@ -1,0 +1,282 @@
+//! `cluster-upgrade recover`: plan the disaster recovery from the state that survives, then run
+//! it like `apply` (same run directory, journal, executor and resume), and check at the end
+//! that every peer lists exactly the exported pinset.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::cli::RecoverArgs;
+use crate::error::{chain, Error};
+use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
+use crate::facts::{pinset_of_listing, HostFacts, Pinset};
+use crate::inventory::Inventory;
+use crate::journal::{Checkpoint, Event, RunDir, StateDir};
+use crate::plan::{Plan, ProcedureKind};
+use crate::recover::{
+    build_recovery_plan, choose_source, ExportFile, RecoverError, RecoveryInputs, EXPORT_BACKUP,
+};
+use crate::report::{self, PlainProgress, TerminalProgress};
+
+use super::{apply, hosts, inputs, plan as plan_cmd};
+
+pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
+    let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
+    let _lock = state.lock()?;
+    report::log_to_file(&state.root.join("apply.log"));
+
+    if let Some((run, plan, checkpoint)) = unfinished_run(&state)? {
+        if plan.choice.procedure != ProcedureKind::Recover {
+            return Err(Error::UnfinishedRun { run_id: run.id() });
+        }
+        report::note(&format!(
+            "resuming recovery run {} (source {}, {} → {})",
+            run.id(),
+            anchor_of(&plan),
+            plan.choice.from,
+            plan.choice.to
+        ));
+        let inventory = Inventory::load(&plan.inventory, &[])?;
+        return execute(args, &inventory, &run, &plan, checkpoint, true);
+    }
+
+    let (inventory, playbook) = inputs::load_recover(&args.input)?;
+    let export = args.from_export.as_deref().map(read_export).transpose()?;
+    let facts = hosts::gather_facts(&inventory, &args.ssh)?;
+    let choice = choose_source(
+        &facts,
+        inventory.cluster.target_version,
+        export.as_ref().map(|e| &e.path),
+    )
+    .map_err(RecoverError::from)
+    .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
+    let run_id = plan_cmd::run_id();
+    let plan = build_recovery_plan(RecoveryInputs {
+        inventory: &inventory,
+        playbook: &playbook,
+        facts: &facts,
+        choice: &choice,
+        export: export.as_ref(),
+        run_id: &run_id,
+    })
+    .map_err(RecoverError::from)?;
+    report::print(&report::render_plan(&plan));
+    confirm(args.yes, &plan)?;
+    let run = state.run(&plan.run_id);
+    run.create()?;
+    run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
+    execute(args, &inventory, &run, &plan, Checkpoint::default(), false)
+}
+
+/// Reads `--from-export FILE`: it must be a readable export holding at least one pin.
+fn read_export(path: &Path) -> Result<ExportFile, Error> {
+    use sha2::{Digest, Sha256};
+    let bad = |message: String| RecoverError::Export {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| bad("not UTF-8 text".to_string()))?;
+    let pins = pinset_of_listing(&text).count;
+    if pins == 0 {
+        return Err(bad(
+            "no pins found (expected the JSON written by `ipfs-cluster-service state export`)"
+                .to_string(),
+        )
+        .into());
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let sha256 = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(ExportFile {
+        path: absolute,
+        sha256,
+        pins,
+    })
+}
+
+fn anchor_of(plan: &Plan) -> &str {
+    plan.choice.anchor.as_deref().unwrap_or("?")
+}
+
+fn execute(
+    args: &RecoverArgs,
+    inventory: &Inventory,
+    run: &RunDir,
+    plan: &Plan,
+    checkpoint: Checkpoint,
+    resumed: bool,
+) -> Result<(), Error> {
+    report::log_to_file(&run.log_path());
+    let targets = hosts::probe_targets(inventory);
+    let runtime = hosts::runtime()?;
+    runtime.block_on(async {
+        let sessions = hosts::connect_all(hosts::ssh_options(inventory, &args.ssh), &targets)
+            .await
+            .map_err(|failures| Error::Unreachable {
+                hosts: failures
+                    .iter()
+                    .map(|(h, e)| (h.clone(), chain(e)))
+                    .collect(),
+            })?;
+        let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
+        let terminal = std::io::stderr().is_terminal() && !report::verbose();
+        let progress = terminal.then(|| Arc::new(TerminalProgress::new(&host_names)));
+        let reporter: Arc<dyn Reporter> = match &progress {
+            Some(bars) => bars.clone(),
+            None => Arc::new(PlainProgress::default()),
+        };
+        let options = ExecOptions {
+            concurrency: hosts::concurrency(inventory, &args.ssh),
+            retry_in_flight: args.retry_in_flight,
+        };
+        let executor = Executor::new(
+            sessions.clone(),
+            run.journal()?,
+            checkpoint,
+            reporter,
+            options,
+            BackupsDir(run.backups_dir()),
+        );
+        executor.record(Event::RunStarted {
+            pid: std::process::id(),
+            resumed,
+        })?;
+        let stop = executor.stop_flag();
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                report::note("interrupt: stopping after the commands that are running now");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+        let outcome = executor.run(plan).await?;
+        interrupt.abort();
+        if let Some(bars) = &progress {
+            bars.finish();
+        }
+        let result = match outcome {
+            RunOutcome::Finished => match kept_export(run, plan) {
+                Ok(expected) => {
+                    let now = hosts::probe_all(&sessions, &targets).await;
+                    let problems = verify(plan, &now, &expected);
+                    if problems.is_empty() {
+                        executor.record(Event::RunFinished)?;
+                        Ok(())
+                    } else {
+                        Err(Error::Verification { problems })
+                    }
+                }
+                Err(error) => Err(error),
+            },
+            RunOutcome::Failed(failures) => Err(Error::StepFailed {
+                step: failures[0].step.clone(),
+                hosts: failures.iter().map(|f| f.host.clone()).collect(),
+            }),
+            RunOutcome::NeedsOperator { step, host } => Err(Error::NeedsOperator { step, host }),
+            RunOutcome::Interrupted => Err(Error::Interrupted),
+        };
+        if let Err(error) = &result {
+            executor.record(Event::RunStopped {
+                reason: chain(error),
+            })?;
+        }
+        for session in sessions.values() {
+            let _ = session.close().await;
+        }
+        report::print(&report::render_run(
+            &run.id(),
+            plan,
+            &Checkpoint::replay(&run.records()?),
+        ));
+        result
+    })
+}
+
+/// The export the source peer imported, as the `keep-export` step saved it in the run's
+/// `backups/`: the pinset every peer must list at the end.
+fn kept_export(run: &RunDir, plan: &Plan) -> Result<Pinset, Error> {
+    let path = run.backups_dir().join(EXPORT_BACKUP);
+    let failed = |message: String| RecoverError::ExportCheck {
+        host: anchor_of(plan).to_string(),
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| failed(e.to_string()))?;
+    let pins = pinset_of_listing(&text);
+    if pins.count == 0 {
+        return Err(failed("it holds no pins".to_string()).into());
+    }
+    Ok(pins)
+}
+
+/// `apply`'s final gate (target version, running, whole peerset), and every peer listing
+/// exactly the exported pinset (count and hash of the sorted CIDs).
+fn verify(plan: &Plan, now: &[HostFacts], expected: &Pinset) -> Vec<String> {
+    // Peers that ran before the recovery may have listed another pinset: the export is the reference.
+    let mut reference = plan.clone();
+    for facts in &mut reference.facts {
+        facts.pins = None;
+    }
+    let mut problems = apply::verify(&reference, now);
+    for host in now.iter().filter(|h| h.running) {
+        match &host.pins {
+            Some(pins) if pins == expected => {}
+            Some(pins) => problems.push(format!(
+                "{} lists {} pins (hash {}), but the recovered export holds {} (hash {})",
+                host.host,
+                pins.count,
+                &pins.hash[..12],
+                expected.count,
+                &expected.hash[..12]
+            )),
+            None => problems.push(format!("{} did not list its pins", host.host)),
+        }
+    }
+    problems
+}
+
+/// The last run that has a journal and did not finish, with its plan and checkpoint.
+fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
+    let Some(run) = state
+        .runs()?
+        .into_iter()
+        .rev()
+        .find(|run| run.journal_path().exists())
+    else {
+        return Ok(None);
+    };
+    let checkpoint = Checkpoint::replay(&run.records()?);
+    if checkpoint.finished {
+        return Ok(None);
+    }
+    Ok(Some((
+        run.clone(),
+        apply::read_plan(&run.plan_path())?,
+        checkpoint,
+    )))
+}
+
+fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NoConfirmation);
+    }
+    eprint!(
+        "Recover the cluster from {} and bootstrap {} hosts to it? [y/N] ",
+        anchor_of(plan),
+        plan.facts.len() - 1
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::Declined)
+    }
+}

@@ -1,0 +1,32 @@
+//! Disaster recovery (`cluster-upgrade recover`): find the state that survives (a live raft
+//! snapshot, a `raft.old.N` backup, or an export given on the command line), choose the
+//! source, and plan the docs' recovery through `playbooks/recover.yaml`. Pure: no I/O.
+
+mod plan;
+mod source;
+
+pub use plan::{
+    bootstrap_multiaddr, build_recovery_plan, remote_export_path, ExportFile, RecoveryInputs,
+    EXPECTED_DOWNTIME, EXPORT_BACKUP,
+};
+pub use source::{choose_source, Origin, RecoverRefusal, Source, SourceChoice};
+
+/// Why a recovery cannot be planned or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("recovery refused: {0}")]
+    Refused(#[from] RecoverRefusal),
+    #[error(transparent)]
+    Render(#[from] crate::procedure::RenderError),
+    #[error("{}: cannot use it as an export: {message}", path.display())]
+    Export {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot read the exported state back from {host} ({path}): {message}")]
+    ExportCheck {
+        host: String,
+        path: String,
+        message: String,
+    },
+}

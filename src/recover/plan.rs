@@ -1,0 +1,280 @@
+//! Builds the recovery plan: `playbooks/recover.yaml` rendered for every host, the source host
+//! as the anchor, with the `recovery` variable telling the playbook where the state comes from.
+//! Pure: no I/O.
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::source::{Origin, SourceChoice};
+use crate::facts::HostFacts;
+use crate::inventory::{Host, Inventory, Version};
+use crate::plan::{Choice, Plan, PlannedStep, ProcedureKind, PLAN_FORMAT};
+use crate::procedure::{
+    AnchorContext, CurrentContext, Procedure, RenderError, RunContext, TemplateContext,
+};
+
+/// What the plan says about downtime.
+pub const EXPECTED_DOWNTIME: &str =
+    "the cluster is down from `stop-all` until the source peer has started alone with the \
+     whole pinset; the other peers rejoin one by one after it";
+
+/// The file name, in the run's `backups/` on the controller, of the export the source peer
+/// imports (the `keep-export` step copies it there).
+pub const EXPORT_BACKUP: &str = "state-export.json";
+
+/// The export the recovery imports, given with `--from-export` (read on the controller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    pub path: std::path::PathBuf,
+    pub sha256: String,
+    pub pins: usize,
+}
+
+/// What the recovery planner needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryInputs<'a> {
+    pub inventory: &'a Inventory,
+    pub playbook: &'a Procedure,
+    /// Facts of every inventory host, in inventory order.
+    pub facts: &'a [HostFacts],
+    pub choice: &'a SourceChoice,
+    pub export: Option<&'a ExportFile>,
+    pub run_id: &'a str,
+}
+
+/// The file the source host exports its state to (or receives `--from-export` in): in the
+/// run's remote backup folder, beside the previous binaries.
+pub fn remote_export_path(source: &Host, run_id: &str) -> String {
+    format!(
+        "{}/state-export.json",
+        RunContext::new(run_id, bin_dir(source)).remote_backup_dir
+    )
+}
+
+/// Renders the recovery playbook for every host.
+pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderError> {
+    let RecoveryInputs {
+        inventory,
+        playbook,
+        facts,
+        choice,
+        export,
+        run_id,
+    } = inputs;
+    let target = inventory.cluster.target_version;
+    let anchor = inventory
+        .host(&choice.source.host)
+        .expect("the source is an inventory host");
+    let anchor_facts = facts_of(facts, anchor);
+    let anchor_multiaddr = bootstrap_multiaddr(anchor, anchor_facts, target);
+    let names: Vec<_> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
+    let mut steps = Vec::new();
+    for spec in &playbook.steps {
+        let mut hosts = Vec::new();
+        for name in spec.on.select(&names, &anchor.name) {
+            let host = inventory
+                .host(name.as_str())
+                .expect("selected from the inventory");
+            let host_facts = facts_of(facts, host);
+            let mut context = TemplateContext::new(inventory, host, anchor);
+            context.current = CurrentContext {
+                version: host_facts.service_version.map(|v| v.to_string()),
+                state_format: host_facts.state_format,
+                peer_id: host_facts.peer_id.clone(),
+                multiaddr: bootstrap_multiaddr(host, host_facts, target),
+            };
+            context.anchor = AnchorContext {
+                name: anchor.name.to_string(),
+                peer_id: anchor_facts.peer_id.clone(),
+                multiaddr: anchor_multiaddr.clone(),
+                vars: anchor.vars.clone(),
+            };
+            context.run = RunContext::new(run_id, bin_dir(host));
+            context.vars.insert(
+                "recovery".parse().expect("a valid name"),
+                recovery_var(choice, export, host_facts, anchor, run_id),
+            );
+            if let Some(mut rendered) = playbook.render_step(spec, &context)? {
+                rendered
+                    .timeout
+                    .get_or_insert(inventory.ssh.command_timeout);
+                hosts.push(rendered);
+            }
+        }
+        if !hosts.is_empty() {
+            steps.push(PlannedStep {
+                id: spec.id.to_string(),
+                name: spec.name.clone(),
+                mode: spec.mode,
+                destructive: spec.destructive,
+                on_resume: spec.on_resume,
+                hosts,
+            });
+        }
+    }
+    let mut reasons = choice.findings.clone();
+    reasons.push(format!("source: {}", choice.reason));
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        run_id: run_id.to_string(),
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        inventory: inventory.path.clone(),
+        cluster: inventory.cluster.name.clone(),
+        playbook: playbook.path.clone(),
+        expected_downtime: EXPECTED_DOWNTIME.to_string(),
+        backups: backups(choice, anchor, run_id),
+        facts_fingerprint: Plan::fingerprint(facts),
+        facts: facts.to_vec(),
+        choice: Choice {
+            procedure: ProcedureKind::Recover,
+            from: choice.from,
+            to: target,
+            reasons,
+            warnings: choice.warnings.clone(),
+            anchor: Some(anchor.name.to_string()),
+        },
+        steps,
+    })
+}
+
+/// The `recovery` variable of the playbook.
+fn recovery_var(
+    choice: &SourceChoice,
+    export: Option<&ExportFile>,
+    facts: &HostFacts,
+    anchor: &Host,
+    run_id: &str,
+) -> serde_json::Value {
+    let backup = match &choice.source.origin {
+        Origin::Backup { folder } => folder.clone(),
+        _ => String::new(),
+    };
+    json!({
+        "source": choice.source.origin.kind(),
+        "backup": backup,
+        "snapshot": choice.source.snapshot.clone().unwrap_or_default(),
+        "export_file": export.map(|e| e.path.display().to_string()).unwrap_or_default(),
+        "export_sha256": export.map(|e| e.sha256.clone()).unwrap_or_default(),
+        "export_path": remote_export_path(anchor, run_id),
+        "backup_file": EXPORT_BACKUP,
+        // `state import` and `state cleanup` take a local `-f` from 0.10; before, only the global one.
+        "force_local": facts.service_version.is_some_and(|v| v >= Version::new(0, 10, 0)),
+    })
+}
+
+/// The address the others bootstrap to: the running peer's, else the config's listen address
+/// (a wildcard replaced by the inventory address), with the peer ID in the target's style.
+pub fn bootstrap_multiaddr(host: &Host, facts: &HostFacts, target: Version) -> Option<String> {
+    let peer_id = facts.peer_id.as_deref()?;
+    let network = match host.address.ip() {
+        Some(IpAddr::V4(_)) => "ip4",
+        Some(IpAddr::V6(_)) => "ip6",
+        None => "dns4",
+    };
+    let own = format!("/{network}/{}", host.address);
+    let listen = match facts.listen_multiaddress.as_deref() {
+        Some(listen) => {
+            let transport = listen
+                .splitn(4, '/')
+                .nth(3)
+                .map_or("tcp/9096".to_string(), str::to_string);
+            let wildcard = listen.starts_with("/ip4/0.0.0.0/") || listen.starts_with("/ip6/::/");
+            if wildcard {
+                format!("{own}/{transport}")
+            } else {
+                listen.trim_end_matches('/').to_string()
+            }
+        }
+        None => format!("{own}/tcp/9096"),
+    };
+    Some(format!("{listen}/{}/{peer_id}", target.peer_id_protocol()))
+}
+
+fn bin_dir(host: &Host) -> &str {
+    host.vars.str("bin_dir").unwrap_or("/usr/local/bin")
+}
+
+fn facts_of<'a>(facts: &'a [HostFacts], host: &Host) -> &'a HostFacts {
+    facts
+        .iter()
+        .find(|f| f.host == host.name.as_str())
+        .expect("facts checked against the inventory")
+}
+
+fn backups(choice: &SourceChoice, anchor: &Host, run_id: &str) -> Vec<String> {
+    let mut list = vec![
+        "previous binaries on every host: <bin_dir>/ipfs-cluster-{service,ctl}.prev and the run's folder \
+         <bin_dir>/.cluster-upgrade/backup/<run id>/"
+            .to_string(),
+        format!(
+            "the recovered pinset: exported with the old version to {} on {}, and copied into the run directory on the controller",
+            remote_export_path(anchor, run_id),
+            anchor.name
+        ),
+    ];
+    if let Origin::Backup { folder } = &choice.source.origin {
+        list.push(format!("{folder} on {} becomes raft again; a raft folder already there is kept as raft.before-recover.<run id>", anchor.name));
+    }
+    list.push("raft state of every peer: `state cleanup` keeps it as raft.old.0 (a folder without a snapshot is deleted)".to_string());
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(address: &str) -> Host {
+        let text = format!(
+            "cluster:\n  name: lab\n  target_version: \"0.10.1\"\n  releases:\n    source: local\n    path: releases\n\
+             hosts:\n  - name: h1\n    address: \"{address}\"\n    user: root\n    identity_file: id_test\n"
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/inventory/recover.yaml");
+        match Inventory::from_text(&path, &text, &[]) {
+            Ok(inventory) => inventory.hosts[0].clone(),
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    #[test]
+    fn a_stopped_peer_is_bootstrapped_to_from_its_config() {
+        let facts = HostFacts {
+            peer_id: Some("QmA".into()),
+            listen_multiaddress: Some("/ip4/0.0.0.0/tcp/9096".into()),
+            ..HostFacts::default()
+        };
+        let h = host("127.9.9.2");
+        assert_eq!(
+            bootstrap_multiaddr(&h, &facts, Version::new(0, 10, 1)).as_deref(),
+            Some("/ip4/127.9.9.2/tcp/9096/ipfs/QmA")
+        );
+        assert_eq!(
+            bootstrap_multiaddr(&h, &facts, Version::new(1, 1, 6)).as_deref(),
+            Some("/ip4/127.9.9.2/tcp/9096/p2p/QmA")
+        );
+        let bound = HostFacts {
+            listen_multiaddress: Some("/ip4/10.0.0.5/tcp/9196".into()),
+            ..facts.clone()
+        };
+        assert_eq!(
+            bootstrap_multiaddr(&h, &bound, Version::new(0, 10, 1)).as_deref(),
+            Some("/ip4/10.0.0.5/tcp/9196/ipfs/QmA")
+        );
+        let unknown = HostFacts {
+            listen_multiaddress: None,
+            ..facts
+        };
+        assert_eq!(
+            bootstrap_multiaddr(&h, &unknown, Version::new(0, 10, 1)).as_deref(),
+            Some("/ip4/127.9.9.2/tcp/9096/ipfs/QmA")
+        );
+        assert_eq!(
+            bootstrap_multiaddr(&h, &HostFacts::default(), Version::new(0, 10, 1)),
+            None
+        );
+    }
+}
