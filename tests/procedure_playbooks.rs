@@ -107,7 +107,12 @@ fn standard_stops_all_swaps_and_starts_all_with_upgrade() {
     assert!(position("keep-previous") < position("install-release"));
     assert!(position("stop-peers") < position("install-release"));
     assert!(position("install-release") < position("start-upgrade"));
-    for id in ["stop-peers", "install-release", "start-upgrade"] {
+    // Stopping keeps the state in place; the state is exported before anything destructive.
+    assert!(!standard.step("stop-peers").unwrap().destructive);
+    assert!(position("stop-peers") < position("export-state"));
+    assert!(position("export-state") < position("install-release"));
+    assert!(standard.step("export-state").unwrap().backup.is_some());
+    for id in ["install-release", "start-upgrade"] {
         let step = standard.step(id).unwrap();
         assert_eq!((&step.on, step.mode, step.destructive), (&Targets::All, Mode::Parallel, true), "{id}");
     }

@@ -178,21 +178,16 @@ impl RunDir {
         Ok(records)
     }
 
-    /// Opens the journal for appending.
+    /// Opens the journal for appending. A record cut short by a crash (a last line without its
+    /// newline) is dropped first, so that what follows parses.
     pub fn journal(&self) -> Result<JournalWriter, JournalError> {
         let path = self.journal_path();
-        // A crash may have cut the last line: start on a fresh line so the next record parses.
-        let needs_newline = fs::read(&path)
-            .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
-            .unwrap_or(false);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        if needs_newline {
-            file.write_all(b"\n").map_err(io_err(&path))?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io_err(&path))?;
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64).map_err(io_err(&path))?;
+            file.sync_data().map_err(io_err(&path))?;
         }
         Ok(JournalWriter { file, path })
     }
