@@ -227,6 +227,105 @@ fn backups(choice: &SourceChoice, anchor: &Host, run_id: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn lab_inventory() -> Inventory {
+        let mut text = String::from(
+            "cluster:\n  name: lab\n  target_version: \"0.10.1\"\n  releases:\n    source: local\n    path: releases\n\
+             vars:\n  service_manager: lab\n  bin_dir: /lab/bin\n  config_dir: /lab/cfg\n  service_cmd: /lab/bin/svc\n  \
+             api: /ip4/127.0.0.1/tcp/9094\nhosts:\n",
+        );
+        for n in 1..=3 {
+            text.push_str(&format!("  - name: h{n}\n    address: \"127.9.9.{}\"\n    user: root\n    identity_file: id_test\n", n + 1));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/inventory/recover.yaml");
+        Inventory::from_text(&path, &text, &[]).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn playbook() -> Procedure {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/recover.yaml");
+        Procedure::load(&path).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn a_backup_source_is_restored_exported_and_bootstrapped_to() {
+        use crate::facts::StoredState;
+        let inventory = lab_inventory();
+        let facts: Vec<HostFacts> = (1..=3)
+            .map(|n| HostFacts {
+                host: format!("h{n}"),
+                service_version: Some(Version::new(0, 9, 0)),
+                peer_id: Some(format!("Qm{n}")),
+                listen_multiaddress: Some("/ip4/0.0.0.0/tcp/9096".into()),
+                stored_states: if n == 1 {
+                    vec![StoredState {
+                        folder: "raft.old.0".into(),
+                        snapshot: Some("3-9-1".into()),
+                        first_byte: Some(5),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                ..HostFacts::default()
+            })
+            .collect();
+        let choice = crate::recover::choose_source(&facts, Version::new(0, 10, 1), None).unwrap();
+        let playbook = playbook();
+        let plan = build_recovery_plan(RecoveryInputs {
+            inventory: &inventory,
+            playbook: &playbook,
+            facts: &facts,
+            choice: &choice,
+            export: None,
+            run_id: "r1",
+        })
+        .unwrap();
+        assert_eq!(plan.choice.procedure, ProcedureKind::Recover);
+        assert_eq!(plan.choice.anchor.as_deref(), Some("h1"));
+        let step = |id: &str| plan.steps.iter().find(|s| s.id == id);
+        assert!(step("upload-export").is_none(), "no export was given");
+        let hosts = |id: &str| {
+            step(id)
+                .unwrap()
+                .hosts
+                .iter()
+                .map(|h| h.host.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hosts("restore-backup"), ["h1"]);
+        assert_eq!(hosts("import-state"), ["h1"]);
+        assert_eq!(hosts("bootstrap-others"), ["h2", "h3"]);
+        let restore = step("restore-backup").unwrap().hosts[0]
+            .command
+            .clone()
+            .unwrap();
+        assert!(restore.contains("mv raft.old.0 raft"), "{restore}");
+        // 0.9 takes only the global --force for state cleanup and import.
+        let import = step("import-state").unwrap().hosts[0]
+            .command
+            .clone()
+            .unwrap();
+        assert!(import.contains("--force --config /lab/cfg state import /lab/bin/.cluster-upgrade/backup/r1/state-export.json"), "{import}");
+        assert!(!import.contains("import -f"), "{import}");
+        let keep = &step("keep-export").unwrap().hosts[0];
+        assert_eq!(
+            keep.command.as_deref(),
+            Some("cat /lab/bin/.cluster-upgrade/backup/r1/state-export.json")
+        );
+        assert_eq!(keep.backup.as_deref(), Some(EXPORT_BACKUP));
+        let start = step("bootstrap-others").unwrap().hosts[0]
+            .command
+            .clone()
+            .unwrap();
+        assert_eq!(
+            start,
+            "/lab/bin/svc start --bootstrap /ip4/127.9.9.2/tcp/9096/ipfs/Qm1"
+        );
+        assert_eq!(
+            step("start-source").unwrap().hosts[0].command.as_deref(),
+            Some("/lab/bin/svc start --upgrade")
+        );
+    }
+
     fn host(address: &str) -> Host {
         let text = format!(
             "cluster:\n  name: lab\n  target_version: \"0.10.1\"\n  releases:\n    source: local\n    path: releases\n\

@@ -295,13 +295,16 @@ fn finding(host: &HostFacts) -> String {
         parts.push("raft/ missing".to_string());
     }
     for state in &host.stored_states {
+        let folder = match state.backup_number() {
+            None => format!("{}/", state.folder),
+            Some(_) => state.folder.clone(),
+        };
         parts.push(match &state.snapshot {
             Some(snapshot) => format!(
-                "{} snapshot {snapshot}{}",
-                state.folder,
+                "{folder} snapshot {snapshot}{}",
                 FormatNote(state.first_byte)
             ),
-            None => format!("{} without a snapshot", state.folder),
+            None => format!("{folder} without a snapshot"),
         });
     }
     if host.stored_states.is_empty() && host.has_snapshot {
@@ -368,7 +371,7 @@ mod tests {
         assert_eq!(choice.findings[1], "h2 (0.9.0, stopped): raft/ missing");
         assert_eq!(
             choice.findings[2],
-            "h3 (0.9.0, stopped): raft without a snapshot"
+            "h3 (0.9.0, stopped): raft/ without a snapshot"
         );
         assert!(
             choice
