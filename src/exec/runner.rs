@@ -2,14 +2,16 @@
 //! one host after another; the run stops after a step that failed anywhere.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::events::{Reporter, StepEvent};
 use super::host_step::{check_passes, run_step, HostFailure, SavedBackup, Sessions};
-use crate::journal::{Checkpoint, Event, HostStepState, JournalError, JournalWriter, Record};
+use crate::journal::{
+    Checkpoint, Event, GroupJournal, HostStepState, JournalError, JournalWriter, Record,
+};
 use crate::plan::{Plan, PlannedStep};
 use crate::procedure::{Mode, OnResume, RenderedStep};
 use crate::transport::Session;
@@ -52,7 +54,7 @@ pub enum RunOutcome {
 /// Runs plans over open sessions, journalling as it goes.
 pub struct Executor<S: Session + 'static> {
     sessions: Arc<Sessions<S>>,
-    journal: Arc<Mutex<JournalWriter>>,
+    journal: Arc<GroupJournal>,
     checkpoint: Arc<Checkpoint>,
     reporter: Arc<dyn Reporter>,
     options: ExecOptions,
@@ -77,7 +79,7 @@ impl<S: Session + 'static> Executor<S> {
     ) -> Executor<S> {
         Executor {
             sessions: Arc::new(sessions),
-            journal: Arc::new(Mutex::new(journal)),
+            journal: Arc::new(GroupJournal::new(journal)),
             checkpoint: Arc::new(checkpoint),
             reporter,
             options,
@@ -301,9 +303,8 @@ impl<S: Session + 'static> Executor<S> {
     }
 }
 
-fn append(journal: &Mutex<JournalWriter>, event: Event) -> Result<(), JournalError> {
-    journal
-        .lock()
-        .expect("journal lock poisoned")
-        .append(&Record::now(event))
+/// Appends a record and waits until it is durable (group commit with the other hosts). The
+/// wait blocks this worker thread, so the runtime is told to move other tasks elsewhere.
+fn append(journal: &GroupJournal, event: Event) -> Result<(), JournalError> {
+    tokio::task::block_in_place(|| journal.append(Record::now(event)))
 }

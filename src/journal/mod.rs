@@ -3,10 +3,12 @@
 //! from. A lock file keeps two `apply` processes from interleaving.
 
 mod checkpoint;
+mod group;
 mod record;
 mod run_dir;
 
 pub use checkpoint::{Checkpoint, HostStepState};
+pub use group::GroupJournal;
 pub use record::{Event, Record};
 pub use run_dir::{
     private_dir, write_private, JournalError, JournalWriter, RunDir, RunLock, StateDir,

@@ -25,6 +25,8 @@ pub enum JournalError {
         line: usize,
         message: String,
     },
+    #[error("the journal could not be made durable: {message}")]
+    Flush { message: String },
     #[error("another `cluster-upgrade apply` holds {} (one apply at a time per cluster); wait for it, or if no apply runs, the lock is released by the system and this is a bug", path.display())]
     Locked { path: PathBuf },
 }
@@ -182,7 +184,12 @@ impl RunDir {
     /// newline) is dropped first, so that what follows parses.
     pub fn journal(&self) -> Result<JournalWriter, JournalError> {
         let path = self.journal_path();
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let bytes = fs::read(&path).map_err(io_err(&path))?;
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
