@@ -396,17 +396,22 @@ fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
     .map(|_| ())
 }
 
-/// Waits until every peer lists the `count` pins. Every one of them was acknowledged (`add_pins`
-/// fails otherwise), so once a peer's list stops moving short of them the stand-in lost
-/// acknowledged writes: that is a stand-in bug, reported as such and never papered over.
+/// Waits until every peer lists exactly the lab's `count` pins. Every one of them was
+/// acknowledged (`add_pins` fails otherwise), so once a peer's list stops moving short of them
+/// the stand-in lost acknowledged writes: that is a stand-in bug, reported as such and never
+/// papered over.
 fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
     const STALL: Duration = Duration::from_secs(5);
+    let expected: std::collections::HashSet<String> = (0..count).map(pins::cid).collect();
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
         let mut last = (None, Instant::now());
         let what = format!("{} to list {count} pins", peer.name);
         wait::until(&what, limit, Duration::from_millis(300), || {
             let seen = peer.pins()?;
-            if seen.as_ref().map(Vec::len) == Some(count) {
+            let exact = |cids: &Vec<String>| {
+                cids.len() == count && cids.iter().all(|cid| expected.contains(cid))
+            };
+            if seen.as_ref().is_some_and(exact) {
                 return Ok(Some(()));
             }
             let size = seen.as_ref().map(Vec::len);
