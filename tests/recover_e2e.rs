@@ -272,6 +272,28 @@ fn recover_from_an_export_when_no_state_survives_anywhere() {
         text(&out.stderr)
     );
 
+    // An export of another era is refused before any peer is touched.
+    let newer = lab.path().join("pins-1.1.json");
+    std::fs::write(
+        &newer,
+        "{\"cid\":\"QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG\",\"type\":\"pin\"}\n",
+    )
+    .unwrap();
+    let out = recover(&lab, &["--from-export", newer.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("but h3 runs 0.9.0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !lab.path()
+            .join(".cluster-upgrade/runs")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "no run was started"
+    );
+
     let out = recover(&lab, &["--from-export", export.to_str().unwrap()]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "recover failed:\n{stdout}\n{stderr}");

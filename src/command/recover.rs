@@ -15,7 +15,8 @@ use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
 use crate::plan::{Plan, ProcedureKind};
 use crate::recover::{
-    build_recovery_plan, choose_source, ExportFile, RecoverError, RecoveryInputs, EXPORT_BACKUP,
+    build_recovery_plan, check_export_fits, choose_source, ExportFile, ExportShape, RecoverError,
+    RecoveryInputs, EXPORT_BACKUP,
 };
 use crate::report::{self, PlainProgress, TerminalProgress};
 
@@ -51,6 +52,9 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     )
     .map_err(RecoverError::from)
     .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
+    if let Some(export) = &export {
+        check_export_fits(export, &choice)?;
+    }
     let run_id = plan_cmd::run_id();
     let plan = build_recovery_plan(RecoveryInputs {
         inventory: &inventory,
@@ -79,13 +83,12 @@ fn read_export(path: &Path) -> Result<ExportFile, Error> {
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let text = String::from_utf8(bytes.clone()).map_err(|_| bad("not UTF-8 text".to_string()))?;
     let pins = pinset_of_listing(&text).count;
-    if pins == 0 {
-        return Err(bad(
+    let shape = ExportShape::of(&text).filter(|_| pins > 0).ok_or_else(|| {
+        bad(
             "no pins found (expected the JSON written by `ipfs-cluster-service state export`)"
                 .to_string(),
         )
-        .into());
-    }
+    })?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let sha256 = Sha256::digest(&bytes)
         .iter()
@@ -95,6 +98,7 @@ fn read_export(path: &Path) -> Result<ExportFile, Error> {
         path: absolute,
         sha256,
         pins,
+        shape,
     })
 }
 

@@ -2,9 +2,11 @@
 //! snapshot, a `raft.old.N` backup, or an export given on the command line), choose the
 //! source, and plan the docs' recovery through `playbooks/recover.yaml`. Pure: no I/O.
 
+mod export;
 mod plan;
 mod source;
 
+pub use export::{check_export_fits, ExportShape};
 pub use plan::{
     bootstrap_multiaddr, build_recovery_plan, remote_export_path, ExportFile, RecoveryInputs,
     EXPECTED_DOWNTIME, EXPORT_BACKUP,

@@ -30,6 +30,7 @@ pub struct ExportFile {
     pub path: std::path::PathBuf,
     pub sha256: String,
     pub pins: usize,
+    pub shape: super::ExportShape,
 }
 
 /// What the recovery planner needs.
