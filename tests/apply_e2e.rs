@@ -2,51 +2,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{cluster_upgrade, run, text, Lab};
-
-/// Every peer on `version`, running, seeing `peers` peers and listing `pins` pins.
-fn assert_cluster(lab: &Lab, version: &str, peers: u64, pins: u64) {
-    for host in lab.status() {
-        assert_eq!(host.version.as_deref(), Some(version), "{host:?}");
-        assert!(host.running, "{host:?}");
-        assert_eq!(host.peers, Some(peers), "{host:?}");
-        assert_eq!(host.pins, Some(pins), "{host:?}");
-    }
-}
-
-/// The journal's records of the (only) run in the lab's state directory.
-fn journal(lab: &Lab) -> Vec<serde_json::Value> {
-    let runs = lab.path().join(".cluster-upgrade/runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .expect("a run")
-        .unwrap()
-        .path();
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// No (step, host) is recorded finished twice: a finished step never ran again.
-fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
-    let mut finished: BTreeMap<(String, String), u32> = BTreeMap::new();
-    for record in records.iter().filter(|r| r["event"] == "step_finished") {
-        *finished
-            .entry((record["step"].to_string(), record["host"].to_string()))
-            .or_default() += 1;
-    }
-    let twice: Vec<_> = finished.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "finished steps ran again: {twice:?}");
-}
+use support::{assert_no_step_finished_twice, cluster_upgrade, run, text, Lab};
 
 /// The cells of a step's row in the `status` table.
 fn row(status: &str, step: &str) -> Vec<String> {
@@ -146,7 +106,7 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
     assert!(text(&refused.stderr).contains("no terminal to ask on; pass --yes"));
-    assert_cluster(&lab, "0.9.0", 3, 60);
+    lab.assert_cluster("0.9.0", 3, 60);
 
     // A bare `apply` in the inventory's folder applies the plan `plan` saved.
     let out = Command::new(cluster_upgrade())
@@ -160,14 +120,14 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert_cluster(&lab, "0.10.1", 3, 60);
+    lab.assert_cluster("0.10.1", 3, 60);
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("standard procedure, 0.9.0 → 0.10.1, finished"),
         "{stdout}"
     );
 
-    let records = journal(&lab);
+    let records = lab.journal();
     assert_no_step_finished_twice(&records);
     assert_eq!(records.last().unwrap()["event"], "run_finished");
     // Every remote step was journalled as started before it finished.
@@ -228,8 +188,8 @@ fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert_cluster(&lab, "0.10.1", 5, 40);
-    assert_no_step_finished_twice(&journal(&lab));
+    lab.assert_cluster("0.10.1", 5, 40);
+    assert_no_step_finished_twice(&lab.journal());
 }
 
 #[test]
@@ -271,7 +231,7 @@ fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused()
         "{}",
         text(&out.stderr)
     );
-    assert_cluster(&lab, "1.0.8", 3, 31);
+    lab.assert_cluster("1.0.8", 3, 31);
 
     let out = apply_inventory(&lab);
     assert!(
@@ -280,7 +240,7 @@ fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused()
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert_cluster(&lab, "1.1.6", 3, 31);
+    lab.assert_cluster("1.1.6", 3, 31);
 }
 
 #[test]
@@ -318,7 +278,7 @@ fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
         "the stderr tail is shown: {stdout}"
     );
     // Nothing destructive ran: every peer still serves 0.9.0 with all its pins.
-    assert_cluster(&lab, "0.9.0", 3, 25);
+    lab.assert_cluster("0.9.0", 3, 25);
     let status = text(&run(&["status", lab.inventory().to_str().unwrap()]).stdout);
     assert_eq!(
         row(&status, "upload-service"),
@@ -344,8 +304,8 @@ fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
         "{}",
         text(&out.stderr)
     );
-    assert_cluster(&lab, "0.10.1", 3, 25);
-    let records = journal(&lab);
+    lab.assert_cluster("0.10.1", 3, 25);
+    let records = lab.journal();
     assert_no_step_finished_twice(&records);
     let prepare_starts = records
         .iter()
@@ -357,43 +317,6 @@ fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
     );
 }
 
-/// Starts `apply`, SIGKILLs it as soon as the journal shows `step` started, and waits for it.
-fn kill_apply_when_started(lab: &Lab, step: &str) {
-    let mut child = Command::new(cluster_upgrade())
-        .args(["apply", lab.inventory().to_str().unwrap(), "--yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let runs = lab.path().join(".cluster-upgrade/runs");
-    let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-    let start = Instant::now();
-    loop {
-        let seen = std::fs::read_dir(&runs)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|run| {
-                std::fs::read_to_string(run.path().join("journal.jsonl"))
-                    .unwrap_or_default()
-                    .contains(&needle)
-            });
-        if seen {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("apply ended ({status}) before {step} started");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{step} never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 #[test]
 fn killed_at_several_points_apply_still_finishes_without_losing_a_pin() {
     let lab = Lab::up(3, "0.9.0", 40);
@@ -403,7 +326,11 @@ fn killed_at_several_points_apply_still_finishes_without_losing_a_pin() {
         "start-upgrade",
         "cluster-healthy",
     ] {
-        kill_apply_when_started(&lab, step);
+        lab.kill_when_started(
+            &["apply", lab.inventory().to_str().unwrap(), "--yes"],
+            step,
+            1,
+        );
     }
     let out = apply_inventory(&lab);
     assert!(
@@ -412,8 +339,8 @@ fn killed_at_several_points_apply_still_finishes_without_losing_a_pin() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert_cluster(&lab, "0.10.1", 3, 40);
-    let records = journal(&lab);
+    lab.assert_cluster("0.10.1", 3, 40);
+    let records = lab.journal();
     assert_no_step_finished_twice(&records);
     assert_eq!(
         records
@@ -479,5 +406,5 @@ fn a_second_apply_is_refused_while_one_runs() {
         first.wait().unwrap().success(),
         "the first apply is not disturbed"
     );
-    assert_cluster(&lab, "0.10.1", 3, 5);
+    lab.assert_cluster("0.10.1", 3, 5);
 }

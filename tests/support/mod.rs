@@ -189,3 +189,81 @@ pub fn run(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+impl Lab {
+    /// Every peer on `version`, running, seeing `peers` peers and listing `pins` pins.
+    pub fn assert_cluster(&self, version: &str, peers: u64, pins: u64) {
+        for host in self.status() {
+            assert_eq!(host.version.as_deref(), Some(version), "{host:?}");
+            assert!(host.running, "{host:?}");
+            assert_eq!(host.peers, Some(peers), "{host:?}");
+            assert_eq!(host.pins, Some(pins), "{host:?}");
+        }
+    }
+
+    /// The run directories in the lab's state directory, oldest first.
+    pub fn run_dirs(&self) -> Vec<PathBuf> {
+        let runs = self.path().join(".cluster-upgrade/runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// The journals of every run, concatenated.
+    pub fn journal_text(&self) -> String {
+        self.run_dirs()
+            .iter()
+            .map(|run| std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default())
+            .collect()
+    }
+
+    /// The journal records of every run.
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        self.journal_text()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Runs `cluster-upgrade ARGS` and SIGKILLs it once the journal shows `step` started for the
+    /// `occurrence`-th time.
+    pub fn kill_when_started(&self, args: &[&str], step: &str, occurrence: usize) {
+        let mut child = Command::new(cluster_upgrade())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start cluster-upgrade");
+        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+        let start = Instant::now();
+        while self.journal_text().matches(&needle).count() < occurrence {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{args:?} ended ({status}) before {step} started");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{step} never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+    }
+}
+
+/// No (step, host) is recorded finished twice: a finished step never ran again.
+pub fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
+    let mut finished = std::collections::BTreeMap::new();
+    for record in records.iter().filter(|r| r["event"] == "step_finished") {
+        *finished
+            .entry((record["step"].to_string(), record["host"].to_string()))
+            .or_insert(0) += 1;
+    }
+    let twice: Vec<_> = finished.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "finished steps ran again: {twice:?}");
+}
