@@ -3,19 +3,16 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::cli::{ApplyArgs, InventoryArgs};
-use crate::error::{chain, Error};
-use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
+use crate::error::Error;
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::Inventory;
-use crate::journal::{Checkpoint, Event, RunDir, StateDir};
+use crate::journal::{Checkpoint, RunDir, StateDir};
 use crate::plan::{build_plan, Plan, PlanInputs, PLAN_FORMAT};
-use crate::report::{self, PlainProgress, TerminalProgress};
+use crate::report::{self};
 
-use super::{hosts, inputs, plan as plan_cmd};
+use super::{hosts, inputs, plan as plan_cmd, run};
 
 /// Where the plan comes from.
 enum Source {
@@ -138,106 +135,38 @@ fn execute(
     checkpoint: Checkpoint,
     freshness: Freshness,
 ) -> Result<(), Error> {
-    crate::report::log_to_file(&run.log_path());
-    let targets = hosts::probe_targets(inventory);
-    let runtime = hosts::runtime()?;
-    runtime.block_on(async {
-        let sessions = hosts::connect_all(hosts::ssh_options(inventory, &args.ssh), &targets)
-            .await
-            .map_err(|failures| Error::Unreachable {
-                hosts: failures
-                    .iter()
-                    .map(|(h, e)| (h.clone(), chain(e)))
-                    .collect(),
-            })?;
-        match freshness {
-            Freshness::JustProbed => {}
-            Freshness::Saved => {
-                let now = hosts::probe_all(&sessions, &targets).await;
-                if Plan::fingerprint(&now) != plan.facts_fingerprint {
-                    return Err(Error::StalePlan {
-                        changes: differences(&plan.facts, &now),
-                    });
-                }
-            }
-            Freshness::Resume => {
-                let now = hosts::probe_all(&sessions, &targets).await;
-                let problems = resume_problems(plan, &now);
-                if !problems.is_empty() {
-                    return Err(Error::UnsafeResume { problems });
-                }
-            }
+    let stale = |now: &[HostFacts]| {
+        if Plan::fingerprint(now) == plan.facts_fingerprint {
+            Ok(())
+        } else {
+            Err(Error::StalePlan {
+                changes: differences(&plan.facts, now),
+            })
         }
-
-        let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
-        let terminal = std::io::stderr().is_terminal() && !report::verbose();
-        let progress = terminal.then(|| Arc::new(TerminalProgress::new(&host_names)));
-        let reporter: Arc<dyn Reporter> = match &progress {
-            Some(bars) => bars.clone(),
-            None => Arc::new(PlainProgress::default()),
-        };
-        let options = ExecOptions {
-            concurrency: hosts::concurrency(inventory, &args.ssh),
-            retry_in_flight: args.retry_in_flight,
-        };
-        let backups = BackupsDir(run.backups_dir());
-        let executor = Executor::new(
-            sessions.clone(),
-            run.journal()?,
-            checkpoint,
-            reporter,
-            options,
-            backups,
-        );
-        executor.record(Event::RunStarted {
-            pid: std::process::id(),
-            resumed: freshness == Freshness::Resume,
-        })?;
-        let stop = executor.stop_flag();
-        let interrupt = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                report::note("interrupt: stopping after the commands that are running now");
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-        let outcome = executor.run(plan).await?;
-        interrupt.abort();
-        if let Some(bars) = &progress {
-            bars.finish();
+    };
+    let resumable = |now: &[HostFacts]| {
+        let problems = resume_problems(plan, now);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UnsafeResume { problems })
         }
-        let result = match outcome {
-            RunOutcome::Finished => {
-                let now = hosts::probe_all(&sessions, &targets).await;
-                let problems = verify(plan, &now);
-                if problems.is_empty() {
-                    executor.record(Event::RunFinished)?;
-                    Ok(())
-                } else {
-                    Err(Error::Verification { problems })
-                }
-            }
-            RunOutcome::Failed(failures) => Err(Error::StepFailed {
-                step: failures[0].step.clone(),
-                hosts: failures.iter().map(|f| f.host.clone()).collect(),
-            }),
-            RunOutcome::NeedsOperator { step, host } => Err(Error::NeedsOperator { step, host }),
-            RunOutcome::Interrupted => Err(Error::Interrupted),
-        };
-        if let Err(error) = &result {
-            executor.record(Event::RunStopped {
-                reason: chain(error),
-            })?;
-        }
-        for session in sessions.values() {
-            let _ = session.close().await;
-        }
-        report::print(&report::render_run(
-            &run.id(),
-            plan,
-            &Checkpoint::replay(&run.records()?),
-        ));
-        result
-    })
+    };
+    let before: Option<run::BeforeCheck<'_>> = match freshness {
+        Freshness::JustProbed => None,
+        Freshness::Saved => Some(&stale),
+        Freshness::Resume => Some(&resumable),
+    };
+    let request = run::RunRequest {
+        inventory,
+        run,
+        plan,
+        checkpoint,
+        ssh: &args.ssh,
+        retry_in_flight: args.retry_in_flight,
+        resumed: freshness == Freshness::Resume,
+    };
+    run::run_plan(request, before, &|now: &[HostFacts]| Ok(verify(plan, now)))
 }
 
 /// The last run that has a journal and did not finish, with its plan and checkpoint.

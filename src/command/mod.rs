@@ -7,6 +7,7 @@ mod hosts;
 mod inputs;
 mod plan;
 mod recover;
+mod run;
 mod status;
 
 use crate::cli::{Cli, Command};

@@ -4,23 +4,20 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::cli::RecoverArgs;
-use crate::error::{chain, Error};
-use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
+use crate::error::Error;
 use crate::facts::{pinset_of_listing, HostFacts, Pinset};
 use crate::inventory::Inventory;
-use crate::journal::{Checkpoint, Event, RunDir, StateDir};
+use crate::journal::{Checkpoint, RunDir, StateDir};
 use crate::plan::{Plan, ProcedureKind};
 use crate::recover::{
     build_recovery_plan, check_export_fits, choose_source, ExportFile, ExportShape, RecoverError,
     RecoveryInputs, EXPORT_BACKUP,
 };
-use crate::report::{self, PlainProgress, TerminalProgress};
+use crate::report::{self};
 
-use super::{apply, hosts, inputs, plan as plan_cmd};
+use super::{apply, hosts, inputs, plan as plan_cmd, run};
 
 pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
@@ -114,88 +111,17 @@ fn execute(
     checkpoint: Checkpoint,
     resumed: bool,
 ) -> Result<(), Error> {
-    report::log_to_file(&run.log_path());
-    let targets = hosts::probe_targets(inventory);
-    let runtime = hosts::runtime()?;
-    runtime.block_on(async {
-        let sessions = hosts::connect_all(hosts::ssh_options(inventory, &args.ssh), &targets)
-            .await
-            .map_err(|failures| Error::Unreachable {
-                hosts: failures
-                    .iter()
-                    .map(|(h, e)| (h.clone(), chain(e)))
-                    .collect(),
-            })?;
-        let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
-        let terminal = std::io::stderr().is_terminal() && !report::verbose();
-        let progress = terminal.then(|| Arc::new(TerminalProgress::new(&host_names)));
-        let reporter: Arc<dyn Reporter> = match &progress {
-            Some(bars) => bars.clone(),
-            None => Arc::new(PlainProgress::default()),
-        };
-        let options = ExecOptions {
-            concurrency: hosts::concurrency(inventory, &args.ssh),
-            retry_in_flight: args.retry_in_flight,
-        };
-        let executor = Executor::new(
-            sessions.clone(),
-            run.journal()?,
-            checkpoint,
-            reporter,
-            options,
-            BackupsDir(run.backups_dir()),
-        );
-        executor.record(Event::RunStarted {
-            pid: std::process::id(),
-            resumed,
-        })?;
-        let stop = executor.stop_flag();
-        let interrupt = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                report::note("interrupt: stopping after the commands that are running now");
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-        let outcome = executor.run(plan).await?;
-        interrupt.abort();
-        if let Some(bars) = &progress {
-            bars.finish();
-        }
-        let result = match outcome {
-            RunOutcome::Finished => match kept_export(run, plan) {
-                Ok(expected) => {
-                    let now = hosts::probe_all(&sessions, &targets).await;
-                    let problems = verify(plan, &now, &expected);
-                    if problems.is_empty() {
-                        executor.record(Event::RunFinished)?;
-                        Ok(())
-                    } else {
-                        Err(Error::Verification { problems })
-                    }
-                }
-                Err(error) => Err(error),
-            },
-            RunOutcome::Failed(failures) => Err(Error::StepFailed {
-                step: failures[0].step.clone(),
-                hosts: failures.iter().map(|f| f.host.clone()).collect(),
-            }),
-            RunOutcome::NeedsOperator { step, host } => Err(Error::NeedsOperator { step, host }),
-            RunOutcome::Interrupted => Err(Error::Interrupted),
-        };
-        if let Err(error) = &result {
-            executor.record(Event::RunStopped {
-                reason: chain(error),
-            })?;
-        }
-        for session in sessions.values() {
-            let _ = session.close().await;
-        }
-        report::print(&report::render_run(
-            &run.id(),
-            plan,
-            &Checkpoint::replay(&run.records()?),
-        ));
-        result
+    let request = run::RunRequest {
+        inventory,
+        run,
+        plan,
+        checkpoint,
+        ssh: &args.ssh,
+        retry_in_flight: args.retry_in_flight,
+        resumed,
+    };
+    run::run_plan(request, None, &|now: &[HostFacts]| {
+        Ok(verify(plan, now, &kept_export(run, plan)?))
     })
 }
 

@@ -1,0 +1,132 @@
+//! Running a plan, shared by `apply` and `recover`: connect to every host, optionally check the
+//! cluster against the plan, run the steps with progress and the journal, take the final gate,
+//! print the run's table.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::cli::SshArgs;
+use crate::error::{chain, Error};
+use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
+use crate::facts::HostFacts;
+use crate::inventory::Inventory;
+use crate::journal::{Checkpoint, Event, RunDir};
+use crate::plan::Plan;
+use crate::report::{self, PlainProgress, TerminalProgress};
+
+use super::hosts;
+
+/// A run to start or resume.
+pub struct RunRequest<'a> {
+    pub inventory: &'a Inventory,
+    pub run: &'a RunDir,
+    pub plan: &'a Plan,
+    pub checkpoint: Checkpoint,
+    pub ssh: &'a SshArgs,
+    pub retry_in_flight: bool,
+    pub resumed: bool,
+}
+
+/// Checks fresh facts: before the first step (`Err` stops the run before anything runs), and
+/// after the last one (the problems found; none means the run finished).
+pub type BeforeCheck<'a> = &'a dyn Fn(&[HostFacts]) -> Result<(), Error>;
+pub type AfterCheck<'a> = &'a dyn Fn(&[HostFacts]) -> Result<Vec<String>, Error>;
+
+pub fn run_plan(
+    request: RunRequest<'_>,
+    before: Option<BeforeCheck<'_>>,
+    after: AfterCheck<'_>,
+) -> Result<(), Error> {
+    let RunRequest {
+        inventory,
+        run,
+        plan,
+        checkpoint,
+        ssh,
+        retry_in_flight,
+        resumed,
+    } = request;
+    report::log_to_file(&run.log_path());
+    let targets = hosts::probe_targets(inventory);
+    let runtime = hosts::runtime()?;
+    runtime.block_on(async {
+        let sessions = hosts::connect_all(hosts::ssh_options(inventory, ssh), &targets)
+            .await
+            .map_err(|failures| Error::Unreachable {
+                hosts: failures
+                    .iter()
+                    .map(|(h, e)| (h.clone(), chain(e)))
+                    .collect(),
+            })?;
+        if let Some(before) = before {
+            before(&hosts::probe_all(&sessions, &targets).await)?;
+        }
+
+        let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
+        let terminal = std::io::stderr().is_terminal() && !report::verbose();
+        let progress = terminal.then(|| Arc::new(TerminalProgress::new(&host_names)));
+        let reporter: Arc<dyn Reporter> = match &progress {
+            Some(bars) => bars.clone(),
+            None => Arc::new(PlainProgress::default()),
+        };
+        let options = ExecOptions {
+            concurrency: hosts::concurrency(inventory, ssh),
+            retry_in_flight,
+        };
+        let backups = BackupsDir(run.backups_dir());
+        let executor = Executor::new(
+            sessions.clone(),
+            run.journal()?,
+            checkpoint,
+            reporter,
+            options,
+            backups,
+        );
+        executor.record(Event::RunStarted {
+            pid: std::process::id(),
+            resumed,
+        })?;
+        let stop = executor.stop_flag();
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                report::note("interrupt: stopping after the commands that are running now");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+        let outcome = executor.run(plan).await?;
+        interrupt.abort();
+        if let Some(bars) = &progress {
+            bars.finish();
+        }
+        let result = match outcome {
+            RunOutcome::Finished => match after(&hosts::probe_all(&sessions, &targets).await) {
+                Ok(problems) if problems.is_empty() => {
+                    executor.record(Event::RunFinished).map_err(Error::from)
+                }
+                Ok(problems) => Err(Error::Verification { problems }),
+                Err(error) => Err(error),
+            },
+            RunOutcome::Failed(failures) => Err(Error::StepFailed {
+                step: failures[0].step.clone(),
+                hosts: failures.iter().map(|f| f.host.clone()).collect(),
+            }),
+            RunOutcome::NeedsOperator { step, host } => Err(Error::NeedsOperator { step, host }),
+            RunOutcome::Interrupted => Err(Error::Interrupted),
+        };
+        if let Err(error) = &result {
+            executor.record(Event::RunStopped {
+                reason: chain(error),
+            })?;
+        }
+        for session in sessions.values() {
+            let _ = session.close().await;
+        }
+        report::print(&report::render_run(
+            &run.id(),
+            plan,
+            &Checkpoint::replay(&run.records()?),
+        ));
+        result
+    })
+}
