@@ -8,13 +8,15 @@ use super::inputs;
 
 pub fn check(args: &CheckArgs) -> Result<(), Error> {
     let (inventory, playbooks) = inputs::load(&args.input)?;
+    let recover = inputs::playbook(&args.input, "recover.yaml", &inventory)?;
     report::print(&format!(
-        "{}: valid ({} hosts, target {}); playbooks {} and {} render for every host\n",
+        "{}: valid ({} hosts, target {}); playbooks {}, {} and {} render for every host\n",
         args.input.inventory.display(),
         inventory.hosts.len(),
         inventory.cluster.target_version,
         playbooks.standard.path.display(),
         playbooks.bootstrap.path.display(),
+        recover.path.display(),
     ));
     Ok(())
 }

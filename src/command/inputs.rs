@@ -22,57 +22,49 @@ const BUILT_IN: [(&str, &str); 3] = [
     ("recover.yaml", include_str!("../../playbooks/recover.yaml")),
 ];
 
-/// Loads and validates the inventory and the playbooks, and checks every template against
-/// every host.
+/// Loads and validates the inventory and the upgrade playbooks, and checks every template
+/// against every host.
 pub fn load(args: &InventoryArgs) -> Result<(Inventory, Playbooks), Error> {
     let inventory = Inventory::load(&args.inventory, &args.vars)?;
-    let dir = playbook_dir(args);
-    let load = |name: &str| -> Result<Procedure, Error> {
-        match &dir {
-            Some(dir) => Ok(Procedure::load(&dir.join(name))?),
-            None => {
-                let (_, text) = BUILT_IN
-                    .iter()
-                    .find(|(file, _)| *file == name)
-                    .expect("built-in playbook");
-                Ok(Procedure::from_text(
-                    &Path::new("(built-in) playbooks").join(name),
-                    text,
-                )?)
-            }
-        }
-    };
     let playbooks = Playbooks {
-        standard: load("standard.yaml")?,
-        bootstrap: load("bootstrap.yaml")?,
+        standard: playbook(args, "standard.yaml", &inventory)?,
+        bootstrap: playbook(args, "bootstrap.yaml", &inventory)?,
     };
-    playbooks.standard.validate_against(&inventory)?;
-    playbooks.bootstrap.validate_against(&inventory)?;
     Ok((inventory, playbooks))
 }
 
-/// Loads and validates the inventory and `recover.yaml`: from the playbook folder when it has
-/// one (see [`load`]), else the built-in one.
+/// Loads and validates the inventory and `recover.yaml`.
 pub fn load_recover(args: &InventoryArgs) -> Result<(Inventory, Procedure), Error> {
     let inventory = Inventory::load(&args.inventory, &args.vars)?;
+    let procedure = playbook(args, "recover.yaml", &inventory)?;
+    Ok((inventory, procedure))
+}
+
+/// One playbook: from the playbook folder when it has the file, else the built-in copy;
+/// validated against every host of `inventory`.
+pub fn playbook(
+    args: &InventoryArgs,
+    name: &str,
+    inventory: &Inventory,
+) -> Result<Procedure, Error> {
+    // An explicit `--playbooks DIR` must hold the upgrade playbooks; `recover.yaml` may come
+    // from the built-in copies (a folder of adapted upgrade steps need not repeat it).
+    let required = args.playbooks.is_some() && name != "recover.yaml";
     let file = playbook_dir(args)
-        .map(|dir| dir.join("recover.yaml"))
-        .filter(|file| file.is_file());
+        .map(|dir| dir.join(name))
+        .filter(|file| required || file.is_file());
     let procedure = match file {
         Some(file) => Procedure::load(&file)?,
         None => {
             let (_, text) = BUILT_IN
                 .iter()
-                .find(|(file, _)| *file == "recover.yaml")
+                .find(|(file, _)| *file == name)
                 .expect("built-in playbook");
-            Procedure::from_text(
-                &Path::new("(built-in) playbooks").join("recover.yaml"),
-                text,
-            )?
+            Procedure::from_text(&Path::new("(built-in) playbooks").join(name), text)?
         }
     };
-    procedure.validate_against(&inventory)?;
-    Ok((inventory, procedure))
+    procedure.validate_against(inventory)?;
+    Ok(procedure)
 }
 
 /// `--playbooks DIR` if given; else `playbooks/` beside the inventory, then in the current
