@@ -29,6 +29,35 @@ fn bootstrap_upgrade(peers: usize, pins: usize) {
         text(&out.stdout)
     );
     lab.assert_cluster("0.10.1", peers as u64, pins as u64);
+    // The pinset was copied to the controller before any peer was removed, and the anchor's
+    // state export before its state was upgraded.
+    let anchor = format!("h{peers}");
+    let backups: Vec<String> = lab
+        .journal()
+        .iter()
+        .filter(|r| r["event"] == "backup")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["host"].as_str().unwrap(),
+                r["file"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        backups,
+        [
+            format!("{anchor} pinset-{anchor}-0.9.0.json"),
+            format!("{anchor} state-export-{anchor}-0.9.0.json")
+        ]
+    );
+    let journal = lab.journal_text();
+    let position = |needle: &str| {
+        journal
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in the journal"))
+    };
+    assert!(position("\"event\":\"backup\"") < position("\"step\":\"remove-peers\""));
     // Each removed peer kept its old state as a backup.
     for host in 1..peers {
         let backup = lab
