@@ -7,7 +7,9 @@ use cluster_upgrade::inventory::{Identity, Inventory, InventoryError, ReleaseFil
 use serde_json::json;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventory").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/inventory")
+        .join(name)
 }
 
 fn load(name: &str) -> Result<Inventory, InventoryError> {
@@ -35,66 +37,121 @@ fn a_valid_inventory_loads_with_defaults_and_resolved_paths() {
     assert!(inventory.ssh.accept_new_host_keys);
     assert_eq!(inventory.ssh.connect_timeout.get().as_secs(), 5);
     assert_eq!(inventory.ssh.command_timeout.get().as_secs(), 120);
-    assert_eq!(inventory.ssh.max_concurrency, None, "0 means every host at once");
+    assert_eq!(
+        inventory.ssh.max_concurrency, None,
+        "0 means every host at once"
+    );
 
     let names: Vec<_> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["h1", "h2", "h3"]);
     let h1 = inventory.host("h1").unwrap();
-    assert_eq!((h1.user.as_str(), h1.port.get()), ("root", 2222), "defaults apply");
+    assert_eq!(
+        (h1.user.as_str(), h1.port.get()),
+        ("root", 2222),
+        "defaults apply"
+    );
     assert_eq!(h1.identity, Identity::File(fixture("id_test")));
     let h2 = inventory.host("h2").unwrap();
-    assert_eq!((h2.user.as_str(), h2.port.get()), ("ipfs", 2200), "host settings win over defaults");
-    assert_eq!(inventory.host("h3").unwrap().address.as_str(), "peer3.example.org");
+    assert_eq!(
+        (h2.user.as_str(), h2.port.get()),
+        ("ipfs", 2200),
+        "host settings win over defaults"
+    );
+    assert_eq!(
+        inventory.host("h3").unwrap().address.as_str(),
+        "peer3.example.org"
+    );
 }
 
 #[test]
 fn strict_booleans_keep_no_as_a_string() {
     let inventory = load("valid.yaml").unwrap();
-    assert_eq!(inventory.host("h1").unwrap().vars.get("flag"), Some(&json!("NO")));
+    assert_eq!(
+        inventory.host("h1").unwrap().vars.get("flag"),
+        Some(&json!("NO"))
+    );
 }
 
 #[test]
 fn vars_layer_global_then_groups_in_host_order_then_host_then_command_line() {
     let inventory = load("valid.yaml").unwrap();
     // h1 lists [eu, canary]: canary comes last and wins.
-    assert_eq!(inventory.host("h1").unwrap().vars.str("layer"), Some("canary"));
+    assert_eq!(
+        inventory.host("h1").unwrap().vars.str("layer"),
+        Some("canary")
+    );
     // h2 lists [canary, eu]: eu wins.
     assert_eq!(inventory.host("h2").unwrap().vars.str("layer"), Some("eu"));
-    assert_eq!(inventory.host("h2").unwrap().vars.str("api"), Some("/ip4/127.0.0.3/tcp/9094"));
+    assert_eq!(
+        inventory.host("h2").unwrap().vars.str("api"),
+        Some("/ip4/127.0.0.3/tcp/9094")
+    );
     assert_eq!(inventory.host("h2").unwrap().vars.str("region"), Some("eu"));
     // h3 is in no group; its own value wins over the global one.
-    assert_eq!(inventory.host("h3").unwrap().vars.str("layer"), Some("host"));
-    assert_eq!(inventory.host("h3").unwrap().vars.str("bin_dir"), Some("/usr/local/bin"));
+    assert_eq!(
+        inventory.host("h3").unwrap().vars.str("layer"),
+        Some("host")
+    );
+    assert_eq!(
+        inventory.host("h3").unwrap().vars.str("bin_dir"),
+        Some("/usr/local/bin")
+    );
 
     let overrides = [("layer".to_string(), "cli".to_string())];
     let inventory = Inventory::load(&fixture("valid.yaml"), &overrides).unwrap();
-    assert!(inventory.hosts.iter().all(|h| h.vars.str("layer") == Some("cli")), "the command line wins everywhere");
+    assert!(
+        inventory
+            .hosts
+            .iter()
+            .all(|h| h.vars.str("layer") == Some("cli")),
+        "the command line wins everywhere"
+    );
 }
 
 #[test]
 fn command_line_overrides_must_be_identifiers_and_not_reserved() {
-    let bad = [("bin-dir".to_string(), "x".to_string()), ("anchor".to_string(), "x".to_string())];
+    let bad = [
+        ("bin-dir".to_string(), "x".to_string()),
+        ("anchor".to_string(), "x".to_string()),
+    ];
     let error = Inventory::load(&fixture("valid.yaml"), &bad).unwrap_err();
     assert_eq!(error.errors().len(), 2);
     assert!(error.to_string().contains("--var bin-dir"), "{error}");
-    assert!(error.to_string().contains("--var anchor: reserved"), "{error}");
+    assert!(
+        error.to_string().contains("--var anchor: reserved"),
+        "{error}"
+    );
 }
 
 #[test]
 fn local_release_source_reads_the_target_sums() {
     let inventory = load("valid.yaml").unwrap();
-    let ReleaseSource::Local { path, sums } = &inventory.cluster.releases else { panic!("local source") };
+    let ReleaseSource::Local { path, sums } = &inventory.cluster.releases else {
+        panic!("local source")
+    };
     assert_eq!(path, &fixture("releases"));
-    assert_eq!(sums.service.as_str(), "6051bac99eae9deec9f32c121cd9a06a2cb1559ccf6ad49cf661c39cef1c5e4d");
+    assert_eq!(
+        sums.service.as_str(),
+        "6051bac99eae9deec9f32c121cd9a06a2cb1559ccf6ad49cf661c39cef1c5e4d"
+    );
     let ctl = inventory.cluster.target_file(ReleaseFile::Ctl);
-    assert_eq!(ctl.local_path, Some(fixture("releases/0.10.1/ipfs-cluster-ctl")));
-    assert_eq!(ctl.sha256.as_str(), "af1c101bef35710fa8dbe1cd777532a72d624eab5b9073cfb2ced8099d104224");
+    assert_eq!(
+        ctl.local_path,
+        Some(fixture("releases/0.10.1/ipfs-cluster-ctl"))
+    );
+    assert_eq!(
+        ctl.sha256.as_str(),
+        "af1c101bef35710fa8dbe1cd777532a72d624eab5b9073cfb2ced8099d104224"
+    );
 }
 
 #[test]
 fn unknown_key_names_its_position() {
     let message = error_of("unknown_key.yaml");
-    assert!(message.starts_with("unknown_key.yaml:8:5: unknown field `adress`, expected one of"), "{message}");
+    assert!(
+        message.starts_with("unknown_key.yaml:8:5: unknown field `adress`, expected one of"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -115,7 +172,10 @@ fn duplicate_host_names_both_positions() {
 #[test]
 fn missing_target_version_names_its_section() {
     let message = error_of("missing_field.yaml");
-    assert!(message.contains("missing field `target_version`"), "{message}");
+    assert!(
+        message.contains("missing field `target_version`"),
+        "{message}"
+    );
     assert!(message.starts_with("missing_field.yaml:2:3: "), "{message}");
 }
 
@@ -128,39 +188,68 @@ fn missing_address_names_the_host_entry() {
 #[test]
 fn unreadable_identity_file_names_host_and_position() {
     let message = error_of("missing_identity.yaml");
-    assert!(message.starts_with("missing_identity.yaml:10:20: host `h1`: cannot read identity file "), "{message}");
+    assert!(
+        message.starts_with("missing_identity.yaml:10:20: host `h1`: cannot read identity file "),
+        "{message}"
+    );
     assert!(message.contains("keys/does-not-exist"), "{message}");
 }
 
 #[test]
 fn unknown_group_names_host_group_and_position() {
     let message = error_of("unknown_group.yaml");
-    assert_eq!(message, "unknown_group.yaml:13:18: host `h1`: unknown group `us` (defined groups: eu)");
+    assert_eq!(
+        message,
+        "unknown_group.yaml:13:18: host `h1`: unknown group `us` (defined groups: eu)"
+    );
 }
 
 #[test]
 fn several_problems_are_reported_together() {
     let error = load("several.yaml").unwrap_err();
-    let lines: Vec<String> = error.errors().iter().map(|e| strip_folder(&e.to_string())).collect();
+    let lines: Vec<String> = error
+        .errors()
+        .iter()
+        .map(|e| strip_folder(&e.to_string()))
+        .collect();
     assert_eq!(lines.len(), 4, "{lines:#?}");
-    assert!(lines[0].starts_with("several.yaml:2:19: invalid cluster.target_version `0.10`"), "{}", lines[0]);
-    assert!(lines.iter().any(|l| l.starts_with("several.yaml:8:14: host `h1`: invalid hosts[].address `999.0.0.1`")));
-    assert!(lines.iter().any(|l| l.starts_with("several.yaml:10:11: host `h1`: invalid port `0`")));
-    assert!(lines.iter().any(|l| l.starts_with("several.yaml:11:11: invalid hosts[].name `h 2`")));
+    assert!(
+        lines[0].starts_with("several.yaml:2:19: invalid cluster.target_version `0.10`"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines.iter().any(
+        |l| l.starts_with("several.yaml:8:14: host `h1`: invalid hosts[].address `999.0.0.1`")
+    ));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("several.yaml:10:11: host `h1`: invalid port `0`")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("several.yaml:11:11: invalid hosts[].name `h 2`")));
 }
 
 #[test]
 fn url_source_needs_a_sha256_for_the_target() {
     let message = error_of("url_without_sha.yaml");
-    assert!(message.contains("no sha256 entry for target version 1.1.6"), "{message}");
+    assert!(
+        message.contains("no sha256 entry for target version 1.1.6"),
+        "{message}"
+    );
     assert!(message.starts_with("url_without_sha.yaml:7:"), "{message}");
 }
 
 #[test]
 fn local_source_needs_the_target_files() {
     let message = error_of("local_missing_version.yaml");
-    assert!(message.starts_with("local_missing_version.yaml:5:11: local release folder "), "{message}");
-    assert!(message.contains("1.1.6/ lacks ipfs-cluster-service, ipfs-cluster-ctl, SHA256SUMS"), "{message}");
+    assert!(
+        message.starts_with("local_missing_version.yaml:5:11: local release folder "),
+        "{message}"
+    );
+    assert!(
+        message.contains("1.1.6/ lacks ipfs-cluster-service, ipfs-cluster-ctl, SHA256SUMS"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -174,7 +263,10 @@ fn yaml_syntax_errors_name_their_position() {
 #[test]
 fn reserved_variable_names_are_refused() {
     let message = error_of("reserved_var.yaml");
-    assert!(message.contains("host `h1`: invalid variable name `host`: reserved"), "{message}");
+    assert!(
+        message.contains("host `h1`: invalid variable name `host`: reserved"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -183,6 +275,12 @@ fn the_shipped_example_validates() {
     let inventory = Inventory::load(&example, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(inventory.hosts.len(), 3);
     assert_eq!(inventory.cluster.releases.kind(), "url");
-    assert!(inventory.hosts.iter().all(|h| h.identity == Identity::Agent));
-    assert!(inventory.hosts.iter().all(|h| h.vars.str("service_manager") == Some("systemd")));
+    assert!(inventory
+        .hosts
+        .iter()
+        .all(|h| h.identity == Identity::Agent));
+    assert!(inventory
+        .hosts
+        .iter()
+        .all(|h| h.vars.str("service_manager") == Some("systemd")));
 }

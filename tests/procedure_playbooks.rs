@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cluster_upgrade::inventory::Inventory;
-use cluster_upgrade::procedure::{Delegate, Mode, OnResume, Procedure, RenderedStep, Targets, TemplateContext};
+use cluster_upgrade::procedure::{
+    Delegate, Mode, OnResume, Procedure, RenderedStep, Targets, TemplateContext,
+};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,27 +35,50 @@ fn inventories() -> Vec<(&'static str, Inventory)> {
 }
 
 /// Renders `step` for `host` with placeholder facts; the anchor is the last host.
-fn render(procedure: &Procedure, inventory: &Inventory, step: &str, host: &str) -> Option<RenderedStep> {
+fn render(
+    procedure: &Procedure,
+    inventory: &Inventory,
+    step: &str,
+    host: &str,
+) -> Option<RenderedStep> {
     let anchor = inventory.hosts.last().unwrap();
     let context = TemplateContext::placeholder(inventory, inventory.host(host).unwrap(), anchor);
-    let spec = procedure.step(step).unwrap_or_else(|| panic!("no step {step}"));
-    procedure.render_step(spec, &context).unwrap_or_else(|e| panic!("{e}"))
+    let spec = procedure
+        .step(step)
+        .unwrap_or_else(|| panic!("no step {step}"));
+    procedure
+        .render_step(spec, &context)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn command(procedure: &Procedure, inventory: &Inventory, step: &str, host: &str) -> String {
-    render(procedure, inventory, step, host).unwrap().command.unwrap()
+    render(procedure, inventory, step, host)
+        .unwrap()
+        .command
+        .unwrap()
 }
 
 fn assert_valid_shell(what: &str, script: &str) {
-    let output = Command::new("sh").arg("-n").arg("-c").arg(script).output().unwrap();
-    assert!(output.status.success(), "{what}: sh -n refuses:\n{script}\n{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{what}: sh -n refuses:\n{script}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn shipped_playbooks_validate_against_every_service_manager() {
     for (manager, inventory) in inventories() {
         for name in ["standard.yaml", "bootstrap.yaml"] {
-            playbook(name).validate_against(&inventory).unwrap_or_else(|e| panic!("{name} with {manager}: {e}"));
+            playbook(name)
+                .validate_against(&inventory)
+                .unwrap_or_else(|e| panic!("{name} with {manager}: {e}"));
         }
     }
 }
@@ -65,11 +90,17 @@ fn every_rendered_command_is_valid_shell() {
             let procedure = playbook(name);
             for step in &procedure.steps {
                 for host in &inventory.hosts {
-                    let Some(rendered) = render(&procedure, &inventory, step.id.as_str(), host.name.as_str()) else {
+                    let Some(rendered) =
+                        render(&procedure, &inventory, step.id.as_str(), host.name.as_str())
+                    else {
                         continue;
                     };
                     let what = format!("{name} {} on {} ({manager})", step.id, host.name);
-                    let scripts = [rendered.command, rendered.check, rendered.wait_until.map(|w| w.command)];
+                    let scripts = [
+                        rendered.command,
+                        rendered.check,
+                        rendered.wait_until.map(|w| w.command),
+                    ];
                     for script in scripts.iter().flatten() {
                         assert_valid_shell(&what, script);
                     }
@@ -82,17 +113,33 @@ fn every_rendered_command_is_valid_shell() {
 #[test]
 fn an_unknown_service_manager_is_found_by_check() {
     let inventory = inventory(fixture("bad_manager_inventory.yaml"));
-    let error = playbook("standard.yaml").validate_against(&inventory).unwrap_err();
-    assert!(error.to_string().contains("unknown service_manager `upstart` (expected lab, systemd or docker)"), "{error}");
+    let error = playbook("standard.yaml")
+        .validate_against(&inventory)
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("unknown service_manager `upstart` (expected lab, systemd or docker)"),
+        "{error}"
+    );
 }
 
 #[test]
 fn every_step_says_what_resume_does_and_destructive_steps_can_be_checked() {
     for name in ["standard.yaml", "bootstrap.yaml"] {
         for step in &playbook(name).steps {
-            assert_ne!(step.on_resume, OnResume::Ask, "{name} {}: pick rerun or check", step.id);
+            assert_ne!(
+                step.on_resume,
+                OnResume::Ask,
+                "{name} {}: pick rerun or check",
+                step.id
+            );
             if step.destructive && step.on_resume == OnResume::Check {
-                assert!(step.check.is_some(), "{name} {}: on_resume check needs a check", step.id);
+                assert!(
+                    step.check.is_some(),
+                    "{name} {}: on_resume check needs a check",
+                    step.id
+                );
             }
         }
     }
@@ -103,7 +150,10 @@ fn standard_stops_all_swaps_and_starts_all_with_upgrade() {
     let standard = playbook("standard.yaml");
     let ids: Vec<&str> = standard.steps.iter().map(|s| s.id.as_str()).collect();
     let position = |id: &str| ids.iter().position(|s| *s == id).unwrap();
-    assert!(position("verify-release") < position("stop-peers"), "verify before stopping anything");
+    assert!(
+        position("verify-release") < position("stop-peers"),
+        "verify before stopping anything"
+    );
     assert!(position("keep-previous") < position("install-release"));
     assert!(position("stop-peers") < position("install-release"));
     assert!(position("install-release") < position("start-upgrade"));
@@ -114,20 +164,33 @@ fn standard_stops_all_swaps_and_starts_all_with_upgrade() {
     assert!(standard.step("export-state").unwrap().backup.is_some());
     for id in ["install-release", "start-upgrade"] {
         let step = standard.step(id).unwrap();
-        assert_eq!((&step.on, step.mode, step.destructive), (&Targets::All, Mode::Parallel, true), "{id}");
+        assert_eq!(
+            (&step.on, step.mode, step.destructive),
+            (&Targets::All, Mode::Parallel, true),
+            "{id}"
+        );
     }
 
     let [(_, lab), (_, systemd), (_, docker)] = <[_; 3]>::try_from(inventories()).ok().unwrap();
-    assert_eq!(command(&standard, &lab, "start-upgrade", "h1"), "/lab/hosts/h1/home/bin/ipfs-cluster-svc start --upgrade");
+    assert_eq!(
+        command(&standard, &lab, "start-upgrade", "h1"),
+        "/lab/hosts/h1/home/bin/ipfs-cluster-svc start --upgrade"
+    );
     let start = command(&standard, &systemd, "start-upgrade", "peer0");
-    assert!(start.contains("ExecStart=%s\\n' '/usr/local/bin/ipfs-cluster-service daemon --upgrade'"), "{start}");
+    assert!(
+        start.contains("ExecStart=%s\\n' '/usr/local/bin/ipfs-cluster-service daemon --upgrade'"),
+        "{start}"
+    );
     assert!(start.contains("systemctl start ipfs-cluster"), "{start}");
     let start = command(&standard, &docker, "start-upgrade", "d1");
     assert!(
         start.ends_with("docker run -d --name cluster --network host -v '/srv/cluster data:/data/ipfs-cluster' ipfs/ipfs-cluster:v0.10.1 daemon --upgrade"),
         "{start}"
     );
-    assert!(render(&standard, &docker, "install-release", "d1").is_none(), "containers are replaced, not patched");
+    assert!(
+        render(&standard, &docker, "install-release", "d1").is_none(),
+        "containers are replaced, not patched"
+    );
     assert!(render(&standard, &docker, "pull-image", "d1").is_some());
 }
 
@@ -135,15 +198,26 @@ fn standard_stops_all_swaps_and_starts_all_with_upgrade() {
 fn standard_stages_by_upload_or_download_and_verifies_checksums() {
     let standard = playbook("standard.yaml");
     let [(_, lab), (_, systemd), _] = <[_; 3]>::try_from(inventories()).ok().unwrap();
-    let upload = render(&standard, &lab, "upload-service", "h1").unwrap().upload.unwrap();
-    assert_eq!(upload.to, "/lab/hosts/h1/home/bin/.cluster-upgrade/0.10.1/ipfs-cluster-service");
+    let upload = render(&standard, &lab, "upload-service", "h1")
+        .unwrap()
+        .upload
+        .unwrap();
+    assert_eq!(
+        upload.to,
+        "/lab/hosts/h1/home/bin/.cluster-upgrade/0.10.1/ipfs-cluster-service"
+    );
     assert_eq!(upload.mode, 0o755);
     assert!(render(&standard, &lab, "fetch-release", "h1").is_none());
     assert!(render(&standard, &systemd, "upload-service", "peer0").is_none());
     let fetch = command(&standard, &systemd, "fetch-release", "peer0");
     assert!(fetch.contains("curl -fsSL -o ipfs-cluster-ctl.part https://downloads.example.org/ipfs-cluster/1.1.6/ipfs-cluster-ctl"), "{fetch}");
     let verify = command(&standard, &systemd, "verify-release", "peer0");
-    assert!(verify.contains("3f6a1b0c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8 ipfs-cluster-service"), "{verify}");
+    assert!(
+        verify.contains(
+            "3f6a1b0c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8 ipfs-cluster-service"
+        ),
+        "{verify}"
+    );
     assert!(verify.contains("sha256sum -c -"), "{verify}");
 }
 
@@ -154,8 +228,17 @@ fn standard_health_gate_waits_for_the_target_version_and_all_peers() {
     let gate = render(&standard, &lab, "cluster-healthy", "h2").unwrap();
     assert_eq!(gate.command, None);
     let wait = gate.wait_until.unwrap();
-    assert!(wait.command.contains("ipfs-cluster-ctl --host /ip4/127.0.0.3/tcp/9094 version"), "{}", wait.command);
-    assert!(wait.command.contains("grep -q 'Sees 2 other peers'"), "{}", wait.command);
+    assert!(
+        wait.command
+            .contains("ipfs-cluster-ctl --host /ip4/127.0.0.3/tcp/9094 version"),
+        "{}",
+        wait.command
+    );
+    assert!(
+        wait.command.contains("grep -q 'Sees 2 other peers'"),
+        "{}",
+        wait.command
+    );
 }
 
 #[test]
@@ -163,7 +246,10 @@ fn bootstrap_removes_others_from_the_anchor_then_bootstraps_them_one_by_one() {
     let bootstrap = playbook("bootstrap.yaml");
     let lab = inventory(fixture("lab_inventory.yaml"));
     let remove = bootstrap.step("remove-peers").unwrap();
-    assert_eq!((&remove.on, remove.mode, remove.delegate_to), (&Targets::Others, Mode::Serial, Delegate::Anchor));
+    assert_eq!(
+        (&remove.on, remove.mode, remove.delegate_to),
+        (&Targets::Others, Mode::Serial, Delegate::Anchor)
+    );
     let rendered = render(&bootstrap, &lab, "remove-peers", "h1").unwrap();
     assert_eq!(rendered.run_on.as_str(), "h3");
     assert_eq!(
@@ -171,12 +257,29 @@ fn bootstrap_removes_others_from_the_anchor_then_bootstraps_them_one_by_one() {
         Some("'/lab/hosts/h 3/home/bin'/ipfs-cluster-ctl --host /ip4/127.0.0.4/tcp/9094 peers rm QmPlaceholderPeerIdOfh1")
     );
     let wait = rendered.wait_until.unwrap();
-    assert_eq!(wait.run_on.as_str(), "h1", "the removed peer is watched on its own host");
-    assert_eq!(wait.command, "! { /lab/hosts/h1/home/bin/ipfs-cluster-svc status >/dev/null 2>&1; }");
+    assert_eq!(
+        wait.run_on.as_str(),
+        "h1",
+        "the removed peer is watched on its own host"
+    );
+    assert_eq!(
+        wait.command,
+        "! { /lab/hosts/h1/home/bin/ipfs-cluster-svc status >/dev/null 2>&1; }"
+    );
 
     let start = render(&bootstrap, &lab, "start-anchor", "h3").unwrap();
-    assert_eq!(start.command.as_deref(), Some("'/lab/hosts/h 3/home/bin/ipfs-cluster-svc' start --upgrade"));
-    assert!(start.wait_until.unwrap().command.contains("'Sees 0 other peers'"), "one-peer cluster");
+    assert_eq!(
+        start.command.as_deref(),
+        Some("'/lab/hosts/h 3/home/bin/ipfs-cluster-svc' start --upgrade")
+    );
+    assert!(
+        start
+            .wait_until
+            .unwrap()
+            .command
+            .contains("'Sees 0 other peers'"),
+        "one-peer cluster"
+    );
 
     let join = bootstrap.step("bootstrap-others").unwrap();
     assert_eq!((&join.on, join.mode), (&Targets::Others, Mode::Serial));
@@ -195,19 +298,31 @@ fn bootstrap_runs_state_upgrade_only_where_the_target_has_it() {
         "'/lab/hosts/h 3/home/bin'/ipfs-cluster-service --config '/lab/hosts/h 3/home/.ipfs-cluster' state upgrade"
     );
     let example = inventory(root().join("inventory.example.yaml"));
-    assert!(render(&bootstrap, &example, "state-upgrade", "peer2").is_none(), "1.1.6 has no state upgrade");
+    assert!(
+        render(&bootstrap, &example, "state-upgrade", "peer2").is_none(),
+        "1.1.6 has no state upgrade"
+    );
     let join = command(&bootstrap, &example, "bootstrap-others", "peer0");
-    assert!(join.contains("daemon --bootstrap /dns4/peer2.example.org/tcp/9096/p2p/"), "{join}");
+    assert!(
+        join.contains("daemon --bootstrap /dns4/peer2.example.org/tcp/9096/p2p/"),
+        "{join}"
+    );
 }
 
 #[test]
 fn a_variable_missing_inside_a_partial_is_named() {
     // The inventory fixture says `service_manager: lab` but gives no `service_cmd`.
     let inventory = inventory(root().join("tests/fixtures/inventory/valid.yaml"));
-    let error = playbook("standard.yaml").validate_against(&inventory).unwrap_err();
+    let error = playbook("standard.yaml")
+        .validate_against(&inventory)
+        .unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("step `stop-peers` for host `h1`: command: undefined variable `service_cmd`"), "{text}");
-    let unknown = playbook("standard.yaml").validate_against(&self::inventory(fixture("bad_manager_inventory.yaml")));
+    assert!(
+        text.contains("step `stop-peers` for host `h1`: command: undefined variable `service_cmd`"),
+        "{text}"
+    );
+    let unknown = playbook("standard.yaml")
+        .validate_against(&self::inventory(fixture("bad_manager_inventory.yaml")));
     let unknown = unknown.unwrap_err().to_string();
     assert!(unknown.contains("standard.yaml:"), "{unknown}");
 }

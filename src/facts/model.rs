@@ -110,14 +110,18 @@ impl HostFacts {
 impl Pinset {
     /// The pinset the cluster holds: the one most peers list (the largest on a tie).
     pub fn expected(facts: &[HostFacts]) -> Option<Pinset> {
-        let mut votes: std::collections::BTreeMap<(usize, &str), usize> = std::collections::BTreeMap::new();
+        let mut votes: std::collections::BTreeMap<(usize, &str), usize> =
+            std::collections::BTreeMap::new();
         for pins in facts.iter().filter_map(|f| f.pins.as_ref()) {
             *votes.entry((pins.count, pins.hash.as_str())).or_default() += 1;
         }
         votes
             .into_iter()
             .max_by_key(|((count, _), votes)| (*votes, *count))
-            .map(|((count, hash), _)| Pinset { count, hash: hash.to_string() })
+            .map(|((count, hash), _)| Pinset {
+                count,
+                hash: hash.to_string(),
+            })
     }
 
     /// Builds the pinset summary from CIDs in any order.

@@ -48,13 +48,17 @@ impl FromStr for HumanDuration {
         }
         let mut total_ms: u64 = 0;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or(DurationError)?;
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .ok_or(DurationError)?;
             if digits == 0 {
                 return Err(DurationError);
             }
             let amount: u64 = rest[..digits].parse().map_err(|_| DurationError)?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -63,7 +67,10 @@ impl FromStr for HumanDuration {
                 _ => return Err(DurationError),
             };
             rest = &rest[unit_len..];
-            total_ms = amount.checked_mul(scale).and_then(|ms| total_ms.checked_add(ms)).ok_or(DurationError)?;
+            total_ms = amount
+                .checked_mul(scale)
+                .and_then(|ms| total_ms.checked_add(ms))
+                .ok_or(DurationError)?;
         }
         Ok(HumanDuration::from_millis(total_ms))
     }
@@ -88,7 +95,12 @@ impl fmt::Display for HumanDuration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        let (h, m, s, rest_ms) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1_000 % 60, ms % 1_000);
+        let (h, m, s, rest_ms) = (
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1_000 % 60,
+            ms % 1_000,
+        );
         for (amount, unit) in [(h, "h"), (m, "m"), (s, "s"), (rest_ms, "ms")] {
             if amount > 0 {
                 write!(f, "{amount}{unit}")?;
@@ -104,12 +116,27 @@ mod tests {
 
     #[test]
     fn parses_units_and_combinations() {
-        assert_eq!("500ms".parse::<HumanDuration>().unwrap().get(), Duration::from_millis(500));
-        assert_eq!("10s".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(10));
-        assert_eq!("2m".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(120));
-        assert_eq!("1h30m".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(5400));
+        assert_eq!(
+            "500ms".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            "10s".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            "2m".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            "1h30m".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(5400)
+        );
         for bad in ["", "10", "s", "10 s", "1.5s", "10sec", "-1s"] {
-            assert!(bad.parse::<HumanDuration>().is_err(), "{bad:?} should be refused");
+            assert!(
+                bad.parse::<HumanDuration>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -36,19 +36,37 @@ pub enum InventoryError {
 
     /// A setting that has no value anywhere it may be given.
     #[error("{at}: {}missing `{field}`: {hint}", HostPrefix(host))]
-    Missing { at: SourcePosition, host: Option<HostName>, field: &'static str, hint: &'static str },
+    Missing {
+        at: SourcePosition,
+        host: Option<HostName>,
+        field: &'static str,
+        hint: &'static str,
+    },
 
     /// Two hosts with one name.
     #[error("{at}: duplicate host name `{host}` (first defined at {first})")]
-    DuplicateHost { at: SourcePosition, host: HostName, first: SourcePosition },
+    DuplicateHost {
+        at: SourcePosition,
+        host: HostName,
+        first: SourcePosition,
+    },
 
     /// Two groups with one name.
     #[error("{at}: duplicate group name `{group}` (first defined at {first})")]
-    DuplicateGroup { at: SourcePosition, group: String, first: SourcePosition },
+    DuplicateGroup {
+        at: SourcePosition,
+        group: String,
+        first: SourcePosition,
+    },
 
     /// A host lists a group that `groups:` does not define.
     #[error("{at}: host `{host}`: unknown group `{group}` (defined groups: {known})")]
-    UnknownGroup { at: SourcePosition, host: HostName, group: String, known: String },
+    UnknownGroup {
+        at: SourcePosition,
+        host: HostName,
+        group: String,
+        known: String,
+    },
 
     /// The identity file named for a host cannot be read.
     #[error("{at}: host `{host}`: cannot read identity file {}: {source}", path.display())]
@@ -61,12 +79,18 @@ pub enum InventoryError {
     },
 
     /// The url release source has no checksums for the target version.
-    #[error("{at}: no sha256 entry for target version {version} (the url source needs one per version)")]
+    #[error(
+        "{at}: no sha256 entry for target version {version} (the url source needs one per version)"
+    )]
     MissingSha256 { at: SourcePosition, version: String },
 
     /// The local release folder lacks what the target version needs.
     #[error("{at}: local release folder {}: {problem}", folder.display())]
-    ReleaseFolder { at: SourcePosition, folder: PathBuf, problem: String },
+    ReleaseFolder {
+        at: SourcePosition,
+        folder: PathBuf,
+        problem: String,
+    },
 
     /// A `--var key=value` override from the command line is not usable.
     #[error("command line --var {key}: {reason}")]
@@ -98,7 +122,9 @@ impl InventoryError {
             | InventoryError::IdentityFile { at, .. }
             | InventoryError::MissingSha256 { at, .. }
             | InventoryError::ReleaseFolder { at, .. } => Some(at),
-            InventoryError::Read { .. } | InventoryError::Override { .. } | InventoryError::Several { .. } => None,
+            InventoryError::Read { .. }
+            | InventoryError::Override { .. }
+            | InventoryError::Several { .. } => None,
         }
     }
 

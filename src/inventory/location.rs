@@ -18,7 +18,11 @@ impl SourcePosition {
     /// lost the location (e.g. through `flatten`); 1:1 is still a useful place to look.
     pub fn new(file: &Path, location: serde_saphyr::Location) -> SourcePosition {
         let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX).max(1);
-        SourcePosition { file: Arc::from(file), line: clamp(location.line()), column: clamp(location.column()) }
+        SourcePosition {
+            file: Arc::from(file),
+            line: clamp(location.line()),
+            column: clamp(location.column()),
+        }
     }
 
     /// The position of a spanned value (where it is used, not where an alias defined it).
@@ -28,7 +32,11 @@ impl SourcePosition {
 
     /// The start of `file`, for problems that belong to the whole document.
     pub fn start(file: &Path) -> SourcePosition {
-        SourcePosition { file: Arc::from(file), line: 1, column: 1 }
+        SourcePosition {
+            file: Arc::from(file),
+            line: 1,
+            column: 1,
+        }
     }
 }
 
@@ -47,6 +55,8 @@ pub fn describe_yaml_error(file: &Path, error: &serde_saphyr::Error) -> (SourceP
         Some(location) => SourcePosition::new(file, location),
         None => SourcePosition::start(file),
     };
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(inner).into_owned();
+    let message = serde_saphyr::DefaultMessageFormatter
+        .format_message(inner)
+        .into_owned();
     (at, message)
 }

@@ -26,8 +26,8 @@ pub use host::{Address, AddressError, Host, Identity, Port};
 pub use location::{describe_yaml_error, SourcePosition};
 pub use names::{GroupName, HostName, NameError, UserName, VarName};
 pub use release::{
-    ClusterSettings, ReleaseFile, ReleaseFileInfo, ReleaseSource, ReleaseSums, Sha256, Sha256Error, UrlTemplate,
-    UrlTemplateError,
+    ClusterSettings, ReleaseFile, ReleaseFileInfo, ReleaseSource, ReleaseSums, Sha256, Sha256Error,
+    UrlTemplate, UrlTemplateError,
 };
 pub use ssh::SshSettings;
 pub use vars::{Vars, RESERVED_VAR_NAMES};
@@ -48,14 +48,20 @@ impl Inventory {
     /// Reads and validates the inventory at `path`. `overrides` are `--var key=value` pairs
     /// from the command line; they win over every variable in the file.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| InventoryError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Inventory::from_text(path, &text, overrides)
     }
 
     /// Validates inventory `text` as if read from `path` (relative paths inside it resolve
     /// against `path`'s folder).
-    pub fn from_text(path: &Path, text: &str, overrides: &[(String, String)]) -> Result<Inventory, InventoryError> {
+    pub fn from_text(
+        path: &Path,
+        text: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Inventory, InventoryError> {
         let raw = raw::parse(text).map_err(|error| {
             let (at, message) = describe_yaml_error(path, &error);
             InventoryError::Yaml { at, message }

@@ -91,8 +91,13 @@ fn check_label(text: &str) -> Result<(), NameError> {
     if !text.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(NameError("must start with a letter or a digit".into()));
     }
-    if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(NameError(format!("character {bad:?} is not allowed (letters, digits, `.`, `_`, `-`)")));
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(NameError(format!(
+            "character {bad:?} is not allowed (letters, digits, `.`, `_`, `-`)"
+        )));
     }
     Ok(())
 }
@@ -105,7 +110,10 @@ fn check_user(text: &str) -> Result<(), NameError> {
     if text.starts_with('-') {
         return Err(NameError("must not start with `-`".into()));
     }
-    if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(NameError(format!("character {bad:?} is not allowed")));
     }
     Ok(())

@@ -35,7 +35,10 @@ impl ClusterSettings {
                 local_path: None,
                 url: Some(template.render(version, file)),
                 // Validation guarantees an entry for the target version.
-                sha256: sha256.get(&version).map(|sums| sums.of(file).clone()).unwrap_or_else(Sha256::zero),
+                sha256: sha256
+                    .get(&version)
+                    .map(|sums| sums.of(file).clone())
+                    .unwrap_or_else(Sha256::zero),
             },
         }
     }
@@ -54,7 +57,10 @@ pub enum ReleaseSource {
         sums: ReleaseSums,
     },
     /// Each host downloads the files itself from `template`, checked against `sha256`.
-    Url { template: UrlTemplate, sha256: BTreeMap<Version, ReleaseSums> },
+    Url {
+        template: UrlTemplate,
+        sha256: BTreeMap<Version, ReleaseSums>,
+    },
 }
 
 impl ReleaseSource {
@@ -117,15 +123,20 @@ impl ReleaseSums {
             text.lines().find_map(|line| {
                 let (hex, name) = line.split_once(char::is_whitespace)?;
                 let name = name.trim_start().trim_start_matches('*').trim_end();
-                (name == file.file_name()).then(|| hex.parse::<Sha256>().ok()).flatten()
+                (name == file.file_name())
+                    .then(|| hex.parse::<Sha256>().ok())
+                    .flatten()
             })
         };
         match (find(ReleaseFile::Service), find(ReleaseFile::Ctl)) {
             (Some(service), Some(ctl)) => Ok(ReleaseSums { service, ctl }),
-            (service, ctl) => Err([(service.is_none(), "ipfs-cluster-service"), (ctl.is_none(), "ipfs-cluster-ctl")]
-                .into_iter()
-                .filter_map(|(missing, name)| missing.then_some(name))
-                .collect()),
+            (service, ctl) => Err([
+                (service.is_none(), "ipfs-cluster-service"),
+                (ctl.is_none(), "ipfs-cluster-ctl"),
+            ]
+            .into_iter()
+            .filter_map(|(missing, name)| missing.then_some(name))
+            .collect()),
         }
     }
 }
@@ -193,7 +204,9 @@ pub struct UrlTemplate(String);
 pub enum UrlTemplateError {
     #[error("must start with http:// or https://")]
     Scheme,
-    #[error("unknown placeholder `{{{{ {0} }}}}` (only `{{{{ version }}}}` and `{{{{ file }}}}` exist)")]
+    #[error(
+        "unknown placeholder `{{{{ {0} }}}}` (only `{{{{ version }}}}` and `{{{{ file }}}}` exist)"
+    )]
     Placeholder(String),
     #[error("unclosed `{{{{`")]
     Unclosed,
@@ -275,13 +288,22 @@ mod tests {
     #[test]
     fn url_templates_fill_version_and_file() {
         let template: UrlTemplate = "https://dl.example/{{ version }}/{{file}}".parse().unwrap();
-        assert_eq!(template.render(Version::new(1, 1, 6), ReleaseFile::Ctl), "https://dl.example/1.1.6/ipfs-cluster-ctl");
-        assert_eq!("ftp://x/{{ version }}".parse::<UrlTemplate>(), Err(UrlTemplateError::Scheme));
+        assert_eq!(
+            template.render(Version::new(1, 1, 6), ReleaseFile::Ctl),
+            "https://dl.example/1.1.6/ipfs-cluster-ctl"
+        );
+        assert_eq!(
+            "ftp://x/{{ version }}".parse::<UrlTemplate>(),
+            Err(UrlTemplateError::Scheme)
+        );
         assert_eq!(
             "https://x/{{ host }}".parse::<UrlTemplate>(),
             Err(UrlTemplateError::Placeholder("host".into()))
         );
-        assert_eq!("https://x/{{ version".parse::<UrlTemplate>(), Err(UrlTemplateError::Unclosed));
+        assert_eq!(
+            "https://x/{{ version".parse::<UrlTemplate>(),
+            Err(UrlTemplateError::Unclosed)
+        );
     }
 
     #[test]
@@ -292,6 +314,9 @@ mod tests {
         let sums = ReleaseSums::from_sha256sums(&text).unwrap();
         assert_eq!(sums.service.as_str(), a);
         assert_eq!(sums.ctl.as_str(), "b".repeat(64));
-        assert_eq!(ReleaseSums::from_sha256sums(&format!("{a}  ipfs-cluster-service\n")), Err(vec!["ipfs-cluster-ctl"]));
+        assert_eq!(
+            ReleaseSums::from_sha256sums(&format!("{a}  ipfs-cluster-service\n")),
+            Err(vec!["ipfs-cluster-ctl"])
+        );
     }
 }

@@ -22,26 +22,53 @@ use super::version::Version;
 use super::Inventory;
 
 /// Validates a parsed inventory read from `file`.
-pub(super) fn validate(file: &Path, raw: RawInventory, overrides: &[(String, String)]) -> Result<Inventory, InventoryError> {
-    let mut checker = Checker { file, base: base_dir(file), errors: Vec::new() };
+pub(super) fn validate(
+    file: &Path,
+    raw: RawInventory,
+    overrides: &[(String, String)],
+) -> Result<Inventory, InventoryError> {
+    let mut checker = Checker {
+        file,
+        base: base_dir(file),
+        errors: Vec::new(),
+    };
     let cluster = checker.cluster(&raw);
     let ssh = checker.ssh(raw.ssh.as_ref());
-    let global = raw.vars.as_ref().map(|vars| checker.vars(vars, None)).unwrap_or_default();
+    let global = raw
+        .vars
+        .as_ref()
+        .map(|vars| checker.vars(vars, None))
+        .unwrap_or_default();
     let groups = checker.groups(&raw);
     let command_line = checker.overrides(overrides);
-    let hosts = checker.hosts(&raw, &HostLayers { global: &global, groups: &groups, command_line: &command_line });
+    let hosts = checker.hosts(
+        &raw,
+        &HostLayers {
+            global: &global,
+            groups: &groups,
+            command_line: &command_line,
+        },
+    );
     if let Some(error) = InventoryError::from_list(checker.errors) {
         return Err(error);
     }
     let (Some(cluster), Some(ssh)) = (cluster, ssh) else {
         unreachable!("a missing section is always recorded as an error");
     };
-    Ok(Inventory { path: file.to_path_buf(), cluster, ssh, hosts })
+    Ok(Inventory {
+        path: file.to_path_buf(),
+        cluster,
+        ssh,
+        hosts,
+    })
 }
 
 /// The inventory's folder, absolute, so resolved paths stay valid if the process changes folder.
 fn base_dir(file: &Path) -> PathBuf {
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
 }
 
@@ -72,7 +99,12 @@ impl Checker<'_> {
     }
 
     /// Parses a spanned string with `FromStr`, recording an `InvalidValue` on failure.
-    fn parse<T>(&mut self, value: &Spanned<String>, field: &'static str, host: Option<&HostName>) -> Option<T>
+    fn parse<T>(
+        &mut self,
+        value: &Spanned<String>,
+        field: &'static str,
+        host: Option<&HostName>,
+    ) -> Option<T>
     where
         T: std::str::FromStr,
         T::Err: std::fmt::Display,
@@ -94,16 +126,29 @@ impl Checker<'_> {
 
     fn cluster(&mut self, raw: &RawInventory) -> Option<ClusterSettings> {
         let cluster = &raw.cluster.value;
-        let target_version: Version = self.parse(&cluster.target_version, "cluster.target_version", None)?;
+        let target_version: Version =
+            self.parse(&cluster.target_version, "cluster.target_version", None)?;
         let releases = self.releases(&cluster.releases, target_version)?;
         let name = match &cluster.name {
             Some(name) => name.value.clone(),
-            None => self.file.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => self
+                .file
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
-        Some(ClusterSettings { name, target_version, releases })
+        Some(ClusterSettings {
+            name,
+            target_version,
+            releases,
+        })
     }
 
-    fn releases(&mut self, spanned: &Spanned<RawReleases>, target: Version) -> Option<ReleaseSource> {
+    fn releases(
+        &mut self,
+        spanned: &Spanned<RawReleases>,
+        target: Version,
+    ) -> Option<ReleaseSource> {
         let raw = &spanned.value;
         let declared = self.declared_sums(raw);
         match raw.source.value {
@@ -127,7 +172,9 @@ impl Checker<'_> {
                         self.errors.push(InventoryError::ReleaseFolder {
                             at: self.at(path),
                             folder: folder.clone(),
-                            problem: format!("{target}/SHA256SUMS disagrees with cluster.releases.sha256"),
+                            problem: format!(
+                                "{target}/SHA256SUMS disagrees with cluster.releases.sha256"
+                            ),
                         });
                     }
                 }
@@ -142,7 +189,8 @@ impl Checker<'_> {
                         at: self.at(spanned),
                         host: None,
                         field: "cluster.releases.url",
-                        hint: "the url source needs a URL template with {{ version }} and {{ file }}",
+                        hint:
+                            "the url source needs a URL template with {{ version }} and {{ file }}",
                     });
                     return None;
                 };
@@ -153,10 +201,16 @@ impl Checker<'_> {
                         Some(map) => self.at(map),
                         None => self.at(spanned),
                     };
-                    self.errors.push(InventoryError::MissingSha256 { at, version: target.to_string() });
+                    self.errors.push(InventoryError::MissingSha256 {
+                        at,
+                        version: target.to_string(),
+                    });
                     return None;
                 }
-                Some(ReleaseSource::Url { template: template?, sha256 })
+                Some(ReleaseSource::Url {
+                    template: template?,
+                    sha256,
+                })
             }
         }
     }
@@ -189,8 +243,10 @@ impl Checker<'_> {
                     None
                 }
             };
-            let service: Option<Sha256> = self.parse(&entry.value.service, "cluster.releases.sha256 digest", None);
-            let ctl: Option<Sha256> = self.parse(&entry.value.ctl, "cluster.releases.sha256 digest", None);
+            let service: Option<Sha256> =
+                self.parse(&entry.value.service, "cluster.releases.sha256 digest", None);
+            let ctl: Option<Sha256> =
+                self.parse(&entry.value.ctl, "cluster.releases.sha256 digest", None);
             if let (Some(version), Some(service), Some(ctl)) = (version, service, ctl) {
                 sums.insert(version, ReleaseSums { service, ctl });
             }
@@ -199,29 +255,43 @@ impl Checker<'_> {
     }
 
     /// Checks the local folder holds the target's files and reads its `SHA256SUMS`.
-    fn local_sums(&mut self, path: &Spanned<String>, folder: &Path, target: Version) -> Option<ReleaseSums> {
+    fn local_sums(
+        &mut self,
+        path: &Spanned<String>,
+        folder: &Path,
+        target: Version,
+    ) -> Option<ReleaseSums> {
         let at = self.at(path);
-        let fail = |problem: String| InventoryError::ReleaseFolder { at: at.clone(), folder: folder.to_path_buf(), problem };
+        let fail = |problem: String| InventoryError::ReleaseFolder {
+            at: at.clone(),
+            folder: folder.to_path_buf(),
+            problem,
+        };
         let version_dir = folder.join(target.to_string());
         let missing: Vec<&str> = ["ipfs-cluster-service", "ipfs-cluster-ctl", "SHA256SUMS"]
             .into_iter()
             .filter(|name| !version_dir.join(name).is_file())
             .collect();
         if !missing.is_empty() {
-            self.errors.push(fail(format!("{target}/ lacks {}", missing.join(", "))));
+            self.errors
+                .push(fail(format!("{target}/ lacks {}", missing.join(", "))));
             return None;
         }
         let text = match fs::read_to_string(version_dir.join("SHA256SUMS")) {
             Ok(text) => text,
             Err(error) => {
-                self.errors.push(fail(format!("cannot read {target}/SHA256SUMS: {error}")));
+                self.errors
+                    .push(fail(format!("cannot read {target}/SHA256SUMS: {error}")));
                 return None;
             }
         };
         match ReleaseSums::from_sha256sums(&text) {
             Ok(sums) => Some(sums),
             Err(missing) => {
-                self.errors.push(fail(format!("{target}/SHA256SUMS has no valid entry for {}", missing.join(", "))));
+                self.errors.push(fail(format!(
+                    "{target}/SHA256SUMS has no valid entry for {}",
+                    missing.join(", ")
+                )));
                 None
             }
         }
@@ -235,10 +305,14 @@ impl Checker<'_> {
         }
         ssh.accept_new_host_keys = raw.accept_new_host_keys.unwrap_or(false);
         if let Some(text) = &raw.connect_timeout {
-            ssh.connect_timeout = self.parse::<HumanDuration>(text, "ssh.connect_timeout", None).unwrap_or(ssh.connect_timeout);
+            ssh.connect_timeout = self
+                .parse::<HumanDuration>(text, "ssh.connect_timeout", None)
+                .unwrap_or(ssh.connect_timeout);
         }
         if let Some(text) = &raw.command_timeout {
-            ssh.command_timeout = self.parse::<HumanDuration>(text, "ssh.command_timeout", None).unwrap_or(ssh.command_timeout);
+            ssh.command_timeout = self
+                .parse::<HumanDuration>(text, "ssh.command_timeout", None)
+                .unwrap_or(ssh.command_timeout);
         }
         // 0 is the documented spelling of "no limit".
         ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
@@ -269,14 +343,26 @@ impl Checker<'_> {
             let name = &group.value.name;
             let at = self.at(name);
             let _: Option<GroupName> = self.parse(name, "groups[].name", None);
-            let vars = group.value.vars.as_ref().map(|vars| self.vars(vars, None)).unwrap_or_default();
+            let vars = group
+                .value
+                .vars
+                .as_ref()
+                .map(|vars| self.vars(vars, None))
+                .unwrap_or_default();
             if let Some((first, _)) = groups.get(&name.value) {
-                self.errors.push(InventoryError::DuplicateGroup { at, group: name.value.clone(), first: first.clone() });
+                self.errors.push(InventoryError::DuplicateGroup {
+                    at,
+                    group: name.value.clone(),
+                    first: first.clone(),
+                });
                 continue;
             }
             groups.insert(name.value.clone(), (at, vars));
         }
-        groups.into_iter().map(|(name, (_, vars))| (name, vars)).collect()
+        groups
+            .into_iter()
+            .map(|(name, (_, vars))| (name, vars))
+            .collect()
     }
 
     fn overrides(&mut self, overrides: &[(String, String)]) -> Vars {
@@ -284,7 +370,10 @@ impl Checker<'_> {
         for (key, value) in overrides {
             match checked_var_name(key) {
                 Ok(name) => vars.insert(name, serde_json::Value::String(value.clone())),
-                Err(reason) => self.errors.push(InventoryError::Override { key: key.clone(), reason }),
+                Err(reason) => self.errors.push(InventoryError::Override {
+                    key: key.clone(),
+                    reason,
+                }),
             }
         }
         vars
@@ -304,10 +393,16 @@ impl Checker<'_> {
         let mut hosts = Vec::new();
         for spanned in &raw.hosts.value {
             let raw_host = &spanned.value;
-            let Some(name) = self.parse::<HostName>(&raw_host.name, "hosts[].name", None) else { continue };
+            let Some(name) = self.parse::<HostName>(&raw_host.name, "hosts[].name", None) else {
+                continue;
+            };
             let at = self.at(&raw_host.name);
             if let Some(first) = seen.get(name.as_str()) {
-                self.errors.push(InventoryError::DuplicateHost { at, host: name, first: first.clone() });
+                self.errors.push(InventoryError::DuplicateHost {
+                    at,
+                    host: name,
+                    first: first.clone(),
+                });
                 continue;
             }
             seen.insert(name.to_string(), at);
@@ -355,7 +450,11 @@ impl Checker<'_> {
                 None
             }
         };
-        let identity = match raw.identity_file.as_ref().or(defaults.and_then(|d| d.identity_file.as_ref())) {
+        let identity = match raw
+            .identity_file
+            .as_ref()
+            .or(defaults.and_then(|d| d.identity_file.as_ref()))
+        {
             None => Some(Identity::Agent),
             Some(file) => self.identity(file, &name),
         };
@@ -380,7 +479,15 @@ impl Checker<'_> {
             vars.overlay(&host_vars);
         }
         vars.overlay(layers.command_line);
-        Some(Host { name, address: address?, port: port?, user: user?, identity: identity?, groups, vars })
+        Some(Host {
+            name,
+            address: address?,
+            port: port?,
+            user: user?,
+            identity: identity?,
+            groups,
+            vars,
+        })
     }
 
     /// The identity file must exist and be readable now, not fail mid-upgrade.
@@ -390,13 +497,21 @@ impl Checker<'_> {
             if f.metadata()?.is_file() {
                 Ok(())
             } else {
-                Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"))
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                ))
             }
         });
         match readable {
             Ok(()) => Some(Identity::File(path)),
             Err(source) => {
-                self.errors.push(InventoryError::IdentityFile { at: self.at(file), host: host.clone(), path, source });
+                self.errors.push(InventoryError::IdentityFile {
+                    at: self.at(file),
+                    host: host.clone(),
+                    path,
+                    source,
+                });
                 None
             }
         }
@@ -405,15 +520,22 @@ impl Checker<'_> {
 
 fn checked_var_name(name: &str) -> Result<VarName, String> {
     if RESERVED_VAR_NAMES.contains(&name) {
-        return Err(format!("reserved: the template context already has `{name}`"));
+        return Err(format!(
+            "reserved: the template context already has `{name}`"
+        ));
     }
-    name.parse().map_err(|error: super::names::NameError| error.to_string())
+    name.parse()
+        .map_err(|error: super::names::NameError| error.to_string())
 }
 
 fn known_groups(groups: &BTreeMap<String, Vars>) -> String {
     if groups.is_empty() {
         "none".to_string()
     } else {
-        groups.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        groups
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -10,7 +10,9 @@ use super::names::VarName;
 
 /// Names the template context already uses at top level (see `procedure::context`); a variable
 /// with one of these names would be shadowed, so the inventory refuses it.
-pub const RESERVED_VAR_NAMES: &[&str] = &["host", "cluster", "target", "current", "anchor", "release", "run"];
+pub const RESERVED_VAR_NAMES: &[&str] = &[
+    "host", "cluster", "target", "current", "anchor", "release", "run",
+];
 
 /// A set of variables. Values are JSON-shaped (strings, numbers, booleans, lists, maps).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,7 +31,10 @@ impl Vars {
 
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
-        self.0.iter().find(|(key, _)| key.as_str() == name).map(|(_, value)| value)
+        self.0
+            .iter()
+            .find(|(key, _)| key.as_str() == name)
+            .map(|(_, value)| value)
     }
 
     /// The value of `name` if it is a string.

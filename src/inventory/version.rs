@@ -34,7 +34,11 @@ pub enum BootstrapFlagStyle {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Version {
-        Version { major, minor, patch }
+        Version {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Parses what a binary reports (`1.1.6+git1234`, `v0.10.1`, `0.3.5-abcdef12`): build
@@ -103,7 +107,10 @@ impl FromStr for Version {
         let mut next = || -> Result<u32, VersionError> {
             let part = parts.next().ok_or(VersionError)?;
             // Leading zeros and signs are not version syntax.
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || (part.len() > 1 && part.starts_with('0')) {
+            if part.is_empty()
+                || !part.bytes().all(|b| b.is_ascii_digit())
+                || (part.len() > 1 && part.starts_with('0'))
+            {
                 return Err(VersionError);
             }
             part.parse().map_err(|_| VersionError)
@@ -147,11 +154,25 @@ mod tests {
     fn parses_strict_and_reported_forms() {
         assert_eq!(v("0.10.1"), Version::new(0, 10, 1));
         assert_eq!(v("v1.1.6"), Version::new(1, 1, 6));
-        for bad in ["", "1.0", "1.0.0.0", "1.x.0", "01.0.0", "1.0.0+git", " 1.0.0"] {
+        for bad in [
+            "",
+            "1.0",
+            "1.0.0.0",
+            "1.x.0",
+            "01.0.0",
+            "1.0.0+git",
+            " 1.0.0",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad:?} should be refused");
         }
-        assert_eq!(Version::from_reported("1.1.6+gitabcdef").unwrap(), v("1.1.6"));
-        assert_eq!(Version::from_reported("0.3.5-1a2b3c4d").unwrap(), v("0.3.5"));
+        assert_eq!(
+            Version::from_reported("1.1.6+gitabcdef").unwrap(),
+            v("1.1.6")
+        );
+        assert_eq!(
+            Version::from_reported("0.3.5-1a2b3c4d").unwrap(),
+            v("0.3.5")
+        );
     }
 
     #[test]
@@ -167,7 +188,10 @@ mod tests {
         assert_eq!(v("0.10.1").rpc_protocol(), "/ipfscluster/0.10/rpc");
         assert_eq!(v("0.14.1").rpc_protocol(), "/ipfscluster/0.12/rpc");
         assert_eq!(v("1.1.6").rpc_protocol(), "/ipfscluster/1.0/rpc");
-        assert_eq!(v("0.10.1").bootstrap_flag_style(), BootstrapFlagStyle::Repeat);
+        assert_eq!(
+            v("0.10.1").bootstrap_flag_style(),
+            BootstrapFlagStyle::Repeat
+        );
         assert_eq!(v("1.0.8").bootstrap_flag_style(), BootstrapFlagStyle::Comma);
         assert_eq!(v("0.10.1").peer_id_protocol(), "ipfs");
         assert_eq!(v("0.11.0").peer_id_protocol(), "p2p");

@@ -8,8 +8,8 @@ use super::model::{Plan, PlannedStep, PLAN_FORMAT};
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::{Host, HostName, Inventory};
 use crate::procedure::{
-    AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure, ReleaseContext,
-    RenderError, RunContext, TargetContext, TemplateContext,
+    AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure,
+    ReleaseContext, RenderError, RunContext, TargetContext, TemplateContext,
 };
 
 /// The two playbooks the planner chooses between.
@@ -88,7 +88,10 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
         anchor,
         anchor_facts,
         cluster: ClusterContext {
-            pins: Pinset::expected(facts).map(|p| PinsContext { count: p.count, hash: p.hash }),
+            pins: Pinset::expected(facts).map(|p| PinsContext {
+                count: p.count,
+                hash: p.hash,
+            }),
             ..ClusterContext::new(inventory)
         },
         run_id,

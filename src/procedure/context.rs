@@ -16,7 +16,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version};
+use crate::inventory::{
+    BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version,
+};
 
 /// Where staging and backups go when a host has no `bin_dir` (templates that use `bin_dir` then
 /// fail on the undefined variable anyway, which is the error the operator needs to see).
@@ -82,7 +84,11 @@ impl ClusterContext {
         ClusterContext {
             name: inventory.cluster.name.clone(),
             size: inventory.hosts.len(),
-            hosts: inventory.hosts.iter().map(|host| host.name.to_string()).collect(),
+            hosts: inventory
+                .hosts
+                .iter()
+                .map(|host| host.name.to_string())
+                .collect(),
             pins: None,
         }
     }
@@ -183,13 +189,19 @@ impl ReleaseContext {
             source: cluster.releases.kind().to_string(),
             version: cluster.target_version.to_string(),
             staging_dir: ReleaseContext::staging_dir_for(bin_dir, cluster.target_version),
-            files: ReleaseFilesContext { service: file(ReleaseFile::Service), ctl: file(ReleaseFile::Ctl) },
+            files: ReleaseFilesContext {
+                service: file(ReleaseFile::Service),
+                ctl: file(ReleaseFile::Ctl),
+            },
         }
     }
 
     /// `<bin_dir>/.cluster-upgrade/<version>`.
     pub fn staging_dir_for(bin_dir: &str, version: Version) -> String {
-        format!("{}/.cluster-upgrade/{version}", bin_dir.trim_end_matches('/'))
+        format!(
+            "{}/.cluster-upgrade/{version}",
+            bin_dir.trim_end_matches('/')
+        )
     }
 }
 
@@ -206,7 +218,10 @@ impl RunContext {
     pub fn new(run_id: &str, bin_dir: &str) -> RunContext {
         RunContext {
             id: run_id.to_string(),
-            remote_backup_dir: format!("{}/.cluster-upgrade/backup/{run_id}", bin_dir.trim_end_matches('/')),
+            remote_backup_dir: format!(
+                "{}/.cluster-upgrade/backup/{run_id}",
+                bin_dir.trim_end_matches('/')
+            ),
         }
     }
 }
@@ -223,7 +238,12 @@ impl TemplateContext {
             cluster: ClusterContext::new(inventory),
             target: TargetContext::new(inventory.cluster.target_version),
             current: CurrentContext::default(),
-            anchor: AnchorContext { name: anchor.name.to_string(), peer_id: None, multiaddr: None, vars: anchor.vars.clone() },
+            anchor: AnchorContext {
+                name: anchor.name.to_string(),
+                peer_id: None,
+                multiaddr: None,
+                vars: anchor.vars.clone(),
+            },
             release: ReleaseContext::new(&inventory.cluster, bin_dir),
             run: RunContext::new("unplanned", bin_dir),
         }
@@ -233,14 +253,24 @@ impl TemplateContext {
     /// connecting. The anchor is `anchor` (the planner's choice; for bootstrap, the last peer).
     pub fn placeholder(inventory: &Inventory, host: &Host, anchor: &Host) -> TemplateContext {
         let target = inventory.cluster.target_version;
-        let fake_peer = |h: &Host| format!("QmPlaceholderPeerIdOf{}", h.name.as_str().replace(['.', '-', '_'], ""));
+        let fake_peer = |h: &Host| {
+            format!(
+                "QmPlaceholderPeerIdOf{}",
+                h.name.as_str().replace(['.', '-', '_'], "")
+            )
+        };
         let multiaddr = |h: &Host| {
             let network = match h.address.ip() {
                 Some(std::net::IpAddr::V4(_)) => "ip4",
                 Some(std::net::IpAddr::V6(_)) => "ip6",
                 None => "dns4",
             };
-            format!("/{network}/{}/tcp/9096/{}/{}", h.address, target.peer_id_protocol(), fake_peer(h))
+            format!(
+                "/{network}/{}/tcp/9096/{}/{}",
+                h.address,
+                target.peer_id_protocol(),
+                fake_peer(h)
+            )
         };
         let mut context = TemplateContext::new(inventory, host, anchor);
         context.current = CurrentContext {
@@ -252,7 +282,10 @@ impl TemplateContext {
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));
         // A stand-in pinset so that `check` renders the pinset gates too.
-        context.cluster.pins = Some(PinsContext { count: 0, hash: "0".repeat(64) });
+        context.cluster.pins = Some(PinsContext {
+            count: 0,
+            hash: "0".repeat(64),
+        });
         context.run = RunContext::new("check", host.vars.str("bin_dir").unwrap_or(DEFAULT_BIN_DIR));
         context
     }

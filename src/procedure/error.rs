@@ -24,11 +24,21 @@ pub enum ProcedureError {
 
     /// Two steps with one id.
     #[error("{at}: duplicate step id `{step}` (first defined at {first})")]
-    DuplicateStep { at: SourcePosition, step: String, first: SourcePosition },
+    DuplicateStep {
+        at: SourcePosition,
+        step: String,
+        first: SourcePosition,
+    },
 
     /// A value of the right type that is not acceptable.
     #[error("{at}: {}invalid {field} `{value}`: {reason}", StepPrefix(step))]
-    InvalidValue { at: SourcePosition, step: Option<String>, field: &'static str, value: String, reason: String },
+    InvalidValue {
+        at: SourcePosition,
+        step: Option<String>,
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
 
     /// A step with nothing to do.
     #[error("{at}: step `{step}`: needs a `command`, an `upload` or a `wait_until`")]
@@ -36,11 +46,20 @@ pub enum ProcedureError {
 
     /// A template that does not compile.
     #[error("{at}: {}{field}: {message}", StepPrefix(step))]
-    TemplateSyntax { at: SourcePosition, step: Option<String>, field: String, message: String },
+    TemplateSyntax {
+        at: SourcePosition,
+        step: Option<String>,
+        field: String,
+        message: String,
+    },
 
     /// `on: { host: NAME }` names a host the inventory lacks.
     #[error("{at}: step `{step}`: unknown host `{host}` (not in the inventory)")]
-    UnknownHost { at: SourcePosition, step: StepId, host: String },
+    UnknownHost {
+        at: SourcePosition,
+        step: StepId,
+        host: String,
+    },
 
     /// A template that fails for some host of the inventory.
     #[error(transparent)]
@@ -87,15 +106,29 @@ pub enum RenderError {
 
     /// `when` rendered to something other than `true` or `false`.
     #[error("{at}: step `{step}` for host `{host}`: `when` must render to true or false, got `{rendered}`")]
-    WhenNotBoolean { at: SourcePosition, step: StepId, host: String, rendered: String },
+    WhenNotBoolean {
+        at: SourcePosition,
+        step: StepId,
+        host: String,
+        rendered: String,
+    },
 
     /// A command template rendered to nothing.
     #[error("{at}: step `{step}` for host `{host}`: {field} rendered empty")]
-    Empty { at: SourcePosition, step: StepId, host: String, field: &'static str },
+    Empty {
+        at: SourcePosition,
+        step: StepId,
+        host: String,
+        field: &'static str,
+    },
 
     /// The context names a host that is not a valid host name.
     #[error("step `{step}`: the context's {role} `{name}` is not a valid host name")]
-    BadHostName { step: StepId, role: &'static str, name: String },
+    BadHostName {
+        step: StepId,
+        role: &'static str,
+        name: String,
+    },
 }
 
 impl From<RenderError> for ProcedureError {
@@ -107,7 +140,13 @@ impl From<RenderError> for ProcedureError {
 impl RenderError {
     /// Whether the problem is a variable the context lacks (as opposed to a refused value).
     pub fn is_undefined_variable(&self) -> bool {
-        matches!(self, RenderError::Template { variable: Some(_), .. })
+        matches!(
+            self,
+            RenderError::Template {
+                variable: Some(_),
+                ..
+            }
+        )
     }
 }
 

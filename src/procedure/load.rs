@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use serde_saphyr::Spanned;
 
-use crate::inventory::{describe_yaml_error, HostName, HumanDuration, SourcePosition, VarName, Vars, RESERVED_VAR_NAMES};
+use crate::inventory::{
+    describe_yaml_error, HostName, HumanDuration, SourcePosition, VarName, Vars, RESERVED_VAR_NAMES,
+};
 
 use super::error::ProcedureError;
 use super::raw::{self, RawDelegate, RawFileMode, RawMode, RawOn, RawOnResume, RawStep};
@@ -21,8 +23,17 @@ pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError>
         let (at, message) = describe_yaml_error(file, &error);
         ProcedureError::Yaml { at, message }
     })?;
-    let mut loader = Loader { file, text, templates: Templates::new(), errors: Vec::new() };
-    let defaults = raw.defaults.as_ref().map(|defaults| loader.defaults(defaults)).unwrap_or_default();
+    let mut loader = Loader {
+        file,
+        text,
+        templates: Templates::new(),
+        errors: Vec::new(),
+    };
+    let defaults = raw
+        .defaults
+        .as_ref()
+        .map(|defaults| loader.defaults(defaults))
+        .unwrap_or_default();
     for (name, source) in &raw.partials {
         loader.partial(name, source);
     }
@@ -31,7 +42,11 @@ pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError>
     for step in &raw.steps.value {
         let at = SourcePosition::of(file, &step.value.id);
         if let Some(first) = seen.get(&step.value.id.value) {
-            loader.errors.push(ProcedureError::DuplicateStep { at, step: step.value.id.value.clone(), first: first.clone() });
+            loader.errors.push(ProcedureError::DuplicateStep {
+                at,
+                step: step.value.id.value.clone(),
+                first: first.clone(),
+            });
             continue;
         }
         seen.insert(step.value.id.value.clone(), at);
@@ -73,8 +88,21 @@ impl Loader<'_> {
         SourcePosition::of(self.file, spanned)
     }
 
-    fn invalid(&mut self, at: SourcePosition, step: Option<&str>, field: &'static str, value: String, reason: String) {
-        self.errors.push(ProcedureError::InvalidValue { at, step: step.map(str::to_string), field, value, reason });
+    fn invalid(
+        &mut self,
+        at: SourcePosition,
+        step: Option<&str>,
+        field: &'static str,
+        value: String,
+        reason: String,
+    ) {
+        self.errors.push(ProcedureError::InvalidValue {
+            at,
+            step: step.map(str::to_string),
+            field,
+            value,
+            reason,
+        });
     }
 
     fn defaults(&mut self, raw: &Spanned<BTreeMap<String, serde_json::Value>>) -> Vars {
@@ -87,21 +115,39 @@ impl Loader<'_> {
             };
             match checked {
                 Ok(name) => vars.insert(name, value.clone()),
-                Err(reason) => self.invalid(self.at(raw), None, "defaults variable name", name.clone(), reason),
+                Err(reason) => self.invalid(
+                    self.at(raw),
+                    None,
+                    "defaults variable name",
+                    name.clone(),
+                    reason,
+                ),
             }
         }
         vars
     }
 
     fn partial(&mut self, name: &str, source: &Spanned<String>) {
-        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
             let reason = "partial names use lowercase letters, digits and `_`".to_string();
-            self.invalid(self.at(source), None, "partial name", name.to_string(), reason);
+            self.invalid(
+                self.at(source),
+                None,
+                "partial name",
+                name.to_string(),
+                reason,
+            );
             return;
         }
         let origin = origin_of(self.file, self.text, source);
-        if let Err(failure) = self.templates.add(name.to_string(), source.value.clone(), origin) {
+        if let Err(failure) = self
+            .templates
+            .add(name.to_string(), source.value.clone(), origin)
+        {
             self.errors.push(ProcedureError::TemplateSyntax {
                 at: failure.at,
                 step: None,
@@ -112,9 +158,17 @@ impl Loader<'_> {
     }
 
     /// Compiles one template field of a step.
-    fn template(&mut self, step: &str, field: &'static str, source: &Spanned<String>) -> Option<TemplateRef> {
+    fn template(
+        &mut self,
+        step: &str,
+        field: &'static str,
+        source: &Spanned<String>,
+    ) -> Option<TemplateRef> {
         let origin = origin_of(self.file, self.text, source);
-        match self.templates.add(format!("{step}.{field}"), source.value.clone(), origin) {
+        match self
+            .templates
+            .add(format!("{step}.{field}"), source.value.clone(), origin)
+        {
             Ok(template) => Some(template),
             Err(failure) => {
                 self.errors.push(ProcedureError::TemplateSyntax {
@@ -128,11 +182,22 @@ impl Loader<'_> {
         }
     }
 
-    fn duration(&mut self, step: &str, field: &'static str, text: &Spanned<String>) -> Option<HumanDuration> {
+    fn duration(
+        &mut self,
+        step: &str,
+        field: &'static str,
+        text: &Spanned<String>,
+    ) -> Option<HumanDuration> {
         match text.value.parse() {
             Ok(duration) => Some(duration),
             Err(reason) => {
-                self.invalid(self.at(text), Some(step), field, text.value.clone(), format!("{reason}"));
+                self.invalid(
+                    self.at(text),
+                    Some(step),
+                    field,
+                    text.value.clone(),
+                    format!("{reason}"),
+                );
                 None
             }
         }
@@ -145,22 +210,41 @@ impl Loader<'_> {
         let id = match StepId::from_str(id_text) {
             Ok(id) => Some(id),
             Err(reason) => {
-                self.invalid(self.at(&raw.id), None, "step id", id_text.to_string(), reason.to_string());
+                self.invalid(
+                    self.at(&raw.id),
+                    None,
+                    "step id",
+                    id_text.to_string(),
+                    reason.to_string(),
+                );
                 None
             }
         };
         let on = self.targets(id_text, &raw.on);
-        let command = raw.command.as_ref().and_then(|c| self.template(id_text, "command", c));
-        let check = raw.check.as_ref().and_then(|c| self.template(id_text, "check", c));
-        let when = raw.when.as_ref().and_then(|c| self.template(id_text, "when", c));
-        let backup = raw.backup.as_ref().and_then(|c| self.template(id_text, "backup", c));
+        let command = raw
+            .command
+            .as_ref()
+            .and_then(|c| self.template(id_text, "command", c));
+        let check = raw
+            .check
+            .as_ref()
+            .and_then(|c| self.template(id_text, "check", c));
+        let when = raw
+            .when
+            .as_ref()
+            .and_then(|c| self.template(id_text, "when", c));
+        let backup = raw
+            .backup
+            .as_ref()
+            .and_then(|c| self.template(id_text, "backup", c));
         if raw.backup.is_some() && raw.command.is_none() {
             self.errors.push(ProcedureError::InvalidValue {
                 at: self.at(spanned),
                 step: Some(id_text.to_string()),
                 field: "backup",
                 value: "(no command)".to_string(),
-                reason: "`backup` saves the command's output, so the step needs a `command`".to_string(),
+                reason: "`backup` saves the command's output, so the step needs a `command`"
+                    .to_string(),
             });
         }
         let upload = raw.upload.as_ref().and_then(|upload| {
@@ -170,7 +254,11 @@ impl Loader<'_> {
                 None => Some(0o644),
                 Some(mode) => self.file_mode(id_text, mode),
             };
-            Some(UploadSpec { from: from?, to: to?, mode: mode? })
+            Some(UploadSpec {
+                from: from?,
+                to: to?,
+                mode: mode?,
+            })
         });
         let wait_until = raw.wait_until.as_ref().and_then(|wait| {
             let command = self.template(id_text, "wait_until.command", &wait.value.command);
@@ -180,11 +268,22 @@ impl Loader<'_> {
             };
             let deadline = self.duration(id_text, "wait_until.deadline", &wait.value.deadline);
             let delegate_to = delegate(wait.value.delegate_to.or(raw.delegate_to));
-            Some(WaitSpec { command: command?, interval: interval?, deadline: deadline?, delegate_to })
+            Some(WaitSpec {
+                command: command?,
+                interval: interval?,
+                deadline: deadline?,
+                delegate_to,
+            })
         });
-        let timeout = raw.timeout.as_ref().map(|text| self.duration(id_text, "timeout", text));
+        let timeout = raw
+            .timeout
+            .as_ref()
+            .map(|text| self.duration(id_text, "timeout", text));
         if raw.command.is_none() && raw.upload.is_none() && raw.wait_until.is_none() {
-            self.errors.push(ProcedureError::NothingToDo { at: self.at(spanned), step: id_text.to_string() });
+            self.errors.push(ProcedureError::NothingToDo {
+                at: self.at(spanned),
+                step: id_text.to_string(),
+            });
         }
         if self.errors.len() > errors_before {
             return None;
@@ -223,8 +322,13 @@ impl Loader<'_> {
             RawOn::Keyword(word) if word == "all" => Ok(Targets::All),
             RawOn::Keyword(word) if word == "anchor" => Ok(Targets::Anchor),
             RawOn::Keyword(word) if word == "others" => Ok(Targets::Others),
-            RawOn::Keyword(word) => Err((word.clone(), "expected `all`, `anchor`, `others` or `{ host: NAME }`".to_string())),
-            RawOn::Host(name) => HostName::from_str(name).map(Targets::Host).map_err(|e| (name.clone(), e.to_string())),
+            RawOn::Keyword(word) => Err((
+                word.clone(),
+                "expected `all`, `anchor`, `others` or `{ host: NAME }`".to_string(),
+            )),
+            RawOn::Host(name) => HostName::from_str(name)
+                .map(Targets::Host)
+                .map_err(|e| (name.clone(), e.to_string())),
         };
         match targets {
             Ok(targets) => Some(targets),

@@ -42,12 +42,14 @@ use std::path::{Path, PathBuf};
 use crate::inventory::Vars;
 
 pub use context::{
-    AnchorContext, ClusterContext, PinsContext, CurrentContext, HostContext, ReleaseContext, ReleaseFileContext,
-    ReleaseFilesContext, RunContext, TargetContext, TemplateContext,
+    AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, ReleaseContext,
+    ReleaseFileContext, ReleaseFilesContext, RunContext, TargetContext, TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
 pub use render::{RenderedStep, RenderedUpload, RenderedWait};
-pub use step::{Delegate, Mode, OnResume, StepId, StepIdError, StepSpec, Targets, UploadSpec, WaitSpec};
+pub use step::{
+    Delegate, Mode, OnResume, StepId, StepIdError, StepSpec, Targets, UploadSpec, WaitSpec,
+};
 pub use template::{quote, TemplateRef};
 
 use template::Templates;
@@ -68,8 +70,10 @@ pub struct Procedure {
 impl Procedure {
     /// Reads, validates and compiles the playbook at `path`.
     pub fn load(path: &Path) -> Result<Procedure, ProcedureError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ProcedureError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProcedureError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Procedure::from_text(path, &text)
     }
 

@@ -80,7 +80,9 @@ impl<'de> Deserialize<'de> for RawOn {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawOn, A::Error> {
-                let key: String = map.next_key()?.ok_or_else(|| de::Error::missing_field("host"))?;
+                let key: String = map
+                    .next_key()?
+                    .ok_or_else(|| de::Error::missing_field("host"))?;
                 if key != "host" {
                     return Err(de::Error::unknown_field(&key, &["host"]));
                 }

@@ -71,16 +71,24 @@ pub(super) enum WhenPolicy {
 impl Procedure {
     /// Renders `step` for the host described by `context`. `Ok(None)` when the step's `when`
     /// renders to `false` for this host.
-    pub fn render_step(&self, step: &StepSpec, context: &TemplateContext) -> Result<Option<RenderedStep>, RenderError> {
+    pub fn render_step(
+        &self,
+        step: &StepSpec,
+        context: &TemplateContext,
+    ) -> Result<Option<RenderedStep>, RenderError> {
         self.render_with(step, context, WhenPolicy::Honour)
     }
 
     /// The context as templates see it: the playbook's `defaults` under the host's variables
     /// (and under the anchor's, in `anchor.vars`).
     pub fn context_value(&self, context: &TemplateContext) -> Value {
-        let mut json = serde_json::to_value(context).expect("the template context serializes to JSON");
-        let defaults: Vec<(String, serde_json::Value)> =
-            self.defaults.iter().map(|(name, value)| (name.to_string(), value.clone())).collect();
+        let mut json =
+            serde_json::to_value(context).expect("the template context serializes to JSON");
+        let defaults: Vec<(String, serde_json::Value)> = self
+            .defaults
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect();
         let fill = |target: Option<&mut serde_json::Value>| {
             if let Some(serde_json::Value::Object(map)) = target {
                 for (name, value) in &defaults {
@@ -100,7 +108,12 @@ impl Procedure {
         policy: WhenPolicy,
     ) -> Result<Option<RenderedStep>, RenderError> {
         let value = self.context_value(context);
-        let renderer = StepRenderer { procedure: self, step, host: &context.host.name, context: &value };
+        let renderer = StepRenderer {
+            procedure: self,
+            step,
+            host: &context.host.name,
+            context: &value,
+        };
         let host = host_name(step, "host", &context.host.name)?;
         let anchor = host_name(step, "anchor", &context.anchor.name)?;
         let run_on = |delegate: Delegate| match delegate {
@@ -142,7 +155,11 @@ impl Procedure {
 }
 
 fn host_name(step: &StepSpec, role: &'static str, name: &str) -> Result<HostName, RenderError> {
-    name.parse().map_err(|_| RenderError::BadHostName { step: step.id.clone(), role, name: name.to_string() })
+    name.parse().map_err(|_| RenderError::BadHostName {
+        step: step.id.clone(),
+        role,
+        name: name.to_string(),
+    })
 }
 
 struct StepRenderer<'a> {
@@ -152,13 +169,23 @@ struct StepRenderer<'a> {
     context: &'a Value,
 }
 
-type Parts = (Option<String>, Option<RenderedUpload>, Option<String>, Option<RenderedWait>, Option<String>);
+type Parts = (
+    Option<String>,
+    Option<RenderedUpload>,
+    Option<String>,
+    Option<RenderedWait>,
+    Option<String>,
+);
 
 impl StepRenderer<'_> {
     /// Every template of the step but `when`.
     fn parts(&self, run_on: &dyn Fn(Delegate) -> HostName) -> Result<Parts, RenderError> {
         let step = self.step;
-        let command = step.command.as_ref().map(|t| self.required(t, "command")).transpose()?;
+        let command = step
+            .command
+            .as_ref()
+            .map(|t| self.required(t, "command"))
+            .transpose()?;
         let upload = match &step.upload {
             None => None,
             Some(upload) => Some(RenderedUpload {
@@ -167,7 +194,11 @@ impl StepRenderer<'_> {
                 mode: upload.mode,
             }),
         };
-        let check = step.check.as_ref().map(|t| self.required(t, "check")).transpose()?;
+        let check = step
+            .check
+            .as_ref()
+            .map(|t| self.required(t, "check"))
+            .transpose()?;
         let wait_until = match &step.wait_until {
             None => None,
             Some(wait) => Some(RenderedWait {
@@ -177,19 +208,26 @@ impl StepRenderer<'_> {
                 run_on: run_on(wait.delegate_to),
             }),
         };
-        let backup = step.backup.as_ref().map(|t| self.required(t, "backup")).transpose()?;
+        let backup = step
+            .backup
+            .as_ref()
+            .map(|t| self.required(t, "backup"))
+            .transpose()?;
         Ok((command, upload, check, wait_until, backup))
     }
 
     fn render(&self, template: &TemplateRef, field: &'static str) -> Result<String, RenderError> {
-        self.procedure.templates.render(template, self.context).map_err(|failure| RenderError::Template {
-            at: failure.at,
-            step: self.step.id.clone(),
-            host: self.host.to_string(),
-            field,
-            message: failure.message.into(),
-            variable: failure.variable.map(Into::into),
-        })
+        self.procedure
+            .templates
+            .render(template, self.context)
+            .map_err(|failure| RenderError::Template {
+                at: failure.at,
+                step: self.step.id.clone(),
+                host: self.host.to_string(),
+                field,
+                message: failure.message.into(),
+                variable: failure.variable.map(Into::into),
+            })
     }
 
     /// A field that must not render empty (an empty command would "succeed" doing nothing).

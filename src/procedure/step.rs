@@ -31,7 +31,9 @@ impl FromStr for StepId {
     fn from_str(text: &str) -> Result<StepId, StepIdError> {
         let valid = text.len() <= 64
             && text.starts_with(|c: char| c.is_ascii_lowercase())
-            && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if valid {
             Ok(StepId(text.to_string()))
         } else {
@@ -193,9 +195,17 @@ mod tests {
 
     #[test]
     fn targets_select_in_inventory_order() {
-        let hosts: Vec<HostName> = ["h1", "h2", "h3"].iter().map(|h| h.parse().unwrap()).collect();
+        let hosts: Vec<HostName> = ["h1", "h2", "h3"]
+            .iter()
+            .map(|h| h.parse().unwrap())
+            .collect();
         let anchor = &hosts[2];
-        let names = |t: Targets| t.select(&hosts, anchor).iter().map(|h| h.as_str()).collect::<Vec<_>>();
+        let names = |t: Targets| {
+            t.select(&hosts, anchor)
+                .iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(Targets::All), ["h1", "h2", "h3"]);
         assert_eq!(names(Targets::Anchor), ["h3"]);
         assert_eq!(names(Targets::Others), ["h1", "h2"]);

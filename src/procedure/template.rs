@@ -54,14 +54,26 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        Templates { env: environment(), sources: HashMap::new() }
+        Templates {
+            env: environment(),
+            sources: HashMap::new(),
+        }
     }
 
     /// Compiles `source` under `name`; syntax errors come back with their playbook position.
-    pub fn add(&mut self, name: String, source: String, origin: TemplateOrigin) -> Result<TemplateRef, TemplateFailure> {
+    pub fn add(
+        &mut self,
+        name: String,
+        source: String,
+        origin: TemplateOrigin,
+    ) -> Result<TemplateRef, TemplateFailure> {
         if let Err(error) = self.env.add_template_owned(name.clone(), source.clone()) {
             let at = locate(&origin, &source, error.line(), error.range());
-            return Err(TemplateFailure { at, message: describe(&error), variable: None });
+            return Err(TemplateFailure {
+                at,
+                message: describe(&error),
+                variable: None,
+            });
         }
         self.sources.insert(name.clone(), (origin, source));
         Ok(TemplateRef { name })
@@ -69,7 +81,11 @@ impl Templates {
 
     /// Renders a template; leading and trailing whitespace is dropped (block scalars end in a
     /// newline, and a command's surrounding blanks mean nothing).
-    pub fn render(&self, template: &TemplateRef, context: &Value) -> Result<String, TemplateFailure> {
+    pub fn render(
+        &self,
+        template: &TemplateRef,
+        context: &Value,
+    ) -> Result<String, TemplateFailure> {
         let rendered = self
             .env
             .get_template(&template.name)
@@ -79,11 +95,19 @@ impl Templates {
     }
 
     /// Maps a render error to the template it happened in (possibly an included partial).
-    fn failure(&self, template: &TemplateRef, error: &minijinja::Error, context: &Value) -> TemplateFailure {
+    fn failure(
+        &self,
+        template: &TemplateRef,
+        error: &minijinja::Error,
+        context: &Value,
+    ) -> TemplateFailure {
         // An error inside an included partial arrives wrapped ("error in \"partial\""); the
         // innermost one says what and where.
         let error = innermost(error);
-        let name = error.name().filter(|name| self.sources.contains_key(*name)).unwrap_or(&template.name);
+        let name = error
+            .name()
+            .filter(|name| self.sources.contains_key(*name))
+            .unwrap_or(&template.name);
         let (origin, source) = &self.sources[name];
         let mut range = error.range();
         let variable = if error.kind() == ErrorKind::UndefinedError {
@@ -103,7 +127,11 @@ impl Templates {
             Some(variable) => format!("undefined variable `{variable}`"),
             None => describe(error),
         };
-        TemplateFailure { at, message, variable }
+        TemplateFailure {
+            at,
+            message,
+            variable,
+        }
     }
 
     /// minijinja does not say which variable was undefined. Among the template's variables that
@@ -126,11 +154,16 @@ impl Templates {
             .filter(|path| !resolves(context, path))
             .collect();
         missing.sort();
-        let Some((line_start, text)) = line else { return missing.into_iter().next().map(|v| (v, None)) };
+        let Some((line_start, text)) = line else {
+            return missing.into_iter().next().map(|v| (v, None));
+        };
         let used_at = used_at.unwrap_or(line_start + text.len());
         let best = missing
             .iter()
-            .flat_map(|path| text.match_indices(path.as_str()).map(move |(index, _)| (path, line_start + index)))
+            .flat_map(|path| {
+                text.match_indices(path.as_str())
+                    .map(move |(index, _)| (path, line_start + index))
+            })
             .filter(|(_, offset)| *offset <= used_at)
             .max_by_key(|(_, offset)| *offset);
         match best {
@@ -142,7 +175,9 @@ impl Templates {
 
 fn innermost(error: &minijinja::Error) -> &minijinja::Error {
     let mut current = error;
-    while let Some(inner) = std::error::Error::source(current).and_then(|s| s.downcast_ref::<minijinja::Error>()) {
+    while let Some(inner) =
+        std::error::Error::source(current).and_then(|s| s.downcast_ref::<minijinja::Error>())
+    {
         current = inner;
     }
     current
@@ -161,13 +196,25 @@ fn resolves(context: &Value, path: &str) -> bool {
 }
 
 /// The failing line of a template: its start offset and text.
-fn line_text(source: &str, line: Option<usize>, range: Option<Range<usize>>) -> Option<(usize, &str)> {
+fn line_text(
+    source: &str,
+    line: Option<usize>,
+    range: Option<Range<usize>>,
+) -> Option<(usize, &str)> {
     let start = match (range, line) {
-        (Some(range), _) => source[..range.start.min(source.len())].rfind('\n').map_or(0, |n| n + 1),
-        (None, Some(line)) => source.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum(),
+        (Some(range), _) => source[..range.start.min(source.len())]
+            .rfind('\n')
+            .map_or(0, |n| n + 1),
+        (None, Some(line)) => source
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum(),
         (None, None) => return None,
     };
-    let end = source[start..].find('\n').map_or(source.len(), |n| start + n);
+    let end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |n| start + n);
     Some((start, &source[start..end]))
 }
 
@@ -197,9 +244,14 @@ pub fn quote(value: Value) -> Result<String, minijinja::Error> {
             ))
         }
     };
-    shlex::try_quote(&text).map(|quoted| quoted.into_owned()).map_err(|_| {
-        minijinja::Error::new(ErrorKind::InvalidOperation, "quote: the value contains a NUL byte, which no shell word can hold")
-    })
+    shlex::try_quote(&text)
+        .map(|quoted| quoted.into_owned())
+        .map_err(|_| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "quote: the value contains a NUL byte, which no shell word can hold",
+            )
+        })
 }
 
 /// `{{ fail("message") }}`: stops rendering with the playbook's own message (e.g. an unknown
@@ -219,33 +271,51 @@ fn describe(error: &minijinja::Error) -> String {
 }
 
 /// The playbook position of `line`/`range` inside a template that starts at `origin`.
-fn locate(origin: &TemplateOrigin, source: &str, line: Option<usize>, range: Option<Range<usize>>) -> SourcePosition {
+fn locate(
+    origin: &TemplateOrigin,
+    source: &str,
+    line: Option<usize>,
+    range: Option<Range<usize>>,
+) -> SourcePosition {
     let mut at = origin.position.clone();
     let Some(start) = range.map(|range| range.start.min(source.len())) else {
         if let Some(line) = line {
-            at.line = at.line.saturating_add(u32::try_from(line.saturating_sub(1)).unwrap_or(u32::MAX));
+            at.line = at
+                .line
+                .saturating_add(u32::try_from(line.saturating_sub(1)).unwrap_or(u32::MAX));
         }
         return at;
     };
     let line_start = source[..start].rfind('\n').map_or(0, |newline| newline + 1);
     let line_index = u32::try_from(source[..line_start].matches('\n').count()).unwrap_or(u32::MAX);
-    let column_in_line = u32::try_from(source[line_start..start].chars().count()).unwrap_or(u32::MAX);
+    let column_in_line =
+        u32::try_from(source[line_start..start].chars().count()).unwrap_or(u32::MAX);
     at.line = at.line.saturating_add(line_index);
     // Block scalars keep their indentation column on every line; on the first line a quoted
     // scalar's text starts after the quote.
-    at.column = at.column.saturating_add(column_in_line).saturating_add(u32::from(line_index == 0 && origin.quoted));
+    at.column = at
+        .column
+        .saturating_add(column_in_line)
+        .saturating_add(u32::from(line_index == 0 && origin.quoted));
     at
 }
 
 /// Where a spanned YAML scalar's text starts, and whether it is quoted.
-pub fn origin_of(file: &Path, text: &str, spanned: &serde_saphyr::Spanned<String>) -> TemplateOrigin {
+pub fn origin_of(
+    file: &Path,
+    text: &str,
+    spanned: &serde_saphyr::Spanned<String>,
+) -> TemplateOrigin {
     let location = spanned.referenced;
     let quoted = location
         .span()
         .byte_offset()
         .and_then(|offset| text.as_bytes().get(offset as usize))
         .is_some_and(|byte| matches!(byte, b'"' | b'\''));
-    TemplateOrigin { position: SourcePosition::new(file, location), quoted }
+    TemplateOrigin {
+        position: SourcePosition::new(file, location),
+        quoted,
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +331,10 @@ mod tests {
         assert_eq!(q(Value::from("$HOME")), "'$HOME'");
         assert_eq!(q(Value::from("")), "''");
         assert_eq!(q(Value::from(42)), "42");
-        assert!(quote(Value::from("a\0b")).unwrap_err().to_string().contains("NUL"));
+        assert!(quote(Value::from("a\0b"))
+            .unwrap_err()
+            .to_string()
+            .contains("NUL"));
         assert!(quote(Value::from(vec![1, 2])).is_err());
         assert!(quote(Value::from(())).is_err());
     }
@@ -269,7 +342,11 @@ mod tests {
     #[test]
     fn positions_map_into_block_and_quoted_scalars() {
         let origin = |quoted| TemplateOrigin {
-            position: SourcePosition { file: std::path::Path::new("p.yaml").into(), line: 10, column: 7 },
+            position: SourcePosition {
+                file: std::path::Path::new("p.yaml").into(),
+                line: 10,
+                column: 7,
+            },
             quoted,
         };
         let source = "echo a\necho {{ x }}";

@@ -14,7 +14,9 @@ impl Procedure {
     /// host as anchor (the bootstrap procedure's choice). Steps are rendered even where their
     /// `when` is false, so a mistake in a rarely taken branch is still found.
     pub fn validate_against(&self, inventory: &Inventory) -> Result<(), ProcedureError> {
-        let Some(anchor) = inventory.hosts.last() else { return Ok(()) };
+        let Some(anchor) = inventory.hosts.last() else {
+            return Ok(());
+        };
         let mut errors = Vec::new();
         for step in &self.steps {
             if let Targets::Host(name) = &step.on {

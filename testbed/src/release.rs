@@ -70,13 +70,20 @@ impl Release {
         if parts.next().is_some() {
             return None;
         }
-        Some(Release { version: format!("{major}.{minor}.{patch}"), major, minor, patch })
+        Some(Release {
+            version: format!("{major}.{minor}.{patch}"),
+            major,
+            minor,
+            patch,
+        })
     }
 
     /// A modelled release by exact version, or `None`.
     pub fn modelled(version: &str) -> Option<Release> {
         let release = Release::parse(version)?;
-        RELEASES.contains(&release.version.as_str()).then_some(release)
+        RELEASES
+            .contains(&release.version.as_str())
+            .then_some(release)
     }
 
     pub fn era(&self) -> Era {
@@ -140,7 +147,10 @@ pub fn own_trailer() -> io::Result<Option<Trailer>> {
 pub fn write_executable(standin: &Path, trailer: &Trailer, out: &Path) -> io::Result<()> {
     let mut bytes = fs::read(standin)?;
     if read_trailer(standin)?.is_some() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "source already is a release executable"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "source already is a release executable",
+        ));
     }
     let body = serde_json::to_vec(trailer).expect("trailer serializes");
     bytes.extend_from_slice(&body);
@@ -158,16 +168,33 @@ pub fn write_executable(standin: &Path, trailer: &Trailer, out: &Path) -> io::Re
 
 /// Writes a release's two executables and a `SHA256SUMS` file into `out_dir`.
 /// Returns the paths of the executables (service, ctl).
-pub fn write_release(standin: &Path, version: &str, out_dir: &Path) -> io::Result<(PathBuf, PathBuf)> {
+pub fn write_release(
+    standin: &Path,
+    version: &str,
+    out_dir: &Path,
+) -> io::Result<(PathBuf, PathBuf)> {
     let release = Release::modelled(version).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("release {version} is not modelled (known: {})", RELEASES.join(", ")))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "release {version} is not modelled (known: {})",
+                RELEASES.join(", ")
+            ),
+        )
     })?;
     fs::create_dir_all(out_dir)?;
     let mut sums = String::new();
     let mut paths = Vec::new();
     for role in [Role::Service, Role::Ctl] {
         let path = out_dir.join(role.file_name());
-        write_executable(standin, &Trailer { role, version: release.version.clone() }, &path)?;
+        write_executable(
+            standin,
+            &Trailer {
+                role,
+                version: release.version.clone(),
+            },
+            &path,
+        )?;
         sums.push_str(&format!("{}  {}\n", sha256_file(&path)?, role.file_name()));
         paths.push(path);
     }
@@ -187,7 +214,11 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
@@ -220,7 +251,13 @@ mod tests {
         fs::write(&standin, b"#!/bin/sh\nexit 0\n").unwrap();
         let (svc, ctl) = write_release(&standin, "0.10.1", &dir.path().join("rel")).unwrap();
         let t = read_trailer(&svc).unwrap().unwrap();
-        assert_eq!(t, Trailer { role: Role::Service, version: "0.10.1".into() });
+        assert_eq!(
+            t,
+            Trailer {
+                role: Role::Service,
+                version: "0.10.1".into()
+            }
+        );
         assert_eq!(read_trailer(&ctl).unwrap().unwrap().role, Role::Ctl);
         assert_eq!(read_trailer(&standin).unwrap(), None);
         let sums = fs::read_to_string(dir.path().join("rel/SHA256SUMS")).unwrap();

@@ -28,10 +28,14 @@ pub fn require_sshd() -> io::Result<()> {
 
 /// The user the lab logs in as: the one running it.
 pub fn current_user() -> String {
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
-        let out = Command::new("id").arg("-un").output().ok();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_else(|| "root".into())
-    })
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            let out = Command::new("id").arg("-un").output().ok();
+            out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "root".into())
+        })
 }
 
 /// Generates an ed25519 key pair with `ssh-keygen` (no passphrase) at `path` and `path.pub`.
@@ -44,7 +48,10 @@ pub fn generate_key(path: &Path, comment: &str) -> io::Result<()> {
         .stdin(Stdio::null())
         .status()?;
     if !status.success() {
-        return Err(io::Error::other(format!("ssh-keygen failed for {}", path.display())));
+        return Err(io::Error::other(format!(
+            "ssh-keygen failed for {}",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -91,7 +98,13 @@ impl SshdSpec {
     pub fn prepare(&self) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         fs::create_dir_all(self.home.join("bin"))?;
-        fs::create_dir_all("/run/sshd").or_else(|e| if Path::new("/run/sshd").is_dir() { Ok(()) } else { Err(e) })?;
+        fs::create_dir_all("/run/sshd").or_else(|e| {
+            if Path::new("/run/sshd").is_dir() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
         if !self.host_key_path().exists() {
             generate_key(&self.host_key_path(), "lab-host-key")?;
         }
@@ -114,15 +127,26 @@ impl SshdSpec {
 
     /// The host's public key line (`ssh-ed25519 AAAA... comment`).
     pub fn host_public_key(&self) -> io::Result<String> {
-        Ok(fs::read_to_string(self.host_key_path().with_extension("pub"))?.trim().to_string())
+        Ok(
+            fs::read_to_string(self.host_key_path().with_extension("pub"))?
+                .trim()
+                .to_string(),
+        )
     }
 
     /// A known_hosts line for this server (`[addr]:port ssh-ed25519 AAAA...`).
     pub fn known_hosts_line(&self) -> io::Result<String> {
         let key = self.host_public_key()?;
         let mut parts = key.split_whitespace();
-        let (kind, blob) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        let host = if self.port == 22 { self.address.to_string() } else { format!("[{}]:{}", self.address, self.port) };
+        let (kind, blob) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let host = if self.port == 22 {
+            self.address.to_string()
+        } else {
+            format!("[{}]:{}", self.address, self.port)
+        };
         Ok(format!("{host} {kind} {blob}"))
     }
 
@@ -138,7 +162,11 @@ impl SshdSpec {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
-        let server = SshServer { spec: self.clone(), pid: child.id(), detached: false };
+        let server = SshServer {
+            spec: self.clone(),
+            pid: child.id(),
+            detached: false,
+        };
         // The child is reaped by whoever stops it (by PID); do not keep the handle.
         std::mem::forget(child);
         server.wait_listening(Duration::from_secs(10))?;
@@ -156,7 +184,9 @@ impl SshServer {
     fn wait_listening(&self, deadline: Duration) -> io::Result<()> {
         let start = Instant::now();
         loop {
-            if TcpStream::connect_timeout(&self.spec.socket_addr(), Duration::from_millis(200)).is_ok() {
+            if TcpStream::connect_timeout(&self.spec.socket_addr(), Duration::from_millis(200))
+                .is_ok()
+            {
                 return Ok(());
             }
             if !pid_alive(self.pid) || start.elapsed() > deadline {
@@ -188,7 +218,11 @@ impl Drop for SshServer {
 /// Whether a process exists (and is not a zombie).
 pub fn pid_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .map(|rest| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -215,7 +249,11 @@ pub fn stop_pid(pid: u32, grace: Duration) {
 }
 
 fn unsafe_free_kill(pid: libc::pid_t, signal: libc::c_int) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn reap(pid: libc::pid_t) {
@@ -233,5 +271,7 @@ pub fn free_port(address: Ipv4Addr, first: u16) -> io::Result<u16> {
             return Ok(port);
         }
     }
-    Err(io::Error::other(format!("no free port on {address} from {first}")))
+    Err(io::Error::other(format!(
+        "no free port on {address} from {first}"
+    )))
 }
