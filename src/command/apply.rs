@@ -235,9 +235,9 @@ fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
         }
         if old.service_version != new.service_version {
             fields.push(format!(
-                "version {:?} → {:?}",
-                old.service_version.map(|v| v.to_string()),
-                new.service_version.map(|v| v.to_string())
+                "version {} → {}",
+                version_text(old.service_version),
+                version_text(new.service_version)
             ));
         }
         if old.running != new.running {
@@ -292,8 +292,8 @@ pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
         let name = &host.host;
         if host.service_version != Some(plan.choice.to) {
             problems.push(format!(
-                "{name} runs {:?}, not {}",
-                host.service_version.map(|v| v.to_string()),
+                "{name} runs {}, not {}",
+                version_text(host.service_version),
                 plan.choice.to
             ));
         }
@@ -330,4 +330,9 @@ pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A version for messages: `0.9.0`, or `an unknown version`.
+fn version_text(version: Option<crate::inventory::Version>) -> String {
+    version.map_or_else(|| "an unknown version".to_string(), |v| v.to_string())
 }

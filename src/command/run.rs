@@ -100,7 +100,7 @@ pub fn run_plan(
             bars.finish();
         }
         let result = match outcome {
-            RunOutcome::Finished => match after(&hosts::probe_all(&sessions, &targets).await) {
+            RunOutcome::Finished => match final_gate(after, &sessions, &targets).await {
                 Ok(problems) if problems.is_empty() => {
                     executor.record(Event::RunFinished).map_err(Error::from)
                 }
@@ -129,4 +129,25 @@ pub fn run_plan(
         ));
         result
     })
+}
+
+/// How long the final gate keeps probing a cluster that is not healthy yet (a peer still
+/// settling after the last step), before it reports the problems.
+const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Probes the cluster and checks it, again every 2 s while problems remain, for a short while.
+async fn final_gate(
+    after: AfterCheck<'_>,
+    sessions: &std::collections::HashMap<String, Arc<crate::transport::SshSession>>,
+    targets: &[crate::facts::ProbeTarget],
+) -> Result<Vec<String>, Error> {
+    let deadline = std::time::Instant::now() + FINAL_GATE_PATIENCE;
+    loop {
+        let problems = after(&hosts::probe_all(sessions, targets).await)?;
+        if problems.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok(problems);
+        }
+        tracing::debug!(?problems, "final gate not passed yet");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
