@@ -135,7 +135,8 @@ pub fn run_plan(
 /// settling after the last step), before it reports the problems.
 const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Probes the cluster and checks it, again every 2 s while problems remain, for a short while.
+/// Probes the cluster and checks it, again every 2 s while a peer is still settling, for a
+/// short while.
 async fn final_gate(
     after: AfterCheck<'_>,
     sessions: &std::collections::HashMap<String, Arc<crate::transport::SshSession>>,
@@ -143,8 +144,14 @@ async fn final_gate(
 ) -> Result<Vec<String>, Error> {
     let deadline = std::time::Instant::now() + FINAL_GATE_PATIENCE;
     loop {
-        let problems = after(&hosts::probe_all(sessions, targets).await)?;
-        if problems.is_empty() || std::time::Instant::now() >= deadline {
+        let facts = hosts::probe_all(sessions, targets).await;
+        let problems = after(&facts)?;
+        // Only a peer that is still settling (not answering, or reporting a peer it cannot
+        // reach yet) is worth waiting for; a wrong version or pinset will not fix itself.
+        let settling = facts
+            .iter()
+            .any(|h| !h.is_reachable() || !h.running || !h.peer_errors.is_empty());
+        if problems.is_empty() || !settling || std::time::Instant::now() >= deadline {
             return Ok(problems);
         }
         tracing::debug!(?problems, "final gate not passed yet");
