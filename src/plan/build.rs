@@ -1,6 +1,7 @@
 //! Builds the plan: the procedure choice, then every step of the chosen playbook rendered for
 //! every host it runs for, from the inventory and the facts. Pure: no I/O.
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::choice::{choose, Choice, ProcedureKind, Refusal};
@@ -96,15 +97,23 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
         },
         run_id,
     };
+    // Each host's context is built and converted for the templates once, not once per step.
+    let contexts: HashMap<&str, (TemplateContext, minijinja::Value)> = inventory
+        .hosts
+        .iter()
+        .zip(facts)
+        .map(|(host, facts)| {
+            let context = shared.context_for(host, facts);
+            let value = procedure.context_value(&context);
+            (host.name.as_str(), (context, value))
+        })
+        .collect();
     let mut steps = Vec::new();
     for spec in &procedure.steps {
         let mut hosts = Vec::new();
         for name in spec.on.select(&names, &anchor.name) {
-            let host = inventory
-                .host(name.as_str())
-                .expect("selected from the inventory");
-            let context = shared.context_for(host, facts_of(facts, host));
-            if let Some(mut rendered) = procedure.render_step(spec, &context)? {
+            let (context, value) = &contexts[name.as_str()];
+            if let Some(mut rendered) = procedure.render_step_with(spec, context, value)? {
                 rendered
                     .timeout
                     .get_or_insert(inventory.ssh.command_timeout);

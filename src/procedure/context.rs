@@ -7,7 +7,10 @@
 //! | name      | meaning |
 //! |-----------|---------|
 //! | `host`    | `{name, address, port, user}` of the host the step is for |
-//! | `cluster` | `{name, size, hosts}`: inventory name, number of peers, host names in order |
+//! | `cluster` | `{name, size, pins}`: inventory name, number of peers, the planned pinset `{count, hash}` |
+//!
+//! (No list of every host here: each host's context would then grow with the cluster, and
+//! planning with the square of it.)
 //! | `target`  | `{version, state_format, has_state_upgrade, bootstrap_flag_style, rpc_protocol, peer_id_protocol}` |
 //! | `current` | facts of this host: `{version, state_format, peer_id, multiaddr}` (null when unknown) |
 //! | `anchor`  | `{name, peer_id, multiaddr, vars}`; `multiaddr` ends in `/ipfs/<id>` or `/p2p/<id>` (for `--bootstrap`); `vars` are the anchor host's merged variables |
@@ -66,7 +69,6 @@ pub struct ClusterContext {
     pub name: String,
     /// Number of peers in the inventory (what a healthy peer's "Sees N other peers" counts + 1).
     pub size: usize,
-    pub hosts: Vec<String>,
     /// The pinset the cluster had when planned (what most peers listed), for the health gates
     /// that check that no pin was lost; null when no peer listed its pins.
     pub pins: Option<PinsContext>,
@@ -84,11 +86,6 @@ impl ClusterContext {
         ClusterContext {
             name: inventory.cluster.name.clone(),
             size: inventory.hosts.len(),
-            hosts: inventory
-                .hosts
-                .iter()
-                .map(|host| host.name.to_string())
-                .collect(),
             pins: None,
         }
     }

@@ -76,7 +76,23 @@ impl Procedure {
         step: &StepSpec,
         context: &TemplateContext,
     ) -> Result<Option<RenderedStep>, RenderError> {
-        self.render_with(step, context, WhenPolicy::Honour)
+        self.render_with(
+            step,
+            context,
+            &self.context_value(context),
+            WhenPolicy::Honour,
+        )
+    }
+
+    /// [`Procedure::render_step`] with the context's value already built by
+    /// [`Procedure::context_value`], so a host's many steps convert its context once.
+    pub fn render_step_with(
+        &self,
+        step: &StepSpec,
+        context: &TemplateContext,
+        value: &Value,
+    ) -> Result<Option<RenderedStep>, RenderError> {
+        self.render_with(step, context, value, WhenPolicy::Honour)
     }
 
     /// The context as templates see it: the playbook's `defaults` under the host's variables
@@ -105,14 +121,14 @@ impl Procedure {
         &self,
         step: &StepSpec,
         context: &TemplateContext,
+        value: &Value,
         policy: WhenPolicy,
     ) -> Result<Option<RenderedStep>, RenderError> {
-        let value = self.context_value(context);
         let renderer = StepRenderer {
             procedure: self,
             step,
             host: &context.host.name,
-            context: &value,
+            context: value,
         };
         let host = host_name(step, "host", &context.host.name)?;
         let anchor = host_name(step, "anchor", &context.anchor.name)?;

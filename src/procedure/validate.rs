@@ -17,6 +17,17 @@ impl Procedure {
         let Some(anchor) = inventory.hosts.last() else {
             return Ok(());
         };
+        // Each host's context is built and converted once, not once per step.
+        let contexts: std::collections::HashMap<&str, (TemplateContext, minijinja::Value)> =
+            inventory
+                .hosts
+                .iter()
+                .map(|host| {
+                    let context = TemplateContext::placeholder(inventory, host, anchor);
+                    let value = self.context_value(&context);
+                    (host.name.as_str(), (context, value))
+                })
+                .collect();
         let mut errors = Vec::new();
         for step in &self.steps {
             if let Targets::Host(name) = &step.on {
@@ -30,8 +41,10 @@ impl Procedure {
                 }
             }
             for host in hosts_of(step, inventory, anchor) {
-                let context = TemplateContext::placeholder(inventory, host, anchor);
-                if let Err(error) = self.render_with(step, &context, WhenPolicy::RenderEverything) {
+                let (context, value) = &contexts[host.name.as_str()];
+                if let Err(error) =
+                    self.render_with(step, context, value, WhenPolicy::RenderEverything)
+                {
                     errors.push(ProcedureError::from(error));
                 }
             }
