@@ -264,7 +264,9 @@ fn bootstrap_removes_others_from_the_anchor_then_bootstraps_them_one_by_one() {
     );
     assert_eq!(
         wait.command,
-        "! { /lab/hosts/h1/home/bin/ipfs-cluster-svc status >/dev/null 2>&1; }"
+        "! { /lab/hosts/h1/home/bin/ipfs-cluster-svc status >/dev/null 2>&1; } \
+         && ls -d /lab/hosts/h1/home/.ipfs-cluster/raft.old.* >/dev/null 2>&1",
+        "stopped, with its state moved to a backup"
     );
 
     let start = render(&bootstrap, &lab, "start-anchor", "h3").unwrap();
