@@ -2,14 +2,14 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::{ApplyArgs, InventoryArgs};
 use crate::error::Error;
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, RunDir, StateDir};
-use crate::plan::{build_plan, Plan, PlanInputs, PLAN_FORMAT};
+use crate::plan::{build_plan, Plan, PlanInputs};
 use crate::report::{self};
 
 use super::{hosts, inputs, plan as plan_cmd, run};
@@ -30,7 +30,9 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
     let state = match (&source, &args.state_dir) {
         (_, Some(dir)) => StateDir { root: dir.clone() },
         (Source::Inventory(inventory), None) => StateDir::for_inventory(inventory, None),
-        (Source::File(file), None) => StateDir::for_inventory(&read_plan(file)?.inventory, None),
+        (Source::File(file), None) => {
+            StateDir::for_inventory(&run::read_plan(file)?.inventory, None)
+        }
         (Source::Latest, None) => StateDir {
             root: PathBuf::from(".cluster-upgrade"),
         },
@@ -38,9 +40,9 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
     let _lock = state.lock()?;
     crate::report::log_to_file(&state.root.join("apply.log"));
 
-    if let Some((run, plan, checkpoint)) = unfinished_run(&state)? {
+    if let Some((run, plan, checkpoint)) = run::unfinished_run(&state)? {
         if let Source::File(file) = &source {
-            if read_plan(file)?.run_id != plan.run_id {
+            if run::read_plan(file)?.run_id != plan.run_id {
                 return Err(Error::UnfinishedRun { run_id: run.id() });
             }
         }
@@ -76,7 +78,7 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
             (inventory, plan, Freshness::JustProbed)
         }
         Source::File(path) => {
-            let plan = read_plan(path)?;
+            let plan = run::read_plan(path)?;
             (
                 Inventory::load(&plan.inventory, &[])?,
                 plan,
@@ -88,7 +90,7 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
             if !path.exists() {
                 return Err(Error::NoPlan { path });
             }
-            let plan = read_plan(&path)?;
+            let plan = run::read_plan(&path)?;
             (
                 Inventory::load(&plan.inventory, &[])?,
                 plan,
@@ -167,40 +169,6 @@ fn execute(
         resumed: freshness == Freshness::Resume,
     };
     run::run_plan(request, before, &|now: &[HostFacts]| Ok(verify(plan, now)))
-}
-
-/// The last run that has a journal and did not finish, with its plan and checkpoint.
-fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
-    let Some(run) = state
-        .runs()?
-        .into_iter()
-        .rev()
-        .find(|run| run.journal_path().exists())
-    else {
-        return Ok(None);
-    };
-    let checkpoint = Checkpoint::replay(&run.records()?);
-    if checkpoint.finished {
-        return Ok(None);
-    }
-    let plan = read_plan(&run.plan_path())?;
-    Ok(Some((run, plan, checkpoint)))
-}
-
-pub(super) fn read_plan(path: &Path) -> Result<Plan, Error> {
-    let bad = |message: String| Error::PlanFile {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    if plan.format != PLAN_FORMAT {
-        return Err(bad(format!(
-            "plan format {} (this cluster-upgrade reads {PLAN_FORMAT})",
-            plan.format
-        )));
-    }
-    Ok(plan)
 }
 
 fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {

@@ -24,7 +24,7 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     let _lock = state.lock()?;
     report::log_to_file(&state.root.join("apply.log"));
 
-    if let Some((run, plan, checkpoint)) = unfinished_run(&state)? {
+    if let Some((run, plan, checkpoint)) = run::unfinished_run(&state)? {
         if plan.choice.procedure != ProcedureKind::Recover {
             return Err(Error::UnfinishedRun { run_id: run.id() });
         }
@@ -166,27 +166,6 @@ fn verify(plan: &Plan, now: &[HostFacts], expected: &Pinset) -> Vec<String> {
         }
     }
     problems
-}
-
-/// The last run that has a journal and did not finish, with its plan and checkpoint.
-fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
-    let Some(run) = state
-        .runs()?
-        .into_iter()
-        .rev()
-        .find(|run| run.journal_path().exists())
-    else {
-        return Ok(None);
-    };
-    let checkpoint = Checkpoint::replay(&run.records()?);
-    if checkpoint.finished {
-        return Ok(None);
-    }
-    Ok(Some((
-        run.clone(),
-        apply::read_plan(&run.plan_path())?,
-        checkpoint,
-    )))
 }
 
 fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {

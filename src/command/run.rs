@@ -3,6 +3,7 @@
 //! print the run's table.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -11,8 +12,8 @@ use crate::error::{chain, Error};
 use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
 use crate::facts::HostFacts;
 use crate::inventory::Inventory;
-use crate::journal::{Checkpoint, Event, RunDir};
-use crate::plan::Plan;
+use crate::journal::{Checkpoint, Event, RunDir, StateDir};
+use crate::plan::{Plan, PLAN_FORMAT};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
 use super::hosts;
@@ -157,4 +158,38 @@ async fn final_gate(
         tracing::debug!(?problems, "final gate not passed yet");
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
+}
+
+/// The last run that has a journal and did not finish, with its plan and checkpoint.
+pub fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
+    let Some(run) = state
+        .runs()?
+        .into_iter()
+        .rev()
+        .find(|run| run.journal_path().exists())
+    else {
+        return Ok(None);
+    };
+    let checkpoint = Checkpoint::replay(&run.records()?);
+    if checkpoint.finished {
+        return Ok(None);
+    }
+    let plan = read_plan(&run.plan_path())?;
+    Ok(Some((run, plan, checkpoint)))
+}
+
+pub fn read_plan(path: &Path) -> Result<Plan, Error> {
+    let bad = |message: String| Error::PlanFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if plan.format != PLAN_FORMAT {
+        return Err(bad(format!(
+            "plan format {} (this cluster-upgrade reads {PLAN_FORMAT})",
+            plan.format
+        )));
+    }
+    Ok(plan)
 }

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::journal::{Checkpoint, StateDir};
 use crate::report;
 
-use super::apply::read_plan;
+use super::run::read_plan;
 
 pub fn status(args: &StatusArgs) -> Result<(), Error> {
     let state = match (&args.state_dir, &args.inventory) {
