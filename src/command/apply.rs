@@ -1,7 +1,6 @@
 //! `cluster-upgrade apply`: run a plan with a write-ahead journal, or resume the unfinished run.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::cli::{ApplyArgs, InventoryArgs};
@@ -105,7 +104,14 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
         });
     }
     report::print(&report::render_plan(&plan));
-    confirm(args.yes, &plan)?;
+    run::confirm(
+        args.yes,
+        &format!(
+            "Apply the {} procedure to {} hosts?",
+            plan.choice.procedure,
+            plan.facts.len()
+        ),
+    )?;
     run.create()?;
     run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
     execute(
@@ -169,28 +175,6 @@ fn execute(
         resumed: freshness == Freshness::Resume,
     };
     run::run_plan(request, before, &|now: &[HostFacts]| Ok(verify(plan, now)))
-}
-
-fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NoConfirmation);
-    }
-    eprint!(
-        "Apply the {} procedure to {} hosts? [y/N] ",
-        plan.choice.procedure,
-        plan.facts.len()
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Declined)
-    }
 }
 
 /// What changed between two fact sets, host by host, in words.

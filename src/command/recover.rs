@@ -2,7 +2,6 @@
 //! it like `apply` (same run directory, journal, executor and resume), and check at the end
 //! that every peer lists exactly the exported pinset.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use crate::cli::RecoverArgs;
@@ -63,7 +62,14 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     })
     .map_err(RecoverError::from)?;
     report::print(&report::render_plan(&plan));
-    confirm(args.yes, &plan)?;
+    run::confirm(
+        args.yes,
+        &format!(
+            "Recover the cluster from {} and bootstrap {} hosts to it?",
+            anchor_of(&plan),
+            plan.facts.len() - 1
+        ),
+    )?;
     let run = state.run(&plan.run_id);
     run.create()?;
     run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
@@ -166,26 +172,4 @@ fn verify(plan: &Plan, now: &[HostFacts], expected: &Pinset) -> Vec<String> {
         }
     }
     problems
-}
-
-fn confirm(yes: bool, plan: &Plan) -> Result<(), Error> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NoConfirmation);
-    }
-    eprint!(
-        "Recover the cluster from {} and bootstrap {} hosts to it? [y/N] ",
-        anchor_of(plan),
-        plan.facts.len() - 1
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Declined)
-    }
 }

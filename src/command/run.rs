@@ -193,3 +193,23 @@ pub fn read_plan(path: &Path) -> Result<Plan, Error> {
     }
     Ok(plan)
 }
+
+/// Asks `question` on the terminal unless `yes`; without a terminal to ask on, refuses.
+pub fn confirm(yes: bool, question: &str) -> Result<(), Error> {
+    use std::io::{BufRead, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NoConfirmation);
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::Declined)
+    }
+}
