@@ -408,3 +408,37 @@ fn a_second_apply_is_refused_while_one_runs() {
     );
     lab.assert_cluster("0.10.1", 3, 5);
 }
+
+#[test]
+fn an_upgrade_from_0_9_to_1_1_goes_through_0_10_and_keeps_every_pin() {
+    let lab = Lab::up_with(3, "0.9.0", 25, &["--target", "1.1.6"]);
+    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["choice"]["via"], serde_json::json!(["0.10.1"]));
+    let ids: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let position = |id: &str| {
+        ids.iter()
+            .position(|s| *s == id)
+            .unwrap_or_else(|| panic!("no {id} in {ids:?}"))
+    };
+    assert!(
+        position("stage1-cluster-healthy") < position("stage2-stop-peers"),
+        "stage 1 is verified before stage 2"
+    );
+
+    let out = apply_inventory(&lab);
+    assert!(
+        out.status.success(),
+        "apply failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    lab.assert_cluster("1.1.6", 3, 25);
+    assert_no_step_finished_twice(&lab.journal());
+}

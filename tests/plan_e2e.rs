@@ -205,8 +205,9 @@ fn plan_from_recorded_facts_needs_no_connection() {
 }
 
 #[test]
-fn a_direct_jump_from_0_9_to_1_1_is_refused_with_the_intermediate_release() {
+fn a_jump_from_0_9_to_1_1_without_a_0_10_release_is_refused() {
     let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.1.6"]);
+    std::fs::remove_dir_all(lab.path().join("releases/0.10.1")).unwrap();
     let inventory = lab.inventory();
     let inventory = inventory.to_str().unwrap();
     for args in [vec!["plan", inventory], vec!["apply", inventory, "--yes"]] {
@@ -214,10 +215,10 @@ fn a_direct_jump_from_0_9_to_1_1_is_refused_with_the_intermediate_release() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("0.9.0 → 1.1.6 cannot be done directly"),
+            stderr.contains("0.9.0 → 1.1.6 must pass through a 0.10.x release"),
             "{stderr}"
         );
-        assert!(stderr.contains("Upgrade to 0.10.1 first"), "{stderr}");
+        assert!(stderr.contains("but none is available in"), "{stderr}");
     }
     // Nothing ran: no 1.1 binary ever met the format-5 state.
     assert!(lab

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, RunDir, StateDir};
-use crate::plan::{build_plan, Plan, PlanInputs};
+use crate::plan::{Plan, PlanInputs};
 use crate::report::{self};
 
 use super::{hosts, inputs, plan as plan_cmd, run};
@@ -66,7 +66,7 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
             let (inventory, playbooks) = inputs::load(&input)?;
             let facts = hosts::gather_facts(&inventory, &args.ssh)?;
             let run_id = plan_cmd::run_id();
-            let plan = build_plan(PlanInputs {
+            let plan = plan_cmd::make_plan(PlanInputs {
                 inventory: &inventory,
                 playbooks: &playbooks,
                 facts: &facts,
@@ -218,7 +218,8 @@ fn count(pins: &Option<Pinset>) -> String {
 
 /// Before resuming: every host must run the plan's source or target version.
 fn resume_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
-    let allowed = [plan.choice.from, plan.choice.to];
+    let mut allowed = vec![plan.choice.from, plan.choice.to];
+    allowed.extend(plan.choice.via.iter().copied());
     now.iter()
         .filter_map(|host| match host.service_version {
             Some(version) if allowed.contains(&version) => None,

@@ -7,8 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::cli::PlanArgs;
 use crate::error::Error;
 use crate::facts::HostFacts;
+use crate::inventory::{Inventory, ReleaseSource, ReleaseSums, Version};
 use crate::journal::{write_private, StateDir};
-use crate::plan::{build_plan, Plan, PlanError, PlanInputs};
+use crate::plan::{build_plan, build_staged_plan, Plan, PlanError, PlanInputs, Refusal};
 use crate::report;
 
 use super::{hosts, inputs};
@@ -20,7 +21,7 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
         None => hosts::gather_facts(&inventory, &args.ssh)?,
     };
     let run_id = run_id();
-    let plan = build_plan(PlanInputs {
+    let plan = make_plan(PlanInputs {
         inventory: &inventory,
         playbooks: &playbooks,
         facts: &facts,
@@ -103,5 +104,53 @@ mod tests {
         assert_eq!(super::civil_from_days(0), (1970, 1, 1));
         assert_eq!(super::civil_from_days(20_417), (2025, 11, 25));
         assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+}
+
+/// Plans the upgrade; a jump that needs an intermediate release (0.9 → 1.x) is planned in two
+/// stages through the newest 0.10.x the release source offers, or refused when it has none.
+pub(super) fn make_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
+    match build_plan(inputs) {
+        Err(PlanError::Refused(Refusal::UnsupportedJump { from, to, format })) => {
+            match intermediate_inventory(inputs.inventory) {
+                Some(hop) => build_staged_plan(inputs, &hop),
+                None => Err(PlanError::Refused(Refusal::IntermediateMissing {
+                    from,
+                    to,
+                    format,
+                    looked_in: release_source_text(inputs.inventory),
+                })),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The inventory with its target replaced by the newest 0.10.x release its source offers.
+fn intermediate_inventory(inventory: &Inventory) -> Option<Inventory> {
+    let is_hop = |v: &Version| v.major == 0 && v.minor == 10;
+    let version = match &inventory.cluster.releases {
+        ReleaseSource::Local { path, .. } => std::fs::read_dir(path)
+            .ok()?
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<Version>().ok())
+            .filter(|v| is_hop(v) && path.join(v.to_string()).join("SHA256SUMS").is_file())
+            .max()?,
+        ReleaseSource::Url { sha256, .. } => sha256.keys().copied().filter(is_hop).max()?,
+    };
+    let mut hop = inventory.clone();
+    hop.cluster.target_version = version;
+    if let ReleaseSource::Local { path, sums } = &mut hop.cluster.releases {
+        let text =
+            std::fs::read_to_string(path.join(version.to_string()).join("SHA256SUMS")).ok()?;
+        *sums = ReleaseSums::from_sha256sums(&text).ok()?;
+    }
+    Some(hop)
+}
+
+fn release_source_text(inventory: &Inventory) -> String {
+    match &inventory.cluster.releases {
+        ReleaseSource::Local { path, .. } => path.display().to_string(),
+        ReleaseSource::Url { .. } => "the inventory's sha256 list".to_string(),
     }
 }

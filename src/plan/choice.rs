@@ -52,6 +52,9 @@ pub struct Choice {
     pub warnings: Vec<String>,
     /// The peer that keeps the state in the bootstrap procedure (the others bootstrap to it).
     pub anchor: Option<String>,
+    /// Intermediate releases the upgrade passes through, in order (0.9 → 0.10 → 1.x).
+    #[serde(default)]
+    pub via: Vec<Version>,
 }
 
 /// Why no procedure is safe.
@@ -76,6 +79,13 @@ pub enum Refusal {
         from: Version,
         to: Version,
         format: u8,
+    },
+    #[error("{from} → {to} must pass through a 0.10.x release (only 0.10 migrates raft state format {format}, and 0.11 removed `state upgrade`), but none is available in {looked_in}: add one (with its SHA256SUMS or sha256 entry) to plan both stages, or upgrade to 0.10.1 first")]
+    IntermediateMissing {
+        from: Version,
+        to: Version,
+        format: u8,
+        looked_in: String,
     },
     #[error("no running peer holds the cluster state, so there is no peer to keep it during the bootstrap procedure; start a peer, or use `cluster-upgrade recover`")]
     NoAnchor,
@@ -162,6 +172,7 @@ pub fn choose(
         reasons,
         warnings,
         anchor,
+        via: Vec::new(),
     })
 }
 

@@ -137,6 +137,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
             reasons,
             warnings: choice.warnings.clone(),
             anchor: Some(anchor.name.to_string()),
+            via: Vec::new(),
         },
         steps,
     })

@@ -1,0 +1,105 @@
+//! Upgrades that cannot be done in one step (0.9 → 1.x: only 0.10 migrates the old raft state
+//! format): one plan made of consecutive stages, each a whole procedure ending in its own
+//! health gate, the next planned from the facts the previous one leaves. Pure.
+
+use super::build::{build_plan, PlanError, PlanInputs};
+use super::model::{Plan, PlannedStep};
+use crate::facts::HostFacts;
+use crate::inventory::{Inventory, Version};
+use crate::procedure::StepId;
+
+/// Plans `inputs` through `intermediate` (an inventory identical but for its target release).
+pub fn build_staged_plan(
+    inputs: PlanInputs<'_>,
+    intermediate: &Inventory,
+) -> Result<Plan, PlanError> {
+    let hop = intermediate.cluster.target_version;
+    let first_run = format!("{}-to-{hop}", inputs.run_id);
+    let first = build_plan(PlanInputs {
+        inventory: intermediate,
+        run_id: &first_run,
+        ..inputs
+    })?;
+    let predicted = facts_after(inputs.facts, hop);
+    let second_run = format!(
+        "{}-to-{}",
+        inputs.run_id, inputs.inventory.cluster.target_version
+    );
+    let second = build_plan(PlanInputs {
+        facts: &predicted,
+        run_id: &second_run,
+        ..inputs
+    })?;
+
+    let mut choice = first.choice.clone();
+    choice.to = second.choice.to;
+    choice.via = vec![hop];
+    choice.reasons.insert(
+        0,
+        format!(
+            "{} → {} goes through {hop}: only 0.10 migrates raft state format {} (0.11 removed `state upgrade`); stage 1 upgrades to {hop} ({}), stage 2 to {} ({})",
+            first.choice.from,
+            second.choice.to,
+            first.choice.from.state_format().unwrap_or_default(),
+            first.choice.procedure,
+            second.choice.to,
+            second.choice.procedure,
+        ),
+    );
+    choice.reasons.extend(
+        second
+            .choice
+            .reasons
+            .iter()
+            .map(|r| format!("stage 2: {r}")),
+    );
+    choice
+        .warnings
+        .extend(second.choice.warnings.iter().cloned());
+    let mut steps = stage(first.steps, 1, hop);
+    steps.extend(stage(second.steps, 2, second.choice.to));
+    let mut backups = first.backups;
+    backups.extend(second.backups.into_iter().map(|b| format!("stage 2: {b}")));
+    Ok(Plan {
+        run_id: inputs.run_id.to_string(),
+        choice,
+        steps,
+        backups,
+        expected_downtime: format!(
+            "stage 1: {}; stage 2: {}",
+            first.expected_downtime, second.expected_downtime
+        ),
+        ..first
+    })
+}
+
+/// The facts the first stage leaves: every peer on `version`, same peers and pins.
+fn facts_after(facts: &[HostFacts], version: Version) -> Vec<HostFacts> {
+    facts
+        .iter()
+        .map(|host| HostFacts {
+            service_version: Some(version),
+            ctl_version: Some(version),
+            state_format: version.state_format(),
+            rpc_protocol: Some(version.rpc_protocol()),
+            ..host.clone()
+        })
+        .collect()
+}
+
+/// Step IDs and names of one stage, prefixed so that the journal tells the stages apart.
+fn stage(steps: Vec<PlannedStep>, number: usize, version: Version) -> Vec<PlannedStep> {
+    steps
+        .into_iter()
+        .map(|mut step| {
+            let id = format!("stage{number}-{}", step.id);
+            let step_id: StepId = id.parse().expect("a prefixed step ID is still valid");
+            for host in &mut step.hosts {
+                host.id = step_id.clone();
+            }
+            step.id = id;
+            step.name = format!("[{version}] {}", step.name);
+            step
+        })
+        .collect()
+}
