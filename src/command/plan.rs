@@ -97,16 +97,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_417), (2025, 11, 25));
-        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
-    }
-}
-
 /// Plans the upgrade; a jump that needs an intermediate release (0.9 → 1.x) is planned in two
 /// stages through the newest 0.10.x the release source offers, or refused when it has none.
 pub(super) fn make_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
@@ -152,5 +142,15 @@ fn release_source_text(inventory: &Inventory) -> String {
     match &inventory.cluster.releases {
         ReleaseSource::Local { path, .. } => path.display().to_string(),
         ReleaseSource::Url { .. } => "the inventory's sha256 list".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
     }
 }
