@@ -83,7 +83,6 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
             .expect("a validated inventory has hosts"),
     };
     let anchor_facts = facts_of(facts, anchor);
-    let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
     let shared = SharedContext {
         inventory,
         anchor,
@@ -97,40 +96,10 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
         },
         run_id,
     };
-    // Each host's context is built and converted for the templates once, not once per step.
-    let contexts: HashMap<&str, (TemplateContext, minijinja::Value)> = inventory
-        .hosts
-        .iter()
-        .zip(facts)
-        .map(|(host, facts)| {
-            let context = shared.context_for(host, facts);
-            let value = procedure.context_value(&context);
-            (host.name.as_str(), (context, value))
-        })
-        .collect();
-    let mut steps = Vec::new();
-    for spec in &procedure.steps {
-        let mut hosts = Vec::new();
-        for name in spec.on.select(&names, &anchor.name) {
-            let (context, value) = &contexts[name.as_str()];
-            if let Some(mut rendered) = procedure.render_step_with(spec, context, value)? {
-                rendered
-                    .timeout
-                    .get_or_insert(inventory.ssh.command_timeout);
-                hosts.push(rendered);
-            }
-        }
-        if !hosts.is_empty() {
-            steps.push(PlannedStep {
-                id: spec.id.to_string(),
-                name: spec.name.clone(),
-                mode: spec.mode,
-                destructive: spec.destructive,
-                on_resume: spec.on_resume,
-                hosts,
-            });
-        }
-    }
+    let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
+    let steps = render_steps(procedure, inventory, &anchor.name, |host| {
+        shared.context_for(host, by_name[host.name.as_str()])
+    })?;
     Ok(Plan {
         format: PLAN_FORMAT,
         run_id: run_id.to_string(),
@@ -265,4 +234,49 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
         }
     }
     list
+}
+
+/// Renders every step of `procedure` for the hosts it runs on, each host's context built (by
+/// `context_of`) and converted for the templates once; steps that run nowhere are left out.
+/// Steps without a timeout get the inventory's `ssh.command_timeout`.
+pub fn render_steps(
+    procedure: &Procedure,
+    inventory: &Inventory,
+    anchor: &HostName,
+    context_of: impl Fn(&Host) -> TemplateContext,
+) -> Result<Vec<PlannedStep>, RenderError> {
+    let contexts: HashMap<&str, (TemplateContext, minijinja::Value)> = inventory
+        .hosts
+        .iter()
+        .map(|host| {
+            let context = context_of(host);
+            let value = procedure.context_value(&context);
+            (host.name.as_str(), (context, value))
+        })
+        .collect();
+    let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
+    let mut steps = Vec::new();
+    for spec in &procedure.steps {
+        let mut hosts = Vec::new();
+        for name in spec.on.select(&names, anchor) {
+            let (context, value) = &contexts[name.as_str()];
+            if let Some(mut rendered) = procedure.render_step_with(spec, context, value)? {
+                rendered
+                    .timeout
+                    .get_or_insert(inventory.ssh.command_timeout);
+                hosts.push(rendered);
+            }
+        }
+        if !hosts.is_empty() {
+            steps.push(PlannedStep {
+                id: spec.id.to_string(),
+                name: spec.name.clone(),
+                mode: spec.mode,
+                destructive: spec.destructive,
+                on_resume: spec.on_resume,
+                hosts,
+            });
+        }
+    }
+    Ok(steps)
 }

@@ -5,7 +5,7 @@ mod choice;
 mod model;
 mod stages;
 
-pub use build::{build_plan, PlanError, PlanInputs, Playbooks};
+pub use build::{build_plan, render_steps, PlanError, PlanInputs, Playbooks};
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use model::{Plan, PlannedStep, PLAN_FORMAT};
 pub use stages::build_staged_plan;

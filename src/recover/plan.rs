@@ -10,7 +10,7 @@ use serde_json::json;
 use super::source::{Origin, SourceChoice};
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Version};
-use crate::plan::{Choice, Plan, PlannedStep, ProcedureKind, PLAN_FORMAT};
+use crate::plan::{render_steps, Choice, Plan, ProcedureKind, PLAN_FORMAT};
 use crate::procedure::{
     AnchorContext, CurrentContext, Procedure, RenderError, RunContext, TemplateContext,
 };
@@ -70,51 +70,28 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
         .expect("the source is an inventory host");
     let anchor_facts = facts_of(facts, anchor);
     let anchor_multiaddr = bootstrap_multiaddr(anchor, anchor_facts, target);
-    let names: Vec<_> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
-    let mut steps = Vec::new();
-    for spec in &playbook.steps {
-        let mut hosts = Vec::new();
-        for name in spec.on.select(&names, &anchor.name) {
-            let host = inventory
-                .host(name.as_str())
-                .expect("selected from the inventory");
-            let host_facts = facts_of(facts, host);
-            let mut context = TemplateContext::new(inventory, host, anchor);
-            context.current = CurrentContext {
-                version: host_facts.service_version.map(|v| v.to_string()),
-                state_format: host_facts.state_format,
-                peer_id: host_facts.peer_id.clone(),
-                multiaddr: bootstrap_multiaddr(host, host_facts, target),
-            };
-            context.anchor = AnchorContext {
-                name: anchor.name.to_string(),
-                peer_id: anchor_facts.peer_id.clone(),
-                multiaddr: anchor_multiaddr.clone(),
-                vars: anchor.vars.clone(),
-            };
-            context.run = RunContext::new(run_id, bin_dir(host));
-            context.vars.insert(
-                "recovery".parse().expect("a valid name"),
-                recovery_var(choice, export, host_facts, anchor, run_id),
-            );
-            if let Some(mut rendered) = playbook.render_step(spec, &context)? {
-                rendered
-                    .timeout
-                    .get_or_insert(inventory.ssh.command_timeout);
-                hosts.push(rendered);
-            }
-        }
-        if !hosts.is_empty() {
-            steps.push(PlannedStep {
-                id: spec.id.to_string(),
-                name: spec.name.clone(),
-                mode: spec.mode,
-                destructive: spec.destructive,
-                on_resume: spec.on_resume,
-                hosts,
-            });
-        }
-    }
+    let steps = render_steps(playbook, inventory, &anchor.name, |host| {
+        let host_facts = facts_of(facts, host);
+        let mut context = TemplateContext::new(inventory, host, anchor);
+        context.current = CurrentContext {
+            version: host_facts.service_version.map(|v| v.to_string()),
+            state_format: host_facts.state_format,
+            peer_id: host_facts.peer_id.clone(),
+            multiaddr: bootstrap_multiaddr(host, host_facts, target),
+        };
+        context.anchor = AnchorContext {
+            name: anchor.name.to_string(),
+            peer_id: anchor_facts.peer_id.clone(),
+            multiaddr: anchor_multiaddr.clone(),
+            vars: anchor.vars.clone(),
+        };
+        context.run = RunContext::new(run_id, bin_dir(host));
+        context.vars.insert(
+            "recovery".parse().expect("a valid name"),
+            recovery_var(choice, export, host_facts, anchor, run_id),
+        );
+        context
+    })?;
     let mut reasons = choice.findings.clone();
     reasons.push(format!("source: {}", choice.reason));
     Ok(Plan {
