@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{assert_no_step_finished_twice, cluster_upgrade, run, text, Lab};
+use support::{assert_no_step_finished_twice, assert_success, cluster_upgrade, run, text, Lab};
 
 /// The cells of a step's row in the `status` table.
 fn row(status: &str, step: &str) -> Vec<String> {
@@ -114,12 +114,7 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
         .current_dir(lab.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "apply");
     lab.assert_cluster("0.10.1", 3, 60);
     let stdout = text(&out.stdout);
     assert!(
@@ -182,12 +177,7 @@ fn standard_upgrade_of_three_peers_from_0_9_to_0_10_keeps_every_pin() {
 fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
     let lab = Lab::up(5, "0.9.0", 40);
     let out = apply_inventory(&lab);
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "apply");
     lab.assert_cluster("0.10.1", 5, 40);
     assert_no_step_finished_twice(&lab.journal());
 }
@@ -196,13 +186,7 @@ fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
 fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused() {
     let lab = Lab::up(3, "1.0.8", 30);
     let plan = lab.path().join("plan.json");
-    let out = run(&[
-        "plan",
-        lab.inventory().to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    lab.save_plan(&plan);
 
     // The cluster changes after planning: the saved plan is stale.
     let added = lab.ctl(
@@ -234,12 +218,7 @@ fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused()
     lab.assert_cluster("1.0.8", 3, 31);
 
     let out = apply_inventory(&lab);
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "apply");
     lab.assert_cluster("1.1.6", 3, 31);
 }
 
@@ -247,13 +226,7 @@ fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused()
 fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
     let lab = Lab::up(3, "0.9.0", 25);
     let plan = lab.path().join("plan.json");
-    let out = run(&[
-        "plan",
-        lab.inventory().to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    lab.save_plan(&plan);
 
     // The release file on the controller gets corrupted after planning.
     let release = lab.path().join("releases/0.10.1/ipfs-cluster-service");
@@ -293,12 +266,7 @@ fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
 
     std::fs::write(&release, &good).unwrap();
     let out = apply_inventory(&lab);
-    assert!(
-        out.status.success(),
-        "resume failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "resume");
     assert!(
         text(&out.stderr).contains("resuming run"),
         "{}",
@@ -333,12 +301,7 @@ fn killed_at_several_points_apply_still_finishes_without_losing_a_pin() {
         );
     }
     let out = apply_inventory(&lab);
-    assert!(
-        out.status.success(),
-        "final resume failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "final resume");
     lab.assert_cluster("0.10.1", 3, 40);
     let records = lab.journal();
     assert_no_step_finished_twice(&records);
@@ -433,12 +396,7 @@ fn an_upgrade_from_0_9_to_1_1_goes_through_0_10_and_keeps_every_pin() {
     );
 
     let out = apply_inventory(&lab);
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "apply");
     lab.assert_cluster("1.1.6", 3, 25);
     assert_no_step_finished_twice(&lab.journal());
 }

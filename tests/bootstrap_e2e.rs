@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{assert_no_step_finished_twice, run, text, Lab};
+use support::{assert_no_step_finished_twice, assert_success, run, text, Lab};
 
 fn apply_bootstrap(lab: &Lab) -> std::process::Output {
     run(&[
@@ -17,12 +17,7 @@ fn apply_bootstrap(lab: &Lab) -> std::process::Output {
 fn bootstrap_upgrade(peers: usize, pins: usize) {
     let lab = Lab::up(peers, "0.9.0", pins);
     let out = apply_bootstrap(&lab);
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "apply");
     assert!(
         text(&out.stdout).contains("bootstrap procedure, 0.9.0 → 0.10.1, finished"),
         "{}",
@@ -97,12 +92,7 @@ fn killed_at_each_stage_of_bootstrap_apply_still_finishes_without_losing_a_pin()
         lab.kill_when_started(&args, step, occurrence);
     }
     let out = apply_bootstrap(&lab);
-    assert!(
-        out.status.success(),
-        "final resume failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out, "final resume");
     lab.assert_cluster("0.10.1", 3, 30);
     assert_eq!(
         lab.journal_text()

@@ -267,3 +267,27 @@ pub fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
     let twice: Vec<_> = finished.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "finished steps ran again: {twice:?}");
 }
+
+/// Fails the test with both outputs unless the command succeeded.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+impl Lab {
+    /// `cluster-upgrade plan INVENTORY --out FILE`, asserting it succeeded.
+    pub fn save_plan(&self, file: &Path) {
+        let out = run(&[
+            "plan",
+            self.inventory().to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert_success(&out, "plan");
+    }
+}
