@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::{ApplyArgs, InventoryArgs};
 use crate::error::Error;
-use crate::facts::{HostFacts, Pinset};
+use crate::facts::{HostFacts, Pinset, ProbeScope};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, RunDir, StateDir};
 use crate::plan::{Plan, PlanInputs};
@@ -53,9 +53,18 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
             plan.choice.to
         ));
         let inventory = Inventory::load(&plan.inventory, &[])?;
-        return execute(args, &inventory, &run, &plan, checkpoint, Freshness::Resume);
+        return execute(
+            args,
+            &inventory,
+            &run,
+            &plan,
+            checkpoint,
+            Freshness::Resume,
+            None,
+        );
     }
 
+    let mut connected = None;
     let (inventory, plan, freshness) = match &source {
         Source::Inventory(path) => {
             let input = InventoryArgs {
@@ -64,7 +73,10 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
                 vars: args.vars.clone(),
             };
             let (inventory, playbooks) = inputs::load(&input)?;
-            let facts = hosts::gather_facts(&inventory, &args.ssh)?;
+            // The run reuses these connections: one per host for the whole apply.
+            let cluster = hosts::Connected::open(&inventory, &args.ssh)?;
+            let facts = cluster.probe(ProbeScope::FULL);
+            connected = Some(cluster);
             let run_id = plan_cmd::run_id();
             let plan = plan_cmd::make_plan(PlanInputs {
                 inventory: &inventory,
@@ -121,6 +133,7 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
         &plan,
         Checkpoint::default(),
         freshness,
+        connected,
     )
 }
 
@@ -142,6 +155,7 @@ fn execute(
     plan: &Plan,
     checkpoint: Checkpoint,
     freshness: Freshness,
+    connected: Option<hosts::Connected>,
 ) -> Result<(), Error> {
     let stale = |now: &[HostFacts]| {
         if Plan::fingerprint(now) == plan.facts_fingerprint {
@@ -173,6 +187,7 @@ fn execute(
         ssh: &args.ssh,
         retry_in_flight: args.retry_in_flight,
         resumed: freshness == Freshness::Resume,
+        connected,
     };
     run::run_plan(request, before, &|now: &[HostFacts]| Ok(verify(plan, now)))
 }

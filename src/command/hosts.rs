@@ -4,14 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
-
 use crate::cli::SshArgs;
-use crate::facts::{probe_session, HostFacts, ProbeTarget, ProbeVars};
+use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget, ProbeVars};
 use crate::inventory::{Identity as InventoryIdentity, Inventory};
-use crate::transport::{
-    HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target, TransportError,
-};
+use crate::transport::{HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target};
 
 /// How long the read-only probe of one host may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -78,64 +74,89 @@ pub fn probe_targets(inventory: &Inventory) -> Vec<ProbeTarget> {
         .collect()
 }
 
-/// Opens one session per host, all at once. Returns the sessions, or every host that failed.
-pub async fn connect_all(
-    options: SshOptions,
-    targets: &[ProbeTarget],
-) -> Result<HashMap<String, Arc<SshSession>>, Vec<(String, TransportError)>> {
-    let options = Arc::new(options);
-    let mut tasks = JoinSet::new();
-    for target in targets {
-        let (target, options) = (target.target.clone(), Arc::clone(&options));
-        tasks.spawn(async move {
-            (
-                target.name.clone(),
-                SshSession::connect(&target, &options).await,
-            )
-        });
-    }
-    let (mut sessions, mut failures) = (HashMap::new(), Vec::new());
-    while let Some(joined) = tasks.join_next().await {
-        match joined.expect("connect task panicked") {
-            (name, Ok(session)) => {
-                sessions.insert(name, Arc::new(session));
-            }
-            (name, Err(err)) => failures.push((name, err)),
-        }
-    }
-    if failures.is_empty() {
-        Ok(sessions)
-    } else {
-        failures.sort_by(|a, b| a.0.cmp(&b.0));
-        Err(failures)
-    }
+/// Open SSH sessions to every host of an inventory (or why a host could not be reached), and
+/// the runtime they live on: `apply` plans and runs over the same connections.
+pub struct Connected {
+    runtime: tokio::runtime::Runtime,
+    connector: Arc<SshConnector>,
+    targets: Vec<ProbeTarget>,
+    connections: Vec<Connection<SshSession>>,
+    limit: usize,
 }
 
-/// Probes every host over its open session, in inventory order.
-pub async fn probe_all(
-    sessions: &HashMap<String, Arc<SshSession>>,
-    targets: &[ProbeTarget],
-) -> Vec<HostFacts> {
-    let mut tasks = JoinSet::new();
-    for (index, target) in targets.iter().enumerate() {
-        let session = Arc::clone(&sessions[&target.target.name]);
-        let target = target.clone();
-        tasks.spawn(async move {
-            (
-                index,
-                probe_session(session.as_ref(), &target, PROBE_TIMEOUT).await,
-            )
-        });
+impl Connected {
+    /// Connects to every host at once (bounded by the inventory's `max_concurrency`).
+    pub fn open(inventory: &Inventory, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
+        let runtime = runtime()?;
+        let connector = Arc::new(SshConnector::new(ssh_options(inventory, ssh)));
+        let targets = probe_targets(inventory);
+        let limit = concurrency(inventory, ssh);
+        let connections =
+            runtime.block_on(facts::connect_all(Arc::clone(&connector), &targets, limit));
+        Ok(Connected {
+            runtime,
+            connector,
+            targets,
+            connections,
+            limit,
+        })
     }
-    let mut facts: Vec<Option<HostFacts>> = vec![None; targets.len()];
-    while let Some(joined) = tasks.join_next().await {
-        let (index, host) = joined.expect("probe task panicked");
-        facts[index] = Some(host);
+
+    /// Probes every host over its session.
+    pub fn probe(&self, scope: ProbeScope) -> Vec<HostFacts> {
+        self.runtime.block_on(self.probe_async(scope))
     }
-    facts
-        .into_iter()
-        .map(|f| f.expect("every host probed"))
-        .collect()
+
+    pub async fn probe_async(&self, scope: ProbeScope) -> Vec<HostFacts> {
+        facts::probe_all(&self.connections, &self.targets, scope, PROBE_TIMEOUT).await
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// Reconnects the hosts whose session failed or dropped (say, during a long confirmation
+    /// prompt), then returns every session, or every host that still cannot be reached.
+    pub async fn sessions(
+        &mut self,
+    ) -> Result<HashMap<String, Arc<SshSession>>, Vec<(String, String)>> {
+        let stale: Vec<usize> = (0..self.targets.len())
+            .filter(|&i| match &self.connections[i] {
+                Ok(session) => session.is_closed(),
+                Err(_) => true,
+            })
+            .collect();
+        if !stale.is_empty() {
+            let targets: Vec<ProbeTarget> =
+                stale.iter().map(|&i| self.targets[i].clone()).collect();
+            let fresh = facts::connect_all(Arc::clone(&self.connector), &targets, self.limit).await;
+            for (i, connection) in stale.into_iter().zip(fresh) {
+                self.connections[i] = connection;
+            }
+        }
+        let mut sessions = HashMap::new();
+        let mut failures = Vec::new();
+        for (target, connection) in self.targets.iter().zip(&self.connections) {
+            match connection {
+                Ok(session) => {
+                    sessions.insert(target.target.name.clone(), Arc::clone(session));
+                }
+                Err(error) => failures.push((target.target.name.clone(), error.clone())),
+            }
+        }
+        if failures.is_empty() {
+            Ok(sessions)
+        } else {
+            Err(failures)
+        }
+    }
+
+    /// Ends every connection politely.
+    pub async fn close(&self) {
+        for session in self.connections.iter().flatten() {
+            let _ = session.close().await;
+        }
+    }
 }
 
 /// Gathers facts for `plan`: connects, probes and closes, every host at once (bounded).
@@ -143,14 +164,10 @@ pub fn gather_facts(
     inventory: &Inventory,
     ssh: &SshArgs,
 ) -> Result<Vec<HostFacts>, crate::error::Error> {
-    let runtime = runtime()?;
-    let connector = Arc::new(SshConnector::new(ssh_options(inventory, ssh)));
-    Ok(runtime.block_on(crate::facts::gather(
-        connector,
-        probe_targets(inventory),
-        concurrency(inventory, ssh),
-        PROBE_TIMEOUT,
-    )))
+    let connected = Connected::open(inventory, ssh)?;
+    let facts = connected.probe(ProbeScope::FULL);
+    connected.runtime().block_on(connected.close());
+    Ok(facts)
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, crate::error::Error> {

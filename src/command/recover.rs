@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cli::RecoverArgs;
 use crate::error::Error;
-use crate::facts::{pinset_of_listing, HostFacts, Pinset};
+use crate::facts::{pinset_of_listing, HostFacts, Pinset, ProbeScope};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, RunDir, StateDir};
 use crate::plan::{Plan, ProcedureKind};
@@ -35,12 +35,14 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
             plan.choice.to
         ));
         let inventory = Inventory::load(&plan.inventory, &[])?;
-        return execute(args, &inventory, &run, &plan, checkpoint, true);
+        return execute(args, &inventory, &run, &plan, checkpoint, true, None);
     }
 
     let (inventory, playbook) = inputs::load_recover(&args.input)?;
     let export = args.from_export.as_deref().map(read_export).transpose()?;
-    let facts = hosts::gather_facts(&inventory, &args.ssh)?;
+    // The run reuses these connections: one per host for the whole recovery.
+    let connected = hosts::Connected::open(&inventory, &args.ssh)?;
+    let facts = connected.probe(ProbeScope::FULL);
     let choice = choose_source(
         &facts,
         inventory.cluster.target_version,
@@ -73,7 +75,15 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     let run = state.run(&plan.run_id);
     run.create()?;
     run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
-    execute(args, &inventory, &run, &plan, Checkpoint::default(), false)
+    execute(
+        args,
+        &inventory,
+        &run,
+        &plan,
+        Checkpoint::default(),
+        false,
+        Some(connected),
+    )
 }
 
 /// Reads `--from-export FILE`: it must be a readable export holding at least one pin.
@@ -116,6 +126,7 @@ fn execute(
     plan: &Plan,
     checkpoint: Checkpoint,
     resumed: bool,
+    connected: Option<hosts::Connected>,
 ) -> Result<(), Error> {
     let request = run::RunRequest {
         inventory,
@@ -125,6 +136,7 @@ fn execute(
         ssh: &args.ssh,
         retry_in_flight: args.retry_in_flight,
         resumed,
+        connected,
     };
     run::run_plan(request, None, &|now: &[HostFacts]| {
         Ok(verify(plan, now, &kept_export(run, plan)?))

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use crate::cli::SshArgs;
 use crate::error::{chain, Error};
 use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
-use crate::facts::HostFacts;
+use crate::facts::{HostFacts, ProbeScope};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
 use crate::plan::{Plan, PLAN_FORMAT};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
-use super::hosts;
+use super::hosts::{self, Connected};
 
 /// A run to start or resume.
 pub struct RunRequest<'a> {
@@ -27,6 +27,8 @@ pub struct RunRequest<'a> {
     pub ssh: &'a SshArgs,
     pub retry_in_flight: bool,
     pub resumed: bool,
+    /// Sessions opened for planning a moment ago, reused by the run (else it connects).
+    pub connected: Option<Connected>,
 }
 
 /// Checks fresh facts: before the first step (`Err` stops the run before anything runs), and
@@ -47,21 +49,21 @@ pub fn run_plan(
         ssh,
         retry_in_flight,
         resumed,
+        connected,
     } = request;
     report::log_to_file(&run.log_path());
-    let targets = hosts::probe_targets(inventory);
-    let runtime = hosts::runtime()?;
+    let mut connected = match connected {
+        Some(connected) => connected,
+        None => Connected::open(inventory, ssh)?,
+    };
+    let runtime = connected.runtime().handle().clone();
     runtime.block_on(async {
-        let sessions = hosts::connect_all(hosts::ssh_options(inventory, ssh), &targets)
+        let sessions = connected
+            .sessions()
             .await
-            .map_err(|failures| Error::Unreachable {
-                hosts: failures
-                    .iter()
-                    .map(|(h, e)| (h.clone(), chain(e)))
-                    .collect(),
-            })?;
+            .map_err(|hosts| Error::Unreachable { hosts })?;
         if let Some(before) = before {
-            before(&hosts::probe_all(&sessions, &targets).await)?;
+            before(&connected.probe_async(ProbeScope::FULL).await)?;
         }
 
         let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
@@ -101,7 +103,7 @@ pub fn run_plan(
             bars.finish();
         }
         let result = match outcome {
-            RunOutcome::Finished => match final_gate(after, &sessions, &targets).await {
+            RunOutcome::Finished => match final_gate(after, &connected).await {
                 Ok(problems) if problems.is_empty() => {
                     executor.record(Event::RunFinished).map_err(Error::from)
                 }
@@ -120,9 +122,7 @@ pub fn run_plan(
                 reason: chain(error),
             })?;
         }
-        for session in sessions.values() {
-            let _ = session.close().await;
-        }
+        connected.close().await;
         report::print(&report::render_run(
             &run.id(),
             plan,
@@ -138,14 +138,10 @@ const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 
 /// Probes the cluster and checks it, again every 2 s while a peer is still settling, for a
 /// short while.
-async fn final_gate(
-    after: AfterCheck<'_>,
-    sessions: &std::collections::HashMap<String, Arc<crate::transport::SshSession>>,
-    targets: &[crate::facts::ProbeTarget],
-) -> Result<Vec<String>, Error> {
+async fn final_gate(after: AfterCheck<'_>, connected: &Connected) -> Result<Vec<String>, Error> {
     let deadline = std::time::Instant::now() + FINAL_GATE_PATIENCE;
     loop {
-        let facts = hosts::probe_all(sessions, targets).await;
+        let facts = connected.probe_async(ProbeScope::HEALTH).await;
         let problems = after(&facts)?;
         // Only a peer that is still settling (not answering, or reporting a peer it cannot
         // reach yet) is worth waiting for; a wrong version or pinset will not fix itself.

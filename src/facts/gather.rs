@@ -1,5 +1,5 @@
-//! Gathers the facts of every host at once (bounded), one SSH connection per host, one probe
-//! command per connection.
+//! Gathers the facts of every host: one SSH connection per host, one probe command per
+//! connection, all hosts at once; `peers ls`, whose cost grows with the cluster, on one host.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::model::HostFacts;
-use super::parse::parse_probe_output;
-use super::probe::{probe_script, ProbeVars};
+use super::parse::{parse_peer_errors, parse_probe_output};
+use super::probe::{peers_script, probe_script, ProbeScope, ProbeVars};
 use crate::transport::{Connector, Session, Target};
 
 /// One host to probe.
@@ -19,12 +19,108 @@ pub struct ProbeTarget {
     pub vars: ProbeVars,
 }
 
-/// Probes every host, at most `limit` at a time, and returns their facts in the given order.
-/// A host that cannot be reached (connection, host key, login, probe failure) gets facts that
-/// say why, instead of failing the others.
+/// A host's open session, or why it could not be opened.
+pub type Connection<S> = Result<Arc<S>, String>;
+
+/// Connects to every host, at most `limit` at a time, in the given order. A host that cannot be
+/// reached (connection, host key, login) gets the reason instead of failing the others.
+pub async fn connect_all<C>(
+    connector: Arc<C>,
+    hosts: &[ProbeTarget],
+    limit: usize,
+) -> Vec<Connection<C::Session>>
+where
+    C: Connector + 'static,
+    C::Session: 'static,
+{
+    let permits = Arc::new(Semaphore::new(limit.max(1)));
+    let mut tasks = JoinSet::new();
+    for (index, host) in hosts.iter().enumerate() {
+        let connector = Arc::clone(&connector);
+        let permits = Arc::clone(&permits);
+        let target = host.target.clone();
+        tasks.spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let session = connector.connect(&target).await;
+            (
+                index,
+                session.map(Arc::new).map_err(|e| crate::error::chain(&e)),
+            )
+        });
+    }
+    let mut connections: Vec<Option<Connection<C::Session>>> =
+        (0..hosts.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, connection) = joined.expect("connect task panicked");
+        connections[index] = Some(connection);
+    }
+    connections
+        .into_iter()
+        .map(|c| c.expect("every host connected or failed"))
+        .collect()
+}
+
+/// Probes every host over its connection, all at once, and returns their facts in the given
+/// order. `peers ls` runs on the first reachable host; if its peer is not running, again on the
+/// first one that is, so that the facts name the peers the cluster cannot reach.
+pub async fn probe_all<S: Session + 'static>(
+    connections: &[Connection<S>],
+    hosts: &[ProbeTarget],
+    scope: ProbeScope,
+    timeout: Duration,
+) -> Vec<HostFacts> {
+    let peers_host = connections.iter().position(Result::is_ok);
+    let mut tasks = JoinSet::new();
+    for (index, (connection, host)) in connections.iter().zip(hosts).enumerate() {
+        let name = host.target.name.clone();
+        let session = match connection {
+            Ok(session) => Arc::clone(session),
+            Err(error) => {
+                let facts = HostFacts::unreachable(&name, error.clone());
+                tasks.spawn(async move { (index, facts) });
+                continue;
+            }
+        };
+        let scope = if Some(index) == peers_host {
+            scope.with_peers()
+        } else {
+            scope
+        };
+        let host = host.clone();
+        tasks.spawn(async move {
+            (
+                index,
+                probe_session(session.as_ref(), &host, scope, timeout).await,
+            )
+        });
+    }
+    let mut facts: Vec<Option<HostFacts>> = vec![None; hosts.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (index, host_facts) = joined.expect("probe task panicked");
+        facts[index] = Some(host_facts);
+    }
+    let mut facts: Vec<HostFacts> = facts
+        .into_iter()
+        .map(|f| f.expect("every host probed"))
+        .collect();
+    if peers_host.is_some_and(|i| !facts[i].running) {
+        if let Some(index) = facts.iter().position(|f| f.running) {
+            if let Ok(session) = &connections[index] {
+                facts[index].peer_errors =
+                    probe_peers(session.as_ref(), &hosts[index], timeout).await;
+            }
+        }
+    }
+    facts
+}
+
+/// Connects, probes every host (the full probe) and closes: the facts for `plan`.
 pub async fn gather<C>(
     connector: Arc<C>,
-    hosts: Vec<ProbeTarget>,
+    hosts: &[ProbeTarget],
     limit: usize,
     timeout: Duration,
 ) -> Vec<HostFacts>
@@ -32,59 +128,47 @@ where
     C: Connector + 'static,
     C::Session: 'static,
 {
-    let permits = Arc::new(Semaphore::new(limit.max(1)));
-    let mut tasks = JoinSet::new();
-    let count = hosts.len();
-    for (index, host) in hosts.into_iter().enumerate() {
-        let connector = Arc::clone(&connector);
-        let permits = Arc::clone(&permits);
-        tasks.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
-            (index, probe_one(connector.as_ref(), &host, timeout).await)
-        });
+    let connections = connect_all(connector, hosts, limit).await;
+    let facts = probe_all(&connections, hosts, ProbeScope::FULL, timeout).await;
+    for session in connections.iter().flatten() {
+        let _ = session.close().await;
     }
-    let mut facts: Vec<Option<HostFacts>> = vec![None; count];
-    while let Some(joined) = tasks.join_next().await {
-        let (index, host_facts) = joined.expect("probe task panicked");
-        facts[index] = Some(host_facts);
-    }
-    facts
-        .into_iter()
-        .map(|f| f.expect("every host probed"))
-        .collect()
-}
-
-async fn probe_one<C: Connector>(
-    connector: &C,
-    host: &ProbeTarget,
-    timeout: Duration,
-) -> HostFacts {
-    let session = match connector.connect(&host.target).await {
-        Ok(session) => session,
-        Err(err) => return HostFacts::unreachable(&host.target.name, crate::error::chain(&err)),
-    };
-    let facts = probe_session(&session, host, timeout).await;
-    let _ = session.close().await;
     facts
 }
 
-/// Probes one host over an open session (apply re-probes over the sessions it runs steps on).
+/// Probes one host over an open session.
 pub async fn probe_session<S: Session>(
     session: &S,
     host: &ProbeTarget,
+    scope: ProbeScope,
     timeout: Duration,
 ) -> HostFacts {
     let name = &host.target.name;
-    let script = match probe_script(&host.vars) {
+    let script = match probe_script(&host.vars, scope) {
         Ok(script) => script,
         Err(err) => return HostFacts::unreachable(name, err.to_string()),
     };
-    tracing::debug!(host = %name, "probing");
+    tracing::debug!(host = %name, ?scope, "probing");
     match session.run(&script, timeout).await {
         Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
         Err(err) => HostFacts::unreachable(name, crate::error::chain(&err)),
+    }
+}
+
+/// `peers ls` alone on one host: the peers it reports with an error (none if it cannot run).
+async fn probe_peers<S: Session>(
+    session: &S,
+    host: &ProbeTarget,
+    timeout: Duration,
+) -> Vec<super::model::PeerError> {
+    let Ok(script) = peers_script(&host.vars) else {
+        return Vec::new();
+    };
+    match session.run(&script, timeout).await {
+        Ok(output) => parse_peer_errors(&output.stdout_text()),
+        Err(err) => {
+            tracing::warn!(host = %host.target.name, error = %crate::error::chain(&err), "peers ls failed");
+            Vec::new()
+        }
     }
 }

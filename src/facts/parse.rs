@@ -42,16 +42,7 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
         facts.multiaddr = choose_multiaddr(&string_list(&id, "addresses"), address);
     }
     if let Some(body) = ok("peers") {
-        facts.peer_errors = json_items(body)
-            .iter()
-            .filter_map(|peer| {
-                let error = str_field(peer, "error")?;
-                Some(PeerError {
-                    peer_id: str_field(peer, "id").unwrap_or_default(),
-                    error,
-                })
-            })
-            .collect();
+        facts.peer_errors = peer_errors(body);
     }
     if let Some(body) = ok("pins") {
         facts.pins = Some(Pinset::from_cids(
@@ -75,43 +66,90 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
             }
         }
     }
-    if let Some(body) = ok("snapshot") {
-        let mut lines = body.lines();
-        facts.has_snapshot = lines.next().is_some_and(|l| l.starts_with("snapshot "));
-        let first_byte = lines.next().and_then(|l| l.trim().parse::<u8>().ok());
+    if let Some(body) = ok("states") {
+        facts.stored_states = stored_states(body);
+        let live = facts.stored_states.iter().find(|s| s.folder == "raft");
+        facts.has_snapshot = live.is_some_and(|s| s.snapshot.is_some());
         // Only releases up to 0.10 put a format byte first; later ones start with the body.
         if facts
             .service_version
             .is_some_and(|v| v.state_format().is_some())
         {
-            facts.state_format = first_byte;
+            facts.state_format = live.and_then(|s| s.first_byte);
         }
-    }
-    if let Some(body) = ok("backups") {
-        facts.state_backups = body
-            .lines()
-            .map(str::to_string)
-            .filter(|l| !l.is_empty())
+        facts.state_backups = facts
+            .stored_states
+            .iter()
+            .filter(|s| s.backup_number().is_some())
+            .map(|s| s.folder.clone())
             .collect();
-    }
-    if let Some(body) = ok("states") {
-        facts.stored_states = body.lines().filter_map(stored_state).collect();
     }
     facts
 }
 
-/// `raft.old.0 3-9-1795607331211 5` (a `-` for what is missing) → a [`StoredState`].
-fn stored_state(line: &str) -> Option<StoredState> {
-    let mut words = line.split_whitespace();
-    let folder = words.next()?.to_string();
-    let known = |word: Option<&str>| word.filter(|w| *w != "-").map(str::to_string);
-    let snapshot = known(words.next());
-    let first_byte = known(words.next()).and_then(|b| b.parse().ok());
-    Some(StoredState {
-        folder,
-        snapshot,
-        first_byte,
-    })
+/// The peers that a `peers ls` section of a probe's output reports with an error.
+pub fn parse_peer_errors(output: &str) -> Vec<PeerError> {
+    split_sections(output)
+        .get("peers")
+        .filter(|s| s.rc == Some(0))
+        .map_or_else(Vec::new, |s| peer_errors(&s.body))
+}
+
+fn peer_errors(body: &str) -> Vec<PeerError> {
+    json_items(body)
+        .iter()
+        .filter_map(|peer| {
+            let error = str_field(peer, "error")?;
+            Some(PeerError {
+                peer_id: str_field(peer, "id").unwrap_or_default(),
+                error,
+            })
+        })
+        .collect()
+}
+
+/// The `states` section: `folder F` lines, `snapshot F NAME` lines for every snapshot with a
+/// non-empty `state.bin`, then after `bytes` the first byte of each of those files, in the same
+/// order. Each folder keeps its newest snapshot (see `StoredState::snapshot_position`).
+fn stored_states(body: &str) -> Vec<StoredState> {
+    let mut states: Vec<StoredState> = Vec::new();
+    let mut snapshots: Vec<(String, String)> = Vec::new();
+    let mut lines = body.lines();
+    for line in lines.by_ref() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("folder"), Some(folder), None) => states.push(StoredState {
+                folder: folder.to_string(),
+                snapshot: None,
+                first_byte: None,
+            }),
+            (Some("snapshot"), Some(folder), Some(name)) => {
+                snapshots.push((folder.to_string(), name.to_string()))
+            }
+            (Some("bytes"), None, None) => break,
+            _ => {}
+        }
+    }
+    let bytes: Vec<Option<u8>> = lines.map(|l| l.trim().parse().ok()).collect();
+    for (index, (folder, name)) in snapshots.into_iter().enumerate() {
+        let Some(state) = states.iter_mut().find(|s| s.folder == folder) else {
+            continue;
+        };
+        let candidate = StoredState {
+            folder,
+            snapshot: Some(name),
+            first_byte: bytes.get(index).copied().flatten(),
+        };
+        let newer = match (candidate.snapshot_position(), state.snapshot_position()) {
+            (Some(new), Some(old)) => new > old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if newer {
+            *state = candidate;
+        }
+    }
+    states
 }
 
 /// The pinset of a pin listing or a state export: a JSON array (≤ 0.14) or a stream of JSON
@@ -225,17 +263,17 @@ ipfs-cluster-ctl version 0.10.1
 "wait_for_leader_timeout": "15s"
 "id": "QmA"
 @@ rc 0
-@@ snapshot
-snapshot 1-12-1700000000000
-    6
-@@ rc 0
-@@ backups
-raft.old.0
-@@ rc 0
 @@ states
-raft 1-12-1700000000000 6
-raft.old.0 1-9-1690000000000 5
-raft.old.1 - -
+folder raft
+snapshot raft 1-11-1690000000000
+snapshot raft 1-12-1700000000000
+folder raft.old.0
+snapshot raft.old.0 1-9-1690000000000
+folder raft.old.1
+bytes
+   5
+   6
+   5
 @@ rc 0
 "#;
 
@@ -266,7 +304,7 @@ raft.old.1 - -
         assert_eq!(facts.wait_for_leader_timeout.as_deref(), Some("15s"));
         assert_eq!(facts.state_format, Some(6));
         assert!(facts.has_snapshot);
-        assert_eq!(facts.state_backups, vec!["raft.old.0"]);
+        assert_eq!(facts.state_backups, vec!["raft.old.0", "raft.old.1"]);
         assert_eq!(facts.stored_states.len(), 3);
         assert_eq!(
             facts.stored_states[1].snapshot.as_deref(),
@@ -313,7 +351,8 @@ raft.old.1 - -
     fn a_stopped_peer_is_not_running_but_keeps_its_id_from_the_config() {
         let output = "@@ service_version\nipfs-cluster-service version 0.9.0\n@@ rc 0\n\
                       @@ id\nAn error occurred:\n  Code: 0\n  Message: connection refused\n@@ rc 1\n\
-                      @@ config\n\"id\": \"QmZ\"\n@@ rc 0\n@@ snapshot\nsnapshot 1-3-1\n 5\n@@ rc 0\n";
+                      @@ config\n\"id\": \"QmZ\"\n@@ rc 0\n\
+                      @@ states\nfolder raft\nsnapshot raft 1-3-1\nbytes\n 5\n@@ rc 0\n";
         let facts = parse_probe_output("h2", "127.9.9.3", output);
         assert!(!facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
@@ -325,7 +364,7 @@ raft.old.1 - -
     fn modern_pin_streams_and_string_cids_are_read() {
         let output = "@@ service_version\nipfs-cluster-service version 1.1.6\n@@ rc 0\n\
                       @@ pins\n{\n  \"cid\": \"bafyA\"\n}\n{\n  \"cid\": \"bafyB\"\n}\n@@ rc 0\n\
-                      @@ snapshot\nsnapshot 1-3-1\n 123\n@@ rc 0\n";
+                      @@ states\nfolder raft\nsnapshot raft 1-3-1\nbytes\n 123\n@@ rc 0\n";
         let facts = parse_probe_output("h3", "127.9.9.4", output);
         assert_eq!(facts.pins.unwrap().count, 2);
         assert_eq!(

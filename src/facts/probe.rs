@@ -1,7 +1,10 @@
-//! The read-only probe: one shell script per host, run over the host's SSH connection, whose
-//! output is split into `@@ section` blocks. It never prints secrets: from the config files it
-//! extracts single fields on the host instead of copying them (they hold the private key and
-//! the cluster secret).
+//! The read-only probes: one shell script per host, run over the host's SSH connection, whose
+//! output is split into `@@ section` blocks. They never print secrets: from the config files they
+//! extract single fields on the host instead of copying them (they hold the private key and the
+//! cluster secret).
+//!
+//! The scripts start as few processes as they can (a handful per host): on a large cluster the
+//! probe runs twice per `apply`, and its cost is paid on every host.
 
 use crate::transport::quote::{quote, QuoteError};
 
@@ -13,32 +16,111 @@ pub struct ProbeVars {
     pub api: String,
 }
 
+/// What a probe asks a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeScope {
+    /// Everything the planner uses: versions, the peer, its pinset, its config and the raft
+    /// folders on disk. Without it, only what a health check needs (versions, the peer, its
+    /// pinset).
+    pub disk: bool,
+    /// Also `peers ls`, the one command whose cost grows with the cluster (the peer asks every
+    /// other peer): run on one host per probe, not on all of them.
+    pub peers: bool,
+}
+
+impl ProbeScope {
+    /// For planning and for comparing the cluster with a saved plan.
+    pub const FULL: ProbeScope = ProbeScope {
+        disk: true,
+        peers: false,
+    };
+    /// For the gate after the last step.
+    pub const HEALTH: ProbeScope = ProbeScope {
+        disk: false,
+        peers: false,
+    };
+
+    pub fn with_peers(self) -> ProbeScope {
+        ProbeScope {
+            peers: true,
+            ..self
+        }
+    }
+}
+
 /// The probe script for one host.
-pub fn probe_script(vars: &ProbeVars) -> Result<String, QuoteError> {
-    let head = format!(
-        "bin={}; cfg={}; api={}\n",
+pub fn probe_script(vars: &ProbeVars, scope: ProbeScope) -> Result<String, QuoteError> {
+    let mut script = head(vars)?;
+    script.push_str(PEER);
+    if scope.peers {
+        script.push_str(PEERS);
+    }
+    if scope.disk {
+        script.push_str(DISK);
+    }
+    Ok(script)
+}
+
+/// A script that only runs `peers ls` (when the host chosen for it was not running).
+pub fn peers_script(vars: &ProbeVars) -> Result<String, QuoteError> {
+    Ok(head(vars)? + PEERS)
+}
+
+fn head(vars: &ProbeVars) -> Result<String, QuoteError> {
+    Ok(format!(
+        "bin={}; cfg={}; api={}\nsection() {{ echo \"@@ $1\"; }}\nrc() {{ echo \"@@ rc $1\"; }}\n",
         quote(&vars.bin_dir)?,
         quote(&vars.config_dir)?,
         quote(&vars.api)?
-    );
-    Ok(head + BODY)
+    ))
 }
 
 // Each section ends with `@@ rc N`, the exit status of its command, so the parser can tell
 // "not installed" from "empty output".
-const BODY: &str = r#"section() { echo "@@ $1"; }
-rc() { echo "@@ rc $1"; }
-section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?
+const PEER: &str = r#"section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?
 section ctl_version; "$bin/ipfs-cluster-ctl" --version 2>&1; rc $?
 section id; "$bin/ipfs-cluster-ctl" --host "$api" --enc json id 2>&1; rc $?
-section peers; "$bin/ipfs-cluster-ctl" --host "$api" --enc json peers ls 2>&1; rc $?
 section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $?
-section config; grep -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress)": *("[^"]*"|[a-z]+)' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null | sed 's/^[^:]*://'; rc 0
-section snapshot; snap=$(ls -1 "$cfg/raft/snapshots" 2>/dev/null | sort -t- -k1,1n -k2,2n | tail -n 1)
-if [ -n "$snap" ] && [ -f "$cfg/raft/snapshots/$snap/state.bin" ]; then echo "snapshot $snap"; od -An -tu1 -N1 "$cfg/raft/snapshots/$snap/state.bin"; fi; rc 0
-section backups; ls -1d "$cfg"/raft.old.* 2>/dev/null | sed 's|.*/||'; rc 0
-section states; for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue
-snap=$(ls -1 "$d/snapshots" 2>/dev/null | sort -t- -k1,1n -k2,2n -k3,3n | tail -n 1); b=
-if [ -n "$snap" ] && [ -f "$d/snapshots/$snap/state.bin" ]; then b=$(od -An -tu1 -N1 "$d/snapshots/$snap/state.bin" | tr -d ' '); else snap=; fi
-echo "${d##*/} ${snap:--} ${b:--}"; done; rc 0
 "#;
+
+const PEERS: &str = r#"section peers; "$bin/ipfs-cluster-ctl" --host "$api" --enc json peers ls 2>&1; rc $?
+"#;
+
+// `states` lists every raft folder and the snapshots in it with shell globs (no process), then
+// the first byte of each snapshot's state.bin, in the same order, from one `head | od`; the
+// parser pairs them and picks each folder's newest snapshot.
+const DISK: &str = r#"section config; grep -h -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress)": *("[^"]*"|[a-z]+)' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; rc 0
+section states; set --
+for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"
+for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done
+echo bytes; if [ $# -gt 0 ]; then head -q -c 1 "$@" | od -An -tu1 -v -w1; fi; rc 0
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> ProbeVars {
+        ProbeVars {
+            bin_dir: "/opt/my bin".into(),
+            config_dir: "/var/lib/cluster".into(),
+            api: "/ip4/127.0.0.1/tcp/9094".into(),
+        }
+    }
+
+    #[test]
+    fn the_health_probe_skips_the_disk_and_peers_ls() {
+        let script = probe_script(&vars(), ProbeScope::HEALTH).unwrap();
+        assert!(script.contains("section pins"));
+        assert!(!script.contains("section states"));
+        assert!(!script.contains("peers ls"));
+        let full = probe_script(&vars(), ProbeScope::FULL.with_peers()).unwrap();
+        assert!(full.contains("section states") && full.contains("peers ls"));
+    }
+
+    #[test]
+    fn paths_are_quoted() {
+        let script = probe_script(&vars(), ProbeScope::FULL).unwrap();
+        assert!(script.starts_with("bin='/opt/my bin'; "));
+    }
+}

@@ -1,13 +1,14 @@
 //! The SSH implementation of [`Connector`] and [`Session`], on russh: one connection per
-//! host, a channel per command, at most [`SshOptions::max_channels`] channels at once.
+//! host, commands on long-lived shells (one per channel, see `shell.rs`), at most
+//! [`SshOptions::max_channels`] channels at once.
 
 mod auth;
-mod exec;
 mod host_key;
+mod shell;
 mod stream;
 mod upload;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
@@ -16,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use self::host_key::{handshake_error, preferred_for, HostKeyCheck};
+use self::shell::{Ran, Shell};
 use self::stream::QuickAckStream;
 use super::command::{CommandOutput, Upload};
 use super::error::TransportError;
@@ -59,6 +61,8 @@ pub struct SshSession {
     handle: Handle<HostKeyCheck>,
     channels: Arc<Semaphore>,
     max_channels: u32,
+    /// Shells waiting for their next command (each holds a channel open).
+    idle: Mutex<Vec<Shell>>,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -138,6 +142,7 @@ impl SshSession {
             handle,
             channels: Arc::new(Semaphore::new(max_channels as usize)),
             max_channels,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -164,7 +169,40 @@ impl SshSession {
             .acquire()
             .await
             .expect("channel semaphore is never closed");
-        exec::run(&self.handle, &self.host, command, timeout).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || TransportError::CommandTimeout {
+            host: self.host.clone(),
+            command: command.to_string(),
+            after: timeout,
+        };
+        let idle = self.idle.lock().expect("idle shells lock").pop();
+        let mut shell = match idle {
+            Some(shell) => shell,
+            None => Shell::start(&self.handle, &self.host, deadline, timed_out).await?,
+        };
+        match shell.run(&self.host, command, deadline, timed_out).await? {
+            Ran::Reusable(output) => {
+                self.idle.lock().expect("idle shells lock").push(shell);
+                Ok(output)
+            }
+            Ran::ShellGone(output) => Ok(output),
+        }
+    }
+
+    /// Closes idle shells so that the channels the caller holds permits for can be opened
+    /// within `max_channels` (sshd's `MaxSessions` counts idle shells too).
+    async fn make_room(&self) {
+        let excess = {
+            let mut idle = self.idle.lock().expect("idle shells lock");
+            // Permits in use: running commands and the caller's own.
+            let busy = self.max_channels as usize - self.channels.available_permits();
+            let keep = (self.max_channels as usize).saturating_sub(busy);
+            let excess = idle.len().saturating_sub(keep);
+            idle.drain(..excess).collect::<Vec<_>>()
+        };
+        for shell in excess {
+            shell.close().await;
+        }
     }
 
     /// Uploads a file; see [`Session::upload`].
@@ -176,11 +214,16 @@ impl SshSession {
             .acquire_many(permits)
             .await
             .expect("channel semaphore is never closed");
+        self.make_room().await;
         upload::upload(&self.handle, &self.host, upload).await
     }
 
     /// Disconnects.
     pub async fn close(&self) -> Result<(), TransportError> {
+        let idle = std::mem::take(&mut *self.idle.lock().expect("idle shells lock"));
+        for shell in idle {
+            shell.close().await;
+        }
         self.handle
             .disconnect(Disconnect::ByApplication, "done", "en")
             .await

@@ -1,0 +1,262 @@
+//! Commands on a long-lived `/bin/sh`: one channel runs many commands, one at a time.
+//!
+//! A channel per command makes sshd fork a session and start the login shell every time (about
+//! 2-3 ms of the host's CPU, most of a trivial step). Here the shell starts once per channel;
+//! each command runs in a subshell (`( eval '…' )`, so `cd`, variables, `exit` and syntax
+//! errors stay inside it) with stdin from /dev/null, then the shell prints a marker with a
+//! random nonce and the exit status on stdout, and the nonce on stderr. The output before the
+//! markers is the command's. See docs/adr/0006-persistent-shell.md.
+
+use std::time::Duration;
+
+use russh::client::{Handle, Msg};
+use russh::{Channel, ChannelMsg, Sig};
+use tokio::time::{timeout_at, Instant};
+
+use super::host_key::HostKeyCheck;
+use crate::transport::command::{CommandOutput, Exit};
+use crate::transport::error::TransportError;
+use crate::transport::quote::quote;
+
+/// Sets up the shell: on SIGTERM (sent when a command times out) it stops the running command
+/// and that command's children, not itself or anything else in its process group (a daemon
+/// that an earlier step started may be there).
+const PRELUDE: &str =
+    "trap 'pkill -TERM -P \"$cu_p\" 2>/dev/null; kill -TERM \"$cu_p\" 2>/dev/null' TERM\n";
+
+/// One `/bin/sh` on its own channel.
+pub(crate) struct Shell {
+    channel: Channel<Msg>,
+}
+
+/// How a command on a shell ended: the shell can run the next one, or it is gone.
+pub(crate) enum Ran {
+    Reusable(CommandOutput),
+    ShellGone(CommandOutput),
+}
+
+impl Shell {
+    /// Opens a channel and starts `/bin/sh` reading commands from it.
+    pub(crate) async fn start(
+        handle: &Handle<HostKeyCheck>,
+        host: &str,
+        deadline: Instant,
+        timed_out: impl Fn() -> TransportError,
+    ) -> Result<Shell, TransportError> {
+        let channel_error = |source| TransportError::Channel {
+            host: host.to_string(),
+            source: Box::new(source),
+        };
+        let channel = timeout_at(deadline, handle.channel_open_session())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(channel_error)?;
+        channel
+            .exec(true, "exec /bin/sh")
+            .await
+            .map_err(channel_error)?;
+        channel
+            .data(PRELUDE.as_bytes())
+            .await
+            .map_err(channel_error)?;
+        Ok(Shell { channel })
+    }
+
+    /// Runs `command` and collects its output until both markers arrived. On timeout the shell
+    /// is sent SIGTERM (its trap stops the command) and closed.
+    pub(crate) async fn run(
+        &mut self,
+        host: &str,
+        command: &str,
+        deadline: Instant,
+        timed_out: impl Fn() -> TransportError,
+    ) -> Result<Ran, TransportError> {
+        let channel_error = |source| TransportError::Channel {
+            host: host.to_string(),
+            source: Box::new(source),
+        };
+        let quoted = quote(command).map_err(|source| TransportError::Quote {
+            host: host.to_string(),
+            source,
+        })?;
+        let nonce = nonce();
+        let script = format!(
+            "( eval {quoted} ) </dev/null & cu_p=$!\nwait \"$cu_p\"; cu_r=$?; \
+             printf '\\n@@%s %s\\n' {nonce} \"$cu_r\"; printf '\\n@@%s\\n' {nonce} >&2\n"
+        );
+        self.channel
+            .data(script.as_bytes())
+            .await
+            .map_err(channel_error)?;
+
+        let stdout_marker = format!("\n@@{nonce} ");
+        let stderr_marker = format!("\n@@{nonce}\n");
+        let mut output = CommandOutput {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            exit: Exit::Unknown,
+        };
+        let mut status: Option<i32> = None;
+        let mut stderr_done = false;
+        loop {
+            if let (Some(code), true) = (status, stderr_done) {
+                output.exit = Exit::Status(code);
+                return Ok(Ran::Reusable(output));
+            }
+            // `wait` only receives from a queue, so dropping it at the deadline loses nothing.
+            let Ok(message) = timeout_at(deadline, self.channel.wait()).await else {
+                // sshd >= 7.9 delivers the signal, except for root logins (it then logs
+                // "session_signal_req"): then the command may outlive its timeout.
+                let _ = self.channel.signal(Sig::TERM).await;
+                let _ = self.channel.close().await;
+                return Err(timed_out());
+            };
+            match message {
+                Some(ChannelMsg::Data { data }) => {
+                    output.stdout.extend_from_slice(&data);
+                    if status.is_none() {
+                        status = take_status(&mut output.stdout, &stdout_marker);
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                    output.stderr.extend_from_slice(&data);
+                    if !stderr_done {
+                        stderr_done = take_marker(&mut output.stderr, &stderr_marker);
+                    }
+                }
+                Some(ChannelMsg::Failure) => {
+                    let _ = self.channel.close().await;
+                    return Err(TransportError::Refused {
+                        host: host.to_string(),
+                        request: "exec",
+                    });
+                }
+                // The shell itself ended (the command killed it, or exec'd over it): report
+                // how, with the output so far; this shell is not used again.
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    output.exit = Exit::Status(exit_status as i32)
+                }
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                    output.exit = Exit::Signal(signal_text(&signal_name))
+                }
+                Some(ChannelMsg::Close) => {
+                    if let Some(code) = status {
+                        output.exit = Exit::Status(code);
+                    }
+                    return Ok(Ran::ShellGone(output));
+                }
+                // The connection ended under the command: whether it ran is unknown.
+                None => {
+                    return Err(TransportError::ConnectionLost {
+                        host: host.to_string(),
+                        command: command.to_string(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Closes the channel; the shell reads end-of-file and exits.
+    pub(crate) async fn close(self) {
+        let _ = self.channel.eof().await;
+        let _ = self.channel.close().await;
+    }
+}
+
+/// The signal's name without `SIG`, as the server sent it.
+fn signal_text(signal: &Sig) -> String {
+    let name = match signal {
+        Sig::ABRT => "ABRT",
+        Sig::ALRM => "ALRM",
+        Sig::FPE => "FPE",
+        Sig::HUP => "HUP",
+        Sig::ILL => "ILL",
+        Sig::INT => "INT",
+        Sig::KILL => "KILL",
+        Sig::PIPE => "PIPE",
+        Sig::QUIT => "QUIT",
+        Sig::SEGV => "SEGV",
+        Sig::TERM => "TERM",
+        Sig::USR1 => "USR1",
+        Sig::Custom(name) => name,
+    };
+    name.to_string()
+}
+
+/// If `buffer` ends with `marker` + status + `\n`, removes them and returns the status.
+fn take_status(buffer: &mut Vec<u8>, marker: &str) -> Option<i32> {
+    if buffer.last() != Some(&b'\n') {
+        return None;
+    }
+    let window = buffer.len().saturating_sub(marker.len() + 16);
+    let at = find_last(&buffer[window..], marker.as_bytes())? + window;
+    let code = std::str::from_utf8(&buffer[at + marker.len()..buffer.len() - 1])
+        .ok()?
+        .parse()
+        .ok()?;
+    buffer.truncate(at);
+    Some(code)
+}
+
+/// If `buffer` ends with `marker`, removes it.
+fn take_marker(buffer: &mut Vec<u8>, marker: &str) -> bool {
+    if buffer.ends_with(marker.as_bytes()) {
+        buffer.truncate(buffer.len() - marker.len());
+        true
+    } else {
+        false
+    }
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// 128 random bits as hex: no command's output contains it by chance.
+fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = |salt: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(salt);
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_nanos(),
+        );
+        hasher.finish()
+    };
+    format!("cu{:016x}{:016x}", random(1), random(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_marker_is_cut_from_stdout() {
+        let mut out = b"hello\nno newline\n@@cuX 3\n".to_vec();
+        assert_eq!(take_status(&mut out, "\n@@cuX "), Some(3));
+        assert_eq!(out, b"hello\nno newline");
+        let mut partial = b"hello\n@@cuX".to_vec();
+        assert_eq!(take_status(&mut partial, "\n@@cuX "), None);
+        assert_eq!(partial, b"hello\n@@cuX");
+    }
+
+    #[test]
+    fn output_ending_in_a_newline_keeps_it() {
+        let mut out = b"line\n\n@@cuX 0\n".to_vec();
+        assert_eq!(take_status(&mut out, "\n@@cuX "), Some(0));
+        assert_eq!(out, b"line\n");
+        let mut err = b"oops\n\n@@cuX\n".to_vec();
+        assert!(take_marker(&mut err, "\n@@cuX\n"));
+        assert_eq!(err, b"oops\n");
+    }
+
+    #[test]
+    fn nonces_differ() {
+        assert_ne!(nonce(), nonce());
+        assert_eq!(nonce().len(), 34);
+    }
+}
