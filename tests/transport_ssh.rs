@@ -183,6 +183,40 @@ async fn run_captures_stdout_stderr_and_exit_status() {
 }
 
 #[tokio::test]
+async fn one_command_does_not_leak_into_the_next() {
+    let lab = Lab::start();
+    let session = lab.connect().await.unwrap();
+    let out = session
+        .run("cd /tmp && X=set && export Y=set && echo here", STEP)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "here\n");
+    let out = session
+        .run("pwd; echo \"${X:-unset} ${Y:-unset}\"", STEP)
+        .await
+        .unwrap();
+    assert_ne!(out.stdout_text().lines().next(), Some("/tmp"));
+    assert!(out.stdout_text().ends_with("unset unset\n"), "{out:?}");
+    // A syntax error or an `exit` ends that command only.
+    let out = session.run("echo 'unterminated", STEP).await.unwrap();
+    assert!(!out.success());
+    assert!(!out.stderr.is_empty());
+    let out = session.run("exit 7; echo never", STEP).await.unwrap();
+    assert_eq!(
+        (out.exit.clone(), out.stdout_text()),
+        (Exit::Status(7), String::new())
+    );
+    // Nothing a command reads comes from the next command.
+    let out = session.run("cat; echo done", STEP).await.unwrap();
+    assert_eq!(out.stdout_text(), "done\n");
+    assert_eq!(
+        session.run("echo next", STEP).await.unwrap().stdout_text(),
+        "next\n"
+    );
+    assert_eq!(lab.logins(), 1);
+}
+
+#[tokio::test]
 async fn a_connection_lost_mid_run_is_reported_and_later_calls_fail() {
     let lab = Lab::start();
     let session = lab.connect().await.unwrap();

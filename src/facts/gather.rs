@@ -172,3 +172,129 @@ async fn probe_peers<S: Session>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `probe_all` over fake sessions that answer like a peer: running or stopped.
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::transport::{CommandOutput, Exit, Identity, TransportError, Upload};
+
+    struct FakePeer {
+        running: bool,
+        scripts: Mutex<Vec<String>>,
+    }
+
+    impl Session for FakePeer {
+        async fn run(
+            &self,
+            command: &str,
+            _timeout: Duration,
+        ) -> Result<CommandOutput, TransportError> {
+            self.scripts.lock().unwrap().push(command.to_string());
+            let mut out = String::new();
+            if command.contains("section id;") {
+                out += if self.running {
+                    "@@ id\n{\"id\":\"QmSelf\",\"cluster_peers\":[\"QmSelf\"]}\n@@ rc 0\n"
+                } else {
+                    "@@ id\nconnection refused\n@@ rc 1\n"
+                };
+            }
+            if command.contains("peers ls") {
+                out += if self.running {
+                    "@@ peers\n[{\"id\":\"QmGone\",\"error\":\"dial backoff\"}]\n@@ rc 0\n"
+                } else {
+                    "@@ peers\nconnection refused\n@@ rc 1\n"
+                };
+            }
+            Ok(CommandOutput {
+                stdout: out.into_bytes(),
+                stderr: Vec::new(),
+                exit: Exit::Status(0),
+            })
+        }
+
+        async fn upload(&self, _upload: &Upload) -> Result<(), TransportError> {
+            Ok(())
+        }
+
+        async fn close(&self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    fn host(name: &str) -> ProbeTarget {
+        ProbeTarget {
+            target: Target {
+                name: name.into(),
+                address: "127.0.0.1".into(),
+                port: 22,
+                user: "u".into(),
+                identity: Identity::Agent,
+            },
+            vars: ProbeVars {
+                bin_dir: "/usr/local/bin".into(),
+                config_dir: "/c".into(),
+                api: "/ip4/127.0.0.1/tcp/9094".into(),
+            },
+        }
+    }
+
+    fn peer(running: bool) -> Connection<FakePeer> {
+        Ok(Arc::new(FakePeer {
+            running,
+            scripts: Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn peers_ls_runs(connection: &Connection<FakePeer>) -> usize {
+        let session = connection.as_ref().unwrap();
+        let scripts = session.scripts.lock().unwrap();
+        scripts.iter().filter(|s| s.contains("peers ls")).count()
+    }
+
+    #[tokio::test]
+    async fn peers_ls_runs_on_the_first_reachable_host_only() {
+        let hosts = [host("h1"), host("h2"), host("h3")];
+        let connections = vec![Err("refused".to_string()), peer(true), peer(true)];
+        let facts = probe_all(
+            &connections,
+            &hosts,
+            ProbeScope::FULL,
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(facts[0].unreachable.as_deref(), Some("refused"));
+        assert_eq!(peers_ls_runs(&connections[1]), 1);
+        assert_eq!(peers_ls_runs(&connections[2]), 0);
+        assert_eq!(facts[1].peer_errors.len(), 1);
+        assert!(facts[2].peer_errors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stopped_first_peer_hands_peers_ls_to_the_first_running_one() {
+        let hosts = [host("h1"), host("h2"), host("h3")];
+        let connections = vec![peer(false), peer(true), peer(true)];
+        let facts = probe_all(
+            &connections,
+            &hosts,
+            ProbeScope::HEALTH,
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(!facts[0].running && facts[1].running);
+        assert_eq!(
+            facts[1].peer_errors[0].peer_id, "QmGone",
+            "the first running peer reports the peers it cannot reach"
+        );
+        assert_eq!(
+            (
+                peers_ls_runs(&connections[1]),
+                peers_ls_runs(&connections[2])
+            ),
+            (1, 0)
+        );
+    }
+}
