@@ -180,13 +180,13 @@ fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
     let before: Vec<usize> = (1..=5).map(|i| logins(&format!("h{i}"))).collect();
     let out = apply_inventory(&lab);
     assert_success(&out, "apply");
-    lab.assert_cluster("0.10.1", 5, 40);
-    assert_no_step_finished_twice(&lab.journal());
     // Planning, every step and the final gate share one connection per host.
     for (i, before) in before.into_iter().enumerate() {
         let host = format!("h{}", i + 1);
         assert_eq!(logins(&host), before + 1, "{host}: {}", lab.sshd_log(&host));
     }
+    lab.assert_cluster("0.10.1", 5, 40);
+    assert_no_step_finished_twice(&lab.journal());
 }
 
 #[test]
