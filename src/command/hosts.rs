@@ -91,8 +91,15 @@ impl Connected {
         let connector = Arc::new(SshConnector::new(ssh_options(inventory, ssh)));
         let targets = probe_targets(inventory);
         let limit = concurrency(inventory, ssh);
+        let started = std::time::Instant::now();
         let connections =
             runtime.block_on(facts::connect_all(Arc::clone(&connector), &targets, limit));
+        tracing::debug!(
+            hosts = targets.len(),
+            failed = connections.iter().filter(|c| c.is_err()).count(),
+            elapsed = ?started.elapsed(),
+            "connected"
+        );
         Ok(Connected {
             runtime,
             connector,
@@ -108,7 +115,10 @@ impl Connected {
     }
 
     pub async fn probe_async(&self, scope: ProbeScope) -> Vec<HostFacts> {
-        facts::probe_all(&self.connections, &self.targets, scope, PROBE_TIMEOUT).await
+        let started = std::time::Instant::now();
+        let facts = facts::probe_all(&self.connections, &self.targets, scope, PROBE_TIMEOUT).await;
+        tracing::debug!(hosts = facts.len(), ?scope, elapsed = ?started.elapsed(), "probed");
+        facts
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Runtime {

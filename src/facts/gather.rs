@@ -148,7 +148,7 @@ pub async fn probe_session<S: Session>(
         Ok(script) => script,
         Err(err) => return HostFacts::unreachable(name, err.to_string()),
     };
-    tracing::debug!(host = %name, ?scope, "probing");
+    tracing::trace!(host = %name, ?scope, "probing");
     match session.run(&script, timeout).await {
         Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
         Err(err) => HostFacts::unreachable(name, crate::error::chain(&err)),
