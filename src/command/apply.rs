@@ -74,8 +74,8 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
             };
             let (inventory, playbooks) = inputs::load(&input)?;
             // The run reuses these connections: one per host for the whole apply.
-            let cluster = hosts::Connected::open(&inventory, &args.ssh)?;
-            let facts = cluster.probe(ProbeScope::FULL);
+            let (cluster, facts) =
+                hosts::Connected::open_and_probe(&inventory, &args.ssh, ProbeScope::FULL)?;
             connected = Some(cluster);
             let run_id = plan_cmd::run_id();
             let plan = plan_cmd::make_plan(PlanInputs {

@@ -87,33 +87,48 @@ pub struct Connected {
 impl Connected {
     /// Connects to every host at once (bounded by the inventory's `max_concurrency`).
     pub fn open(inventory: &Inventory, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
-        let runtime = runtime()?;
-        let connector = Arc::new(SshConnector::new(ssh_options(inventory, ssh)));
-        let targets = probe_targets(inventory);
-        let limit = concurrency(inventory, ssh);
+        let mut connected = Self::new(inventory, ssh)?;
         let started = std::time::Instant::now();
-        let connections =
-            runtime.block_on(facts::connect_all(Arc::clone(&connector), &targets, limit));
-        tracing::debug!(
-            hosts = targets.len(),
-            failed = connections.iter().filter(|c| c.is_err()).count(),
-            elapsed = ?started.elapsed(),
-            "connected"
-        );
+        connected.connections = connected.runtime.block_on(facts::connect_all(
+            Arc::clone(&connected.connector),
+            &connected.targets,
+            connected.limit,
+        ));
+        tracing::debug!(hosts = connected.targets.len(), elapsed = ?started.elapsed(), "connected");
+        Ok(connected)
+    }
+
+    /// Connects to every host and probes each one as soon as it is connected.
+    pub fn open_and_probe(
+        inventory: &Inventory,
+        ssh: &SshArgs,
+        scope: ProbeScope,
+    ) -> Result<(Connected, Vec<HostFacts>), crate::error::Error> {
+        let mut connected = Self::new(inventory, ssh)?;
+        let started = std::time::Instant::now();
+        let (connections, facts) = connected.runtime.block_on(facts::connect_and_probe(
+            Arc::clone(&connected.connector),
+            &connected.targets,
+            connected.limit,
+            scope,
+            PROBE_TIMEOUT,
+        ));
+        connected.connections = connections;
+        tracing::debug!(hosts = facts.len(), ?scope, elapsed = ?started.elapsed(), "connected and probed");
+        Ok((connected, facts))
+    }
+
+    fn new(inventory: &Inventory, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
         Ok(Connected {
-            runtime,
-            connector,
-            targets,
-            connections,
-            limit,
+            runtime: runtime()?,
+            connector: Arc::new(SshConnector::new(ssh_options(inventory, ssh))),
+            targets: probe_targets(inventory),
+            connections: Vec::new(),
+            limit: concurrency(inventory, ssh),
         })
     }
 
     /// Probes every host over its session.
-    pub fn probe(&self, scope: ProbeScope) -> Vec<HostFacts> {
-        self.runtime.block_on(self.probe_async(scope))
-    }
-
     pub async fn probe_async(&self, scope: ProbeScope) -> Vec<HostFacts> {
         let started = std::time::Instant::now();
         let facts = facts::probe_all(&self.connections, &self.targets, scope, PROBE_TIMEOUT).await;
@@ -174,8 +189,7 @@ pub fn gather_facts(
     inventory: &Inventory,
     ssh: &SshArgs,
 ) -> Result<Vec<HostFacts>, crate::error::Error> {
-    let connected = Connected::open(inventory, ssh)?;
-    let facts = connected.probe(ProbeScope::FULL);
+    let (connected, facts) = Connected::open_and_probe(inventory, ssh, ProbeScope::FULL)?;
     connected.runtime().block_on(connected.close());
     Ok(facts)
 }

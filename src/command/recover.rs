@@ -41,8 +41,8 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     let (inventory, playbook) = inputs::load_recover(&args.input)?;
     let export = args.from_export.as_deref().map(read_export).transpose()?;
     // The run reuses these connections: one per host for the whole recovery.
-    let connected = hosts::Connected::open(&inventory, &args.ssh)?;
-    let facts = connected.probe(ProbeScope::FULL);
+    let (connected, facts) =
+        hosts::Connected::open_and_probe(&inventory, &args.ssh, ProbeScope::FULL)?;
     let choice = choose_source(
         &facts,
         inventory.cluster.target_version,

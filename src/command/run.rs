@@ -52,9 +52,15 @@ pub fn run_plan(
         connected,
     } = request;
     report::log_to_file(&run.log_path());
-    let mut connected = match connected {
-        Some(connected) => connected,
-        None => Connected::open(inventory, ssh)?,
+    // A saved plan or a resumed run is checked against the cluster as it is now, probed as
+    // each host connects.
+    let (mut connected, now) = match (connected, before.is_some()) {
+        (Some(connected), _) => (connected, None),
+        (None, true) => {
+            let (connected, facts) = Connected::open_and_probe(inventory, ssh, ProbeScope::FULL)?;
+            (connected, Some(facts))
+        }
+        (None, false) => (Connected::open(inventory, ssh)?, None),
     };
     let runtime = connected.runtime().handle().clone();
     runtime.block_on(async {
@@ -63,7 +69,11 @@ pub fn run_plan(
             .await
             .map_err(|hosts| Error::Unreachable { hosts })?;
         if let Some(before) = before {
-            before(&connected.probe_async(ProbeScope::FULL).await)?;
+            let now = match now {
+                Some(facts) => facts,
+                None => connected.probe_async(ProbeScope::FULL).await,
+            };
+            before(&now)?;
         }
 
         let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();

@@ -64,37 +64,24 @@ where
 }
 
 /// Probes every host over its connection, all at once, and returns their facts in the given
-/// order. `peers ls` runs on the first reachable host; if its peer is not running, again on the
-/// first one that is, so that the facts name the peers the cluster cannot reach.
+/// order. `peers ls` runs on the first host; if its peer is unreachable or not running, again on
+/// the first one that runs, so that the facts name the peers the cluster cannot reach.
 pub async fn probe_all<S: Session + 'static>(
     connections: &[Connection<S>],
     hosts: &[ProbeTarget],
     scope: ProbeScope,
     timeout: Duration,
 ) -> Vec<HostFacts> {
-    let peers_host = connections.iter().position(Result::is_ok);
     let mut tasks = JoinSet::new();
     for (index, (connection, host)) in connections.iter().zip(hosts).enumerate() {
-        let name = host.target.name.clone();
-        let session = match connection {
-            Ok(session) => Arc::clone(session),
-            Err(error) => {
-                let facts = HostFacts::unreachable(&name, error.clone());
-                tasks.spawn(async move { (index, facts) });
-                continue;
-            }
-        };
-        let scope = if Some(index) == peers_host {
-            scope.with_peers()
-        } else {
-            scope
-        };
+        let connection = connection.clone();
         let host = host.clone();
         tasks.spawn(async move {
-            (
-                index,
-                probe_session(session.as_ref(), &host, scope, timeout).await,
-            )
+            let facts = match &connection {
+                Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
+                Err(error) => HostFacts::unreachable(&host.target.name, error.clone()),
+            };
+            (index, facts)
         });
     }
     let mut facts: Vec<Option<HostFacts>> = vec![None; hosts.len()];
@@ -106,34 +93,91 @@ pub async fn probe_all<S: Session + 'static>(
         .into_iter()
         .map(|f| f.expect("every host probed"))
         .collect();
-    if peers_host.is_some_and(|i| !facts[i].running) {
-        if let Some(index) = facts.iter().position(|f| f.running) {
-            if let Ok(session) = &connections[index] {
-                facts[index].peer_errors =
-                    probe_peers(session.as_ref(), &hosts[index], timeout).await;
-            }
-        }
-    }
+    peers_elsewhere(connections, hosts, &mut facts, timeout).await;
     facts
 }
 
-/// Connects, probes every host (the full probe) and closes: the facts for `plan`.
-pub async fn gather<C>(
+/// Connects to every host and probes it as soon as its connection is up (no host waits for
+/// the slowest connection), at most `limit` hosts at a time; `peers ls` as in [`probe_all`].
+pub async fn connect_and_probe<C>(
     connector: Arc<C>,
     hosts: &[ProbeTarget],
     limit: usize,
+    scope: ProbeScope,
     timeout: Duration,
-) -> Vec<HostFacts>
+) -> (Vec<Connection<C::Session>>, Vec<HostFacts>)
 where
     C: Connector + 'static,
     C::Session: 'static,
 {
-    let connections = connect_all(connector, hosts, limit).await;
-    let facts = probe_all(&connections, hosts, ProbeScope::FULL, timeout).await;
-    for session in connections.iter().flatten() {
-        let _ = session.close().await;
+    let permits = Arc::new(Semaphore::new(limit.max(1)));
+    let mut tasks = JoinSet::new();
+    for (index, host) in hosts.iter().enumerate() {
+        let connector = Arc::clone(&connector);
+        let permits = Arc::clone(&permits);
+        let host = host.clone();
+        tasks.spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let connection = connector
+                .connect(&host.target)
+                .await
+                .map(Arc::new)
+                .map_err(|e| crate::error::chain(&e));
+            let facts = match &connection {
+                Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
+                Err(error) => HostFacts::unreachable(&host.target.name, error.clone()),
+            };
+            (index, connection, facts)
+        });
     }
-    facts
+    let mut results: Vec<Option<(Connection<C::Session>, HostFacts)>> =
+        (0..hosts.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, connection, facts) = joined.expect("probe task panicked");
+        results[index] = Some((connection, facts));
+    }
+    let (connections, mut facts): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .map(|r| r.expect("every host probed"))
+        .unzip();
+    peers_elsewhere(&connections, hosts, &mut facts, timeout).await;
+    (connections, facts)
+}
+
+/// The first host's probe includes `peers ls`.
+async fn probe_host<S: Session>(
+    session: &S,
+    host: &ProbeTarget,
+    index: usize,
+    scope: ProbeScope,
+    timeout: Duration,
+) -> HostFacts {
+    let scope = if index == 0 {
+        scope.with_peers()
+    } else {
+        scope
+    };
+    probe_session(session, host, scope, timeout).await
+}
+
+/// When the first host's peer could not answer `peers ls`, asks the first peer that runs.
+async fn peers_elsewhere<S: Session>(
+    connections: &[Connection<S>],
+    hosts: &[ProbeTarget],
+    facts: &mut [HostFacts],
+    timeout: Duration,
+) {
+    if facts.first().is_none_or(|f| f.running) {
+        return;
+    }
+    if let Some(index) = facts.iter().position(|f| f.running) {
+        if let Ok(session) = &connections[index] {
+            facts[index].peer_errors = probe_peers(session.as_ref(), &hosts[index], timeout).await;
+        }
+    }
 }
 
 /// Probes one host over an open session.
@@ -256,7 +300,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn peers_ls_runs_on_the_first_reachable_host_only() {
+    async fn peers_ls_runs_on_one_host_only_the_first_that_runs() {
         let hosts = [host("h1"), host("h2"), host("h3")];
         let connections = vec![Err("refused".to_string()), peer(true), peer(true)];
         let facts = probe_all(

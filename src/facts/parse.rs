@@ -30,7 +30,6 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
     };
 
     facts.service_version = ok("service_version").and_then(version_from_banner);
-    facts.ctl_version = ok("ctl_version").and_then(version_from_banner);
 
     if let Some(id) = ok("id").and_then(|body| serde_json::from_str::<Value>(body).ok()) {
         facts.running = true;
@@ -40,6 +39,11 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
         facts.cluster_peers = string_list(&id, "cluster_peers");
         facts.cluster_peers.sort();
         facts.multiaddr = choose_multiaddr(&string_list(&id, "addresses"), address);
+        // The health probe asks the binary only when the peer does not answer.
+        if facts.service_version.is_none() {
+            facts.service_version =
+                str_field(&id, "version").and_then(|v| Version::from_reported(&v).ok());
+        }
     }
     if let Some(body) = ok("peers") {
         facts.peer_errors = peer_errors(body);
@@ -246,9 +250,6 @@ mod tests {
     const RUNNING_010: &str = r#"@@ service_version
 ipfs-cluster-service version 0.10.1+git3c0f1a2
 @@ rc 0
-@@ ctl_version
-ipfs-cluster-ctl version 0.10.1
-@@ rc 0
 @@ id
 {"id":"QmA","peername":"h1","addresses":["/ip4/127.0.0.1/tcp/9096/ipfs/QmA","/ip4/127.9.9.2/tcp/9096/ipfs/QmA"],"cluster_peers":["QmB","QmA"],"rpc_protocol_version":"/ipfscluster/0.10/rpc","version":"0.10.1"}
 @@ rc 0
@@ -281,7 +282,6 @@ bytes
     fn reads_every_fact_of_a_running_peer() {
         let facts = parse_probe_output("h1", "127.9.9.2", RUNNING_010);
         assert_eq!(facts.service_version, Some(Version::new(0, 10, 1)));
-        assert_eq!(facts.ctl_version, Some(Version::new(0, 10, 1)));
         assert!(facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmA"));
         assert_eq!(facts.cluster_peers, vec!["QmA", "QmB"]);
@@ -324,6 +324,18 @@ bytes
                 first_byte: None
             }
         );
+    }
+
+    #[test]
+    fn the_health_probe_takes_the_version_a_running_peer_reports() {
+        let output = "@@ id\n{\"id\":\"QmA\",\"version\":\"0.10.1+git3c0f1a2\",\"cluster_peers\":[\"QmA\"]}\n@@ rc 0\n";
+        let facts = parse_probe_output("h1", "127.9.9.2", output);
+        assert_eq!(facts.service_version, Some(Version::new(0, 10, 1)));
+        // The binary's banner wins when both are there (planning asks both).
+        let both =
+            format!("@@ service_version\nipfs-cluster-service version 0.9.0\n@@ rc 0\n{output}");
+        let facts = parse_probe_output("h1", "127.9.9.2", &both);
+        assert_eq!(facts.service_version, Some(Version::new(0, 9, 0)));
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl ProbeScope {
 /// The probe script for one host.
 pub fn probe_script(vars: &ProbeVars, scope: ProbeScope) -> Result<String, QuoteError> {
     let mut script = head(vars)?;
-    script.push_str(PEER);
+    script.push_str(if scope.disk { PEER } else { RUNNING_PEER });
     if scope.peers {
         script.push_str(PEERS);
     }
@@ -78,8 +78,14 @@ fn head(vars: &ProbeVars) -> Result<String, QuoteError> {
 // Each section ends with `@@ rc N`, the exit status of its command, so the parser can tell
 // "not installed" from "empty output".
 const PEER: &str = r#"section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?
-section ctl_version; "$bin/ipfs-cluster-ctl" --version 2>&1; rc $?
 section id; "$bin/ipfs-cluster-ctl" --host "$api" --enc json id 2>&1; rc $?
+section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $?
+"#;
+
+// For the health check, the version a running peer reports (`id`) is the one that counts; the
+// installed binary is asked only when the peer does not answer.
+const RUNNING_PEER: &str = r#"section id; "$bin/ipfs-cluster-ctl" --host "$api" --enc json id 2>&1; r=$?; rc $r
+if [ "$r" -ne 0 ]; then section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?; fi
 section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $?
 "#;
 
@@ -112,6 +118,7 @@ mod tests {
     fn the_health_probe_skips_the_disk_and_peers_ls() {
         let script = probe_script(&vars(), ProbeScope::HEALTH).unwrap();
         assert!(script.contains("section pins"));
+        assert!(script.contains("if [ \"$r\" -ne 0 ]; then section service_version"));
         assert!(!script.contains("section states"));
         assert!(!script.contains("peers ls"));
         let full = probe_script(&vars(), ProbeScope::FULL.with_peers()).unwrap();
