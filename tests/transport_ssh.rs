@@ -217,6 +217,37 @@ async fn one_command_does_not_leak_into_the_next() {
 }
 
 #[tokio::test]
+async fn a_shell_that_ended_or_printed_between_commands_is_not_trusted() {
+    let lab = Lab::start();
+    let session = lab.connect().await.unwrap();
+    // A process left behind prints on the shell's stdout after its command returned.
+    let out = session
+        .run("( sleep 0.2; echo stray ) & echo first", STEP)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "first\n");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = session.run("echo second", STEP).await.unwrap();
+    assert_eq!(out.stdout_text(), "second\n");
+    // The shell dies while idle: the next command gets a new one.
+    let out = session
+        .run(
+            "( sleep 0.2; kill -KILL $$ ) >/dev/null 2>&1 & echo third",
+            STEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "third\n");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = session.run("echo fourth", STEP).await.unwrap();
+    assert_eq!(
+        (out.stdout_text(), out.success()),
+        ("fourth\n".to_string(), true)
+    );
+    assert_eq!(lab.logins(), 1);
+}
+
+#[tokio::test]
 async fn a_connection_lost_mid_run_is_reported_and_later_calls_fail() {
     let lab = Lab::start();
     let session = lab.connect().await.unwrap();

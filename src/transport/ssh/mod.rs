@@ -175,10 +175,14 @@ impl SshSession {
             command: command.to_string(),
             after: timeout,
         };
-        let idle = self.idle.lock().expect("idle shells lock").pop();
-        let mut shell = match idle {
-            Some(shell) => shell,
-            None => Shell::start(&self.handle, &self.host, deadline, timed_out).await?,
+        let mut shell = loop {
+            let idle = self.idle.lock().expect("idle shells lock").pop();
+            let Some(mut shell) = idle else {
+                break Shell::start(&self.handle, &self.host, deadline, timed_out).await?;
+            };
+            if shell.still_usable().await {
+                break shell;
+            }
         };
         match shell.run(&self.host, command, deadline, timed_out).await? {
             Ran::Reusable(output) => {

@@ -157,6 +157,28 @@ impl Shell {
         }
     }
 
+    /// Whether an idle shell can take a command: it did not end while idle. Output that
+    /// arrived between commands (a process an earlier command left running) is dropped here, so
+    /// that it is not taken for the next command's.
+    pub(crate) async fn still_usable(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(Duration::ZERO, self.channel.wait()).await {
+                Err(_) => return true,
+                Ok(Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. })) => {
+                    tracing::debug!(bytes = data.len(), "output between commands dropped")
+                }
+                Ok(Some(
+                    ChannelMsg::Eof
+                    | ChannelMsg::Close
+                    | ChannelMsg::ExitStatus { .. }
+                    | ChannelMsg::ExitSignal { .. },
+                ))
+                | Ok(None) => return false,
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+
     /// Closes the channel; the shell reads end-of-file and exits.
     pub(crate) async fn close(self) {
         let _ = self.channel.eof().await;
