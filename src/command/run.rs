@@ -78,11 +78,12 @@ pub fn run_plan(
 
         let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
         let terminal = std::io::stderr().is_terminal() && !report::verbose();
-        let progress = terminal.then(|| Arc::new(TerminalProgress::new(&host_names)));
-        let reporter: Arc<dyn Reporter> = match &progress {
-            Some(bars) => bars.clone(),
-            None => Arc::new(PlainProgress::default()),
+        let progress = if terminal {
+            Progress::Bars(Arc::new(TerminalProgress::new(&host_names)))
+        } else {
+            Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
         };
+        let reporter = progress.reporter();
         let options = ExecOptions {
             concurrency: hosts::concurrency(inventory, ssh),
             retry_in_flight,
@@ -109,9 +110,7 @@ pub fn run_plan(
         });
         let outcome = executor.run(plan).await?;
         interrupt.abort();
-        if let Some(bars) = &progress {
-            bars.finish();
-        }
+        progress.finish();
         let result = match outcome {
             RunOutcome::Finished => match final_gate(after, &connected).await {
                 Ok(problems) if problems.is_empty() => {
@@ -140,6 +139,28 @@ pub fn run_plan(
         ));
         result
     })
+}
+
+/// Spinners on a terminal, plain lines otherwise.
+enum Progress {
+    Bars(Arc<TerminalProgress>),
+    Lines(Arc<PlainProgress>),
+}
+
+impl Progress {
+    fn reporter(&self) -> Arc<dyn Reporter> {
+        match self {
+            Progress::Bars(bars) => bars.clone(),
+            Progress::Lines(lines) => lines.clone(),
+        }
+    }
+
+    fn finish(&self) {
+        match self {
+            Progress::Bars(bars) => bars.finish(),
+            Progress::Lines(lines) => lines.finish(),
+        }
+    }
 }
 
 /// How long the final gate keeps probing a cluster that is not healthy yet (a peer still
