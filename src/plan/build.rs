@@ -10,7 +10,7 @@ use crate::facts::{HostFacts, Pinset};
 use crate::inventory::{Host, HostName, Inventory};
 use crate::procedure::{
     AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure,
-    ReleaseContext, RenderError, RunContext, TargetContext, TemplateContext,
+    ReleaseContext, RenderError, RenderedStep, RunContext, TargetContext, TemplateContext,
 };
 
 /// The two playbooks the planner chooses between.
@@ -238,45 +238,54 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
 
 /// Renders every step of `procedure` for the hosts it runs on, each host's context built (by
 /// `context_of`) and converted for the templates once; steps that run nowhere are left out.
-/// Steps without a timeout get the inventory's `ssh.command_timeout`.
+/// Steps without a timeout get the inventory's `ssh.command_timeout`. On failure, the error is
+/// the first in step order, then host order.
 pub fn render_steps(
     procedure: &Procedure,
     inventory: &Inventory,
     anchor: &HostName,
     context_of: impl Fn(&Host) -> TemplateContext,
 ) -> Result<Vec<PlannedStep>, RenderError> {
-    let contexts: HashMap<&str, (TemplateContext, minijinja::Value)> = inventory
-        .hosts
-        .iter()
-        .map(|host| {
-            let context = context_of(host);
-            let value = procedure.context_value(&context);
-            (host.name.as_str(), (context, value))
-        })
-        .collect();
-    let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
-    let mut steps = Vec::new();
-    for spec in &procedure.steps {
-        let mut hosts = Vec::new();
-        for name in spec.on.select(&names, anchor) {
-            let (context, value) = &contexts[name.as_str()];
-            if let Some(mut rendered) = procedure.render_step_with(spec, context, value)? {
-                rendered
-                    .timeout
-                    .get_or_insert(inventory.ssh.command_timeout);
-                hosts.push(rendered);
+    let mut rendered: Vec<Vec<RenderedStep>> = vec![Vec::new(); procedure.steps.len()];
+    // The first failure so far, by step: later hosts still render the earlier steps, where an
+    // error would come first.
+    let mut failure: Option<(usize, RenderError)> = None;
+    // Host by host, so only one converted context exists at a time: the plan itself is what
+    // grows with the cluster.
+    for host in &inventory.hosts {
+        let context = procedure.prepare(&context_of(host));
+        for (index, spec) in procedure.steps.iter().enumerate() {
+            if failure.as_ref().is_some_and(|(failed, _)| index >= *failed) {
+                break;
+            }
+            if !spec.on.includes(&host.name, anchor) {
+                continue;
+            }
+            match procedure.render_prepared(spec, &context) {
+                Ok(Some(mut step)) => {
+                    step.timeout.get_or_insert(inventory.ssh.command_timeout);
+                    rendered[index].push(step);
+                }
+                Ok(None) => {}
+                Err(error) => failure = Some((index, error)),
             }
         }
-        if !hosts.is_empty() {
-            steps.push(PlannedStep {
-                id: spec.id.to_string(),
-                name: spec.name.clone(),
-                mode: spec.mode,
-                destructive: spec.destructive,
-                on_resume: spec.on_resume,
-                hosts,
-            });
-        }
     }
-    Ok(steps)
+    if let Some((_, error)) = failure {
+        return Err(error);
+    }
+    Ok(procedure
+        .steps
+        .iter()
+        .zip(rendered)
+        .filter(|(_, hosts)| !hosts.is_empty())
+        .map(|(spec, hosts)| PlannedStep {
+            id: spec.id.to_string(),
+            name: spec.name.clone(),
+            mode: spec.mode,
+            destructive: spec.destructive,
+            on_resume: spec.on_resume,
+            hosts,
+        })
+        .collect())
 }
