@@ -8,7 +8,7 @@ use crate::cli::PlanArgs;
 use crate::error::Error;
 use crate::facts::HostFacts;
 use crate::inventory::{Inventory, ReleaseSource, ReleaseSums, Version};
-use crate::journal::{write_private, StateDir};
+use crate::journal::{write_private_with, JournalError, StateDir};
 use crate::plan::{build_plan, build_staged_plan, Plan, PlanError, PlanInputs, Refusal};
 use crate::report;
 
@@ -36,16 +36,27 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
         }
         Err(other) => return Err(other.into()),
     };
-    if args.json {
-        report::print(&plan_json(&plan));
-    } else {
+    if !args.json {
         report::print(&report::render_plan(&plan));
     }
+    // Serialized once, streamed into the state folder; stdout and `--out` get the same bytes.
     let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
     state.create()?;
-    write_private(&state.latest_plan(), plan_json(&plan).as_bytes())?;
+    let latest = state.latest_plan();
+    write_plan(&latest, &plan)?;
+    drop(plan);
+    let saved = || {
+        std::fs::File::open(&latest).map_err(|source| JournalError::Io {
+            path: latest.clone(),
+            source,
+        })
+    };
+    if args.json {
+        report::print_from(&mut saved()?);
+    }
     if let Some(out) = &args.out {
-        write_private(out, plan_json(&plan).as_bytes())?;
+        let mut file = saved()?;
+        write_private_with(out, |to| std::io::copy(&mut file, to).map(drop))?;
         report::note(&format!("plan saved to {}", out.display()));
     }
     Ok(())
@@ -64,6 +75,15 @@ pub(super) fn read_facts(path: &Path) -> Result<Vec<HostFacts>, Error> {
 
 pub(super) fn plan_json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("a plan serializes") + "\n"
+}
+
+/// Saves `plan` as [`plan_json`] would, streamed: a large cluster's plan is never one string.
+pub(super) fn write_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
+    write_private_with(path, |out| {
+        serde_json::to_writer_pretty(&mut *out, plan)?;
+        out.write_all(b"\n")
+    })?;
+    Ok(())
 }
 
 /// A run ID that sorts by time: `YYYYMMDDTHHMMSSZ-xxxx`.
