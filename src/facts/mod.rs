@@ -7,6 +7,6 @@ mod parse;
 mod probe;
 
 pub use gather::{gather, probe_session, ProbeTarget};
-pub use model::{HostFacts, PeerError, Pinset, StoredState};
+pub use model::{HostFacts, PeerError, Peerset, Pinset, StoredState};
 pub use parse::{parse_probe_output, pinset_of_listing};
 pub use probe::{probe_script, ProbeVars};

@@ -9,8 +9,10 @@ use super::choice::Choice;
 use crate::facts::HostFacts;
 use crate::procedure::{Mode, OnResume, RenderedStep};
 
-/// The version of the plan file format.
-pub const PLAN_FORMAT: u32 = 1;
+/// The version of the plan file format. 2: the facts keep a peerset digest (`peerset`), not
+/// the list of peer IDs (`cluster_peers`); a format-1 plan's facts fingerprint no longer matches
+/// facts probed now, so it is refused rather than reported as stale.
+pub const PLAN_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
