@@ -1,6 +1,7 @@
 //! `cluster-upgrade plan`: gather facts over SSH (read-only), choose the procedure, render it,
 //! show it, and save it on request.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -44,7 +45,9 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
     state.create()?;
     let latest = state.latest_plan();
     write_plan(&latest, &plan)?;
-    drop(plan);
+    // Freeing a large plan string by string takes a noticeable share of the run; the process
+    // ends right after this command, which frees it at once.
+    std::mem::forget(plan);
     let saved = || {
         std::fs::File::open(&latest).map_err(|source| JournalError::Io {
             path: latest.clone(),

@@ -249,11 +249,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
 /// exists as one string in memory.
 pub fn write_private_with(
     path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
 ) -> Result<(), JournalError> {
+    // Serializers write a few bytes at a time: a concrete, large buffer keeps that cheap.
+    const BUFFER: usize = 1 << 18;
     // A device or pipe (`--out /dev/stdout`, `/dev/null`) is written as it is.
     if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        let mut out = io::BufWriter::new(File::create(path).map_err(io_err(path))?);
+        let file = File::create(path).map_err(io_err(path))?;
+        let mut out = io::BufWriter::with_capacity(BUFFER, file);
         return fill(&mut out)
             .and_then(|()| out.flush())
             .map_err(io_err(path));
@@ -266,7 +269,7 @@ pub fn write_private_with(
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    let mut out = io::BufWriter::new(file);
+    let mut out = io::BufWriter::with_capacity(BUFFER, file);
     fill(&mut out)
         .and_then(|()| out.flush())
         .map_err(io_err(&tmp))?;

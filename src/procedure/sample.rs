@@ -18,7 +18,6 @@ pub(super) fn one_per_variable_set(
     always: impl Fn(&Host) -> bool,
 ) -> Vec<usize> {
     // How many hosts have each (name, value): a value held by one host only is its own.
-    let mut holders: HashMap<(&str, String), usize> = HashMap::new();
     let texts: Vec<Vec<(&str, String)>> = hosts
         .iter()
         .map(|host| {
@@ -28,10 +27,9 @@ pub(super) fn one_per_variable_set(
                 .collect()
         })
         .collect();
-    for vars in &texts {
-        for (name, text) in vars {
-            *holders.entry((name, text.clone())).or_default() += 1;
-        }
+    let mut holders: HashMap<(&str, &str), usize> = HashMap::new();
+    for (name, text) in texts.iter().flatten() {
+        *holders.entry((name, text.as_str())).or_default() += 1;
     }
     let mut seen = HashSet::new();
     let mut chosen = Vec::new();
@@ -40,7 +38,7 @@ pub(super) fn one_per_variable_set(
             .iter()
             .zip(host.vars.iter())
             .map(|((name, text), (_, value))| {
-                let shared = holders[&(*name, text.clone())] > 1;
+                let shared = holders[&(*name, text.as_str())] > 1;
                 (*name, if shared { text.as_str() } else { kind(value) })
             })
             .collect();
