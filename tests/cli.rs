@@ -73,3 +73,109 @@ fn a_missing_inventory_is_invalid_input_with_its_path() {
         text(&out.stderr)
     );
 }
+
+/// A 3-host inventory whose hosts differ only in their own paths, its standard playbook, a
+/// bootstrap playbook with an undefined variable, and facts that choose the standard procedure.
+fn unchosen_playbook_broken(dir: &std::path::Path) -> (String, String, String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut inventory = format!(
+        "cluster:\n  name: t\n  target_version: \"0.10.1\"\n  releases:\n    source: local\n    \
+         path: {root}/tests/fixtures/inventory/releases\n\
+         ssh:\n  known_hosts: known_hosts\ndefaults:\n  user: u\n  identity_file: {root}/tests/fixtures/inventory/id_test\n\
+         vars:\n  service_manager: lab\n  api: /ip4/127.0.0.1/tcp/9094\nhosts:\n"
+    );
+    let mut facts = Vec::new();
+    for host in ["h1", "h2", "h3"] {
+        inventory.push_str(&format!(
+            "  - name: {host}\n    address: 127.0.0.1\n    vars:\n      bin_dir: /{host}/bin\n      \
+             service_cmd: /{host}/svc\n      config_dir: /{host}/config\n"
+        ));
+        facts.push(serde_json::json!({
+            "host": host, "unreachable": null, "service_version": "0.9.0",
+            "running": true, "peer_id": null, "peername": host, "multiaddr": null,
+            "peerset": {"count": 0, "hash": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+            "peer_errors": [], "rpc_protocol": null, "state_format": null, "has_snapshot": false,
+            "state_backups": [], "pins": null, "leave_on_shutdown": false, "wait_for_leader_timeout": null
+        }));
+    }
+    let playbooks = dir.join("playbooks");
+    std::fs::create_dir_all(&playbooks).unwrap();
+    std::fs::copy(
+        format!("{root}/playbooks/standard.yaml"),
+        playbooks.join("standard.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        playbooks.join("bootstrap.yaml"),
+        "name: bootstrap\nsteps:\n  - id: broken\n    name: Uses a variable no host has\n    on: all\n    \
+         command: echo {{ no_such_variable | quote }}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("known_hosts"), "").unwrap();
+    std::fs::write(dir.join("inventory.yaml"), inventory).unwrap();
+    std::fs::write(dir.join("facts.json"), serde_json::to_vec(&facts).unwrap()).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    (
+        path("inventory.yaml"),
+        path("facts.json"),
+        path("playbooks"),
+    )
+}
+
+#[test]
+fn plan_rejects_a_template_error_in_the_playbook_it_does_not_choose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inventory, facts, playbooks) = unchosen_playbook_broken(dir.path());
+    let error = |host: &str| {
+        format!("bootstrap.yaml:6:22: step `broken` for host `{host}`: command: undefined variable `no_such_variable`")
+    };
+
+    // plan renders the unchosen playbook for one host per variable set: h1 stands for h2, and
+    // h3 is the anchor.
+    let out = run(&[
+        "plan",
+        &inventory,
+        "--facts",
+        &facts,
+        "--playbooks",
+        &playbooks,
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&error("h1")), "{stderr}");
+    assert!(stderr.contains(&error("h3")), "{stderr}");
+    assert!(!stderr.contains(&error("h2")), "{stderr}");
+
+    // check renders it for every host.
+    let out = run(&["check", &inventory, "--playbooks", &playbooks]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for host in ["h1", "h2", "h3"] {
+        assert!(stderr.contains(&error(host)), "{stderr}");
+    }
+
+    // With a valid bootstrap playbook the same facts plan the standard procedure.
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/bootstrap.yaml"),
+        dir.path().join("playbooks/bootstrap.yaml"),
+    )
+    .unwrap();
+    let out = run(&[
+        "plan",
+        &inventory,
+        "--facts",
+        &facts,
+        "--playbooks",
+        &playbooks,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["choice"]["procedure"], "standard");
+    assert_eq!(plan["format"], 2);
+    let saved = std::fs::read(dir.path().join(".cluster-upgrade/latest-plan.json")).unwrap();
+    assert_eq!(
+        saved, out.stdout,
+        "stdout and the saved plan are the same bytes"
+    );
+}

@@ -1,6 +1,5 @@
 //! `cluster-upgrade apply`: run a plan with a write-ahead journal, or resume the unfinished run.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::cli::{ApplyArgs, InventoryArgs};
@@ -125,7 +124,7 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
         ),
     )?;
     run.create()?;
-    run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
+    plan_cmd::write_plan(&run.plan_path(), &plan)?;
     execute(
         args,
         &inventory,
@@ -210,7 +209,7 @@ fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
         if old.running != new.running {
             fields.push(format!("running {} → {}", old.running, new.running));
         }
-        if old.cluster_peers != new.cluster_peers {
+        if old.peerset != new.peerset {
             fields.push("peerset".to_string());
         }
         if old.pins != new.pins {
@@ -255,7 +254,7 @@ fn resume_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
 pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
     let mut problems = Vec::new();
     let expected_pins = Pinset::expected(&plan.facts);
-    let all_ids: BTreeSet<&str> = now.iter().filter_map(|h| h.peer_id.as_deref()).collect();
+    let all_peers = crate::facts::Peerset::expected(now);
     for host in now {
         let name = &host.host;
         if host.service_version != Some(plan.choice.to) {
@@ -269,13 +268,16 @@ pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
             problems.push(format!("{name} is not running"));
             continue;
         }
-        let seen: BTreeSet<&str> = host.cluster_peers.iter().map(String::as_str).collect();
-        if seen != all_ids {
-            problems.push(format!(
-                "{name} sees {} peers, expected {}",
-                seen.len(),
-                all_ids.len()
-            ));
+        match &host.peerset {
+            Some(seen) if *seen == all_peers => {}
+            Some(seen) => problems.push(format!(
+                "{name} sees {} peers (peerset hash {}), expected {} (hash {})",
+                seen.count,
+                seen.short_hash(),
+                all_peers.count,
+                all_peers.short_hash()
+            )),
+            None => problems.push(format!("{name} did not report the peers it sees")),
         }
         for error in &host.peer_errors {
             problems.push(format!(

@@ -2,13 +2,15 @@
 
 use crate::cli::CheckArgs;
 use crate::error::Error;
+use crate::procedure::Coverage;
 use crate::report;
 
 use super::inputs;
 
 pub fn check(args: &CheckArgs) -> Result<(), Error> {
-    let (inventory, playbooks) = inputs::load(&args.input)?;
-    let recover = inputs::playbook(&args.input, "recover.yaml", &inventory)?;
+    // Every host, where planning checks one host per variable set: this is the full check.
+    let (inventory, playbooks) = inputs::load_with(&args.input, Coverage::EveryHost)?;
+    let recover = inputs::playbook(&args.input, "recover.yaml", &inventory, Coverage::EveryHost)?;
     report::print(&format!(
         "{}: valid ({} hosts, target {}); playbooks {}, {} and {} render for every host\n",
         args.input.inventory.display(),

@@ -1,5 +1,6 @@
 //! Loading what every inventory-based command needs: the inventory and the playbooks, both
-//! validated before any host is contacted.
+//! validated before any host is contacted (`check`: every playbook for every host; the
+//! commands that plan: for one host per distinct variable set, see [`Coverage`]).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use crate::cli::InventoryArgs;
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::plan::Playbooks;
-use crate::procedure::Procedure;
+use crate::procedure::{Coverage, Procedure};
 
 /// The playbooks shipped with the tool, used when no `playbooks/` folder is found.
 const BUILT_IN: [(&str, &str); 3] = [
@@ -22,30 +23,45 @@ const BUILT_IN: [(&str, &str); 3] = [
     ("recover.yaml", include_str!("../../playbooks/recover.yaml")),
 ];
 
-/// Loads and validates the inventory and the upgrade playbooks, and checks every template
-/// against every host.
+/// Loads and validates the inventory and the upgrade playbooks for planning: the planner
+/// renders the chosen playbook for every host, so both are checked here against one host per
+/// distinct variable set only.
 pub fn load(args: &InventoryArgs) -> Result<(Inventory, Playbooks), Error> {
+    load_with(args, Coverage::OnePerVariableSet)
+}
+
+/// Loads the inventory and the upgrade playbooks, validated for the hosts `coverage` names.
+pub fn load_with(
+    args: &InventoryArgs,
+    coverage: Coverage,
+) -> Result<(Inventory, Playbooks), Error> {
     let inventory = Inventory::load(&args.inventory, &args.vars)?;
     let playbooks = Playbooks {
-        standard: playbook(args, "standard.yaml", &inventory)?,
-        bootstrap: playbook(args, "bootstrap.yaml", &inventory)?,
+        standard: playbook(args, "standard.yaml", &inventory, coverage)?,
+        bootstrap: playbook(args, "bootstrap.yaml", &inventory, coverage)?,
     };
     Ok((inventory, playbooks))
 }
 
-/// Loads and validates the inventory and `recover.yaml`.
+/// Loads and validates the inventory and `recover.yaml` for planning a recovery.
 pub fn load_recover(args: &InventoryArgs) -> Result<(Inventory, Procedure), Error> {
     let inventory = Inventory::load(&args.inventory, &args.vars)?;
-    let procedure = playbook(args, "recover.yaml", &inventory)?;
+    let procedure = playbook(
+        args,
+        "recover.yaml",
+        &inventory,
+        Coverage::OnePerVariableSet,
+    )?;
     Ok((inventory, procedure))
 }
 
 /// One playbook: from the playbook folder when it has the file, else the built-in copy;
-/// validated against every host of `inventory`.
+/// validated against the hosts of `inventory` that `coverage` names.
 pub fn playbook(
     args: &InventoryArgs,
     name: &str,
     inventory: &Inventory,
+    coverage: Coverage,
 ) -> Result<Procedure, Error> {
     // An explicit `--playbooks DIR` must hold the upgrade playbooks; `recover.yaml` may come
     // from the built-in copies (a folder of adapted upgrade steps need not repeat it).
@@ -63,7 +79,7 @@ pub fn playbook(
             Procedure::from_text(&Path::new("(built-in) playbooks").join(name), text)?
         }
     };
-    procedure.validate_against(inventory)?;
+    procedure.validate(inventory, coverage)?;
     Ok(procedure)
 }
 

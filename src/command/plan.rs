@@ -1,6 +1,7 @@
 //! `cluster-upgrade plan`: gather facts over SSH (read-only), choose the procedure, render it,
 //! show it, and save it on request.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,7 +9,7 @@ use crate::cli::PlanArgs;
 use crate::error::Error;
 use crate::facts::HostFacts;
 use crate::inventory::{Inventory, ReleaseSource, ReleaseSums, Version};
-use crate::journal::{write_private, StateDir};
+use crate::journal::{write_private_with, JournalError, StateDir};
 use crate::plan::{build_plan, build_staged_plan, Plan, PlanError, PlanInputs, Refusal};
 use crate::report;
 
@@ -36,16 +37,29 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
         }
         Err(other) => return Err(other.into()),
     };
-    if args.json {
-        report::print(&plan_json(&plan));
-    } else {
+    if !args.json {
         report::print(&report::render_plan(&plan));
     }
+    // Serialized once, streamed into the state folder; stdout and `--out` get the same bytes.
     let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
     state.create()?;
-    write_private(&state.latest_plan(), plan_json(&plan).as_bytes())?;
+    let latest = state.latest_plan();
+    write_plan(&latest, &plan)?;
+    // Freeing a large plan string by string takes a noticeable share of the run; the process
+    // ends right after this command, which frees it at once.
+    std::mem::forget(plan);
+    let saved = || {
+        std::fs::File::open(&latest).map_err(|source| JournalError::Io {
+            path: latest.clone(),
+            source,
+        })
+    };
+    if args.json {
+        report::print_from(&mut saved()?);
+    }
     if let Some(out) = &args.out {
-        write_private(out, plan_json(&plan).as_bytes())?;
+        let mut file = saved()?;
+        write_private_with(out, |to| std::io::copy(&mut file, to).map(drop))?;
         report::note(&format!("plan saved to {}", out.display()));
     }
     Ok(())
@@ -62,8 +76,13 @@ pub(super) fn read_facts(path: &Path) -> Result<Vec<HostFacts>, Error> {
     })
 }
 
-pub(super) fn plan_json(plan: &Plan) -> String {
-    serde_json::to_string_pretty(plan).expect("a plan serializes") + "\n"
+/// Saves `plan` as pretty JSON, streamed: a large cluster's plan is never one string.
+pub(super) fn write_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
+    write_private_with(path, |out| {
+        serde_json::to_writer_pretty(&mut *out, plan)?;
+        out.write_all(b"\n")
+    })?;
+    Ok(())
 }
 
 /// A run ID that sorts by time: `YYYYMMDDTHHMMSSZ-xxxx`.

@@ -74,7 +74,7 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     )?;
     let run = state.run(&plan.run_id);
     run.create()?;
-    run.write_file("plan.json", plan_cmd::plan_json(&plan).as_bytes())?;
+    plan_cmd::write_plan(&run.plan_path(), &plan)?;
     execute(
         args,
         &inventory,

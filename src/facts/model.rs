@@ -12,15 +12,16 @@ pub struct HostFacts {
     /// when the probe ran.
     pub unreachable: Option<String>,
     pub service_version: Option<Version>,
-    pub ctl_version: Option<Version>,
     /// The daemon answered its REST API.
     pub running: bool,
     pub peer_id: Option<String>,
     pub peername: Option<String>,
     /// The cluster multiaddr with its peer ID suffix, what `--bootstrap` takes.
     pub multiaddr: Option<String>,
-    /// Peer IDs in the peerset this peer sees (itself included), sorted.
-    pub cluster_peers: Vec<String>,
+    /// The peerset this peer sees (itself included), as a digest; `None` when the peer did not
+    /// answer. Older facts files list the IDs under `cluster_peers`: they are read as a digest.
+    #[serde(default, alias = "cluster_peers")]
+    pub peerset: Option<Peerset>,
     /// Peers listed by `peers ls` with an error (unreachable, other protocol).
     pub peer_errors: Vec<PeerError>,
     pub rpc_protocol: Option<String>,
@@ -92,6 +93,53 @@ pub struct Pinset {
     pub hash: String,
 }
 
+/// The peerset one peer sees: the count and a SHA-256 of its sorted, distinct peer IDs (as
+/// [`Pinset`] does for CIDs). Each of N peers lists all N IDs, so keeping the lists would make
+/// the facts (and the plan) grow as N²; comparing digests is just as exact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "PeersetFormat")]
+pub struct Peerset {
+    pub count: usize,
+    pub hash: String,
+}
+
+/// A saved peerset: a digest, or (facts recorded before digests) the list of IDs.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PeersetFormat {
+    Digest { count: usize, hash: String },
+    Ids(Vec<String>),
+}
+
+impl From<PeersetFormat> for Peerset {
+    fn from(format: PeersetFormat) -> Peerset {
+        match format {
+            PeersetFormat::Digest { count, hash } => Peerset { count, hash },
+            PeersetFormat::Ids(ids) => Peerset::from_ids(&ids),
+        }
+    }
+}
+
+impl Peerset {
+    /// The digest of peer IDs in any order.
+    pub fn from_ids<S: AsRef<str>>(ids: &[S]) -> Peerset {
+        let (count, hash) = digest(ids.iter().map(AsRef::as_ref));
+        Peerset { count, hash }
+    }
+
+    /// The peerset every peer should see: exactly the inventory's peers, i.e. every peer ID
+    /// the hosts reported (a stopped peer's from its config).
+    pub fn expected(facts: &[HostFacts]) -> Peerset {
+        let (count, hash) = digest(facts.iter().filter_map(|f| f.peer_id.as_deref()));
+        Peerset { count, hash }
+    }
+
+    /// The start of the hash, enough to tell two peersets apart in a message.
+    pub fn short_hash(&self) -> &str {
+        self.hash.get(..12).unwrap_or(&self.hash)
+    }
+}
+
 impl HostFacts {
     /// Facts of a host the probe could not reach.
     pub fn unreachable(host: &str, reason: String) -> HostFacts {
@@ -126,23 +174,86 @@ impl Pinset {
 
     /// Builds the pinset summary from CIDs in any order.
     pub fn from_cids<I: IntoIterator<Item = String>>(cids: I) -> Pinset {
-        use sha2::{Digest, Sha256};
-        let mut cids: Vec<String> = cids.into_iter().collect();
-        cids.sort();
-        cids.dedup();
-        let mut hasher = Sha256::new();
-        for cid in &cids {
-            hasher.update(cid.as_bytes());
-            hasher.update(b"\n");
-        }
-        let hash = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Pinset {
-            count: cids.len(),
-            hash,
-        }
+        let cids: Vec<String> = cids.into_iter().collect();
+        let (count, hash) = digest(cids.iter().map(String::as_str));
+        Pinset { count, hash }
+    }
+}
+
+/// Count and SHA-256 (hex) of the distinct `items`, sorted, each followed by a newline.
+fn digest<'a>(items: impl IntoIterator<Item = &'a str>) -> (usize, String) {
+    use sha2::{Digest, Sha256};
+    let items: std::collections::BTreeSet<&str> = items.into_iter().collect();
+    let mut hasher = Sha256::new();
+    for item in &items {
+        hasher.update(item.as_bytes());
+        hasher.update(b"\n");
+    }
+    let hash = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (items.len(), hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts_with_peerset(json: &str) -> HostFacts {
+        serde_json::from_str(&format!(r#"{{"host": "h1", "unreachable": null, "service_version": null,
+            "ctl_version": null, "running": true, "peer_id": "QmA", "peername": null, "multiaddr": null,
+            {json} "peer_errors": [], "rpc_protocol": null, "state_format": null, "has_snapshot": false,
+            "state_backups": [], "pins": null, "leave_on_shutdown": null, "wait_for_leader_timeout": null}}"#))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_peerset_digest_ignores_order_and_tells_sets_apart() {
+        let a = Peerset::from_ids(&["QmB", "QmA", "QmC"]);
+        assert_eq!(a, Peerset::from_ids(&["QmC", "QmB", "QmA", "QmA"]));
+        assert_eq!(a.count, 3);
+        assert_ne!(a, Peerset::from_ids(&["QmA", "QmB"]));
+        assert_ne!(a.hash, Peerset::from_ids(&["QmA", "QmB", "QmD"]).hash);
+        // The same scheme as the pinset: sorted, distinct, one per line.
+        assert_eq!(
+            a.hash,
+            Pinset::from_cids(["QmA", "QmB", "QmC"].map(String::from)).hash
+        );
+        assert_eq!(a.short_hash().len(), 12);
+    }
+
+    #[test]
+    fn the_expected_peerset_is_every_reported_peer_id() {
+        let host = |name: &str, id: Option<&str>| HostFacts {
+            host: name.into(),
+            peer_id: id.map(String::from),
+            ..HostFacts::default()
+        };
+        let facts = [
+            host("h1", Some("QmB")),
+            host("h2", None),
+            host("h3", Some("QmA")),
+        ];
+        assert_eq!(
+            Peerset::expected(&facts),
+            Peerset::from_ids(&["QmA", "QmB"])
+        );
+    }
+
+    #[test]
+    fn facts_saved_as_a_digest_or_an_id_list_read_as_the_same_digest() {
+        let digest = Peerset::from_ids(&["QmA", "QmB"]);
+        let saved = serde_json::to_string(&digest).unwrap();
+        assert_eq!(
+            facts_with_peerset(&format!(r#""peerset": {saved},"#)).peerset,
+            Some(digest.clone())
+        );
+        assert_eq!(
+            facts_with_peerset(r#""cluster_peers": ["QmB", "QmA"],"#).peerset,
+            Some(digest)
+        );
+        assert_eq!(facts_with_peerset("").peerset, None);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::{HostFacts, PeerError, Pinset, StoredState};
+use super::model::{HostFacts, PeerError, Peerset, Pinset, StoredState};
 use crate::inventory::Version;
 
 /// One `@@ name` block of the probe output and the exit status of its command.
@@ -36,8 +36,7 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
         facts.peer_id = str_field(&id, "id");
         facts.peername = str_field(&id, "peername");
         facts.rpc_protocol = str_field(&id, "rpc_protocol_version");
-        facts.cluster_peers = string_list(&id, "cluster_peers");
-        facts.cluster_peers.sort();
+        facts.peerset = Some(Peerset::from_ids(&string_list(&id, "cluster_peers")));
         facts.multiaddr = choose_multiaddr(&string_list(&id, "addresses"), address);
         // The health probe asks the binary only when the peer does not answer.
         if facts.service_version.is_none() {
@@ -284,7 +283,7 @@ bytes
         assert_eq!(facts.service_version, Some(Version::new(0, 10, 1)));
         assert!(facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmA"));
-        assert_eq!(facts.cluster_peers, vec!["QmA", "QmB"]);
+        assert_eq!(facts.peerset, Some(Peerset::from_ids(&["QmA", "QmB"])));
         assert_eq!(
             facts.multiaddr.as_deref(),
             Some("/ip4/127.9.9.2/tcp/9096/ipfs/QmA")
@@ -368,6 +367,7 @@ bytes
         let facts = parse_probe_output("h2", "127.9.9.3", output);
         assert!(!facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
+        assert_eq!(facts.peerset, None, "a stopped peer reports no peerset");
         assert_eq!(facts.state_format, Some(5));
         assert_eq!(facts.pins, None);
     }

@@ -31,6 +31,7 @@ pub(super) fn validate(
         file,
         base: base_dir(file),
         errors: Vec::new(),
+        readable_identities: Default::default(),
     };
     let cluster = checker.cluster(&raw);
     let ssh = checker.ssh(raw.ssh.as_ref());
@@ -83,6 +84,8 @@ struct Checker<'a> {
     file: &'a Path,
     base: PathBuf,
     errors: Vec<InventoryError>,
+    /// Identity files already found readable: thousands of hosts usually share one.
+    readable_identities: std::collections::HashSet<PathBuf>,
 }
 
 impl Checker<'_> {
@@ -493,6 +496,9 @@ impl Checker<'_> {
     /// The identity file must exist and be readable now, not fail mid-upgrade.
     fn identity(&mut self, file: &Spanned<String>, host: &HostName) -> Option<Identity> {
         let path = self.resolve(&file.value);
+        if self.readable_identities.contains(&path) {
+            return Some(Identity::File(path));
+        }
         let readable = fs::File::open(&path).and_then(|f| {
             if f.metadata()?.is_file() {
                 Ok(())
@@ -504,7 +510,10 @@ impl Checker<'_> {
             }
         });
         match readable {
-            Ok(()) => Some(Identity::File(path)),
+            Ok(()) => {
+                self.readable_identities.insert(path.clone());
+                Some(Identity::File(path))
+            }
             Err(source) => {
                 self.errors.push(InventoryError::IdentityFile {
                     at: self.at(file),

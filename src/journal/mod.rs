@@ -11,5 +11,6 @@ pub use checkpoint::{Checkpoint, HostStepState};
 pub use group::GroupJournal;
 pub use record::{Event, Record};
 pub use run_dir::{
-    private_dir, write_private, JournalError, JournalWriter, RunDir, RunLock, StateDir,
+    private_dir, write_private, write_private_with, JournalError, JournalWriter, RunDir, RunLock,
+    StateDir,
 };

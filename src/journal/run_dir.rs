@@ -198,13 +198,6 @@ impl RunDir {
         }
         Ok(JournalWriter { file, path })
     }
-
-    /// Writes a file of this run atomically and privately.
-    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, JournalError> {
-        let path = self.path.join(name);
-        write_private(&path, bytes)?;
-        Ok(path)
-    }
 }
 
 /// Appends records; every append is durable (fsync) before it returns.
@@ -242,19 +235,38 @@ pub fn private_dir(path: &Path) -> Result<(), JournalError> {
 
 /// Writes a file with mode 0600 through a temporary file and a rename, then syncs it.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
+    write_private_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_private`] of what `fill` writes, streamed through a buffer: a large plan never
+/// exists as one string in memory.
+pub fn write_private_with(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+) -> Result<(), JournalError> {
+    // Serializers write a few bytes at a time: a concrete, large buffer keeps that cheap.
+    const BUFFER: usize = 1 << 18;
     // A device or pipe (`--out /dev/stdout`, `/dev/null`) is written as it is.
     if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        return fs::write(path, bytes).map_err(io_err(path));
+        let file = File::create(path).map_err(io_err(path))?;
+        let mut out = io::BufWriter::with_capacity(BUFFER, file);
+        return fill(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(io_err(path));
     }
     let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
+    let mut out = io::BufWriter::with_capacity(BUFFER, file);
+    fill(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(io_err(&tmp))?;
+    let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(io_err(path))
 }

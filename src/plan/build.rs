@@ -7,10 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::choice::{choose, Choice, ProcedureKind, Refusal};
 use super::model::{Plan, PlannedStep, PLAN_FORMAT};
 use crate::facts::{HostFacts, Pinset};
-use crate::inventory::{Host, HostName, Inventory};
+use crate::inventory::{Host, HostName, HumanDuration, Inventory};
 use crate::procedure::{
     AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure,
-    ReleaseContext, RenderError, RunContext, TargetContext, TemplateContext,
+    ReleaseContext, RenderError, RenderedStep, RunContext, TargetContext, TemplateContext,
 };
 
 /// The two playbooks the planner chooses between.
@@ -238,45 +238,206 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
 
 /// Renders every step of `procedure` for the hosts it runs on, each host's context built (by
 /// `context_of`) and converted for the templates once; steps that run nowhere are left out.
-/// Steps without a timeout get the inventory's `ssh.command_timeout`.
+/// Steps without a timeout get the inventory's `ssh.command_timeout`. On failure, the error is
+/// the first in step order, then host order.
+///
+/// Large inventories are split into consecutive slices rendered on a few threads (rendering is
+/// most of planning's work, and each host's is independent); the result is the same.
 pub fn render_steps(
     procedure: &Procedure,
     inventory: &Inventory,
     anchor: &HostName,
-    context_of: impl Fn(&Host) -> TemplateContext,
+    context_of: impl Fn(&Host) -> TemplateContext + Sync,
 ) -> Result<Vec<PlannedStep>, RenderError> {
-    let contexts: HashMap<&str, (TemplateContext, minijinja::Value)> = inventory
-        .hosts
-        .iter()
-        .map(|host| {
-            let context = context_of(host);
-            let value = procedure.context_value(&context);
-            (host.name.as_str(), (context, value))
+    let job = RenderJob {
+        procedure,
+        anchor,
+        timeout: inventory.ssh.command_timeout,
+        context_of: &context_of,
+    };
+    let hosts = &inventory.hosts;
+    let slice = hosts.len().div_ceil(render_threads(hosts.len())).max(1);
+    let parts: Vec<Rendered> = if slice >= hosts.len() {
+        vec![job.render(hosts)]
+    } else {
+        std::thread::scope(|scope| {
+            let (first, rest) = hosts.split_at(slice);
+            let threads: Vec<_> = rest
+                .chunks(slice)
+                .map(|part| scope.spawn(|| job.render(part)))
+                .collect();
+            // This thread takes the first slice: its allocator reuses what loading freed.
+            let mut parts = vec![job.render(first)];
+            parts.extend(threads.into_iter().map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            parts
         })
-        .collect();
-    let names: Vec<HostName> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
-    let mut steps = Vec::new();
-    for spec in &procedure.steps {
-        let mut hosts = Vec::new();
-        for name in spec.on.select(&names, anchor) {
-            let (context, value) = &contexts[name.as_str()];
-            if let Some(mut rendered) = procedure.render_step_with(spec, context, value)? {
-                rendered
-                    .timeout
-                    .get_or_insert(inventory.ssh.command_timeout);
-                hosts.push(rendered);
+    };
+    let mut steps: Vec<Vec<RenderedStep>> = vec![Vec::new(); procedure.steps.len()];
+    let mut failure: Option<(usize, RenderError)> = None;
+    for part in parts {
+        // Slices are in host order: a later slice's error comes first only at an earlier step.
+        match (part.failure, &failure) {
+            (Some((index, error)), None) => failure = Some((index, error)),
+            (Some((index, error)), Some((first, _))) if index < *first => {
+                failure = Some((index, error))
             }
+            _ => {}
         }
-        if !hosts.is_empty() {
-            steps.push(PlannedStep {
-                id: spec.id.to_string(),
-                name: spec.name.clone(),
-                mode: spec.mode,
-                destructive: spec.destructive,
-                on_resume: spec.on_resume,
-                hosts,
-            });
+        for (all, mut more) in steps.iter_mut().zip(part.steps) {
+            all.append(&mut more);
         }
     }
-    Ok(steps)
+    if let Some((_, error)) = failure {
+        return Err(error);
+    }
+    Ok(procedure
+        .steps
+        .iter()
+        .zip(steps)
+        .filter(|(_, hosts)| !hosts.is_empty())
+        .map(|(spec, hosts)| PlannedStep {
+            id: spec.id.to_string(),
+            name: spec.name.clone(),
+            mode: spec.mode,
+            destructive: spec.destructive,
+            on_resume: spec.on_resume,
+            hosts,
+        })
+        .collect())
+}
+
+/// Threads for rendering `hosts` hosts: one per 1,000 hosts, at most one per core (and 8).
+fn render_threads(hosts: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    hosts.div_ceil(1000).clamp(1, cores.min(8))
+}
+
+/// What every slice of hosts is rendered with.
+struct RenderJob<'a, F> {
+    procedure: &'a Procedure,
+    anchor: &'a HostName,
+    timeout: HumanDuration,
+    context_of: &'a F,
+}
+
+/// One slice's steps (by step index, in host order) and its first failure.
+struct Rendered {
+    steps: Vec<Vec<RenderedStep>>,
+    failure: Option<(usize, RenderError)>,
+}
+
+impl<F: Fn(&Host) -> TemplateContext> RenderJob<'_, F> {
+    fn render(&self, hosts: &[Host]) -> Rendered {
+        let procedure = self.procedure;
+        let mut steps: Vec<Vec<RenderedStep>> = vec![Vec::new(); procedure.steps.len()];
+        // The first failure so far, by step: later hosts still render the earlier steps, where
+        // an error would come first.
+        let mut failure: Option<(usize, RenderError)> = None;
+        // Host by host, so only one converted context exists at a time: the plan itself is
+        // what grows with the cluster.
+        for host in hosts {
+            let context = procedure.prepare(&(self.context_of)(host));
+            for (index, spec) in procedure.steps.iter().enumerate() {
+                if failure.as_ref().is_some_and(|(failed, _)| index >= *failed) {
+                    break;
+                }
+                if !spec.on.includes(&host.name, self.anchor) {
+                    continue;
+                }
+                match procedure.render_prepared(spec, &context) {
+                    Ok(Some(mut step)) => {
+                        step.timeout.get_or_insert(self.timeout);
+                        steps[index].push(step);
+                    }
+                    Ok(None) => {}
+                    Err(error) => failure = Some((index, error)),
+                }
+            }
+        }
+        Rendered { steps, failure }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(hosts: usize) -> Inventory {
+        let sha = "0".repeat(64);
+        let mut text = format!(
+            "cluster:\n  name: t\n  target_version: \"0.10.1\"\n  releases:\n    source: url\n    \
+             url: \"https://example.org/{{{{ version }}}}/{{{{ file }}}}\"\n    sha256:\n      \"0.10.1\":\n        \
+             ipfs-cluster-service: {sha}\n        ipfs-cluster-ctl: {sha}\n\
+             ssh:\n  known_hosts: /dev/null\ndefaults:\n  user: u\nhosts:\n"
+        );
+        for index in 1..=hosts {
+            text.push_str(&format!("  - name: h{index}\n    address: 127.0.0.1\n"));
+        }
+        Inventory::from_text(std::path::Path::new("inventory.yaml"), &text, &[])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn procedure(text: &str) -> Procedure {
+        Procedure::from_text(std::path::Path::new("p.yaml"), text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn render(
+        procedure: &Procedure,
+        inventory: &Inventory,
+    ) -> Result<Vec<PlannedStep>, RenderError> {
+        let anchor = inventory.hosts.last().unwrap();
+        render_steps(procedure, inventory, &anchor.name, |host| {
+            TemplateContext::new(inventory, host, anchor)
+        })
+    }
+
+    #[test]
+    fn a_large_inventory_renders_every_host_in_inventory_order() {
+        // 2,500 hosts: rendered in slices on several threads where there are cores.
+        let inventory = inventory(2_500);
+        let steps = render(
+            &procedure(
+                "name: p\nsteps:\n  - id: a\n    name: A\n    on: all\n    command: echo {{ host.name }}\n\
+                 \n  - id: b\n    name: B\n    on: anchor\n    command: echo anchor\n",
+            ),
+            &inventory,
+        )
+        .unwrap();
+        let commands: Vec<&str> = steps[0]
+            .hosts
+            .iter()
+            .map(|h| h.command.as_deref().unwrap())
+            .collect();
+        let expected: Vec<String> = (1..=2_500).map(|i| format!("echo h{i}")).collect();
+        assert_eq!(commands, expected);
+        assert_eq!(steps[1].hosts.len(), 1);
+        assert_eq!(steps[1].hosts[0].host.as_str(), "h2500");
+    }
+
+    #[test]
+    fn the_first_error_is_the_first_in_step_order_then_host_order() {
+        // Step b fails for h10 (first slice), step a for h2400 and h2450 (last slice): the
+        // error of a sequential step-by-step rendering is a's for h2400.
+        let inventory = inventory(2_500);
+        let fail = |hosts: &str| {
+            format!("{{% if host.name in [{hosts}] %}}{{{{ fail(\"boom \" ~ host.name) }}}}{{% endif %}}x")
+        };
+        let text = format!(
+            "name: p\nsteps:\n  - id: a\n    name: A\n    on: all\n    command: '{}'\n\
+             \n  - id: b\n    name: B\n    on: all\n    command: '{}'\n",
+            fail("\"h2400\", \"h2450\""),
+            fail("\"h10\"")
+        );
+        let error = render(&procedure(&text), &inventory)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("step `a` for host `h2400`: command: boom h2400"),
+            "{error}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::HostFacts;
+use crate::facts::{HostFacts, Peerset};
 use crate::inventory::Version;
 
 /// The two upgrade procedures of the IPFS Cluster docs.
@@ -197,24 +197,10 @@ fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec
             host.host
         ));
     }
-    let expected: BTreeSet<&str> = facts.iter().filter_map(|h| h.peer_id.as_deref()).collect();
+    let expected = Peerset::expected(facts);
     for host in facts.iter().filter(|h| h.running) {
-        let seen: BTreeSet<&str> = host.cluster_peers.iter().map(String::as_str).collect();
-        let missing: Vec<&str> = expected.difference(&seen).copied().collect();
-        let extra: Vec<&str> = seen.difference(&expected).copied().collect();
-        if !missing.is_empty() {
-            failed.push(format!(
-                "peerset mismatch: {} does not see {}",
-                host.host,
-                names_of(facts, &missing)
-            ));
-        }
-        if !extra.is_empty() {
-            failed.push(format!(
-                "peerset mismatch: {} sees peers outside the inventory ({})",
-                host.host,
-                extra.join(", ")
-            ));
+        if let Some(mismatch) = peerset_mismatch(host, &expected) {
+            failed.push(format!("peerset mismatch: {mismatch}"));
         }
         for error in &host.peer_errors {
             failed.push(format!(
@@ -256,16 +242,33 @@ fn choose_anchor(facts: &[HostFacts]) -> Option<String> {
         .map(|(_, h)| h.host.clone())
 }
 
-fn names_of(facts: &[HostFacts], ids: &[&str]) -> String {
-    ids.iter()
-        .map(
-            |id| match facts.iter().find(|h| h.peer_id.as_deref() == Some(id)) {
-                Some(host) => format!("{} ({id})", host.host),
-                None => id.to_string(),
-            },
-        )
-        .collect::<Vec<_>>()
-        .join(", ")
+/// How the peerset `host` sees differs from `expected` (every peer of the inventory), if it
+/// does. Digests tell whether two peersets differ, not which peers: the counts say which way.
+fn peerset_mismatch(host: &HostFacts, expected: &Peerset) -> Option<String> {
+    let name = &host.host;
+    let Some(seen) = &host.peerset else {
+        return Some(format!("{name} did not report the peers it sees"));
+    };
+    if seen == expected {
+        return None;
+    }
+    let (count, all) = (seen.count, expected.count);
+    let what = match count.cmp(&all) {
+        std::cmp::Ordering::Less => {
+            format!("{name} does not see every peer: it sees {count} of the inventory's {all}")
+        }
+        std::cmp::Ordering::Greater => format!(
+            "{name} sees peers outside the inventory: {count} peers, the inventory's hosts are {all}"
+        ),
+        std::cmp::Ordering::Equal => {
+            format!("{name} sees {count} peers, but not the inventory's {all}")
+        }
+    };
+    Some(format!(
+        "{what} (peerset hash {}, expected {})",
+        seen.short_hash(),
+        expected.short_hash()
+    ))
 }
 
 #[cfg(test)]
@@ -279,7 +282,9 @@ mod tests {
             service_version: Some(version.parse().unwrap()),
             running: true,
             peer_id: Some(format!("Qm{name}")),
-            cluster_peers: peers.iter().map(|p| format!("Qm{p}")).collect(),
+            peerset: Some(Peerset::from_ids(
+                &peers.iter().map(|p| format!("Qm{p}")).collect::<Vec<_>>(),
+            )),
             leave_on_shutdown: Some(false),
             pins: Some(Pinset::from_cids(["QmX".to_string()])),
             ..HostFacts::default()
@@ -317,18 +322,62 @@ mod tests {
     }
 
     #[test]
-    fn peerset_mismatch_chooses_bootstrap_and_names_the_peer() {
+    fn peerset_mismatch_chooses_bootstrap_and_says_how_the_peerset_differs() {
         let mut facts = cluster("0.9.0");
-        facts[0].cluster_peers = vec!["Qmh1".into(), "Qmh2".into()];
+        facts[0].peerset = Some(Peerset::from_ids(&["Qmh1", "Qmh2"]));
+        facts[1].peerset = Some(Peerset::from_ids(&["Qmh1", "Qmh2", "Qmh3", "Qmx"]));
+        facts[2].peerset = Some(Peerset::from_ids(&["Qmh1", "Qmh2", "Qmx"]));
+        let choice = choose(&facts, V010, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
+        let expected = Peerset::from_ids(&["Qmh1", "Qmh2", "Qmh3"]);
+        let hash = |ids: &[&str]| Peerset::from_ids(ids).short_hash().to_string();
+        for reason in [
+            format!(
+                "peerset mismatch: h1 does not see every peer: it sees 2 of the inventory's 3 (peerset hash {}, expected {})",
+                hash(&["Qmh1", "Qmh2"]),
+                expected.short_hash()
+            ),
+            format!(
+                "peerset mismatch: h2 sees peers outside the inventory: 4 peers, the inventory's hosts are 3 (peerset hash {}, expected {})",
+                hash(&["Qmh1", "Qmh2", "Qmh3", "Qmx"]),
+                expected.short_hash()
+            ),
+            format!(
+                "peerset mismatch: h3 sees 3 peers, but not the inventory's 3 (peerset hash {}, expected {})",
+                hash(&["Qmh1", "Qmh2", "Qmx"]),
+                expected.short_hash()
+            ),
+        ] {
+            assert!(choice.reasons.contains(&reason), "{reason}\n{:?}", choice.reasons);
+        }
+    }
+
+    #[test]
+    fn a_running_peer_without_a_peerset_fails_the_standard_conditions() {
+        let mut facts = cluster("0.9.0");
+        facts[1].peerset = None;
         let choice = choose(&facts, V010, None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
         assert!(
             choice
                 .reasons
-                .iter()
-                .any(|r| r == "peerset mismatch: h1 does not see h3 (Qmh3)"),
+                .contains(&"peerset mismatch: h2 did not report the peers it sees".to_string()),
             "{:?}",
             choice.reasons
+        );
+    }
+
+    #[test]
+    fn peers_without_ids_agree_on_the_empty_peerset() {
+        // Facts recorded without peer IDs (as bench/plan-scale's lean shape): nothing differs.
+        let mut facts = cluster("0.9.0");
+        for host in &mut facts {
+            host.peer_id = None;
+            host.peerset = Some(Peerset::from_ids::<&str>(&[]));
+        }
+        assert_eq!(
+            choose(&facts, V010, None).unwrap().procedure,
+            ProcedureKind::Standard
         );
     }
 

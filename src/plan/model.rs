@@ -9,8 +9,10 @@ use super::choice::Choice;
 use crate::facts::HostFacts;
 use crate::procedure::{Mode, OnResume, RenderedStep};
 
-/// The version of the plan file format.
-pub const PLAN_FORMAT: u32 = 1;
+/// The version of the plan file format. 2: the facts keep a peerset digest (`peerset`), not
+/// the list of peer IDs (`cluster_peers`); a format-1 plan's facts fingerprint no longer matches
+/// facts probed now, so it is refused rather than reported as stale.
+pub const PLAN_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -53,8 +55,22 @@ impl Plan {
     /// SHA-256 over the facts' JSON, to notice that the cluster changed since planning.
     pub fn fingerprint(facts: &[HostFacts]) -> String {
         use sha2::{Digest, Sha256};
-        let json = serde_json::to_vec(facts).expect("facts serialize");
-        Sha256::digest(&json)
+        // Streamed into the hash: the facts of a large cluster need no JSON copy in memory.
+        struct Hashing(Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hashing = Hashing(Sha256::new());
+        serde_json::to_writer(&mut hashing, facts).expect("facts serialize");
+        hashing
+            .0
+            .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()

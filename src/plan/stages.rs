@@ -79,7 +79,6 @@ fn facts_after(facts: &[HostFacts], version: Version) -> Vec<HostFacts> {
         .iter()
         .map(|host| HostFacts {
             service_version: Some(version),
-            ctl_version: Some(version),
             state_format: version.state_format(),
             rpc_protocol: Some(version.rpc_protocol()),
             ..host.clone()

@@ -33,6 +33,7 @@ mod error;
 mod load;
 mod raw;
 mod render;
+mod sample;
 mod step;
 mod template;
 mod validate;
@@ -46,11 +47,12 @@ pub use context::{
     ReleaseFileContext, ReleaseFilesContext, RunContext, TargetContext, TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
-pub use render::{RenderedStep, RenderedUpload, RenderedWait};
+pub use render::{PreparedContext, RenderedStep, RenderedUpload, RenderedWait};
 pub use step::{
     Delegate, Mode, OnResume, StepId, StepIdError, StepSpec, Targets, UploadSpec, WaitSpec,
 };
 pub use template::{quote, TemplateRef};
+pub use validate::Coverage;
 
 use template::Templates;
 

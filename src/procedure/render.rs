@@ -1,11 +1,12 @@
 //! Rendering a step for one host: the planner's view of a step, every template filled in.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{HostName, HumanDuration};
+use crate::inventory::{HostName, HumanDuration, Vars};
 
 use super::context::TemplateContext;
 use super::error::RenderError;
@@ -68,6 +69,14 @@ pub(super) enum WhenPolicy {
     RenderEverything,
 }
 
+/// A host's template context converted for minijinja once, to render each of its steps.
+#[derive(Debug, Clone)]
+pub struct PreparedContext {
+    host: String,
+    anchor: String,
+    value: Value,
+}
+
 impl Procedure {
     /// Renders `step` for the host described by `context`. `Ok(None)` when the step's `when`
     /// renders to `false` for this host.
@@ -76,62 +85,68 @@ impl Procedure {
         step: &StepSpec,
         context: &TemplateContext,
     ) -> Result<Option<RenderedStep>, RenderError> {
-        self.render_with(
-            step,
-            context,
-            &self.context_value(context),
-            WhenPolicy::Honour,
-        )
+        self.render_prepared(step, &self.prepare(context))
     }
 
-    /// [`Procedure::render_step`] with the context's value already built by
-    /// [`Procedure::context_value`], so a host's many steps convert its context once.
-    pub fn render_step_with(
+    /// [`Procedure::render_step`] with a context converted by [`Procedure::prepare`].
+    pub fn render_prepared(
         &self,
         step: &StepSpec,
-        context: &TemplateContext,
-        value: &Value,
+        context: &PreparedContext,
     ) -> Result<Option<RenderedStep>, RenderError> {
-        self.render_with(step, context, value, WhenPolicy::Honour)
+        self.render_with(step, context, WhenPolicy::Honour)
+    }
+
+    /// Converts `context` for the templates, to render many steps with.
+    pub fn prepare(&self, context: &TemplateContext) -> PreparedContext {
+        PreparedContext {
+            host: context.host.name.clone(),
+            anchor: context.anchor.name.clone(),
+            value: self.context_value(context),
+        }
     }
 
     /// The context as templates see it: the playbook's `defaults` under the host's variables
-    /// (and under the anchor's, in `anchor.vars`).
-    pub fn context_value(&self, context: &TemplateContext) -> Value {
-        let mut json =
-            serde_json::to_value(context).expect("the template context serializes to JSON");
-        let defaults: Vec<(String, serde_json::Value)> = self
-            .defaults
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.clone()))
-            .collect();
-        let fill = |target: Option<&mut serde_json::Value>| {
-            if let Some(serde_json::Value::Object(map)) = target {
-                for (name, value) in &defaults {
-                    map.entry(name.clone()).or_insert_with(|| value.clone());
-                }
-            }
-        };
-        fill(json.pointer_mut("/anchor/vars"));
-        fill(Some(&mut json));
-        Value::from_serialize(&json)
+    /// (and under the anchor's, in `anchor.vars`). Built straight into minijinja values, without
+    /// a JSON copy in between: the planner converts one context per host.
+    fn context_value(&self, context: &TemplateContext) -> Value {
+        let mut top = layered_vars(&self.defaults, &context.vars);
+        let anchor = &context.anchor;
+        let anchor_value = Value::from_iter([
+            ("name", Value::from(anchor.name.as_str())),
+            ("peer_id", Value::from(anchor.peer_id.clone())),
+            ("multiaddr", Value::from(anchor.multiaddr.clone())),
+            (
+                "vars",
+                Value::from_iter(layered_vars(&self.defaults, &anchor.vars)),
+            ),
+        ]);
+        top.extend([
+            ("host", Value::from_serialize(&context.host)),
+            ("cluster", Value::from_serialize(&context.cluster)),
+            ("target", Value::from_serialize(&context.target)),
+            ("current", Value::from_serialize(&context.current)),
+            ("anchor", anchor_value),
+            ("release", Value::from_serialize(&context.release)),
+            ("run", Value::from_serialize(&context.run)),
+        ]);
+        Value::from_iter(top)
     }
 
     pub(super) fn render_with(
         &self,
         step: &StepSpec,
-        context: &TemplateContext,
-        value: &Value,
+        context: &PreparedContext,
         policy: WhenPolicy,
     ) -> Result<Option<RenderedStep>, RenderError> {
         let renderer = StepRenderer {
             procedure: self,
             step,
-            host: &context.host.name,
-            context: value,
+            host: &context.host,
+            context: &context.value,
         };
-        let host = host_name(step, "host", &context.host.name)?;
-        let anchor = host_name(step, "anchor", &context.anchor.name)?;
+        let host = host_name(step, "host", &context.host)?;
+        let anchor = host_name(step, "anchor", &context.anchor)?;
         let run_on = |delegate: Delegate| match delegate {
             Delegate::Target => host.clone(),
             Delegate::Anchor => anchor.clone(),
@@ -168,6 +183,15 @@ impl Procedure {
             backup,
         }))
     }
+}
+
+/// `defaults` with `vars` on top, as template values.
+fn layered_vars<'a>(defaults: &'a Vars, vars: &'a Vars) -> BTreeMap<&'a str, Value> {
+    defaults
+        .iter()
+        .chain(vars.iter())
+        .map(|(name, value)| (name.as_str(), Value::from_serialize(value)))
+        .collect()
 }
 
 fn host_name(step: &StepSpec, role: &'static str, name: &str) -> Result<HostName, RenderError> {

@@ -80,13 +80,18 @@ impl Targets {
     pub fn select<'a>(&self, hosts: &'a [HostName], anchor: &HostName) -> Vec<&'a HostName> {
         hosts
             .iter()
-            .filter(|host| match self {
-                Targets::All => true,
-                Targets::Anchor => *host == anchor,
-                Targets::Others => *host != anchor,
-                Targets::Host(name) => *host == name,
-            })
+            .filter(|host| self.includes(host, anchor))
             .collect()
+    }
+
+    /// Whether the step runs for `host`.
+    pub fn includes(&self, host: &HostName, anchor: &HostName) -> bool {
+        match self {
+            Targets::All => true,
+            Targets::Anchor => host == anchor,
+            Targets::Others => host != anchor,
+            Targets::Host(name) => host == name,
+        }
     }
 }
 

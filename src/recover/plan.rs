@@ -2,6 +2,7 @@
 //! as the anchor, with the `recovery` variable telling the playbook where the state comes from.
 //! Pure: no I/O.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,8 +71,9 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
         .expect("the source is an inventory host");
     let anchor_facts = facts_of(facts, anchor);
     let anchor_multiaddr = bootstrap_multiaddr(anchor, anchor_facts, target);
+    let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
-        let host_facts = facts_of(facts, host);
+        let host_facts = by_name[host.name.as_str()];
         let mut context = TemplateContext::new(inventory, host, anchor);
         context.current = CurrentContext {
             version: host_facts.service_version.map(|v| v.to_string()),

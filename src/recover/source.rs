@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{HostFacts, StoredState};
+use crate::facts::{HostFacts, Peerset, StoredState};
 use crate::inventory::Version;
 
 /// Where the surviving state is.
@@ -121,10 +121,13 @@ pub fn choose_source(
             });
         }
     }
+    let whole = Peerset::expected(facts);
+    let sees_every_peer =
+        |h: &HostFacts| h.peerset.as_ref() == Some(&whole) && whole.count == facts.len();
     if !facts.is_empty()
         && facts
             .iter()
-            .all(|h| h.running && h.cluster_peers.len() == facts.len() && h.peer_errors.is_empty())
+            .all(|h| h.running && sees_every_peer(h) && h.peer_errors.is_empty())
     {
         return Err(RecoverRefusal::Healthy);
     }
@@ -488,7 +491,8 @@ mod tests {
         ];
         for host in &mut healthy {
             host.running = true;
-            host.cluster_peers = vec!["Qmh1".into(), "Qmh2".into()];
+            host.peer_id = Some(format!("Qm{}", host.host));
+            host.peerset = Some(Peerset::from_ids(&["Qmh1", "Qmh2"]));
         }
         assert_eq!(
             choose_source(&healthy, V010, None),

@@ -21,6 +21,13 @@ pub fn print(text: &str) {
     let _ = out.flush();
 }
 
+/// Copies data to stdout from `source` (a saved plan file), without holding it in memory.
+pub fn print_from(source: &mut dyn std::io::Read) {
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::copy(source, &mut out);
+    let _ = out.flush();
+}
+
 /// Writes a note for the operator to stderr, leaving stdout to data.
 pub fn note(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");

@@ -26,10 +26,9 @@ pub fn render_facts(facts: &[HostFacts]) -> String {
                     dash()
                 },
                 f.peer_id.as_deref().map_or_else(dash, short_id),
-                if f.running {
-                    f.cluster_peers.len().to_string()
-                } else {
-                    dash()
+                match &f.peerset {
+                    Some(peerset) if f.running => peerset.count.to_string(),
+                    _ => dash(),
                 },
                 f.rpc_protocol.clone().unwrap_or_else(dash),
                 f.state_format.map_or_else(dash, |n| n.to_string()),
