@@ -97,10 +97,12 @@ pub fn run_plan(
             options,
             backups,
         );
-        executor.record(Event::RunStarted {
-            pid: std::process::id(),
-            resumed,
-        })?;
+        executor
+            .record(Event::RunStarted {
+                pid: std::process::id(),
+                resumed,
+            })
+            .await?;
         let stop = executor.stop_flag();
         let interrupt = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -113,9 +115,10 @@ pub fn run_plan(
         progress.finish();
         let result = match outcome {
             RunOutcome::Finished => match final_gate(after, &connected).await {
-                Ok(problems) if problems.is_empty() => {
-                    executor.record(Event::RunFinished).map_err(Error::from)
-                }
+                Ok(problems) if problems.is_empty() => executor
+                    .record(Event::RunFinished)
+                    .await
+                    .map_err(Error::from),
                 Ok(problems) => Err(Error::Verification { problems }),
                 Err(error) => Err(error),
             },
@@ -127,9 +130,11 @@ pub fn run_plan(
             RunOutcome::Interrupted => Err(Error::Interrupted),
         };
         if let Err(error) = &result {
-            executor.record(Event::RunStopped {
-                reason: chain(error),
-            })?;
+            executor
+                .record(Event::RunStopped {
+                    reason: chain(error),
+                })
+                .await?;
         }
         connected.close().await;
         report::print(&report::render_run(

@@ -94,8 +94,8 @@ impl<S: Session + 'static> Executor<S> {
     }
 
     /// Appends a record durably.
-    pub fn record(&self, event: Event) -> Result<(), JournalError> {
-        append(&self.journal, event)
+    pub async fn record(&self, event: Event) -> Result<(), JournalError> {
+        self.journal.append(Record::now(event)).await
     }
 
     /// Runs every step of `plan` that the journal does not list as done.
@@ -220,14 +220,7 @@ impl<S: Session + 'static> Executor<S> {
                     if use_check && host_step.check.is_some() {
                         match check_passes(&sessions, &host_step).await {
                             Ok(true) => {
-                                append(
-                                    &journal,
-                                    Event::StepFinished {
-                                        step: step_id.clone(),
-                                        host: host.clone(),
-                                        by_check: true,
-                                    },
-                                )?;
+                                finished(&journal, &step_id, &host, true)?;
                                 event(StepEvent::DoneByCheck);
                                 return Ok(HostResult::Done);
                             }
@@ -247,7 +240,8 @@ impl<S: Session + 'static> Executor<S> {
                     host: host.clone(),
                     attempt,
                 },
-            )?;
+            )
+            .await?;
             event(StepEvent::Started { attempt });
             if host_step.wait_until.is_some()
                 && host_step.command.is_none()
@@ -265,16 +259,10 @@ impl<S: Session + 'static> Executor<S> {
                                 file,
                                 sha256,
                             },
-                        )?;
+                        )
+                        .await?;
                     }
-                    append(
-                        &journal,
-                        Event::StepFinished {
-                            step: step_id.clone(),
-                            host: host.clone(),
-                            by_check: false,
-                        },
-                    )?;
+                    finished(&journal, &step_id, &host, false)?;
                     event(StepEvent::Finished);
                     Ok(HostResult::Done)
                 }
@@ -287,7 +275,8 @@ impl<S: Session + 'static> Executor<S> {
                             error: error.clone(),
                             stderr_tail: stderr_tail.clone(),
                         },
-                    )?;
+                    )
+                    .await?;
                     event(StepEvent::Failed {
                         error: error.clone(),
                     });
@@ -303,8 +292,23 @@ impl<S: Session + 'static> Executor<S> {
     }
 }
 
-/// Appends a record and waits until it is durable (group commit with the other hosts). The
-/// wait blocks this worker thread, so the runtime is told to move other tasks elsewhere.
-fn append(journal: &GroupJournal, event: Event) -> Result<(), JournalError> {
-    tokio::task::block_in_place(|| journal.append(Record::now(event)))
+/// Appends a record and waits until it is durable (group commit with the other hosts).
+async fn append(journal: &GroupJournal, event: Event) -> Result<(), JournalError> {
+    journal.append(Record::now(event)).await
+}
+
+/// Records that a step finished on a host without waiting for the fsync: the journal writer
+/// makes it durable at once, and before any later record (the host's next "started" above all).
+/// A crash in between leaves the step in flight, which resume handles per `on_resume`.
+fn finished(
+    journal: &GroupJournal,
+    step: &str,
+    host: &str,
+    by_check: bool,
+) -> Result<(), JournalError> {
+    journal.queue(Record::now(Event::StepFinished {
+        step: step.to_string(),
+        host: host.to_string(),
+        by_check,
+    }))
 }

@@ -1,10 +1,14 @@
-//! Group commit: records of concurrent hosts are made durable together. Each caller queues its
-//! record and waits until a flush that includes it has been fsynced; whoever finds no flush in
-//! progress becomes the flusher and writes everything queued so far with one fsync. So a remote
-//! command never starts before its "started" record is durable, and N hosts starting a step at
-//! once cost about one fsync, not N.
+//! Group commit: records of concurrent hosts are made durable together. A writer thread owns
+//! the journal file: whenever records are queued it writes all of them and fsyncs once, so N
+//! hosts starting a step at once cost about one fsync, not N, and no async worker ever blocks
+//! in fsync. `append` waits until its record is durable (a remote command never starts before
+//! its "started" record is); `queue` does not wait (a "finished" record): the writer makes it
+//! durable right away, and every later record is written after it.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::Notify;
 
 use super::record::Record;
 use super::run_dir::{JournalError, JournalWriter};
@@ -12,9 +16,19 @@ use super::run_dir::{JournalError, JournalWriter};
 /// A journal writer shared by every host task of a run.
 #[derive(Debug)]
 pub struct GroupJournal {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
     state: Mutex<State>,
+    /// Wakes the writer thread.
+    work: Condvar,
+    /// Wakes synchronous waiters after a flush.
     flushed: Condvar,
-    writer: Mutex<JournalWriter>,
+    /// Wakes asynchronous waiters after a flush.
+    flushed_async: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -24,60 +38,127 @@ struct State {
     queued: u64,
     /// Every record up to this sequence number is durable.
     durable: u64,
-    flushing: bool,
-    /// A failed flush fails every record it held, and the run stops.
+    /// A failed flush fails every record it held and every later one: the run stops.
     failed: Option<String>,
+    closing: bool,
 }
 
 impl GroupJournal {
     pub fn new(writer: JournalWriter) -> GroupJournal {
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("journal".into())
+                .spawn(move || write_loop(&shared, writer))
+                .expect("start the journal writer thread")
+        };
         GroupJournal {
-            state: Mutex::new(State::default()),
-            flushed: Condvar::new(),
-            writer: Mutex::new(writer),
+            shared,
+            writer: Mutex::new(Some(thread)),
         }
     }
 
     /// Appends `record` and returns once it is durable.
-    pub fn append(&self, record: Record) -> Result<(), JournalError> {
-        let mut state = self.state.lock().expect("journal state lock");
-        state.queue.push(record);
-        state.queued += 1;
-        let mine = state.queued;
+    pub async fn append(&self, record: Record) -> Result<(), JournalError> {
+        let mine = self.push(record)?;
+        loop {
+            let notified = self.shared.flushed_async.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_durable(mine)? {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
+    /// Appends `record` and blocks this thread until it is durable (outside async code).
+    pub fn append_blocking(&self, record: Record) -> Result<(), JournalError> {
+        let mine = self.push(record)?;
+        let mut state = self.shared.state.lock().expect("journal state lock");
         loop {
             if let Some(error) = &state.failed {
-                return Err(JournalError::Flush {
-                    message: error.clone(),
-                });
+                return Err(flush_error(error));
             }
             if state.durable >= mine {
                 return Ok(());
             }
-            if !state.flushing {
-                state.flushing = true;
-                let batch = std::mem::take(&mut state.queue);
-                let last = state.queued;
-                drop(state);
-                let result = self
-                    .writer
-                    .lock()
-                    .expect("journal writer lock")
-                    .append_all(&batch);
-                state = self.state.lock().expect("journal state lock");
-                state.flushing = false;
-                match result {
-                    Ok(()) => state.durable = last,
-                    Err(error) => {
-                        state.failed = Some(crate::error::chain(&error));
-                        self.flushed.notify_all();
-                        return Err(error);
-                    }
-                }
-                self.flushed.notify_all();
-            } else {
-                state = self.flushed.wait(state).expect("journal state lock");
-            }
+            state = self.shared.flushed.wait(state).expect("journal state lock");
         }
+    }
+
+    /// Appends `record` without waiting: it is written and fsynced by the next flush, which
+    /// starts at once, and before any record queued after it.
+    pub fn queue(&self, record: Record) -> Result<(), JournalError> {
+        self.push(record).map(|_| ())
+    }
+
+    fn push(&self, record: Record) -> Result<u64, JournalError> {
+        let mut state = self.shared.state.lock().expect("journal state lock");
+        if let Some(error) = &state.failed {
+            return Err(flush_error(error));
+        }
+        state.queue.push(record);
+        state.queued += 1;
+        self.shared.work.notify_one();
+        Ok(state.queued)
+    }
+
+    fn is_durable(&self, mine: u64) -> Result<bool, JournalError> {
+        let state = self.shared.state.lock().expect("journal state lock");
+        match &state.failed {
+            Some(error) => Err(flush_error(error)),
+            None => Ok(state.durable >= mine),
+        }
+    }
+}
+
+impl Drop for GroupJournal {
+    /// Writes what is still queued, then stops the writer thread.
+    fn drop(&mut self) {
+        self.shared
+            .state
+            .lock()
+            .expect("journal state lock")
+            .closing = true;
+        self.shared.work.notify_one();
+        if let Some(thread) = self.writer.lock().expect("journal writer lock").take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: one write and one fsync for everything queued since the last flush.
+fn write_loop(shared: &Shared, mut writer: JournalWriter) {
+    let mut state = shared.state.lock().expect("journal state lock");
+    loop {
+        while state.queue.is_empty() && !state.closing {
+            state = shared.work.wait(state).expect("journal state lock");
+        }
+        if state.queue.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut state.queue);
+        let last = state.queued;
+        drop(state);
+        let result = writer.append_all(&batch);
+        state = shared.state.lock().expect("journal state lock");
+        match result {
+            Ok(()) => state.durable = last,
+            Err(error) => state.failed = Some(crate::error::chain(&error)),
+        }
+        shared.flushed.notify_all();
+        shared.flushed_async.notify_waiters();
+        if state.failed.is_some() {
+            return;
+        }
+    }
+}
+
+fn flush_error(message: &str) -> JournalError {
+    JournalError::Flush {
+        message: message.to_string(),
     }
 }
 
@@ -106,7 +187,7 @@ mod tests {
                             host: format!("h{host}"),
                             attempt: 1,
                         };
-                        journal.append(Record::now(event)).unwrap();
+                        journal.append_blocking(Record::now(event)).unwrap();
                     }
                 })
             })
@@ -120,5 +201,70 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 16 * 20, "no record written twice");
+    }
+
+    #[test]
+    fn queued_records_are_written_in_order_and_before_the_journal_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = StateDir {
+            root: dir.path().to_path_buf(),
+        }
+        .run("r1");
+        run.create().unwrap();
+        let journal = GroupJournal::new(run.journal().unwrap());
+        let started = |step: &str| Event::StepStarted {
+            step: step.into(),
+            host: "h1".into(),
+            attempt: 1,
+        };
+        let finished = |step: &str| Event::StepFinished {
+            step: step.into(),
+            host: "h1".into(),
+            by_check: false,
+        };
+        journal.append_blocking(Record::now(started("a"))).unwrap();
+        journal.queue(Record::now(finished("a"))).unwrap();
+        journal.append_blocking(Record::now(started("b"))).unwrap();
+        journal.queue(Record::now(finished("b"))).unwrap();
+        drop(journal);
+        let events: Vec<Event> = run
+            .records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(
+            events,
+            vec![started("a"), finished("a"), started("b"), finished("b")]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_appends_from_many_tasks_are_durable_when_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = StateDir {
+            root: dir.path().to_path_buf(),
+        }
+        .run("r1");
+        run.create().unwrap();
+        let journal = Arc::new(GroupJournal::new(run.journal().unwrap()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for host in 0..50 {
+            let journal = Arc::clone(&journal);
+            let run = run.clone();
+            tasks.spawn(async move {
+                let event = Event::StepStarted {
+                    step: "s".into(),
+                    host: format!("h{host}"),
+                    attempt: 1,
+                };
+                journal.append(Record::now(event.clone())).await.unwrap();
+                // Durable means on disk now, read back by anyone.
+                assert!(run.records().unwrap().iter().any(|r| r.event == event));
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
     }
 }
