@@ -178,9 +178,12 @@ impl Connected {
 
     /// Ends every connection politely.
     pub async fn close(&self) {
+        let mut closing = tokio::task::JoinSet::new();
         for session in self.connections.iter().flatten() {
-            let _ = session.close().await;
+            let session = Arc::clone(session);
+            closing.spawn(async move { session.close().await });
         }
+        while closing.join_next().await.is_some() {}
     }
 }
 

@@ -224,10 +224,8 @@ impl SshSession {
 
     /// Disconnects.
     pub async fn close(&self) -> Result<(), TransportError> {
-        let idle = std::mem::take(&mut *self.idle.lock().expect("idle shells lock"));
-        for shell in idle {
-            shell.close().await;
-        }
+        // Disconnecting ends the idle shells too: sshd closes their stdin and they exit.
+        self.idle.lock().expect("idle shells lock").clear();
         self.handle
             .disconnect(Disconnect::ByApplication, "done", "en")
             .await
