@@ -33,33 +33,58 @@ where
     C: Connector + 'static,
     C::Session: 'static,
 {
+    each_connected(connector, hosts, limit, |_, _, _| async {})
+        .await
+        .into_iter()
+        .map(|(connection, ())| connection)
+        .collect()
+}
+
+/// Connects to every host (at most `limit` at a time) and runs `then` on each host as soon as
+/// its connection is up or failed; results in the given order.
+async fn each_connected<C, T, F, Fut>(
+    connector: Arc<C>,
+    hosts: &[ProbeTarget],
+    limit: usize,
+    then: F,
+) -> Vec<(Connection<C::Session>, T)>
+where
+    C: Connector + 'static,
+    C::Session: 'static,
+    T: Send + 'static,
+    F: Fn(usize, ProbeTarget, Connection<C::Session>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+{
     let permits = Arc::new(Semaphore::new(limit.max(1)));
     let mut tasks = JoinSet::new();
     for (index, host) in hosts.iter().enumerate() {
         let connector = Arc::clone(&connector);
         let permits = Arc::clone(&permits);
-        let target = host.target.clone();
+        let host = host.clone();
+        let then = then.clone();
         tasks.spawn(async move {
             let _permit = permits
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            let session = connector.connect(&target).await;
-            (
-                index,
-                session.map(Arc::new).map_err(|e| crate::error::chain(&e)),
-            )
+            let connection = connector
+                .connect(&host.target)
+                .await
+                .map(Arc::new)
+                .map_err(|e| crate::error::chain(&e));
+            let result = then(index, host, connection.clone()).await;
+            (index, connection, result)
         });
     }
-    let mut connections: Vec<Option<Connection<C::Session>>> =
+    let mut results: Vec<Option<(Connection<C::Session>, T)>> =
         (0..hosts.len()).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
-        let (index, connection) = joined.expect("connect task panicked");
-        connections[index] = Some(connection);
+        let (index, connection, result) = joined.expect("connect task panicked");
+        results[index] = Some((connection, result));
     }
-    connections
+    results
         .into_iter()
-        .map(|c| c.expect("every host connected or failed"))
+        .map(|r| r.expect("every host connected or failed"))
         .collect()
 }
 
@@ -110,39 +135,19 @@ where
     C: Connector + 'static,
     C::Session: 'static,
 {
-    let permits = Arc::new(Semaphore::new(limit.max(1)));
-    let mut tasks = JoinSet::new();
-    for (index, host) in hosts.iter().enumerate() {
-        let connector = Arc::clone(&connector);
-        let permits = Arc::clone(&permits);
-        let host = host.clone();
-        tasks.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
-            let connection = connector
-                .connect(&host.target)
-                .await
-                .map(Arc::new)
-                .map_err(|e| crate::error::chain(&e));
-            let facts = match &connection {
+    let probed = each_connected(
+        connector,
+        hosts,
+        limit,
+        move |index, host, connection| async move {
+            match &connection {
                 Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
                 Err(error) => HostFacts::unreachable(&host.target.name, error.clone()),
-            };
-            (index, connection, facts)
-        });
-    }
-    let mut results: Vec<Option<(Connection<C::Session>, HostFacts)>> =
-        (0..hosts.len()).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        let (index, connection, facts) = joined.expect("probe task panicked");
-        results[index] = Some((connection, facts));
-    }
-    let (connections, mut facts): (Vec<_>, Vec<_>) = results
-        .into_iter()
-        .map(|r| r.expect("every host probed"))
-        .unzip();
+            }
+        },
+    )
+    .await;
+    let (connections, mut facts): (Vec<_>, Vec<_>) = probed.into_iter().unzip();
     peers_elsewhere(&connections, hosts, &mut facts, timeout).await;
     (connections, facts)
 }

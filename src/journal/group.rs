@@ -168,14 +168,19 @@ mod tests {
     use crate::journal::{Event, StateDir};
     use std::sync::Arc;
 
-    #[test]
-    fn concurrent_appends_are_all_durable_and_each_written_once() {
+    fn new_run() -> (tempfile::TempDir, crate::journal::RunDir) {
         let dir = tempfile::tempdir().unwrap();
         let run = StateDir {
             root: dir.path().to_path_buf(),
         }
         .run("r1");
         run.create().unwrap();
+        (dir, run)
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_durable_and_each_written_once() {
+        let (_dir, run) = new_run();
         let journal = Arc::new(GroupJournal::new(run.journal().unwrap()));
         let threads: Vec<_> = (0..16)
             .map(|host| {
@@ -205,12 +210,7 @@ mod tests {
 
     #[test]
     fn queued_records_are_written_in_order_and_before_the_journal_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = StateDir {
-            root: dir.path().to_path_buf(),
-        }
-        .run("r1");
-        run.create().unwrap();
+        let (_dir, run) = new_run();
         let journal = GroupJournal::new(run.journal().unwrap());
         let started = |step: &str| Event::StepStarted {
             step: step.into(),
@@ -241,12 +241,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn async_appends_from_many_tasks_are_durable_when_they_return() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = StateDir {
-            root: dir.path().to_path_buf(),
-        }
-        .run("r1");
-        run.create().unwrap();
+        let (_dir, run) = new_run();
         let journal = Arc::new(GroupJournal::new(run.journal().unwrap()));
         let mut tasks = tokio::task::JoinSet::new();
         for host in 0..50 {

@@ -43,10 +43,7 @@ impl Shell {
         deadline: Instant,
         timed_out: impl Fn() -> TransportError,
     ) -> Result<Shell, TransportError> {
-        let channel_error = |source| TransportError::Channel {
-            host: host.to_string(),
-            source: Box::new(source),
-        };
+        let channel_error = channel_error(host);
         let channel = timeout_at(deadline, handle.channel_open_session())
             .await
             .map_err(|_| timed_out())?
@@ -71,10 +68,7 @@ impl Shell {
         deadline: Instant,
         timed_out: impl Fn() -> TransportError,
     ) -> Result<Ran, TransportError> {
-        let channel_error = |source| TransportError::Channel {
-            host: host.to_string(),
-            source: Box::new(source),
-        };
+        let channel_error = channel_error(host);
         let quoted = quote(command).map_err(|source| TransportError::Quote {
             host: host.to_string(),
             source,
@@ -204,6 +198,13 @@ fn signal_text(signal: &Sig) -> String {
         Sig::Custom(name) => name,
     };
     name.to_string()
+}
+
+fn channel_error(host: &str) -> impl Fn(russh::Error) -> TransportError + Copy + '_ {
+    move |source| TransportError::Channel {
+        host: host.to_string(),
+        source: Box::new(source),
+    }
 }
 
 /// If `buffer` ends with `marker` + status + `\n`, removes them and returns the status.
