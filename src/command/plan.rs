@@ -16,9 +16,21 @@ use crate::report;
 use super::{hosts, inputs};
 
 pub fn plan(args: &PlanArgs) -> Result<(), Error> {
-    let (inventory, playbooks) = inputs::load(&args.input)?;
-    let facts = match &args.facts {
-        Some(path) => read_facts(path)?,
+    // A recorded facts file is parsed while the inventory and playbooks load; their errors
+    // still come first.
+    let (loaded, recorded) = std::thread::scope(|scope| {
+        let recorded = (args.facts.as_deref()).map(|path| scope.spawn(|| read_facts(path)));
+        let loaded = inputs::load(&args.input);
+        let recorded = recorded.map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (loaded, recorded)
+    });
+    let (inventory, playbooks) = loaded?;
+    let facts = match recorded {
+        Some(facts) => facts?,
         None => hosts::gather_facts(&inventory, &args.ssh)?,
     };
     let run_id = run_id();
