@@ -92,7 +92,12 @@ impl Templates {
             .get_template(&template.name)
             .and_then(|compiled| compiled.render(context))
             .map_err(|error| self.failure(template, &error, context))?;
-        Ok(rendered.trim().to_string())
+        // Most rendered fields have nothing to trim: keep the string rather than copy it.
+        let trimmed = rendered.trim();
+        if trimmed.len() == rendered.len() {
+            return Ok(rendered);
+        }
+        Ok(trimmed.to_string())
     }
 
     /// Maps a render error to the template it happened in (possibly an included partial).
