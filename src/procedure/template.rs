@@ -92,9 +92,12 @@ impl Templates {
             .get_template(&template.name)
             .and_then(|compiled| compiled.render(context))
             .map_err(|error| self.failure(template, &error, context))?;
-        // Most rendered fields have nothing to trim: keep the string rather than copy it.
+        // Most rendered fields have nothing to trim: keep the string rather than copy it, but
+        // give back the slack the renderer's buffer grew (the plan keeps 300,000 of them).
         let trimmed = rendered.trim();
         if trimmed.len() == rendered.len() {
+            let mut rendered = rendered;
+            rendered.shrink_to_fit();
             return Ok(rendered);
         }
         Ok(trimmed.to_string())
