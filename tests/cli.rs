@@ -172,7 +172,7 @@ fn plan_rejects_a_template_error_in_the_playbook_it_does_not_choose() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["choice"]["procedure"], "standard");
-    assert_eq!(plan["format"], 2);
+    assert_eq!(plan["format"], 3);
     let saved = std::fs::read(dir.path().join(".cluster-upgrade/latest-plan.json")).unwrap();
     assert_eq!(
         saved, out.stdout,

@@ -35,10 +35,40 @@ pub fn load_with(
     args: &InventoryArgs,
     coverage: Coverage,
 ) -> Result<(Inventory, Playbooks), Error> {
-    let inventory = Inventory::load(&args.inventory, &args.vars)?;
+    // Reading the playbooks needs no inventory, only validating them does: they are read on a
+    // second thread while the inventory (thousands of hosts of YAML) is parsed. The errors come
+    // in the same order as one after the other: inventory, then each playbook read, validated.
+    let (inventory, standard, bootstrap) = std::thread::scope(|scope| {
+        let playbooks = scope.spawn(|| {
+            (
+                read_playbook(args, "standard.yaml"),
+                read_playbook(args, "bootstrap.yaml"),
+            )
+        });
+        let inventory = Inventory::load(&args.inventory, &args.vars);
+        let (standard, bootstrap) = playbooks
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (inventory, standard, bootstrap)
+    });
+    let inventory = inventory?;
+    let validated = |procedure: Result<Procedure, Error>| {
+        let procedure = procedure?;
+        procedure.validate(&inventory, coverage)?;
+        Ok::<_, Error>(procedure)
+    };
+    // The two validations are independent: side by side, standard's error still first.
+    let (standard, bootstrap) = std::thread::scope(|scope| {
+        let standard = scope.spawn(|| validated(standard));
+        let bootstrap = validated(bootstrap);
+        let standard = standard
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (standard, bootstrap)
+    });
     let playbooks = Playbooks {
-        standard: playbook(args, "standard.yaml", &inventory, coverage)?,
-        bootstrap: playbook(args, "bootstrap.yaml", &inventory, coverage)?,
+        standard: standard?,
+        bootstrap: bootstrap?,
     };
     Ok((inventory, playbooks))
 }
@@ -63,6 +93,13 @@ pub fn playbook(
     inventory: &Inventory,
     coverage: Coverage,
 ) -> Result<Procedure, Error> {
+    let procedure = read_playbook(args, name)?;
+    procedure.validate(inventory, coverage)?;
+    Ok(procedure)
+}
+
+/// One playbook, read and compiled but not yet validated against an inventory.
+fn read_playbook(args: &InventoryArgs, name: &str) -> Result<Procedure, Error> {
     // An explicit `--playbooks DIR` must hold the upgrade playbooks; `recover.yaml` may come
     // from the built-in copies (a folder of adapted upgrade steps need not repeat it).
     let required = args.playbooks.is_some() && name != "recover.yaml";
@@ -79,7 +116,6 @@ pub fn playbook(
             Procedure::from_text(&Path::new("(built-in) playbooks").join(name), text)?
         }
     };
-    procedure.validate(inventory, coverage)?;
     Ok(procedure)
 }
 

@@ -2,6 +2,7 @@
 
 mod build;
 mod choice;
+mod file;
 mod model;
 mod stages;
 

@@ -11,8 +11,9 @@ use crate::procedure::{Mode, OnResume, RenderedStep};
 
 /// The version of the plan file format. 2: the facts keep a peerset digest (`peerset`), not
 /// the list of peer IDs (`cluster_peers`); a format-1 plan's facts fingerprint no longer matches
-/// facts probed now, so it is refused rather than reported as stale.
-pub const PLAN_FORMAT: u32 = 2;
+/// facts probed now, so it is refused rather than reported as stale. 3: compact JSON; a step's
+/// host entries leave out what the step says for all of them and their `null` fields.
+pub const PLAN_FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -37,8 +38,9 @@ pub struct Plan {
     pub backups: Vec<String>,
 }
 
-/// One step of the procedure with its rendered command for every host it runs for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One step of the procedure with its rendered command for every host it runs for. Written
+/// without repeating on every host what the step's hosts share (see `file.rs`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlannedStep {
     pub id: String,
     pub name: String,

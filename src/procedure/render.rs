@@ -286,15 +286,18 @@ impl StepRenderer<'_> {
 
     fn when(&self, template: &TemplateRef) -> Result<bool, RenderError> {
         let text = self.render(template, "when")?;
-        match text.to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(RenderError::WhenNotBoolean {
+        // Compared in place: a lowercased copy per host and step is not needed to read a bool.
+        if text.eq_ignore_ascii_case("true") {
+            Ok(true)
+        } else if text.eq_ignore_ascii_case("false") {
+            Ok(false)
+        } else {
+            Err(RenderError::WhenNotBoolean {
                 at: self.step.position.clone(),
                 step: self.step.id.clone(),
                 host: self.host.to_string(),
                 rendered: text,
-            }),
+            })
         }
     }
 }

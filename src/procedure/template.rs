@@ -8,6 +8,7 @@ use std::path::Path;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::inventory::SourcePosition;
+use crate::transport::quote::is_plain_word;
 
 /// A compiled template, by its name in the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,15 @@ impl Templates {
             .get_template(&template.name)
             .and_then(|compiled| compiled.render(context))
             .map_err(|error| self.failure(template, &error, context))?;
-        Ok(rendered.trim().to_string())
+        // Most rendered fields have nothing to trim: keep the string rather than copy it, but
+        // give back the slack the renderer's buffer grew (the plan keeps 300,000 of them).
+        let trimmed = rendered.trim();
+        if trimmed.len() == rendered.len() {
+            let mut rendered = rendered;
+            rendered.shrink_to_fit();
+            return Ok(rendered);
+        }
+        Ok(trimmed.to_string())
     }
 
     /// Maps a render error to the template it happened in (possibly an included partial).
@@ -231,9 +240,12 @@ fn environment() -> Environment<'static> {
 
 /// `{{ value | quote }}`: one shell word, POSIX-quoted, for any string, number or boolean.
 /// NUL cannot be passed to a shell at all, so it is an error rather than silently cut.
-pub fn quote(value: Value) -> Result<String, minijinja::Error> {
+pub fn quote(value: Value) -> Result<Value, minijinja::Error> {
     use minijinja::value::ValueKind;
     let text = match value.kind() {
+        // Most values are paths and names that need no quoting: handed back as they are, no
+        // copy (the planner renders this filter for every host of every step).
+        ValueKind::String if value.as_str().is_some_and(is_plain_word) => return Ok(value),
         ValueKind::String => value.as_str().unwrap_or_default().to_string(),
         ValueKind::Number | ValueKind::Bool => value.to_string(),
         ValueKind::Undefined => return Err(minijinja::Error::from(ErrorKind::UndefinedError)),
@@ -245,7 +257,7 @@ pub fn quote(value: Value) -> Result<String, minijinja::Error> {
         }
     };
     shlex::try_quote(&text)
-        .map(|quoted| quoted.into_owned())
+        .map(|quoted| Value::from(quoted.into_owned()))
         .map_err(|_| {
             minijinja::Error::new(
                 ErrorKind::InvalidOperation,
@@ -324,8 +336,11 @@ mod tests {
 
     #[test]
     fn quote_makes_one_shell_word() {
-        let q = |v: Value| quote(v).unwrap();
+        let q = |v: Value| quote(v).unwrap().to_string();
         assert_eq!(q(Value::from("plain")), "plain");
+        assert_eq!(q(Value::from("/srv/h1/bin")), "/srv/h1/bin");
+        assert_eq!(q(Value::from("a=b")), "'a=b'");
+        assert_eq!(q(Value::from(-1.5)), "-1.5");
         assert_eq!(q(Value::from("two words")), "'two words'");
         assert_eq!(q(Value::from("it's")), "\"it's\"");
         assert_eq!(q(Value::from("$HOME")), "'$HOME'");

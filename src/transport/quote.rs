@@ -16,8 +16,32 @@ pub enum QuoteError {
     },
 }
 
+/// Whether `word` is one shell word as it stands: non-empty, and only characters that `shlex`
+/// leaves unquoted too (`[A-Za-z0-9_./:@+-]`), so quoting it would return it unchanged. A cheap
+/// check that lets the callers skip the quoter (and its copy) for the common case of paths and
+/// names.
+pub fn is_plain_word(word: &str) -> bool {
+    !word.is_empty() && word.bytes().all(|b| PLAIN[usize::from(b)])
+}
+
+/// The bytes of a plain word, as a table: the templates quote paths byte by byte for every host.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'_' | b'.' | b'/' | b':' | b'@' | b'+' | b'-');
+        b += 1;
+    }
+    table
+};
+
 /// Quotes one word for a POSIX shell, leaving plain words (`abc`, `/usr/bin`) unchanged.
 pub fn quote(word: &str) -> Result<String, QuoteError> {
+    if is_plain_word(word) {
+        return Ok(word.to_string());
+    }
     shlex::try_quote(word)
         .map(|quoted| quoted.into_owned())
         .map_err(|_| QuoteError::Nul {
@@ -46,6 +70,32 @@ mod tests {
             "ipfs-cluster-service"
         );
         assert_eq!(quote("/usr/local/bin/x").unwrap(), "/usr/local/bin/x");
+    }
+
+    #[test]
+    fn plain_words_are_exactly_what_shlex_leaves_unquoted() {
+        // The fast path must never change the result: every plain word is one that shlex
+        // returns as it is, and so is every ASCII byte the fast path accepts on its own.
+        for word in [
+            "a",
+            "h1",
+            "/srv/x/bin",
+            "/ip4/127.0.0.1/tcp/9094",
+            "user@host:22",
+            "a+b-c_d.e",
+        ] {
+            assert!(is_plain_word(word), "{word}");
+            assert_eq!(shlex::try_quote(word).unwrap(), word);
+        }
+        for byte in 0u8..0x80 {
+            let word = (byte as char).to_string();
+            if is_plain_word(&word) {
+                assert_eq!(shlex::try_quote(&word).unwrap(), word.as_str(), "{byte:#x}");
+            }
+        }
+        for word in ["", "a b", "a=b", "50%", "a,b", "^x", "x\u{e4}", "a\0b"] {
+            assert!(!is_plain_word(word), "{word:?}");
+        }
     }
 
     #[test]
