@@ -197,11 +197,13 @@ pub async fn probe_session<S: Session>(
         Ok(script) => script,
         Err(err) => return HostFacts::unreachable(name, err.to_string()),
     };
-    tracing::trace!(host = %name, ?scope, "probing");
-    match session.run(&script, timeout).await {
+    let started = std::time::Instant::now();
+    let facts = match session.run(&script, timeout).await {
         Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
         Err(err) => HostFacts::unreachable(name, crate::error::chain(&err)),
-    }
+    };
+    tracing::trace!(host = %name, ?scope, elapsed = ?started.elapsed(), "probed host");
+    facts
 }
 
 /// `peers ls` alone on one host: the peers it reports with an error (none if it cannot run).
