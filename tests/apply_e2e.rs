@@ -401,6 +401,17 @@ fn an_upgrade_from_0_9_to_1_1_goes_through_0_10_and_keeps_every_pin() {
         position("stage1-cluster-healthy") < position("stage2-stop-peers"),
         "stage 1 is verified before stage 2"
     );
+    // Each host's copy of a staged step carries the step's prefixed name (format 3 writes a
+    // host's name only where it differs from the step's).
+    for step in plan["steps"].as_array().unwrap() {
+        assert!(step["name"].as_str().unwrap().starts_with('['), "{step}");
+        for host in step["hosts"].as_array().unwrap() {
+            assert!(
+                host.get("name").is_none_or(|name| *name == step["name"]),
+                "{host}"
+            );
+        }
+    }
 
     let out = apply_inventory(&lab);
     assert_success(&out, "apply");

@@ -93,11 +93,13 @@ fn stage(steps: Vec<PlannedStep>, number: usize, version: Version) -> Vec<Planne
         .map(|mut step| {
             let id = format!("stage{number}-{}", step.id);
             let step_id: StepId = id.parse().expect("a prefixed step ID is still valid");
+            let name = format!("[{version}] {}", step.name);
             for host in &mut step.hosts {
                 host.id = step_id.clone();
+                host.name = name.clone();
             }
             step.id = id;
-            step.name = format!("[{version}] {}", step.name);
+            step.name = name;
             step
         })
         .collect()
