@@ -7,6 +7,7 @@ pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod journal;
+mod message;
 pub mod plan;
 pub mod procedure;
 pub mod recover;

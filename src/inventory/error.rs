@@ -1,12 +1,12 @@
 //! Everything that can be wrong with an inventory. Each error names file, line and column (and
 //! the host where one is involved) so the operator can go straight to it.
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 use super::location::SourcePosition;
 use super::names::HostName;
+use crate::message::{Lines, Prefix};
 
 /// An inventory that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum InventoryError {
     Yaml { at: SourcePosition, message: String },
 
     /// A value of the right type that is still not acceptable (version, address, name, …).
-    #[error("{at}: {}invalid {field} `{value}`: {reason}", HostPrefix(host))]
+    #[error("{at}: {}invalid {field} `{value}`: {reason}", Prefix("host", host))]
     InvalidValue {
         at: SourcePosition,
         host: Option<HostName>,
@@ -35,7 +35,7 @@ pub enum InventoryError {
     },
 
     /// A setting that has no value anywhere it may be given.
-    #[error("{at}: {}missing `{field}`: {hint}", HostPrefix(host))]
+    #[error("{at}: {}missing `{field}`: {hint}", Prefix("host", host))]
     Missing {
         at: SourcePosition,
         host: Option<HostName>,
@@ -135,30 +135,5 @@ impl InventoryError {
             1 => errors.pop(),
             _ => Some(InventoryError::Several { errors }),
         }
-    }
-}
-
-struct HostPrefix<'a>(&'a Option<HostName>);
-
-impl fmt::Display for HostPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(host) => write!(f, "host `{host}`: "),
-            None => Ok(()),
-        }
-    }
-}
-
-struct Lines<'a>(&'a [InventoryError]);
-
-impl fmt::Display for Lines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, error) in self.0.iter().enumerate() {
-            if index > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
     }
 }

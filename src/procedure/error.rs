@@ -1,12 +1,12 @@
 //! Playbook errors: loading (syntax, shape, templates) and rendering (per step and host).
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 use crate::inventory::SourcePosition;
 
 use super::step::StepId;
+use crate::message::{Lines, Prefix};
 
 /// A playbook that could not be loaded or does not fit an inventory.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum ProcedureError {
     },
 
     /// A value of the right type that is not acceptable.
-    #[error("{at}: {}invalid {field} `{value}`: {reason}", StepPrefix(step))]
+    #[error("{at}: {}invalid {field} `{value}`: {reason}", Prefix("step", step))]
     InvalidValue {
         at: SourcePosition,
         step: Option<String>,
@@ -45,7 +45,7 @@ pub enum ProcedureError {
     NothingToDo { at: SourcePosition, step: String },
 
     /// A template that does not compile.
-    #[error("{at}: {}{field}: {message}", StepPrefix(step))]
+    #[error("{at}: {}{field}: {message}", Prefix("step", step))]
     TemplateSyntax {
         at: SourcePosition,
         step: Option<String>,
@@ -147,30 +147,5 @@ impl RenderError {
                 ..
             }
         )
-    }
-}
-
-struct StepPrefix<'a>(&'a Option<String>);
-
-impl fmt::Display for StepPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(step) => write!(f, "step `{step}`: "),
-            None => Ok(()),
-        }
-    }
-}
-
-struct Lines<'a>(&'a [ProcedureError]);
-
-impl fmt::Display for Lines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, error) in self.0.iter().enumerate() {
-            if index > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
     }
 }
