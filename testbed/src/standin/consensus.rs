@@ -44,7 +44,7 @@ use super::logging;
 use super::multiaddr::Multiaddr;
 use super::pin::Pin;
 use super::raftlog;
-use super::rpc::{self, Call, Credentials, PeerStatus, Reply};
+use super::rpc::{self, Call, Credentials, Heartbeat, PeerStatus, Reply};
 use super::snapshot;
 use super::state::{ClusterState, Entry, Op};
 use crate::release::{Era, Release};
@@ -241,40 +241,74 @@ impl Node {
         rpc::call(socket, &self.creds, call, timeout)
     }
 
-    /// The status of another member, as `peers ls` shows it.
-    pub fn peer_status(&self, addr: &str) -> Result<PeerStatus> {
-        match self.call(addr, Call::Id, PING_TIMEOUT)? {
-            Reply::Id { status } => Ok(status),
-            _ => Err(Error::Remote {
-                message: "unexpected reply".into(),
-            }),
+    /// The status of several members, asked all at once.
+    pub fn ask_all(&self, members: &[(&String, &String)]) -> Vec<Result<PeerStatus>> {
+        self.call_many(members, Call::Id, PING_TIMEOUT)
+            .into_iter()
+            .map(|reply| match reply? {
+                Reply::Id { status } => Ok(status),
+                _ => Err(unexpected_reply()),
+            })
+            .collect()
+    }
+
+    /// The heartbeats of several members, asked all at once.
+    fn heartbeats(&self, members: &[(&String, &String)]) -> Vec<Result<Heartbeat>> {
+        self.call_many(members, Call::Heartbeat, PING_TIMEOUT)
+            .into_iter()
+            .map(|reply| match reply? {
+                Reply::Heartbeat { beat } => Ok(beat),
+                _ => Err(unexpected_reply()),
+            })
+            .collect()
+    }
+
+    /// Calls several members (id, cluster multiaddr) at once; the answers in their order.
+    fn call_many(
+        &self,
+        members: &[(&String, &String)],
+        call: Call,
+        timeout: Duration,
+    ) -> Vec<Result<Reply>> {
+        let addrs: Vec<Result<SocketAddr>> = members
+            .iter()
+            .map(|(_, addr)| Multiaddr::parse(addr)?.socket_addr())
+            .collect();
+        let valid: Vec<SocketAddr> = addrs
+            .iter()
+            .filter_map(|a| a.as_ref().ok().copied())
+            .collect();
+        let mut replies = rpc::call_many(&valid, &self.creds, call, timeout).into_iter();
+        addrs
+            .into_iter()
+            .map(|addr| match addr {
+                Ok(_) => replies.next().expect("one reply per address"),
+                Err(err) => Err(err),
+            })
+            .collect()
+    }
+
+    /// This peer's answer to the `Heartbeat` call from `caller`.
+    fn heartbeat(&self, caller: &str) -> Heartbeat {
+        let inner = self.inner();
+        Heartbeat {
+            id: self.settings.peer_id.clone(),
+            staging: inner.staging,
+            lists_caller: inner.state.peerset.contains_key(caller),
+            term: inner.state.term,
+            index: inner.state.index,
+            current_term: inner.current_term,
         }
     }
 
-    /// The status of several members, asked in parallel.
-    pub fn ask_all(&self, members: &[(&String, &String)]) -> Vec<Result<PeerStatus>> {
-        thread::scope(|scope| {
-            let asks: Vec<_> = members
-                .iter()
-                .map(|(_, addr)| scope.spawn(move || self.peer_status(addr)))
-                .collect();
-            asks.into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Remote {
-                            message: "status thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        })
-    }
-
     /// Serves one RPC call from another peer.
-    pub fn handle(&self, _from: &str, call: Call) -> Result<Reply> {
+    pub fn handle(&self, from: &str, call: Call) -> Result<Reply> {
         match call {
             Call::Id => Ok(Reply::Id {
                 status: self.status(),
+            }),
+            Call::Heartbeat => Ok(Reply::Heartbeat {
+                beat: self.heartbeat(from),
             }),
             Call::Vote {
                 term,
@@ -348,13 +382,11 @@ impl Node {
         let mut reachable: Vec<(String, (u64, u64))> = vec![(me.clone(), mine)];
         let mut seen_term = 0;
         let others: Vec<(&String, &String)> = peerset.iter().filter(|(id, _)| **id != me).collect();
-        for ((id, _), answer) in others.iter().zip(self.ask_all(&others)) {
+        for ((id, _), answer) in others.iter().zip(self.heartbeats(&others)) {
             match answer {
-                Ok(status)
-                    if status.id == **id && !status.staging && status.peerset.contains_key(&me) =>
-                {
-                    seen_term = seen_term.max(status.current_term);
-                    reachable.push(((*id).clone(), (status.term, status.index)));
+                Ok(beat) if beat.id == **id && !beat.staging && beat.lists_caller => {
+                    seen_term = seen_term.max(beat.current_term);
+                    reachable.push(((*id).clone(), (beat.term, beat.index)));
                 }
                 Ok(_) => {}
                 Err(err) => logging::debug("consensus", &format!("{id}: {err}")),
@@ -460,25 +492,7 @@ impl Node {
 
     /// Makes the same call to several members in parallel.
     fn call_all(&self, targets: &[(&String, &String)], call: &Call) -> Vec<Result<Reply>> {
-        thread::scope(|scope| {
-            let calls: Vec<_> = targets
-                .iter()
-                .map(|(_, addr)| {
-                    let call = call.clone();
-                    scope.spawn(move || self.call(addr, call, PUSH_TIMEOUT))
-                })
-                .collect();
-            calls
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Remote {
-                            message: "call thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        })
+        self.call_many(targets, call.clone(), PUSH_TIMEOUT)
     }
 
     /// A candidate's request for this peer's vote in `term`.
@@ -830,6 +844,12 @@ fn is_transient(err: &Error) -> bool {
         Error::NoLeader | Error::NoQuorum => true,
         Error::Remote { message } => transient(message),
         _ => false,
+    }
+}
+
+fn unexpected_reply() -> Error {
+    Error::Remote {
+        message: "unexpected reply".into(),
     }
 }
 

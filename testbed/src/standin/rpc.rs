@@ -1,15 +1,19 @@
-//! The cluster RPC between peers: one JSON request line and one JSON response line per TCP
-//! connection on the cluster listen address. Every message carries the sender's RPC protocol
-//! ID and the cluster secret; a peer refuses other protocols ("protocol not supported", as
-//! libp2p's protocol negotiation would) and other secrets (as the private network would).
+//! The cluster RPC between peers: JSON request and response lines over TCP connections to the
+//! cluster listen address. Every message carries the sender's RPC protocol ID and the cluster
+//! secret; a peer refuses other protocols ("protocol not supported", as libp2p's protocol
+//! negotiation would) and other secrets (as the private network would).
+//!
+//! Connections stay open and are reused, one call at a time each, as libp2p keeps its streams'
+//! connections: a connection per call made every peer's heartbeat pay a TCP handshake and a
+//! thread per member and second, which kept 50 idle peers busy on most of two cores.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,11 +39,29 @@ pub struct PeerStatus {
     pub current_term: u64,
 }
 
+/// What the consensus asks of every member on each tick: the part of [`PeerStatus`] it uses,
+/// with the membership check done by the member (a whole status carries the peerset, which
+/// made the heartbeats of a big cluster mostly JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub id: String,
+    pub staging: bool,
+    /// Whether the caller is in this peer's peerset.
+    pub lists_caller: bool,
+    /// The (term, index) of this peer's last entry.
+    pub term: u64,
+    pub index: u64,
+    /// The highest leadership term the peer has seen.
+    pub current_term: u64,
+}
+
 /// The calls a peer serves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Call {
     Id,
+    /// The consensus tick's question (see [`Heartbeat`]).
+    Heartbeat,
     /// A peer that the leader choice names asking for the votes that make it leader of `term`.
     Vote {
         term: u64,
@@ -76,6 +98,7 @@ pub enum Call {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     Id { status: PeerStatus },
+    Heartbeat { beat: Heartbeat },
     Vote { granted: bool },
     Ack { accepted: bool },
     Done,
@@ -108,20 +131,83 @@ pub struct Credentials {
 
 const PROTOCOL_NOT_SUPPORTED: &str = "protocol not supported";
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// A server closes a connection that carried no call for this long; the client stops reusing
+/// one well before, so it rarely finds a connection the server just closed.
+const SERVER_IDLE: Duration = Duration::from_secs(30);
+const CLIENT_IDLE: Duration = Duration::from_secs(20);
+/// Idle connections kept per peer address (concurrent calls to one peer open more).
+const POOL_PER_ADDR: usize = 4;
 
-/// Calls `call` on the peer at `addr`; `timeout` bounds the wait for the answer.
-pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration) -> Result<Reply> {
-    let unreachable = |source| Error::Unreachable {
-        addr: addr.to_string(),
-        source,
-    };
-    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(unreachable)?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(unreachable)?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(unreachable)?;
+/// An open connection to a peer with its read buffer (a response is one line).
+struct Conn {
+    reader: BufReader<TcpStream>,
+    idle_since: Instant,
+}
+
+/// Idle connections by peer address, shared by every caller in the process: each request
+/// names its sender and credentials, so a connection carries no identity of its own.
+static POOL: LazyLock<Mutex<HashMap<SocketAddr, Vec<Conn>>>> = LazyLock::new(Mutex::default);
+
+fn take_idle(addr: SocketAddr) -> Option<Conn> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let conns = pool.get_mut(&addr)?;
+    while let Some(conn) = conns.pop() {
+        if conn.idle_since.elapsed() < CLIENT_IDLE {
+            return Some(conn);
+        }
+    }
+    None
+}
+
+fn put_idle(addr: SocketAddr, mut conn: Conn) {
+    conn.idle_since = Instant::now();
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let conns = pool.entry(addr).or_default();
+    if conns.len() < POOL_PER_ADDR {
+        conns.push(conn);
+    }
+}
+
+fn connect(addr: SocketAddr) -> io::Result<Conn> {
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_nodelay(true)?;
+    Ok(Conn {
+        reader: BufReader::new(stream),
+        idle_since: Instant::now(),
+    })
+}
+
+/// Sends one request line and reads the response line. `Ok(None)`: the connection ended
+/// before any byte of the response (the peer closed it, or went away).
+fn exchange(conn: &mut Conn, request: &str, timeout: Duration) -> io::Result<Option<String>> {
+    if let Err(err) = send(conn, request, timeout) {
+        return match err.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Ok(None),
+            _ => Err(err),
+        };
+    }
+    receive(conn, timeout)
+}
+
+fn send(conn: &mut Conn, request: &str, timeout: Duration) -> io::Result<()> {
+    let stream = conn.reader.get_mut();
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(request.as_bytes())
+}
+
+fn receive(conn: &mut Conn, timeout: Duration) -> io::Result<Option<String>> {
+    conn.reader.get_mut().set_read_timeout(Some(timeout))?;
+    let mut answer = String::new();
+    match conn.reader.read_line(&mut answer) {
+        Ok(0) => Ok(None),
+        Ok(_) if answer.ends_with('\n') => Ok(Some(answer)),
+        Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),
+        Err(err) if err.kind() == io::ErrorKind::ConnectionReset && answer.is_empty() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn request_line(creds: &Credentials, call: Call) -> String {
     let request = Request {
         protocol: creds.protocol.clone(),
         secret: creds.secret.clone(),
@@ -130,13 +216,88 @@ pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration
     };
     let mut line = serde_json::to_string(&request).expect("request serializes");
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(unreachable)?;
-    let mut answer = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut answer)
-        .map_err(unreachable)?;
+    line
+}
+
+fn unreachable(addr: SocketAddr) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Unreachable {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
+/// Calls `call` on the peer at `addr`; `timeout` bounds the wait for the answer.
+pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration) -> Result<Reply> {
+    call_line(addr, creds, &request_line(creds, call), timeout)
+}
+
+fn call_line(
+    addr: SocketAddr,
+    creds: &Credentials,
+    line: &str,
+    timeout: Duration,
+) -> Result<Reply> {
+    // A reused connection may have been closed by the peer meanwhile (it restarted, or found
+    // the connection idle): the request never reached it, so it is sent once more on a new
+    // connection. A connection that failed in any other way is dropped, never reused.
+    let (conn, answer) = match take_idle(addr) {
+        Some(mut conn) => match exchange(&mut conn, line, timeout).map_err(unreachable(addr))? {
+            Some(answer) => (conn, answer),
+            None => fresh_exchange(addr, line, timeout).map_err(unreachable(addr))?,
+        },
+        None => fresh_exchange(addr, line, timeout).map_err(unreachable(addr))?,
+    };
+    reply(addr, conn, &answer, creds)
+}
+
+/// Calls `call` on every peer of `addrs` at once, without a thread each: the requests are all
+/// sent, then the answers read in turn, each within what is left of `timeout`. The answers
+/// come in the order of `addrs`.
+pub fn call_many(
+    addrs: &[SocketAddr],
+    creds: &Credentials,
+    call: Call,
+    timeout: Duration,
+) -> Vec<Result<Reply>> {
+    let line = request_line(creds, call);
+    let deadline = Instant::now() + timeout;
+    let sent: Vec<io::Result<(Conn, bool)>> = addrs
+        .iter()
+        .map(|&addr| {
+            if let Some(mut conn) = take_idle(addr) {
+                if send(&mut conn, &line, timeout).is_ok() {
+                    return Ok((conn, true));
+                }
+            }
+            let mut conn = connect(addr)?;
+            send(&mut conn, &line, timeout)?;
+            Ok((conn, false))
+        })
+        .collect();
+    addrs
+        .iter()
+        .zip(sent)
+        .map(|(&addr, sent)| {
+            let (mut conn, reused) = sent.map_err(unreachable(addr))?;
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            match receive(&mut conn, left).map_err(unreachable(addr))? {
+                Some(answer) => reply(addr, conn, &answer, creds),
+                // The peer had closed the reused connection: once more, alone, on a new one.
+                None if reused => call_line(addr, creds, &line, left),
+                None => Err(unreachable(addr)(io::ErrorKind::UnexpectedEof.into())),
+            }
+        })
+        .collect()
+}
+
+/// Reads the response to a call; a connection that answered goes back to the pool.
+fn reply(addr: SocketAddr, mut conn: Conn, answer: &str, creds: &Credentials) -> Result<Reply> {
     let response: Response =
-        serde_json::from_str(&answer).map_err(|source| Error::Malformed { source })?;
+        serde_json::from_str(answer).map_err(|source| Error::Malformed { source })?;
+    conn.idle_since = Instant::now();
+    put_idle(addr, conn);
     if response.protocol != creds.protocol {
         return Err(Error::ProtocolNotSupported);
     }
@@ -150,10 +311,18 @@ pub fn call(addr: SocketAddr, creds: &Credentials, call: Call, timeout: Duration
     }
 }
 
+fn fresh_exchange(addr: SocketAddr, line: &str, timeout: Duration) -> io::Result<(Conn, String)> {
+    let mut conn = connect(addr)?;
+    match exchange(&mut conn, line, timeout)? {
+        Some(answer) => Ok((conn, answer)),
+        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
 /// The peer-side handler of calls: (caller's peer ID, call) → reply.
 pub type Handler = Arc<dyn Fn(&str, Call) -> Result<Reply> + Send + Sync>;
 
-/// Serves calls until `stop` is set; one thread per connection.
+/// Serves calls until `stop` is set; one thread per connection, which answers its calls in turn.
 pub fn serve(listener: TcpListener, creds: Credentials, handler: Handler, stop: Arc<AtomicBool>) {
     // Blocking accept: the process exits right after its shutdown, which ends this thread;
     // the flag only stops serving new calls once shutdown has begun.
@@ -163,18 +332,41 @@ pub fn serve(listener: TcpListener, creds: Credentials, handler: Handler, stop: 
         }
         if let Ok(stream) = stream {
             let (creds, handler) = (creds.clone(), handler.clone());
-            thread::spawn(move || answer(stream, &creds, &handler));
+            let stop = stop.clone();
+            thread::spawn(move || answer(stream, &creds, &handler, &stop));
         }
     }
 }
 
-fn answer(stream: TcpStream, creds: &Credentials, handler: &Handler) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = String::new();
-    if BufReader::new(&stream).read_line(&mut line).is_err() {
+fn answer(stream: TcpStream, creds: &Credentials, handler: &Handler, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(SERVER_IDLE));
+    let _ = stream.set_nodelay(true);
+    let Ok(mut writer) = stream.try_clone() else {
         return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(n) if n > 0 && line.ends_with('\n') => {}
+            _ => return,
+        }
+        // Once shutdown has begun, calls are no longer answered (the caller sees the
+        // connection close, as it would when the process is gone).
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut text =
+            serde_json::to_string(&respond(&line, creds, handler)).expect("response serializes");
+        text.push('\n');
+        if writer.write_all(text.as_bytes()).is_err() {
+            return;
+        }
     }
-    let response = match serde_json::from_str::<Request>(&line) {
+}
+
+fn respond(line: &str, creds: &Credentials, handler: &Handler) -> Response {
+    match serde_json::from_str::<Request>(line) {
         Err(e) => Response {
             protocol: creds.protocol.clone(),
             error: Some(e.to_string()),
@@ -202,9 +394,149 @@ fn answer(stream: TcpStream, creds: &Credentials, handler: &Handler) {
                 reply: None,
             },
         },
-    };
-    let mut text = serde_json::to_string(&response).expect("response serializes");
-    text.push('\n');
-    let mut stream = stream;
-    let _ = stream.write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn creds() -> Credentials {
+        Credentials {
+            protocol: "/ipfscluster/test/rpc".into(),
+            secret: "s3cret".into(),
+            peer_id: "QmCaller".into(),
+        }
+    }
+
+    fn answer_ids() -> Handler {
+        Arc::new(|from: &str, call: Call| match call {
+            Call::Heartbeat => Ok(Reply::Heartbeat {
+                beat: Heartbeat {
+                    id: "QmServer".into(),
+                    staging: false,
+                    lists_caller: from == "QmCaller",
+                    term: 1,
+                    index: 2,
+                    current_term: 3,
+                },
+            }),
+            _ => Ok(Reply::Done),
+        })
+    }
+
+    fn idle_count(addr: SocketAddr) -> usize {
+        POOL.lock().unwrap().get(&addr).map_or(0, Vec::len)
+    }
+
+    /// A server that answers one call per connection and then closes it, as a peer that
+    /// restarted (or dropped an idle connection) would; counts the connections it took.
+    fn one_call_per_connection(accepted: Arc<AtomicUsize>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler = answer_ids();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let mut line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut text = serde_json::to_string(&respond(&line, &creds(), &handler)).unwrap();
+                text.push('\n');
+                let _ = (&stream).write_all(text.as_bytes());
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn calls_to_a_peer_reuse_one_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        thread::spawn(move || serve(listener, creds(), answer_ids(), stop));
+        for _ in 0..3 {
+            let reply = call(addr, &creds(), Call::Heartbeat, Duration::from_secs(2)).unwrap();
+            assert!(matches!(reply, Reply::Heartbeat { beat } if beat.lists_caller));
+            assert_eq!(idle_count(addr), 1);
+        }
+    }
+
+    #[test]
+    fn a_connection_the_peer_closed_is_replaced_and_the_call_sent_again() {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let addr = one_call_per_connection(accepted.clone());
+        call(addr, &creds(), Call::Heartbeat, Duration::from_secs(2)).unwrap();
+        // The pooled connection is closed on the server's side by now (or soon): the next call
+        // finds it ended and goes through on a new connection, alone or in a batch.
+        thread::sleep(Duration::from_millis(50));
+        call(addr, &creds(), Call::Heartbeat, Duration::from_secs(2)).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        let replies = call_many(&[addr], &creds(), Call::Heartbeat, Duration::from_secs(2));
+        assert!(
+            matches!(replies[..], [Ok(Reply::Heartbeat { .. })]),
+            "{replies:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_batch_answers_in_order_and_names_the_peer_that_is_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = listener.local_addr().unwrap();
+        thread::spawn(move || serve(listener, creds(), answer_ids(), Arc::default()));
+        // A port nobody listens on: bound, then released.
+        let down = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let replies = call_many(
+            &[down, up, down],
+            &creds(),
+            Call::Heartbeat,
+            Duration::from_secs(2),
+        );
+        assert_eq!(replies.len(), 3);
+        assert!(
+            matches!(&replies[0], Err(Error::Unreachable { addr, .. }) if *addr == down.to_string())
+        );
+        assert!(matches!(&replies[1], Ok(Reply::Heartbeat { .. })));
+        assert!(matches!(&replies[2], Err(Error::Unreachable { .. })));
+    }
+
+    #[test]
+    fn a_peer_that_is_shutting_down_answers_no_more_calls() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || serve(listener, creds(), answer_ids(), flag));
+        call(addr, &creds(), Call::Id, Duration::from_secs(2)).unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let err = call(addr, &creds(), Call::Id, Duration::from_secs(2)).unwrap_err();
+        assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    }
+
+    #[test]
+    fn other_protocols_and_secrets_are_refused_on_a_reused_connection_too() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || serve(listener, creds(), answer_ids(), Arc::default()));
+        call(addr, &creds(), Call::Id, Duration::from_secs(2)).unwrap();
+        let other_secret = Credentials {
+            secret: "other".into(),
+            ..creds()
+        };
+        let err = call(addr, &other_secret, Call::Id, Duration::from_secs(2)).unwrap_err();
+        assert!(err.to_string().contains("secret mismatch"), "{err}");
+        let other_protocol = Credentials {
+            protocol: "/ipfscluster/other/rpc".into(),
+            ..creds()
+        };
+        let err = call(addr, &other_protocol, Call::Id, Duration::from_secs(2)).unwrap_err();
+        assert!(matches!(err, Error::ProtocolNotSupported), "{err}");
+    }
 }
