@@ -303,3 +303,44 @@ fn recover_from_an_export_when_no_state_survives_anywhere() {
     );
     assert_cluster(&lab, "0.10.1", 3, 25);
 }
+
+#[test]
+fn a_recovery_resumes_only_on_hosts_as_it_left_them() {
+    let lab = Lab::up(3, "0.9.0", 10);
+    lose_every_state_but_one_backup(&lab);
+    kill_recover_when_started(&lab, "import-state", 1);
+    // Meanwhile someone installs another release on h3 by hand.
+    let service = lab.home("h3").join("bin/ipfs-cluster-service");
+    let kept = lab.path().join("h3-ipfs-cluster-service");
+    std::fs::copy(&service, &kept).unwrap();
+    std::fs::copy(
+        lab.path().join("releases/1.1.6/ipfs-cluster-service"),
+        &service,
+    )
+    .unwrap();
+    let journal = journal_text(&lab);
+
+    let refused = recover(&lab, &[]);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("resuming recovery run"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the cluster no longer matches the plan, so resuming is unsafe: h3 runs 1.1.6"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(journal_text(&lab), journal, "nothing was run or journalled");
+
+    // With the binary put back, the same run goes on and ends well.
+    std::fs::copy(&kept, &service).unwrap();
+    let out = recover(&lab, &[]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_cluster(&lab, "0.10.1", 3, 10);
+    assert_eq!(run_dirs(&lab).len(), 1, "the resume continued the same run");
+}

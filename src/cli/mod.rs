@@ -47,7 +47,8 @@ pub enum Command {
     /// runs a saved plan exactly; a bare `apply` runs the plan that `plan` saved last in the
     /// state directory. Every remote command is recorded in a write-ahead journal in
     /// `.cluster-upgrade/runs/<run-id>/`; after a failure or a crash, `apply` again resumes the
-    /// unfinished run at the failed step and never repeats a finished one. A saved plan is
+    /// unfinished run at the failed step and never repeats a finished one (refused, exit 3, when
+    /// a host's installed version is neither its own from the plan nor one the run installs). A saved plan is
     /// refused when the cluster changed since it was made (stale) or when it was already applied.
     #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
@@ -69,7 +70,8 @@ pub enum Command {
     /// `daemon --bootstrap <source peer>`, one by one; finally check that every peer runs the
     /// target, sees all peers and lists exactly the exported pinset. Runs are journalled like
     /// `apply` runs (`.cluster-upgrade/runs/<run-id>/`, with a copy of the export in `backups/`);
-    /// after a failure or a crash, run `recover` again to resume.
+    /// after a failure or a crash, run `recover` again to resume (refused, exit 3, when a host's
+    /// installed version is neither its own from the plan nor one the recovery installs).
     #[command(after_help = EXIT_CODES)]
     Recover(RecoverArgs),
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use crate::cli::{ApplyArgs, InventoryArgs};
 use crate::error::Error;
 use crate::facts::{HostFacts, Pinset, ProbeScope};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Version};
 use crate::journal::{Checkpoint, RunDir, StateDir};
-use crate::plan::{Plan, PlanInputs};
+use crate::plan::{resume_problems, Plan, PlanInputs};
 use crate::report::{self};
 
 use super::{hosts, inputs, plan as plan_cmd, run};
@@ -165,14 +165,7 @@ fn execute(
             })
         }
     };
-    let resumable = |now: &[HostFacts]| {
-        let problems = resume_problems(plan, now);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::UnsafeResume { problems })
-        }
-    };
+    let resumable = |now: &[HostFacts]| check_resumable(plan, now);
     let before: Option<run::BeforeCheck<'_>> = match freshness {
         Freshness::JustProbed => None,
         Freshness::Saved => Some(&stale),
@@ -189,6 +182,19 @@ fn execute(
         connected,
     };
     run::run_plan(request, before, &|now: &[HostFacts]| Ok(verify(plan, now)))
+}
+
+/// Before a run goes on from its journal: the hosts must still be as the run left them
+/// (installed versions: each host's own from the plan, or one the run installs).
+pub(super) fn check_resumable(plan: &Plan, now: &[HostFacts]) -> Result<(), Error> {
+    let mut versions: Vec<Version> = vec![plan.choice.from, plan.choice.to];
+    versions.extend(plan.choice.via.iter().copied());
+    let problems = resume_problems(&plan.facts, &versions, now);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnsafeResume { problems })
+    }
 }
 
 /// What changed between two fact sets, host by host, in words.
@@ -228,25 +234,6 @@ fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
 fn count(pins: &Option<Pinset>) -> String {
     pins.as_ref()
         .map_or("?".to_string(), |p| p.count.to_string())
-}
-
-/// Before resuming: every host must run the plan's source or target version.
-fn resume_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
-    let mut allowed = vec![plan.choice.from, plan.choice.to];
-    allowed.extend(plan.choice.via.iter().copied());
-    now.iter()
-        .filter_map(|host| match host.service_version {
-            Some(version) if allowed.contains(&version) => None,
-            Some(version) => Some(format!(
-                "{} runs {version}, neither {} nor {}",
-                host.host, plan.choice.from, plan.choice.to
-            )),
-            None => Some(format!(
-                "{}: ipfs-cluster-service did not report its version",
-                host.host
-            )),
-        })
-        .collect()
 }
 
 /// The final gate: every peer on the target, running, seeing all the others, with the pinset

@@ -128,6 +128,10 @@ fn execute(
     resumed: bool,
     connected: Option<hosts::Connected>,
 ) -> Result<(), Error> {
+    // A resumed recovery probes the hosts first, as `apply` does: someone may have changed them
+    // since the run stopped.
+    let resumable = |now: &[HostFacts]| apply::check_resumable(plan, now);
+    let before: Option<run::BeforeCheck<'_>> = resumed.then_some(&resumable);
     let request = run::RunRequest {
         inventory,
         run,
@@ -138,7 +142,7 @@ fn execute(
         resumed,
         connected,
     };
-    run::run_plan(request, None, &|now: &[HostFacts]| {
+    run::run_plan(request, before, &|now: &[HostFacts]| {
         Ok(verify(plan, now, &kept_export(run, plan)?))
     })
 }
