@@ -243,23 +243,31 @@ impl Node {
 
     /// The status of several members, asked all at once.
     pub fn ask_all(&self, members: &[(&String, &String)]) -> Vec<Result<PeerStatus>> {
-        self.call_many(members, Call::Id, PING_TIMEOUT)
-            .into_iter()
-            .map(|reply| match reply? {
-                Reply::Id { status } => Ok(status),
-                _ => Err(unexpected_reply()),
-            })
-            .collect()
+        self.ask_many(members, Call::Id, |reply| match reply {
+            Reply::Id { status } => Some(status),
+            _ => None,
+        })
     }
 
     /// The heartbeats of several members, asked all at once.
     fn heartbeats(&self, members: &[(&String, &String)]) -> Vec<Result<Heartbeat>> {
-        self.call_many(members, Call::Heartbeat, PING_TIMEOUT)
+        self.ask_many(members, Call::Heartbeat, |reply| match reply {
+            Reply::Heartbeat { beat } => Some(beat),
+            _ => None,
+        })
+    }
+
+    /// A question to several members at once (within `PING_TIMEOUT`), and the part of each
+    /// reply that `pick` wants; any other reply is an error.
+    fn ask_many<T>(
+        &self,
+        members: &[(&String, &String)],
+        call: Call,
+        pick: impl Fn(Reply) -> Option<T>,
+    ) -> Vec<Result<T>> {
+        self.call_many(members, call, PING_TIMEOUT)
             .into_iter()
-            .map(|reply| match reply? {
-                Reply::Heartbeat { beat } => Ok(beat),
-                _ => Err(unexpected_reply()),
-            })
+            .map(|reply| pick(reply?).ok_or_else(unexpected_reply))
             .collect()
     }
 
