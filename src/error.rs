@@ -65,6 +65,13 @@ pub enum Error {
     Verification { problems: Vec<String> },
     #[error("no run in {}", dir.display())]
     NoRun { dir: PathBuf },
+    #[error("{hosts} hosts need about {needed} open files (one SSH connection each, kept for the whole run), but this process may open {limit} ({why}); raise it (`ulimit -n {needed}`, or `nofile` in /etc/security/limits.conf or the unit's LimitNOFILE), or run on fewer hosts at a time")]
+    OpenFiles {
+        hosts: usize,
+        needed: u64,
+        limit: u64,
+        why: String,
+    },
 }
 
 /// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).
@@ -108,6 +115,7 @@ impl Error {
             | Error::AlreadyApplied { .. }
             | Error::UnfinishedRun { .. }
             | Error::UnsafeResume { .. }
+            | Error::OpenFiles { .. }
             | Error::Declined => exit::REFUSED,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Journal(_)

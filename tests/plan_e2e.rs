@@ -230,3 +230,45 @@ fn a_jump_from_0_9_to_1_1_without_a_0_10_release_is_refused() {
         .iter()
         .all(|h| h.running && h.version.as_deref() == Some("0.9.0") && h.pins == Some(5)));
 }
+
+/// `cluster-upgrade` with its open-files limits set by the shell first (`ulimit` flags).
+fn run_with_open_files_limit(ulimit: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} || exit 99; exec \"$0\" \"$@\""))
+        .arg(support::cluster_upgrade())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_hard_open_files_limit_too_low_for_the_hosts_refuses_before_any_connection() {
+    let lab = Lab::up(2, "0.9.0", 0);
+    let contacts = |lab: &Lab| {
+        ["h1", "h2"]
+            .iter()
+            .map(|h| lab.sshd_log(h).matches("Connection from").count())
+            .sum::<usize>()
+    };
+    let before = contacts(&lab);
+    let out = run_with_open_files_limit("-n 40", &["plan", lab.inventory().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("2 hosts need about 66 open files")
+            && stderr.contains("this process may open 40 (that is the hard limit)")
+            && stderr.contains("ulimit -n 66"),
+        "{stderr}"
+    );
+    assert_eq!(contacts(&lab), before, "no host was contacted");
+
+    // Only the soft limit low: it is raised, and the plan is made.
+    let out = run_with_open_files_limit(
+        "-S -n 40",
+        &["-v", "plan", lab.inventory().to_str().unwrap()],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("raised the open files limit"), "{stderr}");
+}

@@ -119,6 +119,7 @@ impl Connected {
     }
 
     fn new(inventory: &Inventory, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
+        super::open_files::make_room(inventory.hosts.len())?;
         Ok(Connected {
             runtime: runtime()?,
             connector: Arc::new(SshConnector::new(ssh_options(inventory, ssh))),

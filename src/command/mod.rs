@@ -5,6 +5,7 @@ mod apply;
 mod check;
 mod hosts;
 mod inputs;
+mod open_files;
 mod plan;
 mod recover;
 mod run;
