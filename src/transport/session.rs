@@ -10,10 +10,11 @@ use super::target::Target;
 /// One open connection to one host; every step of that host runs over it.
 pub trait Session: Send + Sync {
     /// Runs a command line (built with [`super::quote`]) and collects its output.
-    /// After `timeout` the command is sent SIGTERM, its channel closed, and
-    /// [`TransportError::CommandTimeout`] returned; the connection stays usable. sshd refuses
-    /// signal requests for root logins, so a remote process may outlive its timeout: commands
-    /// that must not should bound themselves (e.g. with coreutils `timeout`). If the connection
+    /// After `timeout` the command and its children are sent SIGTERM (from another shell for
+    /// root logins, whose signal requests sshd refuses), its channel closed, and
+    /// [`TransportError::CommandTimeout`] returned; the connection stays usable. Grandchildren
+    /// that ignore the parent's end may outlive it: commands that must not leave any should
+    /// bound themselves (e.g. with coreutils `timeout`). If the connection
     /// drops mid-command the result is [`TransportError::ConnectionLost`]: the command's effect
     /// is unknown.
     fn run(

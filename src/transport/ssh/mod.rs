@@ -25,6 +25,8 @@ use super::known_hosts::KnownHosts;
 use super::session::{Connector, Session};
 use super::target::{SshOptions, Target};
 
+/// How long stopping a timed-out command from another shell may take.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle connection is probed, and how many unanswered probes end it.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_MAX: usize = 3;
@@ -184,12 +186,43 @@ impl SshSession {
                 break shell;
             }
         };
-        match shell.run(&self.host, command, deadline, timed_out).await? {
+        match shell.run(&self.host, command, deadline).await? {
             Ran::Reusable(output) => {
                 self.idle.lock().expect("idle shells lock").push(shell);
                 Ok(output)
             }
             Ran::ShellGone(output) => Ok(output),
+            Ran::TimedOut { pid } => {
+                if let Some(pid) = pid {
+                    self.stop_command(pid).await;
+                }
+                Err(timed_out())
+            }
+        }
+    }
+
+    /// Stops a command that timed out from another shell (with the permit its own shell held),
+    /// which root logins need: sshd does not pass them the channel's signal request. Best effort
+    /// within a few seconds; the shell is kept for the next command if it can be.
+    async fn stop_command(&self, pid: u32) {
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        let timed_out = || TransportError::CommandTimeout {
+            host: self.host.clone(),
+            command: shell::stop_command(pid),
+            after: STOP_TIMEOUT,
+        };
+        let Ok(mut shell) = Shell::start(&self.handle, &self.host, deadline, timed_out).await
+        else {
+            return;
+        };
+        match shell
+            .run(&self.host, &shell::stop_command(pid), deadline)
+            .await
+        {
+            Ok(Ran::Reusable(_)) => self.idle.lock().expect("idle shells lock").push(shell),
+            Ok(_) | Err(_) => {
+                tracing::debug!(host = %self.host, pid, "could not stop a timed-out command")
+            }
         }
     }
 

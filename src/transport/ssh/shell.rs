@@ -5,7 +5,9 @@
 //! each command runs in a subshell (`( eval '…' )`, so `cd`, variables, `exit` and syntax
 //! errors stay inside it) with stdin from /dev/null, then the shell prints a marker with a
 //! random nonce and the exit status on stdout, and the nonce on stderr. The output before the
-//! markers is the command's. See docs/adr/0006-persistent-shell.md.
+//! markers is the command's. The subshell's PID travels the same way, as a marker on stderr
+//! that is taken out of the output, so that a command that timed out can be stopped from
+//! another shell. See docs/adr/0006-persistent-shell.md.
 
 use std::time::Duration;
 
@@ -29,10 +31,20 @@ pub(crate) struct Shell {
     channel: Channel<Msg>,
 }
 
-/// How a command on a shell ended: the shell can run the next one, or it is gone.
+/// How a command on a shell ended: the shell can run the next one, or it is gone, or the
+/// deadline came first (the shell was sent SIGTERM and closed; `pid` is the command's subshell,
+/// when its marker had arrived).
 pub(crate) enum Ran {
     Reusable(CommandOutput),
     ShellGone(CommandOutput),
+    TimedOut { pid: Option<u32> },
+}
+
+/// What stops a command that timed out, run from another shell: the signal request of the
+/// channel does not reach root logins (sshd: "session signalling requires privilege
+/// separation"). The same as the shell's trap: the command's subshell and its children.
+pub(crate) fn stop_command(pid: u32) -> String {
+    format!("pkill -TERM -P {pid} 2>/dev/null; kill -TERM {pid} 2>/dev/null; true")
 }
 
 impl Shell {
@@ -66,7 +78,6 @@ impl Shell {
         host: &str,
         command: &str,
         deadline: Instant,
-        timed_out: impl Fn() -> TransportError,
     ) -> Result<Ran, TransportError> {
         let channel_error = channel_error(host);
         let quoted = quote(command).map_err(|source| TransportError::Quote {
@@ -75,7 +86,8 @@ impl Shell {
         })?;
         let nonce = nonce();
         let script = format!(
-            "( eval {quoted} ) </dev/null & cu_p=$!\nwait \"$cu_p\"; cu_r=$?; \
+            "( eval {quoted} ) </dev/null & cu_p=$!\nprintf '\\n@@%s pid %s\\n' {nonce} \"$cu_p\" >&2; \
+             wait \"$cu_p\"; cu_r=$?; \
              printf '\\n@@%s %s\\n' {nonce} \"$cu_r\"; printf '\\n@@%s\\n' {nonce} >&2\n"
         );
         self.channel
@@ -85,6 +97,7 @@ impl Shell {
 
         let stdout_marker = format!("\n@@{nonce} ");
         let stderr_marker = format!("\n@@{nonce}\n");
+        let mut pid = PidMarker::new(&nonce);
         let mut output = CommandOutput {
             stdout: Vec::new(),
             stderr: Vec::new(),
@@ -100,10 +113,10 @@ impl Shell {
             // `wait` only receives from a queue, so dropping it at the deadline loses nothing.
             let Ok(message) = timeout_at(deadline, self.channel.wait()).await else {
                 // sshd >= 7.9 delivers the signal, except for root logins (it then logs
-                // "session_signal_req"): then the command may outlive its timeout.
+                // "session_signal_req"): the caller then stops the command by its PID.
                 let _ = self.channel.signal(Sig::TERM).await;
                 let _ = self.channel.close().await;
-                return Err(timed_out());
+                return Ok(Ran::TimedOut { pid: pid.found });
             };
             match message {
                 Some(ChannelMsg::Data { data }) => {
@@ -114,6 +127,7 @@ impl Shell {
                 }
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     output.stderr.extend_from_slice(&data);
+                    pid.take(&mut output.stderr);
                     if !stderr_done {
                         stderr_done = take_marker(&mut output.stderr, &stderr_marker);
                     }
@@ -207,6 +221,50 @@ fn channel_error(host: &str) -> impl Fn(russh::Error) -> TransportError + Copy +
     }
 }
 
+/// Finds the subshell's PID marker (`\n@@<nonce> pid <N>\n`) anywhere in stderr and takes it
+/// out: the shell writes it with one `printf`, so its bytes arrive together, between the
+/// command's own writes, and removing exactly them gives back the command's output.
+struct PidMarker {
+    marker: String,
+    /// Where to search from next time (what came before was searched already).
+    from: usize,
+    found: Option<u32>,
+}
+
+impl PidMarker {
+    fn new(nonce: &str) -> PidMarker {
+        PidMarker {
+            marker: format!("\n@@{nonce} pid "),
+            from: 0,
+            found: None,
+        }
+    }
+
+    fn take(&mut self, buffer: &mut Vec<u8>) {
+        if self.found.is_some() {
+            return;
+        }
+        let marker = self.marker.as_bytes();
+        let Some(at) = find_first(&buffer[self.from..], marker).map(|i| i + self.from) else {
+            self.from = buffer.len().saturating_sub(marker.len());
+            return;
+        };
+        let digits = at + marker.len();
+        let Some(end) = buffer[digits..].iter().position(|&b| b == b'\n') else {
+            self.from = at;
+            return;
+        };
+        self.found = std::str::from_utf8(&buffer[digits..digits + end])
+            .ok()
+            .and_then(|text| text.parse().ok());
+        buffer.drain(at..=digits + end);
+    }
+}
+
+fn find_first(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// If `buffer` ends with `marker` + status + `\n`, removes them and returns the status.
 fn take_status(buffer: &mut Vec<u8>, marker: &str) -> Option<i32> {
     if buffer.last() != Some(&b'\n') {
@@ -275,6 +333,26 @@ mod tests {
         let mut err = b"oops\n\n@@cuX\n".to_vec();
         assert!(take_marker(&mut err, "\n@@cuX\n"));
         assert_eq!(err, b"oops\n");
+    }
+
+    #[test]
+    fn the_pid_marker_is_taken_out_wherever_it_lands_even_split_across_chunks() {
+        // The command wrote "abc" without a newline, then the shell its marker, then the
+        // command "def\n": the output is the command's bytes alone.
+        let stream = b"abc\n@@cuX pid 4242\ndef\n";
+        for cut in 0..=stream.len() {
+            let mut marker = PidMarker::new("cuX");
+            let mut buffer = stream[..cut].to_vec();
+            marker.take(&mut buffer);
+            buffer.extend_from_slice(&stream[cut..]);
+            marker.take(&mut buffer);
+            assert_eq!(marker.found, Some(4242), "cut at {cut}");
+            assert_eq!(buffer, b"abcdef\n", "cut at {cut}");
+        }
+        let mut other_nonce = b"\n@@cuY pid 1\n".to_vec();
+        let mut marker = PidMarker::new("cuX");
+        marker.take(&mut other_nonce);
+        assert_eq!((marker.found, other_nonce.len()), (None, 13));
     }
 
     #[test]
