@@ -1,7 +1,8 @@
-//! Progress of `apply`: one spinner per host on a terminal, plain lines otherwise. Both write
-//! to stderr, so stdout stays for data; neither blocks the work: indicatif draws at its own
-//! pace, and plain lines go through a queue to a writer thread, so a slow or stalled stderr
-//! (a pipe nobody reads) never holds a host's step.
+//! Progress of `apply`: on a terminal, one spinner per host, or for a cluster larger than a
+//! screen one line of counts for the step with the failures above it; plain lines otherwise.
+//! Both write to stderr, so stdout stays for data; neither blocks the work: indicatif draws at
+//! its own pace, and plain lines go through a queue to a writer thread, so a slow or stalled
+//! stderr (a pipe nobody reads) never holds a host's step.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -72,56 +73,168 @@ impl Reporter for PlainProgress {
     }
 }
 
-/// One spinner per host showing its current step.
+/// Up to this many hosts get a spinner each; more would not fit a screen (and a thousand
+/// spinners would each tick on a thread of their own).
+pub const SPINNERS_UP_TO: usize = 24;
+
+/// Spinners on a terminal: one per host showing its current step, or, for more hosts than
+/// [`SPINNERS_UP_TO`], one for the step with the hosts counted by state.
 pub struct TerminalProgress {
-    bars: HashMap<String, ProgressBar>,
+    view: View,
     step: Mutex<String>,
+}
+
+enum View {
+    PerHost(HashMap<String, ProgressBar>),
+    Summary {
+        bar: ProgressBar,
+        tally: Mutex<Tally>,
+    },
 }
 
 impl TerminalProgress {
     pub fn new(hosts: &[String]) -> TerminalProgress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let width = hosts.iter().map(String::len).max().unwrap_or(4);
-        let style =
-            ProgressStyle::with_template(&format!("{{spinner}} {{prefix:<{width}}}  {{wide_msg}}"))
-                .expect("valid template")
-                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
-        let bars = hosts
-            .iter()
-            .map(|host| {
-                let bar = multi.add(
-                    ProgressBar::new_spinner()
-                        .with_style(style.clone())
-                        .with_prefix(host.clone()),
-                );
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bar.set_message("waiting");
-                (host.clone(), bar)
-            })
-            .collect();
+        let spinner = |prefix_width: usize| {
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {{prefix:<{prefix_width}}}  {{wide_msg}}"
+            ))
+            .expect("valid template")
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+        };
+        let view = if hosts.len() <= SPINNERS_UP_TO {
+            let style = spinner(hosts.iter().map(String::len).max().unwrap_or(4));
+            let bars = hosts
+                .iter()
+                .map(|host| {
+                    let bar = multi.add(
+                        ProgressBar::new_spinner()
+                            .with_style(style.clone())
+                            .with_prefix(host.clone()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar.set_message("waiting");
+                    (host.clone(), bar)
+                })
+                .collect();
+            View::PerHost(bars)
+        } else {
+            let bar = multi.add(
+                ProgressBar::new_spinner()
+                    .with_style(spinner(5))
+                    .with_prefix(format!("{} hosts", hosts.len())),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar.set_message("waiting");
+            View::Summary {
+                bar,
+                tally: Mutex::new(Tally::default()),
+            }
+        };
         TerminalProgress {
-            bars,
+            view,
             step: Mutex::new(String::new()),
         }
     }
 
     /// Stops the spinners, leaving their last line on screen.
     pub fn finish(&self) {
-        for bar in self.bars.values() {
-            bar.finish();
+        match &self.view {
+            View::PerHost(bars) => bars.values().for_each(ProgressBar::finish),
+            View::Summary { bar, .. } => bar.finish(),
         }
     }
 }
 
 impl Reporter for TerminalProgress {
     fn step(&self, index: usize, total: usize, _id: &str, name: &str) {
-        *self.step.lock().expect("progress lock") = format!("[{index}/{total}] {name}");
+        let title = format!("[{index}/{total}] {name}");
+        if let View::Summary { bar, tally } = &self.view {
+            let mut tally = tally.lock().expect("progress lock");
+            // The finished step's counts stay in the scrollback; the bar moves on.
+            if tally.seen() > 0 {
+                let previous = self.step.lock().expect("progress lock").clone();
+                bar.println(format!("{previous}: {}", tally.summary()));
+            }
+            *tally = Tally::default();
+            bar.set_message(format!("{title}: starting"));
+        }
+        *self.step.lock().expect("progress lock") = title;
     }
 
     fn host_event(&self, _step: &str, host: &str, event: &StepEvent) {
-        if let Some(bar) = self.bars.get(host) {
-            let step = self.step.lock().expect("progress lock").clone();
-            bar.set_message(format!("{step}: {}", describe(event)));
+        let step = self.step.lock().expect("progress lock").clone();
+        match &self.view {
+            View::PerHost(bars) => {
+                if let Some(bar) = bars.get(host) {
+                    bar.set_message(format!("{step}: {}", describe(event)));
+                }
+            }
+            View::Summary { bar, tally } => {
+                let mut tally = tally.lock().expect("progress lock");
+                tally.record(host, event);
+                if let StepEvent::Failed { error } = event {
+                    bar.println(format!("{step}: {host}: FAILED: {error}"));
+                }
+                bar.set_message(format!("{step}: {}", tally.summary()));
+            }
+        }
+    }
+}
+
+/// Where each host of the current step is, counted: pure, so the summary line is tested
+/// without a terminal.
+#[derive(Debug, Default)]
+pub struct Tally {
+    hosts: HashMap<String, HostState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostState {
+    Running,
+    Waiting,
+    Done,
+    Failed,
+}
+
+impl Tally {
+    pub fn record(&mut self, host: &str, event: &StepEvent) {
+        let state = match event {
+            StepEvent::Started { .. } => HostState::Running,
+            StepEvent::Waiting => HostState::Waiting,
+            StepEvent::AlreadyDone | StepEvent::DoneByCheck | StepEvent::Finished => {
+                HostState::Done
+            }
+            StepEvent::Failed { .. } => HostState::Failed,
+        };
+        self.hosts.insert(host.to_string(), state);
+    }
+
+    fn seen(&self) -> usize {
+        self.hosts.len()
+    }
+
+    fn count(&self, state: HostState) -> usize {
+        self.hosts.values().filter(|s| **s == state).count()
+    }
+
+    /// `812 done, 185 running, 3 failed` (states with no host left out).
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            (HostState::Done, "done"),
+            (HostState::Running, "running"),
+            (HostState::Waiting, "waiting"),
+            (HostState::Failed, "failed"),
+        ]
+        .iter()
+        .map(|(state, word)| (self.count(*state), word))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, word)| format!("{n} {word}"))
+        .collect();
+        if parts.is_empty() {
+            "starting".to_string()
+        } else {
+            parts.join(", ")
         }
     }
 }
@@ -143,6 +256,27 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn the_summary_counts_each_host_once_in_its_latest_state() {
+        let mut tally = Tally::default();
+        assert_eq!(tally.summary(), "starting");
+        for host in ["a", "b", "c", "d"] {
+            tally.record(host, &StepEvent::Started { attempt: 1 });
+        }
+        tally.record("a", &StepEvent::Finished);
+        tally.record(
+            "b",
+            &StepEvent::Failed {
+                error: "exit 1".into(),
+            },
+        );
+        tally.record("c", &StepEvent::Started { attempt: 2 });
+        tally.record("e", &StepEvent::AlreadyDone);
+        assert_eq!(tally.summary(), "2 done, 2 running, 1 failed");
+        tally.record("d", &StepEvent::Waiting);
+        assert_eq!(tally.summary(), "2 done, 1 running, 1 waiting, 1 failed");
+    }
 
     /// A writer that stalls until released, like a pipe nobody reads.
     #[derive(Clone)]
