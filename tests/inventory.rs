@@ -196,6 +196,26 @@ fn unreadable_identity_file_names_host_and_position() {
 }
 
 #[test]
+fn an_error_that_many_hosts_share_is_said_once_with_the_other_hosts_named() {
+    let message = error_of("missing_default_identity.yaml");
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "{message}");
+    assert!(
+        lines[0].starts_with(
+            "missing_default_identity.yaml:10:18: host `h1`: cannot read identity file "
+        ) && lines[0].contains("keys/not-here")
+            && lines[0].ends_with("(the same for 4 more hosts: `h2`, `h4`, `h5`, …)"),
+        "{message}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "missing_default_identity.yaml:14:52: host `h3`: cannot read identity file "
+        ) && lines[1].contains("keys/nor-here"),
+        "{message}"
+    );
+}
+
+#[test]
 fn unknown_group_names_host_group_and_position() {
     let message = error_of("unknown_group.yaml");
     assert_eq!(

@@ -96,9 +96,37 @@ pub enum InventoryError {
     #[error("command line --var {key}: {reason}")]
     Override { key: String, reason: String },
 
+    /// One error that every host of `more` has too, word for word but for the host's name
+    /// (a `defaults:` value wrong for every host): said once, with the others named after it.
+    #[error("{error} (the same for {})", OtherHosts(more))]
+    Repeated {
+        error: Box<InventoryError>,
+        more: Vec<HostName>,
+    },
+
     /// Several of the above; each is printed on its own line.
     #[error("{}", Lines(errors))]
     Several { errors: Vec<InventoryError> },
+}
+
+/// `3 more hosts: `b`, `c`, `d`` or `998 more hosts: `b`, `c`, `d`, …`.
+struct OtherHosts<'a>(&'a [HostName]);
+
+impl std::fmt::Display for OtherHosts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const NAMED: usize = 3;
+        let hosts = self.0;
+        let plural = if hosts.len() == 1 { "" } else { "s" };
+        write!(f, "{} more host{plural}: ", hosts.len())?;
+        for (i, host) in hosts.iter().take(NAMED).enumerate() {
+            let comma = if i == 0 { "" } else { ", " };
+            write!(f, "{comma}`{host}`")?;
+        }
+        if hosts.len() > NAMED {
+            write!(f, ", …")?;
+        }
+        Ok(())
+    }
 }
 
 impl InventoryError {
@@ -122,18 +150,66 @@ impl InventoryError {
             | InventoryError::IdentityFile { at, .. }
             | InventoryError::MissingSha256 { at, .. }
             | InventoryError::ReleaseFolder { at, .. } => Some(at),
+            InventoryError::Repeated { error, .. } => error.position(),
             InventoryError::Read { .. }
             | InventoryError::Override { .. }
             | InventoryError::Several { .. } => None,
         }
     }
 
-    /// One error for a list: the error itself when alone.
-    pub(crate) fn from_list(mut errors: Vec<InventoryError>) -> Option<InventoryError> {
+    /// The host an error is about, if any.
+    fn host(&self) -> Option<&HostName> {
+        match self {
+            InventoryError::InvalidValue { host, .. } | InventoryError::Missing { host, .. } => {
+                host.as_ref()
+            }
+            InventoryError::UnknownGroup { host, .. }
+            | InventoryError::IdentityFile { host, .. } => Some(host),
+            _ => None,
+        }
+    }
+
+    /// One error for a list: the error itself when alone; an error repeated for many hosts
+    /// once.
+    pub(crate) fn from_list(errors: Vec<InventoryError>) -> Option<InventoryError> {
+        let mut errors = merge_repeated(errors);
         match errors.len() {
             0 => None,
             1 => errors.pop(),
             _ => Some(InventoryError::Several { errors }),
         }
     }
+}
+
+/// Errors that differ only by the host's name, merged into the first of them, in order.
+fn merge_repeated(errors: Vec<InventoryError>) -> Vec<InventoryError> {
+    let mut merged: Vec<InventoryError> = Vec::with_capacity(errors.len());
+    let mut first_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for error in errors {
+        let Some(host) = error.host().cloned() else {
+            merged.push(error);
+            continue;
+        };
+        let without_host = error
+            .to_string()
+            .replacen(&format!("host `{host}`: "), "", 1);
+        match first_of.get(&without_host) {
+            Some(&at) => match &mut merged[at] {
+                InventoryError::Repeated { more, .. } => more.push(host),
+                first => {
+                    let placeholder = InventoryError::Several { errors: Vec::new() };
+                    let first_error = std::mem::replace(first, placeholder);
+                    *first = InventoryError::Repeated {
+                        error: Box::new(first_error),
+                        more: vec![host],
+                    };
+                }
+            },
+            None => {
+                first_of.insert(without_host, merged.len());
+                merged.push(error);
+            }
+        }
+    }
+    merged
 }

@@ -75,6 +75,7 @@ pub fn render_plan(plan: &Plan) -> String {
             (Mode::Serial, _) => "one host after another on",
         };
         let hosts: Vec<&str> = step.hosts.iter().map(|h| h.host.as_str()).collect();
+        let hosts = host_list(&hosts, plan.facts.len());
         let marker = if step.destructive {
             " [destructive]"
         } else {
@@ -85,7 +86,7 @@ pub fn render_plan(plan: &Plan) -> String {
             "{:>3}. {}{marker} ({how} {})",
             index + 1,
             step.name,
-            hosts.join(", ")
+            hosts
         );
         if let Some(first) = step.hosts.first() {
             if let Some(upload) = &first.upload {
@@ -116,6 +117,28 @@ pub fn render_plan(plan: &Plan) -> String {
         let _ = writeln!(out, "  - {backup}");
     }
     out
+}
+
+/// A step's hosts, in their order; a long list is cut to its first and last names (a plan of
+/// a thousand hosts would otherwise print a thousand names per step).
+fn host_list(hosts: &[&str], plan_hosts: usize) -> String {
+    const LISTED_UP_TO: usize = 8;
+    match hosts {
+        _ if hosts.len() <= LISTED_UP_TO => hosts.join(", "),
+        [first, second, third, .., last] if hosts.len() == plan_hosts => {
+            format!(
+                "all {} hosts: {first}, {second}, {third}, …, {last}",
+                hosts.len()
+            )
+        }
+        [first, second, third, .., last] => {
+            format!(
+                "{} hosts: {first}, {second}, {third}, …, {last}",
+                hosts.len()
+            )
+        }
+        _ => hosts.join(", "),
+    }
 }
 
 fn yes_no(value: bool) -> String {
@@ -153,5 +176,26 @@ fn first_line(text: &str) -> String {
         first + " …"
     } else {
         first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_host_list_is_cut_to_its_ends_and_counted() {
+        let names: Vec<String> = (1..=1000).map(|i| format!("h{i}")).collect();
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(host_list(&all[..3], 1000), "h1, h2, h3");
+        assert_eq!(host_list(&all[..8], 1000), "h1, h2, h3, h4, h5, h6, h7, h8");
+        assert_eq!(
+            host_list(&all, 1000),
+            "all 1000 hosts: h1, h2, h3, …, h1000"
+        );
+        assert_eq!(
+            host_list(&all[1..], 1000),
+            "999 hosts: h2, h3, h4, …, h1000"
+        );
     }
 }
