@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::inventory::InventoryError;
 use crate::journal::JournalError;
+use crate::message::HostNames;
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
 use crate::recover::RecoverError;
@@ -41,7 +42,7 @@ pub enum Error {
     NoPlan { path: PathBuf },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    #[error("cannot reach {}", hosts.iter().map(|(h, e)| format!("{h} ({e})")).collect::<Vec<_>>().join(", "))]
+    #[error("cannot reach {}", unreachable_text(hosts))]
     Unreachable { hosts: Vec<(String, String)> },
     #[error("the plan is stale: the cluster changed since it was made ({}); run `cluster-upgrade plan` again", changes.join("; "))]
     StalePlan { changes: Vec<String> },
@@ -55,7 +56,7 @@ pub enum Error {
     NoConfirmation,
     #[error("not applied: the operator declined")]
     Declined,
-    #[error("step `{step}` failed on {}; fix the cause, then run `cluster-upgrade apply` again to resume", hosts.join(", "))]
+    #[error("step `{step}` failed on {}; fix the cause, then run `cluster-upgrade apply` again to resume", HostNames(hosts))]
     StepFailed { step: String, hosts: Vec<String> },
     #[error("step `{step}` was in flight on {host} when the last run stopped, and its playbook says to ask: check the host, then resume with `cluster-upgrade apply --retry-in-flight`")]
     NeedsOperator { step: String, host: String },
@@ -72,6 +73,22 @@ pub enum Error {
         limit: u64,
         why: String,
     },
+}
+
+/// `h1 (why), h2 (why)`, or, for hosts that failed alike, `12 hosts (h1, h2, h3, …) (why)`.
+fn unreachable_text(hosts: &[(String, String)]) -> String {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (host, reason) in hosts {
+        match by_reason.iter_mut().find(|(r, _)| *r == reason.as_str()) {
+            Some((_, names)) => names.push(host),
+            None => by_reason.push((reason, vec![host])),
+        }
+    }
+    by_reason
+        .iter()
+        .map(|(reason, names)| format!("{} ({reason})", HostNames(names)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).

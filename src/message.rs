@@ -29,6 +29,32 @@ impl<T: fmt::Display> fmt::Display for Lines<'_, T> {
     }
 }
 
+/// Host names in a line of text: all of them up to eight, else how many and the first three
+/// (the full lists are in the journal and `status`; a thousand names help nobody in a line).
+pub struct HostNames<'a, T: fmt::Display>(pub &'a [T]);
+
+impl<T: fmt::Display> fmt::Display for HostNames<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const LISTED_UP_TO: usize = 8;
+        const NAMED: usize = 3;
+        let names = self.0;
+        let shown = if names.len() <= LISTED_UP_TO {
+            names.len()
+        } else {
+            write!(f, "{} hosts (", names.len())?;
+            NAMED
+        };
+        for (index, name) in names[..shown].iter().enumerate() {
+            let comma = if index == 0 { "" } else { ", " };
+            write!(f, "{comma}{name}")?;
+        }
+        if shown < names.len() {
+            write!(f, ", …)")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +64,16 @@ mod tests {
         assert_eq!(Prefix("host", &Some("h1")).to_string(), "host `h1`: ");
         assert_eq!(Prefix::<&str>("host", &None).to_string(), "");
         assert_eq!(Lines(&["a", "b"]).to_string(), "a\nb");
+    }
+
+    #[test]
+    fn host_names_are_listed_up_to_eight_then_counted() {
+        let names: Vec<String> = (1..=12).map(|i| format!("h{i}")).collect();
+        assert_eq!(HostNames(&names[..2]).to_string(), "h1, h2");
+        assert_eq!(
+            HostNames(&names[..8]).to_string(),
+            "h1, h2, h3, h4, h5, h6, h7, h8"
+        );
+        assert_eq!(HostNames(&names).to_string(), "12 hosts (h1, h2, h3, …)");
     }
 }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -229,18 +229,23 @@ fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused()
     lab.assert_cluster("1.1.6", 3, 31);
 }
 
-#[test]
-fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
-    let lab = Lab::up(3, "0.9.0", 25);
+/// Saves a plan, then corrupts the target's `ipfs-cluster-service` on the controller (after
+/// planning, so only the upload's checksum check can notice): (plan, release file, its bytes).
+fn plan_then_corrupt_the_release(lab: &Lab) -> (PathBuf, PathBuf, Vec<u8>) {
     let plan = lab.path().join("plan.json");
     lab.save_plan(&plan);
-
-    // The release file on the controller gets corrupted after planning.
     let release = lab.path().join("releases/0.10.1/ipfs-cluster-service");
     let good = std::fs::read(&release).unwrap();
     let mut bad = good.clone();
     bad.extend_from_slice(b"corruption");
     std::fs::write(&release, &bad).unwrap();
+    (plan, release, good)
+}
+
+#[test]
+fn a_failed_step_stops_the_run_and_apply_resumes_after_the_fix() {
+    let lab = Lab::up(3, "0.9.0", 25);
+    let (plan, release, good) = plan_then_corrupt_the_release(&lab);
 
     let out = run(&["apply", plan.to_str().unwrap(), "--yes"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -417,4 +422,51 @@ fn an_upgrade_from_0_9_to_1_1_goes_through_0_10_and_keeps_every_pin() {
     assert_success(&out, "apply");
     lab.assert_cluster("1.1.6", 3, 25);
     assert_no_step_finished_twice(&lab.journal());
+}
+
+#[test]
+fn a_large_cluster_gets_counts_per_step_and_one_line_per_failure() {
+    let lab = Lab::up(12, "0.9.0", 5);
+    let (plan, _, _) = plan_then_corrupt_the_release(&lab);
+
+    let out = run(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let row = |step: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(step))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no row for {step}:\n{stdout}"))
+    };
+    assert!(
+        stdout.contains("STEP             HOSTS  DONE  IN FLIGHT  PENDING  FAILED"),
+        "{stdout}"
+    );
+    assert_eq!(
+        row("prepare-staging"),
+        ["prepare-staging", "12", "12", "0", "0", "0"]
+    );
+    assert_eq!(
+        row("upload-service"),
+        ["upload-service", "12", "0", "0", "0", "12"]
+    );
+    assert_eq!(row("stop-peers"), ["stop-peers", "12", "0", "0", "12", "0"]);
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" failed on "))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "upload-service failed on 12 hosts (h1, h2, h3, …): the command exited with status 1 (stderr of h1:)",
+            "Last stop: step `upload-service` failed on 12 hosts (h1, h2, h3, …); fix the cause, then run `cluster-upgrade apply` again to resume"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not match the release checksum"),
+        "{stdout}"
+    );
+    lab.assert_cluster("0.9.0", 12, 5);
 }

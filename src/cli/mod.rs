@@ -53,7 +53,8 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
     /// Show the current or last run: per host and step, done / failed / pending, with the
-    /// failure's stderr tail.
+    /// failure's stderr tail (past 10 hosts: per step, its hosts counted by state, and the
+    /// failures grouped by step and error).
     #[command(after_help = EXIT_CODES)]
     Status(StatusArgs),
     /// Disaster recovery: rebuild the cluster on the target version from the state that survives.

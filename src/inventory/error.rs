@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::location::SourcePosition;
 use super::names::HostName;
-use crate::message::{Lines, Prefix};
+use crate::message::{HostNames, Lines, Prefix};
 
 /// An inventory that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ pub enum InventoryError {
 
     /// One error that every host of `more` has too, word for word but for the host's name
     /// (a `defaults:` value wrong for every host): said once, with the others named after it.
-    #[error("{error} (the same for {})", OtherHosts(more))]
+    #[error("{error}; the same for {}", HostNames(more))]
     Repeated {
         error: Box<InventoryError>,
         more: Vec<HostName>,
@@ -107,26 +107,6 @@ pub enum InventoryError {
     /// Several of the above; each is printed on its own line.
     #[error("{}", Lines(errors))]
     Several { errors: Vec<InventoryError> },
-}
-
-/// `3 more hosts: `b`, `c`, `d`` or `998 more hosts: `b`, `c`, `d`, …`.
-struct OtherHosts<'a>(&'a [HostName]);
-
-impl std::fmt::Display for OtherHosts<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const NAMED: usize = 3;
-        let hosts = self.0;
-        let plural = if hosts.len() == 1 { "" } else { "s" };
-        write!(f, "{} more host{plural}: ", hosts.len())?;
-        for (i, host) in hosts.iter().take(NAMED).enumerate() {
-            let comma = if i == 0 { "" } else { ", " };
-            write!(f, "{comma}`{host}`")?;
-        }
-        if hosts.len() > NAMED {
-            write!(f, ", …")?;
-        }
-        Ok(())
-    }
 }
 
 impl InventoryError {

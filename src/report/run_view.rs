@@ -5,38 +5,32 @@ use std::fmt::Write;
 
 use super::table;
 use crate::journal::{Checkpoint, HostStepState};
+use crate::message::HostNames;
 use crate::plan::Plan;
 
-/// A table with one row per step and one column per host, then every failure's details.
+/// Up to this many hosts get a column each; beyond, a step's hosts are counted by state.
+const HOST_COLUMNS_UP_TO: usize = 10;
+
+/// One failed (step, host), as the journal has it.
+struct Failure {
+    step: String,
+    host: String,
+    error: String,
+    stderr_tail: String,
+}
+
+/// The run's state: for a few hosts, a table with one row per step and one column per host,
+/// then every failure's details; for more, one row per step with its hosts counted by state,
+/// then the failures grouped by step and error.
 pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String {
-    let hosts: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
-    let mut header = vec!["STEP"];
-    header.extend(hosts.iter().map(String::as_str));
-    let mut rows = Vec::new();
+    let hosts: Vec<&str> = plan.facts.iter().map(|f| f.host.as_str()).collect();
+    let columns = hosts.len() <= HOST_COLUMNS_UP_TO;
     let mut failures = Vec::new();
-    for step in &plan.steps {
-        let mut row = vec![step.id.clone()];
-        for host in &hosts {
-            let cell = if step.hosts.iter().any(|h| h.host.as_str() == host) {
-                match checkpoint.state(&step.id, host) {
-                    HostStepState::Pending => "pending".to_string(),
-                    HostStepState::InFlight { .. } => "in flight".to_string(),
-                    HostStepState::Finished { by_check: false } => "done".to_string(),
-                    HostStepState::Finished { by_check: true } => "done (check)".to_string(),
-                    HostStepState::Failed {
-                        error, stderr_tail, ..
-                    } => {
-                        failures.push((step.id.clone(), host.clone(), error, stderr_tail));
-                        "FAILED".to_string()
-                    }
-                }
-            } else {
-                "-".to_string()
-            };
-            row.push(cell);
-        }
-        rows.push(row);
-    }
+    let table = if columns {
+        host_columns(plan, &hosts, checkpoint, &mut failures)
+    } else {
+        step_counts(plan, checkpoint, &mut failures)
+    };
     let state = if checkpoint.finished {
         "finished"
     } else if failures.is_empty() && checkpoint.is_fresh() {
@@ -50,11 +44,27 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
         "Run {run_id}: {} procedure, {} → {}, {state}\n\n",
         plan.choice.procedure, plan.choice.from, plan.choice.to
     );
-    out.push_str(&table::render(&header, &rows));
-    for (step, host, error, stderr_tail) in failures {
-        let _ = writeln!(out, "\n{step} failed on {host}: {error}");
-        for line in stderr_tail.lines() {
-            let _ = writeln!(out, "  | {line}");
+    out.push_str(&table);
+    if columns {
+        for failure in &failures {
+            let _ = writeln!(
+                out,
+                "\n{} failed on {}: {}",
+                failure.step, failure.host, failure.error
+            );
+            tail(&mut out, &failure.stderr_tail);
+        }
+    } else {
+        for (first, hosts) in grouped(&failures) {
+            let _ = writeln!(
+                out,
+                "\n{} failed on {}: {} (stderr of {}:)",
+                first.step,
+                HostNames(&hosts),
+                first.error,
+                first.host
+            );
+            tail(&mut out, &first.stderr_tail);
         }
     }
     if let Some(reason) = &checkpoint.last_stop {
@@ -63,4 +73,142 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
         }
     }
     out
+}
+
+fn tail(out: &mut String, stderr_tail: &str) {
+    for line in stderr_tail.lines() {
+        let _ = writeln!(out, "  | {line}");
+    }
+}
+
+/// The state of `host` in `step`, and the failure if it failed.
+fn state_of(step: &str, host: &str, checkpoint: &Checkpoint) -> (HostStepState, Option<Failure>) {
+    let state = checkpoint.state(step, host);
+    let failure = match &state {
+        HostStepState::Failed {
+            error, stderr_tail, ..
+        } => Some(Failure {
+            step: step.to_string(),
+            host: host.to_string(),
+            error: error.clone(),
+            stderr_tail: stderr_tail.clone(),
+        }),
+        _ => None,
+    };
+    (state, failure)
+}
+
+fn host_columns(
+    plan: &Plan,
+    hosts: &[&str],
+    checkpoint: &Checkpoint,
+    failures: &mut Vec<Failure>,
+) -> String {
+    let mut header = vec!["STEP"];
+    header.extend(hosts);
+    let mut rows = Vec::new();
+    for step in &plan.steps {
+        let mut row = vec![step.id.clone()];
+        for host in hosts {
+            let cell = if step.hosts.iter().any(|h| h.host.as_str() == *host) {
+                let (state, failure) = state_of(&step.id, host, checkpoint);
+                failures.extend(failure);
+                match state {
+                    HostStepState::Pending => "pending",
+                    HostStepState::InFlight { .. } => "in flight",
+                    HostStepState::Finished { by_check: false } => "done",
+                    HostStepState::Finished { by_check: true } => "done (check)",
+                    HostStepState::Failed { .. } => "FAILED",
+                }
+            } else {
+                "-"
+            };
+            row.push(cell.to_string());
+        }
+        rows.push(row);
+    }
+    table::render(&header, &rows)
+}
+
+fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>) -> String {
+    let header = ["STEP", "HOSTS", "DONE", "IN FLIGHT", "PENDING", "FAILED"];
+    let mut rows = Vec::new();
+    for step in &plan.steps {
+        let mut counts = [0usize; 4];
+        for host in &step.hosts {
+            let (state, failure) = state_of(&step.id, host.host.as_str(), checkpoint);
+            failures.extend(failure);
+            counts[match state {
+                HostStepState::Finished { .. } => 0,
+                HostStepState::InFlight { .. } => 1,
+                HostStepState::Pending => 2,
+                HostStepState::Failed { .. } => 3,
+            }] += 1;
+        }
+        let mut row = vec![step.id.clone(), step.hosts.len().to_string()];
+        row.extend(counts.iter().map(usize::to_string));
+        rows.push(row);
+    }
+    table::render(&header, &rows)
+}
+
+/// Failures with the same step and error, in order of their first host: (first, all hosts).
+fn grouped(failures: &[Failure]) -> Vec<(&Failure, Vec<&str>)> {
+    let mut groups: Vec<(&Failure, Vec<&str>)> = Vec::new();
+    let mut index: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    for failure in failures {
+        let key = (failure.step.as_str(), failure.error.as_str());
+        match index.get(&key) {
+            Some(&at) => groups[at].1.push(failure.host.as_str()),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((failure, vec![failure.host.as_str()]));
+            }
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(step: &str, host: &str, error: &str) -> Failure {
+        Failure {
+            step: step.into(),
+            host: host.into(),
+            error: error.into(),
+            stderr_tail: format!("tail of {host}"),
+        }
+    }
+
+    #[test]
+    fn failures_are_grouped_by_step_and_error_in_order() {
+        let failures = [
+            failure("stop", "h1", "exit 1"),
+            failure("stop", "h2", "timeout"),
+            failure("stop", "h3", "exit 1"),
+            failure("start", "h1", "exit 1"),
+            failure("stop", "h4", "exit 1"),
+            failure("stop", "h5", "exit 1"),
+        ];
+        let groups: Vec<(String, Vec<&str>)> = grouped(&failures)
+            .into_iter()
+            .map(|(first, hosts)| {
+                (
+                    format!("{} {} {}", first.step, first.error, first.host),
+                    hosts,
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("stop exit 1 h1".to_string(), vec!["h1", "h3", "h4", "h5"]),
+                ("stop timeout h2".to_string(), vec!["h2"]),
+                ("start exit 1 h1".to_string(), vec!["h1"]),
+            ]
+        );
+    }
 }
