@@ -272,3 +272,16 @@ fn a_hard_open_files_limit_too_low_for_the_hosts_refuses_before_any_connection()
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("raised the open files limit"), "{stderr}");
 }
+
+#[test]
+fn known_hosts_is_read_once_for_all_the_hosts_of_a_run() {
+    let lab = Lab::up(3, "0.9.0", 0);
+    let out = run(&["-v", "plan", lab.inventory().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("read known_hosts for the run").count(),
+        1,
+        "{stderr}"
+    );
+}

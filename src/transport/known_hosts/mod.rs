@@ -17,6 +17,7 @@
 
 mod pattern;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -88,11 +89,19 @@ struct Entry {
     key: PublicKey,
 }
 
-/// A parsed known_hosts file.
-#[derive(Debug, Clone)]
+/// A parsed known_hosts file, indexed: a run reads it once and looks up every host in it, so
+/// a file of N hosts costs O(N) per run, not per connection.
+#[derive(Debug, Clone, Default)]
 pub struct KnownHosts {
     path: PathBuf,
     entries: Vec<Entry>,
+    /// Unmarked entries whose host field is a plain list of names (no wildcard, negation or
+    /// hash), by lower-case name: found without a scan.
+    by_name: HashMap<String, Vec<usize>>,
+    /// The other unmarked entries, matched pattern by pattern (hashed names: an HMAC each).
+    patterned: Vec<usize>,
+    /// `@revoked` entries: refused for every host.
+    revoked: Vec<usize>,
 }
 
 /// The name known_hosts uses for a host: `host` on port 22, `[host]:port` otherwise.
@@ -124,21 +133,48 @@ impl KnownHosts {
 
     /// Parses known_hosts text; `path` is kept for messages.
     pub fn parse(path: &Path, text: &str) -> Self {
-        let entries = text
-            .lines()
-            .enumerate()
-            .filter_map(|(index, line)| {
-                let entry = parse_line(index + 1, line);
-                if entry.is_none() && !is_blank_or_comment(line) {
-                    tracing::debug!(path = %path.display(), line = index + 1, "skipping unparsable known_hosts line");
-                }
-                entry
-            })
-            .collect();
-        Self {
+        let mut known = Self {
             path: path.to_path_buf(),
-            entries,
+            ..Self::default()
+        };
+        for (index, line) in text.lines().enumerate() {
+            match parse_line(index + 1, line) {
+                Some(entry) => known.add(entry),
+                None if !is_blank_or_comment(line) => {
+                    tracing::debug!(path = %path.display(), line = index + 1, "skipping unparsable known_hosts line")
+                }
+                None => {}
+            }
         }
+        known
+    }
+
+    /// Records what [`append`] wrote at `line`, so the rest of the run sees it.
+    pub fn add_appended(&mut self, line: usize, host: &str, port: u16, key: &PublicKey) {
+        self.add(Entry {
+            line,
+            marker: Marker::None,
+            hosts: host_name(&host.to_ascii_lowercase(), port),
+            key: key.clone(),
+        });
+    }
+
+    fn add(&mut self, entry: Entry) {
+        let at = self.entries.len();
+        match entry.marker {
+            Marker::Revoked => self.revoked.push(at),
+            Marker::CertAuthority => {}
+            Marker::None if !entry.hosts.contains(['*', '?', '!', '|']) => {
+                for name in entry.hosts.split(',').filter(|n| !n.is_empty()) {
+                    self.by_name
+                        .entry(name.to_ascii_lowercase())
+                        .or_default()
+                        .push(at);
+                }
+            }
+            Marker::None => self.patterned.push(at),
+        }
+        self.entries.push(entry);
     }
 
     /// The file this was read from.
@@ -148,14 +184,10 @@ impl KnownHosts {
 
     /// Checks `key` for `host` (a name or address) on `port`.
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Match {
-        if let Some(revoked) = self
-            .entries
-            .iter()
-            .find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
-        {
+        if let Some(revoked) = self.revoked().find(|e| e.key.key_data() == key.key_data()) {
             return Match::Revoked { line: revoked.line };
         }
-        let for_host: Vec<&Entry> = self.host_entries(host, port).collect();
+        let for_host = self.host_entries(host, port);
         if let Some(trusted) = for_host.iter().find(|e| e.key.key_data() == key.key_data()) {
             return Match::Trusted { line: trusted.line };
         }
@@ -184,18 +216,26 @@ impl KnownHosts {
         types
     }
 
-    fn is_revoked(&self, key: &PublicKey) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
+    fn revoked(&self) -> impl Iterator<Item = &Entry> {
+        self.revoked.iter().map(|&i| &self.entries[i])
     }
 
-    /// Plain (unmarked) entries whose patterns match the host.
-    fn host_entries<'a>(&'a self, host: &str, port: u16) -> impl Iterator<Item = &'a Entry> + 'a {
+    fn is_revoked(&self, key: &PublicKey) -> bool {
+        self.revoked().any(|e| e.key.key_data() == key.key_data())
+    }
+
+    /// Plain (unmarked) entries whose patterns match the host, in file order.
+    fn host_entries(&self, host: &str, port: u16) -> Vec<&Entry> {
         let name = host_name(&host.to_ascii_lowercase(), port);
-        self.entries.iter().filter(move |e| {
-            e.marker == Marker::None && match_list(&name, &e.hosts) == HostMatch::Yes
-        })
+        let mut found: Vec<usize> = self.by_name.get(&name).cloned().unwrap_or_default();
+        found.extend(
+            self.patterned
+                .iter()
+                .copied()
+                .filter(|&i| match_list(&name, &self.entries[i].hosts) == HostMatch::Yes),
+        );
+        found.sort_unstable();
+        found.into_iter().map(|i| &self.entries[i]).collect()
     }
 }
 

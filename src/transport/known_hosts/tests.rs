@@ -185,3 +185,59 @@ fn missing_file_is_empty_and_fingerprint_is_openssh_style() {
     let fp = fingerprint(&k.a);
     assert!(fp.starts_with("SHA256:") && !fp.ends_with('='), "{fp}");
 }
+
+#[test]
+fn indexed_names_and_patterns_are_found_together_in_file_order() {
+    let k = keys();
+    let kh = parse(&format!(
+        "{}\n{}\n{}\n{}\n",
+        line("node?", &k.ecdsa),
+        line("Node1,node2", &k.b),
+        line("other", &k.a),
+        line("!node3,node*", &k.a),
+    ));
+    // node1: line 1 (pattern), line 2 (plain names, indexed, mixed case), line 4 (pattern).
+    assert_eq!(
+        kh.key_types("node1", 22),
+        vec![k.ecdsa.algorithm(), k.b.algorithm()],
+        "in file order across both kinds"
+    );
+    assert_eq!(kh.check("node1", 22, &k.a), Match::Trusted { line: 4 });
+    assert_eq!(kh.check("NODE2", 22, &k.b), Match::Trusted { line: 2 });
+    assert_eq!(
+        kh.check("node22", 22, &k.b),
+        Match::Changed {
+            line: 4,
+            known_types: vec![k.a.algorithm()],
+        }
+    );
+    assert_eq!(
+        kh.check("node3", 22, &k.a),
+        Match::Changed {
+            line: 1,
+            known_types: vec![k.ecdsa.algorithm()],
+        },
+        "the negated line does not count for node3"
+    );
+}
+
+#[test]
+fn a_key_accepted_during_the_run_is_known_to_the_rest_of_it() {
+    let k = keys();
+    let mut kh = parse(&line("other", &k.a));
+    assert_eq!(kh.check("10.0.0.9", 2222, &k.b), Match::Unknown);
+    kh.add_appended(2, "10.0.0.9", 2222, &k.b);
+    assert_eq!(kh.check("10.0.0.9", 2222, &k.b), Match::Trusted { line: 2 });
+    assert_eq!(
+        kh.check("10.0.0.9", 2222, &k.a),
+        Match::Changed {
+            line: 2,
+            known_types: vec![k.b.algorithm()],
+        }
+    );
+    assert_eq!(
+        kh.check("10.0.0.9", 22, &k.b),
+        Match::Unknown,
+        "another port"
+    );
+}

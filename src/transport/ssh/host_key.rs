@@ -1,5 +1,7 @@
 //! Host key verification during the handshake, before any authentication is attempted.
 
+use std::sync::{Arc, RwLock};
+
 use russh::client;
 use russh::keys::ssh_key::{Algorithm, PublicKey};
 use russh::keys::PublicKeyOrCertificate;
@@ -28,7 +30,8 @@ pub(crate) struct HostKeyCheck {
     pub(crate) host: String,
     pub(crate) address: String,
     pub(crate) port: u16,
-    pub(crate) known_hosts: KnownHosts,
+    /// Shared by the run's connections; a key accepted as new is added for the others.
+    pub(crate) known_hosts: Arc<RwLock<KnownHosts>>,
     pub(crate) policy: HostKeyPolicy,
 }
 
@@ -54,8 +57,26 @@ impl HostKeyCheck {
     }
 
     fn verify(&self, key: &PublicKey) -> Result<(), TransportError> {
-        let path = self.known_hosts.path().to_path_buf();
-        match self.known_hosts.check(&self.address, self.port, key) {
+        let known = self.known_hosts.read().expect("known_hosts lock");
+        let (path, verdict) = (
+            known.path().to_path_buf(),
+            known.check(&self.address, self.port, key),
+        );
+        drop(known);
+        match (verdict, self.policy) {
+            (Match::Unknown, HostKeyPolicy::AcceptNew) => self.accept_new(key),
+            (verdict, _) => self.judge(key, verdict, path),
+        }
+    }
+
+    /// What a known_hosts verdict means for the connection.
+    fn judge(
+        &self,
+        key: &PublicKey,
+        verdict: Match,
+        path: std::path::PathBuf,
+    ) -> Result<(), TransportError> {
+        match verdict {
             Match::Trusted { .. } => Ok(()),
             Match::Revoked { line } => Err(TransportError::HostKeyRevoked {
                 host: self.host.clone(),
@@ -75,11 +96,7 @@ impl HostKeyCheck {
                 known_hosts: path,
                 line,
             }),
-            Match::Unknown => match self.policy {
-                HostKeyPolicy::AcceptNew => known_hosts::append(&path, &self.address, self.port, key)
-                    .map(|line| tracing::info!(host = %self.host, fingerprint = %fingerprint(key), line, "added new host key to known_hosts"))
-                    .map_err(|source| TransportError::KnownHosts { host: self.host.clone(), source }),
-                HostKeyPolicy::Strict => Err(TransportError::HostKeyUnknown {
+            Match::Unknown => Err(TransportError::HostKeyUnknown {
                     host: self.host.clone(),
                     fingerprint: fingerprint(key),
                     hint: format!(
@@ -92,8 +109,30 @@ impl HostKeyCheck {
                     ),
                     known_hosts: path,
                 }),
-            },
         }
+    }
+
+    /// Appends the key to known_hosts and adds it to the run's copy; checked again under the
+    /// lock, since another connection to the same address may have added a key meanwhile.
+    fn accept_new(&self, key: &PublicKey) -> Result<(), TransportError> {
+        let mut known = self.known_hosts.write().expect("known_hosts lock");
+        let path = known.path().to_path_buf();
+        match known.check(&self.address, self.port, key) {
+            Match::Unknown => {}
+            verdict => {
+                drop(known);
+                return self.judge(key, verdict, path);
+            }
+        }
+        let line = known_hosts::append(&path, &self.address, self.port, key).map_err(|source| {
+            TransportError::KnownHosts {
+                host: self.host.clone(),
+                source,
+            }
+        })?;
+        known.add_appended(line, &self.address, self.port, key);
+        tracing::info!(host = %self.host, fingerprint = %fingerprint(key), line, "added new host key to known_hosts");
+        Ok(())
     }
 
     fn quoted_name(&self) -> String {
