@@ -50,6 +50,8 @@ pub enum Error {
     AlreadyApplied { run_id: String },
     #[error("run {run_id} is unfinished: run `cluster-upgrade apply` (without a plan) to resume it before applying another plan")]
     UnfinishedRun { run_id: String },
+    #[error("run {run_id} is an unfinished recovery: run `cluster-upgrade recover INVENTORY` to resume it (its final check is recover's)")]
+    UnfinishedRecovery { run_id: String },
     #[error("the cluster no longer matches the plan, so resuming is unsafe: {}", problems.join("; "))]
     UnsafeResume { problems: Vec<String> },
     #[error("refusing to apply without confirmation: there is no terminal to ask on; pass --yes")]
@@ -131,6 +133,7 @@ impl Error {
             Error::StalePlan { .. }
             | Error::AlreadyApplied { .. }
             | Error::UnfinishedRun { .. }
+            | Error::UnfinishedRecovery { .. }
             | Error::UnsafeResume { .. }
             | Error::OpenFiles { .. }
             | Error::Declined => exit::REFUSED,

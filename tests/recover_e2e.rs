@@ -331,6 +331,18 @@ fn a_recovery_resumes_only_on_hosts_as_it_left_them() {
         "{stderr}"
     );
     assert_eq!(journal_text(&lab), journal, "nothing was run or journalled");
+    // `apply` does not take over a recovery: its final check would be the wrong one.
+    let inventory = lab.inventory();
+    let apply = run(&["apply", inventory.to_str().unwrap(), "--yes"]);
+    let stderr = text(&apply.stderr);
+    assert_eq!(apply.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "is an unfinished recovery: run `cluster-upgrade recover INVENTORY` to resume it"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(journal_text(&lab), journal, "nothing was run or journalled");
 
     // With the binary put back, the same run goes on and ends well.
     std::fs::copy(&kept, &service).unwrap();

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::facts::{HostFacts, Pinset, ProbeScope};
 use crate::inventory::{Inventory, Version};
 use crate::journal::{Checkpoint, RunDir, StateDir};
-use crate::plan::{resume_problems, Plan, PlanInputs};
+use crate::plan::{resume_problems, Plan, PlanInputs, ProcedureKind};
 use crate::report::{self};
 
 use super::{hosts, inputs, plan as plan_cmd, run};
@@ -39,6 +39,10 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
     crate::report::log_to_file(&state.root.join("apply.log"));
 
     if let Some((run, plan, checkpoint)) = run::unfinished_run(&state)? {
+        // Its final check is recover's (the exported pinset on every peer), not apply's.
+        if plan.choice.procedure == ProcedureKind::Recover {
+            return Err(Error::UnfinishedRecovery { run_id: run.id() });
+        }
         if let Source::File(file) = &source {
             if run::read_plan(file)?.run_id != plan.run_id {
                 return Err(Error::UnfinishedRun { run_id: run.id() });
