@@ -58,12 +58,24 @@ pub enum Error {
     NoConfirmation,
     #[error("not applied: the operator declined")]
     Declined,
-    #[error("step `{step}` failed on {}; fix the cause, then run `cluster-upgrade apply` again to resume", HostNames(hosts))]
-    StepFailed { step: String, hosts: Vec<String> },
-    #[error("step `{step}` was in flight on {host} when the last run stopped, and its playbook says to ask: check the host, then resume with `cluster-upgrade apply --retry-in-flight`")]
-    NeedsOperator { step: String, host: String },
-    #[error("interrupted; the journal is consistent: run `cluster-upgrade apply` to resume")]
-    Interrupted,
+    #[error(
+        "step `{step}` failed on {}; fix the cause, then run `{resume}` again to resume",
+        HostNames(hosts)
+    )]
+    StepFailed {
+        step: String,
+        hosts: Vec<String>,
+        /// The command that resumes the run (`cluster-upgrade apply` or `… recover INVENTORY`).
+        resume: &'static str,
+    },
+    #[error("step `{step}` was in flight on {host} when the last run stopped, and its playbook says to ask: check the host, then resume with `{resume} --retry-in-flight`")]
+    NeedsOperator {
+        step: String,
+        host: String,
+        resume: &'static str,
+    },
+    #[error("interrupted; the journal is consistent: run `{resume}` to resume")]
+    Interrupted { resume: &'static str },
     #[error("the upgrade ran, but the cluster is not healthy: {}", problems.join("; "))]
     Verification { problems: Vec<String> },
     #[error("no run in {}", dir.display())]
@@ -137,7 +149,7 @@ impl Error {
             | Error::UnsafeResume { .. }
             | Error::OpenFiles { .. }
             | Error::Declined => exit::REFUSED,
-            Error::Interrupted => exit::INTERRUPTED,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::Journal(_)
             | Error::Runtime(_)
             | Error::Unreachable { .. }

@@ -13,7 +13,7 @@ use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
 use crate::facts::{HostFacts, ProbeScope};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
-use crate::plan::{Plan, PLAN_FORMAT};
+use crate::plan::{Plan, ProcedureKind, PLAN_FORMAT};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
 use super::hosts::{self, Connected};
@@ -61,6 +61,11 @@ pub fn run_plan(
             (connected, Some(facts))
         }
         (None, false) => (Connected::open(inventory, ssh)?, None),
+    };
+    // What the operator runs to go on after a stop.
+    let resume = match plan.choice.procedure {
+        ProcedureKind::Recover => "cluster-upgrade recover INVENTORY",
+        _ => "cluster-upgrade apply",
     };
     let runtime = connected.runtime().handle().clone();
     runtime.block_on(async {
@@ -125,9 +130,12 @@ pub fn run_plan(
             RunOutcome::Failed(failures) => Err(Error::StepFailed {
                 step: failures[0].step.clone(),
                 hosts: failures.iter().map(|f| f.host.clone()).collect(),
+                resume,
             }),
-            RunOutcome::NeedsOperator { step, host } => Err(Error::NeedsOperator { step, host }),
-            RunOutcome::Interrupted => Err(Error::Interrupted),
+            RunOutcome::NeedsOperator { step, host } => {
+                Err(Error::NeedsOperator { step, host, resume })
+            }
+            RunOutcome::Interrupted => Err(Error::Interrupted { resume }),
         };
         if let Err(error) = &result {
             executor
