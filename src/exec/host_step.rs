@@ -73,7 +73,9 @@ pub async fn run_step<S: Session>(
         match run_once(session.as_ref(), step, backups_dir).await {
             Ok(saved) => break saved,
             Err(failure) if attempt < step.retries => {
-                tracing::warn!(host = %step.host, step = %step.id, error = %failure.error, "retrying");
+                // Info, not a warning: the progress shows the next attempt on the host's line
+                // (a thousand hosts retrying would otherwise print a thousand warnings).
+                tracing::info!(host = %step.host, step = %step.id, error = %failure.error, "retrying");
                 attempt += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

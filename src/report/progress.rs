@@ -77,6 +77,9 @@ impl Reporter for PlainProgress {
 /// spinners would each tick on a thread of their own).
 pub const SPINNERS_UP_TO: usize = 24;
 
+/// With the summary line, failures printed in full per step; the others are only counted.
+const FAILURES_SHOWN: usize = 10;
+
 /// Spinners on a terminal: one per host showing its current step, or, for more hosts than
 /// [`SPINNERS_UP_TO`], one for the step with the hosts counted by state.
 pub struct TerminalProgress {
@@ -174,7 +177,11 @@ impl Reporter for TerminalProgress {
                 let mut tally = tally.lock().expect("progress lock");
                 tally.record(host, event);
                 if let StepEvent::Failed { error } = event {
-                    bar.println(format!("{step}: {host}: FAILED: {error}"));
+                    // The first few failures of a step in full; the rest are counted (and
+                    // listed by `status`).
+                    if tally.count(HostState::Failed) <= FAILURES_SHOWN {
+                        bar.println(format!("{step}: {host}: FAILED: {error}"));
+                    }
                 }
                 bar.set_message(format!("{step}: {}", tally.summary()));
             }
@@ -187,13 +194,15 @@ impl Reporter for TerminalProgress {
 #[derive(Debug, Default)]
 pub struct Tally {
     hosts: HashMap<String, HostState>,
+    /// Hosts per state, kept as events come (a summary per event must not count them all).
+    counts: [usize; 4],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HostState {
+    Done,
     Running,
     Waiting,
-    Done,
     Failed,
 }
 
@@ -207,7 +216,10 @@ impl Tally {
             }
             StepEvent::Failed { .. } => HostState::Failed,
         };
-        self.hosts.insert(host.to_string(), state);
+        if let Some(before) = self.hosts.insert(host.to_string(), state) {
+            self.counts[before as usize] -= 1;
+        }
+        self.counts[state as usize] += 1;
     }
 
     fn seen(&self) -> usize {
@@ -215,10 +227,11 @@ impl Tally {
     }
 
     fn count(&self, state: HostState) -> usize {
-        self.hosts.values().filter(|s| **s == state).count()
+        self.counts[state as usize]
     }
 
-    /// `812 done, 185 running, 3 failed` (states with no host left out).
+    /// `812 done, 185 running, 3 failed` (states with no host left out; past the failures
+    /// printed in full, a pointer to `status`).
     pub fn summary(&self) -> String {
         let parts: Vec<String> = [
             (HostState::Done, "done"),
@@ -231,8 +244,15 @@ impl Tally {
         .filter(|(n, _)| *n > 0)
         .map(|(n, word)| format!("{n} {word}"))
         .collect();
+        let failed = self.count(HostState::Failed);
         if parts.is_empty() {
             "starting".to_string()
+        } else if failed > FAILURES_SHOWN {
+            format!(
+                "{} ({} failures not shown: `cluster-upgrade status`)",
+                parts.join(", "),
+                failed - FAILURES_SHOWN
+            )
         } else {
             parts.join(", ")
         }
@@ -276,6 +296,13 @@ mod tests {
         assert_eq!(tally.summary(), "2 done, 2 running, 1 failed");
         tally.record("d", &StepEvent::Waiting);
         assert_eq!(tally.summary(), "2 done, 1 running, 1 waiting, 1 failed");
+        for i in 0..12 {
+            tally.record(&format!("f{i}"), &StepEvent::Failed { error: "x".into() });
+        }
+        assert_eq!(
+            tally.summary(),
+            "2 done, 1 running, 1 waiting, 13 failed (3 failures not shown: `cluster-upgrade status`)"
+        );
     }
 
     /// A writer that stalls until released, like a pipe nobody reads.
