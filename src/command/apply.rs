@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use crate::cli::{ApplyArgs, InventoryArgs};
 use crate::error::Error;
 use crate::facts::{HostFacts, Pinset, ProbeScope};
-use crate::inventory::{Inventory, Version};
+use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, RunDir, StateDir};
-use crate::plan::{resume_problems, Plan, PlanInputs, ProcedureKind};
+use crate::plan::{Plan, PlanInputs, ProcedureKind};
 use crate::report::{self};
 
 use super::{hosts, inputs, plan as plan_cmd, run};
@@ -169,11 +169,10 @@ fn execute(
             })
         }
     };
-    let resumable = |now: &[HostFacts]| check_resumable(plan, now);
+    // A resumed run is checked by `run_plan` itself.
     let before: Option<run::BeforeCheck<'_>> = match freshness {
-        Freshness::JustProbed => None,
+        Freshness::JustProbed | Freshness::Resume => None,
         Freshness::Saved => Some(&stale),
-        Freshness::Resume => Some(&resumable),
     };
     let request = run::RunRequest {
         inventory,
@@ -186,19 +185,6 @@ fn execute(
         connected,
     };
     run::run_plan(request, before, &|now: &[HostFacts]| Ok(verify(plan, now)))
-}
-
-/// Before a run goes on from its journal: the hosts must still be as the run left them
-/// (installed versions: each host's own from the plan, or one the run installs).
-pub(super) fn check_resumable(plan: &Plan, now: &[HostFacts]) -> Result<(), Error> {
-    let mut versions: Vec<Version> = vec![plan.choice.from, plan.choice.to];
-    versions.extend(plan.choice.via.iter().copied());
-    let problems = resume_problems(&plan.facts, &versions, now);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::UnsafeResume { problems })
-    }
 }
 
 /// What changed between two fact sets, host by host, in words.

@@ -128,10 +128,7 @@ fn execute(
     resumed: bool,
     connected: Option<hosts::Connected>,
 ) -> Result<(), Error> {
-    // A resumed recovery probes the hosts first, as `apply` does: someone may have changed them
-    // since the run stopped.
-    let resumable = |now: &[HostFacts]| apply::check_resumable(plan, now);
-    let before: Option<run::BeforeCheck<'_>> = resumed.then_some(&resumable);
+    // A resumed recovery is checked against the hosts by `run_plan`, as a resumed `apply` is.
     let request = run::RunRequest {
         inventory,
         run,
@@ -142,7 +139,7 @@ fn execute(
         resumed,
         connected,
     };
-    run::run_plan(request, before, &|now: &[HostFacts]| {
+    run::run_plan(request, None, &|now: &[HostFacts]| {
         Ok(verify(plan, now, &kept_export(run, plan)?))
     })
 }

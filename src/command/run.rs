@@ -12,8 +12,9 @@ use crate::error::{chain, Error};
 use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
 use crate::facts::{HostFacts, ProbeScope};
 use crate::inventory::Inventory;
+use crate::inventory::Version;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
-use crate::plan::{Plan, ProcedureKind, PLAN_FORMAT};
+use crate::plan::{resume_problems, Plan, ProcedureKind, PLAN_FORMAT};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
 use super::hosts::{self, Connected};
@@ -52,6 +53,9 @@ pub fn run_plan(
         connected,
     } = request;
     report::log_to_file(&run.log_path());
+    // A resumed run (apply or recover) goes on only on hosts as it left them.
+    let resumable = |now: &[HostFacts]| check_resumable(plan, now);
+    let before = before.or(resumed.then_some(&resumable as BeforeCheck<'_>));
     // A saved plan or a resumed run is checked against the cluster as it is now, probed as
     // each host connects.
     let (mut connected, now) = match (connected, before.is_some()) {
@@ -251,5 +255,18 @@ pub fn confirm(yes: bool, question: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Declined)
+    }
+}
+
+/// Before a run goes on from its journal: the hosts must still be as the run left them
+/// (installed versions: each host's own from the plan, or one the run installs).
+fn check_resumable(plan: &Plan, now: &[HostFacts]) -> Result<(), Error> {
+    let mut versions: Vec<Version> = vec![plan.choice.from, plan.choice.to];
+    versions.extend(plan.choice.via.iter().copied());
+    let problems = resume_problems(&plan.facts, &versions, now);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnsafeResume { problems })
     }
 }
