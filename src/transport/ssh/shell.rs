@@ -23,8 +23,9 @@ use crate::transport::quote::quote;
 /// Sets up the shell: on SIGTERM (sent when a command times out) it stops the running command
 /// and that command's children, not itself or anything else in its process group (a daemon
 /// that an earlier step started may be there).
-const PRELUDE: &str =
-    "trap 'pkill -TERM -P \"$cu_p\" 2>/dev/null; kill -TERM \"$cu_p\" 2>/dev/null' TERM\n";
+fn prelude() -> String {
+    format!("trap '{}' TERM\n", stop_command("\"$cu_p\""))
+}
 
 /// One `/bin/sh` on its own channel.
 pub(crate) struct Shell {
@@ -42,8 +43,8 @@ pub(crate) enum Ran {
 
 /// What stops a command that timed out, run from another shell: the signal request of the
 /// channel does not reach root logins (sshd: "session signalling requires privilege
-/// separation"). The same as the shell's trap: the command's subshell and its children.
-pub(crate) fn stop_command(pid: u32) -> String {
+/// separation"). The shell's trap runs the same: the command's subshell and its children.
+pub(crate) fn stop_command(pid: impl std::fmt::Display) -> String {
     format!("pkill -TERM -P {pid} 2>/dev/null; kill -TERM {pid} 2>/dev/null; true")
 }
 
@@ -65,7 +66,7 @@ impl Shell {
             .await
             .map_err(channel_error)?;
         channel
-            .data(PRELUDE.as_bytes())
+            .data(prelude().as_bytes())
             .await
             .map_err(channel_error)?;
         Ok(Shell { channel })
