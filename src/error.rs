@@ -36,8 +36,12 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("{}: not a plan saved by `cluster-upgrade plan --out`: {message}", path.display())]
-    PlanFile { path: PathBuf, message: String },
+    #[error("{}: not a plan `cluster-upgrade plan` saved: {source}", path.display())]
+    PlanFile {
+        path: PathBuf,
+        #[source]
+        source: crate::command::PlanFileError,
+    },
     #[error("no plan to apply: {} does not exist; run `cluster-upgrade plan INVENTORY` first, or give a plan or an inventory", path.display())]
     NoPlan { path: PathBuf },
     #[error("cannot start the async runtime: {0}")]
@@ -48,12 +52,37 @@ pub enum Error {
     StalePlan { changes: Vec<String> },
     #[error("plan {run_id} was already applied (see `cluster-upgrade status --run {run_id}`); make a new plan")]
     AlreadyApplied { run_id: String },
-    #[error("run {run_id} is unfinished: run `cluster-upgrade apply` (without a plan) to resume it before applying another plan")]
-    UnfinishedRun { run_id: String },
-    #[error("run {run_id} is an unfinished recovery: run `cluster-upgrade recover INVENTORY` to resume it (its final check is recover's)")]
-    UnfinishedRecovery { run_id: String },
+    #[error("run {run_id} of this cluster is unfinished: run `cluster-upgrade apply {}` to resume it, or `cluster-upgrade runs abandon {run_id}` to drop it, before making or applying another plan", inventory.display())]
+    UnfinishedRun { run_id: String, inventory: PathBuf },
+    #[error("run {run_id} is an unfinished recovery: run `cluster-upgrade recover {}` to resume it (its final check is recover's), or `cluster-upgrade runs abandon {run_id}`", inventory.display())]
+    UnfinishedRecovery { run_id: String, inventory: PathBuf },
+    #[error("runs of several clusters are unfinished in this state directory; name the one to resume (`cluster-upgrade apply INVENTORY`): {}", runs.join("; "))]
+    SeveralUnfinished { runs: Vec<String> },
+    #[error("a resumed run executes its saved plan: {} cannot be honoured (run {run_id} was planned without it); resume without it, or `cluster-upgrade runs abandon {run_id}` and plan again", options.join(", "))]
+    ResumeOptions {
+        options: Vec<&'static str>,
+        run_id: String,
+    },
     #[error("the cluster no longer matches the plan, so resuming is unsafe: {}", problems.join("; "))]
     UnsafeResume { problems: Vec<String> },
+    #[error("another run holds the cluster: {}; wait for it to finish, or if it is dead (its controller crashed or was killed), take its lease over with `--take-over RUN_ID`", holders.join("; "))]
+    LeaseHeld { holders: Vec<String> },
+    #[error("stopped before `{step}`, which takes quorum away, with the cluster still up: it is no longer as the plan saw it ({}); bring the peer back, then run `{resume}` again", problems.join("; "))]
+    ClusterChanged {
+        step: String,
+        problems: Vec<String>,
+        resume: &'static str,
+    },
+    #[error("not enough room: {}", problems.join("; "))]
+    NoRoom {
+        problems: Vec<String>,
+        /// On the controller (invalid local set-up, exit 2) or on a host (refused, exit 3).
+        on_controller: bool,
+    },
+    #[error("no run {run_id} in {}", dir.display())]
+    UnknownRun { run_id: String, dir: PathBuf },
+    #[error("run {run_id} is already {state}; only an unfinished run can be abandoned")]
+    NotAbandonable { run_id: String, state: &'static str },
     #[error("refusing to apply without confirmation: there is no terminal to ask on; pass --yes")]
     NoConfirmation,
     #[error("not applied: the operator declined")]
@@ -129,7 +158,15 @@ impl Error {
             | Error::PlanFile { .. }
             | Error::NoPlan { .. }
             | Error::NoConfirmation
-            | Error::NoRun { .. } => exit::INVALID_INPUT,
+            | Error::NoRun { .. }
+            | Error::ResumeOptions { .. }
+            | Error::UnknownRun { .. }
+            | Error::NotAbandonable { .. }
+            | Error::NoRoom {
+                on_controller: true,
+                ..
+            }
+            | Error::Journal(JournalError::Unusable { .. }) => exit::INVALID_INPUT,
             Error::Plan(PlanError::Refused(Refusal::Unreachable { .. })) => exit::HOST_FAILED,
             Error::Journal(JournalError::Locked { .. }) => exit::REFUSED,
             Error::Plan(PlanError::Refused(_)) => exit::REFUSED,
@@ -147,6 +184,10 @@ impl Error {
             | Error::UnfinishedRun { .. }
             | Error::UnfinishedRecovery { .. }
             | Error::UnsafeResume { .. }
+            | Error::SeveralUnfinished { .. }
+            | Error::LeaseHeld { .. }
+            | Error::ClusterChanged { .. }
+            | Error::NoRoom { .. }
             | Error::OpenFiles { .. }
             | Error::Declined => exit::REFUSED,
             Error::Interrupted { .. } => exit::INTERRUPTED,

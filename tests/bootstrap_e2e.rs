@@ -75,23 +75,29 @@ fn bootstrap_upgrade_of_five_peers_from_0_9_to_0_10() {
 #[test]
 fn killed_at_each_stage_of_bootstrap_apply_still_finishes_without_losing_a_pin() {
     let lab = Lab::up(3, "0.9.0", 30);
-    // After a `peers rm`, after the anchor's upgrade, during the re-joins.
+    // After a `peers rm`, after the anchor's upgrade, during the re-joins. The first run
+    // chooses the procedure; a resume runs the saved plan, so it takes no `--procedure`.
     let inventory = lab.inventory();
-    let args = [
+    let first = [
         "apply",
         inventory.to_str().unwrap(),
         "--yes",
         "--procedure",
         "bootstrap",
     ];
-    for (step, occurrence) in [
-        ("stop-others", 1),
-        ("install-others", 1),
-        ("bootstrap-others", 2),
-    ] {
-        lab.kill_when_started(&args, step, occurrence);
+    let resume = ["apply", inventory.to_str().unwrap(), "--yes"];
+    lab.kill_when_started(&first, "stop-others", 1);
+    let refused = apply_bootstrap(&lab);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("--procedure cannot be honoured"),
+        "{}",
+        text(&refused.stderr)
+    );
+    for (step, occurrence) in [("install-others", 1), ("bootstrap-others", 2)] {
+        lab.kill_when_started(&resume, step, occurrence);
     }
-    let out = apply_bootstrap(&lab);
+    let out = run(&resume);
     assert_success(&out, "final resume");
     lab.assert_cluster("0.10.1", 3, 30);
     assert_eq!(

@@ -2,12 +2,30 @@
 
 mod support;
 
-use support::{run, text};
+use support::{cluster_upgrade, run, text};
 
 #[test]
 fn the_example_inventory_passes_check() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/inventory.example.yaml");
-    let out = run(&["check", example]);
+    let home = tempfile::tempdir().unwrap();
+    let check = || {
+        std::process::Command::new(cluster_upgrade())
+            .args(["check", example])
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    // Its known_hosts is ~/.ssh/known_hosts: without one, every host would be refused.
+    let out = check();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("inventory.example.yaml:26:16: known_hosts file"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".ssh/known_hosts"), "").unwrap();
+    let out = check();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("valid (3 hosts, target"),
@@ -84,11 +102,18 @@ fn unchosen_playbook_broken(dir: &std::path::Path) -> (String, String, String) {
          ssh:\n  known_hosts: known_hosts\ndefaults:\n  user: u\n  identity_file: {root}/tests/fixtures/inventory/id_test\n\
          vars:\n  service_manager: lab\n  api: /ip4/127.0.0.1/tcp/9094\nhosts:\n"
     );
+    // Git checks the fixture key out readable by all; a key others can read is refused.
+    std::fs::set_permissions(
+        format!("{root}/tests/fixtures/inventory/id_test"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut facts = Vec::new();
-    for host in ["h1", "h2", "h3"] {
+    for (n, host) in ["h1", "h2", "h3"].iter().enumerate() {
         inventory.push_str(&format!(
-            "  - name: {host}\n    address: 127.0.0.1\n    vars:\n      bin_dir: /{host}/bin\n      \
-             service_cmd: /{host}/svc\n      config_dir: /{host}/config\n"
+            "  - name: {host}\n    address: 127.0.0.{}\n    vars:\n      bin_dir: /{host}/bin\n      \
+             service_cmd: /{host}/svc\n      config_dir: /{host}/config\n",
+            n + 1
         ));
         facts.push(serde_json::json!({
             "host": host, "unreachable": null, "service_version": "0.9.0",
@@ -172,7 +197,7 @@ fn plan_rejects_a_template_error_in_the_playbook_it_does_not_choose() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["choice"]["procedure"], "standard");
-    assert_eq!(plan["format"], 3);
+    assert_eq!(plan["format"], 4);
     let saved = std::fs::read(dir.path().join(".cluster-upgrade/latest-plan.json")).unwrap();
     assert_eq!(
         saved, out.stdout,

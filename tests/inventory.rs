@@ -13,7 +13,15 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn load(name: &str) -> Result<Inventory, InventoryError> {
+    private_key_fixture();
     Inventory::load(&fixture(name), &[])
+}
+
+/// The fixture key is a private key; git checks it out readable by all (it keeps no mode but
+/// the executable bit), and a key others can read is refused, as OpenSSH does.
+fn private_key_fixture() {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fixture("id_test"), std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn strip_folder(message: &str) -> String {

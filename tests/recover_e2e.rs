@@ -337,9 +337,10 @@ fn a_recovery_resumes_only_on_hosts_as_it_left_them() {
     let stderr = text(&apply.stderr);
     assert_eq!(apply.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains(
-            "is an unfinished recovery: run `cluster-upgrade recover INVENTORY` to resume it"
-        ),
+        stderr.contains(&format!(
+            "is an unfinished recovery: run `cluster-upgrade recover {}` to resume it",
+            std::fs::canonicalize(&inventory).unwrap().display()
+        )),
         "{stderr}"
     );
     assert_eq!(journal_text(&lab), journal, "nothing was run or journalled");

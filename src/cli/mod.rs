@@ -4,14 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::journal::RunId;
 use crate::plan::ProcedureKind;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
+  0  success (also: the cluster already runs the target and is healthy, nothing to do)
   1  a host or a step failed (unreachable host, refused host key, failed command)
-  2  invalid input (inventory, playbook, plan file, command line)
-  3  the upgrade was refused as unsafe (the plan explains why)
+  2  invalid input (inventory, playbook, plan file, command line, state directory,
+     no terminal to confirm on without --yes)
+  3  refused as unsafe (the plan explains why; another run holds the cluster; the cluster
+     changed; declined)
   130  interrupted";
 
 /// Upgrade an IPFS Cluster safely over SSH: plan first, then apply with checkpoints.
@@ -75,6 +78,57 @@ pub enum Command {
     /// installed version is neither its own from the plan nor one the recovery installs).
     #[command(after_help = EXIT_CODES)]
     Recover(RecoverArgs),
+    /// List the runs of a state directory (id, cluster, procedure, versions, state, started),
+    /// or abandon an unfinished one.
+    ///
+    /// An unfinished run blocks new plans of its cluster until it is resumed (`apply`) or
+    /// abandoned. Abandoning journals the decision (nothing is deleted) and says what state the
+    /// hosts may be in; the run's lease on the hosts is then replaced by the next run.
+    #[command(after_help = EXIT_CODES)]
+    Runs(RunsArgs),
+}
+
+/// Where the runs are: a state directory, given or beside an inventory.
+#[derive(Debug, Args)]
+pub struct StatePlace {
+    /// The inventory whose runs to use (its state directory is `.cluster-upgrade/` beside it;
+    /// with an inventory, only its cluster's runs are shown).
+    pub inventory: Option<PathBuf>,
+
+    /// The state directory (default: beside the inventory, else `.cluster-upgrade/` here).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+
+    #[command(flatten)]
+    pub place: StatePlace,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// Mark an unfinished run abandoned: it is never resumed, and a new plan of its cluster can
+    /// be made. The run stays in the state directory, with its journal and backups.
+    #[command(after_help = EXIT_CODES)]
+    Abandon(AbandonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AbandonArgs {
+    /// The run to abandon (see `cluster-upgrade runs`).
+    pub run_id: RunId,
+
+    #[command(flatten)]
+    pub place: StatePlace,
+
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +154,11 @@ pub struct RecoverArgs {
     /// to ask: its `check` decides whether it runs again.
     #[arg(long)]
     pub retry_in_flight: bool,
+
+    /// Take over the hosts' lease held by this run, which died (its controller crashed or was
+    /// killed): journalled in this run.
+    #[arg(long, value_name = "RUN_ID")]
+    pub take_over: Option<RunId>,
 
     #[command(flatten)]
     pub ssh: SshArgs,
@@ -137,6 +196,11 @@ pub struct ApplyArgs {
     /// at the host.
     #[arg(long)]
     pub retry_in_flight: bool,
+
+    /// Take over the hosts' lease held by this run, which died (its controller crashed or was
+    /// killed, possibly on another machine or with another state directory): journalled.
+    #[arg(long, value_name = "RUN_ID")]
+    pub take_over: Option<RunId>,
 
     #[command(flatten)]
     pub ssh: SshArgs,
@@ -192,7 +256,9 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// Print the plan as JSON on stdout instead of the human-readable view.
+    /// Print the plan as JSON on stdout instead of the human-readable view (in every outcome:
+    /// `{"converged": true, …}` when there is nothing to do, `{"error": …, "kind": …,
+    /// "exit_code": …}` on failure).
     #[arg(long)]
     pub json: bool,
 
@@ -206,12 +272,17 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub facts: Option<PathBuf>,
 
+    /// Plan although this run holds the hosts' lease (a run that died; `apply --take-over`
+    /// takes the lease over).
+    #[arg(long, value_name = "RUN_ID")]
+    pub take_over: Option<RunId>,
+
     #[command(flatten)]
     pub ssh: SshArgs,
 }
 
 /// SSH options that override the inventory's `ssh:` section.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct SshArgs {
     /// known_hosts file to verify host keys against (default: the inventory's, else ~/.ssh/known_hosts).
     #[arg(long, value_name = "FILE")]

@@ -9,7 +9,9 @@ use super::inputs;
 
 pub fn check(args: &CheckArgs) -> Result<(), Error> {
     // Every host, where planning checks one host per variable set: this is the full check.
-    let (inventory, playbooks) = inputs::load_with(&args.input, Coverage::EveryHost)?;
+    let no_ssh_overrides = crate::cli::SshArgs::default();
+    let (inventory, playbooks) =
+        inputs::load_with(&args.input, &no_ssh_overrides, Coverage::EveryHost)?;
     let recover = inputs::playbook(&args.input, "recover.yaml", &inventory, Coverage::EveryHost)?;
     report::print(&format!(
         "{}: valid ({} hosts, target {}); playbooks {}, {} and {} render for every host\n",

@@ -1,45 +1,47 @@
-//! From the inventory to connections: SSH options, targets and probe variables of every host.
+//! From a plan's [`Reach`] (the inventory's hosts, as planned) to connections: SSH options,
+//! targets and probe variables of every host.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::SshArgs;
-use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget, ProbeVars};
-use crate::inventory::{Identity as InventoryIdentity, Inventory};
+use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget};
+use crate::inventory::Identity as InventoryIdentity;
+use crate::plan::Reach;
 use crate::transport::{HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target};
 
 /// How long the read-only probe of one host may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// SSH options: the inventory's `ssh:` section under the command line's overrides.
-pub fn ssh_options(inventory: &Inventory, ssh: &SshArgs) -> SshOptions {
+/// SSH options: the recorded `ssh:` settings under the command line's overrides.
+pub fn ssh_options(reach: &Reach, ssh: &SshArgs) -> SshOptions {
     let known_hosts = ssh
         .known_hosts
         .clone()
-        .unwrap_or_else(|| inventory.ssh.known_hosts.clone());
+        .unwrap_or_else(|| reach.ssh.known_hosts.clone());
     SshOptions {
-        policy: if ssh.accept_new_host_keys || inventory.ssh.accept_new_host_keys {
+        policy: if ssh.accept_new_host_keys || reach.ssh.accept_new_host_keys {
             HostKeyPolicy::AcceptNew
         } else {
             HostKeyPolicy::Strict
         },
-        connect_timeout: inventory.ssh.connect_timeout.into(),
+        connect_timeout: reach.ssh.connect_timeout.into(),
         ..SshOptions::new(known_hosts)
     }
 }
 
 /// How many hosts are worked on at once: the command line, else the inventory, else all.
-pub fn concurrency(inventory: &Inventory, ssh: &SshArgs) -> usize {
+pub fn concurrency(reach: &Reach, ssh: &SshArgs) -> usize {
     ssh.concurrency
-        .or(inventory.ssh.max_concurrency)
-        .map_or(inventory.hosts.len(), |n| n.get())
+        .or(reach.ssh.max_concurrency)
+        .map_or(reach.hosts.len(), |n| n.get())
         .max(1)
 }
 
 /// Connection and probe settings of every host, in inventory order.
-pub fn probe_targets(inventory: &Inventory) -> Vec<ProbeTarget> {
-    inventory
+pub fn probe_targets(reach: &Reach) -> Vec<ProbeTarget> {
+    reach
         .hosts
         .iter()
         .map(|host| ProbeTarget {
@@ -53,23 +55,7 @@ pub fn probe_targets(inventory: &Inventory) -> Vec<ProbeTarget> {
                     InventoryIdentity::Agent => Identity::Agent,
                 },
             },
-            vars: ProbeVars {
-                bin_dir: host
-                    .vars
-                    .str("bin_dir")
-                    .unwrap_or("/usr/local/bin")
-                    .to_string(),
-                config_dir: host
-                    .vars
-                    .str("config_dir")
-                    .unwrap_or("~/.ipfs-cluster")
-                    .to_string(),
-                api: host
-                    .vars
-                    .str("api")
-                    .unwrap_or("/ip4/127.0.0.1/tcp/9094")
-                    .to_string(),
-            },
+            vars: host.probe.clone(),
         })
         .collect()
 }
@@ -85,26 +71,13 @@ pub struct Connected {
 }
 
 impl Connected {
-    /// Connects to every host at once (bounded by the inventory's `max_concurrency`).
-    pub fn open(inventory: &Inventory, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
-        let mut connected = Self::new(inventory, ssh)?;
-        let started = std::time::Instant::now();
-        connected.connections = connected.runtime.block_on(facts::connect_all(
-            Arc::clone(&connected.connector),
-            &connected.targets,
-            connected.limit,
-        ));
-        tracing::debug!(hosts = connected.targets.len(), elapsed = ?started.elapsed(), "connected");
-        Ok(connected)
-    }
-
     /// Connects to every host and probes each one as soon as it is connected.
     pub fn open_and_probe(
-        inventory: &Inventory,
+        reach: &Reach,
         ssh: &SshArgs,
         scope: ProbeScope,
     ) -> Result<(Connected, Vec<HostFacts>), crate::error::Error> {
-        let mut connected = Self::new(inventory, ssh)?;
+        let mut connected = Self::new(reach, ssh)?;
         let started = std::time::Instant::now();
         let (connections, facts) = connected.runtime.block_on(facts::connect_and_probe(
             Arc::clone(&connected.connector),
@@ -118,14 +91,14 @@ impl Connected {
         Ok((connected, facts))
     }
 
-    fn new(inventory: &Inventory, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
-        super::open_files::make_room(inventory.hosts.len())?;
+    fn new(reach: &Reach, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
+        super::open_files::make_room(reach.hosts.len())?;
         Ok(Connected {
             runtime: runtime()?,
-            connector: Arc::new(SshConnector::new(ssh_options(inventory, ssh))),
-            targets: probe_targets(inventory),
+            connector: Arc::new(SshConnector::new(ssh_options(reach, ssh))),
+            targets: probe_targets(reach),
             connections: Vec::new(),
-            limit: concurrency(inventory, ssh),
+            limit: concurrency(reach, ssh),
         })
     }
 
@@ -189,11 +162,8 @@ impl Connected {
 }
 
 /// Gathers facts for `plan`: connects, probes and closes, every host at once (bounded).
-pub fn gather_facts(
-    inventory: &Inventory,
-    ssh: &SshArgs,
-) -> Result<Vec<HostFacts>, crate::error::Error> {
-    let (connected, facts) = Connected::open_and_probe(inventory, ssh, ProbeScope::FULL)?;
+pub fn gather_facts(reach: &Reach, ssh: &SshArgs) -> Result<Vec<HostFacts>, crate::error::Error> {
+    let (connected, facts) = Connected::open_and_probe(reach, ssh, ProbeScope::FULL)?;
     connected.runtime().block_on(connected.close());
     Ok(facts)
 }

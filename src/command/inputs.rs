@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::InventoryArgs;
+use crate::cli::{InventoryArgs, SshArgs};
 use crate::error::Error;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Overrides};
 use crate::plan::Playbooks;
 use crate::procedure::{Coverage, Procedure};
 
@@ -26,13 +26,24 @@ const BUILT_IN: [(&str, &str); 3] = [
 /// Loads and validates the inventory and the upgrade playbooks for planning: the planner
 /// renders the chosen playbook for every host, so both are checked here against one host per
 /// distinct variable set only.
-pub fn load(args: &InventoryArgs) -> Result<(Inventory, Playbooks), Error> {
-    load_with(args, Coverage::OnePerVariableSet)
+pub fn load(args: &InventoryArgs, ssh: &SshArgs) -> Result<(Inventory, Playbooks), Error> {
+    load_with(args, ssh, Coverage::OnePerVariableSet)
+}
+
+/// The command line's overrides of the inventory: `--var`, and the SSH options.
+pub fn overrides(args: &InventoryArgs, ssh: &SshArgs) -> Overrides {
+    Overrides {
+        vars: args.vars.clone(),
+        known_hosts: ssh.known_hosts.clone(),
+        accept_new_host_keys: ssh.accept_new_host_keys,
+        max_concurrency: ssh.concurrency,
+    }
 }
 
 /// Loads the inventory and the upgrade playbooks, validated for the hosts `coverage` names.
 pub fn load_with(
     args: &InventoryArgs,
+    ssh: &SshArgs,
     coverage: Coverage,
 ) -> Result<(Inventory, Playbooks), Error> {
     // Reading the playbooks needs no inventory, only validating them does: they are read on a
@@ -45,13 +56,14 @@ pub fn load_with(
                 read_playbook(args, "bootstrap.yaml"),
             )
         });
-        let inventory = Inventory::load(&args.inventory, &args.vars);
+        let inventory = Inventory::load_with(&args.inventory, &overrides(args, ssh));
         let (standard, bootstrap) = playbooks
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (inventory, standard, bootstrap)
     });
     let inventory = inventory?;
+    inventory.ssh.check_known_hosts()?;
     let validated = |procedure: Result<Procedure, Error>| {
         let procedure = procedure?;
         procedure.validate(&inventory, coverage)?;
@@ -74,8 +86,9 @@ pub fn load_with(
 }
 
 /// Loads and validates the inventory and `recover.yaml` for planning a recovery.
-pub fn load_recover(args: &InventoryArgs) -> Result<(Inventory, Procedure), Error> {
-    let inventory = Inventory::load(&args.inventory, &args.vars)?;
+pub fn load_recover(args: &InventoryArgs, ssh: &SshArgs) -> Result<(Inventory, Procedure), Error> {
+    let inventory = Inventory::load_with(&args.inventory, &overrides(args, ssh))?;
+    inventory.ssh.check_known_hosts()?;
     let procedure = playbook(
         args,
         "recover.yaml",

@@ -7,9 +7,16 @@ mod hosts;
 mod inputs;
 mod open_files;
 mod plan;
+mod plan_file;
+mod preflight;
 mod recover;
+mod resume;
 mod run;
+mod runs;
+mod state;
 mod status;
+
+pub use plan_file::PlanFileError;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -22,5 +29,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Apply(args) => apply::apply(&args),
         Command::Status(args) => status::status(&args),
         Command::Recover(args) => recover::recover(&args),
+        Command::Runs(args) => runs::runs(&args),
     }
 }

@@ -1,26 +1,35 @@
 //! `cluster-upgrade plan`: gather facts over SSH (read-only), choose the procedure, render it,
 //! show it, and save it on request.
 
-use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::cli::PlanArgs;
 use crate::error::Error;
 use crate::facts::HostFacts;
 use crate::inventory::{Inventory, ReleaseSource, ReleaseSums, Version};
-use crate::journal::{write_private_with, JournalError, StateDir};
-use crate::plan::{build_plan, build_staged_plan, Plan, PlanError, PlanInputs, Refusal};
+use crate::journal::{open_private, write_private_with, RunId, StateDir};
+use crate::plan::{
+    build_plan, build_staged_plan, converged_problems, ClusterId, Plan, PlanError, PlanInputs,
+    PlanOrigin, Playbooks, Reach, Refusal,
+};
 use crate::report;
 
-use super::{hosts, inputs};
+use super::{hosts, inputs, plan_file, state};
+
+/// What planning found: a plan, or a cluster already on its target and healthy.
+#[derive(Debug)]
+pub enum Planned {
+    Plan(Box<Plan>),
+    Converged { target: Version, hosts: usize },
+}
 
 pub fn plan(args: &PlanArgs) -> Result<(), Error> {
     // A recorded facts file is parsed while the inventory and playbooks load; their errors
     // still come first.
     let (loaded, recorded) = std::thread::scope(|scope| {
         let recorded = (args.facts.as_deref()).map(|path| scope.spawn(|| read_facts(path)));
-        let loaded = inputs::load(&args.input);
+        let loaded = inputs::load(&args.input, &args.ssh);
         let recorded = recorded.map(|thread| {
             thread
                 .join()
@@ -29,52 +38,69 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
         (loaded, recorded)
     });
     let (inventory, playbooks) = loaded?;
+    let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
+    for note in state.prepare()? {
+        report::note(&note);
+    }
+    let cluster_id = cluster_id(&inventory)?;
+    // A run of this cluster that is not over: resumed by `apply`, or abandoned, first.
+    if let (Some(unfinished), _) = state::unfinished_of(&state, Some(&cluster_id))? {
+        return Err(Error::UnfinishedRun {
+            run_id: unfinished.dir.id().to_string(),
+            inventory: args.input.inventory.clone(),
+        });
+    }
+    // The command line's SSH options are in the inventory's settings already.
+    let reach = Reach::of(&inventory);
     let facts = match recorded {
         Some(facts) => facts?,
-        None => hosts::gather_facts(&inventory, &args.ssh)?,
+        None => hosts::gather_facts(&reach, &args.ssh)?,
     };
-    let run_id = run_id();
-    let plan = make_plan(PlanInputs {
-        inventory: &inventory,
-        playbooks: &playbooks,
-        facts: &facts,
-        requested: args.procedure,
-        run_id: &run_id,
-    });
-    let plan = match plan {
-        Ok(plan) => plan,
-        Err(PlanError::Refused(refusal)) => {
-            report::print(&report::render_facts(&facts));
-            return Err(PlanError::Refused(refusal).into());
+    let replaceable = state::lease_replaceable(&state, args.take_over.as_ref())?;
+    check_leases(&facts, None, &replaceable)?;
+    let origin = origin(cluster_id, reach);
+    let plan = match make_plan(&inventory, &playbooks, &facts, args.procedure, &origin)? {
+        Planned::Plan(plan) => plan,
+        Planned::Converged { target, hosts } => {
+            report_converged(target, hosts, args.json);
+            return Ok(());
         }
-        Err(other) => return Err(other.into()),
     };
     if !args.json {
         report::print(&report::render_plan(&plan));
     }
     // Serialized once, streamed into the state folder; stdout and `--out` get the same bytes.
-    let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
-    state.create()?;
     let latest = state.latest_plan();
-    write_plan(&latest, &plan)?;
+    plan_file::write_plan(&latest, &plan)?;
     // Freeing a large plan string by string takes a noticeable share of the run; the process
     // ends right after this command, which frees it at once.
     std::mem::forget(plan);
-    let saved = || {
-        std::fs::File::open(&latest).map_err(|source| JournalError::Io {
-            path: latest.clone(),
-            source,
-        })
-    };
     if args.json {
-        report::print_from(&mut saved()?);
+        report::print_from(&mut open_private(&latest)?);
     }
     if let Some(out) = &args.out {
-        let mut file = saved()?;
+        let mut file = open_private(&latest)?;
         write_private_with(out, |to| std::io::copy(&mut file, to).map(drop))?;
         report::note(&format!("plan saved to {}", out.display()));
     }
     Ok(())
+}
+
+/// "Nothing to do", for people or as JSON.
+pub fn report_converged(target: Version, hosts: usize, json: bool) {
+    if json {
+        let value = serde_json::json!({
+            "converged": true,
+            "target_version": target.to_string(),
+            "hosts": hosts,
+            "steps": [],
+        });
+        report::print(&format!("{value}\n"));
+    } else {
+        report::print(&format!(
+            "No changes: every one of the {hosts} peers runs {target} and the cluster is healthy; nothing to do.\n"
+        ));
+    }
 }
 
 pub(super) fn read_facts(path: &Path) -> Result<Vec<HostFacts>, Error> {
@@ -88,64 +114,124 @@ pub(super) fn read_facts(path: &Path) -> Result<Vec<HostFacts>, Error> {
     })
 }
 
-/// Saves `plan` as JSON, streamed: a large cluster's plan is never one string. Compact: plan
-/// files are read by `apply` and by tools (`jq` shows them indented); people read `plan`'s text
-/// view. Indenting the deeply nested steps made a third of a large plan's bytes.
-pub(super) fn write_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
-    write_private_with(path, |out| {
-        serde_json::to_writer(&mut *out, plan)?;
-        out.write_all(b"\n")
+/// The identity of the inventory's cluster (its path made canonical).
+pub fn cluster_id(inventory: &Inventory) -> Result<ClusterId, Error> {
+    let canonical = std::fs::canonicalize(&inventory.path).map_err(|source| {
+        crate::inventory::InventoryError::Read {
+            path: inventory.path.clone(),
+            source,
+        }
     })?;
-    Ok(())
+    Ok(ClusterId::of(inventory, canonical))
 }
 
-/// A run ID that sorts by time: `YYYYMMDDTHHMMSSZ-xxxx`.
-pub(super) fn run_id() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    // The sub-second suffix keeps two plans made in the same second apart.
+/// A new run's origin: its id and the time, now.
+pub fn origin(cluster_id: ClusterId, reach: Reach) -> PlanOrigin {
+    let now = SystemTime::now();
+    PlanOrigin {
+        run_id: RunId::at(now),
+        cluster_id,
+        created_unix: now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        reach,
+    }
+}
+
+/// Refuses while another run holds a lease on a host (`own`: the run that may hold them).
+pub fn check_leases(
+    facts: &[HostFacts],
+    own: Option<&RunId>,
+    replaceable: &[String],
+) -> Result<(), Error> {
+    let holders: Vec<String> = facts
+        .iter()
+        .filter_map(|host| {
+            let lease = host.lease.as_ref()?;
+            let ours = own.is_some_and(|id| id.as_str() == lease.run_id);
+            (!ours && !replaceable.contains(&lease.run_id)).then(|| {
+                format!(
+                    "{lease} on {} since {}",
+                    host.host,
+                    time_text(lease.started_unix)
+                )
+            })
+        })
+        .collect();
+    if holders.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::LeaseHeld { holders })
+    }
+}
+
+/// `2026-12-04 17:52:37 UTC`.
+pub fn time_text(unix: u64) -> String {
+    let id = RunId::at(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix));
+    let text = id.as_str();
     format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z-{:04x}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        now.subsec_micros() % 0x10000
+        "{}-{}-{} {}:{}:{} UTC",
+        &text[0..4],
+        &text[4..6],
+        &text[6..8],
+        &text[9..11],
+        &text[11..13],
+        &text[13..15]
     )
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 /// Plans the upgrade; a jump that needs an intermediate release (0.9 → 1.x) is planned in two
-/// stages through the newest 0.10.x the release source offers, or refused when it has none.
-pub(super) fn make_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
-    match build_plan(inputs) {
+/// stages through the newest 0.10.x the release source offers, or refused when it has none. A
+/// cluster already on its target is "converged" when healthy, refused otherwise.
+pub fn make_plan(
+    inventory: &Inventory,
+    playbooks: &Playbooks,
+    facts: &[HostFacts],
+    requested: Option<crate::plan::ProcedureKind>,
+    origin: &PlanOrigin,
+) -> Result<Planned, Error> {
+    let inputs = PlanInputs {
+        inventory,
+        playbooks,
+        facts,
+        requested,
+        origin,
+    };
+    let planned = match build_plan(inputs) {
         Err(PlanError::Refused(Refusal::UnsupportedJump { from, to, format })) => {
-            match intermediate_inventory(inputs.inventory) {
+            match intermediate_inventory(inventory) {
                 Some(hop) => build_staged_plan(inputs, &hop),
                 None => Err(PlanError::Refused(Refusal::IntermediateMissing {
                     from,
                     to,
                     format,
-                    looked_in: release_source_text(inputs.inventory),
+                    looked_in: release_source_text(inventory),
                 })),
             }
         }
+        Err(PlanError::Refused(Refusal::AlreadyAtTarget { target })) => {
+            let problems = converged_problems(facts, target);
+            if problems.is_empty() {
+                return Ok(Planned::Converged {
+                    target,
+                    hosts: facts.len(),
+                });
+            }
+            Err(PlanError::Refused(Refusal::AtTargetUnhealthy {
+                target,
+                problems,
+            }))
+        }
         other => other,
+    };
+    match planned {
+        Ok(plan) => Ok(Planned::Plan(Box::new(plan))),
+        Err(error) => {
+            if error.refusal().is_some() {
+                report::print(&report::render_facts(facts));
+            }
+            Err(error.into())
+        }
     }
 }
 
@@ -175,15 +261,5 @@ fn release_source_text(inventory: &Inventory) -> String {
     match &inventory.cluster.releases {
         ReleaseSource::Local { path, .. } => path.display().to_string(),
         ReleaseSource::Url { .. } => "the inventory's sha256 list".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_417), (2025, 11, 25));
-        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
     }
 }

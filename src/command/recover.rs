@@ -7,42 +7,43 @@ use std::path::Path;
 use crate::cli::RecoverArgs;
 use crate::error::Error;
 use crate::facts::{pinset_of_listing, HostFacts, Pinset, ProbeScope};
-use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, RunDir, StateDir};
-use crate::plan::{Plan, ProcedureKind};
+use crate::plan::{health_problems, Plan, ProcedureKind, Reach};
 use crate::recover::{
     build_recovery_plan, check_export_fits, choose_source, ExportFile, ExportShape, RecoverError,
     RecoveryInputs, EXPORT_BACKUP,
 };
 use crate::report::{self};
 
-use super::{apply, hosts, inputs, plan as plan_cmd, run};
+use super::{hosts, inputs, plan as plan_cmd, preflight, resume, run, state};
 
 pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
+    // The inputs first: an invalid inventory, playbook or export is refused before anything.
+    let (inventory, playbook) = inputs::load_recover(&args.input, &args.ssh)?;
+    let export = args.from_export.as_deref().map(read_export).transpose()?;
     let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
+    for note in state.prepare()? {
+        report::note(&note);
+    }
+    run::confirmation_possible(args.yes)?;
     let _lock = state.lock()?;
     report::log_to_file(&state.root.join("apply.log"));
 
-    if let Some((run, plan, checkpoint)) = run::unfinished_run(&state)? {
-        if plan.choice.procedure != ProcedureKind::Recover {
-            return Err(Error::UnfinishedRun { run_id: run.id() });
-        }
+    let cluster_id = plan_cmd::cluster_id(&inventory)?;
+    let (unfinished, others) = state::unfinished_of(&state, Some(&cluster_id))?;
+    for other in &others {
         report::note(&format!(
-            "resuming recovery run {} (source {}, {} → {})",
-            run.id(),
-            anchor_of(&plan),
-            plan.choice.from,
-            plan.choice.to
+            "not resumed: run {} is unfinished too",
+            other.describe()
         ));
-        let inventory = Inventory::load(&plan.inventory, &[])?;
-        return execute(args, &inventory, &run, &plan, checkpoint, true, None);
+    }
+    if let Some(unfinished) = unfinished {
+        return resume(args, &state, unfinished);
     }
 
-    let (inventory, playbook) = inputs::load_recover(&args.input)?;
-    let export = args.from_export.as_deref().map(read_export).transpose()?;
     // The run reuses these connections: one per host for the whole recovery.
-    let (connected, facts) =
-        hosts::Connected::open_and_probe(&inventory, &args.ssh, ProbeScope::FULL)?;
+    let reach = Reach::of(&inventory);
+    let (connected, facts) = hosts::Connected::open_and_probe(&reach, &args.ssh, ProbeScope::FULL)?;
     let choice = choose_source(
         &facts,
         inventory.cluster.target_version,
@@ -53,16 +54,19 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
     if let Some(export) = &export {
         check_export_fits(export, &choice)?;
     }
-    let run_id = plan_cmd::run_id();
+    let origin = plan_cmd::origin(cluster_id, reach);
     let plan = build_recovery_plan(RecoveryInputs {
         inventory: &inventory,
         playbook: &playbook,
         facts: &facts,
         choice: &choice,
         export: export.as_ref(),
-        run_id: &run_id,
+        origin: &origin,
     })
     .map_err(RecoverError::from)?;
+    let replaceable = state::lease_replaceable(&state, args.take_over.as_ref())?;
+    plan_cmd::check_leases(&facts, None, &replaceable)?;
+    preflight::check_room(&state, &plan, &Checkpoint::default(), &facts)?;
     report::print(&report::render_plan(&plan));
     run::confirm(
         args.yes,
@@ -73,16 +77,69 @@ pub fn recover(args: &RecoverArgs) -> Result<(), Error> {
         ),
     )?;
     let run = state.run(&plan.run_id);
-    run.create()?;
-    plan_cmd::write_plan(&run.plan_path(), &plan)?;
     execute(
         args,
-        &inventory,
+        &state,
         &run,
         &plan,
-        Checkpoint::default(),
-        false,
-        Some(connected),
+        Execution {
+            checkpoint: Checkpoint::default(),
+            resumed: false,
+            resets: Vec::new(),
+            connected,
+        },
+    )
+}
+
+/// Resumes the cluster's unfinished recovery, as `apply` resumes a run.
+fn resume(
+    args: &RecoverArgs,
+    state: &StateDir,
+    unfinished: state::Unfinished,
+) -> Result<(), Error> {
+    if unfinished.plan.choice.procedure != ProcedureKind::Recover {
+        return Err(Error::UnfinishedRun {
+            run_id: unfinished.dir.id().to_string(),
+            inventory: unfinished.plan.inventory.clone(),
+        });
+    }
+    resume::refuse_options(
+        &unfinished,
+        &[
+            ("--var", !args.input.vars.is_empty()),
+            ("--playbooks", args.input.playbooks.is_some()),
+            ("--from-export", args.from_export.is_some()),
+        ],
+    )?;
+    let ready =
+        resume::reconnect_and_review(state, &unfinished, &args.ssh, args.take_over.as_ref())?;
+    let plan = &unfinished.plan;
+    preflight::check_room(state, plan, &ready.checkpoint, &ready.facts)?;
+    report::print(&report::render_resume(
+        plan,
+        &ready.checkpoint,
+        &ready.resets,
+    ));
+    run::confirm(
+        args.yes,
+        &format!(
+            "Resume recovery run {} of cluster `{}` (source {})?",
+            plan.run_id,
+            plan.cluster,
+            anchor_of(plan)
+        ),
+    )?;
+    execute(
+        args,
+        state,
+        &unfinished.dir,
+        plan,
+        Execution {
+            checkpoint: ready.checkpoint,
+            resumed: true,
+            resets: ready.resets,
+            connected: ready.connected,
+        },
     )
 }
 
@@ -119,27 +176,36 @@ fn anchor_of(plan: &Plan) -> &str {
     plan.choice.anchor.as_deref().unwrap_or("?")
 }
 
-fn execute(
-    args: &RecoverArgs,
-    inventory: &Inventory,
-    run: &RunDir,
-    plan: &Plan,
+/// Where a recovery run starts from.
+struct Execution {
     checkpoint: Checkpoint,
     resumed: bool,
-    connected: Option<hosts::Connected>,
+    resets: Vec<(String, String, String)>,
+    connected: hosts::Connected,
+}
+
+fn execute(
+    args: &RecoverArgs,
+    state: &StateDir,
+    run: &RunDir,
+    plan: &Plan,
+    execution: Execution,
 ) -> Result<(), Error> {
-    // A resumed recovery is checked against the hosts by `run_plan`, as a resumed `apply` is.
     let request = run::RunRequest {
-        inventory,
+        state,
         run,
         plan,
-        checkpoint,
-        ssh: &args.ssh,
-        retry_in_flight: args.retry_in_flight,
-        resumed,
-        connected,
+        checkpoint: execution.checkpoint,
+        options: run::RunOptions {
+            ssh: &args.ssh,
+            retry_in_flight: args.retry_in_flight,
+            take_over: args.take_over.as_ref(),
+        },
+        resumed: execution.resumed,
+        resets: execution.resets,
+        connected: execution.connected,
     };
-    run::run_plan(request, None, &|now: &[HostFacts]| {
+    run::run_plan(request, &|now: &[HostFacts]| {
         Ok(verify(plan, now, &kept_export(run, plan)?))
     })
 }
@@ -164,12 +230,9 @@ fn kept_export(run: &RunDir, plan: &Plan) -> Result<Pinset, Error> {
 /// `apply`'s final gate (target version, running, whole peerset), and every peer listing
 /// exactly the exported pinset (count and hash of the sorted CIDs).
 fn verify(plan: &Plan, now: &[HostFacts], expected: &Pinset) -> Vec<String> {
-    // Peers that ran before the recovery may have listed another pinset: the export is the reference.
-    let mut reference = plan.clone();
-    for facts in &mut reference.facts {
-        facts.pins = None;
-    }
-    let mut problems = apply::verify(&reference, now);
+    // Peers that ran before the recovery may have listed another pinset: the export is the
+    // reference, checked below.
+    let mut problems = health_problems(now, plan.choice.to, None);
     for host in now.iter().filter(|h| h.running) {
         match &host.pins {
             Some(pins) if pins == expected => {}

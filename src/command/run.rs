@@ -1,89 +1,103 @@
-//! Running a plan, shared by `apply` and `recover`: connect to every host, optionally check the
-//! cluster against the plan, run the steps with progress and the journal, take the final gate,
-//! print the run's table.
+//! Running a plan, shared by `apply` and `recover`, over connections opened (and probed) by the
+//! command: take the hosts' lease, run the steps with progress and the journal (checking the
+//! cluster again right before a step that takes quorum away), take the final gate, give the
+//! lease back, print the run's table.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::cli::SshArgs;
 use crate::error::{chain, Error};
-use crate::exec::{BackupsDir, ExecOptions, Executor, Reporter, RunOutcome};
-use crate::facts::{HostFacts, ProbeScope};
-use crate::inventory::Inventory;
-use crate::inventory::Version;
+use crate::exec::{
+    claim_all, release_all, BackupsDir, Claim, ExecOptions, Executor, LeaseHost, LeaseRequest,
+    QuorumGate, Reporter, RunOutcome,
+};
+use crate::facts::{HostFacts, Lease, ProbeScope};
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
-use crate::plan::{resume_problems, Plan, ProcedureKind, PLAN_FORMAT};
+use crate::plan::{drift_problems, Plan, ProcedureKind};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
 use super::hosts::{self, Connected};
 
-/// A run to start or resume.
+/// A run to start or resume, over hosts already connected.
 pub struct RunRequest<'a> {
-    pub inventory: &'a Inventory,
+    pub state: &'a StateDir,
     pub run: &'a RunDir,
     pub plan: &'a Plan,
     pub checkpoint: Checkpoint,
-    pub ssh: &'a SshArgs,
-    pub retry_in_flight: bool,
+    pub options: RunOptions<'a>,
     pub resumed: bool,
-    /// Sessions opened for planning a moment ago, reused by the run (else it connects).
-    pub connected: Option<Connected>,
+    /// (step, host, why): steps the journal says finished that this run takes again (already
+    /// applied to `checkpoint`; journalled when the run starts).
+    pub resets: Vec<(String, String, String)>,
+    pub connected: Connected,
 }
 
-/// Checks fresh facts: before the first step (`Err` stops the run before anything runs), and
-/// after the last one (the problems found; none means the run finished).
-pub type BeforeCheck<'a> = &'a dyn Fn(&[HostFacts]) -> Result<(), Error>;
+/// The command line's part in a run.
+#[derive(Clone, Copy)]
+pub struct RunOptions<'a> {
+    pub ssh: &'a SshArgs,
+    pub retry_in_flight: bool,
+    /// `--take-over RUN_ID`.
+    pub take_over: Option<&'a crate::journal::RunId>,
+}
+
+/// Checks fresh facts after the last step: the problems found (none means the run finished).
 pub type AfterCheck<'a> = &'a dyn Fn(&[HostFacts]) -> Result<Vec<String>, Error>;
 
-pub fn run_plan(
-    request: RunRequest<'_>,
-    before: Option<BeforeCheck<'_>>,
-    after: AfterCheck<'_>,
-) -> Result<(), Error> {
+/// What the operator runs to go on after a stop.
+pub fn resume_command(plan: &Plan) -> &'static str {
+    match plan.choice.procedure {
+        ProcedureKind::Recover => "cluster-upgrade recover INVENTORY",
+        _ => "cluster-upgrade apply",
+    }
+}
+
+pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Error> {
     let RunRequest {
-        inventory,
+        state,
         run,
         plan,
         checkpoint,
-        ssh,
-        retry_in_flight,
+        options,
         resumed,
-        connected,
+        resets,
+        mut connected,
     } = request;
-    report::log_to_file(&run.log_path());
-    // A resumed run (apply or recover) goes on only on hosts as it left them.
-    let resumable = |now: &[HostFacts]| check_resumable(plan, now);
-    let before = before.or(resumed.then_some(&resumable as BeforeCheck<'_>));
-    // A saved plan or a resumed run is checked against the cluster as it is now, probed as
-    // each host connects.
-    let (mut connected, now) = match (connected, before.is_some()) {
-        (Some(connected), _) => (connected, None),
-        (None, true) => {
-            let (connected, facts) = Connected::open_and_probe(inventory, ssh, ProbeScope::FULL)?;
-            (connected, Some(facts))
-        }
-        (None, false) => (Connected::open(inventory, ssh)?, None),
-    };
-    // What the operator runs to go on after a stop.
-    let resume = match plan.choice.procedure {
-        ProcedureKind::Recover => "cluster-upgrade recover INVENTORY",
-        _ => "cluster-upgrade apply",
-    };
+    let resume = resume_command(plan);
+    let replaceable = super::state::lease_replaceable(state, options.take_over)?;
     let runtime = connected.runtime().handle().clone();
-    runtime.block_on(async {
-        let sessions = connected
-            .sessions()
-            .await
-            .map_err(|hosts| Error::Unreachable { hosts })?;
-        if let Some(before) = before {
-            let now = match now {
-                Some(facts) => facts,
-                None => connected.probe_async(ProbeScope::FULL).await,
-            };
-            before(&now)?;
+    let sessions = runtime
+        .block_on(connected.sessions())
+        .map_err(|hosts| Error::Unreachable { hosts })?;
+    // Shared with the quorum gate; the runtime inside is dropped out here, after the run.
+    let connected = Arc::new(connected);
+    let lease_hosts: Vec<LeaseHost<_>> = plan
+        .reach
+        .hosts
+        .iter()
+        .map(|host| {
+            let name = host.name.to_string();
+            let session = Arc::clone(&sessions[&name]);
+            (name, session, host.probe.clone())
+        })
+        .collect();
+    // Everything but this handle moves into the run: the sessions end inside the runtime,
+    // which itself is dropped out here, after the run.
+    let keep = Arc::clone(&connected);
+    let result = runtime.block_on(async move {
+        // The lease first: a run refused here leaves nothing behind, on the hosts or here.
+        let request = LeaseRequest {
+            lease: lease_of(plan, state),
+            replaceable,
+        };
+        let taken_over = take_lease(&lease_hosts, &request).await?;
+        if !resumed {
+            run.create()?;
+            super::plan_file::write_plan(&run.plan_path(), plan)?;
         }
+        report::log_to_file(&run.log_path());
 
         let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
         let terminal = std::io::stderr().is_terminal() && !report::verbose();
@@ -92,26 +106,39 @@ pub fn run_plan(
         } else {
             Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
         };
-        let reporter = progress.reporter();
-        let options = ExecOptions {
-            concurrency: hosts::concurrency(inventory, ssh),
-            retry_in_flight,
-        };
-        let backups = BackupsDir(run.backups_dir());
         let executor = Executor::new(
             sessions.clone(),
             run.journal()?,
             checkpoint,
-            reporter,
-            options,
-            backups,
-        );
+            progress.reporter(),
+            ExecOptions {
+                concurrency: hosts::concurrency(&plan.reach, options.ssh),
+                retry_in_flight: options.retry_in_flight,
+            },
+            BackupsDir(run.backups_dir()),
+        )
+        .with_quorum_gate(quorum_gate(&connected, plan));
         executor
             .record(Event::RunStarted {
                 pid: std::process::id(),
                 resumed,
             })
             .await?;
+        for (step, host, reason) in resets {
+            report::note(&format!("{step} runs again on {host}: {reason}"));
+            executor
+                .record(Event::StepReset { step, host, reason })
+                .await?;
+        }
+        for (from, hosts) in taken_over {
+            report::note(&format!(
+                "took over the lease of run {from} on {}",
+                crate::message::HostNames(&hosts)
+            ));
+            executor
+                .record(Event::LeaseTakenOver { from, hosts })
+                .await?;
+        }
         let stop = executor.stop_flag();
         let interrupt = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -139,22 +166,105 @@ pub fn run_plan(
             RunOutcome::NeedsOperator { step, host } => {
                 Err(Error::NeedsOperator { step, host, resume })
             }
+            RunOutcome::ClusterChanged { step, problems } => Err(Error::ClusterChanged {
+                step,
+                problems,
+                resume,
+            }),
             RunOutcome::Interrupted => Err(Error::Interrupted { resume }),
         };
-        if let Err(error) = &result {
-            executor
-                .record(Event::RunStopped {
-                    reason: chain(error),
-                })
-                .await?;
+        match &result {
+            Ok(()) => release_all(&lease_hosts, plan.run_id.as_str()).await,
+            Err(error) => {
+                executor
+                    .record(Event::RunStopped {
+                        reason: chain(error),
+                    })
+                    .await?
+            }
         }
         connected.close().await;
         report::print(&report::render_run(
-            &run.id(),
+            run.id().as_str(),
             plan,
             &Checkpoint::replay(&run.records()?),
         ));
         result
+    });
+    drop(keep);
+    result
+}
+
+/// The lease this run writes on its hosts.
+fn lease_of(plan: &Plan, state: &StateDir) -> Lease {
+    let user = std::env::var("USER").unwrap_or_else(|_| "?".to_string());
+    let machine = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    Lease {
+        run_id: plan.run_id.to_string(),
+        controller: format!("{user}@{machine}"),
+        state_dir: std::path::absolute(&state.root)
+            .unwrap_or_else(|_| state.root.clone())
+            .display()
+            .to_string(),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// Takes the lease on every host: the runs whose lease was replaced, with their hosts; or why
+/// another run keeps the hosts (nothing of ours is left on them then).
+async fn take_lease<S: crate::transport::Session + 'static>(
+    hosts: &[LeaseHost<S>],
+    request: &LeaseRequest,
+) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let claims = claim_all(hosts, request).await;
+    let mut held = Vec::new();
+    let mut failed = Vec::new();
+    let mut taken_over: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, _, _) in hosts {
+        match &claims[name] {
+            Claim::Taken | Claim::Ours => {}
+            Claim::Replaced(lease) => {
+                match taken_over
+                    .iter_mut()
+                    .find(|(from, _)| *from == lease.run_id)
+                {
+                    Some((_, hosts)) => hosts.push(name.clone()),
+                    None => taken_over.push((lease.run_id.clone(), vec![name.clone()])),
+                }
+            }
+            Claim::HeldBy(lease) => held.push(format!("{lease} on {name}")),
+            Claim::Failed(error) => {
+                failed.push((name.clone(), format!("cannot write the lease: {error}")))
+            }
+        }
+    }
+    if !held.is_empty() {
+        return Err(Error::LeaseHeld { holders: held });
+    }
+    if !failed.is_empty() {
+        return Err(Error::Unreachable { hosts: failed });
+    }
+    Ok(taken_over)
+}
+
+/// Before a step that takes quorum away: probes the cluster and compares it with the plan.
+fn quorum_gate(connected: &Arc<Connected>, plan: &Plan) -> QuorumGate {
+    let connected = Arc::clone(connected);
+    let planned = Arc::new(plan.facts.clone());
+    let versions: Arc<Vec<_>> = Arc::new(plan.versions());
+    Arc::new(move || {
+        let connected = Arc::clone(&connected);
+        let planned = Arc::clone(&planned);
+        let versions = Arc::clone(&versions);
+        Box::pin(async move {
+            let now = connected.probe_async(ProbeScope::HEALTH.with_peers()).await;
+            drift_problems(&planned, &versions, &now)
+        })
     })
 }
 
@@ -204,40 +314,6 @@ async fn final_gate(after: AfterCheck<'_>, connected: &Connected) -> Result<Vec<
     }
 }
 
-/// The last run that has a journal and did not finish, with its plan and checkpoint.
-pub fn unfinished_run(state: &StateDir) -> Result<Option<(RunDir, Plan, Checkpoint)>, Error> {
-    let Some(run) = state
-        .runs()?
-        .into_iter()
-        .rev()
-        .find(|run| run.journal_path().exists())
-    else {
-        return Ok(None);
-    };
-    let checkpoint = Checkpoint::replay(&run.records()?);
-    if checkpoint.finished {
-        return Ok(None);
-    }
-    let plan = read_plan(&run.plan_path())?;
-    Ok(Some((run, plan, checkpoint)))
-}
-
-pub fn read_plan(path: &Path) -> Result<Plan, Error> {
-    let bad = |message: String| Error::PlanFile {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    if plan.format != PLAN_FORMAT {
-        return Err(bad(format!(
-            "plan format {} (this cluster-upgrade reads {PLAN_FORMAT})",
-            plan.format
-        )));
-    }
-    Ok(plan)
-}
-
 /// Asks `question` on the terminal unless `yes`; without a terminal to ask on, refuses.
 pub fn confirm(yes: bool, question: &str) -> Result<(), Error> {
     use std::io::{BufRead, Write};
@@ -258,15 +334,12 @@ pub fn confirm(yes: bool, question: &str) -> Result<(), Error> {
     }
 }
 
-/// Before a run goes on from its journal: the hosts must still be as the run left them
-/// (installed versions: each host's own from the plan, or one the run installs).
-fn check_resumable(plan: &Plan, now: &[HostFacts]) -> Result<(), Error> {
-    let mut versions: Vec<Version> = vec![plan.choice.from, plan.choice.to];
-    versions.extend(plan.choice.via.iter().copied());
-    let problems = resume_problems(&plan.facts, &versions, now);
-    if problems.is_empty() {
+/// Refuses at once, before anything is probed, when a confirmation will be needed and there
+/// is no terminal to ask it on.
+pub fn confirmation_possible(yes: bool) -> Result<(), Error> {
+    if yes || std::io::stdin().is_terminal() {
         Ok(())
     } else {
-        Err(Error::UnsafeResume { problems })
+        Err(Error::NoConfirmation)
     }
 }

@@ -1,32 +1,39 @@
-//! `cluster-upgrade status`: the current or last run, per host and step.
-
-use std::path::PathBuf;
+//! `cluster-upgrade status`: the current or last run, per host and step (of the inventory's
+//! cluster when an inventory is named).
 
 use crate::cli::StatusArgs;
 use crate::error::Error;
-use crate::journal::{Checkpoint, StateDir};
+use crate::inventory::Inventory;
+use crate::journal::Checkpoint;
 use crate::report;
 
-use super::run::read_plan;
+use super::plan_file::read_plan;
+use super::{plan as plan_cmd, state};
 
 pub fn status(args: &StatusArgs) -> Result<(), Error> {
-    let state = match (&args.state_dir, &args.inventory) {
-        (Some(dir), _) => StateDir { root: dir.clone() },
-        (None, Some(inventory)) => StateDir::for_inventory(inventory, None),
-        (None, None) => StateDir {
-            root: PathBuf::from(".cluster-upgrade"),
-        },
+    let state = state::state_dir(args.state_dir.as_deref(), args.inventory.as_deref());
+    let cluster = match &args.inventory {
+        Some(path) => Some(plan_cmd::cluster_id(&Inventory::load(path, &[])?)?),
+        None => None,
     };
-    let runs = state.runs()?;
+    let runs = state::runs(&state)?;
     let run = match &args.run {
-        Some(id) => runs.into_iter().find(|r| &r.id() == id),
-        None => runs.into_iter().rev().find(|r| r.plan_path().exists()),
+        Some(id) => runs.into_iter().find(|r| r.dir.id().as_str() == id),
+        None => runs.into_iter().rev().find(|r| {
+            cluster
+                .as_ref()
+                .is_none_or(|c| c.key == r.summary.cluster_id.key)
+        }),
     }
     .ok_or_else(|| Error::NoRun {
         dir: state.root.join("runs"),
     })?;
-    let plan = read_plan(&run.plan_path())?;
-    let checkpoint = Checkpoint::replay(&run.records()?);
-    report::print(&report::render_run(&run.id(), &plan, &checkpoint));
+    let plan = read_plan(&run.dir.plan_path())?;
+    let checkpoint = Checkpoint::replay(&run.dir.records()?);
+    report::print(&report::render_run(
+        run.dir.id().as_str(),
+        &plan,
+        &checkpoint,
+    ));
     Ok(())
 }

@@ -4,7 +4,9 @@
 
 mod events;
 mod host_step;
+mod lease;
 mod runner;
 
 pub use events::{Reporter, StepEvent};
-pub use runner::{BackupsDir, ExecOptions, Executor, RunOutcome, StepFailure};
+pub use lease::{claim_all, release_all, Claim, LeaseHost, LeaseRequest};
+pub use runner::{BackupsDir, ExecOptions, Executor, QuorumGate, RunOutcome, StepFailure};

@@ -1,6 +1,8 @@
 //! Runs a plan step by step: a parallel step on all its hosts at once (bounded), a serial step
 //! one host after another; the run stops after a step that failed anywhere.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -38,11 +40,23 @@ pub struct StepFailure {
     pub stderr_tail: String,
 }
 
+/// Asked right before a step that takes quorum away (`takes_quorum`) starts: the problems it
+/// returns (a peer that died since the plan was made…) stop the run before the step, with the
+/// cluster still up.
+pub type QuorumGate =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<String>> + Send>> + Send + Sync>;
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     Finished,
     Failed(Vec<StepFailure>),
+    /// The cluster is no longer as the plan saw it, right before a step that takes quorum away:
+    /// nothing of that step ran.
+    ClusterChanged {
+        step: String,
+        problems: Vec<String>,
+    },
     /// A step was in flight when the last run died and its playbook says to ask.
     NeedsOperator {
         step: String,
@@ -60,6 +74,7 @@ pub struct Executor<S: Session + 'static> {
     options: ExecOptions,
     backups: Arc<BackupsDir>,
     stop: Arc<AtomicBool>,
+    quorum_gate: Option<QuorumGate>,
 }
 
 enum HostResult {
@@ -85,7 +100,15 @@ impl<S: Session + 'static> Executor<S> {
             options,
             backups: Arc::new(backups),
             stop: Arc::new(AtomicBool::new(false)),
+            quorum_gate: None,
         }
+    }
+
+    /// Checks the cluster with `gate` before every step that takes quorum away and has not
+    /// started on any host yet.
+    pub fn with_quorum_gate(mut self, gate: QuorumGate) -> Executor<S> {
+        self.quorum_gate = Some(gate);
+        self
     }
 
     /// Set it to stop before the next step or serial host (in-flight commands finish).
@@ -104,6 +127,12 @@ impl<S: Session + 'static> Executor<S> {
         for (index, step) in plan.steps.iter().enumerate() {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(RunOutcome::Interrupted);
+            }
+            if let Some(problems) = self.quorum_problems(step).await {
+                return Ok(RunOutcome::ClusterChanged {
+                    step: step.id.clone(),
+                    problems,
+                });
             }
             self.reporter.step(index + 1, total, &step.id, &step.name);
             let results = match step.mode {
@@ -144,6 +173,20 @@ impl<S: Session + 'static> Executor<S> {
             }
         }
         Ok(RunOutcome::Finished)
+    }
+
+    /// The gate's problems before `step`, when it takes quorum away and nothing of it ran yet
+    /// (a resumed step already took quorum away: there is nothing left to protect).
+    async fn quorum_problems(&self, step: &PlannedStep) -> Option<Vec<String>> {
+        let gate = self.quorum_gate.as_ref().filter(|_| step.takes_quorum)?;
+        let untouched = step.hosts.iter().all(|host| {
+            self.checkpoint.state(&step.id, host.host.as_str()) == HostStepState::Pending
+        });
+        if !untouched {
+            return None;
+        }
+        let problems = gate().await;
+        (!problems.is_empty()).then_some(problems)
     }
 
     async fn run_parallel(&self, step: &PlannedStep) -> Result<Vec<HostResult>, JournalError> {

@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::model::HostFacts;
-use super::parse::{parse_peer_errors, parse_probe_output};
+use super::parse::{parse_peers, parse_probe_output};
 use super::probe::{peers_script, probe_script, ProbeScope, ProbeVars};
 use crate::transport::{Connector, Session, Target};
 
@@ -180,7 +180,8 @@ async fn peers_elsewhere<S: Session>(
     }
     if let Some(index) = facts.iter().position(|f| f.running) {
         if let Ok(session) = &connections[index] {
-            facts[index].peer_errors = probe_peers(session.as_ref(), &hosts[index], timeout).await;
+            (facts[index].peer_errors, facts[index].listed_peers) =
+                probe_peers(session.as_ref(), &hosts[index], timeout).await;
         }
     }
 }
@@ -206,20 +207,21 @@ pub async fn probe_session<S: Session>(
     facts
 }
 
-/// `peers ls` alone on one host: the peers it reports with an error (none if it cannot run).
+/// `peers ls` alone on one host: the peers it reports with an error, and every peer it lists
+/// (none if it cannot run).
 async fn probe_peers<S: Session>(
     session: &S,
     host: &ProbeTarget,
     timeout: Duration,
-) -> Vec<super::model::PeerError> {
+) -> (Vec<super::model::PeerError>, Vec<String>) {
     let Ok(script) = peers_script(&host.vars) else {
-        return Vec::new();
+        return Default::default();
     };
     match session.run(&script, timeout).await {
-        Ok(output) => parse_peer_errors(&output.stdout_text()),
+        Ok(output) => parse_peers(&output.stdout_text()),
         Err(err) => {
             tracing::warn!(host = %host.target.name, error = %crate::error::chain(&err), "peers ls failed");
-            Vec::new()
+            Default::default()
         }
     }
 }

@@ -9,6 +9,6 @@ mod probe;
 pub use gather::{
     connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget,
 };
-pub use model::{HostFacts, PeerError, Peerset, Pinset, StoredState};
-pub use parse::{parse_peer_errors, parse_probe_output, pinset_of_listing};
-pub use probe::{peers_script, probe_script, ProbeScope, ProbeVars};
+pub use model::{HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
+pub use parse::{parse_lease, parse_peers, parse_probe_output, pinset_of_listing};
+pub use probe::{peers_script, probe_script, ProbeScope, ProbeVars, LEASE_FILE};

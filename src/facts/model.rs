@@ -41,6 +41,45 @@ pub struct HostFacts {
     /// Every raft folder on disk (`raft`, then `raft.old.N`) with its newest snapshot.
     #[serde(default)]
     pub stored_states: Vec<StoredState>,
+    /// Every peer ID `peers ls` listed (only on the one host that ran it): the inventory must
+    /// name a host for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed_peers: Vec<String>,
+    /// The lease a run holds on this host (`<config_dir>/.cluster-upgrade.lease`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// Free space, in KiB, of the file system holding `bin_dir` (where releases are staged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_kib: Option<u64>,
+}
+
+/// The lease a run holds on a host while it works there: which run, from where, since when.
+/// Written before a run's first step and removed at its end, so no other run, from another
+/// state directory or machine, starts on the host meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The holder's run id (as written: an unreadable lease is still a lease).
+    pub run_id: String,
+    /// `user@machine` of the controller, and its state directory.
+    #[serde(default)]
+    pub controller: String,
+    #[serde(default)]
+    pub state_dir: String,
+    #[serde(default)]
+    pub started_unix: u64,
+}
+
+impl std::fmt::Display for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run {}", self.run_id)?;
+        if !self.controller.is_empty() {
+            write!(f, " of {}", self.controller)?;
+        }
+        if !self.state_dir.is_empty() {
+            write!(f, " (state directory {})", self.state_dir)?;
+        }
+        Ok(())
+    }
 }
 
 /// One raft folder on disk and its newest snapshot.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::{HostFacts, PeerError, Peerset, Pinset, StoredState};
+use super::model::{HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
 use crate::inventory::Version;
 
 /// One `@@ name` block of the probe output and the exit status of its command.
@@ -46,6 +46,17 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
     }
     if let Some(body) = ok("peers") {
         facts.peer_errors = peer_errors(body);
+        facts.listed_peers = listed_peers(body);
+    }
+    if let Some(body) = ok("lease") {
+        facts.lease = parse_lease(body);
+    }
+    if let Some(body) = ok("free") {
+        // `df -Pk`: filesystem, 1024-blocks, used, available, capacity, mount point.
+        facts.free_kib = body
+            .split_whitespace()
+            .nth(3)
+            .and_then(|available| available.parse().ok());
     }
     if let Some(body) = ok("pins") {
         facts.pins = Some(Pinset::from_cids(
@@ -90,12 +101,40 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
     facts
 }
 
-/// The peers that a `peers ls` section of a probe's output reports with an error.
-pub fn parse_peer_errors(output: &str) -> Vec<PeerError> {
+/// The peers that a `peers ls` section of a probe's output reports with an error, and every
+/// peer ID it lists.
+pub fn parse_peers(output: &str) -> (Vec<PeerError>, Vec<String>) {
     split_sections(output)
         .get("peers")
         .filter(|s| s.rc == Some(0))
-        .map_or_else(Vec::new, |s| peer_errors(&s.body))
+        .map_or_else(Default::default, |s| {
+            (peer_errors(&s.body), listed_peers(&s.body))
+        })
+}
+
+/// A lease file's content; a file that is there but unreadable is a lease of an unknown run
+/// (it still keeps other runs away).
+pub fn parse_lease(body: &str) -> Option<Lease> {
+    let text = body.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(text).unwrap_or_else(|_| Lease {
+        run_id: "(unreadable lease file)".to_string(),
+        controller: String::new(),
+        state_dir: String::new(),
+        started_unix: 0,
+    }))
+}
+
+fn listed_peers(body: &str) -> Vec<String> {
+    let mut ids: Vec<String> = json_items(body)
+        .iter()
+        .filter_map(|peer| str_field(peer, "id"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 fn peer_errors(body: &str) -> Vec<PeerError> {

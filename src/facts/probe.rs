@@ -9,11 +9,27 @@
 use crate::transport::quote::{quote, QuoteError};
 
 /// Where the probe finds the binaries, the config folder and the REST API of one host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProbeVars {
     pub bin_dir: String,
     pub config_dir: String,
     pub api: String,
+}
+
+impl ProbeVars {
+    pub const DEFAULT_BIN_DIR: &'static str = "/usr/local/bin";
+    pub const DEFAULT_CONFIG_DIR: &'static str = "~/.ipfs-cluster";
+    pub const DEFAULT_API: &'static str = "/ip4/127.0.0.1/tcp/9094";
+
+    /// A host's `bin_dir`, `config_dir` and `api` variables, or their defaults.
+    pub fn of(vars: &crate::inventory::Vars) -> ProbeVars {
+        let or = |key: &str, default: &str| vars.str(key).unwrap_or(default).to_string();
+        ProbeVars {
+            bin_dir: or("bin_dir", Self::DEFAULT_BIN_DIR),
+            config_dir: or("config_dir", Self::DEFAULT_CONFIG_DIR),
+            api: or("api", Self::DEFAULT_API),
+        }
+    }
 }
 
 /// What a probe asks a host.
@@ -100,7 +116,13 @@ section states; set --
 for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"
 for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done
 echo bytes; if [ $# -gt 0 ]; then head -q -c 1 "$@" | od -An -tu1 -v -w1; fi; rc 0
+section lease; if [ -e "$cfg/.cluster-upgrade.lease" ]; then cat "$cfg/.cluster-upgrade.lease"; echo; fi; rc 0
+section free; df -Pk "$bin" 2>&1 | tail -n 1; rc $?
 "#;
+
+/// The lease file of a host, in its peer's configuration folder: it belongs to the peer, which
+/// is what two runs must not both work on.
+pub const LEASE_FILE: &str = ".cluster-upgrade.lease";
 
 #[cfg(test)]
 mod tests {

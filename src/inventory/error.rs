@@ -8,6 +8,15 @@ use super::location::SourcePosition;
 use super::names::HostName;
 use crate::message::{HostNames, Lines, Prefix};
 
+/// Why a private key file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityProblem {
+    #[error("not a private key (no `-----BEGIN … PRIVATE KEY-----` line; is it the `.pub` file?)")]
+    NotAPrivateKey,
+    #[error("permissions {mode:04o} are too open: others can read the private key, and OpenSSH refuses such a key (chmod 600 it)")]
+    TooOpen { mode: u32 },
+}
+
 /// An inventory that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -17,6 +26,31 @@ pub enum InventoryError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+
+    /// Larger than [`super::Inventory::MAX_BYTES`]: not read at all.
+    #[error("{}: the inventory is {bytes} bytes, over the limit of 16 MiB (ten thousand hosts take under 1 MiB); is it the right file?", path.display())]
+    TooLarge { path: PathBuf, bytes: u64 },
+
+    /// Not UTF-8 text.
+    #[error("{at}: not UTF-8 text (byte 0x{byte:02x}); save the inventory as UTF-8")]
+    NotUtf8 { at: SourcePosition, byte: u8 },
+
+    /// An identity file that OpenSSH would not use either.
+    #[error("{at}: host `{host}`: identity file {}: {problem}", path.display())]
+    IdentityNotUsable {
+        at: SourcePosition,
+        host: HostName,
+        path: PathBuf,
+        problem: IdentityProblem,
+    },
+
+    /// Host keys could only be refused: the known_hosts file is missing and new keys are not
+    /// accepted.
+    #[error("{}known_hosts file {} does not exist, and new host keys are not accepted, so every host would be refused; create it (ssh-keyscan), point `ssh.known_hosts` (or --known-hosts) at the right one, or pass --accept-new-host-keys", at.as_ref().map_or_else(|| "command line --known-hosts: ".to_string(), |at| format!("{at}: ")), path.display())]
+    KnownHostsMissing {
+        at: Option<SourcePosition>,
+        path: PathBuf,
     },
 
     /// YAML syntax, unknown key, wrong type or missing required key, as found by the parser.
@@ -128,10 +162,14 @@ impl InventoryError {
             | InventoryError::DuplicateGroup { at, .. }
             | InventoryError::UnknownGroup { at, .. }
             | InventoryError::IdentityFile { at, .. }
+            | InventoryError::IdentityNotUsable { at, .. }
+            | InventoryError::NotUtf8 { at, .. }
             | InventoryError::MissingSha256 { at, .. }
             | InventoryError::ReleaseFolder { at, .. } => Some(at),
             InventoryError::Repeated { error, .. } => error.position(),
             InventoryError::Read { .. }
+            | InventoryError::TooLarge { .. }
+            | InventoryError::KnownHostsMissing { .. }
             | InventoryError::Override { .. }
             | InventoryError::Several { .. } => None,
         }
@@ -144,7 +182,8 @@ impl InventoryError {
                 host.as_ref()
             }
             InventoryError::UnknownGroup { host, .. }
-            | InventoryError::IdentityFile { host, .. } => Some(host),
+            | InventoryError::IdentityFile { host, .. }
+            | InventoryError::IdentityNotUsable { host, .. } => Some(host),
             _ => None,
         }
     }

@@ -30,6 +30,11 @@ impl SourcePosition {
         SourcePosition::new(file, spanned.referenced)
     }
 
+    /// Where byte `offset` of `bytes` (the content of `file`) is: line and column in characters.
+    pub fn of_byte(file: &Path, bytes: &[u8], offset: usize) -> SourcePosition {
+        position_of_byte(file, bytes, offset)
+    }
+
     /// The start of `file`, for problems that belong to the whole document.
     pub fn start(file: &Path) -> SourcePosition {
         SourcePosition {
@@ -43,6 +48,26 @@ impl SourcePosition {
 impl fmt::Display for SourcePosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// Line and column (counting characters of the valid text before it) of byte `offset`.
+pub fn position_of_byte(file: &Path, bytes: &[u8], offset: usize) -> SourcePosition {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    SourcePosition {
+        file: Arc::from(file),
+        line: clamp(line),
+        column: clamp(column),
     }
 }
 

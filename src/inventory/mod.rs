@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use duration::{DurationError, HumanDuration};
-pub use error::InventoryError;
+pub use error::{IdentityProblem, InventoryError};
 pub use host::{Address, AddressError, Host, Identity, Port};
-pub use location::{describe_yaml_error, SourcePosition};
+pub use location::{describe_yaml_error, position_of_byte, SourcePosition};
 pub use names::{GroupName, HostName, NameError, UserName, VarName};
 pub use release::{
     ClusterSettings, ReleaseFile, ReleaseFileInfo, ReleaseSource, ReleaseSums, Sha256, Sha256Error,
@@ -44,15 +44,62 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
 }
 
+/// What the command line overrides in an inventory: `--var key=value` pairs (they win over
+/// every variable in the file) and the SSH options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub vars: Vec<(String, String)>,
+    /// `--known-hosts FILE`.
+    pub known_hosts: Option<PathBuf>,
+    /// `--accept-new-host-keys`.
+    pub accept_new_host_keys: bool,
+    /// `--concurrency N`.
+    pub max_concurrency: Option<std::num::NonZeroUsize>,
+}
+
+impl Overrides {
+    /// Only `--var` pairs.
+    pub fn vars(vars: &[(String, String)]) -> Overrides {
+        Overrides {
+            vars: vars.to_vec(),
+            ..Overrides::default()
+        }
+    }
+}
+
 impl Inventory {
+    /// The largest inventory read: ten thousand hosts take well under 1 MB.
+    pub const MAX_BYTES: u64 = 16 << 20;
+
     /// Reads and validates the inventory at `path`. `overrides` are `--var key=value` pairs
     /// from the command line; they win over every variable in the file.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        Inventory::load_with(path, &Overrides::vars(overrides))
+    }
+
+    /// Reads and validates the inventory at `path` under the command line's `overrides`.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Inventory, InventoryError> {
+        let read_error = |source| InventoryError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let size = std::fs::metadata(path).map_err(read_error)?.len();
+        if size > Inventory::MAX_BYTES {
+            return Err(InventoryError::TooLarge {
+                path: path.to_path_buf(),
+                bytes: size,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_error)?;
+        let text = String::from_utf8(bytes).map_err(|error| {
+            let valid = error.utf8_error().valid_up_to();
+            let bytes = error.as_bytes();
+            InventoryError::NotUtf8 {
+                at: location::position_of_byte(path, bytes, valid),
+                byte: bytes[valid],
+            }
         })?;
-        Inventory::from_text(path, &text, overrides)
+        Inventory::from_text_with(path, &text, overrides)
     }
 
     /// Validates inventory `text` as if read from `path` (relative paths inside it resolve
@@ -61,6 +108,15 @@ impl Inventory {
         path: &Path,
         text: &str,
         overrides: &[(String, String)],
+    ) -> Result<Inventory, InventoryError> {
+        Inventory::from_text_with(path, text, &Overrides::vars(overrides))
+    }
+
+    /// [`Inventory::from_text`] under all the command line's `overrides`.
+    pub fn from_text_with(
+        path: &Path,
+        text: &str,
+        overrides: &Overrides,
     ) -> Result<Inventory, InventoryError> {
         let raw = raw::parse(text).map_err(|error| {
             let (at, message) = describe_yaml_error(path, &error);

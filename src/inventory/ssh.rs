@@ -20,9 +20,25 @@ pub struct SshSettings {
     pub command_timeout: HumanDuration,
     /// At most this many hosts at once; `None` means every host (written as `0`).
     pub max_concurrency: Option<NonZeroUsize>,
+    /// Where `known_hosts` was set (the start of the inventory when it was not), for errors.
+    #[serde(skip)]
+    pub known_hosts_at: Option<crate::inventory::SourcePosition>,
 }
 
 impl SshSettings {
+    /// Host keys could only be refused: the known_hosts file is missing and new keys are not
+    /// accepted. Checked before any connection (the inventory loads without it, so that it
+    /// can be checked on another machine than the controller).
+    pub fn check_known_hosts(&self) -> Result<(), crate::inventory::InventoryError> {
+        if self.accept_new_host_keys || self.known_hosts.exists() {
+            return Ok(());
+        }
+        Err(crate::inventory::InventoryError::KnownHostsMissing {
+            at: self.known_hosts_at.clone(),
+            path: self.known_hosts.clone(),
+        })
+    }
+
     pub const DEFAULT_CONNECT_TIMEOUT: HumanDuration = HumanDuration::from_secs(10);
     pub const DEFAULT_COMMAND_TIMEOUT: HumanDuration = HumanDuration::from_secs(120);
 
@@ -44,6 +60,7 @@ impl Default for SshSettings {
             connect_timeout: SshSettings::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: SshSettings::DEFAULT_COMMAND_TIMEOUT,
             max_concurrency: None,
+            known_hosts_at: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use super::duration::HumanDuration;
-use super::error::InventoryError;
+use super::error::{IdentityProblem, InventoryError};
 use super::host::{Address, Host, Identity, Port};
 use super::location::SourcePosition;
 use super::names::{GroupName, HostName, UserName, VarName};
@@ -19,13 +19,13 @@ use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTem
 use super::ssh::SshSettings;
 use super::vars::{Vars, RESERVED_VAR_NAMES};
 use super::version::Version;
-use super::Inventory;
+use super::{Inventory, Overrides};
 
 /// Validates a parsed inventory read from `file`.
 pub(super) fn validate(
     file: &Path,
     raw: RawInventory,
-    overrides: &[(String, String)],
+    overrides: &Overrides,
 ) -> Result<Inventory, InventoryError> {
     let mut checker = Checker {
         file,
@@ -34,14 +34,15 @@ pub(super) fn validate(
         readable_identities: Default::default(),
     };
     let cluster = checker.cluster(&raw);
-    let ssh = checker.ssh(raw.ssh.as_ref());
+    let ssh = checker.ssh(raw.ssh.as_ref(), overrides);
     let global = raw
         .vars
         .as_ref()
         .map(|vars| checker.vars(vars, None))
         .unwrap_or_default();
     let groups = checker.groups(&raw);
-    let command_line = checker.overrides(overrides);
+    let command_line = checker.overrides(&overrides.vars);
+    checker.default_port(raw.defaults.as_ref());
     let hosts = checker.hosts(
         &raw,
         &HostLayers {
@@ -50,6 +51,7 @@ pub(super) fn validate(
             command_line: &command_line,
         },
     );
+    checker.shared_addresses(&raw, &hosts);
     if let Some(error) = InventoryError::from_list(checker.errors) {
         return Err(error);
     }
@@ -300,26 +302,103 @@ impl Checker<'_> {
         }
     }
 
-    fn ssh(&mut self, raw: Option<&RawSsh>) -> Option<SshSettings> {
+    /// The `ssh:` section under the command line's SSH options.
+    fn ssh(&mut self, raw: Option<&RawSsh>, overrides: &Overrides) -> Option<SshSettings> {
         let mut ssh = SshSettings::default();
-        let Some(raw) = raw else { return Some(ssh) };
-        if let Some(path) = &raw.known_hosts {
-            ssh.known_hosts = self.resolve(&path.value);
+        ssh.known_hosts_at = Some(SourcePosition::start(self.file));
+        if let Some(raw) = raw {
+            if let Some(path) = &raw.known_hosts {
+                ssh.known_hosts = self.resolve(&path.value);
+                ssh.known_hosts_at = Some(self.at(path));
+            }
+            ssh.accept_new_host_keys = raw.accept_new_host_keys.unwrap_or(false);
+            if let Some(text) = &raw.connect_timeout {
+                ssh.connect_timeout = self
+                    .positive(text, "ssh.connect_timeout")
+                    .unwrap_or(ssh.connect_timeout);
+            }
+            if let Some(text) = &raw.command_timeout {
+                ssh.command_timeout = self
+                    .positive(text, "ssh.command_timeout")
+                    .unwrap_or(ssh.command_timeout);
+            }
+            // 0 is the documented spelling of "no limit".
+            ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
         }
-        ssh.accept_new_host_keys = raw.accept_new_host_keys.unwrap_or(false);
-        if let Some(text) = &raw.connect_timeout {
-            ssh.connect_timeout = self
-                .parse::<HumanDuration>(text, "ssh.connect_timeout", None)
-                .unwrap_or(ssh.connect_timeout);
+        if let Some(path) = &overrides.known_hosts {
+            ssh.known_hosts = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            ssh.known_hosts_at = None;
         }
-        if let Some(text) = &raw.command_timeout {
-            ssh.command_timeout = self
-                .parse::<HumanDuration>(text, "ssh.command_timeout", None)
-                .unwrap_or(ssh.command_timeout);
-        }
-        // 0 is the documented spelling of "no limit".
-        ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
+        ssh.accept_new_host_keys |= overrides.accept_new_host_keys;
+        ssh.max_concurrency = overrides.max_concurrency.or(ssh.max_concurrency);
         Some(ssh)
+    }
+
+    /// A duration that must be longer than zero (a zero limit fails everything at once).
+    fn positive(&mut self, text: &Spanned<String>, field: &'static str) -> Option<HumanDuration> {
+        let duration = self.parse::<HumanDuration>(text, field, None)?;
+        if duration.get().is_zero() {
+            self.errors.push(InventoryError::InvalidValue {
+                at: self.at(text),
+                host: None,
+                field,
+                value: text.value.clone(),
+                reason: "must be longer than 0 (a zero limit fails at once)".into(),
+            });
+            return None;
+        }
+        Some(duration)
+    }
+
+    /// `defaults.port`, checked once whether or not a host uses it.
+    fn default_port(&mut self, defaults: Option<&RawDefaults>) {
+        if let Some(port) = defaults.and_then(|d| d.port.as_ref()) {
+            if Port::new(port.value).is_none() {
+                self.errors.push(InventoryError::InvalidValue {
+                    at: self.at(port),
+                    host: None,
+                    field: "defaults.port",
+                    value: port.value.to_string(),
+                    reason: "must be between 1 and 65535".into(),
+                });
+            }
+        }
+    }
+
+    /// Two hosts with one address and port are one host listed twice.
+    fn shared_addresses(&mut self, raw: &RawInventory, hosts: &[Host]) {
+        let mut first: BTreeMap<(String, u16), &HostName> = BTreeMap::new();
+        for host in hosts {
+            let key = (
+                host.address.to_string().to_ascii_lowercase(),
+                host.port.get(),
+            );
+            match first.get(&key) {
+                Some(other) => {
+                    let at = raw
+                        .hosts
+                        .value
+                        .iter()
+                        .find(|h| h.value.name.value == host.name.as_str())
+                        .map_or_else(
+                            || SourcePosition::start(self.file),
+                            |h| self.at(&h.value.address),
+                        );
+                    self.errors.push(InventoryError::InvalidValue {
+                        at,
+                        host: Some(host.name.clone()),
+                        field: "hosts[].address",
+                        value: format!("{}:{}", host.address, host.port),
+                        reason: format!(
+                            "host `{other}` has the same address and port: one machine listed twice (a copied entry?)"
+                        ),
+                    });
+                }
+                None => {
+                    first.insert(key, &host.name);
+                }
+            }
+        }
     }
 
     /// Validates a vars map: identifier names, none of the reserved context names.
@@ -425,9 +504,11 @@ impl Checker<'_> {
     ) -> Option<Host> {
         let raw = &spanned.value;
         let address: Option<Address> = self.parse(&raw.address, "hosts[].address", Some(&name));
-        let port = match raw.port.as_ref().or(defaults.and_then(|d| d.port.as_ref())) {
-            None => Some(Port::default()),
-            Some(port) => {
+        let port = match (&raw.port, defaults.and_then(|d| d.port.as_ref())) {
+            (None, None) => Some(Port::default()),
+            // An invalid default is reported once, by `default_port`.
+            (None, Some(default)) => Port::new(default.value),
+            (Some(port), _) => {
                 let valid = Port::new(port.value);
                 if valid.is_none() {
                     self.errors.push(InventoryError::InvalidValue {
@@ -493,24 +574,45 @@ impl Checker<'_> {
         })
     }
 
-    /// The identity file must exist and be readable now, not fail mid-upgrade.
+    /// The identity file must exist, be readable now (not fail mid-upgrade), be a private key,
+    /// and be private (OpenSSH refuses a key others can read).
     fn identity(&mut self, file: &Spanned<String>, host: &HostName) -> Option<Identity> {
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
         let path = self.resolve(&file.value);
         if self.readable_identities.contains(&path) {
             return Some(Identity::File(path));
         }
-        let readable = fs::File::open(&path).and_then(|f| {
-            if f.metadata()?.is_file() {
-                Ok(())
-            } else {
-                Err(io::Error::new(
+        let mut head = [0u8; 4096];
+        let readable = fs::File::open(&path).and_then(|mut f| {
+            let metadata = f.metadata()?;
+            if !metadata.is_file() {
+                return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "not a regular file",
-                ))
+                ));
             }
+            let read = f.read(&mut head)?;
+            Ok((metadata.permissions().mode() & 0o7777, read))
         });
         match readable {
-            Ok(()) => {
+            Ok((mode, read)) => {
+                let problem = if !is_private_key(&head[..read]) {
+                    Some(IdentityProblem::NotAPrivateKey)
+                } else if mode & 0o077 != 0 {
+                    Some(IdentityProblem::TooOpen { mode })
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    self.errors.push(InventoryError::IdentityNotUsable {
+                        at: self.at(file),
+                        host: host.clone(),
+                        path,
+                        problem,
+                    });
+                    return None;
+                }
                 self.readable_identities.insert(path.clone());
                 Some(Identity::File(path))
             }
@@ -525,6 +627,17 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// A PEM or OpenSSH private key: the first line is `-----BEGIN … PRIVATE KEY-----`.
+fn is_private_key(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .is_some_and(|line| {
+            let line = line.trim();
+            line.starts_with("-----BEGIN ") && line.ends_with("PRIVATE KEY-----")
+        })
 }
 
 fn checked_var_name(name: &str) -> Result<VarName, String> {

@@ -34,6 +34,8 @@ pub struct Checkpoint {
     pub backups: Vec<(String, String, String)>,
     pub last_stop: Option<String>,
     pub runs: u32,
+    /// `runs abandon` was run: it is never resumed.
+    pub abandoned: bool,
 }
 
 impl Checkpoint {
@@ -100,6 +102,12 @@ impl Checkpoint {
             }
             Event::RunFinished => self.finished = true,
             Event::RunStopped { reason } => self.last_stop = Some(reason.clone()),
+            Event::StepReset { step, host, .. } => {
+                self.states.remove(&key(step, host));
+                self.finish_counts.remove(&key(step, host));
+            }
+            Event::RunAbandoned { .. } => self.abandoned = true,
+            Event::LeaseTakenOver { .. } => {}
         }
     }
 
@@ -122,6 +130,20 @@ impl Checkpoint {
     /// Whether anything was started yet.
     pub fn is_fresh(&self) -> bool {
         self.states.is_empty()
+    }
+
+    /// Neither finished nor abandoned: a run that `apply` (or `recover`) resumes.
+    pub fn is_unfinished(&self) -> bool {
+        !self.finished && !self.abandoned
+    }
+
+    /// Forgets that `step` ran on `host` (see [`Event::StepReset`]).
+    pub fn reset(&mut self, step: &str, host: &str) {
+        self.apply(&Event::StepReset {
+            step: step.to_string(),
+            host: host.to_string(),
+            reason: String::new(),
+        });
     }
 }
 
@@ -177,6 +199,27 @@ mod tests {
         assert_eq!(checkpoint.state("swap", "h2"), HostStepState::Pending);
         assert!(!checkpoint.finished);
         assert!(checkpoint.finished_twice().is_empty());
+    }
+
+    #[test]
+    fn a_reset_step_is_pending_again_and_an_abandoned_run_is_not_unfinished() {
+        let mut checkpoint = Checkpoint::replay(&[
+            started("export", "h1"),
+            finished("export", "h1"),
+            Record::now(Event::StepReset {
+                step: "export".into(),
+                host: "h1".into(),
+                reason: "backup gone".into(),
+            }),
+            started("export", "h1"),
+            finished("export", "h1"),
+        ]);
+        assert!(checkpoint.finished_twice().is_empty());
+        assert!(checkpoint.is_unfinished());
+        checkpoint.apply(&Event::RunAbandoned { by: "me".into() });
+        assert!(!checkpoint.is_unfinished());
+        checkpoint.reset("export", "h1");
+        assert_eq!(checkpoint.state("export", "h1"), HostStepState::Pending);
     }
 
     #[test]

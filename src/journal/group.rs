@@ -173,7 +173,7 @@ mod tests {
         let run = StateDir {
             root: dir.path().to_path_buf(),
         }
-        .run("r1");
+        .run(&"20261204T000000Z-0001".parse().unwrap());
         run.create().unwrap();
         (dir, run)
     }

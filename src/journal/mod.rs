@@ -6,11 +6,13 @@ mod checkpoint;
 mod group;
 mod record;
 mod run_dir;
+mod run_id;
 
 pub use checkpoint::{Checkpoint, HostStepState};
 pub use group::GroupJournal;
 pub use record::{Event, Record};
 pub use run_dir::{
-    private_dir, write_private, write_private_with, JournalError, JournalWriter, RunDir, RunLock,
-    StateDir,
+    open_private, private_dir, write_private, write_private_with, JournalError, JournalWriter,
+    RunDir, RunLock, StateDir, StateDirProblem,
 };
+pub use run_id::{RunId, RunIdError};

@@ -46,6 +46,18 @@ pub enum Event {
     RunFinished,
     /// The run stopped (failure or interruption); a later `apply` resumes it.
     RunStopped { reason: String },
+    /// A resumed run runs a step again on a host although the journal says it finished there:
+    /// what it left is gone (a state export missing from `backups/`).
+    StepReset {
+        step: String,
+        host: String,
+        reason: String,
+    },
+    /// `cluster-upgrade runs abandon`: the run will never be resumed; a new plan may be made.
+    RunAbandoned { by: String },
+    /// The run took over the hosts' lease held by run `from` (`--take-over`, or a run this
+    /// state directory knows to be finished or abandoned).
+    LeaseTakenOver { from: String, hosts: Vec<String> },
 }
 
 impl Record {

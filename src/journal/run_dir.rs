@@ -5,10 +5,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::record::Record;
+use super::run_id::RunId;
 
 /// Journal and run-directory failures.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,38 @@ pub enum JournalError {
     Flush { message: String },
     #[error("another `cluster-upgrade apply` holds {} (one apply at a time per cluster); wait for it, or if no apply runs, the lock is released by the system and this is a bug", path.display())]
     Locked { path: PathBuf },
+    #[error("state directory {}: {problem}", path.display())]
+    Unusable {
+        path: PathBuf,
+        problem: StateDirProblem,
+    },
+}
+
+/// Why a state directory (or something in it) cannot be used. Plans in it are executed as
+/// commands on every host: anything another local user could have written there is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateDirProblem {
+    #[error("it is not a directory")]
+    NotADirectory,
+    #[error("it is owned by uid {owner}, not by this user (uid {me}); runs in it could have been planted by another user: use a state directory of your own (--state-dir)")]
+    NotOwned { owner: u32, me: u32 },
+    #[error("it is writable by group or others (mode {mode:04o}) and already holds runs, which another user could have planted; check them, `chmod 700` it, then run again")]
+    WritableByOthers { mode: u32 },
+    #[error("it is read-only ({reason}); runs keep their plan, journal and backups there")]
+    ReadOnly { reason: String },
+    #[error("it is a symbolic link; give its target instead")]
+    Symlink,
+}
+
+/// `O_NOFOLLOW`: files of the state directory are never opened through a symbolic link (a
+/// link planted in place of a journal or log would redirect our writes).
+fn no_follow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// This process's effective user id.
+fn my_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
@@ -67,31 +100,60 @@ impl StateDir {
         private_dir(&self.root.join("runs"))
     }
 
+    /// Makes sure the state directory can be used, before anything else happens: created when
+    /// missing (private), else a directory of this user that only this user can change, and
+    /// writable. A directory of ours that others could write to is tightened when it holds no
+    /// runs yet (nothing could have been planted), and refused otherwise.
+    pub fn prepare(&self) -> Result<Vec<String>, JournalError> {
+        let mut notes = Vec::new();
+        for dir in [self.root.clone(), self.root.join("runs")] {
+            if let Some(note) = check_private_dir(&dir, self.holds_runs())? {
+                notes.push(note);
+            }
+        }
+        self.create()?;
+        if let Err(error) = rustix::fs::access(&self.root, rustix::fs::Access::WRITE_OK) {
+            return Err(JournalError::Unusable {
+                path: self.root.clone(),
+                problem: StateDirProblem::ReadOnly {
+                    reason: io::Error::from(error).to_string(),
+                },
+            });
+        }
+        Ok(notes)
+    }
+
+    fn holds_runs(&self) -> bool {
+        fs::read_dir(self.root.join("runs")).is_ok_and(|mut entries| entries.next().is_some())
+    }
+
     /// The plan `plan` saved last, which a bare `apply` applies.
     pub fn latest_plan(&self) -> PathBuf {
         self.root.join("latest-plan.json")
     }
 
-    pub fn run(&self, run_id: &str) -> RunDir {
+    pub fn run(&self, run_id: &RunId) -> RunDir {
         RunDir {
-            path: self.root.join("runs").join(run_id),
+            path: self.root.join("runs").join(run_id.as_str()),
+            id: run_id.clone(),
         }
     }
 
-    /// Run directories, oldest first (run IDs sort by time).
+    /// Run directories, oldest first (run IDs sort by time). Entries whose name is not a run
+    /// id are not runs and are left alone.
     pub fn runs(&self) -> Result<Vec<RunDir>, JournalError> {
         let dir = self.root.join("runs");
-        let mut names: Vec<String> = match fs::read_dir(&dir) {
+        let mut ids: Vec<RunId> = match fs::read_dir(&dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
                 .collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&dir)(e)),
         };
-        names.sort();
-        Ok(names.into_iter().map(|name| self.run(&name)).collect())
+        ids.sort();
+        Ok(ids.iter().map(|id| self.run(id)).collect())
     }
 
     /// Takes the cluster's apply lock, or says another apply holds it.
@@ -103,6 +165,7 @@ impl StateDir {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(no_follow())
             .open(&path)
             .map_err(io_err(&path))?;
         match file.try_lock() {
@@ -117,14 +180,42 @@ impl StateDir {
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
+    id: RunId,
 }
 
 impl RunDir {
-    pub fn id(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+    pub fn id(&self) -> &RunId {
+        &self.id
+    }
+
+    /// The run's folder and the files read from it must be this user's and not writable by
+    /// anyone else: their commands are executed on every host.
+    pub fn check_private(&self) -> Result<(), JournalError> {
+        for path in [self.path.clone(), self.plan_path(), self.journal_path()] {
+            let metadata = match fs::symlink_metadata(&path) {
+                Ok(metadata) => metadata,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&path)(e)),
+            };
+            let problem = if metadata.file_type().is_symlink() {
+                Some(StateDirProblem::Symlink)
+            } else if metadata.uid() != my_uid() {
+                Some(StateDirProblem::NotOwned {
+                    owner: metadata.uid(),
+                    me: my_uid(),
+                })
+            } else if metadata.mode() & 0o022 != 0 {
+                Some(StateDirProblem::WritableByOthers {
+                    mode: metadata.mode() & 0o7777,
+                })
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(JournalError::Unusable { path, problem });
+            }
+        }
+        Ok(())
     }
 
     pub fn plan_path(&self) -> PathBuf {
@@ -151,7 +242,11 @@ impl RunDir {
     /// not parse is an error naming the line.
     pub fn records(&self) -> Result<Vec<Record>, JournalError> {
         let path = self.journal_path();
-        let file = match File::open(&path) {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(no_follow())
+            .open(&path)
+        {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err(&path)(e)),
@@ -188,6 +283,7 @@ impl RunDir {
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(no_follow())
             .open(&path)
             .map_err(io_err(&path))?;
         let bytes = fs::read(&path).map_err(io_err(&path))?;
@@ -233,6 +329,44 @@ pub fn private_dir(path: &Path) -> Result<(), JournalError> {
         .map_err(io_err(path))
 }
 
+/// A state folder, when it exists, must be a directory of this user that nobody else can
+/// change; one of ours open to others is tightened to 0700 (a note says so) unless `holds_runs`.
+fn check_private_dir(dir: &Path, holds_runs: bool) -> Result<Option<String>, JournalError> {
+    let unusable = |problem| JournalError::Unusable {
+        path: dir.to_path_buf(),
+        problem,
+    };
+    let metadata = match fs::symlink_metadata(dir) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    if metadata.file_type().is_symlink() {
+        return Err(unusable(StateDirProblem::Symlink));
+    }
+    if !metadata.is_dir() {
+        return Err(unusable(StateDirProblem::NotADirectory));
+    }
+    if metadata.uid() != my_uid() {
+        return Err(unusable(StateDirProblem::NotOwned {
+            owner: metadata.uid(),
+            me: my_uid(),
+        }));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o022 == 0 {
+        return Ok(None);
+    }
+    if holds_runs {
+        return Err(unusable(StateDirProblem::WritableByOthers { mode }));
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+    Ok(Some(format!(
+        "{}: was writable by others (mode {mode:04o}); made private (0700)",
+        dir.display()
+    )))
+}
+
 /// Writes a file with mode 0600 through a temporary file and a rename, then syncs it.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
     write_private_with(path, |out| out.write_all(bytes))
@@ -254,12 +388,14 @@ pub fn write_private_with(
             .and_then(|()| out.flush())
             .map_err(io_err(path));
     }
-    let tmp = path.with_extension("tmp");
+    // A fresh name, created exclusively and never through a link; the rename then replaces
+    // whatever `path` is (a planted symbolic link included) rather than writing through it.
+    let tmp = unique_tmp(path);
     let file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(no_follow())
         .open(&tmp)
         .map_err(io_err(&tmp))?;
     let mut out = io::BufWriter::with_capacity(BUFFER, file);
@@ -268,7 +404,32 @@ pub fn write_private_with(
         .map_err(io_err(&tmp))?;
     let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(path)(e)
+    })
+}
+
+/// `<path>.<pid>.<n>.tmp` beside `path`.
+fn unique_tmp(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    path.with_file_name(name)
+}
+
+/// Opens a file of the state directory for reading, never through a symbolic link.
+pub fn open_private(path: &Path) -> Result<File, JournalError> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(no_follow())
+        .open(path)
+        .map_err(io_err(path))
 }
 
 #[cfg(test)]
@@ -282,7 +443,7 @@ mod tests {
         let run = StateDir {
             root: dir.path().to_path_buf(),
         }
-        .run("r1");
+        .run(&"20261204T175237Z-0001".parse().unwrap());
         run.create().unwrap();
         run.journal()
             .unwrap()
@@ -308,7 +469,7 @@ mod tests {
         let run = StateDir {
             root: dir.path().to_path_buf(),
         }
-        .run("r1");
+        .run(&"20261204T175237Z-0001".parse().unwrap());
         run.create().unwrap();
         fs::write(
             run.journal_path(),
@@ -332,7 +493,7 @@ mod tests {
         assert!(matches!(state.lock(), Err(JournalError::Locked { .. })));
         drop(lock);
         assert!(state.lock().is_ok());
-        let run = state.run("r1");
+        let run = state.run(&"20261204T175237Z-0001".parse().unwrap());
         run.create().unwrap();
         run.journal()
             .unwrap()

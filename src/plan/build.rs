@@ -2,12 +2,13 @@
 //! every host it runs for, from the inventory and the facts. Pure: no I/O.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::choice::{choose, Choice, ProcedureKind, Refusal};
-use super::model::{Plan, PlannedStep, PLAN_FORMAT};
+use super::health::membership_problems;
+use super::model::{ClusterId, Plan, PlannedStep, Reach, PLAN_FORMAT};
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::{Host, HostName, HumanDuration, Inventory};
+use crate::journal::RunId;
 use crate::procedure::{
     AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure,
     ReleaseContext, RenderError, RenderedStep, RunContext, TargetContext, TemplateContext,
@@ -29,8 +30,63 @@ pub struct PlanInputs<'a> {
     pub facts: &'a [HostFacts],
     /// `--procedure`.
     pub requested: Option<ProcedureKind>,
-    /// Names the run: the remote backup folder of the binaries is per run.
-    pub run_id: &'a str,
+    /// The run, cluster and time the plan is made for.
+    pub origin: &'a PlanOrigin,
+}
+
+/// What names a plan: its run, its cluster, when it was made (the planner reads no clock) and
+/// how its hosts were reached (the inventory's, under the command line's SSH options).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOrigin {
+    /// Names the run: the run directory, and the remote backup folder of the binaries.
+    pub run_id: RunId,
+    pub cluster_id: ClusterId,
+    /// Seconds since the Unix epoch.
+    pub created_unix: u64,
+    pub reach: Reach,
+}
+
+impl PlanOrigin {
+    /// An origin for tests: a fixed run id and time, the inventory's hosts.
+    #[cfg(test)]
+    pub fn example(inventory: &Inventory) -> PlanOrigin {
+        PlanOrigin {
+            run_id: "20261204T000000Z-0001".parse().expect("a run id"),
+            cluster_id: ClusterId::of(inventory, "/inventory.yaml".into()),
+            created_unix: 1_796_400_000,
+            reach: Reach::of(inventory),
+        }
+    }
+
+    /// The header every plan starts with: format, run, cluster and how its hosts are reached.
+    pub fn plan(&self, inventory: &Inventory, facts: &[HostFacts], parts: PlanParts) -> Plan {
+        Plan {
+            format: PLAN_FORMAT,
+            run_id: self.run_id.clone(),
+            created_unix: self.created_unix,
+            inventory: self.cluster_id.inventory.clone(),
+            cluster: inventory.cluster.name.clone(),
+            cluster_id: self.cluster_id.clone(),
+            reach: self.reach.clone(),
+            playbook: parts.playbook,
+            choice: parts.choice,
+            facts_fingerprint: Plan::fingerprint(facts),
+            facts: facts.to_vec(),
+            steps: parts.steps,
+            expected_downtime: parts.expected_downtime,
+            backups: parts.backups,
+        }
+    }
+}
+
+/// What a planner decided, put under a plan's header by [`PlanOrigin::plan`].
+#[derive(Debug)]
+pub struct PlanParts {
+    pub playbook: std::path::PathBuf,
+    pub choice: Choice,
+    pub steps: Vec<PlannedStep>,
+    pub expected_downtime: String,
+    pub backups: Vec<String>,
 }
 
 /// Why no plan could be made.
@@ -56,14 +112,26 @@ impl PlanError {
 
 /// Chooses the procedure and renders it.
 pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
+    build_stage(inputs, inputs.origin.run_id.as_str())
+}
+
+/// [`build_plan`], with `run_label` naming the run in the rendered commands (one stage of a
+/// staged plan has its own).
+pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Plan, PlanError> {
     let PlanInputs {
         inventory,
         playbooks,
         facts,
         requested,
-        run_id,
+        origin,
     } = inputs;
     check_facts_match(inventory, facts)?;
+    // Unreachable hosts are refused by `choose`, naming why; only a cluster whose every host
+    // answered can be compared with its peerset.
+    let problems = membership_problems(facts);
+    if facts.iter().all(HostFacts::is_reachable) && !problems.is_empty() {
+        return Err(Refusal::NotWholeCluster { problems }.into());
+    }
     let choice = choose(facts, inventory.cluster.target_version, requested)?;
     let procedure = match choice.procedure {
         ProcedureKind::Standard => &playbooks.standard,
@@ -94,28 +162,20 @@ pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
             }),
             ..ClusterContext::new(inventory)
         },
-        run_id,
+        run_id: run_label,
     };
     let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
     let steps = render_steps(procedure, inventory, &anchor.name, |host| {
         shared.context_for(host, by_name[host.name.as_str()])
     })?;
-    Ok(Plan {
-        format: PLAN_FORMAT,
-        run_id: run_id.to_string(),
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        inventory: inventory.path.clone(),
-        cluster: inventory.cluster.name.clone(),
+    let parts = PlanParts {
         playbook: procedure.path.clone(),
         expected_downtime: expected_downtime(&choice),
         backups: backups(&choice, inventory, &steps),
-        facts_fingerprint: Plan::fingerprint(facts),
-        facts: facts.to_vec(),
         choice,
         steps,
-    })
+    };
+    Ok(origin.plan(inventory, facts, parts))
 }
 
 fn check_facts_match(inventory: &Inventory, facts: &[HostFacts]) -> Result<(), PlanError> {
@@ -305,6 +365,7 @@ pub fn render_steps(
             mode: spec.mode,
             destructive: spec.destructive,
             on_resume: spec.on_resume,
+            takes_quorum: spec.takes_quorum,
             hosts,
         })
         .collect())
@@ -375,7 +436,11 @@ mod tests {
              ssh:\n  known_hosts: /dev/null\ndefaults:\n  user: u\nhosts:\n"
         );
         for index in 1..=hosts {
-            text.push_str(&format!("  - name: h{index}\n    address: 127.0.0.1\n"));
+            text.push_str(&format!(
+                "  - name: h{index}\n    address: 127.0.{}.{}\n",
+                index / 250,
+                index % 250 + 1
+            ));
         }
         Inventory::from_text(std::path::Path::new("inventory.yaml"), &text, &[])
             .unwrap_or_else(|e| panic!("{e}"))

@@ -89,6 +89,13 @@ pub enum Refusal {
     },
     #[error("no running peer holds the cluster state, so there is no peer to keep it during the bootstrap procedure; start a peer, or use `cluster-upgrade recover`")]
     NoAnchor,
+    #[error("the inventory does not describe the whole cluster: {}", problems.join("; "))]
+    NotWholeCluster { problems: Vec<String> },
+    #[error("every peer already runs {target}, but the cluster is not healthy: {}; nothing to upgrade, repair it first", problems.join("; "))]
+    AtTargetUnhealthy {
+        target: Version,
+        problems: Vec<String>,
+    },
 }
 
 /// Chooses the procedure for upgrading every host in `facts` (inventory order) to `target`.

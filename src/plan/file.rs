@@ -10,7 +10,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::model::PlannedStep;
 use crate::inventory::{HostName, HumanDuration};
-use crate::procedure::{Mode, OnResume, RenderedStep, RenderedUpload, RenderedWait, StepId};
+use crate::procedure::{
+    Established, Mode, OnResume, RenderedStep, RenderedUpload, RenderedWait, StepId,
+};
 
 /// The values a step's host entries are written against: the step's own, plus the timeout and
 /// retries of its first host (the same for all hosts of a rendered step).
@@ -28,12 +30,13 @@ impl Serialize for PlannedStep {
             timeout: first.and_then(|host| host.timeout),
             retries: first.map_or(0, |host| host.retries),
         };
-        let mut out = serializer.serialize_struct("PlannedStep", 8)?;
+        let mut out = serializer.serialize_struct("PlannedStep", 9)?;
         out.serialize_field("id", &self.id)?;
         out.serialize_field("name", &self.name)?;
         out.serialize_field("mode", &self.mode)?;
         out.serialize_field("destructive", &self.destructive)?;
         out.serialize_field("on_resume", &self.on_resume)?;
+        write_if(&mut out, "takes_quorum", &true, self.takes_quorum)?;
         out.serialize_field("timeout", &shared.timeout)?;
         out.serialize_field("retries", &shared.retries)?;
         out.serialize_field("hosts", &Hosts(&shared))?;
@@ -65,7 +68,7 @@ struct HostEntry<'a> {
 impl Serialize for HostEntry<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (step, host) = (self.shared.step, self.host);
-        let mut out = serializer.serialize_struct("RenderedStep", 14)?;
+        let mut out = serializer.serialize_struct("RenderedStep", 15)?;
         out.serialize_field("host", &host.host)?;
         write_if(&mut out, "run_on", &host.run_on, host.run_on != host.host)?;
         write_if(&mut out, "id", &host.id, host.id.as_str() != step.id)?;
@@ -89,6 +92,7 @@ impl Serialize for HostEntry<'_> {
             destructive_differs,
         )?;
         write_some(&mut out, "backup", &host.backup)?;
+        write_some(&mut out, "establishes", &host.establishes)?;
         out.end()
     }
 }
@@ -126,6 +130,8 @@ struct StepFile {
     destructive: bool,
     on_resume: OnResume,
     #[serde(default)]
+    takes_quorum: bool,
+    #[serde(default)]
     timeout: Option<HumanDuration>,
     #[serde(default)]
     retries: u32,
@@ -151,6 +157,7 @@ struct HostFile {
     on_resume: Option<OnResume>,
     destructive: Option<bool>,
     backup: Option<String>,
+    establishes: Option<Established>,
 }
 
 /// A field that is present, even as `null`.
@@ -194,6 +201,7 @@ impl<'de> Deserialize<'de> for PlannedStep {
                 on_resume: entry.on_resume.unwrap_or(file.on_resume),
                 destructive: entry.destructive.unwrap_or(file.destructive),
                 backup: entry.backup,
+                establishes: entry.establishes,
             });
         }
         Ok(PlannedStep {
@@ -202,6 +210,7 @@ impl<'de> Deserialize<'de> for PlannedStep {
             mode: file.mode,
             destructive: file.destructive,
             on_resume: file.on_resume,
+            takes_quorum: file.takes_quorum,
             hosts,
         })
     }
@@ -227,6 +236,7 @@ mod tests {
             on_resume: OnResume::Check,
             destructive: true,
             backup: None,
+            establishes: None,
         }
     }
 
@@ -237,6 +247,7 @@ mod tests {
             mode: Mode::Serial,
             destructive: true,
             on_resume: OnResume::Check,
+            takes_quorum: false,
             hosts,
         }
     }

@@ -3,12 +3,20 @@
 mod build;
 mod choice;
 mod file;
+mod health;
 mod model;
 mod resume;
+mod seal;
 mod stages;
 
-pub use build::{build_plan, render_steps, PlanError, PlanInputs, Playbooks};
+pub use build::{
+    build_plan, render_steps, PlanError, PlanInputs, PlanOrigin, PlanParts, Playbooks,
+};
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
-pub use model::{Plan, PlannedStep, PLAN_FORMAT};
-pub use resume::resume_problems;
+pub use health::{
+    converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
+};
+pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
+pub use resume::{resume_problems, review_resume, MissingBackup, ResumeReview};
+pub use seal::{unseal, SealError, SealingWriter};
 pub use stages::build_staged_plan;

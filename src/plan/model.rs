@@ -6,26 +6,35 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::choice::Choice;
-use crate::facts::HostFacts;
+use crate::facts::{HostFacts, ProbeVars};
+use crate::inventory::{Address, HostName, Identity, Inventory, Port, SshSettings, UserName};
+use crate::journal::RunId;
 use crate::procedure::{Mode, OnResume, RenderedStep};
 
 /// The version of the plan file format. 2: the facts keep a peerset digest (`peerset`), not
 /// the list of peer IDs (`cluster_peers`); a format-1 plan's facts fingerprint no longer matches
 /// facts probed now, so it is refused rather than reported as stale. 3: compact JSON; a step's
-/// host entries leave out what the step says for all of them and their `null` fields.
-pub const PLAN_FORMAT: u32 = 3;
+/// host entries leave out what the step says for all of them and their `null` fields. 4: the
+/// plan is sealed with a digest of its body, names its cluster (`cluster_id`) and records how
+/// every host is reached (`reach`), so applying it never reads the inventory again.
+pub const PLAN_FORMAT: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format: u32,
     /// The run this plan becomes when applied: names the run directory and the remote backup
     /// folder that the rendered commands use.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Seconds since the Unix epoch when the plan was made.
     pub created_unix: u64,
-    /// The inventory the plan was made from (absolute).
+    /// The inventory the plan was made from (canonical, absolute).
     pub inventory: PathBuf,
     pub cluster: String,
+    /// The cluster the plan is for: runs are resumed only by a request for the same cluster.
+    pub cluster_id: ClusterId,
+    /// How every host was reached and probed when the plan was made (with `--var` and the
+    /// command line's SSH options applied): a run of the plan connects exactly so.
+    pub reach: Reach,
     /// The playbook the steps come from.
     pub playbook: PathBuf,
     pub choice: Choice,
@@ -49,11 +58,109 @@ pub struct PlannedStep {
     pub destructive: bool,
     /// What resume does when this step was in flight when the run died.
     pub on_resume: OnResume,
+    /// Before it starts, the executor checks that the cluster is still as planned.
+    pub takes_quorum: bool,
     /// In host order; for a serial step, the order they run in.
     pub hosts: Vec<RenderedStep>,
 }
 
+/// Which cluster a plan or a run belongs to: the inventory file it was planned from, the
+/// cluster's name and the addresses of its hosts. Two inventories in one folder (prod and
+/// staging) never share one; editing the inventory's variables keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterId {
+    /// The inventory's canonical absolute path.
+    pub inventory: PathBuf,
+    pub name: String,
+    /// SHA-256 (first 16 hex digits) of the path, the name and every host's `address:port`.
+    pub key: String,
+}
+
+impl ClusterId {
+    /// The identity of the cluster `inventory` describes, read from `canonical_path`.
+    pub fn of(inventory: &Inventory, canonical_path: PathBuf) -> ClusterId {
+        use sha2::{Digest, Sha256};
+        let mut addresses: Vec<String> = inventory
+            .hosts
+            .iter()
+            .map(|host| format!("{}:{}", host.address, host.port))
+            .collect();
+        addresses.sort();
+        let mut hash = Sha256::new();
+        hash.update(canonical_path.as_os_str().as_encoded_bytes());
+        hash.update([0]);
+        hash.update(inventory.cluster.name.as_bytes());
+        for address in &addresses {
+            hash.update([0]);
+            hash.update(address.as_bytes());
+        }
+        let key = hash.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        ClusterId {
+            inventory: canonical_path,
+            name: inventory.cluster.name.clone(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` ({})", self.name, self.inventory.display())
+    }
+}
+
+/// How every host of a plan is reached and probed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reach {
+    pub ssh: SshSettings,
+    /// In inventory order.
+    pub hosts: Vec<HostReach>,
+}
+
+/// One host's connection and probe settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostReach {
+    pub name: HostName,
+    pub address: Address,
+    pub port: Port,
+    pub user: UserName,
+    pub identity: Identity,
+    pub probe: ProbeVars,
+}
+
+impl Reach {
+    /// The inventory's hosts and `ssh:` settings (with `--var` already merged into its vars).
+    pub fn of(inventory: &Inventory) -> Reach {
+        Reach {
+            ssh: inventory.ssh.clone(),
+            hosts: inventory
+                .hosts
+                .iter()
+                .map(|host| HostReach {
+                    name: host.name.clone(),
+                    address: host.address.clone(),
+                    port: host.port,
+                    user: host.user.clone(),
+                    identity: host.identity.clone(),
+                    probe: ProbeVars::of(&host.vars),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Plan {
+    /// Every release the run passes through: source, intermediate ones, target.
+    pub fn versions(&self) -> Vec<crate::inventory::Version> {
+        let mut versions = vec![self.choice.from];
+        versions.extend(self.choice.via.iter().copied());
+        versions.push(self.choice.to);
+        versions
+    }
+
     /// SHA-256 over the facts' JSON, to notice that the cluster changed since planning.
     pub fn fingerprint(facts: &[HostFacts]) -> String {
         use sha2::{Digest, Sha256};
@@ -69,7 +176,17 @@ impl Plan {
             }
         }
         let mut hashing = Hashing(Sha256::new());
-        serde_json::to_writer(&mut hashing, facts).expect("facts serialize");
+        // Free space and leases change by themselves (any write, another run): a plan is stale
+        // when the cluster changed, and the lease is checked on its own.
+        let lasting: Vec<HostFacts> = facts
+            .iter()
+            .map(|host| HostFacts {
+                free_kib: None,
+                lease: None,
+                ..host.clone()
+            })
+            .collect();
+        serde_json::to_writer(&mut hashing, &lasting).expect("facts serialize");
         hashing
             .0
             .finalize()

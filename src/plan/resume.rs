@@ -3,6 +3,142 @@
 
 use crate::facts::HostFacts;
 use crate::inventory::Version;
+use crate::journal::{Checkpoint, HostStepState};
+use crate::procedure::PeerState;
+
+use super::model::Plan;
+
+/// A state export the run saved on the controller that is no longer there as saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBackup {
+    pub host: String,
+    pub file: String,
+    /// `missing`, or `changed since it was saved`.
+    pub why: String,
+}
+
+/// What a resumed run must do, or cannot, before going on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResumeReview {
+    /// The hosts are not as the journal says: the run must not go on.
+    pub problems: Vec<String>,
+    /// Hosts whose peer a finished step started but that does not answer yet: worth a short
+    /// wait (it may still be starting) before they count as problems.
+    pub settling: Vec<String>,
+    /// (step, host, why): finished steps to run again (their backup is gone, and nothing
+    /// destructive ran on the host since).
+    pub resets: Vec<(String, String, String)>,
+}
+
+/// Reviews a resume: what the finished steps established (`establishes:` — peer stopped or
+/// running, the target installed) must still hold on every host, unless a later step that
+/// changes it is in flight or failed there (then either is possible); a state export missing
+/// from the controller is taken again when no destructive step has started on its host, and
+/// stops the run otherwise.
+pub fn review_resume(
+    plan: &Plan,
+    checkpoint: &Checkpoint,
+    now: &[HostFacts],
+    missing: &[MissingBackup],
+) -> ResumeReview {
+    let mut review = ResumeReview::default();
+    for host in now {
+        let name = host.host.as_str();
+        if !host.is_reachable() {
+            continue;
+        }
+        let mut peer: Option<(PeerState, &str)> = None;
+        let mut installed: Option<(Version, &str)> = None;
+        for step in &plan.steps {
+            for rendered in step.hosts.iter().filter(|h| h.host.as_str() == name) {
+                let Some(established) = rendered.establishes else {
+                    continue;
+                };
+                match checkpoint.state(&step.id, name) {
+                    HostStepState::Finished { .. } => {
+                        if let Some(state) = established.peer {
+                            peer = Some((state, &step.id));
+                        }
+                        if let Some(version) = established.installed {
+                            installed = Some((version, &step.id));
+                        }
+                    }
+                    HostStepState::InFlight { .. } | HostStepState::Failed { .. } => {
+                        if established.peer.is_some() {
+                            peer = None;
+                        }
+                        if established.installed.is_some() {
+                            installed = None;
+                        }
+                    }
+                    HostStepState::Pending => {}
+                }
+            }
+        }
+        match peer {
+            Some((PeerState::Stopped, step)) if host.running => review.problems.push(format!(
+                "{name}: `{step}` stopped its peer, but it is running now (started by hand?); stop it again, or abandon the run (`cluster-upgrade runs abandon {}`)",
+                plan.run_id
+            )),
+            Some((PeerState::Running, _)) if !host.running => {
+                review.settling.push(name.to_string())
+            }
+            _ => {}
+        }
+        if let Some((version, step)) = installed {
+            if host.service_version != Some(version) {
+                review.problems.push(format!(
+                    "{name}: `{step}` installed {version}, but the host has {} now",
+                    host.service_version
+                        .map_or_else(|| "no readable release".to_string(), |v| v.to_string())
+                ));
+            }
+        }
+    }
+    for backup in missing {
+        review_backup(plan, checkpoint, backup, &mut review);
+    }
+    review
+}
+
+/// A missing backup: taken again if nothing destructive ran on its host since; a problem if a
+/// destructive step started there and another is still to run; a non-issue once everything
+/// destructive is done.
+fn review_backup(
+    plan: &Plan,
+    checkpoint: &Checkpoint,
+    backup: &MissingBackup,
+    review: &mut ResumeReview,
+) {
+    let host = backup.host.as_str();
+    let producer = plan.steps.iter().find(|step| {
+        step.hosts
+            .iter()
+            .any(|h| h.host.as_str() == host && h.backup.as_deref() == Some(&backup.file))
+    });
+    let destructive: Vec<HostStepState> = plan
+        .steps
+        .iter()
+        .filter(|step| step.destructive && step.hosts.iter().any(|h| h.host.as_str() == host))
+        .map(|step| checkpoint.state(&step.id, host))
+        .collect();
+    let started = destructive.iter().any(|s| *s != HostStepState::Pending);
+    let left = destructive
+        .iter()
+        .any(|s| !matches!(s, HostStepState::Finished { .. }));
+    match producer {
+        Some(step) if !started => review.resets.push((
+            step.id.clone(),
+            host.to_string(),
+            format!("its state export {} is {}", backup.file, backup.why),
+        )),
+        _ if left => review.problems.push(format!(
+            "{host}: the run's state export {} is {} on the controller, and a destructive step already ran on {host}, so it cannot be taken again with the old release; put the file back into the run's backups/ folder, or abandon the run",
+            backup.file, backup.why
+        )),
+        _ => {}
+    }
+}
 
 /// Before resuming, every host must have installed either the version it had when the plan was
 /// made (its steps may not have reached it yet), or one of the `versions` the run installs

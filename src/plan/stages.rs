@@ -2,7 +2,7 @@
 //! format): one plan made of consecutive stages, each a whole procedure ending in its own
 //! health gate, the next planned from the facts the previous one leaves. Pure.
 
-use super::build::{build_plan, PlanError, PlanInputs};
+use super::build::{build_stage, PlanError, PlanInputs};
 use super::model::{Plan, PlannedStep};
 use crate::facts::HostFacts;
 use crate::inventory::{Inventory, Version};
@@ -14,22 +14,24 @@ pub fn build_staged_plan(
     intermediate: &Inventory,
 ) -> Result<Plan, PlanError> {
     let hop = intermediate.cluster.target_version;
-    let first_run = format!("{}-to-{hop}", inputs.run_id);
-    let first = build_plan(PlanInputs {
-        inventory: intermediate,
-        run_id: &first_run,
-        ..inputs
-    })?;
+    let run_id = &inputs.origin.run_id;
+    let first_run = format!("{run_id}-to-{hop}");
+    let first = build_stage(
+        PlanInputs {
+            inventory: intermediate,
+            ..inputs
+        },
+        &first_run,
+    )?;
     let predicted = facts_after(inputs.facts, hop);
-    let second_run = format!(
-        "{}-to-{}",
-        inputs.run_id, inputs.inventory.cluster.target_version
-    );
-    let second = build_plan(PlanInputs {
-        facts: &predicted,
-        run_id: &second_run,
-        ..inputs
-    })?;
+    let second_run = format!("{run_id}-to-{}", inputs.inventory.cluster.target_version);
+    let second = build_stage(
+        PlanInputs {
+            facts: &predicted,
+            ..inputs
+        },
+        &second_run,
+    )?;
 
     let mut choice = first.choice.clone();
     choice.to = second.choice.to;
@@ -61,7 +63,6 @@ pub fn build_staged_plan(
     let mut backups = first.backups;
     backups.extend(second.backups.into_iter().map(|b| format!("stage 2: {b}")));
     Ok(Plan {
-        run_id: inputs.run_id.to_string(),
         choice,
         steps,
         backups,

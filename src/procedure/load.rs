@@ -12,8 +12,14 @@ use crate::inventory::{
 };
 
 use super::error::ProcedureError;
-use super::raw::{self, RawDelegate, RawFileMode, RawMode, RawOn, RawOnResume, RawStep};
-use super::step::{Delegate, Mode, OnResume, StepId, StepSpec, Targets, UploadSpec, WaitSpec};
+use super::raw::{
+    self, RawDelegate, RawFileMode, RawInstalled, RawMode, RawOn, RawOnResume, RawPeerState,
+    RawStep,
+};
+use super::step::{
+    Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepSpec, Targets, UploadSpec,
+    WaitSpec,
+};
 use super::template::{origin_of, TemplateRef, Templates};
 use super::Procedure;
 
@@ -188,7 +194,17 @@ impl Loader<'_> {
         field: &'static str,
         text: &Spanned<String>,
     ) -> Option<HumanDuration> {
-        match text.value.parse() {
+        match text.value.parse::<HumanDuration>() {
+            Ok(duration) if duration.get().is_zero() => {
+                self.invalid(
+                    self.at(text),
+                    Some(step),
+                    field,
+                    text.value.clone(),
+                    "must be longer than 0 (a zero limit fails at once)".to_string(),
+                );
+                None
+            }
             Ok(duration) => Some(duration),
             Err(reason) => {
                 self.invalid(
@@ -313,6 +329,17 @@ impl Loader<'_> {
             when,
             destructive: raw.destructive.unwrap_or(false),
             backup,
+            takes_quorum: raw.takes_quorum.unwrap_or(false),
+            establishes: raw
+                .establishes
+                .as_ref()
+                .map_or_else(EstablishesSpec::default, |e| EstablishesSpec {
+                    peer: e.peer.map(|p| match p {
+                        RawPeerState::Stopped => PeerState::Stopped,
+                        RawPeerState::Running => PeerState::Running,
+                    }),
+                    installed_target: matches!(e.installed, Some(RawInstalled::Target)),
+                }),
             position: self.at(spanned),
         })
     }

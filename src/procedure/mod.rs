@@ -47,9 +47,10 @@ pub use context::{
     ReleaseFileContext, ReleaseFilesContext, RunContext, TargetContext, TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
-pub use render::{PreparedContext, RenderedStep, RenderedUpload, RenderedWait};
+pub use render::{Established, PreparedContext, RenderedStep, RenderedUpload, RenderedWait};
 pub use step::{
-    Delegate, Mode, OnResume, StepId, StepIdError, StepSpec, Targets, UploadSpec, WaitSpec,
+    Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepIdError, StepSpec, Targets,
+    UploadSpec, WaitSpec,
 };
 pub use template::{quote, TemplateRef};
 pub use validate::Coverage;

@@ -55,6 +55,35 @@ pub struct RawStep {
     pub destructive: Option<bool>,
     #[serde(default)]
     pub backup: Option<Spanned<String>>,
+    #[serde(default)]
+    pub takes_quorum: Option<bool>,
+    #[serde(default)]
+    pub establishes: Option<RawEstablishes>,
+}
+
+/// `establishes:` — what the step leaves in place on its host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEstablishes {
+    #[serde(default)]
+    pub peer: Option<RawPeerState>,
+    #[serde(default)]
+    pub installed: Option<RawInstalled>,
+}
+
+/// `establishes.peer:`
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum RawPeerState {
+    Stopped,
+    Running,
+}
+
+/// `establishes.installed:`
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum RawInstalled {
+    Target,
 }
 
 /// `on:` — a keyword or `{ host: NAME }`.

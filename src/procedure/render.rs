@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{HostName, HumanDuration, Vars};
+use crate::inventory::{HostName, HumanDuration, Vars, Version};
 
 use super::context::TemplateContext;
 use super::error::RenderError;
-use super::step::{Delegate, Mode, OnResume, StepId, StepSpec};
+use super::step::{Delegate, Mode, OnResume, PeerState, StepId, StepSpec};
 use super::template::TemplateRef;
 use super::Procedure;
 
@@ -38,6 +38,19 @@ pub struct RenderedStep {
     /// File name in the run's `backups/` for the command's stdout.
     #[serde(default)]
     pub backup: Option<String>,
+    /// What the step leaves on `host` once finished (see `EstablishesSpec`).
+    #[serde(default)]
+    pub establishes: Option<Established>,
+}
+
+/// A step's `establishes:`, rendered for one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Established {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerState>,
+    /// The release the host has installed once the step finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<Version>,
 }
 
 /// A rendered `upload`.
@@ -74,6 +87,8 @@ pub(super) enum WhenPolicy {
 pub struct PreparedContext {
     host: String,
     anchor: String,
+    /// The target release, for `establishes: {installed: target}`.
+    target: Option<Version>,
     value: Value,
 }
 
@@ -102,6 +117,7 @@ impl Procedure {
         PreparedContext {
             host: context.host.name.clone(),
             anchor: context.anchor.name.clone(),
+            target: context.target.version.parse().ok(),
             value: self.context_value(context),
         }
     }
@@ -181,8 +197,21 @@ impl Procedure {
             on_resume: step.on_resume,
             destructive: step.destructive,
             backup,
+            establishes: established(step, context.target),
         }))
     }
+}
+
+/// What `step` leaves on its host, with `target` resolved; `None` for a step that says nothing
+/// (or runs elsewhere: a delegated step's effect is on the anchor).
+fn established(step: &StepSpec, target: Option<Version>) -> Option<Established> {
+    let spec = step.establishes;
+    let established = Established {
+        peer: spec.peer,
+        installed: target.filter(|_| spec.installed_target),
+    };
+    let says_something = established.peer.is_some() || established.installed.is_some();
+    (says_something && step.delegate_to == Delegate::Target).then_some(established)
 }
 
 /// `defaults` with `vars` on top, as template values.

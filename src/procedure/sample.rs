@@ -78,9 +78,10 @@ mod tests {
              ssh:\n  known_hosts: /dev/null\ndefaults:\n  user: u\n\
              vars:\n  service_manager: systemd\nhosts:\n"
         );
-        for (name, vars) in hosts {
+        for (index, (name, vars)) in hosts.iter().enumerate() {
             text.push_str(&format!(
-                "  - name: {name}\n    address: 127.0.0.1\n    vars: {vars}\n"
+                "  - name: {name}\n    address: 127.0.0.{}\n    vars: {vars}\n",
+                index + 1
             ));
         }
         Inventory::from_text(std::path::Path::new("inventory.yaml"), &text, &[])

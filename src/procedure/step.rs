@@ -131,6 +131,33 @@ pub enum OnResume {
     Ask,
 }
 
+/// Whether a peer's daemon runs, as a step leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    Stopped,
+    Running,
+}
+
+impl fmt::Display for PeerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeerState::Stopped => "stopped",
+            PeerState::Running => "running",
+        })
+    }
+}
+
+/// What a finished step leaves in place on its host (`establishes:`): a resumed run checks that
+/// it is still so before going on, so that a peer started or stopped by hand meanwhile is
+/// noticed instead of counted as done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EstablishesSpec {
+    pub peer: Option<PeerState>,
+    /// The step installs the target release's binaries.
+    pub installed_target: bool,
+}
+
 /// A file copied from the controller before the step's command runs.
 #[derive(Debug, Clone)]
 pub struct UploadSpec {
@@ -181,6 +208,10 @@ pub struct StepSpec {
     /// A file name in the run's `backups/` on the controller: the command's stdout (a state
     /// export) is saved there, private, with its SHA-256 in the journal.
     pub backup: Option<TemplateRef>,
+    /// The step takes quorum away (stops every peer, removes peers): before it starts, the
+    /// cluster must still be as the plan saw it.
+    pub takes_quorum: bool,
+    pub establishes: EstablishesSpec,
     /// Where the step starts in its playbook.
     pub position: SourcePosition,
 }

@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use super::source::{Origin, SourceChoice};
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Version};
-use crate::plan::{render_steps, Choice, Plan, ProcedureKind, PLAN_FORMAT};
+use crate::plan::{render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind};
 use crate::procedure::{
     AnchorContext, CurrentContext, Procedure, RenderError, RunContext, TemplateContext,
 };
@@ -43,7 +42,7 @@ pub struct RecoveryInputs<'a> {
     pub facts: &'a [HostFacts],
     pub choice: &'a SourceChoice,
     pub export: Option<&'a ExportFile>,
-    pub run_id: &'a str,
+    pub origin: &'a PlanOrigin,
 }
 
 /// The file the source host exports its state to (or receives `--from-export` in): in the
@@ -63,8 +62,9 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
         facts,
         choice,
         export,
-        run_id,
+        origin,
     } = inputs;
+    let run_id = origin.run_id.as_str();
     let target = inventory.cluster.target_version;
     let anchor = inventory
         .host(&choice.source.host)
@@ -96,19 +96,10 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
     })?;
     let mut reasons = choice.findings.clone();
     reasons.push(format!("source: {}", choice.reason));
-    Ok(Plan {
-        format: PLAN_FORMAT,
-        run_id: run_id.to_string(),
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        inventory: inventory.path.clone(),
-        cluster: inventory.cluster.name.clone(),
+    let parts = PlanParts {
         playbook: playbook.path.clone(),
         expected_downtime: EXPECTED_DOWNTIME.to_string(),
         backups: backups(choice, anchor, run_id),
-        facts_fingerprint: Plan::fingerprint(facts),
-        facts: facts.to_vec(),
         choice: Choice {
             procedure: ProcedureKind::Recover,
             from: choice.from,
@@ -119,7 +110,8 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
             via: Vec::new(),
         },
         steps,
-    })
+    };
+    Ok(origin.plan(inventory, facts, parts))
 }
 
 /// The `recovery` variable of the playbook.
@@ -212,10 +204,13 @@ mod tests {
         let mut text = String::from(
             "cluster:\n  name: lab\n  target_version: \"0.10.1\"\n  releases:\n    source: local\n    path: releases\n\
              vars:\n  service_manager: lab\n  bin_dir: /lab/bin\n  config_dir: /lab/cfg\n  service_cmd: /lab/bin/svc\n  \
-             api: /ip4/127.0.0.1/tcp/9094\nhosts:\n",
+             api: /ip4/127.0.0.1/tcp/9094\nssh:\n  known_hosts: /dev/null\nhosts:\n",
         );
         for n in 1..=3 {
-            text.push_str(&format!("  - name: h{n}\n    address: \"127.9.9.{}\"\n    user: root\n    identity_file: id_test\n", n + 1));
+            text.push_str(&format!(
+                "  - name: h{n}\n    address: \"127.9.9.{}\"\n    user: root\n",
+                n + 1
+            ));
         }
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/inventory/recover.yaml");
@@ -257,7 +252,7 @@ mod tests {
             facts: &facts,
             choice: &choice,
             export: None,
-            run_id: "r1",
+            origin: &crate::plan::PlanOrigin::example(&inventory),
         })
         .unwrap();
         assert_eq!(plan.choice.procedure, ProcedureKind::Recover);
@@ -285,12 +280,12 @@ mod tests {
             .command
             .clone()
             .unwrap();
-        assert!(import.contains("--force --config /lab/cfg state import /lab/bin/.cluster-upgrade/backup/r1/state-export.json"), "{import}");
+        assert!(import.contains("--force --config /lab/cfg state import /lab/bin/.cluster-upgrade/backup/20261204T000000Z-0001/state-export.json"), "{import}");
         assert!(!import.contains("import -f"), "{import}");
         let keep = &step("keep-export").unwrap().hosts[0];
         assert_eq!(
             keep.command.as_deref(),
-            Some("cat /lab/bin/.cluster-upgrade/backup/r1/state-export.json")
+            Some("cat /lab/bin/.cluster-upgrade/backup/20261204T000000Z-0001/state-export.json")
         );
         assert_eq!(keep.backup.as_deref(), Some(EXPORT_BACKUP));
         let start = step("bootstrap-others").unwrap().hosts[0]
@@ -310,7 +305,7 @@ mod tests {
     fn host(address: &str) -> Host {
         let text = format!(
             "cluster:\n  name: lab\n  target_version: \"0.10.1\"\n  releases:\n    source: local\n    path: releases\n\
-             hosts:\n  - name: h1\n    address: \"{address}\"\n    user: root\n    identity_file: id_test\n"
+             ssh:\n  known_hosts: /dev/null\nhosts:\n  - name: h1\n    address: \"{address}\"\n    user: root\n"
         );
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/inventory/recover.yaml");

@@ -4,7 +4,9 @@
 mod log_file;
 mod plan_view;
 mod progress;
+mod resume_view;
 mod run_view;
+mod runs_view;
 mod table;
 
 use std::io::Write;
@@ -12,7 +14,9 @@ use std::io::Write;
 pub use log_file::{log_to_file, set_verbose, verbose, LogFileWriter};
 pub use plan_view::{render_facts, render_plan};
 pub use progress::{PlainProgress, TerminalProgress};
+pub use resume_view::render_resume;
 pub use run_view::render_run;
+pub use runs_view::{render_runs, RunLine};
 
 /// Writes data to stdout (a closed pipe, as with `| head`, is not an error worth a panic).
 pub fn print(text: &str) {

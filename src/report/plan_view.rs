@@ -121,7 +121,7 @@ pub fn render_plan(plan: &Plan) -> String {
 
 /// A step's hosts, in their order; a long list is cut to its first and last names (a plan of
 /// a thousand hosts would otherwise print a thousand names per step).
-fn host_list(hosts: &[&str], plan_hosts: usize) -> String {
+pub(super) fn host_list(hosts: &[&str], plan_hosts: usize) -> String {
     const LISTED_UP_TO: usize = 8;
     match hosts {
         _ if hosts.len() <= LISTED_UP_TO => hosts.join(", "),

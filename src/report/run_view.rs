@@ -33,6 +33,8 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
     };
     let state = if checkpoint.finished {
         "finished"
+    } else if checkpoint.abandoned {
+        "abandoned"
     } else if failures.is_empty() && checkpoint.is_fresh() {
         "not started"
     } else if failures.is_empty() {

@@ -1,0 +1,164 @@
+//! Resuming an unfinished run (`apply` or `recover`): refuse what a resume cannot honour,
+//! connect as the plan recorded, re-verify the hosts against the journal, and show what is
+//! left before asking.
+
+use std::time::{Duration, Instant};
+
+use crate::cli::SshArgs;
+use crate::error::Error;
+use crate::facts::{HostFacts, ProbeScope};
+use crate::journal::{private_dir, Checkpoint, RunDir, StateDir};
+use crate::plan::{resume_problems, review_resume, MissingBackup, Plan, ResumeReview};
+use crate::report;
+
+use super::hosts::Connected;
+use super::state::Unfinished;
+
+/// How long a resume waits for peers that a finished step started and that do not answer yet.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A resume, checked and ready to run.
+pub struct Ready {
+    pub connected: Connected,
+    /// The hosts as probed for the review.
+    pub facts: Vec<HostFacts>,
+    pub checkpoint: Checkpoint,
+    /// (step, host, why) to run again.
+    pub resets: Vec<(String, String, String)>,
+}
+
+/// Options that would change what runs cannot apply to a run whose plan is fixed.
+pub fn refuse_options(run: &Unfinished, given: &[(&'static str, bool)]) -> Result<(), Error> {
+    let options: Vec<&'static str> = given
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(name, _)| *name)
+        .collect();
+    if options.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ResumeOptions {
+            options,
+            run_id: run.dir.id().to_string(),
+        })
+    }
+}
+
+/// Connects to the run's hosts as its plan recorded, and checks that they are as the journal
+/// left them: installed versions, peers stopped or running, the backups on the controller.
+pub fn reconnect_and_review(
+    state: &StateDir,
+    run: &Unfinished,
+    ssh: &SshArgs,
+    take_over: Option<&crate::journal::RunId>,
+) -> Result<Ready, Error> {
+    let plan = &run.plan;
+    let (id, from, to) = (run.dir.id(), plan.choice.from, plan.choice.to);
+    report::note(&match plan.choice.procedure {
+        crate::plan::ProcedureKind::Recover => format!(
+            "resuming recovery run {id} (source {}, {from} → {to})",
+            plan.choice.anchor.as_deref().unwrap_or("?")
+        ),
+        procedure => format!("resuming run {id} ({procedure} procedure, {from} → {to})"),
+    });
+    let (connected, mut facts) = Connected::open_and_probe(&plan.reach, ssh, ProbeScope::FULL)?;
+    let unreachable: Vec<(String, String)> = facts
+        .iter()
+        .filter_map(|f| Some((f.host.clone(), f.unreachable.clone()?)))
+        .collect();
+    if !unreachable.is_empty() {
+        return Err(Error::Unreachable { hosts: unreachable });
+    }
+    let missing = missing_backups(&run.dir, &run.checkpoint)?;
+    let mut review = review(plan, &run.checkpoint, &facts, &missing);
+    let deadline = Instant::now() + SETTLE_PATIENCE;
+    while !review.settling.is_empty() && review.problems.is_empty() && Instant::now() < deadline {
+        report::note(&format!(
+            "waiting for {} to answer (a peer the run started)",
+            crate::message::HostNames(&review.settling)
+        ));
+        std::thread::sleep(Duration::from_secs(2));
+        facts = connected
+            .runtime()
+            .block_on(connected.probe_async(ProbeScope::FULL));
+        review = review_resume(plan, &run.checkpoint, &facts, &missing);
+        review.problems.extend(version_problems(plan, &facts));
+    }
+    review.problems.extend(review.settling.iter().map(|host| {
+        format!("{host}: the run started its peer, but it does not answer (for {SETTLE_PATIENCE:?}); start it, then resume")
+    }));
+    if !review.problems.is_empty() {
+        return Err(Error::UnsafeResume {
+            problems: review.problems,
+        });
+    }
+    let replaceable = super::state::lease_replaceable(state, take_over)?;
+    super::plan::check_leases(&facts, Some(&plan.run_id), &replaceable)?;
+    let mut checkpoint = run.checkpoint.clone();
+    for (step, host, _) in &review.resets {
+        checkpoint.reset(step, host);
+    }
+    Ok(Ready {
+        connected,
+        facts,
+        checkpoint,
+        resets: review.resets,
+    })
+}
+
+fn review(
+    plan: &Plan,
+    checkpoint: &Checkpoint,
+    facts: &[HostFacts],
+    missing: &[MissingBackup],
+) -> ResumeReview {
+    let mut review = review_resume(plan, checkpoint, facts, missing);
+    review.problems.extend(version_problems(plan, facts));
+    review
+}
+
+/// Installed versions: each host's own from the plan, or one the run installs.
+fn version_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
+    resume_problems(&plan.facts, &plan.versions(), now)
+}
+
+/// The state exports the journal says the run saved, that are no longer in its `backups/`
+/// as saved (the last record of each file counts: an export taken again on a resume replaces
+/// the first). A missing folder is made again (private), so the exports can be taken again.
+fn missing_backups(run: &RunDir, checkpoint: &Checkpoint) -> Result<Vec<MissingBackup>, Error> {
+    use sha2::{Digest, Sha256};
+    let folder = run.backups_dir();
+    if !folder.is_dir() {
+        report::note(&format!(
+            "the run's backups folder {} is gone; made again",
+            folder.display()
+        ));
+        private_dir(&folder)?;
+    }
+    let mut saved: Vec<(&str, &str, &str)> = Vec::new();
+    for (host, file, sha256) in &checkpoint.backups {
+        saved.retain(|(h, f, _)| !(*h == host && *f == file));
+        saved.push((host, file, sha256));
+    }
+    let mut missing = Vec::new();
+    for (host, file, sha256) in saved {
+        let why = match std::fs::read(folder.join(file)) {
+            Err(_) => Some("missing"),
+            Ok(bytes) => {
+                let digest: String = Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                (digest != sha256).then_some("changed since it was saved")
+            }
+        };
+        if let Some(why) = why {
+            missing.push(MissingBackup {
+                host: host.to_string(),
+                file: file.to_string(),
+                why: why.to_string(),
+            });
+        }
+    }
+    Ok(missing)
+}

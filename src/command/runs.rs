@@ -1,0 +1,167 @@
+//! `cluster-upgrade runs`: the runs of a state directory, and `runs abandon RUN_ID`.
+
+use std::fmt::Write;
+
+use crate::cli::{AbandonArgs, RunsAction, RunsArgs, StatePlace};
+use crate::error::Error;
+use crate::inventory::Inventory;
+use crate::journal::{Checkpoint, Event, HostStepState, Record, StateDir};
+use crate::plan::{ClusterId, Plan};
+use crate::procedure::PeerState;
+use crate::report::{self, RunLine};
+
+use super::{plan as plan_cmd, plan_file, run, state};
+
+pub fn runs(args: &RunsArgs) -> Result<(), Error> {
+    match &args.action {
+        Some(RunsAction::Abandon(abandon)) => self::abandon(abandon),
+        None => list(&args.place),
+    }
+}
+
+/// The state directory of `place`, and the cluster to keep to when an inventory is named.
+fn place(place: &StatePlace) -> Result<(StateDir, Option<ClusterId>), Error> {
+    let state = state::state_dir(place.state_dir.as_deref(), place.inventory.as_deref());
+    let cluster = match &place.inventory {
+        Some(path) => Some(plan_cmd::cluster_id(&Inventory::load(path, &[])?)?),
+        None => None,
+    };
+    Ok((state, cluster))
+}
+
+fn list(place_args: &StatePlace) -> Result<(), Error> {
+    let (state, cluster) = place(place_args)?;
+    let lines: Vec<RunLine> = state::runs(&state)?
+        .into_iter()
+        .filter(|run| {
+            cluster
+                .as_ref()
+                .is_none_or(|c| c.key == run.summary.cluster_id.key)
+        })
+        .map(|run| RunLine {
+            id: run.dir.id().to_string(),
+            cluster: format!(
+                "{} ({})",
+                run.summary.cluster_id.name,
+                run.summary.cluster_id.inventory.display()
+            ),
+            procedure: run.summary.choice.procedure.to_string(),
+            versions: format!("{} → {}", run.summary.choice.from, run.summary.choice.to),
+            state: run.state().to_string(),
+            started: plan_cmd::time_text(run.started_unix),
+        })
+        .collect();
+    report::print(&report::render_runs(&lines));
+    Ok(())
+}
+
+fn abandon(args: &AbandonArgs) -> Result<(), Error> {
+    let (state, _) = place(&args.place)?;
+    state.prepare()?;
+    let _lock = state.lock()?;
+    let run = state
+        .runs()?
+        .into_iter()
+        .find(|run| run.id() == &args.run_id)
+        .filter(|run| run.journal_path().exists())
+        .ok_or_else(|| Error::UnknownRun {
+            run_id: args.run_id.to_string(),
+            dir: state.root.join("runs"),
+        })?;
+    run.check_private()?;
+    let checkpoint = Checkpoint::replay(&run.records()?);
+    if !checkpoint.is_unfinished() {
+        return Err(Error::NotAbandonable {
+            run_id: args.run_id.to_string(),
+            state: if checkpoint.finished {
+                "finished"
+            } else {
+                "abandoned"
+            },
+        });
+    }
+    let plan = plan_file::read_plan(&run.plan_path())?;
+    let where_hosts_are = hosts_state(&plan, &checkpoint);
+    report::print(&where_hosts_are);
+    run::confirm(
+        args.yes,
+        &format!(
+            "Abandon run {} of cluster `{}`? It will never be resumed.",
+            args.run_id, plan.cluster
+        ),
+    )?;
+    let by = format!(
+        "{}@{} (pid {})",
+        std::env::var("USER").unwrap_or_else(|_| "?".into()),
+        rustix::system::uname().nodename().to_string_lossy(),
+        std::process::id()
+    );
+    run.journal()?
+        .append(&Record::now(Event::RunAbandoned { by }))?;
+    report::note(&format!(
+        "run {} abandoned; its journal and backups stay in {}. A new plan of the cluster can be made now (check it first: `cluster-upgrade plan {}`).",
+        args.run_id,
+        run.path.display(),
+        plan.inventory.display()
+    ));
+    Ok(())
+}
+
+/// Where each host may stand: the last step done there, what was in flight or failed, and
+/// what the finished steps left (peer stopped or running, release installed).
+fn hosts_state(plan: &Plan, checkpoint: &Checkpoint) -> String {
+    let mut out = format!(
+        "Run {} of cluster `{}` ({} procedure, {} → {}); where its hosts may be:\n",
+        plan.run_id, plan.cluster, plan.choice.procedure, plan.choice.from, plan.choice.to
+    );
+    for host in &plan.facts {
+        let name = host.host.as_str();
+        let mut last_done = None;
+        let mut unsure = Vec::new();
+        let mut peer = None;
+        let mut installed = None;
+        for step in &plan.steps {
+            let Some(rendered) = step.hosts.iter().find(|h| h.host.as_str() == name) else {
+                continue;
+            };
+            match checkpoint.state(&step.id, name) {
+                HostStepState::Finished { .. } => {
+                    last_done = Some(step.id.as_str());
+                    if let Some(established) = rendered.establishes {
+                        peer = established.peer.or(peer);
+                        installed = established.installed.or(installed);
+                    }
+                }
+                HostStepState::InFlight { .. } => {
+                    unsure.push(format!("`{}` was in flight", step.id))
+                }
+                HostStepState::Failed { .. } => unsure.push(format!("`{}` failed", step.id)),
+                HostStepState::Pending => {}
+            }
+        }
+        let mut line = match last_done {
+            Some(step) => format!("  {name}: done up to `{step}`"),
+            None => format!("  {name}: nothing done"),
+        };
+        if let Some(state) = peer {
+            let _ = write!(
+                line,
+                "; peer {}",
+                match state {
+                    PeerState::Stopped => "stopped",
+                    PeerState::Running => "started",
+                }
+            );
+        }
+        if let Some(version) = installed {
+            let _ = write!(line, "; {version} installed");
+        }
+        if !unsure.is_empty() {
+            let _ = write!(line, "; {} (its effect is unknown)", unsure.join(", "));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("The previous binaries are kept beside bin_dir (*.prev, and .cluster-upgrade/backup/<run id>/); the state exports in the run's backups/ folder.\n");
+    out
+}

@@ -1,0 +1,286 @@
+//! What the cluster must look like, as problems in words: the final gate after a run, the
+//! "already converged" check before one, the re-check right before a step that takes quorum
+//! away, and whether the inventory describes the whole cluster. Pure.
+
+use std::collections::BTreeMap;
+
+use crate::facts::{HostFacts, Peerset, Pinset};
+use crate::inventory::Version;
+
+/// Every peer on `target`, running, seeing every other peer (and no unreachable one), listing
+/// `expected_pins` (count and hash of the sorted CIDs) when known.
+pub fn health_problems(
+    now: &[HostFacts],
+    target: Version,
+    expected_pins: Option<&Pinset>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let all_peers = Peerset::expected(now);
+    for host in now {
+        let name = &host.host;
+        if let Some(reason) = &host.unreachable {
+            problems.push(format!("{name} is unreachable ({reason})"));
+            continue;
+        }
+        if host.service_version != Some(target) {
+            problems.push(format!(
+                "{name} runs {}, not {target}",
+                version_text(host.service_version)
+            ));
+        }
+        if !host.running {
+            problems.push(format!("{name} is not running"));
+            continue;
+        }
+        match &host.peerset {
+            Some(seen) if *seen == all_peers => {}
+            Some(seen) => problems.push(format!(
+                "{name} sees {} peers (peerset hash {}), expected {} (hash {})",
+                seen.count,
+                seen.short_hash(),
+                all_peers.count,
+                all_peers.short_hash()
+            )),
+            None => problems.push(format!("{name} did not report the peers it sees")),
+        }
+        for error in &host.peer_errors {
+            problems.push(format!(
+                "{name} reports {} with an error: {}",
+                error.peer_id, error.error
+            ));
+        }
+        if let Some(expected) = expected_pins {
+            match &host.pins {
+                Some(pins) if pins == expected => {}
+                Some(pins) => problems.push(format!(
+                    "{name} lists {} pins (hash {}), expected {} (hash {}): the pinset changed",
+                    pins.count,
+                    short(&pins.hash),
+                    expected.count,
+                    short(&expected.hash)
+                )),
+                None => problems.push(format!("{name} did not list its pins")),
+            }
+        }
+    }
+    problems
+}
+
+/// The final gate of a run: [`health_problems`] against the plan's target and the pinset the
+/// cluster had when the plan was made.
+pub fn final_gate_problems(
+    planned: &[HostFacts],
+    target: Version,
+    now: &[HostFacts],
+) -> Vec<String> {
+    health_problems(now, target, Pinset::expected(planned).as_ref())
+}
+
+/// Whether a cluster whose peers all run `target` needs nothing more: healthy, every peer
+/// listing the same pinset. The problems when it does not.
+pub fn converged_problems(facts: &[HostFacts], target: Version) -> Vec<String> {
+    let mut problems = health_problems(facts, target, Pinset::expected(facts).as_ref());
+    let pinsets: std::collections::BTreeSet<&str> = facts
+        .iter()
+        .filter_map(|f| f.pins.as_ref().map(|p| p.hash.as_str()))
+        .collect();
+    if pinsets.len() > 1 && problems.is_empty() {
+        problems.push("the peers list different pinsets".to_string());
+    }
+    problems
+}
+
+/// How the cluster moved away from the plan's facts, for the check right before a step that
+/// takes quorum away: a peer that ran when planned and no longer answers, or that answers with
+/// another peer ID, or with a version that is neither its own from the plan nor one of
+/// `versions` (those the run installs: a staged plan's second stage starts on the first's).
+pub fn drift_problems(
+    planned: &[HostFacts],
+    versions: &[Version],
+    now: &[HostFacts],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (before, after) in planned.iter().zip(now) {
+        let name = &before.host;
+        if let Some(reason) = &after.unreachable {
+            problems.push(format!("{name} is no longer reachable ({reason})"));
+            continue;
+        }
+        if before.running && !after.running {
+            problems.push(format!(
+                "{name}'s peer no longer answers (it ran when the plan was made)"
+            ));
+            continue;
+        }
+        let expected = after.service_version == before.service_version
+            || after.service_version.is_some_and(|v| versions.contains(&v));
+        if !expected {
+            problems.push(format!(
+                "{name} runs {} now, {} when the plan was made",
+                version_text(after.service_version),
+                version_text(before.service_version)
+            ));
+        }
+        if after.running && after.peer_id.is_some() && after.peer_id != before.peer_id {
+            problems.push(format!(
+                "{name}'s peer ID is {} now, {} when the plan was made",
+                after.peer_id.as_deref().unwrap_or("?"),
+                before.peer_id.as_deref().unwrap_or("?")
+            ));
+        }
+        for error in &after.peer_errors {
+            problems.push(format!(
+                "{name} reports {} with an error: {}",
+                error.peer_id, error.error
+            ));
+        }
+    }
+    problems
+}
+
+/// Why the inventory does not describe the whole cluster: two hosts answering with one peer
+/// ID (a copy-pasted host), or peers in the cluster that no host of the inventory is (a
+/// forgotten host). An upgrade planned without them would leave the cluster broken.
+pub fn membership_problems(facts: &[HostFacts]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut by_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for host in facts {
+        if let Some(id) = &host.peer_id {
+            by_id.entry(id).or_default().push(&host.host);
+        }
+    }
+    for (id, hosts) in &by_id {
+        if hosts.len() > 1 {
+            problems.push(format!(
+                "{} report the same peer ID {id}: they are one peer (a host listed twice, under two names or with a copied address)",
+                hosts.join(" and ")
+            ));
+        }
+    }
+    let listed: std::collections::BTreeSet<&str> = facts
+        .iter()
+        .flat_map(|f| f.listed_peers.iter().map(String::as_str))
+        .collect();
+    let unknown: Vec<&str> = listed
+        .into_iter()
+        .filter(|id| !by_id.contains_key(id))
+        .collect();
+    if !unknown.is_empty() {
+        problems.push(format!(
+            "the cluster's peerset holds {} peer(s) that no host of the inventory is: {}; add their hosts to the inventory (or remove them from the cluster first)",
+            unknown.len(),
+            unknown.join(", ")
+        ));
+    } else if let Some(host) = facts
+        .iter()
+        .find(|f| f.running && f.peerset.as_ref().is_some_and(|p| p.count > by_id.len()))
+    {
+        problems.push(format!(
+            "{} sees {} peers, but the inventory's hosts are {} peers; add the missing hosts to the inventory",
+            host.host,
+            host.peerset.as_ref().map_or(0, |p| p.count),
+            by_id.len()
+        ));
+    }
+    problems
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// A version for messages: `0.9.0`, or `an unknown version`.
+fn version_text(version: Option<Version>) -> String {
+    version.map_or_else(|| "an unknown version".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::PeerError;
+
+    fn v(text: &str) -> Version {
+        text.parse().unwrap()
+    }
+
+    fn peer(name: &str, id: &str, ids: &[&str]) -> HostFacts {
+        HostFacts {
+            host: name.into(),
+            service_version: Some(v("1.1.6")),
+            running: true,
+            peer_id: Some(id.into()),
+            peerset: Some(Peerset::from_ids(ids)),
+            pins: Some(Pinset::from_cids(["QmA".to_string()])),
+            ..HostFacts::default()
+        }
+    }
+
+    fn cluster() -> Vec<HostFacts> {
+        let ids = ["Qm1", "Qm2", "Qm3"];
+        vec![
+            peer("h1", "Qm1", &ids),
+            peer("h2", "Qm2", &ids),
+            peer("h3", "Qm3", &ids),
+        ]
+    }
+
+    #[test]
+    fn a_healthy_cluster_on_its_target_has_converged_and_one_that_is_not_says_why() {
+        assert!(converged_problems(&cluster(), v("1.1.6")).is_empty());
+        let mut down = cluster();
+        down[1].running = false;
+        assert_eq!(converged_problems(&down, v("1.1.6")), ["h2 is not running"]);
+        let mut lost = cluster();
+        lost[2].pins = Some(Pinset::from_cids(Vec::<String>::new()));
+        let problems = converged_problems(&lost, v("1.1.6"));
+        assert!(problems[0].starts_with("h3 lists 0 pins"), "{problems:?}");
+    }
+
+    #[test]
+    fn drift_names_a_peer_that_died_or_changed_since_the_plan() {
+        let planned = cluster();
+        assert!(drift_problems(&planned, &[], &planned).is_empty());
+        let mut now = cluster();
+        now[1].running = false;
+        now[2].service_version = Some(v("1.1.5"));
+        now[0].peer_errors = vec![PeerError {
+            peer_id: "Qm2".into(),
+            error: "dial backoff".into(),
+        }];
+        assert_eq!(
+            drift_problems(&planned, &[v("1.1.5")], &now).len(),
+            2,
+            "a version the run installs"
+        );
+        let problems = drift_problems(&planned, &[], &now);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[1].contains("h2's peer no longer answers"));
+        assert!(problems[2].contains("h3 runs 1.1.5 now, 1.1.6 when the plan was made"));
+    }
+
+    #[test]
+    fn a_copied_host_and_a_forgotten_one_are_named() {
+        assert!(membership_problems(&cluster()).is_empty());
+        let ids = ["Qm1", "Qm2", "Qm3", "Qm4"];
+        let mut forgotten = vec![
+            peer("h1", "Qm1", &ids),
+            peer("h2", "Qm2", &ids),
+            peer("h3", "Qm3", &ids),
+        ];
+        assert!(membership_problems(&forgotten)[0].contains("h1 sees 4 peers"));
+        forgotten[0].listed_peers = ids.iter().map(|s| s.to_string()).collect();
+        let problems = membership_problems(&forgotten);
+        assert!(
+            problems[0].contains("1 peer(s) that no host of the inventory is: Qm4"),
+            "{problems:?}"
+        );
+        let copied = vec![
+            peer("h1", "Qm1", &ids[..2]),
+            peer("h2", "Qm2", &ids[..2]),
+            peer("h3", "Qm2", &ids[..2]),
+        ];
+        assert!(
+            membership_problems(&copied)[0].starts_with("h2 and h3 report the same peer ID Qm2")
+        );
+    }
+}
