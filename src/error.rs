@@ -150,6 +150,45 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Error {
+    /// A stable, machine-readable name of the error, for `--json` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Inventory(_) => "invalid_inventory",
+            Error::Procedure(_) => "invalid_playbook",
+            Error::Plan(PlanError::Refused(_)) => "refused",
+            Error::Plan(_) => "invalid_plan",
+            Error::Journal(JournalError::Locked { .. }) => "locked",
+            Error::Journal(JournalError::Unusable { .. }) => "unusable_state_directory",
+            Error::Journal(_) => "journal",
+            Error::Recover(_) => "recover",
+            Error::FactsFile { .. } => "invalid_facts_file",
+            Error::PlanFile { .. } => "invalid_plan_file",
+            Error::NoPlan { .. } => "no_plan",
+            Error::Runtime(_) => "runtime",
+            Error::Unreachable { .. } => "unreachable",
+            Error::StalePlan { .. } => "stale_plan",
+            Error::AlreadyApplied { .. } => "already_applied",
+            Error::UnfinishedRun { .. } => "unfinished_run",
+            Error::UnfinishedRecovery { .. } => "unfinished_recovery",
+            Error::SeveralUnfinished { .. } => "several_unfinished_runs",
+            Error::ResumeOptions { .. } => "resume_options",
+            Error::UnsafeResume { .. } => "unsafe_resume",
+            Error::LeaseHeld { .. } => "lease_held",
+            Error::ClusterChanged { .. } => "cluster_changed",
+            Error::NoRoom { .. } => "no_room",
+            Error::UnknownRun { .. } => "unknown_run",
+            Error::NotAbandonable { .. } => "not_abandonable",
+            Error::NoConfirmation => "no_confirmation",
+            Error::Declined => "declined",
+            Error::StepFailed { .. } => "step_failed",
+            Error::NeedsOperator { .. } => "needs_operator",
+            Error::Interrupted { .. } => "interrupted",
+            Error::Verification { .. } => "unhealthy_after_run",
+            Error::NoRun { .. } => "no_run",
+            Error::OpenFiles { .. } => "open_files",
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Inventory(_)

@@ -10,10 +10,21 @@ use cluster_upgrade::command;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let json = cli.json_output();
     match command::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", cluster_upgrade::error::chain(&error));
+            let message = cluster_upgrade::error::chain(&error);
+            eprintln!("error: {message}");
+            if json {
+                // `--json` prints JSON in every outcome: the error too, on stdout.
+                let value = serde_json::json!({
+                    "error": message,
+                    "kind": error.kind(),
+                    "exit_code": error.exit_code(),
+                });
+                println!("{value}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

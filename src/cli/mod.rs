@@ -29,6 +29,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command prints JSON on stdout (`plan --json`): its errors are JSON too.
+    pub fn json_output(&self) -> bool {
+        matches!(&self.command, Command::Plan(args) if args.json)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate an inventory and the playbooks without connecting to any host.
@@ -46,13 +53,23 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a plan over SSH, step by step, with a checkpoint after every step.
     ///
-    /// `apply INVENTORY` plans first, shows the plan and asks for confirmation; `apply plan.json`
-    /// runs a saved plan exactly; a bare `apply` runs the plan that `plan` saved last in the
-    /// state directory. Every remote command is recorded in a write-ahead journal in
-    /// `.cluster-upgrade/runs/<run-id>/`; after a failure or a crash, `apply` again resumes the
-    /// unfinished run at the failed step and never repeats a finished one (refused, exit 3, when
-    /// a host's installed version is neither its own from the plan nor one the run installs). A saved plan is
-    /// refused when the cluster changed since it was made (stale) or when it was already applied.
+    /// `apply INVENTORY` plans first, shows the plan and asks for confirmation (exit 0 with
+    /// "No changes" when the cluster already runs the target and is healthy); `apply plan.json`
+    /// runs a saved plan exactly, with the hosts, SSH settings and variables it recorded (an
+    /// edited plan is refused); a bare `apply` runs the plan that `plan` saved last in the state
+    /// directory. Every remote command is recorded in a write-ahead journal in
+    /// `.cluster-upgrade/runs/<run-id>/`.
+    ///
+    /// Runs belong to their cluster (inventory path, cluster name, host addresses): after a
+    /// failure or a crash, `apply INVENTORY` (or `apply` with the run's plan) resumes that
+    /// cluster's unfinished run at the failed step and never repeats a finished one; another
+    /// cluster's unfinished run in the same state directory is neither resumed nor blocking. A
+    /// resume first checks the hosts against the journal (versions, peers stopped or running,
+    /// the backups on the controller), shows what is left and asks; `--var`, `--playbooks` and
+    /// `--procedure` are refused on a resume. A run holds a lease on its hosts until it ends:
+    /// another run, from any state directory or machine, is refused meanwhile (`--take-over`
+    /// for a run that died). Right before a step that takes quorum away (stopping every peer),
+    /// the cluster must still be as planned, or the run stops with the cluster up.
     #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
     /// Show the current or last run: per host and step, done / failed / pending, with the

@@ -22,6 +22,11 @@
 //!     on_resume: check            # rerun | check | ask (default): for a step in flight when a run died
 //!     when: '{{ … }}'             # renders to true / false; false skips the step for that host
 //!     destructive: true           # the executor exports the state before the first one
+//!     backup: 'state-{{ host.name }}.json'   # save the command's stdout in the run's backups/
+//!     takes_quorum: true          # stops/removes peers: the cluster is re-checked right before
+//!     establishes:                # what it leaves on its host, re-checked before a resume
+//!       peer: stopped             # stopped | running
+//!       installed: target         # the target release is installed
 //! ```
 //!
 //! A step needs a `command`, an `upload` or a `wait_until` (a pure gate). Templates are

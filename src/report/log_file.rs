@@ -11,12 +11,14 @@ use std::sync::Mutex;
 static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
-/// From now on, logs also go to `path` (appended, private to the user).
+/// From now on, logs also go to `path` (appended, private to the user, never through a
+/// symbolic link planted in its place).
 pub fn log_to_file(path: &Path) {
     if let Ok(file) = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
     {
         *LOG_FILE.lock().expect("log file lock") = Some(file);

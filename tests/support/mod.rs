@@ -233,36 +233,70 @@ impl Lab {
     /// Runs `cluster-upgrade ARGS` and SIGKILLs it once the journal shows `step` started for the
     /// `occurrence`-th time.
     pub fn kill_when_started(&self, args: &[&str], step: &str, occurrence: usize) {
-        let mut child = Command::new(cluster_upgrade())
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start cluster-upgrade");
-        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-        let start = Instant::now();
-        while self.journal_text().matches(&needle).count() < occurrence {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{args:?} ended ({status}) before {step} started");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "{step} never started"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let state = self.path().join(".cluster-upgrade");
+        let mut child = start_until(args, &state, step, occurrence);
         child.kill().expect("kill");
         child.wait().expect("reap");
     }
 }
 
-/// No (step, host) is recorded finished twice: a finished step never ran again.
+/// The journals of every run of the state directory `state`, concatenated.
+pub fn journals_in(state: &Path) -> String {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(state.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .map(|run| std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default())
+        .collect()
+}
+
+/// Starts `cluster-upgrade ARGS` and returns it, still running, once the journals of `state`
+/// show `step` started for the `occurrence`-th time. Its output is kept in pipes (a lab run's
+/// output fits in them) for `wait_with_output`.
+pub fn start_until(
+    args: &[&str],
+    state: &Path,
+    step: &str,
+    occurrence: usize,
+) -> std::process::Child {
+    let mut child = Command::new(cluster_upgrade())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cluster-upgrade");
+    let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+    let start = Instant::now();
+    while journals_in(state).matches(&needle).count() < occurrence {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{args:?} ended ({status}) before {step} started");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{step} never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+impl Lab {}
+
+/// No (step, host) is recorded finished twice: a finished step never ran again (unless the
+/// run reset it on purpose, journalled as `step_reset`).
 pub fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
     let mut finished = std::collections::BTreeMap::new();
-    for record in records.iter().filter(|r| r["event"] == "step_finished") {
-        *finished
-            .entry((record["step"].to_string(), record["host"].to_string()))
-            .or_insert(0) += 1;
+    for record in records {
+        let key = (record["step"].to_string(), record["host"].to_string());
+        if record["event"] == "step_finished" {
+            *finished.entry(key).or_insert(0) += 1;
+        } else if record["event"] == "step_reset" {
+            finished.remove(&key);
+        }
     }
     let twice: Vec<_> = finished.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "finished steps ran again: {twice:?}");
