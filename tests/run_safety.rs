@@ -773,14 +773,14 @@ fn a_run_planted_by_another_user_is_refused_and_nothing_runs() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(path: PathBuf, size: &str) -> Tmpfs {
+    fn mount(path: PathBuf, options: &str) -> Tmpfs {
         std::fs::create_dir_all(&path).unwrap();
         let out = Command::new("mount")
             .args([
                 "-t",
                 "tmpfs",
                 "-o",
-                &format!("size={size},mode=0700"),
+                &format!("{options},mode=0700"),
                 "tmpfs",
             ])
             .arg(&path)
@@ -804,7 +804,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_state_directory_without_room_for_the_exports_is_refused_before_any_host_changes() {
     let lab = Lab::up(3, "0.9.0", 20);
-    let small = Tmpfs::mount(lab.path().join("small-state"), "60k");
+    let small = Tmpfs::mount(lab.path().join("small-state"), "size=60k");
     let out = run(&[
         "apply",
         lab.inventory().to_str().unwrap(),
@@ -849,6 +849,20 @@ fn a_state_directory_that_is_a_file_or_no_terminal_without_yes_is_refused_before
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("a-file: it is not a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    let read_only = Tmpfs::mount(lab.path().join("read-only"), "ro,size=1m");
+    let out = run(&[
+        "apply",
+        inventory.to_str().unwrap(),
+        "--yes",
+        "--state-dir",
+        read_only.0.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("read-only"),
         "{}",
         text(&out.stderr)
     );

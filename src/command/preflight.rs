@@ -131,6 +131,128 @@ fn host_problems(plan: &Plan, checkpoint: &Checkpoint, facts: &[HostFacts]) -> V
     problems
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::HostFacts;
+    use crate::inventory::Version;
+    use crate::procedure::Established;
+
+    fn plan_installing_on(hosts: &[&str]) -> Plan {
+        let step = |id: &str, establishes| crate::plan::PlannedStep {
+            id: id.into(),
+            name: id.into(),
+            mode: crate::procedure::Mode::Parallel,
+            destructive: false,
+            on_resume: crate::procedure::OnResume::Rerun,
+            takes_quorum: false,
+            hosts: hosts
+                .iter()
+                .map(|h| crate::procedure::RenderedStep {
+                    id: id.parse().unwrap(),
+                    name: id.into(),
+                    host: h.parse().unwrap(),
+                    run_on: h.parse().unwrap(),
+                    mode: crate::procedure::Mode::Parallel,
+                    command: Some("true".into()),
+                    upload: None,
+                    check: None,
+                    wait_until: None,
+                    timeout: None,
+                    retries: 0,
+                    on_resume: crate::procedure::OnResume::Rerun,
+                    destructive: false,
+                    backup: None,
+                    establishes,
+                })
+                .collect(),
+        };
+        let facts: Vec<HostFacts> = hosts
+            .iter()
+            .map(|h| HostFacts {
+                host: h.to_string(),
+                ..HostFacts::default()
+            })
+            .collect();
+        let mut plan: Plan = serde_json::from_value(serde_json::json!({
+            "format": 4, "run_id": "20261204T000000Z-0001", "created_unix": 0,
+            "inventory": "/i.yaml", "cluster": "c",
+            "cluster_id": {"inventory": "/i.yaml", "name": "c", "key": "k"},
+            "reach": {"ssh": {"known_hosts": "/k", "accept_new_host_keys": false,
+                "connect_timeout": "10s", "command_timeout": "2m", "max_concurrency": null},
+                "hosts": []},
+            "playbook": "p", "choice": {"procedure": "standard", "from": "1.0.8", "to": "1.1.6",
+                "reasons": [], "warnings": [], "anchor": null},
+            "facts": facts, "facts_fingerprint": "", "steps": [],
+            "expected_downtime": "", "backups": []
+        }))
+        .unwrap();
+        plan.steps = vec![
+            step("fetch", None),
+            step(
+                "install",
+                Some(Established {
+                    peer: None,
+                    installed: Some(Version::new(1, 1, 6)),
+                }),
+            ),
+        ];
+        plan
+    }
+
+    #[test]
+    fn a_host_without_room_for_the_release_or_whose_room_is_unknown_is_named() {
+        let plan = plan_installing_on(&["h1", "h2", "h3"]);
+        let facts = |free: [Option<u64>; 3]| -> Vec<HostFacts> {
+            ["h1", "h2", "h3"]
+                .iter()
+                .zip(free)
+                .map(|(h, free_kib)| HostFacts {
+                    host: h.to_string(),
+                    free_kib,
+                    ..HostFacts::default()
+                })
+                .collect()
+        };
+        let plenty = 4 << 20;
+        assert!(host_problems(&plan, &Checkpoint::default(), &facts([Some(plenty); 3])).is_empty());
+        let problems = host_problems(
+            &plan,
+            &Checkpoint::default(),
+            &facts([Some(plenty), Some(1024), None]),
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("on h2 (1.0 MiB free)"), "{problems:?}");
+        assert!(
+            problems[0].contains("768.0 MiB"),
+            "3 copies of an unknown-size release"
+        );
+        assert!(
+            problems[1].contains("could not be read on h3"),
+            "{problems:?}"
+        );
+        // Once the release is installed there, a host needs no more room.
+        let done = Checkpoint::replay(&[
+            crate::journal::Record::now(crate::journal::Event::StepStarted {
+                step: "install".into(),
+                host: "h2".into(),
+                attempt: 1,
+            }),
+            crate::journal::Record::now(crate::journal::Event::StepFinished {
+                step: "install".into(),
+                host: "h2".into(),
+                by_check: false,
+            }),
+        ]);
+        let problems = host_problems(
+            &plan,
+            &done,
+            &facts([Some(plenty), Some(1024), Some(plenty)]),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
+
 /// Free bytes for this user on the file system of `dir`.
 fn available_bytes(dir: &Path) -> Result<u64, Error> {
     let stat = rustix::fs::statvfs(dir).map_err(|error| crate::journal::JournalError::Io {

@@ -111,15 +111,25 @@ impl StateDir {
                 notes.push(note);
             }
         }
-        self.create()?;
-        if let Err(error) = rustix::fs::access(&self.root, rustix::fs::Access::WRITE_OK) {
-            return Err(JournalError::Unusable {
-                path: self.root.clone(),
-                problem: StateDirProblem::ReadOnly {
-                    reason: io::Error::from(error).to_string(),
-                },
-            });
+        let read_only = |reason: String| JournalError::Unusable {
+            path: self.root.clone(),
+            problem: StateDirProblem::ReadOnly { reason },
+        };
+        if self.root.exists() {
+            rustix::fs::access(&self.root, rustix::fs::Access::WRITE_OK)
+                .map_err(|error| read_only(io::Error::from(error).to_string()))?;
         }
+        self.create().map_err(|error| match error {
+            JournalError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                read_only(source.to_string())
+            }
+            other => other,
+        })?;
         Ok(notes)
     }
 
@@ -479,6 +489,73 @@ mod tests {
         assert!(matches!(
             run.records(),
             Err(JournalError::Corrupt { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn state_files_are_never_written_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir {
+            root: dir.path().join("state"),
+        };
+        let run = state.run(&"20261204T175237Z-0001".parse().unwrap());
+        run.create().unwrap();
+        let target = dir.path().join("someone-elses-file");
+        fs::write(&target, "theirs").unwrap();
+        std::os::unix::fs::symlink(&target, run.journal_path()).unwrap();
+        assert!(
+            run.journal().is_err(),
+            "the journal is not opened through a link"
+        );
+        assert!(run.records().is_err());
+        std::os::unix::fs::symlink(&target, run.plan_path()).unwrap();
+        write_private(&run.plan_path(), b"plan").unwrap();
+        assert_eq!(
+            fs::read_to_string(&target).unwrap(),
+            "theirs",
+            "the link was replaced, not followed"
+        );
+        assert_eq!(fs::read_to_string(run.plan_path()).unwrap(), "plan");
+        assert!(!fs::symlink_metadata(run.plan_path())
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_state_directory_open_to_others_is_tightened_when_empty_and_refused_with_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir {
+            root: dir.path().join("state"),
+        };
+        fs::create_dir_all(&state.root).unwrap();
+        fs::set_permissions(&state.root, fs::Permissions::from_mode(0o777)).unwrap();
+        let notes = state.prepare().unwrap();
+        assert!(notes[0].contains("made private (0700)"), "{notes:?}");
+        assert_eq!(
+            fs::metadata(&state.root).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        state
+            .run(&"20261204T175237Z-0001".parse().unwrap())
+            .create()
+            .unwrap();
+        fs::set_permissions(&state.root, fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(matches!(
+            state.prepare(),
+            Err(JournalError::Unusable {
+                problem: StateDirProblem::WritableByOthers { mode: 0o775 },
+                ..
+            })
+        ));
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(matches!(
+            StateDir { root: file }.prepare(),
+            Err(JournalError::Unusable {
+                problem: StateDirProblem::NotADirectory,
+                ..
+            })
         ));
     }
 
