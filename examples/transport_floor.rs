@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         };
         let target = Target {
-            name: format!("h{}", i + 1),
+            name: format!("h{}", i + 1).parse().expect("a host name"),
             address: address.to_string(),
             port,
             user: user.clone(),

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use crate::inventory::InventoryError;
+use crate::inventory::{HostName, InventoryError};
 use crate::journal::JournalError;
 use crate::message::HostNames;
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
+use crate::procedure::StepId;
 use crate::recover::RecoverError;
 
 /// Exit codes, documented in `--help` and the README.
@@ -47,7 +48,7 @@ pub enum Error {
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot reach {}", unreachable_text(hosts))]
-    Unreachable { hosts: Vec<(String, String)> },
+    Unreachable { hosts: Vec<(HostName, String)> },
     #[error("the plan is stale: the cluster changed since it was made ({}); run `cluster-upgrade plan` again", changes.join("; "))]
     StalePlan { changes: Vec<String> },
     #[error("plan {run_id} was already applied (see `cluster-upgrade status --run {run_id}`); make a new plan")]
@@ -69,7 +70,7 @@ pub enum Error {
     LeaseHeld { holders: Vec<String> },
     #[error("stopped before `{step}`, which takes quorum away, with the cluster still up: it is no longer as the plan saw it ({}); bring the peer back, then run `{resume}` again", problems.join("; "))]
     ClusterChanged {
-        step: String,
+        step: StepId,
         problems: Vec<String>,
         resume: &'static str,
     },
@@ -92,15 +93,15 @@ pub enum Error {
         HostNames(hosts)
     )]
     StepFailed {
-        step: String,
-        hosts: Vec<String>,
+        step: StepId,
+        hosts: Vec<HostName>,
         /// The command that resumes the run (`cluster-upgrade apply` or `… recover INVENTORY`).
         resume: &'static str,
     },
     #[error("step `{step}` was in flight on {host} when the last run stopped, and its playbook says to ask: check the host, then resume with `{resume} --retry-in-flight`")]
     NeedsOperator {
-        step: String,
-        host: String,
+        step: StepId,
+        host: HostName,
         resume: &'static str,
     },
     #[error("interrupted; the journal is consistent: run `{resume}` to resume")]
@@ -119,8 +120,8 @@ pub enum Error {
 }
 
 /// `h1 (why), h2 (why)`, or, for hosts that failed alike, `12 hosts (h1, h2, h3, …) (why)`.
-fn unreachable_text(hosts: &[(String, String)]) -> String {
-    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+fn unreachable_text(hosts: &[(HostName, String)]) -> String {
+    let mut by_reason: Vec<(&str, Vec<&HostName>)> = Vec::new();
     for (host, reason) in hosts {
         match by_reason.iter_mut().find(|(r, _)| *r == reason.as_str()) {
             Some((_, names)) => names.push(host),
@@ -134,20 +135,7 @@ fn unreachable_text(hosts: &[(String, String)]) -> String {
         .join(", ")
 }
 
-/// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use crate::message::chain;
 
 impl Error {
     /// A stable, machine-readable name of the error, for `--json` output.

@@ -77,3 +77,18 @@ mod tests {
         assert_eq!(HostNames(&names).to_string(), "12 hosts (h1, h2, h3, …)");
     }
 }
+
+/// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -87,7 +87,7 @@ impl Lab {
 
     fn target(&self) -> Target {
         Target {
-            name: "node-a".into(),
+            name: "node-a".parse().unwrap(),
             address: self.spec.address.to_string(),
             port: self.spec.port,
             user: current_user(),
@@ -772,7 +772,7 @@ async fn nothing_listening_is_a_connect_error() {
     let address = next_address();
     let port = free_port(address, 24000).unwrap();
     let target = Target {
-        name: "node-gone".into(),
+        name: "node-gone".parse().unwrap(),
         address: address.to_string(),
         port,
         user: current_user(),
@@ -796,7 +796,7 @@ async fn a_listener_that_never_speaks_hits_the_connect_deadline() {
     let listener = std::net::TcpListener::bind((address, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let target = Target {
-        name: "node-mute".into(),
+        name: "node-mute".parse().unwrap(),
         address: address.to_string(),
         port,
         user: current_user(),

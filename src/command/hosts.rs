@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::SshArgs;
 use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget};
-use crate::inventory::Identity as InventoryIdentity;
+use crate::inventory::{HostName, Identity as InventoryIdentity};
 use crate::plan::Reach;
 use crate::transport::{HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target};
 
@@ -46,7 +46,7 @@ pub fn probe_targets(reach: &Reach) -> Vec<ProbeTarget> {
         .iter()
         .map(|host| ProbeTarget {
             target: Target {
-                name: host.name.to_string(),
+                name: host.name.clone(),
                 address: host.address.to_string(),
                 port: host.port.get(),
                 user: host.user.to_string(),
@@ -118,7 +118,7 @@ impl Connected {
     /// prompt), then returns every session, or every host that still cannot be reached.
     pub async fn sessions(
         &mut self,
-    ) -> Result<HashMap<String, Arc<SshSession>>, Vec<(String, String)>> {
+    ) -> Result<HashMap<HostName, Arc<SshSession>>, Vec<(HostName, String)>> {
         let stale: Vec<usize> = (0..self.targets.len())
             .filter(|&i| match &self.connections[i] {
                 Ok(session) => session.is_closed(),

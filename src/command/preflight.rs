@@ -8,6 +8,7 @@ use crate::facts::{HostFacts, Pinset};
 use crate::journal::{Checkpoint, HostStepState, StateDir};
 use crate::message::HostNames;
 use crate::plan::Plan;
+use crate::procedure::StepId;
 
 /// What one exported pin takes, generously (a 1.x export line with name, allocations and
 /// metadata is a few hundred bytes).
@@ -63,7 +64,7 @@ fn controller_bytes(plan: &Plan, checkpoint: &Checkpoint) -> u64 {
         .filter(|(step, host)| {
             host.backup.is_some()
                 && !matches!(
-                    checkpoint.state(&step.id, host.host.as_str()),
+                    checkpoint.state(&step.id, &host.host),
                     HostStepState::Finished { .. }
                 )
         })
@@ -77,13 +78,13 @@ fn host_problems(plan: &Plan, checkpoint: &Checkpoint, facts: &[HostFacts]) -> V
     let mut unknown: Vec<String> = Vec::new();
     let mut needed_most = 0;
     for host in facts {
-        let name = host.host.as_str();
+        let name = &host.host;
         let pending =
-            |id: &str| !matches!(checkpoint.state(id, name), HostStepState::Finished { .. });
+            |id: &StepId| !matches!(checkpoint.state(id, name), HostStepState::Finished { .. });
         let mut installs = false;
         let mut upload_bytes = 0;
         for step in &plan.steps {
-            for rendered in step.hosts.iter().filter(|h| h.host.as_str() == name) {
+            for rendered in step.hosts.iter().filter(|h| h.host == *name) {
                 if !pending(&step.id) {
                     continue;
                 }
@@ -170,7 +171,7 @@ mod tests {
         let facts: Vec<HostFacts> = hosts
             .iter()
             .map(|h| HostFacts {
-                host: h.to_string(),
+                host: h.parse().unwrap(),
                 ..HostFacts::default()
             })
             .collect();
@@ -208,7 +209,7 @@ mod tests {
                 .iter()
                 .zip(free)
                 .map(|(h, free_kib)| HostFacts {
-                    host: h.to_string(),
+                    host: h.parse().unwrap(),
                     free_kib,
                     ..HostFacts::default()
                 })

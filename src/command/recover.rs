@@ -180,7 +180,7 @@ fn anchor_of(plan: &Plan) -> &str {
 struct Execution {
     checkpoint: Checkpoint,
     resumed: bool,
-    resets: Vec<(String, String, String)>,
+    resets: Vec<crate::plan::Reset>,
     connected: hosts::Connected,
 }
 
@@ -215,7 +215,11 @@ fn execute(
 fn kept_export(run: &RunDir, plan: &Plan) -> Result<Pinset, Error> {
     let path = run.backups_dir().join(EXPORT_BACKUP);
     let failed = |message: String| RecoverError::ExportCheck {
-        host: anchor_of(plan).to_string(),
+        host: plan
+            .choice
+            .anchor
+            .clone()
+            .unwrap_or_else(|| plan.facts[0].host.clone()),
         path: path.display().to_string(),
         message,
     };

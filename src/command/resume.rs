@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use crate::cli::SshArgs;
 use crate::error::Error;
 use crate::facts::{HostFacts, ProbeScope};
+use crate::inventory::{HostName, Sha256};
 use crate::journal::{private_dir, Checkpoint, RunDir, StateDir};
-use crate::plan::{resume_problems, review_resume, MissingBackup, Plan, ResumeReview};
+use crate::plan::{resume_problems, review_resume, MissingBackup, Plan, Reset, ResumeReview};
 use crate::report;
 
 use super::hosts::Connected;
@@ -23,8 +24,8 @@ pub struct Ready {
     /// The hosts as probed for the review.
     pub facts: Vec<HostFacts>,
     pub checkpoint: Checkpoint,
-    /// (step, host, why) to run again.
-    pub resets: Vec<(String, String, String)>,
+    /// Finished steps to run again.
+    pub resets: Vec<Reset>,
 }
 
 /// Options that would change what runs cannot apply to a run whose plan is fixed.
@@ -62,7 +63,7 @@ pub fn reconnect_and_review(
         procedure => format!("resuming run {id} ({procedure} procedure, {from} → {to})"),
     });
     let (connected, mut facts) = Connected::open_and_probe(&plan.reach, ssh, ProbeScope::FULL)?;
-    let unreachable: Vec<(String, String)> = facts
+    let unreachable: Vec<(HostName, String)> = facts
         .iter()
         .filter_map(|f| Some((f.host.clone(), f.unreachable.clone()?)))
         .collect();
@@ -95,8 +96,8 @@ pub fn reconnect_and_review(
     let replaceable = super::state::lease_replaceable(state, take_over)?;
     super::plan::check_leases(&facts, Some(&plan.run_id), &replaceable)?;
     let mut checkpoint = run.checkpoint.clone();
-    for (step, host, _) in &review.resets {
-        checkpoint.reset(step, host);
+    for reset in &review.resets {
+        checkpoint.reset(&reset.step, &reset.host);
     }
     Ok(Ready {
         connected,
@@ -126,7 +127,6 @@ fn version_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
 /// as saved (the last record of each file counts: an export taken again on a resume replaces
 /// the first). A missing folder is made again (private), so the exports can be taken again.
 fn missing_backups(run: &RunDir, checkpoint: &Checkpoint) -> Result<Vec<MissingBackup>, Error> {
-    use sha2::{Digest, Sha256};
     let folder = run.backups_dir();
     if !folder.is_dir() {
         report::note(&format!(
@@ -135,7 +135,7 @@ fn missing_backups(run: &RunDir, checkpoint: &Checkpoint) -> Result<Vec<MissingB
         ));
         private_dir(&folder)?;
     }
-    let mut saved: Vec<(&str, &str, &str)> = Vec::new();
+    let mut saved: Vec<(&HostName, &str, &Sha256)> = Vec::new();
     for (host, file, sha256) in &checkpoint.backups {
         saved.retain(|(h, f, _)| !(*h == host && *f == file));
         saved.push((host, file, sha256));
@@ -144,17 +144,11 @@ fn missing_backups(run: &RunDir, checkpoint: &Checkpoint) -> Result<Vec<MissingB
     for (host, file, sha256) in saved {
         let why = match std::fs::read(folder.join(file)) {
             Err(_) => Some("missing"),
-            Ok(bytes) => {
-                let digest: String = Sha256::digest(&bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                (digest != sha256).then_some("changed since it was saved")
-            }
+            Ok(bytes) => (Sha256::of(&bytes) != *sha256).then_some("changed since it was saved"),
         };
         if let Some(why) = why {
             missing.push(MissingBackup {
-                host: host.to_string(),
+                host: host.clone(),
                 file: file.to_string(),
                 why: why.to_string(),
             });

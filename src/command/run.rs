@@ -14,8 +14,9 @@ use crate::exec::{
     QuorumGate, Reporter, RunOutcome,
 };
 use crate::facts::{HostFacts, Lease, ProbeScope};
+use crate::inventory::HostName;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir};
-use crate::plan::{drift_problems, Plan, ProcedureKind};
+use crate::plan::{drift_problems, Plan, ProcedureKind, Reset};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
 use super::hosts::{self, Connected};
@@ -28,9 +29,9 @@ pub struct RunRequest<'a> {
     pub checkpoint: Checkpoint,
     pub options: RunOptions<'a>,
     pub resumed: bool,
-    /// (step, host, why): steps the journal says finished that this run takes again (already
-    /// applied to `checkpoint`; journalled when the run starts).
-    pub resets: Vec<(String, String, String)>,
+    /// Steps the journal says finished that this run takes again (already applied to
+    /// `checkpoint`; journalled when the run starts).
+    pub resets: Vec<Reset>,
     pub connected: Connected,
 }
 
@@ -78,9 +79,8 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         .hosts
         .iter()
         .map(|host| {
-            let name = host.name.to_string();
-            let session = Arc::clone(&sessions[&name]);
-            (name, session, host.probe.clone())
+            let session = Arc::clone(&sessions[&host.name]);
+            (host.name.clone(), session, host.probe.clone())
         })
         .collect();
     // Everything but this handle moves into the run: the sessions end inside the runtime,
@@ -99,7 +99,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         }
         report::log_to_file(&run.log_path());
 
-        let host_names: Vec<String> = plan.facts.iter().map(|f| f.host.clone()).collect();
+        let host_names: Vec<HostName> = plan.facts.iter().map(|f| f.host.clone()).collect();
         let terminal = std::io::stderr().is_terminal() && !report::verbose();
         let progress = if terminal {
             Progress::Bars(Arc::new(TerminalProgress::new(&host_names)))
@@ -124,7 +124,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
                 resumed,
             })
             .await?;
-        for (step, host, reason) in resets {
+        for Reset { step, host, reason } in resets {
             report::note(&format!("{step} runs again on {host}: {reason}"));
             executor
                 .record(Event::StepReset { step, host, reason })
@@ -220,11 +220,11 @@ fn lease_of(plan: &Plan, state: &StateDir) -> Lease {
 async fn take_lease<S: crate::transport::Session + 'static>(
     hosts: &[LeaseHost<S>],
     request: &LeaseRequest,
-) -> Result<Vec<(String, Vec<String>)>, Error> {
+) -> Result<Vec<(String, Vec<HostName>)>, Error> {
     let claims = claim_all(hosts, request).await;
     let mut held = Vec::new();
     let mut failed = Vec::new();
-    let mut taken_over: Vec<(String, Vec<String>)> = Vec::new();
+    let mut taken_over: Vec<(String, Vec<HostName>)> = Vec::new();
     for (name, _, _) in hosts {
         match &claims[name] {
             Claim::Taken | Claim::Ours => {}

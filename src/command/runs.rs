@@ -115,13 +115,13 @@ fn hosts_state(plan: &Plan, checkpoint: &Checkpoint) -> String {
         plan.run_id, plan.cluster, plan.choice.procedure, plan.choice.from, plan.choice.to
     );
     for host in &plan.facts {
-        let name = host.host.as_str();
+        let name = &host.host;
         let mut last_done = None;
         let mut unsure = Vec::new();
         let mut peer = None;
         let mut installed = None;
         for step in &plan.steps {
-            let Some(rendered) = step.hosts.iter().find(|h| h.host.as_str() == name) else {
+            let Some(rendered) = step.hosts.iter().find(|h| h.host == *name) else {
                 continue;
             };
             match checkpoint.state(&step.id, name) {

@@ -1,6 +1,9 @@
 //! What the executor tells the outside world while it works. The executor never prints; the
 //! `report` module implements [`Reporter`] for terminals, plain lines and tests.
 
+use crate::inventory::HostName;
+use crate::procedure::StepId;
+
 /// One thing that happened to one step on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepEvent {
@@ -19,9 +22,18 @@ pub enum StepEvent {
     },
 }
 
+/// A step as the reporter is told of it: `index` counts from 1 of `total`.
+#[derive(Debug, Clone, Copy)]
+pub struct StepHeader<'a> {
+    pub index: usize,
+    pub total: usize,
+    pub id: &'a StepId,
+    pub name: &'a str,
+}
+
 /// Receives the executor's events (from several tasks at once).
 pub trait Reporter: Send + Sync {
-    /// A step begins (`index` counts from 1 of `total`).
-    fn step(&self, index: usize, total: usize, id: &str, name: &str);
-    fn host_event(&self, step: &str, host: &str, event: &StepEvent);
+    /// A step begins.
+    fn step(&self, header: StepHeader<'_>);
+    fn host_event(&self, step: &StepId, host: &HostName, event: &StepEvent);
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::inventory::{HostName, Sha256};
 use crate::procedure::RenderedStep;
 use crate::transport::{CommandOutput, Session, Source, Upload};
 
@@ -35,7 +36,7 @@ fn describe_exit(output: &CommandOutput) -> String {
 }
 
 /// The sessions of every host, by host name.
-pub type Sessions<S> = HashMap<String, Arc<S>>;
+pub type Sessions<S> = HashMap<HostName, Arc<S>>;
 
 /// Runs the step's `check` on its host: `true` when it exits 0.
 pub async fn check_passes<S: Session>(
@@ -45,7 +46,7 @@ pub async fn check_passes<S: Session>(
     let Some(check) = &step.check else {
         return Ok(false);
     };
-    let session = session_for(sessions, step.run_on.as_str())?;
+    let session = session_for(sessions, &step.run_on)?;
     let output = session
         .run(check, timeout_of(step))
         .await
@@ -57,7 +58,7 @@ pub async fn check_passes<S: Session>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedBackup {
     pub file: String,
-    pub sha256: String,
+    pub sha256: Sha256,
 }
 
 /// Runs upload, command (with retries) and the wait of one step on one host. A step with a
@@ -67,7 +68,7 @@ pub async fn run_step<S: Session>(
     step: &RenderedStep,
     backups_dir: &Path,
 ) -> Result<Option<SavedBackup>, HostFailure> {
-    let session = session_for(sessions, step.run_on.as_str())?;
+    let session = session_for(sessions, &step.run_on)?;
     let mut attempt = 0;
     let saved = loop {
         match run_once(session.as_ref(), step, backups_dir).await {
@@ -83,7 +84,7 @@ pub async fn run_step<S: Session>(
         }
     };
     if let Some(wait) = &step.wait_until {
-        let session = session_for(sessions, wait.run_on.as_str())?;
+        let session = session_for(sessions, &wait.run_on)?;
         let deadline = Instant::now() + wait.deadline.get();
         let interval = wait.interval.get();
         loop {
@@ -169,17 +170,10 @@ fn save_backup(
         ));
     }
     crate::journal::write_private(&backups_dir.join(file), &output.stdout)
-        .map_err(|e| failure(crate::error::chain(&e)))?;
-    let sha256 = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(&output.stdout)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+        .map_err(|e| failure(crate::message::chain(&e)))?;
     Ok(SavedBackup {
         file: file.to_string(),
-        sha256,
+        sha256: Sha256::of(&output.stdout),
     })
 }
 
@@ -187,7 +181,10 @@ fn timeout_of(step: &RenderedStep) -> Duration {
     step.timeout.map_or(Duration::from_secs(120), |t| t.get())
 }
 
-fn session_for<'a, S>(sessions: &'a Sessions<S>, host: &str) -> Result<&'a Arc<S>, HostFailure> {
+fn session_for<'a, S>(
+    sessions: &'a Sessions<S>,
+    host: &HostName,
+) -> Result<&'a Arc<S>, HostFailure> {
     sessions.get(host).ok_or_else(|| HostFailure {
         error: format!("no SSH session to {host}"),
         stderr_tail: String::new(),
@@ -196,7 +193,7 @@ fn session_for<'a, S>(sessions: &'a Sessions<S>, host: &str) -> Result<&'a Arc<S
 
 fn transport_failure(err: crate::transport::TransportError) -> HostFailure {
     HostFailure {
-        error: crate::error::chain(&err),
+        error: crate::message::chain(&err),
         stderr_tail: String::new(),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::facts::{parse_lease, Lease, ProbeVars, LEASE_FILE};
+use crate::inventory::HostName;
 use crate::transport::quote::{quote, QuoteError};
 use crate::transport::Session;
 
@@ -102,14 +103,14 @@ fn claim_of(stdout: &str) -> Claim {
 }
 
 /// One host's session and probe settings.
-pub type LeaseHost<S> = (String, Arc<S>, ProbeVars);
+pub type LeaseHost<S> = (HostName, Arc<S>, ProbeVars);
 
 /// Takes the lease on every host at once; the claims by host name. When any host is held by
 /// another run, the leases this call took are given back before it returns.
 pub async fn claim_all<S: Session + 'static>(
     hosts: &[LeaseHost<S>],
     request: &LeaseRequest,
-) -> HashMap<String, Claim> {
+) -> HashMap<HostName, Claim> {
     let mut tasks = JoinSet::new();
     for (name, session, vars) in hosts {
         let (name, session) = (name.clone(), Arc::clone(session));
@@ -120,7 +121,7 @@ pub async fn claim_all<S: Session + 'static>(
                 Ok(script) => match session.run(&script, LEASE_TIMEOUT).await {
                     Ok(output) if output.success() => claim_of(&output.stdout_text()),
                     Ok(output) => Claim::Failed(output.stderr_text().trim().to_string()),
-                    Err(error) => Claim::Failed(crate::error::chain(&error)),
+                    Err(error) => Claim::Failed(crate::message::chain(&error)),
                 },
             };
             (name, claim)
@@ -157,7 +158,7 @@ pub async fn release_all<S: Session + 'static>(hosts: &[LeaseHost<S>], run_id: &
                     .run(&script, LEASE_TIMEOUT)
                     .await
                     .map(drop)
-                    .map_err(|e| crate::error::chain(&e)),
+                    .map_err(|e| crate::message::chain(&e)),
                 Err(error) => Err(error.to_string()),
             };
             if let Err(error) = result {

@@ -7,6 +7,6 @@ mod host_step;
 mod lease;
 mod runner;
 
-pub use events::{Reporter, StepEvent};
+pub use events::{Reporter, StepEvent, StepHeader};
 pub use lease::{claim_all, release_all, Claim, LeaseHost, LeaseRequest};
 pub use runner::{BackupsDir, ExecOptions, Executor, QuorumGate, RunOutcome, StepFailure};

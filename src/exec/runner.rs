@@ -9,13 +9,14 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::events::{Reporter, StepEvent};
+use super::events::{Reporter, StepEvent, StepHeader};
 use super::host_step::{check_passes, run_step, HostFailure, SavedBackup, Sessions};
+use crate::inventory::HostName;
 use crate::journal::{
     Checkpoint, Event, GroupJournal, HostStepState, JournalError, JournalWriter, Record,
 };
 use crate::plan::{Plan, PlannedStep};
-use crate::procedure::{Mode, OnResume, RenderedStep};
+use crate::procedure::{Mode, OnResume, RenderedStep, StepId};
 use crate::transport::Session;
 
 /// How the executor behaves.
@@ -34,8 +35,8 @@ pub struct BackupsDir(pub std::path::PathBuf);
 /// A step that failed on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepFailure {
-    pub step: String,
-    pub host: String,
+    pub step: StepId,
+    pub host: HostName,
     pub error: String,
     pub stderr_tail: String,
 }
@@ -54,13 +55,13 @@ pub enum RunOutcome {
     /// The cluster is no longer as the plan saw it, right before a step that takes quorum away:
     /// nothing of that step ran.
     ClusterChanged {
-        step: String,
+        step: StepId,
         problems: Vec<String>,
     },
     /// A step was in flight when the last run died and its playbook says to ask.
     NeedsOperator {
-        step: String,
-        host: String,
+        step: StepId,
+        host: HostName,
     },
     Interrupted,
 }
@@ -134,7 +135,12 @@ impl<S: Session + 'static> Executor<S> {
                     problems,
                 });
             }
-            self.reporter.step(index + 1, total, &step.id, &step.name);
+            self.reporter.step(StepHeader {
+                index: index + 1,
+                total,
+                id: &step.id,
+                name: &step.name,
+            });
             let results = match step.mode {
                 Mode::Parallel => self.run_parallel(step).await?,
                 Mode::Serial => self.run_serial(step).await?,
@@ -150,11 +156,11 @@ impl<S: Session + 'static> Executor<S> {
                             .iter()
                             .find(|h| {
                                 matches!(
-                                    self.checkpoint.state(&step.id, h.host.as_str()),
+                                    self.checkpoint.state(&step.id, &h.host),
                                     HostStepState::InFlight { .. }
                                 )
                             })
-                            .map_or_else(String::new, |h| h.host.to_string());
+                            .map_or_else(|| step.hosts[0].host.clone(), |h| h.host.clone());
                         return Ok(RunOutcome::NeedsOperator {
                             step: step.id.clone(),
                             host,
@@ -164,7 +170,7 @@ impl<S: Session + 'static> Executor<S> {
             }
             if !failures.is_empty() {
                 // Report in host order, not in the order the hosts happened to finish.
-                let position = |host: &str| step.hosts.iter().position(|h| h.host.as_str() == host);
+                let position = |host: &HostName| step.hosts.iter().position(|h| h.host == *host);
                 failures.sort_by_key(|f| position(&f.host));
                 return Ok(RunOutcome::Failed(failures));
             }
@@ -179,9 +185,10 @@ impl<S: Session + 'static> Executor<S> {
     /// (a resumed step already took quorum away: there is nothing left to protect).
     async fn quorum_problems(&self, step: &PlannedStep) -> Option<Vec<String>> {
         let gate = self.quorum_gate.as_ref().filter(|_| step.takes_quorum)?;
-        let untouched = step.hosts.iter().all(|host| {
-            self.checkpoint.state(&step.id, host.host.as_str()) == HostStepState::Pending
-        });
+        let untouched = step
+            .hosts
+            .iter()
+            .all(|host| self.checkpoint.state(&step.id, &host.host) == HostStepState::Pending);
         if !untouched {
             return None;
         }
@@ -236,7 +243,7 @@ impl<S: Session + 'static> Executor<S> {
         let journal = Arc::clone(&self.journal);
         let reporter = Arc::clone(&self.reporter);
         let backups = Arc::clone(&self.backups);
-        let state = self.checkpoint.state(&step.id, host_step.host.as_str());
+        let state = self.checkpoint.state(&step.id, &host_step.host);
         let on_resume = match step.on_resume {
             OnResume::Ask if self.options.retry_in_flight => OnResume::Check,
             other => other,
@@ -244,7 +251,7 @@ impl<S: Session + 'static> Executor<S> {
         let host_step = host_step.clone();
         let step_id = step.id.clone();
         async move {
-            let host = host_step.host.to_string();
+            let host = host_step.host.clone();
             let event = |e: StepEvent| reporter.host_event(&step_id, &host, &e);
             let attempt = match state {
                 HostStepState::Finished { .. } => {
@@ -345,13 +352,13 @@ async fn append(journal: &GroupJournal, event: Event) -> Result<(), JournalError
 /// A crash in between leaves the step in flight, which resume handles per `on_resume`.
 fn finished(
     journal: &GroupJournal,
-    step: &str,
-    host: &str,
+    step: &StepId,
+    host: &HostName,
     by_check: bool,
 ) -> Result<(), JournalError> {
     journal.queue(Record::now(Event::StepFinished {
-        step: step.to_string(),
-        host: host.to_string(),
+        step: step.clone(),
+        host: host.clone(),
         by_check,
     }))
 }

@@ -71,7 +71,7 @@ where
                 .connect(&host.target)
                 .await
                 .map(Arc::new)
-                .map_err(|e| crate::error::chain(&e));
+                .map_err(|e| crate::message::chain(&e));
             let result = then(index, host, connection.clone()).await;
             (index, connection, result)
         });
@@ -201,7 +201,7 @@ pub async fn probe_session<S: Session>(
     let started = std::time::Instant::now();
     let facts = match session.run(&script, timeout).await {
         Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
-        Err(err) => HostFacts::unreachable(name, crate::error::chain(&err)),
+        Err(err) => HostFacts::unreachable(name, crate::message::chain(&err)),
     };
     tracing::trace!(host = %name, ?scope, elapsed = ?started.elapsed(), "probed host");
     facts
@@ -220,7 +220,7 @@ async fn probe_peers<S: Session>(
     match session.run(&script, timeout).await {
         Ok(output) => parse_peers(&output.stdout_text()),
         Err(err) => {
-            tracing::warn!(host = %host.target.name, error = %crate::error::chain(&err), "peers ls failed");
+            tracing::warn!(host = %host.target.name, error = %crate::message::chain(&err), "peers ls failed");
             Default::default()
         }
     }

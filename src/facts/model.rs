@@ -2,12 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::Version;
+use crate::inventory::{HostName, Version};
 
 /// What a read-only probe learned about one host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
-    pub host: String,
+    pub host: HostName,
     /// Why the host could not be probed (SSH connection, host key, authentication); `None`
     /// when the probe ran.
     pub unreachable: Option<String>,
@@ -79,6 +79,14 @@ impl std::fmt::Display for Lease {
             write!(f, " (state directory {})", self.state_dir)?;
         }
         Ok(())
+    }
+}
+
+/// Tests build facts field by field over a placeholder host (`host` is always set).
+#[cfg(test)]
+impl Default for HostFacts {
+    fn default() -> HostFacts {
+        HostFacts::of("placeholder".parse().expect("a host name"))
     }
 }
 
@@ -180,12 +188,38 @@ impl Peerset {
 }
 
 impl HostFacts {
-    /// Facts of a host the probe could not reach.
-    pub fn unreachable(host: &str, reason: String) -> HostFacts {
+    /// Facts of `host` before anything is known of it.
+    pub fn of(host: HostName) -> HostFacts {
         HostFacts {
-            host: host.to_string(),
+            host,
+            unreachable: None,
+            service_version: None,
+            running: false,
+            peer_id: None,
+            peername: None,
+            multiaddr: None,
+            peerset: None,
+            peer_errors: Vec::new(),
+            rpc_protocol: None,
+            state_format: None,
+            has_snapshot: false,
+            state_backups: Vec::new(),
+            pins: None,
+            leave_on_shutdown: None,
+            wait_for_leader_timeout: None,
+            listen_multiaddress: None,
+            stored_states: Vec::new(),
+            listed_peers: Vec::new(),
+            lease: None,
+            free_kib: None,
+        }
+    }
+
+    /// Facts of a host the probe could not reach.
+    pub fn unreachable(host: &HostName, reason: String) -> HostFacts {
+        HostFacts {
             unreachable: Some(reason),
-            ..HostFacts::default()
+            ..HostFacts::of(host.clone())
         }
     }
 

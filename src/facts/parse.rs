@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::model::{HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
-use crate::inventory::Version;
+use crate::inventory::{HostName, Version};
 
 /// One `@@ name` block of the probe output and the exit status of its command.
 #[derive(Debug, Default)]
@@ -16,7 +16,7 @@ struct Section {
 
 /// Builds the facts of `host` from the probe's stdout. `address` is the host's SSH address,
 /// used to choose among the peer's listen addresses the one to bootstrap to.
-pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts {
+pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostFacts {
     let sections = split_sections(output);
     let ok = |name: &str| {
         sections
@@ -24,10 +24,7 @@ pub fn parse_probe_output(host: &str, address: &str, output: &str) -> HostFacts 
             .filter(|s| s.rc == Some(0))
             .map(|s| s.body.as_str())
     };
-    let mut facts = HostFacts {
-        host: host.to_string(),
-        ..HostFacts::default()
-    };
+    let mut facts = HostFacts::of(host.clone());
 
     facts.service_version = ok("service_version").and_then(version_from_banner);
 
@@ -318,7 +315,7 @@ bytes
 
     #[test]
     fn reads_every_fact_of_a_running_peer() {
-        let facts = parse_probe_output("h1", "127.9.9.2", RUNNING_010);
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", RUNNING_010);
         assert_eq!(facts.service_version, Some(Version::new(0, 10, 1)));
         assert!(facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmA"));
@@ -367,19 +364,19 @@ bytes
     #[test]
     fn the_health_probe_takes_the_version_a_running_peer_reports() {
         let output = "@@ id\n{\"id\":\"QmA\",\"version\":\"0.10.1+git3c0f1a2\",\"cluster_peers\":[\"QmA\"]}\n@@ rc 0\n";
-        let facts = parse_probe_output("h1", "127.9.9.2", output);
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", output);
         assert_eq!(facts.service_version, Some(Version::new(0, 10, 1)));
         // The binary's banner wins when both are there (planning asks both).
         let both =
             format!("@@ service_version\nipfs-cluster-service version 0.9.0\n@@ rc 0\n{output}");
-        let facts = parse_probe_output("h1", "127.9.9.2", &both);
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", &both);
         assert_eq!(facts.service_version, Some(Version::new(0, 9, 0)));
     }
 
     #[test]
     fn a_stopped_peer_keeps_its_listen_address_from_the_config() {
         let output = "@@ config\n\"listen_multiaddress\": \"/ip4/0.0.0.0/tcp/9096\"\n\"id\": \"QmZ\"\n@@ rc 0\n";
-        let facts = parse_probe_output("h2", "127.9.9.3", output);
+        let facts = parse_probe_output(&"h2".into(), "127.9.9.3", output);
         assert_eq!(
             facts.listen_multiaddress.as_deref(),
             Some("/ip4/0.0.0.0/tcp/9096")
@@ -403,7 +400,7 @@ bytes
                       @@ id\nAn error occurred:\n  Code: 0\n  Message: connection refused\n@@ rc 1\n\
                       @@ config\n\"id\": \"QmZ\"\n@@ rc 0\n\
                       @@ states\nfolder raft\nsnapshot raft 1-3-1\nbytes\n 5\n@@ rc 0\n";
-        let facts = parse_probe_output("h2", "127.9.9.3", output);
+        let facts = parse_probe_output(&"h2".into(), "127.9.9.3", output);
         assert!(!facts.running);
         assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
         assert_eq!(facts.peerset, None, "a stopped peer reports no peerset");
@@ -416,7 +413,7 @@ bytes
         let output = "@@ service_version\nipfs-cluster-service version 1.1.6\n@@ rc 0\n\
                       @@ pins\n{\n  \"cid\": \"bafyA\"\n}\n{\n  \"cid\": \"bafyB\"\n}\n@@ rc 0\n\
                       @@ states\nfolder raft\nsnapshot raft 1-3-1\nbytes\n 123\n@@ rc 0\n";
-        let facts = parse_probe_output("h3", "127.9.9.4", output);
+        let facts = parse_probe_output(&"h3".into(), "127.9.9.4", output);
         assert_eq!(facts.pins.unwrap().count, 2);
         assert_eq!(
             facts.state_format, None,

@@ -152,8 +152,23 @@ pub struct Sha256(String);
 pub struct Sha256Error;
 
 impl Sha256 {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Sha256 {
+        Sha256::from_bytes(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    }
+
+    /// A computed digest, as hex.
+    pub fn from_bytes(digest: &[u8]) -> Sha256 {
+        Sha256(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The first 12 hex digits: enough to tell two digests apart in a message.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
     }
 
     fn zero() -> Sha256 {

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::record::{Event, Record};
+use crate::inventory::{HostName, Sha256};
+use crate::procedure::StepId;
 
 /// Where one step stands on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +28,14 @@ pub enum HostStepState {
 /// The state of a run, replayed from its journal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
-    states: BTreeMap<(String, String), HostStepState>,
+    /// By step, then host: looked up with plain names, no key built per lookup.
+    states: BTreeMap<StepId, BTreeMap<HostName, HostStepState>>,
     pub finished: bool,
     /// How many times each (step, host) was recorded finished: more than one would mean a
     /// finished step ran twice (tests check this).
-    finish_counts: BTreeMap<(String, String), u32>,
-    pub backups: Vec<(String, String, String)>,
+    finish_counts: BTreeMap<(StepId, HostName), u32>,
+    /// State exports saved on the controller: host, file name, digest.
+    pub backups: Vec<(HostName, String, Sha256)>,
     pub last_stop: Option<String>,
     pub runs: u32,
     /// `runs abandon` was run: it is never resumed.
@@ -48,7 +52,14 @@ impl Checkpoint {
     }
 
     pub fn apply(&mut self, event: &Event) {
-        let key = |step: &str, host: &str| (step.to_string(), host.to_string());
+        let key = |step: &StepId, host: &HostName| (step.clone(), host.clone());
+        let states = &mut self.states;
+        let mut set = |step: &StepId, host: &HostName, state: HostStepState| {
+            states
+                .entry(step.clone())
+                .or_default()
+                .insert(host.clone(), state);
+        };
         match event {
             Event::RunStarted { .. } => {
                 self.runs += 1;
@@ -58,19 +69,15 @@ impl Checkpoint {
                 step,
                 host,
                 attempt,
-            } => {
-                self.states.insert(
-                    key(step, host),
-                    HostStepState::InFlight { attempt: *attempt },
-                );
-            }
+            } => set(step, host, HostStepState::InFlight { attempt: *attempt }),
             Event::StepFinished {
                 step,
                 host,
                 by_check,
             } => {
-                self.states.insert(
-                    key(step, host),
+                set(
+                    step,
+                    host,
                     HostStepState::Finished {
                         by_check: *by_check,
                     },
@@ -83,12 +90,12 @@ impl Checkpoint {
                 error,
                 stderr_tail,
             } => {
-                let attempt = match self.states.get(&key(step, host)) {
-                    Some(HostStepState::InFlight { attempt }) => *attempt,
+                let attempt = match self.state(step, host) {
+                    HostStepState::InFlight { attempt } => attempt,
                     _ => 1,
                 };
-                self.states.insert(
-                    key(step, host),
+                self.states.entry(step.clone()).or_default().insert(
+                    host.clone(),
                     HostStepState::Failed {
                         attempt,
                         error: error.clone(),
@@ -103,7 +110,9 @@ impl Checkpoint {
             Event::RunFinished => self.finished = true,
             Event::RunStopped { reason } => self.last_stop = Some(reason.clone()),
             Event::StepReset { step, host, .. } => {
-                self.states.remove(&key(step, host));
+                if let Some(hosts) = self.states.get_mut(step.as_str()) {
+                    hosts.remove(host.as_str());
+                }
                 self.finish_counts.remove(&key(step, host));
             }
             Event::RunAbandoned { .. } => self.abandoned = true,
@@ -111,15 +120,16 @@ impl Checkpoint {
         }
     }
 
-    pub fn state(&self, step: &str, host: &str) -> HostStepState {
+    pub fn state(&self, step: &StepId, host: &HostName) -> HostStepState {
         self.states
-            .get(&(step.to_string(), host.to_string()))
+            .get(step.as_str())
+            .and_then(|hosts| hosts.get(host.as_str()))
             .cloned()
             .unwrap_or(HostStepState::Pending)
     }
 
     /// The (step, host) pairs recorded as finished more than once.
-    pub fn finished_twice(&self) -> Vec<(String, String)> {
+    pub fn finished_twice(&self) -> Vec<(StepId, HostName)> {
         self.finish_counts
             .iter()
             .filter(|(_, n)| **n > 1)
@@ -138,10 +148,10 @@ impl Checkpoint {
     }
 
     /// Forgets that `step` ran on `host` (see [`Event::StepReset`]).
-    pub fn reset(&mut self, step: &str, host: &str) {
+    pub fn reset(&mut self, step: &StepId, host: &HostName) {
         self.apply(&Event::StepReset {
-            step: step.to_string(),
-            host: host.to_string(),
+            step: step.clone(),
+            host: host.clone(),
             reason: String::new(),
         });
     }
@@ -153,15 +163,15 @@ mod tests {
 
     fn started(step: &str, host: &str) -> Record {
         Record::now(Event::StepStarted {
-            step: step.into(),
-            host: host.into(),
+            step: step.parse().unwrap(),
+            host: host.parse().unwrap(),
             attempt: 1,
         })
     }
     fn finished(step: &str, host: &str) -> Record {
         Record::now(Event::StepFinished {
-            step: step.into(),
-            host: host.into(),
+            step: step.parse().unwrap(),
+            host: host.parse().unwrap(),
             by_check: false,
         })
     }
@@ -186,17 +196,20 @@ mod tests {
         ];
         let checkpoint = Checkpoint::replay(&records);
         assert_eq!(
-            checkpoint.state("stop", "h1"),
+            checkpoint.state(&"stop".into(), &"h1".into()),
             HostStepState::Finished { by_check: false }
         );
         assert!(
-            matches!(checkpoint.state("stop", "h2"), HostStepState::Failed { ref stderr_tail, .. } if stderr_tail == "boom")
+            matches!(checkpoint.state(&"stop".into(), &"h2".into()), HostStepState::Failed { ref stderr_tail, .. } if stderr_tail == "boom")
         );
         assert_eq!(
-            checkpoint.state("swap", "h1"),
+            checkpoint.state(&"swap".into(), &"h1".into()),
             HostStepState::InFlight { attempt: 1 }
         );
-        assert_eq!(checkpoint.state("swap", "h2"), HostStepState::Pending);
+        assert_eq!(
+            checkpoint.state(&"swap".into(), &"h2".into()),
+            HostStepState::Pending
+        );
         assert!(!checkpoint.finished);
         assert!(checkpoint.finished_twice().is_empty());
     }
@@ -218,8 +231,11 @@ mod tests {
         assert!(checkpoint.is_unfinished());
         checkpoint.apply(&Event::RunAbandoned { by: "me".into() });
         assert!(!checkpoint.is_unfinished());
-        checkpoint.reset("export", "h1");
-        assert_eq!(checkpoint.state("export", "h1"), HostStepState::Pending);
+        checkpoint.reset(&"export".into(), &"h1".into());
+        assert_eq!(
+            checkpoint.state(&"export".into(), &"h1".into()),
+            HostStepState::Pending
+        );
     }
 
     #[test]
@@ -230,9 +246,6 @@ mod tests {
             started("a", "h1"),
             finished("a", "h1"),
         ]);
-        assert_eq!(
-            checkpoint.finished_twice(),
-            vec![("a".to_string(), "h1".to_string())]
-        );
+        assert_eq!(checkpoint.finished_twice(), vec![("a".into(), "h1".into())]);
     }
 }

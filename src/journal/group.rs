@@ -146,7 +146,7 @@ fn write_loop(shared: &Shared, mut writer: JournalWriter) {
         state = shared.state.lock().expect("journal state lock");
         match result {
             Ok(()) => state.durable = last,
-            Err(error) => state.failed = Some(crate::error::chain(&error)),
+            Err(error) => state.failed = Some(crate::message::chain(&error)),
         }
         shared.flushed.notify_all();
         shared.flushed_async.notify_waiters();
@@ -188,8 +188,8 @@ mod tests {
                 std::thread::spawn(move || {
                     for step in 0..20 {
                         let event = Event::StepStarted {
-                            step: format!("s{step}"),
-                            host: format!("h{host}"),
+                            step: format!("s{step}").parse().unwrap(),
+                            host: format!("h{host}").parse().unwrap(),
                             attempt: 1,
                         };
                         journal.append_blocking(Record::now(event)).unwrap();
@@ -250,7 +250,7 @@ mod tests {
             tasks.spawn(async move {
                 let event = Event::StepStarted {
                     step: "s".into(),
-                    host: format!("h{host}"),
+                    host: format!("h{host}").parse().unwrap(),
                     attempt: 1,
                 };
                 journal.append(Record::now(event.clone())).await.unwrap();

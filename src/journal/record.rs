@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::{HostName, Sha256};
+use crate::procedure::StepId;
+
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -19,28 +22,28 @@ pub enum Event {
     RunStarted { pid: u32, resumed: bool },
     /// Written and made durable before the step's first remote command on this host.
     StepStarted {
-        step: String,
-        host: String,
+        step: StepId,
+        host: HostName,
         attempt: u32,
     },
     /// The step's effect is in place on this host (`by_check`: its check said so, nothing ran).
     StepFinished {
-        step: String,
-        host: String,
+        step: StepId,
+        host: HostName,
         by_check: bool,
     },
     /// The step failed on this host; the run stops after the step's other hosts.
     StepFailed {
-        step: String,
-        host: String,
+        step: StepId,
+        host: HostName,
         error: String,
         stderr_tail: String,
     },
     /// A state export copied to the controller.
     Backup {
-        host: String,
+        host: HostName,
         file: String,
-        sha256: String,
+        sha256: Sha256,
     },
     /// Every step finished.
     RunFinished,
@@ -49,15 +52,15 @@ pub enum Event {
     /// A resumed run runs a step again on a host although the journal says it finished there:
     /// what it left is gone (a state export missing from `backups/`).
     StepReset {
-        step: String,
-        host: String,
+        step: StepId,
+        host: HostName,
         reason: String,
     },
     /// `cluster-upgrade runs abandon`: the run will never be resumed; a new plan may be made.
     RunAbandoned { by: String },
     /// The run took over the hosts' lease held by run `from` (`--take-over`, or a run this
     /// state directory knows to be finished or abandoned).
-    LeaseTakenOver { from: String, hosts: Vec<String> },
+    LeaseTakenOver { from: String, hosts: Vec<HostName> },
 }
 
 impl Record {

@@ -191,7 +191,7 @@ fn check_facts_match(inventory: &Inventory, facts: &[HostFacts]) -> Result<(), P
     if let Some(extra) = facts.get(inventory.hosts.len()) {
         return Err(PlanError::FactsMismatch {
             expected: "no more hosts".into(),
-            found: extra.host.clone(),
+            found: extra.host.to_string(),
         });
     }
     Ok(())
@@ -360,7 +360,7 @@ pub fn render_steps(
         .zip(steps)
         .filter(|(_, hosts)| !hosts.is_empty())
         .map(|(spec, hosts)| PlannedStep {
-            id: spec.id.to_string(),
+            id: spec.id.clone(),
             name: spec.name.clone(),
             mode: spec.mode,
             destructive: spec.destructive,

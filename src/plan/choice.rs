@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{HostFacts, Peerset};
-use crate::inventory::Version;
+use crate::inventory::{HostName, Version};
 
 /// The two upgrade procedures of the IPFS Cluster docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -51,7 +51,7 @@ pub struct Choice {
     /// Overrides the operator asked for against the facts.
     pub warnings: Vec<String>,
     /// The peer that keeps the state in the bootstrap procedure (the others bootstrap to it).
-    pub anchor: Option<String>,
+    pub anchor: Option<HostName>,
     /// Intermediate releases the upgrade passes through, in order (0.9 → 0.10 → 1.x).
     #[serde(default)]
     pub via: Vec<Version>,
@@ -61,14 +61,14 @@ pub struct Choice {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("host {host} is unreachable ({reason}); no procedure can upgrade a peer it cannot reach: fix access to it, or remove it from the cluster and the inventory first")]
-    Unreachable { host: String, reason: String },
+    Unreachable { host: HostName, reason: String },
     #[error("host {host}: ipfs-cluster-service was not found or did not report its version; check bin_dir for this host")]
-    NotInstalled { host: String },
+    NotInstalled { host: HostName },
     #[error(
         "host {host} runs {current}, newer than the target {target}; downgrades are not supported"
     )]
     Downgrade {
-        host: String,
+        host: HostName,
         current: Version,
         target: Version,
     },
@@ -240,7 +240,7 @@ fn standard_reasons(facts: &[HostFacts], from: Version) -> Vec<String> {
 
 /// The peer that keeps the state: a running one with the most pins, the last such in
 /// inventory order (the docs keep "the last" peer).
-fn choose_anchor(facts: &[HostFacts]) -> Option<String> {
+fn choose_anchor(facts: &[HostFacts]) -> Option<HostName> {
     facts
         .iter()
         .enumerate()
@@ -285,7 +285,7 @@ mod tests {
 
     fn peer(name: &str, version: &str, peers: &[&str]) -> HostFacts {
         HostFacts {
-            host: name.to_string(),
+            host: name.into(),
             service_version: Some(version.parse().unwrap()),
             running: true,
             peer_id: Some(format!("Qm{name}")),
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn unreachable_peer_is_refused_with_the_reason() {
         let mut facts = cluster("0.9.0");
-        facts[1] = HostFacts::unreachable("h2", "connection refused".into());
+        facts[1] = HostFacts::unreachable(&"h2".into(), "connection refused".into());
         let refusal = choose(&facts, V010, None).unwrap_err();
         assert_eq!(
             refusal,

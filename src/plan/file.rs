@@ -4,7 +4,6 @@
 //! were a fifth of the file. Reading fills every host back in, so a plan read back is the plan
 //! that was written.
 
-use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -71,7 +70,7 @@ impl Serialize for HostEntry<'_> {
         let mut out = serializer.serialize_struct("RenderedStep", 15)?;
         out.serialize_field("host", &host.host)?;
         write_if(&mut out, "run_on", &host.run_on, host.run_on != host.host)?;
-        write_if(&mut out, "id", &host.id, host.id.as_str() != step.id)?;
+        write_if(&mut out, "id", &host.id, host.id != step.id)?;
         write_if(&mut out, "name", &host.name, host.name != step.name)?;
         write_if(&mut out, "mode", &host.mode, host.mode != step.mode)?;
         write_some(&mut out, "command", &host.command)?;
@@ -124,7 +123,7 @@ fn write_some<S: SerializeStruct, T: Serialize>(
 /// A step as written; `timeout` and `retries` exist only in the file.
 #[derive(Deserialize)]
 struct StepFile {
-    id: String,
+    id: StepId,
     name: String,
     mode: Mode,
     destructive: bool,
@@ -170,22 +169,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 impl<'de> Deserialize<'de> for PlannedStep {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PlannedStep, D::Error> {
         let file = StepFile::deserialize(deserializer)?;
-        // Parsed once, only if some host takes the step's id.
-        let mut step_id: Option<StepId> = None;
         let mut hosts = Vec::with_capacity(file.hosts.len());
         for entry in file.hosts {
-            let id = match entry.id {
-                Some(id) => id,
-                None => match &step_id {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id: StepId = file.id.parse().map_err(|e| {
-                            D::Error::custom(format_args!("step id {:?}: {e}", file.id))
-                        })?;
-                        step_id.insert(id).clone()
-                    }
-                },
-            };
+            let id = entry.id.unwrap_or_else(|| file.id.clone());
             hosts.push(RenderedStep {
                 id,
                 name: entry.name.unwrap_or_else(|| file.name.clone()),
@@ -242,7 +228,7 @@ mod tests {
 
     fn step(hosts: Vec<RenderedStep>) -> PlannedStep {
         PlannedStep {
-            id: "stop-peers".into(),
+            id: "stop-peers".parse().unwrap(),
             name: "Stop the peers".into(),
             mode: Mode::Serial,
             destructive: true,

@@ -17,6 +17,6 @@ pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
-pub use resume::{resume_problems, review_resume, MissingBackup, ResumeReview};
+pub use resume::{resume_problems, review_resume, MissingBackup, Reset, ResumeReview};
 pub use seal::{unseal, SealError, SealingWriter};
 pub use stages::build_staged_plan;

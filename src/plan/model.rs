@@ -9,7 +9,7 @@ use super::choice::Choice;
 use crate::facts::{HostFacts, ProbeVars};
 use crate::inventory::{Address, HostName, Identity, Inventory, Port, SshSettings, UserName};
 use crate::journal::RunId;
-use crate::procedure::{Mode, OnResume, RenderedStep};
+use crate::procedure::{Mode, OnResume, RenderedStep, StepId};
 
 /// The version of the plan file format. 2: the facts keep a peerset digest (`peerset`), not
 /// the list of peer IDs (`cluster_peers`); a format-1 plan's facts fingerprint no longer matches
@@ -51,7 +51,7 @@ pub struct Plan {
 /// without repeating on every host what the step's hosts share (see `file.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedStep {
-    pub id: String,
+    pub id: StepId,
     pub name: String,
     pub mode: Mode,
     /// The executor takes a state backup before the first destructive step.

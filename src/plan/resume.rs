@@ -2,16 +2,16 @@
 //! changed by someone else meanwhile. Pure.
 
 use crate::facts::HostFacts;
-use crate::inventory::Version;
+use crate::inventory::{HostName, Version};
 use crate::journal::{Checkpoint, HostStepState};
-use crate::procedure::PeerState;
+use crate::procedure::{PeerState, StepId};
 
 use super::model::Plan;
 
 /// A state export the run saved on the controller that is no longer there as saved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingBackup {
-    pub host: String,
+    pub host: HostName,
     pub file: String,
     /// `missing`, or `changed since it was saved`.
     pub why: String,
@@ -25,9 +25,17 @@ pub struct ResumeReview {
     /// Hosts whose peer a finished step started but that does not answer yet: worth a short
     /// wait (it may still be starting) before they count as problems.
     pub settling: Vec<String>,
-    /// (step, host, why): finished steps to run again (their backup is gone, and nothing
-    /// destructive ran on the host since).
-    pub resets: Vec<(String, String, String)>,
+    /// Finished steps to run again (their backup is gone, and nothing destructive ran on the
+    /// host since).
+    pub resets: Vec<Reset>,
+}
+
+/// A step the journal says finished on a host, that a resumed run takes again, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reset {
+    pub step: StepId,
+    pub host: HostName,
+    pub reason: String,
 }
 
 /// Reviews a resume: what the finished steps established (`establishes:` — peer stopped or
@@ -43,14 +51,14 @@ pub fn review_resume(
 ) -> ResumeReview {
     let mut review = ResumeReview::default();
     for host in now {
-        let name = host.host.as_str();
+        let name = &host.host;
         if !host.is_reachable() {
             continue;
         }
-        let mut peer: Option<(PeerState, &str)> = None;
-        let mut installed: Option<(Version, &str)> = None;
+        let mut peer: Option<(PeerState, &StepId)> = None;
+        let mut installed: Option<(Version, &StepId)> = None;
         for step in &plan.steps {
-            for rendered in step.hosts.iter().filter(|h| h.host.as_str() == name) {
+            for rendered in step.hosts.iter().filter(|h| h.host == *name) {
                 let Some(established) = rendered.establishes else {
                     continue;
                 };
@@ -110,16 +118,16 @@ fn review_backup(
     backup: &MissingBackup,
     review: &mut ResumeReview,
 ) {
-    let host = backup.host.as_str();
+    let host = &backup.host;
     let producer = plan.steps.iter().find(|step| {
         step.hosts
             .iter()
-            .any(|h| h.host.as_str() == host && h.backup.as_deref() == Some(&backup.file))
+            .any(|h| h.host == *host && h.backup.as_deref() == Some(&backup.file))
     });
     let destructive: Vec<HostStepState> = plan
         .steps
         .iter()
-        .filter(|step| step.destructive && step.hosts.iter().any(|h| h.host.as_str() == host))
+        .filter(|step| step.destructive && step.hosts.iter().any(|h| h.host == *host))
         .map(|step| checkpoint.state(&step.id, host))
         .collect();
     let started = destructive.iter().any(|s| *s != HostStepState::Pending);
@@ -127,11 +135,11 @@ fn review_backup(
         .iter()
         .any(|s| !matches!(s, HostStepState::Finished { .. }));
     match producer {
-        Some(step) if !started => review.resets.push((
-            step.id.clone(),
-            host.to_string(),
-            format!("its state export {} is {}", backup.file, backup.why),
-        )),
+        Some(step) if !started => review.resets.push(Reset {
+            step: step.id.clone(),
+            host: host.clone(),
+            reason: format!("its state export {} is {}", backup.file, backup.why),
+        }),
         _ if left => review.problems.push(format!(
             "{host}: the run's state export {} is {} on the controller, and a destructive step already ran on {host}, so it cannot be taken again with the old release; put the file back into the run's backups/ folder, or abandon the run",
             backup.file, backup.why

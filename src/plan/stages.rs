@@ -99,7 +99,7 @@ fn stage(steps: Vec<PlannedStep>, number: usize, version: Version) -> Vec<Planne
                 host.id = step_id.clone();
                 host.name = name.clone();
             }
-            step.id = id;
+            step.id = step_id;
             step.name = name;
             step
         })

@@ -55,6 +55,41 @@ impl From<StepId> for String {
     }
 }
 
+/// Unit tests write step ids as literals; a bad one fails the test.
+#[cfg(test)]
+impl From<&str> for StepId {
+    fn from(text: &str) -> StepId {
+        text.parse().expect("a valid step id in a test")
+    }
+}
+
+/// A step id reads as the text it is.
+impl std::ops::Deref for StepId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by step id are looked up with a plain `&str`.
+impl std::borrow::Borrow<str> for StepId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for StepId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for StepId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for StepId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -27,7 +27,7 @@ pub enum RecoverError {
     },
     #[error("cannot read the exported state back from {host} ({path}): {message}")]
     ExportCheck {
-        host: String,
+        host: crate::inventory::HostName,
         path: String,
         message: String,
     },

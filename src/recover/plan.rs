@@ -106,7 +106,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
             to: target,
             reasons,
             warnings: choice.warnings.clone(),
-            anchor: Some(anchor.name.to_string()),
+            anchor: Some(anchor.name.clone()),
             via: Vec::new(),
         },
         steps,
@@ -228,7 +228,7 @@ mod tests {
         let inventory = lab_inventory();
         let facts: Vec<HostFacts> = (1..=3)
             .map(|n| HostFacts {
-                host: format!("h{n}"),
+                host: format!("h{n}").parse().unwrap(),
                 service_version: Some(Version::new(0, 9, 0)),
                 peer_id: Some(format!("Qm{n}")),
                 listen_multiaddress: Some("/ip4/0.0.0.0/tcp/9096".into()),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{HostFacts, Peerset, StoredState};
-use crate::inventory::Version;
+use crate::inventory::{HostName, Version};
 
 /// Where the surviving state is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ impl Origin {
 /// The state the recovery restores, and on which host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub host: String,
+    pub host: HostName,
     pub origin: Origin,
     /// The snapshot folder (`<term>-<index>-<unix ms>`) for a live or backup source.
     pub snapshot: Option<String>,
@@ -59,14 +59,14 @@ pub struct SourceChoice {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecoverRefusal {
     #[error("host {host} is unreachable ({reason}); every peer is cleaned and bootstrapped again, so every host must be reachable")]
-    Unreachable { host: String, reason: String },
+    Unreachable { host: HostName, reason: String },
     #[error("host {host}: ipfs-cluster-service was not found or did not report its version; check bin_dir for this host")]
-    NotInstalled { host: String },
+    NotInstalled { host: HostName },
     #[error(
         "host {host} runs {current}, newer than the target {target}; downgrades are not supported"
     )]
     Downgrade {
-        host: String,
+        host: HostName,
         current: Version,
         target: Version,
     },
@@ -82,14 +82,14 @@ pub enum RecoverRefusal {
     Healthy,
     #[error("the chosen state on {host} ({folder}) has format {format}, but the installed {version} reads format {expected}; export and import need the release that wrote it")]
     FormatMismatch {
-        host: String,
+        host: HostName,
         folder: String,
         format: u8,
         version: Version,
         expected: u8,
     },
     #[error("host {host}: its peer ID is unknown (neither the running peer nor its config told it), so the others cannot bootstrap to it")]
-    NoPeerId { host: String },
+    NoPeerId { host: HostName },
 }
 
 /// Chooses the state to restore. With `from_export`, the export is imported on the last host;
@@ -140,7 +140,13 @@ pub fn choose_source(
 
     let (source, reason) = match from_export {
         Some(file) => {
-            let host = facts.last().map(|h| h.host.clone()).unwrap_or_default();
+            let host =
+                facts
+                    .last()
+                    .map(|h| h.host.clone())
+                    .ok_or(RecoverRefusal::NothingSurvives {
+                        findings: Vec::new(),
+                    })?;
             let reason = format!("--from-export {} given: it is imported on {host} (the last peer); states on the hosts are not used", file.display());
             (
                 Source {
@@ -203,7 +209,7 @@ pub fn choose_source(
             check_format(facts, chosen)?;
             (
                 Source {
-                    host: chosen.host.to_string(),
+                    host: chosen.host.clone(),
                     origin,
                     snapshot,
                 },
@@ -243,7 +249,7 @@ pub fn choose_source(
 
 /// A folder holding a snapshot, on some host.
 struct Candidate<'a> {
-    host: &'a str,
+    host: &'a HostName,
     /// Inventory order.
     index: usize,
     state: &'a StoredState,
@@ -335,7 +341,7 @@ mod tests {
 
     fn stopped(name: &str, states: &[(&str, Option<&str>)]) -> HostFacts {
         HostFacts {
-            host: name.to_string(),
+            host: name.into(),
             service_version: Some(Version::new(0, 9, 0)),
             peer_id: Some(format!("Qm{name}")),
             stored_states: states
@@ -501,7 +507,7 @@ mod tests {
 
         let mut facts = vec![
             stopped("h1", &[("raft", Some("1-5-1"))]),
-            HostFacts::unreachable("h2", "connection refused".into()),
+            HostFacts::unreachable(&"h2".into(), "connection refused".into()),
         ];
         assert!(matches!(
             choose_source(&facts, V010, None),

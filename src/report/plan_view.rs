@@ -18,7 +18,7 @@ pub fn render_facts(facts: &[HostFacts]) -> String {
         .map(|f| {
             let dash = || "-".to_string();
             vec![
-                f.host.clone(),
+                f.host.to_string(),
                 f.service_version.map_or_else(dash, |v| v.to_string()),
                 if f.is_reachable() {
                     yes_no(f.running)

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::exec::{Reporter, StepEvent};
+use crate::exec::{Reporter, StepEvent, StepHeader};
+use crate::inventory::HostName;
+use crate::procedure::StepId;
 
 /// Plain lines: `[3/9] Stop every peer`, then one line per host event.
 pub struct PlainProgress {
@@ -64,11 +66,17 @@ impl Drop for PlainProgress {
 }
 
 impl Reporter for PlainProgress {
-    fn step(&self, index: usize, total: usize, id: &str, name: &str) {
+    fn step(&self, header: StepHeader<'_>) {
+        let StepHeader {
+            index,
+            total,
+            id,
+            name,
+        } = header;
         self.line(format!("[{index}/{total}] {name} ({id})"));
     }
 
-    fn host_event(&self, _step: &str, host: &str, event: &StepEvent) {
+    fn host_event(&self, _step: &StepId, host: &HostName, event: &StepEvent) {
         self.line(format!("  {host}: {}", describe(event)));
     }
 }
@@ -88,7 +96,7 @@ pub struct TerminalProgress {
 }
 
 enum View {
-    PerHost(HashMap<String, ProgressBar>),
+    PerHost(HashMap<HostName, ProgressBar>),
     Summary {
         bar: ProgressBar,
         tally: Mutex<Tally>,
@@ -96,7 +104,7 @@ enum View {
 }
 
 impl TerminalProgress {
-    pub fn new(hosts: &[String]) -> TerminalProgress {
+    pub fn new(hosts: &[HostName]) -> TerminalProgress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let spinner = |prefix_width: usize| {
             ProgressStyle::with_template(&format!(
@@ -106,14 +114,14 @@ impl TerminalProgress {
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
         };
         let view = if hosts.len() <= SPINNERS_UP_TO {
-            let style = spinner(hosts.iter().map(String::len).max().unwrap_or(4));
+            let style = spinner(hosts.iter().map(|h| h.len()).max().unwrap_or(4));
             let bars = hosts
                 .iter()
                 .map(|host| {
                     let bar = multi.add(
                         ProgressBar::new_spinner()
                             .with_style(style.clone())
-                            .with_prefix(host.clone()),
+                            .with_prefix(host.to_string()),
                     );
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bar.set_message("waiting");
@@ -150,8 +158,8 @@ impl TerminalProgress {
 }
 
 impl Reporter for TerminalProgress {
-    fn step(&self, index: usize, total: usize, _id: &str, name: &str) {
-        let title = format!("[{index}/{total}] {name}");
+    fn step(&self, header: StepHeader<'_>) {
+        let title = format!("[{}/{}] {}", header.index, header.total, header.name);
         if let View::Summary { bar, tally } = &self.view {
             let mut tally = tally.lock().expect("progress lock");
             // The finished step's counts stay in the scrollback; the bar moves on.
@@ -165,17 +173,17 @@ impl Reporter for TerminalProgress {
         *self.step.lock().expect("progress lock") = title;
     }
 
-    fn host_event(&self, _step: &str, host: &str, event: &StepEvent) {
+    fn host_event(&self, _step: &StepId, host: &HostName, event: &StepEvent) {
         let step = self.step.lock().expect("progress lock").clone();
         match &self.view {
             View::PerHost(bars) => {
-                if let Some(bar) = bars.get(host) {
+                if let Some(bar) = bars.get(host.as_str()) {
                     bar.set_message(format!("{step}: {}", describe(event)));
                 }
             }
             View::Summary { bar, tally } => {
                 let mut tally = tally.lock().expect("progress lock");
-                tally.record(host, event);
+                tally.record(host.as_str(), event);
                 if let StepEvent::Failed { error } = event {
                     // The first few failures of a step in full; the rest are counted (and
                     // listed by `status`).
@@ -337,7 +345,11 @@ mod tests {
         let progress = PlainProgress::new(out.clone());
         // Far more than a pipe buffer holds; every call returns while the writer is stuck.
         for i in 0..20_000 {
-            progress.host_event("s", &format!("h{i}"), &StepEvent::Finished);
+            progress.host_event(
+                &"s".into(),
+                &format!("h{i}").parse().unwrap(),
+                &StepEvent::Finished,
+            );
         }
         assert!(out.written.lock().unwrap().is_empty());
         *out.gate.0.lock().unwrap() = true;

@@ -5,14 +5,10 @@ use std::fmt::Write;
 
 use super::plan_view::host_list;
 use crate::journal::{Checkpoint, HostStepState};
-use crate::plan::Plan;
+use crate::plan::{Plan, Reset};
 
 /// The resume, as text.
-pub fn render_resume(
-    plan: &Plan,
-    checkpoint: &Checkpoint,
-    resets: &[(String, String, String)],
-) -> String {
+pub fn render_resume(plan: &Plan, checkpoint: &Checkpoint, resets: &[Reset]) -> String {
     let choice = &plan.choice;
     let mut out = format!(
         "Resuming run {} of cluster `{}` ({}): {} procedure, {} → {}\n",
@@ -32,13 +28,13 @@ pub fn render_resume(
         let pending: Vec<&str> = step
             .hosts
             .iter()
-            .map(|h| h.host.as_str())
-            .filter(|host| {
+            .filter(|h| {
                 !matches!(
-                    checkpoint.state(&step.id, host),
+                    checkpoint.state(&step.id, &h.host),
                     HostStepState::Finished { .. }
                 )
             })
+            .map(|h| h.host.as_str())
             .collect();
         if pending.is_empty() {
             done.push(step.id.as_str());
@@ -68,8 +64,8 @@ pub fn render_resume(
             _ => String::new(),
         }
     );
-    for (step, host, why) in resets {
-        let _ = writeln!(out, "Again: {step} on {host} ({why})");
+    for Reset { step, host, reason } in resets {
+        let _ = writeln!(out, "Again: {step} on {host} ({reason})");
     }
     if left.is_empty() {
         out.push_str("Left: only the final check\n");

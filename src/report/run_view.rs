@@ -4,9 +4,11 @@
 use std::fmt::Write;
 
 use super::table;
+use crate::inventory::HostName;
 use crate::journal::{Checkpoint, HostStepState};
 use crate::message::HostNames;
 use crate::plan::Plan;
+use crate::procedure::StepId;
 
 /// Up to this many hosts get a column each; beyond, a step's hosts are counted by state.
 const HOST_COLUMNS_UP_TO: usize = 10;
@@ -23,7 +25,7 @@ struct Failure {
 /// then every failure's details; for more, one row per step with its hosts counted by state,
 /// then the failures grouped by step and error.
 pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String {
-    let hosts: Vec<&str> = plan.facts.iter().map(|f| f.host.as_str()).collect();
+    let hosts: Vec<&HostName> = plan.facts.iter().map(|f| &f.host).collect();
     let columns = hosts.len() <= HOST_COLUMNS_UP_TO;
     let mut failures = Vec::new();
     let table = if columns {
@@ -84,7 +86,11 @@ fn tail(out: &mut String, stderr_tail: &str) {
 }
 
 /// The state of `host` in `step`, and the failure if it failed.
-fn state_of(step: &str, host: &str, checkpoint: &Checkpoint) -> (HostStepState, Option<Failure>) {
+fn state_of(
+    step: &StepId,
+    host: &HostName,
+    checkpoint: &Checkpoint,
+) -> (HostStepState, Option<Failure>) {
     let state = checkpoint.state(step, host);
     let failure = match &state {
         HostStepState::Failed {
@@ -102,17 +108,17 @@ fn state_of(step: &str, host: &str, checkpoint: &Checkpoint) -> (HostStepState, 
 
 fn host_columns(
     plan: &Plan,
-    hosts: &[&str],
+    hosts: &[&HostName],
     checkpoint: &Checkpoint,
     failures: &mut Vec<Failure>,
 ) -> String {
     let mut header = vec!["STEP"];
-    header.extend(hosts);
+    header.extend(hosts.iter().map(|h| h.as_str()));
     let mut rows = Vec::new();
     for step in &plan.steps {
-        let mut row = vec![step.id.clone()];
+        let mut row = vec![step.id.to_string()];
         for host in hosts {
-            let cell = if step.hosts.iter().any(|h| h.host.as_str() == *host) {
+            let cell = if step.hosts.iter().any(|h| h.host == **host) {
                 let (state, failure) = state_of(&step.id, host, checkpoint);
                 failures.extend(failure);
                 match state {
@@ -138,7 +144,7 @@ fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>
     for step in &plan.steps {
         let mut counts = [0usize; 4];
         for host in &step.hosts {
-            let (state, failure) = state_of(&step.id, host.host.as_str(), checkpoint);
+            let (state, failure) = state_of(&step.id, &host.host, checkpoint);
             failures.extend(failure);
             counts[match state {
                 HostStepState::Finished { .. } => 0,
@@ -147,7 +153,7 @@ fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>
                 HostStepState::Failed { .. } => 3,
             }] += 1;
         }
-        let mut row = vec![step.id.clone(), step.hosts.len().to_string()];
+        let mut row = vec![step.id.to_string(), step.hosts.len().to_string()];
         row.extend(counts.iter().map(usize::to_string));
         rows.push(row);
     }

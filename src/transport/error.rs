@@ -1,5 +1,6 @@
 //! The transport layer's error: every variant names the host it concerns.
 
+use crate::inventory::HostName;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ pub enum TransportError {
     #[error("cannot connect to {host} at {address}")]
     Connect {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// `address:port` as dialled.
         address: String,
         /// Why.
@@ -28,7 +29,7 @@ pub enum TransportError {
     #[error("connecting to {host} at {address} took longer than {after:?}")]
     Timeout {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// `address:port` as dialled.
         address: String,
         /// The deadline.
@@ -38,7 +39,7 @@ pub enum TransportError {
     #[error("SSH handshake with {host} at {address} failed")]
     Handshake {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// `address:port` as dialled.
         address: String,
         /// Why.
@@ -49,7 +50,7 @@ pub enum TransportError {
     #[error("host key of {host} is unknown ({fingerprint}), not in {known_hosts}; {hint}", known_hosts = known_hosts.display())]
     HostKeyUnknown {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The key the server presented, as `SHA256:...`.
         fingerprint: String,
         /// The file that was searched.
@@ -64,7 +65,7 @@ pub enum TransportError {
     )]
     HostKeyChanged {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The key the server presented, as `SHA256:...`.
         fingerprint: String,
         /// The file holding the old key.
@@ -78,7 +79,7 @@ pub enum TransportError {
     #[error("host key of {host} ({fingerprint}) is marked @revoked at {known_hosts}:{line}; refusing to connect", known_hosts = known_hosts.display())]
     HostKeyRevoked {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The key the server presented, as `SHA256:...`.
         fingerprint: String,
         /// The file with the `@revoked` line.
@@ -90,13 +91,13 @@ pub enum TransportError {
     #[error("{host} presented a host certificate; only plain host keys are supported")]
     HostCertificate {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
     },
     /// known_hosts could not be read or appended to.
     #[error("known_hosts for {host}")]
     KnownHosts {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// Why.
         #[source]
         source: KnownHostsError,
@@ -105,7 +106,7 @@ pub enum TransportError {
     #[error("{host} refused login as {user} with {method}")]
     Auth {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The login user.
         user: String,
         /// `key file PATH` or `ssh-agent`.
@@ -115,7 +116,7 @@ pub enum TransportError {
     #[error("cannot load private key {path} for {host}", path = path.display())]
     KeyFile {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The key file.
         path: PathBuf,
         /// Why.
@@ -126,7 +127,7 @@ pub enum TransportError {
     #[error("ssh-agent failed while logging in to {host}")]
     Agent {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// Why.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -135,7 +136,7 @@ pub enum TransportError {
     #[error("SSH channel to {host} failed")]
     Channel {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// Why.
         #[source]
         source: Box<russh::Error>,
@@ -144,7 +145,7 @@ pub enum TransportError {
     #[error("{host} refused the {request} request")]
     Refused {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// `exec` or `sftp`.
         request: &'static str,
     },
@@ -152,7 +153,7 @@ pub enum TransportError {
     #[error("command on {host} did not finish within {after:?}: {command}")]
     CommandTimeout {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The command line.
         command: String,
         /// The timeout.
@@ -162,7 +163,7 @@ pub enum TransportError {
     #[error("connection to {host} was lost while running: {command}")]
     ConnectionLost {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The command line.
         command: String,
     },
@@ -170,7 +171,7 @@ pub enum TransportError {
     #[error("SFTP {operation} of {path} on {host} failed")]
     Sftp {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// What was being done (`create`, `write`, `chmod`, `rename`, ...).
         operation: &'static str,
         /// The remote path.
@@ -183,7 +184,7 @@ pub enum TransportError {
     #[error("cannot read {path} to upload it to {host}", path = path.display())]
     UploadSource {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// The local file.
         path: PathBuf,
         /// Why.
@@ -194,7 +195,7 @@ pub enum TransportError {
     #[error("cannot build a command for {host}")]
     Quote {
         /// The host's name in the inventory.
-        host: String,
+        host: HostName,
         /// Why.
         #[source]
         source: QuoteError,
@@ -203,7 +204,7 @@ pub enum TransportError {
 
 impl TransportError {
     /// The host the error concerns.
-    pub fn host(&self) -> &str {
+    pub fn host(&self) -> &HostName {
         match self {
             Self::Connect { host, .. }
             | Self::Timeout { host, .. }

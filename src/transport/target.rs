@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::inventory::HostName;
+
 /// One host to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The host's name in the inventory, used in every message.
-    pub name: String,
+    pub name: HostName,
     /// The address dialled and looked up in known_hosts (a name or an IP address).
     pub address: String,
     /// The SSH port.

@@ -1,5 +1,6 @@
 //! Host key verification during the handshake, before any authentication is attempted.
 
+use crate::inventory::HostName;
 use std::sync::{Arc, RwLock};
 
 use russh::client;
@@ -27,7 +28,7 @@ impl From<russh::Error> for HandshakeError {
 
 /// The russh client handler: checks the server key against known_hosts.
 pub(crate) struct HostKeyCheck {
-    pub(crate) host: String,
+    pub(crate) host: HostName,
     pub(crate) address: String,
     pub(crate) port: u16,
     /// Shared by the run's connections; a key accepted as new is added for the others.
@@ -181,11 +182,15 @@ pub(crate) fn preferred_for(known: &[Algorithm]) -> Preferred {
 }
 
 /// Where the refusal or failure lands in our error type.
-pub(crate) fn handshake_error(error: HandshakeError, host: &str, address: &str) -> TransportError {
+pub(crate) fn handshake_error(
+    error: HandshakeError,
+    host: &HostName,
+    address: &str,
+) -> TransportError {
     match error {
         HandshakeError::Refused(e) => *e,
         HandshakeError::Ssh(source) => TransportError::Handshake {
-            host: host.to_string(),
+            host: host.clone(),
             address: address.to_string(),
             source: Box::new(source),
         },

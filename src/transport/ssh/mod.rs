@@ -8,6 +8,7 @@ mod shell;
 mod stream;
 mod upload;
 
+use crate::inventory::HostName;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ impl SshConnector {
 
     /// The parsed known_hosts file, read now if this is the first connection (a file that
     /// cannot be read is tried again by the next one).
-    fn known_hosts(&self, host: &str) -> Result<SharedKnownHosts, TransportError> {
+    fn known_hosts(&self, host: &HostName) -> Result<SharedKnownHosts, TransportError> {
         let mut cached = self.known_hosts.lock().expect("known_hosts lock");
         if let Some(known) = cached.as_ref() {
             return Ok(Arc::clone(known));
@@ -82,7 +83,7 @@ impl Connector for SshConnector {
 
 /// An authenticated SSH connection to one host.
 pub struct SshSession {
-    host: String,
+    host: HostName,
     handle: Handle<HostKeyCheck>,
     channels: Arc<Semaphore>,
     max_channels: u32,
@@ -181,7 +182,7 @@ impl SshSession {
     }
 
     /// The host's name in the inventory.
-    pub fn host(&self) -> &str {
+    pub fn host(&self) -> &HostName {
         &self.host
     }
 
@@ -315,9 +316,9 @@ impl Session for SshSession {
     }
 }
 
-fn load_known_hosts(options: &SshOptions, host: &str) -> Result<KnownHosts, TransportError> {
+fn load_known_hosts(options: &SshOptions, host: &HostName) -> Result<KnownHosts, TransportError> {
     KnownHosts::load(&options.known_hosts).map_err(|source| TransportError::KnownHosts {
-        host: host.to_string(),
+        host: host.clone(),
         source,
     })
 }

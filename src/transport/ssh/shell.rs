@@ -9,6 +9,7 @@
 //! that is taken out of the output, so that a command that timed out can be stopped from
 //! another shell. See docs/adr/0006-persistent-shell.md.
 
+use crate::inventory::HostName;
 use std::time::Duration;
 
 use russh::client::{Handle, Msg};
@@ -52,7 +53,7 @@ impl Shell {
     /// Opens a channel and starts `/bin/sh` reading commands from it.
     pub(crate) async fn start(
         handle: &Handle<HostKeyCheck>,
-        host: &str,
+        host: &HostName,
         deadline: Instant,
         timed_out: impl Fn() -> TransportError,
     ) -> Result<Shell, TransportError> {
@@ -76,13 +77,13 @@ impl Shell {
     /// is sent SIGTERM (its trap stops the command) and closed.
     pub(crate) async fn run(
         &mut self,
-        host: &str,
+        host: &HostName,
         command: &str,
         deadline: Instant,
     ) -> Result<Ran, TransportError> {
         let channel_error = channel_error(host);
         let quoted = quote(command).map_err(|source| TransportError::Quote {
-            host: host.to_string(),
+            host: host.clone(),
             source,
         })?;
         let nonce = nonce();
@@ -136,7 +137,7 @@ impl Shell {
                 Some(ChannelMsg::Failure) => {
                     let _ = self.channel.close().await;
                     return Err(TransportError::Refused {
-                        host: host.to_string(),
+                        host: host.clone(),
                         request: "exec",
                     });
                 }
@@ -157,7 +158,7 @@ impl Shell {
                 // The connection ended under the command: whether it ran is unknown.
                 None => {
                     return Err(TransportError::ConnectionLost {
-                        host: host.to_string(),
+                        host: host.clone(),
                         command: command.to_string(),
                     })
                 }
@@ -215,9 +216,9 @@ fn signal_text(signal: &Sig) -> String {
     name.to_string()
 }
 
-fn channel_error(host: &str) -> impl Fn(russh::Error) -> TransportError + Copy + '_ {
+fn channel_error(host: &HostName) -> impl Fn(russh::Error) -> TransportError + Copy + '_ {
     move |source| TransportError::Channel {
-        host: host.to_string(),
+        host: host.clone(),
         source: Box::new(source),
     }
 }

@@ -1,6 +1,7 @@
 //! Atomic file placement over SFTP: write a temporary file beside the target, set its mode,
 //! then rename it over the target, so a reader never sees a half-written binary.
 
+use crate::inventory::HostName;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use russh::client::Handle;
@@ -21,13 +22,13 @@ const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
 pub(crate) async fn upload(
     handle: &Client,
-    host: &str,
+    host: &HostName,
     upload: &Upload,
 ) -> Result<(), TransportError> {
     let target = upload.remote_path.as_str();
     let temporary = temporary_path(target);
     let sftp_error = |operation, path: &str| {
-        let (host, path) = (host.to_string(), path.to_string());
+        let (host, path) = (host.clone(), path.to_string());
         move |source| TransportError::Sftp {
             host,
             operation,
@@ -54,12 +55,12 @@ pub(crate) async fn upload(
 
 async fn write_temporary(
     sftp: &SftpSession,
-    host: &str,
+    host: &HostName,
     upload: &Upload,
     temporary: &str,
 ) -> Result<(), TransportError> {
     let sftp_error = |operation| {
-        let (host, path) = (host.to_string(), temporary.to_string());
+        let (host, path) = (host.clone(), temporary.to_string());
         move |source| TransportError::Sftp {
             host,
             operation,
@@ -68,7 +69,7 @@ async fn write_temporary(
         }
     };
     let io_error = |operation| {
-        let (host, path) = (host.to_string(), temporary.to_string());
+        let (host, path) = (host.clone(), temporary.to_string());
         move |e: std::io::Error| TransportError::Sftp {
             host,
             operation,
@@ -82,7 +83,7 @@ async fn write_temporary(
         Source::File(path) => {
             let mut local = tokio::fs::File::open(path).await.map_err(|source| {
                 TransportError::UploadSource {
-                    host: host.to_string(),
+                    host: host.clone(),
                     path: path.clone(),
                     source,
                 }
@@ -110,12 +111,12 @@ async fn write_temporary(
 /// Renames with posix-rename on a raw SFTP session (the high-level one has no way to send it).
 async fn rename_over(
     handle: &Client,
-    host: &str,
+    host: &HostName,
     from: &str,
     to: &str,
 ) -> Result<(), TransportError> {
     let sftp_error = |operation| {
-        let (host, path) = (host.to_string(), to.to_string());
+        let (host, path) = (host.clone(), to.to_string());
         move |source| TransportError::Sftp {
             host,
             operation,
@@ -149,10 +150,10 @@ async fn rename_over(
 /// A channel running the sftp subsystem, as a byte stream.
 async fn sftp_stream(
     handle: &Client,
-    host: &str,
+    host: &HostName,
 ) -> Result<russh::ChannelStream<russh::client::Msg>, TransportError> {
     let channel_error = |source| TransportError::Channel {
-        host: host.to_string(),
+        host: host.clone(),
         source: Box::new(source),
     };
     let mut channel = handle.channel_open_session().await.map_err(channel_error)?;
@@ -166,7 +167,7 @@ async fn sftp_stream(
             Some(ChannelMsg::Success) => break,
             Some(ChannelMsg::Failure) | Some(ChannelMsg::Close) | None => {
                 return Err(TransportError::Refused {
-                    host: host.to_string(),
+                    host: host.clone(),
                     request: "sftp",
                 })
             }
