@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::exec::ConnectError;
 use crate::inventory::{HostName, InventoryError};
 use crate::journal::JournalError;
 use crate::message::HostNames;
@@ -41,12 +42,10 @@ pub enum Error {
     PlanFile {
         path: PathBuf,
         #[source]
-        source: crate::command::PlanFileError,
+        source: crate::plan::PlanFileError,
     },
     #[error("no plan to apply: {} does not exist; run `cluster-upgrade plan INVENTORY` first, or give a plan or an inventory", path.display())]
     NoPlan { path: PathBuf },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
     #[error("cannot reach {}", unreachable_text(hosts))]
     Unreachable { hosts: Vec<(HostName, String)> },
     #[error("the plan is stale: the cluster changed since it was made ({}); run `cluster-upgrade plan` again", changes.join("; "))]
@@ -110,13 +109,8 @@ pub enum Error {
     Verification { problems: Vec<String> },
     #[error("no run in {}", dir.display())]
     NoRun { dir: PathBuf },
-    #[error("{hosts} hosts need about {needed} open files (one SSH connection each, kept for the whole run), but this process may open {limit} ({why}); raise it (`ulimit -n {needed}`, or `nofile` in /etc/security/limits.conf or the unit's LimitNOFILE), or run on fewer hosts at a time")]
-    OpenFiles {
-        hosts: usize,
-        needed: u64,
-        limit: u64,
-        why: String,
-    },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }
 
 /// `h1 (why), h2 (why)`, or, for hosts that failed alike, `12 hosts (h1, h2, h3, …) (why)`.
@@ -152,7 +146,6 @@ impl Error {
             Error::FactsFile { .. } => "invalid_facts_file",
             Error::PlanFile { .. } => "invalid_plan_file",
             Error::NoPlan { .. } => "no_plan",
-            Error::Runtime(_) => "runtime",
             Error::Unreachable { .. } => "unreachable",
             Error::StalePlan { .. } => "stale_plan",
             Error::AlreadyApplied { .. } => "already_applied",
@@ -173,7 +166,8 @@ impl Error {
             Error::Interrupted { .. } => "interrupted",
             Error::Verification { .. } => "unhealthy_after_run",
             Error::NoRun { .. } => "no_run",
-            Error::OpenFiles { .. } => "open_files",
+            Error::Connect(ConnectError::OpenFiles { .. }) => "open_files",
+            Error::Connect(ConnectError::Runtime(_)) => "runtime",
         }
     }
 
@@ -215,11 +209,11 @@ impl Error {
             | Error::LeaseHeld { .. }
             | Error::ClusterChanged { .. }
             | Error::NoRoom { .. }
-            | Error::OpenFiles { .. }
+            | Error::Connect(ConnectError::OpenFiles { .. })
             | Error::Declined => exit::REFUSED,
             Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::Journal(_)
-            | Error::Runtime(_)
+            | Error::Connect(ConnectError::Runtime(_))
             | Error::Unreachable { .. }
             | Error::StepFailed { .. }
             | Error::NeedsOperator { .. }

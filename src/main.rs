@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let json = cli.json_output();
-    match command::run(cli) {
+    match command::run(cli.settings()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let message = cluster_upgrade::error::chain(&error);

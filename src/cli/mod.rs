@@ -1,11 +1,18 @@
-//! Command-line definitions (clap) and their resolution into settings for the commands.
+//! Command-line definitions (clap) and their resolution into settings for the commands
+//! (`settings.rs`): nothing below `command/` sees a clap type.
+
+mod settings;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::journal::RunId;
-use crate::plan::ProcedureKind;
+
+pub use settings::{
+    AbandonSettings, ApplySettings, ApplyTarget, InventoryInput, PlanSettings, RecoverSettings,
+    RunSettings, Settings, StateSettings, StatusSettings,
+};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -34,6 +41,27 @@ impl Cli {
     pub fn json_output(&self) -> bool {
         matches!(&self.command, Command::Plan(args) if args.json)
     }
+
+    /// The subcommand's settings.
+    pub fn settings(&self) -> Settings {
+        match &self.command {
+            Command::Check(args) => Settings::from(args),
+            Command::Plan(args) => Settings::from(args),
+            Command::Apply(args) => Settings::from(args),
+            Command::Status(args) => Settings::from(args),
+            Command::Recover(args) => Settings::from(args),
+            Command::Runs(args) => Settings::from(args),
+        }
+    }
+}
+
+/// `--procedure`: the procedures an operator may ask for (recovery has its own command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProcedureArg {
+    /// Swap binaries everywhere, restart every peer at once with `daemon --upgrade`.
+    Standard,
+    /// `peers rm` all but one peer, upgrade that one, bootstrap the others to it.
+    Bootstrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +225,7 @@ pub struct ApplyArgs {
 
     /// Use this procedure instead of the one the facts call for, when planning from an inventory.
     #[arg(long, value_enum)]
-    pub procedure: Option<ProcedureKind>,
+    pub procedure: Option<ProcedureArg>,
 
     /// Do not ask for confirmation (required when there is no terminal to ask on).
     #[arg(long, short = 'y')]
@@ -267,7 +295,7 @@ pub struct PlanArgs {
 
     /// Use this procedure instead of the one the facts call for (a warning says when that is unsafe).
     #[arg(long, value_enum)]
-    pub procedure: Option<ProcedureKind>,
+    pub procedure: Option<ProcedureArg>,
 
     /// Save the plan (with a fingerprint of the facts) to this JSON file.
     #[arg(long, value_name = "FILE")]
@@ -314,18 +342,25 @@ pub struct SshArgs {
     pub concurrency: Option<std::num::NonZeroUsize>,
 }
 
-fn parse_var(text: &str) -> Result<(String, String), String> {
+/// Why a `--var` argument was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VarArgError {
+    #[error("`{0}` is not KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("`{0}` is not a variable name (letters, digits and _, not starting with a digit)")]
+    BadName(String),
+}
+
+fn parse_var(text: &str) -> Result<(String, String), VarArgError> {
     let (key, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+        .ok_or_else(|| VarArgError::NotKeyValue(text.to_string()))?;
     let key = key.trim();
     let valid = !key.is_empty()
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !key.starts_with(|c: char| c.is_ascii_digit());
     if !valid {
-        return Err(format!(
-            "`{key}` is not a variable name (letters, digits and _, not starting with a digit)"
-        ));
+        return Err(VarArgError::BadName(key.to_string()));
     }
     Ok((key.to_string(), value.to_string()))
 }

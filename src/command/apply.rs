@@ -1,20 +1,21 @@
 //! `cluster-upgrade apply`: run a plan with a write-ahead journal, or resume the unfinished run
 //! of the same cluster.
 
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplySettings, ApplyTarget};
 use crate::error::Error;
-use crate::facts::{HostFacts, Pinset, ProbeScope};
+use crate::facts::{HostFacts, ProbeScope};
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, StateDir};
-use crate::plan::{final_gate_problems, ClusterId, Plan, Playbooks, ProcedureKind, Reach};
+use crate::plan::{final_gate_problems, stale_changes, ClusterId, Plan, Playbooks, Reach};
 use crate::report;
 
-use super::hosts::Connected;
-use super::plan::{self as plan_cmd, Planned};
+use super::plan::{self as plan_cmd};
 use super::run::{self, RunOptions, RunRequest};
 use super::{inputs, plan_file, preflight, resume, state};
+use crate::exec::Connected;
+use crate::plan::Planned;
 
-/// What `apply` was asked to run.
+/// What `apply` was asked to run, read and checked before anything else.
 enum Request {
     /// An inventory, loaded and validated: plan now, then apply.
     Inventory {
@@ -22,36 +23,57 @@ enum Request {
         playbooks: Box<Playbooks>,
     },
     /// A saved plan (sealed, checked).
-    Plan { plan: Box<Plan> },
+    Plan(Box<Plan>),
     /// The plan `plan` saved last in the state directory.
     Latest,
 }
 
-pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
+impl Request {
+    fn read(target: &ApplyTarget) -> Result<Request, Error> {
+        Ok(match target {
+            ApplyTarget::Latest => Request::Latest,
+            ApplyTarget::Plan(path) => Request::Plan(Box::new(plan_file::read_plan(path)?)),
+            ApplyTarget::Inventory(input) => {
+                let (inventory, playbooks) = inputs::load(input)?;
+                Request::Inventory {
+                    inventory: Box::new(inventory),
+                    playbooks: Box::new(playbooks),
+                }
+            }
+        })
+    }
+
+    /// The inventory whose state directory is used (none for a bare `apply`).
+    fn inventory(&self) -> Option<&std::path::Path> {
+        match self {
+            Request::Inventory { inventory, .. } => Some(&inventory.path),
+            Request::Plan(plan) => Some(&plan.inventory),
+            Request::Latest => None,
+        }
+    }
+
+    /// The cluster it is for; `None`: whichever has an unfinished run.
+    fn cluster(&self) -> Result<Option<ClusterId>, Error> {
+        Ok(match self {
+            Request::Inventory { inventory, .. } => Some(plan_cmd::cluster_id(inventory)?),
+            Request::Plan(plan) => Some(plan.cluster_id.clone()),
+            Request::Latest => None,
+        })
+    }
+}
+
+pub fn apply(settings: &ApplySettings) -> Result<(), Error> {
     // The input first: an invalid inventory or plan is refused before anything else happens.
-    let request = read_request(args)?;
-    let state = match &request {
-        Request::Inventory { inventory, .. } => {
-            state::state_dir(args.state_dir.as_deref(), Some(&inventory.path))
-        }
-        Request::Plan { plan, .. } => {
-            state::state_dir(args.state_dir.as_deref(), Some(&plan.inventory))
-        }
-        Request::Latest => state::state_dir(args.state_dir.as_deref(), None),
-    };
+    let request = Request::read(&settings.target)?;
+    let state = StateDir::resolve(settings.run.state_dir.as_deref(), request.inventory());
     for note in state.prepare()? {
         report::note(&note);
     }
-    run::confirmation_possible(args.yes)?;
+    run::confirmation_possible(settings.run.yes)?;
     let _lock = state.lock()?;
     report::log_to_file(&state.root.join("apply.log"));
 
-    let cluster: Option<ClusterId> = match &request {
-        Request::Inventory { inventory, .. } => Some(plan_cmd::cluster_id(inventory)?),
-        Request::Plan { plan, .. } => Some(plan.cluster_id.clone()),
-        Request::Latest => None,
-    };
-    let (unfinished, others) = state::unfinished_of(&state, cluster.as_ref())?;
+    let (unfinished, others) = state::unfinished_of(&state, request.cluster()?.as_ref())?;
     for other in &others {
         report::note(&format!(
             "not resumed: run {} is unfinished too (resume it with `cluster-upgrade apply {}`)",
@@ -59,38 +81,16 @@ pub fn apply(args: &ApplyArgs) -> Result<(), Error> {
             other.summary.inventory.display()
         ));
     }
-    if let Some(unfinished) = unfinished {
-        return resume(args, &state, unfinished, &request);
+    match unfinished {
+        Some(unfinished) => resume(settings, &state, unfinished, &request),
+        None => fresh(settings, &state, request),
     }
-    fresh(args, &state, request)
 }
 
-fn read_request(args: &ApplyArgs) -> Result<Request, Error> {
-    Ok(match &args.target {
-        None => Request::Latest,
-        Some(path) if path.extension().is_some_and(|e| e == "json") => Request::Plan {
-            plan: Box::new(plan_file::read_plan(path)?),
-        },
-        Some(path) => {
-            let input = crate::cli::InventoryArgs {
-                inventory: path.clone(),
-                playbooks: args.playbooks.clone(),
-                vars: args.vars.clone(),
-            };
-            let (inventory, playbooks) = inputs::load(&input, &args.ssh)?;
-            Request::Inventory {
-                inventory: Box::new(inventory),
-                playbooks: Box::new(playbooks),
-            }
-        }
-    })
-}
-
-fn options(args: &ApplyArgs) -> RunOptions<'_> {
+fn options(settings: &ApplySettings) -> RunOptions<'_> {
     RunOptions {
-        ssh: &args.ssh,
-        retry_in_flight: args.retry_in_flight,
-        take_over: args.take_over.as_ref(),
+        retry_in_flight: settings.run.retry_in_flight,
+        take_over: settings.run.take_over.as_ref(),
     }
 }
 
@@ -98,59 +98,33 @@ fn options(args: &ApplyArgs) -> RunOptions<'_> {
 /// that would change it, once the hosts are still as the journal left them and the operator
 /// agreed.
 fn resume(
-    args: &ApplyArgs,
+    settings: &ApplySettings,
     state: &StateDir,
     unfinished: state::Unfinished,
     request: &Request,
 ) -> Result<(), Error> {
-    let inventory = unfinished.plan.inventory.clone();
-    let run_id = unfinished.dir.id().to_string();
-    // Its final check is recover's (the exported pinset on every peer), not apply's.
-    if unfinished.plan.choice.procedure == ProcedureKind::Recover {
-        return Err(Error::UnfinishedRecovery { run_id, inventory });
-    }
-    if let Request::Plan { plan, .. } = request {
+    if let Request::Plan(plan) = request {
         if plan.run_id != unfinished.plan.run_id {
-            return Err(Error::UnfinishedRun { run_id, inventory });
+            return Err(Error::UnfinishedRun {
+                run_id: unfinished.dir.id().to_string(),
+                inventory: unfinished.plan.inventory.clone(),
+            });
         }
     }
-    resume::refuse_options(
-        &unfinished,
-        &[
-            ("--var", !args.vars.is_empty()),
-            ("--playbooks", args.playbooks.is_some()),
-            ("--procedure", args.procedure.is_some()),
-        ],
-    )?;
-    let ready =
-        resume::reconnect_and_review(state, &unfinished, &args.ssh, args.take_over.as_ref())?;
-    let plan = &unfinished.plan;
-    preflight::check_room(state, plan, &ready.checkpoint, &ready.facts)?;
-    report::print(&report::render_resume(
-        plan,
-        &ready.checkpoint,
-        &ready.resets,
-    ));
-    run::confirm(
-        args.yes,
-        &format!("Resume run {} of cluster `{}`?", plan.run_id, plan.cluster),
-    )?;
-    let request = RunRequest {
+    resume::run_again(resume::Again {
         state,
-        run: &unfinished.dir,
-        plan,
-        checkpoint: ready.checkpoint,
-        options: options(args),
-        resumed: true,
-        resets: ready.resets,
-        connected: ready.connected,
-    };
-    run::run_plan(request, &|now: &[HostFacts]| Ok(verify(plan, now)))
+        unfinished,
+        planning_options: &settings.planning_options,
+        run: &settings.run,
+        options: options(settings),
+        recovery: false,
+        after: &|_run, plan: &Plan, now: &[HostFacts]| Ok(verify(plan, now)),
+    })
 }
 
 /// A new run: plan from the inventory (or take the saved plan, checked against the cluster as
 /// it is now), show it, ask, run.
-fn fresh(args: &ApplyArgs, state: &StateDir, request: Request) -> Result<(), Error> {
+fn fresh(settings: &ApplySettings, state: &StateDir, request: Request) -> Result<(), Error> {
     let (plan, connected, facts) = match request {
         Request::Inventory {
             inventory,
@@ -158,10 +132,11 @@ fn fresh(args: &ApplyArgs, state: &StateDir, request: Request) -> Result<(), Err
         } => {
             let reach = Reach::of(&inventory);
             // The run reuses these connections: one per host for the whole apply.
-            let (connected, facts) =
-                Connected::open_and_probe(&reach, &args.ssh, ProbeScope::FULL)?;
+            let (connected, facts) = Connected::open_and_probe(&reach, ProbeScope::FULL)?;
             let origin = plan_cmd::origin(plan_cmd::cluster_id(&inventory)?, reach);
-            match plan_cmd::make_plan(&inventory, &playbooks, &facts, args.procedure, &origin)? {
+            let planned =
+                plan_cmd::make_plan(&inventory, &playbooks, &facts, settings.procedure, &origin)?;
+            match planned {
                 Planned::Plan(plan) => (plan, connected, facts),
                 Planned::Converged { target, hosts } => {
                     plan_cmd::report_converged(target, hosts, false);
@@ -169,34 +144,34 @@ fn fresh(args: &ApplyArgs, state: &StateDir, request: Request) -> Result<(), Err
                 }
             }
         }
-        Request::Plan { plan, .. } => saved(args, state, plan)?,
+        Request::Plan(plan) => saved(settings, state, plan)?,
         Request::Latest => {
             let path = state.latest_plan();
             if !path.exists() {
                 return Err(Error::NoPlan { path });
             }
-            saved(args, state, Box::new(plan_file::read_plan(&path)?))?
+            saved(settings, state, Box::new(plan_file::read_plan(&path)?))?
         }
     };
-    let run = state.run(&plan.run_id);
-    let replaceable = state::lease_replaceable(state, args.take_over.as_ref())?;
+    let replaceable = state::lease_replaceable(state, settings.run.take_over.as_ref())?;
     plan_cmd::check_leases(&facts, None, &replaceable)?;
     preflight::check_room(state, &plan, &Checkpoint::default(), &facts)?;
     report::print(&report::render_plan(&plan));
     run::confirm(
-        args.yes,
+        settings.run.yes,
         &format!(
             "Apply the {} procedure to {} hosts?",
             plan.choice.procedure,
             plan.facts.len()
         ),
     )?;
+    let run = state.run(&plan.run_id);
     let request = RunRequest {
         state,
         run: &run,
         plan: &plan,
         checkpoint: Checkpoint::default(),
-        options: options(args),
+        options: options(settings),
         resumed: false,
         resets: Vec::new(),
         connected,
@@ -207,7 +182,7 @@ fn fresh(args: &ApplyArgs, state: &StateDir, request: Request) -> Result<(), Err
 /// A saved plan, checked against the cluster as it is now: refused when it was applied
 /// already, or is stale.
 fn saved(
-    args: &ApplyArgs,
+    settings: &ApplySettings,
     state: &StateDir,
     plan: Box<Plan>,
 ) -> Result<(Box<Plan>, Connected, Vec<HostFacts>), Error> {
@@ -216,64 +191,18 @@ fn saved(
             run_id: plan.run_id.to_string(),
         });
     }
-    let (connected, facts) = Connected::open_and_probe(&plan.reach, &args.ssh, ProbeScope::FULL)?;
-    if Plan::fingerprint(&facts) != plan.facts_fingerprint {
-        return Err(Error::StalePlan {
-            changes: differences(&plan.facts, &facts),
-        });
+    let mut plan = plan;
+    plan.reach = plan.reach.overridden(&settings.run.ssh);
+    let (connected, facts) = Connected::open_and_probe(&plan.reach, ProbeScope::FULL)?;
+    let changes = stale_changes(&plan, &facts);
+    if !changes.is_empty() {
+        return Err(Error::StalePlan { changes });
     }
     Ok((plan, connected, facts))
-}
-
-/// What changed between two fact sets, host by host, in words.
-fn differences(before: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
-    let mut changes = Vec::new();
-    for (old, new) in before.iter().zip(now) {
-        let mut fields = Vec::new();
-        if old.unreachable != new.unreachable {
-            fields.push("reachability".to_string());
-        }
-        if old.service_version != new.service_version {
-            fields.push(format!(
-                "version {} → {}",
-                version_text(old.service_version),
-                version_text(new.service_version)
-            ));
-        }
-        if old.running != new.running {
-            fields.push(format!("running {} → {}", old.running, new.running));
-        }
-        if old.peerset != new.peerset {
-            fields.push("peerset".to_string());
-        }
-        if old.pins != new.pins {
-            fields.push(format!("pins {} → {}", count(&old.pins), count(&new.pins)));
-        }
-        if fields.is_empty()
-            && Plan::fingerprint(std::slice::from_ref(old))
-                != Plan::fingerprint(std::slice::from_ref(new))
-        {
-            fields.push("other facts".to_string());
-        }
-        if !fields.is_empty() {
-            changes.push(format!("{}: {}", old.host, fields.join(", ")));
-        }
-    }
-    changes
-}
-
-fn count(pins: &Option<Pinset>) -> String {
-    pins.as_ref()
-        .map_or("?".to_string(), |p| p.count.to_string())
 }
 
 /// The final gate: every peer on the target, running, seeing all the others, with the pinset
 /// it had before (count and hash of the sorted CIDs).
 pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
     final_gate_problems(&plan.facts, plan.choice.to, now)
-}
-
-/// A version for messages: `0.9.0`, or `an unknown version`.
-fn version_text(version: Option<crate::inventory::Version>) -> String {
-    version.map_or_else(|| "an unknown version".to_string(), |v| v.to_string())
 }

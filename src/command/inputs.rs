@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{InventoryArgs, SshArgs};
+use crate::cli::InventoryInput;
 use crate::error::Error;
-use crate::inventory::{Inventory, Overrides};
+use crate::inventory::Inventory;
 use crate::plan::Playbooks;
 use crate::procedure::{Coverage, Procedure};
 
@@ -26,24 +26,13 @@ const BUILT_IN: [(&str, &str); 3] = [
 /// Loads and validates the inventory and the upgrade playbooks for planning: the planner
 /// renders the chosen playbook for every host, so both are checked here against one host per
 /// distinct variable set only.
-pub fn load(args: &InventoryArgs, ssh: &SshArgs) -> Result<(Inventory, Playbooks), Error> {
-    load_with(args, ssh, Coverage::OnePerVariableSet)
-}
-
-/// The command line's overrides of the inventory: `--var`, and the SSH options.
-pub fn overrides(args: &InventoryArgs, ssh: &SshArgs) -> Overrides {
-    Overrides {
-        vars: args.vars.clone(),
-        known_hosts: ssh.known_hosts.clone(),
-        accept_new_host_keys: ssh.accept_new_host_keys,
-        max_concurrency: ssh.concurrency,
-    }
+pub fn load(args: &InventoryInput) -> Result<(Inventory, Playbooks), Error> {
+    load_with(args, Coverage::OnePerVariableSet)
 }
 
 /// Loads the inventory and the upgrade playbooks, validated for the hosts `coverage` names.
 pub fn load_with(
-    args: &InventoryArgs,
-    ssh: &SshArgs,
+    args: &InventoryInput,
     coverage: Coverage,
 ) -> Result<(Inventory, Playbooks), Error> {
     // Reading the playbooks needs no inventory, only validating them does: they are read on a
@@ -56,7 +45,7 @@ pub fn load_with(
                 read_playbook(args, "bootstrap.yaml"),
             )
         });
-        let inventory = Inventory::load_with(&args.inventory, &overrides(args, ssh));
+        let inventory = Inventory::load_with(&args.inventory, &args.overrides);
         let (standard, bootstrap) = playbooks
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -86,8 +75,8 @@ pub fn load_with(
 }
 
 /// Loads and validates the inventory and `recover.yaml` for planning a recovery.
-pub fn load_recover(args: &InventoryArgs, ssh: &SshArgs) -> Result<(Inventory, Procedure), Error> {
-    let inventory = Inventory::load_with(&args.inventory, &overrides(args, ssh))?;
+pub fn load_recover(args: &InventoryInput) -> Result<(Inventory, Procedure), Error> {
+    let inventory = Inventory::load_with(&args.inventory, &args.overrides)?;
     inventory.ssh.check_known_hosts()?;
     let procedure = playbook(
         args,
@@ -101,7 +90,7 @@ pub fn load_recover(args: &InventoryArgs, ssh: &SshArgs) -> Result<(Inventory, P
 /// One playbook: from the playbook folder when it has the file, else the built-in copy;
 /// validated against the hosts of `inventory` that `coverage` names.
 pub fn playbook(
-    args: &InventoryArgs,
+    args: &InventoryInput,
     name: &str,
     inventory: &Inventory,
     coverage: Coverage,
@@ -112,7 +101,7 @@ pub fn playbook(
 }
 
 /// One playbook, read and compiled but not yet validated against an inventory.
-fn read_playbook(args: &InventoryArgs, name: &str) -> Result<Procedure, Error> {
+fn read_playbook(args: &InventoryInput, name: &str) -> Result<Procedure, Error> {
     // An explicit `--playbooks DIR` must hold the upgrade playbooks; `recover.yaml` may come
     // from the built-in copies (a folder of adapted upgrade steps need not repeat it).
     let required = args.playbooks.is_some() && name != "recover.yaml";
@@ -134,7 +123,7 @@ fn read_playbook(args: &InventoryArgs, name: &str) -> Result<Procedure, Error> {
 
 /// `--playbooks DIR` if given; else `playbooks/` beside the inventory, then in the current
 /// folder; else `None` for the built-in ones.
-fn playbook_dir(args: &InventoryArgs) -> Option<PathBuf> {
+fn playbook_dir(args: &InventoryInput) -> Option<PathBuf> {
     if let Some(dir) = &args.playbooks {
         return Some(dir.clone());
     }

@@ -3,9 +3,7 @@
 
 mod apply;
 mod check;
-mod hosts;
 mod inputs;
-mod open_files;
 mod plan;
 mod plan_file;
 mod preflight;
@@ -16,19 +14,18 @@ mod runs;
 mod state;
 mod status;
 
-pub use plan_file::PlanFileError;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Settings;
 use crate::error::Error;
 
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<(), Error> {
-    match cli.command {
-        Command::Check(args) => check::check(&args),
-        Command::Plan(args) => plan::plan(&args),
-        Command::Apply(args) => apply::apply(&args),
-        Command::Status(args) => status::status(&args),
-        Command::Recover(args) => recover::recover(&args),
-        Command::Runs(args) => runs::runs(&args),
+/// Runs a command with its settings.
+pub fn run(settings: Settings) -> Result<(), Error> {
+    match settings {
+        Settings::Check(input) => check::check(&input),
+        Settings::Plan(settings) => plan::plan(&settings),
+        Settings::Apply(settings) => apply::apply(&settings),
+        Settings::Status(settings) => status::status(&settings),
+        Settings::Recover(settings) => recover::recover(&settings),
+        Settings::Runs(place) => runs::list(&place),
+        Settings::Abandon(settings) => runs::abandon(&settings),
     }
 }

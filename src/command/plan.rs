@@ -4,32 +4,22 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::cli::PlanArgs;
+use crate::cli::PlanSettings;
 use crate::error::Error;
 use crate::facts::HostFacts;
-use crate::inventory::{Inventory, ReleaseSource, ReleaseSums, Version};
+use crate::inventory::{Inventory, Version};
 use crate::journal::{open_private, write_private_with, RunId, StateDir};
-use crate::plan::{
-    build_plan, build_staged_plan, converged_problems, ClusterId, Plan, PlanError, PlanInputs,
-    PlanOrigin, Playbooks, Reach, Refusal,
-};
+use crate::plan::{plan_upgrade, ClusterId, PlanInputs, PlanOrigin, Planned, Playbooks, Reach};
 use crate::report;
 
-use super::{hosts, inputs, plan_file, state};
+use super::{inputs, plan_file, state};
 
-/// What planning found: a plan, or a cluster already on its target and healthy.
-#[derive(Debug)]
-pub enum Planned {
-    Plan(Box<Plan>),
-    Converged { target: Version, hosts: usize },
-}
-
-pub fn plan(args: &PlanArgs) -> Result<(), Error> {
+pub fn plan(args: &PlanSettings) -> Result<(), Error> {
     // A recorded facts file is parsed while the inventory and playbooks load; their errors
     // still come first.
     let (loaded, recorded) = std::thread::scope(|scope| {
         let recorded = (args.facts.as_deref()).map(|path| scope.spawn(|| read_facts(path)));
-        let loaded = inputs::load(&args.input, &args.ssh);
+        let loaded = inputs::load(&args.input);
         let recorded = recorded.map(|thread| {
             thread
                 .join()
@@ -38,7 +28,7 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
         (loaded, recorded)
     });
     let (inventory, playbooks) = loaded?;
-    let state = StateDir::for_inventory(&args.input.inventory, args.state_dir.as_deref());
+    let state = StateDir::resolve(args.state_dir.as_deref(), Some(&args.input.inventory));
     for note in state.prepare()? {
         report::note(&note);
     }
@@ -50,11 +40,11 @@ pub fn plan(args: &PlanArgs) -> Result<(), Error> {
             inventory: args.input.inventory.clone(),
         });
     }
-    // The command line's SSH options are in the inventory's settings already.
     let reach = Reach::of(&inventory);
     let facts = match recorded {
         Some(facts) => facts?,
-        None => hosts::gather_facts(&reach, &args.ssh)?,
+        // The command line's SSH options are in the inventory's settings already.
+        None => crate::exec::gather_facts(&reach)?,
     };
     let replaceable = state::lease_replaceable(&state, args.take_over.as_ref())?;
     check_leases(&facts, None, &replaceable)?;
@@ -180,9 +170,7 @@ pub fn time_text(unix: u64) -> String {
     )
 }
 
-/// Plans the upgrade; a jump that needs an intermediate release (0.9 → 1.x) is planned in two
-/// stages through the newest 0.10.x the release source offers, or refused when it has none. A
-/// cluster already on its target is "converged" when healthy, refused otherwise.
+/// Plans the upgrade (see `plan::plan_upgrade`); a refusal is shown with the facts.
 pub fn make_plan(
     inventory: &Inventory,
     playbooks: &Playbooks,
@@ -197,69 +185,10 @@ pub fn make_plan(
         requested,
         origin,
     };
-    let planned = match build_plan(inputs) {
-        Err(PlanError::Refused(Refusal::UnsupportedJump { from, to, format })) => {
-            match intermediate_inventory(inventory) {
-                Some(hop) => build_staged_plan(inputs, &hop),
-                None => Err(PlanError::Refused(Refusal::IntermediateMissing {
-                    from,
-                    to,
-                    format,
-                    looked_in: release_source_text(inventory),
-                })),
-            }
+    plan_upgrade(inputs, || inventory.with_intermediate_target()).map_err(|error| {
+        if error.refusal().is_some() {
+            report::print(&report::render_facts(facts));
         }
-        Err(PlanError::Refused(Refusal::AlreadyAtTarget { target })) => {
-            let problems = converged_problems(facts, target);
-            if problems.is_empty() {
-                return Ok(Planned::Converged {
-                    target,
-                    hosts: facts.len(),
-                });
-            }
-            Err(PlanError::Refused(Refusal::AtTargetUnhealthy {
-                target,
-                problems,
-            }))
-        }
-        other => other,
-    };
-    match planned {
-        Ok(plan) => Ok(Planned::Plan(Box::new(plan))),
-        Err(error) => {
-            if error.refusal().is_some() {
-                report::print(&report::render_facts(facts));
-            }
-            Err(error.into())
-        }
-    }
-}
-
-/// The inventory with its target replaced by the newest 0.10.x release its source offers.
-fn intermediate_inventory(inventory: &Inventory) -> Option<Inventory> {
-    let is_hop = |v: &Version| v.major == 0 && v.minor == 10;
-    let version = match &inventory.cluster.releases {
-        ReleaseSource::Local { path, .. } => std::fs::read_dir(path)
-            .ok()?
-            .flatten()
-            .filter_map(|entry| entry.file_name().to_str()?.parse::<Version>().ok())
-            .filter(|v| is_hop(v) && path.join(v.to_string()).join("SHA256SUMS").is_file())
-            .max()?,
-        ReleaseSource::Url { sha256, .. } => sha256.keys().copied().filter(is_hop).max()?,
-    };
-    let mut hop = inventory.clone();
-    hop.cluster.target_version = version;
-    if let ReleaseSource::Local { path, sums } = &mut hop.cluster.releases {
-        let text =
-            std::fs::read_to_string(path.join(version.to_string()).join("SHA256SUMS")).ok()?;
-        *sums = ReleaseSums::from_sha256sums(&text).ok()?;
-    }
-    Some(hop)
-}
-
-fn release_source_text(inventory: &Inventory) -> String {
-    match &inventory.cluster.releases {
-        ReleaseSource::Local { path, .. } => path.display().to_string(),
-        ReleaseSource::Url { .. } => "the inventory's sha256 list".to_string(),
-    }
+        error.into()
+    })
 }

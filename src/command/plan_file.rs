@@ -8,20 +8,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::journal::{open_private, write_private_with};
-use crate::plan::{unseal, Choice, ClusterId, Plan, SealError, SealingWriter, PLAN_FORMAT};
-
-/// Why a plan file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanFileError {
-    #[error("cannot read it: {0}")]
-    Read(#[source] std::io::Error),
-    #[error(transparent)]
-    Seal(#[from] SealError),
-    #[error("plan format {found} (this cluster-upgrade reads {PLAN_FORMAT}); make a new plan")]
-    Format { found: u64 },
-    #[error("not a plan: {0}")]
-    Json(#[source] serde_json::Error),
-}
+use crate::plan::{unseal, Choice, ClusterId, Plan, PlanFileError, SealingWriter, PLAN_FORMAT};
 
 /// Saves `plan`, streamed and sealed: a large cluster's plan is never one string. Compact: plan
 /// files are read by `apply` and by tools (`jq` shows them indented); people read `plan`'s text

@@ -184,7 +184,7 @@ mod tests {
                 "hosts": []},
             "playbook": "p", "choice": {"procedure": "standard", "from": "1.0.8", "to": "1.1.6",
                 "reasons": [], "warnings": [], "anchor": null},
-            "facts": facts, "facts_fingerprint": "", "steps": [],
+            "facts": facts, "facts_fingerprint": "0".repeat(64), "steps": [],
             "expected_downtime": "", "backups": []
         }))
         .unwrap();

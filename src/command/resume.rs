@@ -4,16 +4,20 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::SshArgs;
+use crate::cli::RunSettings;
 use crate::error::Error;
 use crate::facts::{HostFacts, ProbeScope};
 use crate::inventory::{HostName, Sha256};
 use crate::journal::{private_dir, Checkpoint, RunDir, StateDir};
-use crate::plan::{resume_problems, review_resume, MissingBackup, Plan, Reset, ResumeReview};
+use crate::plan::{
+    resume_problems, review_resume, MissingBackup, Plan, ProcedureKind, Reset, ResumeReview,
+};
 use crate::report;
 
-use super::hosts::Connected;
+use super::preflight;
+use super::run::{self as run_mod, RunOptions, RunRequest};
 use super::state::Unfinished;
+use crate::exec::Connected;
 
 /// How long a resume waits for peers that a finished step started and that do not answer yet.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(30);
@@ -28,29 +32,82 @@ pub struct Ready {
     pub resets: Vec<Reset>,
 }
 
-/// Options that would change what runs cannot apply to a run whose plan is fixed.
-pub fn refuse_options(run: &Unfinished, given: &[(&'static str, bool)]) -> Result<(), Error> {
-    let options: Vec<&'static str> = given
-        .iter()
-        .filter(|(_, given)| *given)
-        .map(|(name, _)| *name)
-        .collect();
-    if options.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::ResumeOptions {
-            options,
-            run_id: run.dir.id().to_string(),
-        })
+/// A resume to run, and what the command knows of it.
+pub struct Again<'a> {
+    pub state: &'a StateDir,
+    pub unfinished: Unfinished,
+    /// Options given that only planning uses (`--var`, …): refused.
+    pub planning_options: &'a [&'static str],
+    pub run: &'a RunSettings,
+    pub options: RunOptions<'a>,
+    /// `recover` resumes recoveries only; `apply` never does (their final checks differ).
+    pub recovery: bool,
+    /// The final check of the run (the command's).
+    pub after: &'a dyn Fn(&RunDir, &Plan, &[HostFacts]) -> Result<Vec<String>, Error>,
+}
+
+/// Resumes an unfinished run: refuses what a resume cannot honour, checks the hosts against
+/// the journal, shows what is left, asks, runs.
+pub fn run_again(again: Again<'_>) -> Result<(), Error> {
+    let Again {
+        state,
+        mut unfinished,
+        planning_options,
+        run,
+        options,
+        recovery,
+        after,
+    } = again;
+    // Connected as the plan recorded, under the command line's SSH options.
+    unfinished.plan.reach = unfinished.plan.reach.overridden(&run.ssh);
+    let unfinished = &unfinished;
+    let plan = &unfinished.plan;
+    let (run_id, inventory) = (unfinished.dir.id().to_string(), plan.inventory.clone());
+    match (plan.choice.procedure == ProcedureKind::Recover, recovery) {
+        (true, false) => return Err(Error::UnfinishedRecovery { run_id, inventory }),
+        (false, true) => return Err(Error::UnfinishedRun { run_id, inventory }),
+        _ => {}
     }
+    if !planning_options.is_empty() {
+        return Err(Error::ResumeOptions {
+            options: planning_options.to_vec(),
+            run_id,
+        });
+    }
+    let ready = reconnect_and_review(state, unfinished, run.take_over.as_ref())?;
+    preflight::check_room(state, plan, &ready.checkpoint, &ready.facts)?;
+    report::print(&report::render_resume(
+        plan,
+        &ready.checkpoint,
+        &ready.resets,
+    ));
+    let what = if recovery { "recovery run" } else { "run" };
+    run_mod::confirm(
+        run.yes,
+        &format!(
+            "Resume {what} {} of cluster `{}`?",
+            plan.run_id, plan.cluster
+        ),
+    )?;
+    let dir = &unfinished.dir;
+    let request = RunRequest {
+        state,
+        run: dir,
+        plan,
+        checkpoint: ready.checkpoint,
+        options,
+        resumed: true,
+        resets: ready.resets,
+        connected: ready.connected,
+    };
+    run_mod::run_plan(request, &|now: &[HostFacts]| after(dir, plan, now))
 }
 
 /// Connects to the run's hosts as its plan recorded, and checks that they are as the journal
 /// left them: installed versions, peers stopped or running, the backups on the controller.
-pub fn reconnect_and_review(
+fn reconnect_and_review(
     state: &StateDir,
     run: &Unfinished,
-    ssh: &SshArgs,
     take_over: Option<&crate::journal::RunId>,
 ) -> Result<Ready, Error> {
     let plan = &run.plan;
@@ -62,7 +119,7 @@ pub fn reconnect_and_review(
         ),
         procedure => format!("resuming run {id} ({procedure} procedure, {from} → {to})"),
     });
-    let (connected, mut facts) = Connected::open_and_probe(&plan.reach, ssh, ProbeScope::FULL)?;
+    let (connected, mut facts) = Connected::open_and_probe(&plan.reach, ProbeScope::FULL)?;
     let unreachable: Vec<(HostName, String)> = facts
         .iter()
         .filter_map(|f| Some((f.host.clone(), f.unreachable.clone()?)))

@@ -7,7 +7,6 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::cli::SshArgs;
 use crate::error::{chain, Error};
 use crate::exec::{
     claim_all, release_all, BackupsDir, Claim, ExecOptions, Executor, LeaseHost, LeaseRequest,
@@ -19,7 +18,7 @@ use crate::journal::{Checkpoint, Event, RunDir, StateDir};
 use crate::plan::{drift_problems, Plan, ProcedureKind, Reset};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
-use super::hosts::{self, Connected};
+use crate::exec::Connected;
 
 /// A run to start or resume, over hosts already connected.
 pub struct RunRequest<'a> {
@@ -38,7 +37,6 @@ pub struct RunRequest<'a> {
 /// The command line's part in a run.
 #[derive(Clone, Copy)]
 pub struct RunOptions<'a> {
-    pub ssh: &'a SshArgs,
     pub retry_in_flight: bool,
     /// `--take-over RUN_ID`.
     pub take_over: Option<&'a crate::journal::RunId>,
@@ -112,7 +110,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
             checkpoint,
             progress.reporter(),
             ExecOptions {
-                concurrency: hosts::concurrency(&plan.reach, options.ssh),
+                concurrency: crate::exec::concurrency(&plan.reach),
                 retry_in_flight: options.retry_in_flight,
             },
             BackupsDir(run.backups_dir()),

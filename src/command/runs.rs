@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::cli::{AbandonArgs, RunsAction, RunsArgs, StatePlace};
+use crate::cli::{AbandonSettings, StateSettings};
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, HostStepState, Record, StateDir};
@@ -12,16 +12,9 @@ use crate::report::{self, RunLine};
 
 use super::{plan as plan_cmd, plan_file, run, state};
 
-pub fn runs(args: &RunsArgs) -> Result<(), Error> {
-    match &args.action {
-        Some(RunsAction::Abandon(abandon)) => self::abandon(abandon),
-        None => list(&args.place),
-    }
-}
-
 /// The state directory of `place`, and the cluster to keep to when an inventory is named.
-fn place(place: &StatePlace) -> Result<(StateDir, Option<ClusterId>), Error> {
-    let state = state::state_dir(place.state_dir.as_deref(), place.inventory.as_deref());
+fn place(place: &StateSettings) -> Result<(StateDir, Option<ClusterId>), Error> {
+    let state = StateDir::resolve(place.state_dir.as_deref(), place.inventory.as_deref());
     let cluster = match &place.inventory {
         Some(path) => Some(plan_cmd::cluster_id(&Inventory::load(path, &[])?)?),
         None => None,
@@ -29,7 +22,8 @@ fn place(place: &StatePlace) -> Result<(StateDir, Option<ClusterId>), Error> {
     Ok((state, cluster))
 }
 
-fn list(place_args: &StatePlace) -> Result<(), Error> {
+/// `cluster-upgrade runs`: every run of the state directory (of the inventory's cluster).
+pub fn list(place_args: &StateSettings) -> Result<(), Error> {
     let (state, cluster) = place(place_args)?;
     let lines: Vec<RunLine> = state::runs(&state)?
         .into_iter()
@@ -55,7 +49,8 @@ fn list(place_args: &StatePlace) -> Result<(), Error> {
     Ok(())
 }
 
-fn abandon(args: &AbandonArgs) -> Result<(), Error> {
+/// `cluster-upgrade runs abandon RUN_ID`.
+pub fn abandon(args: &AbandonSettings) -> Result<(), Error> {
     let (state, _) = place(&args.place)?;
     state.prepare()?;
     let _lock = state.lock()?;

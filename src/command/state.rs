@@ -1,8 +1,6 @@
 //! The runs of a state directory as the commands need them: which are unfinished and for which
 //! cluster, which are over (their leases on hosts are stale), and where the state directory is.
 
-use std::path::{Path, PathBuf};
-
 use crate::error::Error;
 use crate::journal::{Checkpoint, RunDir, StateDir};
 use crate::plan::{ClusterId, Plan};
@@ -44,20 +42,6 @@ impl RunInfo {
             self.summary.choice.from,
             self.summary.choice.to
         )
-    }
-}
-
-/// The state directory for a command: `--state-dir`, else `.cluster-upgrade/` beside the
-/// inventory, else in the current folder.
-pub fn state_dir(explicit: Option<&Path>, inventory: Option<&Path>) -> StateDir {
-    match (explicit, inventory) {
-        (Some(dir), _) => StateDir {
-            root: dir.to_path_buf(),
-        },
-        (None, Some(inventory)) => StateDir::for_inventory(inventory, None),
-        (None, None) => StateDir {
-            root: PathBuf::from(".cluster-upgrade"),
-        },
     }
 }
 

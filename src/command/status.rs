@@ -1,18 +1,21 @@
 //! `cluster-upgrade status`: the current or last run, per host and step (of the inventory's
 //! cluster when an inventory is named).
 
-use crate::cli::StatusArgs;
+use crate::cli::StatusSettings;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::journal::Checkpoint;
+use crate::journal::{Checkpoint, StateDir};
 use crate::report;
 
 use super::plan_file::read_plan;
 use super::{plan as plan_cmd, state};
 
-pub fn status(args: &StatusArgs) -> Result<(), Error> {
-    let state = state::state_dir(args.state_dir.as_deref(), args.inventory.as_deref());
-    let cluster = match &args.inventory {
+pub fn status(args: &StatusSettings) -> Result<(), Error> {
+    let state = StateDir::resolve(
+        args.place.state_dir.as_deref(),
+        args.place.inventory.as_deref(),
+    );
+    let cluster = match &args.place.inventory {
         Some(path) => Some(plan_cmd::cluster_id(&Inventory::load(path, &[])?)?),
         None => None,
     };

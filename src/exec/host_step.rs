@@ -178,7 +178,9 @@ fn save_backup(
 }
 
 fn timeout_of(step: &RenderedStep) -> Duration {
-    step.timeout.map_or(Duration::from_secs(120), |t| t.get())
+    step.timeout
+        .unwrap_or(crate::inventory::SshSettings::DEFAULT_COMMAND_TIMEOUT)
+        .get()
 }
 
 fn session_for<'a, S>(

@@ -10,7 +10,8 @@ use tokio::task::JoinSet;
 use super::model::HostFacts;
 use super::parse::{parse_peers, parse_probe_output};
 use super::probe::{peers_script, probe_script, ProbeScope, ProbeVars};
-use crate::transport::{Connector, Session, Target};
+use crate::message::chain;
+use crate::transport::{Connector, Session, Target, TransportError};
 
 /// One host to probe.
 #[derive(Debug, Clone)]
@@ -19,8 +20,9 @@ pub struct ProbeTarget {
     pub vars: ProbeVars,
 }
 
-/// A host's open session, or why it could not be opened.
-pub type Connection<S> = Result<Arc<S>, String>;
+/// A host's open session, or why it could not be opened (shared: every probe of the host
+/// reports it).
+pub type Connection<S> = Result<Arc<S>, Arc<TransportError>>;
 
 /// Connects to every host, at most `limit` at a time, in the given order. A host that cannot be
 /// reached (connection, host key, login) gets the reason instead of failing the others.
@@ -71,7 +73,7 @@ where
                 .connect(&host.target)
                 .await
                 .map(Arc::new)
-                .map_err(|e| crate::message::chain(&e));
+                .map_err(Arc::new);
             let result = then(index, host, connection.clone()).await;
             (index, connection, result)
         });
@@ -104,7 +106,7 @@ pub async fn probe_all<S: Session + 'static>(
         tasks.spawn(async move {
             let facts = match &connection {
                 Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
-                Err(error) => HostFacts::unreachable(&host.target.name, error.clone()),
+                Err(error) => HostFacts::unreachable(&host.target.name, chain(error.as_ref())),
             };
             (index, facts)
         });
@@ -142,7 +144,7 @@ where
         move |index, host, connection| async move {
             match &connection {
                 Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
-                Err(error) => HostFacts::unreachable(&host.target.name, error.clone()),
+                Err(error) => HostFacts::unreachable(&host.target.name, chain(error.as_ref())),
             }
         },
     )
@@ -201,7 +203,7 @@ pub async fn probe_session<S: Session>(
     let started = std::time::Instant::now();
     let facts = match session.run(&script, timeout).await {
         Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
-        Err(err) => HostFacts::unreachable(name, crate::message::chain(&err)),
+        Err(err) => HostFacts::unreachable(name, chain(&err)),
     };
     tracing::trace!(host = %name, ?scope, elapsed = ?started.elapsed(), "probed host");
     facts
@@ -220,7 +222,7 @@ async fn probe_peers<S: Session>(
     match session.run(&script, timeout).await {
         Ok(output) => parse_peers(&output.stdout_text()),
         Err(err) => {
-            tracing::warn!(host = %host.target.name, error = %crate::message::chain(&err), "peers ls failed");
+            tracing::warn!(host = %host.target.name, error = %chain(&err), "peers ls failed");
             Default::default()
         }
     }
@@ -311,7 +313,12 @@ mod tests {
     #[tokio::test]
     async fn peers_ls_runs_on_one_host_only_the_first_that_runs() {
         let hosts = [host("h1"), host("h2"), host("h3")];
-        let connections = vec![Err("refused".to_string()), peer(true), peer(true)];
+        let refused = TransportError::Connect {
+            host: "h1".into(),
+            address: "127.0.0.1:22".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let connections = vec![Err(Arc::new(refused)), peer(true), peer(true)];
         let facts = probe_all(
             &connections,
             &hosts,
@@ -319,7 +326,7 @@ mod tests {
             Duration::from_secs(1),
         )
         .await;
-        assert_eq!(facts[0].unreachable.as_deref(), Some("refused"));
+        assert!(facts[0].unreachable.as_deref().unwrap().contains("refused"));
         assert_eq!(peers_ls_runs(&connections[1]), 1);
         assert_eq!(peers_ls_runs(&connections[2]), 0);
         assert_eq!(facts[1].peer_errors.len(), 1);

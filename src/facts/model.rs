@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{HostName, Version};
+use crate::inventory::{HostName, Sha256, Version};
 
 /// What a read-only probe learned about one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +137,7 @@ pub struct PeerError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pinset {
     pub count: usize,
-    pub hash: String,
+    pub hash: Sha256,
 }
 
 /// The peerset one peer sees: the count and a SHA-256 of its sorted, distinct peer IDs (as
@@ -147,14 +147,14 @@ pub struct Pinset {
 #[serde(from = "PeersetFormat")]
 pub struct Peerset {
     pub count: usize,
-    pub hash: String,
+    pub hash: Sha256,
 }
 
 /// A saved peerset: a digest, or (facts recorded before digests) the list of IDs.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum PeersetFormat {
-    Digest { count: usize, hash: String },
+    Digest { count: usize, hash: Sha256 },
     Ids(Vec<String>),
 }
 
@@ -183,7 +183,7 @@ impl Peerset {
 
     /// The start of the hash, enough to tell two peersets apart in a message.
     pub fn short_hash(&self) -> &str {
-        self.hash.get(..12).unwrap_or(&self.hash)
+        self.hash.short()
     }
 }
 
@@ -229,20 +229,25 @@ impl HostFacts {
 }
 
 impl Pinset {
+    /// The start of the hash, enough to tell two pinsets apart in a message.
+    pub fn short_hash(&self) -> &str {
+        self.hash.short()
+    }
+
     /// The pinset the cluster holds: the one most peers list (the largest on a tie).
     pub fn expected(facts: &[HostFacts]) -> Option<Pinset> {
-        let mut votes: std::collections::BTreeMap<(usize, &str), usize> =
+        let mut votes: std::collections::BTreeMap<(usize, &str), (usize, &Pinset)> =
             std::collections::BTreeMap::new();
         for pins in facts.iter().filter_map(|f| f.pins.as_ref()) {
-            *votes.entry((pins.count, pins.hash.as_str())).or_default() += 1;
+            votes
+                .entry((pins.count, pins.hash.as_str()))
+                .or_insert((0, pins))
+                .0 += 1;
         }
         votes
             .into_iter()
-            .max_by_key(|((count, _), votes)| (*votes, *count))
-            .map(|((count, hash), _)| Pinset {
-                count,
-                hash: hash.to_string(),
-            })
+            .max_by_key(|((count, _), (votes, _))| (*votes, *count))
+            .map(|(_, (_, pins))| pins.clone())
     }
 
     /// Builds the pinset summary from CIDs in any order.
@@ -254,20 +259,15 @@ impl Pinset {
 }
 
 /// Count and SHA-256 (hex) of the distinct `items`, sorted, each followed by a newline.
-fn digest<'a>(items: impl IntoIterator<Item = &'a str>) -> (usize, String) {
-    use sha2::{Digest, Sha256};
+fn digest<'a>(items: impl IntoIterator<Item = &'a str>) -> (usize, Sha256) {
+    use sha2::Digest;
     let items: std::collections::BTreeSet<&str> = items.into_iter().collect();
-    let mut hasher = Sha256::new();
+    let mut hasher = sha2::Sha256::new();
     for item in &items {
         hasher.update(item.as_bytes());
         hasher.update(b"\n");
     }
-    let hash = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    (items.len(), hash)
+    (items.len(), Sha256::from_bytes(&hasher.finalize()))
 }
 
 #[cfg(test)]

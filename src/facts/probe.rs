@@ -17,17 +17,12 @@ pub struct ProbeVars {
 }
 
 impl ProbeVars {
-    pub const DEFAULT_BIN_DIR: &'static str = "/usr/local/bin";
-    pub const DEFAULT_CONFIG_DIR: &'static str = "~/.ipfs-cluster";
-    pub const DEFAULT_API: &'static str = "/ip4/127.0.0.1/tcp/9094";
-
     /// A host's `bin_dir`, `config_dir` and `api` variables, or their defaults.
     pub fn of(vars: &crate::inventory::Vars) -> ProbeVars {
-        let or = |key: &str, default: &str| vars.str(key).unwrap_or(default).to_string();
         ProbeVars {
-            bin_dir: or("bin_dir", Self::DEFAULT_BIN_DIR),
-            config_dir: or("config_dir", Self::DEFAULT_CONFIG_DIR),
-            api: or("api", Self::DEFAULT_API),
+            bin_dir: vars.bin_dir().to_string(),
+            config_dir: vars.config_dir().to_string(),
+            api: vars.api().to_string(),
         }
     }
 }

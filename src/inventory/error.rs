@@ -128,7 +128,11 @@ pub enum InventoryError {
 
     /// A `--var key=value` override from the command line is not usable.
     #[error("command line --var {key}: {reason}")]
-    Override { key: String, reason: String },
+    Override {
+        key: String,
+        #[source]
+        reason: super::names::NameError,
+    },
 
     /// One error that every host of `more` has too, word for word but for the host's name
     /// (a `defaults:` value wrong for every host): said once, with the others named after it.

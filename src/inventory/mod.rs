@@ -29,7 +29,7 @@ pub use release::{
     ClusterSettings, ReleaseFile, ReleaseFileInfo, ReleaseSource, ReleaseSums, Sha256, Sha256Error,
     UrlTemplate, UrlTemplateError,
 };
-pub use ssh::SshSettings;
+pub use ssh::{SshOverrides, SshSettings};
 pub use vars::{Vars, RESERVED_VAR_NAMES};
 pub use version::{BootstrapFlagStyle, Version, VersionError};
 
@@ -49,12 +49,7 @@ pub struct Inventory {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub vars: Vec<(String, String)>,
-    /// `--known-hosts FILE`.
-    pub known_hosts: Option<PathBuf>,
-    /// `--accept-new-host-keys`.
-    pub accept_new_host_keys: bool,
-    /// `--concurrency N`.
-    pub max_concurrency: Option<std::num::NonZeroUsize>,
+    pub ssh: SshOverrides,
 }
 
 impl Overrides {
@@ -123,6 +118,30 @@ impl Inventory {
             InventoryError::Yaml { at, message }
         })?;
         validate::validate(path, raw, overrides)
+    }
+
+    /// This inventory with its target replaced by the newest 0.10.x release its source offers
+    /// (the release that migrates the raft state of 0.9 and older), if it offers one.
+    pub fn with_intermediate_target(&self) -> Option<Inventory> {
+        let inventory = self;
+        let is_hop = |v: &Version| v.major == 0 && v.minor == 10;
+        let version = match &inventory.cluster.releases {
+            ReleaseSource::Local { path, .. } => std::fs::read_dir(path)
+                .ok()?
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse::<Version>().ok())
+                .filter(|v| is_hop(v) && path.join(v.to_string()).join("SHA256SUMS").is_file())
+                .max()?,
+            ReleaseSource::Url { sha256, .. } => sha256.keys().copied().filter(is_hop).max()?,
+        };
+        let mut hop = inventory.clone();
+        hop.cluster.target_version = version;
+        if let ReleaseSource::Local { path, sums } = &mut hop.cluster.releases {
+            let text =
+                std::fs::read_to_string(path.join(version.to_string()).join("SHA256SUMS")).ok()?;
+            *sums = ReleaseSums::from_sha256sums(&text).ok()?;
+        }
+        Some(hop)
     }
 
     /// The host called `name`.

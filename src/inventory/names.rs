@@ -13,6 +13,15 @@ use serde::{Deserialize, Serialize};
 #[error("{0}")]
 pub struct NameError(String);
 
+impl NameError {
+    /// A variable name the template context already uses.
+    pub fn reserved(name: &str) -> NameError {
+        NameError(format!(
+            "reserved: the template context already has `{name}`"
+        ))
+    }
+}
+
 macro_rules! validated_name {
     ($(#[$doc:meta])* $name:ident, $check:path) => {
         $(#[$doc])*

@@ -64,6 +64,14 @@ pub enum ReleaseSource {
 }
 
 impl ReleaseSource {
+    /// Where the releases come from, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            ReleaseSource::Local { path, .. } => path.display().to_string(),
+            ReleaseSource::Url { .. } => "the inventory's sha256 list".to_string(),
+        }
+    }
+
     /// `local` or `url`, as written in the inventory.
     pub fn kind(&self) -> &'static str {
         match self {

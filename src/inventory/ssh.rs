@@ -25,7 +25,28 @@ pub struct SshSettings {
     pub known_hosts_at: Option<crate::inventory::SourcePosition>,
 }
 
+/// SSH settings the command line overrides (`--known-hosts`, `--accept-new-host-keys`,
+/// `--concurrency`), over an inventory's or over those a plan recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshOverrides {
+    pub known_hosts: Option<PathBuf>,
+    pub accept_new_host_keys: bool,
+    pub max_concurrency: Option<NonZeroUsize>,
+}
+
 impl SshSettings {
+    /// These settings under the command line's `overrides`.
+    pub fn overridden(&self, overrides: &SshOverrides) -> SshSettings {
+        let mut ssh = self.clone();
+        if let Some(path) = &overrides.known_hosts {
+            ssh.known_hosts = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            ssh.known_hosts_at = None;
+        }
+        ssh.accept_new_host_keys |= overrides.accept_new_host_keys;
+        ssh.max_concurrency = overrides.max_concurrency.or(ssh.max_concurrency);
+        ssh
+    }
+
     /// Host keys could only be refused: the known_hosts file is missing and new keys are not
     /// accepted. Checked before any connection (the inventory loads without it, so that it
     /// can be checked on another machine than the controller).

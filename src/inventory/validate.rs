@@ -13,7 +13,7 @@ use super::duration::HumanDuration;
 use super::error::{IdentityProblem, InventoryError};
 use super::host::{Address, Host, Identity, Port};
 use super::location::SourcePosition;
-use super::names::{GroupName, HostName, UserName, VarName};
+use super::names::{GroupName, HostName, NameError, UserName, VarName};
 use super::raw::{RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars};
 use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTemplate};
 use super::ssh::SshSettings;
@@ -325,13 +325,7 @@ impl Checker<'_> {
             // 0 is the documented spelling of "no limit".
             ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
         }
-        if let Some(path) = &overrides.known_hosts {
-            ssh.known_hosts = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            ssh.known_hosts_at = None;
-        }
-        ssh.accept_new_host_keys |= overrides.accept_new_host_keys;
-        ssh.max_concurrency = overrides.max_concurrency.or(ssh.max_concurrency);
-        Some(ssh)
+        Some(ssh.overridden(&overrides.ssh))
     }
 
     /// A duration that must be longer than zero (a zero limit fails everything at once).
@@ -412,7 +406,7 @@ impl Checker<'_> {
                     host: host.cloned(),
                     field: "variable name",
                     value: name.clone(),
-                    reason,
+                    reason: reason.to_string(),
                 }),
             }
         }
@@ -640,14 +634,11 @@ fn is_private_key(head: &[u8]) -> bool {
         })
 }
 
-fn checked_var_name(name: &str) -> Result<VarName, String> {
+fn checked_var_name(name: &str) -> Result<VarName, NameError> {
     if RESERVED_VAR_NAMES.contains(&name) {
-        return Err(format!(
-            "reserved: the template context already has `{name}`"
-        ));
+        return Err(NameError::reserved(name));
     }
     name.parse()
-        .map_err(|error: super::names::NameError| error.to_string())
 }
 
 fn known_groups(groups: &BTreeMap<String, Vars>) -> String {

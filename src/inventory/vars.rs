@@ -20,6 +20,10 @@ pub const RESERVED_VAR_NAMES: &[&str] = &[
 pub struct Vars(BTreeMap<VarName, serde_json::Value>);
 
 impl Vars {
+    pub const DEFAULT_BIN_DIR: &'static str = "/usr/local/bin";
+    pub const DEFAULT_CONFIG_DIR: &'static str = "~/.ipfs-cluster";
+    pub const DEFAULT_API: &'static str = "/ip4/127.0.0.1/tcp/9094";
+
     pub fn new() -> Vars {
         Vars::default()
     }
@@ -40,6 +44,22 @@ impl Vars {
     /// The value of `name` if it is a string.
     pub fn str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(serde_json::Value::as_str)
+    }
+
+    /// `bin_dir`: where the peer's binaries are (the releases' default install folder when the
+    /// host does not say).
+    pub fn bin_dir(&self) -> &str {
+        self.str("bin_dir").unwrap_or(Vars::DEFAULT_BIN_DIR)
+    }
+
+    /// `config_dir`: the peer's configuration folder (`ipfs-cluster-service`'s default).
+    pub fn config_dir(&self) -> &str {
+        self.str("config_dir").unwrap_or(Vars::DEFAULT_CONFIG_DIR)
+    }
+
+    /// `api`: the peer's REST API (`ipfs-cluster-ctl`'s default).
+    pub fn api(&self) -> &str {
+        self.str("api").unwrap_or(Vars::DEFAULT_API)
     }
 
     /// Applies `layer` on top: its values win.

@@ -39,7 +39,7 @@ struct State {
     /// Every record up to this sequence number is durable.
     durable: u64,
     /// A failed flush fails every record it held and every later one: the run stops.
-    failed: Option<String>,
+    failed: Option<Arc<JournalError>>,
     closing: bool,
 }
 
@@ -146,7 +146,7 @@ fn write_loop(shared: &Shared, mut writer: JournalWriter) {
         state = shared.state.lock().expect("journal state lock");
         match result {
             Ok(()) => state.durable = last,
-            Err(error) => state.failed = Some(crate::message::chain(&error)),
+            Err(error) => state.failed = Some(Arc::new(error)),
         }
         shared.flushed.notify_all();
         shared.flushed_async.notify_waiters();
@@ -156,9 +156,9 @@ fn write_loop(shared: &Shared, mut writer: JournalWriter) {
     }
 }
 
-fn flush_error(message: &str) -> JournalError {
+fn flush_error(error: &Arc<JournalError>) -> JournalError {
     JournalError::Flush {
-        message: message.to_string(),
+        source: Arc::clone(error),
     }
 }
 

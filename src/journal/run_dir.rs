@@ -20,14 +20,18 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
-    #[error("{}:{line}: corrupt journal record: {message}", path.display())]
+    #[error("{}:{line}: corrupt journal record", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
-    #[error("the journal could not be made durable: {message}")]
-    Flush { message: String },
+    #[error("the journal could not be made durable")]
+    Flush {
+        #[source]
+        source: std::sync::Arc<JournalError>,
+    },
     #[error("another `cluster-upgrade apply` holds {} (one apply at a time per cluster); wait for it, or if no apply runs, the lock is released by the system and this is a bug", path.display())]
     Locked { path: PathBuf },
     #[error("state directory {}: {problem}", path.display())]
@@ -84,14 +88,16 @@ pub struct RunLock {
 }
 
 impl StateDir {
-    /// `--state-dir`, else `.cluster-upgrade/` beside the inventory.
-    pub fn for_inventory(inventory: &Path, explicit: Option<&Path>) -> StateDir {
-        let root = match explicit {
-            Some(dir) => dir.to_path_buf(),
-            None => inventory
+    /// The state directory of a command: `--state-dir`, else `.cluster-upgrade/` beside the
+    /// inventory, else `.cluster-upgrade/` in the current folder.
+    pub fn resolve(explicit: Option<&Path>, inventory: Option<&Path>) -> StateDir {
+        let root = match (explicit, inventory) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Some(inventory)) => inventory
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join(".cluster-upgrade"),
+            (None, None) => PathBuf::from(".cluster-upgrade"),
         };
         StateDir { root }
     }
@@ -273,11 +279,11 @@ impl RunDir {
             match serde_json::from_str(line) {
                 Ok(record) => records.push(record),
                 Err(_) if index + 1 == lines.len() => break,
-                Err(e) => {
+                Err(source) => {
                     return Err(JournalError::Corrupt {
                         path,
                         line: index + 1,
-                        message: e.to_string(),
+                        source,
                     })
                 }
             }

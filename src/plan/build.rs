@@ -110,6 +110,11 @@ impl PlanError {
     }
 }
 
+/// What a recovery plan says about downtime.
+pub const RECOVERY_DOWNTIME: &str =
+    "the cluster is down from `stop-all` until the source peer has started alone with the \
+     whole pinset; the other peers rejoin one by one after it";
+
 /// Chooses the procedure and renders it.
 pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
     build_stage(inputs, inputs.origin.run_id.as_str())
@@ -158,7 +163,7 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
         cluster: ClusterContext {
             pins: Pinset::expected(facts).map(|p| PinsContext {
                 count: p.count,
-                hash: p.hash,
+                hash: p.hash.to_string(),
             }),
             ..ClusterContext::new(inventory)
         },
@@ -215,7 +220,7 @@ struct SharedContext<'a> {
 
 impl SharedContext<'_> {
     fn context_for(&self, host: &Host, facts: &HostFacts) -> TemplateContext {
-        let bin_dir = host.vars.str("bin_dir").unwrap_or("/usr/local/bin");
+        let bin_dir = host.vars.bin_dir();
         TemplateContext {
             vars: host.vars.clone(),
             host: HostContext::new(host),
@@ -241,7 +246,7 @@ impl SharedContext<'_> {
 
 fn expected_downtime(choice: &Choice) -> String {
     match choice.procedure {
-        ProcedureKind::Recover => crate::recover::EXPECTED_DOWNTIME.to_string(),
+        ProcedureKind::Recover => RECOVERY_DOWNTIME.to_string(),
         ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
              typically a few seconds, at most the health gate's deadline"
             .to_string(),

@@ -10,7 +10,7 @@ use crate::facts::{HostFacts, Peerset};
 use crate::inventory::{HostName, Version};
 
 /// The two upgrade procedures of the IPFS Cluster docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcedureKind {
     /// Swap binaries everywhere, restart every peer at once with `daemon --upgrade`.
@@ -19,7 +19,6 @@ pub enum ProcedureKind {
     Bootstrap,
     /// Disaster recovery (`cluster-upgrade recover`): restore a surviving state on one peer,
     /// upgrade it alone, bootstrap the others to it. Never chosen by `plan` or `apply`.
-    #[value(skip)]
     Recover,
 }
 

@@ -55,9 +55,9 @@ pub fn health_problems(
                 Some(pins) => problems.push(format!(
                     "{name} lists {} pins (hash {}), expected {} (hash {}): the pinset changed",
                     pins.count,
-                    short(&pins.hash),
+                    pins.short_hash(),
                     expected.count,
-                    short(&expected.hash)
+                    expected.short_hash()
                 )),
                 None => problems.push(format!("{name} did not list its pins")),
             }
@@ -183,10 +183,6 @@ pub fn membership_problems(facts: &[HostFacts]) -> Vec<String> {
         ));
     }
     problems
-}
-
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
 
 /// A version for messages: `0.9.0`, or `an unknown version`.

@@ -8,9 +8,12 @@ mod model;
 mod resume;
 mod seal;
 mod stages;
+mod stale;
+mod upgrade;
 
 pub use build::{
     build_plan, render_steps, PlanError, PlanInputs, PlanOrigin, PlanParts, Playbooks,
+    RECOVERY_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use health::{
@@ -18,5 +21,7 @@ pub use health::{
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
 pub use resume::{resume_problems, review_resume, MissingBackup, Reset, ResumeReview};
-pub use seal::{unseal, SealError, SealingWriter};
+pub use seal::{unseal, PlanFileError, SealError, SealingWriter};
 pub use stages::build_staged_plan;
+pub use stale::stale_changes;
+pub use upgrade::{plan_upgrade, Planned};

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::choice::Choice;
 use crate::facts::{HostFacts, ProbeVars};
-use crate::inventory::{Address, HostName, Identity, Inventory, Port, SshSettings, UserName};
+use crate::inventory::{
+    Address, HostName, Identity, Inventory, Port, Sha256, SshSettings, UserName,
+};
 use crate::journal::RunId;
 use crate::procedure::{Mode, OnResume, RenderedStep, StepId};
 
@@ -40,7 +42,7 @@ pub struct Plan {
     pub choice: Choice,
     pub facts: Vec<HostFacts>,
     /// SHA-256 of the facts as JSON: `apply` probes again and compares before it starts.
-    pub facts_fingerprint: String,
+    pub facts_fingerprint: Sha256,
     pub steps: Vec<PlannedStep>,
     pub expected_downtime: String,
     /// Backups the plan takes, in words (where and what).
@@ -132,6 +134,14 @@ pub struct HostReach {
 }
 
 impl Reach {
+    /// How to reach the hosts under the command line's SSH options.
+    pub fn overridden(&self, overrides: &crate::inventory::SshOverrides) -> Reach {
+        Reach {
+            ssh: self.ssh.overridden(overrides),
+            hosts: self.hosts.clone(),
+        }
+    }
+
     /// The inventory's hosts and `ssh:` settings (with `--var` already merged into its vars).
     pub fn of(inventory: &Inventory) -> Reach {
         Reach {
@@ -162,10 +172,10 @@ impl Plan {
     }
 
     /// SHA-256 over the facts' JSON, to notice that the cluster changed since planning.
-    pub fn fingerprint(facts: &[HostFacts]) -> String {
-        use sha2::{Digest, Sha256};
+    pub fn fingerprint(facts: &[HostFacts]) -> Sha256 {
+        use sha2::Digest;
         // Streamed into the hash: the facts of a large cluster need no JSON copy in memory.
-        struct Hashing(Sha256);
+        struct Hashing(sha2::Sha256);
         impl std::io::Write for Hashing {
             fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
                 self.0.update(bytes);
@@ -175,7 +185,7 @@ impl Plan {
                 Ok(())
             }
         }
-        let mut hashing = Hashing(Sha256::new());
+        let mut hashing = Hashing(sha2::Sha256::new());
         // Free space and leases change by themselves (any write, another run): a plan is stale
         // when the cluster changed, and the lease is checked on its own.
         let lasting: Vec<HostFacts> = facts
@@ -187,11 +197,6 @@ impl Plan {
             })
             .collect();
         serde_json::to_writer(&mut hashing, &lasting).expect("facts serialize");
-        hashing
-            .0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::from_bytes(&hashing.0.finalize())
     }
 }

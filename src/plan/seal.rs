@@ -8,6 +8,22 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
+/// Why a plan file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(
+        "plan format {found} (this cluster-upgrade reads {}); make a new plan",
+        super::PLAN_FORMAT
+    )]
+    Format { found: u64 },
+    #[error("not a plan: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// Why a plan file's seal does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {

@@ -23,10 +23,6 @@ use crate::inventory::{
     BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version,
 };
 
-/// Where staging and backups go when a host has no `bin_dir` (templates that use `bin_dir` then
-/// fail on the undefined variable anyway, which is the error the operator needs to see).
-const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
-
 /// The per-host template context. The planner fills it from the inventory and the facts;
 /// [`TemplateContext::placeholder`] fills the facts with stand-ins for `check`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,7 +224,9 @@ impl TemplateContext {
     /// and multiaddr) are null and `run` names no run yet. The planner then sets `current`,
     /// `anchor.peer_id`, `anchor.multiaddr` and `run` (with [`RunContext::new`]).
     pub fn new(inventory: &Inventory, host: &Host, anchor: &Host) -> TemplateContext {
-        let bin_dir = host.vars.str("bin_dir").unwrap_or(DEFAULT_BIN_DIR);
+        // Without a `bin_dir`, templates that use it fail on the undefined variable, which is
+        // the error the operator needs to see; staging still has a place.
+        let bin_dir = host.vars.bin_dir();
         TemplateContext {
             vars: host.vars.clone(),
             host: HostContext::new(host),
@@ -283,7 +281,7 @@ impl TemplateContext {
             count: 0,
             hash: "0".repeat(64),
         });
-        context.run = RunContext::new("check", host.vars.str("bin_dir").unwrap_or(DEFAULT_BIN_DIR));
+        context.run = RunContext::new("check", host.vars.bin_dir());
         context
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::plan::ExportFile;
 use super::source::SourceChoice;
-use super::RecoverError;
+use super::{ExportProblem, RecoverError};
 use crate::inventory::Version;
 
 /// The four export shapes.
@@ -86,10 +86,12 @@ pub fn check_export_fits(export: &ExportFile, choice: &SourceChoice) -> Result<(
     }
     Err(RecoverError::Export {
         path: export.path.clone(),
-        message: format!(
-            "it is {}, but {} runs {}, which imports {}; import it with the release that exported it",
-            export.shape, choice.source.host, choice.from, expected
-        ),
+        problem: ExportProblem::WrongShape {
+            shape: export.shape,
+            host: choice.source.host.clone(),
+            version: choice.from,
+            expected,
+        },
     })
 }
 

@@ -3,13 +3,17 @@
 //! source, and plan the docs' recovery through `playbooks/recover.yaml`. Pure: no I/O.
 
 mod export;
+mod files;
+mod gate;
 mod plan;
 mod source;
 
 pub use export::{check_export_fits, ExportShape};
+pub use files::{kept_export, ExportProblem};
+pub use gate::recovery_problems;
 pub use plan::{
     bootstrap_multiaddr, build_recovery_plan, remote_export_path, ExportFile, RecoveryInputs,
-    EXPECTED_DOWNTIME, EXPORT_BACKUP,
+    EXPORT_BACKUP,
 };
 pub use source::{choose_source, Origin, RecoverRefusal, Source, SourceChoice};
 
@@ -20,15 +24,17 @@ pub enum RecoverError {
     Refused(#[from] RecoverRefusal),
     #[error(transparent)]
     Render(#[from] crate::procedure::RenderError),
-    #[error("{}: cannot use it as an export: {message}", path.display())]
+    #[error("{}: cannot use it as an export: {problem}", path.display())]
     Export {
         path: std::path::PathBuf,
-        message: String,
+        #[source]
+        problem: ExportProblem,
     },
-    #[error("cannot read the exported state back from {host} ({path}): {message}")]
+    #[error("cannot read the exported state of {host} back ({}): {problem}", path.display())]
     ExportCheck {
         host: crate::inventory::HostName,
-        path: String,
-        message: String,
+        path: std::path::PathBuf,
+        #[source]
+        problem: ExportProblem,
     },
 }

@@ -15,11 +15,6 @@ use crate::procedure::{
     AnchorContext, CurrentContext, Procedure, RenderError, RunContext, TemplateContext,
 };
 
-/// What the plan says about downtime.
-pub const EXPECTED_DOWNTIME: &str =
-    "the cluster is down from `stop-all` until the source peer has started alone with the \
-     whole pinset; the other peers rejoin one by one after it";
-
 /// The file name, in the run's `backups/` on the controller, of the export the source peer
 /// imports (the `keep-export` step copies it there).
 pub const EXPORT_BACKUP: &str = "state-export.json";
@@ -28,7 +23,7 @@ pub const EXPORT_BACKUP: &str = "state-export.json";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportFile {
     pub path: std::path::PathBuf,
-    pub sha256: String,
+    pub sha256: crate::inventory::Sha256,
     pub pins: usize,
     pub shape: super::ExportShape,
 }
@@ -98,7 +93,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
     reasons.push(format!("source: {}", choice.reason));
     let parts = PlanParts {
         playbook: playbook.path.clone(),
-        expected_downtime: EXPECTED_DOWNTIME.to_string(),
+        expected_downtime: crate::plan::RECOVERY_DOWNTIME.to_string(),
         backups: backups(choice, anchor, run_id),
         choice: Choice {
             procedure: ProcedureKind::Recover,
@@ -131,7 +126,7 @@ fn recovery_var(
         "backup": backup,
         "snapshot": choice.source.snapshot.clone().unwrap_or_default(),
         "export_file": export.map(|e| e.path.display().to_string()).unwrap_or_default(),
-        "export_sha256": export.map(|e| e.sha256.clone()).unwrap_or_default(),
+        "export_sha256": export.map(|e| e.sha256.to_string()).unwrap_or_default(),
         "export_path": remote_export_path(anchor, run_id),
         "backup_file": EXPORT_BACKUP,
         // `state import` and `state cleanup` take a local `-f` from 0.10; before, only the global one.
@@ -168,7 +163,7 @@ pub fn bootstrap_multiaddr(host: &Host, facts: &HostFacts, target: Version) -> O
 }
 
 fn bin_dir(host: &Host) -> &str {
-    host.vars.str("bin_dir").unwrap_or("/usr/local/bin")
+    host.vars.bin_dir()
 }
 
 fn facts_of<'a>(facts: &'a [HostFacts], host: &Host) -> &'a HostFacts {

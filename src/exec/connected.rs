@@ -5,36 +5,47 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::SshArgs;
 use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget};
 use crate::inventory::{HostName, Identity as InventoryIdentity};
+use crate::message::chain;
 use crate::plan::Reach;
 use crate::transport::{HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target};
 
 /// How long the read-only probe of one host may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// SSH options: the recorded `ssh:` settings under the command line's overrides.
-pub fn ssh_options(reach: &Reach, ssh: &SshArgs) -> SshOptions {
-    let known_hosts = ssh
-        .known_hosts
-        .clone()
-        .unwrap_or_else(|| reach.ssh.known_hosts.clone());
+/// Why the hosts could not be connected to at all (one host's failure is in its facts).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{hosts} hosts need about {needed} open files (one SSH connection each, kept for the whole run), but this process may open {limit} ({why}); raise it (`ulimit -n {needed}`, or `nofile` in /etc/security/limits.conf or the unit's LimitNOFILE), or run on fewer hosts at a time")]
+    OpenFiles {
+        hosts: usize,
+        needed: u64,
+        limit: u64,
+        why: String,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// SSH options of a run: the recorded `ssh:` settings (with the command line's overrides).
+pub fn ssh_options(reach: &Reach) -> SshOptions {
     SshOptions {
-        policy: if ssh.accept_new_host_keys || reach.ssh.accept_new_host_keys {
+        policy: if reach.ssh.accept_new_host_keys {
             HostKeyPolicy::AcceptNew
         } else {
             HostKeyPolicy::Strict
         },
         connect_timeout: reach.ssh.connect_timeout.into(),
-        ..SshOptions::new(known_hosts)
+        ..SshOptions::new(reach.ssh.known_hosts.clone())
     }
 }
 
-/// How many hosts are worked on at once: the command line, else the inventory, else all.
-pub fn concurrency(reach: &Reach, ssh: &SshArgs) -> usize {
-    ssh.concurrency
-        .or(reach.ssh.max_concurrency)
+/// How many hosts are worked on at once: the settings' limit, else every host.
+pub fn concurrency(reach: &Reach) -> usize {
+    reach
+        .ssh
+        .max_concurrency
         .map_or(reach.hosts.len(), |n| n.get())
         .max(1)
 }
@@ -74,10 +85,9 @@ impl Connected {
     /// Connects to every host and probes each one as soon as it is connected.
     pub fn open_and_probe(
         reach: &Reach,
-        ssh: &SshArgs,
         scope: ProbeScope,
-    ) -> Result<(Connected, Vec<HostFacts>), crate::error::Error> {
-        let mut connected = Self::new(reach, ssh)?;
+    ) -> Result<(Connected, Vec<HostFacts>), ConnectError> {
+        let mut connected = Self::new(reach)?;
         let started = std::time::Instant::now();
         let (connections, facts) = connected.runtime.block_on(facts::connect_and_probe(
             Arc::clone(&connected.connector),
@@ -91,14 +101,14 @@ impl Connected {
         Ok((connected, facts))
     }
 
-    fn new(reach: &Reach, ssh: &SshArgs) -> Result<Connected, crate::error::Error> {
+    fn new(reach: &Reach) -> Result<Connected, ConnectError> {
         super::open_files::make_room(reach.hosts.len())?;
         Ok(Connected {
             runtime: runtime()?,
-            connector: Arc::new(SshConnector::new(ssh_options(reach, ssh))),
+            connector: Arc::new(SshConnector::new(ssh_options(reach))),
             targets: probe_targets(reach),
             connections: Vec::new(),
-            limit: concurrency(reach, ssh),
+            limit: concurrency(reach),
         })
     }
 
@@ -140,7 +150,7 @@ impl Connected {
                 Ok(session) => {
                     sessions.insert(target.target.name.clone(), Arc::clone(session));
                 }
-                Err(error) => failures.push((target.target.name.clone(), error.clone())),
+                Err(error) => failures.push((target.target.name.clone(), chain(error.as_ref()))),
             }
         }
         if failures.is_empty() {
@@ -162,15 +172,15 @@ impl Connected {
 }
 
 /// Gathers facts for `plan`: connects, probes and closes, every host at once (bounded).
-pub fn gather_facts(reach: &Reach, ssh: &SshArgs) -> Result<Vec<HostFacts>, crate::error::Error> {
-    let (connected, facts) = Connected::open_and_probe(reach, ssh, ProbeScope::FULL)?;
+pub fn gather_facts(reach: &Reach) -> Result<Vec<HostFacts>, ConnectError> {
+    let (connected, facts) = Connected::open_and_probe(reach, ProbeScope::FULL)?;
     connected.runtime().block_on(connected.close());
     Ok(facts)
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, crate::error::Error> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, ConnectError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(crate::error::Error::Runtime)
+        .map_err(ConnectError::Runtime)
 }

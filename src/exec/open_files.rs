@@ -5,7 +5,7 @@
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
-use crate::error::Error;
+use super::connected::ConnectError;
 
 /// Descriptors besides the connections: stdio, the journal and log files, the runtime's epoll
 /// and wakers, the ssh-agent socket, known_hosts and key files being read, uploads.
@@ -36,7 +36,7 @@ pub fn decide(hosts: usize, soft: Option<u64>, hard: Option<u64>) -> Decision {
 }
 
 /// Makes room for `hosts` connections, or says why it cannot.
-pub fn make_room(hosts: usize) -> Result<(), Error> {
+pub fn make_room(hosts: usize) -> Result<(), ConnectError> {
     let limit = getrlimit(Resource::Nofile);
     match decide(hosts, limit.current, limit.maximum) {
         Decision::Keep => Ok(()),
@@ -45,7 +45,7 @@ pub fn make_room(hosts: usize) -> Result<(), Error> {
                 current: Some(to),
                 maximum: limit.maximum,
             };
-            setrlimit(Resource::Nofile, raised).map_err(|e| Error::OpenFiles {
+            setrlimit(Resource::Nofile, raised).map_err(|e| ConnectError::OpenFiles {
                 hosts,
                 needed: hosts as u64 + RESERVED,
                 limit: limit.current.unwrap_or(0),
@@ -54,7 +54,7 @@ pub fn make_room(hosts: usize) -> Result<(), Error> {
             tracing::debug!(from = ?limit.current, to, "raised the open files limit");
             Ok(())
         }
-        Decision::Refuse { needed, hard } => Err(Error::OpenFiles {
+        Decision::Refuse { needed, hard } => Err(ConnectError::OpenFiles {
             hosts,
             needed,
             limit: hard,
