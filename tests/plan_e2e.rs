@@ -29,7 +29,7 @@ fn three_peers_on_one_version_get_the_standard_procedure() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Start every peer at once with daemon --upgrade"),
+        stdout.contains("Start every peer at once (with daemon --upgrade up to 0.10)"),
         "{stdout}"
     );
 

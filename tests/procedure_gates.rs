@@ -116,3 +116,177 @@ fn the_health_gates_fail_when_a_pin_is_lost_or_added() {
         std::fs::write(bin.path().join("version"), "0.10.1\n").unwrap();
     }
 }
+
+/// A fake ctl whose `id` prints the file `id` (the real 1.x text output, first lines).
+const FAKE_CTL_ID: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+shift 2
+case "$1" in
+  version) cat "$dir/version" ;;
+  id) cat "$dir/id" ;;
+  pin) cat "$dir/pins" ;;
+  *) exit 2 ;;
+esac
+"#;
+
+/// A real 1.x peer answers `id` (version, peers, pins) while it cannot reach its IPFS daemon,
+/// and is not ready then: it pins nothing and sends no metrics. The gates wait for it.
+#[test]
+fn the_health_gates_fail_while_a_peer_cannot_reach_its_ipfs_daemon() {
+    let bin = tempfile::tempdir().unwrap();
+    let ctl = bin.path().join("ipfs-cluster-ctl");
+    std::fs::write(&ctl, FAKE_CTL_ID).unwrap();
+    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(bin.path().join("version"), "0.10.1\n").unwrap();
+    let planned = ["QmAAAA", "QmBBBB"];
+    std::fs::write(
+        bin.path().join("pins"),
+        planned.iter().map(|c| pin_line(c)).collect::<String>(),
+    )
+    .unwrap();
+    let head = "12D3KooWSelf | h1 | Sees 2 other peers\n  > Addresses:\n    - /ip4/127.1.1.2/tcp/9096/p2p/12D3KooWSelf\n";
+    let reached = format!("{head}  > IPFS: 12D3KooWKubo\n    - /ip4/127.1.1.2/tcp/4001\n");
+    let waiting = format!(
+        "{head}  > IPFS ERROR: Post \"http://127.1.1.2:5001/api/v0/id\": dial tcp 127.1.1.2:5001: connect: connection refused\n"
+    );
+    for (playbook, step) in [
+        ("standard.yaml", "cluster-healthy"),
+        ("bootstrap.yaml", "cluster-healthy"),
+        ("bootstrap.yaml", "bootstrap-others"),
+        ("recover.yaml", "cluster-healthy"),
+    ] {
+        let script = gate(playbook, step, bin.path(), &planned);
+        std::fs::write(bin.path().join("id"), &reached).unwrap();
+        let (ok, stderr) = run_gate(&script);
+        assert!(
+            ok,
+            "{playbook} {step}: a peer that reaches IPFS passes: {stderr}"
+        );
+        std::fs::write(bin.path().join("id"), &waiting).unwrap();
+        let (ok, stderr) = run_gate(&script);
+        assert!(!ok, "{playbook} {step}: a peer without IPFS fails the gate");
+        assert!(stderr.contains("> IPFS ERROR: Post"), "{stderr}");
+    }
+}
+
+/// Renders `step`'s command for h1 of the lab fixture, as `gate` renders its wait.
+fn step_command(playbook: &str, step: &str, bin: &Path, planned: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let overrides = [("bin_dir".to_string(), bin.display().to_string())];
+    let inventory = Inventory::load(
+        &root.join("tests/fixtures/playbooks/lab_inventory.yaml"),
+        &overrides,
+    )
+    .unwrap();
+    let procedure = Procedure::load(&root.join("playbooks").join(playbook)).unwrap();
+    let host = inventory.host("h1").unwrap();
+    let mut context =
+        TemplateContext::placeholder(&inventory, host, inventory.hosts.last().unwrap());
+    let mut sorted: Vec<&str> = planned.to_vec();
+    sorted.sort();
+    let listing: String = sorted.iter().map(|cid| format!("{cid}\n")).collect();
+    context.cluster.pins = Some(PinsContext {
+        count: planned.len(),
+        hash: Sha256::digest(listing.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    });
+    let rendered = procedure
+        .render_step(procedure.step(step).unwrap(), &context)
+        .unwrap()
+        .unwrap();
+    rendered.command.expect("a command")
+}
+
+/// A real raft peer exports only its last snapshot: one that could not snapshot when it
+/// stopped exports an old pinset (or nothing) although its log holds every pin. The export
+/// steps keep the export as the backup only when it holds the planned pinset, in each era's
+/// format (0.9 arrays, 0.10 `{"/": cid}`, 1.x NDJSON).
+#[test]
+fn the_state_export_steps_refuse_an_export_without_the_planned_pinset() {
+    let bin = tempfile::tempdir().unwrap();
+    let service = bin.path().join("ipfs-cluster-service");
+    std::fs::write(&service, "#!/bin/sh\ncat \"$(dirname \"$0\")/export\"\n").unwrap();
+    std::fs::set_permissions(&service, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let planned = ["QmAAAA", "QmBBBB"];
+    let complete = [
+        "[\n  {\n    \"cid\": \"QmBBBB\",\n    \"name\": \"b\"\n  },\n  {\n    \"cid\": \"QmAAAA\"\n  }\n]\n",
+        "[{\"cid\": {\"/\": \"QmAAAA\"}, \"name\": \"a\"}, {\"cid\": {\"/\": \"QmBBBB\"}}]\n",
+        "{\"cid\":\"QmAAAA\",\"name\":\"a b\",\"reference\":null}\n{\"cid\":\"QmBBBB\",\"reference\":null}\n",
+    ];
+    for (playbook, step) in [
+        ("standard.yaml", "export-state"),
+        ("bootstrap.yaml", "export-state"),
+    ] {
+        let script = step_command(playbook, step, bin.path(), &planned);
+        for export in complete {
+            std::fs::write(bin.path().join("export"), export).unwrap();
+            let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{playbook}: {export}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                export.trim(),
+                "the export itself is the backup"
+            );
+        }
+        for stale in ["{\"cid\":\"QmAAAA\"}\n", ""] {
+            std::fs::write(bin.path().join("export"), stale).unwrap();
+            let (ok, stderr) = run_gate(&script);
+            assert!(!ok, "{playbook}: a stale export {stale:?} is refused");
+            assert!(
+                stderr.contains("does not hold the 2 pins planned"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+/// An export of an interrupted run may still hold the peer's lock when a resumed run exports:
+/// the export step waits for the lock instead of failing the run.
+#[test]
+fn the_state_export_steps_wait_for_a_lock_held_for_a_moment() {
+    let bin = tempfile::tempdir().unwrap();
+    let service = bin.path().join("ipfs-cluster-service");
+    // Refuses twice with the real error, then exports.
+    std::fs::write(
+        &service,
+        "#!/bin/sh\ndir=$(dirname \"$0\")\nn=$(cat \"$dir/calls\" 2>/dev/null || echo 0)\necho $((n + 1)) >\"$dir/calls\"\n\
+         if [ \"$n\" -lt 2 ]; then echo 'error obtaining execution lock: lock /c/cluster.lock: someone else has the lock.' >&2; exit 1; fi\n\
+         echo '{\"cid\":\"QmAAAA\"}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&service, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = step_command("standard.yaml", "export-state", bin.path(), &["QmAAAA"]);
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "{\"cid\":\"QmAAAA\"}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin.path().join("calls"))
+            .unwrap()
+            .trim(),
+        "3"
+    );
+    // Any other failure fails at once, with the command's error.
+    std::fs::write(
+        &service,
+        "#!/bin/sh\necho 'error loading configurations' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let (ok, stderr) = run_gate(&script);
+    assert!(
+        !ok && stderr.contains("error loading configurations"),
+        "{stderr}"
+    );
+}

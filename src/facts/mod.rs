@@ -1,5 +1,6 @@
 //! Facts about each host, gathered by read-only probes over SSH: versions, whether the peer
-//! runs, its ID and the peers it sees, RPC protocol, state format, pinset, raft settings.
+//! runs, its ID and the peers it sees, RPC protocol, state format, pinset, consensus and raft
+//! settings.
 
 mod gather;
 mod model;
@@ -9,6 +10,6 @@ mod probe;
 pub use gather::{
     connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget,
 };
-pub use model::{HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
+pub use model::{Consensus, HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
 pub use parse::{parse_lease, parse_peers, parse_probe_output, pinset_of_listing};
 pub use probe::{peers_script, probe_script, ProbeScope, ProbeVars, LEASE_FILE};

@@ -51,6 +51,10 @@ pub struct HostFacts {
     /// Free space, in KiB, of the file system holding `bin_dir` (where releases are staged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_kib: Option<u64>,
+    /// The consensus configured in `service.json` (the `consensus` section's one key); `None`
+    /// when the config could not be read. Releases before 0.11 only have raft.
+    #[serde(default)]
+    pub consensus: Option<Consensus>,
 }
 
 /// The lease a run holds on a host while it works there: which run, from where, since when.
@@ -87,6 +91,31 @@ impl std::fmt::Display for Lease {
 impl Default for HostFacts {
     fn default() -> HostFacts {
         HostFacts::of("placeholder".parse().expect("a host name"))
+    }
+}
+
+/// The consensus component of a peer (`ipfs-cluster-service init --consensus`, from 0.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consensus {
+    /// A leader and a peerset of voters; state in the `raft/` folder.
+    Raft,
+    /// No leader; the peerset is who sent ping metrics; state in the datastore folder.
+    Crdt,
+}
+
+impl Consensus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Consensus::Raft => "raft",
+            Consensus::Crdt => "crdt",
+        }
+    }
+}
+
+impl std::fmt::Display for Consensus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -212,6 +241,7 @@ impl HostFacts {
             listed_peers: Vec::new(),
             lease: None,
             free_kib: None,
+            consensus: None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::{HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
+use super::model::{Consensus, HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
 use crate::inventory::{HostName, Version};
 
 /// One `@@ name` block of the probe output and the exit status of its command.
@@ -61,18 +61,14 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
         ));
     }
     if let Some(body) = ok("config") {
-        for line in body.lines() {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"').to_string();
-            match key.trim().trim_matches('"') {
+        for (key, value) in config_fields(body) {
+            match key {
                 "leave_on_shutdown" => facts.leave_on_shutdown = value.parse().ok(),
                 "wait_for_leader_timeout" => facts.wait_for_leader_timeout = Some(value),
                 "id" if facts.peer_id.is_none() && !value.is_empty() => facts.peer_id = Some(value),
-                "listen_multiaddress" if value.starts_with('/') => {
-                    facts.listen_multiaddress = Some(value)
-                }
+                "listen_multiaddress" => facts.listen_multiaddress = listen_address(&value),
+                "raft" => facts.consensus = Some(Consensus::Raft),
+                "crdt" => facts.consensus = Some(Consensus::Crdt),
                 _ => {}
             }
         }
@@ -96,6 +92,44 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
             .collect();
     }
     facts
+}
+
+/// The `"key": value` fields of the `config` section: one per NUL-ended match (`grep -z`, so a
+/// list may span lines), or one per line (probes of older versions of this tool).
+fn config_fields(body: &str) -> Vec<(&str, String)> {
+    let entries: Vec<&str> = if body.contains('\0') {
+        body.split('\0').collect()
+    } else {
+        body.lines().collect()
+    };
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let (key, value) = entry.trim().split_once(':')?;
+            Some((
+                key.trim().trim_matches('"'),
+                value.trim().trim_matches('"').to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The address `cluster.listen_multiaddress` names: the value itself, or in a list (the 1.x
+/// default: TCP and QUIC) the first TCP address, which `--bootstrap` can dial.
+fn listen_address(value: &str) -> Option<String> {
+    if value.starts_with('/') {
+        return Some(value.to_string());
+    }
+    let addresses: Vec<&str> = value
+        .split('"')
+        .map(str::trim)
+        .filter(|a| a.starts_with('/'))
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .or(addresses.first())
+        .map(|a| a.to_string())
 }
 
 /// The peers that a `peers ls` section of a probe's output reports with an error, and every
@@ -382,6 +416,31 @@ bytes
             Some("/ip4/0.0.0.0/tcp/9096")
         );
         assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
+    }
+
+    #[test]
+    fn a_real_1x_config_gives_its_consensus_and_first_tcp_listen_address() {
+        // What `grep -z -o` prints for a 1.x service.json written by a default `init` (the
+        // listen address is a list spanning lines) and its identity.json: NUL-ended matches.
+        let body = "\"listen_multiaddress\": [\n      \"/ip4/0.0.0.0/udp/9096/quic\",\n      \"/ip4/0.0.0.0/tcp/9096\"\n    ]\0\
+                    \"leave_on_shutdown\": false\0\"crdt\": {\0\"id\": \"12D3KooWA\"\0\n";
+        let output = format!("@@ config\n{body}@@ rc 0\n");
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", &output);
+        assert_eq!(facts.consensus, Some(Consensus::Crdt));
+        assert_eq!(
+            facts.listen_multiaddress.as_deref(),
+            Some("/ip4/0.0.0.0/tcp/9096")
+        );
+        assert_eq!(facts.leave_on_shutdown, Some(false));
+        assert_eq!(facts.peer_id.as_deref(), Some("12D3KooWA"));
+        let raft = "@@ config\n\"listen_multiaddress\": \"/ip4/127.1.1.2/tcp/9096\"\0\"raft\": {\0\"wait_for_leader_timeout\": \"3s\"\0\n@@ rc 0\n";
+        let facts = parse_probe_output(&"h1".into(), "127.1.1.2", raft);
+        assert_eq!(facts.consensus, Some(Consensus::Raft));
+        assert_eq!(
+            facts.listen_multiaddress.as_deref(),
+            Some("/ip4/127.1.1.2/tcp/9096")
+        );
+        assert_eq!(facts.wait_for_leader_timeout.as_deref(), Some("3s"));
     }
 
     #[test]

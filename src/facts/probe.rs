@@ -103,10 +103,13 @@ section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $
 const PEERS: &str = r#"section peers; "$bin/ipfs-cluster-ctl" --host "$api" --enc json peers ls 2>&1; rc $?
 "#;
 
+// `config` reads single fields, each match ended by a NUL (`grep -z` reads a file as one line,
+// so a list that spans lines matches too): the 1.x default `listen_multiaddress` is a list, and
+// the key inside `consensus` (`raft` or `crdt`) names the consensus.
 // `states` lists every raft folder and the snapshots in it with shell globs (no process), then
 // the first byte of each snapshot's state.bin, in the same order, from one `head | od`; the
 // parser pairs them and picks each folder's newest snapshot.
-const DISK: &str = r#"section config; grep -h -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress)": *("[^"]*"|[a-z]+)' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; rc 0
+const DISK: &str = r#"section config; grep -h -z -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress)": *("[^"]*"|[a-z]+|\[[^]]*\])|"(raft|crdt)": *\{' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; echo; rc 0
 section states; set --
 for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"
 for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{HostFacts, Peerset};
+use crate::facts::{Consensus, HostFacts, Peerset};
 use crate::inventory::{HostName, Version};
 
 /// The two upgrade procedures of the IPFS Cluster docs.
@@ -95,6 +95,12 @@ pub enum Refusal {
         target: Version,
         problems: Vec<String>,
     },
+    #[error("the peers use different consensus components ({hosts}); every peer of a cluster must use the same one (switching means `state export`, a new `init --consensus` and `state import`): fix the cluster first")]
+    MixedConsensus { hosts: String },
+    #[error("the bootstrap procedure is for raft clusters (it removes peers from the raft peerset and cleans their raft state); this cluster uses crdt consensus: use the standard procedure, which the IPFS Cluster docs give for 1.x (replace the binaries, restart the peers)")]
+    BootstrapOnCrdt,
+    #[error("this crdt cluster fails the standard procedure's conditions ({failed}), and the bootstrap procedure is for raft clusters only: fix the cluster first, or force the standard procedure with --procedure standard (a rolling procedure for crdt clusters is not implemented yet)")]
+    CrdtNotReady { failed: String },
 }
 
 /// Chooses the procedure for upgrading every host in `facts` (inventory order) to `target`.
@@ -141,7 +147,19 @@ pub fn choose(
 
     // Recovery is planned by `crate::recover` from the stored states, never chosen here.
     let requested = requested.filter(|kind| *kind != ProcedureKind::Recover);
-    let failed = standard_conditions_failing(facts, &versions);
+    let consensus = cluster_consensus(facts)?;
+    let failed = standard_conditions_failing(facts, &versions, consensus);
+    if consensus == Consensus::Crdt {
+        match requested {
+            Some(ProcedureKind::Bootstrap) => return Err(Refusal::BootstrapOnCrdt),
+            None if !failed.is_empty() => {
+                return Err(Refusal::CrdtNotReady {
+                    failed: failed.join("; "),
+                })
+            }
+            _ => {}
+        }
+    }
     let mut warnings = Vec::new();
     let procedure = match requested {
         Some(ProcedureKind::Standard) if !failed.is_empty() => {
@@ -156,7 +174,7 @@ pub fn choose(
         None => ProcedureKind::Bootstrap,
     };
     let reasons = match (procedure, failed.is_empty()) {
-        (ProcedureKind::Standard, true) => standard_reasons(facts, from),
+        (ProcedureKind::Standard, true) => standard_reasons(facts, from, consensus),
         (ProcedureKind::Standard, false) => failed,
         (ProcedureKind::Bootstrap, false) => failed,
         (ProcedureKind::Bootstrap, true) => vec![
@@ -182,8 +200,37 @@ pub fn choose(
     })
 }
 
+/// The cluster's consensus: the one every peer's config names (raft when none could be read:
+/// releases before 0.11 have nothing else). Peers that disagree are refused.
+fn cluster_consensus(facts: &[HostFacts]) -> Result<Consensus, Refusal> {
+    let known: BTreeSet<&str> = facts
+        .iter()
+        .filter_map(|h| h.consensus.map(Consensus::name))
+        .collect();
+    if known.len() > 1 {
+        let hosts: Vec<String> = facts
+            .iter()
+            .map(|h| {
+                let consensus = h.consensus.map_or("unknown", Consensus::name);
+                format!("{} {consensus}", h.host)
+            })
+            .collect();
+        return Err(Refusal::MixedConsensus {
+            hosts: hosts.join(", "),
+        });
+    }
+    Ok(match known.first() {
+        Some(&"crdt") => Consensus::Crdt,
+        _ => Consensus::Raft,
+    })
+}
+
 /// The upgrade docs' conditions for restarting every peer at once, each failed one described.
-fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec<String> {
+fn standard_conditions_failing(
+    facts: &[HostFacts],
+    versions: &[Version],
+    consensus: Consensus,
+) -> Vec<String> {
     let mut failed = Vec::new();
     let distinct: BTreeSet<&Version> = versions.iter().collect();
     if distinct.len() > 1 {
@@ -215,13 +262,26 @@ fn standard_conditions_failing(facts: &[HostFacts], versions: &[Version]) -> Vec
             ));
         }
     }
-    for host in facts.iter().filter(|h| h.leave_on_shutdown == Some(true)) {
+    // A crdt peer has no raft peerset to leave (its leave on shutdown removes nothing).
+    let raft = consensus == Consensus::Raft;
+    for host in facts
+        .iter()
+        .filter(|h| raft && h.leave_on_shutdown == Some(true))
+    {
         failed.push(format!("{} has leave_on_shutdown: true, so stopping it removes it from the peerset and a plain restart would not rejoin", host.host));
     }
     failed
 }
 
-fn standard_reasons(facts: &[HostFacts], from: Version) -> Vec<String> {
+fn standard_reasons(facts: &[HostFacts], from: Version, consensus: Consensus) -> Vec<String> {
+    if consensus == Consensus::Crdt {
+        return vec![
+            format!("every peer is reachable and runs {from}"),
+            "every peer sees the same peerset, which is exactly the inventory's peers".to_string(),
+            "the cluster uses crdt consensus: no leader to elect and no raft peerset to leave; each restarted peer rejoins through its peerstore and syncs the pinset".to_string(),
+            "the IPFS Cluster docs upgrade 1.x clusters by replacing the binaries and restarting the peers, sequentially or at once: all at once here".to_string(),
+        ];
+    }
     let timeouts: BTreeSet<&str> = facts
         .iter()
         .filter_map(|h| h.wait_for_leader_timeout.as_deref())
@@ -473,6 +533,76 @@ mod tests {
         let choice = choose(&cluster("0.9.0"), V010, Some(ProcedureKind::Bootstrap)).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Bootstrap);
         assert!(choice.warnings.is_empty());
+    }
+
+    fn crdt_cluster(version: &str) -> Vec<HostFacts> {
+        let mut facts = cluster(version);
+        for host in &mut facts {
+            host.consensus = Some(Consensus::Crdt);
+            host.wait_for_leader_timeout = None;
+        }
+        facts
+    }
+
+    #[test]
+    fn a_crdt_cluster_gets_the_standard_procedure_with_crdt_reasons() {
+        let choice = choose(&crdt_cluster("1.0.8"), "1.1.6".parse().unwrap(), None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        let reasons = choice.reasons.join("\n");
+        assert!(reasons.contains("crdt consensus"), "{reasons}");
+        assert!(
+            !reasons.contains("raft") || reasons.contains("no raft peerset"),
+            "{reasons}"
+        );
+        assert!(!reasons.contains("wait_for_leader_timeout"), "{reasons}");
+        // leave_on_shutdown leaves no raft peerset on crdt: not a failed condition.
+        let mut facts = crdt_cluster("1.0.8");
+        facts[0].leave_on_shutdown = Some(true);
+        assert_eq!(
+            choose(&facts, "1.1.6".parse().unwrap(), None)
+                .unwrap()
+                .procedure,
+            ProcedureKind::Standard
+        );
+    }
+
+    #[test]
+    fn a_crdt_cluster_never_gets_the_raft_only_bootstrap_procedure() {
+        let target = "1.1.6".parse().unwrap();
+        assert_eq!(
+            choose(
+                &crdt_cluster("1.0.8"),
+                target,
+                Some(ProcedureKind::Bootstrap)
+            ),
+            Err(Refusal::BootstrapOnCrdt)
+        );
+        let mut facts = crdt_cluster("1.0.8");
+        facts[2].running = false;
+        let refusal = choose(&facts, target, None).unwrap_err();
+        assert!(
+            matches!(&refusal, Refusal::CrdtNotReady { failed } if failed.contains("h3 is not running")),
+            "{refusal:?}"
+        );
+        // Forcing the standard procedure stays possible, with the warning.
+        let forced = choose(&facts, target, Some(ProcedureKind::Standard)).unwrap();
+        assert!(forced.warnings[0].contains("h3 is not running"));
+    }
+
+    #[test]
+    fn peers_of_different_consensus_are_refused() {
+        let mut facts = crdt_cluster("1.0.8");
+        facts[1].consensus = Some(Consensus::Raft);
+        let refusal = choose(&facts, "1.1.6".parse().unwrap(), None).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::MixedConsensus {
+                hosts: "h1 crdt, h2 raft, h3 crdt".into()
+            }
+        );
+        // Facts without a consensus (older releases, older facts files) are raft.
+        let facts = cluster("0.9.0");
+        assert_eq!(cluster_consensus(&facts), Ok(Consensus::Raft));
     }
 
     #[test]

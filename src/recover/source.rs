@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{HostFacts, Peerset, StoredState};
+use crate::facts::{Consensus, HostFacts, Peerset, StoredState};
 use crate::inventory::{HostName, Version};
 
 /// Where the surviving state is.
@@ -90,6 +90,8 @@ pub enum RecoverRefusal {
     },
     #[error("host {host}: its peer ID is unknown (neither the running peer nor its config told it), so the others cannot bootstrap to it")]
     NoPeerId { host: HostName },
+    #[error("host {host} uses crdt consensus: recover rebuilds a raft cluster (raft snapshots, `state cleanup` of raft folders, bootstrapping to one peer) and has no crdt procedure yet")]
+    Crdt { host: HostName },
 }
 
 /// Chooses the state to restore. With `from_export`, the export is imported on the last host;
@@ -118,6 +120,11 @@ pub fn choose_source(
                 host: host.host.clone(),
                 current: version,
                 target,
+            });
+        }
+        if host.consensus == Some(Consensus::Crdt) {
+            return Err(RecoverRefusal::Crdt {
+                host: host.host.clone(),
             });
         }
     }
@@ -486,6 +493,17 @@ mod tests {
                 }
             ),
             "{refusal}"
+        );
+    }
+
+    #[test]
+    fn a_crdt_cluster_is_refused_as_recover_only_rebuilds_raft_clusters() {
+        let mut facts = vec![stopped("h1", &[]), stopped("h2", &[])];
+        facts[1].consensus = Some(Consensus::Crdt);
+        let export = PathBuf::from("/backups/pins.json");
+        assert_eq!(
+            choose_source(&facts, V010, Some(&export)),
+            Err(RecoverRefusal::Crdt { host: "h2".into() })
         );
     }
 

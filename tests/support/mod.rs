@@ -254,6 +254,20 @@ pub fn journals_in(state: &Path) -> String {
         .collect()
 }
 
+/// The journal of each run of the state directory `state`, by run id.
+pub fn journals_by_run(state: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(state.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let journal =
+                std::fs::read_to_string(e.path().join("journal.jsonl")).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), journal)
+        })
+        .collect()
+}
+
 /// Starts `cluster-upgrade ARGS` and returns it, still running, once the journals of `state`
 /// show `step` started for the `occurrence`-th time. Its output is kept in pipes (a lab run's
 /// output fits in them) for `wait_with_output`.

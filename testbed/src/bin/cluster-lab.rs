@@ -33,8 +33,19 @@ enum Command {
     Fault(FaultArgs),
     /// Write one release's ipfs-cluster-service, ipfs-cluster-ctl and SHA256SUMS into a folder.
     Release(ReleaseArgs),
-    /// List the modelled IPFS Cluster releases, oldest first, one per line.
-    Releases,
+    /// List the modelled IPFS Cluster releases (with --real: the real ones built), oldest
+    /// first, one per line.
+    Releases(ReleasesArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReleasesArgs {
+    /// List the real releases built by scripts/real-releases instead (fails when none is).
+    #[arg(long)]
+    real: bool,
+    /// The folder of the real releases (default: `scripts/real-releases --print-dir`).
+    #[arg(long, value_name = "DIR", requires = "real")]
+    real_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +97,17 @@ struct UpArgs {
     /// clean up later with `cluster-lab down`.
     #[arg(long)]
     keep_on_failure: bool,
+    /// The consensus of the cluster (`init --consensus`, from 0.11).
+    #[arg(long, value_name = "raft|crdt", default_value = "raft")]
+    consensus: lab::Consensus,
+    /// Run the real IPFS Cluster releases and a real kubo daemon per host, as built by
+    /// scripts/real-releases (never the stand-in: fails when they are missing). The inventory's
+    /// release source is then that folder. Prints each host's start times and memory.
+    #[arg(long)]
+    real: bool,
+    /// The folder of the real releases (default: `scripts/real-releases --print-dir`).
+    #[arg(long, value_name = "DIR", requires = "real")]
+    real_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -125,7 +147,7 @@ enum FaultCommand {
         /// The host (h1..hN).
         host: String,
     },
-    /// Remove the peer's raft folder (its consensus state).
+    /// Remove the peer's consensus state: its raft folder, or a CRDT peer's datastore folder.
     RmState {
         /// The host (h1..hN).
         host: String,
@@ -198,23 +220,39 @@ fn run(command: Command) -> Result<(), LabError> {
                     api: args.api_port,
                 },
                 keep_on_failure: args.keep_on_failure,
+                consensus: args.consensus,
+                real: args.real,
+                real_dir: args.real_dir,
             };
             let report = lab::up(&options, &Stderr(Instant::now()))?;
             for (phase, took) in &report.phases {
                 eprintln!("cluster-lab   {:>6.2}s  {phase}", took.as_secs_f64());
             }
             let first = &report.state.hosts[0];
+            let what = match &report.state.real {
+                Some(real) => format!(
+                    "real IPFS Cluster {} ({}) and kubo {}",
+                    report.state.version,
+                    real.consensus.as_str(),
+                    real.kubo_version
+                ),
+                None => format!("IPFS Cluster {}", report.state.version),
+            };
             let _ = writeln!(
                 stdout,
-                "lab up in {:.1}s: {} hosts on {} (ssh port {}), IPFS Cluster {}, target {}\ninventory: {}",
+                "lab up in {:.1}s: {} hosts on {} (ssh port {}), {what}, target {}\ninventory: {}",
                 report.elapsed.as_secs_f64(),
                 report.state.hosts.len(),
                 first.address,
                 report.state.ports.ssh,
-                report.state.version,
                 report.state.target,
                 report.layout.inventory().display()
             );
+            if report.state.real.is_some() {
+                for measure in &report.measures {
+                    let _ = writeln!(stdout, "{}", measure.line());
+                }
+            }
         }
         Command::Status(args) => {
             let statuses = lab::status(&args.dir)?;
@@ -279,7 +317,21 @@ fn run(command: Command) -> Result<(), LabError> {
                 args.out.join("SHA256SUMS").display()
             );
         }
-        Command::Releases => {
+        Command::Releases(args) if args.real => {
+            let real = lab::real::RealReleases::open(args.real_dir.as_deref());
+            let versions = real.versions();
+            if versions.is_empty() {
+                return Err(LabError::RealReleaseMissing {
+                    what: "no IPFS Cluster release".into(),
+                    dir: real.dir().to_path_buf(),
+                    built: "none".into(),
+                });
+            }
+            for release in versions {
+                let _ = writeln!(stdout, "{release}");
+            }
+        }
+        Command::Releases(_) => {
             for release in RELEASES {
                 let _ = writeln!(stdout, "{release}");
             }

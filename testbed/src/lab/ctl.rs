@@ -15,6 +15,27 @@ pub struct PeerId {
     pub version: String,
     #[serde(default)]
     pub peername: String,
+    /// The peer's IPFS daemon as the peer reaches it (real 1.x peers).
+    #[serde(default)]
+    pub ipfs: Option<IpfsId>,
+}
+
+/// The `ipfs` part of `id`: the daemon's peer ID, or why the peer cannot reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct IpfsId {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub error: String,
+}
+
+impl PeerId {
+    /// The peer reaches its IPFS daemon (what a real 1.x peer waits for before it is ready).
+    pub fn reaches_ipfs(&self) -> bool {
+        self.ipfs
+            .as_ref()
+            .is_some_and(|ipfs| !ipfs.id.is_empty() && ipfs.error.is_empty())
+    }
 }
 
 /// Parses `id --enc json`.
@@ -38,6 +59,29 @@ pub fn pin_cids(text: &str) -> Result<Vec<String>, String> {
             serde_json::Value::Array(items) => cids.extend(items.iter().map(cid_of)),
             serde_json::Value::Null => {}
             pin => cids.push(cid_of(&pin)),
+        }
+    }
+    Ok(cids)
+}
+
+/// The CIDs that `status --local --enc json` reports PINNED on the peer (a stream of objects,
+/// each with a `peer_map` of one entry per peer).
+pub fn pinned_cids(text: &str) -> Result<Vec<String>, String> {
+    let mut cids = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        let value = value.map_err(|e| format!("{e}: {}", excerpt(text)))?;
+        let items = match value {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Null => continue,
+            item => vec![item],
+        };
+        for item in items {
+            let pinned = item["peer_map"].as_object().is_some_and(|map| {
+                !map.is_empty() && map.values().all(|p| p["status"] == "pinned")
+            });
+            if let (true, Some(cid)) = (pinned, item["cid"].as_str()) {
+                cids.push(cid.to_string());
+            }
         }
     }
     Ok(cids)
@@ -99,5 +143,19 @@ mod tests {
         let id = parse_id(r#"{"id":"Qm1","addresses":[],"cluster_peers":["Qm1","Qm2"],"version":"0.10.1","rpc_protocol_version":"/ipfscluster/0.10/rpc","peername":"h1"}"#).unwrap();
         assert_eq!(id.cluster_peers.len(), 2);
         assert_eq!(id.peername, "h1");
+        assert!(!id.reaches_ipfs(), "the stand-in reports no IPFS daemon");
+        let real = r#"{"id":"12D3A","cluster_peers":["12D3A"],"ipfs":{"id":"12D3K","addresses":[],"error":""}}"#;
+        assert!(parse_id(real).unwrap().reaches_ipfs());
+        let waiting = r#"{"id":"12D3A","ipfs":{"id":"","error":"dial tcp: connection refused"}}"#;
+        assert!(!parse_id(waiting).unwrap().reaches_ipfs());
+    }
+
+    #[test]
+    fn only_pins_pinned_everywhere_they_are_tracked_count_as_pinned() {
+        let status = r#"{"cid":"QmA","peer_map":{"12D3A":{"status":"pinned"}}}
+{"cid":"QmB","peer_map":{"12D3A":{"status":"pin_error","error":"context deadline exceeded"}}}
+{"cid":"QmC","peer_map":{"12D3A":{"status":"pinning"}}}"#;
+        assert_eq!(pinned_cids(status).unwrap(), ["QmA"]);
+        assert!(pinned_cids("An error occurred").is_err());
     }
 }

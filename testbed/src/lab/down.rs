@@ -1,7 +1,7 @@
 //! `cluster-lab down`: stop every process of a lab, by PID. Safe to run twice.
 //!
 //! Peers go first (SIGTERM through their PID files, so they snapshot like a clean shutdown),
-//! then each sshd; last, any process whose command line still points into the lab's hosts
+//! then a real lab's kubo daemons, then each sshd; last, any process whose command line still points into the lab's hosts
 //! (a daemon started by hand, an ssh session's shell) is stopped too.
 
 use std::fs;
@@ -56,6 +56,11 @@ pub fn down(dir: &Path) -> Result<DownReport> {
             let was_running = peer_pid(&paths.pid_file())
                 .is_some_and(|pid| procs::stop_if_ours(pid, &marker, PEER_GRACE));
             let _ = fs::remove_file(paths.pid_file());
+            // A real lab's kubo goes after its peer, which talks to it until it stops.
+            if let Some(pid) = peer_pid(&paths.kubo_pid_file()) {
+                procs::stop_if_ours(pid, &marker, PEER_GRACE);
+                let _ = fs::remove_file(paths.kubo_pid_file());
+            }
             was_running
         });
         report.peers = names_where(&state, &stopped);

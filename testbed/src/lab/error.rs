@@ -79,6 +79,12 @@ pub enum LabError {
     },
     #[error("the stand-in peer {} does not exist: build it (cargo build -p cluster-testbed --bin cluster-peer) or pass --standin PATH", path.display())]
     StandinMissing { path: PathBuf },
+    #[error("{what} is not built in {} (real releases built: {built}): run {} (scripts/setup runs it); a lab never puts the stand-in in place of a real binary", dir.display(), super::real::BUILD_SCRIPT)]
+    RealReleaseMissing {
+        what: String,
+        dir: PathBuf,
+        built: String,
+    },
     #[error("invalid option {option}: {detail}")]
     InvalidOption {
         option: &'static str,

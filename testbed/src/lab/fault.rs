@@ -14,6 +14,9 @@ use super::layout::Layout;
 use super::state::LabState;
 use super::{hosts, keys, procs};
 
+/// The datastore folders a CRDT peer (from 0.11) keeps its state in, by backend.
+const DATASTORES: &[&str] = &["pebble", "badger3", "badger", "leveldb"];
+
 /// A fault to inject into one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -23,7 +26,8 @@ pub enum Fault {
     StartSshd,
     /// SIGKILL the peer: no clean shutdown, no snapshot.
     KillPeer,
-    /// Remove the peer's `raft` folder (and with `backups`, its `raft.old.*` backups too).
+    /// Remove the peer's consensus state: its `raft` folder, or a CRDT peer's datastore folder
+    /// (`pebble`, …); with `backups`, its `raft.old.*` backups too.
     RmState { backups: bool },
     /// Give the host a new host key (restarting its sshd if it runs); known_hosts keeps the old
     /// key unless `update_known_hosts`.
@@ -85,7 +89,10 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
             let entries = fs::read_dir(&config).map_err(LabError::io("reading", &config))?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name == "raft" || (*backups && name.starts_with("raft.old.")) {
+                if name == "raft"
+                    || DATASTORES.contains(&name.as_str())
+                    || (*backups && name.starts_with("raft.old."))
+                {
                     let path = entry.path();
                     fs::remove_dir_all(&path).map_err(LabError::io("removing", &path))?;
                     removed.push(name);
@@ -93,7 +100,7 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
             }
             removed.sort();
             if removed.is_empty() {
-                format!("{host}: no raft state to remove")
+                format!("{host}: no raft state or datastore to remove")
             } else {
                 format!("{host}: removed {}", removed.join(", "))
             }

@@ -26,11 +26,25 @@ fn q(text: &str) -> String {
 /// The inventory text.
 pub fn render(layout: &Layout, state: &LabState) -> String {
     let mut y = String::new();
+    let (what, releases) = match &state.real {
+        Some(real) => (
+            format!(
+                "the real IPFS Cluster {} ({}) and kubo {}",
+                state.version,
+                real.consensus.as_str(),
+                real.kubo_version
+            ),
+            q(&real.releases.display().to_string()),
+        ),
+        None => (
+            format!("IPFS Cluster {} (stand-in)", state.version),
+            "releases".to_string(),
+        ),
+    };
     let _ = writeln!(
         y,
-        "# Written by cluster-lab up: {} hosts running IPFS Cluster {} (stand-in) on loopback.",
+        "# Written by cluster-lab up: {} hosts running {what} on loopback.",
         state.hosts.len(),
-        state.version
     );
     let _ = writeln!(y, "# Paths are relative to this file.");
     let _ = writeln!(
@@ -38,7 +52,7 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         "cluster:\n  name: lab\n  target_version: {}",
         q(&state.target)
     );
-    let _ = writeln!(y, "  releases:\n    source: local\n    path: releases");
+    let _ = writeln!(y, "  releases:\n    source: local\n    path: {releases}");
     let _ = writeln!(
         y,
         "ssh:\n  known_hosts: known_hosts\n  accept_new_host_keys: false\n  connect_timeout: 10s\n  command_timeout: 120s\n  max_concurrency: 0"
@@ -103,6 +117,7 @@ mod tests {
                 sshd_pid: Some(1),
                 peer_id: None,
             }],
+            real: None,
         };
         let text = render(&layout, &state);
         assert!(text.contains("target_version: \"0.11.0\""));

@@ -114,6 +114,24 @@ impl HostPaths {
     pub fn raft_dir(&self) -> PathBuf {
         self.config_dir().join("raft")
     }
+    /// A real lab's kubo repository (`ipfs --repo-dir`).
+    pub fn ipfs_repo(&self) -> PathBuf {
+        self.home().join(".ipfs")
+    }
+    /// The wrapper controlling kubo (`ipfs-svc`, a link to `ipfs-cluster-svc`).
+    pub fn kubo_service_cmd(&self) -> PathBuf {
+        self.bin_dir().join(super::wrapper::KUBO_FILE_NAME)
+    }
+    /// kubo's unit-like file, PID file and log (read by `ipfs-svc`).
+    pub fn kubo_unit(&self) -> PathBuf {
+        self.home().join("ipfs.unit")
+    }
+    pub fn kubo_pid_file(&self) -> PathBuf {
+        self.home().join("ipfs.pid")
+    }
+    pub fn kubo_log(&self) -> PathBuf {
+        self.home().join("ipfs.log")
+    }
 }
 
 /// The sshd of a host, as the shared fixture describes it.

@@ -1,6 +1,7 @@
 //! What the lab does on one host, always over SSH: install a release, `init`, drive the
 //! service wrapper, ask the peer through `ipfs-cluster-ctl`, add pins.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::layout::{HostPaths, Layout};
 use super::pins;
 use super::quote;
 use super::remote::{Input, Output, Remote, DEFAULT_TIMEOUT};
-use super::state::{HostRecord, LabState};
+use super::state::{Consensus, HostRecord, LabState};
 use super::wrapper;
 
 /// One lab host, reached over SSH.
@@ -35,6 +36,9 @@ pub struct InitSettings {
     pub wait_for_leader_timeout: String,
     /// e.g. `1s`
     pub peer_watch_interval: String,
+    pub consensus: Consensus,
+    /// More `CLUSTER_*` overrides (a real lab's IPFS daemon and listener addresses).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Peer {
@@ -54,18 +58,36 @@ impl Peer {
     /// Copies release `version` and the service wrapper into the host's `bin` (through a tar
     /// stream over SSH), checks them against the release's SHA256SUMS, and writes the unit.
     pub fn install(&self, layout: &Layout, version: &str) -> Result<()> {
-        let release_dir = layout.release(version);
+        self.install_release(layout, &layout.release(version))
+    }
+
+    /// Like [`Peer::install`], from a release folder anywhere (a real release).
+    pub fn install_release(&self, layout: &Layout, release_dir: &Path) -> Result<()> {
+        self.install_files(
+            layout,
+            release_dir,
+            &["ipfs-cluster-service", "ipfs-cluster-ctl"],
+        )?;
+        let unit = wrapper::unit_file(&self.paths.bin_dir(), &self.paths.config_dir());
+        let script = format!(
+            "printf '%s' {} >{}",
+            quote::word(&unit),
+            quote::word(&self.paths.unit().display().to_string())
+        );
+        self.remote.run("write unit", &script).map(|_| ())
+    }
+
+    /// Copies `files` of `source` and the service wrapper into the host's `bin` (through a tar
+    /// stream over SSH) and checks the files against `source`'s SHA256SUMS on the host.
+    pub fn install_files(&self, layout: &Layout, source: &Path, files: &[&str]) -> Result<()> {
         let tar = Command::new("tar")
             .arg("-C")
-            .arg(&release_dir)
-            .args([
-                "-cf",
-                "-",
-                "ipfs-cluster-service",
-                "ipfs-cluster-ctl",
-                "SHA256SUMS",
-                "-C",
-            ])
+            .arg(source)
+            .arg("-cf")
+            .arg("-")
+            .args(files)
+            .arg("SHA256SUMS")
+            .arg("-C")
             .arg(layout.assets())
             .arg(wrapper::FILE_NAME)
             .stdout(Stdio::piped())
@@ -79,7 +101,7 @@ impl Peer {
         let mut tar = tar;
         let stage = self.paths.home().join(".lab-install").display().to_string();
         let bin = self.paths.bin_dir().display().to_string();
-        let unit = wrapper::unit_file(&self.paths.bin_dir(), &self.paths.config_dir());
+        let words = quote::command(files);
         let script = [
             "set -e".to_string(),
             format!(
@@ -88,25 +110,18 @@ impl Peer {
                 b = quote::word(&bin)
             ),
             format!("tar -C {} -xf -", quote::word(&stage)),
+            // A release folder may list files the lab does not install (ipfs-cluster-follow).
             format!(
-                "cd {} && sha256sum -c --quiet SHA256SUMS",
+                "cd {} && sha256sum -c --quiet --ignore-missing SHA256SUMS",
                 quote::word(&stage)
             ),
+            format!("chmod 0755 {words} {}", wrapper::FILE_NAME),
             format!(
-                "chmod 0755 ipfs-cluster-service ipfs-cluster-ctl {}",
-                wrapper::FILE_NAME
-            ),
-            format!(
-                "mv -f ipfs-cluster-service ipfs-cluster-ctl {} {}/",
+                "mv -f {words} {} {}/",
                 wrapper::FILE_NAME,
                 quote::word(&bin)
             ),
             format!("cd / && rm -rf {}", quote::word(&stage)),
-            format!(
-                "printf '%s' {} >{}",
-                quote::word(&unit),
-                quote::word(&self.paths.unit().display().to_string())
-            ),
         ]
         .join("\n");
         let stdout = tar.stdout.take().expect("piped");
@@ -122,7 +137,7 @@ impl Peer {
             Ok(status) if status.success() => Ok(()),
             _ => Err(LabError::Io {
                 what: "packing release",
-                path: release_dir,
+                path: source.to_path_buf(),
                 source: std::io::Error::other("tar failed"),
             }),
         }
@@ -142,6 +157,12 @@ impl Peer {
             quote::env("CLUSTER_PEERWATCHINTERVAL", &settings.peer_watch_interval),
             quote::env("CLUSTER_LEAVEONSHUTDOWN", "false"),
         ];
+        words.extend(
+            settings
+                .extra_env
+                .iter()
+                .map(|(name, value)| quote::env(name, value)),
+        );
         let mut args = vec![
             self.bin("ipfs-cluster-service"),
             "-c".into(),
@@ -149,8 +170,8 @@ impl Peer {
             "init".into(),
         ];
         if settings.release.era() == Era::Modern {
-            // From 0.11 the default consensus is crdt; the lab models raft clusters.
-            args.extend(["--consensus".into(), "raft".into()]);
+            // From 0.11 the default consensus is crdt: say which one, always.
+            args.extend(["--consensus".into(), settings.consensus.as_str().into()]);
         }
         words.push(quote::command(&args));
         self.remote.run("init", &words.join(" ")).map(|_| ())
@@ -250,11 +271,12 @@ impl Peer {
         Ok(self.pins()?.map(|cids| cids.len()))
     }
 
-    /// Adds the lab's pins number `indices` through this peer, in one SSH command fed by stdin.
-    pub fn add_pins(&self, indices: impl IntoIterator<Item = usize>) -> Result<()> {
+    /// Adds the lab's pins, each a CID and its index, through this peer, in one SSH command
+    /// fed by stdin.
+    pub fn add_pins<'a>(&self, pins: impl IntoIterator<Item = (&'a str, usize)>) -> Result<()> {
         let mut input = String::new();
-        for index in indices {
-            input.push_str(&format!("{} {}\n", pins::cid(index), pins::name(index)));
+        for (cid, index) in pins {
+            input.push_str(&format!("{cid} {}\n", pins::name(index)));
         }
         let ctl = self.ctl(&[]);
         // Right after joins raft may still be settling on a leader ("no leader found"): retry

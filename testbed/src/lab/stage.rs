@@ -39,6 +39,14 @@ pub fn stage(layout: &Layout, standin: &Path) -> Result<()> {
             .map(|_| ())
             .map_err(LabError::io("writing release", out))
     })?;
+    stage_wrapper(layout)
+}
+
+/// Writes `assets/ipfs-cluster-svc`, the one file a lab of real binaries stages (its releases
+/// are installed from where `scripts/real-releases` built them).
+pub fn stage_wrapper(layout: &Layout) -> Result<()> {
+    let assets = layout.assets();
+    fs::create_dir_all(&assets).map_err(LabError::io("creating", &assets))?;
     let script = assets.join(wrapper::FILE_NAME);
     fs::write(&script, wrapper::SCRIPT).map_err(LabError::io("writing", &script))?;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755))

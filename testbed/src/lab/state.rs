@@ -34,6 +34,73 @@ impl Default for Ports {
     }
 }
 
+/// The consensus of a lab's cluster (`ipfs-cluster-service init --consensus`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consensus {
+    #[default]
+    Raft,
+    Crdt,
+}
+
+impl Consensus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consensus::Raft => "raft",
+            Consensus::Crdt => "crdt",
+        }
+    }
+}
+
+impl std::str::FromStr for Consensus {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Consensus, String> {
+        match text {
+            "raft" => Ok(Consensus::Raft),
+            "crdt" => Ok(Consensus::Crdt),
+            other => Err(format!("{other:?} is not a consensus (raft or crdt)")),
+        }
+    }
+}
+
+/// The ports of a real lab's host besides [`Ports`]: kubo's RPC API and the peer's other
+/// listeners, each on the host's own address (several hosts share one machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealPorts {
+    /// kubo's RPC API (`ipfs --api`, the peer's `ipfshttp.node_multiaddress`).
+    pub ipfs_api: u16,
+    /// The peer's IPFS proxy (`api.ipfsproxy.listen_multiaddress`).
+    pub proxy: u16,
+    /// The peer's pinning service API (`api.pinsvcapi.http_listen_multiaddress`).
+    pub pinsvc: u16,
+}
+
+impl Default for RealPorts {
+    /// The ports of a real deployment.
+    fn default() -> RealPorts {
+        RealPorts {
+            ipfs_api: 5001,
+            proxy: 9095,
+            pinsvc: 9097,
+        }
+    }
+}
+
+/// What a lab of real binaries (`up --real`) adds to its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealLab {
+    pub consensus: Consensus,
+    /// The real releases folder (`<cache>/real/ipfs-cluster`), the inventory's release source.
+    pub releases: std::path::PathBuf,
+    /// kubo's folder (`<cache>/real/kubo/<version>`).
+    pub kubo: std::path::PathBuf,
+    pub kubo_version: String,
+    pub ports: RealPorts,
+    /// The CIDs of the lab's pins, by index (kubo's CIDs of the blocks `up` added).
+    #[serde(default)]
+    pub pins: Vec<String>,
+}
+
 /// One host of the lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRecord {
@@ -60,6 +127,9 @@ pub struct LabState {
     /// `cluster.secret`, the same for every peer.
     pub secret: String,
     pub hosts: Vec<HostRecord>,
+    /// Set when the hosts run the real releases and kubo (`up --real`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealLab>,
 }
 
 impl LabState {
@@ -122,6 +192,12 @@ impl LabState {
     /// The REST API multiaddress of a host (`ipfs-cluster-ctl --host`).
     pub fn api(&self, host: &HostRecord) -> String {
         format!("/ip4/{}/tcp/{}", host.address, self.ports.api)
+    }
+
+    /// kubo's RPC API multiaddress on a host of a real lab.
+    pub fn ipfs_api(&self, host: &HostRecord) -> Option<String> {
+        let real = self.real.as_ref()?;
+        Some(format!("/ip4/{}/tcp/{}", host.address, real.ports.ipfs_api))
     }
 
     /// The cluster swarm multiaddress of a host, without the peer ID.

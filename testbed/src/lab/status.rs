@@ -29,6 +29,9 @@ pub struct HostStatus {
     pub pins: Option<usize>,
     /// Why something is unknown, if it is.
     pub error: Option<String>,
+    /// Whether the host's kubo daemon runs (labs of real binaries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipfs_running: Option<bool>,
 }
 
 /// Section markers in the probe's output; no tool prints lines starting with them.
@@ -43,10 +46,13 @@ pub fn status(dir: &Path) -> Result<Vec<HostStatus>> {
         .iter()
         .map(|h| Peer::new(&layout, &state, h))
         .collect();
-    Ok(parallel::map(&peers, parallel::HOST_WORKERS, probe))
+    let real = state.real.is_some();
+    Ok(parallel::map(&peers, parallel::HOST_WORKERS, |peer| {
+        probe(peer, real)
+    }))
 }
 
-fn probe(peer: &Peer) -> HostStatus {
+fn probe(peer: &Peer, real: bool) -> HostStatus {
     let service = quote::word(
         &peer
             .paths
@@ -63,7 +69,7 @@ fn probe(peer: &Peer) -> HostStatus {
             .display()
             .to_string(),
     );
-    let script = format!(
+    let mut script = format!(
         "echo {MARK}version; {service} --version 2>/dev/null\n\
          echo; echo {MARK}running; {svc} status >/dev/null 2>&1; echo $?\n\
          echo {MARK}id; {id} 2>/dev/null\n\
@@ -71,6 +77,12 @@ fn probe(peer: &Peer) -> HostStatus {
         id = peer.ctl(&["id"]),
         pins = peer.ctl(&["pin", "ls"]),
     );
+    if real {
+        let kubo = quote::word(&peer.paths.kubo_service_cmd().display().to_string());
+        script.push_str(&format!(
+            "echo; echo {MARK}ipfs; {kubo} status >/dev/null 2>&1; echo $?\n"
+        ));
+    }
     let mut status = HostStatus {
         host: peer.name.clone(),
         version: None,
@@ -78,6 +90,7 @@ fn probe(peer: &Peer) -> HostStatus {
         peers: None,
         pins: None,
         error: None,
+        ipfs_running: None,
     };
     let output = match peer
         .remote
@@ -109,6 +122,13 @@ fn probe(peer: &Peer) -> HostStatus {
     } else {
         ctl::count_pins(&pins).ok()
     };
+    if real {
+        status.ipfs_running = match section("ipfs").trim() {
+            "0" => Some(true),
+            code if code == wrapper::STATUS_NOT_RUNNING.to_string() => Some(false),
+            _ => None,
+        };
+    }
     if status.running == Some(true) && status.peers.is_none() {
         status.error = Some("the peer runs but its API does not answer".into());
     }
@@ -145,6 +165,11 @@ pub fn render_text(statuses: &[HostStatus]) -> String {
                 show(s.peers),
                 show(s.pins)
             );
+            match s.ipfs_running {
+                Some(true) => line.push_str("  kubo running"),
+                Some(false) => line.push_str("  kubo stopped"),
+                None => {}
+            }
             if let Some(error) = &s.error {
                 line.push_str(&format!("  ({error})"));
             }

@@ -13,7 +13,10 @@ use super::layout::{sshd_spec, Layout};
 use super::network::{self, MAX_HOSTS};
 use super::peer::{bootstrap_addr, InitSettings, Peer};
 use super::progress::Progress;
+use super::real::{self, RealReleases};
+use super::real_up::{self, HostMeasure, RealSetup};
 use super::remote::Master;
+use super::state::Consensus;
 use super::state::{HostRecord, LabState, Ports};
 use super::{down, hosts, inventory, keys, parallel, pins, stage, wait};
 
@@ -46,6 +49,12 @@ pub struct UpOptions {
     pub ports: Ports,
     /// Leave the processes of a failed `up` running, to inspect them.
     pub keep_on_failure: bool,
+    /// The cluster's consensus.
+    pub consensus: Consensus,
+    /// Run the real releases and kubo (built by `scripts/real-releases`), never the stand-in.
+    pub real: bool,
+    /// Where the real releases are; by default `real::default_dir()`.
+    pub real_dir: Option<PathBuf>,
 }
 
 /// What `up` built.
@@ -56,6 +65,8 @@ pub struct UpReport {
     /// Wall time of each phase, in order.
     pub phases: Vec<(String, Duration)>,
     pub elapsed: Duration,
+    /// Start times and memory of every host's daemons (labs of real binaries).
+    pub measures: Vec<HostMeasure>,
 }
 
 /// The default target: the modelled release after `version`, or `version` itself when it is
@@ -81,11 +92,19 @@ fn modelled(version: &str) -> Result<Release> {
 /// again (unless `keep_on_failure`).
 pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
     require_sshd().map_err(LabError::SshdMissing)?;
-    let release = modelled(&options.version)?;
-    let target = match &options.target {
-        Some(target) => modelled(target)?.version,
-        None => default_target(&release.version).expect("a modelled release has a default target"),
+    let (release, target, real) = if options.real {
+        real_releases(options)?
+    } else {
+        let release = modelled(&options.version)?;
+        let target = match &options.target {
+            Some(target) => modelled(target)?.version,
+            None => {
+                default_target(&release.version).expect("a modelled release has a default target")
+            }
+        };
+        (release, target, None)
     };
+    real_up::check_consensus(&release, options.consensus)?;
     if options.peers == 0 || options.peers > MAX_HOSTS {
         return Err(LabError::InvalidOption {
             option: "--peers",
@@ -106,7 +125,11 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
             });
         }
     }
-    let standin = stage::standin_path(options.standin.as_deref())?;
+    // A lab of real binaries never needs (or falls back to) the stand-in.
+    let standin = match real {
+        Some(_) => None,
+        None => Some(stage::standin_path(options.standin.as_deref())?),
+    };
     let layout = Layout::create(&options.dir)?;
     clear_previous(&layout)?;
 
@@ -117,14 +140,17 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
         progress,
         phases: Vec::new(),
         start: Instant::now(),
+        real,
+        measures: Vec::new(),
     };
-    let result = builder.build(&standin, target);
+    let result = builder.build(standin.as_deref(), target);
     match result {
         Ok(state) => Ok(UpReport {
             layout,
             state,
             phases: builder.phases,
             elapsed: builder.start.elapsed(),
+            measures: builder.measures,
         }),
         Err(error) => {
             if !options.keep_on_failure {
@@ -134,6 +160,29 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
             Err(error)
         }
     }
+}
+
+/// The release, target and real folders of `up --real`: only what `scripts/real-releases` built.
+fn real_releases(options: &UpOptions) -> Result<(Release, String, Option<RealSetup>)> {
+    let releases = RealReleases::open(options.real_dir.as_deref());
+    let version_dir = releases.require(&options.version)?;
+    let release = Release::parse(&options.version).expect("a built release has a version name");
+    let target = match &options.target {
+        Some(target) => {
+            releases.require(target)?;
+            target.clone()
+        }
+        None => real::default_target(&releases.versions(), &release.version),
+    };
+    let (kubo_version, kubo_dir) = releases.require_kubo()?;
+    let setup = RealSetup {
+        releases,
+        version_dir,
+        kubo_version,
+        kubo_dir,
+        consensus: options.consensus,
+    };
+    Ok((release, target, Some(setup)))
 }
 
 /// Refuses a folder whose lab still runs, and removes what an old lab left.
@@ -147,6 +196,8 @@ fn clear_previous(layout: &Layout) -> Result<()> {
                 host.sshd_pid
                     .map(|pid| (pid, spec.dir.display().to_string())),
                 down::peer_pid(&paths.pid_file())
+                    .map(|pid| (pid, paths.home().display().to_string())),
+                down::peer_pid(&paths.kubo_pid_file())
                     .map(|pid| (pid, paths.home().display().to_string())),
             ];
             for (pid, marker) in running.into_iter().flatten() {
@@ -188,6 +239,9 @@ struct Builder<'a> {
     progress: &'a dyn Progress,
     phases: Vec<(String, Duration)>,
     start: Instant,
+    /// Set for a lab of real binaries.
+    real: Option<RealSetup>,
+    measures: Vec<HostMeasure>,
 }
 
 impl Builder<'_> {
@@ -199,9 +253,16 @@ impl Builder<'_> {
         Ok(value)
     }
 
-    fn build(&mut self, standin: &std::path::Path, target: String) -> Result<LabState> {
+    fn build(&mut self, standin: Option<&std::path::Path>, target: String) -> Result<LabState> {
         let n = self.options.peers;
-        self.phase("staging releases", |b| stage::stage(&b.layout, standin))?;
+        match standin {
+            Some(standin) => {
+                self.phase("staging releases", |b| stage::stage(&b.layout, standin))?
+            }
+            None => self.phase("staging the service wrapper", |b| {
+                stage::stage_wrapper(&b.layout)
+            })?,
+        }
         self.phase("generating the user key", |b| {
             keys::make_user_key(&b.layout)
         })?;
@@ -231,7 +292,28 @@ impl Builder<'_> {
             &format!("installing {version} and running init over SSH"),
             |b| b.install_all(&state, &peers),
         )?;
-        self.phase("starting h1 and joining the others one by one", |b| {
+        self.measures = state
+            .hosts
+            .iter()
+            .map(|h| HostMeasure {
+                host: h.name.clone(),
+                ..HostMeasure::default()
+            })
+            .collect();
+        if self.real.is_some() {
+            self.phase(
+                "writing every peer's address into every peer's config",
+                |_| real_up::write_peer_addresses(&state, &peers).map(|_| ()),
+            )?;
+            self.phase("starting kubo on every host", |b| {
+                b.start_kubos(&state, &peers)
+            })?;
+        }
+        let how = match self.options.consensus {
+            Consensus::Raft => "joining the others one by one",
+            Consensus::Crdt => "the others bootstrapping to it",
+        };
+        self.phase(&format!("starting h1 and {how}"), |b| {
             b.form_cluster(&mut state, &peers)
         })?;
         self.phase(&format!("waiting until every peer sees {n} peers"), |_| {
@@ -239,11 +321,37 @@ impl Builder<'_> {
         })?;
         let pins = self.options.pins;
         if pins > 0 {
-            self.phase(&format!("adding {pins} pins"), |_| add_pins(&peers, pins))?;
+            let pinset = match &self.real {
+                Some(_) => self.phase(
+                    &format!("adding the blocks of {pins} pins to every kubo"),
+                    |_| real_up::add_blocks(&state, &peers, pins),
+                )?,
+                None => (0..pins).map(pins::cid).collect(),
+            };
+            self.phase(&format!("adding {pins} pins"), |_| {
+                add_pins(&peers, &pinset)
+            })?;
             self.phase(
                 &format!("waiting until every peer lists {pins} pins"),
-                |_| wait_all_pins(&peers, pins, Duration::from_secs(120)),
+                |b| wait_all_pins(&peers, &pinset, b.real.is_none(), Duration::from_secs(120)),
             )?;
+            if let Some(real) = state.real.as_mut() {
+                self.phase(
+                    &format!("waiting until every peer has {pins} pins PINNED"),
+                    |_| {
+                        parallel::try_map(&peers, parallel::HOST_WORKERS, |peer| {
+                            real_up::wait_pinned(peer, &pinset, Duration::from_secs(120))
+                        })
+                        .map(|_| ())
+                    },
+                )?;
+                real.pins = pinset;
+            }
+        }
+        if self.real.is_some() {
+            self.phase("measuring the daemons' memory", |b| {
+                real_up::measure_memory(&peers, &mut b.measures)
+            })?;
         }
         state.save(&self.layout)?;
         inventory::write(&self.layout, &state)?;
@@ -259,6 +367,13 @@ impl Builder<'_> {
             if let Err(clash) = network::check_free(&network) {
                 last = clash;
                 continue;
+            }
+            let real_ports = real_up::ports_for(attempt, network.ports.ssh);
+            if self.real.is_some() {
+                if let Err(clash) = real_up::check_free(&network.addresses, real_ports) {
+                    last = clash;
+                    continue;
+                }
             }
             let specs: Vec<(String, SshdSpec)> = network
                 .addresses
@@ -294,6 +409,7 @@ impl Builder<'_> {
                         peer_id: None,
                     })
                     .collect(),
+                real: self.real.as_ref().map(|setup| setup.record(real_ports)),
             };
             state.save(&self.layout)?;
             keys::write_known_hosts(
@@ -317,30 +433,76 @@ impl Builder<'_> {
                 listen: state.cluster_addr(host),
                 wait_for_leader_timeout: self.options.wait_for_leader_timeout.clone(),
                 peer_watch_interval: self.options.peer_watch_interval.clone(),
+                consensus: self.options.consensus,
+                extra_env: real_up::init_env(state, host),
             }
         };
         parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
-            peer.install(&self.layout, &self.release.version)?;
+            match &self.real {
+                Some(setup) => {
+                    peer.install_release(&self.layout, &setup.version_dir)?;
+                    let host = state.host(&peer.name)?;
+                    let api = state.ipfs_api(host).expect("a real lab");
+                    real_up::install_kubo(&self.layout, setup, peer, &api)?;
+                }
+                None => peer.install(&self.layout, &self.release.version)?,
+            }
             peer.init(&settings_for(peer))
         })
         .map(|_| ())
     }
 
-    /// Starts h1 alone, then every other peer with `--bootstrap <h1>`, one at a time: raft
-    /// adds one voter per configuration change.
-    fn form_cluster(&self, state: &mut LabState, peers: &[Peer]) -> Result<()> {
+    /// Starts kubo on every host and waits until each answers its API.
+    fn start_kubos(&mut self, state: &LabState, peers: &[Peer]) -> Result<()> {
+        let took = parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
+            let host = state.host(&peer.name)?;
+            super::kubo::start(peer, &state.ipfs_api(host).expect("a real lab"))
+        })?;
+        for (measure, took) in self.measures.iter_mut().zip(took) {
+            measure.kubo_start = Some(took);
+        }
+        Ok(())
+    }
+
+    /// Starts h1 alone, then every other peer with `--bootstrap <h1>`: with raft one at a time
+    /// (raft adds one voter per configuration change), with crdt all at once. A real peer is
+    /// ready once it also reaches its IPFS daemon.
+    fn form_cluster(&mut self, state: &mut LabState, peers: &[Peer]) -> Result<()> {
         let join_limit = wait::parse_duration(&self.options.wait_for_leader_timeout)
             .expect("validated")
             + Duration::from_secs(20);
+        let real = self.real.is_some();
         let first = &peers[0];
+        let started = Instant::now();
+        let ready = real_up::ready_before(first, real)?;
         first.service_ok("start", &[])?;
-        let id = wait_sees(first, 1, join_limit)?;
+        let id = wait_sees(first, 1, ready, join_limit)?;
+        self.measures[0].peer_start = Some(started.elapsed());
         let bootstrap = bootstrap_addr(&state.cluster_addr(&state.hosts[0]), &id, &self.release);
         state.hosts[0].peer_id = Some(id);
-        for (i, peer) in peers.iter().enumerate().skip(1) {
+        let join = |peer: &Peer, sees: usize| -> Result<(String, Duration)> {
+            let started = Instant::now();
+            let ready = real_up::ready_before(peer, real)?;
             peer.service_ok("start", &["--bootstrap".to_string(), bootstrap.clone()])?;
-            let id = wait_sees(peer, i + 1, join_limit)?;
-            state.hosts[i].peer_id = Some(id);
+            let id = wait_sees(peer, sees, ready, join_limit)?;
+            Ok((id, started.elapsed()))
+        };
+        let joined = match self.options.consensus {
+            Consensus::Raft => {
+                let mut joined = Vec::new();
+                for (i, peer) in peers.iter().enumerate().skip(1) {
+                    joined.push(join(peer, i + 1)?);
+                }
+                joined
+            }
+            // A CRDT peer counts the peers whose ping it received: the first one at least.
+            Consensus::Crdt => {
+                parallel::try_map(&peers[1..], parallel::HOST_WORKERS, |peer| join(peer, 1))?
+            }
+        };
+        for (i, (id, took)) in joined.into_iter().enumerate() {
+            state.hosts[i + 1].peer_id = Some(id);
+            self.measures[i + 1].peer_start = Some(took);
         }
         state.save(&self.layout)
     }
@@ -361,14 +523,29 @@ fn open_masters(peers: &[Peer]) -> Result<Vec<Option<Master>>> {
 /// `sun_path` holds 108 bytes; ssh appends a temporary suffix while it sets the socket up.
 const MAX_SOCKET_PATH: usize = 80;
 
-/// Waits until `peer` answers and sees at least `count` peers; returns its peer ID.
-fn wait_sees(peer: &Peer, count: usize, limit: Duration) -> Result<String> {
+/// Waits until `peer` answers and sees at least `count` peers; returns its peer ID. A real peer
+/// (`ready`: how many times its log said READY before this start) must also reach its IPFS
+/// daemon and say READY once more: its API answers well before (during the raft election and
+/// while it waits for IPFS).
+fn wait_sees(peer: &Peer, count: usize, ready: Option<usize>, limit: Duration) -> Result<String> {
     let what = format!("{} to see {count} peer(s)", peer.name);
+    let what = match ready {
+        Some(_) => format!("{what}, reach its IPFS daemon and be READY"),
+        None => what,
+    };
     wait::until(&what, limit, Duration::from_millis(100), || {
-        Ok(peer
-            .id()?
-            .filter(|id| id.cluster_peers.len() >= count)
-            .map(|id| id.id))
+        let Some(id) = peer.id()? else {
+            return Ok(None);
+        };
+        if id.cluster_peers.len() < count {
+            return Ok(None);
+        }
+        if let Some(before) = ready {
+            if !id.reaches_ipfs() || real_up::ready_count(peer)? <= before {
+                return Ok(None);
+            }
+        }
+        Ok(Some(id.id))
     })
 }
 
@@ -382,8 +559,10 @@ fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
     .map(|_| ())
 }
 
-/// Adds pins `0..count`, split into a few SSH streams on different peers.
-fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
+/// Adds pins `0..count` (whose CIDs are `cids`), split into a few SSH streams on different
+/// peers.
+fn add_pins(peers: &[Peer], cids: &[String]) -> Result<()> {
+    let count = cids.len();
     let streams = PIN_STREAMS.min(count).max(1);
     let chunk = count.div_ceil(streams);
     let jobs: Vec<(usize, std::ops::Range<usize>)> = (0..streams)
@@ -391,25 +570,27 @@ fn add_pins(peers: &[Peer], count: usize) -> Result<()> {
         .filter(|(_, r)| !r.is_empty())
         .collect();
     parallel::try_map(&jobs, streams, |(s, range)| {
-        peers[*s % peers.len()].add_pins(range.clone())
+        peers[*s % peers.len()].add_pins(range.clone().map(|i| (cids[i].as_str(), i)))
     })
     .map(|_| ())
 }
 
 /// Waits until every peer lists exactly the lab's `count` pins. Every one of them was
-/// acknowledged (`add_pins` fails otherwise), so once a peer's list stops moving short of them
-/// the stand-in lost acknowledged writes: that is a stand-in bug, reported as such and never
-/// papered over.
-fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
+/// acknowledged (`add_pins` fails otherwise), so once a stand-in's list stops moving short of
+/// them (`standin`) the stand-in lost acknowledged writes: that is a stand-in bug, reported as
+/// such and never papered over. Real CRDT peers may lag for a rebroadcast interval (a head
+/// broadcast that a peer missed is sent again then): they get the whole `limit`.
+fn wait_all_pins(peers: &[Peer], cids: &[String], standin: bool, limit: Duration) -> Result<()> {
     const STALL: Duration = Duration::from_secs(5);
-    let expected: std::collections::HashSet<String> = (0..count).map(pins::cid).collect();
+    let count = cids.len();
+    let expected: std::collections::HashSet<&str> = cids.iter().map(String::as_str).collect();
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
         let mut last = (None, Instant::now());
         let what = format!("{} to list {count} pins", peer.name);
         wait::until(&what, limit, Duration::from_millis(300), || {
             let seen = peer.pins()?;
             let exact = |cids: &Vec<String>| {
-                cids.len() == count && cids.iter().all(|cid| expected.contains(cid))
+                cids.len() == count && cids.iter().all(|cid| expected.contains(cid.as_str()))
             };
             if seen.as_ref().is_some_and(exact) {
                 return Ok(Some(()));
@@ -417,9 +598,9 @@ fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
             let size = seen.as_ref().map(Vec::len);
             if size != last.0 {
                 last = (size, Instant::now());
-            } else if last.1.elapsed() > STALL {
+            } else if standin && last.1.elapsed() > STALL {
                 return Err(match seen {
-                    Some(cids) => lost_pins(&peer.name, count, &cids),
+                    Some(listed) => lost_pins(&peer.name, cids, &listed),
                     None => LabError::WaitTimeout {
                         what: format!("{what} (its API does not answer)"),
                         seconds: STALL.as_secs(),
@@ -433,11 +614,13 @@ fn wait_all_pins(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
 }
 
 /// The error for a peer whose list of pins settled without all the acknowledged ones.
-fn lost_pins(host: &str, count: usize, listed: &[String]) -> LabError {
+fn lost_pins(host: &str, cids: &[String], listed: &[String]) -> LabError {
+    let count = cids.len();
     let listed: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
-    let missing: Vec<String> = (0..count)
-        .map(pins::cid)
+    let missing: Vec<String> = cids
+        .iter()
         .filter(|cid| !listed.contains(cid.as_str()))
+        .cloned()
         .collect();
     let extra = listed.len() + missing.len() - count;
     LabError::PinsLost {
@@ -488,7 +671,8 @@ mod tests {
             .map(pins::cid)
             .collect();
         listed.push("QmNotALabPin".into());
-        let error = lost_pins("h2", 10, &listed);
+        let all: Vec<String> = (0..10).map(pins::cid).collect();
+        let error = lost_pins("h2", &all, &listed);
         let LabError::PinsLost {
             missing,
             extra,

@@ -8,6 +8,9 @@ use std::path::Path;
 /// The wrapper's file name in a host's `bin` folder.
 pub const FILE_NAME: &str = "ipfs-cluster-svc";
 
+/// The same wrapper under the name that makes it control kubo (`ipfs.unit`) on a real lab's host.
+pub const KUBO_FILE_NAME: &str = "ipfs-svc";
+
 /// The wrapper script, installed on every host.
 pub const SCRIPT: &str = include_str!("../../assets/ipfs-cluster-svc");
 
@@ -25,6 +28,17 @@ pub fn unit_file(bin_dir: &Path, config_dir: &Path) -> String {
     )
 }
 
+/// The contents of `home/ipfs.unit` on a real lab's host: kubo, offline, on its own repository.
+pub fn kubo_unit_file(bin_dir: &Path, repo: &Path) -> String {
+    format!(
+        "# The lab's stand-in for a systemd unit of kubo; read by ipfs-svc.\n\
+         [Service]\n\
+         ExecStart={}/ipfs --repo-dir {} daemon --offline\n",
+        bin_dir.display(),
+        repo.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +51,12 @@ mod tests {
         );
         assert!(unit.contains("\nExecStart=/lab/h1/home/bin/ipfs-cluster-service -c /lab/h1/home/.ipfs-cluster daemon\n"));
         assert!(SCRIPT.starts_with("#!/bin/sh"));
+        let kubo = kubo_unit_file(
+            Path::new("/lab/h1/home/bin"),
+            Path::new("/lab/h1/home/.ipfs"),
+        );
+        assert!(kubo.contains(
+            "\nExecStart=/lab/h1/home/bin/ipfs --repo-dir /lab/h1/home/.ipfs daemon --offline\n"
+        ));
     }
 }

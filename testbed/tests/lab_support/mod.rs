@@ -37,6 +37,8 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     /// How long `up` took.
     pub up_time: Duration,
+    /// What `up` printed on stdout (a real lab's start times and memory).
+    pub up_stdout: String,
 }
 
 impl Lab {
@@ -48,6 +50,7 @@ impl Lab {
                 .tempdir()
                 .unwrap(),
             up_time: Duration::ZERO,
+            up_stdout: String::new(),
         };
         let (n, k) = (peers.to_string(), pins.to_string());
         let mut args = vec![
@@ -74,10 +77,12 @@ impl Lab {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        lab.up_stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         eprintln!(
-            "up of {peers} hosts ({pins} pins) took {:.1}s\n{}",
+            "up of {peers} hosts ({pins} pins) took {:.1}s\n{}{}",
             lab.up_time.as_secs_f64(),
-            String::from_utf8_lossy(&output.stderr)
+            String::from_utf8_lossy(&output.stderr),
+            lab.up_stdout
         );
         lab
     }

@@ -1,0 +1,269 @@
+//! cluster-upgrade against the REAL IPFS Cluster 1.0.8 and 1.1.6 and real kubo daemons, through
+//! real sshd: `cluster-lab up --real` (3 peers, 100 pins whose blocks are in every kubo).
+//!
+//! These tests need the releases `scripts/real-releases` builds (`scripts/setup` and
+//! `scripts/test` run it); without them they fail, naming that script.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use support::{assert_no_step_finished_twice, assert_success, run, text, Lab};
+
+const FROM: &str = "1.0.8";
+const TO: &str = "1.1.6";
+const PINS: usize = 100;
+
+/// A lab of 3 real peers on 1.0.8 with 100 pins, in `consensus` (raft or crdt).
+fn real_lab(consensus: &str) -> Lab {
+    let start = Instant::now();
+    let lab = Lab::up_with(
+        3,
+        FROM,
+        PINS,
+        &["--real", "--consensus", consensus, "--target", TO],
+    );
+    eprintln!(
+        "real {consensus} lab up in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    lab
+}
+
+/// The CIDs the lab pinned (kubo's CIDs of the blocks it added), from `lab.json`.
+fn lab_pins(lab: &Lab) -> BTreeSet<String> {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path().join("lab.json")).unwrap())
+            .unwrap();
+    state["real"]["pins"]
+        .as_array()
+        .expect("a real lab records its pins")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The CIDs of a stream of JSON pins (`pin ls --enc json`, `state export`).
+fn cids(json: &[u8]) -> BTreeSet<String> {
+    serde_json::Deserializer::from_slice(json)
+        .into_iter::<serde_json::Value>()
+        .map(|pin| pin.expect("JSON pins")["cid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every peer runs `version`, sees the 3 peers, lists exactly the lab's pins, and its IPFS
+/// daemon holds every one of them (`status --local`: PINNED).
+fn assert_every_pin_kept(lab: &Lab, version: &str) {
+    lab.assert_cluster(version, 3, PINS as u64);
+    let expected = lab_pins(lab);
+    assert_eq!(expected.len(), PINS);
+    for host in ["h1", "h2", "h3"] {
+        let listed = lab.ctl(host, &["--enc", "json", "pin", "ls"]);
+        assert_success(&listed, "pin ls");
+        assert_eq!(cids(&listed.stdout), expected, "{host} lists other pins");
+        let status = lab.ctl(host, &["--enc", "json", "status", "--local"]);
+        assert_success(&status, "status --local");
+        let not_pinned: Vec<serde_json::Value> =
+            serde_json::Deserializer::from_slice(&status.stdout)
+                .into_iter::<serde_json::Value>()
+                .map(Result::unwrap)
+                .filter(|pin| {
+                    pin["peer_map"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                        .any(|p| p["status"] != "pinned")
+                })
+                .collect();
+        assert!(not_pinned.is_empty(), "{host}: not PINNED: {not_pinned:#?}");
+    }
+}
+
+fn apply(lab: &Lab, extra: &[&str]) -> Output {
+    let inventory = lab.inventory();
+    let mut args = vec!["apply", inventory.to_str().unwrap(), "--yes"];
+    args.extend_from_slice(extra);
+    let start = Instant::now();
+    let out = run(&args);
+    eprintln!("apply {extra:?} took {:.1}s", start.elapsed().as_secs_f64());
+    out
+}
+
+fn plan(lab: &Lab, extra: &[&str]) -> String {
+    let inventory = lab.inventory();
+    let mut args = vec!["plan", inventory.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert_success(&out, "plan");
+    text(&out.stdout)
+}
+
+/// The state export of `host` that `apply` copied to the controller.
+fn copied_export(lab: &Lab, host: &str) -> std::path::PathBuf {
+    let run = lab.run_dirs().pop().expect("a run");
+    let file = run
+        .join("backups")
+        .join(format!("state-export-{host}-{FROM}.json"));
+    assert!(file.is_file(), "{} is missing", file.display());
+    file
+}
+
+/// A fresh real peer on `version` (`init --consensus raft` in an empty folder), into which
+/// `export` is imported; returns what it then exports.
+fn import_into_fresh_peer(lab: &Lab, version: &str, export: &Path) -> BTreeSet<String> {
+    let release = lab_release_dir(lab).join(version);
+    let config = tempfile::tempdir().unwrap();
+    let service = |args: &[&str]| {
+        let out = Command::new(release.join("ipfs-cluster-service"))
+            .arg("--config")
+            .arg(config.path())
+            .args(args)
+            .env("CLUSTER_MDNSINTERVAL", "0s")
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("ipfs-cluster-service {args:?}"));
+        out
+    };
+    service(&["init", "--consensus", "raft"]);
+    service(&["state", "import", "-f", export.to_str().unwrap()]);
+    cids(&service(&["state", "export"]).stdout)
+}
+
+/// The real releases folder the lab's inventory names.
+fn lab_release_dir(lab: &Lab) -> std::path::PathBuf {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path().join("lab.json")).unwrap())
+            .unwrap();
+    state["real"]["releases"].as_str().unwrap().into()
+}
+
+#[test]
+fn standard_upgrade_of_a_real_raft_cluster_keeps_every_pin_and_its_export_imports_into_a_fresh_peer(
+) {
+    let lab = real_lab("raft");
+    let shown = plan(&lab, &[]);
+    assert!(shown.contains("Procedure: standard"), "{shown}");
+    assert!(shown.contains("raft"), "{shown}");
+
+    let out = apply(&lab, &[]);
+    assert_success(&out, "apply");
+    assert!(
+        text(&out.stdout).contains(&format!("standard procedure, {FROM} → {TO}, finished")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_every_pin_kept(&lab, TO);
+
+    // 1.x has no state migration: no peer was started with the deprecated `--upgrade`.
+    let log = std::fs::read_to_string(lab.home("h1").join("ipfs-cluster.log")).unwrap();
+    let starts: Vec<&str> = log.lines().filter(|l| l.contains(": start: ")).collect();
+    assert!(
+        starts.last().is_some_and(|l| !l.contains("--upgrade")),
+        "{starts:?}"
+    );
+
+    // The export copied to the controller before the binaries were swapped holds every pin,
+    // and a fresh real peer of the release that made it imports it whole.
+    let export = copied_export(&lab, "h2");
+    assert_eq!(
+        cids(&std::fs::read(&export).unwrap()),
+        lab_pins(&lab),
+        "the copied export"
+    );
+    assert_eq!(
+        import_into_fresh_peer(&lab, FROM, &export),
+        lab_pins(&lab),
+        "a fresh {FROM} peer imported another pinset"
+    );
+}
+
+#[test]
+fn standard_upgrade_of_a_real_crdt_cluster_keeps_every_pin_without_raft_steps() {
+    let lab = real_lab("crdt");
+    let shown = plan(&lab, &[]);
+    assert!(shown.contains("Procedure: standard"), "{shown}");
+    assert!(shown.contains("crdt"), "{shown}");
+    assert!(
+        !shown.contains("wait_for_leader_timeout") && !shown.contains("svc start --upgrade"),
+        "raft-only reasons or steps in a CRDT plan:\n{shown}"
+    );
+
+    let out = apply(&lab, &[]);
+    assert_success(&out, "apply");
+    assert_every_pin_kept(&lab, TO);
+    let export = copied_export(&lab, "h1");
+    assert_eq!(cids(&std::fs::read(&export).unwrap()), lab_pins(&lab));
+
+    // The bootstrap procedure (peers rm, raft folders) is refused for a CRDT cluster.
+    let out = apply(&lab, &["--procedure", "bootstrap"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
+
+#[test]
+fn bootstrap_procedure_on_a_real_raft_cluster_keeps_every_pin() {
+    let lab = real_lab("raft");
+    let out = apply(&lab, &["--procedure", "bootstrap"]);
+    assert_success(&out, "apply --procedure bootstrap");
+    assert!(
+        text(&out.stdout).contains(&format!("bootstrap procedure, {FROM} → {TO}, finished")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_every_pin_kept(&lab, TO);
+}
+
+#[test]
+fn recover_from_export_rebuilds_a_real_raft_cluster_that_lost_every_state() {
+    let lab = real_lab("raft");
+    let svc = |host: &str, verb: &str| {
+        let out = Command::new(lab.home(host).join("bin/ipfs-cluster-svc"))
+            .arg(verb)
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("ipfs-cluster-svc {verb} on {host}"));
+    };
+    for host in ["h1", "h2", "h3"] {
+        svc(host, "stop");
+    }
+    // The operator's export, made earlier with the running release.
+    let export = lab.path().join("pins-1.0.8.json");
+    let out = Command::new(lab.home("h2").join("bin/ipfs-cluster-service"))
+        .arg("--config")
+        .arg(lab.home("h2").join(".ipfs-cluster"))
+        .args(["state", "export", "-f", export.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_success(&out, "state export");
+    for host in ["h1", "h2", "h3"] {
+        let out = lab.lab(&["fault", "rm-state", host, "--backups"]);
+        assert_success(&out, "fault rm-state");
+    }
+
+    let out = run(&[
+        "recover",
+        lab.inventory().to_str().unwrap(),
+        "--yes",
+        "--from-export",
+        export.to_str().unwrap(),
+    ]);
+    assert_success(&out, "recover --from-export");
+    assert_every_pin_kept(&lab, TO);
+}
+
+#[test]
+fn killed_at_three_points_apply_finishes_a_real_raft_upgrade_without_losing_a_pin() {
+    let lab = real_lab("raft");
+    let inventory = lab.inventory();
+    for step in ["export-state", "start-upgrade", "cluster-healthy"] {
+        lab.kill_when_started(&["apply", inventory.to_str().unwrap(), "--yes"], step, 1);
+    }
+    let out = apply(&lab, &[]);
+    assert_success(&out, "apply after three kills");
+    assert_every_pin_kept(&lab, TO);
+    let records = lab.journal();
+    assert_no_step_finished_twice(&records);
+    assert_eq!(records.last().unwrap()["event"], "run_finished");
+}
