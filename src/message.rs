@@ -55,6 +55,21 @@ impl<T: fmt::Display> fmt::Display for HostNames<'_, T> {
     }
 }
 
+/// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,19 +91,4 @@ mod tests {
         );
         assert_eq!(HostNames(&names).to_string(), "12 hosts (h1, h2, h3, …)");
     }
-}
-
-/// An error and its causes on one line: `a: b: c` (library errors keep causes in `source()`).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -881,10 +881,13 @@ fn a_state_directory_that_is_a_file_or_no_terminal_without_yes_is_refused_before
     assert_eq!(logins(&lab, &["h1", "h2"]), before, "no host was contacted");
 }
 
+/// Changes a lab's inventory (at the path) and returns the extra arguments to pass.
+type Change = Box<dyn Fn(&Lab, &Path) -> Vec<String>>;
+
 /// One invalid variant of a lab: what to change, and what the error must say.
 struct Invalid {
     what: &'static str,
-    change: Box<dyn Fn(&Lab, &Path) -> Vec<String>>,
+    change: Change,
     says: &'static str,
 }
 

@@ -13,7 +13,7 @@ use super::plan::{self as plan_cmd};
 use super::run::{self, RunOptions, RunRequest};
 use super::{inputs, plan_file, preflight, resume, state};
 use crate::exec::Connected;
-use crate::plan::Planned;
+use crate::plan::{PlanInputs, Planned};
 
 /// What `apply` was asked to run, read and checked before anything else.
 enum Request {
@@ -134,8 +134,13 @@ fn fresh(settings: &ApplySettings, state: &StateDir, request: Request) -> Result
             // The run reuses these connections: one per host for the whole apply.
             let (connected, facts) = Connected::open_and_probe(&reach, ProbeScope::FULL)?;
             let origin = plan_cmd::origin(plan_cmd::cluster_id(&inventory)?, reach);
-            let planned =
-                plan_cmd::make_plan(&inventory, &playbooks, &facts, settings.procedure, &origin)?;
+            let planned = plan_cmd::make_plan(PlanInputs {
+                inventory: &inventory,
+                playbooks: &playbooks,
+                facts: &facts,
+                requested: settings.procedure,
+                origin: &origin,
+            })?;
             match planned {
                 Planned::Plan(plan) => (plan, connected, facts),
                 Planned::Converged { target, hosts } => {

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::facts::HostFacts;
 use crate::inventory::{Inventory, Version};
 use crate::journal::{open_private, write_private_with, RunId, StateDir};
-use crate::plan::{plan_upgrade, ClusterId, PlanInputs, PlanOrigin, Planned, Playbooks, Reach};
+use crate::plan::{plan_upgrade, ClusterId, PlanInputs, PlanOrigin, Planned, Reach};
 use crate::report;
 
 use super::{inputs, plan_file, state};
@@ -49,7 +49,13 @@ pub fn plan(args: &PlanSettings) -> Result<(), Error> {
     let replaceable = state::lease_replaceable(&state, args.take_over.as_ref())?;
     check_leases(&facts, None, &replaceable)?;
     let origin = origin(cluster_id, reach);
-    let plan = match make_plan(&inventory, &playbooks, &facts, args.procedure, &origin)? {
+    let plan = match make_plan(PlanInputs {
+        inventory: &inventory,
+        playbooks: &playbooks,
+        facts: &facts,
+        requested: args.procedure,
+        origin: &origin,
+    })? {
         Planned::Plan(plan) => plan,
         Planned::Converged { target, hosts } => {
             report_converged(target, hosts, args.json);
@@ -157,34 +163,12 @@ pub fn check_leases(
 
 /// `2026-12-04 17:52:37 UTC`.
 pub fn time_text(unix: u64) -> String {
-    let id = RunId::at(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix));
-    let text = id.as_str();
-    format!(
-        "{}-{}-{} {}:{}:{} UTC",
-        &text[0..4],
-        &text[4..6],
-        &text[6..8],
-        &text[9..11],
-        &text[11..13],
-        &text[13..15]
-    )
+    crate::journal::utc_text(unix)
 }
 
 /// Plans the upgrade (see `plan::plan_upgrade`); a refusal is shown with the facts.
-pub fn make_plan(
-    inventory: &Inventory,
-    playbooks: &Playbooks,
-    facts: &[HostFacts],
-    requested: Option<crate::plan::ProcedureKind>,
-    origin: &PlanOrigin,
-) -> Result<Planned, Error> {
-    let inputs = PlanInputs {
-        inventory,
-        playbooks,
-        facts,
-        requested,
-        origin,
-    };
+pub fn make_plan(inputs: PlanInputs<'_>) -> Result<Planned, Error> {
+    let (inventory, facts) = (inputs.inventory, inputs.facts);
     plan_upgrade(inputs, || inventory.with_intermediate_target()).map_err(|error| {
         if error.refusal().is_some() {
             report::print(&report::render_facts(facts));

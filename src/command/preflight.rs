@@ -132,6 +132,31 @@ fn host_problems(plan: &Plan, checkpoint: &Checkpoint, facts: &[HostFacts]) -> V
     problems
 }
 
+/// Free bytes for this user on the file system of `dir`.
+fn available_bytes(dir: &Path) -> Result<u64, Error> {
+    let stat = rustix::fs::statvfs(dir).map_err(|error| crate::journal::JournalError::Io {
+        path: dir.to_path_buf(),
+        source: error.into(),
+    })?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// `1.5 MiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,30 +276,5 @@ mod tests {
             &facts([Some(plenty), Some(1024), Some(plenty)]),
         );
         assert!(problems.is_empty(), "{problems:?}");
-    }
-}
-
-/// Free bytes for this user on the file system of `dir`.
-fn available_bytes(dir: &Path) -> Result<u64, Error> {
-    let stat = rustix::fs::statvfs(dir).map_err(|error| crate::journal::JournalError::Io {
-        path: dir.to_path_buf(),
-        source: error.into(),
-    })?;
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
-}
-
-/// `1.5 MiB`.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

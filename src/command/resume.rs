@@ -43,8 +43,11 @@ pub struct Again<'a> {
     /// `recover` resumes recoveries only; `apply` never does (their final checks differ).
     pub recovery: bool,
     /// The final check of the run (the command's).
-    pub after: &'a dyn Fn(&RunDir, &Plan, &[HostFacts]) -> Result<Vec<String>, Error>,
+    pub after: &'a FinalCheck,
 }
+
+/// A command's final check of a run: the problems it finds with the cluster as it ends.
+pub type FinalCheck = dyn Fn(&RunDir, &Plan, &[HostFacts]) -> Result<Vec<String>, Error>;
 
 /// Resumes an unfinished run: refuses what a resume cannot honour, checks the hosts against
 /// the journal, shows what is left, asks, runs.

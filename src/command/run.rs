@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{chain, Error};
 use crate::exec::{
     claim_all, release_all, BackupsDir, Claim, ExecOptions, Executor, LeaseHost, LeaseRequest,
-    QuorumGate, Reporter, RunOutcome,
+    QuorumGate, Reporter, RunOutcome, RunRecords,
 };
 use crate::facts::{HostFacts, Lease, ProbeScope};
 use crate::inventory::HostName;
@@ -104,16 +104,19 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         } else {
             Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
         };
+        let records = RunRecords {
+            journal: run.journal()?,
+            checkpoint,
+            backups: BackupsDir(run.backups_dir()),
+        };
         let executor = Executor::new(
             sessions.clone(),
-            run.journal()?,
-            checkpoint,
+            records,
             progress.reporter(),
             ExecOptions {
                 concurrency: crate::exec::concurrency(&plan.reach),
                 retry_in_flight: options.retry_in_flight,
             },
-            BackupsDir(run.backups_dir()),
         )
         .with_quorum_gate(quorum_gate(&connected, plan));
         executor

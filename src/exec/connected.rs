@@ -93,8 +93,10 @@ impl Connected {
             Arc::clone(&connected.connector),
             &connected.targets,
             connected.limit,
-            scope,
-            PROBE_TIMEOUT,
+            facts::Probing {
+                scope,
+                timeout: PROBE_TIMEOUT,
+            },
         ));
         connected.connections = connections;
         tracing::debug!(hosts = facts.len(), ?scope, elapsed = ?started.elapsed(), "connected and probed");

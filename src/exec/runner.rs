@@ -66,6 +66,14 @@ pub enum RunOutcome {
     Interrupted,
 }
 
+/// What a run writes on the controller: its journal, the checkpoint read from it, and the folder
+/// its backups are copied to.
+pub struct RunRecords {
+    pub journal: JournalWriter,
+    pub checkpoint: Checkpoint,
+    pub backups: BackupsDir,
+}
+
 /// Runs plans over open sessions, journalling as it goes.
 pub struct Executor<S: Session + 'static> {
     sessions: Arc<Sessions<S>>,
@@ -87,12 +95,15 @@ enum HostResult {
 impl<S: Session + 'static> Executor<S> {
     pub fn new(
         sessions: Sessions<S>,
-        journal: JournalWriter,
-        checkpoint: Checkpoint,
+        records: RunRecords,
         reporter: Arc<dyn Reporter>,
         options: ExecOptions,
-        backups: BackupsDir,
     ) -> Executor<S> {
+        let RunRecords {
+            journal,
+            checkpoint,
+            backups,
+        } = records;
         Executor {
             sessions: Arc::new(sessions),
             journal: Arc::new(GroupJournal::new(journal)),

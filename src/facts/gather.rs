@@ -90,6 +90,13 @@ where
         .collect()
 }
 
+/// What to probe and how long one probe may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Probing {
+    pub scope: ProbeScope,
+    pub timeout: Duration,
+}
+
 /// Probes every host over its connection, all at once, and returns their facts in the given
 /// order. `peers ls` runs on the first host; if its peer is unreachable or not running, again on
 /// the first one that runs, so that the facts name the peers the cluster cannot reach.
@@ -105,7 +112,10 @@ pub async fn probe_all<S: Session + 'static>(
         let host = host.clone();
         tasks.spawn(async move {
             let facts = match &connection {
-                Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
+                Ok(session) => {
+                    let probing = Probing { scope, timeout };
+                    probe_host(session.as_ref(), &host, index, probing).await
+                }
                 Err(error) => HostFacts::unreachable(&host.target.name, chain(error.as_ref())),
             };
             (index, facts)
@@ -130,8 +140,7 @@ pub async fn connect_and_probe<C>(
     connector: Arc<C>,
     hosts: &[ProbeTarget],
     limit: usize,
-    scope: ProbeScope,
-    timeout: Duration,
+    probing: Probing,
 ) -> (Vec<Connection<C::Session>>, Vec<HostFacts>)
 where
     C: Connector + 'static,
@@ -143,14 +152,14 @@ where
         limit,
         move |index, host, connection| async move {
             match &connection {
-                Ok(session) => probe_host(session.as_ref(), &host, index, scope, timeout).await,
+                Ok(session) => probe_host(session.as_ref(), &host, index, probing).await,
                 Err(error) => HostFacts::unreachable(&host.target.name, chain(error.as_ref())),
             }
         },
     )
     .await;
     let (connections, mut facts): (Vec<_>, Vec<_>) = probed.into_iter().unzip();
-    peers_elsewhere(&connections, hosts, &mut facts, timeout).await;
+    peers_elsewhere(&connections, hosts, &mut facts, probing.timeout).await;
     (connections, facts)
 }
 
@@ -159,15 +168,14 @@ async fn probe_host<S: Session>(
     session: &S,
     host: &ProbeTarget,
     index: usize,
-    scope: ProbeScope,
-    timeout: Duration,
+    probing: Probing,
 ) -> HostFacts {
     let scope = if index == 0 {
-        scope.with_peers()
+        probing.scope.with_peers()
     } else {
-        scope
+        probing.scope
     };
-    probe_session(session, host, scope, timeout).await
+    probe_session(session, host, scope, probing.timeout).await
 }
 
 /// When the first host's peer could not answer `peers ls`, asks the first peer that runs.

@@ -8,7 +8,7 @@ mod parse;
 mod probe;
 
 pub use gather::{
-    connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget,
+    connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget, Probing,
 };
 pub use model::{Consensus, HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
 pub use parse::{parse_lease, parse_peers, parse_probe_output, pinset_of_listing};

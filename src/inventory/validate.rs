@@ -46,6 +46,7 @@ pub(super) fn validate(
     let hosts = checker.hosts(
         &raw,
         &HostLayers {
+            defaults: raw.defaults.as_ref(),
             global: &global,
             groups: &groups,
             command_line: &command_line,
@@ -77,6 +78,8 @@ fn base_dir(file: &Path) -> PathBuf {
 
 /// Variable layers shared by every host.
 struct HostLayers<'a> {
+    /// The inventory's `defaults:` section.
+    defaults: Option<&'a RawDefaults>,
     global: &'a Vars,
     groups: &'a BTreeMap<String, Vars>,
     command_line: &'a Vars,
@@ -304,8 +307,10 @@ impl Checker<'_> {
 
     /// The `ssh:` section under the command line's SSH options.
     fn ssh(&mut self, raw: Option<&RawSsh>, overrides: &Overrides) -> Option<SshSettings> {
-        let mut ssh = SshSettings::default();
-        ssh.known_hosts_at = Some(SourcePosition::start(self.file));
+        let mut ssh = SshSettings {
+            known_hosts_at: Some(SourcePosition::start(self.file)),
+            ..SshSettings::default()
+        };
         if let Some(raw) = raw {
             if let Some(path) = &raw.known_hosts {
                 ssh.known_hosts = self.resolve(&path.value);
@@ -464,7 +469,6 @@ impl Checker<'_> {
                 hint: "list at least one host",
             });
         }
-        let defaults = raw.defaults.as_ref();
         let mut seen: BTreeMap<String, SourcePosition> = BTreeMap::new();
         let mut hosts = Vec::new();
         for spanned in &raw.hosts.value {
@@ -482,7 +486,7 @@ impl Checker<'_> {
                 continue;
             }
             seen.insert(name.to_string(), at);
-            if let Some(host) = self.host(spanned, name, defaults, layers) {
+            if let Some(host) = self.host(spanned, name, layers) {
                 hosts.push(host);
             }
         }
@@ -493,10 +497,10 @@ impl Checker<'_> {
         &mut self,
         spanned: &Spanned<super::raw::RawHost>,
         name: HostName,
-        defaults: Option<&RawDefaults>,
         layers: &HostLayers<'_>,
     ) -> Option<Host> {
         let raw = &spanned.value;
+        let defaults = layers.defaults;
         let address: Option<Address> = self.parse(&raw.address, "hosts[].address", Some(&name));
         let port = match (&raw.port, defaults.and_then(|d| d.port.as_ref())) {
             (None, None) => Some(Port::default()),

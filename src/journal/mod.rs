@@ -15,4 +15,4 @@ pub use run_dir::{
     open_private, private_dir, write_private, write_private_with, JournalError, JournalWriter,
     RunDir, RunLock, StateDir, StateDirProblem,
 };
-pub use run_id::{RunId, RunIdError};
+pub use run_id::{utc_text, RunId, RunIdError};

@@ -84,6 +84,18 @@ impl fmt::Display for RunId {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+/// `2026-12-04 17:52:37 UTC` for a Unix time.
+pub fn utc_text(unix: u64) -> String {
+    let (days, rest) = (unix / 86_400, unix % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -82,6 +82,13 @@ pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError>
     })
 }
 
+/// Where an invalid value was written: its position, its step and its field.
+struct Field<'s> {
+    at: SourcePosition,
+    step: Option<&'s str>,
+    name: &'static str,
+}
+
 struct Loader<'a> {
     file: &'a Path,
     text: &'a str,
@@ -94,18 +101,11 @@ impl Loader<'_> {
         SourcePosition::of(self.file, spanned)
     }
 
-    fn invalid(
-        &mut self,
-        at: SourcePosition,
-        step: Option<&str>,
-        field: &'static str,
-        value: String,
-        reason: String,
-    ) {
+    fn invalid(&mut self, field: Field<'_>, value: String, reason: String) {
         self.errors.push(ProcedureError::InvalidValue {
-            at,
-            step: step.map(str::to_string),
-            field,
+            at: field.at,
+            step: field.step.map(str::to_string),
+            field: field.name,
             value,
             reason,
         });
@@ -122,9 +122,11 @@ impl Loader<'_> {
             match checked {
                 Ok(name) => vars.insert(name, value.clone()),
                 Err(reason) => self.invalid(
-                    self.at(raw),
-                    None,
-                    "defaults variable name",
+                    Field {
+                        at: self.at(raw),
+                        step: None,
+                        name: "defaults variable name",
+                    },
                     name.clone(),
                     reason,
                 ),
@@ -141,9 +143,11 @@ impl Loader<'_> {
         if !valid {
             let reason = "partial names use lowercase letters, digits and `_`".to_string();
             self.invalid(
-                self.at(source),
-                None,
-                "partial name",
+                Field {
+                    at: self.at(source),
+                    step: None,
+                    name: "partial name",
+                },
                 name.to_string(),
                 reason,
             );
@@ -197,9 +201,11 @@ impl Loader<'_> {
         match text.value.parse::<HumanDuration>() {
             Ok(duration) if duration.get().is_zero() => {
                 self.invalid(
-                    self.at(text),
-                    Some(step),
-                    field,
+                    Field {
+                        at: self.at(text),
+                        step: Some(step),
+                        name: field,
+                    },
                     text.value.clone(),
                     "must be longer than 0 (a zero limit fails at once)".to_string(),
                 );
@@ -208,9 +214,11 @@ impl Loader<'_> {
             Ok(duration) => Some(duration),
             Err(reason) => {
                 self.invalid(
-                    self.at(text),
-                    Some(step),
-                    field,
+                    Field {
+                        at: self.at(text),
+                        step: Some(step),
+                        name: field,
+                    },
                     text.value.clone(),
                     format!("{reason}"),
                 );
@@ -227,9 +235,11 @@ impl Loader<'_> {
             Ok(id) => Some(id),
             Err(reason) => {
                 self.invalid(
-                    self.at(&raw.id),
-                    None,
-                    "step id",
+                    Field {
+                        at: self.at(&raw.id),
+                        step: None,
+                        name: "step id",
+                    },
                     id_text.to_string(),
                     reason.to_string(),
                 );
@@ -360,7 +370,15 @@ impl Loader<'_> {
         match targets {
             Ok(targets) => Some(targets),
             Err((value, reason)) => {
-                self.invalid(self.at(on), Some(step), "on", value, reason);
+                self.invalid(
+                    Field {
+                        at: self.at(on),
+                        step: Some(step),
+                        name: "on",
+                    },
+                    value,
+                    reason,
+                );
                 None
             }
         }
@@ -378,7 +396,15 @@ impl Loader<'_> {
             Some(mode) => Some(mode),
             None => {
                 let reason = "expected permission bits such as 0o755 or \"0755\"".to_string();
-                self.invalid(self.at(mode), Some(step), "upload.mode", text, reason);
+                self.invalid(
+                    Field {
+                        at: self.at(mode),
+                        step: Some(step),
+                        name: "upload.mode",
+                    },
+                    text,
+                    reason,
+                );
                 None
             }
         }

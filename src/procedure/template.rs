@@ -122,7 +122,7 @@ impl Templates {
         let variable = if error.kind() == ErrorKind::UndefinedError {
             let line = line_text(source, error.line(), range.clone());
             let used_at = range.as_ref().map(|range| range.start);
-            let found = self.missing_variable(name, context, line, used_at);
+            let found = closest_before(self.undefined_variables(name, context), line, used_at);
             // Point at the variable itself: minijinja's range may cover the filter it went into.
             if let Some((_, Some(offset))) = &found {
                 range = Some(*offset..*offset + found.as_ref().map_or(0, |(v, _)| v.len()));
@@ -143,18 +143,11 @@ impl Templates {
         }
     }
 
-    /// minijinja does not say which variable was undefined. Among the template's variables that
-    /// the context cannot resolve, take the one written closest before where the failing
-    /// expression starts on the failing line (the undefined value is used there, e.g. piped
-    /// into `quote`). Returns the variable and its offset in the template when found on the line.
-    fn missing_variable(
-        &self,
-        name: &str,
-        context: &Value,
-        line: Option<(usize, &str)>,
-        used_at: Option<usize>,
-    ) -> Option<(String, Option<usize>)> {
-        let template = self.env.get_template(name).ok()?;
+    /// The variables of template `name` that `context` cannot resolve, sorted.
+    fn undefined_variables(&self, name: &str, context: &Value) -> Vec<String> {
+        let Ok(template) = self.env.get_template(name) else {
+            return Vec::new();
+        };
         let globals: Vec<&str> = self.env.globals().map(|(global, _)| global).collect();
         let mut missing: Vec<String> = template
             .undeclared_variables(true)
@@ -163,22 +156,34 @@ impl Templates {
             .filter(|path| !resolves(context, path))
             .collect();
         missing.sort();
-        let Some((line_start, text)) = line else {
-            return missing.into_iter().next().map(|v| (v, None));
-        };
-        let used_at = used_at.unwrap_or(line_start + text.len());
-        let best = missing
-            .iter()
-            .flat_map(|path| {
-                text.match_indices(path.as_str())
-                    .map(move |(index, _)| (path, line_start + index))
-            })
-            .filter(|(_, offset)| *offset <= used_at)
-            .max_by_key(|(_, offset)| *offset);
-        match best {
-            Some((path, offset)) => Some((path.clone(), Some(offset))),
-            None => missing.into_iter().next().map(|v| (v, None)),
-        }
+        missing
+    }
+}
+
+/// minijinja does not say which variable was undefined. Of the `missing` ones, take the one
+/// written closest before where the failing expression starts (`used_at`) on the failing `line`
+/// (its start offset and text): the undefined value is used there, e.g. piped into `quote`.
+/// Returns the variable and its offset in the template when found on the line.
+fn closest_before(
+    missing: Vec<String>,
+    line: Option<(usize, &str)>,
+    used_at: Option<usize>,
+) -> Option<(String, Option<usize>)> {
+    let Some((line_start, text)) = line else {
+        return missing.into_iter().next().map(|v| (v, None));
+    };
+    let used_at = used_at.unwrap_or(line_start + text.len());
+    let best = missing
+        .iter()
+        .flat_map(|path| {
+            text.match_indices(path.as_str())
+                .map(move |(index, _)| (path, line_start + index))
+        })
+        .filter(|(_, offset)| *offset <= used_at)
+        .max_by_key(|(_, offset)| *offset);
+    match best {
+        Some((path, offset)) => Some((path.clone(), Some(offset))),
+        None => missing.into_iter().next().map(|v| (v, None)),
     }
 }
 

@@ -67,6 +67,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
     let anchor_facts = facts_of(facts, anchor);
     let anchor_multiaddr = bootstrap_multiaddr(anchor, anchor_facts, target);
     let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
+    let recovery = recovery_var(choice, export, anchor, run_id);
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
         let host_facts = by_name[host.name.as_str()];
         let mut context = TemplateContext::new(inventory, host, anchor);
@@ -85,7 +86,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
         context.run = RunContext::new(run_id, bin_dir(host));
         context.vars.insert(
             "recovery".parse().expect("a valid name"),
-            recovery_var(choice, export, host_facts, anchor, run_id),
+            with_force_local(recovery.clone(), host_facts),
         );
         context
     })?;
@@ -109,11 +110,19 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
     Ok(origin.plan(inventory, facts, parts))
 }
 
-/// The `recovery` variable of the playbook.
+/// The `recovery` variable of one host: whether its `state import` and `state cleanup` take a
+/// local `-f` (from 0.10; before, only the global one).
+fn with_force_local(mut recovery: serde_json::Value, facts: &HostFacts) -> serde_json::Value {
+    recovery["force_local"] = json!(facts
+        .service_version
+        .is_some_and(|v| v >= Version::new(0, 10, 0)));
+    recovery
+}
+
+/// The `recovery` variable, the same for every host.
 fn recovery_var(
     choice: &SourceChoice,
     export: Option<&ExportFile>,
-    facts: &HostFacts,
     anchor: &Host,
     run_id: &str,
 ) -> serde_json::Value {
@@ -129,8 +138,6 @@ fn recovery_var(
         "export_sha256": export.map(|e| e.sha256.to_string()).unwrap_or_default(),
         "export_path": remote_export_path(anchor, run_id),
         "backup_file": EXPORT_BACKUP,
-        // `state import` and `state cleanup` take a local `-f` from 0.10; before, only the global one.
-        "force_local": facts.service_version.is_some_and(|v| v >= Version::new(0, 10, 0)),
     })
 }
 

@@ -150,7 +150,7 @@ impl KnownHosts {
     }
 
     /// Records what [`append`] wrote at `line`, so the rest of the run sees it.
-    pub fn add_appended(&mut self, line: usize, host: &str, port: u16, key: &PublicKey) {
+    pub fn add_appended(&mut self, line: usize, (host, port): (&str, u16), key: &PublicKey) {
         self.add(Entry {
             line,
             marker: Marker::None,

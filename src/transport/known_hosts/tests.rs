@@ -226,7 +226,7 @@ fn a_key_accepted_during_the_run_is_known_to_the_rest_of_it() {
     let k = keys();
     let mut kh = parse(&line("other", &k.a));
     assert_eq!(kh.check("10.0.0.9", 2222, &k.b), Match::Unknown);
-    kh.add_appended(2, "10.0.0.9", 2222, &k.b);
+    kh.add_appended(2, ("10.0.0.9", 2222), &k.b);
     assert_eq!(kh.check("10.0.0.9", 2222, &k.b), Match::Trusted { line: 2 });
     assert_eq!(
         kh.check("10.0.0.9", 2222, &k.a),

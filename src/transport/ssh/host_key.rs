@@ -131,7 +131,7 @@ impl HostKeyCheck {
                 source,
             }
         })?;
-        known.add_appended(line, &self.address, self.port, key);
+        known.add_appended(line, (&self.address, self.port), key);
         tracing::info!(host = %self.host, fingerprint = %fingerprint(key), line, "added new host key to known_hosts");
         Ok(())
     }
