@@ -191,15 +191,21 @@ fn standard_upgrade_of_a_real_crdt_cluster_keeps_every_pin_without_raft_steps() 
         "raft-only reasons or steps in a CRDT plan:\n{shown}"
     );
 
+    // The bootstrap procedure (peers rm, raft folders) is refused for a CRDT cluster, before
+    // any change.
+    let out = apply(&lab, &["--procedure", "bootstrap"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("crdt consensus"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = apply(&lab, &[]);
     assert_success(&out, "apply");
     assert_every_pin_kept(&lab, TO);
     let export = copied_export(&lab, "h1");
     assert_eq!(cids(&std::fs::read(&export).unwrap()), lab_pins(&lab));
-
-    // The bootstrap procedure (peers rm, raft folders) is refused for a CRDT cluster.
-    let out = apply(&lab, &["--procedure", "bootstrap"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -170,7 +170,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(cluster_lab())
+        // No second panic while unwinding: without the binary there is no lab to take down.
+        let lab = cluster_upgrade().with_file_name("cluster-lab");
+        let _ = Command::new(lab)
             .args(["down", "--dir"])
             .arg(self.path())
             .output();
