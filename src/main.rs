@@ -6,16 +6,18 @@ use clap::Parser;
 
 use cluster_upgrade::cli::Cli;
 use cluster_upgrade::command;
+use cluster_upgrade::report::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let printer = Printer::detect(cli.verbose > 0).install();
+    init_logging(cli.verbose, printer);
     let json = cli.json_output();
     match command::run(cli.settings()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let message = cluster_upgrade::error::chain(&error);
-            eprintln!("error: {message}");
+            printer.note(&format!("error: {message}"));
             if json {
                 // `--json` prints JSON in every outcome: the error too, on stdout.
                 let value = serde_json::json!({
@@ -23,7 +25,7 @@ fn main() -> ExitCode {
                     "kind": error.kind(),
                     "exit_code": error.exit_code(),
                 });
-                println!("{value}");
+                printer.data(&format!("{value}\n"));
             }
             ExitCode::from(error.exit_code())
         }
@@ -31,14 +33,14 @@ fn main() -> ExitCode {
 }
 
 /// Warnings always reach stderr; `-v` adds debug and `-vv` trace logs. A run's log file gets
-/// debug logs too. ANSI escapes in remote output are escaped (tracing-subscriber ≥ 0.3.20).
-fn init_logging(verbose: u8) {
+/// debug logs too. ANSI escapes in remote output are escaped (tracing-subscriber ≥ 0.3.20);
+/// the logs themselves are coloured only on a terminal without `NO_COLOR` (the printer's call).
+fn init_logging(verbose: u8, printer: Printer) {
     use tracing_subscriber::filter::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
 
-    cluster_upgrade::report::set_verbose(verbose > 0);
     let level = match verbose {
         0 => "warn",
         1 => "debug",
@@ -50,6 +52,7 @@ fn init_logging(verbose: u8) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(printer.colour())
                 .with_target(false)
                 .with_filter(terminal),
         )

@@ -3,7 +3,6 @@
 //! cluster again right before a step that takes quorum away), take the final gate, give the
 //! lease back, print the run's table.
 
-use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -98,11 +97,13 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         report::log_to_file(&run.log_path());
 
         let host_names: Vec<HostName> = plan.facts.iter().map(|f| f.host.clone()).collect();
-        let terminal = std::io::stderr().is_terminal() && !report::verbose();
-        let progress = if terminal {
-            Progress::Bars(Arc::new(TerminalProgress::new(&host_names)))
-        } else {
-            Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
+        let progress = match report::Printer::current().progress() {
+            report::ProgressKind::Bars => {
+                Progress::Bars(Arc::new(TerminalProgress::new(&host_names)))
+            }
+            report::ProgressKind::Lines => {
+                Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
+            }
         };
         let records = RunRecords {
             journal: run.journal()?,
@@ -317,28 +318,20 @@ async fn final_gate(after: AfterCheck<'_>, connected: &Connected) -> Result<Vec<
 
 /// Asks `question` on the terminal unless `yes`; without a terminal to ask on, refuses.
 pub fn confirm(yes: bool, question: &str) -> Result<(), Error> {
-    use std::io::{BufRead, Write};
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NoConfirmation);
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Declined)
+    match report::Printer::current().ask(question) {
+        report::Answer::Yes => Ok(()),
+        report::Answer::No => Err(Error::Declined),
+        report::Answer::NoTerminal => Err(Error::NoConfirmation),
     }
 }
 
 /// Refuses at once, before anything is probed, when a confirmation will be needed and there
 /// is no terminal to ask it on.
 pub fn confirmation_possible(yes: bool) -> Result<(), Error> {
-    if yes || std::io::stdin().is_terminal() {
+    if yes || report::Printer::current().stdin_terminal {
         Ok(())
     } else {
         Err(Error::NoConfirmation)

@@ -5,11 +5,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
-static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// From now on, logs also go to `path` (appended, private to the user, never through a
 /// symbolic link planted in its place).
@@ -23,15 +21,6 @@ pub fn log_to_file(path: &Path) {
     {
         *LOG_FILE.lock().expect("log file lock") = Some(file);
     }
-}
-
-/// `-v` was given: logs on the terminal, so no progress bars.
-pub fn set_verbose(verbose: bool) {
-    VERBOSE.store(verbose, Ordering::Relaxed);
-}
-
-pub fn verbose() -> bool {
-    VERBOSE.load(Ordering::Relaxed)
 }
 
 /// A `tracing_subscriber` writer into the current log file (nothing before one is set).

@@ -3,36 +3,34 @@
 
 mod log_file;
 mod plan_view;
+mod printer;
 mod progress;
 mod resume_view;
 mod run_view;
 mod runs_view;
 mod table;
 
-use std::io::Write;
-
-pub use log_file::{log_to_file, set_verbose, verbose, LogFileWriter};
+pub use log_file::{log_to_file, LogFileWriter};
 pub use plan_view::{render_facts, render_plan};
+pub use printer::{Answer, Printer, ProgressKind};
 pub use progress::{PlainProgress, TerminalProgress};
 pub use resume_view::render_resume;
 pub use run_view::render_run;
 pub use runs_view::{render_runs, RunLine};
 
-/// Writes data to stdout (a closed pipe, as with `| head`, is not an error worth a panic).
+/// Writes data to stdout, through the process's [`Printer`].
 pub fn print(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    Printer::current().data(text);
 }
 
 /// Copies data to stdout from `source` (a saved plan file), without holding it in memory.
 pub fn print_from(source: &mut dyn std::io::Read) {
     let mut out = std::io::stdout().lock();
     let _ = std::io::copy(source, &mut out);
-    let _ = out.flush();
+    let _ = std::io::Write::flush(&mut out);
 }
 
-/// Writes a note for the operator to stderr, leaving stdout to data.
+/// Writes a note for the operator to stderr, through the process's [`Printer`].
 pub fn note(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    Printer::current().note(text);
 }

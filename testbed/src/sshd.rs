@@ -4,6 +4,7 @@
 //! the sessions it starts (`SetEnv`), so every host of the lab has a home folder of its own while
 //! all of them log in as the user running the lab.
 
+use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -229,16 +230,17 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// Sends SIGTERM, waits up to `grace`, then SIGKILL; reaps the process if it is our child.
 pub fn stop_pid(pid: u32, grace: Duration) {
-    let pid_t = pid as libc::pid_t;
-    // SAFETY-free: kill(2) and waitpid(2) through libc on a PID we started.
-    unsafe_free_kill(pid_t, libc::SIGTERM);
+    let Some(pid_t) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    let _ = kill_process(pid_t, Signal::TERM);
     let start = Instant::now();
     while pid_alive(pid) && start.elapsed() < grace {
         reap(pid_t);
         std::thread::sleep(Duration::from_millis(20));
     }
     if pid_alive(pid) {
-        unsafe_free_kill(pid_t, libc::SIGKILL);
+        let _ = kill_process(pid_t, Signal::KILL);
         let start = Instant::now();
         while pid_alive(pid) && start.elapsed() < Duration::from_secs(2) {
             reap(pid_t);
@@ -248,20 +250,9 @@ pub fn stop_pid(pid: u32, grace: Duration) {
     reap(pid_t);
 }
 
-fn unsafe_free_kill(pid: libc::pid_t, signal: libc::c_int) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waitpid with WNOHANG on a plain PID has no memory-safety preconditions.
-    unsafe {
-        libc::waitpid(pid, &mut status, libc::WNOHANG);
-    }
+/// Collects the exit status of `pid` if it is our child and has ended (never blocks).
+fn reap(pid: Pid) {
+    let _ = waitpid(Some(pid), WaitOptions::NOHANG);
 }
 
 /// Finds a free port on `address`, starting at `first`, by trying to bind.

@@ -1,13 +1,11 @@
 //! `cluster-upgrade recover` end to end against `cluster-lab`: the peers are down, their raft
 //! state is gone but for one copy, and recover rebuilds the cluster on the target version.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{cluster_upgrade, run, text, Lab};
+use crate::support::{cluster_upgrade, run, text, Lab};
 
 /// Every peer on `version`, running, seeing `peers` peers and listing `pins` pins.
 fn assert_cluster(lab: &Lab, version: &str, peers: u64, pins: u64) {

@@ -1,13 +1,11 @@
 //! Row (f) of `bench/run`: `examples/transport_floor` runs the benchmark's commands through the
 //! SSH transport alone, one connection per host, and fails when a host cannot be reached.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::support::{cluster_upgrade, text, Lab};
 use cluster_upgrade::inventory::{Identity, Inventory};
-use support::{cluster_upgrade, text, Lab};
 
 /// Built by `cargo test` beside the binaries (examples are compiled with the tests).
 fn transport_floor() -> PathBuf {

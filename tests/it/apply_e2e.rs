@@ -1,12 +1,12 @@
 //! `cluster-upgrade apply` end to end against `cluster-lab`: real sshd hosts, stand-in peers.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{assert_no_step_finished_twice, assert_success, cluster_upgrade, run, text, Lab};
+use crate::support::{
+    assert_no_step_finished_twice, assert_success, cluster_upgrade, run, text, Lab,
+};
 
 /// The cells of a step's row in the `status` table.
 fn row(status: &str, step: &str) -> Vec<String> {

@@ -4,14 +4,12 @@
 //! These tests need the releases `scripts/real-releases` builds (`scripts/setup` and
 //! `scripts/test` run it); without them they fail, naming that script.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use support::{assert_no_step_finished_twice, assert_success, run, text, Lab};
+use crate::support::{assert_no_step_finished_twice, assert_success, run, text, Lab};
 
 const FROM: &str = "1.0.8";
 const TO: &str = "1.1.6";

@@ -179,6 +179,133 @@ impl Drop for Lab {
     }
 }
 
+/// One run of `cluster-upgrade`, built up and then checked: the exact exit status always, and
+/// stdout or stderr when the test says so (casey/just's `Test` builder).
+///
+/// ```ignore
+/// Test::new().args(["check", "bad.yaml"]).status(2).stderr_contains("bad.yaml:3:5").run();
+/// ```
+#[must_use]
+pub struct Test {
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    current_dir: Option<PathBuf>,
+    status: i32,
+    stdout: Option<String>,
+    stderr_contains: Vec<String>,
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            args: Vec::new(),
+            env: vec![("NO_COLOR".into(), "1".into())],
+            current_dir: None,
+            status: 0,
+            stdout: None,
+            stderr_contains: Vec::new(),
+        }
+    }
+
+    pub fn args<I, A>(mut self, args: I) -> Test
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<std::ffi::OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Test {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Test {
+        self.current_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The exit status expected (0 unless said).
+    pub fn status(mut self, status: i32) -> Test {
+        self.status = status;
+        self
+    }
+
+    /// The whole of stdout expected.
+    pub fn stdout(mut self, stdout: &str) -> Test {
+        self.stdout = Some(stdout.into());
+        self
+    }
+
+    pub fn stderr_contains(mut self, part: &str) -> Test {
+        self.stderr_contains.push(part.into());
+        self
+    }
+
+    /// Runs it and checks what was said; returns the output for more checks or a snapshot.
+    pub fn run(self) -> Output {
+        let mut command = Command::new(cluster_upgrade());
+        command.args(&self.args).stdin(std::process::Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        let output = command.output().expect("run cluster-upgrade");
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(self.status),
+            "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            self.args
+        );
+        if let Some(expected) = &self.stdout {
+            assert_eq!(&stdout, expected, "stdout of {:?}", self.args);
+        }
+        for part in &self.stderr_contains {
+            assert!(
+                stderr.contains(part.as_str()),
+                "stderr of {:?} lacks {part:?}:\n{stderr}",
+                self.args
+            );
+        }
+        output
+    }
+}
+
+/// Snapshot settings for what users see: temporary paths, ports, peer ids, run ids, times and
+/// digests replaced by fixed words, so a snapshot only changes when the output does.
+pub fn snapshot_filters() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    let repo = env!("CARGO_MANIFEST_DIR").replace('.', r"\.");
+    settings.add_filter(&repo, "[REPO]");
+    for (pattern, replacement) in [
+        (r"/tmp/[A-Za-z0-9._/-]+", "[PATH]"),
+        (r"127\.\d+\.\d+\.\d+:\d+", "[ADDR]"),
+        (
+            r"\b(Qm[1-9A-HJ-NP-Za-km-z]{44}|12D3Koo[1-9A-HJ-NP-Za-km-z]{45})\b",
+            "[PEER]",
+        ),
+        (
+            r"\b(Qm|12D3)[1-9A-HJ-NP-Za-km-z]*…[1-9A-HJ-NP-Za-km-z]+",
+            "[PEER]",
+        ),
+        (r"\b127\.\d+\.\d+\.\d+\b", "[IP]"),
+        (r"\b\d{8}T\d{6}Z-[0-9a-f]{4}\b", "[RUN]"),
+        (r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\b", "[TIME]"),
+        (r"\b[0-9a-f]{64}\b", "[SHA256]"),
+        (r"\b\d+(\.\d+)?m?s\b", "[DURATION]"),
+    ] {
+        settings.add_filter(pattern, replacement);
+    }
+    settings
+}
+
 /// Runs `cluster-upgrade ARGS...`.
 pub fn run(args: &[&str]) -> Output {
     Command::new(cluster_upgrade())

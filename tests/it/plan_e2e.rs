@@ -1,10 +1,8 @@
 //! `cluster-upgrade plan` end to end: real sshd hosts of `cluster-lab` running stand-in peers.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{run, text, Lab};
+use crate::support::{run, text, Lab};
 
 #[test]
 fn three_peers_on_one_version_get_the_standard_procedure() {
@@ -236,7 +234,7 @@ fn run_with_open_files_limit(ulimit: &str, args: &[&str]) -> std::process::Outpu
     std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit {ulimit} || exit 99; exec \"$0\" \"$@\""))
-        .arg(support::cluster_upgrade())
+        .arg(crate::support::cluster_upgrade())
         .args(args)
         .output()
         .unwrap()

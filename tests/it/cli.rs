@@ -1,8 +1,6 @@
 //! The command line without any host: `check` of the shipped example, and `--help`.
 
-mod support;
-
-use support::{cluster_upgrade, run, text};
+use crate::support::{cluster_upgrade, run, text};
 
 #[test]
 fn the_example_inventory_passes_check() {

@@ -1,8 +1,6 @@
 //! The bootstrap procedure through `apply`, end to end against `cluster-lab`.
 
-mod support;
-
-use support::{assert_no_step_finished_twice, assert_success, run, text, Lab};
+use crate::support::{assert_no_step_finished_twice, assert_success, run, text, Lab};
 
 fn apply_bootstrap(lab: &Lab) -> std::process::Output {
     run(&[

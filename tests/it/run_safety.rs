@@ -3,12 +3,10 @@
 //! cluster across state directories, and nothing is touched on bad input or an unsafe state
 //! directory.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{
+use crate::support::{
     assert_no_step_finished_twice, assert_success, cluster_upgrade, journals_by_run, journals_in,
     run, start_until, text, Lab,
 };

@@ -1,0 +1,21 @@
+//! The integration tests of cluster-upgrade, one binary with a module per area; `support` is
+//! the one harness (a `cluster-lab` that is always taken down, and runners of the binary).
+
+mod support;
+
+mod apply_e2e;
+mod architecture;
+mod bench_floor;
+mod bootstrap_e2e;
+mod cli;
+mod inventory;
+mod plan_e2e;
+mod procedure;
+mod procedure_gates;
+mod procedure_playbooks;
+mod real_e2e;
+mod recover_e2e;
+mod run_safety;
+mod snapshots;
+mod transport_known_hosts;
+mod transport_ssh;
