@@ -221,3 +221,75 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(error: Error) -> u8 {
+        error.exit_code()
+    }
+
+    #[test]
+    fn exit_codes_follow_the_documented_classes() {
+        let host: HostName = "h1".parse().unwrap();
+        let step: StepId = "stop-peers".parse().unwrap();
+        // 2: invalid input; nothing was touched.
+        assert_eq!(code(Error::NoConfirmation), exit::INVALID_INPUT);
+        assert_eq!(
+            code(Error::NoPlan { path: "p".into() }),
+            exit::INVALID_INPUT
+        );
+        let room = |on_controller| Error::NoRoom {
+            problems: vec![],
+            on_controller,
+        };
+        assert_eq!(code(room(true)), exit::INVALID_INPUT);
+        // 3: refused as unsafe.
+        assert_eq!(code(room(false)), exit::REFUSED);
+        assert_eq!(code(Error::Declined), exit::REFUSED);
+        assert_eq!(code(Error::LeaseHeld { holders: vec![] }), exit::REFUSED);
+        assert_eq!(code(Error::StalePlan { changes: vec![] }), exit::REFUSED);
+        assert_eq!(
+            code(Error::UnsafeResume { problems: vec![] }),
+            exit::REFUSED
+        );
+        let changed = Error::ClusterChanged {
+            step: step.clone(),
+            problems: vec![],
+            resume: "r",
+        };
+        assert_eq!(code(changed), exit::REFUSED);
+        // 1: a host or a step failed.
+        let failed = Error::StepFailed {
+            step: step.clone(),
+            hosts: vec![host.clone()],
+            resume: "r",
+        };
+        assert_eq!(code(failed), exit::HOST_FAILED);
+        let unreachable = Error::Unreachable {
+            hosts: vec![(host.clone(), "refused".into())],
+        };
+        assert_eq!(code(unreachable), exit::HOST_FAILED);
+        let operator = Error::NeedsOperator {
+            step,
+            host,
+            resume: "r",
+        };
+        assert_eq!(code(operator), exit::HOST_FAILED);
+        assert_eq!(
+            code(Error::Verification { problems: vec![] }),
+            exit::HOST_FAILED
+        );
+        // 130: interrupted (Ctrl-C), as shells report SIGINT.
+        assert_eq!(code(Error::Interrupted { resume: "r" }), exit::INTERRUPTED);
+        assert_eq!(exit::INTERRUPTED, 128 + 2);
+    }
+
+    #[test]
+    fn every_kind_names_its_error_for_json_output() {
+        assert_eq!(Error::Interrupted { resume: "r" }.kind(), "interrupted");
+        assert_eq!(Error::Declined.kind(), "declined");
+        assert_eq!(Error::NoConfirmation.kind(), "no_confirmation");
+    }
+}

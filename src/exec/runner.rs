@@ -373,3 +373,7 @@ fn finished(
         by_check,
     }))
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

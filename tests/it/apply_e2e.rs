@@ -470,3 +470,45 @@ fn a_large_cluster_gets_counts_per_step_and_one_line_per_failure() {
     );
     lab.assert_cluster("0.9.0", 12, 5);
 }
+
+#[test]
+fn ctrl_c_stops_after_the_running_commands_exits_130_and_the_run_resumes() {
+    let lab = Lab::up(3, "0.9.0", 5);
+    let state = lab.path().join(".cluster-upgrade");
+    let inventory = lab.inventory();
+    let args = ["apply", inventory.to_str().unwrap(), "--yes"];
+    let child = crate::support::start_until(&args, &state, "verify-release", 1);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("interrupt: stopping after the commands"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the journal is consistent"), "{stderr}");
+    // Every command that started also finished (none was cut), and the run stopped well before
+    // the peers were touched.
+    let journal = crate::support::journals_in(&state);
+    assert_eq!(
+        journal.matches("\"event\":\"step_started\"").count(),
+        journal.matches("\"event\":\"step_finished\"").count(),
+        "{journal}"
+    );
+    assert!(!journal.contains("\"step\":\"stop-peers\""), "{journal}");
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some("0.9.0"));
+        assert!(host.running);
+    }
+
+    let out = Command::new(cluster_upgrade())
+        .args(["apply", inventory.to_str().unwrap(), "--yes"])
+        .output()
+        .unwrap();
+    assert_success(&out, "resume");
+    lab.assert_cluster("0.10.1", 3, 5);
+}

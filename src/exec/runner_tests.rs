@@ -1,0 +1,361 @@
+//! The executor's decisions, against a scripted session: what a resume runs again, checks or
+//! asks about; `--retry-in-flight`; stopping; and the `wait_until` deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::facts::HostFacts;
+use crate::journal::{RunId, StateDir};
+use crate::transport::{CommandOutput, TransportError, Upload};
+
+/// A host that records every command and fails those containing a word of `fails`.
+#[derive(Default)]
+struct Scripted {
+    commands: Mutex<Vec<String>>,
+    fails: Vec<&'static str>,
+}
+
+impl Session for Scripted {
+    async fn run(
+        &self,
+        command: &str,
+        _timeout: Duration,
+    ) -> Result<CommandOutput, TransportError> {
+        self.commands.lock().unwrap().push(command.to_string());
+        let failing = self.fails.iter().any(|word| command.contains(word));
+        Ok(CommandOutput {
+            stdout: Vec::new(),
+            stderr: if failing { b"no".to_vec() } else { Vec::new() },
+            exit: crate::transport::Exit::Status(if failing { 1 } else { 0 }),
+        })
+    }
+
+    async fn upload(&self, _upload: &Upload) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+struct Silent;
+
+impl Reporter for Silent {
+    fn step(&self, _header: StepHeader<'_>) {}
+    fn host_event(&self, _step: &StepId, _host: &HostName, _event: &StepEvent) {}
+}
+
+const HOSTS: [&str; 2] = ["h1", "h2"];
+
+/// A step `id` running `run <id>` on every host, with `check <id>` when `check`.
+fn step(id: &str, on_resume: OnResume, check: bool) -> PlannedStep {
+    PlannedStep {
+        id: id.parse().unwrap(),
+        name: id.into(),
+        mode: Mode::Parallel,
+        destructive: false,
+        on_resume,
+        takes_quorum: false,
+        hosts: HOSTS
+            .iter()
+            .map(|host| RenderedStep {
+                id: id.parse().unwrap(),
+                name: id.into(),
+                host: host.parse().unwrap(),
+                run_on: host.parse().unwrap(),
+                mode: Mode::Parallel,
+                command: Some(format!("run {id}")),
+                upload: None,
+                check: check.then(|| format!("check {id}")),
+                wait_until: None,
+                timeout: None,
+                retries: 0,
+                on_resume,
+                destructive: false,
+                backup: None,
+                establishes: None,
+            })
+            .collect(),
+    }
+}
+
+fn plan(steps: Vec<PlannedStep>) -> Plan {
+    let facts: Vec<HostFacts> = HOSTS
+        .iter()
+        .map(|h| HostFacts {
+            host: h.parse().unwrap(),
+            ..HostFacts::default()
+        })
+        .collect();
+    let mut plan: Plan = serde_json::from_value(serde_json::json!({
+        "format": 4, "run_id": "20261204T000000Z-0001", "created_unix": 0,
+        "inventory": "/i.yaml", "cluster": "c",
+        "cluster_id": {"inventory": "/i.yaml", "name": "c", "key": "k"},
+        "reach": {"ssh": {"known_hosts": "/k", "accept_new_host_keys": false,
+            "connect_timeout": "10s", "command_timeout": "2m", "max_concurrency": null},
+            "hosts": []},
+        "playbook": "p", "choice": {"procedure": "standard", "from": "1.0.8", "to": "1.1.6",
+            "reasons": [], "warnings": [], "anchor": null},
+        "facts": facts, "facts_fingerprint": "0".repeat(64), "steps": [],
+        "expected_downtime": "", "backups": []
+    }))
+    .unwrap();
+    plan.steps = steps;
+    plan
+}
+
+/// What a run did: its outcome, the commands each host got, and the journal's events.
+struct Ran {
+    outcome: RunOutcome,
+    commands: HashMap<String, Vec<String>>,
+    events: Vec<Event>,
+}
+
+/// Runs `plan` as a resume of a journal that already holds `before`.
+async fn run(plan: &Plan, before: Vec<Event>, options: ExecOptions, fails: &[&'static str]) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = StateDir::resolve(Some(dir.path()), None).run(&RunId::at(std::time::UNIX_EPOCH));
+    run_dir.create().unwrap();
+    let mut journal = run_dir.journal().unwrap();
+    let records: Vec<Record> = before.into_iter().map(Record::now).collect();
+    journal.append_all(&records).unwrap();
+    let hosts: HashMap<HostName, Arc<Scripted>> = HOSTS
+        .iter()
+        .map(|h| {
+            let session = Scripted {
+                fails: fails.to_vec(),
+                ..Scripted::default()
+            };
+            (h.parse().unwrap(), Arc::new(session))
+        })
+        .collect();
+    let records = RunRecords {
+        journal,
+        checkpoint: Checkpoint::replay(&records),
+        backups: BackupsDir(run_dir.backups_dir()),
+    };
+    let executor = Executor::new(hosts.clone(), records, Arc::new(Silent), options);
+    let outcome = executor.run(plan).await.unwrap();
+    drop(executor);
+    let commands = hosts
+        .iter()
+        .map(|(host, s)| (host.to_string(), s.commands.lock().unwrap().clone()))
+        .collect();
+    let events = run_dir
+        .records()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    Ran {
+        outcome,
+        commands,
+        events,
+    }
+}
+
+const OPTIONS: ExecOptions = ExecOptions {
+    concurrency: 4,
+    retry_in_flight: false,
+};
+
+fn started(step: &str, host: &str) -> Event {
+    Event::StepStarted {
+        step: step.parse().unwrap(),
+        host: host.parse().unwrap(),
+        attempt: 1,
+    }
+}
+
+fn finished(step: &str, host: &str) -> Event {
+    Event::StepFinished {
+        step: step.parse().unwrap(),
+        host: host.parse().unwrap(),
+        by_check: false,
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_run_runs_every_step_on_every_host_in_order() {
+    let plan = plan(vec![
+        step("a", OnResume::Rerun, false),
+        step("b", OnResume::Rerun, false),
+    ]);
+    let ran = run(&plan, vec![], OPTIONS, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    for host in HOSTS {
+        assert_eq!(ran.commands[host], ["run a", "run b"]);
+    }
+}
+
+#[tokio::test]
+async fn a_resume_never_runs_a_finished_step_again() {
+    let plan = plan(vec![
+        step("a", OnResume::Rerun, false),
+        step("b", OnResume::Rerun, false),
+    ]);
+    let before = vec![
+        started("a", "h1"),
+        finished("a", "h1"),
+        started("a", "h2"),
+        finished("a", "h2"),
+    ];
+    let ran = run(&plan, before, OPTIONS, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    for host in HOSTS {
+        assert_eq!(ran.commands[host], ["run b"]);
+    }
+}
+
+#[tokio::test]
+async fn an_in_flight_rerun_step_runs_again_as_its_next_attempt() {
+    let plan = plan(vec![step("a", OnResume::Rerun, true)]);
+    let ran = run(&plan, vec![started("a", "h1")], OPTIONS, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h1"], ["run a"], "rerun: no check first");
+    let attempts: Vec<u32> = ran
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepStarted { host, attempt, .. } if host.as_str() == "h1" => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+}
+
+#[tokio::test]
+async fn an_in_flight_check_step_whose_check_passes_is_done_without_running() {
+    let plan = plan(vec![step("a", OnResume::Check, true)]);
+    let ran = run(&plan, vec![started("a", "h1")], OPTIONS, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h1"], ["check a"]);
+    assert_eq!(
+        ran.commands["h2"],
+        ["run a"],
+        "a pending host runs the step"
+    );
+    assert!(ran.events.iter().any(|e| matches!(
+        e,
+        Event::StepFinished { host, by_check: true, .. } if host.as_str() == "h1"
+    )));
+}
+
+#[tokio::test]
+async fn an_in_flight_check_step_whose_check_fails_runs_again() {
+    let plan = plan(vec![step("a", OnResume::Check, true)]);
+    let ran = run(&plan, vec![started("a", "h1")], OPTIONS, &["check"]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h1"], ["check a", "run a"]);
+}
+
+#[tokio::test]
+async fn an_in_flight_ask_step_stops_for_the_operator_and_runs_nothing() {
+    let plan = plan(vec![
+        step("a", OnResume::Ask, true),
+        step("b", OnResume::Rerun, false),
+    ]);
+    let ran = run(&plan, vec![started("a", "h2")], OPTIONS, &[]).await;
+    assert_eq!(
+        ran.outcome,
+        RunOutcome::NeedsOperator {
+            step: "a".parse().unwrap(),
+            host: "h2".parse().unwrap(),
+        }
+    );
+    assert!(ran.commands["h2"].is_empty());
+    assert!(
+        !ran.commands["h1"].contains(&"run b".to_string()),
+        "nothing after the step"
+    );
+}
+
+#[tokio::test]
+async fn retry_in_flight_treats_ask_as_check() {
+    let plan = plan(vec![step("a", OnResume::Ask, true)]);
+    let options = ExecOptions {
+        retry_in_flight: true,
+        ..OPTIONS
+    };
+    let ran = run(&plan, vec![started("a", "h2")], options, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h2"], ["check a"]);
+}
+
+#[tokio::test]
+async fn a_failed_step_stops_the_run_with_its_hosts_in_order() {
+    let plan = plan(vec![
+        step("a", OnResume::Rerun, false),
+        step("b", OnResume::Rerun, false),
+    ]);
+    let ran = run(&plan, vec![], OPTIONS, &["run a"]).await;
+    let RunOutcome::Failed(failures) = ran.outcome else {
+        panic!("{:?}", ran.outcome);
+    };
+    let hosts: Vec<&str> = failures.iter().map(|f| f.host.as_str()).collect();
+    assert_eq!(hosts, HOSTS);
+    assert!(failures
+        .iter()
+        .all(|f| f.step.as_str() == "a" && f.stderr_tail == "no"));
+    for host in HOSTS {
+        assert_eq!(ran.commands[host], ["run a"], "step b never starts");
+    }
+}
+
+#[tokio::test]
+async fn a_stop_before_the_run_interrupts_it_before_any_step() {
+    let plan = plan(vec![step("a", OnResume::Rerun, false)]);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = StateDir::resolve(Some(dir.path()), None).run(&RunId::at(std::time::UNIX_EPOCH));
+    run_dir.create().unwrap();
+    let session = Arc::new(Scripted::default());
+    let sessions: HashMap<HostName, Arc<Scripted>> = HOSTS
+        .iter()
+        .map(|h| (h.parse().unwrap(), Arc::clone(&session)))
+        .collect();
+    let records = RunRecords {
+        journal: run_dir.journal().unwrap(),
+        checkpoint: Checkpoint::default(),
+        backups: BackupsDir(run_dir.backups_dir()),
+    };
+    let executor = Executor::new(sessions, records, Arc::new(Silent), OPTIONS);
+    executor.stop_flag().store(true, Ordering::SeqCst);
+    assert_eq!(executor.run(&plan).await.unwrap(), RunOutcome::Interrupted);
+    assert!(session.commands.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_never_passes_fails_at_its_deadline() {
+    let mut waiting = step("w", OnResume::Rerun, false);
+    for host in &mut waiting.hosts {
+        host.wait_until = Some(crate::procedure::RenderedWait {
+            command: "probe".into(),
+            interval: "1s".parse().unwrap(),
+            deadline: "5s".parse().unwrap(),
+            run_on: host.host.clone(),
+        });
+    }
+    let plan = plan(vec![waiting]);
+    let started_at = tokio::time::Instant::now();
+    let ran = run(&plan, vec![], OPTIONS, &["probe"]).await;
+    let RunOutcome::Failed(failures) = ran.outcome else {
+        panic!("{:?}", ran.outcome);
+    };
+    assert!(
+        failures[0].error.contains("did not pass within 5s"),
+        "{}",
+        failures[0].error
+    );
+    let probes = ran.commands["h1"].iter().filter(|c| *c == "probe").count();
+    assert!(
+        (4..=6).contains(&probes),
+        "probed every second for 5 s: {probes}"
+    );
+    assert!(
+        started_at.elapsed() <= Duration::from_secs(6),
+        "stopped at the deadline"
+    );
+}
