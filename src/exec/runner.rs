@@ -250,106 +250,162 @@ impl<S: Session + 'static> Executor<S> {
         step: &PlannedStep,
         host_step: &RenderedStep,
     ) -> impl std::future::Future<Output = Result<HostResult, JournalError>> + Send + 'static {
-        let sessions = Arc::clone(&self.sessions);
-        let journal = Arc::clone(&self.journal);
-        let reporter = Arc::clone(&self.reporter);
-        let backups = Arc::clone(&self.backups);
-        let state = self.checkpoint.state(&step.id, &host_step.host);
         let on_resume = match step.on_resume {
             OnResume::Ask if self.options.retry_in_flight => OnResume::Check,
             other => other,
         };
-        let host_step = host_step.clone();
-        let step_id = step.id.clone();
-        async move {
-            let host = host_step.host.clone();
-            let event = |e: StepEvent| reporter.host_event(&step_id, &host, &e);
-            let attempt = match state {
-                HostStepState::Finished { .. } => {
-                    event(StepEvent::AlreadyDone);
+        let decision = resume_decision(
+            self.checkpoint.state(&step.id, &host_step.host),
+            on_resume,
+            host_step.check.is_some(),
+        );
+        let task = HostTask {
+            sessions: Arc::clone(&self.sessions),
+            journal: Arc::clone(&self.journal),
+            reporter: Arc::clone(&self.reporter),
+            backups: Arc::clone(&self.backups),
+            step: host_step.clone(),
+        };
+        async move { task.run(decision).await }
+    }
+}
+
+/// What to do with one step on one host, from the journal's state of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Finished before: not run again.
+    AlreadyDone,
+    /// In flight when the last run died, and its playbook says to ask the operator.
+    Ask,
+    /// Run it as attempt `attempt`; first its `check`, which may show it done.
+    Run { attempt: u32, check_first: bool },
+}
+
+/// A step in flight or failed is checked first when it has a check and either its playbook
+/// says `check` or it failed (a failed step may have had its effect before failing).
+fn resume_decision(state: HostStepState, on_resume: OnResume, has_check: bool) -> Decision {
+    match state {
+        HostStepState::Finished { .. } => Decision::AlreadyDone,
+        HostStepState::Pending => Decision::Run {
+            attempt: 1,
+            check_first: false,
+        },
+        HostStepState::InFlight { .. } if on_resume == OnResume::Ask => Decision::Ask,
+        HostStepState::InFlight { attempt } => Decision::Run {
+            attempt: attempt + 1,
+            check_first: has_check && on_resume == OnResume::Check,
+        },
+        HostStepState::Failed { attempt, .. } => Decision::Run {
+            attempt: attempt + 1,
+            check_first: has_check,
+        },
+    }
+}
+
+/// One step on one host, with what it needs from the executor.
+struct HostTask<S: Session + 'static> {
+    sessions: Arc<Sessions<S>>,
+    journal: Arc<GroupJournal>,
+    reporter: Arc<dyn Reporter>,
+    backups: Arc<BackupsDir>,
+    step: RenderedStep,
+}
+
+impl<S: Session + 'static> HostTask<S> {
+    fn event(&self, event: StepEvent) {
+        self.reporter
+            .host_event(&self.step.id, &self.step.host, &event);
+    }
+
+    async fn run(self, decision: Decision) -> Result<HostResult, JournalError> {
+        let attempt = match decision {
+            Decision::AlreadyDone => {
+                self.event(StepEvent::AlreadyDone);
+                return Ok(HostResult::Done);
+            }
+            Decision::Ask => return Ok(HostResult::Ask),
+            Decision::Run {
+                attempt,
+                check_first,
+            } => {
+                if check_first && self.done_by_check().await? {
                     return Ok(HostResult::Done);
                 }
-                HostStepState::Pending => 1,
-                HostStepState::InFlight { attempt } if on_resume == OnResume::Ask => {
-                    let _ = attempt;
-                    return Ok(HostResult::Ask);
-                }
-                HostStepState::InFlight { attempt } | HostStepState::Failed { attempt, .. } => {
-                    // Resume: a step whose check says "done" is not run again.
-                    let use_check = on_resume == OnResume::Check
-                        || matches!(state, HostStepState::Failed { .. });
-                    if use_check && host_step.check.is_some() {
-                        match check_passes(&sessions, &host_step).await {
-                            Ok(true) => {
-                                finished(&journal, &step_id, &host, true)?;
-                                event(StepEvent::DoneByCheck);
-                                return Ok(HostResult::Done);
-                            }
-                            Ok(false) => {}
-                            Err(failure) => {
-                                tracing::warn!(%host, step = %step_id, error = %failure.error, "check failed to run")
-                            }
-                        }
-                    }
-                    attempt + 1
-                }
-            };
-            append(
-                &journal,
-                Event::StepStarted {
-                    step: step_id.clone(),
-                    host: host.clone(),
-                    attempt,
-                },
-            )
-            .await?;
-            event(StepEvent::Started { attempt });
-            if host_step.wait_until.is_some()
-                && host_step.command.is_none()
-                && host_step.upload.is_none()
-            {
-                event(StepEvent::Waiting);
+                attempt
             }
-            match run_step(&sessions, &host_step, &backups.0).await {
-                Ok(saved) => {
-                    if let Some(SavedBackup { file, sha256 }) = saved {
-                        append(
-                            &journal,
-                            Event::Backup {
-                                host: host.clone(),
-                                file,
-                                sha256,
-                            },
-                        )
-                        .await?;
-                    }
-                    finished(&journal, &step_id, &host, false)?;
-                    event(StepEvent::Finished);
-                    Ok(HostResult::Done)
-                }
-                Err(HostFailure { error, stderr_tail }) => {
-                    append(
-                        &journal,
-                        Event::StepFailed {
-                            step: step_id.clone(),
-                            host: host.clone(),
-                            error: error.clone(),
-                            stderr_tail: stderr_tail.clone(),
-                        },
-                    )
-                    .await?;
-                    event(StepEvent::Failed {
-                        error: error.clone(),
-                    });
-                    Ok(HostResult::Failed(StepFailure {
-                        step: step_id.clone(),
-                        host: host.clone(),
-                        error,
-                        stderr_tail,
-                    }))
-                }
+        };
+        self.start(attempt).await?;
+        match run_step(&self.sessions, &self.step, &self.backups.0).await {
+            Ok(saved) => self.succeeded(saved).await,
+            Err(failure) => self.failed(failure).await,
+        }
+    }
+
+    /// Resume: a step whose check says "done" is not run again.
+    async fn done_by_check(&self) -> Result<bool, JournalError> {
+        match check_passes(&self.sessions, &self.step).await {
+            Ok(true) => {
+                finished(&self.journal, &self.step.id, &self.step.host, true)?;
+                self.event(StepEvent::DoneByCheck);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(failure) => {
+                tracing::warn!(host = %self.step.host, step = %self.step.id, error = %failure.error, "check failed to run");
+                Ok(false)
             }
         }
+    }
+
+    async fn start(&self, attempt: u32) -> Result<(), JournalError> {
+        append(
+            &self.journal,
+            Event::StepStarted {
+                step: self.step.id.clone(),
+                host: self.step.host.clone(),
+                attempt,
+            },
+        )
+        .await?;
+        self.event(StepEvent::Started { attempt });
+        let only_waits = self.step.command.is_none() && self.step.upload.is_none();
+        if self.step.wait_until.is_some() && only_waits {
+            self.event(StepEvent::Waiting);
+        }
+        Ok(())
+    }
+
+    async fn succeeded(&self, saved: Option<SavedBackup>) -> Result<HostResult, JournalError> {
+        if let Some(SavedBackup { file, sha256 }) = saved {
+            let host = self.step.host.clone();
+            append(&self.journal, Event::Backup { host, file, sha256 }).await?;
+        }
+        finished(&self.journal, &self.step.id, &self.step.host, false)?;
+        self.event(StepEvent::Finished);
+        Ok(HostResult::Done)
+    }
+
+    async fn failed(&self, failure: HostFailure) -> Result<HostResult, JournalError> {
+        let HostFailure { error, stderr_tail } = failure;
+        append(
+            &self.journal,
+            Event::StepFailed {
+                step: self.step.id.clone(),
+                host: self.step.host.clone(),
+                error: error.clone(),
+                stderr_tail: stderr_tail.clone(),
+            },
+        )
+        .await?;
+        self.event(StepEvent::Failed {
+            error: error.clone(),
+        });
+        Ok(HostResult::Failed(StepFailure {
+            step: self.step.id.clone(),
+            host: self.step.host.clone(),
+            error,
+            stderr_tail,
+        }))
     }
 }
 

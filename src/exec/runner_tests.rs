@@ -359,3 +359,52 @@ async fn a_wait_that_never_passes_fails_at_its_deadline() {
         "stopped at the deadline"
     );
 }
+
+#[test]
+fn resume_decisions_per_journal_state_and_on_resume() {
+    let run = |attempt, check_first| Decision::Run {
+        attempt,
+        check_first,
+    };
+    let in_flight = || HostStepState::InFlight { attempt: 2 };
+    assert_eq!(
+        resume_decision(HostStepState::Pending, OnResume::Ask, true),
+        run(1, false)
+    );
+    assert_eq!(
+        resume_decision(in_flight(), OnResume::Rerun, true),
+        run(3, false)
+    );
+    assert_eq!(
+        resume_decision(in_flight(), OnResume::Check, true),
+        run(3, true)
+    );
+    assert_eq!(
+        resume_decision(in_flight(), OnResume::Check, false),
+        run(3, false),
+        "no check to run: run the step"
+    );
+    assert_eq!(
+        resume_decision(in_flight(), OnResume::Ask, true),
+        Decision::Ask
+    );
+    let failed = || HostStepState::Failed {
+        attempt: 1,
+        error: String::new(),
+        stderr_tail: String::new(),
+    };
+    assert_eq!(
+        resume_decision(failed(), OnResume::Rerun, true),
+        run(2, true),
+        "a failed step may have had its effect: check first"
+    );
+    assert_eq!(
+        resume_decision(failed(), OnResume::Ask, false),
+        run(2, false)
+    );
+    let done = HostStepState::Finished { by_check: false };
+    assert_eq!(
+        resume_decision(done, OnResume::Rerun, true),
+        Decision::AlreadyDone
+    );
+}
