@@ -3,7 +3,7 @@
 //! cluster again right before a step that takes quorum away), take the final gate, give the
 //! lease back, print the run's table.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{chain, Error};
@@ -96,15 +96,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         }
         report::log_to_file(&run.log_path());
 
-        let host_names: Vec<HostName> = plan.facts.iter().map(|f| f.host.clone()).collect();
-        let progress = match report::Printer::current().progress() {
-            report::ProgressKind::Bars => {
-                Progress::Bars(Arc::new(TerminalProgress::new(&host_names)))
-            }
-            report::ProgressKind::Lines => {
-                Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
-            }
-        };
+        let progress = Progress::for_plan(plan);
         let records = RunRecords {
             journal: run.journal()?,
             checkpoint,
@@ -120,34 +112,8 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
             },
         )
         .with_quorum_gate(quorum_gate(&connected, plan));
-        executor
-            .record(Event::RunStarted {
-                pid: std::process::id(),
-                resumed,
-            })
-            .await?;
-        for Reset { step, host, reason } in resets {
-            report::note(&format!("{step} runs again on {host}: {reason}"));
-            executor
-                .record(Event::StepReset { step, host, reason })
-                .await?;
-        }
-        for (from, hosts) in taken_over {
-            report::note(&format!(
-                "took over the lease of run {from} on {}",
-                crate::message::HostNames(&hosts)
-            ));
-            executor
-                .record(Event::LeaseTakenOver { from, hosts })
-                .await?;
-        }
-        let stop = executor.stop_flag();
-        let interrupt = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                report::note("interrupt: stopping after the commands that are running now");
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
+        record_start(&executor, resumed, resets, taken_over).await?;
+        let interrupt = stop_on_interrupt(executor.stop_flag());
         let outcome = executor.run(plan).await?;
         interrupt.abort();
         progress.finish();
@@ -160,20 +126,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
                 Ok(problems) => Err(Error::Verification { problems }),
                 Err(error) => Err(error),
             },
-            RunOutcome::Failed(failures) => Err(Error::StepFailed {
-                step: failures[0].step.clone(),
-                hosts: failures.iter().map(|f| f.host.clone()).collect(),
-                resume,
-            }),
-            RunOutcome::NeedsOperator { step, host } => {
-                Err(Error::NeedsOperator { step, host, resume })
-            }
-            RunOutcome::ClusterChanged { step, problems } => Err(Error::ClusterChanged {
-                step,
-                problems,
-                resume,
-            }),
-            RunOutcome::Interrupted => Err(Error::Interrupted { resume }),
+            stopped => Err(stopped_error(stopped, resume)),
         };
         match &result {
             Ok(()) => release_all(&lease_hosts, plan.run_id.as_str()).await,
@@ -195,6 +148,65 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
     });
     drop(keep);
     result
+}
+
+/// Journals the start of the run: the steps it takes again and the leases it took over.
+async fn record_start<S: crate::transport::Session + 'static>(
+    executor: &Executor<S>,
+    resumed: bool,
+    resets: Vec<Reset>,
+    taken_over: Vec<(String, Vec<HostName>)>,
+) -> Result<(), Error> {
+    executor
+        .record(Event::RunStarted {
+            pid: std::process::id(),
+            resumed,
+        })
+        .await?;
+    for Reset { step, host, reason } in resets {
+        report::note(&format!("{step} runs again on {host}: {reason}"));
+        executor
+            .record(Event::StepReset { step, host, reason })
+            .await?;
+    }
+    for (from, hosts) in taken_over {
+        report::note(&format!(
+            "took over the lease of run {from} on {}",
+            crate::message::HostNames(&hosts)
+        ));
+        executor
+            .record(Event::LeaseTakenOver { from, hosts })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ctrl-C sets `stop`: the executor stops after the commands running now (exit 130).
+fn stop_on_interrupt(stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            report::note("interrupt: stopping after the commands that are running now");
+            stop.store(true, Ordering::SeqCst);
+        }
+    })
+}
+
+/// The error of a run that did not finish, saying how to resume it.
+fn stopped_error(outcome: RunOutcome, resume: &'static str) -> Error {
+    match outcome {
+        RunOutcome::Failed(failures) => Error::StepFailed {
+            step: failures[0].step.clone(),
+            hosts: failures.iter().map(|f| f.host.clone()).collect(),
+            resume,
+        },
+        RunOutcome::NeedsOperator { step, host } => Error::NeedsOperator { step, host, resume },
+        RunOutcome::ClusterChanged { step, problems } => Error::ClusterChanged {
+            step,
+            problems,
+            resume,
+        },
+        RunOutcome::Interrupted | RunOutcome::Finished => Error::Interrupted { resume },
+    }
 }
 
 /// The lease this run writes on its hosts.
@@ -277,6 +289,17 @@ enum Progress {
 }
 
 impl Progress {
+    /// Bars or lines, as the printer decides, for the hosts of `plan`.
+    fn for_plan(plan: &Plan) -> Progress {
+        let hosts: Vec<HostName> = plan.facts.iter().map(|f| f.host.clone()).collect();
+        match report::Printer::current().progress() {
+            report::ProgressKind::Bars => Progress::Bars(Arc::new(TerminalProgress::new(&hosts))),
+            report::ProgressKind::Lines => {
+                Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
+            }
+        }
+    }
+
     fn reporter(&self) -> Arc<dyn Reporter> {
         match self {
             Progress::Bars(bars) => bars.clone(),

@@ -104,127 +104,182 @@ pub fn choose_source(
     from_export: Option<&PathBuf>,
 ) -> Result<SourceChoice, RecoverRefusal> {
     for host in facts {
-        if let Some(reason) = &host.unreachable {
-            return Err(RecoverRefusal::Unreachable {
-                host: host.host.clone(),
-                reason: reason.clone(),
-            });
-        }
-        let version = host
-            .service_version
-            .ok_or_else(|| RecoverRefusal::NotInstalled {
-                host: host.host.clone(),
-            })?;
-        if version > target {
-            return Err(RecoverRefusal::Downgrade {
-                host: host.host.clone(),
-                current: version,
-                target,
-            });
-        }
-        if host.consensus == Some(Consensus::Crdt) {
-            return Err(RecoverRefusal::Crdt {
-                host: host.host.clone(),
-            });
-        }
+        recoverable(host, target)?;
     }
-    let whole = Peerset::expected(facts);
-    let sees_every_peer =
-        |h: &HostFacts| h.peerset.as_ref() == Some(&whole) && whole.count == facts.len();
-    if !facts.is_empty()
-        && facts
-            .iter()
-            .all(|h| h.running && sees_every_peer(h) && h.peer_errors.is_empty())
-    {
-        return Err(RecoverRefusal::Healthy);
-    }
+    refuse_healthy(facts)?;
     let findings: Vec<String> = facts.iter().map(finding).collect();
     let mut warnings: Vec<String> = facts
         .iter()
         .filter(|h| h.running)
         .map(|h| format!("{} is running: it is stopped first, and the state it then writes is not the one chosen here", h.host))
         .collect();
-
     let (source, reason) = match from_export {
-        Some(file) => {
-            let host =
-                facts
-                    .last()
-                    .map(|h| h.host.clone())
-                    .ok_or(RecoverRefusal::NothingSurvives {
-                        findings: Vec::new(),
-                    })?;
-            let reason = format!("--from-export {} given: it is imported on {host} (the last peer); states on the hosts are not used", file.display());
-            (
-                Source {
-                    host,
-                    origin: Origin::Export { file: file.clone() },
-                    snapshot: None,
-                },
-                reason,
-            )
-        }
+        Some(file) => export_source(facts, file)?,
         None => {
-            let candidates = candidates(facts);
-            let live = candidates
-                .iter()
-                .filter(|c| c.state.backup_number().is_none())
-                .max_by_key(|c| (c.position, c.index));
-            let chosen = match live {
-                Some(live) => live,
-                None => candidates
-                    .iter()
-                    .max_by_key(|c| {
-                        (
-                            c.position,
-                            std::cmp::Reverse(c.state.backup_number()),
-                            c.index,
-                        )
-                    })
-                    .ok_or_else(|| RecoverRefusal::NothingSurvives {
-                        findings: findings.clone(),
-                    })?,
-            };
-            let (index, term, _) = chosen.position;
-            let snapshot = chosen.state.snapshot.clone();
-            let reason = match chosen.state.backup_number() {
-                None => format!(
-                    "{}'s raft/ holds the live snapshot with the most recent index ({index}, term {term}); live states are preferred to backups",
-                    chosen.host
-                ),
-                Some(_) => format!(
-                    "no host has a live raft/ snapshot; {} on {} is the newest backup holding a snapshot (index {index}, term {term}): it is renamed back to raft first",
-                    chosen.state.folder, chosen.host
-                ),
-            };
-            if let Some(newer) = candidates
-                .iter()
-                .filter(|c| c.position.0 > index)
-                .max_by_key(|c| c.position)
-            {
-                warnings.push(format!(
-                    "{} on {} has a higher index ({}) than the chosen state; it is a backup, and the live state is preferred",
-                    newer.state.folder, newer.host, newer.position.0
-                ));
-            }
-            let origin = match chosen.state.backup_number() {
-                None => Origin::Live,
-                Some(_) => Origin::Backup {
-                    folder: chosen.state.folder.clone(),
-                },
-            };
-            check_format(facts, chosen)?;
-            (
-                Source {
-                    host: chosen.host.clone(),
-                    origin,
-                    snapshot,
-                },
-                reason,
-            )
+            let chosen = newest_state(facts, &findings)?;
+            warnings.extend(newer_backup_warning(facts, &chosen));
+            check_format(facts, &chosen)?;
+            state_source(&chosen)
         }
     };
+    let from = source_version(facts, &source, target)?;
+    Ok(SourceChoice {
+        source,
+        from,
+        findings,
+        reason,
+        warnings,
+    })
+}
 
+/// A host can take part in a recovery: reachable, installed, not above the target, raft.
+fn recoverable(host: &HostFacts, target: Version) -> Result<(), RecoverRefusal> {
+    if let Some(reason) = &host.unreachable {
+        return Err(RecoverRefusal::Unreachable {
+            host: host.host.clone(),
+            reason: reason.clone(),
+        });
+    }
+    let version = host
+        .service_version
+        .ok_or_else(|| RecoverRefusal::NotInstalled {
+            host: host.host.clone(),
+        })?;
+    if version > target {
+        return Err(RecoverRefusal::Downgrade {
+            host: host.host.clone(),
+            current: version,
+            target,
+        });
+    }
+    if host.consensus == Some(Consensus::Crdt) {
+        return Err(RecoverRefusal::Crdt {
+            host: host.host.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// A cluster whose peers all run and see each other needs no recovery.
+fn refuse_healthy(facts: &[HostFacts]) -> Result<(), RecoverRefusal> {
+    let whole = Peerset::expected(facts);
+    let sees_every_peer =
+        |h: &HostFacts| h.peerset.as_ref() == Some(&whole) && whole.count == facts.len();
+    let healthy = !facts.is_empty()
+        && facts
+            .iter()
+            .all(|h| h.running && sees_every_peer(h) && h.peer_errors.is_empty());
+    if healthy {
+        Err(RecoverRefusal::Healthy)
+    } else {
+        Ok(())
+    }
+}
+
+/// `--from-export FILE`: imported on the last host.
+fn export_source(
+    facts: &[HostFacts],
+    file: &std::path::Path,
+) -> Result<(Source, String), RecoverRefusal> {
+    let host = facts
+        .last()
+        .map(|h| h.host.clone())
+        .ok_or(RecoverRefusal::NothingSurvives {
+            findings: Vec::new(),
+        })?;
+    let reason = format!("--from-export {} given: it is imported on {host} (the last peer); states on the hosts are not used", file.display());
+    let source = Source {
+        host,
+        origin: Origin::Export {
+            file: file.to_path_buf(),
+        },
+        snapshot: None,
+    };
+    Ok((source, reason))
+}
+
+/// The live snapshot with the most recent index, else the newest backup holding one.
+fn newest_state<'a>(
+    facts: &'a [HostFacts],
+    findings: &[String],
+) -> Result<Candidate<'a>, RecoverRefusal> {
+    let mut candidates = candidates(facts);
+    let live = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.state.backup_number().is_none())
+        .max_by_key(|(_, c)| (c.position, c.index))
+        .map(|(at, _)| at);
+    let backup = || {
+        candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, c)| {
+                (
+                    c.position,
+                    std::cmp::Reverse(c.state.backup_number()),
+                    c.index,
+                )
+            })
+            .map(|(at, _)| at)
+    };
+    match live.or_else(backup) {
+        Some(at) => Ok(candidates.swap_remove(at)),
+        None => Err(RecoverRefusal::NothingSurvives {
+            findings: findings.to_vec(),
+        }),
+    }
+}
+
+/// A backup with a higher index than the chosen live state is named: the live one is preferred.
+fn newer_backup_warning(facts: &[HostFacts], chosen: &Candidate<'_>) -> Option<String> {
+    let index = chosen.position.0;
+    let candidates = candidates(facts);
+    let newer = candidates
+        .iter()
+        .filter(|c| c.position.0 > index)
+        .max_by_key(|c| c.position)?;
+    Some(format!(
+        "{} on {} has a higher index ({}) than the chosen state; it is a backup, and the live state is preferred",
+        newer.state.folder, newer.host, newer.position.0
+    ))
+}
+
+/// The chosen state as the recovery's source, with the reason it was chosen.
+fn state_source(chosen: &Candidate<'_>) -> (Source, String) {
+    let (index, term, _) = chosen.position;
+    let (origin, reason) = match chosen.state.backup_number() {
+        None => (
+            Origin::Live,
+            format!(
+                "{}'s raft/ holds the live snapshot with the most recent index ({index}, term {term}); live states are preferred to backups",
+                chosen.host
+            ),
+        ),
+        Some(_) => (
+            Origin::Backup {
+                folder: chosen.state.folder.clone(),
+            },
+            format!(
+                "no host has a live raft/ snapshot; {} on {} is the newest backup holding a snapshot (index {index}, term {term}): it is renamed back to raft first",
+                chosen.state.folder, chosen.host
+            ),
+        ),
+    };
+    let source = Source {
+        host: chosen.host.clone(),
+        origin,
+        snapshot: chosen.state.snapshot.clone(),
+    };
+    (source, reason)
+}
+
+/// The version the source host runs, when its state can reach `target`.
+fn source_version(
+    facts: &[HostFacts],
+    source: &Source,
+    target: Version,
+) -> Result<Version, RecoverRefusal> {
     let source_facts = facts
         .iter()
         .find(|h| h.host == source.host)
@@ -234,7 +289,9 @@ pub fn choose_source(
             host: source.host.clone(),
         });
     }
-    let from = source_facts.service_version.expect("checked above");
+    let from = source_facts
+        .service_version
+        .expect("checked by recoverable");
     if let Some(format) = from
         .state_format()
         .filter(|f| *f < 6 && target.state_format().is_none())
@@ -245,13 +302,7 @@ pub fn choose_source(
             format,
         });
     }
-    Ok(SourceChoice {
-        source,
-        from,
-        findings,
-        reason,
-        warnings,
-    })
+    Ok(from)
 }
 
 /// A folder holding a snapshot, on some host.
