@@ -13,8 +13,8 @@ use crate::inventory::{
 
 use super::error::ProcedureError;
 use super::raw::{
-    self, RawDelegate, RawFileMode, RawInstalled, RawMode, RawOn, RawOnResume, RawPeerState,
-    RawStep,
+    self, RawDelegate, RawEstablishes, RawFileMode, RawInstalled, RawMode, RawOn, RawOnResume,
+    RawPeerState, RawStep, RawUpload, RawWait,
 };
 use super::step::{
     Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepSpec, Targets, UploadSpec,
@@ -87,6 +87,33 @@ struct Field<'s> {
     at: SourcePosition,
     step: Option<&'s str>,
     name: &'static str,
+}
+
+fn mode(raw: Option<RawMode>) -> Mode {
+    match raw {
+        Some(RawMode::Serial) => Mode::Serial,
+        Some(RawMode::Parallel) => Mode::Parallel,
+        None => Mode::default(),
+    }
+}
+
+fn on_resume(raw: Option<RawOnResume>) -> OnResume {
+    match raw {
+        Some(RawOnResume::Rerun) => OnResume::Rerun,
+        Some(RawOnResume::Check) => OnResume::Check,
+        Some(RawOnResume::Ask) => OnResume::Ask,
+        None => OnResume::default(),
+    }
+}
+
+fn establishes(raw: &RawEstablishes) -> EstablishesSpec {
+    EstablishesSpec {
+        peer: raw.peer.map(|p| match p {
+            RawPeerState::Stopped => PeerState::Stopped,
+            RawPeerState::Running => PeerState::Running,
+        }),
+        installed_target: matches!(raw.installed, Some(RawInstalled::Target)),
+    }
 }
 
 struct Loader<'a> {
@@ -231,21 +258,7 @@ impl Loader<'_> {
         let raw = &spanned.value;
         let id_text = raw.id.value.as_str();
         let errors_before = self.errors.len();
-        let id = match StepId::from_str(id_text) {
-            Ok(id) => Some(id),
-            Err(reason) => {
-                self.invalid(
-                    Field {
-                        at: self.at(&raw.id),
-                        step: None,
-                        name: "step id",
-                    },
-                    id_text.to_string(),
-                    reason.to_string(),
-                );
-                None
-            }
-        };
+        let id = self.step_id(&raw.id);
         let on = self.targets(id_text, &raw.on);
         let command = raw
             .command
@@ -273,34 +286,14 @@ impl Loader<'_> {
                     .to_string(),
             });
         }
-        let upload = raw.upload.as_ref().and_then(|upload| {
-            let from = self.template(id_text, "upload.from", &upload.value.from);
-            let to = self.template(id_text, "upload.to", &upload.value.to);
-            let mode = match &upload.value.mode {
-                None => Some(0o644),
-                Some(mode) => self.file_mode(id_text, mode),
-            };
-            Some(UploadSpec {
-                from: from?,
-                to: to?,
-                mode: mode?,
-            })
-        });
-        let wait_until = raw.wait_until.as_ref().and_then(|wait| {
-            let command = self.template(id_text, "wait_until.command", &wait.value.command);
-            let interval = match &wait.value.interval {
-                None => Some(WaitSpec::DEFAULT_INTERVAL),
-                Some(text) => self.duration(id_text, "wait_until.interval", text),
-            };
-            let deadline = self.duration(id_text, "wait_until.deadline", &wait.value.deadline);
-            let delegate_to = delegate(wait.value.delegate_to.or(raw.delegate_to));
-            Some(WaitSpec {
-                command: command?,
-                interval: interval?,
-                deadline: deadline?,
-                delegate_to,
-            })
-        });
+        let upload = raw
+            .upload
+            .as_ref()
+            .and_then(|upload| self.upload(id_text, &upload.value));
+        let wait_until = raw
+            .wait_until
+            .as_ref()
+            .and_then(|wait| self.wait_until(id_text, &wait.value, raw.delegate_to));
         let timeout = raw
             .timeout
             .as_ref()
@@ -318,11 +311,7 @@ impl Loader<'_> {
             id: id?,
             name: raw.name.clone(),
             on: on?,
-            mode: match raw.mode {
-                Some(RawMode::Serial) => Mode::Serial,
-                Some(RawMode::Parallel) => Mode::Parallel,
-                None => Mode::default(),
-            },
+            mode: mode(raw.mode),
             delegate_to: delegate(raw.delegate_to),
             command,
             upload,
@@ -330,12 +319,7 @@ impl Loader<'_> {
             wait_until,
             timeout: timeout.flatten(),
             retries: raw.retries.unwrap_or(0),
-            on_resume: match raw.on_resume {
-                Some(RawOnResume::Rerun) => OnResume::Rerun,
-                Some(RawOnResume::Check) => OnResume::Check,
-                Some(RawOnResume::Ask) => OnResume::Ask,
-                None => OnResume::default(),
-            },
+            on_resume: on_resume(raw.on_resume),
             when,
             destructive: raw.destructive.unwrap_or(false),
             backup,
@@ -343,14 +327,60 @@ impl Loader<'_> {
             establishes: raw
                 .establishes
                 .as_ref()
-                .map_or_else(EstablishesSpec::default, |e| EstablishesSpec {
-                    peer: e.peer.map(|p| match p {
-                        RawPeerState::Stopped => PeerState::Stopped,
-                        RawPeerState::Running => PeerState::Running,
-                    }),
-                    installed_target: matches!(e.installed, Some(RawInstalled::Target)),
-                }),
+                .map_or_else(EstablishesSpec::default, establishes),
             position: self.at(spanned),
+        })
+    }
+
+    fn step_id(&mut self, raw: &Spanned<String>) -> Option<StepId> {
+        match StepId::from_str(&raw.value) {
+            Ok(id) => Some(id),
+            Err(reason) => {
+                self.invalid(
+                    Field {
+                        at: self.at(raw),
+                        step: None,
+                        name: "step id",
+                    },
+                    raw.value.clone(),
+                    reason.to_string(),
+                );
+                None
+            }
+        }
+    }
+
+    fn upload(&mut self, step: &str, upload: &RawUpload) -> Option<UploadSpec> {
+        let from = self.template(step, "upload.from", &upload.from);
+        let to = self.template(step, "upload.to", &upload.to);
+        let mode = match &upload.mode {
+            None => Some(0o644),
+            Some(mode) => self.file_mode(step, mode),
+        };
+        Some(UploadSpec {
+            from: from?,
+            to: to?,
+            mode: mode?,
+        })
+    }
+
+    fn wait_until(
+        &mut self,
+        step: &str,
+        wait: &RawWait,
+        step_delegate: Option<RawDelegate>,
+    ) -> Option<WaitSpec> {
+        let command = self.template(step, "wait_until.command", &wait.command);
+        let interval = match &wait.interval {
+            None => Some(WaitSpec::DEFAULT_INTERVAL),
+            Some(text) => self.duration(step, "wait_until.interval", text),
+        };
+        let deadline = self.duration(step, "wait_until.deadline", &wait.deadline);
+        Some(WaitSpec {
+            command: command?,
+            interval: interval?,
+            deadline: deadline?,
+            delegate_to: delegate(wait.delegate_to.or(step_delegate)),
         })
     }
 

@@ -87,29 +87,13 @@ impl Shell {
             source,
         })?;
         let nonce = nonce();
-        let script = format!(
-            "( eval {quoted} ) </dev/null & cu_p=$!\nprintf '\\n@@%s pid %s\\n' {nonce} \"$cu_p\" >&2; \
-             wait \"$cu_p\"; cu_r=$?; \
-             printf '\\n@@%s %s\\n' {nonce} \"$cu_r\"; printf '\\n@@%s\\n' {nonce} >&2\n"
-        );
         self.channel
-            .data(script.as_bytes())
+            .data(script(&quoted, &nonce).as_bytes())
             .await
             .map_err(channel_error)?;
-
-        let stdout_marker = format!("\n@@{nonce} ");
-        let stderr_marker = format!("\n@@{nonce}\n");
-        let mut pid = PidMarker::new(&nonce);
-        let mut output = CommandOutput {
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            exit: Exit::Unknown,
-        };
-        let mut status: Option<i32> = None;
-        let mut stderr_done = false;
+        let mut collected = Collected::new(&nonce);
         loop {
-            if let (Some(code), true) = (status, stderr_done) {
-                output.exit = Exit::Status(code);
+            if let Some(output) = collected.finished() {
                 return Ok(Ran::Reusable(output));
             }
             // `wait` only receives from a queue, so dropping it at the deadline loses nothing.
@@ -118,22 +102,13 @@ impl Shell {
                 // "session_signal_req"): the caller then stops the command by its PID.
                 let _ = self.channel.signal(Sig::TERM).await;
                 let _ = self.channel.close().await;
-                return Ok(Ran::TimedOut { pid: pid.found });
+                return Ok(Ran::TimedOut {
+                    pid: collected.pid.found,
+                });
             };
             match message {
-                Some(ChannelMsg::Data { data }) => {
-                    output.stdout.extend_from_slice(&data);
-                    if status.is_none() {
-                        status = take_status(&mut output.stdout, &stdout_marker);
-                    }
-                }
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    output.stderr.extend_from_slice(&data);
-                    pid.take(&mut output.stderr);
-                    if !stderr_done {
-                        stderr_done = take_marker(&mut output.stderr, &stderr_marker);
-                    }
-                }
+                Some(ChannelMsg::Data { data }) => collected.stdout(&data),
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => collected.stderr(&data),
                 Some(ChannelMsg::Failure) => {
                     let _ = self.channel.close().await;
                     return Err(TransportError::Refused {
@@ -144,17 +119,12 @@ impl Shell {
                 // The shell itself ended (the command killed it, or exec'd over it): report
                 // how, with the output so far; this shell is not used again.
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
-                    output.exit = Exit::Status(exit_status as i32)
+                    collected.output.exit = Exit::Status(exit_status as i32)
                 }
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    output.exit = Exit::Signal(signal_text(&signal_name))
+                    collected.output.exit = Exit::Signal(signal_text(&signal_name))
                 }
-                Some(ChannelMsg::Close) => {
-                    if let Some(code) = status {
-                        output.exit = Exit::Status(code);
-                    }
-                    return Ok(Ran::ShellGone(output));
-                }
+                Some(ChannelMsg::Close) => return Ok(Ran::ShellGone(collected.gone())),
                 // The connection ended under the command: whether it ran is unknown.
                 None => {
                     return Err(TransportError::ConnectionLost {
@@ -311,6 +281,75 @@ fn nonce() -> String {
         hasher.finish()
     };
     format!("cu{:016x}{:016x}", random(1), random(2))
+}
+
+/// The script that runs one command in the shell: the command in a subshell with no stdin,
+/// its PID on stderr, then its status on stdout and an end marker on stderr, both tagged with
+/// `nonce` so that no output of the command can fake them.
+fn script(quoted: &str, nonce: &str) -> String {
+    format!(
+        "( eval {quoted} ) </dev/null & cu_p=$!\nprintf '\\n@@%s pid %s\\n' {nonce} \"$cu_p\" >&2; \
+         wait \"$cu_p\"; cu_r=$?; \
+         printf '\\n@@%s %s\\n' {nonce} \"$cu_r\"; printf '\\n@@%s\\n' {nonce} >&2\n"
+    )
+}
+
+/// What the shell said so far about one command, with its markers taken out.
+struct Collected {
+    output: CommandOutput,
+    pid: PidMarker,
+    stdout_marker: String,
+    stderr_marker: String,
+    status: Option<i32>,
+    stderr_done: bool,
+}
+
+impl Collected {
+    fn new(nonce: &str) -> Collected {
+        Collected {
+            output: CommandOutput {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                exit: Exit::Unknown,
+            },
+            pid: PidMarker::new(nonce),
+            stdout_marker: format!("\n@@{nonce} "),
+            stderr_marker: format!("\n@@{nonce}\n"),
+            status: None,
+            stderr_done: false,
+        }
+    }
+
+    fn stdout(&mut self, data: &[u8]) {
+        self.output.stdout.extend_from_slice(data);
+        if self.status.is_none() {
+            self.status = take_status(&mut self.output.stdout, &self.stdout_marker);
+        }
+    }
+
+    fn stderr(&mut self, data: &[u8]) {
+        self.output.stderr.extend_from_slice(data);
+        self.pid.take(&mut self.output.stderr);
+        if !self.stderr_done {
+            self.stderr_done = take_marker(&mut self.output.stderr, &self.stderr_marker);
+        }
+    }
+
+    /// The command's output once both markers arrived (the shell can take the next command).
+    fn finished(&mut self) -> Option<CommandOutput> {
+        let code = self.status.filter(|_| self.stderr_done)?;
+        let mut output = std::mem::replace(&mut self.output, Collected::new("").output);
+        output.exit = Exit::Status(code);
+        Some(output)
+    }
+
+    /// The output so far of a shell that ended.
+    fn gone(mut self) -> CommandOutput {
+        if let Some(code) = self.status {
+            self.output.exit = Exit::Status(code);
+        }
+        self.output
+    }
 }
 
 #[cfg(test)]
