@@ -62,6 +62,8 @@ pub enum ProcedureArg {
     Standard,
     /// `peers rm` all but one peer, upgrade that one, bootstrap the others to it.
     Bootstrap,
+    /// One peer at a time, the others serving: no downtime (only inside one RPC protocol).
+    Rolling,
 }
 
 #[derive(Debug, Subcommand)]

@@ -111,6 +111,7 @@ impl From<ProcedureArg> for ProcedureKind {
     fn from(arg: ProcedureArg) -> ProcedureKind {
         match arg {
             ProcedureArg::Standard => ProcedureKind::Standard,
+            ProcedureArg::Rolling => ProcedureKind::Rolling,
             ProcedureArg::Bootstrap => ProcedureKind::Bootstrap,
         }
     }

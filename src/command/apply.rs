@@ -209,5 +209,5 @@ fn saved(
 /// The final gate: every peer on the target, running, seeing all the others, with the pinset
 /// it had before (count and hash of the sorted CIDs).
 pub(super) fn verify(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
-    final_gate_problems(&plan.facts, plan.choice.to, now)
+    final_gate_problems(&plan.facts, plan.choice.to, now, plan.choice.procedure)
 }

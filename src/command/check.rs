@@ -12,11 +12,12 @@ pub fn check(input: &InventoryInput) -> Result<(), Error> {
     let (inventory, playbooks) = inputs::load_with(input, Coverage::EveryHost)?;
     let recover = inputs::playbook(input, "recover.yaml", &inventory, Coverage::EveryHost)?;
     report::print(&format!(
-        "{}: valid ({} hosts, target {}); playbooks {}, {} and {} render for every host\n",
+        "{}: valid ({} hosts, target {}); playbooks {}, {}, {} and {} render for every host\n",
         input.inventory.display(),
         inventory.hosts.len(),
         inventory.cluster.target_version,
         playbooks.standard.path.display(),
+        playbooks.rolling.path.display(),
         playbooks.bootstrap.path.display(),
         recover.path.display(),
     ));

@@ -11,7 +11,7 @@ use crate::plan::Playbooks;
 use crate::procedure::{Coverage, Procedure};
 
 /// The playbooks shipped with the tool, used when no `playbooks/` folder is found.
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 4] = [
     (
         "standard.yaml",
         include_str!("../../playbooks/standard.yaml"),
@@ -20,6 +20,7 @@ const BUILT_IN: [(&str, &str); 3] = [
         "bootstrap.yaml",
         include_str!("../../playbooks/bootstrap.yaml"),
     ),
+    ("rolling.yaml", include_str!("../../playbooks/rolling.yaml")),
     ("recover.yaml", include_str!("../../playbooks/recover.yaml")),
 ];
 
@@ -38,18 +39,19 @@ pub fn load_with(
     // Reading the playbooks needs no inventory, only validating them does: they are read on a
     // second thread while the inventory (thousands of hosts of YAML) is parsed. The errors come
     // in the same order as one after the other: inventory, then each playbook read, validated.
-    let (inventory, standard, bootstrap) = std::thread::scope(|scope| {
+    let (inventory, (standard, bootstrap, rolling)) = std::thread::scope(|scope| {
         let playbooks = scope.spawn(|| {
             (
                 read_playbook(args, "standard.yaml"),
                 read_playbook(args, "bootstrap.yaml"),
+                read_playbook(args, "rolling.yaml"),
             )
         });
         let inventory = Inventory::load_with(&args.inventory, &args.overrides);
-        let (standard, bootstrap) = playbooks
+        let playbooks = playbooks
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (inventory, standard, bootstrap)
+        (inventory, playbooks)
     });
     let inventory = inventory?;
     inventory.ssh.check_known_hosts()?;
@@ -58,18 +60,22 @@ pub fn load_with(
         procedure.validate(&inventory, coverage)?;
         Ok::<_, Error>(procedure)
     };
-    // The two validations are independent: side by side, standard's error still first.
-    let (standard, bootstrap) = std::thread::scope(|scope| {
+    // The validations are independent: side by side, errors still in playbook order.
+    let (standard, bootstrap, rolling) = std::thread::scope(|scope| {
         let standard = scope.spawn(|| validated(standard));
+        let rolling = scope.spawn(|| validated(rolling));
         let bootstrap = validated(bootstrap);
-        let standard = standard
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (standard, bootstrap)
+        let join = |thread: std::thread::ScopedJoinHandle<'_, _>| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (join(standard), bootstrap, join(rolling))
     });
     let playbooks = Playbooks {
         standard: standard?,
         bootstrap: bootstrap?,
+        rolling: rolling?,
     };
     Ok((inventory, playbooks))
 }
@@ -102,9 +108,10 @@ pub fn playbook(
 
 /// One playbook, read and compiled but not yet validated against an inventory.
 fn read_playbook(args: &InventoryInput, name: &str) -> Result<Procedure, Error> {
-    // An explicit `--playbooks DIR` must hold the upgrade playbooks; `recover.yaml` may come
-    // from the built-in copies (a folder of adapted upgrade steps need not repeat it).
-    let required = args.playbooks.is_some() && name != "recover.yaml";
+    // An explicit `--playbooks DIR` must hold the standard and bootstrap playbooks;
+    // `rolling.yaml` and `recover.yaml` may come from the built-in copies (a folder of adapted
+    // upgrade steps made before they existed need not repeat them).
+    let required = args.playbooks.is_some() && !["recover.yaml", "rolling.yaml"].contains(&name);
     let file = playbook_dir(args)
         .map(|dir| dir.join(name))
         .filter(|file| required || file.is_file());

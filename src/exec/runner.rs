@@ -154,7 +154,8 @@ impl<S: Session + 'static> Executor<S> {
             });
             let results = match step.mode {
                 Mode::Parallel => self.run_parallel(step).await?,
-                Mode::Serial => self.run_serial(step).await?,
+                // A rolling step was expanded by the planner into one step per host.
+                Mode::Serial | Mode::Rolling => self.run_serial(step).await?,
             };
             let mut failures = Vec::new();
             for result in results {

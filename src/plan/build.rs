@@ -10,7 +10,7 @@ use crate::facts::{HostFacts, Pinset};
 use crate::inventory::{Host, HostName, HumanDuration, Inventory};
 use crate::journal::RunId;
 use crate::procedure::{
-    AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, Procedure,
+    AnchorContext, ClusterContext, CurrentContext, HostContext, Mode, PinsContext, Procedure,
     ReleaseContext, RenderError, RenderedStep, RunContext, TargetContext, TemplateContext,
 };
 
@@ -19,6 +19,7 @@ use crate::procedure::{
 pub struct Playbooks {
     pub standard: Procedure,
     pub bootstrap: Procedure,
+    pub rolling: Procedure,
 }
 
 /// What the planner needs.
@@ -141,6 +142,7 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
     let procedure = match choice.procedure {
         ProcedureKind::Standard => &playbooks.standard,
         ProcedureKind::Bootstrap => &playbooks.bootstrap,
+        ProcedureKind::Rolling => &playbooks.rolling,
         ProcedureKind::Recover => {
             unreachable!("`choose` never picks recover; `crate::recover` plans it")
         }
@@ -247,6 +249,7 @@ impl SharedContext<'_> {
 fn expected_downtime(choice: &Choice) -> String {
     match choice.procedure {
         ProcedureKind::Recover => RECOVERY_DOWNTIME.to_string(),
+        ProcedureKind::Rolling => "none: one peer at a time is down (seconds each), the others keep serving and accepting pins".to_string(),
         ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
              typically a few seconds, at most the health gate's deadline"
             .to_string(),
@@ -287,7 +290,7 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
         ProcedureKind::Standard if choice.from.state_format() != target.state_format() => list.push(
             "raft state: `daemon --upgrade` migrates it and keeps the old folder as raft.old.0 on every peer".to_string(),
         ),
-        ProcedureKind::Standard | ProcedureKind::Recover => {}
+        ProcedureKind::Standard | ProcedureKind::Recover | ProcedureKind::Rolling => {}
         ProcedureKind::Bootstrap => {
             list.push("raft state of every removed peer: moved to raft.old.0 by the peer itself when it is removed".to_string());
             if target.has_state_upgrade() {
@@ -359,7 +362,7 @@ pub fn render_steps(
     if let Some((_, error)) = failure {
         return Err(error);
     }
-    Ok(procedure
+    let steps = procedure
         .steps
         .iter()
         .zip(steps)
@@ -373,7 +376,51 @@ pub fn render_steps(
             takes_quorum: spec.takes_quorum,
             hosts,
         })
-        .collect())
+        .collect();
+    Ok(roll(steps))
+}
+
+/// Expands every group of consecutive rolling steps into one single-host step per host and
+/// step, host after host (in the order of the group's first step): the whole group runs on a
+/// host before the next host starts it. Other steps are kept as they are.
+pub fn roll(steps: Vec<PlannedStep>) -> Vec<PlannedStep> {
+    let mut out = Vec::with_capacity(steps.len());
+    let mut group: Vec<PlannedStep> = Vec::new();
+    let flush = |group: &mut Vec<PlannedStep>, out: &mut Vec<PlannedStep>| {
+        let Some(first) = group.first() else {
+            return;
+        };
+        let order: Vec<HostName> = first.hosts.iter().map(|h| h.host.clone()).collect();
+        // Each step without its hosts (cheap to copy), and its hosts by name.
+        let mut parts: Vec<(PlannedStep, HashMap<HostName, RenderedStep>)> = group
+            .drain(..)
+            .map(|mut step| {
+                let hosts = std::mem::take(&mut step.hosts);
+                let by_host = hosts.into_iter().map(|h| (h.host.clone(), h)).collect();
+                (step, by_host)
+            })
+            .collect();
+        for host in &order {
+            for (step, by_host) in &mut parts {
+                if let Some(rendered) = by_host.remove(host) {
+                    out.push(PlannedStep {
+                        hosts: vec![rendered],
+                        ..step.clone()
+                    });
+                }
+            }
+        }
+    };
+    for step in steps {
+        if step.mode == Mode::Rolling {
+            group.push(step);
+        } else {
+            flush(&mut group, &mut out);
+            out.push(step);
+        }
+    }
+    flush(&mut group, &mut out);
+    out
 }
 
 /// Threads for rendering `hosts` hosts: one per 1,000 hosts, at most one per core (and 8).

@@ -15,6 +15,9 @@ use crate::inventory::{HostName, Version};
 pub enum ProcedureKind {
     /// Swap binaries everywhere, restart every peer at once with `daemon --upgrade`.
     Standard,
+    /// One peer at a time (stop, swap, start, wait until it is back with every peer and pin),
+    /// the others serving throughout: no downtime. Only inside one RPC protocol.
+    Rolling,
     /// `peers rm` all but one peer, upgrade that one, bootstrap the others to it.
     Bootstrap,
     /// Disaster recovery (`cluster-upgrade recover`): restore a surviving state on one peer,
@@ -26,6 +29,7 @@ impl ProcedureKind {
     pub fn name(self) -> &'static str {
         match self {
             ProcedureKind::Standard => "standard",
+            ProcedureKind::Rolling => "rolling",
             ProcedureKind::Bootstrap => "bootstrap",
             ProcedureKind::Recover => "recover",
         }
@@ -99,7 +103,9 @@ pub enum Refusal {
     MixedConsensus { hosts: String },
     #[error("the bootstrap procedure is for raft clusters (it removes peers from the raft peerset and cleans their raft state); this cluster uses crdt consensus: use the standard procedure, which the IPFS Cluster docs give for 1.x (replace the binaries, restart the peers)")]
     BootstrapOnCrdt,
-    #[error("this crdt cluster fails the standard procedure's conditions ({failed}), and the bootstrap procedure is for raft clusters only: fix the cluster first, or force the standard procedure with --procedure standard (a rolling procedure for crdt clusters is not implemented yet)")]
+    #[error("the rolling procedure (one peer at a time) is unsafe here: {failed}; use the standard procedure")]
+    RollingUnsafe { failed: String },
+    #[error("this crdt cluster fails the standard procedure's conditions ({failed}), and the bootstrap procedure is for raft clusters only: fix the cluster first, or force the standard procedure with --procedure standard")]
     CrdtNotReady { failed: String },
 }
 
@@ -149,10 +155,11 @@ pub fn choose(
     let requested = requested.filter(|kind| *kind != ProcedureKind::Recover);
     let consensus = cluster_consensus(facts)?;
     let failed = standard_conditions_failing(facts, &versions, consensus);
+    let rolling_failed = rolling_conditions_failing(facts, &versions, target, consensus);
     if consensus == Consensus::Crdt {
         match requested {
             Some(ProcedureKind::Bootstrap) => return Err(Refusal::BootstrapOnCrdt),
-            None if !failed.is_empty() => {
+            None if !failed.is_empty() && !rolling_failed.is_empty() => {
                 return Err(Refusal::CrdtNotReady {
                     failed: failed.join("; "),
                 })
@@ -160,8 +167,14 @@ pub fn choose(
             _ => {}
         }
     }
+    if requested == Some(ProcedureKind::Rolling) && !rolling_failed.is_empty() {
+        return Err(Refusal::RollingUnsafe {
+            failed: rolling_failed.join("; "),
+        });
+    }
     let mut warnings = Vec::new();
     let procedure = match requested {
+        None if rolling_failed.is_empty() => ProcedureKind::Rolling,
         Some(ProcedureKind::Standard) if !failed.is_empty() => {
             warnings.push(format!(
                 "standard procedure forced although it is unsafe: {}",
@@ -174,7 +187,14 @@ pub fn choose(
         None => ProcedureKind::Bootstrap,
     };
     let reasons = match (procedure, failed.is_empty()) {
-        (ProcedureKind::Standard, true) => standard_reasons(facts, from, consensus),
+        (ProcedureKind::Rolling, _) => rolling_reasons(facts, target, consensus),
+        (ProcedureKind::Standard, true) => {
+            let mut reasons = standard_reasons(facts, from, consensus);
+            if requested.is_none() {
+                reasons.extend(rolling_failed.iter().map(|r| format!("not rolled: {r}")));
+            }
+            reasons
+        }
         (ProcedureKind::Standard, false) => failed,
         (ProcedureKind::Bootstrap, false) => failed,
         (ProcedureKind::Bootstrap, true) => vec![
@@ -187,7 +207,7 @@ pub fn choose(
         ProcedureKind::Bootstrap | ProcedureKind::Recover => {
             Some(choose_anchor(facts).ok_or(Refusal::NoAnchor)?)
         }
-        ProcedureKind::Standard => None,
+        ProcedureKind::Standard | ProcedureKind::Rolling => None,
     };
     Ok(Choice {
         procedure,
@@ -271,6 +291,66 @@ fn standard_conditions_failing(
         failed.push(format!("{} has leave_on_shutdown: true, so stopping it removes it from the peerset and a plain restart would not rejoin", host.host));
     }
     failed
+}
+
+/// What a rolling upgrade needs: a healthy cluster whose every peer sees the whole peerset,
+/// peers of the current and the target version that work together (one RPC protocol, no known
+/// break), and for raft a quorum that survives one peer down (at least 3 peers).
+fn rolling_conditions_failing(
+    facts: &[HostFacts],
+    versions: &[Version],
+    target: Version,
+    consensus: Consensus,
+) -> Vec<String> {
+    // Different versions are fine (an interrupted rolling upgrade), when each works with the target.
+    let mut failed: Vec<String> = standard_conditions_failing(facts, versions, consensus)
+        .into_iter()
+        .filter(|f| !f.starts_with("peers run different versions"))
+        .collect();
+    let distinct: BTreeSet<Version> = versions.iter().copied().collect();
+    failed.extend(
+        distinct
+            .iter()
+            .filter(|v| **v != target)
+            .filter_map(|v| super::protocol::mixed_versions_problem(*v, target)),
+    );
+    for host in facts {
+        let expected = host.service_version.and_then(super::protocol::protocol_of);
+        if let (Some(seen), Some(expected)) = (&host.rpc_protocol, expected) {
+            if *seen != expected {
+                failed.push(format!(
+                    "{} speaks {seen}, not the {expected} of its release",
+                    host.host
+                ));
+            }
+        }
+    }
+    if facts.len() < 2 {
+        failed.push("a cluster of one peer is down while that peer restarts".to_string());
+    } else if consensus == Consensus::Raft && facts.len() < 3 {
+        failed.push(format!(
+            "a raft cluster of {} peers loses its quorum while one of them is down",
+            facts.len()
+        ));
+    }
+    failed
+}
+
+fn rolling_reasons(facts: &[HostFacts], target: Version, consensus: Consensus) -> Vec<String> {
+    let protocol = super::protocol::protocol_of(target).unwrap_or_default();
+    let quorum = match consensus {
+        Consensus::Crdt => "crdt consensus: every other peer keeps accepting pins and serving while one restarts".to_string(),
+        Consensus::Raft => format!(
+            "raft consensus with {} peers: one down leaves a quorum, so the cluster keeps accepting pins",
+            facts.len()
+        ),
+    };
+    vec![
+        "every peer is reachable and running, and sees the same peerset, which is exactly the inventory's peers".to_string(),
+        format!("every peer's release and {target} speak {protocol}, with no known break between them: peers of both versions work together (the upgrade docs allow restarting the peers sequentially)"),
+        quorum,
+        "each peer is stopped, swapped and started alone (steps marked rolling), and the next one only once it runs the target, sees every peer, reaches IPFS and lists no fewer pins than planned".to_string(),
+    ]
 }
 
 fn standard_reasons(facts: &[HostFacts], from: Version, consensus: Consensus) -> Vec<String> {
@@ -545,8 +625,14 @@ mod tests {
     }
 
     #[test]
-    fn a_crdt_cluster_gets_the_standard_procedure_with_crdt_reasons() {
-        let choice = choose(&crdt_cluster("1.0.8"), "1.1.6".parse().unwrap(), None).unwrap();
+    fn a_crdt_cluster_inside_1_x_is_rolled_and_standard_keeps_crdt_reasons() {
+        let to: Version = "1.1.6".parse().unwrap();
+        let choice = choose(&crdt_cluster("1.0.8"), to, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Rolling);
+        let reasons = choice.reasons.join("\n");
+        assert!(reasons.contains("/ipfscluster/1.0/rpc"), "{reasons}");
+        assert!(reasons.contains("crdt consensus"), "{reasons}");
+        let choice = choose(&crdt_cluster("1.0.8"), to, Some(ProcedureKind::Standard)).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Standard);
         let reasons = choice.reasons.join("\n");
         assert!(reasons.contains("crdt consensus"), "{reasons}");
@@ -559,11 +645,72 @@ mod tests {
         let mut facts = crdt_cluster("1.0.8");
         facts[0].leave_on_shutdown = Some(true);
         assert_eq!(
-            choose(&facts, "1.1.6".parse().unwrap(), None)
-                .unwrap()
-                .procedure,
-            ProcedureKind::Standard
+            choose(&facts, to, None).unwrap().procedure,
+            ProcedureKind::Rolling
         );
+    }
+
+    #[test]
+    fn a_protocol_change_is_not_rolled_and_says_why() {
+        // 0.9 → 0.10 changes the RPC protocol: standard, with the reason rolling was not chosen.
+        let choice = choose(&cluster("0.9.0"), V010, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        let reasons = choice.reasons.join("\n");
+        assert!(
+            reasons.contains("not rolled: the RPC protocol changes"),
+            "{reasons}"
+        );
+        // 0.14 → 1.0 on crdt: standard, the protocol changes.
+        let choice = choose(&crdt_cluster("0.14.5"), "1.0.8".parse().unwrap(), None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        assert!(choice.reasons.join("\n").contains("/ipfscluster/0.12/rpc"));
+        // 0.13 → 0.14 shares the protocol but breaks metrics: not rolled.
+        let choice = choose(&crdt_cluster("0.13.3"), "0.14.5".parse().unwrap(), None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        assert!(choice.reasons.join("\n").contains("ipfs-cluster#1409"));
+        // Asking for rolling there is refused with the reason.
+        let refused = choose(&cluster("0.9.0"), V010, Some(ProcedureKind::Rolling)).unwrap_err();
+        assert!(
+            matches!(refused, Refusal::RollingUnsafe { .. }),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("RPC protocol changes"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn rolling_needs_a_quorum_that_survives_one_peer_down_on_raft() {
+        let to: Version = "1.1.6".parse().unwrap();
+        assert_eq!(
+            choose(&cluster("1.0.8"), to, None).unwrap().procedure,
+            ProcedureKind::Rolling
+        );
+        let two: Vec<HostFacts> = ["h1", "h2"]
+            .iter()
+            .map(|h| peer(h, "1.0.8", &["h1", "h2"]))
+            .collect();
+        let choice = choose(&two, to, None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Standard);
+        assert!(choice.reasons.join("\n").contains("loses its quorum"));
+        let mut two_crdt = two.clone();
+        for host in &mut two_crdt {
+            host.consensus = Some(Consensus::Crdt);
+        }
+        assert_eq!(
+            choose(&two_crdt, to, None).unwrap().procedure,
+            ProcedureKind::Rolling
+        );
+    }
+
+    #[test]
+    fn an_interrupted_roll_with_peers_on_both_versions_is_rolled_on() {
+        let mut facts = crdt_cluster("1.0.8");
+        facts[0].service_version = Some("1.1.6".parse().unwrap());
+        let choice = choose(&facts, "1.1.6".parse().unwrap(), None).unwrap();
+        assert_eq!(choice.procedure, ProcedureKind::Rolling);
+        assert_eq!(choice.from, "1.0.8".parse().unwrap());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::choice::ProcedureKind;
 use crate::facts::{HostFacts, Peerset, Pinset};
 use crate::inventory::Version;
 
@@ -72,8 +73,29 @@ pub fn final_gate_problems(
     planned: &[HostFacts],
     target: Version,
     now: &[HostFacts],
+    procedure: ProcedureKind,
 ) -> Vec<String> {
-    health_problems(now, target, Pinset::expected(planned).as_ref())
+    if procedure != ProcedureKind::Rolling {
+        return health_problems(now, target, Pinset::expected(planned).as_ref());
+    }
+    // A rolling upgrade keeps the cluster in service: pins added meanwhile are welcome, and
+    // peers that take writes never list one pinset at the same instant. Every peer lists at
+    // least the pins planned.
+    let mut problems = health_problems(now, target, None);
+    let Some(planned) = Pinset::expected(planned) else {
+        return problems;
+    };
+    for host in now.iter().filter(|h| h.running) {
+        match &host.pins {
+            Some(pins) if pins.count >= planned.count => {}
+            Some(pins) => problems.push(format!(
+                "{} lists {} pins, fewer than the {} planned: pins were lost",
+                host.host, pins.count, planned.count
+            )),
+            None => problems.push(format!("{} did not list its pins", host.host)),
+        }
+    }
+    problems
 }
 
 /// Whether a cluster whose peers all run `target` needs nothing more: healthy, every peer

@@ -93,6 +93,7 @@ fn mode(raw: Option<RawMode>) -> Mode {
     match raw {
         Some(RawMode::Serial) => Mode::Serial,
         Some(RawMode::Parallel) => Mode::Parallel,
+        Some(RawMode::Rolling) => Mode::Rolling,
         None => Mode::default(),
     }
 }

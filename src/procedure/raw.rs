@@ -133,6 +133,7 @@ impl<'de> Deserialize<'de> for RawOn {
 pub enum RawMode {
     Parallel,
     Serial,
+    Rolling,
 }
 
 /// `delegate_to:`

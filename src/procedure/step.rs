@@ -139,6 +139,10 @@ pub enum Mode {
     Parallel,
     /// One host after another, in inventory order; each host's wait finishes before the next starts.
     Serial,
+    /// Consecutive rolling steps form a group that runs whole on one host before the next host
+    /// starts it (stop, swap, start, wait on h1; then on h2; …): the planner expands the group
+    /// into one single-host step per host and step.
+    Rolling,
 }
 
 /// Where a step's command runs.

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::table;
 use crate::facts::HostFacts;
+use crate::inventory::HostName;
 use crate::plan::{Plan, ProcedureKind};
 use crate::procedure::Mode;
 
@@ -68,26 +69,33 @@ pub fn render_plan(plan: &Plan) -> String {
         let _ = writeln!(out, "WARNING: {warning}");
     }
     let _ = writeln!(out, "\nSteps:");
-    for (index, step) in plan.steps.iter().enumerate() {
+    let rolling = rolling_hosts(plan);
+    let mut index = 0;
+    for step in &plan.steps {
+        // A rolling group is shown once, as rendered for its first host.
+        let rolled = step.mode == Mode::Rolling;
+        if rolled && step.hosts.first().map(|h| &h.host) != rolling.first().copied() {
+            continue;
+        }
         let how = match (step.mode, step.hosts.len()) {
+            (Mode::Rolling, _) => "rolling, each peer in turn:",
             (_, 1) => "on",
             (Mode::Parallel, _) => "in parallel on",
             (Mode::Serial, _) => "one host after another on",
         };
-        let hosts: Vec<&str> = step.hosts.iter().map(|h| h.host.as_str()).collect();
+        let hosts: Vec<&str> = if rolled {
+            rolling.iter().map(|h| h.as_str()).collect()
+        } else {
+            step.hosts.iter().map(|h| h.host.as_str()).collect()
+        };
         let hosts = host_list(&hosts, plan.facts.len());
         let marker = if step.destructive {
             " [destructive]"
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "{:>3}. {}{marker} ({how} {})",
-            index + 1,
-            step.name,
-            hosts
-        );
+        index += 1;
+        let _ = writeln!(out, "{index:>3}. {}{marker} ({how} {})", step.name, hosts);
         if let Some(first) = step.hosts.first() {
             if let Some(upload) = &first.upload {
                 let _ = writeln!(
@@ -117,6 +125,19 @@ pub fn render_plan(plan: &Plan) -> String {
         let _ = writeln!(out, "  - {backup}");
     }
     out
+}
+
+/// The hosts of the plan's rolling steps, in the order they are rolled.
+fn rolling_hosts(plan: &Plan) -> Vec<&HostName> {
+    let mut hosts: Vec<&HostName> = Vec::new();
+    for step in plan.steps.iter().filter(|s| s.mode == Mode::Rolling) {
+        for host in &step.hosts {
+            if !hosts.contains(&&host.host) {
+                hosts.push(&host.host);
+            }
+        }
+    }
+    hosts
 }
 
 /// A step's hosts, in their order; a long list is cut to its first and last names (a plan of

@@ -115,11 +115,11 @@ fn host_columns(
     let mut header = vec!["STEP"];
     header.extend(hosts.iter().map(|h| h.as_str()));
     let mut rows = Vec::new();
-    for step in &plan.steps {
-        let mut row = vec![step.id.to_string()];
+    for (id, step_hosts) in rows_of(plan) {
+        let mut row = vec![id.to_string()];
         for host in hosts {
-            let cell = if step.hosts.iter().any(|h| h.host == **host) {
-                let (state, failure) = state_of(&step.id, host, checkpoint);
+            let cell = if step_hosts.iter().any(|h| *h == *host) {
+                let (state, failure) = state_of(id, host, checkpoint);
                 failures.extend(failure);
                 match state {
                     HostStepState::Pending => "pending",
@@ -141,10 +141,10 @@ fn host_columns(
 fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>) -> String {
     let header = ["STEP", "HOSTS", "DONE", "IN FLIGHT", "PENDING", "FAILED"];
     let mut rows = Vec::new();
-    for step in &plan.steps {
+    for (id, step_hosts) in rows_of(plan) {
         let mut counts = [0usize; 4];
-        for host in &step.hosts {
-            let (state, failure) = state_of(&step.id, &host.host, checkpoint);
+        for host in &step_hosts {
+            let (state, failure) = state_of(id, host, checkpoint);
             failures.extend(failure);
             counts[match state {
                 HostStepState::Finished { .. } => 0,
@@ -153,11 +153,26 @@ fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>
                 HostStepState::Failed { .. } => 3,
             }] += 1;
         }
-        let mut row = vec![step.id.to_string(), step.hosts.len().to_string()];
+        let mut row = vec![id.to_string(), step_hosts.len().to_string()];
         row.extend(counts.iter().map(usize::to_string));
         rows.push(row);
     }
     table::render(&header, &rows)
+}
+
+/// One row per step id, in plan order, with the hosts it runs on: the steps of a rolling group,
+/// one per host in the plan, share a row.
+fn rows_of(plan: &Plan) -> Vec<(&StepId, Vec<&HostName>)> {
+    let mut rows: Vec<(&StepId, Vec<&HostName>)> = Vec::new();
+    let mut index: std::collections::HashMap<&StepId, usize> = std::collections::HashMap::new();
+    for step in &plan.steps {
+        let at = *index.entry(&step.id).or_insert_with(|| {
+            rows.push((&step.id, Vec::new()));
+            rows.len() - 1
+        });
+        rows[at].1.extend(step.hosts.iter().map(|h| &h.host));
+    }
+    rows
 }
 
 /// Failures with the same step and error, in order of their first host: (first, all hosts).

@@ -142,11 +142,12 @@ fn lab_release_dir(lab: &Lab) -> std::path::PathBuf {
 fn standard_upgrade_of_a_real_raft_cluster_keeps_every_pin_and_its_export_imports_into_a_fresh_peer(
 ) {
     let lab = real_lab("raft");
-    let shown = plan(&lab, &[]);
+    // Inside 1.x the planner rolls; the standard procedure is asked for.
+    let shown = plan(&lab, &["--procedure", "standard"]);
     assert!(shown.contains("Procedure: standard"), "{shown}");
     assert!(shown.contains("raft"), "{shown}");
 
-    let out = apply(&lab, &[]);
+    let out = apply(&lab, &["--procedure", "standard"]);
     assert_success(&out, "apply");
     assert!(
         text(&out.stdout).contains(&format!("standard procedure, {FROM} → {TO}, finished")),
@@ -181,7 +182,7 @@ fn standard_upgrade_of_a_real_raft_cluster_keeps_every_pin_and_its_export_import
 #[test]
 fn standard_upgrade_of_a_real_crdt_cluster_keeps_every_pin_without_raft_steps() {
     let lab = real_lab("crdt");
-    let shown = plan(&lab, &[]);
+    let shown = plan(&lab, &["--procedure", "standard"]);
     assert!(shown.contains("Procedure: standard"), "{shown}");
     assert!(shown.contains("crdt"), "{shown}");
     assert!(
@@ -199,7 +200,7 @@ fn standard_upgrade_of_a_real_crdt_cluster_keeps_every_pin_without_raft_steps() 
         text(&out.stderr)
     );
 
-    let out = apply(&lab, &[]);
+    let out = apply(&lab, &["--procedure", "standard"]);
     assert_success(&out, "apply");
     assert_every_pin_kept(&lab, TO);
     let export = copied_export(&lab, "h1");
@@ -261,8 +262,17 @@ fn recover_from_export_rebuilds_a_real_raft_cluster_that_lost_every_state() {
 fn killed_at_three_points_apply_finishes_a_real_raft_upgrade_without_losing_a_pin() {
     let lab = real_lab("raft");
     let inventory = lab.inventory();
-    for step in ["export-state", "start-upgrade", "cluster-healthy"] {
-        lab.kill_when_started(&["apply", inventory.to_str().unwrap(), "--yes"], step, 1);
+    let fresh = [
+        "apply",
+        inventory.to_str().unwrap(),
+        "--yes",
+        "--procedure",
+        "standard",
+    ];
+    lab.kill_when_started(&fresh, "export-state", 1);
+    // A resume runs the saved plan: no planning option.
+    for step in ["start-upgrade", "cluster-healthy"] {
+        lab.kill_when_started(&fresh[..3], step, 1);
     }
     let out = apply(&lab, &[]);
     assert_success(&out, "apply after three kills");
@@ -270,4 +280,45 @@ fn killed_at_three_points_apply_finishes_a_real_raft_upgrade_without_losing_a_pi
     let records = lab.journal();
     assert_no_step_finished_twice(&records);
     assert_eq!(records.last().unwrap()["event"], "run_finished");
+}
+
+#[test]
+fn rolling_upgrade_of_a_real_crdt_cluster_under_writes_keeps_n_minus_1_answering_and_every_pin() {
+    use crate::traffic::{lab_apis, missing_anywhere, Traffic};
+    let lab = real_lab("crdt");
+    let shown = plan(&lab, &[]);
+    assert!(shown.contains("Procedure: rolling"), "{shown}");
+    let apis = lab_apis(lab.path());
+    let traffic = Traffic::start(apis.clone());
+    let out = apply(&lab, &[]);
+    let (acked, refused, polls) = traffic.stop();
+    assert_success(&out, "rolling apply under traffic");
+    eprintln!(
+        "real rolling {FROM} → {TO} of 3 crdt peers: poller {} samples, fewest answering {} of 3, {} samples with a peer down; writer {} pins acknowledged, {} refused",
+        polls.samples,
+        polls.fewest_answering,
+        polls.degraded,
+        acked.len(),
+        refused
+    );
+    assert!(polls.samples >= 10, "{polls:?}");
+    assert!(
+        polls.fewest_answering >= 2,
+        "at every sample at least N-1 peers answered: {polls:?}"
+    );
+    assert!(
+        acked.len() >= 10,
+        "the writer kept writing: {}",
+        acked.len()
+    );
+    let missing = missing_anywhere(&apis, &acked);
+    assert!(missing.is_empty(), "acknowledged pins missing: {missing:?}");
+    // The lab's 100 pins too, on every peer.
+    let listed_everywhere =
+        missing_anywhere(&apis, &lab_pins(&lab).into_iter().collect::<Vec<_>>());
+    assert!(listed_everywhere.is_empty(), "{listed_everywhere:?}");
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some(TO), "{host:?}");
+        assert!(host.running, "{host:?}");
+    }
 }

@@ -1,0 +1,180 @@
+//! The rolling procedure end to end against `cluster-lab` (stand-in peers on real sshd): chosen
+//! inside one RPC protocol (1.0.8 → 1.1.6), one peer at a time, the others serving while a
+//! writer adds a pin every 50 ms and a poller asks every peer every 50 ms; SIGKILL of
+//! cluster-upgrade as each rolling step starts, then `apply` again.
+
+use crate::support::{
+    assert_no_step_finished_twice, assert_success, journals_in, run, start_until, text, Lab,
+};
+use crate::traffic::{lab_apis, missing_anywhere, Traffic};
+
+const FROM: &str = "1.0.8";
+const TO: &str = "1.1.6";
+const ROLLING_STEPS: [&str; 6] = [
+    "cluster-whole",
+    "stop-peer",
+    "export-state",
+    "install-release",
+    "start-peer",
+    "peer-ready",
+];
+
+fn lab(peers: usize, pins: usize) -> Lab {
+    Lab::up_with(peers, FROM, pins, &["--target", TO])
+}
+
+fn apply(lab: &Lab) -> std::process::Output {
+    let inventory = lab.inventory();
+    run(&["apply", inventory.to_str().unwrap(), "--yes"])
+}
+
+/// The journal's records in order, as (event, step, host).
+fn records(lab: &Lab) -> Vec<(String, String, String)> {
+    lab.journal_text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (field("event"), field("step"), field("host"))
+        })
+        .collect()
+}
+
+/// Each peer is stopped only once the previous one is back (ready) on the target.
+fn assert_one_peer_at_a_time(lab: &Lab, hosts: &[&str]) {
+    let records = records(lab);
+    let at = |event: &str, step: &str, host: &str| {
+        records
+            .iter()
+            .position(|(e, s, h)| e == event && s == step && h == host)
+            .unwrap_or_else(|| panic!("no {event} of {step} on {host}"))
+    };
+    for pair in hosts.windows(2) {
+        assert!(
+            at("step_finished", "peer-ready", pair[0]) < at("step_started", "stop-peer", pair[1]),
+            "{} was stopped before {} was ready again",
+            pair[1],
+            pair[0]
+        );
+    }
+}
+
+#[test]
+fn inside_one_rpc_protocol_the_rolling_procedure_is_chosen_with_no_downtime() {
+    let lab = lab(3, 10);
+    let inventory = lab.inventory();
+    let out = run(&["plan", inventory.to_str().unwrap()]);
+    assert_success(&out, "plan");
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Procedure: rolling"), "{shown}");
+    assert!(shown.contains("speak /ipfscluster/1.0/rpc"), "{shown}");
+    assert!(shown.contains("Expected downtime: none"), "{shown}");
+    assert!(
+        shown.contains("(rolling, each peer in turn: h1, h2, h3)"),
+        "{shown}"
+    );
+
+    let out = apply(&lab);
+    assert_success(&out, "apply");
+    assert!(
+        text(&out.stdout).contains("rolling procedure, 1.0.8 → 1.1.6, finished"),
+        "{}",
+        text(&out.stdout)
+    );
+    lab.assert_cluster(TO, 3, 10);
+    assert_one_peer_at_a_time(&lab, &["h1", "h2", "h3"]);
+}
+
+fn rolled_under_traffic(peers: usize) {
+    let lab = lab(peers, 10);
+    let apis = lab_apis(lab.path());
+    let traffic = Traffic::start(apis.clone());
+    let out = apply(&lab);
+    let (acked, refused, polls) = traffic.stop();
+    assert_success(&out, "apply under traffic");
+    eprintln!(
+        "rolling {FROM} → {TO} of {peers} peers: poller {} samples, fewest answering {} of {peers}, {} samples with a peer down; writer {} pins acknowledged, {} refused",
+        polls.samples,
+        polls.fewest_answering,
+        polls.degraded,
+        acked.len(),
+        refused
+    );
+    assert!(polls.samples >= 10, "the poller ran: {polls:?}");
+    assert!(
+        polls.fewest_answering + 1 >= peers,
+        "at every sample at least N-1 peers answered: {polls:?}"
+    );
+    assert!(
+        polls.degraded > 0,
+        "a peer was seen down while it restarted"
+    );
+    assert!(
+        acked.len() >= 10,
+        "the writer kept writing: {}",
+        acked.len()
+    );
+    let missing = missing_anywhere(&apis, &acked);
+    assert!(missing.is_empty(), "acknowledged pins missing: {missing:?}");
+    let hosts: Vec<String> = (1..=peers).map(|i| format!("h{i}")).collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    assert_one_peer_at_a_time(&lab, &hosts);
+}
+
+#[test]
+fn a_rolling_upgrade_of_3_peers_under_writes_keeps_n_minus_1_answering_and_every_pin() {
+    rolled_under_traffic(3);
+}
+
+#[test]
+fn a_rolling_upgrade_of_5_peers_under_writes_keeps_n_minus_1_answering_and_every_pin() {
+    rolled_under_traffic(5);
+}
+
+#[test]
+fn killed_as_each_rolling_step_starts_apply_finishes_with_every_pin() {
+    let lab = lab(3, 10);
+    let state = lab.path().join(".cluster-upgrade");
+    let inventory = lab.inventory();
+    let args = ["apply", inventory.to_str().unwrap(), "--yes"];
+    for step in ROLLING_STEPS {
+        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+        let already = journals_in(&state).matches(&needle).count();
+        let mut child = start_until(&args, &state, step, already + 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = apply(&lab);
+    assert_success(&out, "apply after the kills");
+    lab.assert_cluster(TO, 3, 10);
+    let records: Vec<serde_json::Value> = lab
+        .journal_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_no_step_finished_twice(&records);
+    assert_one_peer_at_a_time(&lab, &["h1", "h2", "h3"]);
+}
+
+#[test]
+fn rolling_is_refused_across_a_protocol_change_with_the_reason() {
+    let lab = Lab::up(3, "0.9.0", 2);
+    let inventory = lab.inventory();
+    let out = run(&[
+        "plan",
+        inventory.to_str().unwrap(),
+        "--procedure",
+        "rolling",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("rolling procedure (one peer at a time) is unsafe"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the RPC protocol changes"), "{stderr}");
+    let out = run(&["plan", inventory.to_str().unwrap()]);
+    assert_success(&out, "plan");
+    assert!(text(&out.stdout).contains("Procedure: standard"));
+    assert!(text(&out.stdout).contains("not rolled: the RPC protocol changes"));
+}

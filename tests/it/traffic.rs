@@ -1,0 +1,184 @@
+//! Live traffic against a lab's REST APIs while an upgrade runs: a writer that adds a pin every
+//! 50 ms (to the first peer that takes it) and a poller that asks every peer's API every 50 ms.
+//! Plain HTTP/1.1 over TCP, the same for the stand-in and the real `ipfs-cluster-service`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const EVERY: Duration = Duration::from_millis(50);
+const TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The REST API address of every host of the lab in `dir` (its `lab.json`).
+pub fn lab_apis(dir: &Path) -> Vec<SocketAddr> {
+    let lab: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json")).unwrap();
+    let port = lab["ports"]["api"].as_u64().expect("ports.api") as u16;
+    lab["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let address = h["address"].as_str().unwrap();
+            SocketAddr::new(address.parse().unwrap(), port)
+        })
+        .collect()
+}
+
+/// One request; the status code and body, or `None` when the peer did not answer in time.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).ok()?;
+    stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+    stream.set_write_timeout(Some(TIMEOUT)).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Some((code, body))
+}
+
+/// An identity CIDv1 (raw codec) of `data`: its block is the CID itself, so every IPFS daemon
+/// can pin it at once, offline.
+pub fn identity_cid(data: &[u8]) -> String {
+    let mut bytes = vec![0x01, 0x55, 0x00, data.len() as u8];
+    bytes.extend_from_slice(data);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::from("b");
+    let (mut buffer, mut bits) = (0u32, 0);
+    for byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            out.push(alphabet[((buffer >> (bits - 5)) & 31) as usize] as char);
+            bits -= 5;
+        }
+    }
+    if bits > 0 {
+        out.push(alphabet[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// What the poller saw.
+#[derive(Debug, Default)]
+pub struct Polls {
+    pub samples: usize,
+    /// The fewest peers that answered in one sample.
+    pub fewest_answering: usize,
+    /// Samples in which not every peer answered.
+    pub degraded: usize,
+}
+
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    writer: JoinHandle<(Vec<String>, usize)>,
+    poller: JoinHandle<Polls>,
+}
+
+impl Traffic {
+    pub fn start(apis: Vec<SocketAddr>) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (stop, apis) = (Arc::clone(&stop), apis.clone());
+            std::thread::spawn(move || write_pins(&apis, &stop))
+        };
+        let poller = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || poll(&apis, &stop))
+        };
+        Traffic {
+            stop,
+            writer,
+            poller,
+        }
+    }
+
+    /// Stops both; the pins whose add was acknowledged, the adds refused, and the polls.
+    pub fn stop(self) -> (Vec<String>, usize, Polls) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (acked, refused) = self.writer.join().unwrap();
+        (acked, refused, self.poller.join().unwrap())
+    }
+}
+
+fn write_pins(apis: &[SocketAddr], stop: &AtomicBool) -> (Vec<String>, usize) {
+    let (mut acked, mut refused) = (Vec::new(), 0);
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        let cid = identity_cid(format!("rolling write {n}").as_bytes());
+        n += 1;
+        // The first peer that takes it: one of them may be restarting.
+        let taken = apis
+            .iter()
+            .any(|api| matches!(http(*api, "POST", &format!("/pins/{cid}")), Some((200, _))));
+        if taken {
+            acked.push(cid);
+        } else {
+            refused += 1;
+        }
+        std::thread::sleep(EVERY.saturating_sub(started.elapsed()));
+    }
+    (acked, refused)
+}
+
+fn poll(apis: &[SocketAddr], stop: &AtomicBool) -> Polls {
+    let mut polls = Polls {
+        fewest_answering: apis.len(),
+        ..Polls::default()
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        let answering = apis
+            .iter()
+            .filter(|api| matches!(http(**api, "GET", "/id"), Some((200, _))))
+            .count();
+        polls.samples += 1;
+        polls.fewest_answering = polls.fewest_answering.min(answering);
+        if answering < apis.len() {
+            polls.degraded += 1;
+        }
+        std::thread::sleep(EVERY.saturating_sub(started.elapsed()));
+    }
+    polls
+}
+
+/// Waits (up to a minute: CRDT peers sync in the background) until every peer lists every one
+/// of `cids`; the CIDs some peer still lacks when time is up.
+pub fn missing_anywhere(apis: &[SocketAddr], cids: &[String]) -> Vec<(SocketAddr, String)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing: Vec<(SocketAddr, String)> = apis
+            .iter()
+            .flat_map(|api| {
+                let listed = http(*api, "GET", "/allocations").map_or(String::new(), |(_, b)| b);
+                cids.iter()
+                    .filter(move |cid| !listed.contains(cid.as_str()))
+                    .map(move |cid| (*api, cid.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if missing.is_empty() || Instant::now() >= deadline {
+            return missing;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn identity_cids_are_base32_cidv1_raw() {
+    // As `printf hello | ipfs add -n --inline --raw-leaves --cid-version 1` prints it.
+    assert_eq!(identity_cid(b"hello"), "bafkqablimvwgy3y");
+}
