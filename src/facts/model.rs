@@ -55,6 +55,16 @@ pub struct HostFacts {
     /// when the config could not be read. Releases before 0.11 only have raft.
     #[serde(default)]
     pub consensus: Option<Consensus>,
+    /// The datastore backend configured in `service.json` (`pebble`, `badger`, `badger3`,
+    /// `leveldb`: the `datastore` section's key); `None` when not configured (before 0.14).
+    #[serde(default)]
+    pub datastore: Option<String>,
+    /// Pebble's `format_major_version` in `service.json`, when the datastore is pebble.
+    #[serde(default)]
+    pub pebble_format: Option<u32>,
+    /// What the installed `ipfs-cluster-ctl --version` reports.
+    #[serde(default)]
+    pub ctl_version: Option<Version>,
 }
 
 /// The lease a run holds on a host while it works there: which run, from where, since when.
@@ -242,6 +252,9 @@ impl HostFacts {
             lease: None,
             free_kib: None,
             consensus: None,
+            datastore: None,
+            pebble_format: None,
+            ctl_version: None,
         }
     }
 

@@ -45,6 +45,13 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
         facts.peer_errors = peer_errors(body);
         facts.listed_peers = listed_peers(body);
     }
+    if let Some(body) = ok("ctl_version") {
+        // `ipfs-cluster-ctl version 1.1.6` (older: `ipfs-cluster-ctl version 0.9.0`).
+        facts.ctl_version = body
+            .split_whitespace()
+            .last()
+            .and_then(|v| Version::from_reported(v).ok());
+    }
     if let Some(body) = ok("lease") {
         facts.lease = parse_lease(body);
     }
@@ -69,6 +76,10 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
                 "listen_multiaddress" => facts.listen_multiaddress = listen_address(&value),
                 "raft" => facts.consensus = Some(Consensus::Raft),
                 "crdt" => facts.consensus = Some(Consensus::Crdt),
+                "pebble" | "badger" | "badger3" | "leveldb" => {
+                    facts.datastore = Some(key.to_string())
+                }
+                "format_major_version" => facts.pebble_format = value.parse().ok(),
                 _ => {}
             }
         }
@@ -416,6 +427,23 @@ bytes
             Some("/ip4/0.0.0.0/tcp/9096")
         );
         assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
+    }
+
+    #[test]
+    fn a_pebble_datastore_gives_its_backend_and_format_and_ctl_its_version() {
+        // As `grep -z -o` prints the datastore section of a 1.1.6 `init`'s service.json.
+        let body = "\"crdt\": {\0\"pebble\": {\0\"format_major_version\": 24\0\n";
+        let output = format!(
+            "@@ config\n{body}@@ rc 0\n@@ ctl_version\nipfs-cluster-ctl version 1.1.6\n@@ rc 0\n"
+        );
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", &output);
+        assert_eq!(facts.datastore.as_deref(), Some("pebble"));
+        assert_eq!(facts.pebble_format, Some(24));
+        assert_eq!(facts.ctl_version, Some(Version::new(1, 1, 6)));
+        let badger = "@@ config\n\"badger3\": {\0\n@@ rc 0\n";
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", badger);
+        assert_eq!(facts.datastore.as_deref(), Some("badger3"));
+        assert_eq!(facts.pebble_format, None);
     }
 
     #[test]

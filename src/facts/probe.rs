@@ -109,7 +109,8 @@ const PEERS: &str = r#"section peers; "$bin/ipfs-cluster-ctl" --host "$api" --en
 // `states` lists every raft folder and the snapshots in it with shell globs (no process), then
 // the first byte of each snapshot's state.bin, in the same order, from one `head | od`; the
 // parser pairs them and picks each folder's newest snapshot.
-const DISK: &str = r#"section config; grep -h -z -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress)": *("[^"]*"|[a-z]+|\[[^]]*\])|"(raft|crdt)": *\{' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; echo; rc 0
+const DISK: &str = r#"section config; grep -h -z -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress|format_major_version)": *("[^"]*"|[a-z0-9]+|\[[^]]*\])|"(raft|crdt|pebble|badger|badger3|leveldb)": *\{' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; echo; rc 0
+section ctl_version; "$bin/ipfs-cluster-ctl" --version 2>&1; rc $?
 section states; set --
 for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"
 for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done

@@ -11,7 +11,7 @@ use crate::procedure::Mode;
 /// The facts table, one row per host.
 pub fn render_facts(facts: &[HostFacts]) -> String {
     let header = [
-        "HOST", "VERSION", "RUNNING", "PEER ID", "SEES", "PROTOCOL", "FORMAT", "PINS", "LEAVE",
+        "HOST", "VERSION", "RUNNING", "PEER ID", "SEES", "PROTOCOL", "STATE", "PINS", "LEAVE",
         "NOTE",
     ];
     let rows: Vec<Vec<String>> = facts
@@ -32,7 +32,7 @@ pub fn render_facts(facts: &[HostFacts]) -> String {
                     _ => dash(),
                 },
                 f.rpc_protocol.clone().unwrap_or_else(dash),
-                f.state_format.map_or_else(dash, |n| n.to_string()),
+                state_text(f).unwrap_or_else(dash),
                 f.pins.as_ref().map_or_else(dash, |p| p.count.to_string()),
                 f.leave_on_shutdown.map_or_else(dash, yes_no),
                 note(f),
@@ -40,6 +40,19 @@ pub fn render_facts(facts: &[HostFacts]) -> String {
         })
         .collect();
     table::render(&header, &rows)
+}
+
+/// How a peer keeps its state: consensus, raft state format, datastore and pebble format
+/// (`raft format 5`, `crdt pebble/24`), as far as known.
+fn state_text(f: &HostFacts) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    parts.extend(f.consensus.map(|c| c.name().to_string()));
+    parts.extend(f.state_format.map(|n| format!("format {n}")));
+    parts.extend(f.datastore.as_ref().map(|store| match f.pebble_format {
+        Some(format) => format!("{store}/{format}"),
+        None => store.clone(),
+    }));
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// The whole plan as text.

@@ -288,6 +288,22 @@ fn rolling_upgrade_of_a_real_crdt_cluster_under_writes_keeps_n_minus_1_answering
     let lab = real_lab("crdt");
     let shown = plan(&lab, &[]);
     assert!(shown.contains("Procedure: rolling"), "{shown}");
+    assert!(
+        shown.contains("crdt pebble/"),
+        "the facts name the datastore: {shown}"
+    );
+    // The probes read the real config and ctl: consensus, datastore, pebble format, ctl version.
+    let json: serde_json::Value = serde_json::from_str(&plan(&lab, &["--json"])).unwrap();
+    for host in json["facts"].as_array().unwrap() {
+        assert_eq!(host["consensus"], "crdt", "{host}");
+        assert_eq!(host["datastore"], "pebble", "{host}");
+        assert!(
+            host["pebble_format"].as_u64().is_some_and(|f| f > 1),
+            "{host}"
+        );
+        assert_eq!(host["ctl_version"], FROM, "{host}");
+        assert_eq!(host["rpc_protocol"], "/ipfscluster/1.0/rpc", "{host}");
+    }
     let apis = lab_apis(lab.path());
     let traffic = Traffic::start(apis.clone());
     let out = apply(&lab, &[]);
