@@ -172,7 +172,9 @@ pub fn choose(
             failed: rolling_failed.join("; "),
         });
     }
-    let mut warnings = Vec::new();
+    let mut warnings = followers_warning(consensus, from, target)
+        .into_iter()
+        .collect::<Vec<_>>();
     let procedure = match requested {
         None if rolling_failed.is_empty() => ProcedureKind::Rolling,
         Some(ProcedureKind::Standard) if !failed.is_empty() => {
@@ -291,6 +293,22 @@ fn standard_conditions_failing(
         failed.push(format!("{} has leave_on_shutdown: true, so stopping it removes it from the peerset and a plain restart would not rejoin", host.host));
     }
     failed
+}
+
+/// Followers (`ipfs-cluster-follow`) of a crdt cluster are run by others and cannot be
+/// upgraded by this run: when the RPC protocol changes they stop syncing until they upgrade.
+fn followers_warning(consensus: Consensus, from: Version, to: Version) -> Option<String> {
+    let (old, new) = (
+        super::protocol::protocol_of(from),
+        super::protocol::protocol_of(to),
+    );
+    (consensus == Consensus::Crdt && old != new).then(|| {
+        format!(
+            "the RPC protocol changes ({} → {}): followers of this crdt cluster (ipfs-cluster-follow, often run by others) stop syncing until they upgrade to {to} too; tell their operators",
+            old.as_deref().unwrap_or("unknown"),
+            new.as_deref().unwrap_or("unknown")
+        )
+    })
 }
 
 /// What a rolling upgrade needs: a healthy cluster whose every peer sees the whole peerset,
@@ -660,10 +678,17 @@ mod tests {
             reasons.contains("not rolled: the RPC protocol changes"),
             "{reasons}"
         );
-        // 0.14 → 1.0 on crdt: standard, the protocol changes.
+        // 0.14 → 1.0 on crdt: standard, the protocol changes; followers are warned about.
         let choice = choose(&crdt_cluster("0.14.5"), "1.0.8".parse().unwrap(), None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Standard);
         assert!(choice.reasons.join("\n").contains("/ipfscluster/0.12/rpc"));
+        assert!(
+            choice.warnings[0].contains("followers of this crdt cluster"),
+            "{:?}",
+            choice.warnings
+        );
+        let inside = choose(&crdt_cluster("1.0.8"), "1.1.6".parse().unwrap(), None).unwrap();
+        assert!(inside.warnings.is_empty(), "{:?}", inside.warnings);
         // 0.13 → 0.14 shares the protocol but breaks metrics: not rolled.
         let choice = choose(&crdt_cluster("0.13.3"), "0.14.5".parse().unwrap(), None).unwrap();
         assert_eq!(choice.procedure, ProcedureKind::Standard);
