@@ -316,8 +316,11 @@ impl Progress {
 }
 
 /// How long the final gate keeps probing a cluster that is not healthy yet (a peer still
-/// settling after the last step), before it reports the problems.
-const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+/// settling after the last step), before it reports the problems. A crdt peer lists another
+/// only once it has that peer's ping metric: sent every `monitor_ping_interval` (15 s by
+/// default), so a peer restarted last can take that long, and a lost first ping twice, to be
+/// seen by all (seen with the real 1.0.8 → 1.1.6).
+const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Probes the cluster and checks it, again every 2 s while a peer is still settling, for a
 /// short while.

@@ -62,6 +62,10 @@ pub struct HostFacts {
     /// Pebble's `format_major_version` in `service.json`, when the datastore is pebble.
     #[serde(default)]
     pub pebble_format: Option<u32>,
+    /// The format of the pebble store on disk (its newest `OPTIONS-*` file): what a release
+    /// must be able to open, whatever `service.json` says.
+    #[serde(default)]
+    pub pebble_store_format: Option<u32>,
     /// What the installed `ipfs-cluster-ctl --version` reports.
     #[serde(default)]
     pub ctl_version: Option<Version>,
@@ -254,6 +258,7 @@ impl HostFacts {
             consensus: None,
             datastore: None,
             pebble_format: None,
+            pebble_store_format: None,
             ctl_version: None,
         }
     }

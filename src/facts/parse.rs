@@ -45,6 +45,13 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
         facts.peer_errors = peer_errors(body);
         facts.listed_peers = listed_peers(body);
     }
+    if let Some(body) = ok("pebble") {
+        // The newest OPTIONS file of the store: `  format_major_version=16` (pebble writes one
+        // at every open, after raising the store to the configured format).
+        facts.pebble_store_format = body
+            .split_once("format_major_version=")
+            .and_then(|(_, n)| n.trim().parse().ok());
+    }
     if let Some(body) = ok("ctl_version") {
         // `ipfs-cluster-ctl version 1.1.6` (older: `ipfs-cluster-ctl version 0.9.0`).
         facts.ctl_version = body
@@ -434,11 +441,17 @@ bytes
         // As `grep -z -o` prints the datastore section of a 1.1.6 `init`'s service.json.
         let body = "\"crdt\": {\0\"pebble\": {\0\"format_major_version\": 24\0\n";
         let output = format!(
-            "@@ config\n{body}@@ rc 0\n@@ ctl_version\nipfs-cluster-ctl version 1.1.6\n@@ rc 0\n"
+            "@@ config\n{body}@@ rc 0\n@@ ctl_version\nipfs-cluster-ctl version 1.1.6\n@@ rc 0\n\
+             @@ pebble\n  format_major_version=1\n@@ rc 0\n"
         );
         let facts = parse_probe_output(&"h1".into(), "127.9.9.2", &output);
         assert_eq!(facts.datastore.as_deref(), Some("pebble"));
         assert_eq!(facts.pebble_format, Some(24));
+        assert_eq!(
+            facts.pebble_store_format,
+            Some(1),
+            "the store on disk, not the config"
+        );
         assert_eq!(facts.ctl_version, Some(Version::new(1, 1, 6)));
         let badger = "@@ config\n\"badger3\": {\0\n@@ rc 0\n";
         let facts = parse_probe_output(&"h1".into(), "127.9.9.2", badger);

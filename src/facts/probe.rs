@@ -115,6 +115,7 @@ section states; set --
 for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"
 for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done
 echo bytes; if [ $# -gt 0 ]; then head -q -c 1 "$@" | od -An -tu1 -v -w1; fi; rc 0
+section pebble; o=; for f in "$cfg"/pebble/OPTIONS-*; do [ -f "$f" ] && o=$f; done; if [ -n "$o" ]; then grep -m 1 'format_major_version=' "$o"; fi; rc 0
 section lease; if [ -e "$cfg/.cluster-upgrade.lease" ]; then cat "$cfg/.cluster-upgrade.lease"; echo; fi; rc 0
 section free; df -Pk "$bin" 2>&1 | tail -n 1; rc $?
 "#;

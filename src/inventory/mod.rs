@@ -31,7 +31,7 @@ pub use release::{
 };
 pub use ssh::{SshOverrides, SshSettings};
 pub use vars::{Vars, RESERVED_VAR_NAMES};
-pub use version::{BootstrapFlagStyle, Version, VersionError};
+pub use version::{BootstrapFlagStyle, PebbleFormats, Version, VersionError};
 
 /// A validated inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,15 @@ pub struct Version {
 #[error("expected a release version like 1.1.6 (major.minor.patch)")]
 pub struct VersionError;
 
+/// What a release's pebble accepts in `format_major_version` and can open on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PebbleFormats {
+    /// The lowest format it opens (and accepts in its config).
+    pub oldest: u32,
+    /// The newest format it can write (a store is raised to at most this).
+    pub newest: u32,
+}
+
 /// How `daemon --bootstrap` takes several addresses in a release's CLI (reference §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +76,25 @@ impl Version {
     }
 
     /// The libp2p RPC protocol ID; peers with different IDs cannot talk (§4).
+    /// The pebble `format_major_version`s this release opens and writes, when known (1.0.5,
+    /// where pebble arrived, to 1.1.6): from each release's go.mod and pebble's
+    /// `format_major_version.go` and `Options.Validate`, and the real 1.0.8 and 1.1.6
+    /// binaries; see `docs/adr/0009-pebble-format.md`.
+    pub fn pebble_formats(self) -> Option<PebbleFormats> {
+        let range = |oldest, newest| Some(PebbleFormats { oldest, newest });
+        match (self.major, self.minor, self.patch) {
+            // pebble 2022-11/2023-02: FormatNewest 12, no minimum (a store without a marker is 1).
+            (1, 0, 5..=7) => range(1, 12),
+            // pebble 2023-12 and v1.1.x: FormatNewest 16.
+            (1, 0, 8) | (1, 1, 0..=2) => range(1, 16),
+            // pebble/v2 v2.0.3: FormatMinSupported 13, FormatNewest 19.
+            (1, 1, 3..=4) => range(13, 19),
+            // pebble/v2 v2.1.x: 13 to 24 ("must be between 13 and 24", the real 1.1.6).
+            (1, 1, 5..=6) => range(13, 24),
+            _ => None,
+        }
+    }
+
     pub fn rpc_protocol(self) -> String {
         match (self.major, self.minor) {
             (0, 0..=5) => format!("/ipfscluster/{self}/rpc"),

@@ -233,6 +233,9 @@ impl SharedContext<'_> {
                 state_format: facts.state_format,
                 peer_id: facts.peer_id.clone(),
                 multiaddr: facts.multiaddr.clone(),
+                datastore: facts.datastore.clone(),
+                pebble_format: facts.pebble_format,
+                pebble_store_format: facts.pebble_store_format,
             },
             anchor: AnchorContext {
                 name: self.anchor.name.to_string(),

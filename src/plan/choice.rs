@@ -103,6 +103,8 @@ pub enum Refusal {
     MixedConsensus { hosts: String },
     #[error("the bootstrap procedure is for raft clusters (it removes peers from the raft peerset and cleans their raft state); this cluster uses crdt consensus: use the standard procedure, which the IPFS Cluster docs give for 1.x (replace the binaries, restart the peers)")]
     BootstrapOnCrdt,
+    #[error("the pebble datastore cannot be carried to the target as it is: {reason}")]
+    PebbleHazard { reason: String },
     #[error("the rolling procedure (one peer at a time) is unsafe here: {failed}; use the standard procedure")]
     RollingUnsafe { failed: String },
     #[error("this crdt cluster fails the standard procedure's conditions ({failed}), and the bootstrap procedure is for raft clusters only: fix the cluster first, or force the standard procedure with --procedure standard")]
@@ -172,6 +174,8 @@ pub fn choose(
             failed: rolling_failed.join("; "),
         });
     }
+    let pebble = super::pebble::pebble_plan(facts, target)
+        .map_err(|reason| Refusal::PebbleHazard { reason })?;
     let mut warnings = followers_warning(consensus, from, target)
         .into_iter()
         .collect::<Vec<_>>();
@@ -211,6 +215,17 @@ pub fn choose(
         }
         ProcedureKind::Standard | ProcedureKind::Rolling => None,
     };
+    let mut reasons = reasons;
+    if let super::pebble::PebblePlan::Raise { to, hosts } = &pebble {
+        let behind: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("{} (format {})", h.host, h.format))
+            .collect();
+        reasons.push(format!(
+            "pebble stores older than {target} opens: {}; first, one peer at a time, format_major_version is raised to {to} in service.json and the peer restarted on {from}, which rewrites its store",
+            behind.join(", ")
+        ));
+    }
     Ok(Choice {
         procedure,
         from,

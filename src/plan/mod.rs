@@ -5,6 +5,7 @@ mod choice;
 mod file;
 mod health;
 mod model;
+mod pebble;
 mod protocol;
 mod resume;
 mod seal;
@@ -21,6 +22,7 @@ pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
+pub use pebble::{pebble_plan, PebblePlan, PEBBLE_V2};
 pub use protocol::{mixed_versions_problem, protocol_of};
 pub use resume::{resume_problems, review_resume, MissingBackup, Reset, ResumeReview};
 pub use seal::{unseal, PlanFileError, SealError, SealingWriter};

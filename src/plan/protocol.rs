@@ -6,24 +6,6 @@
 
 use crate::inventory::Version;
 
-/// The RPC protocol IDs, by release range (inclusive), newest last.
-///
-/// Sources: ipfs-cluster `version/version.go` `RPCProtocol` at each tag (≤ 0.12.x derived from
-/// the major and minor version; v0.13.0 fixed it at 0.12; v1.0.0 moved to 1.0); see
-/// `../shared/ipfs-cluster-1x.md` §3.
-const PROTOCOLS: &[(Version, Version, &str)] = &[
-    (
-        Version::new(0, 13, 0),
-        Version::new(0, 14, 5),
-        "/ipfscluster/0.12/rpc",
-    ),
-    (
-        Version::new(1, 0, 0),
-        Version::new(1, 1, 6),
-        "/ipfscluster/1.0/rpc",
-    ),
-];
-
 /// The newest release the table knows: anything after it is not rolled until the table says.
 pub const NEWEST_KNOWN: Version = Version::new(1, 1, 6);
 
@@ -51,20 +33,10 @@ pub const KNOWN_BREAKS: &[KnownBreak] = &[
 ];
 
 /// The RPC protocol of `version`, when the table knows it.
+/// (`Version::rpc_protocol`: up to 0.12.x from the major and minor version, 0.13.0 – 0.14.5
+/// fixed at 0.12, 1.0.0 – 1.1.6 at 1.0; sources in `../shared/ipfs-cluster-1x.md` §3.)
 pub fn protocol_of(version: Version) -> Option<String> {
-    if version > NEWEST_KNOWN {
-        return None;
-    }
-    if version < Version::new(0, 13, 0) {
-        return Some(format!(
-            "/ipfscluster/{}.{}/rpc",
-            version.major, version.minor
-        ));
-    }
-    PROTOCOLS
-        .iter()
-        .find(|(first, last, _)| *first <= version && version <= *last)
-        .map(|(_, _, protocol)| protocol.to_string())
+    (version <= NEWEST_KNOWN).then(|| version.rpc_protocol())
 }
 
 /// Why peers of `from` and `to` cannot run side by side (so a rolling upgrade is unsafe), or

@@ -99,6 +99,9 @@ pub struct TargetContext {
     pub rpc_protocol: String,
     /// `ipfs` before 0.11, `p2p` from 0.11.
     pub peer_id_protocol: String,
+    /// The oldest pebble `format_major_version` the target opens, when known.
+    #[serde(default)]
+    pub pebble_oldest: Option<u32>,
 }
 
 impl TargetContext {
@@ -110,6 +113,7 @@ impl TargetContext {
             bootstrap_flag_style: version.bootstrap_flag_style(),
             rpc_protocol: version.rpc_protocol(),
             peer_id_protocol: version.peer_id_protocol().to_string(),
+            pebble_oldest: version.pebble_formats().map(|f| f.oldest),
         }
     }
 }
@@ -122,6 +126,15 @@ pub struct CurrentContext {
     pub peer_id: Option<String>,
     /// This peer's cluster multiaddr with its `/ipfs/` or `/p2p/` suffix.
     pub multiaddr: Option<String>,
+    /// `pebble`, `badger`, `badger3` or `leveldb`; null before 0.14 or when unread.
+    #[serde(default)]
+    pub datastore: Option<String>,
+    /// Pebble's `format_major_version` in `service.json`.
+    #[serde(default)]
+    pub pebble_format: Option<u32>,
+    /// The pebble store's format on disk.
+    #[serde(default)]
+    pub pebble_store_format: Option<u32>,
 }
 
 /// `anchor`: the peer the others bootstrap to, and where delegated commands run.
@@ -273,6 +286,10 @@ impl TemplateContext {
             state_format: None,
             peer_id: Some(fake_peer(host)),
             multiaddr: Some(multiaddr(host)),
+            // Behind the newest target's store format, so that the pebble steps render too.
+            datastore: Some("pebble".to_string()),
+            pebble_format: Some(1),
+            pebble_store_format: Some(1),
         };
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));

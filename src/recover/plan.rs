@@ -76,6 +76,9 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
             state_format: host_facts.state_format,
             peer_id: host_facts.peer_id.clone(),
             multiaddr: bootstrap_multiaddr(host, host_facts, target),
+            datastore: host_facts.datastore.clone(),
+            pebble_format: host_facts.pebble_format,
+            pebble_store_format: host_facts.pebble_store_format,
         };
         context.anchor = AnchorContext {
             name: anchor.name.to_string(),

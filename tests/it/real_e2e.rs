@@ -338,3 +338,143 @@ fn rolling_upgrade_of_a_real_crdt_cluster_under_writes_keeps_n_minus_1_answering
         assert!(host.running, "{host:?}");
     }
 }
+
+/// Runs `script` on `host` of `lab` over SSH (OpenSSH's client, the lab's key and known_hosts).
+fn ssh(lab: &Lab, host: &str, script: &str) -> Output {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("lab.json")).unwrap()).unwrap();
+    let entry = state["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .unwrap()
+        .clone();
+    std::process::Command::new("ssh")
+        .arg("-i")
+        .arg(lab.path().join("id_ed25519"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.path().join("known_hosts").display()
+        ))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+        ])
+        .arg(state["ports"]["ssh"].to_string())
+        .arg(format!(
+            "{}@{}",
+            state["user"].as_str().unwrap(),
+            entry["address"].as_str().unwrap()
+        ))
+        .arg(script)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn pebble_stores_in_format_1_are_raised_before_1_1_6_which_refuses_them_otherwise() {
+    use crate::traffic::{http, identity_cid, lab_apis, missing_anywhere};
+    let lab = Lab::up_with(
+        3,
+        FROM,
+        0,
+        &["--real", "--consensus", "crdt", "--target", TO],
+    );
+    let hosts = ["h1", "h2", "h3"];
+    // Stores as releases before 1.0.8 made them: format 1 (empty: the lab has no pins yet).
+    for host in hosts {
+        let cfg = lab.home(host).join(".ipfs-cluster");
+        let svc = lab.home(host).join("bin/ipfs-cluster-svc");
+        let script = format!(
+            "{svc} stop && rm -rf {cfg}/pebble && sed -i -E 's/(\"format_major_version\": *)[0-9]+/\\11/' {cfg}/service.json",
+            svc = svc.display(),
+            cfg = cfg.display()
+        );
+        assert_success(&ssh(&lab, host, &script), "recreate the store in format 1");
+    }
+    for host in hosts {
+        let svc = lab.home(host).join("bin/ipfs-cluster-svc");
+        assert_success(
+            &ssh(&lab, host, &format!("{} start", svc.display())),
+            "start",
+        );
+    }
+    let apis = lab_apis(lab.path());
+    let cids: Vec<String> = (0..20)
+        .map(|n| identity_cid(format!("pebble pin {n}").as_bytes()))
+        .collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    for cid in &cids {
+        while !matches!(
+            http(apis[0], "POST", &format!("/pins/{cid}")),
+            Some((200, _))
+        ) {
+            assert!(Instant::now() < deadline, "h1 never took pin {cid}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+    assert!(
+        missing_anywhere(&apis, &cids).is_empty(),
+        "the pins reached every peer"
+    );
+    // Restarted crdt peers list each other once their ping metrics arrived.
+    let deadline = Instant::now() + std::time::Duration::from_secs(90);
+    while !lab.status().iter().all(|h| h.peers == Some(3)) {
+        assert!(
+            Instant::now() < deadline,
+            "the peers never saw each other again"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+
+    // Without the pre-step, the real 1.1.6 refuses such a peer (on a copy of h1's config).
+    let copy = tempfile::tempdir().unwrap();
+    let cfg = lab.home("h1").join(".ipfs-cluster");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&cfg)
+        .arg(copy.path().join("c"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let _ = std::fs::remove_file(copy.path().join("c/pebble/LOCK"));
+    let refused =
+        std::process::Command::new(lab_release_dir(&lab).join(TO).join("ipfs-cluster-service"))
+            .args(["--config"])
+            .arg(copy.path().join("c"))
+            .args(["daemon"])
+            .output()
+            .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("FormatMajorVersion (1) must be between 13 and"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // Through cluster-upgrade: the stores are raised first, then the upgrade rolls.
+    let shown = plan(&lab, &[]);
+    assert!(
+        shown.contains("pebble stores older than 1.1.6 opens: h1 (format 1)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Raise pebble's format_major_version"),
+        "{shown}"
+    );
+    let out = apply(&lab, &[]);
+    assert_success(&out, "apply with the pebble pre-step");
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some(TO), "{host:?}");
+        assert!(host.running, "{host:?}");
+    }
+    assert!(missing_anywhere(&apis, &cids).is_empty(), "every pin kept");
+    let out = run(&["plan", lab.inventory().to_str().unwrap(), "--json"]);
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(facts["converged"], true, "{facts}");
+}
