@@ -326,14 +326,14 @@ const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 /// short while.
 async fn final_gate(after: AfterCheck<'_>, connected: &Connected) -> Result<Vec<String>, Error> {
     let deadline = std::time::Instant::now() + FINAL_GATE_PATIENCE;
+    let mut views = crate::plan::WholeViews::default();
     loop {
-        let facts = connected.probe_async(ProbeScope::HEALTH).await;
+        let probed = connected.probe_async(ProbeScope::HEALTH).await;
+        let facts = views.merge(probed);
         let problems = after(&facts)?;
-        // Only a peer that is still settling (not answering, or reporting a peer it cannot
-        // reach yet) is worth waiting for; a wrong version or pinset will not fix itself.
-        let settling = facts
-            .iter()
-            .any(|h| !h.is_reachable() || !h.running || !h.peer_errors.is_empty());
+        // Only a peer that is still settling is worth waiting for; a wrong version or pinset
+        // will not fix itself.
+        let settling = crate::plan::settling(&facts);
         if problems.is_empty() || !settling || std::time::Instant::now() >= deadline {
             return Ok(problems);
         }

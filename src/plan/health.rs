@@ -98,6 +98,102 @@ pub fn final_gate_problems(
     problems
 }
 
+#[cfg(test)]
+mod whole_view_tests {
+    use super::*;
+
+    fn peer(name: &str, sees: &[&str], pins: usize) -> HostFacts {
+        HostFacts {
+            host: name.into(),
+            running: true,
+            peer_id: Some(format!("Qm{name}")),
+            peerset: Some(Peerset::from_ids(
+                &sees.iter().map(|p| format!("Qm{p}")).collect::<Vec<_>>(),
+            )),
+            pins: Some(Pinset::from_cids((0..pins).map(|n| format!("Qm{n}")))),
+            ..HostFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_peer_that_saw_the_whole_cluster_keeps_that_view_but_not_its_old_pins() {
+        let mut views = WholeViews::default();
+        let all = ["a", "b", "c"];
+        let first = views.merge(vec![
+            peer("a", &all, 5),
+            peer("b", &all, 5),
+            peer("c", &["c"], 5),
+        ]);
+        assert!(settling(&first), "c sees only itself: settling");
+        let second = views.merge(vec![
+            peer("a", &["a"], 4),
+            peer("b", &all, 5),
+            peer("c", &all, 5),
+        ]);
+        assert!(!settling(&second), "a saw every peer a probe ago");
+        assert_eq!(
+            second[0].pins.as_ref().unwrap().count,
+            4,
+            "pins are always the latest"
+        );
+        let mut fresh = WholeViews::default();
+        let never = fresh.merge(vec![
+            peer("a", &["a"], 5),
+            peer("b", &all, 5),
+            peer("c", &all, 5),
+        ]);
+        assert!(settling(&never), "a never saw the others");
+    }
+}
+
+/// A peer still settling: not answering, not running, reporting a peer it cannot reach yet, or
+/// seeing fewer peers than the cluster has (a crdt peer lists another only once that peer's
+/// ping metric arrived).
+pub fn settling(facts: &[HostFacts]) -> bool {
+    let all = Peerset::expected(facts);
+    facts.iter().any(|h| {
+        !h.is_reachable()
+            || !h.running
+            || !h.peer_errors.is_empty()
+            || h.peerset
+                .as_ref()
+                .is_some_and(|seen| seen.count < all.count)
+    })
+}
+
+/// Each peer's latest view of the whole cluster across the final gate's probes. Under load, a
+/// crdt peer's list of peers flickers (a peer is listed while its last ping metric is fresh):
+/// every peer must have seen every other, not all of them in the same instant.
+#[derive(Debug, Default)]
+pub struct WholeViews {
+    whole: Vec<Option<Peerset>>,
+}
+
+impl WholeViews {
+    /// `now`, where a running peer that does not see the whole peerset now gets the peers it
+    /// saw in its latest probe that did (everything else, versions and pins above all, is
+    /// always the latest probe's).
+    pub fn merge(&mut self, now: Vec<HostFacts>) -> Vec<HostFacts> {
+        let all = Peerset::expected(&now);
+        self.whole.resize(now.len(), None);
+        now.into_iter()
+            .zip(self.whole.iter_mut())
+            .map(|(mut facts, kept)| {
+                let whole = facts.running
+                    && facts.peer_errors.is_empty()
+                    && facts.peerset.as_ref() == Some(&all);
+                if whole {
+                    *kept = facts.peerset.clone();
+                } else if facts.running && kept.is_some() {
+                    facts.peerset = kept.clone();
+                    facts.peer_errors.clear();
+                }
+                facts
+            })
+            .collect()
+    }
+}
+
 /// Whether a cluster whose peers all run `target` needs nothing more: healthy, every peer
 /// listing the same pinset. The problems when it does not.
 pub fn converged_problems(facts: &[HostFacts], target: Version) -> Vec<String> {

@@ -20,6 +20,7 @@ pub use build::{
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
+    settling, WholeViews,
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
 pub use pebble::{pebble_plan, PebblePlan, PEBBLE_V2};
