@@ -17,8 +17,8 @@ use super::raw::{
     RawPeerState, RawStep, RawUpload, RawWait,
 };
 use super::step::{
-    Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepSpec, Targets, UploadSpec,
-    WaitSpec,
+    Deadline, Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepSpec, Targets,
+    UploadSpec, WaitSpec,
 };
 use super::template::{origin_of, TemplateRef, Templates};
 use super::Procedure;
@@ -376,7 +376,13 @@ impl Loader<'_> {
             None => Some(WaitSpec::DEFAULT_INTERVAL),
             Some(text) => self.duration(step, "wait_until.interval", text),
         };
-        let deadline = self.duration(step, "wait_until.deadline", &wait.deadline);
+        let deadline = if wait.deadline.value.contains("{{") {
+            self.template(step, "wait_until.deadline", &wait.deadline)
+                .map(Deadline::Template)
+        } else {
+            self.duration(step, "wait_until.deadline", &wait.deadline)
+                .map(Deadline::Fixed)
+        };
         Some(WaitSpec {
             command: command?,
             interval: interval?,

@@ -10,7 +10,7 @@ use crate::inventory::{HostName, HumanDuration, Vars, Version};
 
 use super::context::TemplateContext;
 use super::error::RenderError;
-use super::step::{Delegate, Mode, OnResume, PeerState, StepId, StepSpec};
+use super::step::{Deadline, Delegate, Mode, OnResume, PeerState, StepId, StepSpec};
 use super::template::TemplateRef;
 use super::Procedure;
 
@@ -273,7 +273,7 @@ impl StepRenderer<'_> {
             Some(wait) => Some(RenderedWait {
                 command: self.required(&wait.command, "wait_until.command")?,
                 interval: wait.interval,
-                deadline: wait.deadline,
+                deadline: self.deadline(&wait.deadline)?,
                 run_on: run_on(wait.delegate_to),
             }),
         };
@@ -300,6 +300,32 @@ impl StepRenderer<'_> {
     }
 
     /// A field that must not render empty (an empty command would "succeed" doing nothing).
+    /// A templated deadline renders to a positive duration (`30m`, `2h`).
+    fn deadline(&self, deadline: &Deadline) -> Result<HumanDuration, RenderError> {
+        let template = match deadline {
+            Deadline::Fixed(duration) => return Ok(*duration),
+            Deadline::Template(template) => template,
+        };
+        let field = "wait_until.deadline";
+        let text = self.required(template, field)?;
+        match text.trim().parse::<HumanDuration>() {
+            Ok(duration) if !duration.get().is_zero() => Ok(duration),
+            Ok(_) => Err(self.invalid(field, format!("`{text}` must be longer than 0"))),
+            Err(reason) => Err(self.invalid(field, format!("`{text}`: {reason}"))),
+        }
+    }
+
+    fn invalid(&self, field: &'static str, message: String) -> RenderError {
+        RenderError::Template {
+            at: self.step.position.clone(),
+            step: self.step.id.clone(),
+            host: self.host.to_string(),
+            field,
+            message: message.into(),
+            variable: None,
+        }
+    }
+
     fn required(&self, template: &TemplateRef, field: &'static str) -> Result<String, RenderError> {
         let text = self.render(template, field)?;
         if text.is_empty() {

@@ -214,9 +214,18 @@ pub struct WaitSpec {
     /// Exit 0 means the condition holds.
     pub command: TemplateRef,
     pub interval: HumanDuration,
-    pub deadline: HumanDuration,
+    pub deadline: Deadline,
     /// Where the wait runs; defaults to where the step's command runs.
     pub delegate_to: Delegate,
+}
+
+/// How long a wait may take: written in the playbook, or a template of the host's variables
+/// (`'{{ ready_deadline }}'`), so an inventory can give a long first start (a data migration)
+/// more time.
+#[derive(Debug, Clone)]
+pub enum Deadline {
+    Fixed(HumanDuration),
+    Template(TemplateRef),
 }
 
 impl WaitSpec {

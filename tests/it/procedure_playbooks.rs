@@ -330,3 +330,44 @@ fn a_variable_missing_inside_a_partial_is_named() {
     let unknown = unknown.unwrap_err().to_string();
     assert!(unknown.contains("standard.yaml:"), "{unknown}");
 }
+
+#[test]
+fn an_inventory_raises_the_ready_deadline_of_the_shipped_playbooks() {
+    let wait = |inventory: &Inventory, name: &str, step: &str| {
+        let procedure = playbook(name);
+        let anchor = inventory.hosts.last().unwrap();
+        let context =
+            TemplateContext::placeholder(inventory, inventory.hosts.first().unwrap(), anchor);
+        procedure.render_step(procedure.step(step).unwrap(), &context)
+    };
+    let mut lab = inventory(fixture("lab_inventory.yaml"));
+    let deadline = |inventory: &Inventory, name, step| {
+        wait(inventory, name, step)
+            .unwrap()
+            .unwrap()
+            .wait_until
+            .unwrap()
+            .deadline
+            .to_string()
+    };
+    assert_eq!(deadline(&lab, "rolling.yaml", "peer-ready"), "5m");
+    assert_eq!(deadline(&lab, "standard.yaml", "cluster-healthy"), "3m");
+    let raise = |lab: &mut Inventory, value: &str| {
+        for host in &mut lab.hosts {
+            host.vars
+                .insert("ready_deadline".parse().unwrap(), value.into());
+        }
+    };
+    raise(&mut lab, "2h");
+    assert_eq!(deadline(&lab, "rolling.yaml", "peer-ready"), "2h");
+    assert_eq!(deadline(&lab, "standard.yaml", "cluster-healthy"), "2h");
+    raise(&mut lab, "soon");
+    let refused = wait(&lab, "rolling.yaml", "peer-ready")
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("wait_until.deadline: `soon`"), "{refused}");
+    assert!(
+        refused.contains("step `peer-ready` for host `"),
+        "{refused}"
+    );
+}
