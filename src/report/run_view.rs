@@ -118,7 +118,7 @@ fn host_columns(
     for (id, step_hosts) in rows_of(plan) {
         let mut row = vec![id.to_string()];
         for host in hosts {
-            let cell = if step_hosts.iter().any(|h| *h == *host) {
+            let cell = if step_hosts.contains(host) {
                 let (state, failure) = state_of(id, host, checkpoint);
                 failures.extend(failure);
                 match state {
