@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cluster_upgrade::cli::Cli;
+use cluster_upgrade::cli::{self, Cli, Invocation};
 use cluster_upgrade::command;
 use cluster_upgrade::report::Printer;
 
@@ -13,7 +13,34 @@ fn main() -> ExitCode {
     let printer = Printer::detect(cli.verbose > 0).install();
     init_logging(cli.verbose, printer);
     let json = cli.json_output();
-    match command::run(cli.settings()) {
+    let settings = match cli.invocation() {
+        Invocation::Run(settings) => settings,
+        Invocation::Completions(shell) => {
+            // Through the printer: a closed pipe (`| head`) is not worth a panic.
+            printer.data(&cli::completions(shell));
+            return ExitCode::SUCCESS;
+        }
+        Invocation::Man(dir) => {
+            return match cli::write_man_pages(&dir) {
+                Ok(pages) => {
+                    printer.note(&format!(
+                        "wrote {} man pages into {}",
+                        pages.len(),
+                        dir.display()
+                    ));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    printer.note(&format!(
+                        "error: {}: cannot write the man pages: {error}",
+                        dir.display()
+                    ));
+                    ExitCode::from(cluster_upgrade::error::exit::INVALID_INPUT)
+                }
+            };
+        }
+    };
+    match command::run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let message = cluster_upgrade::error::chain(&error);

@@ -42,17 +42,58 @@ impl Cli {
         matches!(&self.command, Command::Plan(args) if args.json)
     }
 
-    /// The subcommand's settings.
-    pub fn settings(&self) -> Settings {
-        match &self.command {
+    /// What to do: a command with its settings, or one of the generators.
+    pub fn invocation(&self) -> Invocation {
+        let settings = match &self.command {
             Command::Check(args) => Settings::from(args),
             Command::Plan(args) => Settings::from(args),
             Command::Apply(args) => Settings::from(args),
             Command::Status(args) => Settings::from(args),
             Command::Recover(args) => Settings::from(args),
             Command::Runs(args) => Settings::from(args),
-        }
+            Command::Completions { shell } => return Invocation::Completions(*shell),
+            Command::Man { dir } => return Invocation::Man(dir.clone()),
+        };
+        Invocation::Run(settings)
     }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Settings),
+    Completions(clap_complete::Shell),
+    Man(PathBuf),
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "cluster-upgrade", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes `cluster-upgrade.1` and one page per subcommand (`cluster-upgrade-plan.1`, …) into
+/// `dir`; returns the files written.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut written = Vec::new();
+    let mut page = |command: clap::Command, name: String| -> std::io::Result<()> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(command).render(&mut out)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, out)?;
+        written.push(path);
+        Ok(())
+    };
+    for sub in command.get_subcommands() {
+        let name = format!("cluster-upgrade-{}", sub.get_name());
+        page(sub.clone().name(name.clone()), name)?;
+    }
+    page(command, "cluster-upgrade".to_string())?;
+    Ok(written)
 }
 
 /// `--procedure`: the procedures an operator may ask for (recovery has its own command).
@@ -133,6 +174,16 @@ pub enum Command {
     /// hosts may be in; the run's lease on the hosts is then replaced by the next run.
     #[command(after_help = EXIT_CODES)]
     Runs(RunsArgs),
+    /// Print a shell completion script: `cluster-upgrade completions bash > /etc/bash_completion.d/cluster-upgrade`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (`cluster-upgrade.1` and one per subcommand) into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Where the runs are: a state directory, given or beside an inventory.

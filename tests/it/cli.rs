@@ -202,3 +202,59 @@ fn plan_rejects_a_template_error_in_the_playbook_it_does_not_choose() {
         "stdout and the saved plan are the same bytes"
     );
 }
+
+#[test]
+fn completions_for_every_shell_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = crate::support::Test::new()
+            .args(["completions", shell])
+            .run();
+        let script = text(&out.stdout);
+        for command in ["check", "plan", "apply", "status", "recover", "runs"] {
+            assert!(
+                script.contains(command),
+                "{shell} completions lack {command}"
+            );
+        }
+    }
+    // A bash script that bash itself accepts.
+    let out = crate::support::Test::new()
+        .args(["completions", "bash"])
+        .run();
+    let checked = std::process::Command::new("bash")
+        .args(["-n", "-c", &text(&out.stdout)])
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+}
+
+#[test]
+fn man_pages_are_written_for_the_command_and_each_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::Test::new()
+        .args([std::ffi::OsStr::new("man"), dir.path().as_os_str()])
+        .run();
+    assert!(
+        text(&out.stderr).contains("wrote 9 man pages"),
+        "{}",
+        text(&out.stderr)
+    );
+    for page in [
+        "cluster-upgrade",
+        "cluster-upgrade-plan",
+        "cluster-upgrade-apply",
+        "cluster-upgrade-runs",
+    ] {
+        let roff = std::fs::read_to_string(dir.path().join(format!("{page}.1"))).unwrap();
+        assert!(
+            roff.starts_with(".ie") || roff.contains(".TH"),
+            "{page}: not roff"
+        );
+        assert!(roff.contains(".SH NAME"), "{page}: no NAME section");
+    }
+    let apply = std::fs::read_to_string(dir.path().join("cluster-upgrade-apply.1")).unwrap();
+    assert!(
+        apply.contains("write\\-ahead journal"),
+        "the long help is in the page"
+    );
+}
