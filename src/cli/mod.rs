@@ -11,7 +11,7 @@ use crate::journal::RunId;
 
 pub use settings::{
     AbandonSettings, ApplySettings, ApplyTarget, InventoryInput, PlanSettings, RecoverSettings,
-    RunSettings, Settings, StateSettings, StatusSettings,
+    RunSettings, RunsSettings, Settings, StateSettings, StatusSettings,
 };
 
 const EXIT_CODES: &str = "\
@@ -39,7 +39,12 @@ pub struct Cli {
 impl Cli {
     /// The command prints JSON on stdout (`plan --json`): its errors are JSON too.
     pub fn json_output(&self) -> bool {
-        matches!(&self.command, Command::Plan(args) if args.json)
+        match &self.command {
+            Command::Plan(args) => args.json,
+            Command::Status(args) => args.json,
+            Command::Runs(args) => args.json && args.action.is_none(),
+            _ => false,
+        }
     }
 
     /// What to do: a command with its settings, or one of the generators.
@@ -204,6 +209,11 @@ pub struct RunsArgs {
     #[command(subcommand)]
     pub action: Option<RunsAction>,
 
+    /// Print the runs as JSON on stdout (`"schema": 1`; errors as `{"error", "kind",
+    /// "exit_code"}`).
+    #[arg(long)]
+    pub json: bool,
+
     #[command(flatten)]
     pub place: StatePlace,
 }
@@ -316,6 +326,11 @@ pub struct StatusArgs {
     /// Show this run instead of the latest one.
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
+
+    /// Print the run as JSON on stdout (`"schema": 1`; errors as `{"error", "kind",
+    /// "exit_code"}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Inputs shared by every command that reads an inventory.

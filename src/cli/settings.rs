@@ -21,7 +21,7 @@ pub enum Settings {
     Apply(ApplySettings),
     Status(StatusSettings),
     Recover(RecoverSettings),
-    Runs(StateSettings),
+    Runs(RunsSettings),
     Abandon(AbandonSettings),
 }
 
@@ -98,6 +98,13 @@ pub struct StateSettings {
 pub struct StatusSettings {
     pub place: StateSettings,
     pub run: Option<String>,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct RunsSettings {
+    pub place: StateSettings,
+    pub json: bool,
 }
 
 #[derive(Debug)]
@@ -236,6 +243,7 @@ impl From<&StatusArgs> for Settings {
                 state_dir: args.state_dir.clone(),
             },
             run: args.run.clone(),
+            json: args.json,
         })
     }
 }
@@ -243,7 +251,10 @@ impl From<&StatusArgs> for Settings {
 impl From<&RunsArgs> for Settings {
     fn from(args: &RunsArgs) -> Settings {
         match &args.action {
-            None => Settings::Runs(place(&args.place)),
+            None => Settings::Runs(RunsSettings {
+                place: place(&args.place),
+                json: args.json,
+            }),
             Some(RunsAction::Abandon(abandon)) => Settings::from(abandon),
         }
     }

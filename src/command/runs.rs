@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::cli::{AbandonSettings, StateSettings};
+use crate::cli::{AbandonSettings, RunsSettings, StateSettings};
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, HostStepState, Record, StateDir};
@@ -23,8 +23,8 @@ fn place(place: &StateSettings) -> Result<(StateDir, Option<ClusterId>), Error> 
 }
 
 /// `cluster-upgrade runs`: every run of the state directory (of the inventory's cluster).
-pub fn list(place_args: &StateSettings) -> Result<(), Error> {
-    let (state, cluster) = place(place_args)?;
+pub fn list(settings: &RunsSettings) -> Result<(), Error> {
+    let (state, cluster) = place(&settings.place)?;
     let lines: Vec<RunLine> = state::runs(&state)?
         .into_iter()
         .filter(|run| {
@@ -45,7 +45,11 @@ pub fn list(place_args: &StateSettings) -> Result<(), Error> {
             started: plan_cmd::time_text(run.started_unix),
         })
         .collect();
-    report::print(&report::render_runs(&lines));
+    if settings.json {
+        report::print(&format!("{}\n", report::runs_json(&lines)));
+    } else {
+        report::print(&report::render_runs(&lines));
+    }
     Ok(())
 }
 

@@ -33,10 +33,11 @@ pub fn status(args: &StatusSettings) -> Result<(), Error> {
     })?;
     let plan = read_plan(&run.dir.plan_path())?;
     let checkpoint = Checkpoint::replay(&run.dir.records()?);
-    report::print(&report::render_run(
-        run.dir.id().as_str(),
-        &plan,
-        &checkpoint,
-    ));
+    let id = run.dir.id().as_str();
+    if args.json {
+        report::print(&format!("{}\n", report::run_json(id, &plan, &checkpoint)));
+    } else {
+        report::print(&report::render_run(id, &plan, &checkpoint));
+    }
     Ok(())
 }

@@ -15,8 +15,8 @@ pub use plan_view::{render_facts, render_plan};
 pub use printer::{Answer, Printer, ProgressKind};
 pub use progress::{PlainProgress, TerminalProgress};
 pub use resume_view::render_resume;
-pub use run_view::render_run;
-pub use runs_view::{render_runs, RunLine};
+pub use run_view::{render_run, run_json};
+pub use runs_view::{render_runs, runs_json, RunLine};
 
 /// Writes data to stdout, through the process's [`Printer`].
 pub fn print(text: &str) {

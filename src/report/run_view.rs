@@ -33,17 +33,7 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
     } else {
         step_counts(plan, checkpoint, &mut failures)
     };
-    let state = if checkpoint.finished {
-        "finished"
-    } else if checkpoint.abandoned {
-        "abandoned"
-    } else if failures.is_empty() && checkpoint.is_fresh() {
-        "not started"
-    } else if failures.is_empty() {
-        "unfinished"
-    } else {
-        "failed"
-    };
+    let state = run_state(checkpoint, !failures.is_empty());
     let mut out = format!(
         "Run {run_id}: {} procedure, {} → {}, {state}\n\n",
         plan.choice.procedure, plan.choice.from, plan.choice.to
@@ -77,6 +67,70 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
         }
     }
     out
+}
+
+fn run_state(checkpoint: &Checkpoint, failed: bool) -> &'static str {
+    if checkpoint.finished {
+        "finished"
+    } else if checkpoint.abandoned {
+        "abandoned"
+    } else if !failed && checkpoint.is_fresh() {
+        "not started"
+    } else if !failed {
+        "unfinished"
+    } else {
+        "failed"
+    }
+}
+
+/// The run as JSON (`status --json`): its state, and every step's state on every host it runs
+/// on (with the error and stderr tail of a failure).
+pub fn run_json(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> serde_json::Value {
+    let mut failed = false;
+    let steps: Vec<serde_json::Value> = rows_of(plan)
+        .into_iter()
+        .map(|(id, hosts)| {
+            let hosts: Vec<serde_json::Value> = hosts
+                .into_iter()
+                .map(|host| {
+                    let mut entry = serde_json::json!({"host": host.as_str()});
+                    let (state, attempt) = match checkpoint.state(id, host) {
+                        HostStepState::Pending => ("pending", None),
+                        HostStepState::InFlight { attempt } => ("in_flight", Some(attempt)),
+                        HostStepState::Finished { by_check: false } => ("done", None),
+                        HostStepState::Finished { by_check: true } => ("done_by_check", None),
+                        HostStepState::Failed {
+                            attempt,
+                            error,
+                            stderr_tail,
+                        } => {
+                            failed = true;
+                            entry["error"] = error.into();
+                            entry["stderr_tail"] = stderr_tail.into();
+                            ("failed", Some(attempt))
+                        }
+                    };
+                    entry["state"] = state.into();
+                    if let Some(attempt) = attempt {
+                        entry["attempt"] = attempt.into();
+                    }
+                    entry
+                })
+                .collect();
+            serde_json::json!({"id": id.as_str(), "hosts": hosts})
+        })
+        .collect();
+    serde_json::json!({
+        "schema": 1,
+        "run_id": run_id,
+        "cluster": plan.cluster,
+        "procedure": plan.choice.procedure.name(),
+        "from": plan.choice.from.to_string(),
+        "to": plan.choice.to.to_string(),
+        "state": run_state(checkpoint, failed),
+        "last_stop": checkpoint.last_stop,
+        "steps": steps,
+    })
 }
 
 fn tail(out: &mut String, stderr_tail: &str) {

@@ -13,6 +13,20 @@ pub struct RunLine {
     pub started: String,
 }
 
+/// The runs as JSON (`runs --json`), oldest first.
+pub fn runs_json(runs: &[RunLine]) -> serde_json::Value {
+    let runs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "cluster": r.cluster, "procedure": r.procedure,
+                "versions": r.versions, "state": r.state, "started": r.started,
+            })
+        })
+        .collect();
+    serde_json::json!({"schema": 1, "runs": runs})
+}
+
 /// The runs as a table, oldest first.
 pub fn render_runs(runs: &[RunLine]) -> String {
     if runs.is_empty() {

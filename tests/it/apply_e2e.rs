@@ -512,3 +512,45 @@ fn ctrl_c_stops_after_the_running_commands_exits_130_and_the_run_resumes() {
     assert_success(&out, "resume");
     lab.assert_cluster("0.10.1", 3, 5);
 }
+
+#[test]
+fn status_and_runs_print_json_and_their_errors_too() {
+    let lab = Lab::up(3, "0.9.0", 3);
+    let inventory = lab.inventory();
+    let inventory = inventory.to_str().unwrap();
+    // Before any run: a JSON error, exit 2.
+    let out = run(&["status", inventory, "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["kind"], "no_run", "{error}");
+    assert_eq!(error["exit_code"], 2);
+
+    assert_success(&run(&["apply", inventory, "--yes"]), "apply");
+    let out = run(&["status", inventory, "--json"]);
+    assert_success(&out, "status --json");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["schema"], 1);
+    assert_eq!(status["state"], "finished");
+    assert_eq!(status["procedure"], "standard");
+    assert_eq!(
+        (status["from"].as_str(), status["to"].as_str()),
+        (Some("0.9.0"), Some("0.10.1"))
+    );
+    let steps = status["steps"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap()["id"], "cluster-healthy");
+    for step in steps {
+        for host in step["hosts"].as_array().unwrap() {
+            assert!(
+                matches!(host["state"].as_str(), Some("done" | "done_by_check")),
+                "{host}"
+            );
+        }
+    }
+
+    let out = run(&["runs", inventory, "--json"]);
+    assert_success(&out, "runs --json");
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs["schema"], 1);
+    assert_eq!(runs["runs"][0]["id"], status["run_id"]);
+    assert_eq!(runs["runs"][0]["state"], "finished");
+}
