@@ -44,8 +44,9 @@ pub struct RawCluster {
     pub secret: String,
     #[serde(default)]
     pub leave_on_shutdown: bool,
+    /// One address (≤ 0.10, the stand-in's labs) or a list (what 1.x writes).
     #[serde(default = "default_listen")]
-    pub listen_multiaddress: String,
+    pub listen_multiaddress: Listen,
     #[serde(default = "default_watch")]
     pub peer_watch_interval: String,
     /// Deprecated since 0.4: its presence is an error.
@@ -62,6 +63,9 @@ pub struct RawCluster {
 pub struct RawConsensus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft: Option<RawRaft>,
+    /// The CRDT section (≥ 0.11); its keys are kept as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crdt: Option<Value>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -94,8 +98,31 @@ pub struct RawRestApi {
     pub other: Map<String, Value>,
 }
 
-fn default_listen() -> String {
-    "/ip4/0.0.0.0/tcp/9096".into()
+/// `cluster.listen_multiaddress`: a string, or a list whose first TCP address is the one the
+/// stand-in listens on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listen {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Listen {
+    /// The TCP address peers dial.
+    pub fn tcp(&self) -> &str {
+        match self {
+            Listen::One(addr) => addr,
+            Listen::Many(addrs) => addrs
+                .iter()
+                .find(|a| a.contains("/tcp/"))
+                .or(addrs.first())
+                .map_or("", String::as_str),
+        }
+    }
+}
+
+fn default_listen() -> Listen {
+    Listen::One("/ip4/0.0.0.0/tcp/9096".into())
 }
 fn default_rest() -> String {
     "/ip4/127.0.0.1/tcp/9094".into()
@@ -157,11 +184,40 @@ impl RawService {
             },
             consensus: RawConsensus {
                 raft: Some(RawRaft::default()),
+                crdt: None,
                 other: Map::new(),
             },
             api: RawApi::default(),
             other: Map::new(),
         }
+    }
+
+    /// The configuration a ≥ 0.11 `init --consensus KIND` writes (the keys the stand-in
+    /// uses, with the real defaults): a list of listen addresses, the consensus section of
+    /// `kind` only, and for CRDT the `pebble` datastore section.
+    pub fn fresh_modern(secret: String, kind: ConsensusKind) -> RawService {
+        let mut raw = RawService::fresh(secret, None);
+        raw.cluster.listen_multiaddress = Listen::Many(vec![
+            "/ip4/0.0.0.0/tcp/9096".into(),
+            "/ip4/0.0.0.0/udp/9096/quic".into(),
+        ]);
+        raw.cluster
+            .other
+            .insert("monitor_ping_interval".into(), Value::from("15s"));
+        if kind == ConsensusKind::Crdt {
+            raw.consensus.raft = None;
+            raw.consensus.crdt = Some(serde_json::json!({
+                "cluster_name": "ipfs-cluster",
+                "trusted_peers": ["*"],
+                "batching": {"max_batch_size": 0, "max_batch_age": "0s"},
+                "repair_interval": "1h0m0s",
+            }));
+            raw.other.insert(
+                "datastore".into(),
+                serde_json::json!({"pebble": {"pebble_options": {"format_major_version": 16}}}),
+            );
+        }
+        raw
     }
 
     pub fn load(path: &Path) -> Result<RawService> {
@@ -187,7 +243,20 @@ impl RawService {
             self.cluster.secret = v;
         }
         if let Some(v) = env("CLUSTER_LISTENMULTIADDRESS") {
-            self.cluster.listen_multiaddress = v;
+            // A list field stays a list (envconfig splits on commas).
+            self.cluster.listen_multiaddress = match &self.cluster.listen_multiaddress {
+                Listen::Many(_) => {
+                    Listen::Many(v.split(',').map(|a| a.trim().to_string()).collect())
+                }
+                Listen::One(_) => Listen::One(v),
+            };
+        }
+        if let Some(v) = env("CLUSTER_MONITORPINGINTERVAL") {
+            if self.cluster.other.contains_key("monitor_ping_interval") {
+                self.cluster
+                    .other
+                    .insert("monitor_ping_interval".into(), Value::from(v));
+            }
         }
         if let Some(v) = env("CLUSTER_PEERWATCHINTERVAL") {
             self.cluster.peer_watch_interval = v;
@@ -199,10 +268,10 @@ impl RawService {
             self.api.restapi.http_listen_multiaddress = v;
         }
         if let Some(v) = env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT") {
-            self.consensus
-                .raft
-                .get_or_insert_with(RawRaft::default)
-                .wait_for_leader_timeout = v;
+            // Only a raft configuration has the key (a CRDT one gains no raft section).
+            if let Some(raft) = self.consensus.raft.as_mut() {
+                raft.wait_for_leader_timeout = v;
+            }
         }
     }
 }
@@ -221,6 +290,17 @@ pub struct ServiceConfig {
     pub rest_listen: Multiaddr,
     /// `cluster.id`/`cluster.private_key` of a ≤ 0.10 file.
     pub identity_in_config: Option<Identity>,
+    /// Which consensus the `consensus` section configures.
+    pub consensus: ConsensusKind,
+    /// How long a CRDT peer's ping metric stays valid (twice `cluster.monitor_ping_interval`).
+    pub metric_ttl: Duration,
+}
+
+/// The consensus component a peer runs (the key inside `consensus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsensusKind {
+    Raft,
+    Crdt,
 }
 
 impl ServiceConfig {
@@ -235,6 +315,21 @@ impl ServiceConfig {
         if raw.cluster.peers.is_some() || raw.cluster.bootstrap.is_some() {
             return Err(Error::DeprecatedKeys);
         }
+        let consensus = match (&raw.consensus.raft, &raw.consensus.crdt) {
+            (None, Some(_)) => ConsensusKind::Crdt,
+            _ => ConsensusKind::Raft,
+        };
+        let ping = raw
+            .cluster
+            .other
+            .get("monitor_ping_interval")
+            .and_then(Value::as_str)
+            .unwrap_or("15s")
+            .to_string();
+        let ping = std::env::var("CLUSTER_MONITORPINGINTERVAL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(ping);
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
             duration::parse(value).ok_or_else(|| Error::InvalidDuration {
@@ -250,7 +345,7 @@ impl ServiceConfig {
             peername: raw.cluster.peername,
             secret: raw.cluster.secret,
             leave_on_shutdown: raw.cluster.leave_on_shutdown,
-            listen: Multiaddr::parse(&raw.cluster.listen_multiaddress)?,
+            listen: Multiaddr::parse(raw.cluster.listen_multiaddress.tcp())?,
             peer_watch_interval: dur(
                 "cluster.peer_watch_interval",
                 &raw.cluster.peer_watch_interval,
@@ -263,6 +358,8 @@ impl ServiceConfig {
             init_peerset: raft.init_peerset,
             rest_listen: Multiaddr::parse(&raw.api.restapi.http_listen_multiaddress)?,
             identity_in_config,
+            consensus,
+            metric_ttl: dur("cluster.monitor_ping_interval", &ping)? * 2,
         })
     }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::args::{self, switch, value, Flag};
 use super::backup;
-use super::config::ServiceConfig;
+use super::config::{ConsensusKind, ServiceConfig};
 use super::consensus::{Node, NodeSettings};
+use super::datastore::CrdtState;
 use super::error::Error;
 use super::identity::{self, Identity};
 use super::lock::ExecutionLock;
@@ -164,6 +165,9 @@ type Failure = (&'static str, Error);
 
 fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     let (dir, cfg, release) = (opts.dir, opts.cfg, opts.release);
+    if cfg.consensus == ConsensusKind::Crdt {
+        return start_crdt(opts);
+    }
     let legacy = dir.join("ipfs-cluster-data");
     let raft_dir = dir.join("raft");
     if legacy.exists() && !raft_dir.exists() {
@@ -228,6 +232,9 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         secret: cfg.secret.clone(),
         cluster_addr: cfg.listen.transport.clone(),
         raft_dir: raft_dir.clone(),
+        kind: ConsensusKind::Raft,
+        config_dir: dir.to_path_buf(),
+        metric_ttl: cfg.metric_ttl,
     };
     let node = Node::new(settings, state, staging, log_dirty);
     spawn_servers(&node, listener, rest);
@@ -241,6 +248,82 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     );
     if staging {
         let (node, targets) = (node.clone(), targets.clone());
+        thread::spawn(move || join(&node, &targets));
+    }
+    let reason = wait(&node, cfg, &shutdown);
+    finish(&node, opts, reason);
+    Ok(0)
+}
+
+/// Binds the cluster and REST API listeners.
+fn bind(cfg: &ServiceConfig) -> std::result::Result<(TcpListener, TcpListener), Failure> {
+    let listen = |doing: &'static str, addr: &Multiaddr| {
+        let socket = addr.socket_addr().map_err(|e| (doing, e))?;
+        TcpListener::bind(socket).map_err(|source| {
+            (
+                doing,
+                Error::Bind {
+                    addr: socket.to_string(),
+                    source,
+                },
+            )
+        })
+    };
+    Ok((
+        listen("creating cluster", &cfg.listen)?,
+        listen("creating REST API component", &cfg.rest_listen)?,
+    ))
+}
+
+/// A CRDT peer: its datastore, the peers of its peerstore and of `--bootstrap`, ready at once.
+fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
+    let (dir, cfg, release) = (opts.dir, opts.cfg, opts.release);
+    let mut targets = Vec::new();
+    for addr in opts.bootstrap {
+        let maddr = Multiaddr::parse(addr).map_err(|e| ("parsing bootstrap multiaddress", e))?;
+        targets.push((addr.clone(), maddr));
+    }
+    let pinset = CrdtState::open(dir).map_err(|e| ("creating datastore", e))?;
+    logging::info(
+        "service",
+        &format!("Datastore backend: {}", super::datastore::BACKEND),
+    );
+    let (listener, rest) = bind(cfg)?;
+    let shutdown = signals::install(release).map_err(|e| {
+        (
+            "installing signal handlers",
+            Error::io(Path::new("signals"))(e),
+        )
+    })?;
+    let mut known = peerstore::read(dir);
+    for (_, maddr) in &targets {
+        if let Some(id) = &maddr.peer_id {
+            known.insert(id.clone(), maddr.transport.clone());
+        }
+    }
+    let settings = NodeSettings {
+        release: release.clone(),
+        peer_id: opts.identity.id.clone(),
+        peername: cfg.peername.clone(),
+        secret: cfg.secret.clone(),
+        cluster_addr: cfg.listen.transport.clone(),
+        raft_dir: dir.join("raft"),
+        kind: ConsensusKind::Crdt,
+        config_dir: dir.to_path_buf(),
+        metric_ttl: cfg.metric_ttl,
+    };
+    let node = Node::new_crdt(settings, pinset, known);
+    spawn_servers(&node, listener, rest);
+    logging::info(
+        "cluster",
+        &format!(
+            "IPFS Cluster v{} listening on:\n        {}\n",
+            release.version,
+            node.full_addr(&cfg.listen.transport, node.id())
+        ),
+    );
+    if !targets.is_empty() {
+        let node = node.clone();
         thread::spawn(move || join(&node, &targets));
     }
     let reason = wait(&node, cfg, &shutdown);
@@ -376,6 +459,20 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
 /// Clean shutdown: leave if configured, snapshot, back up a removed peer's state.
 fn finish(node: &Arc<Node>, opts: &StartOptions<'_>, reason: Stop) {
     logging::info("cluster", "shutting down IPFS Cluster");
+    if node.kind() == ConsensusKind::Crdt {
+        node.stop_flag().store(true, Ordering::SeqCst);
+        let others: Vec<String> = node
+            .known_peers()
+            .iter()
+            .map(|(id, addr)| node.full_addr(addr, id))
+            .collect();
+        if let Err(err) = peerstore::write(opts.dir, &others) {
+            logging::error("cluster", &format!("could not save peerstore: {err}"));
+        }
+        thread::sleep(POLL * 2);
+        logging::info("cluster", "Shutdown complete");
+        return;
+    }
     let mut removed = reason == Stop::Removed;
     if reason == Stop::Signal && opts.cfg.leave_on_shutdown && node.has_leader() {
         match node.commit(Op::RemovePeer {

@@ -47,6 +47,7 @@ mod config;
 mod consensus;
 mod ctl;
 mod daemon;
+mod datastore;
 mod duration;
 mod error;
 mod http;
