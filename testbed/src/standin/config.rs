@@ -243,12 +243,11 @@ impl RawService {
             self.cluster.secret = v;
         }
         if let Some(v) = env("CLUSTER_LISTENMULTIADDRESS") {
-            // A list field stays a list (envconfig splits on commas).
-            self.cluster.listen_multiaddress = match &self.cluster.listen_multiaddress {
-                Listen::Many(_) => {
-                    Listen::Many(v.split(',').map(|a| a.trim().to_string()).collect())
-                }
-                Listen::One(_) => Listen::One(v),
+            // Several addresses are saved as a list, one as a string (as the real config does).
+            self.cluster.listen_multiaddress = if v.contains(',') {
+                Listen::Many(v.split(',').map(|a| a.trim().to_string()).collect())
+            } else {
+                Listen::One(v)
             };
         }
         if let Some(v) = env("CLUSTER_MONITORPINGINTERVAL") {

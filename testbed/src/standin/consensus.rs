@@ -374,11 +374,7 @@ impl Node {
             Call::PeerAdd { id, addr } => {
                 self.commit(Op::AddPeer { id, addr }).map(|_| Reply::Done)
             }
-            Call::Gossip {
-                addr,
-                digest,
-                known,
-            } => self.gossip_from(from, &addr, &digest, known),
+            Call::Gossip { ping } => self.gossip_from(from, ping),
             Call::Merge { state } => self.merge_from(&state),
         }
     }
@@ -967,6 +963,9 @@ mod tests {
             secret: String::new(),
             cluster_addr: "/ip4/127.0.0.1/tcp/1".into(),
             raft_dir: dir.to_path_buf(),
+            kind: ConsensusKind::Raft,
+            config_dir: dir.to_path_buf(),
+            metric_ttl: Duration::from_secs(30),
         };
         let peerset = ["a", "b", "c"]
             .iter()

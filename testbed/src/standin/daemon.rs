@@ -445,10 +445,13 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
         } else if last_watch.elapsed() >= cfg.peer_watch_interval {
             last_watch = Instant::now();
             if node.is_removed() {
-                logging::info(
-                    "cluster",
-                    &format!("{}: removed from raft. Initiating shutdown", node.id()),
-                );
+                let line = match node.release().era() {
+                    Era::Raft010 => {
+                        format!("{}: removed from raft. Initiating shutdown", node.id())
+                    }
+                    Era::Modern => "peer no longer in peerset. Initiating shutdown".to_string(),
+                };
+                logging::info("cluster", &line);
                 return Stop::Removed;
             }
         }
@@ -458,7 +461,13 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
 
 /// Clean shutdown: leave if configured, snapshot, back up a removed peer's state.
 fn finish(node: &Arc<Node>, opts: &StartOptions<'_>, reason: Stop) {
-    logging::info("cluster", "shutting down IPFS Cluster");
+    logging::info(
+        "cluster",
+        match node.release().era() {
+            Era::Raft010 => "shutting down IPFS Cluster",
+            Era::Modern => "shutting down Cluster",
+        },
+    );
     if node.kind() == ConsensusKind::Crdt {
         node.stop_flag().store(true, Ordering::SeqCst);
         let others: Vec<String> = node

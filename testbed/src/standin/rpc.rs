@@ -95,14 +95,23 @@ pub enum Call {
     /// A CRDT peer's ping metric: who it is, where it listens, the digest of its pinset and
     /// the peers it knows (what pubsub spreads in the real cluster).
     Gossip {
-        addr: String,
-        digest: String,
-        known: BTreeMap<String, String>,
+        ping: Ping,
     },
     /// A CRDT peer's whole pinset, to merge; the answer is the receiver's merged pinset.
     Merge {
         state: CrdtState,
     },
+}
+
+/// A CRDT peer's ping metric (see [`Call::Gossip`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ping {
+    /// The sender's cluster address (transport part).
+    pub addr: String,
+    /// The digest of the sender's pinset.
+    pub digest: String,
+    /// The peers the sender knows (ID → transport address).
+    pub known: BTreeMap<String, String>,
 }
 
 /// The successful answers.

@@ -314,10 +314,12 @@ fn import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -
     state.pins = pins.into_iter().map(|p| (p.cid.clone(), p)).collect();
     backup::rotate(&ctx.config_dir, cfg.backups_rotate)?;
     snapshot::write(&raft_dir, &state, &ctx.release)?;
-    logging::info(
-        "service",
-        &format!("state imported: {} pins", state.pins.len()),
-    );
+    if ctx.release.era() == Era::Raft010 {
+        logging::info(
+            "service",
+            &format!("state imported: {} pins", state.pins.len()),
+        );
+    }
     Ok(())
 }
 

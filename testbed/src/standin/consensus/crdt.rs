@@ -21,7 +21,7 @@ use super::{Node, NodeSettings, PUSH_TIMEOUT};
 use crate::standin::datastore::CrdtState;
 use crate::standin::error::{Error, Result};
 use crate::standin::logging;
-use crate::standin::rpc::{Call, Reply};
+use crate::standin::rpc::{Call, Ping, Reply};
 use crate::standin::state::{ClusterState, Op};
 
 /// The message of `ErrRmPeer`.
@@ -90,22 +90,16 @@ impl Node {
     }
 
     /// A ping metric from `from`.
-    pub(super) fn gossip_from(
-        &self,
-        from: &str,
-        addr: &str,
-        digest: &str,
-        known: BTreeMap<String, String>,
-    ) -> Result<Reply> {
+    pub(super) fn gossip_from(&self, from: &str, ping: Ping) -> Result<Reply> {
         self.require_crdt()?;
-        self.learn(from, addr);
-        for (id, addr) in &known {
+        self.learn(from, &ping.addr);
+        for (id, addr) in &ping.known {
             self.learn(id, addr);
         }
         let mut inner = self.inner();
         inner.crdt.metrics.insert(from.to_string(), Instant::now());
         let mine = inner.crdt.pinset.digest();
-        if mine != digest {
+        if mine != ping.digest {
             logging::debug("crdt", &format!("{from} has another pinset"));
         }
         Ok(Reply::Gossip {
@@ -148,9 +142,11 @@ impl Node {
             return;
         }
         let call = Call::Gossip {
-            addr: self.settings.cluster_addr.clone(),
-            digest: digest.clone(),
-            known: known.clone(),
+            ping: Ping {
+                addr: self.settings.cluster_addr.clone(),
+                digest: digest.clone(),
+                known: known.clone(),
+            },
         };
         let members: Vec<(&String, &String)> = known.iter().collect();
         let mut differ = Vec::new();
@@ -208,7 +204,7 @@ impl Node {
                 Op::Unpin { cid } => {
                     if !inner.crdt.pinset.has(&cid) {
                         return Err(Error::Remote {
-                            message: NOT_FOUND.to_string(),
+                            message: crate::standin::api::PIN_NOT_FOUND.to_string(),
                         });
                     }
                     inner.crdt.pinset.write(&me, &cid, None);
@@ -258,6 +254,3 @@ impl Node {
         });
     }
 }
-
-/// `state.ErrNotFound`.
-pub const NOT_FOUND: &str = "pin is not part of the pinset";

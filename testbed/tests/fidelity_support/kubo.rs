@@ -1,0 +1,89 @@
+//! One real kubo daemon for the whole suite: offline, loopback only, its API on a free port of
+//! 127.0.0.1. Every real cluster peer of the suite uses it as its IPFS daemon (a 1.x peer is
+//! not READY without one); it also holds the blocks of the suite's pins, so that real peers
+//! report PINNED as the stand-in does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, run, Out};
+
+/// A running kubo, stopped on drop.
+pub struct Kubo {
+    child: Child,
+    pub api: String,
+    pub cids: Vec<String>,
+    _repo: tempfile::TempDir,
+}
+
+impl Drop for Kubo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many pins the scenarios can use.
+pub const PINS: usize = 4;
+
+impl Kubo {
+    /// Initialises a repo, starts the daemon and adds the blocks of [`PINS`] pins.
+    pub fn start(dir: &Path) -> Result<Kubo, String> {
+        let ipfs = dir.join("ipfs");
+        let repo = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let repo_path = repo.path().to_path_buf();
+        let port = free_port();
+        let api = format!("/ip4/127.0.0.1/tcp/{port}");
+        let cmd = |args: &[&str]| -> Result<Out, String> {
+            let mut c = Command::new(&ipfs);
+            c.args(args).env("IPFS_PATH", &repo_path);
+            let out = run(c, Duration::from_secs(60));
+            match out.code {
+                Some(0) => Ok(out),
+                _ => Err(format!("ipfs {args:?}: {}", out.stderr)),
+            }
+        };
+        cmd(&["init", "--profile", "test"])?;
+        cmd(&["config", "Addresses.API", &api])?;
+        cmd(&["config", "--json", "Addresses.Gateway", "[]"])?;
+        cmd(&["config", "--json", "Addresses.Swarm", "[]"])?;
+        let child = Command::new(&ipfs)
+            .args(["daemon", "--offline"])
+            .env("IPFS_PATH", &repo_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", ipfs.display()))?;
+        let mut kubo = Kubo {
+            child,
+            api: api.clone(),
+            cids: Vec::new(),
+            _repo: repo,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cmd(&["--api", &api, "id"]).is_err() {
+            if Instant::now() > deadline {
+                return Err("kubo did not answer its API within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let blocks = tempfile::tempdir().map_err(|e| e.to_string())?;
+        for i in 0..PINS {
+            let file: PathBuf = blocks.path().join(i.to_string());
+            std::fs::write(&file, format!("fidelity pin {i}\n")).map_err(|e| e.to_string())?;
+            let out = cmd(&[
+                "--api",
+                &api,
+                "add",
+                "-Q",
+                "--pin=false",
+                "--cid-version",
+                "0",
+                &file.display().to_string(),
+            ])?;
+            kubo.cids.push(out.stdout.trim().to_string());
+        }
+        Ok(kubo)
+    }
+}
