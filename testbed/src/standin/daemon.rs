@@ -189,6 +189,9 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     if staging {
         // `--bootstrap` always starts from a clean raft folder, keeping a backup.
         backup::rotate(dir, cfg.backups_rotate).map_err(|e| ("cleaning state", e))?;
+        // raft opens its (new, empty) data folder at once.
+        std::fs::create_dir_all(&raft_dir)
+            .map_err(|e| ("creating consensus component", Error::io(&raft_dir)(e)))?;
     }
     let (state, log_dirty) = load_state(release, dir, cfg, &opts.identity.id, staging)?;
 
@@ -252,7 +255,20 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     }
     let reason = wait(&node, cfg, &shutdown);
     finish(&node, opts, reason);
+    linger(release, reason);
     Ok(0)
+}
+
+/// From 0.11 a peer whose consensus did not start in time shuts the cluster down, but the
+/// process stays, holding the lock: a signal asks for a shutdown that already happened, so
+/// only the third signal ends it (exit 1), as with the real 1.x daemon.
+fn linger(release: &Release, reason: Stop) {
+    if reason != Stop::TimedOut || release.era() != Era::Modern {
+        return;
+    }
+    loop {
+        thread::sleep(POLL * 10);
+    }
 }
 
 /// Binds the cluster and REST API listeners.
@@ -322,9 +338,10 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
             node.full_addr(&cfg.listen.transport, node.id())
         ),
     );
+    // The real peer bootstraps while it waits for IPFS: a failed bootstrap is logged before
+    // READY.
     if !targets.is_empty() {
-        let node = node.clone();
-        thread::spawn(move || join(&node, &targets));
+        join(&node, &targets);
     }
     let reason = wait(&node, cfg, &shutdown);
     finish(&node, opts, reason);

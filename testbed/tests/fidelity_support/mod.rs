@@ -264,14 +264,28 @@ impl Daemon {
         }
     }
 
-    /// Sends SIGTERM and waits for the exit: its code, or `None` (killed after 30 s).
-    pub fn term(&mut self) -> Option<i32> {
+    /// Sends one SIGTERM.
+    pub fn signal(&self) {
         // kill(1) by PID: only the process this bed started.
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// Sends SIGTERM and waits for the exit: its code, or `None` (killed after 30 s).
+    pub fn term(&mut self) -> Option<i32> {
+        self.term_within(Duration::from_secs(30))
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit: its code, or `None` (then killed).
+    pub fn term_within(&mut self, limit: Duration) -> Option<i32> {
+        // kill(1) by PID: only the process this bed started.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code();
@@ -393,6 +407,13 @@ impl Bed {
     /// `ipfs-cluster-service --version` (no config).
     pub fn service_version(&self, version: &str) -> Out {
         let mut cmd = Command::new(self.bin(version, "ipfs-cluster-service"));
+        cmd.arg("--version");
+        run(cmd, COMMAND_LIMIT)
+    }
+
+    /// `ipfs-cluster-ctl --version`.
+    pub fn ctl_version(&self, version: &str) -> Out {
+        let mut cmd = Command::new(self.bin(version, "ipfs-cluster-ctl"));
         cmd.arg("--version");
         run(cmd, COMMAND_LIMIT)
     }
