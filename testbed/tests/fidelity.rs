@@ -529,7 +529,10 @@ fn lonely(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
         "bootstrap to",
         "consensus start timed out",
     ];
-    fact("log", true, &markers(&db.log_text(), &lines));
+    // The real peer bootstraps and waits for IPFS at the same time: either line may come first.
+    let log = db.log_text();
+    let found: Vec<&str> = lines.iter().copied().filter(|l| log.contains(l)).collect();
+    fact("log lines (any order)", true, &found.join(" + "));
     fact("files", true, &b.files());
     let api = bed.ctl(version, &b, &["--enc=json", "id"]);
     fact("its API answers", true, &(api.code == Some(0)).to_string());
