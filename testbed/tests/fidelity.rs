@@ -44,6 +44,11 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
          a goroutine still writing to the closed pebble store); the stand-in does not crash",
     ),
     (
+        "id text on",
+        "the real peer lists its IPFS daemon's ID and addresses under `> IPFS:`; the stand-in has \
+         no IPFS daemon (the first line and the IPFS ERROR check are compared on their own)",
+    ),
+    (
         "id of a stopped peer: output",
         "the HTTP client's own error text (Go net/http vs the stand-in's); the exit code is the same",
     ),
@@ -249,6 +254,7 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     fact("id: cluster_peers", true, &field("cluster_peers"));
     fact("id: addresses", true, &field("addresses"));
 
+    text_probes(bed, version, &a, fact, "one peer");
     let out = bed.ctl(version, &a, &["--enc=json", "peers", "ls"]);
     fact("peers ls --enc=json: exit code", true, &code(&out));
     fact("peers ls --enc=json: shape", true, &json_shape(&out.stdout));
@@ -272,6 +278,19 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     let out = bed.ctl(version, &a, &["--enc=json", "pin", "ls"]);
     fact("pin ls --enc=json: exit code", true, &code(&out));
     fact("pin ls --enc=json: shape", true, &json_shape(&out.stdout));
+    let out = bed.ctl(version, &a, &["pin", "ls"]);
+    let mut first: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split(' ').next())
+        .filter(|w| !w.is_empty())
+        .collect();
+    first.sort();
+    fact(
+        "pin ls: first column (the health gate's pinset)",
+        true,
+        &format!("{} {}", code(&out), first.join(" ")),
+    );
     let out = bed.ctl(version, &a, &["--enc=json", "status"]);
     fact("status --enc=json: exit code", true, &code(&out));
     fact("status --enc=json: shape", true, &json_shape(&out.stdout));
@@ -390,6 +409,35 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     );
 }
 
+/// What the tool's health gate reads as text: `version`, the first line of `id` (`Sees N other
+/// peers`) and whether `id` reports an IPFS error.
+fn text_probes(
+    bed: &Bed,
+    version: &str,
+    peer: &fidelity_support::Peer,
+    fact: &FactFn<'_>,
+    who: &str,
+) {
+    let out = bed.ctl(version, peer, &["version"]);
+    fact(
+        &format!("ctl version on {who}"),
+        true,
+        &format!("{} {}", code(&out), out.stdout.trim()),
+    );
+    let out = bed.ctl(version, peer, &["id"]);
+    fact(
+        &format!("id text on {who}: first line"),
+        true,
+        &format!("{} {}", code(&out), out.stdout.lines().next().unwrap_or("")),
+    );
+    fact(
+        &format!("id text on {who}: > IPFS ERROR"),
+        true,
+        &out.stdout.contains("> IPFS ERROR").to_string(),
+    );
+    fact(&format!("id text on {who}"), false, out.stdout.trim());
+}
+
 /// Whether two exports hold the same pins (compared by CID, whatever the order).
 fn same_lines(one: &str, two: &str) -> bool {
     let cids = |text: &str| {
@@ -419,6 +467,7 @@ fn pair(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     };
     fact("both peers list both", true, &both(bed).to_string());
     fact("peers ls on a", true, &peer_ids(bed, version, &a));
+    text_probes(bed, version, &b, fact, "b");
     let cid = bed.cids[0].clone();
     let out = bed.ctl(version, &a, &["pin", "add", &cid]);
     fact("pin add on a: exit code", true, &code(&out));
