@@ -11,9 +11,11 @@ use common::{cid, eventually, listing, stderr, stdout, Bed, Daemon, Peer};
 const V: &str = "1.1.6";
 /// Ping metrics every 200 ms: a stopped peer leaves `peers ls` after 400 ms.
 const PING: (&str, &str) = ("CLUSTER_MONITORPINGINTERVAL", "200ms");
+/// Pinsets rebroadcast every 500 ms (1 minute by default).
+const REBROADCAST: (&str, &str) = ("CLUSTER_CRDT_REBROADCASTINTERVAL", "500ms");
 
 fn start(bed: &Bed, peer: &Peer, args: &[&str]) -> Daemon {
-    let daemon = bed.daemon_env(V, peer, args, &[PING]);
+    let daemon = bed.daemon_env(V, peer, args, &[PING, REBROADCAST]);
     daemon.wait_log("** IPFS Cluster is READY **", Duration::from_secs(15));
     daemon
 }
@@ -82,7 +84,8 @@ fn pins_reach_every_peer_also_one_that_was_down() {
     for p in &peers {
         assert!(eventually(Duration::from_secs(10), || pins(&bed, p).contains(&cid(1))));
     }
-    // c is down while a pin is added and another removed; it catches up once back.
+    // c is down while a pin is added and another removed; it catches up at the next
+    // rebroadcast once back.
     assert!(daemons[2].stop().success());
     assert!(bed
         .ctl(V, &peers[0], &["pin", "add", &cid(2)])

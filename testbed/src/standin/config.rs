@@ -266,6 +266,11 @@ impl RawService {
         if let Some(v) = env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS") {
             self.api.restapi.http_listen_multiaddress = v;
         }
+        if let Some(v) = env("CLUSTER_CRDT_REBROADCASTINTERVAL") {
+            if let Some(Value::Object(crdt)) = self.consensus.crdt.as_mut() {
+                crdt.insert("rebroadcast_interval".into(), Value::from(v));
+            }
+        }
         if let Some(v) = env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT") {
             // Only a raft configuration has the key (a CRDT one gains no raft section).
             if let Some(raft) = self.consensus.raft.as_mut() {
@@ -293,6 +298,9 @@ pub struct ServiceConfig {
     pub consensus: ConsensusKind,
     /// How long a CRDT peer's ping metric stays valid (twice `cluster.monitor_ping_interval`).
     pub metric_ttl: Duration,
+    /// How often a CRDT peer sends its pinset to peers that hold another one
+    /// (`consensus.crdt.rebroadcast_interval`, default 1 minute).
+    pub rebroadcast: Duration,
 }
 
 /// The consensus component a peer runs (the key inside `consensus`).
@@ -329,6 +337,17 @@ impl ServiceConfig {
             .ok()
             .filter(|v| !v.is_empty())
             .unwrap_or(ping);
+        let rebroadcast = std::env::var("CLUSTER_CRDT_REBROADCASTINTERVAL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                raw.consensus.crdt.as_ref().and_then(|c| {
+                    c.get("rebroadcast_interval")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
+            })
+            .unwrap_or_else(|| "1m".to_string());
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
             duration::parse(value).ok_or_else(|| Error::InvalidDuration {
@@ -359,6 +378,7 @@ impl ServiceConfig {
             identity_in_config,
             consensus,
             metric_ttl: dur("cluster.monitor_ping_interval", &ping)? * 2,
+            rebroadcast: dur("consensus.crdt.rebroadcast_interval", &rebroadcast)?,
         })
     }
 }

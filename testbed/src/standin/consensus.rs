@@ -76,6 +76,8 @@ pub struct NodeSettings {
     pub config_dir: PathBuf,
     /// How long a CRDT peer counts a peer whose last ping metric came in.
     pub metric_ttl: Duration,
+    /// How often a CRDT peer sends its pinset to the peers whose pinset differs.
+    pub rebroadcast: Duration,
 }
 
 #[derive(Debug)]
@@ -132,7 +134,9 @@ impl Undo {
         }
     }
 
-    fn restore(self, state: &mut ClusterState, position: (u64, u64)) {
+    /// Puts the state back as it was at `position`, whose last entry changed the peerset when
+    /// `config_last`.
+    fn restore(self, state: &mut ClusterState, position: (u64, u64), config_last: bool) {
         match self {
             Undo::Pin(cid, Some(pin)) => {
                 state.pins.insert(cid, pin);
@@ -144,6 +148,7 @@ impl Undo {
             Undo::All(old) => *state = *old,
         }
         (state.term, state.index) = position;
+        state.config_last = config_last;
     }
 }
 
@@ -743,7 +748,7 @@ impl Node {
                     let _ = done.send(result);
                     continue;
                 }
-                undo.push((Undo::of(state, &op), state.position()));
+                undo.push((Undo::of(state, &op), state.position(), state.config_last));
                 let entry = Entry {
                     term,
                     index: state.index + 1,
@@ -800,8 +805,8 @@ impl Node {
         let untouched = inner.generation == generation;
         let result = if acks * 2 <= new_peerset.len() {
             if untouched {
-                for (undo, position) in undo.into_iter().rev() {
-                    undo.restore(&mut inner.state, position);
+                for (undo, position, config_last) in undo.into_iter().rev() {
+                    undo.restore(&mut inner.state, position, config_last);
                 }
             }
             // (term, index) must name one entry only: the next write needs a new term.
@@ -863,6 +868,13 @@ impl Node {
         let mut inner = self.inner();
         if !inner.log_dirty {
             return Ok(false);
+        }
+        // From 1.0 (hashicorp/raft 1.x, verified against the real binaries): no snapshot while
+        // the last entry is a configuration change; the entries stay in raft.db.
+        if inner.state.config_last && self.settings.release.major >= 1 {
+            return Err(Error::ConfigurationPending {
+                index: inner.state.index,
+            });
         }
         snapshot::write(
             &self.settings.raft_dir,
@@ -966,6 +978,7 @@ mod tests {
             kind: ConsensusKind::Raft,
             config_dir: dir.to_path_buf(),
             metric_ttl: Duration::from_secs(30),
+            rebroadcast: Duration::from_secs(60),
         };
         let peerset = ["a", "b", "c"]
             .iter()
@@ -1100,7 +1113,7 @@ mod tests {
                 op,
             });
             assert_ne!(state, before, "op {n}");
-            undo.restore(&mut state, before.position());
+            undo.restore(&mut state, before.position(), before.config_last);
             assert_eq!(state, before, "op {n}");
         }
     }

@@ -238,6 +238,7 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         kind: ConsensusKind::Raft,
         config_dir: dir.to_path_buf(),
         metric_ttl: cfg.metric_ttl,
+        rebroadcast: cfg.rebroadcast,
     };
     let node = Node::new(settings, state, staging, log_dirty);
     spawn_servers(&node, listener, rest);
@@ -327,6 +328,7 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         kind: ConsensusKind::Crdt,
         config_dir: dir.to_path_buf(),
         metric_ttl: cfg.metric_ttl,
+        rebroadcast: cfg.rebroadcast,
     };
     let node = Node::new_crdt(settings, pinset, known);
     spawn_servers(&node, listener, rest);

@@ -77,6 +77,8 @@ pub enum Error {
     NoLeader,
     #[error("could not commit: no quorum of peers acknowledged the operation")]
     NoQuorum,
+    #[error("cannot take snapshot now, wait until the configuration entry at {index} has been applied (have applied {})", index.saturating_sub(1))]
+    ConfigurationPending { index: u64 },
     #[error("cannot remove ourselves from a 1-peer cluster")]
     OnePeer,
     #[error("this peer is shutting down")]

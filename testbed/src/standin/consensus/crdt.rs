@@ -4,8 +4,10 @@
 //!   real peer broadcasts its DAG head over pubsub); the write succeeds even when no other
 //!   peer is up.
 //! * On every tick a peer sends its "ping metric" to the peers it knows, carrying the digest of
-//!   its pinset and the peers it knows; a different digest makes the two exchange and merge
-//!   their pinsets (the real peers fetch the missing DAG nodes). So peers converge.
+//!   its pinset and the peers it knows. Every `rebroadcast_interval` (1 minute by default, as
+//!   the real peers rebroadcast their DAG heads) a peer exchanges and merges pinsets with those
+//!   whose digest differs: a peer that missed writes (stopped, cleaned) catches up then, or at
+//!   the next write, whose broadcast carries the whole pinset (a real DAG head links to all).
 //! * The peerset (`peers ls`, `id`'s `cluster_peers`) is this peer and every peer whose ping
 //!   metric arrived within the metric TTL (twice `monitor_ping_interval`), as
 //!   `consensus/crdt.Peers()` reads it from the peer monitor.
@@ -35,6 +37,8 @@ pub(super) struct View {
     pub(super) known: BTreeMap<String, String>,
     /// When each peer's last ping metric arrived.
     metrics: BTreeMap<String, Instant>,
+    /// When this peer last sent its pinset to the peers holding another one.
+    rebroadcast: Option<Instant>,
 }
 
 impl Node {
@@ -78,6 +82,7 @@ impl Node {
             peerset,
             term: 0,
             index: 0,
+            config_last: false,
         }
     }
 
@@ -174,6 +179,20 @@ impl Node {
                 Ok(_) => {}
                 Err(err) => logging::debug("crdt", &format!("{id}: {err}")),
             }
+        }
+        // Pinsets travel with each write (see `broadcast`) and, for peers that missed some
+        // (a restart, a cleanup), with the periodic rebroadcast of the DAG heads.
+        let due = {
+            let mut inner = self.inner();
+            let last = *inner.crdt.rebroadcast.get_or_insert_with(Instant::now);
+            let due = last.elapsed() >= self.settings.rebroadcast;
+            if due {
+                inner.crdt.rebroadcast = Some(Instant::now());
+            }
+            due
+        };
+        if !due {
+            return;
         }
         for (id, addr) in differ {
             if let Err(err) = self.exchange(&addr) {
