@@ -169,7 +169,7 @@ fn init(bed: &Bed, version: &str, fact: &FactFn<'_>) {
             true,
             &config["cluster"]["leave_on_shutdown"].to_string(),
         );
-        let out = offline(bed, version, &peer, &["state", "export"], fact);
+        let out = offline(on(bed, version, &peer), &["state", "export"], fact);
         fact(
             &what("state export before a start: exit code"),
             true,
@@ -252,7 +252,7 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     fact("id: cluster_peers", true, &field("cluster_peers"));
     fact("id: addresses", true, &field("addresses"));
 
-    text_probes(bed, version, &a, fact, "one peer");
+    text_probes(on(bed, version, &a), fact);
     let out = bed.ctl(version, &a, &["--enc=json", "peers", "ls"]);
     fact("peers ls --enc=json: exit code", true, &code(&out));
     fact("peers ls --enc=json: shape", true, &json_shape(&out.stdout));
@@ -357,9 +357,7 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     let export: PathBuf = bed.dir.path().join("export.json");
     let export_text = export.display().to_string();
     let out = offline(
-        bed,
-        version,
-        &a,
+        on(bed, version, &a),
         &["state", "export", "-f", &export_text],
         fact,
     );
@@ -371,28 +369,26 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
         true,
         &text.lines().count().to_string(),
     );
-    let out = offline(bed, version, &a, &["state", "export"], fact);
+    let out = offline(on(bed, version, &a), &["state", "export"], fact);
     fact("state export: stderr", false, &log_messages(&out.stderr));
-    let out = offline(bed, version, &a, &["state", "cleanup", "-f"], fact);
+    let out = offline(on(bed, version, &a), &["state", "cleanup", "-f"], fact);
     fact("state cleanup: exit code", true, &code(&out));
     fact("state cleanup: stderr", false, &log_messages(&out.stderr));
     fact("files after cleanup", true, &a.files());
-    let out = offline(bed, version, &a, &["state", "export"], fact);
+    let out = offline(on(bed, version, &a), &["state", "export"], fact);
     fact(
         "state export after cleanup",
         true,
         &format!("{} {}", code(&out), out.stdout.trim()),
     );
     let out = offline(
-        bed,
-        version,
-        &a,
+        on(bed, version, &a),
         &["state", "import", "-f", &export_text],
         fact,
     );
     fact("state import: exit code", true, &code(&out));
     fact("state import: stderr", false, &log_messages(&out.stderr));
-    let out = offline(bed, version, &a, &["state", "export"], fact);
+    let out = offline(on(bed, version, &a), &["state", "export"], fact);
     fact(
         "state export after import: same pins",
         true,
@@ -411,15 +407,22 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     );
 }
 
+/// One peer of a bed, with the release its commands run.
+#[derive(Clone, Copy)]
+struct On<'a> {
+    bed: &'a Bed,
+    version: &'a str,
+    peer: &'a fidelity_support::Peer,
+}
+
+fn on<'a>(bed: &'a Bed, version: &'a str, peer: &'a fidelity_support::Peer) -> On<'a> {
+    On { bed, version, peer }
+}
+
 /// What the tool's health gate reads as text: `version`, the first line of `id` (`Sees N other
 /// peers`) and whether `id` reports an IPFS error.
-fn text_probes(
-    bed: &Bed,
-    version: &str,
-    peer: &fidelity_support::Peer,
-    fact: &FactFn<'_>,
-    who: &str,
-) {
+fn text_probes(on: On<'_>, fact: &FactFn<'_>) {
+    let (bed, version, peer, who) = (on.bed, on.version, on.peer, &on.peer.name);
     let out = bed.ctl(version, peer, &["version"]);
     fact(
         &format!("ctl version on {who}"),
@@ -443,13 +446,8 @@ fn text_probes(
 /// A `state` command of a stopped peer. Real 1.x sometimes panics at the end of one (exit 2,
 /// "panic: pebble: closed": a goroutine still writing to the closed store) after it did its
 /// work: that is recorded as a fact of its own and the command is run once more.
-fn offline(
-    bed: &Bed,
-    version: &str,
-    peer: &fidelity_support::Peer,
-    args: &[&str],
-    fact: &FactFn<'_>,
-) -> Out {
+fn offline(on: On<'_>, args: &[&str], fact: &FactFn<'_>) -> Out {
+    let (bed, version, peer) = (on.bed, on.version, on.peer);
     let out = bed.service(version, peer, args);
     let panicked = out.code == Some(2) && out.stderr.contains("panic:");
     fact(
@@ -496,7 +494,7 @@ fn pair(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     };
     fact("both peers list both", true, &both(bed).to_string());
     fact("peers ls on a", true, &peer_ids(bed, version, &a));
-    text_probes(bed, version, &b, fact, "b");
+    text_probes(on(bed, version, &b), fact);
     let cid = bed.cids[0].clone();
     let out = bed.ctl(version, &a, &["pin", "add", &cid]);
     fact("pin add on a: exit code", true, &code(&out));
@@ -622,7 +620,7 @@ fn pair(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
         true,
         &(snapshots.files() != "(none)").to_string(),
     );
-    let out = offline(bed, version, &b, &["state", "cleanup", "-f"], fact);
+    let out = offline(on(bed, version, &b), &["state", "cleanup", "-f"], fact);
     fact("cleanup of b: exit code", true, &code(&out));
     fact("files of b after cleanup", true, &b.files());
     let db = bed.start(version, &b, &[]);
