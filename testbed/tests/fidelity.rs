@@ -82,6 +82,7 @@ enum Scenario {
     Pair,
     Lonely,
     Mixed,
+    InPlace,
 }
 
 impl Job {
@@ -92,10 +93,11 @@ impl Job {
             Scenario::Pair => "two peers",
             Scenario::Lonely => "--bootstrap to a stopped peer",
             Scenario::Mixed => "1.0.8 + 1.1.6 peers",
+            Scenario::InPlace => "1.0.8 → 1.1.6 in place",
         };
         match self.scenario {
             Scenario::Init => format!("{} {name}", self.version),
-            Scenario::Mixed => format!("{} {name}", self.consensus),
+            Scenario::Mixed | Scenario::InPlace => format!("{} {name}", self.consensus),
             _ => format!("{} {} {name}", self.version, self.consensus),
         }
     }
@@ -111,6 +113,7 @@ impl Job {
             Scenario::Pair => pair(bed, self.version, self.consensus, &fact),
             Scenario::Lonely => lonely(bed, self.version, self.consensus, &fact),
             Scenario::Mixed => mixed(bed, self.consensus, &fact),
+            Scenario::InPlace => in_place(bed, self.consensus, &fact),
         }
     }
 }
@@ -262,7 +265,7 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
         let out = bed.ctl(version, &a, &["pin", "add", cid]);
         fact("pin add: exit code", true, &code(&out));
     }
-    let all_pinned = bed.eventually(Duration::from_secs(20), || {
+    let all_pinned = bed.eventually(Duration::from_secs(40), || {
         let out = bed.ctl(version, &a, &["--enc=json", "status"]);
         let values = json_values(&out.stdout);
         values.len() == 3
@@ -675,6 +678,73 @@ fn lonely(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     }
 }
 
+/// The upgrade itself: a 1.0.8 cluster stopped, its binaries swapped, started as 1.1.6 on the
+/// same folders (all at once), as the standard procedure does.
+fn in_place(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
+    let (old, new) = ("1.0.8", "1.1.6");
+    let (a, b) = (bed.peer("a"), bed.peer("b"));
+    bed.init(old, &a, consensus);
+    bed.init(old, &b, consensus);
+    let da = bed.ready(old, &a, &[]);
+    let db = bed.ready(old, &b, &["--bootstrap", &a.maddr()]);
+    // A real CRDT write made right after a join can miss the new peer until the next
+    // rebroadcast (its pubsub mesh forms later): pin once both peers list both.
+    let joined = bed.eventually(Duration::from_secs(20), || {
+        peer_ids(bed, old, &a).contains("<id:b>") && peer_ids(bed, old, &b).contains("<id:a>")
+    });
+    fact("1.0.8 cluster: peers", true, &joined.to_string());
+    let cid = bed.cids[2].clone();
+    let _ = bed.ctl(old, &a, &["pin", "add", &cid]);
+    let replicated = bed.eventually(Duration::from_secs(20), || {
+        pinned(bed, old, &b).contains(&cid)
+    });
+    fact("1.0.8 cluster: pin on both", true, &replicated.to_string());
+    let (mut da, mut db) = (da, db);
+    fact(
+        "1.0.8 stopped: exit codes",
+        true,
+        &format!("{:?} {:?}", da.term(), db.term()),
+    );
+    fact("1.0.8 stopped: files of a", true, &a.files());
+    let da = bed.start(new, &a, &[]);
+    let db = bed.start(new, &b, &[]);
+    fact(
+        "1.1.6 on the 1.0.8 folders: READY",
+        true,
+        &format!("{} {}", da.ready(), db.ready()),
+    );
+    let log = da.log_text();
+    fact(
+        "1.1.6 on the 1.0.8 folders: an ERROR in a's log",
+        false,
+        &log.lines().any(|l| l.contains("\tERROR\t")).to_string(),
+    );
+    text_probes(on(bed, new, &a), fact);
+    fact(
+        "1.1.6 on the 1.0.8 folders: pins on a",
+        true,
+        &pinned(bed, new, &a),
+    );
+    fact(
+        "1.1.6 on the 1.0.8 folders: pins on b",
+        true,
+        &pinned(bed, new, &b),
+    );
+    let both = bed.eventually(Duration::from_secs(20), || {
+        peer_ids(bed, new, &a).contains("<id:b>") && peer_ids(bed, new, &b).contains("<id:a>")
+    });
+    fact("1.1.6 on the 1.0.8 folders: peers", true, &both.to_string());
+    let (mut da, mut db) = (da, db);
+    let _ = (da.term(), db.term());
+    fact("1.1.6 stopped: files of a", true, &a.files());
+    let out = offline(on(bed, new, &a), &["state", "export"], fact);
+    fact(
+        "1.1.6 state export of the 1.0.8 state",
+        true,
+        &format!("{} {}", code(&out), json_shape(&out.stdout)),
+    );
+}
+
 /// A 1.0.8 and a 1.1.6 peer in one cluster, and each ctl against the other's service.
 fn mixed(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
     let (old, new) = ("1.0.8", "1.1.6");
@@ -734,11 +804,13 @@ fn jobs() -> Vec<Job> {
         }
     }
     for consensus in ["crdt", "raft"] {
-        jobs.push(Job {
-            scenario: Scenario::Mixed,
-            version: "1.1.6",
-            consensus,
-        });
+        for scenario in [Scenario::Mixed, Scenario::InPlace] {
+            jobs.push(Job {
+                scenario,
+                version: "1.1.6",
+                consensus,
+            });
+        }
     }
     jobs
 }
@@ -749,21 +821,32 @@ fn the_stand_in_behaves_as_the_real_binaries_where_cluster_upgrade_looks() {
     let (releases, kubo_dir) = real_releases(VERSIONS).unwrap_or_else(|err| {
         panic!("the fidelity suite needs the real binaries: {err}\nbuild them with scripts/real-releases")
     });
-    let kubo = Kubo::start(&kubo_dir).expect("the suite's kubo starts");
     let jobs = jobs();
+    let kubo = Kubo::start(&kubo_dir, jobs.len() * fidelity_support::kubo::PINS)
+        .expect("the suite's kubo starts");
     // Each job runs both flavors at once; a few jobs at a time keep two cores responsive.
-    let queue = std::sync::Mutex::new(jobs.clone().into_iter());
+    // The longest scenarios first, so that the last ones to finish are short.
+    let mut order: Vec<(usize, Job)> = jobs.iter().copied().enumerate().collect();
+    order.sort_by_key(|(_, job)| match job.scenario {
+        Scenario::Pair => 0,
+        Scenario::InPlace => 1,
+        Scenario::Lonely => 2,
+        Scenario::Single => 3,
+        Scenario::Mixed => 4,
+        Scenario::Init => 5,
+    });
+    let queue = std::sync::Mutex::new(order.into_iter());
     let done = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| loop {
-                    let Some(job) = queue.lock().expect("queue").next() else {
+                    let Some((slot, job)) = queue.lock().expect("queue").next() else {
                         break;
                     };
                     let run = |flavor| {
                         let began = Instant::now();
-                        let bed = Bed::new(flavor, &kubo, Some(releases.clone()));
+                        let bed = Bed::new(flavor, &kubo, Some(releases.clone()), slot);
                         job.run(&bed);
                         eprintln!(
                             "{flavor:?} {}: {:.1} s",

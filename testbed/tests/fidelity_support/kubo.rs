@@ -3,7 +3,7 @@
 //! not READY without one); it also holds the blocks of the suite's pins, so that real peers
 //! report PINNED as the stand-in does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,8 @@ use super::{free_port, run, Out};
 pub struct Kubo {
     child: Child,
     pub api: String,
+    /// kubo's peer ID (shown by real peers under `> IPFS:`).
+    pub id: String,
     pub cids: Vec<String>,
     _repo: tempfile::TempDir,
 }
@@ -24,12 +26,13 @@ impl Drop for Kubo {
     }
 }
 
-/// How many pins the scenarios can use.
+/// How many pins one scenario can use: each scenario has CIDs of its own, so that no
+/// scenario unpins a block another one pins in the shared kubo.
 pub const PINS: usize = 4;
 
 impl Kubo {
-    /// Initialises a repo, starts the daemon and adds the blocks of [`PINS`] pins.
-    pub fn start(dir: &Path) -> Result<Kubo, String> {
+    /// Initialises a repo, starts the daemon and adds `count` blocks (not pinned).
+    pub fn start(dir: &Path, count: usize) -> Result<Kubo, String> {
         let ipfs = dir.join("ipfs");
         let repo = tempfile::tempdir().map_err(|e| e.to_string())?;
         let repo_path = repo.path().to_path_buf();
@@ -58,6 +61,7 @@ impl Kubo {
         let mut kubo = Kubo {
             child,
             api: api.clone(),
+            id: String::new(),
             cids: Vec::new(),
             _repo: repo,
         };
@@ -68,22 +72,50 @@ impl Kubo {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        kubo.id = cmd(&["--api", &api, "id", "-f", "<id>"])?
+            .stdout
+            .trim()
+            .to_string();
         let blocks = tempfile::tempdir().map_err(|e| e.to_string())?;
-        for i in 0..PINS {
-            let file: PathBuf = blocks.path().join(i.to_string());
-            std::fs::write(&file, format!("fidelity pin {i}\n")).map_err(|e| e.to_string())?;
-            let out = cmd(&[
-                "--api",
-                &api,
-                "add",
-                "-Q",
-                "--pin=false",
-                "--cid-version",
-                "0",
-                &file.display().to_string(),
-            ])?;
-            kubo.cids.push(out.stdout.trim().to_string());
+        let pins = blocks.path().join("pins");
+        std::fs::create_dir(&pins).map_err(|e| e.to_string())?;
+        for i in 0..count {
+            std::fs::write(pins.join(i.to_string()), format!("fidelity pin {i}\n"))
+                .map_err(|e| e.to_string())?;
         }
+        let out = cmd(&[
+            "--api",
+            &api,
+            "add",
+            "-r",
+            "--pin=false",
+            "--cid-version",
+            "0",
+            &pins.display().to_string(),
+        ])?;
+        let mut cids = vec![String::new(); count];
+        for line in out.stdout.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["added", cid, path] = words.as_slice() {
+                if let Some(i) = path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|_| path.contains('/'))
+                {
+                    if let Some(slot) = cids.get_mut(i) {
+                        *slot = cid.to_string();
+                    }
+                }
+            }
+        }
+        if cids.iter().any(String::is_empty) {
+            return Err(format!(
+                "ipfs add gave no CID for every block: {}",
+                out.stdout
+            ));
+        }
+        kubo.cids = cids;
         Ok(kubo)
     }
 }

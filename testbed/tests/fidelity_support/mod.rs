@@ -322,18 +322,20 @@ pub struct Bed {
 }
 
 impl Bed {
-    /// A bed; a real one uses the suite's kubo and the real releases in `releases`.
-    pub fn new(flavor: Flavor, kubo: &Kubo, releases: Option<PathBuf>) -> Bed {
+    /// A bed for scenario number `slot`; a real one uses the suite's kubo and the real
+    /// releases in `releases`.
+    pub fn new(flavor: Flavor, kubo: &Kubo, releases: Option<PathBuf>, slot: usize) -> Bed {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut names = Names::default();
         names.add(&dir.path().display().to_string(), "bed");
         names.add(&kubo.api, "kubo-api");
+        names.add(&kubo.id, "kubo-id");
         Bed {
             flavor,
             dir,
             secret: "cd".repeat(32),
             kubo_api: (flavor == Flavor::Real).then(|| kubo.api.clone()),
-            cids: kubo.cids.clone(),
+            cids: kubo.cids[slot * kubo::PINS..(slot + 1) * kubo::PINS].to_vec(),
             releases,
             names: Mutex::new(names),
             facts: Mutex::new(Vec::new()),
