@@ -55,15 +55,15 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
     (
         "state export: stderr",
-        "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own;          the service's own lines are the same",
+        "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own; the service's own lines are the same",
     ),
     (
         "state cleanup: stderr",
-        "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own;          the service's own lines are the same",
+        "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own; the service's own lines are the same",
     ),
     (
         "state import: stderr",
-        "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own;          the service's own lines are the same",
+        "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own; the service's own lines are the same",
     ),
 ];
 
