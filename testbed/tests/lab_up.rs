@@ -95,8 +95,30 @@ fn three_hosts_come_up_report_status_and_go_down_without_a_trace() {
 }
 
 #[test]
+fn a_modern_release_forms_a_crdt_cluster_by_default_as_its_init_does() {
+    let lab = Lab::up(3, "1.1.6", 5, &[]);
+    assert_healthy(&lab.status(), 3, "1.1.6", 5);
+    for host in ["h1", "h2", "h3"] {
+        let config = lab.home(host).join(".ipfs-cluster");
+        let service = fs::read_to_string(config.join("service.json")).unwrap();
+        assert!(service.contains("\"crdt\": {"), "{host}: {service}");
+        assert!(
+            config.join("pebble").is_dir(),
+            "{host}: no datastore folder"
+        );
+        assert!(!config.join("raft").exists(), "{host}: a raft folder");
+    }
+    down_and_assert_clean(&lab);
+}
+
+#[test]
 fn a_modern_release_forms_a_raft_cluster_with_p2p_bootstrap_addresses() {
-    let lab = Lab::up(3, "1.0.8", 20, &["--target", "1.1.6"]);
+    let lab = Lab::up(
+        3,
+        "1.0.8",
+        20,
+        &["--target", "1.1.6", "--consensus", "raft"],
+    );
     assert_healthy(&lab.status(), 3, "1.0.8", 20);
     let inventory = fs::read_to_string(lab.path().join("inventory.yaml")).unwrap();
     assert!(inventory.contains("target_version: \"1.1.6\""));

@@ -86,14 +86,25 @@ fn init_follows_the_era() {
         before
     );
 
-    let new = bed.peer("new");
-    let out = bed.service("1.1.6", &new, &["init"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not modelled by this stand-in"),
-        "{}",
-        stderr(&out)
+    // From 0.11 crdt is the default: its section and the pebble datastore, no raft section.
+    let crdt = bed.peer("crdt");
+    let out = bed.service("1.1.6", &crdt, &["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(crdt.config.join("service.json")).unwrap())
+            .unwrap();
+    assert!(cfg["consensus"]["crdt"].is_object());
+    assert!(cfg["consensus"].get("raft").is_none());
+    assert!(cfg["datastore"]["pebble"].is_object());
+    assert!(stderr(&out).contains("new empty peerstore written to"));
+    let out = bed.service(
+        "1.1.6",
+        &bed.peer("other"),
+        &["init", "--consensus", "paxos"],
     );
+    assert_eq!(out.status.code(), Some(1));
+
+    let new = bed.peer("new");
     bed.init("1.1.6", &new);
     let identity: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(new.config.join("identity.json")).unwrap())
@@ -103,6 +114,8 @@ fn init_follows_the_era() {
         serde_json::from_str(&fs::read_to_string(new.config.join("service.json")).unwrap())
             .unwrap();
     assert!(cfg["cluster"].get("id").is_none());
+    assert!(cfg["consensus"]["raft"].is_object());
+    assert!(cfg.get("datastore").is_none());
 }
 
 #[test]

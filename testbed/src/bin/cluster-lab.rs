@@ -97,9 +97,10 @@ struct UpArgs {
     /// clean up later with `cluster-lab down`.
     #[arg(long)]
     keep_on_failure: bool,
-    /// The consensus of the cluster (`init --consensus`, from 0.11).
-    #[arg(long, value_name = "raft|crdt", default_value = "raft")]
-    consensus: lab::Consensus,
+    /// The consensus of the cluster (`init --consensus`, from 0.11). Default: as the release's
+    /// own `init`: crdt from 0.11, raft before.
+    #[arg(long, value_name = "raft|crdt")]
+    consensus: Option<lab::Consensus>,
     /// Run the real IPFS Cluster releases and a real kubo daemon per host, as built by
     /// scripts/real-releases (never the stand-in: fails when they are missing). The inventory's
     /// release source is then that folder. Prints each host's start times and memory.
@@ -205,6 +206,9 @@ fn run(command: Command) -> Result<(), LabError> {
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Up(args) => {
+            let consensus = args
+                .consensus
+                .unwrap_or_else(|| lab::Consensus::default_for(&args.version));
             let options = lab::UpOptions {
                 dir: args.dir,
                 peers: args.peers,
@@ -220,7 +224,7 @@ fn run(command: Command) -> Result<(), LabError> {
                     api: args.api_port,
                 },
                 keep_on_failure: args.keep_on_failure,
-                consensus: args.consensus,
+                consensus,
                 real: args.real,
                 real_dir: args.real_dir,
             };

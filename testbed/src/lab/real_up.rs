@@ -80,7 +80,17 @@ pub fn check_free(addresses: &[Ipv4Addr], ports: RealPorts) -> std::result::Resu
 /// the host's own address, no mDNS (it would multicast beyond loopback), a short ping interval.
 pub fn init_env(state: &LabState, host: &HostRecord) -> Vec<(String, String)> {
     let Some(real) = &state.real else {
-        return Vec::new();
+        // The stand-in reads the same timers (a CRDT peer's metrics and rebroadcasts).
+        return [
+            ("CLUSTER_MONITORPINGINTERVAL", MONITOR_PING_INTERVAL),
+            (
+                "CLUSTER_CRDT_REBROADCASTINTERVAL",
+                CRDT_REBROADCAST_INTERVAL,
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
     };
     let at = |port: u16| format!("/ip4/{}/tcp/{port}", host.address);
     let ipfs = at(real.ports.ipfs_api);

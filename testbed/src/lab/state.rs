@@ -44,6 +44,15 @@ pub enum Consensus {
 }
 
 impl Consensus {
+    /// The default of `ipfs-cluster-service init` in `version`: crdt from 0.11, raft before
+    /// (and for a version that does not parse).
+    pub fn default_for(version: &str) -> Consensus {
+        match crate::release::Release::parse(version).map(|r| r.era()) {
+            Some(crate::release::Era::Modern) => Consensus::Crdt,
+            _ => Consensus::Raft,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Consensus::Raft => "raft",
@@ -60,6 +69,18 @@ impl std::str::FromStr for Consensus {
             "crdt" => Ok(Consensus::Crdt),
             other => Err(format!("{other:?} is not a consensus (raft or crdt)")),
         }
+    }
+}
+
+#[cfg(test)]
+mod consensus_tests {
+    use super::Consensus;
+
+    #[test]
+    fn the_default_consensus_follows_the_release() {
+        assert_eq!(Consensus::default_for("0.10.1"), Consensus::Raft);
+        assert_eq!(Consensus::default_for("0.11.0"), Consensus::Crdt);
+        assert_eq!(Consensus::default_for("1.1.6"), Consensus::Crdt);
     }
 }
 

@@ -11,6 +11,10 @@ use super::logging;
 use super::pin::{Pin, Shape};
 use super::rpc::PeerStatus;
 use super::state::Op;
+use crate::release::Era;
+
+/// `state.ErrNotFound` (1.x).
+pub const PIN_NOT_FOUND: &str = "pin is not part of the pinset";
 
 /// Answers one REST request.
 pub fn handle(node: &Arc<Node>, req: &Request) -> Response {
@@ -33,6 +37,15 @@ pub fn handle(node: &Arc<Node>, req: &Request) -> Response {
                 Ok(()) => ok(Shape::of(node.release()).to_json(&pin)),
                 Err(err) => error(500, &err),
             }
+        }
+        // 1.x looks the pin up first (`PinGet`): 404 and `state.ErrNotFound`.
+        ("DELETE", ["pins", cid])
+            if node.release().era() == Era::Modern && !node.state().pins.contains_key(*cid) =>
+        {
+            Response::json(
+                404,
+                json!({"code": 404, "message": PIN_NOT_FOUND}).to_string(),
+            )
         }
         ("DELETE", ["pins", cid]) => match node.commit(Op::Unpin {
             cid: cid.to_string(),
@@ -180,6 +193,7 @@ fn statuses(node: &Arc<Node>, only: Option<&str>) -> Vec<Value> {
         })
         .collect();
     let now = logging::timestamp();
+    let modern = node.release().era() == Era::Modern;
     state
         .pin_list()
         .iter()
@@ -193,14 +207,31 @@ fn statuses(node: &Arc<Node>, only: Option<&str>) -> Vec<Value> {
                         Ok(name) => (name.clone(), "pinned", String::new()),
                         Err(err) => (String::new(), "cluster_error", err.clone()),
                     };
-                    let info = json!({
-                        "cid": cid, "peer": id, "peername": peername, "status": status,
-                        "timestamp": now, "error": error, "attempt_count": 0, "priority_pin": false,
-                    });
+                    let info = if modern {
+                        json!({
+                            "peername": peername, "ipfs_peer_id": "", "status": status,
+                            "timestamp": now, "error": error, "attempt_count": 0,
+                            "priority_pin": false,
+                        })
+                    } else {
+                        json!({
+                            "cid": cid, "peer": id, "peername": peername, "status": status,
+                            "timestamp": now, "error": error, "attempt_count": 0,
+                            "priority_pin": false,
+                        })
+                    };
                     (id.clone(), info)
                 })
                 .collect();
-            json!({"cid": cid, "name": pin.name, "peer_map": peer_map})
+            if modern {
+                // 1.x `GlobalPinInfo`: the pin's own fields next to the peer map.
+                json!({
+                    "cid": cid, "name": pin.name, "allocations": pin.allocations,
+                    "origins": [], "created": now, "metadata": null, "peer_map": peer_map,
+                })
+            } else {
+                json!({"cid": cid, "name": pin.name, "peer_map": peer_map})
+            }
         })
         .collect()
 }

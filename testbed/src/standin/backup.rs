@@ -24,7 +24,10 @@ pub fn rotate(config_dir: &Path, keep: usize) -> Result<Rotation> {
         return Ok(Rotation::NothingThere);
     }
     if Snapshot::latest(&raft)?.is_none() {
-        logging::info("raft", "cleaning empty Raft data folder");
+        logging::info(
+            "raft",
+            &format!("cleaning empty Raft data folder ({})", raft.display()),
+        );
         fs::remove_dir_all(&raft).map_err(Error::io(&raft))?;
         return Ok(Rotation::Deleted);
     }
@@ -41,11 +44,14 @@ pub fn rotate(config_dir: &Path, keep: usize) -> Result<Rotation> {
             fs::rename(backup(i), backup(i + 1)).map_err(Error::io(backup(i)))?;
         }
     }
-    fs::rename(&raft, backup(0)).map_err(Error::io(&raft))?;
     logging::info(
         "raft",
-        &format!("backed up {} to {}", raft.display(), backup(0).display()),
+        &format!(
+            "cleaning and backing up Raft data folder ({})",
+            raft.display()
+        ),
     );
+    fs::rename(&raft, backup(0)).map_err(Error::io(&raft))?;
     Ok(Rotation::BackedUp)
 }
 

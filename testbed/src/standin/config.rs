@@ -44,8 +44,9 @@ pub struct RawCluster {
     pub secret: String,
     #[serde(default)]
     pub leave_on_shutdown: bool,
+    /// One address (≤ 0.10, the stand-in's labs) or a list (what 1.x writes).
     #[serde(default = "default_listen")]
-    pub listen_multiaddress: String,
+    pub listen_multiaddress: Listen,
     #[serde(default = "default_watch")]
     pub peer_watch_interval: String,
     /// Deprecated since 0.4: its presence is an error.
@@ -62,6 +63,9 @@ pub struct RawCluster {
 pub struct RawConsensus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft: Option<RawRaft>,
+    /// The CRDT section (≥ 0.11); its keys are kept as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crdt: Option<Value>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -94,8 +98,31 @@ pub struct RawRestApi {
     pub other: Map<String, Value>,
 }
 
-fn default_listen() -> String {
-    "/ip4/0.0.0.0/tcp/9096".into()
+/// `cluster.listen_multiaddress`: a string, or a list whose first TCP address is the one the
+/// stand-in listens on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listen {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Listen {
+    /// The TCP address peers dial.
+    pub fn tcp(&self) -> &str {
+        match self {
+            Listen::One(addr) => addr,
+            Listen::Many(addrs) => addrs
+                .iter()
+                .find(|a| a.contains("/tcp/"))
+                .or(addrs.first())
+                .map_or("", String::as_str),
+        }
+    }
+}
+
+fn default_listen() -> Listen {
+    Listen::One("/ip4/0.0.0.0/tcp/9096".into())
 }
 fn default_rest() -> String {
     "/ip4/127.0.0.1/tcp/9094".into()
@@ -157,11 +184,40 @@ impl RawService {
             },
             consensus: RawConsensus {
                 raft: Some(RawRaft::default()),
+                crdt: None,
                 other: Map::new(),
             },
             api: RawApi::default(),
             other: Map::new(),
         }
+    }
+
+    /// The configuration a ≥ 0.11 `init --consensus KIND` writes (the keys the stand-in
+    /// uses, with the real defaults): a list of listen addresses, the consensus section of
+    /// `kind` only, and for CRDT the `pebble` datastore section.
+    pub fn fresh_modern(secret: String, kind: ConsensusKind) -> RawService {
+        let mut raw = RawService::fresh(secret, None);
+        raw.cluster.listen_multiaddress = Listen::Many(vec![
+            "/ip4/0.0.0.0/tcp/9096".into(),
+            "/ip4/0.0.0.0/udp/9096/quic".into(),
+        ]);
+        raw.cluster
+            .other
+            .insert("monitor_ping_interval".into(), Value::from("15s"));
+        if kind == ConsensusKind::Crdt {
+            raw.consensus.raft = None;
+            raw.consensus.crdt = Some(serde_json::json!({
+                "cluster_name": "ipfs-cluster",
+                "trusted_peers": ["*"],
+                "batching": {"max_batch_size": 0, "max_batch_age": "0s"},
+                "repair_interval": "1h0m0s",
+            }));
+            raw.other.insert(
+                "datastore".into(),
+                serde_json::json!({"pebble": {"pebble_options": {"format_major_version": 16}}}),
+            );
+        }
+        raw
     }
 
     pub fn load(path: &Path) -> Result<RawService> {
@@ -187,7 +243,19 @@ impl RawService {
             self.cluster.secret = v;
         }
         if let Some(v) = env("CLUSTER_LISTENMULTIADDRESS") {
-            self.cluster.listen_multiaddress = v;
+            // Several addresses are saved as a list, one as a string (as the real config does).
+            self.cluster.listen_multiaddress = if v.contains(',') {
+                Listen::Many(v.split(',').map(|a| a.trim().to_string()).collect())
+            } else {
+                Listen::One(v)
+            };
+        }
+        if let Some(v) = env("CLUSTER_MONITORPINGINTERVAL") {
+            if self.cluster.other.contains_key("monitor_ping_interval") {
+                self.cluster
+                    .other
+                    .insert("monitor_ping_interval".into(), Value::from(v));
+            }
         }
         if let Some(v) = env("CLUSTER_PEERWATCHINTERVAL") {
             self.cluster.peer_watch_interval = v;
@@ -198,11 +266,16 @@ impl RawService {
         if let Some(v) = env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS") {
             self.api.restapi.http_listen_multiaddress = v;
         }
+        if let Some(v) = env("CLUSTER_CRDT_REBROADCASTINTERVAL") {
+            if let Some(Value::Object(crdt)) = self.consensus.crdt.as_mut() {
+                crdt.insert("rebroadcast_interval".into(), Value::from(v));
+            }
+        }
         if let Some(v) = env("CLUSTER_RAFT_WAITFORLEADERTIMEOUT") {
-            self.consensus
-                .raft
-                .get_or_insert_with(RawRaft::default)
-                .wait_for_leader_timeout = v;
+            // Only a raft configuration has the key (a CRDT one gains no raft section).
+            if let Some(raft) = self.consensus.raft.as_mut() {
+                raft.wait_for_leader_timeout = v;
+            }
         }
     }
 }
@@ -221,6 +294,20 @@ pub struct ServiceConfig {
     pub rest_listen: Multiaddr,
     /// `cluster.id`/`cluster.private_key` of a ≤ 0.10 file.
     pub identity_in_config: Option<Identity>,
+    /// Which consensus the `consensus` section configures.
+    pub consensus: ConsensusKind,
+    /// How long a CRDT peer's ping metric stays valid (twice `cluster.monitor_ping_interval`).
+    pub metric_ttl: Duration,
+    /// How often a CRDT peer sends its pinset to peers that hold another one
+    /// (`consensus.crdt.rebroadcast_interval`, default 1 minute).
+    pub rebroadcast: Duration,
+}
+
+/// The consensus component a peer runs (the key inside `consensus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsensusKind {
+    Raft,
+    Crdt,
 }
 
 impl ServiceConfig {
@@ -235,6 +322,32 @@ impl ServiceConfig {
         if raw.cluster.peers.is_some() || raw.cluster.bootstrap.is_some() {
             return Err(Error::DeprecatedKeys);
         }
+        let consensus = match (&raw.consensus.raft, &raw.consensus.crdt) {
+            (None, Some(_)) => ConsensusKind::Crdt,
+            _ => ConsensusKind::Raft,
+        };
+        let ping = raw
+            .cluster
+            .other
+            .get("monitor_ping_interval")
+            .and_then(Value::as_str)
+            .unwrap_or("15s")
+            .to_string();
+        let ping = std::env::var("CLUSTER_MONITORPINGINTERVAL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(ping);
+        let rebroadcast = std::env::var("CLUSTER_CRDT_REBROADCASTINTERVAL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                raw.consensus.crdt.as_ref().and_then(|c| {
+                    c.get("rebroadcast_interval")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
+            })
+            .unwrap_or_else(|| "1m".to_string());
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
             duration::parse(value).ok_or_else(|| Error::InvalidDuration {
@@ -250,7 +363,7 @@ impl ServiceConfig {
             peername: raw.cluster.peername,
             secret: raw.cluster.secret,
             leave_on_shutdown: raw.cluster.leave_on_shutdown,
-            listen: Multiaddr::parse(&raw.cluster.listen_multiaddress)?,
+            listen: Multiaddr::parse(raw.cluster.listen_multiaddress.tcp())?,
             peer_watch_interval: dur(
                 "cluster.peer_watch_interval",
                 &raw.cluster.peer_watch_interval,
@@ -263,6 +376,9 @@ impl ServiceConfig {
             init_peerset: raft.init_peerset,
             rest_listen: Multiaddr::parse(&raw.api.restapi.http_listen_multiaddress)?,
             identity_in_config,
+            consensus,
+            metric_ttl: dur("cluster.monitor_ping_interval", &ping)? * 2,
+            rebroadcast: dur("consensus.crdt.rebroadcast_interval", &rebroadcast)?,
         })
     }
 }

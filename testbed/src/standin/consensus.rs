@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::config::ConsensusKind;
 use super::error::{Error, Result};
 use super::logging;
 use super::multiaddr::Multiaddr;
@@ -48,6 +49,8 @@ use super::rpc::{self, Call, Credentials, Heartbeat, PeerStatus, Reply};
 use super::snapshot;
 use super::state::{ClusterState, Entry, Op};
 use crate::release::{Era, Release};
+
+mod crdt;
 
 /// How often peers check on each other (small clusters; see `tick_interval`).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -67,6 +70,14 @@ pub struct NodeSettings {
     /// Cluster listen address, transport part only (`/ip4/…/tcp/…`).
     pub cluster_addr: String,
     pub raft_dir: PathBuf,
+    /// Raft or CRDT (see `crdt` for the latter).
+    pub kind: ConsensusKind,
+    /// The config folder (a CRDT peer's datastore lives in it).
+    pub config_dir: PathBuf,
+    /// How long a CRDT peer counts a peer whose last ping metric came in.
+    pub metric_ttl: Duration,
+    /// How often a CRDT peer sends its pinset to the peers whose pinset differs.
+    pub rebroadcast: Duration,
 }
 
 #[derive(Debug)]
@@ -85,6 +96,9 @@ struct Inner {
     staging: bool,
     /// Whether `raft.db` holds entries newer than the last snapshot.
     log_dirty: bool,
+    /// CRDT only: the pinset, the peers known (ID → transport address) and when each last
+    /// sent its ping metric.
+    crdt: crdt::View,
 }
 
 /// One peer's consensus component.
@@ -120,7 +134,9 @@ impl Undo {
         }
     }
 
-    fn restore(self, state: &mut ClusterState, position: (u64, u64)) {
+    /// Puts the state back as it was at `position`, whose last entry changed the peerset when
+    /// `config_last`.
+    fn restore(self, state: &mut ClusterState, position: (u64, u64), config_last: bool) {
         match self {
             Undo::Pin(cid, Some(pin)) => {
                 state.pins.insert(cid, pin);
@@ -132,6 +148,7 @@ impl Undo {
             Undo::All(old) => *state = *old,
         }
         (state.term, state.index) = position;
+        state.config_last = config_last;
     }
 }
 
@@ -157,6 +174,7 @@ impl Node {
             leader_term: None,
             staging,
             log_dirty,
+            crdt: crdt::View::default(),
         };
         Arc::new(Node {
             settings,
@@ -202,24 +220,41 @@ impl Node {
         format!("{transport}/{proto}/{id}")
     }
 
-    pub fn state(&self) -> ClusterState {
-        self.inner().state.clone()
+    /// The consensus this peer runs.
+    pub fn kind(&self) -> ConsensusKind {
+        self.settings.kind
     }
 
-    /// Ready means: part of a cluster that has a leader.
+    /// The pinset and peerset (a CRDT peer's peerset: itself and the peers whose ping metric
+    /// is valid).
+    pub fn state(&self) -> ClusterState {
+        match self.settings.kind {
+            ConsensusKind::Raft => self.inner().state.clone(),
+            ConsensusKind::Crdt => self.crdt_state(),
+        }
+    }
+
+    /// Ready means: part of a cluster that has a leader (a CRDT peer is ready at once).
     pub fn has_leader(&self) -> bool {
+        if self.settings.kind == ConsensusKind::Crdt {
+            return true;
+        }
         let inner = self.inner();
         inner.leader.is_some() && !inner.staging
     }
 
-    /// Whether this peer was removed from the peerset it belonged to.
+    /// Whether this peer was removed from the peerset it belonged to (never, with CRDT).
     pub fn is_removed(&self) -> bool {
+        if self.settings.kind == ConsensusKind::Crdt {
+            return false;
+        }
         let inner = self.inner();
         !inner.staging && !inner.state.peerset.contains_key(&self.settings.peer_id)
     }
 
     /// This peer's answer to the `ID` call.
     pub fn status(&self) -> PeerStatus {
+        let peerset = self.state().peerset;
         let inner = self.inner();
         PeerStatus {
             id: self.settings.peer_id.clone(),
@@ -227,7 +262,7 @@ impl Node {
             version: self.settings.release.version.clone(),
             rpc_protocol: self.creds.protocol.clone(),
             addresses: vec![self.full_addr(&self.settings.cluster_addr, &self.settings.peer_id)],
-            peerset: inner.state.peerset.clone(),
+            peerset,
             term: inner.state.term,
             index: inner.state.index,
             staging: inner.staging,
@@ -337,9 +372,15 @@ impl Node {
                 accepted: self.install(term, state)?,
             }),
             Call::Commit { op } => self.commit_as_leader(op).map(|_| Reply::Done),
+            Call::PeerAdd { id, addr } if self.settings.kind == ConsensusKind::Crdt => {
+                self.learn(&id, &addr);
+                Ok(Reply::Done)
+            }
             Call::PeerAdd { id, addr } => {
                 self.commit(Op::AddPeer { id, addr }).map(|_| Reply::Done)
             }
+            Call::Gossip { ping } => self.gossip_from(from, ping),
+            Call::Merge { state } => self.merge_from(&state),
         }
     }
 
@@ -354,7 +395,10 @@ impl Node {
     /// `TICK` for small clusters, longer for big ones: every peer pings every member, so the
     /// load grows with the square of the size and would starve a 2-core machine at 20 peers.
     fn tick_interval(&self) -> Duration {
-        let members = self.inner().state.peerset.len().max(1) as u32;
+        let members = match self.settings.kind {
+            ConsensusKind::Raft => self.inner().state.peerset.len().max(1),
+            ConsensusKind::Crdt => self.inner().crdt.known.len() + 1,
+        } as u32;
         (TICK * members.div_ceil(4)).min(Duration::from_secs(1))
     }
 
@@ -372,6 +416,9 @@ impl Node {
     /// One round: ping the members, compute the chosen peer; the chosen peer wins a term if
     /// it has none and brings the members that are behind up to date.
     pub fn tick(&self) {
+        if self.settings.kind == ConsensusKind::Crdt {
+            return self.crdt_tick();
+        }
         let me = self.settings.peer_id.clone();
         let (peerset, staging, mine) = {
             let inner = self.inner();
@@ -578,6 +625,9 @@ impl Node {
     /// "no leader" and "no quorum" answers are retried until `LEADER_WAIT` has passed; every
     /// operation is idempotent, which makes the retry safe.
     pub fn commit(&self, op: Op) -> Result<()> {
+        if self.settings.kind == ConsensusKind::Crdt {
+            return self.crdt_commit(op);
+        }
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             if self.stop.load(Ordering::SeqCst) {
@@ -698,7 +748,7 @@ impl Node {
                     let _ = done.send(result);
                     continue;
                 }
-                undo.push((Undo::of(state, &op), state.position()));
+                undo.push((Undo::of(state, &op), state.position(), state.config_last));
                 let entry = Entry {
                     term,
                     index: state.index + 1,
@@ -755,8 +805,8 @@ impl Node {
         let untouched = inner.generation == generation;
         let result = if acks * 2 <= new_peerset.len() {
             if untouched {
-                for (undo, position) in undo.into_iter().rev() {
-                    undo.restore(&mut inner.state, position);
+                for (undo, position, config_last) in undo.into_iter().rev() {
+                    undo.restore(&mut inner.state, position, config_last);
                 }
             }
             // (term, index) must name one entry only: the next write needs a new term.
@@ -812,9 +862,19 @@ impl Node {
     /// Takes a snapshot if anything was committed since the last one (raft refuses to
     /// snapshot "nothing new"), then empties `raft.db`.
     pub fn snapshot_if_dirty(&self) -> Result<bool> {
+        if self.settings.kind == ConsensusKind::Crdt {
+            return Ok(false);
+        }
         let mut inner = self.inner();
         if !inner.log_dirty {
             return Ok(false);
+        }
+        // From 1.0 (hashicorp/raft 1.x, verified against the real binaries): no snapshot while
+        // the last entry is a configuration change; the entries stay in raft.db.
+        if inner.state.config_last && self.settings.release.major >= 1 {
+            return Err(Error::ConfigurationPending {
+                index: inner.state.index,
+            });
         }
         snapshot::write(
             &self.settings.raft_dir,
@@ -915,6 +975,10 @@ mod tests {
             secret: String::new(),
             cluster_addr: "/ip4/127.0.0.1/tcp/1".into(),
             raft_dir: dir.to_path_buf(),
+            kind: ConsensusKind::Raft,
+            config_dir: dir.to_path_buf(),
+            metric_ttl: Duration::from_secs(30),
+            rebroadcast: Duration::from_secs(60),
         };
         let peerset = ["a", "b", "c"]
             .iter()
@@ -1049,7 +1113,7 @@ mod tests {
                 op,
             });
             assert_ne!(state, before, "op {n}");
-            undo.restore(&mut state, before.position());
+            undo.restore(&mut state, before.position(), before.config_last);
             assert_eq!(state, before, "op {n}");
         }
     }

@@ -14,7 +14,7 @@ use super::args::{self, switch, value, Flag};
 use super::http;
 use super::multiaddr::Multiaddr;
 use super::pin::pretty;
-use crate::release::Release;
+use crate::release::{Era, Release};
 
 const GLOBAL_FLAGS: &[Flag] = &[
     value(&["host", "l"]),
@@ -422,12 +422,14 @@ impl Ctl<'_> {
         if self.encoding == Encoding::Json {
             return self.print_json_list(statuses);
         }
+        let modern = self.release.era() == Era::Modern;
         for status in statuses {
-            println!(
-                "{} | {}:",
-                cid_text(&status["cid"]),
-                status["name"].as_str().unwrap_or_default()
-            );
+            let name = status["name"].as_str().unwrap_or_default();
+            if modern && name.is_empty() {
+                println!("{}:", cid_text(&status["cid"]));
+            } else {
+                println!("{} | {name}:", cid_text(&status["cid"]));
+            }
             for (peer, info) in status["peer_map"].as_object().into_iter().flatten() {
                 let name = info["peername"]
                     .as_str()
@@ -442,8 +444,9 @@ impl Ctl<'_> {
                     .filter(|e| !e.is_empty())
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default();
+                let width = if modern { 20 } else { 16 };
                 println!(
-                    "    > {name:<16} : {state}{error} | {} | Attempts: 0 | Priority: false",
+                    "    > {name:<width$} : {state}{error} | {} | Attempts: 0 | Priority: false",
                     info["timestamp"].as_str().unwrap_or_default()
                 );
             }

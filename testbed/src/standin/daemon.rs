@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::args::{self, switch, value, Flag};
 use super::backup;
-use super::config::ServiceConfig;
+use super::config::{ConsensusKind, ServiceConfig};
 use super::consensus::{Node, NodeSettings};
+use super::datastore::CrdtState;
 use super::error::Error;
 use super::identity::{self, Identity};
 use super::lock::ExecutionLock;
@@ -164,6 +165,9 @@ type Failure = (&'static str, Error);
 
 fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     let (dir, cfg, release) = (opts.dir, opts.cfg, opts.release);
+    if cfg.consensus == ConsensusKind::Crdt {
+        return start_crdt(opts);
+    }
     let legacy = dir.join("ipfs-cluster-data");
     let raft_dir = dir.join("raft");
     if legacy.exists() && !raft_dir.exists() {
@@ -185,6 +189,9 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     if staging {
         // `--bootstrap` always starts from a clean raft folder, keeping a backup.
         backup::rotate(dir, cfg.backups_rotate).map_err(|e| ("cleaning state", e))?;
+        // raft opens its (new, empty) data folder at once.
+        std::fs::create_dir_all(&raft_dir)
+            .map_err(|e| ("creating consensus component", Error::io(&raft_dir)(e)))?;
     }
     let (state, log_dirty) = load_state(release, dir, cfg, &opts.identity.id, staging)?;
 
@@ -228,6 +235,10 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         secret: cfg.secret.clone(),
         cluster_addr: cfg.listen.transport.clone(),
         raft_dir: raft_dir.clone(),
+        kind: ConsensusKind::Raft,
+        config_dir: dir.to_path_buf(),
+        metric_ttl: cfg.metric_ttl,
+        rebroadcast: cfg.rebroadcast,
     };
     let node = Node::new(settings, state, staging, log_dirty);
     spawn_servers(&node, listener, rest);
@@ -242,6 +253,97 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     if staging {
         let (node, targets) = (node.clone(), targets.clone());
         thread::spawn(move || join(&node, &targets));
+    }
+    let reason = wait(&node, cfg, &shutdown);
+    finish(&node, opts, reason);
+    linger(release, reason);
+    Ok(0)
+}
+
+/// From 0.11 a peer whose consensus did not start in time shuts the cluster down, but the
+/// process stays, holding the lock: a signal asks for a shutdown that already happened, so
+/// only the third signal ends it (exit 1), as with the real 1.x daemon.
+fn linger(release: &Release, reason: Stop) {
+    if reason != Stop::TimedOut || release.era() != Era::Modern {
+        return;
+    }
+    loop {
+        thread::sleep(POLL * 10);
+    }
+}
+
+/// Binds the cluster and REST API listeners.
+fn bind(cfg: &ServiceConfig) -> std::result::Result<(TcpListener, TcpListener), Failure> {
+    let listen = |doing: &'static str, addr: &Multiaddr| {
+        let socket = addr.socket_addr().map_err(|e| (doing, e))?;
+        TcpListener::bind(socket).map_err(|source| {
+            (
+                doing,
+                Error::Bind {
+                    addr: socket.to_string(),
+                    source,
+                },
+            )
+        })
+    };
+    Ok((
+        listen("creating cluster", &cfg.listen)?,
+        listen("creating REST API component", &cfg.rest_listen)?,
+    ))
+}
+
+/// A CRDT peer: its datastore, the peers of its peerstore and of `--bootstrap`, ready at once.
+fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
+    let (dir, cfg, release) = (opts.dir, opts.cfg, opts.release);
+    let mut targets = Vec::new();
+    for addr in opts.bootstrap {
+        let maddr = Multiaddr::parse(addr).map_err(|e| ("parsing bootstrap multiaddress", e))?;
+        targets.push((addr.clone(), maddr));
+    }
+    let pinset = CrdtState::open(dir).map_err(|e| ("creating datastore", e))?;
+    logging::info(
+        "service",
+        &format!("Datastore backend: {}", super::datastore::BACKEND),
+    );
+    let (listener, rest) = bind(cfg)?;
+    let shutdown = signals::install(release).map_err(|e| {
+        (
+            "installing signal handlers",
+            Error::io(Path::new("signals"))(e),
+        )
+    })?;
+    let mut known = peerstore::read(dir);
+    for (_, maddr) in &targets {
+        if let Some(id) = &maddr.peer_id {
+            known.insert(id.clone(), maddr.transport.clone());
+        }
+    }
+    let settings = NodeSettings {
+        release: release.clone(),
+        peer_id: opts.identity.id.clone(),
+        peername: cfg.peername.clone(),
+        secret: cfg.secret.clone(),
+        cluster_addr: cfg.listen.transport.clone(),
+        raft_dir: dir.join("raft"),
+        kind: ConsensusKind::Crdt,
+        config_dir: dir.to_path_buf(),
+        metric_ttl: cfg.metric_ttl,
+        rebroadcast: cfg.rebroadcast,
+    };
+    let node = Node::new_crdt(settings, pinset, known);
+    spawn_servers(&node, listener, rest);
+    logging::info(
+        "cluster",
+        &format!(
+            "IPFS Cluster v{} listening on:\n        {}\n",
+            release.version,
+            node.full_addr(&cfg.listen.transport, node.id())
+        ),
+    );
+    // The real peer bootstraps while it waits for IPFS: a failed bootstrap is logged before
+    // READY.
+    if !targets.is_empty() {
+        join(&node, &targets);
     }
     let reason = wait(&node, cfg, &shutdown);
     finish(&node, opts, reason);
@@ -362,10 +464,13 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
         } else if last_watch.elapsed() >= cfg.peer_watch_interval {
             last_watch = Instant::now();
             if node.is_removed() {
-                logging::info(
-                    "cluster",
-                    &format!("{}: removed from raft. Initiating shutdown", node.id()),
-                );
+                let line = match node.release().era() {
+                    Era::Raft010 => {
+                        format!("{}: removed from raft. Initiating shutdown", node.id())
+                    }
+                    Era::Modern => "peer no longer in peerset. Initiating shutdown".to_string(),
+                };
+                logging::info("cluster", &line);
                 return Stop::Removed;
             }
         }
@@ -375,7 +480,27 @@ fn wait(node: &Arc<Node>, cfg: &ServiceConfig, shutdown: &std::sync::atomic::Ato
 
 /// Clean shutdown: leave if configured, snapshot, back up a removed peer's state.
 fn finish(node: &Arc<Node>, opts: &StartOptions<'_>, reason: Stop) {
-    logging::info("cluster", "shutting down IPFS Cluster");
+    logging::info(
+        "cluster",
+        match node.release().era() {
+            Era::Raft010 => "shutting down IPFS Cluster",
+            Era::Modern => "shutting down Cluster",
+        },
+    );
+    if node.kind() == ConsensusKind::Crdt {
+        node.stop_flag().store(true, Ordering::SeqCst);
+        let others: Vec<String> = node
+            .known_peers()
+            .iter()
+            .map(|(id, addr)| node.full_addr(addr, id))
+            .collect();
+        if let Err(err) = peerstore::write(opts.dir, &others) {
+            logging::error("cluster", &format!("could not save peerstore: {err}"));
+        }
+        thread::sleep(POLL * 2);
+        logging::info("cluster", "Shutdown complete");
+        return;
+    }
     let mut removed = reason == Stop::Removed;
     if reason == Stop::Signal && opts.cfg.leave_on_shutdown && node.has_leader() {
         match node.commit(Op::RemovePeer {

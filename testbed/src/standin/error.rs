@@ -33,7 +33,7 @@ pub enum Error {
     #[error("could not obtain execution lock")]
     LockOld,
     /// The ≥ 0.11 lock failure text.
-    #[error("{reason}. If no other ipfs-cluster-service process is running, remove {}, or make sure that the config folder is writable for the user running ipfs-cluster-service", path.display())]
+    #[error("{reason}. If no other ipfs-cluster-service process is running, remove {}, or make sure that the config folder is writable for the user running ipfs-cluster-service.", path.display())]
     LockModern { reason: String, path: PathBuf },
     #[error("outdated state version stored")]
     OutdatedState,
@@ -47,8 +47,6 @@ pub enum Error {
     SnapshotDecode { path: PathBuf, detail: String },
     #[error("{detail}")]
     ImportShape { detail: String },
-    #[error("the crdt consensus is not modelled by this stand-in (use --consensus raft)")]
-    CrdtNotModelled,
     #[error("unknown consensus component {0:?}")]
     UnknownConsensus(String),
     #[error("listen tcp {addr}: {source}")]
@@ -79,6 +77,8 @@ pub enum Error {
     NoLeader,
     #[error("could not commit: no quorum of peers acknowledged the operation")]
     NoQuorum,
+    #[error("cannot take snapshot now, wait until the configuration entry at {index} has been applied (have applied {})", index.saturating_sub(1))]
+    ConfigurationPending { index: u64 },
     #[error("cannot remove ourselves from a 1-peer cluster")]
     OnePeer,
     #[error("this peer is shutting down")]

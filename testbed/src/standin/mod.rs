@@ -4,17 +4,21 @@
 //! `release::write_release` appended to its own file and behaves as that role and version.
 //! The behaviour follows `shared/ipfs-cluster-reference.md` closely enough that a wrong
 //! upgrade procedure fails the way it would against the real Go binaries. Raft is modelled by
-//! a small leader-based replication (see `consensus`); CRDT is not modelled.
+//! a small leader-based replication (see `consensus`); CRDT (≥ 0.11, the default of `init`)
+//! by merged per-CID writes and ping metrics (see `consensus::crdt` and `datastore`).
+//! `tests/fidelity.rs` compares the 1.x releases with the real binaries (`docs/fidelity.md`).
 //!
 //! # For lab authors
 //! * Config folder: `-c DIR`, else `IPFS_CLUSTER_PATH`, else `$HOME/.ipfs-cluster`.
 //! * Environment read by `init` and by every later config load: `CLUSTER_PEERNAME`,
 //!   `CLUSTER_SECRET`, `CLUSTER_LISTENMULTIADDRESS`, `CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS`,
-//!   `CLUSTER_RAFT_WAITFORLEADERTIMEOUT`, `CLUSTER_LEAVEONSHUTDOWN`, `CLUSTER_PEERWATCHINTERVAL`;
+//!   `CLUSTER_RAFT_WAITFORLEADERTIMEOUT`, `CLUSTER_LEAVEONSHUTDOWN`, `CLUSTER_PEERWATCHINTERVAL`,
+//!   `CLUSTER_MONITORPINGINTERVAL` (a CRDT peer's metrics live twice as long);
 //!   `NOTIFY_SOCKET` (sd_notify `READY=1`, from 1.0.7).
 //! * `service.json` keys: `cluster.{id,private_key (≤0.10),peername,secret,leave_on_shutdown,
 //!   listen_multiaddress,peer_watch_interval}`, `consensus.raft.{init_peerset,
-//!   wait_for_leader_timeout,backups_rotate}`, `api.restapi.http_listen_multiaddress`. Unknown
+//!   wait_for_leader_timeout,backups_rotate}` or `consensus.crdt` (its presence selects CRDT),
+//!   `cluster.monitor_ping_interval`, `api.restapi.http_listen_multiaddress`. Unknown
 //!   keys are preserved. Peers must listen on distinct, dialable addresses (not `0.0.0.0` when
 //!   they live on different loopback IPs): the listen address is what the others dial.
 //! * Log lines (stderr) worth waiting for: `Initializing. For verbose output run with "-l debug".
@@ -27,6 +31,9 @@
 //!   failures (`error <doing>: <err>`); 255 (1.x: 1) on the third signal.
 //!
 //! # Deviations from the real binaries
+//! * A CRDT peer keeps its pinset in one JSON file inside `pebble/`, not in pebble's files; it
+//!   is ready at once (no IPFS daemon to wait for) and its pins are PINNED at once.
+//! * `service.json` holds only the sections the stand-in reads (plus unknown keys it keeps).
 //! * Peers of different RPC protocol IDs never count for each other, even for raft traffic
 //!   (real raft replication would cross versions; the project wants such peers not to form a
 //!   cluster).
@@ -47,6 +54,7 @@ mod config;
 mod consensus;
 mod ctl;
 mod daemon;
+mod datastore;
 mod duration;
 mod error;
 mod http;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::datastore::CrdtState;
 use super::error::{Error, Result};
 use super::state::{ClusterState, Entry, Op};
 
@@ -91,17 +92,52 @@ pub enum Call {
         id: String,
         addr: String,
     },
+    /// A CRDT peer's ping metric: who it is, where it listens, the digest of its pinset and
+    /// the peers it knows (what pubsub spreads in the real cluster).
+    Gossip {
+        ping: Ping,
+    },
+    /// A CRDT peer's whole pinset, to merge; the answer is the receiver's merged pinset.
+    Merge {
+        state: CrdtState,
+    },
+}
+
+/// A CRDT peer's ping metric (see [`Call::Gossip`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ping {
+    /// The sender's cluster address (transport part).
+    pub addr: String,
+    /// The digest of the sender's pinset.
+    pub digest: String,
+    /// The peers the sender knows (ID → transport address).
+    pub known: BTreeMap<String, String>,
 }
 
 /// The successful answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    Id { status: PeerStatus },
-    Heartbeat { beat: Heartbeat },
-    Vote { granted: bool },
-    Ack { accepted: bool },
+    Id {
+        status: PeerStatus,
+    },
+    Heartbeat {
+        beat: Heartbeat,
+    },
+    Vote {
+        granted: bool,
+    },
+    Ack {
+        accepted: bool,
+    },
     Done,
+    Gossip {
+        digest: String,
+        known: BTreeMap<String, String>,
+    },
+    Merge {
+        state: CrdtState,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

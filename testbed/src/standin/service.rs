@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use super::args::{self, switch, value, Flag};
 use super::backup;
-use super::config::{self, RawService, IDENTITY_JSON, SERVICE_JSON};
+use super::config::{self, ConsensusKind, RawService, IDENTITY_JSON, SERVICE_JSON};
 use super::daemon;
 use super::error::{Error, Result};
 use super::identity::{self, Identity};
 use super::lock::ExecutionLock;
+use super::logging;
 use super::state_cmd;
 use crate::release::{Era, Release};
 
@@ -157,27 +158,43 @@ fn init(ctx: &Context, args: &[String]) -> i32 {
         Ok(p) => p,
         Err(err) => return usage_error(&ctx.release, &err),
     };
-    if ctx.release.era() == Era::Modern {
-        match parsed.value("consensus").unwrap_or("crdt") {
-            "raft" => {}
-            "crdt" => return fail("initializing configuration", &Error::CrdtNotModelled),
+    let consensus = match ctx.release.era() {
+        Era::Raft010 => ConsensusKind::Raft,
+        // From 0.11 crdt is the default.
+        Era::Modern => match parsed.value("consensus").unwrap_or("crdt") {
+            "raft" => ConsensusKind::Raft,
+            "crdt" => ConsensusKind::Crdt,
             other => {
                 return fail(
                     "initializing configuration",
                     &Error::UnknownConsensus(other.to_string()),
                 )
             }
-        }
-    }
+        },
+    };
     let force = ctx.force || parsed.has("force");
-    match write_config(ctx, force, parsed.value("peers")) {
+    match write_config(ctx, force, parsed.value("peers"), consensus) {
         Ok(()) => 0,
         Err(Error::Aborted) => 0,
         Err(err) => fail("initializing configuration", &err),
     }
 }
 
-fn write_config(ctx: &Context, force: bool, peers: Option<&str>) -> Result<()> {
+/// Where `init` reports what it wrote: stdout up to 0.10, stderr (with the config loader's
+/// log lines) from 0.11.
+fn said(release: &Release, line: &str) {
+    match release.era() {
+        Era::Raft010 => println!("{line}"),
+        Era::Modern => eprintln!("{line}"),
+    }
+}
+
+fn write_config(
+    ctx: &Context,
+    force: bool,
+    peers: Option<&str>,
+    consensus: ConsensusKind,
+) -> Result<()> {
     let dir = &ctx.config_dir;
     let service_json = dir.join(SERVICE_JSON);
     let _lock;
@@ -200,24 +217,39 @@ fn write_config(ctx: &Context, force: bool, peers: Option<&str>) -> Result<()> {
     let secret = identity::random_secret();
     let mut raw = match ctx.release.era() {
         Era::Raft010 => RawService::fresh(secret, Some(&identity)),
-        Era::Modern => RawService::fresh(secret, None),
+        Era::Modern => RawService::fresh_modern(secret, consensus),
     };
     raw.apply_env();
+    let modern = ctx.release.era() == Era::Modern;
+    if modern {
+        logging::info("config", "Saving configuration");
+    }
     raw.save(&service_json)?;
-    println!("configuration written to {}", service_json.display());
-    if ctx.release.era() == Era::Modern {
+    let written = format!("configuration written to {}", service_json.display());
+    said(&ctx.release, &if modern { written + "." } else { written });
+    if modern {
         // ≥ 0.11 keeps an existing identity: re-initialising the config keeps the peer ID.
         let identity_json = dir.join(IDENTITY_JSON);
         if !identity_json.exists() {
+            logging::info("config", "Saving identity");
             identity.save(&identity_json)?;
-            println!("new identity written to {}", identity_json.display());
+            said(
+                &ctx.release,
+                &format!("new identity written to {}", identity_json.display()),
+            );
         }
-        write_peerstore(dir, peers)?;
+        let peerstore = write_peerstore(dir, peers)?;
+        if peers.is_none_or(str::is_empty) {
+            said(
+                &ctx.release,
+                &format!("new empty peerstore written to {}.", peerstore.display()),
+            );
+        }
     }
     Ok(())
 }
 
-fn write_peerstore(dir: &Path, peers: Option<&str>) -> Result<()> {
+fn write_peerstore(dir: &Path, peers: Option<&str>) -> Result<PathBuf> {
     let path = dir.join("peerstore");
     let lines: String = peers
         .unwrap_or("")
@@ -226,5 +258,6 @@ fn write_peerstore(dir: &Path, peers: Option<&str>) -> Result<()> {
         .filter(|p| !p.is_empty())
         .map(|p| format!("{p}\n"))
         .collect();
-    fs::write(&path, lines).map_err(Error::io(&path))
+    fs::write(&path, lines).map_err(Error::io(&path))?;
+    Ok(path)
 }

@@ -14,6 +14,11 @@ pub struct ClusterState {
     pub peerset: BTreeMap<String, String>,
     pub term: u64,
     pub index: u64,
+    /// Whether the last entry changed the peerset (raft's configuration) rather than the
+    /// pinset: raft cannot snapshot then ("wait until the configuration entry … has been
+    /// applied"), so a peer stopped right after a join or removal keeps no new snapshot.
+    #[serde(default)]
+    pub config_last: bool,
 }
 
 /// One committed operation.
@@ -73,6 +78,7 @@ impl ClusterState {
             }
             Op::Bootstrap { peerset } => self.peerset = peerset.clone(),
         }
+        self.config_last = !matches!(entry.op, Op::Pin { .. } | Op::Unpin { .. });
         self.term = entry.term;
         self.index = entry.index;
     }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use super::args::{self, switch, value, Flag};
 use super::backup;
-use super::config::ServiceConfig;
+use super::config::{ConsensusKind, ServiceConfig};
 use super::daemon::lock_failure;
+use super::datastore::CrdtState;
 use super::error::{Error, Result};
 use super::identity;
 use super::lock::ExecutionLock;
@@ -114,6 +115,9 @@ fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
         Err(err) => return lock_failure(&ctx.release, &ctx.config_dir, &err),
     };
     let force = ctx.force || parsed.has("force");
+    if cfg.consensus == ConsensusKind::Crdt {
+        return finish_crdt(ctx, sub, &parsed, force);
+    }
     let result = match sub {
         "upgrade" => upgrade(ctx, &cfg),
         "export" => export(ctx, parsed.value("file")),
@@ -126,8 +130,125 @@ fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
         _ => cleanup(ctx, &cfg, force),
     };
     match result {
-        Ok(()) | Err(Error::Aborted) => 0,
+        Ok(()) => {
+            done(&ctx.release, sub);
+            0
+        }
+        Err(Error::Aborted) => 0,
         Err(err) => fail(doing, &err),
+    }
+}
+
+/// The log line of a successful `state` command (≥ 0.11).
+fn done(release: &Release, sub: &str) {
+    if release.era() != Era::Modern {
+        return;
+    }
+    let line = match sub {
+        "export" => "state successfully exported",
+        "import" => "state successfully imported.  Make sure all peers have consistent states",
+        "cleanup" => "data correctly cleaned up",
+        _ => return,
+    };
+    logging::info("service", line);
+}
+
+/// The prompts of `state import` and `state cleanup`, per era.
+fn question(release: &Release, sub: &str) -> &'static str {
+    match (release.era(), sub) {
+        (Era::Modern, "import") => "The pinset (state) of this peer will be replaced. Continue?",
+        (Era::Modern, _) => "The peer state will be removed.  Existing pins may be lost. Continue?",
+        (Era::Raft010, "import") => "The new state will overwrite the current state. Continue?",
+        (Era::Raft010, _) => {
+            "The peer's state will be removed from the load path. Existing pins may be lost. Continue?"
+        }
+    }
+}
+
+/// `state export|import|cleanup` of a CRDT peer: its datastore folder.
+fn finish_crdt(ctx: &Context, sub: &str, parsed: &args::Parsed, force: bool) -> i32 {
+    let dir = &ctx.config_dir;
+    let result = match sub {
+        "export" => CrdtState::open(dir).and_then(|state| {
+            let pins: Vec<_> = state.pins().into_values().collect();
+            write_export(&ctx.release, &pins, parsed.value("file"))
+        }),
+        "import" => {
+            let file = parsed.positionals.first().map(String::as_str);
+            crdt_import(ctx, file, force)
+        }
+        "cleanup" => {
+            if !force && !confirm(question(&ctx.release, sub)) {
+                return 0;
+            }
+            CrdtState::clean(dir)
+        }
+        _ => return fail("upgrading state", &Error::MigrationNotSupported),
+    };
+    match result {
+        Ok(()) => {
+            done(&ctx.release, sub);
+            0
+        }
+        Err(Error::Aborted) => 0,
+        Err(err) => fail(
+            match sub {
+                "export" => "exporting state",
+                "import" => "importing state",
+                _ => "cleaning state",
+            },
+            &err,
+        ),
+    }
+}
+
+/// Replaces the CRDT pinset with the file's pins, written by this peer.
+fn crdt_import(ctx: &Context, file: Option<&str>, force: bool) -> Result<()> {
+    if !force && !confirm(question(&ctx.release, "import")) {
+        return Err(Error::Aborted);
+    }
+    let text = read_import(file)?;
+    let pins = Shape::of(&ctx.release).decode_list(&text)?;
+    let cfg = ServiceConfig::load(&ctx.config_dir)?;
+    let id = identity::resolve(
+        &ctx.release,
+        &ctx.config_dir,
+        cfg.identity_in_config.as_ref(),
+    )?
+    .id;
+    CrdtState::clean(&ctx.config_dir)?;
+    let mut state = CrdtState::default();
+    for pin in pins {
+        let cid = pin.cid.clone();
+        state.write(&id, &cid, Some(pin));
+    }
+    state.save(&ctx.config_dir)
+}
+
+/// The export text to a file or stdout.
+fn write_export(release: &Release, pins: &[super::pin::Pin], file: Option<&str>) -> Result<()> {
+    let text = Shape::of(release).encode_list(pins);
+    match file {
+        Some(path) => fs::write(path, text).map_err(Error::io(path)),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// The file to import, or stdin.
+fn read_import(file: Option<&str>) -> Result<String> {
+    match file {
+        Some(path) => fs::read_to_string(path).map_err(Error::io(path)),
+        None => {
+            eprintln!("reading from stdin, Ctrl-D to finish");
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(Error::io("stdin"))?;
+            Ok(text)
+        }
     }
 }
 
@@ -154,31 +275,15 @@ fn export(ctx: &Context, file: Option<&str>) -> Result<()> {
     if fit == Fit::Outdated {
         return Err(Error::OutdatedState);
     }
-    let text = Shape::of(&ctx.release).encode_list(&state.pin_list());
-    match file {
-        Some(path) => fs::write(path, text).map_err(Error::io(path)),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
+    write_export(&ctx.release, &state.pin_list(), file)
 }
 
 fn import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -> Result<()> {
-    let text = match file {
-        Some(path) => fs::read_to_string(path).map_err(Error::io(path))?,
-        None => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(Error::io("stdin"))?;
-            text
-        }
-    };
-    let pins = Shape::of(&ctx.release).decode_list(&text)?;
-    if !force && !confirm("The new state will overwrite the current state. Continue?") {
+    if !force && !confirm(question(&ctx.release, "import")) {
         return Err(Error::Aborted);
     }
+    let text = read_import(file)?;
+    let pins = Shape::of(&ctx.release).decode_list(&text)?;
     let raft_dir = ctx.config_dir.join("raft");
     let mut state = match Snapshot::latest(&raft_dir)? {
         // The imported pinset keeps the raft position and peerset of the last snapshot.
@@ -209,17 +314,17 @@ fn import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -
     state.pins = pins.into_iter().map(|p| (p.cid.clone(), p)).collect();
     backup::rotate(&ctx.config_dir, cfg.backups_rotate)?;
     snapshot::write(&raft_dir, &state, &ctx.release)?;
-    logging::info(
-        "service",
-        &format!("state imported: {} pins", state.pins.len()),
-    );
+    if ctx.release.era() == Era::Raft010 {
+        logging::info(
+            "service",
+            &format!("state imported: {} pins", state.pins.len()),
+        );
+    }
     Ok(())
 }
 
 fn cleanup(ctx: &Context, cfg: &ServiceConfig, force: bool) -> Result<()> {
-    let question =
-        "The peer's state will be removed from the load path. Existing pins may be lost. Continue?";
-    if !force && !confirm(question) {
+    if !force && !confirm(question(&ctx.release, "cleanup")) {
         return Err(Error::Aborted);
     }
     backup::rotate(&ctx.config_dir, cfg.backups_rotate)?;

@@ -190,6 +190,16 @@ impl Bed {
         );
     }
 
+    /// `init --consensus crdt` (≥ 0.11); panics on failure.
+    pub fn init_crdt(&self, version: &str, peer: &Peer) {
+        let out = self.service(version, peer, &["init", "--consensus", "crdt"]);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Starts `daemon ARGS` in the background, logging to `<peer>.log.N`.
     pub fn daemon(&self, version: &str, peer: &Peer, args: &[&str]) -> Daemon {
         self.daemon_env(version, peer, args, &[])
