@@ -236,6 +236,10 @@ impl SharedContext<'_> {
                 datastore: facts.datastore.clone(),
                 pebble_format: facts.pebble_format,
                 pebble_store_format: facts.pebble_store_format,
+                pebble_raise_to: super::pebble::raise_to(
+                    facts,
+                    self.inventory.cluster.target_version,
+                ),
             },
             anchor: AnchorContext {
                 name: self.anchor.name.to_string(),

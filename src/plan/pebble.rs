@@ -33,6 +33,24 @@ pub enum PebblePlan {
     Raise { to: u32, hosts: Vec<Behind> },
 }
 
+/// The lower of a pebble peer's store format and its config's (the store's alone when the
+/// config says nothing, and the other way round).
+fn lowest_format(f: &HostFacts) -> Option<u32> {
+    match (f.pebble_store_format, f.pebble_format) {
+        (Some(store), Some(config)) => Some(store.min(config)),
+        (store, config) => store.or(config),
+    }
+}
+
+/// The format this peer's pebble store and config are raised to before `target` starts on it:
+/// `Some` only for a pebble peer behind what `target` opens (what the `pebble-*` steps render
+/// `current.pebble_raise_to` from; `pebble_plan` refuses what cannot be raised).
+pub fn raise_to(f: &HostFacts, target: Version) -> Option<u32> {
+    let needed = target.pebble_formats()?.oldest;
+    let pebble = f.datastore.as_deref() == Some("pebble");
+    (pebble && target >= PEBBLE_V2 && lowest_format(f)? < needed).then_some(needed)
+}
+
 /// The pebble stores of `facts` that `target` could not open, and how to fix them.
 pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, String> {
     let pebble: Vec<&HostFacts> = facts
@@ -50,11 +68,10 @@ pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, S
     let behind: Vec<Behind> = pebble
         .iter()
         .filter_map(|f| {
-            let format = f.pebble_store_format.or(f.pebble_format)?;
-            let config = f.pebble_format.unwrap_or(format);
-            (format.min(config) < needed.oldest).then(|| Behind {
+            let format = lowest_format(f)?;
+            (format < needed.oldest).then(|| Behind {
                 host: f.host.clone(),
-                format: format.min(config),
+                format,
             })
         })
         .collect();
@@ -140,6 +157,12 @@ mod tests {
         assert_eq!(to, 13);
         let names: Vec<&str> = hosts.iter().map(|h| h.host.as_str()).collect();
         assert_eq!(names, ["h1", "h3"]);
+        let raised: Vec<Option<u32>> = facts.iter().map(|f| raise_to(f, TO)).collect();
+        assert_eq!(raised, [Some(13), None, Some(13)], "the steps' view agrees");
+        // A config already at the target's minimum and no store read: nothing to raise.
+        let config_only = pebble_peer("h1", "1.0.8", None, Some(13));
+        assert_eq!(raise_to(&config_only, TO), None);
+        assert_eq!(pebble_plan(&[config_only], TO), Ok(PebblePlan::Nothing));
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub struct CurrentContext {
     /// The pebble store's format on disk.
     #[serde(default)]
     pub pebble_store_format: Option<u32>,
+    /// The format the `pebble-*` steps raise this peer's store to before the target starts on
+    /// it; null when nothing is to be raised (the planner decides, `plan::pebble_raise_to`).
+    #[serde(default)]
+    pub pebble_raise_to: Option<u32>,
 }
 
 /// `anchor`: the peer the others bootstrap to, and where delegated commands run.
@@ -290,6 +294,7 @@ impl TemplateContext {
             datastore: Some("pebble".to_string()),
             pebble_format: Some(1),
             pebble_store_format: Some(1),
+            pebble_raise_to: Some(13),
         };
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));

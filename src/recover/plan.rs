@@ -79,6 +79,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
             datastore: host_facts.datastore.clone(),
             pebble_format: host_facts.pebble_format,
             pebble_store_format: host_facts.pebble_store_format,
+            pebble_raise_to: None,
         };
         context.anchor = AnchorContext {
             name: anchor.name.to_string(),

@@ -190,7 +190,7 @@ fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
 }
 
 #[test]
-fn standard_upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused() {
+fn upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused() {
     let lab = Lab::up(3, "1.0.8", 30);
     let plan = lab.path().join("plan.json");
     lab.save_plan(&plan);
