@@ -12,6 +12,7 @@ mod names;
 mod raw;
 mod release;
 mod ssh;
+pub mod ssh_config;
 mod validate;
 mod vars;
 mod version;

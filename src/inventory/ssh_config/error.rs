@@ -1,0 +1,55 @@
+//! What can be wrong with an ssh_config: every error names `file:line`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A line of an ssh_config file, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLine {
+    pub file: Arc<Path>,
+    pub line: usize,
+}
+
+impl ConfigLine {
+    pub fn new(file: &Path, line: usize) -> ConfigLine {
+        ConfigLine {
+            file: Arc::from(file),
+            line,
+        }
+    }
+}
+
+impl fmt::Display for ConfigLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// An ssh_config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SshConfigError {
+    /// A file (the config or one it includes) cannot be read.
+    #[error("cannot read ssh_config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A line ssh itself would refuse.
+    #[error("{at}: {message}")]
+    Syntax { at: ConfigLine, message: String },
+
+    /// A `Match` criterion we do not evaluate.
+    #[error("{at}: `Match {criterion}` is not supported (only host, originalhost, user and all); refusing to guess")]
+    UnsupportedMatch { at: ConfigLine, criterion: String },
+
+    /// A value whose `%` token or `${VAR}` cannot be expanded.
+    #[error("{at}: cannot expand `{value}`: {reason}")]
+    Expand {
+        at: ConfigLine,
+        value: String,
+        reason: String,
+    },
+}
