@@ -18,6 +18,7 @@ mod recover_e2e;
 mod rolling_e2e;
 mod run_safety;
 mod snapshots;
+mod ssh_config;
 mod traffic;
 mod transport_known_hosts;
 mod transport_ssh;
