@@ -9,6 +9,7 @@ mod error;
 mod host;
 mod location;
 mod names;
+mod openssh;
 mod raw;
 mod release;
 mod ssh;

@@ -30,7 +30,7 @@ impl fmt::Display for ConfigLine {
 #[derive(Debug, thiserror::Error)]
 pub enum SshConfigError {
     /// A file (the config or one it includes) cannot be read.
-    #[error("cannot read ssh_config file {}", path.display())]
+    #[error("cannot read ssh_config file {}: {source}", path.display())]
     Read {
         path: PathBuf,
         #[source]
