@@ -36,6 +36,7 @@ pub(super) fn validate(
         readable_identities: Default::default(),
         ssh_config: None,
         resolved: Vec::new(),
+        ssh_config_failed: false,
     };
     let cluster = checker.cluster(&raw);
     let ssh = checker.ssh(raw.ssh.as_ref());
@@ -105,6 +106,8 @@ struct Checker<'a> {
     ssh_config: Option<SshConfig>,
     /// Each host's resolution in it, in inventory order.
     resolved: Vec<(HostName, Resolved)>,
+    /// The ssh_config could not be read: what it might have given is not reported missing.
+    ssh_config_failed: bool,
 }
 
 impl Checker<'_> {
@@ -360,7 +363,10 @@ impl Checker<'_> {
         let command_line = overrides.ssh.ssh_config.as_deref();
         match ConfigSource::choose(command_line, inventory, &context.home).load(context) {
             Ok(config) => self.ssh_config = config,
-            Err(error) => self.errors.push(error),
+            Err(error) => {
+                self.errors.push(error);
+                self.ssh_config_failed = true;
+            }
         }
     }
 
@@ -689,6 +695,7 @@ impl Checker<'_> {
                 let set = resolved.as_ref().and_then(|r| r.user.clone())?;
                 self.user_from_config(&set, &name)
             }
+            None if self.ssh_config_failed => None,
             None => {
                 self.errors.push(InventoryError::Missing {
                     at: self.at(spanned),

@@ -9,6 +9,7 @@ mod bench_floor;
 mod bootstrap_e2e;
 mod cli;
 mod inventory;
+mod inventory_ssh_config;
 mod plan_e2e;
 mod procedure;
 mod procedure_gates;
