@@ -48,13 +48,14 @@ impl ConfigSource {
 
     /// The parsed config, `None` when there is none to read.
     pub(super) fn load(self, context: Context) -> Result<Option<SshConfig>, InventoryError> {
-        let (path, at) = match self {
+        let (path, at, load): (_, _, fn(&Path, Context) -> _) = match self {
             ConfigSource::Ignored => return Ok(None),
             ConfigSource::Default(path) if !path.exists() => return Ok(None),
-            ConfigSource::Default(path) | ConfigSource::CommandLine(path) => (path, None),
-            ConfigSource::Inventory { path, at } => (path, Some(at)),
+            ConfigSource::Default(path) => (path, None, SshConfig::load_default),
+            ConfigSource::CommandLine(path) => (path, None, SshConfig::load),
+            ConfigSource::Inventory { path, at } => (path, Some(at), SshConfig::load),
         };
-        SshConfig::load(&path, context)
+        load(&path, context)
             .map(Some)
             .map_err(|source| InventoryError::SshConfig {
                 at,

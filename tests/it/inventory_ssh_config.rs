@@ -191,3 +191,20 @@ fn ssh_config_errors_name_file_and_line() {
         "{error}"
     );
 }
+
+#[test]
+fn new_host_keys_are_accepted_only_when_every_host_says_so_and_the_longest_timeout_wins() {
+    let setup = Setup::new(
+        "Host peer1\n  StrictHostKeyChecking accept-new\n  ConnectTimeout 5\nHost peer2\n  StrictHostKeyChecking no\n  ConnectTimeout 40\nHost *\n  User u\n",
+    );
+    let both = "hosts:\n  - name: a\n    address: peer1\n  - name: b\n    address: peer2\n";
+    let inventory = setup.load(both).unwrap();
+    assert!(inventory.ssh.accept_new_host_keys);
+    assert_eq!(inventory.ssh.connect_timeout.get().as_secs(), 40);
+    let mixed = format!("{both}  - name: c\n    address: peer3\n");
+    let inventory = setup.load(&mixed).unwrap();
+    assert!(
+        !inventory.ssh.accept_new_host_keys,
+        "one host left strict keeps the run strict"
+    );
+}

@@ -37,6 +37,14 @@ pub enum SshConfigError {
         source: std::io::Error,
     },
 
+    /// `~/.ssh/config` or an included file someone else could have written (ssh refuses it).
+    #[error("bad owner or permissions on {} (owner uid {owner}, mode {mode:04o}): ssh refuses it too; it must belong to you or root and be writable by its owner only (chmod go-w)", path.display())]
+    Permissions {
+        path: PathBuf,
+        mode: u32,
+        owner: u32,
+    },
+
     /// A line ssh itself would refuse.
     #[error("{at}: {message}")]
     Syntax { at: ConfigLine, message: String },

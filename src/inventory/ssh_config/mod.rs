@@ -76,11 +76,20 @@ pub struct SshConfig {
 }
 
 impl SshConfig {
-    /// Reads `path` and its includes; refuses what ssh would refuse and what we cannot
-    /// evaluate, naming `file:line`.
+    /// Reads `path` (as `ssh -F` does) and its includes; refuses what ssh would refuse and
+    /// what we cannot evaluate, naming `file:line`.
     pub fn load(path: &Path, context: Context) -> Result<SshConfig, SshConfigError> {
         Ok(SshConfig {
-            root: parse::read(path, &context, 0)?,
+            root: parse::read(path, &context, 0, false)?,
+            context,
+        })
+    }
+
+    /// [`SshConfig::load`] for the user's own `~/.ssh/config`, which ssh also refuses when
+    /// someone else could have written it.
+    pub fn load_default(path: &Path, context: Context) -> Result<SshConfig, SshConfigError> {
+        Ok(SshConfig {
+            root: parse::read(path, &context, 0, true)?,
             context,
         })
     }

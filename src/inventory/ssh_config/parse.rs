@@ -75,8 +75,17 @@ pub enum Value {
     ConnectTimeout(Option<u64>),
 }
 
-/// Reads and parses `path` and everything it includes.
-pub fn read(path: &Path, context: &Context, depth: usize) -> Result<ConfigFile, SshConfigError> {
+/// Reads and parses `path` and everything it includes. `checked`: refuse the file, as ssh
+/// does for `~/.ssh/config` and every included file, when someone else could have written it.
+pub fn read(
+    path: &Path,
+    context: &Context,
+    depth: usize,
+    checked: bool,
+) -> Result<ConfigFile, SshConfigError> {
+    if checked {
+        owned_safely(path)?;
+    }
     let text = std::fs::read_to_string(path).map_err(|source| SshConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -92,6 +101,24 @@ pub fn read(path: &Path, context: &Context, depth: usize) -> Result<ConfigFile, 
         path: path.to_path_buf(),
         entries,
     })
+}
+
+/// OpenSSH's `secure_permissions`: owned by this user or root, writable by the owner only.
+fn owned_safely(path: &Path) -> Result<(), SshConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).map_err(|source| SshConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let uid = rustix::process::getuid().as_raw();
+    if (metadata.uid() != 0 && metadata.uid() != uid) || metadata.mode() & 0o022 != 0 {
+        return Err(SshConfigError::Permissions {
+            path: path.to_path_buf(),
+            mode: metadata.mode() & 0o7777,
+            owner: metadata.uid(),
+        });
+    }
+    Ok(())
 }
 
 fn entry(
@@ -125,7 +152,7 @@ fn entry(
             let mut files = Vec::new();
             for pattern in &args {
                 for path in include::expand(pattern, context).map_err(syntax)? {
-                    files.push(read(&path, context, depth + 1)?);
+                    files.push(read(&path, context, depth + 1, true)?);
                 }
             }
             Entry::Include { files }

@@ -133,3 +133,28 @@ fn errors_name_the_file_and_line() {
         "{error}"
     );
 }
+
+#[test]
+fn an_included_file_others_can_write_is_refused_as_ssh_refuses_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let included = home.write(".ssh/extra.conf", "Host *\n  User x\n");
+    let path = home.write("config", "Include extra.conf\n");
+    assert!(SshConfig::load(&path, home.context()).is_ok());
+    std::fs::set_permissions(&included, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let error = SshConfig::load(&path, home.context()).unwrap_err();
+    assert!(
+        error.to_string().starts_with(&format!(
+            "bad owner or permissions on {}",
+            included.display()
+        )),
+        "{error}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    std::fs::set_permissions(&included, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(
+        SshConfig::load(&path, home.context()).is_ok(),
+        "-F files are not checked"
+    );
+    assert!(SshConfig::load_default(&path, home.context()).is_err());
+}
