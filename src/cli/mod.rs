@@ -288,6 +288,10 @@ pub struct InventoryArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: InventoryArgs,
+
+    /// OpenSSH client config in which host addresses are resolved (as for `plan`; `none` for none).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

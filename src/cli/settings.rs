@@ -155,7 +155,11 @@ fn given(options: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 impl From<&CheckArgs> for Settings {
     fn from(args: &CheckArgs) -> Settings {
-        Settings::Check(input(&args.input, &SshArgs::default()))
+        let ssh = SshArgs {
+            ssh_config: args.ssh_config.clone(),
+            ..SshArgs::default()
+        };
+        Settings::Check(input(&args.input, &ssh))
     }
 }
 

@@ -113,7 +113,7 @@ pub enum InventoryError {
     },
 
     /// The ssh_config named (or the default `~/.ssh/config`) cannot be used.
-    #[error("{}ssh_config: {source}", at.as_ref().map_or_else(|| "command line --ssh-config: ".to_string(), |at| format!("{at}: ")))]
+    #[error("{}ssh_config: {source}", at.as_ref().map_or_else(String::new, |at| format!("{at}: ")))]
     SshConfig {
         /// Where `ssh.config` is set; `None` for the command line or the default file.
         at: Option<SourcePosition>,

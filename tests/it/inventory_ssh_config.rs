@@ -173,7 +173,7 @@ fn ssh_config_errors_name_file_and_line() {
     let setup = Setup::new("Host *\n  User u\n\nMatch localuser root\n  Port 1\n");
     assert_eq!(
         setup.error("hosts:\n  - name: a\n    address: peer1\n"),
-        "command line --ssh-config: ssh_config: ssh_config:4: `Match localuser` is not supported (only host, originalhost, user and all); refusing to guess"
+        "ssh_config: ssh_config:4: `Match localuser` is not supported (only host, originalhost, user and all); refusing to guess"
     );
     let setup = Setup::new(
         "Host peer1\n  User u\nHost peer2\n  User u\n  UserKnownHostsFile ~/elsewhere\n",
