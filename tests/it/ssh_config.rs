@@ -233,6 +233,11 @@ fn an_include_in_a_block_that_does_not_apply_and_repeated_files_resolve_as_ssh_g
 }
 
 #[test]
+fn tokens_agent_values_and_match_on_the_user_resolve_as_ssh_g_does() {
+    assert_same_as_ssh("tokens.conf", &["t1", "t2", "t3", "t4"]);
+}
+
+#[test]
 fn the_fixture_exercises_what_it_claims() {
     // Guards the comparison above against a fixture that silently stopped covering a case.
     let home = Home::new();
