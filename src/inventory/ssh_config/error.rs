@@ -53,6 +53,11 @@ pub enum SshConfigError {
     #[error("{at}: `Match {criterion}` is not supported (only host, originalhost, user and all); refusing to guess")]
     UnsupportedMatch { at: ConfigLine, criterion: String },
 
+    /// A setting that applies to the host and changes where ssh connects in a way we do not
+    /// follow.
+    #[error("{at}: {what} is not supported; refusing to guess where ssh would connect")]
+    Unsupported { at: ConfigLine, what: &'static str },
+
     /// A value whose `%` token or `${VAR}` cannot be expanded.
     #[error("{at}: cannot expand `{value}`: {reason}")]
     Expand {

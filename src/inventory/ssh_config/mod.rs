@@ -6,8 +6,8 @@
 //!
 //! Differences from ssh, on purpose: `~` is `$HOME` (ssh takes the home folder from the
 //! password database for most keys); the system file `/etc/ssh/ssh_config` is not read;
-//! keywords we do not resolve are skipped, not checked; `Match` criteria other than those four
-//! are refused.
+//! keywords we do not resolve are skipped, not checked (HostKeyAlias and CheckHostIP among
+//! them); `Match` criteria other than those four, and `CanonicalizeHostname` on, are refused.
 
 mod error;
 mod expand;
@@ -125,6 +125,8 @@ pub struct Resolved {
     pub strict_host_key_checking: Option<Setting<StrictHostKeyChecking>>,
     /// Seconds; `Some(None)` for `none`.
     pub connect_timeout: Option<Setting<Option<u64>>>,
+    /// `CanonicalizeHostname`: resolving fails when it is on.
+    pub canonicalize_hostname: Option<Setting<bool>>,
 }
 
 impl Resolved {
@@ -143,6 +145,7 @@ impl Resolved {
             user_known_hosts_files: None,
             strict_host_key_checking: None,
             connect_timeout: None,
+            canonicalize_hostname: None,
         }
     }
 

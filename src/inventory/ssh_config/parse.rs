@@ -73,6 +73,9 @@ pub enum Value {
     StrictHostKeyChecking(StrictHostKeyChecking),
     /// Seconds; `None` for `none`.
     ConnectTimeout(Option<u64>),
+    /// `yes` or `always` (ssh then looks the name up in DNS and reads the config again, which
+    /// we do not do: refused when it applies); `false` for `no`/`none`.
+    CanonicalizeHostname(bool),
 }
 
 /// Reads and parses `path` and everything it includes. `checked`: refuse the file, as ssh
@@ -182,6 +185,7 @@ fn value(keyword: &str, line: &Line, args: &[String]) -> Result<Option<Value>, S
         "userknownhostsfile" => Value::UserKnownHostsFile(args.to_vec()),
         "stricthostkeychecking" => Value::StrictHostKeyChecking(strict(&one()?)?),
         "connecttimeout" => Value::ConnectTimeout(seconds(&one()?)?),
+        "canonicalizehostname" => Value::CanonicalizeHostname(canonicalize(&one()?)?),
         _ => return Ok(None),
     }))
 }
@@ -198,6 +202,14 @@ fn yes_no(text: &str) -> Result<bool, String> {
         "yes" | "true" => Ok(true),
         "no" | "false" => Ok(false),
         _ => Err(format!("expected yes or no, found `{text}`")),
+    }
+}
+
+fn canonicalize(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "always" => Ok(true),
+        "no" | "false" | "none" => Ok(false),
+        _ => Err(format!("expected yes, no or always, found `{text}`")),
     }
 }
 

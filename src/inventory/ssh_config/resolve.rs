@@ -128,11 +128,23 @@ impl Walk<'_> {
             Value::UserKnownHostsFile(v) => first(&mut found.user_known_hosts_files, v.clone(), at),
             Value::StrictHostKeyChecking(v) => first(&mut found.strict_host_key_checking, *v, at),
             Value::ConnectTimeout(v) => first(&mut found.connect_timeout, *v, at),
+            Value::CanonicalizeHostname(v) => first(&mut found.canonicalize_hostname, *v, at),
         }
     }
 
     /// Expands what ssh expands once the configuration is read.
     fn finish(mut self) -> Result<Resolved, SshConfigError> {
+        if let Some(set) = self
+            .found
+            .canonicalize_hostname
+            .as_ref()
+            .filter(|s| s.value)
+        {
+            return Err(SshConfigError::Unsupported {
+                at: set.at.clone(),
+                what: "CanonicalizeHostname (ssh would look the name up and read the config again)",
+            });
+        }
         let expand_error = |set: &Setting<String>, reason| SshConfigError::Expand {
             at: set.at.clone(),
             value: set.value.clone(),

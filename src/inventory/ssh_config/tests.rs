@@ -158,3 +158,19 @@ fn an_included_file_others_can_write_is_refused_as_ssh_refuses_it() {
     );
     assert!(SshConfig::load_default(&path, home.context()).is_err());
 }
+
+#[test]
+fn canonicalize_hostname_is_refused_where_it_applies() {
+    let home = Home::new();
+    let path = home.write(
+        "config",
+        "Host canon\n  CanonicalizeHostname yes\nHost *\n  CanonicalizeHostname no\n",
+    );
+    let config = SshConfig::load(&path, home.context()).unwrap();
+    assert!(config.resolve("other").is_ok());
+    let error = config.resolve("canon").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{}:2: CanonicalizeHostname (ssh would look the name up and read the config again) is not supported; refusing to guess where ssh would connect", path.display())
+    );
+}
