@@ -354,6 +354,10 @@ pub struct InventoryArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: InventoryArgs,
+
+    /// OpenSSH client config in which host addresses are resolved (as for `plan`; `none` for none).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +401,10 @@ pub struct PlanArgs {
 /// SSH options that override the inventory's `ssh:` section.
 #[derive(Debug, Default, Args)]
 pub struct SshArgs {
+    /// OpenSSH client config in which host addresses are resolved (`Host` aliases; default: the inventory's ssh.config, else ~/.ssh/config when it exists; `none` for none).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
     /// known_hosts file to verify host keys against (default: the inventory's, else ~/.ssh/known_hosts).
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,

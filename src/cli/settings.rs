@@ -31,7 +31,7 @@ pub struct InventoryInput {
     pub inventory: PathBuf,
     /// `--playbooks DIR` (or `CLUSTER_UPGRADE_PLAYBOOKS`).
     pub playbooks: Option<PathBuf>,
-    /// `--var`, `--known-hosts`, `--accept-new-host-keys`, `--concurrency`.
+    /// `--var`, `--ssh-config`, `--known-hosts`, `--accept-new-host-keys`, `--concurrency`.
     pub overrides: Overrides,
 }
 
@@ -126,6 +126,7 @@ impl From<ProcedureArg> for ProcedureKind {
 
 fn ssh(args: &SshArgs) -> SshOverrides {
     SshOverrides {
+        ssh_config: args.ssh_config.clone(),
         known_hosts: args.known_hosts.clone(),
         accept_new_host_keys: args.accept_new_host_keys,
         max_concurrency: args.concurrency,
@@ -161,7 +162,11 @@ fn given(options: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 impl From<&CheckArgs> for Settings {
     fn from(args: &CheckArgs) -> Settings {
-        Settings::Check(input(&args.input, &SshArgs::default()))
+        let ssh = SshArgs {
+            ssh_config: args.ssh_config.clone(),
+            ..SshArgs::default()
+        };
+        Settings::Check(input(&args.input, &ssh))
     }
 }
 
@@ -209,6 +214,7 @@ impl From<&ApplyArgs> for Settings {
                 ("--var", !args.vars.is_empty()),
                 ("--playbooks", args.playbooks.is_some()),
                 ("--procedure", args.procedure.is_some()),
+                ("--ssh-config", args.ssh.ssh_config.is_some()),
             ]),
         })
     }
@@ -230,6 +236,7 @@ impl From<&RecoverArgs> for Settings {
                 ("--var", !args.input.vars.is_empty()),
                 ("--playbooks", args.input.playbooks.is_some()),
                 ("--from-export", args.from_export.is_some()),
+                ("--ssh-config", args.ssh.ssh_config.is_some()),
             ]),
         })
     }

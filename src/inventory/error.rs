@@ -112,6 +112,53 @@ pub enum InventoryError {
         source: io::Error,
     },
 
+    /// The ssh_config named (or the default `~/.ssh/config`) cannot be used.
+    #[error("{}ssh_config: {source}", at.as_ref().map_or_else(String::new, |at| format!("{at}: ")))]
+    SshConfig {
+        /// Where `ssh.config` is set; `None` for the command line or the default file.
+        at: Option<SourcePosition>,
+        #[source]
+        source: Box<super::ssh_config::SshConfigError>,
+    },
+
+    /// A host's address could not be resolved in the ssh_config.
+    #[error("{at}: host `{host}`: ssh_config: {source}")]
+    SshConfigHost {
+        at: SourcePosition,
+        host: HostName,
+        #[source]
+        source: Box<super::ssh_config::SshConfigError>,
+    },
+
+    /// The ssh_config sends a host through a jump host or a proxy command, which we cannot
+    /// do yet: connecting directly instead could reach another machine or none at all.
+    #[error("{at}: host `{host}`: the ssh_config says to connect through `{how}` ({config_at}); {what} is not supported yet, and connecting directly instead is refused; reach the host directly (`ProxyJump none` for it) or wait for ProxyJump support")]
+    ProxyUnsupported {
+        at: SourcePosition,
+        host: HostName,
+        /// `ProxyJump` or `ProxyCommand`.
+        what: &'static str,
+        how: String,
+        config_at: super::ssh_config::ConfigLine,
+    },
+
+    /// Hosts whose ssh_config resolutions name different known_hosts files.
+    #[error("{config_at}: ssh_config gives host `{host}` UserKnownHostsFile {value}, but host `{other}` {other_value}; this tool checks one known_hosts file per run: set `ssh.known_hosts` in the inventory (or --known-hosts)")]
+    KnownHostsDisagree {
+        config_at: super::ssh_config::ConfigLine,
+        host: HostName,
+        value: String,
+        other: HostName,
+        other_value: String,
+    },
+
+    /// `UserKnownHostsFile none`: no file to check host keys against.
+    #[error("{config_at}: ssh_config gives host `{host}` `UserKnownHostsFile none`, which leaves no file to check host keys against; set `ssh.known_hosts` in the inventory (or --known-hosts)")]
+    KnownHostsNone {
+        config_at: super::ssh_config::ConfigLine,
+        host: HostName,
+    },
+
     /// The url release source has no checksums for the target version.
     #[error(
         "{at}: no sha256 entry for target version {version} (the url source needs one per version)"
@@ -169,12 +216,17 @@ impl InventoryError {
             | InventoryError::IdentityNotUsable { at, .. }
             | InventoryError::NotUtf8 { at, .. }
             | InventoryError::MissingSha256 { at, .. }
-            | InventoryError::ReleaseFolder { at, .. } => Some(at),
+            | InventoryError::ReleaseFolder { at, .. }
+            | InventoryError::SshConfigHost { at, .. }
+            | InventoryError::ProxyUnsupported { at, .. } => Some(at),
+            InventoryError::SshConfig { at, .. } => at.as_ref(),
             InventoryError::Repeated { error, .. } => error.position(),
             InventoryError::Read { .. }
             | InventoryError::TooLarge { .. }
             | InventoryError::KnownHostsMissing { .. }
             | InventoryError::Override { .. }
+            | InventoryError::KnownHostsDisagree { .. }
+            | InventoryError::KnownHostsNone { .. }
             | InventoryError::Several { .. } => None,
         }
     }
@@ -187,7 +239,9 @@ impl InventoryError {
             }
             InventoryError::UnknownGroup { host, .. }
             | InventoryError::IdentityFile { host, .. }
-            | InventoryError::IdentityNotUsable { host, .. } => Some(host),
+            | InventoryError::IdentityNotUsable { host, .. }
+            | InventoryError::SshConfigHost { host, .. }
+            | InventoryError::ProxyUnsupported { host, .. } => Some(host),
             _ => None,
         }
     }

@@ -72,6 +72,9 @@ pub struct RawSums {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSsh {
+    /// An ssh_config file, or `none`.
+    #[serde(default)]
+    pub config: Option<Spanned<String>>,
     #[serde(default)]
     pub known_hosts: Option<Spanned<String>>,
     #[serde(default)]

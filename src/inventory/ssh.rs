@@ -26,9 +26,11 @@ pub struct SshSettings {
 }
 
 /// SSH settings the command line overrides (`--known-hosts`, `--accept-new-host-keys`,
-/// `--concurrency`), over an inventory's or over those a plan recorded.
+/// `--concurrency`), over an inventory's or over those a plan recorded; and the ssh_config
+/// to read (`-F`/`--ssh-config`, `none` for none) when an inventory loads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshOverrides {
+    pub ssh_config: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub accept_new_host_keys: bool,
     pub max_concurrency: Option<NonZeroUsize>,

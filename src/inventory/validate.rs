@@ -14,9 +14,11 @@ use super::error::{IdentityProblem, InventoryError};
 use super::host::{Address, Host, Identity, Port};
 use super::location::SourcePosition;
 use super::names::{GroupName, HostName, NameError, UserName, VarName};
+use super::openssh::{self, ConfigSource};
 use super::raw::{RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars};
 use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTemplate};
-use super::ssh::SshSettings;
+use super::ssh::{SshOverrides, SshSettings};
+use super::ssh_config::{Resolved, Setting, SshConfig};
 use super::vars::{Vars, RESERVED_VAR_NAMES};
 use super::version::Version;
 use super::{Inventory, Overrides};
@@ -32,9 +34,13 @@ pub(super) fn validate(
         base: base_dir(file),
         errors: Vec::new(),
         readable_identities: Default::default(),
+        ssh_config: None,
+        resolved: Vec::new(),
+        ssh_config_failed: false,
     };
     let cluster = checker.cluster(&raw);
-    let ssh = checker.ssh(raw.ssh.as_ref(), overrides);
+    let ssh = checker.ssh(raw.ssh.as_ref());
+    checker.load_ssh_config(raw.ssh.as_ref(), overrides);
     let global = raw
         .vars
         .as_ref()
@@ -53,6 +59,11 @@ pub(super) fn validate(
         },
     );
     checker.shared_addresses(&raw, &hosts);
+    let ssh = ssh.map(|ssh| {
+        checker
+            .with_ssh_config(ssh, raw.ssh.as_ref(), &overrides.ssh)
+            .overridden(&overrides.ssh)
+    });
     if let Some(error) = InventoryError::from_list(checker.errors) {
         return Err(error);
     }
@@ -91,6 +102,12 @@ struct Checker<'a> {
     errors: Vec<InventoryError>,
     /// Identity files already found readable: thousands of hosts usually share one.
     readable_identities: std::collections::HashSet<PathBuf>,
+    /// The ssh_config in use, if any.
+    ssh_config: Option<SshConfig>,
+    /// Each host's resolution in it, in inventory order.
+    resolved: Vec<(HostName, Resolved)>,
+    /// The ssh_config could not be read: what it might have given is not reported missing.
+    ssh_config_failed: bool,
 }
 
 impl Checker<'_> {
@@ -305,8 +322,8 @@ impl Checker<'_> {
         }
     }
 
-    /// The `ssh:` section under the command line's SSH options.
-    fn ssh(&mut self, raw: Option<&RawSsh>, overrides: &Overrides) -> Option<SshSettings> {
+    /// The `ssh:` section (the command line's options are applied once the ssh_config's are).
+    fn ssh(&mut self, raw: Option<&RawSsh>) -> Option<SshSettings> {
         let mut ssh = SshSettings {
             known_hosts_at: Some(SourcePosition::start(self.file)),
             ..SshSettings::default()
@@ -330,7 +347,149 @@ impl Checker<'_> {
             // 0 is the documented spelling of "no limit".
             ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
         }
-        Some(ssh.overridden(&overrides.ssh))
+        Some(ssh)
+    }
+
+    /// Reads the ssh_config: the command line's, else `ssh.config`, else `~/.ssh/config`.
+    fn load_ssh_config(&mut self, raw: Option<&RawSsh>, overrides: &Overrides) {
+        let context = openssh::context();
+        let inventory = raw.and_then(|raw| raw.config.as_ref()).map(|path| {
+            let resolved = match path.value.as_str() {
+                "none" => PathBuf::from("none"),
+                text => self.resolve(text),
+            };
+            (resolved, self.at(path))
+        });
+        let command_line = overrides.ssh.ssh_config.as_deref();
+        match ConfigSource::choose(command_line, inventory, &context.home).load(context) {
+            Ok(config) => self.ssh_config = config,
+            Err(error) => {
+                self.errors.push(error);
+                self.ssh_config_failed = true;
+            }
+        }
+    }
+
+    /// `ssh` with the run-wide settings the ssh_config gives where neither the inventory nor
+    /// the command line sets them.
+    fn with_ssh_config(
+        &mut self,
+        mut ssh: SshSettings,
+        raw: Option<&RawSsh>,
+        overrides: &SshOverrides,
+    ) -> SshSettings {
+        let known_hosts_fixed =
+            overrides.known_hosts.is_some() || raw.is_some_and(|raw| raw.known_hosts.is_some());
+        let wide = match openssh::run_wide(&self.resolved, known_hosts_fixed) {
+            Ok(wide) => wide,
+            Err(error) => {
+                self.errors.push(error);
+                return ssh;
+            }
+        };
+        if let Some((path, at)) = wide.known_hosts.filter(|_| !known_hosts_fixed) {
+            ssh.known_hosts = path;
+            ssh.known_hosts_at = Some(at);
+        }
+        if raw.and_then(|raw| raw.accept_new_host_keys).is_none() {
+            ssh.accept_new_host_keys = wide.accept_new_host_keys;
+        }
+        if raw.and_then(|raw| raw.connect_timeout.as_ref()).is_none() {
+            ssh.connect_timeout = wide.connect_timeout.unwrap_or(ssh.connect_timeout);
+        }
+        ssh
+    }
+
+    /// The host's `address` resolved in the ssh_config, when one is in use.
+    fn ssh_config_host(&mut self, address: &Spanned<String>, host: &HostName) -> Option<Resolved> {
+        let config = self.ssh_config.as_ref()?;
+        match config.resolve(&address.value) {
+            Ok(resolved) => {
+                self.resolved.push((host.clone(), resolved.clone()));
+                Some(resolved)
+            }
+            Err(source) => {
+                self.errors.push(InventoryError::SshConfigHost {
+                    at: self.at(address),
+                    host: host.clone(),
+                    source: Box::new(source),
+                });
+                None
+            }
+        }
+    }
+
+    /// The address to dial: the ssh_config's host name for the inventory's `address`; refused
+    /// when the config says to go through a jump host or a proxy command.
+    fn address_from_config(
+        &mut self,
+        address: &Spanned<String>,
+        resolved: &Resolved,
+        host: &HostName,
+    ) -> Option<Address> {
+        if let Err(error) = openssh::refuse_proxy(resolved, host, &self.at(address)) {
+            self.errors.push(error);
+            return None;
+        }
+        match resolved.hostname.parse() {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                let from = resolved
+                    .hostname_set
+                    .as_ref()
+                    .map_or_else(String::new, |set| format!(" (HostName at {})", set.at));
+                self.errors.push(InventoryError::InvalidValue {
+                    at: self.at(address),
+                    host: Some(host.clone()),
+                    field: "hosts[].address",
+                    value: resolved.hostname.clone(),
+                    reason: format!("{reason}{from}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// The ssh_config's `User` for a host whose inventory sets none.
+    fn user_from_config(&mut self, set: &Setting<String>, host: &HostName) -> Option<UserName> {
+        match set.value.parse() {
+            Ok(user) => Some(user),
+            Err(reason) => {
+                self.errors.push(InventoryError::InvalidValue {
+                    at: openssh::position(&set.at),
+                    host: Some(host.clone()),
+                    field: "User (ssh_config)",
+                    value: set.value.clone(),
+                    reason: format!("{reason}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// The first readable `IdentityFile` of the ssh_config, checked like the inventory's;
+    /// the agent when the config names none.
+    fn identity_from_config(
+        &mut self,
+        resolved: Option<&Resolved>,
+        host: &HostName,
+    ) -> Option<Identity> {
+        match resolved.and_then(openssh::first_identity) {
+            None => Some(Identity::Agent),
+            Some(Ok(file)) => {
+                let at = openssh::position(&file.at);
+                self.identity_path(file.value.clone(), at, host)
+            }
+            Some(Err((file, source))) => {
+                self.errors.push(InventoryError::IdentityFile {
+                    at: openssh::position(&file.at),
+                    host: host.clone(),
+                    path: file.value.clone(),
+                    source,
+                });
+                None
+            }
+        }
     }
 
     /// A duration that must be longer than zero (a zero limit fails everything at once).
@@ -501,9 +660,19 @@ impl Checker<'_> {
     ) -> Option<Host> {
         let raw = &spanned.value;
         let defaults = layers.defaults;
-        let address: Option<Address> = self.parse(&raw.address, "hosts[].address", Some(&name));
+        let resolved = self.ssh_config_host(&raw.address, &name);
+        let address: Option<Address> = match &resolved {
+            None => self.parse(&raw.address, "hosts[].address", Some(&name)),
+            Some(resolved) => self.address_from_config(&raw.address, resolved, &name),
+        };
         let port = match (&raw.port, defaults.and_then(|d| d.port.as_ref())) {
-            (None, None) => Some(Port::default()),
+            (None, None) => Some(
+                resolved
+                    .as_ref()
+                    .and_then(|r| r.port.as_ref())
+                    .and_then(|p| Port::new(p.value))
+                    .unwrap_or_default(),
+            ),
             // An invalid default is reported once, by `default_port`.
             (None, Some(default)) => Port::new(default.value),
             (Some(port), _) => {
@@ -522,12 +691,17 @@ impl Checker<'_> {
         };
         let user = match raw.user.as_ref().or(defaults.and_then(|d| d.user.as_ref())) {
             Some(user) => self.parse::<UserName>(user, "user", Some(&name)),
+            None if resolved.as_ref().is_some_and(|r| r.user.is_some()) => {
+                let set = resolved.as_ref().and_then(|r| r.user.clone())?;
+                self.user_from_config(&set, &name)
+            }
+            None if self.ssh_config_failed => None,
             None => {
                 self.errors.push(InventoryError::Missing {
                     at: self.at(spanned),
                     host: Some(name.clone()),
                     field: "user",
-                    hint: "set it on the host or under `defaults`",
+                    hint: "set it on the host or under `defaults` (or `User` in the ssh_config)",
                 });
                 None
             }
@@ -537,7 +711,7 @@ impl Checker<'_> {
             .as_ref()
             .or(defaults.and_then(|d| d.identity_file.as_ref()))
         {
-            None => Some(Identity::Agent),
+            None => self.identity_from_config(resolved.as_ref(), &name),
             Some(file) => self.identity(file, &name),
         };
         let mut vars = Vars::layered([layers.global]);
@@ -575,9 +749,19 @@ impl Checker<'_> {
     /// The identity file must exist, be readable now (not fail mid-upgrade), be a private key,
     /// and be private (OpenSSH refuses a key others can read).
     fn identity(&mut self, file: &Spanned<String>, host: &HostName) -> Option<Identity> {
+        let path = self.resolve(&file.value);
+        self.identity_path(path, self.at(file), host)
+    }
+
+    /// [`Checker::identity`] for a resolved path set at `at`.
+    fn identity_path(
+        &mut self,
+        path: PathBuf,
+        at: SourcePosition,
+        host: &HostName,
+    ) -> Option<Identity> {
         use std::io::Read;
         use std::os::unix::fs::PermissionsExt;
-        let path = self.resolve(&file.value);
         if self.readable_identities.contains(&path) {
             return Some(Identity::File(path));
         }
@@ -604,7 +788,7 @@ impl Checker<'_> {
                 };
                 if let Some(problem) = problem {
                     self.errors.push(InventoryError::IdentityNotUsable {
-                        at: self.at(file),
+                        at,
                         host: host.clone(),
                         path,
                         problem,
@@ -616,7 +800,7 @@ impl Checker<'_> {
             }
             Err(source) => {
                 self.errors.push(InventoryError::IdentityFile {
-                    at: self.at(file),
+                    at,
                     host: host.clone(),
                     path,
                     source,

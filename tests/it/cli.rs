@@ -32,10 +32,57 @@ fn the_example_inventory_passes_check() {
     );
 }
 
+/// Issue 15: `~/.ssh/config` is read by default; a host it sends through a jump host is
+/// refused (never reached directly), `-F none` reads none, and a config others can write is
+/// refused as ssh refuses it.
+#[test]
+fn check_reads_the_default_ssh_config_unless_told_none() {
+    use std::os::unix::fs::PermissionsExt;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/inventory.example.yaml");
+    let home = tempfile::tempdir().unwrap();
+    let ssh_dir = home.path().join(".ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    std::fs::write(ssh_dir.join("known_hosts"), "").unwrap();
+    let config = ssh_dir.join("config");
+    std::fs::write(
+        &config,
+        "Host peer2.example.org\n  ProxyJump admin@bastion\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = |extra: &[&str]| {
+        std::process::Command::new(cluster_upgrade())
+            .args(["check", example])
+            .args(extra)
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("host `peer2`: the ssh_config says to connect through `admin@bastion`")
+            && stderr.contains("ProxyJump is not supported yet"),
+        "{stderr}"
+    );
+    let out = check(&["-F", "none"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(&config, "Host *\n  Port 22\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o620)).unwrap();
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad owner or permissions on"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn every_subcommand_documents_its_options_and_the_exit_codes() {
     for (command, options) in [
-        ("check", &["--playbooks", "--var"][..]),
+        ("check", &["--playbooks", "--var", "--ssh-config"][..]),
         (
             "plan",
             &[
@@ -44,6 +91,7 @@ fn every_subcommand_documents_its_options_and_the_exit_codes() {
                 "--json",
                 "--facts",
                 "--state-dir",
+                "--ssh-config",
                 "--known-hosts",
                 "--accept-new-host-keys",
                 "--concurrency",

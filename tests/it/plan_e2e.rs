@@ -283,3 +283,66 @@ fn known_hosts_is_read_once_for_all_the_hosts_of_a_run() {
         "{stderr}"
     );
 }
+
+/// Issue 15: hosts named by `Host` aliases of an ssh_config (`-F`) that gives their address,
+/// port, user, key and known_hosts; the inventory sets none of them.
+#[test]
+fn hosts_named_by_ssh_config_aliases_are_reached_through_it() {
+    let lab = Lab::up(3, "0.9.0", 0);
+    let original = std::fs::read_to_string(lab.inventory()).unwrap();
+    let mut ssh_config = String::new();
+    let mut inventory = String::new();
+    for line in original.lines() {
+        let key = line.trim_start().split(':').next().unwrap_or_default();
+        if let Some(address) = line.strip_prefix("    address: ") {
+            let host = inventory.lines().last().unwrap().split('"').nth(1).unwrap();
+            let alias = format!("peer-{host}");
+            ssh_config.push_str(&format!(
+                "Host {alias}\n  HostName {}\n",
+                address.trim_matches('"')
+            ));
+            inventory.push_str(&format!("    address: {alias}\n"));
+        } else if !matches!(
+            key,
+            "defaults" | "user" | "port" | "identity_file" | "known_hosts"
+        ) {
+            inventory.push_str(line);
+            inventory.push('\n');
+        }
+    }
+    let lab_dir = lab.path().display();
+    ssh_config.push_str(&format!(
+        "Host peer-*\n  Port 2222\n  User root\n  IdentityFile {lab_dir}/id_ed25519\n  UserKnownHostsFile {lab_dir}/known_hosts\n"
+    ));
+    let config_file = lab.path().join("ssh_config");
+    std::fs::write(&config_file, ssh_config).unwrap();
+    let aliased = lab.path().join("aliased.yaml");
+    std::fs::write(&aliased, &inventory).unwrap();
+    assert!(
+        inventory
+            .lines()
+            .all(|l| !l.contains("address: 127.") && !l.contains("port:")),
+        "the inventory names no address or port: {inventory}"
+    );
+
+    let out = run(&[
+        "plan",
+        aliased.to_str().unwrap(),
+        "-F",
+        config_file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let facts = plan["facts"].as_array().unwrap();
+    assert_eq!(facts.len(), 3);
+    for facts in facts {
+        assert_eq!(facts["service_version"], "0.9.0", "{facts}");
+    }
+    for host in ["h1", "h2", "h3"] {
+        assert!(
+            lab.sshd_log(host).contains("Accepted publickey for root"),
+            "{host}"
+        );
+    }
+}

@@ -55,7 +55,9 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
     let _ = writeln!(y, "  releases:\n    source: local\n    path: {releases}");
     let _ = writeln!(
         y,
-        "ssh:\n  known_hosts: known_hosts\n  accept_new_host_keys: false\n  connect_timeout: 10s\n  command_timeout: 120s\n  max_concurrency: 0"
+        // A lab is reached as its inventory says: the operator's ~/.ssh/config (a `Host *`
+        // with a ProxyJump, say) has no say.
+        "ssh:\n  config: none\n  known_hosts: known_hosts\n  accept_new_host_keys: false\n  connect_timeout: 10s\n  command_timeout: 120s\n  max_concurrency: 0"
     );
     let _ = writeln!(
         y,
