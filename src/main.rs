@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, printer);
     let json = cli.json_output();
     let settings = match cli.invocation() {
-        Invocation::Run(settings) => settings,
+        Invocation::Run(settings) => *settings,
         Invocation::Completions(shell) => {
             // Through the printer: a closed pipe (`| head`) is not worth a panic.
             printer.data(&cli::completions(shell));

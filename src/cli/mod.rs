@@ -59,14 +59,14 @@ impl Cli {
             Command::Completions { shell } => return Invocation::Completions(*shell),
             Command::Man { dir } => return Invocation::Man(dir.clone()),
         };
-        Invocation::Run(settings)
+        Invocation::Run(Box::new(settings))
     }
 }
 
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(Settings),
+    Run(Box<Settings>),
     Completions(clap_complete::Shell),
     Man(PathBuf),
 }

@@ -6,6 +6,7 @@
 //! profile (no bootstrap peers, no mDNS, no NAT port mapping) and with its RPC API on the host's
 //! own loopback address, under the same service wrapper as the peer (`ipfs-svc`).
 
+use crate::lab::remote::Job;
 use std::time::Duration;
 
 use super::error::{LabError, Result};
@@ -78,12 +79,12 @@ pub fn start(peer: &Peer, api: &str) -> Result<Duration> {
         limit = START_LIMIT.as_secs(),
         log = quote::word(&peer.paths.kubo_log().display().to_string()),
     );
-    let output = peer.remote.run_with(
-        "start kubo",
-        &script,
-        Input::Nothing,
-        START_LIMIT + Duration::from_secs(10),
-    )?;
+    let output = peer.remote.run_with(Job {
+        step: "start kubo",
+        script: &script,
+        input: Input::Nothing,
+        timeout: START_LIMIT + Duration::from_secs(10),
+    })?;
     let micros: u64 = output.stdout.trim().parse().map_err(|_| LabError::Parse {
         host: peer.name.clone(),
         step: "start kubo".into(),
@@ -105,9 +106,12 @@ pub fn add_blocks(peer: &Peer, api: &str, count: usize) -> Result<Vec<String>> {
         api = quote::word(api),
         name = PINS_DIR,
     );
-    let output = peer
-        .remote
-        .run_with("ipfs add", &script, Input::Nothing, DEFAULT_TIMEOUT)?;
+    let output = peer.remote.run_with(Job {
+        step: "ipfs add",
+        script: &script,
+        input: Input::Nothing,
+        timeout: DEFAULT_TIMEOUT,
+    })?;
     parse_added(&output.stdout, count).map_err(|detail| LabError::Parse {
         host: peer.name.clone(),
         step: "ipfs add".into(),

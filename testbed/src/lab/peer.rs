@@ -1,6 +1,7 @@
 //! What the lab does on one host, always over SSH: install a release, `init`, drive the
 //! service wrapper, ask the peer through `ipfs-cluster-ctl`, add pins.
 
+use crate::lab::remote::Job;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -125,12 +126,12 @@ impl Peer {
         ]
         .join("\n");
         let stdout = tar.stdout.take().expect("piped");
-        let result = self.remote.run_with(
-            "install",
-            &script,
-            Input::Pipe(stdout.into()),
-            DEFAULT_TIMEOUT,
-        );
+        let result = self.remote.run_with(Job {
+            step: "install",
+            script: &script,
+            input: Input::Pipe(stdout.into()),
+            timeout: DEFAULT_TIMEOUT,
+        });
         let tar_status = tar.wait();
         result?;
         match tar_status {
@@ -186,12 +187,12 @@ impl Peer {
         let mut args = vec![self.bin(wrapper::FILE_NAME), verb.to_string()];
         args.extend(extra.iter().cloned());
         // `stop` may wait 30 s for the snapshot, then SIGKILL.
-        self.remote.exec(
-            &format!("ipfs-cluster-svc {verb}"),
-            &quote::command(&args),
-            Input::Nothing,
-            Duration::from_secs(60),
-        )
+        self.remote.exec(Job {
+            step: &format!("ipfs-cluster-svc {verb}"),
+            script: &quote::command(&args),
+            input: Input::Nothing,
+            timeout: Duration::from_secs(60),
+        })
     }
 
     /// Runs `ipfs-cluster-svc VERB EXTRA...` and requires success.
@@ -221,12 +222,12 @@ impl Peer {
 
     /// The peer's `id`, or `None` while its API does not answer.
     pub fn id(&self) -> Result<Option<PeerId>> {
-        let output = self.remote.exec(
-            "ipfs-cluster-ctl id",
-            &self.ctl(&["id"]),
-            Input::Nothing,
-            Duration::from_secs(30),
-        )?;
+        let output = self.remote.exec(Job {
+            step: "ipfs-cluster-ctl id",
+            script: &self.ctl(&["id"]),
+            input: Input::Nothing,
+            timeout: Duration::from_secs(30),
+        })?;
         if output.status == Some(255) {
             return Err(self.remote.failed("ipfs-cluster-ctl id", &output));
         }
@@ -245,12 +246,12 @@ impl Peer {
     /// The CIDs the peer lists, or `None` while its API does not answer.
     pub fn pins(&self) -> Result<Option<Vec<String>>> {
         let step = "ipfs-cluster-ctl pin ls";
-        let output = self.remote.exec(
+        let output = self.remote.exec(Job {
             step,
-            &self.ctl(&["pin", "ls"]),
-            Input::Nothing,
-            Duration::from_secs(60),
-        )?;
+            script: &self.ctl(&["pin", "ls"]),
+            input: Input::Nothing,
+            timeout: Duration::from_secs(60),
+        })?;
         if output.status == Some(255) {
             return Err(self.remote.failed(step, &output));
         }
@@ -292,12 +293,12 @@ impl Peer {
              done\n"
         );
         self.remote
-            .run_with(
-                "pin add",
-                &script,
-                Input::Bytes(input.into_bytes()),
-                Duration::from_secs(600),
-            )
+            .run_with(Job {
+                step: "pin add",
+                script: &script,
+                input: Input::Bytes(input.into_bytes()),
+                timeout: Duration::from_secs(600),
+            })
             .map(|_| ())
     }
 }

@@ -3,6 +3,7 @@
 //! the pins, and the measurements. Everything else (hosts, install, init, the service wrapper,
 //! forming the cluster, adding pins) is `up`'s own path.
 
+use crate::lab::remote::Job;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -264,12 +265,12 @@ pub fn wait_pinned(peer: &Peer, cids: &[String], limit: Duration) -> Result<()> 
     let step = "ipfs-cluster-ctl status --local";
     let what = format!("{} to report {} pins PINNED", peer.name, cids.len());
     super::wait::until(&what, limit, Duration::from_millis(300), || {
-        let output = peer.remote.exec(
+        let output = peer.remote.exec(Job {
             step,
-            &peer.ctl(&["status", "--local"]),
-            super::remote::Input::Nothing,
-            Duration::from_secs(60),
-        )?;
+            script: &peer.ctl(&["status", "--local"]),
+            input: super::remote::Input::Nothing,
+            timeout: Duration::from_secs(60),
+        })?;
         if !output.success() {
             return Ok(None);
         }

@@ -76,6 +76,15 @@ pub enum Input {
     Pipe(Stdio),
 }
 
+/// One remote command: what it is for (named in errors), the script, its stdin and how long
+/// it may take.
+pub struct Job<'a> {
+    pub step: &'a str,
+    pub script: &'a str,
+    pub input: Input,
+    pub timeout: Duration,
+}
+
 impl Remote {
     /// The SSH destination of `host`.
     pub fn new(layout: &Layout, state: &LabState, host: &HostRecord) -> Remote {
@@ -185,13 +194,13 @@ impl Remote {
 
     /// Runs `script` through the remote shell and returns its output whatever the exit status.
     /// Fails only when ssh cannot be run or the command outlives `timeout` (it is then killed).
-    pub fn exec(
-        &self,
-        step: &str,
-        script: &str,
-        input: Input,
-        timeout: Duration,
-    ) -> Result<Output> {
+    pub fn exec(&self, job: Job<'_>) -> Result<Output> {
+        let Job {
+            step,
+            script,
+            input,
+            timeout,
+        } = job;
         let mut cmd = self.command(script);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let bytes = match input {
@@ -265,18 +274,18 @@ impl Remote {
 
     /// Runs `script` and requires exit status 0.
     pub fn run(&self, step: &str, script: &str) -> Result<Output> {
-        self.run_with(step, script, Input::Nothing, DEFAULT_TIMEOUT)
+        self.run_with(Job {
+            step,
+            script,
+            input: Input::Nothing,
+            timeout: DEFAULT_TIMEOUT,
+        })
     }
 
     /// Runs `script` with an input and a timeout, and requires exit status 0.
-    pub fn run_with(
-        &self,
-        step: &str,
-        script: &str,
-        input: Input,
-        timeout: Duration,
-    ) -> Result<Output> {
-        let output = self.exec(step, script, input, timeout)?;
+    pub fn run_with(&self, job: Job<'_>) -> Result<Output> {
+        let step = job.step;
+        let output = self.exec(job)?;
         if output.success() {
             Ok(output)
         } else {

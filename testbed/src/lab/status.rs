@@ -1,5 +1,6 @@
 //! `cluster-lab status`: what every host runs, gathered over SSH.
 
+use crate::lab::remote::Job;
 use std::path::Path;
 use std::time::Duration;
 
@@ -92,10 +93,12 @@ fn probe(peer: &Peer, real: bool) -> HostStatus {
         error: None,
         ipfs_running: None,
     };
-    let output = match peer
-        .remote
-        .exec("status", &script, Input::Nothing, Duration::from_secs(60))
-    {
+    let output = match peer.remote.exec(Job {
+        step: "status",
+        script: &script,
+        input: Input::Nothing,
+        timeout: Duration::from_secs(60),
+    }) {
         Ok(output) if output.status != Some(255) => output,
         Ok(output) => {
             status.error = Some(peer.remote.failed("status", &output).to_string());

@@ -122,6 +122,14 @@ enum Undo {
     All(Box<ClusterState>),
 }
 
+/// The leader's term and the commit generation a replication belongs to: a state is only sent
+/// while both are still current.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    term: u64,
+    generation: u64,
+}
+
 impl Undo {
     fn of(state: &ClusterState, op: &Op) -> Undo {
         match op {
@@ -787,7 +795,8 @@ impl Node {
                 .iter()
                 .map(|(id, addr)| {
                     let call = call.clone();
-                    scope.spawn(move || self.replicate(id, addr, call, term, generation))
+                    scope
+                        .spawn(move || self.replicate((id, addr), call, Round { term, generation }))
                 })
                 .collect();
             pushes
@@ -831,9 +840,10 @@ impl Node {
         }
     }
 
-    /// Sends the entries to a member; if the member is behind, the whole state instead (the
+    /// Sends the entries to a member (its id and address); if the member is behind, the whole state instead (the
     /// tentative state of this commit, while no other leader has replaced it).
-    fn replicate(&self, id: &str, addr: &str, call: Call, term: u64, generation: u64) -> bool {
+    fn replicate(&self, (id, addr): (&str, &str), call: Call, round: Round) -> bool {
+        let Round { term, generation } = round;
         match self.call(addr, call, PUSH_TIMEOUT) {
             Ok(Reply::Ack { accepted: true }) => return true,
             Ok(_) => {}

@@ -193,7 +193,7 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         std::fs::create_dir_all(&raft_dir)
             .map_err(|e| ("creating consensus component", Error::io(&raft_dir)(e)))?;
     }
-    let (state, log_dirty) = load_state(release, dir, cfg, &opts.identity.id, staging)?;
+    let (state, log_dirty) = load_state(release, (dir, cfg), &opts.identity.id, staging)?;
 
     let cluster_addr = cfg
         .listen
@@ -353,8 +353,7 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
 /// Reads the last snapshot and replays `raft.db`; a peer with neither starts a new cluster.
 fn load_state(
     release: &Release,
-    dir: &Path,
-    cfg: &ServiceConfig,
+    (dir, cfg): (&Path, &ServiceConfig),
     peer_id: &str,
     staging: bool,
 ) -> std::result::Result<(ClusterState, bool), Failure> {

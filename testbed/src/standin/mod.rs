@@ -6,7 +6,7 @@
 //! upgrade procedure fails the way it would against the real Go binaries. Raft is modelled by
 //! a small leader-based replication (see `consensus`); CRDT (≥ 0.11, the default of `init`)
 //! by merged per-CID writes and ping metrics (see `consensus::crdt` and `datastore`).
-//! `tests/fidelity.rs` compares the 1.x releases with the real binaries (`docs/fidelity.md`).
+//! `tests/it/fidelity.rs` compares the 1.x releases with the real binaries (`docs/fidelity.md`).
 //!
 //! # For lab authors
 //! * Config folder: `-c DIR`, else `IPFS_CLUSTER_PATH`, else `$HOME/.ipfs-cluster`.

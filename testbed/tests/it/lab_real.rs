@@ -2,14 +2,12 @@
 //! built by scripts/real-releases. These tests fail (never skip) when the real releases are
 //! missing, with the lab's error naming scripts/real-releases.
 
-mod lab_support;
-
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::lab_support::{alive, cluster_lab, down_and_assert_clean, ok, Lab};
 use cluster_testbed::lab::real::RealReleases;
-use lab_support::{alive, cluster_lab, down_and_assert_clean, ok, Lab};
 use serde_json::Value;
 
 /// Every real release the issue asks for, and kubo, are built.

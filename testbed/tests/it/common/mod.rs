@@ -202,14 +202,13 @@ impl Bed {
 
     /// Starts `daemon ARGS` in the background, logging to `<peer>.log.N`.
     pub fn daemon(&self, version: &str, peer: &Peer, args: &[&str]) -> Daemon {
-        self.daemon_env(version, peer, args, &[])
+        self.daemon_env((version, peer), args, &[])
     }
 
-    /// Like `daemon`, with extra environment variables.
+    /// Like `daemon` (of that release and peer), with extra environment variables.
     pub fn daemon_env(
         &self,
-        version: &str,
-        peer: &Peer,
+        (version, peer): (&str, &Peer),
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {

@@ -3,9 +3,7 @@
 //! competes for the cores). How long it takes is printed, not asserted: speed is measured by
 //! `bench/run` and shown by `cluster-lab up`.
 
-mod lab_support;
-
-use lab_support::{assert_healthy, down_and_assert_clean, Lab};
+use crate::lab_support::{assert_healthy, down_and_assert_clean, Lab};
 
 #[test]
 fn four_hosts_with_a_thousand_pins_come_up_with_every_pin() {

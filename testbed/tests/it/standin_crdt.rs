@@ -1,12 +1,10 @@
 //! CRDT peers of the stand-in (≥ 0.11): what an operator sees of a cluster without a leader.
-//! `tests/fidelity.rs` compares the same behaviours with the real binaries.
-
-mod common;
+//! `tests/it/fidelity.rs` compares the same behaviours with the real binaries.
 
 use std::fs;
 use std::time::Duration;
 
-use common::{cid, eventually, listing, stderr, stdout, Bed, Daemon, Peer};
+use crate::common::{cid, eventually, listing, stderr, stdout, Bed, Daemon, Peer};
 
 const V: &str = "1.1.6";
 /// Ping metrics every 200 ms: a stopped peer leaves `peers ls` after 400 ms.
@@ -15,7 +13,7 @@ const PING: (&str, &str) = ("CLUSTER_MONITORPINGINTERVAL", "200ms");
 const REBROADCAST: (&str, &str) = ("CLUSTER_CRDT_REBROADCASTINTERVAL", "500ms");
 
 fn start(bed: &Bed, peer: &Peer, args: &[&str]) -> Daemon {
-    let daemon = bed.daemon_env(V, peer, args, &[PING, REBROADCAST]);
+    let daemon = bed.daemon_env((V, peer), args, &[PING, REBROADCAST]);
     daemon.wait_log("** IPFS Cluster is READY **", Duration::from_secs(15));
     daemon
 }

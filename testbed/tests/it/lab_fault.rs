@@ -1,10 +1,8 @@
 //! `cluster-lab fault`: every verb, against a running lab.
 
-mod lab_support;
-
 use std::fs;
 
-use lab_support::{alive, down_and_assert_clean, Lab};
+use crate::lab_support::{alive, down_and_assert_clean, Lab};
 use std::time::Duration;
 
 #[test]

@@ -1,4 +1,4 @@
-//! Harness of the differential suite (`tests/fidelity.rs`): the same scenario run against the
+//! Harness of the differential suite (`tests/it/fidelity.rs`): the same scenario run against the
 //! stand-in and against the real binaries of the same versions, each in a bed of its own
 //! (temporary folders, a loopback address per peer, every process stopped by PID on drop),
 //! observed as named facts that the suite pairs up and compares.

@@ -1,11 +1,9 @@
 //! One stand-in peer at a time: lifecycle, lock, snapshots, state formats and upgrades.
 
-mod common;
-
 use std::fs;
 use std::time::Duration;
 
-use common::{cid, listing, stderr, stdout, Bed};
+use crate::common::{cid, listing, stderr, stdout, Bed};
 
 #[test]
 fn single_peer_lifecycle_lock_and_snapshot() {
@@ -409,8 +407,7 @@ fn deprecated_keys_legacy_folder_and_systemd_notify() {
         .set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
     let d = bed.daemon_env(
-        "1.1.6",
-        &q,
+        ("1.1.6", &q),
         &[],
         &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
     );

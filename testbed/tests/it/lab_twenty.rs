@@ -3,9 +3,7 @@
 //! on a 2-core machine) is printed here and by `cluster-lab up` itself, and measured by
 //! `bench/run`; a test does not assert on it.
 
-mod lab_support;
-
-use lab_support::{assert_healthy, down_and_assert_clean, Lab};
+use crate::lab_support::{assert_healthy, down_and_assert_clean, Lab};
 
 #[test]
 fn twenty_hosts_start_report_healthy_and_stop_cleanly() {

@@ -1,11 +1,11 @@
 //! The `cluster-lab` commands that need no running lab: releases, help, errors.
 
-mod lab_support;
+use crate::lab_support;
 
 use std::fs;
 
+use crate::lab_support::{cluster_lab, ok};
 use cluster_testbed::release::{read_trailer, sha256_file, Role, RELEASES};
-use lab_support::{cluster_lab, ok};
 
 #[test]
 fn releases_lists_the_modelled_versions_one_per_line() {

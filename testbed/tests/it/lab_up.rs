@@ -1,11 +1,11 @@
 //! `cluster-lab up` → `status` → `down` against real sshd processes and stand-in peers.
 
-mod lab_support;
+use crate::lab_support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use lab_support::{assert_healthy, down_and_assert_clean, ok, Lab};
+use crate::lab_support::{assert_healthy, down_and_assert_clean, ok, Lab};
 
 #[test]
 fn three_hosts_come_up_report_status_and_go_down_without_a_trace() {

@@ -2,12 +2,12 @@
 //! `--upgrade`, and the bootstrap procedure) and the wrong ones (rolling across a protocol
 //! change, bootstrapping to another protocol, removing the last peer, losing quorum).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::time::Duration;
 
-use common::{cid, eventually, listing, stderr, stdout, Bed, Daemon};
+use crate::common::{cid, eventually, listing, stderr, stdout, Bed, Daemon};
 
 fn peer_id(daemon: &Daemon) -> String {
     daemon.maddr().rsplit('/').next().unwrap().to_string()

@@ -1,12 +1,10 @@
 //! The stand-in's command lines without a running cluster: versions, help, init per era,
 //! state commands on fresh peers and ctl errors.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 
-use common::{stderr, stdout, Bed};
+use crate::common::{stderr, stdout, Bed};
 
 #[test]
 fn the_bare_binary_refuses_to_run() {

@@ -2,13 +2,11 @@
 //! (acknowledged pins missing after the leadership moved under concurrent writers), at the
 //! scale it was seen at.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{cid, eventually, stderr, stdout, Bed, Peer};
+use crate::common::{cid, eventually, stderr, stdout, Bed, Peer};
 
 const VERSION: &str = "0.10.1";
 const PINS: usize = 1000;
