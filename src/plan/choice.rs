@@ -103,8 +103,8 @@ pub enum Refusal {
     MixedConsensus { hosts: String },
     #[error("the bootstrap procedure is for raft clusters (it removes peers from the raft peerset and cleans their raft state); this cluster uses crdt consensus: use the standard procedure, which the IPFS Cluster docs give for 1.x (replace the binaries, restart the peers)")]
     BootstrapOnCrdt,
-    #[error("the pebble datastore cannot be carried to the target as it is: {reason}")]
-    PebbleHazard { reason: String },
+    #[error("the pebble datastore cannot be carried to the target as it is: {0}")]
+    PebbleHazard(#[source] super::pebble::PebbleProblem),
     #[error("the rolling procedure (one peer at a time) is unsafe here: {failed}; use the standard procedure")]
     RollingUnsafe { failed: String },
     #[error("this crdt cluster fails the standard procedure's conditions ({failed}), and the bootstrap procedure is for raft clusters only: fix the cluster first, or force the standard procedure with --procedure standard")]
@@ -174,8 +174,7 @@ pub fn choose(
             failed: rolling_failed.join("; "),
         });
     }
-    let pebble = super::pebble::pebble_plan(facts, target)
-        .map_err(|reason| Refusal::PebbleHazard { reason })?;
+    let pebble = super::pebble::pebble_plan(facts, target).map_err(Refusal::PebbleHazard)?;
     let mut warnings = followers_warning(consensus, from, target)
         .into_iter()
         .collect::<Vec<_>>();

@@ -23,7 +23,7 @@ pub use health::{
     settling, WholeViews,
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
-pub use pebble::{pebble_plan, raise_to as pebble_raise_to, PebblePlan, PEBBLE_V2};
+pub use pebble::{pebble_plan, raise_to as pebble_raise_to, PebblePlan, PebbleProblem, PEBBLE_V2};
 pub use protocol::{mixed_versions_problem, protocol_of};
 pub use resume::{resume_problems, review_resume, MissingBackup, Reset, ResumeReview};
 pub use seal::{unseal, PlanFileError, SealError, SealingWriter};

@@ -51,8 +51,25 @@ pub fn raise_to(f: &HostFacts, target: Version) -> Option<u32> {
     (pebble && target >= PEBBLE_V2 && lowest_format(f)? < needed).then_some(needed)
 }
 
+/// Why pebble stores cannot be carried to the target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PebbleProblem {
+    #[error("the pebble formats {target} opens are not known to this version of cluster-upgrade; its peers use pebble, whose stores {PEBBLE_V2} and later may refuse")]
+    UnknownTarget { target: Version },
+    #[error("{host} uses pebble, but neither its store's nor its config's format_major_version could be read")]
+    Unread { host: HostName },
+    #[error("{host}'s pebble store is in format {format}, which {target} cannot open (it needs {needed} or newer), and its release {} cannot raise it that far (or is not known to): upgrade to 1.0.8 first, which can", current.map_or_else(|| "unknown".to_string(), |v| v.to_string()))]
+    CannotRaise {
+        host: HostName,
+        format: u32,
+        target: Version,
+        needed: u32,
+        current: Option<Version>,
+    },
+}
+
 /// The pebble stores of `facts` that `target` could not open, and how to fix them.
-pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, String> {
+pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, PebbleProblem> {
     let pebble: Vec<&HostFacts> = facts
         .iter()
         .filter(|f| f.datastore.as_deref() == Some("pebble"))
@@ -61,9 +78,7 @@ pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, S
         return Ok(PebblePlan::Nothing);
     }
     let Some(needed) = formats_of(target) else {
-        return Err(format!(
-            "the pebble formats {target} opens are not known to this version of cluster-upgrade; its peers use pebble, whose stores {PEBBLE_V2} and later may refuse"
-        ));
+        return Err(PebbleProblem::UnknownTarget { target });
     };
     let behind: Vec<Behind> = pebble
         .iter()
@@ -79,10 +94,9 @@ pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, S
         .iter()
         .find(|f| f.pebble_store_format.is_none() && f.pebble_format.is_none())
     {
-        return Err(format!(
-            "{} uses pebble, but neither its store's nor its config's format_major_version could be read",
-            unknown.host
-        ));
+        return Err(PebbleProblem::Unread {
+            host: unknown.host.clone(),
+        });
     }
     if behind.is_empty() {
         return Ok(PebblePlan::Nothing);
@@ -94,13 +108,13 @@ pub fn pebble_plan(facts: &[HostFacts], target: Version) -> Result<PebblePlan, S
             .and_then(|f| f.service_version);
         let writes = current.and_then(formats_of).map(|f| f.newest);
         if writes.is_none_or(|newest| newest < needed.oldest) {
-            return Err(format!(
-                "{}'s pebble store is in format {}, which {target} cannot open (it needs {} or newer), and its release {} cannot raise it that far (or is not known to): upgrade to 1.0.8 first, which can",
-                host.host,
-                host.format,
-                needed.oldest,
-                current.map_or_else(|| "unknown".to_string(), |v| v.to_string())
-            ));
+            return Err(PebbleProblem::CannotRaise {
+                host: host.host.clone(),
+                format: host.format,
+                target,
+                needed: needed.oldest,
+                current,
+            });
         }
     }
     Ok(PebblePlan::Raise {
@@ -168,15 +182,17 @@ mod tests {
     #[test]
     fn a_release_that_cannot_raise_the_store_or_unknown_formats_are_refused() {
         let facts = [pebble_peer("h1", "1.0.6", Some(1), Some(1))];
-        let refused = pebble_plan(&facts, TO).unwrap_err();
+        let refused = pebble_plan(&facts, TO).unwrap_err().to_string();
         assert!(refused.contains("upgrade to 1.0.8 first"), "{refused}");
         let unread = [pebble_peer("h1", "1.0.8", None, None)];
-        assert!(pebble_plan(&unread, TO)
-            .unwrap_err()
-            .contains("could be read"));
+        assert!(matches!(
+            pebble_plan(&unread, TO),
+            Err(PebbleProblem::Unread { .. })
+        ));
         let unknown_target = [pebble_peer("h1", "1.0.8", Some(16), Some(16))];
-        assert!(pebble_plan(&unknown_target, Version::new(1, 2, 0))
-            .unwrap_err()
-            .contains("not known"));
+        assert!(matches!(
+            pebble_plan(&unknown_target, Version::new(1, 2, 0)),
+            Err(PebbleProblem::UnknownTarget { .. })
+        ));
     }
 }

@@ -906,19 +906,19 @@ fn every_invalid_input_is_refused_with_its_location_before_any_login() {
         Invalid {
             what: "connect_timeout 0",
             change: Box::new(rewrite("connect_timeout: 10s", "connect_timeout: 0s")),
-            says: "inventory-under-test.yaml:12:20: invalid ssh.connect_timeout `0s`: must be longer than 0",
+            says: "inventory-under-test.yaml:13:20: invalid ssh.connect_timeout `0s`: must be longer than 0",
         },
         Invalid {
             what: "command_timeout 0",
             change: Box::new(rewrite("command_timeout: 120s", "command_timeout: 0ms")),
-            says: "inventory-under-test.yaml:13:20: invalid ssh.command_timeout `0ms`: must be longer than 0",
+            says: "inventory-under-test.yaml:14:20: invalid ssh.command_timeout `0ms`: must be longer than 0",
         },
         Invalid {
             what: "defaults.port 0 that no host uses",
             change: Box::new(rewrite("  port: 2222
   identity_file", "  port: 0
   identity_file")),
-            says: "inventory-under-test.yaml:17:9: invalid defaults.port `0`: must be between 1 and 65535",
+            says: "inventory-under-test.yaml:18:9: invalid defaults.port `0`: must be between 1 and 65535",
         },
         Invalid {
             what: "a public key as identity",
@@ -928,7 +928,7 @@ fn every_invalid_input_is_refused_with_its_location_before_any_login() {
                 std::fs::write(inventory, text).unwrap();
                 Vec::new()
             }),
-            says: "inventory-under-test.yaml:29:20: host `h1`: identity file",
+            says: "inventory-under-test.yaml:30:20: host `h1`: identity file",
         },
         Invalid {
             what: "a key others can read",
@@ -945,7 +945,7 @@ fn every_invalid_input_is_refused_with_its_location_before_any_login() {
         Invalid {
             what: "a known_hosts that does not exist",
             change: Box::new(rewrite("known_hosts: known_hosts", "known_hosts: no_such_known_hosts")),
-            says: "inventory-under-test.yaml:10:16: known_hosts file",
+            says: "inventory-under-test.yaml:11:16: known_hosts file",
         },
         Invalid {
             what: "not UTF-8",
