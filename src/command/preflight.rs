@@ -193,26 +193,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let facts: Vec<HostFacts> = hosts
-            .iter()
-            .map(|h| HostFacts {
-                host: h.parse().unwrap(),
-                ..HostFacts::default()
-            })
-            .collect();
-        let mut plan: Plan = serde_json::from_value(serde_json::json!({
-            "format": 4, "run_id": "20261204T000000Z-0001", "created_unix": 0,
-            "inventory": "/i.yaml", "cluster": "c",
-            "cluster_id": {"inventory": "/i.yaml", "name": "c", "key": "k"},
-            "reach": {"ssh": {"known_hosts": "/k", "accept_new_host_keys": false,
-                "connect_timeout": "10s", "command_timeout": "2m", "max_concurrency": null},
-                "hosts": []},
-            "playbook": "p", "choice": {"procedure": "standard", "from": "1.0.8", "to": "1.1.6",
-                "reasons": [], "warnings": [], "anchor": null},
-            "facts": facts, "facts_fingerprint": "0".repeat(64), "steps": [],
-            "expected_downtime": "", "backups": []
-        }))
-        .unwrap();
+        let mut plan = Plan::for_tests(hosts, Vec::new());
         plan.steps = vec![
             step("fetch", None),
             step(

@@ -200,3 +200,32 @@ impl Plan {
         Sha256::from_bytes(&hashing.0.finalize())
     }
 }
+
+#[cfg(test)]
+impl Plan {
+    /// A plan of `steps` on `hosts` (their facts only named), for tests of what reads plans.
+    pub fn for_tests(hosts: &[&str], steps: Vec<PlannedStep>) -> Plan {
+        let facts: Vec<crate::facts::HostFacts> = hosts
+            .iter()
+            .map(|h| crate::facts::HostFacts {
+                host: h.parse().unwrap(),
+                ..crate::facts::HostFacts::default()
+            })
+            .collect();
+        let mut plan: Plan = serde_json::from_value(serde_json::json!({
+            "format": PLAN_FORMAT, "run_id": "20261204T000000Z-0001", "created_unix": 0,
+            "inventory": "/i.yaml", "cluster": "c",
+            "cluster_id": {"inventory": "/i.yaml", "name": "c", "key": "k"},
+            "reach": {"ssh": {"known_hosts": "/k", "accept_new_host_keys": false,
+                "connect_timeout": "10s", "command_timeout": "2m", "max_concurrency": null},
+                "hosts": []},
+            "playbook": "p", "choice": {"procedure": "standard", "from": "1.0.8", "to": "1.1.6",
+                "reasons": [], "warnings": [], "anchor": null},
+            "facts": facts, "facts_fingerprint": "0".repeat(64), "steps": [],
+            "expected_downtime": "", "backups": []
+        }))
+        .expect("a valid plan");
+        plan.steps = steps;
+        plan
+    }
+}

@@ -6,7 +6,7 @@
 use crate::support::{
     assert_no_step_finished_twice, assert_success, journals_in, run, start_until, text, Lab,
 };
-use crate::traffic::{lab_apis, missing_anywhere, Traffic};
+use crate::traffic::{lab_apis, under_traffic};
 
 const FROM: &str = "1.0.8";
 const TO: &str = "1.1.6";
@@ -88,34 +88,9 @@ fn inside_one_rpc_protocol_the_rolling_procedure_is_chosen_with_no_downtime() {
 fn rolled_under_traffic(peers: usize) {
     let lab = lab(peers, 10);
     let apis = lab_apis(lab.path());
-    let traffic = Traffic::start(apis.clone());
-    let out = apply(&lab);
-    let (acked, refused, polls) = traffic.stop();
+    let label = format!("rolling {FROM} → {TO} of {peers} peers");
+    let out = under_traffic(&label, &apis, || apply(&lab));
     assert_success(&out, "apply under traffic");
-    eprintln!(
-        "rolling {FROM} → {TO} of {peers} peers: poller {} samples, fewest answering {} of {peers}, {} samples with a peer down; writer {} pins acknowledged, {} refused",
-        polls.samples,
-        polls.fewest_answering,
-        polls.degraded,
-        acked.len(),
-        refused
-    );
-    assert!(polls.samples >= 10, "the poller ran: {polls:?}");
-    assert!(
-        polls.fewest_answering + 1 >= peers,
-        "at every sample at least N-1 peers answered: {polls:?}"
-    );
-    assert!(
-        polls.degraded > 0,
-        "a peer was seen down while it restarted"
-    );
-    assert!(
-        acked.len() >= 10,
-        "the writer kept writing: {}",
-        acked.len()
-    );
-    let missing = missing_anywhere(&apis, &acked);
-    assert!(missing.is_empty(), "acknowledged pins missing: {missing:?}");
     let hosts: Vec<String> = (1..=peers).map(|i| format!("h{i}")).collect();
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     assert_one_peer_at_a_time(&lab, &hosts);

@@ -177,6 +177,46 @@ pub fn missing_anywhere(apis: &[SocketAddr], cids: &[String]) -> Vec<(SocketAddr
     }
 }
 
+/// Runs `upgrade` while a writer and a poller hit the `apis`, prints what they saw (as
+/// `label`), and checks it: the poller ran, at every sample at least N−1 peers answered, the
+/// writer kept writing, and every acknowledged pin is on every peer afterwards. Returns the
+/// upgrade's output for its own checks.
+pub fn under_traffic(
+    label: &str,
+    apis: &[SocketAddr],
+    upgrade: impl FnOnce() -> std::process::Output,
+) -> std::process::Output {
+    let traffic = Traffic::start(apis.to_vec());
+    let out = upgrade();
+    let (acked, refused, polls) = traffic.stop();
+    let peers = apis.len();
+    eprintln!(
+        "{label}: poller {} samples, fewest answering {} of {peers}, {} samples with a peer down; writer {} pins acknowledged, {} refused",
+        polls.samples,
+        polls.fewest_answering,
+        polls.degraded,
+        acked.len(),
+        refused
+    );
+    assert!(polls.samples >= 10, "the poller ran: {polls:?}");
+    assert!(
+        polls.fewest_answering + 1 >= peers,
+        "at every sample at least N-1 peers answered: {polls:?}"
+    );
+    assert!(
+        polls.degraded > 0,
+        "the poller saw a peer down while it restarted"
+    );
+    assert!(
+        acked.len() >= 10,
+        "the writer kept writing: {}",
+        acked.len()
+    );
+    let missing = missing_anywhere(apis, &acked);
+    assert!(missing.is_empty(), "acknowledged pins missing: {missing:?}");
+    out
+}
+
 #[test]
 fn identity_cids_are_base32_cidv1_raw() {
     // As `printf hello | ipfs add -n --inline --raw-leaves --cid-version 1` prints it.
