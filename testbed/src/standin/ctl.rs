@@ -102,108 +102,113 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
         println!("ipfs-cluster-ctl version {}", release.version);
         return 0;
     }
-    let encoding = match global.value("encoding").unwrap_or("text") {
-        "text" => Encoding::Text,
-        "json" => Encoding::Json,
-        _ => {
-            print_error(
-                Encoding::Text,
-                &ApiError {
-                    code: 0,
-                    message: "unsupported encoding".into(),
-                },
-            );
+    let ctl = match Ctl::from_globals(release, &global) {
+        Ok(ctl) => ctl,
+        Err((encoding, message)) => {
+            print_error(encoding, &ApiError { code: 0, message });
             return 1;
         }
     };
-    let mut hosts = Vec::new();
-    for host in global.value("host").unwrap_or(DEFAULT_HOST).split(',') {
-        match Multiaddr::parse(host).and_then(|m| m.socket_addr()) {
-            Ok(addr) => hosts.push(addr),
-            Err(err) => {
+    let words: Vec<&str> = global.positionals.iter().map(String::as_str).collect();
+    ctl.dispatch(&words, global.has("help"))
+}
+
+impl<'a> Ctl<'a> {
+    /// The ctl the global flags describe (`--enc`, `--host`, `--timeout`), or the encoding to
+    /// report the bad flag in and what is wrong.
+    fn from_globals(
+        release: &'a Release,
+        global: &args::Parsed,
+    ) -> std::result::Result<Ctl<'a>, (Encoding, String)> {
+        let encoding = match global.value("encoding").unwrap_or("text") {
+            "text" => Encoding::Text,
+            "json" => Encoding::Json,
+            _ => return Err((Encoding::Text, "unsupported encoding".into())),
+        };
+        let mut hosts = Vec::new();
+        for host in global.value("host").unwrap_or(DEFAULT_HOST).split(',') {
+            let addr = Multiaddr::parse(host)
+                .and_then(|m| m.socket_addr())
+                .map_err(|err| (encoding, err.to_string()))?;
+            hosts.push(addr);
+        }
+        let timeout = global
+            .value("timeout")
+            .and_then(|t| t.parse().ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(120);
+        Ok(Ctl {
+            release,
+            encoding,
+            client: Client {
+                hosts,
+                timeout: Duration::from_secs(timeout),
+            },
+        })
+    }
+
+    /// Runs the command the positional `words` name; its exit code.
+    fn dispatch(&self, words: &[&str], help_flag: bool) -> i32 {
+        let ctl = self;
+        match words {
+            [] => {
+                print!("{}", help());
+                if help_flag {
+                    0
+                } else {
+                    1
+                }
+            }
+            ["help" | "h"] => {
+                print!("{}", help());
+                0
+            }
+            ["id", ..] => ctl.finish(ctl.client.call("GET", "/id"), |v| ctl.print_ids(&[v], true)),
+            ["version", ..] => ctl.version(),
+            ["peers", "ls", ..] => ctl.finish(ctl.client.call("GET", "/peers"), |v| {
+                ctl.print_ids(&as_list(v), false)
+            }),
+            ["peers", "rm", id, ..] => {
+                ctl.finish(ctl.client.call("DELETE", &format!("/peers/{id}")), |_| {})
+            }
+            ["pin", "add", rest @ ..] => ctl.pin_add(rest),
+            ["pin", "rm", cid, ..] => {
+                ctl.finish(ctl.client.call("DELETE", &format!("/pins/{cid}")), |_| {})
+            }
+            // urfave checks arguments inside the action: a missing one is an error without a
+            // response.
+            ["peers", "rm"] | ["pin", "rm"] => {
                 print_error(
-                    encoding,
+                    ctl.encoding,
                     &ApiError {
                         code: 0,
-                        message: err.to_string(),
+                        message: "an argument is missing".into(),
                     },
                 );
-                return 1;
-            }
-        }
-    }
-    let timeout = global
-        .value("timeout")
-        .and_then(|t| t.parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(120);
-    let client = Client {
-        hosts,
-        timeout: Duration::from_secs(timeout),
-    };
-    let ctl = Ctl {
-        release,
-        encoding,
-        client,
-    };
-    let words: Vec<&str> = global.positionals.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        [] => {
-            print!("{}", help());
-            if global.has("help") {
-                0
-            } else {
                 1
             }
-        }
-        ["help" | "h"] => {
-            print!("{}", help());
-            0
-        }
-        ["id", ..] => ctl.finish(ctl.client.call("GET", "/id"), |v| ctl.print_ids(&[v], true)),
-        ["version", ..] => ctl.version(),
-        ["peers", "ls", ..] => ctl.finish(ctl.client.call("GET", "/peers"), |v| {
-            ctl.print_ids(&as_list(v), false)
-        }),
-        ["peers", "rm", id, ..] => {
-            ctl.finish(ctl.client.call("DELETE", &format!("/peers/{id}")), |_| {})
-        }
-        ["pin", "add", rest @ ..] => ctl.pin_add(rest),
-        ["pin", "rm", cid, ..] => {
-            ctl.finish(ctl.client.call("DELETE", &format!("/pins/{cid}")), |_| {})
-        }
-        // urfave checks arguments inside the action: a missing one is an error without a response.
-        ["peers", "rm"] | ["pin", "rm"] => {
-            print_error(
-                encoding,
-                &ApiError {
-                    code: 0,
-                    message: "an argument is missing".into(),
-                },
-            );
-            1
-        }
-        ["pin", "ls"] => ctl.finish(ctl.client.call("GET", "/allocations"), |v| {
-            ctl.print_pins(&as_list(v))
-        }),
-        ["pin", "ls", cid, ..] => ctl.finish(
-            ctl.client.call("GET", &format!("/allocations/{cid}")),
-            |v| ctl.print_pins(&[v]),
-        ),
-        ["status"] => ctl.finish(ctl.client.call("GET", "/pins"), |v| {
-            ctl.print_statuses(&as_list(v))
-        }),
-        ["status", cids @ ..] => ctl.status(cids),
-        [other, ..] => {
-            // urfave's help fallback for unknown commands (also "peers"/"pin" without a known
-            // subcommand), exit 3.
-            let topic = if matches!(*other, "peers" | "pin") {
-                words.get(1).copied().unwrap_or(other)
-            } else {
-                other
-            };
-            eprintln!("No help topic for '{topic}'");
-            3
+            ["pin", "ls"] => ctl.finish(ctl.client.call("GET", "/allocations"), |v| {
+                ctl.print_pins(&as_list(v))
+            }),
+            ["pin", "ls", cid, ..] => ctl.finish(
+                ctl.client.call("GET", &format!("/allocations/{cid}")),
+                |v| ctl.print_pins(&[v]),
+            ),
+            ["status"] => ctl.finish(ctl.client.call("GET", "/pins"), |v| {
+                ctl.print_statuses(&as_list(v))
+            }),
+            ["status", cids @ ..] => ctl.status(cids),
+            [other, ..] => {
+                // urfave's help fallback for unknown commands (also "peers"/"pin" without a
+                // known subcommand), exit 3.
+                let topic = if matches!(*other, "peers" | "pin") {
+                    words.get(1).copied().unwrap_or(other)
+                } else {
+                    other
+                };
+                eprintln!("No help topic for '{topic}'");
+                3
+            }
         }
     }
 }
