@@ -122,6 +122,22 @@ enum Undo {
     All(Box<ClusterState>),
 }
 
+/// A round of writes applied tentatively by the leader, to be pushed and then committed or
+/// undone.
+struct Staged {
+    round: Round,
+    /// The (term, index) before the round.
+    prev: (u64, u64),
+    entries: Vec<Entry>,
+    /// What undoes each write, with the state's position before it and whether its last entry
+    /// was a configuration change.
+    undo: Vec<(Undo, (u64, u64), bool)>,
+    /// Every member (id → address) the entries go to: old and new peerset, without this peer.
+    targets: BTreeMap<String, String>,
+    new_peerset: BTreeMap<String, String>,
+    waiting: Vec<Sender<Result<()>>>,
+}
+
 /// The leader's term and the commit generation a replication belongs to: a state is only sent
 /// while both are still current.
 #[derive(Debug, Clone, Copy)]
@@ -712,124 +728,12 @@ impl Node {
     /// One replication round of the leader: hold the entries tentatively, replicate them, keep
     /// them with a majority; otherwise drop them together with the term.
     fn commit_round(&self, writes: Vec<(Op, Sender<Result<()>>)>) {
-        let me = self.settings.peer_id.clone();
-        let mut waiting: Vec<Sender<Result<()>>> = Vec::new();
-        let (term, prev, entries, undo, targets, new_peerset, generation) = {
-            let mut inner = self.inner();
-            let term = match inner.leader_term {
-                Some(term)
-                    if term == inner.current_term
-                        && inner.leader.as_deref() == Some(me.as_str())
-                        && !inner.staging =>
-                {
-                    term
-                }
-                _ => {
-                    for (_, done) in writes {
-                        let _ = done.send(Err(Error::NoLeader));
-                    }
-                    return;
-                }
-            };
-            let prev = inner.state.position();
-            let mut targets = inner.state.peerset.clone();
-            let mut entries = Vec::new();
-            let mut undo = Vec::new();
-            for (op, done) in writes {
-                let state = &inner.state;
-                let refusal = match &op {
-                    Op::RemovePeer { id } if !state.peerset.contains_key(id) => {
-                        logging::warn("raft", &format!("{id} is not among raft peers"));
-                        Some(Ok(()))
-                    }
-                    Op::RemovePeer { id } if *id == me && state.peerset.len() == 1 => {
-                        Some(Err(Error::OnePeer))
-                    }
-                    Op::Unpin { cid } if !state.pins.contains_key(cid) => {
-                        Some(Err(Error::Remote {
-                            message: format!("{cid} is not part of the global state"),
-                        }))
-                    }
-                    _ => None,
-                };
-                if let Some(result) = refusal {
-                    let _ = done.send(result);
-                    continue;
-                }
-                undo.push((Undo::of(state, &op), state.position(), state.config_last));
-                let entry = Entry {
-                    term,
-                    index: state.index + 1,
-                    op,
-                };
-                inner.state.apply(&entry);
-                entries.push(entry);
-                waiting.push(done);
-            }
-            if entries.is_empty() {
-                return;
-            }
-            targets.extend(inner.state.peerset.clone());
-            targets.remove(&me);
-            let new_peerset = inner.state.peerset.clone();
-            (
-                term,
-                prev,
-                entries,
-                undo,
-                targets,
-                new_peerset,
-                inner.generation,
-            )
+        let Some(mut staged) = self.stage(writes) else {
+            return;
         };
-        let call = Call::Append {
-            term,
-            prev_term: prev.0,
-            prev_index: prev.1,
-            entries: entries.clone(),
-        };
-        let members: Vec<(&String, &String)> = targets.iter().collect();
-        // Pushed in parallel: a round costs one round trip, not one per member.
-        let accepted: Vec<bool> = thread::scope(|scope| {
-            let pushes: Vec<_> = members
-                .iter()
-                .map(|(id, addr)| {
-                    let call = call.clone();
-                    scope
-                        .spawn(move || self.replicate((id, addr), call, Round { term, generation }))
-                })
-                .collect();
-            pushes
-                .into_iter()
-                .map(|h| h.join().unwrap_or(false))
-                .collect()
-        });
-        let acks = usize::from(new_peerset.contains_key(&me))
-            + members
-                .iter()
-                .zip(accepted)
-                .filter(|((id, _), ok)| *ok && new_peerset.contains_key(*id))
-                .count();
-        let mut inner = self.inner();
-        let untouched = inner.generation == generation;
-        let result = if acks * 2 <= new_peerset.len() {
-            if untouched {
-                for (undo, position, config_last) in undo.into_iter().rev() {
-                    undo.restore(&mut inner.state, position, config_last);
-                }
-            }
-            // (term, index) must name one entry only: the next write needs a new term.
-            inner.leader_term = None;
-            Err(Error::NoQuorum)
-        } else if untouched {
-            raftlog::append_all(&self.settings.raft_dir, &entries).map(|()| {
-                inner.log_dirty = true;
-            })
-        } else {
-            Ok(())
-        };
-        drop(inner);
-        for done in waiting {
+        let acks = self.push(&staged);
+        let result = self.settle(&mut staged, acks);
+        for done in staged.waiting {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),
                 Err(Error::NoQuorum) => Err(Error::NoQuorum),
@@ -837,6 +741,135 @@ impl Node {
                     message: err.to_string(),
                 }),
             });
+        }
+    }
+
+    /// Applies the writes to the leader's state, tentatively (with what undoes each), and
+    /// answers at once those refused; `None` when this peer is not the leader (every write is
+    /// answered "no leader") or nothing is left to commit.
+    fn stage(&self, writes: Vec<(Op, Sender<Result<()>>)>) -> Option<Staged> {
+        let me = self.settings.peer_id.clone();
+        let mut inner = self.inner();
+        let term = match inner.leader_term {
+            Some(term)
+                if term == inner.current_term
+                    && inner.leader.as_deref() == Some(me.as_str())
+                    && !inner.staging =>
+            {
+                term
+            }
+            _ => {
+                for (_, done) in writes {
+                    let _ = done.send(Err(Error::NoLeader));
+                }
+                return None;
+            }
+        };
+        let prev = inner.state.position();
+        let mut targets = inner.state.peerset.clone();
+        let (mut entries, mut undo, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+        for (op, done) in writes {
+            let state = &inner.state;
+            let refusal = match &op {
+                Op::RemovePeer { id } if !state.peerset.contains_key(id) => {
+                    logging::warn("raft", &format!("{id} is not among raft peers"));
+                    Some(Ok(()))
+                }
+                Op::RemovePeer { id } if *id == me && state.peerset.len() == 1 => {
+                    Some(Err(Error::OnePeer))
+                }
+                Op::Unpin { cid } if !state.pins.contains_key(cid) => Some(Err(Error::Remote {
+                    message: format!("{cid} is not part of the global state"),
+                })),
+                _ => None,
+            };
+            if let Some(result) = refusal {
+                let _ = done.send(result);
+                continue;
+            }
+            undo.push((Undo::of(state, &op), state.position(), state.config_last));
+            let entry = Entry {
+                term,
+                index: state.index + 1,
+                op,
+            };
+            inner.state.apply(&entry);
+            entries.push(entry);
+            waiting.push(done);
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        targets.extend(inner.state.peerset.clone());
+        targets.remove(&me);
+        Some(Staged {
+            round: Round {
+                term,
+                generation: inner.generation,
+            },
+            prev,
+            entries,
+            undo,
+            targets,
+            new_peerset: inner.state.peerset.clone(),
+            waiting,
+        })
+    }
+
+    /// Pushes the staged entries to every member at once (a round costs one round trip, not
+    /// one per member); the acknowledgements that count (this peer's own included).
+    fn push(&self, staged: &Staged) -> usize {
+        let call = Call::Append {
+            term: staged.round.term,
+            prev_term: staged.prev.0,
+            prev_index: staged.prev.1,
+            entries: staged.entries.clone(),
+        };
+        let members: Vec<(&String, &String)> = staged.targets.iter().collect();
+        let accepted: Vec<bool> = thread::scope(|scope| {
+            let pushes: Vec<_> = members
+                .iter()
+                .map(|(id, addr)| {
+                    let call = call.clone();
+                    let round = staged.round;
+                    scope.spawn(move || self.replicate((id, addr), call, round))
+                })
+                .collect();
+            pushes
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .collect()
+        });
+        let me = &self.settings.peer_id;
+        usize::from(staged.new_peerset.contains_key(me))
+            + members
+                .iter()
+                .zip(accepted)
+                .filter(|((id, _), ok)| *ok && staged.new_peerset.contains_key(*id))
+                .count()
+    }
+
+    /// Commits the round with a quorum of `acks` (the log appended), or undoes it without one.
+    fn settle(&self, staged: &mut Staged, acks: usize) -> Result<()> {
+        let mut inner = self.inner();
+        let untouched = inner.generation == staged.round.generation;
+        if acks * 2 <= staged.new_peerset.len() {
+            if untouched {
+                for (undo, position, config_last) in
+                    std::mem::take(&mut staged.undo).into_iter().rev()
+                {
+                    undo.restore(&mut inner.state, position, config_last);
+                }
+            }
+            // (term, index) must name one entry only: the next write needs a new term.
+            inner.leader_term = None;
+            Err(Error::NoQuorum)
+        } else if untouched {
+            raftlog::append_all(&self.settings.raft_dir, &staged.entries).map(|()| {
+                inner.log_dirty = true;
+            })
+        } else {
+            Ok(())
         }
     }
 
