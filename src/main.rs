@@ -10,9 +10,9 @@ use cluster_upgrade::report::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::detect(cli.verbose > 0).install();
-    init_logging(cli.verbose, printer);
     let json = cli.json_output();
+    let printer = Printer::detect(cli.verbose > 0, json).install();
+    init_logging(cli.verbose, printer);
     let settings = match cli.invocation() {
         Invocation::Run(settings) => *settings,
         Invocation::Completions(shell) => {

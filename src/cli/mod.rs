@@ -43,6 +43,8 @@ impl Cli {
             Command::Plan(args) => args.json,
             Command::Status(args) => args.json,
             Command::Runs(args) => args.json && args.action.is_none(),
+            Command::Apply(args) => args.json,
+            Command::Recover(args) => args.json,
             _ => false,
         }
     }
@@ -249,6 +251,10 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "FILE")]
     pub from_export: Option<PathBuf>,
 
+    /// Print the run as a stream of JSON events on stdout, as `apply --json` does.
+    #[arg(long)]
+    pub json: bool,
+
     /// Do not ask for confirmation (required when there is no terminal to ask on).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -277,6 +283,12 @@ pub struct ApplyArgs {
     /// A saved plan (a `.json` file) or an inventory (YAML: plan now, then apply). Without it,
     /// the plan that `plan` saved last in the state directory.
     pub target: Option<PathBuf>,
+
+    /// Print the run as a stream of JSON events on stdout, one per line (`docs/events.md`,
+    /// `"schema": 1`); the plan, the resume and the summary go to stderr; errors end the stream
+    /// as `{"error", "kind", "exit_code"}`. Confirm with `--yes`.
+    #[arg(long)]
+    pub json: bool,
 
     /// Folder with the playbooks, when planning from an inventory (as for `plan`).
     #[arg(long, value_name = "DIR", env = "CLUSTER_UPGRADE_PLAYBOOKS")]

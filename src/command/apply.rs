@@ -144,7 +144,7 @@ fn fresh(settings: &ApplySettings, state: &StateDir, request: Request) -> Result
             match planned {
                 Planned::Plan(plan) => (plan, connected, facts),
                 Planned::Converged { target, hosts } => {
-                    plan_cmd::report_converged(target, hosts, false);
+                    plan_cmd::report_converged(target, hosts, report::Printer::current().json);
                     return Ok(());
                 }
             }

@@ -91,7 +91,7 @@ pub fn report_converged(target: Version, hosts: usize, json: bool) {
             "hosts": hosts,
             "steps": [],
         });
-        report::print(&format!("{value}\n"));
+        report::json(&value);
     } else {
         report::print(&format!(
             "No changes: every one of the {hosts} peers runs {target} and the cluster is healthy; nothing to do.\n"

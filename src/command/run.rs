@@ -97,6 +97,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         report::log_to_file(&run.log_path());
 
         let progress = Progress::for_plan(plan);
+        progress.run_started(plan, resumed);
         let records = RunRecords {
             journal: run.journal()?,
             checkpoint,
@@ -144,6 +145,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
             plan,
             &Checkpoint::replay(&run.records()?),
         ));
+        progress.run_ended(&result);
         result
     });
     drop(keep);
@@ -286,6 +288,7 @@ fn quorum_gate(connected: &Arc<Connected>, plan: &Plan) -> QuorumGate {
 enum Progress {
     Bars(Arc<TerminalProgress>),
     Lines(Arc<PlainProgress>),
+    Json(Arc<report::JsonProgress>),
 }
 
 impl Progress {
@@ -297,6 +300,43 @@ impl Progress {
             report::ProgressKind::Lines => {
                 Progress::Lines(Arc::new(PlainProgress::new(std::io::stderr())))
             }
+            report::ProgressKind::Json => Progress::Json(Arc::default()),
+        }
+    }
+
+    /// `run_started` (JSON events only; the other views show the plan or the resume first).
+    fn run_started(&self, plan: &Plan, resumed: bool) {
+        if let Progress::Json(_) = self {
+            let hosts: Vec<&str> = plan.facts.iter().map(|f| f.host.as_str()).collect();
+            report::emit(
+                "run_started",
+                serde_json::json!({
+                    "run_id": plan.run_id.as_str(), "cluster": plan.cluster,
+                    "procedure": plan.choice.procedure.name(),
+                    "from": plan.choice.from.to_string(), "to": plan.choice.to.to_string(),
+                    "resumed": resumed, "hosts": hosts, "steps": plan.steps.len(),
+                }),
+            );
+        }
+    }
+
+    /// `run_finished` or `run_stopped`, with the run's time (JSON events only).
+    fn run_ended(&self, result: &Result<(), Error>) {
+        if let Progress::Json(events) = self {
+            let elapsed_ms = events.run_ms();
+            match result {
+                Ok(()) => report::emit(
+                    "run_finished",
+                    serde_json::json!({"elapsed_ms": elapsed_ms}),
+                ),
+                Err(error) => report::emit(
+                    "run_stopped",
+                    serde_json::json!({
+                        "elapsed_ms": elapsed_ms, "error": chain(error),
+                        "kind": error.kind(), "exit_code": error.exit_code(),
+                    }),
+                ),
+            }
         }
     }
 
@@ -304,6 +344,7 @@ impl Progress {
         match self {
             Progress::Bars(bars) => bars.clone(),
             Progress::Lines(lines) => lines.clone(),
+            Progress::Json(events) => events.clone(),
         }
     }
 
@@ -311,6 +352,7 @@ impl Progress {
         match self {
             Progress::Bars(bars) => bars.finish(),
             Progress::Lines(lines) => lines.finish(),
+            Progress::Json(_) => {}
         }
     }
 }

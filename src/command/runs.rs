@@ -46,7 +46,7 @@ pub fn list(settings: &RunsSettings) -> Result<(), Error> {
         })
         .collect();
     if settings.json {
-        report::print(&format!("{}\n", report::runs_json(&lines)));
+        report::json(&report::runs_json(&lines));
     } else {
         report::print(&report::render_runs(&lines));
     }

@@ -35,7 +35,7 @@ pub fn status(args: &StatusSettings) -> Result<(), Error> {
     let checkpoint = Checkpoint::replay(&run.dir.records()?);
     let id = run.dir.id().as_str();
     if args.json {
-        report::print(&format!("{}\n", report::run_json(id, &plan, &checkpoint)));
+        report::json(&report::run_json(id, &plan, &checkpoint));
     } else {
         report::print(&report::render_run(id, &plan, &checkpoint));
     }

@@ -1,6 +1,7 @@
 //! Everything the user sees: the plan view, the facts table, progress, run summaries. Library
 //! code returns data or emits events; only this module turns them into text for the terminal.
 
+mod events;
 mod log_file;
 mod plan_view;
 mod printer;
@@ -10,6 +11,7 @@ mod run_view;
 mod runs_view;
 mod table;
 
+pub use events::{emit, JsonProgress, EVENTS_SCHEMA};
 pub use log_file::{log_to_file, LogFileWriter};
 pub use plan_view::{render_facts, render_plan};
 pub use printer::{Answer, Printer, ProgressKind};
@@ -18,9 +20,14 @@ pub use resume_view::render_resume;
 pub use run_view::{render_run, run_json};
 pub use runs_view::{render_runs, runs_json, RunLine};
 
-/// Writes data to stdout, through the process's [`Printer`].
+/// Writes a view for people to stdout (to stderr under `--json`), through the [`Printer`].
 pub fn print(text: &str) {
-    Printer::current().data(text);
+    Printer::current().view(text);
+}
+
+/// Writes one JSON value as a line on stdout, through the [`Printer`].
+pub fn json(value: &serde_json::Value) {
+    Printer::current().json_line(value);
 }
 
 /// Copies data to stdout from `source` (a saved plan file), without holding it in memory.

@@ -17,6 +17,8 @@ pub struct Printer {
     pub no_color: bool,
     /// `-v`: logs go to stderr, so no progress bars over them.
     pub verbose: bool,
+    /// `--json`: stdout carries JSON only; views for people go to stderr.
+    pub json: bool,
 }
 
 /// How a run shows its progress.
@@ -26,6 +28,8 @@ pub enum ProgressKind {
     Bars,
     /// One plain line per event (a file, a pipe, or `-v`).
     Lines,
+    /// One JSON object per event on stdout (`--json`).
+    Json,
 }
 
 /// The operator's answer to a confirmation.
@@ -41,12 +45,13 @@ static PRINTER: OnceLock<Printer> = OnceLock::new();
 
 impl Printer {
     /// The printer of this process, from its standard streams and environment.
-    pub fn detect(verbose: bool) -> Printer {
+    pub fn detect(verbose: bool, json: bool) -> Printer {
         Printer {
             stderr_terminal: std::io::stderr().is_terminal(),
             stdin_terminal: std::io::stdin().is_terminal(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             verbose,
+            json,
         }
     }
 
@@ -57,7 +62,7 @@ impl Printer {
 
     /// The printer of this process (detected without `-v` if none was installed).
     pub fn current() -> Printer {
-        *PRINTER.get_or_init(|| Printer::detect(false))
+        *PRINTER.get_or_init(|| Printer::detect(false, false))
     }
 
     /// ANSI colour in what goes to stderr (logs included).
@@ -66,7 +71,9 @@ impl Printer {
     }
 
     pub fn progress(&self) -> ProgressKind {
-        if self.stderr_terminal && !self.verbose {
+        if self.json {
+            ProgressKind::Json
+        } else if self.stderr_terminal && !self.verbose {
             ProgressKind::Bars
         } else {
             ProgressKind::Lines
@@ -78,6 +85,21 @@ impl Printer {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+    }
+
+    /// Writes a view for people (a plan, a table): on stdout, or on stderr when stdout carries
+    /// JSON.
+    pub fn view(&self, text: &str) {
+        if self.json {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        } else {
+            self.data(text);
+        }
+    }
+
+    /// Writes one JSON value as a line on stdout.
+    pub fn json_line(&self, value: &serde_json::Value) {
+        self.data(&format!("{value}\n"));
     }
 
     /// Writes a note for the operator to stderr, leaving stdout to data.
@@ -120,6 +142,7 @@ mod tests {
             stdin_terminal: true,
             no_color,
             verbose,
+            json: false,
         }
     }
 
@@ -147,6 +170,15 @@ mod tests {
         assert_eq!(printer(true, true, false).progress(), ProgressKind::Bars);
         assert_eq!(printer(true, false, true).progress(), ProgressKind::Lines);
         assert_eq!(printer(false, false, false).progress(), ProgressKind::Lines);
+        let json = Printer {
+            json: true,
+            ..printer(true, false, false)
+        };
+        assert_eq!(
+            json.progress(),
+            ProgressKind::Json,
+            "--json: events, not bars"
+        );
     }
 
     #[test]

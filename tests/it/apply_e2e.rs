@@ -554,3 +554,98 @@ fn status_and_runs_print_json_and_their_errors_too() {
     assert_eq!(runs["runs"][0]["id"], status["run_id"]);
     assert_eq!(runs["runs"][0]["state"], "finished");
 }
+
+/// The JSON lines of `apply --json`'s stdout, each checked against docs/events.md: schema 1,
+/// a known event with its fields; the last line may be the command's error object.
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    for line in &lines {
+        if line.get("event").is_none() && line.get("error").is_some() {
+            assert!(
+                line["kind"].is_string() && line["exit_code"].is_u64(),
+                "{line}"
+            );
+            continue;
+        }
+        assert_eq!(line["schema"], 1, "{line}");
+        let has = |fields: &[&str]| fields.iter().all(|f| line.get(*f).is_some());
+        let known = match line["event"].as_str() {
+            Some("run_started") => has(&[
+                "run_id",
+                "cluster",
+                "procedure",
+                "from",
+                "to",
+                "resumed",
+                "hosts",
+                "steps",
+            ]),
+            Some("step") => has(&["index", "total", "step", "name"]),
+            Some("host_step") => {
+                let state = line["state"].as_str().unwrap_or_default();
+                has(&["step", "host", "state"])
+                    && [
+                        "started",
+                        "already_done",
+                        "done_by_check",
+                        "waiting",
+                        "finished",
+                        "failed",
+                    ]
+                    .contains(&state)
+                    && (state != "started" || has(&["attempt"]))
+                    && (!matches!(state, "finished" | "failed") || has(&["elapsed_ms"]))
+                    && (state != "failed" || has(&["error"]))
+            }
+            Some("run_finished") => has(&["elapsed_ms"]),
+            Some("run_stopped") => has(&["elapsed_ms", "error", "kind", "exit_code"]),
+            _ => false,
+        };
+        assert!(known, "not an event of docs/events.md: {line}");
+    }
+    lines
+}
+
+#[test]
+fn apply_json_streams_every_event_as_a_json_line_and_ends_with_the_outcome() {
+    let lab = Lab::up(3, "0.9.0", 4);
+    let inventory = lab.inventory();
+    let out = run(&["apply", inventory.to_str().unwrap(), "--yes", "--json"]);
+    assert_success(&out, "apply --json");
+    let lines = events(&text(&out.stdout));
+    assert_eq!(lines[0]["event"], "run_started");
+    assert_eq!(lines[0]["procedure"], "standard");
+    assert_eq!(lines.last().unwrap()["event"], "run_finished");
+    let finished = lines
+        .iter()
+        .filter(|l| l["event"] == "host_step" && l["state"] == "finished")
+        .count();
+    assert_eq!(finished, 3 * 10, "every step on every host");
+    // The views for people went to stderr.
+    assert!(text(&out.stderr).contains("Procedure: standard"));
+    assert!(text(&out.stderr).contains("finished\n"));
+
+    // A failing run: its stream ends with the stop, then the error; exit 1.
+    let lab = Lab::up(3, "0.9.0", 4);
+    let (plan, _, _) = plan_then_corrupt_the_release(&lab);
+    let out = run(&["apply", plan.to_str().unwrap(), "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let lines = events(&text(&out.stdout));
+    let stopped = &lines[lines.len() - 2];
+    assert_eq!(stopped["event"], "run_stopped", "{stopped}");
+    assert_eq!(stopped["kind"], "step_failed");
+    assert!(lines
+        .iter()
+        .any(|l| l["state"] == "failed" && l["step"] == "upload-service"));
+    assert_eq!(lines.last().unwrap()["exit_code"], 1);
+
+    // Invalid input: one JSON error, exit 2, nothing else on stdout.
+    let out = run(&["apply", "/nonexistent/inventory.yaml", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = events(&text(&out.stdout));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["kind"], "invalid_inventory");
+}
