@@ -13,7 +13,7 @@ use crate::exec::{
 };
 use crate::facts::{HostFacts, Lease, ProbeScope};
 use crate::inventory::HostName;
-use crate::journal::{Checkpoint, Event, RunDir, StateDir};
+use crate::journal::{Checkpoint, Event, RunDir, StateDir, StepTimes};
 use crate::plan::{drift_problems, Plan, ProcedureKind, Reset};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
@@ -140,11 +140,16 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
             }
         }
         connected.close().await;
-        report::print(&report::render_run(
-            run.id().as_str(),
-            plan,
-            &Checkpoint::replay(&run.records()?),
-        ));
+        let records = run.records()?;
+        let (checkpoint, times) = (
+            Checkpoint::replay(&records),
+            StepTimes::from_records(&records),
+        );
+        let journal = report::Journalled {
+            checkpoint: &checkpoint,
+            times: &times,
+        };
+        report::print(&report::render_run(run.id().as_str(), plan, journal));
         progress.run_ended(&result);
         result
     });

@@ -4,7 +4,7 @@
 use crate::cli::StatusSettings;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::journal::{Checkpoint, StateDir};
+use crate::journal::{Checkpoint, StateDir, StepTimes};
 use crate::report;
 
 use super::plan_file::read_plan;
@@ -32,12 +32,18 @@ pub fn status(args: &StatusSettings) -> Result<(), Error> {
         dir: state.root.join("runs"),
     })?;
     let plan = read_plan(&run.dir.plan_path())?;
-    let checkpoint = Checkpoint::replay(&run.dir.records()?);
+    let records = run.dir.records()?;
+    let checkpoint = Checkpoint::replay(&records);
+    let times = StepTimes::from_records(&records);
     let id = run.dir.id().as_str();
     if args.json {
         report::json(&report::run_json(id, &plan, &checkpoint));
     } else {
-        report::print(&report::render_run(id, &plan, &checkpoint));
+        let journal = report::Journalled {
+            checkpoint: &checkpoint,
+            times: &times,
+        };
+        report::print(&report::render_run(id, &plan, journal));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod group;
 mod record;
 mod run_dir;
 mod run_id;
+mod times;
 
 pub use checkpoint::{Checkpoint, HostStepState};
 pub use group::GroupJournal;
@@ -16,3 +17,4 @@ pub use run_dir::{
     RunDir, RunLock, StateDir, StateDirProblem,
 };
 pub use run_id::{utc_text, RunId, RunIdError};
+pub use times::StepTimes;

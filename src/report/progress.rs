@@ -21,6 +21,8 @@ use crate::procedure::StepId;
 pub struct PlainProgress {
     lines: Mutex<Option<Sender<String>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// When each host's current step started, for the time a finished or failed one took.
+    started: Mutex<HashMap<HostName, std::time::Instant>>,
 }
 
 impl PlainProgress {
@@ -41,6 +43,7 @@ impl PlainProgress {
         PlainProgress {
             lines: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            started: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,7 +80,22 @@ impl Reporter for PlainProgress {
     }
 
     fn host_event(&self, _step: &StepId, host: &HostName, event: &StepEvent) {
-        self.line(format!("  {host}: {}", describe(event)));
+        let mut started = self.started.lock().expect("progress lock");
+        let took = match event {
+            StepEvent::Started { .. } => {
+                started.insert(host.clone(), std::time::Instant::now());
+                None
+            }
+            StepEvent::Finished | StepEvent::Failed { .. } => started
+                .remove(host)
+                .map(|at| super::run_view::took(at.elapsed())),
+            _ => None,
+        };
+        drop(started);
+        match took {
+            Some(took) => self.line(format!("  {host}: {} ({took})", describe(event))),
+            None => self.line(format!("  {host}: {}", describe(event))),
+        }
     }
 }
 
@@ -108,7 +126,7 @@ impl TerminalProgress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let spinner = |prefix_width: usize| {
             ProgressStyle::with_template(&format!(
-                "{{spinner}} {{prefix:<{prefix_width}}}  {{wide_msg}}"
+                "{{spinner}} {{prefix:<{prefix_width}}}  [{{elapsed}}] {{wide_msg}}"
             ))
             .expect("valid template")
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")

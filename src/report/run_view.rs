@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::table;
 use crate::inventory::HostName;
-use crate::journal::{Checkpoint, HostStepState};
+use crate::journal::{Checkpoint, HostStepState, StepTimes};
 use crate::message::HostNames;
 use crate::plan::Plan;
 use crate::procedure::StepId;
@@ -24,19 +24,23 @@ struct Failure {
 /// The run's state: for a few hosts, a table with one row per step and one column per host,
 /// then every failure's details; for more, one row per step with its hosts counted by state,
 /// then the failures grouped by step and error.
-pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String {
+pub fn render_run(run_id: &str, plan: &Plan, journal: Journalled<'_>) -> String {
+    let checkpoint = journal.checkpoint;
     let hosts: Vec<&HostName> = plan.facts.iter().map(|f| &f.host).collect();
     let columns = hosts.len() <= HOST_COLUMNS_UP_TO;
     let mut failures = Vec::new();
     let table = if columns {
-        host_columns(plan, &hosts, checkpoint, &mut failures)
+        host_columns(plan, &hosts, journal, &mut failures)
     } else {
-        step_counts(plan, checkpoint, &mut failures)
+        step_counts(plan, journal, &mut failures)
     };
     let state = run_state(checkpoint, !failures.is_empty());
     let mut out = format!(
-        "Run {run_id}: {} procedure, {} → {}, {state}\n\n",
-        plan.choice.procedure, plan.choice.from, plan.choice.to
+        "Run {run_id}: {} procedure, {} → {}, {state} (ran {})\n\n",
+        plan.choice.procedure,
+        plan.choice.from,
+        plan.choice.to,
+        took(journal.times.run)
     );
     out.push_str(&table);
     if columns {
@@ -67,6 +71,25 @@ pub fn render_run(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> String 
         }
     }
     out
+}
+
+/// What the journal says of a run: where each step is, and how long each took.
+#[derive(Debug, Clone, Copy)]
+pub struct Journalled<'a> {
+    pub checkpoint: &'a Checkpoint,
+    pub times: &'a StepTimes,
+}
+
+/// `0.4s`, `12s`, `3m05s`, `1h02m`.
+pub fn took(duration: std::time::Duration) -> String {
+    let ms = duration.as_millis();
+    let secs = duration.as_secs();
+    match secs {
+        0..=9 => format!("{}.{}s", secs, (ms % 1000) / 100),
+        10..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 fn run_state(checkpoint: &Checkpoint, failed: bool) -> &'static str {
@@ -163,11 +186,13 @@ fn state_of(
 fn host_columns(
     plan: &Plan,
     hosts: &[&HostName],
-    checkpoint: &Checkpoint,
+    journal: Journalled<'_>,
     failures: &mut Vec<Failure>,
 ) -> String {
+    let checkpoint = journal.checkpoint;
     let mut header = vec!["STEP"];
     header.extend(hosts.iter().map(|h| h.as_str()));
+    header.push("TIME");
     let mut rows = Vec::new();
     for (id, step_hosts) in rows_of(plan) {
         let mut row = vec![id.to_string()];
@@ -187,13 +212,23 @@ fn host_columns(
             };
             row.push(cell.to_string());
         }
+        row.push(journal.times.step(id).map_or_else(|| "-".to_string(), took));
         rows.push(row);
     }
     table::render(&header, &rows)
 }
 
-fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>) -> String {
-    let header = ["STEP", "HOSTS", "DONE", "IN FLIGHT", "PENDING", "FAILED"];
+fn step_counts(plan: &Plan, journal: Journalled<'_>, failures: &mut Vec<Failure>) -> String {
+    let checkpoint = journal.checkpoint;
+    let header = [
+        "STEP",
+        "HOSTS",
+        "DONE",
+        "IN FLIGHT",
+        "PENDING",
+        "FAILED",
+        "TIME",
+    ];
     let mut rows = Vec::new();
     for (id, step_hosts) in rows_of(plan) {
         let mut counts = [0usize; 4];
@@ -209,6 +244,7 @@ fn step_counts(plan: &Plan, checkpoint: &Checkpoint, failures: &mut Vec<Failure>
         }
         let mut row = vec![id.to_string(), step_hosts.len().to_string()];
         row.extend(counts.iter().map(usize::to_string));
+        row.push(journal.times.step(id).map_or_else(|| "-".to_string(), took));
         rows.push(row);
     }
     table::render(&header, &rows)
@@ -249,6 +285,17 @@ fn grouped(failures: &[Failure]) -> Vec<(&Failure, Vec<&str>)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        use std::time::Duration;
+        assert_eq!(super::took(Duration::from_millis(420)), "0.4s");
+        assert_eq!(super::took(Duration::from_millis(9_950)), "9.9s");
+        assert_eq!(super::took(Duration::from_secs(42)), "42s");
+        assert_eq!(super::took(Duration::from_secs(185)), "3m05s");
+        assert_eq!(super::took(Duration::from_secs(3_720)), "1h02m");
+    }
+
     use super::*;
 
     fn failure(step: &str, host: &str, error: &str) -> Failure {
