@@ -221,12 +221,7 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
             },
         )
     })?;
-    let shutdown = signals::install(release).map_err(|e| {
-        (
-            "installing signal handlers",
-            Error::io(Path::new("signals"))(e),
-        )
-    })?;
+    let shutdown = install_signals(release)?;
 
     let settings = NodeSettings {
         release: release.clone(),
@@ -241,15 +236,7 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         rebroadcast: cfg.rebroadcast,
     };
     let node = Node::new(settings, state, staging, log_dirty);
-    spawn_servers(&node, listener, rest);
-    logging::info(
-        "cluster",
-        &format!(
-            "IPFS Cluster v{} listening on:\n        {}\n",
-            release.version,
-            node.full_addr(&cfg.listen.transport, node.id())
-        ),
-    );
+    serve(&node, (listener, rest), cfg);
     if staging {
         let (node, targets) = (node.clone(), targets.clone());
         thread::spawn(move || join(&node, &targets));
@@ -306,12 +293,7 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         &format!("Datastore backend: {}", super::datastore::BACKEND),
     );
     let (listener, rest) = bind(cfg)?;
-    let shutdown = signals::install(release).map_err(|e| {
-        (
-            "installing signal handlers",
-            Error::io(Path::new("signals"))(e),
-        )
-    })?;
+    let shutdown = install_signals(release)?;
     let mut known = peerstore::read(dir);
     for (_, maddr) in &targets {
         if let Some(id) = &maddr.peer_id {
@@ -331,15 +313,7 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         rebroadcast: cfg.rebroadcast,
     };
     let node = Node::new_crdt(settings, pinset, known);
-    spawn_servers(&node, listener, rest);
-    logging::info(
-        "cluster",
-        &format!(
-            "IPFS Cluster v{} listening on:\n        {}\n",
-            release.version,
-            node.full_addr(&cfg.listen.transport, node.id())
-        ),
-    );
+    serve(&node, (listener, rest), cfg);
     // The real peer bootstraps while it waits for IPFS: a failed bootstrap is logged before
     // READY.
     if !targets.is_empty() {
@@ -399,6 +373,30 @@ fn load_state(
         state.apply(&entry);
     }
     Ok((state, (fresh && !staging) || !entries.is_empty()))
+}
+
+/// Serves the cluster RPC and the REST API, and says where, as the real peer does.
+fn serve(node: &Arc<Node>, (listener, rest): (TcpListener, TcpListener), cfg: &ServiceConfig) {
+    spawn_servers(node, listener, rest);
+    logging::info(
+        "cluster",
+        &format!(
+            "IPFS Cluster v{} listening on:\n        {}\n",
+            node.release().version,
+            node.full_addr(&cfg.listen.transport, node.id())
+        ),
+    );
+}
+
+fn install_signals(
+    release: &Release,
+) -> std::result::Result<Arc<std::sync::atomic::AtomicBool>, Failure> {
+    signals::install(release).map_err(|e| {
+        (
+            "installing signal handlers",
+            Error::io(Path::new("signals"))(e),
+        )
+    })
 }
 
 fn spawn_servers(node: &Arc<Node>, listener: TcpListener, rest: TcpListener) {
