@@ -6,6 +6,7 @@ use crate::exec::ConnectError;
 use crate::inventory::{HostName, InventoryError};
 use crate::journal::JournalError;
 use crate::message::HostNames;
+use crate::migrate::{MigrateError, MigrateRefusal};
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
 use crate::procedure::StepId;
@@ -32,6 +33,8 @@ pub enum Error {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Recover(#[from] RecoverError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     #[error("{}: cannot read recorded facts: {source}", path.display())]
     FactsFile {
         path: PathBuf,
@@ -56,6 +59,8 @@ pub enum Error {
     UnfinishedRun { run_id: String, inventory: PathBuf },
     #[error("run {run_id} is an unfinished recovery: run `cluster-upgrade recover {}` to resume it (its final check is recover's), or `cluster-upgrade runs abandon {run_id}`", inventory.display())]
     UnfinishedRecovery { run_id: String, inventory: PathBuf },
+    #[error("run {run_id} is an unfinished raft → crdt migration: run `cluster-upgrade migrate-consensus {} --to crdt` to resume it (its final check is the migration's), or `cluster-upgrade runs abandon {run_id}`", inventory.display())]
+    UnfinishedMigration { run_id: String, inventory: PathBuf },
     #[error("runs of several clusters are unfinished in this state directory; name the one to resume (`cluster-upgrade apply INVENTORY`): {}", runs.join("; "))]
     SeveralUnfinished { runs: Vec<String> },
     #[error("a resumed run executes its saved plan: {} cannot be honoured (run {run_id} was planned without it); resume without it, or `cluster-upgrade runs abandon {run_id}` and plan again", options.join(", "))]
@@ -132,6 +137,23 @@ fn unreachable_text(hosts: &[(HostName, String)]) -> String {
 pub use crate::message::chain;
 
 impl Error {
+    /// An unfinished run that another command resumes (each has its own final check): names
+    /// the command that does.
+    pub fn unfinished(
+        procedure: crate::plan::ProcedureKind,
+        run_id: String,
+        inventory: PathBuf,
+    ) -> Error {
+        use crate::plan::ProcedureKind;
+        match procedure {
+            ProcedureKind::Recover => Error::UnfinishedRecovery { run_id, inventory },
+            ProcedureKind::Migrate => Error::UnfinishedMigration { run_id, inventory },
+            ProcedureKind::Standard | ProcedureKind::Rolling | ProcedureKind::Bootstrap => {
+                Error::UnfinishedRun { run_id, inventory }
+            }
+        }
+    }
+
     /// A stable, machine-readable name of the error, for `--json` output.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -143,6 +165,8 @@ impl Error {
             Error::Journal(JournalError::Unusable { .. }) => "unusable_state_directory",
             Error::Journal(_) => "journal",
             Error::Recover(_) => "recover",
+            Error::Migrate(MigrateError::Refused(_)) => "refused",
+            Error::Migrate(MigrateError::Render(_)) => "invalid_playbook",
             Error::FactsFile { .. } => "invalid_facts_file",
             Error::PlanFile { .. } => "invalid_plan_file",
             Error::NoPlan { .. } => "no_plan",
@@ -151,6 +175,7 @@ impl Error {
             Error::AlreadyApplied { .. } => "already_applied",
             Error::UnfinishedRun { .. } => "unfinished_run",
             Error::UnfinishedRecovery { .. } => "unfinished_recovery",
+            Error::UnfinishedMigration { .. } => "unfinished_migration",
             Error::SeveralUnfinished { .. } => "several_unfinished_runs",
             Error::ResumeOptions { .. } => "resume_options",
             Error::UnsafeResume { .. } => "unsafe_resume",
@@ -200,10 +225,16 @@ impl Error {
                 exit::INVALID_INPUT
             }
             Error::Recover(RecoverError::ExportCheck { .. }) => exit::HOST_FAILED,
+            Error::Migrate(MigrateError::Refused(MigrateRefusal::Unreachable { .. })) => {
+                exit::HOST_FAILED
+            }
+            Error::Migrate(MigrateError::Refused(_)) => exit::REFUSED,
+            Error::Migrate(MigrateError::Render(_)) => exit::INVALID_INPUT,
             Error::StalePlan { .. }
             | Error::AlreadyApplied { .. }
             | Error::UnfinishedRun { .. }
             | Error::UnfinishedRecovery { .. }
+            | Error::UnfinishedMigration { .. }
             | Error::UnsafeResume { .. }
             | Error::SeveralUnfinished { .. }
             | Error::LeaseHeld { .. }

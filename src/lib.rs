@@ -8,6 +8,7 @@ pub mod facts;
 pub mod inventory;
 pub mod journal;
 mod message;
+pub mod migrate;
 pub mod plan;
 pub mod procedure;
 pub mod recover;

@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::journal::RunId;
 
 pub use settings::{
-    AbandonSettings, ApplySettings, ApplyTarget, InventoryInput, PlanSettings, RecoverSettings,
-    RunSettings, RunsSettings, Settings, StateSettings, StatusSettings,
+    AbandonSettings, ApplySettings, ApplyTarget, InventoryInput, MigrateSettings, PlanSettings,
+    RecoverSettings, RunSettings, RunsSettings, Settings, StateSettings, StatusSettings,
 };
 
 const EXIT_CODES: &str = "\
@@ -45,6 +45,7 @@ impl Cli {
             Command::Runs(args) => args.json && args.action.is_none(),
             Command::Apply(args) => args.json,
             Command::Recover(args) => args.json,
+            Command::MigrateConsensus(args) => args.json,
             _ => false,
         }
     }
@@ -57,6 +58,7 @@ impl Cli {
             Command::Apply(args) => Settings::from(args),
             Command::Status(args) => Settings::from(args),
             Command::Recover(args) => Settings::from(args),
+            Command::MigrateConsensus(args) => Settings::from(args),
             Command::Runs(args) => Settings::from(args),
             Command::Completions { shell } => return Invocation::Completions(*shell),
             Command::Man { dir } => return Invocation::Man(dir.clone()),
@@ -173,6 +175,22 @@ pub enum Command {
     /// installed version is neither its own from the plan nor one the recovery installs).
     #[command(after_help = EXIT_CODES)]
     Recover(RecoverArgs),
+    /// Move a raft cluster to CRDT consensus, on the version its peers run (`--to crdt`).
+    ///
+    /// As the IPFS Cluster v0.11.0 CHANGELOG and backups guide say: every peer must run the same
+    /// version (0.11 or later; a state is imported by the release that exported it), with raft,
+    /// healthy, listing one pinset. Probes every host (read-only), shows the plan and asks. Then,
+    /// with `playbooks/migrate-crdt.yaml`: stop every peer; export each peer's raft state, checked
+    /// against the planned pinset and copied to the controller; keep each `service.json`; switch
+    /// it to CRDT (its `consensus` and `datastore` sections from the release's own
+    /// `init --consensus crdt`, identity, secret and everything else kept; the release must load
+    /// the result); clean the others' CRDT state; import the export on the last host (the anchor)
+    /// and start it alone until it lists the whole pinset; start the others with
+    /// `daemon --bootstrap <anchor>`; check that every peer runs CRDT, sees all peers and lists
+    /// the pinset. The `raft/` folders stay in place. Runs are journalled like `apply` runs;
+    /// after a failure or a crash, run `migrate-consensus` again to resume.
+    #[command(after_help = EXIT_CODES)]
+    MigrateConsensus(MigrateArgs),
     /// List the runs of a state directory (id, cluster, procedure, versions, state, started),
     /// or abandon an unfinished one.
     ///
@@ -250,6 +268,49 @@ pub struct RecoverArgs {
     /// installed on the hosts) instead of a state found on a host; it is imported on the last host.
     #[arg(long, value_name = "FILE")]
     pub from_export: Option<PathBuf>,
+
+    /// Print the run as a stream of JSON events on stdout, as `apply --json` does.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Where runs, journals, logs and backups are kept (default: `.cluster-upgrade/` beside the
+    /// inventory).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Resume a step that was in flight when the last run died even though its playbook says
+    /// to ask: its `check` decides whether it runs again.
+    #[arg(long)]
+    pub retry_in_flight: bool,
+
+    /// Take over the hosts' lease held by this run, which died (its controller crashed or was
+    /// killed): journalled in this run.
+    #[arg(long, value_name = "RUN_ID")]
+    pub take_over: Option<RunId>,
+
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// `migrate-consensus --to`: the consensus to move to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsensusArg {
+    /// Conflict-free replicated state: no leader, every trusted peer writes.
+    Crdt,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub input: InventoryArgs,
+
+    /// The consensus to move to (only `crdt`: raft is the legacy one).
+    #[arg(long, value_enum, value_name = "CONSENSUS")]
+    pub to: ConsensusArg,
 
     /// Print the run as a stream of JSON events on stdout, as `apply --json` does.
     #[arg(long)]

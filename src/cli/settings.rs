@@ -9,8 +9,8 @@ use crate::journal::RunId;
 use crate::plan::ProcedureKind;
 
 use super::{
-    AbandonArgs, ApplyArgs, CheckArgs, InventoryArgs, PlanArgs, ProcedureArg, RecoverArgs,
-    RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
+    AbandonArgs, ApplyArgs, CheckArgs, ConsensusArg, InventoryArgs, MigrateArgs, PlanArgs,
+    ProcedureArg, RecoverArgs, RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
 };
 
 /// What a command runs, with its settings.
@@ -21,6 +21,7 @@ pub enum Settings {
     Apply(ApplySettings),
     Status(StatusSettings),
     Recover(RecoverSettings),
+    Migrate(MigrateSettings),
     Runs(RunsSettings),
     Abandon(AbandonSettings),
 }
@@ -84,6 +85,16 @@ pub struct RecoverSettings {
     pub from_export: Option<PathBuf>,
     pub run: RunSettings,
     /// `--var`, `--playbooks`, `--from-export`, refused on a resume.
+    pub planning_options: Vec<&'static str>,
+}
+
+/// What `migrate-consensus` runs.
+#[derive(Debug)]
+pub struct MigrateSettings {
+    pub input: InventoryInput,
+    pub to: crate::migrate::TargetConsensus,
+    pub run: RunSettings,
+    /// `--var`, `--playbooks`, `--ssh-config`, refused on a resume.
     pub planning_options: Vec<&'static str>,
 }
 
@@ -236,6 +247,29 @@ impl From<&RecoverArgs> for Settings {
                 ("--var", !args.input.vars.is_empty()),
                 ("--playbooks", args.input.playbooks.is_some()),
                 ("--from-export", args.from_export.is_some()),
+                ("--ssh-config", args.ssh.ssh_config.is_some()),
+            ]),
+        })
+    }
+}
+
+impl From<&MigrateArgs> for Settings {
+    fn from(args: &MigrateArgs) -> Settings {
+        Settings::Migrate(MigrateSettings {
+            input: input(&args.input, &args.ssh),
+            to: match args.to {
+                ConsensusArg::Crdt => crate::migrate::TargetConsensus::Crdt,
+            },
+            run: RunSettings {
+                yes: args.yes,
+                retry_in_flight: args.retry_in_flight,
+                take_over: args.take_over.clone(),
+                ssh: ssh(&args.ssh),
+                state_dir: args.state_dir.clone(),
+            },
+            planning_options: given(&[
+                ("--var", !args.input.vars.is_empty()),
+                ("--playbooks", args.input.playbooks.is_some()),
                 ("--ssh-config", args.ssh.ssh_config.is_some()),
             ]),
         })

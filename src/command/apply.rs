@@ -105,10 +105,11 @@ fn resume(
 ) -> Result<(), Error> {
     if let Request::Plan(plan) = request {
         if plan.run_id != unfinished.plan.run_id {
-            return Err(Error::UnfinishedRun {
-                run_id: unfinished.dir.id().to_string(),
-                inventory: unfinished.plan.inventory.clone(),
-            });
+            return Err(Error::unfinished(
+                unfinished.plan.choice.procedure,
+                unfinished.dir.id().to_string(),
+                unfinished.plan.inventory.clone(),
+            ));
         }
     }
     resume::run_again(resume::Again {
@@ -117,7 +118,7 @@ fn resume(
         planning_options: &settings.planning_options,
         run: &settings.run,
         options: options(settings),
-        recovery: false,
+        resumer: resume::Resumer::Apply,
         after: &|_run, plan: &Plan, now: &[HostFacts]| Ok(verify(plan, now)),
     })
 }

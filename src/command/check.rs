@@ -11,8 +11,9 @@ pub fn check(input: &InventoryInput) -> Result<(), Error> {
     // Every host, where planning checks one host per variable set: this is the full check.
     let (inventory, playbooks) = inputs::load_with(input, Coverage::EveryHost)?;
     let recover = inputs::playbook(input, "recover.yaml", &inventory, Coverage::EveryHost)?;
+    let migrate = inputs::playbook(input, "migrate-crdt.yaml", &inventory, Coverage::EveryHost)?;
     report::print(&format!(
-        "{}: valid ({} hosts, target {}); playbooks {}, {}, {} and {} render for every host\n",
+        "{}: valid ({} hosts, target {}); playbooks {}, {}, {}, {} and {} render for every host\n",
         input.inventory.display(),
         inventory.hosts.len(),
         inventory.cluster.target_version,
@@ -20,6 +21,7 @@ pub fn check(input: &InventoryInput) -> Result<(), Error> {
         playbooks.rolling.path.display(),
         playbooks.bootstrap.path.display(),
         recover.path.display(),
+        migrate.path.display(),
     ));
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod check;
 mod inputs;
+mod migrate;
 mod plan;
 mod plan_file;
 mod preflight;
@@ -25,6 +26,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         Settings::Apply(settings) => apply::apply(&settings),
         Settings::Status(settings) => status::status(&settings),
         Settings::Recover(settings) => recover::recover(&settings),
+        Settings::Migrate(settings) => migrate::migrate(&settings),
         Settings::Runs(place) => runs::list(&place),
         Settings::Abandon(settings) => runs::abandon(&settings),
     }

@@ -35,10 +35,11 @@ pub fn plan(args: &PlanSettings) -> Result<(), Error> {
     let cluster_id = cluster_id(&inventory)?;
     // A run of this cluster that is not over: resumed by `apply`, or abandoned, first.
     if let (Some(unfinished), _) = state::unfinished_of(&state, Some(&cluster_id))? {
-        return Err(Error::UnfinishedRun {
-            run_id: unfinished.dir.id().to_string(),
-            inventory: args.input.inventory.clone(),
-        });
+        return Err(Error::unfinished(
+            unfinished.plan.choice.procedure,
+            unfinished.dir.id().to_string(),
+            args.input.inventory.clone(),
+        ));
     }
     let reach = Reach::of(&inventory);
     let facts = match recorded {

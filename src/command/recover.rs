@@ -52,7 +52,7 @@ pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
             planning_options: &settings.planning_options,
             run: &settings.run,
             options,
-            recovery: true,
+            resumer: resume::Resumer::Recover,
             after: &verify,
         });
     }

@@ -40,10 +40,39 @@ pub struct Again<'a> {
     pub planning_options: &'a [&'static str],
     pub run: &'a RunSettings,
     pub options: RunOptions<'a>,
-    /// `recover` resumes recoveries only; `apply` never does (their final checks differ).
-    pub recovery: bool,
+    /// The command resuming: `recover` resumes recoveries only, `migrate-consensus`
+    /// migrations only, `apply` the upgrades (their final checks differ).
+    pub resumer: Resumer,
     /// The final check of the run (the command's).
     pub after: &'a FinalCheck,
+}
+
+/// The command that resumes a run of a kind: each has its own final check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumer {
+    Apply,
+    Recover,
+    Migrate,
+}
+
+impl Resumer {
+    pub fn of(procedure: ProcedureKind) -> Resumer {
+        match procedure {
+            ProcedureKind::Recover => Resumer::Recover,
+            ProcedureKind::Migrate => Resumer::Migrate,
+            ProcedureKind::Standard | ProcedureKind::Rolling | ProcedureKind::Bootstrap => {
+                Resumer::Apply
+            }
+        }
+    }
+
+    fn run_name(self) -> &'static str {
+        match self {
+            Resumer::Apply => "run",
+            Resumer::Recover => "recovery run",
+            Resumer::Migrate => "migration run",
+        }
+    }
 }
 
 /// A command's final check of a run: the problems it finds with the cluster as it ends.
@@ -58,7 +87,7 @@ pub fn run_again(again: Again<'_>) -> Result<(), Error> {
         planning_options,
         run,
         options,
-        recovery,
+        resumer,
         after,
     } = again;
     // Connected as the plan recorded, under the command line's SSH options.
@@ -66,10 +95,8 @@ pub fn run_again(again: Again<'_>) -> Result<(), Error> {
     let unfinished = &unfinished;
     let plan = &unfinished.plan;
     let (run_id, inventory) = (unfinished.dir.id().to_string(), plan.inventory.clone());
-    match (plan.choice.procedure == ProcedureKind::Recover, recovery) {
-        (true, false) => return Err(Error::UnfinishedRecovery { run_id, inventory }),
-        (false, true) => return Err(Error::UnfinishedRun { run_id, inventory }),
-        _ => {}
+    if Resumer::of(plan.choice.procedure) != resumer {
+        return Err(Error::unfinished(plan.choice.procedure, run_id, inventory));
     }
     if !planning_options.is_empty() {
         return Err(Error::ResumeOptions {
@@ -84,7 +111,7 @@ pub fn run_again(again: Again<'_>) -> Result<(), Error> {
         &ready.checkpoint,
         &ready.resets,
     ));
-    let what = if recovery { "recovery run" } else { "run" };
+    let what = resumer.run_name();
     run_mod::confirm(
         run.yes,
         &format!(
@@ -118,6 +145,10 @@ fn reconnect_and_review(
     report::note(&match plan.choice.procedure {
         crate::plan::ProcedureKind::Recover => format!(
             "resuming recovery run {id} (source {}, {from} → {to})",
+            plan.choice.anchor.as_deref().unwrap_or("?")
+        ),
+        crate::plan::ProcedureKind::Migrate => format!(
+            "resuming migration run {id} (raft → crdt on {to}, anchor {})",
             plan.choice.anchor.as_deref().unwrap_or("?")
         ),
         procedure => format!("resuming run {id} ({procedure} procedure, {from} → {to})"),

@@ -48,6 +48,7 @@ pub type AfterCheck<'a> = &'a dyn Fn(&[HostFacts]) -> Result<Vec<String>, Error>
 pub fn resume_command(plan: &Plan) -> &'static str {
     match plan.choice.procedure {
         ProcedureKind::Recover => "cluster-upgrade recover INVENTORY",
+        ProcedureKind::Migrate => "cluster-upgrade migrate-consensus INVENTORY --to crdt",
         _ => "cluster-upgrade apply",
     }
 }
@@ -119,7 +120,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         interrupt.abort();
         progress.finish();
         let result = match outcome {
-            RunOutcome::Finished => match final_gate(after, &connected).await {
+            RunOutcome::Finished => match final_gate(after, &connected, plan).await {
                 Ok(problems) if problems.is_empty() => executor
                     .record(Event::RunFinished)
                     .await
@@ -371,11 +372,20 @@ const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 
 /// Probes the cluster and checks it, again every 2 s while a peer is still settling, for a
 /// short while.
-async fn final_gate(after: AfterCheck<'_>, connected: &Connected) -> Result<Vec<String>, Error> {
+async fn final_gate(
+    after: AfterCheck<'_>,
+    connected: &Connected,
+    plan: &Plan,
+) -> Result<Vec<String>, Error> {
     let deadline = std::time::Instant::now() + FINAL_GATE_PATIENCE;
     let mut views = crate::plan::WholeViews::default();
+    // A migration's check reads each peer's consensus from its service.json.
+    let scope = match plan.choice.procedure {
+        ProcedureKind::Migrate => ProbeScope::FULL,
+        _ => ProbeScope::HEALTH,
+    };
     loop {
-        let probed = connected.probe_async(ProbeScope::HEALTH).await;
+        let probed = connected.probe_async(scope).await;
         let facts = views.merge(probed);
         let problems = after(&facts)?;
         // Only a peer that is still settling is worth waiting for; a wrong version or pinset

@@ -116,6 +116,13 @@ pub const RECOVERY_DOWNTIME: &str =
     "the cluster is down from `stop-all` until the source peer has started alone with the \
      whole pinset; the other peers rejoin one by one after it";
 
+/// What a raft → crdt migration plan says about downtime.
+pub const MIGRATION_DOWNTIME: &str =
+    "the cluster is down from `stop-peers` until the anchor has started alone with the whole \
+     pinset (the export, the config switch and the import take seconds for thousands of pins); \
+     the other peers then start together and list the pinset after the anchor's next rebroadcast \
+     of its CRDT heads (`rebroadcast_interval`, 1 minute by default)";
+
 /// Chooses the procedure and renders it.
 pub fn build_plan(inputs: PlanInputs<'_>) -> Result<Plan, PlanError> {
     build_stage(inputs, inputs.origin.run_id.as_str())
@@ -143,8 +150,8 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
         ProcedureKind::Standard => &playbooks.standard,
         ProcedureKind::Bootstrap => &playbooks.bootstrap,
         ProcedureKind::Rolling => &playbooks.rolling,
-        ProcedureKind::Recover => {
-            unreachable!("`choose` never picks recover; `crate::recover` plans it")
+        ProcedureKind::Recover | ProcedureKind::Migrate => {
+            unreachable!("`choose` never picks recover or migrate; their modules plan them")
         }
     };
     // The standard playbook has no anchor steps; the last host stands in so contexts are whole.
@@ -256,6 +263,7 @@ impl SharedContext<'_> {
 fn expected_downtime(choice: &Choice) -> String {
     match choice.procedure {
         ProcedureKind::Recover => RECOVERY_DOWNTIME.to_string(),
+        ProcedureKind::Migrate => MIGRATION_DOWNTIME.to_string(),
         ProcedureKind::Rolling => "none: one peer at a time is down (seconds each), the others keep serving and accepting pins".to_string(),
         ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
              typically a few seconds, at most the health gate's deadline"
@@ -297,7 +305,10 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
         ProcedureKind::Standard if choice.from.state_format() != target.state_format() => list.push(
             "raft state: `daemon --upgrade` migrates it and keeps the old folder as raft.old.0 on every peer".to_string(),
         ),
-        ProcedureKind::Standard | ProcedureKind::Recover | ProcedureKind::Rolling => {}
+        ProcedureKind::Standard
+        | ProcedureKind::Recover
+        | ProcedureKind::Rolling
+        | ProcedureKind::Migrate => {}
         ProcedureKind::Bootstrap => {
             list.push("raft state of every removed peer: moved to raft.old.0 by the peer itself when it is removed".to_string());
             if target.has_state_upgrade() {

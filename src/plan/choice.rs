@@ -23,6 +23,10 @@ pub enum ProcedureKind {
     /// Disaster recovery (`cluster-upgrade recover`): restore a surviving state on one peer,
     /// upgrade it alone, bootstrap the others to it. Never chosen by `plan` or `apply`.
     Recover,
+    /// raft → crdt on the running version (`cluster-upgrade migrate-consensus`): export, switch
+    /// every `service.json` to CRDT, import on one peer, start it, then the others. Never
+    /// chosen by `plan` or `apply`.
+    Migrate,
 }
 
 impl ProcedureKind {
@@ -32,6 +36,7 @@ impl ProcedureKind {
             ProcedureKind::Rolling => "rolling",
             ProcedureKind::Bootstrap => "bootstrap",
             ProcedureKind::Recover => "recover",
+            ProcedureKind::Migrate => "migrate-consensus",
         }
     }
 }
@@ -153,8 +158,9 @@ pub fn choose(
         });
     }
 
-    // Recovery is planned by `crate::recover` from the stored states, never chosen here.
-    let requested = requested.filter(|kind| *kind != ProcedureKind::Recover);
+    // Recovery and migration are planned by `crate::recover` and `crate::migrate`, never here.
+    let requested =
+        requested.filter(|kind| !matches!(kind, ProcedureKind::Recover | ProcedureKind::Migrate));
     let consensus = cluster_consensus(facts)?;
     let failed = standard_conditions_failing(facts, &versions, consensus);
     let rolling_failed = rolling_conditions_failing(facts, &versions, target, consensus);
@@ -206,10 +212,12 @@ pub fn choose(
             "bootstrap procedure requested with --procedure; the standard one would also be safe"
                 .to_string(),
         ],
-        (ProcedureKind::Recover, _) => unreachable!("recover is filtered out above"),
+        (ProcedureKind::Recover | ProcedureKind::Migrate, _) => {
+            unreachable!("recover and migrate are filtered out above")
+        }
     };
     let anchor = match procedure {
-        ProcedureKind::Bootstrap | ProcedureKind::Recover => {
+        ProcedureKind::Bootstrap | ProcedureKind::Recover | ProcedureKind::Migrate => {
             Some(choose_anchor(facts).ok_or(Refusal::NoAnchor)?)
         }
         ProcedureKind::Standard | ProcedureKind::Rolling => None,

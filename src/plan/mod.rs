@@ -15,7 +15,7 @@ mod upgrade;
 
 pub use build::{
     build_plan, render_steps, PlanError, PlanInputs, PlanOrigin, PlanParts, Playbooks,
-    RECOVERY_DOWNTIME,
+    MIGRATION_DOWNTIME, RECOVERY_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use health::{

@@ -73,6 +73,9 @@ pub fn render_plan(plan: &Plan) -> String {
         (Some(anchor), ProcedureKind::Recover) => {
             let _ = writeln!(out, "  The state is restored on {anchor}, which is upgraded alone; the other peers are cleaned, upgraded and bootstrapped to it.");
         }
+        (Some(anchor), ProcedureKind::Migrate) => {
+            let _ = writeln!(out, "  The export is imported on {anchor}, which starts first; the other peers start clean and sync from it.");
+        }
         (Some(anchor), _) => {
             let _ = writeln!(out, "  The state is kept on {anchor}; the other peers are removed, upgraded and bootstrapped to it.");
         }

@@ -283,7 +283,7 @@ fn man_pages_are_written_for_the_command_and_each_subcommand() {
         .args([std::ffi::OsStr::new("man"), dir.path().as_os_str()])
         .run();
     assert!(
-        text(&out.stderr).contains("wrote 9 man pages"),
+        text(&out.stderr).contains("wrote 10 man pages"),
         "{}",
         text(&out.stderr)
     );
@@ -292,6 +292,7 @@ fn man_pages_are_written_for_the_command_and_each_subcommand() {
         "cluster-upgrade-plan",
         "cluster-upgrade-apply",
         "cluster-upgrade-runs",
+        "cluster-upgrade-migrate-consensus",
     ] {
         let roff = std::fs::read_to_string(dir.path().join(format!("{page}.1"))).unwrap();
         assert!(

@@ -10,6 +10,7 @@ mod bootstrap_e2e;
 mod cli;
 mod inventory;
 mod inventory_ssh_config;
+mod migrate_e2e;
 mod plan_e2e;
 mod procedure;
 mod procedure_gates;

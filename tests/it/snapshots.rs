@@ -18,7 +18,16 @@ fn fixture(name: &str) -> String {
 #[test]
 fn help_of_every_command() {
     let settings = snapshot_filters();
-    for command in ["", "check", "plan", "apply", "status", "recover", "runs"] {
+    for command in [
+        "",
+        "check",
+        "plan",
+        "apply",
+        "status",
+        "recover",
+        "migrate-consensus",
+        "runs",
+    ] {
         let args: Vec<&str> = [command, "--help"]
             .into_iter()
             .filter(|a| !a.is_empty())
