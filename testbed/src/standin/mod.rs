@@ -63,6 +63,7 @@ mod lock;
 mod logging;
 mod multiaddr;
 mod notify;
+mod pebble;
 mod peerstore;
 mod pin;
 mod raftlog;
