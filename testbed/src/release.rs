@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 const MAGIC: &[u8; 16] = b"CLUSTER-RELEASE1";
 
 /// The releases the stand-in models, oldest first.
-pub const RELEASES: &[&str] = &["0.9.0", "0.10.1", "0.11.0", "1.0.8", "1.1.6"];
+pub const RELEASES: &[&str] = &[
+    "0.9.0", "0.10.1", "0.11.0", "0.13.1", "0.14.5", "1.0.5", "1.0.8", "1.1.2", "1.1.3", "1.1.6",
+];
 
 /// Which of the two executables of a release a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +105,97 @@ impl Release {
         }
     }
 
+    /// The datastores `init --datastore` offers (`cmd/ipfs-cluster-service/main.go` of each
+    /// tag): no flag before 0.14 (CRDT peers use badger), badger and leveldb from 0.14, also
+    /// badger3 and pebble from 1.0.5.
+    pub fn datastores(&self) -> &'static [Backend] {
+        use Backend::*;
+        match (self.major, self.minor, self.patch) {
+            (0, 0..=13, _) => &[],
+            (0, _, _) | (1, 0, 0..=4) => &[Badger, LevelDb],
+            _ => &[Badger, Badger3, LevelDb, Pebble],
+        }
+    }
+
+    /// The datastore a CRDT `init` writes without `--datastore`: badger up to 1.0.5, pebble
+    /// from 1.0.6 (on linux/amd64; `pebble_enabled.go` keeps badger3 on arm, 386 and
+    /// openbsd/amd64 until 1.0.8).
+    pub fn default_datastore(&self) -> Backend {
+        if (self.major, self.minor, self.patch) >= (1, 0, 6) {
+            Backend::Pebble
+        } else {
+            Backend::Badger
+        }
+    }
+
+    /// `choosing datastore`'s refusal of a value `init --datastore` does not offer (the
+    /// real texts of 0.14.x and of 1.0.5 on).
+    pub fn datastore_refusal(&self) -> &'static str {
+        if self.datastores().contains(&Backend::Pebble) {
+            "flag value must be set to 'leveldb', 'badger', 'badger3' or 'pebble'"
+        } else {
+            "flag value must be set to 'leveldb' or 'badger'"
+        }
+    }
+
+    /// The pebble formats of a release that has pebble (1.0.5 on); see [`PebbleFormats`].
+    pub fn pebble_formats(&self) -> Option<PebbleFormats> {
+        let range = |oldest, newest| Some(PebbleFormats { oldest, newest });
+        match (self.major, self.minor, self.patch) {
+            // pebble 2022-11 / 2023-02 pseudo-versions: FormatNewest 12.
+            (1, 0, 5..=7) => range(1, 12),
+            // pebble 2023-12 pseudo-version and v1.1.x: FormatNewest 16.
+            (1, 0, 8..) | (1, 1, 0..=2) => range(1, 16),
+            // pebble/v2 v2.0.3: FormatMinSupported 13, FormatNewest 19.
+            (1, 1, 3..=4) => range(13, 19),
+            // pebble/v2 v2.1.x: 13 to 24.
+            (1, 1, 5..) => range(13, 24),
+            _ => None,
+        }
+    }
+
+    /// The `format_major_version` a pebble `init` writes: 1 up to 1.0.7 (pebble's
+    /// `FormatMostCompatible`, the options' default), the newest from 1.0.8 (#2019).
+    pub fn pebble_init_format(&self) -> Option<u32> {
+        let formats = self.pebble_formats()?;
+        if (self.major, self.minor, self.patch) < (1, 0, 8) {
+            Some(1)
+        } else {
+            Some(formats.newest)
+        }
+    }
+
+    /// Whether the pebble datastore warns at start when its configured format is older than
+    /// the newest (`datastore/pebble/pebble.go`, from 1.0.8).
+    pub fn warns_old_pebble_format(&self) -> bool {
+        (self.major, self.minor, self.patch) >= (1, 0, 8)
+    }
+
+    /// Whether this release's pebble refuses a store without a format marker (format 1) with
+    /// pebble v2.1.5's `checkForLegacyFormatVersion1` text ("was written …, which …", 1.1.6),
+    /// rather than v2.0.3/v2.1.2's ("written … which …", 1.1.3 – 1.1.5).
+    pub fn pebble_legacy_v1_check(&self) -> bool {
+        (self.major, self.minor, self.patch) >= (1, 1, 6)
+    }
+
+    /// How this release encodes its ping metrics (ipfs-cluster#1409).
+    pub fn metrics_codec(&self) -> MetricsCodec {
+        if (self.major, self.minor) <= (0, 13) {
+            MetricsCodec::Multicodec
+        } else {
+            MetricsCodec::Msgpack
+        }
+    }
+
+    /// Whether a peer of this release takes a ping metric encoded with `codec`: the same
+    /// codec, or an old one from 0.14.1 on (PR #1446 strips the multicodec header and warns
+    /// once); a 0.13 peer cannot read 0.14 metrics ("multicodec did not match").
+    pub fn reads_metrics(&self, codec: MetricsCodec) -> bool {
+        codec == self.metrics_codec()
+            || (codec == MetricsCodec::Multicodec
+                && (self.major, self.minor, self.patch) >= (0, 14, 1))
+    }
+
     /// The libp2p RPC protocol ID (reference §4).
     pub fn rpc_protocol(&self) -> String {
         match (self.major, self.minor) {
@@ -112,6 +205,68 @@ impl Release {
             _ => "/ipfscluster/1.0/rpc".to_string(),
         }
     }
+}
+
+/// A datastore backend of a CRDT peer (`init --datastore`, the key of `service.json`'s
+/// `datastore` section and the name of its folder next to `service.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Badger,
+    Badger3,
+    LevelDb,
+    Pebble,
+}
+
+impl Backend {
+    /// The `--datastore` value, config key and folder name (one name for all three).
+    pub fn key(self) -> &'static str {
+        match self {
+            Backend::Badger => "badger",
+            Backend::Badger3 => "badger3",
+            Backend::LevelDb => "leveldb",
+            Backend::Pebble => "pebble",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Backend> {
+        [
+            Backend::Badger,
+            Backend::Badger3,
+            Backend::LevelDb,
+            Backend::Pebble,
+        ]
+        .into_iter()
+        .find(|b| b.key() == text)
+    }
+}
+
+/// What a release's pebble accepts in `format_major_version` and can open on disk
+/// (`docs/adr/0009-pebble-format.md`, from each release's go.mod and its pebble's
+/// `format_major_version.go` and `Options.Validate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PebbleFormats {
+    /// The oldest store format it opens (1 before pebble v2: no minimum).
+    pub oldest: u32,
+    /// `FormatNewest`: the highest format it accepts in its config and writes.
+    pub newest: u32,
+}
+
+impl PebbleFormats {
+    /// pebble v2 (from 1.1.3) has a minimum and says "must be between"; v1 only an upper bound.
+    pub fn is_v2(self) -> bool {
+        self.oldest > 1
+    }
+}
+
+/// How a release's ping metrics are encoded (ipfs-cluster#1409): 0.14.0 changed the encoding,
+/// so peers of 0.13 and 0.14 share the RPC protocol but not their metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsCodec {
+    /// Up to 0.13.3: msgpack behind a multicodec header.
+    Multicodec,
+    /// From 0.14.0: plain msgpack.
+    Msgpack,
 }
 
 /// Reads the trailer of an executable, or `None` if it has none (the bare stand-in).
@@ -242,6 +397,51 @@ mod tests {
         assert_eq!(r("1.1.6").era(), Era::Modern);
         assert!(Release::modelled("0.12.0").is_none());
         assert_eq!(Release::parse("v0.10.1+git1234").unwrap().version, "0.10.1");
+    }
+
+    #[test]
+    fn the_crdt_era_releases_follow_their_init_and_go_mod() {
+        let r = |v| Release::modelled(v).unwrap();
+        for v in ["0.13.1", "0.14.5", "1.0.5", "1.1.2", "1.1.3"] {
+            assert!(RELEASES.contains(&v), "{v} is modelled");
+            assert_eq!(r(v).era(), Era::Modern);
+        }
+        // RPC protocol IDs (1x doc §3): 0.13 and 0.14 share 0.12's, 1.x one of its own.
+        assert_eq!(r("0.13.1").rpc_protocol(), "/ipfscluster/0.12/rpc");
+        assert_eq!(r("0.14.5").rpc_protocol(), "/ipfscluster/0.12/rpc");
+        assert_eq!(r("1.0.5").rpc_protocol(), "/ipfscluster/1.0/rpc");
+        assert_eq!(r("1.1.3").rpc_protocol(), "/ipfscluster/1.0/rpc");
+        // --datastore: none before 0.14, badger|leveldb in 0.14, four from 1.0.5.
+        use Backend::*;
+        assert!(r("0.13.1").datastores().is_empty());
+        assert_eq!(r("0.14.5").datastores(), [Badger, LevelDb]);
+        assert_eq!(r("1.0.5").datastores(), [Badger, Badger3, LevelDb, Pebble]);
+        assert_eq!(r("0.13.1").default_datastore(), Badger);
+        assert_eq!(r("1.0.5").default_datastore(), Badger);
+        assert_eq!(r("1.0.8").default_datastore(), Pebble);
+        assert_eq!(
+            r("0.14.5").datastore_refusal(),
+            "flag value must be set to 'leveldb' or 'badger'"
+        );
+        // Pebble formats (ADR 0009) and what init writes.
+        let formats = |v| r(v).pebble_formats().map(|f| (f.oldest, f.newest));
+        assert_eq!(formats("0.14.5"), None);
+        assert_eq!(formats("1.0.5"), Some((1, 12)));
+        assert_eq!(formats("1.0.8"), Some((1, 16)));
+        assert_eq!(formats("1.1.2"), Some((1, 16)));
+        assert_eq!(formats("1.1.3"), Some((13, 19)));
+        assert_eq!(formats("1.1.6"), Some((13, 24)));
+        assert_eq!(r("1.0.5").pebble_init_format(), Some(1));
+        assert_eq!(r("1.0.8").pebble_init_format(), Some(16));
+        assert_eq!(r("1.1.3").pebble_init_format(), Some(19));
+        assert!(!r("1.0.5").warns_old_pebble_format());
+        assert!(r("1.0.8").warns_old_pebble_format());
+        // The metrics break (#1409): 0.14.5 reads 0.13 metrics, 0.13 cannot read 0.14's.
+        let (old, new) = (r("0.13.1"), r("0.14.5"));
+        assert_ne!(old.metrics_codec(), new.metrics_codec());
+        assert!(new.reads_metrics(old.metrics_codec()));
+        assert!(!old.reads_metrics(new.metrics_codec()));
+        assert!(r("1.1.6").reads_metrics(r("1.0.5").metrics_codec()));
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn standard_upgrade_of_five_peers_from_0_9_to_0_10() {
 
 #[test]
 fn upgrade_of_three_peers_from_1_0_to_1_1_and_stale_plans_are_refused() {
-    let lab = Lab::up(3, "1.0.8", 30);
+    let lab = Lab::up_with(3, "1.0.8", 30, &["--target", "1.1.6"]);
     let plan = lab.path().join("plan.json");
     lab.save_plan(&plan);
 

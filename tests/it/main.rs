@@ -17,6 +17,7 @@ mod procedure_gates;
 mod procedure_playbooks;
 mod real_e2e;
 mod recover_e2e;
+mod releases_e2e;
 mod rolling_e2e;
 mod run_safety;
 mod snapshots;

@@ -64,7 +64,7 @@ struct UpArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     peers: usize,
     /// The IPFS Cluster release installed on every host (see `cluster-lab releases`).
-    #[arg(long, value_name = "V")]
+    #[arg(long, visible_alias = "release", value_name = "V")]
     version: String,
     /// Number of fake pins (deterministic CIDv0s) added once the cluster has formed.
     #[arg(long, value_name = "K", default_value_t = 0)]
@@ -101,6 +101,11 @@ struct UpArgs {
     /// own `init`: crdt from 0.11, raft before.
     #[arg(long, value_name = "raft|crdt")]
     consensus: Option<lab::Consensus>,
+    /// The CRDT peers' datastore (`init --datastore`): badger or leveldb from 0.14, also
+    /// badger3 or pebble from 1.0.5. Default: as the release's own `init` (badger before 1.0.6,
+    /// pebble from 1.0.6 on linux/amd64).
+    #[arg(long, value_name = "NAME")]
+    datastore: Option<String>,
     /// Run the real IPFS Cluster releases and a real kubo daemon per host, as built by
     /// scripts/real-releases (never the stand-in: fails when they are missing). The inventory's
     /// release source is then that folder. Prints each host's start times and memory.
@@ -225,6 +230,7 @@ fn run(command: Command) -> Result<(), LabError> {
                 },
                 keep_on_failure: args.keep_on_failure,
                 consensus,
+                datastore: args.datastore,
                 real: args.real,
                 real_dir: args.real_dir,
             };

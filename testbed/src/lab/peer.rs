@@ -38,6 +38,8 @@ pub struct InitSettings {
     /// e.g. `1s`
     pub peer_watch_interval: String,
     pub consensus: Consensus,
+    /// `init --datastore`, when asked for (else the release's default).
+    pub datastore: Option<String>,
     /// More `CLUSTER_*` overrides (a real lab's IPFS daemon and listener addresses).
     pub extra_env: Vec<(String, String)>,
 }
@@ -173,6 +175,9 @@ impl Peer {
         if settings.release.era() == Era::Modern {
             // From 0.11 the default consensus is crdt: say which one, always.
             args.extend(["--consensus".into(), settings.consensus.as_str().into()]);
+        }
+        if let Some(datastore) = &settings.datastore {
+            args.extend(["--datastore".into(), datastore.clone()]);
         }
         words.push(quote::command(&args));
         self.remote.run("init", &words.join(" ")).map(|_| ())

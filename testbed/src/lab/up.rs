@@ -51,6 +51,8 @@ pub struct UpOptions {
     pub keep_on_failure: bool,
     /// The cluster's consensus.
     pub consensus: Consensus,
+    /// `init --datastore` (0.14 on); `None`: what the release's `init` writes.
+    pub datastore: Option<String>,
     /// Run the real releases and kubo (built by `scripts/real-releases`), never the stand-in.
     pub real: bool,
     /// Where the real releases are; by default `real::default_dir()`.
@@ -105,6 +107,7 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
         (release, target, None)
     };
     real_up::check_consensus(&release, options.consensus)?;
+    check_datastore(&release, options.datastore.as_deref())?;
     if options.peers == 0 || options.peers > MAX_HOSTS {
         return Err(LabError::InvalidOption {
             option: "--peers",
@@ -160,6 +163,34 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
             Err(error)
         }
     }
+}
+
+/// `--datastore` must be one the release's `init` offers (none before 0.14).
+fn check_datastore(release: &Release, datastore: Option<&str>) -> Result<()> {
+    let Some(name) = datastore else {
+        return Ok(());
+    };
+    let offered = release.datastores();
+    if offered.iter().any(|b| b.key() == name) {
+        return Ok(());
+    }
+    let detail = if offered.is_empty() {
+        format!(
+            "IPFS Cluster {} has no init --datastore (from 0.14)",
+            release.version
+        )
+    } else {
+        let names: Vec<&str> = offered.iter().map(|b| b.key()).collect();
+        format!(
+            "IPFS Cluster {} offers {}",
+            release.version,
+            names.join(", ")
+        )
+    };
+    Err(LabError::InvalidOption {
+        option: "--datastore",
+        detail,
+    })
 }
 
 /// The release, target and real folders of `up --real`: only what `scripts/real-releases` built.
@@ -434,6 +465,7 @@ impl Builder<'_> {
                 wait_for_leader_timeout: self.options.wait_for_leader_timeout.clone(),
                 peer_watch_interval: self.options.peer_watch_interval.clone(),
                 consensus: self.options.consensus,
+                datastore: self.options.datastore.clone(),
                 extra_env: real_up::init_env(state, host),
             }
         };

@@ -13,6 +13,7 @@ use super::duration;
 use super::error::{Error, Result};
 use super::identity::Identity;
 use super::multiaddr::Multiaddr;
+use crate::release::{Backend, Release};
 
 /// Name of the main configuration file inside the config folder.
 pub const SERVICE_JSON: &str = "service.json";
@@ -194,8 +195,9 @@ impl RawService {
 
     /// The configuration a ≥ 0.11 `init --consensus KIND` writes (the keys the stand-in
     /// uses, with the real defaults): a list of listen addresses, the consensus section of
-    /// `kind` only, and for CRDT the `pebble` datastore section.
-    pub fn fresh_modern(secret: String, kind: ConsensusKind) -> RawService {
+    /// `kind` only, and for CRDT the section of `datastore` (a raft peer has none, as the
+    /// real config helper registers datastores for CRDT only).
+    pub fn fresh_modern(secret: String, kind: ConsensusKind, datastore: &Datastore) -> RawService {
         let mut raw = RawService::fresh(secret, None);
         raw.cluster.listen_multiaddress = Listen::Many(vec![
             "/ip4/0.0.0.0/tcp/9096".into(),
@@ -212,10 +214,7 @@ impl RawService {
                 "batching": {"max_batch_size": 0, "max_batch_age": "0s"},
                 "repair_interval": "1h0m0s",
             }));
-            raw.other.insert(
-                "datastore".into(),
-                serde_json::json!({"pebble": {"pebble_options": {"format_major_version": 16}}}),
-            );
+            raw.other.insert("datastore".into(), datastore.section());
         }
         raw
     }
@@ -280,6 +279,61 @@ impl RawService {
     }
 }
 
+/// The datastore of a CRDT peer: the key of `service.json`'s `datastore` section, and for
+/// pebble its `pebble_options.format_major_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datastore {
+    pub backend: Backend,
+    pub pebble_format: Option<u32>,
+}
+
+impl Datastore {
+    /// What `init` writes for `backend` in `release`.
+    pub fn fresh(release: &Release, backend: Backend) -> Datastore {
+        Datastore {
+            backend,
+            pebble_format: (backend == Backend::Pebble)
+                .then(|| release.pebble_init_format())
+                .flatten(),
+        }
+    }
+
+    /// The `datastore` section (only the keys the stand-in reads, under the real names).
+    fn section(&self) -> Value {
+        let body = match (self.backend, self.pebble_format) {
+            (Backend::Pebble, Some(format)) => {
+                serde_json::json!({"pebble_options": {"format_major_version": format}})
+            }
+            (Backend::Pebble, None) => serde_json::json!({"pebble_options": {}}),
+            (Backend::LevelDb, _) => serde_json::json!({"leveldb_options": {}}),
+            (Backend::Badger | Backend::Badger3, _) => serde_json::json!({"badger_options": {}}),
+        };
+        serde_json::json!({ self.backend.key(): body })
+    }
+
+    /// The configured datastore: the first key of the `datastore` section that names one.
+    fn from_raw(raw: &RawService) -> Option<Datastore> {
+        let section = raw.other.get("datastore")?.as_object()?;
+        let (backend, body) = section
+            .iter()
+            .find_map(|(key, body)| Some((Backend::parse(key)?, body)))?;
+        let pebble_format = body
+            .get("pebble_options")
+            .and_then(|o| o.get("format_major_version"))
+            .and_then(Value::as_u64)
+            .map(|f| f as u32);
+        Some(Datastore {
+            backend,
+            pebble_format,
+        })
+    }
+
+    /// The datastore folder next to `service.json`.
+    pub fn folder(&self, config_dir: &Path) -> PathBuf {
+        config_dir.join(self.backend.key())
+    }
+}
+
 /// The validated settings of a daemon or a `state` command.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -301,6 +355,8 @@ pub struct ServiceConfig {
     /// How often a CRDT peer sends its pinset to peers that hold another one
     /// (`consensus.crdt.rebroadcast_interval`, default 1 minute).
     pub rebroadcast: Duration,
+    /// The `datastore` section, when there is one.
+    pub datastore: Option<Datastore>,
 }
 
 /// The consensus component a peer runs (the key inside `consensus`).
@@ -348,6 +404,7 @@ impl ServiceConfig {
                 })
             })
             .unwrap_or_else(|| "1m".to_string());
+        let datastore = Datastore::from_raw(&raw);
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
             duration::parse(value).ok_or_else(|| Error::InvalidDuration {
@@ -379,6 +436,7 @@ impl ServiceConfig {
             consensus,
             metric_ttl: dur("cluster.monitor_ping_interval", &ping)? * 2,
             rebroadcast: dur("consensus.crdt.rebroadcast_interval", &rebroadcast)?,
+            datastore,
         })
     }
 }

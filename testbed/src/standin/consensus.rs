@@ -72,8 +72,8 @@ pub struct NodeSettings {
     pub raft_dir: PathBuf,
     /// Raft or CRDT (see `crdt` for the latter).
     pub kind: ConsensusKind,
-    /// The config folder (a CRDT peer's datastore lives in it).
-    pub config_dir: PathBuf,
+    /// A CRDT peer's datastore folder (where its pinset is saved).
+    pub datastore_dir: PathBuf,
     /// How long a CRDT peer counts a peer whose last ping metric came in.
     pub metric_ttl: Duration,
     /// How often a CRDT peer sends its pinset to the peers whose pinset differs.
@@ -1019,7 +1019,7 @@ mod tests {
             cluster_addr: "/ip4/127.0.0.1/tcp/1".into(),
             raft_dir: dir.to_path_buf(),
             kind: ConsensusKind::Raft,
-            config_dir: dir.to_path_buf(),
+            datastore_dir: dir.to_path_buf(),
             metric_ttl: Duration::from_secs(30),
             rebroadcast: Duration::from_secs(60),
         };

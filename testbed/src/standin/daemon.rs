@@ -13,7 +13,7 @@ use super::args::{self, switch, value, Flag};
 use super::backup;
 use super::config::{ConsensusKind, ServiceConfig};
 use super::consensus::{Node, NodeSettings};
-use super::datastore::CrdtState;
+use super::datastore;
 use super::error::Error;
 use super::identity::{self, Identity};
 use super::lock::ExecutionLock;
@@ -106,22 +106,31 @@ pub fn run(ctx: &Context, args: &[String]) -> i32 {
             Err(err) => return fail("upgrading state", &err),
         }
     }
+    // From 0.11 the daemon says so first, before the lock and the configuration.
+    let initializing = || {
+        logging::info(
+            "service",
+            "Initializing. For verbose output run with \"-l debug\". Please wait...",
+        )
+    };
+    if era == Era::Modern {
+        initializing();
+    }
     let _lock = match ExecutionLock::acquire(dir, &ctx.release) {
         Ok(lock) => lock,
         Err(err) => return lock_failure(&ctx.release, dir, &err),
     };
-    let cfg = match ServiceConfig::load(dir) {
+    let cfg = match load_config(&ctx.release, dir) {
         Ok(cfg) => cfg,
-        Err(err) => return fail("loading configuration", &err),
+        Err(err) => return fail(loading_doing(&ctx.release), &err),
     };
     let identity = match identity::resolve(&ctx.release, dir, cfg.identity_in_config.as_ref()) {
         Ok(identity) => identity,
         Err(err) => return fail("loading identity", &err),
     };
-    logging::info(
-        "service",
-        "Initializing. For verbose output run with \"-l debug\". Please wait...",
-    );
+    if era == Era::Raft010 {
+        initializing();
+    }
     let options = StartOptions {
         release: &ctx.release,
         dir,
@@ -133,6 +142,27 @@ pub fn run(ctx: &Context, args: &[String]) -> i32 {
         Ok(code) => code,
         Err((doing, err)) => fail(doing, &err),
     }
+}
+
+/// `checkErr`'s words for a configuration that does not load: "loading configuration" up to
+/// 0.10, "loading configurations" from 0.11 (`daemon.go`).
+pub fn loading_doing(release: &Release) -> &'static str {
+    match release.era() {
+        Era::Raft010 => "loading configuration",
+        Era::Modern => "loading configurations",
+    }
+}
+
+/// Loads `service.json` and runs the checks the real config loader runs on it, the
+/// datastore's included (pebble's `format_major_version` bounds).
+pub fn load_config(release: &Release, dir: &Path) -> super::error::Result<ServiceConfig> {
+    let cfg = ServiceConfig::load(dir)?;
+    if cfg.consensus == ConsensusKind::Crdt {
+        // The config manager logs a component's validation error before returning it.
+        datastore::check_config(release, &cfg)
+            .inspect_err(|err| logging::error("config", &err.to_string()))?;
+    }
+    Ok(cfg)
 }
 
 /// Prints the era's lock failure (≤ 0.10 also logs where the lock file is).
@@ -231,7 +261,7 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         cluster_addr: cfg.listen.transport.clone(),
         raft_dir: raft_dir.clone(),
         kind: ConsensusKind::Raft,
-        config_dir: dir.to_path_buf(),
+        datastore_dir: dir.to_path_buf(),
         metric_ttl: cfg.metric_ttl,
         rebroadcast: cfg.rebroadcast,
     };
@@ -287,11 +317,8 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         let maddr = Multiaddr::parse(addr).map_err(|e| ("parsing bootstrap multiaddress", e))?;
         targets.push((addr.clone(), maddr));
     }
-    let pinset = CrdtState::open(dir).map_err(|e| ("creating datastore", e))?;
-    logging::info(
-        "service",
-        &format!("Datastore backend: {}", super::datastore::BACKEND),
-    );
+    let (datastore_dir, pinset) =
+        datastore::open(release, dir, cfg).map_err(|e| ("creating datastore", e))?;
     let (listener, rest) = bind(cfg)?;
     let shutdown = install_signals(release)?;
     let mut known = peerstore::read(dir);
@@ -308,7 +335,7 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         cluster_addr: cfg.listen.transport.clone(),
         raft_dir: dir.join("raft"),
         kind: ConsensusKind::Crdt,
-        config_dir: dir.to_path_buf(),
+        datastore_dir,
         metric_ttl: cfg.metric_ttl,
         rebroadcast: cfg.rebroadcast,
     };

@@ -1,4 +1,5 @@
-//! The CRDT state of a 1.x peer in its datastore folder (`pebble/` next to `service.json`).
+//! The CRDT state of a ≥ 0.11 peer in its datastore folder (`badger/`, `badger3/`,
+//! `leveldb/` or `pebble/` next to `service.json`, after the configured backend).
 //!
 //! The real peer keeps a Merkle-DAG of deltas in pebble; the stand-in keeps what converges
 //! the same way for an operator: one entry per CID, stamped with a Lamport clock and the peer
@@ -6,8 +7,9 @@
 //! entry with the higher stamp, so every peer that has seen the same writes holds the same
 //! pinset whatever the order (strong eventual consistency, as go-ds-crdt).
 //!
-//! The folder holds the stand-in's own file, not pebble's files: nothing outside the peer
-//! reads them (the tool only checks which folders exist).
+//! The folder holds the stand-in's own file, not the backend's files; for pebble also what
+//! the real store shows of its format (see `pebble`), which the facts probe and the
+//! `pebble-*` steps read.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,12 +18,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::config::{Datastore, ServiceConfig};
 use super::error::{Error, Result};
+use super::pebble;
 use super::pin::Pin;
-
-/// The datastore backend of the releases the stand-in models as CRDT peers (pebble is the
-/// default everywhere from 1.0.8).
-pub const BACKEND: &str = "pebble";
+use crate::release::{Backend, Release};
 
 /// The file inside the datastore folder.
 const FILE: &str = "standin-crdt.json";
@@ -42,16 +43,53 @@ pub struct CrdtState {
     pub entries: BTreeMap<String, Stamped>,
 }
 
-impl CrdtState {
-    /// The datastore folder of a config folder.
-    pub fn folder(config_dir: &Path) -> PathBuf {
-        config_dir.join(BACKEND)
-    }
+/// The datastore a CRDT peer's config names, or what its release's `init` would write when the
+/// config has no `datastore` section.
+pub fn configured(release: &Release, cfg: &ServiceConfig) -> Datastore {
+    cfg.datastore
+        .unwrap_or_else(|| Datastore::fresh(release, release.default_datastore()))
+}
 
-    /// Opens the datastore (creating its folder, as pebble does) and reads the state.
-    pub fn open(config_dir: &Path) -> Result<CrdtState> {
-        let folder = CrdtState::folder(config_dir);
-        fs::create_dir_all(&folder).map_err(Error::io(&folder))?;
+/// The configuration check of the datastore (pebble's `format_major_version`), as the real
+/// config loader runs it ("error loading configurations: …").
+pub fn check_config(release: &Release, cfg: &ServiceConfig) -> Result<()> {
+    let datastore = configured(release, cfg);
+    if !release.datastores().is_empty() && !release.datastores().contains(&datastore.backend) {
+        return Err(Error::NoSuchDatastore {
+            datastore: datastore.backend.key().into(),
+        });
+    }
+    match (datastore.backend, datastore.pebble_format) {
+        (Backend::Pebble, Some(format)) => pebble::check_config(release, format),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the configured datastore of `config_dir` as the release would (for pebble: the
+/// format rules, which may refuse the store or raise it) and reads the state; returns the
+/// datastore folder with it.
+pub fn open(
+    release: &Release,
+    config_dir: &Path,
+    cfg: &ServiceConfig,
+) -> Result<(PathBuf, CrdtState)> {
+    let datastore = configured(release, cfg);
+    let folder = datastore.folder(config_dir);
+    if datastore.backend == Backend::Pebble {
+        let format = datastore
+            .pebble_format
+            .or_else(|| release.pebble_init_format())
+            .unwrap_or(1);
+        pebble::open(release, &folder, format)?;
+    }
+    let state = CrdtState::open(&folder)?;
+    Ok((folder, state))
+}
+
+impl CrdtState {
+    /// Reads the state of the datastore folder `folder` (creating it, as the backends do).
+    pub fn open(folder: &Path) -> Result<CrdtState> {
+        fs::create_dir_all(folder).map_err(Error::io(folder))?;
         let path = folder.join(FILE);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson {
@@ -63,10 +101,10 @@ impl CrdtState {
         }
     }
 
-    /// Writes the state atomically (a crash leaves the old or the new file).
-    pub fn save(&self, config_dir: &Path) -> Result<()> {
-        let folder = CrdtState::folder(config_dir);
-        fs::create_dir_all(&folder).map_err(Error::io(&folder))?;
+    /// Writes the state into the datastore folder atomically (a crash leaves the old or the
+    /// new file).
+    pub fn save(&self, folder: &Path) -> Result<()> {
+        fs::create_dir_all(folder).map_err(Error::io(folder))?;
         let path = folder.join(FILE);
         let tmp = folder.join(format!("{FILE}.tmp"));
         let text = serde_json::to_vec(self).expect("crdt state serializes");
@@ -74,12 +112,13 @@ impl CrdtState {
         fs::rename(&tmp, &path).map_err(Error::io(&path))
     }
 
-    /// Removes every key of the consensus (the folder stays, as `crdt.Clean` leaves it).
-    pub fn clean(config_dir: &Path) -> Result<()> {
-        let path = CrdtState::folder(config_dir).join(FILE);
+    /// Removes every key of the consensus from the datastore folder (the folder and the
+    /// store stay, as `crdt.Clean` leaves them).
+    pub fn clean(folder: &Path) -> Result<()> {
+        let path = folder.join(FILE);
         match fs::remove_file(&path) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path)(err)),
-            _ => CrdtState::open(config_dir).map(|_| ()),
+            _ => CrdtState::open(folder).map(|_| ()),
         }
     }
 
@@ -162,7 +201,7 @@ mod tests {
         state.save(dir.path()).unwrap();
         assert!(CrdtState::open(dir.path()).unwrap().has(A));
         CrdtState::clean(dir.path()).unwrap();
-        assert!(CrdtState::folder(dir.path()).is_dir());
+        assert!(dir.path().is_dir());
         assert_eq!(CrdtState::open(dir.path()).unwrap(), CrdtState::default());
     }
 }

@@ -47,8 +47,26 @@ pub enum Error {
     SnapshotDecode { path: PathBuf, detail: String },
     #[error("{detail}")]
     ImportShape { detail: String },
-    #[error("unknown consensus component {0:?}")]
-    UnknownConsensus(String),
+    /// `init --consensus` or `--datastore` with a value the release does not offer (the text
+    /// is the release's).
+    #[error("{0}")]
+    FlagChoice(&'static str),
+    /// A datastore the release has no component for.
+    #[error("datastore {datastore:?} is not available in this release")]
+    NoSuchDatastore { datastore: String },
+    /// pebble v2's `Options.Validate`.
+    #[error("FormatMajorVersion ({format}) must be between {oldest} and {newest}")]
+    PebbleFormatRange {
+        format: u32,
+        oldest: u32,
+        newest: u32,
+    },
+    /// pebble v1's `Options.Validate`.
+    #[error("FormatMajorVersion ({format}) must be <= {newest}")]
+    PebbleFormatNewer { format: u32, newest: u32 },
+    /// go-ds-pebble's wrapping of pebble's refusal to open a store.
+    #[error("failed to open pebble database: {detail}")]
+    PebbleOpen { detail: String },
     #[error("listen tcp {addr}: {source}")]
     Bind {
         addr: String,

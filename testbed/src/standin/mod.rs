@@ -18,6 +18,7 @@
 //! * `service.json` keys: `cluster.{id,private_key (≤0.10),peername,secret,leave_on_shutdown,
 //!   listen_multiaddress,peer_watch_interval}`, `consensus.raft.{init_peerset,
 //!   wait_for_leader_timeout,backups_rotate}` or `consensus.crdt` (its presence selects CRDT),
+//!   `datastore.<backend>` (a CRDT peer's datastore; `pebble_options.format_major_version`),
 //!   `cluster.monitor_ping_interval`, `api.restapi.http_listen_multiaddress`. Unknown
 //!   keys are preserved. Peers must listen on distinct, dialable addresses (not `0.0.0.0` when
 //!   they live on different loopback IPs): the listen address is what the others dial.
@@ -31,8 +32,11 @@
 //!   failures (`error <doing>: <err>`); 255 (1.x: 1) on the third signal.
 //!
 //! # Deviations from the real binaries
-//! * A CRDT peer keeps its pinset in one JSON file inside `pebble/`, not in pebble's files; it
-//!   is ready at once (no IPFS daemon to wait for) and its pins are PINNED at once.
+//! * A CRDT peer keeps its pinset in one JSON file inside its datastore folder (`badger/`,
+//!   `badger3/`, `leveldb/` or `pebble/`), not in the backend's files; of pebble's files only
+//!   what shows the store's format is kept (`CURRENT`, `marker.format-version.*`, `OPTIONS-*`;
+//!   see `pebble` and ADR 0012). It is ready at once (no IPFS daemon to wait for) and its pins
+//!   are PINNED at once.
 //! * `service.json` holds only the sections the stand-in reads (plus unknown keys it keeps).
 //! * Peers of different RPC protocol IDs never count for each other, even for raft traffic
 //!   (real raft replication would cross versions; the project wants such peers not to form a
@@ -63,6 +67,7 @@ mod lock;
 mod logging;
 mod multiaddr;
 mod notify;
+mod pebble;
 mod peerstore;
 mod pin;
 mod raftlog;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::datastore::CrdtState;
 use super::error::{Error, Result};
 use super::state::{ClusterState, Entry, Op};
+use crate::release::MetricsCodec;
 
 /// What a peer says about itself (`ID` RPC); also the heartbeat of the consensus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +113,8 @@ pub struct Ping {
     pub digest: String,
     /// The peers the sender knows (ID → transport address).
     pub known: BTreeMap<String, String>,
+    /// How the sender's release encodes the metric (0.13 and 0.14 differ, #1409).
+    pub codec: MetricsCodec,
 }
 
 /// The successful answers.
@@ -131,9 +134,11 @@ pub enum Reply {
         accepted: bool,
     },
     Done,
+    /// The answer to a ping: the receiver's own metric, digest and known peers.
     Gossip {
         digest: String,
         known: BTreeMap<String, String>,
+        codec: MetricsCodec,
     },
     Merge {
         state: CrdtState,

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 
 use super::args::{self, switch, value, Flag};
 use super::backup;
-use super::config::{self, ConsensusKind, RawService, IDENTITY_JSON, SERVICE_JSON};
+use super::config::{self, ConsensusKind, Datastore, RawService, IDENTITY_JSON, SERVICE_JSON};
 use super::daemon;
 use super::error::{Error, Result};
 use super::identity::{self, Identity};
 use super::lock::ExecutionLock;
 use super::logging;
 use super::state_cmd;
-use crate::release::{Era, Release};
+use crate::release::{Backend, Era, Release};
 
 const GLOBAL_FLAGS: &[Flag] = &[
     value(&["config", "c"]),
@@ -140,7 +140,16 @@ pub fn confirm(question: &str) -> bool {
 }
 
 const INIT_FLAGS_OLD: &[Flag] = &[switch(&["custom-secret", "s"])];
-const INIT_FLAGS_MODERN: &[Flag] = &[
+/// 0.11 – 0.13: no `--datastore` (CRDT peers use badger).
+const INIT_FLAGS_CRDT: &[Flag] = &[
+    value(&["consensus"]),
+    switch(&["force", "f"]),
+    switch(&["custom-secret", "s"]),
+    value(&["peers"]),
+    switch(&["randomports"]),
+];
+/// From 0.14: `--datastore`.
+const INIT_FLAGS_DATASTORE: &[Flag] = &[
     value(&["consensus"]),
     value(&["datastore"]),
     switch(&["force", "f"]),
@@ -149,31 +158,59 @@ const INIT_FLAGS_MODERN: &[Flag] = &[
     switch(&["randomports"]),
 ];
 
+/// What `init` writes besides the identity.
+struct InitChoice<'a> {
+    force: bool,
+    peers: Option<&'a str>,
+    consensus: ConsensusKind,
+    datastore: Datastore,
+}
+
 fn init(ctx: &Context, args: &[String]) -> i32 {
-    let flags = match ctx.release.era() {
+    let release = &ctx.release;
+    let flags = match release.era() {
         Era::Raft010 => INIT_FLAGS_OLD,
-        Era::Modern => INIT_FLAGS_MODERN,
+        Era::Modern if release.datastores().is_empty() => INIT_FLAGS_CRDT,
+        Era::Modern => INIT_FLAGS_DATASTORE,
     };
     let parsed = match args::parse(args, flags, false) {
         Ok(p) => p,
-        Err(err) => return usage_error(&ctx.release, &err),
+        Err(err) => return usage_error(release, &err),
     };
-    let consensus = match ctx.release.era() {
+    let consensus = match release.era() {
         Era::Raft010 => ConsensusKind::Raft,
         // From 0.11 crdt is the default.
         Era::Modern => match parsed.value("consensus").unwrap_or("crdt") {
             "raft" => ConsensusKind::Raft,
             "crdt" => ConsensusKind::Crdt,
-            other => {
+            _ => {
                 return fail(
-                    "initializing configuration",
-                    &Error::UnknownConsensus(other.to_string()),
+                    "choosing consensus",
+                    &Error::FlagChoice("flag value must be set to 'raft' or 'crdt'"),
                 )
             }
         },
     };
-    let force = ctx.force || parsed.has("force");
-    match write_config(ctx, force, parsed.value("peers"), consensus) {
+    // The flag is checked whatever the consensus; only CRDT peers get the section.
+    let backend = match parsed.value("datastore") {
+        None => release.default_datastore(),
+        Some(value) => match Backend::parse(value).filter(|b| release.datastores().contains(b)) {
+            Some(backend) => backend,
+            None => {
+                return fail(
+                    "choosing datastore",
+                    &Error::FlagChoice(release.datastore_refusal()),
+                )
+            }
+        },
+    };
+    let choice = InitChoice {
+        force: ctx.force || parsed.has("force"),
+        peers: parsed.value("peers"),
+        consensus,
+        datastore: Datastore::fresh(release, backend),
+    };
+    match write_config(ctx, &choice) {
         Ok(()) => 0,
         Err(Error::Aborted) => 0,
         Err(err) => fail("initializing configuration", &err),
@@ -189,12 +226,8 @@ fn said(release: &Release, line: &str) {
     }
 }
 
-fn write_config(
-    ctx: &Context,
-    force: bool,
-    peers: Option<&str>,
-    consensus: ConsensusKind,
-) -> Result<()> {
+fn write_config(ctx: &Context, choice: &InitChoice<'_>) -> Result<()> {
+    let (force, peers) = (choice.force, choice.peers);
     let dir = &ctx.config_dir;
     let service_json = dir.join(SERVICE_JSON);
     let _lock;
@@ -217,7 +250,7 @@ fn write_config(
     let secret = identity::random_secret();
     let mut raw = match ctx.release.era() {
         Era::Raft010 => RawService::fresh(secret, Some(&identity)),
-        Era::Modern => RawService::fresh_modern(secret, consensus),
+        Era::Modern => RawService::fresh_modern(secret, choice.consensus, &choice.datastore),
     };
     raw.apply_env();
     let modern = ctx.release.era() == Era::Modern;

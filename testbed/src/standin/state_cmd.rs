@@ -9,8 +9,8 @@ use std::path::Path;
 use super::args::{self, switch, value, Flag};
 use super::backup;
 use super::config::{ConsensusKind, ServiceConfig};
-use super::daemon::lock_failure;
-use super::datastore::CrdtState;
+use super::daemon::{load_config, loading_doing, lock_failure};
+use super::datastore::{self, CrdtState};
 use super::error::{Error, Result};
 use super::identity;
 use super::lock::ExecutionLock;
@@ -106,9 +106,9 @@ fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
         Ok(p) => p,
         Err(err) => return usage_error(&ctx.release, &err),
     };
-    let cfg = match ServiceConfig::load(&ctx.config_dir) {
+    let cfg = match load_config(&ctx.release, &ctx.config_dir) {
         Ok(cfg) => cfg,
-        Err(err) => return fail("loading configuration", &err),
+        Err(err) => return fail(loading_doing(&ctx.release), &err),
     };
     let _lock = match ExecutionLock::acquire(&ctx.config_dir, &ctx.release) {
         Ok(lock) => lock,
@@ -116,7 +116,7 @@ fn with_lock(ctx: &Context, sub: &str, args: &[String]) -> i32 {
     };
     let force = ctx.force || parsed.has("force");
     if cfg.consensus == ConsensusKind::Crdt {
-        return finish_crdt(ctx, sub, &parsed, force);
+        return finish_crdt(ctx, &cfg, sub, (&parsed, force));
     }
     let result = match sub {
         "upgrade" => upgrade(ctx, &cfg),
@@ -165,23 +165,29 @@ fn question(release: &Release, sub: &str) -> &'static str {
     }
 }
 
-/// `state export|import|cleanup` of a CRDT peer: its datastore folder.
-fn finish_crdt(ctx: &Context, sub: &str, parsed: &args::Parsed, force: bool) -> i32 {
-    let dir = &ctx.config_dir;
+/// `state export|import|cleanup` of a CRDT peer: its datastore folder, opened as the daemon
+/// opens it (a pebble store the release cannot open fails the command too).
+fn finish_crdt(
+    ctx: &Context,
+    cfg: &ServiceConfig,
+    sub: &str,
+    (parsed, force): (&args::Parsed, bool),
+) -> i32 {
+    let open = || datastore::open(&ctx.release, &ctx.config_dir, cfg);
     let result = match sub {
-        "export" => CrdtState::open(dir).and_then(|state| {
+        "export" => open().and_then(|(_, state)| {
             let pins: Vec<_> = state.pins().into_values().collect();
             write_export(&ctx.release, &pins, parsed.value("file"))
         }),
         "import" => {
             let file = parsed.positionals.first().map(String::as_str);
-            crdt_import(ctx, file, force)
+            crdt_import(ctx, cfg, file, force)
         }
         "cleanup" => {
             if !force && !confirm(question(&ctx.release, sub)) {
                 return 0;
             }
-            CrdtState::clean(dir)
+            open().and_then(|(folder, _)| CrdtState::clean(&folder))
         }
         _ => return fail("upgrading state", &Error::MigrationNotSupported),
     };
@@ -203,26 +209,26 @@ fn finish_crdt(ctx: &Context, sub: &str, parsed: &args::Parsed, force: bool) -> 
 }
 
 /// Replaces the CRDT pinset with the file's pins, written by this peer.
-fn crdt_import(ctx: &Context, file: Option<&str>, force: bool) -> Result<()> {
+fn crdt_import(ctx: &Context, cfg: &ServiceConfig, file: Option<&str>, force: bool) -> Result<()> {
     if !force && !confirm(question(&ctx.release, "import")) {
         return Err(Error::Aborted);
     }
     let text = read_import(file)?;
     let pins = Shape::of(&ctx.release).decode_list(&text)?;
-    let cfg = ServiceConfig::load(&ctx.config_dir)?;
     let id = identity::resolve(
         &ctx.release,
         &ctx.config_dir,
         cfg.identity_in_config.as_ref(),
     )?
     .id;
-    CrdtState::clean(&ctx.config_dir)?;
+    let (folder, _) = datastore::open(&ctx.release, &ctx.config_dir, cfg)?;
+    CrdtState::clean(&folder)?;
     let mut state = CrdtState::default();
     for pin in pins {
         let cid = pin.cid.clone();
         state.write(&id, &cid, Some(pin));
     }
-    state.save(&ctx.config_dir)
+    state.save(&folder)
 }
 
 /// The export text to a file or stdout.

@@ -83,6 +83,7 @@ enum Scenario {
     Lonely,
     Mixed,
     InPlace,
+    Pebble,
 }
 
 impl Job {
@@ -94,10 +95,13 @@ impl Job {
             Scenario::Lonely => "--bootstrap to a stopped peer",
             Scenario::Mixed => "1.0.8 + 1.1.6 peers",
             Scenario::InPlace => "1.0.8 → 1.1.6 in place",
+            Scenario::Pebble => "pebble format 1 (as 1.0.5 – 1.0.7 wrote) → 1.1.6",
         };
         match self.scenario {
             Scenario::Init => format!("{} {name}", self.version),
-            Scenario::Mixed | Scenario::InPlace => format!("{} {name}", self.consensus),
+            Scenario::Mixed | Scenario::InPlace | Scenario::Pebble => {
+                format!("{} {name}", self.consensus)
+            }
             _ => format!("{} {} {name}", self.version, self.consensus),
         }
     }
@@ -114,6 +118,7 @@ impl Job {
             Scenario::Lonely => lonely(bed, self.version, self.consensus, &fact),
             Scenario::Mixed => mixed(bed, self.consensus, &fact),
             Scenario::InPlace => in_place(bed, self.consensus, &fact),
+            Scenario::Pebble => pebble(bed, &fact),
         }
     }
 }
@@ -745,6 +750,125 @@ fn in_place(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
     );
 }
 
+/// The `format_major_version` of a peer's pebble store as the facts probe reads it (the
+/// newest `OPTIONS-*` file), and the format of its `marker.format-version.*` file.
+fn pebble_formats(peer: &fidelity_support::Peer) -> (String, String) {
+    let store = peer.dir.join("pebble");
+    let names: Vec<String> = std::fs::read_dir(&store)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let options = names
+        .iter()
+        .filter(|n| n.starts_with("OPTIONS-"))
+        .max()
+        .and_then(|newest| std::fs::read_to_string(store.join(newest)).ok())
+        .and_then(|text| {
+            let (_, rest) = text.split_once("format_major_version=")?;
+            Some(rest.lines().next()?.trim().to_string())
+        })
+        .unwrap_or_else(|| "(none)".into());
+    let marker = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("marker.format-version."))
+        .filter_map(|rest| rest.rsplit('.').next()?.parse::<u32>().ok())
+        .max()
+        .map_or_else(|| "(none)".into(), |f| f.to_string());
+    (options, marker)
+}
+
+fn set_pebble_format(peer: &fidelity_support::Peer, format: u32) {
+    let mut cfg = peer.service_json();
+    cfg["datastore"]["pebble"]["pebble_options"]["format_major_version"] = format.into();
+    std::fs::write(
+        peer.dir.join("service.json"),
+        serde_json::to_string_pretty(&cfg).expect("config serializes"),
+    )
+    .expect("service.json written");
+}
+
+/// A pebble store in format 1, as 1.0.5 – 1.0.7 made them (here: 1.0.8 with
+/// `format_major_version` 1), met by 1.1.6 without and with the raise on 1.0.8 first
+/// (ADR 0009; the stand-in's rules in `standin::pebble`).
+fn pebble(bed: &Bed, fact: &FactFn<'_>) {
+    let (old, new) = ("1.0.8", "1.1.6");
+    let a = bed.peer("a");
+    bed.init(old, &a, "crdt");
+    fact(
+        "1.0.8 init: format_major_version",
+        true,
+        a.service_json()["datastore"]["pebble"]["pebble_options"]["format_major_version"]
+            .to_string()
+            .as_str(),
+    );
+    set_pebble_format(&a, 1);
+    let mut da = bed.ready(old, &a, &[]);
+    let warned = |log: &str, format: u32| {
+        log.contains(&format!(
+            "Pebble's format_major_version is set to {format}, but newest version is 16."
+        ))
+        .to_string()
+    };
+    fact(
+        "1.0.8 at format 1: warns",
+        false,
+        &warned(&da.log_text(), 1),
+    );
+    let cid = bed.cids[0].clone();
+    let out = bed.ctl(old, &a, &["pin", "add", &cid]);
+    fact("1.0.8 at format 1: pin add", true, &code(&out));
+    let _ = da.term();
+    let (options, marker) = pebble_formats(&a);
+    fact("1.0.8 at format 1: store OPTIONS format", true, &options);
+    fact("1.0.8 at format 1: store format marker", false, &marker);
+
+    let last_line = |out: &Out| out.stderr.lines().last().unwrap_or("").to_string();
+    let out = bed.service(new, &a, &["daemon"]);
+    fact("1.1.6 on the format-1 config: exit code", true, &code(&out));
+    fact(
+        "1.1.6 on the format-1 config: last line",
+        true,
+        &last_line(&out),
+    );
+    set_pebble_format(&a, 13);
+    let out = bed.service(new, &a, &["daemon"]);
+    fact("1.1.6 on the format-1 store: exit code", true, &code(&out));
+    fact(
+        "1.1.6 on the format-1 store: last line",
+        true,
+        &last_line(&out),
+    );
+    let (options, _) = pebble_formats(&a);
+    fact("1.1.6 refused: store OPTIONS format", true, &options);
+
+    let mut da = bed.ready(old, &a, &[]);
+    fact(
+        "1.0.8 at format 13: warns",
+        false,
+        &warned(&da.log_text(), 13),
+    );
+    let _ = da.term();
+    let (options, marker) = pebble_formats(&a);
+    fact("1.0.8 at format 13: store OPTIONS format", true, &options);
+    fact("1.0.8 at format 13: store format marker", false, &marker);
+    let mut da = bed.start(new, &a, &[]);
+    fact(
+        "1.1.6 on the raised store: READY",
+        true,
+        &da.ready().to_string(),
+    );
+    fact(
+        "1.1.6 on the raised store: pins",
+        true,
+        &pinned(bed, new, &a),
+    );
+    let _ = da.term();
+}
+
 /// A 1.0.8 and a 1.1.6 peer in one cluster, and each ctl against the other's service.
 fn mixed(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
     let (old, new) = ("1.0.8", "1.1.6");
@@ -812,6 +936,11 @@ fn jobs() -> Vec<Job> {
             });
         }
     }
+    jobs.push(Job {
+        scenario: Scenario::Pebble,
+        version: "1.1.6",
+        consensus: "crdt",
+    });
     jobs
 }
 
@@ -829,7 +958,7 @@ fn the_stand_in_behaves_as_the_real_binaries_where_cluster_upgrade_looks() {
     let mut order: Vec<(usize, Job)> = jobs.iter().copied().enumerate().collect();
     order.sort_by_key(|(_, job)| match job.scenario {
         Scenario::Pair => 0,
-        Scenario::InPlace => 1,
+        Scenario::InPlace | Scenario::Pebble => 1,
         Scenario::Lonely => 2,
         Scenario::Single => 3,
         Scenario::Mixed => 4,

@@ -67,6 +67,40 @@ fn an_unknown_release_is_refused_with_the_known_ones() {
 }
 
 #[test]
+fn a_datastore_the_release_does_not_offer_is_refused_before_any_host_starts() {
+    for (release, datastore, says) in [
+        (
+            "0.13.1",
+            "badger",
+            "IPFS Cluster 0.13.1 has no init --datastore (from 0.14)",
+        ),
+        (
+            "0.14.5",
+            "pebble",
+            "IPFS Cluster 0.14.5 offers badger, leveldb",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let up = cluster_lab(&[
+            "up",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--release",
+            release,
+            "--datastore",
+            datastore,
+        ]);
+        assert_eq!(up.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&up.stderr);
+        assert!(
+            stderr.contains("--datastore") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(lab_support::processes_mentioning(dir.path()).is_empty());
+    }
+}
+
+#[test]
 fn every_subcommand_explains_its_options() {
     let help = |args: &[&str]| String::from_utf8(ok(cluster_lab(args)).stdout).unwrap();
     let up = help(&["up", "--help"]);
@@ -83,6 +117,9 @@ fn every_subcommand_explains_its_options() {
         "--cluster-port",
         "--api-port",
         "--keep-on-failure",
+        "--consensus",
+        "--datastore",
+        "--release",
     ] {
         assert!(up.contains(option), "up --help lacks {option}:\n{up}");
     }

@@ -19,4 +19,5 @@ mod standin_cli;
 mod standin_cluster;
 mod standin_crdt;
 mod standin_peer;
+mod standin_releases;
 mod standin_writers;

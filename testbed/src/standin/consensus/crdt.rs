@@ -12,14 +12,20 @@
 //!   metric arrived within the metric TTL (twice `monitor_ping_interval`), as
 //!   `consensus/crdt.Peers()` reads it from the peer monitor.
 //! * `peers rm` fails: "crdt consensus component cannot remove peers" (`ErrRmPeer`).
+//! * Metrics of 0.13 and 0.14 differ (ipfs-cluster#1409, the 0.14.0 notes: "Nodes on
+//!   different versions will be unable to parse metrics from each other (thus peers ls will
+//!   not report peers on different versions)"): a 0.13 peer drops 0.14 metrics ("multicodec
+//!   did not match", as the real 0.13 logs); from 0.14.1 (PR #1446) a peer reads 0.13 metrics
+//!   and warns once. Pinsets still travel (the break is in the metrics, not the CRDT).
 //! * Joining (`--bootstrap`) only makes the peers know each other: no state is cleaned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use super::{Node, NodeSettings, PUSH_TIMEOUT};
+use crate::release::MetricsCodec;
 use crate::standin::datastore::CrdtState;
 use crate::standin::error::{Error, Result};
 use crate::standin::logging;
@@ -39,6 +45,10 @@ pub(super) struct View {
     metrics: BTreeMap<String, Instant>,
     /// When this peer last sent its pinset to the peers holding another one.
     rebroadcast: Option<Instant>,
+    /// The peers whose metrics this peer could not read (logged once each).
+    unreadable: BTreeSet<String>,
+    /// Whether the warning about metrics of peers ≤ 0.13.3 was logged (once, as #1446).
+    warned_old_metrics: bool,
 }
 
 impl Node {
@@ -94,6 +104,26 @@ impl Node {
         }
     }
 
+    /// Records `from`'s ping metric, if this release can read its encoding.
+    fn metric_from(&self, from: &str, codec: MetricsCodec) {
+        let release = &self.settings.release;
+        let mut inner = self.inner();
+        if !release.reads_metrics(codec) {
+            if inner.crdt.unreadable.insert(from.to_string()) {
+                logging::error("monitor", "multicodec did not match");
+            }
+            return;
+        }
+        if codec != release.metrics_codec() && !inner.crdt.warned_old_metrics {
+            inner.crdt.warned_old_metrics = true;
+            logging::warn(
+                "monitor",
+                "Peers in versions <= v0.13.3 detected. These peers will not receive metrics from this or other newer peers. Please upgrade them.",
+            );
+        }
+        inner.crdt.metrics.insert(from.to_string(), Instant::now());
+    }
+
     /// A ping metric from `from`.
     pub(super) fn gossip_from(&self, from: &str, ping: Ping) -> Result<Reply> {
         self.require_crdt()?;
@@ -101,8 +131,8 @@ impl Node {
         for (id, addr) in &ping.known {
             self.learn(id, addr);
         }
-        let mut inner = self.inner();
-        inner.crdt.metrics.insert(from.to_string(), Instant::now());
+        self.metric_from(from, ping.codec);
+        let inner = self.inner();
         let mine = inner.crdt.pinset.digest();
         if mine != ping.digest {
             logging::debug("crdt", &format!("{from} has another pinset"));
@@ -110,6 +140,7 @@ impl Node {
         Ok(Reply::Gossip {
             digest: mine,
             known: inner.crdt.known.clone(),
+            codec: self.settings.release.metrics_codec(),
         })
     }
 
@@ -125,7 +156,7 @@ impl Node {
     fn merge(&self, theirs: &CrdtState) -> Result<()> {
         let mut inner = self.inner();
         if inner.crdt.pinset.merge(theirs) {
-            inner.crdt.pinset.save(&self.settings.config_dir)?;
+            inner.crdt.pinset.save(&self.settings.datastore_dir)?;
         }
         Ok(())
     }
@@ -151,6 +182,7 @@ impl Node {
                 addr: self.settings.cluster_addr.clone(),
                 digest: digest.clone(),
                 known: known.clone(),
+                codec: self.settings.release.metrics_codec(),
             },
         };
         let members: Vec<(&String, &String)> = known.iter().collect();
@@ -164,11 +196,9 @@ impl Node {
                 Ok(Reply::Gossip {
                     digest: theirs,
                     known,
+                    codec,
                 }) => {
-                    self.inner()
-                        .crdt
-                        .metrics
-                        .insert((*id).clone(), Instant::now());
+                    self.metric_from(id, codec);
                     for (id, addr) in &known {
                         self.learn(id, addr);
                     }
@@ -241,7 +271,7 @@ impl Node {
                 }
                 Op::Bootstrap { .. } | Op::Replace { .. } => return Ok(()),
             }
-            inner.crdt.pinset.save(&self.settings.config_dir)?;
+            inner.crdt.pinset.save(&self.settings.datastore_dir)?;
         }
         self.broadcast();
         Ok(())
