@@ -64,6 +64,8 @@ impl Lab {
                 port,
                 home: dir.path().join("home"),
                 authorized_keys: authorized_keys.clone(),
+                netns: None,
+                allow_from: None,
             };
             spec.prepare().unwrap();
             before_start(&spec);
