@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         };
         let target = Target {
+            jumps: Vec::new(),
             name: format!("h{}", i + 1).parse().expect("a host name"),
             address: address.to_string(),
             port,

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget};
-use crate::inventory::{HostName, Identity as InventoryIdentity};
+use crate::inventory::{hop_name, HostName, Identity as InventoryIdentity};
 use crate::message::chain;
 use crate::plan::Reach;
-use crate::transport::{HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target};
+use crate::transport::{
+    Hop, HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target,
+};
 
 /// How long the read-only probe of one host may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,14 +63,30 @@ pub fn probe_targets(reach: &Reach) -> Vec<ProbeTarget> {
                 address: host.address.to_string(),
                 port: host.port.get(),
                 user: host.user.to_string(),
-                identity: match &host.identity {
-                    InventoryIdentity::File(path) => Identity::File(path.clone()),
-                    InventoryIdentity::Agent => Identity::Agent,
-                },
+                identity: identity(&host.identity),
+                jumps: host
+                    .jumps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, hop)| Hop {
+                        name: hop_name(hop, i),
+                        address: hop.address.to_string(),
+                        port: hop.port.get(),
+                        user: hop.user.to_string(),
+                        identity: identity(&hop.identity),
+                    })
+                    .collect(),
             },
             vars: host.probe.clone(),
         })
         .collect()
+}
+
+fn identity(identity: &InventoryIdentity) -> Identity {
+    match identity {
+        InventoryIdentity::File(path) => Identity::File(path.clone()),
+        InventoryIdentity::Agent => Identity::Agent,
+    }
 }
 
 /// Open SSH sessions to every host of an inventory (or why a host could not be reached), and

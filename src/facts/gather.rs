@@ -291,6 +291,7 @@ mod tests {
     fn host(name: &str) -> ProbeTarget {
         ProbeTarget {
             target: Target {
+                jumps: Vec::new(),
                 name: name.into(),
                 address: "127.0.0.1".into(),
                 port: 22,

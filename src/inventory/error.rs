@@ -130,9 +130,18 @@ pub enum InventoryError {
         source: Box<super::ssh_config::SshConfigError>,
     },
 
-    /// The ssh_config sends a host through a jump host or a proxy command, which we cannot
-    /// do yet: connecting directly instead could reach another machine or none at all.
-    #[error("{at}: host `{host}`: the ssh_config says to connect through `{how}` ({config_at}); {what} is not supported yet, and connecting directly instead is refused; reach the host directly (`ProxyJump none` for it) or wait for ProxyJump support")]
+    /// A jump chain that cannot be used (syntax, a hop that does not resolve, a loop).
+    #[error("{at}: host `{host}`: proxy_jump: {problem}")]
+    Jump {
+        at: SourcePosition,
+        host: HostName,
+        #[source]
+        problem: Box<super::jump::JumpProblem>,
+    },
+
+    /// The ssh_config sends a host through a proxy command, which we cannot run: connecting
+    /// directly instead could reach another machine or none at all.
+    #[error("{at}: host `{host}`: the ssh_config says to connect through `{how}` ({config_at}); {what} is not supported, and connecting directly instead is refused; reach the host directly (`ProxyJump none` for it) or through jump hosts (`ProxyJump`, or `proxy_jump` in the inventory)")]
     ProxyUnsupported {
         at: SourcePosition,
         host: HostName,
@@ -218,7 +227,8 @@ impl InventoryError {
             | InventoryError::MissingSha256 { at, .. }
             | InventoryError::ReleaseFolder { at, .. }
             | InventoryError::SshConfigHost { at, .. }
-            | InventoryError::ProxyUnsupported { at, .. } => Some(at),
+            | InventoryError::ProxyUnsupported { at, .. }
+            | InventoryError::Jump { at, .. } => Some(at),
             InventoryError::SshConfig { at, .. } => at.as_ref(),
             InventoryError::Repeated { error, .. } => error.position(),
             InventoryError::Read { .. }
@@ -241,7 +251,8 @@ impl InventoryError {
             | InventoryError::IdentityFile { host, .. }
             | InventoryError::IdentityNotUsable { host, .. }
             | InventoryError::SshConfigHost { host, .. }
-            | InventoryError::ProxyUnsupported { host, .. } => Some(host),
+            | InventoryError::ProxyUnsupported { host, .. }
+            | InventoryError::Jump { host, .. } => Some(host),
             _ => None,
         }
     }

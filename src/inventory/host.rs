@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::jump::JumpHost;
 use super::names::{GroupName, HostName, UserName};
 use super::vars::Vars;
 
@@ -19,6 +20,9 @@ pub struct Host {
     pub port: Port,
     pub user: UserName,
     pub identity: Identity,
+    /// The jump hosts it is reached through, first to last; empty when reached directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jumps: Vec<JumpHost>,
     /// Groups in the order the host lists them (the order their vars were layered in).
     pub groups: Vec<GroupName>,
     /// Merged variables: global < groups < host < command line.
@@ -26,7 +30,7 @@ pub struct Host {
 }
 
 /// How the SSH client authenticates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Identity {
     /// A private key file, resolved to an absolute path and readable when the inventory loaded.

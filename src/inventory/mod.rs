@@ -7,6 +7,7 @@
 mod duration;
 mod error;
 mod host;
+mod jump;
 mod location;
 mod names;
 mod openssh;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use duration::{DurationError, HumanDuration};
 pub use error::{IdentityProblem, InventoryError};
 pub use host::{Address, AddressError, Host, Identity, Port};
+pub use jump::{describe as describe_jumps, hop_name, JumpHost, JumpProblem};
 pub use location::{describe_yaml_error, position_of_byte, SourcePosition};
 pub use names::{GroupName, HostName, NameError, UserName, VarName};
 pub use release::{

@@ -3,7 +3,8 @@
 //! command line wins over both. Per host: HostName, Port, User, the first readable
 //! IdentityFile. Per run (one value for every host): the first UserKnownHostsFile,
 //! StrictHostKeyChecking (`accept-new` or `no` on every host → accept new keys), the longest
-//! ConnectTimeout. A host the config sends through ProxyJump or ProxyCommand is refused.
+//! ConnectTimeout. A host's ProxyJump chain is followed unless the inventory sets `proxy_jump`
+//! (`jump.rs` resolves the hops); a host the config sends through a ProxyCommand is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use super::error::InventoryError;
 use super::location::SourcePosition;
 use super::names::HostName;
 use super::ssh_config::{
-    ConfigLine, Context, Jump, Resolved, Setting, SshConfig, StrictHostKeyChecking,
+    ConfigLine, Context, Jump, JumpChain, Resolved, Setting, SshConfig, StrictHostKeyChecking,
 };
 
 /// Which ssh_config a load reads.
@@ -74,30 +75,33 @@ pub(super) fn position(line: &ConfigLine) -> SourcePosition {
     }
 }
 
-/// Refuses a host the config sends through a jump host or a proxy command.
+/// Refuses a host the config sends through a proxy command (a `ProxyJump` chain is followed).
 pub(super) fn refuse_proxy(
     resolved: &Resolved,
     host: &HostName,
     at: &SourcePosition,
 ) -> Result<(), InventoryError> {
-    let refuse = |what, how: String, config_at: &ConfigLine| InventoryError::ProxyUnsupported {
-        at: at.clone(),
-        host: host.clone(),
-        what,
-        how,
-        config_at: config_at.clone(),
-    };
-    if let Some(Setting {
-        value: Jump::Via(chain),
-        at: config_at,
-    }) = resolved.jump()
-    {
-        return Err(refuse("ProxyJump", chain.to_string(), config_at));
-    }
     if let Some(command) = resolved.proxy_command() {
-        return Err(refuse("ProxyCommand", command.value.clone(), &command.at));
+        return Err(InventoryError::ProxyUnsupported {
+            at: at.clone(),
+            host: host.clone(),
+            what: "ProxyCommand",
+            how: command.value.clone(),
+            config_at: command.at.clone(),
+        });
     }
     Ok(())
+}
+
+/// The jump chain the config sends a host through, and the line that says so.
+pub(super) fn jump_chain(resolved: &Resolved) -> Option<(&JumpChain, &ConfigLine)> {
+    match resolved.jump()? {
+        Setting {
+            value: Jump::Via(chain),
+            at,
+        } => Some((chain, at)),
+        Setting { .. } => None,
+    }
 }
 
 /// An IdentityFile that cannot be opened, and why.

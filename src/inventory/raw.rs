@@ -97,6 +97,9 @@ pub struct RawDefaults {
     pub port: Option<Spanned<u16>>,
     #[serde(default)]
     pub identity_file: Option<Spanned<String>>,
+    /// A jump chain (`[user@]host[:port],…`) or `none`.
+    #[serde(default)]
+    pub proxy_jump: Option<Spanned<String>>,
 }
 
 /// One entry of `groups:`.
@@ -104,6 +107,8 @@ pub struct RawDefaults {
 #[serde(deny_unknown_fields)]
 pub struct RawGroup {
     pub name: Spanned<String>,
+    #[serde(default)]
+    pub proxy_jump: Option<Spanned<String>>,
     #[serde(default)]
     pub vars: Option<Spanned<RawVars>>,
 }
@@ -120,6 +125,8 @@ pub struct RawHost {
     pub user: Option<Spanned<String>>,
     #[serde(default)]
     pub identity_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub proxy_jump: Option<Spanned<String>>,
     #[serde(default)]
     pub groups: Vec<Spanned<String>>,
     #[serde(default)]

@@ -12,13 +12,14 @@ use serde_saphyr::Spanned;
 use super::duration::HumanDuration;
 use super::error::{IdentityProblem, InventoryError};
 use super::host::{Address, Host, Identity, Port};
+use super::jump::{JumpHost, Resolver};
 use super::location::SourcePosition;
 use super::names::{GroupName, HostName, NameError, UserName, VarName};
 use super::openssh::{self, ConfigSource};
 use super::raw::{RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars};
 use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTemplate};
 use super::ssh::{SshOverrides, SshSettings};
-use super::ssh_config::{Resolved, Setting, SshConfig};
+use super::ssh_config::{JumpChain, Resolved, Setting, SshConfig};
 use super::vars::{Vars, RESERVED_VAR_NAMES};
 use super::version::Version;
 use super::{Inventory, Overrides};
@@ -49,12 +50,18 @@ pub(super) fn validate(
     let groups = checker.groups(&raw);
     let command_line = checker.overrides(&overrides.vars);
     checker.default_port(raw.defaults.as_ref());
+    let group_jumps = raw
+        .groups
+        .iter()
+        .filter_map(|g| Some((g.value.name.value.clone(), g.value.proxy_jump.as_ref()?)))
+        .collect();
     let hosts = checker.hosts(
         &raw,
         &HostLayers {
             defaults: raw.defaults.as_ref(),
             global: &global,
             groups: &groups,
+            group_jumps: &group_jumps,
             command_line: &command_line,
         },
     );
@@ -93,7 +100,25 @@ struct HostLayers<'a> {
     defaults: Option<&'a RawDefaults>,
     global: &'a Vars,
     groups: &'a BTreeMap<String, Vars>,
+    /// The groups' `proxy_jump`, by group name.
+    group_jumps: &'a BTreeMap<String, &'a Spanned<String>>,
     command_line: &'a Vars,
+}
+
+impl HostLayers<'_> {
+    /// The `proxy_jump` that applies to a host: its own, else that of the last of its groups
+    /// that sets one (as group vars layer), else `defaults:`.
+    fn proxy_jump<'r>(&'r self, raw: &'r super::raw::RawHost) -> Option<&'r Spanned<String>> {
+        raw.proxy_jump
+            .as_ref()
+            .or_else(|| {
+                raw.groups
+                    .iter()
+                    .rev()
+                    .find_map(|g| self.group_jumps.get(&g.value).copied())
+            })
+            .or_else(|| self.defaults.and_then(|d| d.proxy_jump.as_ref()))
+    }
 }
 
 struct Checker<'a> {
@@ -419,18 +444,13 @@ impl Checker<'_> {
         }
     }
 
-    /// The address to dial: the ssh_config's host name for the inventory's `address`; refused
-    /// when the config says to go through a jump host or a proxy command.
+    /// The address to dial: the ssh_config's host name for the inventory's `address`.
     fn address_from_config(
         &mut self,
         address: &Spanned<String>,
         resolved: &Resolved,
         host: &HostName,
     ) -> Option<Address> {
-        if let Err(error) = openssh::refuse_proxy(resolved, host, &self.at(address)) {
-            self.errors.push(error);
-            return None;
-        }
         match resolved.hostname.parse() {
             Ok(parsed) => Some(parsed),
             Err(reason) => {
@@ -661,9 +681,21 @@ impl Checker<'_> {
         let raw = &spanned.value;
         let defaults = layers.defaults;
         let resolved = self.ssh_config_host(&raw.address, &name);
+        let proxy_jump = layers.proxy_jump(raw);
         let address: Option<Address> = match &resolved {
             None => self.parse(&raw.address, "hosts[].address", Some(&name)),
-            Some(resolved) => self.address_from_config(&raw.address, resolved, &name),
+            Some(resolved) => {
+                // The inventory's chain replaces the config's ProxyJump and ProxyCommand, as
+                // `ssh -J` on the command line does.
+                if proxy_jump.is_none() {
+                    if let Err(error) =
+                        openssh::refuse_proxy(resolved, &name, &self.at(&raw.address))
+                    {
+                        self.errors.push(error);
+                    }
+                }
+                self.address_from_config(&raw.address, resolved, &name)
+            }
         };
         let port = match (&raw.port, defaults.and_then(|d| d.port.as_ref())) {
             (None, None) => Some(
@@ -714,6 +746,19 @@ impl Checker<'_> {
             None => self.identity_from_config(resolved.as_ref(), &name),
             Some(file) => self.identity(file, &name),
         };
+        let jumps = match (proxy_jump, resolved.as_ref().and_then(openssh::jump_chain)) {
+            (Some(text), _) => self.inventory_jumps(text, &name, identity.as_ref()),
+            (None, Some((chain, line))) => {
+                let at = openssh::position(line);
+                self.resolve_jumps(JumpRequest {
+                    chain,
+                    at,
+                    host: &name,
+                    identity: identity.as_ref(),
+                })
+            }
+            (None, None) => Some(Vec::new()),
+        };
         let mut vars = Vars::layered([layers.global]);
         let mut groups = Vec::new();
         for group in &raw.groups {
@@ -741,9 +786,79 @@ impl Checker<'_> {
             port: port?,
             user: user?,
             identity: identity?,
+            jumps: jumps?,
             groups,
             vars,
         })
+    }
+
+    /// The jump hosts of an inventory `proxy_jump` (`none`: none).
+    fn inventory_jumps(
+        &mut self,
+        text: &Spanned<String>,
+        host: &HostName,
+        identity: Option<&Identity>,
+    ) -> Option<Vec<JumpHost>> {
+        let at = self.at(text);
+        match Resolver::parse(&text.value) {
+            Ok(None) => Some(Vec::new()),
+            Ok(Some(chain)) => self.resolve_jumps(JumpRequest {
+                chain: &chain,
+                at,
+                host,
+                identity,
+            }),
+            Err(problem) => {
+                self.errors.push(InventoryError::Jump {
+                    at,
+                    host: host.clone(),
+                    problem: Box::new(problem),
+                });
+                None
+            }
+        }
+    }
+
+    /// Every hop of a chain, resolved through the ssh_config in use; a hop's identity is the
+    /// config's first IdentityFile for it, else the host's own.
+    fn resolve_jumps(&mut self, request: JumpRequest<'_>) -> Option<Vec<JumpHost>> {
+        let JumpRequest {
+            chain,
+            at,
+            host,
+            identity,
+        } = request;
+        let local_user = openssh::context().local_user;
+        let resolver = Resolver {
+            config: self.ssh_config.as_ref(),
+            local_user: &local_user,
+        };
+        let hops = match resolver.resolve(chain) {
+            Ok(hops) => hops,
+            Err(problem) => {
+                self.errors.push(InventoryError::Jump {
+                    at,
+                    host: host.clone(),
+                    problem: Box::new(problem),
+                });
+                return None;
+            }
+        };
+        let mut jumps = Vec::new();
+        for hop in hops {
+            let identity = match hop.identity_file {
+                Some((path, line)) => self.identity_path(path, openssh::position(&line), host),
+                None => identity.cloned(),
+            };
+            jumps.push(JumpHost {
+                name: hop.name,
+                address: hop.address,
+                port: hop.port,
+                user: hop.user,
+                identity: identity?,
+            });
+        }
+        Some(jumps)
     }
 
     /// The identity file must exist, be readable now (not fail mid-upgrade), be a private key,
@@ -809,6 +924,16 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// A chain to resolve for a host.
+struct JumpRequest<'a> {
+    chain: &'a JumpChain,
+    /// Where the chain is set (inventory value or ssh_config line).
+    at: SourcePosition,
+    host: &'a HostName,
+    /// The host's own identity, for hops the ssh_config gives none.
+    identity: Option<&'a Identity>,
 }
 
 /// A PEM or OpenSSH private key: the first line is `-----BEGIN … PRIVATE KEY-----`.

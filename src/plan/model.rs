@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::choice::Choice;
 use crate::facts::{HostFacts, ProbeVars};
 use crate::inventory::{
-    Address, HostName, Identity, Inventory, Port, Sha256, SshSettings, UserName,
+    Address, HostName, Identity, Inventory, JumpHost, Port, Sha256, SshSettings, UserName,
 };
 use crate::journal::RunId;
 use crate::procedure::{Mode, OnResume, RenderedStep, StepId};
@@ -130,6 +130,9 @@ pub struct HostReach {
     pub port: Port,
     pub user: UserName,
     pub identity: Identity,
+    /// The jump hosts it is reached through, first to last (none: directly).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jumps: Vec<JumpHost>,
     pub probe: ProbeVars,
 }
 
@@ -155,6 +158,7 @@ impl Reach {
                     port: host.port,
                     user: host.user.clone(),
                     identity: host.identity.clone(),
+                    jumps: host.jumps.clone(),
                     probe: ProbeVars::of(&host.vars),
                 })
                 .collect(),

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use super::table;
 use crate::facts::HostFacts;
-use crate::inventory::HostName;
-use crate::plan::{Plan, ProcedureKind};
+use crate::inventory::{describe_jumps, HostName};
+use crate::plan::{Plan, ProcedureKind, Reach};
 use crate::procedure::Mode;
 
 /// The facts table, one row per host.
@@ -55,6 +55,37 @@ fn state_text(f: &HostFacts) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+/// How every host is logged into, one line per host: `user@address:port`, and the jump hosts
+/// it is reached through, first to last (`through a → b`).
+pub fn render_logins(reach: &Reach) -> String {
+    let width = reach
+        .hosts
+        .iter()
+        .map(|host| host.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for host in &reach.hosts {
+        let address = match host.address.as_str().contains(':') {
+            true => format!("[{}]", host.address),
+            false => host.address.to_string(),
+        };
+        let _ = write!(
+            out,
+            "{:width$}  {}@{}:{}",
+            host.name.as_str(),
+            host.user,
+            address,
+            host.port
+        );
+        if !host.jumps.is_empty() {
+            let _ = write!(out, " through {}", describe_jumps(&host.jumps));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The whole plan as text.
 pub fn render_plan(plan: &Plan) -> String {
     let mut out = String::new();
@@ -65,6 +96,10 @@ pub fn render_plan(plan: &Plan) -> String {
         plan.cluster, choice.from, choice.to
     );
     out.push_str(&render_facts(&plan.facts));
+    let _ = writeln!(out, "\nLogins:");
+    for line in render_logins(&plan.reach).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(out, "\nProcedure: {}", choice.procedure);
     for reason in &choice.reasons {
         let _ = writeln!(out, "  - {reason}");

@@ -191,6 +191,32 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
+    /// A jump host on the way could not be connected to (its own error is the source).
+    #[error("cannot reach {host} through {hop} ({address})")]
+    Jump {
+        /// The host's name in the inventory.
+        host: HostName,
+        /// The jump host's name in the chain.
+        hop: HostName,
+        /// The jump host's `address:port`.
+        address: String,
+        /// What went wrong with the jump host.
+        #[source]
+        source: Box<TransportError>,
+    },
+    /// The last jump host did not open the forwarded connection to the host.
+    #[error("{hop} could not open a connection to {host} at {address}")]
+    Forward {
+        /// The host's name in the inventory.
+        host: HostName,
+        /// The jump host's name in the chain.
+        hop: HostName,
+        /// `address:port` of the host, as the jump host was asked to dial it.
+        address: String,
+        /// Why.
+        #[source]
+        source: Box<russh::Error>,
+    },
     /// A value could not be quoted for the remote shell.
     #[error("cannot build a command for {host}")]
     Quote {
@@ -223,18 +249,23 @@ impl TransportError {
             | Self::ConnectionLost { host, .. }
             | Self::Sftp { host, .. }
             | Self::UploadSource { host, .. }
-            | Self::Quote { host, .. } => host,
+            | Self::Quote { host, .. }
+            | Self::Jump { host, .. }
+            | Self::Forward { host, .. } => host,
         }
     }
 
     /// Whether the error is about trusting the server's identity (never worth a retry).
     pub fn is_host_key(&self) -> bool {
-        matches!(
-            self,
-            Self::HostKeyUnknown { .. }
-                | Self::HostKeyChanged { .. }
-                | Self::HostKeyRevoked { .. }
-                | Self::HostCertificate { .. }
-        )
+        match self {
+            Self::Jump { source, .. } => source.is_host_key(),
+            other => matches!(
+                other,
+                Self::HostKeyUnknown { .. }
+                    | Self::HostKeyChanged { .. }
+                    | Self::HostKeyRevoked { .. }
+                    | Self::HostCertificate { .. }
+            ),
+        }
     }
 }

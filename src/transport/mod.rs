@@ -13,4 +13,4 @@ pub use command::{CommandOutput, Exit, Source, Upload};
 pub use error::TransportError;
 pub use session::{Connector, Session};
 pub use ssh::{SshConnector, SshSession};
-pub use target::{HostKeyPolicy, Identity, SshOptions, Target};
+pub use target::{Hop, HostKeyPolicy, Identity, SshOptions, Target};

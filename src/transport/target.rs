@@ -18,10 +18,47 @@ pub struct Target {
     pub user: String,
     /// How to authenticate.
     pub identity: Identity,
+    /// The jump hosts to go through, first to last; empty to connect directly.
+    pub jumps: Vec<Hop>,
+}
+
+/// A jump host: connected to like a host (its key checked against known_hosts before login),
+/// then asked to open a `direct-tcpip` channel to the next hop or the host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hop {
+    /// The hop's name in the chain, used in every message.
+    pub name: HostName,
+    /// The address dialled (by the previous hop) and looked up in known_hosts.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity: Identity,
+}
+
+impl Hop {
+    /// `address:port` as dialled (IPv6 in brackets).
+    pub fn endpoint(&self) -> String {
+        endpoint(&self.address, self.port)
+    }
+}
+
+impl Target {
+    /// `address:port` as dialled (IPv6 in brackets).
+    pub fn endpoint(&self) -> String {
+        endpoint(&self.address, self.port)
+    }
+}
+
+fn endpoint(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
 }
 
 /// How to prove who we are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
     /// An unencrypted private key file (encrypted keys go through the agent).
     File(PathBuf),

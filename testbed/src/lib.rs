@@ -2,6 +2,8 @@
 //! of real OpenSSH hosts on loopback. Not part of the shipped tool.
 
 pub mod lab;
+pub mod netns;
+pub mod relay;
 pub mod release;
 pub mod sshd;
 pub mod standin;

@@ -68,6 +68,11 @@ pub struct SshdSpec {
     pub home: PathBuf,
     /// An authorized_keys file readable by the login user.
     pub authorized_keys: PathBuf,
+    /// The network namespace to run in (`None`: this process's).
+    pub netns: Option<String>,
+    /// Logins are allowed only from this client address (`AllowUsers *@ADDRESS`): a host
+    /// behind a bastion.
+    pub allow_from: Option<Ipv4Addr>,
 }
 
 /// A running sshd. Dropping it stops it unless [`SshServer::detach`] was called.
@@ -110,7 +115,7 @@ impl SshdSpec {
             generate_key(&self.host_key_path(), "lab-host-key")?;
         }
         let home = self.home.display();
-        let config = format!(
+        let mut config = format!(
             "ListenAddress {addr}\nPort {port}\nHostKey {key}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPrintMotd no\n\
@@ -123,6 +128,9 @@ impl SshdSpec {
             pid = self.pid_path().display(),
             ak = self.authorized_keys.display(),
         );
+        if let Some(client) = self.allow_from {
+            config.push_str(&format!("AllowUsers *@{client}\n"));
+        }
         fs::write(self.config_path(), config)
     }
 
@@ -156,7 +164,11 @@ impl SshdSpec {
         require_sshd()?;
         let log = fs::File::create(self.log_path())?;
         let _ = fs::remove_file(self.pid_path());
-        let child = Command::new(SSHD)
+        let mut command = match &self.netns {
+            Some(ns) => crate::netns::command_in(ns, SSHD),
+            None => Command::new(SSHD),
+        };
+        let child = command
             .args(["-D", "-e", "-f"])
             .arg(self.config_path())
             .stdin(Stdio::null())
@@ -184,10 +196,21 @@ impl SshServer {
 
     fn wait_listening(&self, deadline: Duration) -> io::Result<()> {
         let start = Instant::now();
+        let address = self.spec.socket_addr();
+        let netns = self.spec.netns.clone();
+        let listening = || {
+            let netns = netns.clone();
+            std::thread::spawn(move || {
+                if let Some(ns) = &netns {
+                    crate::netns::enter(ns)?;
+                }
+                TcpStream::connect_timeout(&address, Duration::from_millis(200)).map(|_| ())
+            })
+            .join()
+            .is_ok_and(|connected| connected.is_ok())
+        };
         loop {
-            if TcpStream::connect_timeout(&self.spec.socket_addr(), Duration::from_millis(200))
-                .is_ok()
-            {
+            if listening() {
                 return Ok(());
             }
             if !pid_alive(self.pid) || start.elapsed() > deadline {

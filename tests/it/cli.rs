@@ -44,11 +44,7 @@ fn check_reads_the_default_ssh_config_unless_told_none() {
     std::fs::create_dir(&ssh_dir).unwrap();
     std::fs::write(ssh_dir.join("known_hosts"), "").unwrap();
     let config = ssh_dir.join("config");
-    std::fs::write(
-        &config,
-        "Host peer2.example.org\n  ProxyJump admin@bastion\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "Host peer2.example.org\n  ProxyCommand nc %h %p\n").unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let check = |extra: &[&str]| {
         std::process::Command::new(cluster_upgrade())
@@ -62,8 +58,8 @@ fn check_reads_the_default_ssh_config_unless_told_none() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("host `peer2`: the ssh_config says to connect through `admin@bastion`")
-            && stderr.contains("ProxyJump is not supported yet"),
+        stderr.contains("host `peer2`: the ssh_config says to connect through `nc %h %p`")
+            && stderr.contains("ProxyCommand is not supported"),
         "{stderr}"
     );
     let out = check(&["-F", "none"]);

@@ -1,6 +1,6 @@
 //! Inventories whose hosts are ssh_config aliases: what the config contributes, what the
-//! inventory and the command line override, and what is refused (ProxyJump, unsupported
-//! `Match`), each error naming its file and line.
+//! inventory and the command line override (`proxy_jump` over `ProxyJump` too), and what is
+//! refused (ProxyCommand, unsupported `Match`), each error naming its file and line.
 
 use std::path::{Path, PathBuf};
 
@@ -152,19 +152,147 @@ fn ssh_config_none_and_the_inventory_setting_choose_the_file() {
     );
 }
 
+/// Each host's chain as `name=user@address:port` hops.
+fn chains(inventory: &Inventory) -> Vec<(String, Vec<String>)> {
+    inventory
+        .hosts
+        .iter()
+        .map(|host| {
+            let hops = host
+                .jumps
+                .iter()
+                .map(|hop| format!("{}={}", hop.name, hop.login()))
+                .collect();
+            (host.name.to_string(), hops)
+        })
+        .collect()
+}
+
+const JUMPS: &str = "Host peer1
+  HostName 10.9.0.1
+  User u
+  ProxyJump admin@bastion:2222,inner
+Host peer2
+  HostName 10.9.0.2
+  User u
+Host bastion
+  HostName 10.8.0.1
+  IdentityFile KEY
+Host inner
+  HostName 10.8.0.2
+  User ops
+  Port 2200
+";
+
 #[test]
-fn a_host_behind_proxy_jump_is_refused_never_connected_to_directly() {
-    let setup = Setup::new("Host peer1\n  User u\n  ProxyJump admin@bastion:2222,inner\n");
-    let error = setup.error("hosts:\n  - name: a\n    address: peer1\n");
+fn a_host_behind_proxy_jump_goes_through_every_hop_resolved_as_ssh_j_does() {
+    let setup = Setup::new(JUMPS);
+    let inventory = setup
+        .load("hosts:\n  - name: a\n    address: peer1\n  - name: b\n    address: peer2\n")
+        .unwrap();
+    assert_eq!(
+        chains(&inventory),
+        [
+            (
+                "a".to_string(),
+                vec![
+                    "bastion=admin@10.8.0.1:2222".to_string(),
+                    "inner=ops@10.8.0.2:2200".to_string()
+                ]
+            ),
+            ("b".to_string(), vec![])
+        ]
+    );
+    let host = inventory.host("a").unwrap();
+    assert_eq!(
+        host.jumps[0].identity,
+        Identity::File(setup.path("key")),
+        "the hop's own IdentityFile"
+    );
+    assert_eq!(
+        host.jumps[1].identity,
+        Identity::Agent,
+        "a hop the config gives no key uses the host's (here the agent)"
+    );
+}
+
+#[test]
+fn the_inventorys_proxy_jump_wins_over_the_ssh_configs_host_then_groups_then_defaults() {
+    let setup = Setup::new(JUMPS);
+    let rest = "defaults:
+  proxy_jump: bastion
+groups:
+  - name: far
+    proxy_jump: root@10.7.0.1:22,inner
+  - name: near
+hosts:
+  - name: a
+    address: peer1
+  - name: b
+    address: peer2
+    groups: [near, far]
+  - name: c
+    address: peer2
+    port: 23
+    proxy_jump: none
+  - name: d
+    address: peer1
+    port: 24
+    groups: [far]
+    proxy_jump: 10.6.0.1:2022
+";
+    let inventory = setup.load(rest).unwrap();
+    // A hop neither the chain nor the config gives a user logs in as the local user, as ssh.
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    assert_eq!(
+        chains(&inventory),
+        [
+            ("a".to_string(), vec![format!("bastion={me}@10.8.0.1:22")]),
+            (
+                "b".to_string(),
+                vec![
+                    "10.7.0.1=root@10.7.0.1:22".to_string(),
+                    "inner=ops@10.8.0.2:2200".to_string()
+                ]
+            ),
+            ("c".to_string(), vec![]),
+            (
+                "d".to_string(),
+                vec![format!("10.6.0.1={me}@10.6.0.1:2022")]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn bad_chains_and_proxy_commands_are_refused_naming_the_hop() {
+    let setup = Setup::new(JUMPS);
+    let error = setup.error("hosts:\n  - name: a\n    address: peer2\n    proxy_jump: \"u@,x\"\n");
     assert_eq!(
         error,
-        "inventory.yaml:12:14: host `a`: the ssh_config says to connect through `admin@bastion:2222,inner` (ssh_config:3); ProxyJump is not supported yet, and connecting directly instead is refused; reach the host directly (`ProxyJump none` for it) or wait for ProxyJump support"
+        "inventory.yaml:13:17: host `a`: proxy_jump: `u@` is not [user@]host[:port]"
     );
     let setup = Setup::new("Host peer1\n  User u\n  ProxyJump none\n  ProxyCommand nc %h %p\n");
     let error = setup.error("hosts:\n  - name: a\n    address: peer1\n");
-    assert!(
-        error.contains("(ssh_config:4); ProxyCommand is not supported yet"),
-        "{error}"
+    assert_eq!(
+        error,
+        "inventory.yaml:12:14: host `a`: the ssh_config says to connect through `nc %h %p` (ssh_config:4); ProxyCommand is not supported, and connecting directly instead is refused; reach the host directly (`ProxyJump none` for it) or through jump hosts (`ProxyJump`, or `proxy_jump` in the inventory)"
+    );
+    let setup =
+        Setup::new("Host peer1\n  User u\n  ProxyJump hop\nHost hop\n  ProxyCommand nc %h %p\n");
+    let error = setup.error("hosts:\n  - name: a\n    address: peer1\n");
+    assert_eq!(
+        error,
+        "ssh_config:3:1: host `a`: proxy_jump: jump host `hop`: the ssh_config says to reach it through ProxyCommand `nc %h %p` (ssh_config:5), which is not supported"
     );
 }
 

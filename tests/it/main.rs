@@ -15,6 +15,7 @@ mod plan_e2e;
 mod procedure;
 mod procedure_gates;
 mod procedure_playbooks;
+mod proxyjump_e2e;
 mod real_e2e;
 mod recover_e2e;
 mod releases_e2e;

@@ -287,6 +287,8 @@ pub fn snapshot_filters() -> insta::Settings {
     for (pattern, replacement) in [
         (r"/tmp/[A-Za-z0-9._/-]+", "[PATH]"),
         (r"127\.\d+\.\d+\.\d+:\d+", "[ADDR]"),
+        // The lab logs in as whoever runs the tests.
+        (r"[A-Za-z0-9._-]+@\[ADDR\]", "[USER]@[ADDR]"),
         (
             r"\b(Qm[1-9A-HJ-NP-Za-km-z]{44}|12D3Koo[1-9A-HJ-NP-Za-km-z]{45})\b",
             "[PEER]",

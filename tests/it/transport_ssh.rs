@@ -64,6 +64,8 @@ impl Lab {
                 port,
                 home: dir.path().join("home"),
                 authorized_keys: authorized_keys.clone(),
+                netns: None,
+                allow_from: None,
             };
             spec.prepare().unwrap();
             before_start(&spec);
@@ -87,6 +89,7 @@ impl Lab {
 
     fn target(&self) -> Target {
         Target {
+            jumps: Vec::new(),
             name: "node-a".parse().unwrap(),
             address: self.spec.address.to_string(),
             port: self.spec.port,
@@ -772,6 +775,7 @@ async fn nothing_listening_is_a_connect_error() {
     let address = next_address();
     let port = free_port(address, 24000).unwrap();
     let target = Target {
+        jumps: Vec::new(),
         name: "node-gone".parse().unwrap(),
         address: address.to_string(),
         port,
@@ -796,6 +800,7 @@ async fn a_listener_that_never_speaks_hits_the_connect_deadline() {
     let listener = std::net::TcpListener::bind((address, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let target = Target {
+        jumps: Vec::new(),
         name: "node-mute".parse().unwrap(),
         address: address.to_string(),
         port,
@@ -840,6 +845,7 @@ async fn wrong_key_is_an_auth_error_naming_user_and_host() {
     let wrong = lab.dir.path().join("wrong_key");
     generate_key(&wrong, "stranger").unwrap();
     let target = Target {
+        jumps: Vec::new(),
         identity: Identity::File(wrong.clone()),
         ..lab.target()
     };
@@ -865,6 +871,7 @@ async fn unreadable_key_file_is_a_key_file_error() {
     let lab = Lab::start();
     let missing = lab.dir.path().join("no_such_key");
     let target = Target {
+        jumps: Vec::new(),
         identity: Identity::File(missing.clone()),
         ..lab.target()
     };
@@ -908,6 +915,7 @@ async fn ssh_agent_identities_log_in() {
     // Only this test of this binary reads SSH_AUTH_SOCK, so changing the process environment is safe here.
     std::env::set_var("SSH_AUTH_SOCK", &socket);
     let target = Target {
+        jumps: Vec::new(),
         identity: Identity::Agent,
         ..lab.target()
     };

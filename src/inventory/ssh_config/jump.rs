@@ -12,6 +12,13 @@ pub enum Jump {
     Via(JumpChain),
 }
 
+impl Jump {
+    /// A `ProxyJump` value (or the inventory's `proxy_jump`): `none`, or a chain.
+    pub fn parse(text: &str) -> Result<Jump, String> {
+        parse(text)
+    }
+}
+
 /// The hops of a jump chain: all but the last kept as written (OpenSSH only checks their
 /// syntax here), the last one parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +41,9 @@ pub fn parse(rest: &str) -> Result<Jump, String> {
         None => (None, text),
     };
     for hop in before.into_iter().flat_map(|b| b.split(',')) {
-        user_host_port(hop)?;
+        Hop::parse(hop)?;
     }
-    let (user, host, port) = user_host_port(last)?;
+    let Hop { user, host, port } = Hop::parse(last)?;
     Ok(Jump::Via(JumpChain {
         before: before.map(str::to_string),
         user,
@@ -46,6 +53,44 @@ pub fn parse(rest: &str) -> Result<Jump, String> {
 }
 
 type UserHostPort = (Option<String>, String, Option<u16>);
+
+/// One hop of a chain: `[user@]host[:port]` (or `ssh://[user@]host[:port]`), parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub user: Option<String>,
+    /// The host as written: an address, a name or a `Host` alias to resolve.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Hop {
+    /// Parses one hop as OpenSSH does (`parse_ssh_uri`, then `parse_user_host_port`).
+    pub fn parse(text: &str) -> Result<Hop, String> {
+        let text = text.trim();
+        let plain = match text.strip_prefix("ssh://") {
+            Some(uri) => uri.strip_suffix('/').unwrap_or(uri),
+            None => text,
+        };
+        let (user, host, port) = user_host_port(plain)?;
+        Ok(Hop { user, host, port })
+    }
+}
+
+impl JumpChain {
+    /// Every hop, first to last.
+    pub fn hops(&self) -> Result<Vec<Hop>, String> {
+        let mut hops = Vec::new();
+        for hop in self.before.iter().flat_map(|b| b.split(',')) {
+            hops.push(Hop::parse(hop)?);
+        }
+        hops.push(Hop {
+            user: self.user.clone(),
+            host: self.host.clone(),
+            port: self.port,
+        });
+        Ok(hops)
+    }
+}
 
 /// OpenSSH's `parse_user_host_port`: `[user@]host[:port]`, `[user@][v6]:port`.
 fn user_host_port(hop: &str) -> Result<UserHostPort, String> {
@@ -123,6 +168,20 @@ mod tests {
             (Some("admin"), "bastion")
         );
         assert_eq!(parse("NONE").unwrap(), Jump::Direct);
+        let Jump::Via(chain) = parse("ssh://u@h:33,10.0.0.1:2200,last").unwrap() else {
+            panic!("a chain")
+        };
+        let hops = chain.hops().unwrap();
+        assert_eq!(
+            hops.iter()
+                .map(|h| (h.user.as_deref(), h.host.as_str(), h.port))
+                .collect::<Vec<_>>(),
+            [
+                (Some("u"), "h", Some(33)),
+                (None, "10.0.0.1", Some(2200)),
+                (None, "last", None)
+            ]
+        );
         assert!(parse("a,@b").is_err());
         assert!(parse("h:0").is_err());
     }

@@ -21,7 +21,7 @@ mod resolve;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigLine, SshConfigError};
-pub use jump::{Jump, JumpChain};
+pub use jump::{Hop, Jump, JumpChain};
 pub use parse::StrictHostKeyChecking;
 
 /// Where `~`, `%d` and `%u` point, and the environment for `${VAR}`.
@@ -92,6 +92,11 @@ impl SshConfig {
             root: parse::read(path, &context, 0, true)?,
             context,
         })
+    }
+
+    /// Where `~`, `%d` and `%u` point.
+    pub fn context(&self) -> &Context {
+        &self.context
     }
 
     /// The settings for `host` (as given to `ssh`).

@@ -9,14 +9,18 @@ use russh::keys::ssh_key::HashAlg;
 use russh::keys::{load_secret_key, PrivateKeyWithHashAlg};
 
 use super::host_key::HostKeyCheck;
+use super::Endpoint;
 use crate::transport::error::TransportError;
-use crate::transport::target::{Identity, Target};
+use crate::transport::target::Identity;
 
 type Client = Handle<HostKeyCheck>;
 
 /// Authenticates as `target.user`; a refusal is [`TransportError::Auth`].
-pub(crate) async fn login(handle: &mut Client, target: &Target) -> Result<(), TransportError> {
-    match &target.identity {
+pub(crate) async fn login(
+    handle: &mut Client,
+    target: &Endpoint<'_>,
+) -> Result<(), TransportError> {
+    match target.identity {
         Identity::File(path) => {
             // No passphrase: this tool never asks for or stores one; encrypted keys go through the agent.
             let key = load_secret_key(path, None).map_err(|source| TransportError::KeyFile {
@@ -31,7 +35,7 @@ pub(crate) async fn login(handle: &mut Client, target: &Target) -> Result<(), Tr
             };
             let result = handle
                 .authenticate_publickey(
-                    &target.user,
+                    target.user,
                     PrivateKeyWithHashAlg::new(Arc::new(key), hash),
                 )
                 .await
@@ -49,7 +53,10 @@ pub(crate) async fn login(handle: &mut Client, target: &Target) -> Result<(), Tr
     }
 }
 
-async fn login_with_agent(handle: &mut Client, target: &Target) -> Result<(), TransportError> {
+async fn login_with_agent(
+    handle: &mut Client,
+    target: &Endpoint<'_>,
+) -> Result<(), TransportError> {
     let agent_error = |e: Box<dyn std::error::Error + Send + Sync>| TransportError::Agent {
         host: target.name.clone(),
         source: e,
@@ -72,7 +79,7 @@ async fn login_with_agent(handle: &mut Client, target: &Target) -> Result<(), Tr
             None
         };
         let result = handle
-            .authenticate_publickey_with(&target.user, key, hash, &mut agent)
+            .authenticate_publickey_with(target.user, key, hash, &mut agent)
             .await
             .map_err(|e| agent_error(Box::new(e)))?;
         if result.success() {
@@ -83,7 +90,10 @@ async fn login_with_agent(handle: &mut Client, target: &Target) -> Result<(), Tr
 }
 
 /// The RSA signature hash the server accepts (asking can wait up to a second, hence RSA only).
-async fn rsa_hash(handle: &Client, target: &Target) -> Result<Option<HashAlg>, TransportError> {
+async fn rsa_hash(
+    handle: &Client,
+    target: &Endpoint<'_>,
+) -> Result<Option<HashAlg>, TransportError> {
     let best =
         handle
             .best_supported_rsa_hash()
@@ -95,10 +105,10 @@ async fn rsa_hash(handle: &Client, target: &Target) -> Result<Option<HashAlg>, T
     Ok(best.flatten())
 }
 
-fn refused(target: &Target, method: String) -> TransportError {
+fn refused(target: &Endpoint<'_>, method: String) -> TransportError {
     TransportError::Auth {
         host: target.name.clone(),
-        user: target.user.clone(),
+        user: target.user.to_string(),
         method,
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod host_key;
+mod jump;
 mod shell;
 mod stream;
 mod upload;
@@ -18,13 +19,14 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use self::host_key::{handshake_error, preferred_for, HostKeyCheck};
+use self::jump::{JumpLink, JumpPool};
 use self::shell::{Ran, Shell};
 use self::stream::QuickAckStream;
 use super::command::{CommandOutput, Upload};
 use super::error::TransportError;
 use super::known_hosts::KnownHosts;
 use super::session::{Connector, Session};
-use super::target::{SshOptions, Target};
+use super::target::{Hop, Identity, SshOptions, Target};
 
 /// How long stopping a timed-out command from another shell may take.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +44,8 @@ type SharedKnownHosts = Arc<RwLock<KnownHosts>>;
 pub struct SshConnector {
     options: SshOptions,
     known_hosts: Arc<Mutex<Option<SharedKnownHosts>>>,
+    /// The run's jump connections, one per chain, shared by the hosts behind it.
+    jumps: Arc<JumpPool>,
 }
 
 impl SshConnector {
@@ -50,6 +54,7 @@ impl SshConnector {
         Self {
             options,
             known_hosts: Arc::default(),
+            jumps: Arc::default(),
         }
     }
 
@@ -77,8 +82,130 @@ impl Connector for SshConnector {
 
     async fn connect(&self, target: &Target) -> Result<SshSession, TransportError> {
         let known_hosts = self.known_hosts(&target.name)?;
-        SshSession::connect_with(target, &self.options, known_hosts).await
+        let dial = Dial {
+            options: &self.options,
+            known_hosts: &known_hosts,
+        };
+        let via = self.jumps.link(target, &dial).await?;
+        SshSession::connect_with(target, &dial, via).await
     }
+}
+
+/// What every connection of a run shares: the options and the known_hosts copy.
+pub(crate) struct Dial<'a> {
+    pub(crate) options: &'a SshOptions,
+    pub(crate) known_hosts: &'a SharedKnownHosts,
+}
+
+/// Who to connect to and log in as: a host or a jump host.
+pub(crate) struct Endpoint<'a> {
+    pub(crate) name: &'a HostName,
+    pub(crate) address: &'a str,
+    pub(crate) port: u16,
+    pub(crate) user: &'a str,
+    pub(crate) identity: &'a Identity,
+}
+
+impl<'a> Endpoint<'a> {
+    fn of_target(target: &'a Target) -> Self {
+        Endpoint {
+            name: &target.name,
+            address: &target.address,
+            port: target.port,
+            user: &target.user,
+            identity: &target.identity,
+        }
+    }
+
+    pub(crate) fn of_hop(hop: &'a Hop) -> Self {
+        Endpoint {
+            name: &hop.name,
+            address: &hop.address,
+            port: hop.port,
+            user: &hop.user,
+            identity: &hop.identity,
+        }
+    }
+
+    fn address_port(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// Connects to `endpoint` (directly, or through the jump connection `via`), verifies its host
+/// key against known_hosts (before any authentication) and logs in, within the connect
+/// deadline.
+pub(crate) async fn open(
+    endpoint: &Endpoint<'_>,
+    via: Option<&JumpLink>,
+    dial: &Dial<'_>,
+) -> Result<Handle<HostKeyCheck>, TransportError> {
+    let deadline = dial.options.connect_timeout;
+    match tokio::time::timeout(deadline, open_now(endpoint, via, dial)).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError::Timeout {
+            host: endpoint.name.clone(),
+            address: endpoint.address_port(),
+            after: deadline,
+        }),
+    }
+}
+
+async fn open_now(
+    endpoint: &Endpoint<'_>,
+    via: Option<&JumpLink>,
+    dial: &Dial<'_>,
+) -> Result<Handle<HostKeyCheck>, TransportError> {
+    let host = endpoint.name.clone();
+    let address = endpoint.address_port();
+    let known_types = dial
+        .known_hosts
+        .read()
+        .expect("known_hosts lock")
+        .key_types(endpoint.address, endpoint.port);
+    let config = Arc::new(client::Config {
+        nodelay: true,
+        // A host that vanishes without closing (power loss, reboot mid-step) is noticed
+        // within about a minute, and idle connections between waves survive NAT timeouts.
+        keepalive_interval: Some(KEEPALIVE_INTERVAL),
+        keepalive_max: KEEPALIVE_MAX,
+        preferred: preferred_for(&known_types),
+        ..client::Config::default()
+    });
+    let check = HostKeyCheck {
+        host: host.clone(),
+        address: endpoint.address.to_string(),
+        port: endpoint.port,
+        known_hosts: Arc::clone(dial.known_hosts),
+        policy: dial.options.policy,
+    };
+    let connected = match via {
+        Some(link) => {
+            let stream = link.forward(endpoint).await?;
+            client::connect_stream(config, stream, check).await
+        }
+        None => {
+            let connect_error = |source| TransportError::Connect {
+                host: host.clone(),
+                address: address.clone(),
+                source,
+            };
+            let tcp = TcpStream::connect((endpoint.address, endpoint.port))
+                .await
+                .map_err(connect_error)?;
+            // `Config::nodelay` only applies to sockets russh opens itself; without it every
+            // command after the first waits ~40 ms for Nagle.
+            tcp.set_nodelay(true).map_err(connect_error)?;
+            client::connect_stream(config, QuickAckStream(tcp), check).await
+        }
+    };
+    let mut handle = connected.map_err(|e| handshake_error(e, &host, &address))?;
+    auth::login(&mut handle, endpoint).await?;
+    Ok(handle)
 }
 
 /// An authenticated SSH connection to one host.
@@ -89,6 +216,8 @@ pub struct SshSession {
     max_channels: u32,
     /// Shells waiting for their next command (each holds a channel open).
     idle: Mutex<Vec<Shell>>,
+    /// The jump connection this one runs over, kept open while it is in use.
+    _via: Option<Arc<JumpLink>>,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -100,84 +229,33 @@ impl std::fmt::Debug for SshSession {
 }
 
 impl SshSession {
-    /// Connects, verifies the host key against known_hosts (before any authentication), and
-    /// logs in, all within `options.connect_timeout`.
+    /// Connects (through the target's jump hosts, if any, over connections of its own),
+    /// verifies every host key against known_hosts (before any authentication), and logs in,
+    /// each connection within `options.connect_timeout`.
     pub async fn connect(target: &Target, options: &SshOptions) -> Result<Self, TransportError> {
         let known_hosts = Arc::new(RwLock::new(load_known_hosts(options, &target.name)?));
-        Self::connect_with(target, options, known_hosts).await
+        let dial = Dial {
+            options,
+            known_hosts: &known_hosts,
+        };
+        let via = JumpPool::default().link(target, &dial).await?;
+        Self::connect_with(target, &dial, via).await
     }
 
     async fn connect_with(
         target: &Target,
-        options: &SshOptions,
-        known_hosts: SharedKnownHosts,
+        dial: &Dial<'_>,
+        via: Option<Arc<JumpLink>>,
     ) -> Result<Self, TransportError> {
-        let address = format!("{}:{}", target.address, target.port);
-        let deadline = options.connect_timeout;
-        let connecting = Self::connect_now(target, options, &address, known_hosts);
-        match tokio::time::timeout(deadline, connecting).await {
-            Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout {
-                host: target.name.clone(),
-                address,
-                after: deadline,
-            }),
-        }
-    }
-
-    async fn connect_now(
-        target: &Target,
-        options: &SshOptions,
-        address: &str,
-        known_hosts: SharedKnownHosts,
-    ) -> Result<Self, TransportError> {
-        let host = target.name.clone();
-        let known_types = known_hosts
-            .read()
-            .expect("known_hosts lock")
-            .key_types(&target.address, target.port);
-        let config = client::Config {
-            nodelay: true,
-            // A host that vanishes without closing (power loss, reboot mid-step) is noticed
-            // within about a minute, and idle connections between waves survive NAT timeouts.
-            keepalive_interval: Some(KEEPALIVE_INTERVAL),
-            keepalive_max: KEEPALIVE_MAX,
-            preferred: preferred_for(&known_types),
-            ..client::Config::default()
-        };
-        let check = HostKeyCheck {
-            host: host.clone(),
-            address: target.address.clone(),
-            port: target.port,
-            known_hosts,
-            policy: options.policy,
-        };
-        let tcp = TcpStream::connect((target.address.as_str(), target.port))
-            .await
-            .map_err(|source| TransportError::Connect {
-                host: host.clone(),
-                address: address.to_string(),
-                source,
-            })?;
-        // `Config::nodelay` only applies to sockets russh opens itself; without it every command
-        // after the first waits ~40 ms for Nagle.
-        tcp.set_nodelay(true)
-            .map_err(|source| TransportError::Connect {
-                host: host.clone(),
-                address: address.to_string(),
-                source,
-            })?;
-        let mut handle = client::connect_stream(Arc::new(config), QuickAckStream(tcp), check)
-            .await
-            .map_err(|e| handshake_error(e, &host, address))?;
-        auth::login(&mut handle, target).await?;
-        let max_channels = options.max_channels.clamp(1, Semaphore::MAX_PERMITS) as u32;
+        let handle = open(&Endpoint::of_target(target), via.as_deref(), dial).await?;
+        let max_channels = dial.options.max_channels.clamp(1, Semaphore::MAX_PERMITS) as u32;
         Ok(Self {
-            host,
+            host: target.name.clone(),
             handle,
             channels: Arc::new(Semaphore::new(max_channels as usize)),
             max_channels,
             idle: Mutex::new(Vec::new()),
+            _via: via,
         })
     }
 

@@ -36,6 +36,17 @@ enum Command {
     /// List the modelled IPFS Cluster releases (with --real: the real ones built), oldest
     /// first, one per line.
     Releases(ReleasesArgs),
+    /// The TCP relay between a bastion's network namespace and the others (started by `up
+    /// --bastion`; stopped by `down`).
+    #[command(hide = true)]
+    Relay(RelayArgs),
+}
+
+#[derive(Debug, Args)]
+struct RelayArgs {
+    /// The rules, as JSON (a list of listen/dial pairs).
+    #[arg(long, value_name = "FILE")]
+    rules: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +125,13 @@ struct UpArgs {
     /// The folder of the real releases (default: `scripts/real-releases --print-dir`).
     #[arg(long, value_name = "DIR", requires = "real")]
     real_dir: Option<PathBuf>,
+    /// Put the hosts behind a bastion sshd: they take SSH logins only through it (each in its
+    /// own network namespace; needs root). The inventory says `proxy_jump`.
+    #[arg(long, conflicts_with = "bastions")]
+    bastion: bool,
+    /// Put the hosts behind a chain of N bastions (bastion → bastion2 → hosts), N ≤ 2.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    bastions: usize,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +251,7 @@ fn run(command: Command) -> Result<(), LabError> {
                 datastore: args.datastore,
                 real: args.real,
                 real_dir: args.real_dir,
+                bastions: if args.bastion { 1 } else { args.bastions },
             };
             let report = lab::up(&options, &Stderr(Instant::now()))?;
             for (phase, took) in &report.phases {
@@ -345,6 +364,16 @@ fn run(command: Command) -> Result<(), LabError> {
             for release in RELEASES {
                 let _ = writeln!(stdout, "{release}");
             }
+        }
+        Command::Relay(args) => {
+            let rules = std::fs::read_to_string(&args.rules)
+                .map_err(LabError::io("reading", &args.rules))?;
+            let rules = serde_json::from_str(&rules).map_err(|source| LabError::State {
+                path: args.rules.clone(),
+                source,
+            })?;
+            cluster_testbed::relay::serve(rules)
+                .map_err(LabError::io("relaying with rules", &args.rules))?;
         }
     }
     Ok(())

@@ -74,6 +74,9 @@ pub fn down(dir: &Path) -> Result<DownReport> {
         for host in &mut state.hosts {
             host.sshd_pid = None;
         }
+        report
+            .sshds
+            .extend(super::bastion::stop(&layout, &mut state));
         state.save(&layout)?;
     }
     let marker = format!("{}/", layout.hosts().display());

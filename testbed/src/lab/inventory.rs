@@ -65,6 +65,10 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         q(&state.user),
         state.ports.ssh
     );
+    if let Some(chain) = super::bastion::proxy_jump(state) {
+        // The hosts take logins only through the bastions (cluster-lab up --bastion).
+        let _ = writeln!(y, "  proxy_jump: {}", q(&chain));
+    }
     let _ = writeln!(y, "vars:\n  service_manager: lab");
     let _ = writeln!(y, "groups:\n  - name: {GROUP}\n    vars: {{}}");
     let _ = writeln!(y, "hosts:");
@@ -120,6 +124,7 @@ mod tests {
                 peer_id: None,
             }],
             real: None,
+            bastions: Vec::new(),
         };
         let text = render(&layout, &state);
         assert!(text.contains("target_version: \"0.11.0\""));

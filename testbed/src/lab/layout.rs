@@ -64,6 +64,15 @@ impl Layout {
     pub fn hosts(&self) -> PathBuf {
         self.dir.join("hosts")
     }
+    /// The bastions' sshd folders and relay rules (`up --bastion`).
+    pub fn bastions(&self) -> PathBuf {
+        self.dir.join("bastions")
+    }
+    /// The OpenSSH client config that reaches the hosts through the bastions (the lab's own
+    /// `ssh` commands use it).
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config")
+    }
     pub fn host(&self, name: &str) -> HostPaths {
         HostPaths {
             root: self.hosts().join(name),
@@ -143,5 +152,7 @@ pub fn sshd_spec(layout: &Layout, name: &str, address: std::net::Ipv4Addr, port:
         port,
         home: host.home(),
         authorized_keys: layout.authorized_keys(),
+        netns: None,
+        allow_from: None,
     }
 }

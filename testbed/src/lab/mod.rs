@@ -4,6 +4,7 @@
 //! `up` builds a lab in a folder, `status` reads it over SSH, `fault` breaks it on purpose and
 //! `down` stops every process it started. Everything a later command needs is in `lab.json`.
 
+pub mod bastion;
 pub mod ctl;
 pub mod down;
 pub mod error;

@@ -2,7 +2,8 @@
 //!
 //! Host keys are checked strictly against the lab's own known_hosts and only the lab's key is
 //! offered, so a lab never depends on (or changes) the user's SSH setup. `-F /dev/null` keeps a
-//! user's `~/.ssh/config` (ControlMaster, ProxyJump, …) out of the picture.
+//! user's `~/.ssh/config` (ControlMaster, ProxyJump, …) out of the picture; a lab behind
+//! bastions uses its own `ssh_config`, which describes them.
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
@@ -30,6 +31,8 @@ pub struct Remote {
     known_hosts: PathBuf,
     /// The socket of a [`Master`] connection to reuse, if one is open.
     control: Option<PathBuf>,
+    /// Behind bastions: the lab's ssh_config, which describes them, and the last one's name.
+    jump: Option<(PathBuf, String)>,
 }
 
 /// A master SSH connection (`ssh -M -N`), closed when dropped.
@@ -96,6 +99,10 @@ impl Remote {
             identity: layout.identity(),
             known_hosts: layout.known_hosts(),
             control: None,
+            jump: state
+                .bastions
+                .last()
+                .map(|last| (layout.ssh_config(), last.name.clone())),
         }
     }
 
@@ -122,7 +129,16 @@ impl Remote {
     /// `ssh` with the lab's options, up to the destination.
     fn ssh(&self) -> Command {
         let mut cmd = Command::new("ssh");
-        cmd.arg("-F").arg("/dev/null");
+        match &self.jump {
+            // ssh hands `-F` (not `-o` options) on to the ssh it runs for each jump host.
+            Some((config, last)) => {
+                cmd.arg("-F").arg(config);
+                cmd.arg("-o").arg(format!("ProxyJump={last}"));
+            }
+            None => {
+                cmd.arg("-F").arg("/dev/null");
+            }
+        }
         for option in [
             "BatchMode=yes",
             "StrictHostKeyChecking=yes",

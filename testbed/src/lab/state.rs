@@ -151,6 +151,9 @@ pub struct LabState {
     /// Set when the hosts run the real releases and kubo (`up --real`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real: Option<RealLab>,
+    /// The jump hosts in front of the hosts, first to last (`up --bastion`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bastions: Vec<super::bastion::BastionRecord>,
 }
 
 impl LabState {
@@ -205,9 +208,17 @@ impl LabState {
         }
     }
 
-    /// The sshd of a host.
+    /// The sshd of a host (behind bastions, it takes logins only from the last one).
     pub fn sshd_spec(&self, layout: &Layout, host: &HostRecord) -> SshdSpec {
-        sshd_spec(layout, &host.name, host.address, self.ports.ssh)
+        SshdSpec {
+            allow_from: self.bastions.last().map(|b| b.address),
+            ..sshd_spec(layout, &host.name, host.address, self.ports.ssh)
+        }
+    }
+
+    /// How many bastions the hosts are behind.
+    pub fn bastion_count(&self) -> usize {
+        self.bastions.len()
     }
 
     /// The REST API multiaddress of a host (`ipfs-cluster-ctl --host`).

@@ -18,7 +18,7 @@ use super::real_up::{self, HostMeasure, RealSetup};
 use super::remote::Master;
 use super::state::Consensus;
 use super::state::{HostRecord, LabState, Ports};
-use super::{down, hosts, inventory, keys, parallel, pins, stage, wait};
+use super::{bastion, down, hosts, inventory, keys, parallel, pins, stage, wait};
 
 /// How many times `up` picks another network when the sshds cannot bind.
 const NETWORK_ATTEMPTS: u32 = 6;
@@ -57,6 +57,8 @@ pub struct UpOptions {
     pub real: bool,
     /// Where the real releases are; by default `real::default_dir()`.
     pub real_dir: Option<PathBuf>,
+    /// How many bastions the hosts are reachable through, and only through (0: directly).
+    pub bastions: usize,
 }
 
 /// What `up` built.
@@ -108,6 +110,12 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
     };
     real_up::check_consensus(&release, options.consensus)?;
     check_datastore(&release, options.datastore.as_deref())?;
+    if options.bastions > bastion::MAX_BASTIONS {
+        return Err(LabError::InvalidOption {
+            option: "--bastions",
+            detail: format!("at most {}", bastion::MAX_BASTIONS),
+        });
+    }
     if options.peers == 0 || options.peers > MAX_HOSTS {
         return Err(LabError::InvalidOption {
             option: "--peers",
@@ -243,7 +251,12 @@ fn clear_previous(layout: &Layout) -> Result<()> {
         // Nothing of it runs any more; sweep stragglers before its files go.
         down::down(layout.dir())?;
     }
-    for dir in [layout.hosts(), layout.releases(), layout.assets()] {
+    for dir in [
+        layout.hosts(),
+        layout.releases(),
+        layout.assets(),
+        layout.bastions(),
+    ] {
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(LabError::io("removing", &dir))?;
         }
@@ -251,6 +264,7 @@ fn clear_previous(layout: &Layout) -> Result<()> {
     for file in [
         layout.lab_json(),
         layout.inventory(),
+        layout.ssh_config(),
         layout.known_hosts(),
         layout.authorized_keys(),
         layout.identity(),
@@ -406,13 +420,20 @@ impl Builder<'_> {
                     continue;
                 }
             }
+            let bastions = self.options.bastions;
+            let allow_from = bastions
+                .checked_sub(1)
+                .map(|last| bastion::address(network.addresses[0], last));
             let specs: Vec<(String, SshdSpec)> = network
                 .addresses
                 .iter()
                 .enumerate()
                 .map(|(i, &address)| {
                     let name = format!("h{}", i + 1);
-                    let spec = sshd_spec(&self.layout, &name, address, network.ports.ssh);
+                    let spec = SshdSpec {
+                        allow_from,
+                        ..sshd_spec(&self.layout, &name, address, network.ports.ssh)
+                    };
                     (name, spec)
                 })
                 .collect();
@@ -424,7 +445,7 @@ impl Builder<'_> {
                     continue;
                 }
             };
-            let state = LabState {
+            let mut state = LabState {
                 version: self.release.version.clone(),
                 target,
                 user: current_user(),
@@ -441,11 +462,24 @@ impl Builder<'_> {
                     })
                     .collect(),
                 real: self.real.as_ref().map(|setup| setup.record(real_ports)),
+                bastions: Vec::new(),
             };
             state.save(&self.layout)?;
+            if bastions > 0 {
+                bastion::start(&self.layout, &mut state, bastions)?;
+            }
+            let bastion_specs: Vec<SshdSpec> = state
+                .bastions
+                .iter()
+                .map(|b| bastion::sshd_spec(&self.layout, b, state.ports.ssh))
+                .collect();
             keys::write_known_hosts(
                 &self.layout,
-                &specs.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+                &specs
+                    .iter()
+                    .map(|(_, s)| s)
+                    .chain(&bastion_specs)
+                    .collect::<Vec<_>>(),
             )?;
             return Ok(state);
         }

@@ -246,6 +246,8 @@ fn start_over_ssh_returns_while_the_daemon_keeps_running() {
         port: sshd::free_port(address, 30_000 + (std::process::id() % 20_000) as u16).unwrap(),
         home: home.home.clone(),
         authorized_keys: dir.join("authorized_keys"),
+        netns: None,
+        allow_from: None,
     };
     spec.prepare().unwrap();
     let server = spec.start().unwrap();
