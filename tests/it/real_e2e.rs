@@ -457,3 +457,36 @@ fn pebble_stores_in_format_1_are_raised_before_1_1_6_which_refuses_them_otherwis
     let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(facts["converged"], true, "{facts}");
 }
+
+#[test]
+fn migrate_consensus_moves_a_real_1_1_6_raft_cluster_to_crdt_keeping_every_pin() {
+    let lab = Lab::up_with(
+        3,
+        TO,
+        PINS,
+        &["--real", "--consensus", "raft", "--target", TO],
+    );
+    let out = run(&[
+        "migrate-consensus",
+        lab.inventory().to_str().unwrap(),
+        "--to",
+        "crdt",
+        "--yes",
+    ]);
+    assert_success(&out, "migrate-consensus on the real 1.1.6");
+    assert_every_pin_kept(&lab, TO);
+    for host in ["h1", "h2", "h3"] {
+        let path = lab.home(host).join(".ipfs-cluster/service.json");
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let consensus: Vec<&String> = config["consensus"].as_object().unwrap().keys().collect();
+        assert_eq!(consensus, ["crdt"], "{host}");
+        assert!(
+            config["datastore"]["pebble"].is_object(),
+            "{host}: {config}"
+        );
+    }
+    let records = lab.journal();
+    assert_no_step_finished_twice(&records);
+    assert_eq!(records.last().unwrap()["event"], "run_finished");
+}
