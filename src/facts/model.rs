@@ -69,6 +69,11 @@ pub struct HostFacts {
     /// What the installed `ipfs-cluster-ctl --version` reports.
     #[serde(default)]
     pub ctl_version: Option<Version>,
+    /// The followers (`ipfs-cluster-follow NAME`) configured under the login's home
+    /// (`~/.ipfs-cluster-follow/NAME/service.json`), by name: run by others, never upgraded by
+    /// this tool, stranded by an RPC protocol change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub followers: Vec<String>,
 }
 
 /// The lease a run holds on a host while it works there: which run, from where, since when.
@@ -260,6 +265,7 @@ impl HostFacts {
             pebble_format: None,
             pebble_store_format: None,
             ctl_version: None,
+            followers: Vec::new(),
         }
     }
 

@@ -59,6 +59,9 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
             .last()
             .and_then(|v| Version::from_reported(v).ok());
     }
+    if let Some(body) = ok("followers") {
+        facts.followers = followers(body);
+    }
     if let Some(body) = ok("lease") {
         facts.lease = parse_lease(body);
     }
@@ -110,6 +113,19 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
             .collect();
     }
     facts
+}
+
+/// The follower names of the `followers` section, one per line, sorted.
+fn followers(body: &str) -> Vec<String> {
+    let mut names: Vec<String> = body
+        .lines()
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && *name != "*")
+        .map(String::from)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The `"key": value` fields of the `config` section: one per NUL-ended match (`grep -z`, so a
@@ -434,6 +450,18 @@ bytes
             Some("/ip4/0.0.0.0/tcp/9096")
         );
         assert_eq!(facts.peer_id.as_deref(), Some("QmZ"));
+    }
+
+    #[test]
+    fn followers_are_named_sorted_and_absent_ones_leave_the_list_empty() {
+        let output = "@@ followers\nmirror\narchive\n\n@@ rc 0\n";
+        let facts = parse_probe_output(&"h1".into(), "127.9.9.2", output);
+        assert_eq!(facts.followers, ["archive", "mirror"]);
+        let none = parse_probe_output(&"h1".into(), "127.9.9.2", "@@ followers\n@@ rc 0\n");
+        assert!(none.followers.is_empty());
+        // A failed section says nothing.
+        let failed = parse_probe_output(&"h1".into(), "127.9.9.2", "@@ followers\nx\n@@ rc 1\n");
+        assert!(failed.followers.is_empty());
     }
 
     #[test]

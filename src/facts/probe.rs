@@ -106,6 +106,8 @@ const PEERS: &str = r#"section peers; "$bin/ipfs-cluster-ctl" --host "$api" --en
 // `config` reads single fields, each match ended by a NUL (`grep -z` reads a file as one line,
 // so a list that spans lines matches too): the 1.x default `listen_multiaddress` is a list, and
 // the key inside `consensus` (`raft` or `crdt`) names the consensus.
+// `followers` names the followers (`ipfs-cluster-follow NAME`) of the login, by the folders
+// holding a `service.json` in `~/.ipfs-cluster-follow` (globs, no process).
 // `states` lists every raft folder and the snapshots in it with shell globs (no process), then
 // the first byte of each snapshot's state.bin, in the same order, from one `head | od`; the
 // parser pairs them and picks each folder's newest snapshot.
@@ -116,6 +118,7 @@ for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder
 for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done
 echo bytes; if [ $# -gt 0 ]; then head -q -c 1 "$@" | od -An -tu1 -v -w1; fi; rc 0
 section pebble; o=; for f in "$cfg"/pebble/OPTIONS-*; do [ -f "$f" ] && o=$f; done; if [ -n "$o" ]; then grep -m 1 'format_major_version=' "$o"; fi; rc 0
+section followers; for f in "$HOME"/.ipfs-cluster-follow/*/service.json; do [ -f "$f" ] || continue; f=${f%/service.json}; echo "${f##*/}"; done; rc 0
 section lease; if [ -e "$cfg/.cluster-upgrade.lease" ]; then cat "$cfg/.cluster-upgrade.lease"; echo; fi; rc 0
 section free; df -Pk "$bin" 2>&1 | tail -n 1; rc $?
 "#;
@@ -145,6 +148,38 @@ mod tests {
         assert!(!script.contains("peers ls"));
         let full = probe_script(&vars(), ProbeScope::FULL.with_peers()).unwrap();
         assert!(full.contains("section states") && full.contains("peers ls"));
+    }
+
+    #[test]
+    fn the_followers_section_names_the_folders_with_a_service_json() {
+        let home = tempfile::tempdir().unwrap();
+        let base = home.path().join(".ipfs-cluster-follow");
+        for (name, config) in [("mirror", true), ("archive", true), ("half", false)] {
+            std::fs::create_dir_all(base.join(name)).unwrap();
+            if config {
+                std::fs::write(base.join(name).join("service.json"), "{}").unwrap();
+            }
+        }
+        let line = DISK
+            .lines()
+            .find(|l| l.starts_with("section followers;"))
+            .unwrap();
+        let run = |home: &std::path::Path| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "section() {{ echo \"@@ $1\"; }}\nrc() {{ echo \"@@ rc $1\"; }}\n{line}"
+                ))
+                .env("HOME", home)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let mut seen: Vec<String> = run(home.path()).lines().map(String::from).collect();
+        seen.sort();
+        assert_eq!(seen, ["@@ followers", "@@ rc 0", "archive", "mirror"]);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(run(empty.path()), "@@ followers\n@@ rc 0\n");
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub fn choose(
         });
     }
     let pebble = super::pebble::pebble_plan(facts, target).map_err(Refusal::PebbleHazard)?;
-    let mut warnings = followers_warning(consensus, from, target)
+    let mut warnings = followers_warning(consensus, (from, target), facts)
         .into_iter()
         .collect::<Vec<_>>();
     let procedure = match requested {
@@ -319,16 +319,34 @@ fn standard_conditions_failing(
 
 /// Followers (`ipfs-cluster-follow`) of a crdt cluster are run by others and cannot be
 /// upgraded by this run: when the RPC protocol changes they stop syncing until they upgrade.
-fn followers_warning(consensus: Consensus, from: Version, to: Version) -> Option<String> {
+/// The followers the probe saw (on the hosts' logins) are named.
+fn followers_warning(
+    consensus: Consensus,
+    (from, to): (Version, Version),
+    facts: &[HostFacts],
+) -> Option<String> {
+    let seen: Vec<String> = facts
+        .iter()
+        .flat_map(|f| {
+            f.followers
+                .iter()
+                .map(move |name| format!("{name} on {}", f.host))
+        })
+        .collect();
     let (old, new) = (
         super::protocol::protocol_of(from),
         super::protocol::protocol_of(to),
     );
     (consensus == Consensus::Crdt && old != new).then(|| {
         format!(
-            "the RPC protocol changes ({} → {}): followers of this crdt cluster (ipfs-cluster-follow, often run by others) stop syncing until they upgrade to {to} too; tell their operators",
+            "the RPC protocol changes ({} → {}): followers of this crdt cluster (ipfs-cluster-follow, often run by others) stop syncing until they upgrade to {to} too; tell their operators{}",
             old.as_deref().unwrap_or("unknown"),
-            new.as_deref().unwrap_or("unknown")
+            new.as_deref().unwrap_or("unknown"),
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!(" (followers seen: {})", seen.join(", "))
+            }
         )
     })
 }
@@ -708,6 +726,16 @@ mod tests {
             choice.warnings[0].contains("followers of this crdt cluster"),
             "{:?}",
             choice.warnings
+        );
+        let mut seen = crdt_cluster("0.14.5");
+        seen[1].followers = vec!["archive".into(), "mirror".into()];
+        let choice = choose(&seen, "1.0.8".parse().unwrap(), None).unwrap();
+        assert_eq!(
+            choice.warnings[0],
+            format!(
+                "the RPC protocol changes (/ipfscluster/0.12/rpc → /ipfscluster/1.0/rpc): followers of this crdt cluster (ipfs-cluster-follow, often run by others) stop syncing until they upgrade to 1.0.8 too; tell their operators (followers seen: archive on {0}, mirror on {0})",
+                seen[1].host
+            )
         );
         let inside = choose(&crdt_cluster("1.0.8"), "1.1.6".parse().unwrap(), None).unwrap();
         assert!(inside.warnings.is_empty(), "{:?}", inside.warnings);

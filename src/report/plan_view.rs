@@ -235,10 +235,14 @@ fn note(facts: &HostFacts) -> String {
     if let Some(reason) = &facts.unreachable {
         return format!("unreachable: {reason}");
     }
+    let mut parts = Vec::new();
     if !facts.peer_errors.is_empty() {
-        return format!("{} peer(s) with errors", facts.peer_errors.len());
+        parts.push(format!("{} peer(s) with errors", facts.peer_errors.len()));
     }
-    String::new()
+    if !facts.followers.is_empty() {
+        parts.push(format!("followers: {}", facts.followers.join(", ")));
+    }
+    parts.join("; ")
 }
 
 fn first_line(text: &str) -> String {
@@ -254,6 +258,22 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_note_names_the_followers_after_the_peer_errors() {
+        let mut facts = HostFacts::of("h1".parse().unwrap());
+        assert_eq!(note(&facts), "");
+        facts.followers = vec!["archive".into(), "mirror".into()];
+        assert_eq!(note(&facts), "followers: archive, mirror");
+        facts.peer_errors = vec![crate::facts::PeerError {
+            peer_id: "QmB".into(),
+            error: "protocol not supported".into(),
+        }];
+        assert_eq!(
+            note(&facts),
+            "1 peer(s) with errors; followers: archive, mirror"
+        );
+    }
 
     #[test]
     fn a_long_host_list_is_cut_to_its_ends_and_counted() {

@@ -26,6 +26,8 @@ pub const RELEASES: &[&str] = &[
 pub enum Role {
     Service,
     Ctl,
+    /// `ipfs-cluster-follow` (CRDT-era releases only, ≥ 0.11).
+    Follow,
 }
 
 impl Role {
@@ -33,6 +35,7 @@ impl Role {
         match self {
             Role::Service => "ipfs-cluster-service",
             Role::Ctl => "ipfs-cluster-ctl",
+            Role::Follow => "ipfs-cluster-follow",
         }
     }
 }
@@ -321,8 +324,8 @@ pub fn write_executable(standin: &Path, trailer: &Trailer, out: &Path) -> io::Re
     fs::rename(&tmp, out)
 }
 
-/// Writes a release's two executables and a `SHA256SUMS` file into `out_dir`.
-/// Returns the paths of the executables (service, ctl).
+/// Writes a release's executables (service, ctl and, from 0.11, follow) and a `SHA256SUMS`
+/// file into `out_dir`. Returns the paths of the service and ctl executables.
 pub fn write_release(
     standin: &Path,
     version: &str,
@@ -340,7 +343,11 @@ pub fn write_release(
     fs::create_dir_all(out_dir)?;
     let mut sums = String::new();
     let mut paths = Vec::new();
-    for role in [Role::Service, Role::Ctl] {
+    let roles: &[Role] = match release.era() {
+        Era::Raft010 => &[Role::Service, Role::Ctl],
+        Era::Modern => &[Role::Service, Role::Ctl, Role::Follow],
+    };
+    for &role in roles {
         let path = out_dir.join(role.file_name());
         write_executable(
             standin,
@@ -463,5 +470,15 @@ mod tests {
         let sums = fs::read_to_string(dir.path().join("rel/SHA256SUMS")).unwrap();
         assert!(sums.contains(&format!("{}  ipfs-cluster-ctl", sha256_file(&ctl).unwrap())));
         assert!(write_release(&standin, "0.12.0", dir.path()).is_err());
+        // Followers came with CRDT (0.11): only the CRDT-era releases have `ipfs-cluster-follow`.
+        assert!(!dir.path().join("rel/ipfs-cluster-follow").exists());
+        write_release(&standin, "1.1.6", &dir.path().join("new")).unwrap();
+        let follow = dir.path().join("new/ipfs-cluster-follow");
+        assert_eq!(read_trailer(&follow).unwrap().unwrap().role, Role::Follow);
+        let sums = fs::read_to_string(dir.path().join("new/SHA256SUMS")).unwrap();
+        assert!(sums.contains(&format!(
+            "{}  ipfs-cluster-follow",
+            sha256_file(&follow).unwrap()
+        )));
     }
 }

@@ -239,3 +239,33 @@ fn from_0_13_to_0_14_is_not_rolled_across_the_metrics_break() {
     assert_success(&apply(&lab), "apply");
     lab.assert_cluster("0.14.5", 3, 4);
 }
+
+#[test]
+fn followers_on_a_login_are_shown_in_the_facts_and_named_in_the_protocol_warning() {
+    let lab = Lab::up_with(3, "0.14.5", 1, &["--target", "1.0.8"]);
+    // What `ipfs-cluster-follow mirror init` leaves on h2's login (the probe reads no more).
+    let folder = lab.home("h2").join(".ipfs-cluster-follow/mirror");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("service.json"), "{}").unwrap();
+    // A folder without a service.json is no follower.
+    std::fs::create_dir_all(lab.home("h2").join(".ipfs-cluster-follow/half")).unwrap();
+    let out = plan(&lab);
+    assert_success(&out, "plan");
+    let shown = text(&out.stdout);
+    // The facts table's note column, on h2's row only.
+    let rows: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.contains("followers: "))
+        .collect();
+    assert_eq!(rows.len(), 1, "{shown}");
+    assert!(
+        rows[0].contains("h2") && rows[0].ends_with("followers: mirror"),
+        "{shown}"
+    );
+    assert!(!shown.contains("half"), "{shown}");
+    let shown = shown + &text(&out.stderr);
+    assert!(
+        shown.contains("tell their operators (followers seen: mirror on h2)"),
+        "{shown}"
+    );
+}

@@ -357,6 +357,8 @@ pub struct ServiceConfig {
     pub rebroadcast: Duration,
     /// The `datastore` section, when there is one.
     pub datastore: Option<Datastore>,
+    /// `cluster.follower_mode`: a follower (`ipfs-cluster-follow`) never writes.
+    pub follower_mode: bool,
 }
 
 /// The consensus component a peer runs (the key inside `consensus`).
@@ -405,6 +407,12 @@ impl ServiceConfig {
             })
             .unwrap_or_else(|| "1m".to_string());
         let datastore = Datastore::from_raw(&raw);
+        let follower_mode = raw
+            .cluster
+            .other
+            .get("follower_mode")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
             duration::parse(value).ok_or_else(|| Error::InvalidDuration {
@@ -437,6 +445,7 @@ impl ServiceConfig {
             metric_ttl: dur("cluster.monitor_ping_interval", &ping)? * 2,
             rebroadcast: dur("consensus.crdt.rebroadcast_interval", &rebroadcast)?,
             datastore,
+            follower_mode,
         })
     }
 }

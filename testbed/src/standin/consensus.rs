@@ -78,6 +78,9 @@ pub struct NodeSettings {
     pub metric_ttl: Duration,
     /// How often a CRDT peer sends its pinset to the peers whose pinset differs.
     pub rebroadcast: Duration,
+    /// A CRDT follower (`cluster.follower_mode`): pulls the pinset of the peers it knows (its
+    /// trusted peers), sends no metrics, refuses writes.
+    pub follower: bool,
 }
 
 #[derive(Debug)]
@@ -405,6 +408,7 @@ impl Node {
             }
             Call::Gossip { ping } => self.gossip_from(from, ping),
             Call::Merge { state } => self.merge_from(&state),
+            Call::Pull => self.pull_from(),
         }
     }
 
@@ -1022,6 +1026,7 @@ mod tests {
             datastore_dir: dir.to_path_buf(),
             metric_ttl: Duration::from_secs(30),
             rebroadcast: Duration::from_secs(60),
+            follower: false,
         };
         let peerset = ["a", "b", "c"]
             .iter()

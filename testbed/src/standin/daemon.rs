@@ -264,6 +264,7 @@ fn start(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         datastore_dir: dir.to_path_buf(),
         metric_ttl: cfg.metric_ttl,
         rebroadcast: cfg.rebroadcast,
+        follower: false,
     };
     let node = Node::new(settings, state, staging, log_dirty);
     serve(&node, (listener, rest), cfg);
@@ -338,6 +339,7 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         datastore_dir,
         metric_ttl: cfg.metric_ttl,
         rebroadcast: cfg.rebroadcast,
+        follower: cfg.follower_mode,
     };
     let node = Node::new_crdt(settings, pinset, known);
     serve(&node, (listener, rest), cfg);

@@ -77,6 +77,12 @@ pub enum Error {
     ConfigExists { path: PathBuf },
     #[error("aborted")]
     Aborted,
+    /// `ipfs-cluster-follow NAME run` before `init`.
+    #[error("no configuration for cluster {name} in {}: run ipfs-cluster-follow {name} init <trusted peer multiaddr>", path.display())]
+    NoFollowerConfig { name: String, path: PathBuf },
+    /// `ipfs-cluster-follow NAME init` needs the cluster's secret (the real template holds it).
+    #[error("CLUSTER_SECRET is not set: a follower needs the cluster's secret")]
+    NoFollowerSecret,
     /// A peer answered with another RPC protocol ID (libp2p protocol negotiation failed).
     #[error("protocol not supported")]
     ProtocolNotSupported,

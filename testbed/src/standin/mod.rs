@@ -1,4 +1,4 @@
-//! The stand-in `ipfs-cluster-service` / `ipfs-cluster-ctl`.
+//! The stand-in `ipfs-cluster-service` / `ipfs-cluster-ctl` / `ipfs-cluster-follow` (≥ 0.11).
 //!
 //! One executable plays both roles and every modelled release: it reads the trailer that
 //! `release::write_release` appended to its own file and behaves as that role and version.
@@ -6,6 +6,7 @@
 //! upgrade procedure fails the way it would against the real Go binaries. Raft is modelled by
 //! a small leader-based replication (see `consensus`); CRDT (≥ 0.11, the default of `init`)
 //! by merged per-CID writes and ping metrics (see `consensus::crdt` and `datastore`).
+//! A follower (`ipfs-cluster-follow`, see `follow`) is a CRDT peer in follower mode.
 //! `tests/it/fidelity.rs` compares the 1.x releases with the real binaries (`docs/fidelity.md`).
 //!
 //! # For lab authors
@@ -61,6 +62,7 @@ mod daemon;
 mod datastore;
 mod duration;
 mod error;
+mod follow;
 mod http;
 mod identity;
 mod lock;
@@ -105,5 +107,6 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     match trailer.role {
         Role::Service => service::run(&release, args),
         Role::Ctl => ctl::run(&release, args),
+        Role::Follow => follow::run(&release, args),
     }
 }

@@ -102,6 +102,10 @@ pub enum Call {
     Merge {
         state: CrdtState,
     },
+    /// A CRDT follower (`ipfs-cluster-follow`) asking a trusted peer for its pinset; the
+    /// answer is a [`Reply::Merge`]. Unlike [`Call::Gossip`] it carries no metric, so the
+    /// follower never shows in the trusted peers' peerset.
+    Pull,
 }
 
 /// A CRDT peer's ping metric (see [`Call::Gossip`]).

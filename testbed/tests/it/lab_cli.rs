@@ -27,6 +27,7 @@ fn release_writes_both_executables_and_their_sums() {
     for (file, role) in [
         ("ipfs-cluster-service", Role::Service),
         ("ipfs-cluster-ctl", Role::Ctl),
+        ("ipfs-cluster-follow", Role::Follow),
     ] {
         let trailer = read_trailer(&out.join(file)).unwrap().unwrap();
         assert_eq!((trailer.role, trailer.version.as_str()), (role, "0.11.0"));

@@ -18,6 +18,7 @@ mod lab_wrapper;
 mod standin_cli;
 mod standin_cluster;
 mod standin_crdt;
+mod standin_follow;
 mod standin_peer;
 mod standin_releases;
 mod standin_writers;

@@ -18,6 +18,11 @@
 //!   did not match", as the real 0.13 logs); from 0.14.1 (PR #1446) a peer reads 0.13 metrics
 //!   and warns once. Pinsets still travel (the break is in the metrics, not the CRDT).
 //! * Joining (`--bootstrap`) only makes the peers know each other: no state is cleaned.
+//! * A follower (`cluster.follower_mode`, what `ipfs-cluster-follow` runs) knows only its
+//!   trusted peers (its peerstore) and pulls their pinset on every tick (`Call::Pull`): it
+//!   sends no ping metric, so no trusted peer lists it, and it refuses writes with the real
+//!   `errFollowerMode`. Calls between peers of different RPC protocols are refused, so a
+//!   follower stops syncing once its trusted peers move to another protocol.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -31,6 +36,10 @@ use crate::standin::error::{Error, Result};
 use crate::standin::logging;
 use crate::standin::rpc::{Call, Ping, Reply};
 use crate::standin::state::{ClusterState, Op};
+
+/// The message of the real `errFollowerMode` (a write asked of a follower).
+pub const FOLLOWER_MODE: &str =
+    "this peer is configured to be in follower mode. Write operations are disabled";
 
 /// The message of `ErrRmPeer`.
 pub const RM_PEER: &str = "crdt consensus component cannot remove peers";
@@ -168,8 +177,39 @@ impl Node {
         }
     }
 
+    /// A follower's pull: this peer's pinset, merged nowhere.
+    pub(super) fn pull_from(&self) -> Result<Reply> {
+        self.require_crdt()?;
+        Ok(Reply::Merge {
+            state: self.inner().crdt.pinset.clone(),
+        })
+    }
+
+    /// A follower's tick: pulls the pinset of every trusted peer it knows and merges it.
+    fn follower_tick(&self) {
+        let known = self.inner().crdt.known.clone();
+        let members: Vec<(&String, &String)> = known.iter().collect();
+        for ((id, _), reply) in
+            members
+                .iter()
+                .zip(self.call_many(&members, Call::Pull, super::PING_TIMEOUT))
+        {
+            let merged = match reply {
+                Ok(Reply::Merge { state }) => self.merge(&state),
+                Ok(_) => Ok(()),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = merged {
+                logging::debug("crdt", &format!("following {id}: {err}"));
+            }
+        }
+    }
+
     /// Pings every known peer; exchanges pinsets with those whose digest differs.
     pub(super) fn crdt_tick(&self) {
+        if self.settings.follower {
+            return self.follower_tick();
+        }
         let (known, digest) = {
             let inner = self.inner();
             (inner.crdt.known.clone(), inner.crdt.pinset.digest())
@@ -243,6 +283,12 @@ impl Node {
     /// Applies a write locally and pushes the pinset to the known peers in the background.
     pub(super) fn crdt_commit(self: &Node, op: Op) -> Result<()> {
         let me = self.settings.peer_id.clone();
+        if self.settings.follower && matches!(op, Op::Pin { .. } | Op::Unpin { .. }) {
+            logging::error("cluster", FOLLOWER_MODE);
+            return Err(Error::Remote {
+                message: FOLLOWER_MODE.to_string(),
+            });
+        }
         {
             let mut inner = self.inner();
             match op {

@@ -246,6 +246,37 @@ impl Bed {
             .unwrap()
     }
 
+    /// `ipfs-cluster-follow -c <peer folder> ARGS` of a release, with the peer's environment
+    /// (the follower named NAME lives in `<peer folder>/NAME`).
+    pub fn follow(&self, version: &str, peer: &Peer, args: &[&str]) -> Command {
+        let (svc, _) = self.release(version);
+        let mut cmd = Command::new(svc.with_file_name("ipfs-cluster-follow"));
+        cmd.arg("-c").arg(&peer.config).args(args);
+        self.env(peer, &mut cmd);
+        cmd
+    }
+
+    /// Starts `ipfs-cluster-follow NAME run` in the background and waits for READY.
+    pub fn follower(
+        &self,
+        version: &str,
+        (peer, name): (&Peer, &str),
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let log = self.dir.path().join(format!("{}.follow.log", peer.name));
+        let mut cmd = self.follow(version, peer, &[name, "run"]);
+        cmd.envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let daemon = Daemon {
+            child: cmd.spawn().unwrap(),
+            log,
+            peer: peer.clone(),
+        };
+        daemon.wait_log("** IPFS Cluster is READY **", Duration::from_secs(15));
+        daemon
+    }
+
     /// Starts a daemon and waits for READY.
     pub fn ready(&self, version: &str, peer: &Peer, args: &[&str]) -> Daemon {
         let daemon = self.daemon(version, peer, args);
