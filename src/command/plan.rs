@@ -170,7 +170,7 @@ pub fn time_text(unix: u64) -> String {
 /// Plans the upgrade (see `plan::plan_upgrade`); a refusal is shown with the facts.
 pub fn make_plan(inputs: PlanInputs<'_>) -> Result<Planned, Error> {
     let (inventory, facts) = (inputs.inventory, inputs.facts);
-    plan_upgrade(inputs, || inventory.with_intermediate_target()).map_err(|error| {
+    plan_upgrade(inputs, &|is_hop| inventory.with_intermediate_target(is_hop)).map_err(|error| {
         if error.refusal().is_some() {
             report::print(&report::render_facts(facts));
         }

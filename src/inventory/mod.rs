@@ -124,11 +124,11 @@ impl Inventory {
         validate::validate(path, raw, overrides)
     }
 
-    /// This inventory with its target replaced by the newest 0.10.x release its source offers
-    /// (the release that migrates the raft state of 0.9 and older), if it offers one.
-    pub fn with_intermediate_target(&self) -> Option<Inventory> {
+    /// This inventory with its target replaced by the newest release its source offers that
+    /// `is_hop` accepts (a release an upgrade must pass through), if it offers one.
+    pub fn with_intermediate_target(&self, is_hop: &dyn Fn(Version) -> bool) -> Option<Inventory> {
         let inventory = self;
-        let is_hop = |v: &Version| v.major == 0 && v.minor == 10;
+        let is_hop = |v: &Version| is_hop(*v);
         let version = match &inventory.cluster.releases {
             ReleaseSource::Local { path, .. } => std::fs::read_dir(path)
                 .ok()?

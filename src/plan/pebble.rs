@@ -58,7 +58,7 @@ pub enum PebbleProblem {
     UnknownTarget { target: Version },
     #[error("{host} uses pebble, but neither its store's nor its config's format_major_version could be read")]
     Unread { host: HostName },
-    #[error("{host}'s pebble store is in format {format}, which {target} cannot open (it needs {needed} or newer), and its release {} cannot raise it that far (or is not known to): upgrade to 1.0.8 first, which can", current.map_or_else(|| "unknown".to_string(), |v| v.to_string()))]
+    #[error("{host}'s pebble store is in format {format}, which {target} cannot open (it needs {needed} or newer), and its release {} cannot raise it that far (or is not known to): upgrade to 1.0.8 first, which can (with a release from 1.0.8 to 1.1.2 in the release source, the plan goes through it)", current.map_or_else(|| "unknown".to_string(), |v| v.to_string()))]
     CannotRaise {
         host: HostName,
         format: u32,

@@ -1,5 +1,5 @@
 //! Upgrades that cannot be done in one step (0.9 → 1.x: only 0.10 migrates the old raft state
-//! format): one plan made of consecutive stages, each a whole procedure ending in its own
+//! format; 1.0.5 – 1.0.7 pebble stores into ≥ 1.1.3: only 1.0.8 – 1.1.2 can raise them): one plan made of consecutive stages, each a whole procedure ending in its own
 //! health gate, the next planned from the facts the previous one leaves. Pure.
 
 use super::build::{build_stage, PlanError, PlanInputs};
@@ -8,10 +8,12 @@ use crate::facts::HostFacts;
 use crate::inventory::{Inventory, Version};
 use crate::procedure::StepId;
 
-/// Plans `inputs` through `intermediate` (an inventory identical but for its target release).
+/// Plans `inputs` through `intermediate` (an inventory identical but for its target release);
+/// `why` says why the upgrade cannot be done in one step.
 pub fn build_staged_plan(
     inputs: PlanInputs<'_>,
     intermediate: &Inventory,
+    why: &str,
 ) -> Result<Plan, PlanError> {
     let hop = intermediate.cluster.target_version;
     let run_id = &inputs.origin.run_id;
@@ -39,10 +41,9 @@ pub fn build_staged_plan(
     choice.reasons.insert(
         0,
         format!(
-            "{} → {} goes through {hop}: only 0.10 migrates raft state format {} (0.11 removed `state upgrade`); stage 1 upgrades to {hop} ({}), stage 2 to {} ({})",
+            "{} → {} goes through {hop}: {why}; stage 1 upgrades to {hop} ({}), stage 2 to {} ({})",
             first.choice.from,
             second.choice.to,
-            first.choice.from.state_format().unwrap_or_default(),
             first.choice.procedure,
             second.choice.to,
             second.choice.procedure,

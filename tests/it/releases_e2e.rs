@@ -15,18 +15,6 @@ fn apply(lab: &Lab) -> Output {
     run(&["apply", lab.inventory().to_str().unwrap(), "--yes"])
 }
 
-/// Points the lab's inventory at another target release (all are staged in `releases/`).
-fn retarget(lab: &Lab, target: &str) {
-    let path = lab.inventory();
-    let inventory = std::fs::read_to_string(&path).unwrap();
-    let line = inventory
-        .lines()
-        .find(|l| l.trim_start().starts_with("target_version:"))
-        .expect("the lab's inventory has a target");
-    let retargeted = inventory.replace(line, &format!("  target_version: \"{target}\""));
-    std::fs::write(&path, retargeted).unwrap();
-}
-
 /// The newest `OPTIONS-*` file's `format_major_version` in a host's pebble store (what the
 /// facts probe reads).
 fn store_options_format(lab: &Lab, host: &str) -> Option<u32> {
@@ -92,7 +80,7 @@ fn set_format(config: &Path, format: u32) {
 }
 
 #[test]
-fn a_1_0_5_pebble_store_reaches_1_1_6_only_through_1_0_8_and_keeps_every_pin() {
+fn a_1_0_5_pebble_store_reaches_1_1_6_through_a_release_that_raises_it_and_keeps_every_pin() {
     let lab = Lab::up_with(
         3,
         "1.0.5",
@@ -127,7 +115,14 @@ fn a_1_0_5_pebble_store_reaches_1_1_6_only_through_1_0_8_and_keeps_every_pin() {
         text(&refused.stderr)
     );
 
-    // 1.0.5 cannot raise its store to 13: the plan refuses and names the way, and nothing runs.
+    // 1.0.5 cannot raise its store to 13. Without a release that can (1.0.8 – 1.1.2) in the
+    // release source, the plan refuses and names the way, and nothing runs.
+    let releases = lab.path().join("releases");
+    let aside = lab.path().join("releases-aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    for hop in ["1.0.8", "1.1.2"] {
+        std::fs::rename(releases.join(hop), aside.join(hop)).unwrap();
+    }
     for args in [vec!["plan"], vec!["apply", "--yes"]] {
         let mut args = args.clone();
         let inventory = lab.inventory();
@@ -144,25 +139,20 @@ fn a_1_0_5_pebble_store_reaches_1_1_6_only_through_1_0_8_and_keeps_every_pin() {
     lab.assert_cluster("1.0.5", 3, 12);
     assert!(lab.run_dirs().is_empty(), "no run was started");
 
-    // 1.0.5 → 1.0.8 (one protocol, no pebble hazard below 1.1.3): rolled.
-    retarget(&lab, "1.0.8");
+    // With them, one plan goes through the newest (1.1.2, rolled: one protocol, no pebble hazard
+    // below 1.1.3), then to 1.1.6, raising the stores first, one peer at a time, on 1.1.2.
+    for hop in ["1.0.8", "1.1.2"] {
+        std::fs::rename(aside.join(hop), releases.join(hop)).unwrap();
+    }
     let out = plan(&lab);
-    assert_success(&out, "plan to 1.0.8");
-    assert!(
-        text(&out.stdout).contains("Procedure: rolling"),
-        "{}",
-        text(&out.stdout)
-    );
-    assert_success(&apply(&lab), "apply to 1.0.8");
-    lab.assert_cluster("1.0.8", 3, 12);
-    // 1.0.8 opened the stores as they were: still format 1.
-    assert_eq!(store_options_format(&lab, "h2"), Some(1));
-
-    // 1.0.8 → 1.1.6: the stores are raised first, one peer at a time, on 1.0.8.
-    retarget(&lab, "1.1.6");
-    let out = plan(&lab);
-    assert_success(&out, "plan to 1.1.6");
+    assert_success(&out, "plan to 1.1.6 through 1.1.2");
     let shown = text(&out.stdout);
+    assert!(
+        shown.contains(
+            "1.0.5 → 1.1.6 goes through 1.1.2: the pebble stores are in format 1, which 1.1.6 cannot open, and 1.0.5 cannot raise them to 13: 1.1.2 can; stage 1 upgrades to 1.1.2 (rolling), stage 2 to 1.1.6 (rolling)"
+        ),
+        "{shown}"
+    );
     assert!(
         shown.contains(
             "pebble stores older than 1.1.6 opens: h1 (format 1), h2 (format 1), h3 (format 1)"
@@ -170,7 +160,7 @@ fn a_1_0_5_pebble_store_reaches_1_1_6_only_through_1_0_8_and_keeps_every_pin() {
         "{shown}"
     );
     assert!(
-        shown.contains("Raise pebble's format_major_version"),
+        shown.contains("[1.1.6] Raise pebble's format_major_version"),
         "{shown}"
     );
     assert_success(&apply(&lab), "apply to 1.1.6");
