@@ -44,8 +44,8 @@ impl Cli {
             Command::Status(args) => args.json,
             Command::Runs(args) => args.json && args.action.is_none(),
             Command::Apply(args) => args.json,
-            Command::Recover(args) => args.json,
-            Command::MigrateConsensus(args) => args.json,
+            Command::Recover(args) => args.run.json,
+            Command::MigrateConsensus(args) => args.run.json,
             _ => false,
         }
     }
@@ -259,16 +259,9 @@ pub struct AbandonArgs {
     pub yes: bool,
 }
 
+/// The options of the commands that plan and run in one go (`recover`, `migrate-consensus`).
 #[derive(Debug, Args)]
-pub struct RecoverArgs {
-    #[command(flatten)]
-    pub input: InventoryArgs,
-
-    /// Recover from this export (`ipfs-cluster-service state export` of the OLD version, the one
-    /// installed on the hosts) instead of a state found on a host; it is imported on the last host.
-    #[arg(long, value_name = "FILE")]
-    pub from_export: Option<PathBuf>,
-
+pub struct RunArgs {
     /// Print the run as a stream of JSON events on stdout, as `apply --json` does.
     #[arg(long)]
     pub json: bool,
@@ -294,6 +287,20 @@ pub struct RecoverArgs {
 
     #[command(flatten)]
     pub ssh: SshArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub input: InventoryArgs,
+
+    /// Recover from this export (`ipfs-cluster-service state export` of the OLD version, the one
+    /// installed on the hosts) instead of a state found on a host; it is imported on the last host.
+    #[arg(long, value_name = "FILE")]
+    pub from_export: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `migrate-consensus --to`: the consensus to move to.
@@ -312,31 +319,8 @@ pub struct MigrateArgs {
     #[arg(long, value_enum, value_name = "CONSENSUS")]
     pub to: ConsensusArg,
 
-    /// Print the run as a stream of JSON events on stdout, as `apply --json` does.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Do not ask for confirmation (required when there is no terminal to ask on).
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-
-    /// Where runs, journals, logs and backups are kept (default: `.cluster-upgrade/` beside the
-    /// inventory).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-
-    /// Resume a step that was in flight when the last run died even though its playbook says
-    /// to ask: its `check` decides whether it runs again.
-    #[arg(long)]
-    pub retry_in_flight: bool,
-
-    /// Take over the hosts' lease held by this run, which died (its controller crashed or was
-    /// killed): journalled in this run.
-    #[arg(long, value_name = "RUN_ID")]
-    pub take_over: Option<RunId>,
-
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

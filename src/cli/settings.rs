@@ -10,7 +10,7 @@ use crate::plan::ProcedureKind;
 
 use super::{
     AbandonArgs, ApplyArgs, CheckArgs, ConsensusArg, InventoryArgs, MigrateArgs, PlanArgs,
-    ProcedureArg, RecoverArgs, RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
+    ProcedureArg, RecoverArgs, RunArgs, RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
 };
 
 /// What a command runs, with its settings.
@@ -234,43 +234,43 @@ impl From<&ApplyArgs> for Settings {
 impl From<&RecoverArgs> for Settings {
     fn from(args: &RecoverArgs) -> Settings {
         Settings::Recover(RecoverSettings {
-            input: input(&args.input, &args.ssh),
+            input: input(&args.input, &args.run.ssh),
             from_export: args.from_export.clone(),
-            run: RunSettings {
-                yes: args.yes,
-                retry_in_flight: args.retry_in_flight,
-                take_over: args.take_over.clone(),
-                ssh: ssh(&args.ssh),
-                state_dir: args.state_dir.clone(),
-            },
+            run: RunSettings::from(&args.run),
             planning_options: given(&[
                 ("--var", !args.input.vars.is_empty()),
                 ("--playbooks", args.input.playbooks.is_some()),
                 ("--from-export", args.from_export.is_some()),
-                ("--ssh-config", args.ssh.ssh_config.is_some()),
+                ("--ssh-config", args.run.ssh.ssh_config.is_some()),
             ]),
         })
+    }
+}
+
+impl From<&RunArgs> for RunSettings {
+    fn from(args: &RunArgs) -> RunSettings {
+        RunSettings {
+            yes: args.yes,
+            retry_in_flight: args.retry_in_flight,
+            take_over: args.take_over.clone(),
+            ssh: ssh(&args.ssh),
+            state_dir: args.state_dir.clone(),
+        }
     }
 }
 
 impl From<&MigrateArgs> for Settings {
     fn from(args: &MigrateArgs) -> Settings {
         Settings::Migrate(MigrateSettings {
-            input: input(&args.input, &args.ssh),
+            input: input(&args.input, &args.run.ssh),
             to: match args.to {
                 ConsensusArg::Crdt => crate::migrate::TargetConsensus::Crdt,
             },
-            run: RunSettings {
-                yes: args.yes,
-                retry_in_flight: args.retry_in_flight,
-                take_over: args.take_over.clone(),
-                ssh: ssh(&args.ssh),
-                state_dir: args.state_dir.clone(),
-            },
+            run: RunSettings::from(&args.run),
             planning_options: given(&[
                 ("--var", !args.input.vars.is_empty()),
                 ("--playbooks", args.input.playbooks.is_some()),
-                ("--ssh-config", args.ssh.ssh_config.is_some()),
+                ("--ssh-config", args.run.ssh.ssh_config.is_some()),
             ]),
         })
     }

@@ -2,6 +2,7 @@
 //! only through the functions of `report`.
 
 mod apply;
+mod begin;
 mod check;
 mod inputs;
 mod migrate;

@@ -6,7 +6,7 @@ use crate::cli::RecoverSettings;
 use crate::error::Error;
 use crate::exec::Connected;
 use crate::facts::{HostFacts, ProbeScope};
-use crate::journal::{Checkpoint, RunDir, StateDir};
+use crate::journal::RunDir;
 use crate::plan::{Plan, Reach};
 use crate::recover::{
     build_recovery_plan, check_export_fits, choose_source, kept_export, recovery_problems,
@@ -14,7 +14,8 @@ use crate::recover::{
 };
 use crate::report::{self};
 
-use super::{inputs, plan as plan_cmd, preflight, resume, run, state};
+use super::begin::{begin, options, run_fresh, Fresh};
+use super::{inputs, plan as plan_cmd, resume};
 
 pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
     // The inputs first: an invalid inventory, playbook or export is refused before anything.
@@ -22,36 +23,14 @@ pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
     let export = (settings.from_export.as_deref())
         .map(ExportFile::read)
         .transpose()?;
-    let state = StateDir::resolve(
-        settings.run.state_dir.as_deref(),
-        Some(&settings.input.inventory),
-    );
-    for note in state.prepare()? {
-        report::note(&note);
-    }
-    run::confirmation_possible(settings.run.yes)?;
-    let _lock = state.lock()?;
-    report::log_to_file(&state.root.join("apply.log"));
-
-    let cluster_id = plan_cmd::cluster_id(&inventory)?;
-    let (unfinished, others) = state::unfinished_of(&state, Some(&cluster_id))?;
-    for other in &others {
-        report::note(&format!(
-            "not resumed: run {} is unfinished too",
-            other.describe()
-        ));
-    }
-    let options = run::RunOptions {
-        retry_in_flight: settings.run.retry_in_flight,
-        take_over: settings.run.take_over.as_ref(),
-    };
-    if let Some(unfinished) = unfinished {
+    let begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
+    if let Some(unfinished) = begun.unfinished {
         return resume::run_again(resume::Again {
-            state: &state,
+            state: &begun.state,
             unfinished,
             planning_options: &settings.planning_options,
             run: &settings.run,
-            options,
+            options: options(&settings.run),
             resumer: resume::Resumer::Recover,
             after: &verify,
         });
@@ -70,7 +49,7 @@ pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
     if let Some(export) = &export {
         check_export_fits(export, &choice)?;
     }
-    let origin = plan_cmd::origin(cluster_id, reach);
+    let origin = plan_cmd::origin(begun.cluster_id, reach);
     let plan = build_recovery_plan(RecoveryInputs {
         inventory: &inventory,
         playbook: &playbook,
@@ -80,30 +59,21 @@ pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
         origin: &origin,
     })
     .map_err(RecoverError::from)?;
-    let replaceable = state::lease_replaceable(&state, settings.run.take_over.as_ref())?;
-    plan_cmd::check_leases(&facts, None, &replaceable)?;
-    preflight::check_room(&state, &plan, &Checkpoint::default(), &facts)?;
-    report::print(&report::render_plan(&plan));
-    run::confirm(
-        settings.run.yes,
-        &format!(
-            "Recover the cluster from {} and bootstrap {} hosts to it?",
-            plan.choice.anchor.as_deref().unwrap_or("?"),
-            plan.facts.len() - 1
-        ),
-    )?;
-    let run_dir = state.run(&plan.run_id);
-    let request = run::RunRequest {
-        state: &state,
-        run: &run_dir,
+    let question = format!(
+        "Recover the cluster from {} and bootstrap {} hosts to it?",
+        plan.choice.anchor.as_deref().unwrap_or("?"),
+        plan.facts.len() - 1
+    );
+    let run_dir = begun.state.run(&plan.run_id);
+    let fresh = Fresh {
+        state: &begun.state,
         plan: &plan,
-        checkpoint: Checkpoint::default(),
-        options,
-        resumed: false,
-        resets: Vec::new(),
+        facts: &facts,
         connected,
+        settings: &settings.run,
+        question,
     };
-    run::run_plan(request, &|now: &[HostFacts]| verify(&run_dir, &plan, now))
+    run_fresh(fresh, &|now: &[HostFacts]| verify(&run_dir, &plan, now))
 }
 
 /// The final check: every peer healthy on the target, listing the export the source imported.
