@@ -123,6 +123,24 @@ pub enum TransportError {
         #[source]
         source: Box<russh::keys::Error>,
     },
+    /// No ssh-agent to ask: `SSH_AUTH_SOCK` unset, empty, or naming no agent.
+    #[error("cannot log in to {host} with the ssh-agent: {why}")]
+    NoAgent {
+        /// The host's name in the inventory.
+        host: HostName,
+        /// What is wrong with `SSH_AUTH_SOCK`, and what to do.
+        why: String,
+    },
+    /// A passphrase-protected key file whose key the ssh-agent does not hold.
+    #[error("{path} is passphrase-protected and {agent}: add it with `ssh-add {path}` (cluster-upgrade never asks for or stores a passphrase), then run again", path = path.display())]
+    EncryptedKey {
+        /// The host's name in the inventory.
+        host: HostName,
+        /// The key file.
+        path: PathBuf,
+        /// `the ssh-agent does not hold it`, or why there is no agent.
+        agent: String,
+    },
     /// The ssh-agent (`SSH_AUTH_SOCK`) could not be used.
     #[error("ssh-agent failed while logging in to {host}")]
     Agent {
@@ -243,6 +261,8 @@ impl TransportError {
             | Self::Auth { host, .. }
             | Self::KeyFile { host, .. }
             | Self::Agent { host, .. }
+            | Self::NoAgent { host, .. }
+            | Self::EncryptedKey { host, .. }
             | Self::Channel { host, .. }
             | Self::Refused { host, .. }
             | Self::CommandTimeout { host, .. }

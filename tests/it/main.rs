@@ -23,6 +23,7 @@ mod rolling_e2e;
 mod run_safety;
 mod snapshots;
 mod ssh_config;
+mod ssh_keys_e2e;
 mod traffic;
 mod transport_known_hosts;
 mod transport_ssh;
