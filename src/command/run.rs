@@ -120,7 +120,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         interrupt.abort();
         progress.finish();
         let result = match outcome {
-            RunOutcome::Finished => match final_gate(after, &connected, plan).await {
+            RunOutcome::Finished => match gates(after, &connected, plan).await {
                 Ok(problems) if problems.is_empty() => executor
                     .record(Event::RunFinished)
                     .await
@@ -369,6 +369,47 @@ impl Progress {
 /// default), so a peer restarted last can take that long, and a lost first ping twice, to be
 /// seen by all (seen with the real 1.0.8 → 1.1.6).
 const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long the peers of a rolling run may take to agree on the pins they listed when the check
+/// began: CRDT peers fetch missed updates when another peer rebroadcasts its heads
+/// (`crdt.rebroadcast_interval`, 1 minute by default), so twice that.
+const CONVERGENCE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The final gate, then (rolling runs, whose cluster kept taking writes) the pinset
+/// convergence check.
+async fn gates(
+    after: AfterCheck<'_>,
+    connected: &Connected,
+    plan: &Plan,
+) -> Result<Vec<String>, Error> {
+    let problems = final_gate(after, connected, plan).await?;
+    if !problems.is_empty() || plan.choice.procedure != ProcedureKind::Rolling {
+        return Ok(problems);
+    }
+    Ok(pins_converged(connected).await)
+}
+
+/// Waits until every pin any peer listed when the check began is listed by every running peer
+/// (or by none: unpinned meanwhile); the peers that still lack some when time is up, by name
+/// (see `plan::converge`).
+async fn pins_converged(connected: &Connected) -> Vec<String> {
+    let scope = ProbeScope::HEALTH.with_cids();
+    let started = std::time::Instant::now();
+    let mut facts = connected.probe_async(scope).await;
+    let settled = crate::plan::settled_pins(&facts);
+    loop {
+        let gaps = crate::plan::pinset_gaps(&settled, &facts);
+        if gaps.is_empty() {
+            return Vec::new();
+        }
+        if started.elapsed() >= CONVERGENCE_PATIENCE {
+            return crate::plan::gap_problems(&gaps, started.elapsed());
+        }
+        tracing::debug!(peers = gaps.len(), "pinsets not converged yet");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        facts = connected.probe_async(scope).await;
+    }
+}
 
 /// Probes the cluster and checks it, again every 2 s while a peer is still settling, for a
 /// short while.

@@ -210,7 +210,14 @@ pub async fn probe_session<S: Session>(
     };
     let started = std::time::Instant::now();
     let facts = match session.run(&script, timeout).await {
-        Ok(output) => parse_probe_output(name, &host.target.address, &output.stdout_text()),
+        Ok(output) => {
+            let stdout = output.stdout_text();
+            let mut facts = parse_probe_output(name, &host.target.address, &stdout);
+            if scope.cids {
+                facts.listed_cids = super::parse::listed_cids(&stdout).map(std::sync::Arc::new);
+            }
+            facts
+        }
         Err(err) => HostFacts::unreachable(name, chain(&err)),
     };
     tracing::trace!(host = %name, ?scope, elapsed = ?started.elapsed(), "probed host");

@@ -51,6 +51,10 @@ pub struct HostFacts {
     /// Free space, in KiB, of the file system holding `bin_dir` (where releases are staged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_kib: Option<u64>,
+    /// The CIDs the peer lists, kept only when the probe asked for them
+    /// ([`super::ProbeScope::with_cids`]: the rolling run's convergence check); never saved.
+    #[serde(skip)]
+    pub listed_cids: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
     /// The consensus configured in `service.json` (the `consensus` section's one key); `None`
     /// when the config could not be read. Releases before 0.11 only have raft.
     #[serde(default)]
@@ -260,6 +264,7 @@ impl HostFacts {
             listed_peers: Vec::new(),
             lease: None,
             free_kib: None,
+            listed_cids: None,
             consensus: None,
             datastore: None,
             pebble_format: None,

@@ -259,6 +259,13 @@ fn stored_states(body: &str) -> Vec<StoredState> {
     states
 }
 
+/// The CIDs of the `pins` section of a probe's stdout, when it ran.
+pub fn listed_cids(output: &str) -> Option<std::collections::BTreeSet<String>> {
+    let sections = split_sections(output);
+    let pins = sections.get("pins").filter(|s| s.rc == Some(0))?;
+    Some(json_items(&pins.body).iter().filter_map(cid_of).collect())
+}
+
 /// The pinset of a pin listing or a state export: a JSON array (≤ 0.14) or a stream of JSON
 /// objects (NDJSON exports from 0.11, ctl lists from 1.0), CIDs as strings or `{"/": cid}`.
 pub fn pinset_of_listing(body: &str) -> Pinset {

@@ -37,6 +37,9 @@ pub struct ProbeScope {
     /// Also `peers ls`, the one command whose cost grows with the cluster (the peer asks every
     /// other peer): run on one host per probe, not on all of them.
     pub peers: bool,
+    /// Keep the CIDs each peer lists ([`super::HostFacts::listed_cids`]), not only their
+    /// digest: for comparing pinsets that are still growing.
+    pub cids: bool,
 }
 
 impl ProbeScope {
@@ -44,11 +47,13 @@ impl ProbeScope {
     pub const FULL: ProbeScope = ProbeScope {
         disk: true,
         peers: false,
+        cids: false,
     };
     /// For the gate after the last step.
     pub const HEALTH: ProbeScope = ProbeScope {
         disk: false,
         peers: false,
+        cids: false,
     };
 
     pub fn with_peers(self) -> ProbeScope {
@@ -56,6 +61,10 @@ impl ProbeScope {
             peers: true,
             ..self
         }
+    }
+
+    pub fn with_cids(self) -> ProbeScope {
+        ProbeScope { cids: true, ..self }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod build;
 mod choice;
+mod converge;
 mod file;
 mod health;
 mod model;
@@ -18,6 +19,7 @@ pub use build::{
     MIGRATION_DOWNTIME, RECOVERY_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
+pub use converge::{gap_problems, pinset_gaps, settled_pins};
 pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
     settling, WholeViews,

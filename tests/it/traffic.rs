@@ -186,6 +186,19 @@ pub fn under_traffic(
     apis: &[SocketAddr],
     upgrade: impl FnOnce() -> std::process::Output,
 ) -> std::process::Output {
+    let (out, acked) = under_traffic_acked(label, apis, upgrade);
+    let missing = missing_anywhere(apis, &acked);
+    assert!(missing.is_empty(), "acknowledged pins missing: {missing:?}");
+    out
+}
+
+/// As [`under_traffic`], without the last check: the upgrade's output and the pins whose add
+/// was acknowledged.
+pub fn under_traffic_acked(
+    label: &str,
+    apis: &[SocketAddr],
+    upgrade: impl FnOnce() -> std::process::Output,
+) -> (std::process::Output, Vec<String>) {
     let traffic = Traffic::start(apis.to_vec());
     let out = upgrade();
     let (acked, refused, polls) = traffic.stop();
@@ -212,9 +225,7 @@ pub fn under_traffic(
         "the writer kept writing: {}",
         acked.len()
     );
-    let missing = missing_anywhere(apis, &acked);
-    assert!(missing.is_empty(), "acknowledged pins missing: {missing:?}");
-    out
+    (out, acked)
 }
 
 #[test]
