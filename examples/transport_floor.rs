@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
         };
         let target = Target {
             jumps: Vec::new(),
+            become_user: None,
             name: format!("h{}", i + 1).parse().expect("a host name"),
             address: address.to_string(),
             port,

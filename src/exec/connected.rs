@@ -76,6 +76,7 @@ pub fn probe_targets(reach: &Reach) -> Vec<ProbeTarget> {
                         identity: identity(&hop.identity),
                     })
                     .collect(),
+                become_user: host.become_user.as_ref().map(ToString::to_string),
             },
             vars: host.probe.clone(),
         })

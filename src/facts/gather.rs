@@ -299,6 +299,7 @@ mod tests {
         ProbeTarget {
             target: Target {
                 jumps: Vec::new(),
+                become_user: None,
                 name: name.into(),
                 address: "127.0.0.1".into(),
                 port: 22,

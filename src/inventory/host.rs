@@ -23,6 +23,10 @@ pub struct Host {
     /// The jump hosts it is reached through, first to last; empty when reached directly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jumps: Vec<JumpHost>,
+    /// The user every command runs as, through `sudo -n -u USER` (inventory `become`); `None`:
+    /// as the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub become_user: Option<UserName>,
     /// Groups in the order the host lists them (the order their vars were layered in).
     pub groups: Vec<GroupName>,
     /// Merged variables: global < groups < host < command line.

@@ -100,6 +100,20 @@ pub struct RawDefaults {
     /// A jump chain (`[user@]host[:port],…`) or `none`.
     #[serde(default)]
     pub proxy_jump: Option<Spanned<String>>,
+    #[serde(default)]
+    pub r#become: Option<Spanned<RawBecome>>,
+}
+
+/// `become:` (Ansible's word): what the login becomes to run commands.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBecome {
+    /// `sudo` (the default), or `none` to log in and run commands as the login.
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    /// The user to become (default `root`).
+    #[serde(default)]
+    pub user: Option<Spanned<String>>,
 }
 
 /// One entry of `groups:`.
@@ -109,6 +123,8 @@ pub struct RawGroup {
     pub name: Spanned<String>,
     #[serde(default)]
     pub proxy_jump: Option<Spanned<String>>,
+    #[serde(default)]
+    pub r#become: Option<Spanned<RawBecome>>,
     #[serde(default)]
     pub vars: Option<Spanned<RawVars>>,
 }
@@ -127,6 +143,8 @@ pub struct RawHost {
     pub identity_file: Option<Spanned<String>>,
     #[serde(default)]
     pub proxy_jump: Option<Spanned<String>>,
+    #[serde(default)]
+    pub r#become: Option<Spanned<RawBecome>>,
     #[serde(default)]
     pub groups: Vec<Spanned<String>>,
     #[serde(default)]

@@ -16,7 +16,9 @@ use super::jump::{JumpHost, Resolver};
 use super::location::SourcePosition;
 use super::names::{GroupName, HostName, NameError, UserName, VarName};
 use super::openssh::{self, ConfigSource};
-use super::raw::{RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars};
+use super::raw::{
+    RawBecome, RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars,
+};
 use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTemplate};
 use super::ssh::{SshOverrides, SshSettings};
 use super::ssh_config::{JumpChain, Resolved, Setting, SshConfig};
@@ -50,6 +52,11 @@ pub(super) fn validate(
     let groups = checker.groups(&raw);
     let command_line = checker.overrides(&overrides.vars);
     checker.default_port(raw.defaults.as_ref());
+    let group_becomes = raw
+        .groups
+        .iter()
+        .filter_map(|g| Some((g.value.name.value.clone(), g.value.r#become.as_ref()?)))
+        .collect();
     let group_jumps = raw
         .groups
         .iter()
@@ -62,6 +69,7 @@ pub(super) fn validate(
             global: &global,
             groups: &groups,
             group_jumps: &group_jumps,
+            group_becomes: &group_becomes,
             command_line: &command_line,
         },
     );
@@ -102,6 +110,8 @@ struct HostLayers<'a> {
     groups: &'a BTreeMap<String, Vars>,
     /// The groups' `proxy_jump`, by group name.
     group_jumps: &'a BTreeMap<String, &'a Spanned<String>>,
+    /// The groups' `become`, by group name.
+    group_becomes: &'a BTreeMap<String, &'a Spanned<RawBecome>>,
     command_line: &'a Vars,
 }
 
@@ -118,6 +128,19 @@ impl HostLayers<'_> {
                     .find_map(|g| self.group_jumps.get(&g.value).copied())
             })
             .or_else(|| self.defaults.and_then(|d| d.proxy_jump.as_ref()))
+    }
+
+    /// The `become` that applies to a host, layered as `proxy_jump` is.
+    fn r#become<'r>(&'r self, raw: &'r super::raw::RawHost) -> Option<&'r Spanned<RawBecome>> {
+        raw.r#become
+            .as_ref()
+            .or_else(|| {
+                raw.groups
+                    .iter()
+                    .rev()
+                    .find_map(|g| self.group_becomes.get(&g.value).copied())
+            })
+            .or_else(|| self.defaults.and_then(|d| d.r#become.as_ref()))
     }
 }
 
@@ -759,6 +782,10 @@ impl Checker<'_> {
             }
             (None, None) => Some(Vec::new()),
         };
+        let become_user = match layers.r#become(raw) {
+            None => Some(None),
+            Some(spec) => self.become_user(spec, &name),
+        };
         let mut vars = Vars::layered([layers.global]);
         let mut groups = Vec::new();
         for group in &raw.groups {
@@ -787,9 +814,40 @@ impl Checker<'_> {
             user: user?,
             identity: identity?,
             jumps: jumps?,
+            become_user: become_user?,
             groups,
             vars,
         })
+    }
+
+    /// The user a host's `become` runs commands as (`Some(None)`: none, `method: none`).
+    fn become_user(
+        &mut self,
+        spec: &Spanned<RawBecome>,
+        host: &HostName,
+    ) -> Option<Option<UserName>> {
+        let method = spec.value.method.as_ref();
+        match method.map(|m| m.value.as_str()) {
+            None | Some("sudo") => {}
+            Some("none") => return Some(None),
+            Some(other) => {
+                self.errors.push(InventoryError::InvalidValue {
+                    at: self.at(method.expect("a method")),
+                    host: Some(host.clone()),
+                    field: "become.method",
+                    value: other.to_string(),
+                    reason: "expected `sudo` or `none` (su, doas and others are not supported)"
+                        .into(),
+                });
+                return None;
+            }
+        }
+        match &spec.value.user {
+            None => Some(Some("root".parse().expect("root is a user name"))),
+            Some(user) => self
+                .parse::<UserName>(user, "become.user", Some(host))
+                .map(Some),
+        }
     }
 
     /// The jump hosts of an inventory `proxy_jump` (`none`: none).

@@ -133,6 +133,9 @@ pub struct HostReach {
     /// The jump hosts it is reached through, first to last (none: directly).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jumps: Vec<JumpHost>,
+    /// The user commands run as, through sudo (none: the login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub become_user: Option<UserName>,
     pub probe: ProbeVars,
 }
 
@@ -159,6 +162,7 @@ impl Reach {
                     user: host.user.clone(),
                     identity: host.identity.clone(),
                     jumps: host.jumps.clone(),
+                    become_user: host.become_user.clone(),
                     probe: ProbeVars::of(&host.vars),
                 })
                 .collect(),

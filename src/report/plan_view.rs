@@ -81,6 +81,9 @@ pub fn render_logins(reach: &Reach) -> String {
         if !host.jumps.is_empty() {
             let _ = write!(out, " through {}", describe_jumps(&host.jumps));
         }
+        if let Some(user) = &host.become_user {
+            let _ = write!(out, ", as {user} with sudo");
+        }
         out.push('\n');
     }
     out

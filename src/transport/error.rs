@@ -141,6 +141,23 @@ pub enum TransportError {
         /// `the ssh-agent does not hold it`, or why there is no agent.
         agent: String,
     },
+    /// The login cannot become the inventory's `become.user` without a password.
+    #[error("`{login}` cannot run commands as `{user}` with `sudo -n` ({}): cluster-upgrade never types a sudo password; allow it on the host with a sudoers line such as `{login} ALL=({user}) NOPASSWD: ALL` (visudo -f /etc/sudoers.d/cluster-upgrade), or change `become` in the inventory", if sudo.is_empty() { "sudo said nothing" } else { sudo.as_str() })]
+    BecomeRefused {
+        /// The host's name in the inventory.
+        host: HostName,
+        login: String,
+        user: String,
+        /// What sudo printed.
+        sudo: String,
+    },
+    /// An uploaded file could not be installed in place by the become user.
+    #[error("could not install {path} as the become user: {stderr}")]
+    BecomeInstall {
+        host: HostName,
+        path: String,
+        stderr: String,
+    },
     /// The ssh-agent (`SSH_AUTH_SOCK`) could not be used.
     #[error("ssh-agent failed while logging in to {host}")]
     Agent {
@@ -263,6 +280,8 @@ impl TransportError {
             | Self::Agent { host, .. }
             | Self::NoAgent { host, .. }
             | Self::EncryptedKey { host, .. }
+            | Self::BecomeRefused { host, .. }
+            | Self::BecomeInstall { host, .. }
             | Self::Channel { host, .. }
             | Self::Refused { host, .. }
             | Self::CommandTimeout { host, .. }

@@ -115,6 +115,7 @@ mod tests {
     fn target(name: &str, port: u16) -> Target {
         Target {
             jumps: Vec::new(),
+            become_user: None,
             name: name.into(),
             address: "127.0.0.1".into(),
             port,

@@ -20,6 +20,9 @@ pub struct Target {
     pub identity: Identity,
     /// The jump hosts to go through, first to last; empty to connect directly.
     pub jumps: Vec<Hop>,
+    /// The user every command runs as, through `sudo -n -u USER` (uploads are placed by that
+    /// user too); `None`: as the login.
+    pub become_user: Option<String>,
 }
 
 /// A jump host: connected to like a host (its key checked against known_hosts before login),

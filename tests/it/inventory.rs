@@ -312,3 +312,42 @@ fn the_shipped_example_validates() {
         .iter()
         .all(|h| h.vars.str("service_manager") == Some("systemd")));
 }
+
+#[test]
+fn become_layers_host_over_its_last_group_over_defaults_and_none_turns_it_off() {
+    let inventory = load("become.yaml").expect("valid");
+    let become_users: Vec<(String, Option<String>)> = inventory
+        .hosts
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                h.become_user.as_ref().map(ToString::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        become_users,
+        vec![
+            ("h1".into(), Some("root".into())),
+            ("h2".into(), None),
+            ("h3".into(), Some("ipfs".into())),
+            ("h4".into(), Some("root".into())),
+        ]
+    );
+}
+
+#[test]
+fn an_unsupported_become_method_or_user_is_refused_with_its_position() {
+    let message = error_of("become_su.yaml");
+    assert!(
+        message.contains("become_su.yaml:16:") && message.contains("invalid become.method `su`"),
+        "{message}"
+    );
+    assert!(message.contains("expected `sudo` or `none`"), "{message}");
+    assert!(
+        message.contains("become_su.yaml:19:")
+            && message.contains("invalid become.user `not a user`"),
+        "{message}"
+    );
+}

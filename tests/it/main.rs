@@ -5,6 +5,7 @@ mod support;
 
 mod apply_e2e;
 mod architecture;
+mod become_e2e;
 mod bench_floor;
 mod bootstrap_e2e;
 mod cli;

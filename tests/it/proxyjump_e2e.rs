@@ -66,9 +66,17 @@ fn inventory_with(lab: &Lab, name: &str, line: &str) -> PathBuf {
 /// An ssh_config naming the hosts `peer1`..`peerN` and the bastion `jump`, and an inventory
 /// that names the hosts by those aliases only (no address, port, user, key or chain of its own).
 fn aliases(lab: &Lab, peers: usize) -> PathBuf {
+    let key = lab.path().join("id_ed25519");
+    aliases_as(lab, peers, "root", &key)
+}
+
+/// As [`aliases`], with the hosts logged into as `login` (the bastion still as root) and with
+/// `key` for every login; the inventory keeps its `become`.
+pub(crate) fn aliases_as(lab: &Lab, peers: usize, login: &str, key: &std::path::Path) -> PathBuf {
     let (bastion, _) = bastion(lab, 0);
     let port = ssh_port(lab);
     let dir = lab.path().display().to_string();
+    let key = key.display();
     let mut config = String::new();
     for i in 0..peers {
         config.push_str(&format!(
@@ -78,8 +86,8 @@ fn aliases(lab: &Lab, peers: usize) -> PathBuf {
         ));
     }
     config.push_str(&format!(
-        "Host peer*\n  ProxyJump jump\nHost jump\n  HostName {bastion}\n\
-         Host *\n  Port {port}\n  User root\n  IdentityFile {dir}/id_ed25519\n  \
+        "Host peer*\n  ProxyJump jump\n  User {login}\nHost jump\n  HostName {bastion}\n\
+         Host *\n  Port {port}\n  User root\n  IdentityFile {key}\n  \
          UserKnownHostsFile {dir}/known_hosts\n  StrictHostKeyChecking yes\n"
     ));
     std::fs::write(lab.path().join("aliases.config"), config).unwrap();
@@ -93,7 +101,7 @@ fn aliases(lab: &Lab, peers: usize) -> PathBuf {
         if !line.starts_with(' ') {
             in_defaults = line.starts_with("defaults:");
         }
-        if in_defaults && line.starts_with(' ') {
+        if in_defaults && line.starts_with(' ') && !line.trim_start().starts_with("become:") {
             continue;
         }
         if line.starts_with("    ")

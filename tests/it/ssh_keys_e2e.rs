@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{cluster_upgrade, text, Lab};
 
-const PASSPHRASE: &str = "correct horse battery staple";
+pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 
 /// `cluster-upgrade plan` on the lab with `SSH_AUTH_SOCK` as given (`None`: unset).
 fn plan(lab: &Lab, agent_socket: Option<&str>) -> Output {
@@ -24,6 +24,22 @@ fn plan(lab: &Lab, agent_socket: Option<&str>) -> Output {
 /// A new passphrase-protected ed25519 key, authorized on every lab host and named by the
 /// inventory instead of the lab's own key.
 fn use_encrypted_key(lab: &Lab, dir: &Path) -> std::path::PathBuf {
+    let key = encrypted_key(lab, dir);
+    let inventory = std::fs::read_to_string(lab.inventory()).unwrap();
+    assert!(
+        inventory.contains("identity_file: id_ed25519"),
+        "{inventory}"
+    );
+    let inventory = inventory.replace(
+        "identity_file: id_ed25519",
+        &format!("identity_file: \"{}\"", key.display()),
+    );
+    std::fs::write(lab.inventory(), inventory).unwrap();
+    key
+}
+
+/// A new passphrase-protected ed25519 key in `dir`, authorized on every lab host and bastion.
+pub(crate) fn encrypted_key(lab: &Lab, dir: &Path) -> std::path::PathBuf {
     let key = dir.join("id_encrypted");
     let out = Command::new("ssh-keygen")
         .args([
@@ -45,24 +61,14 @@ fn use_encrypted_key(lab: &Lab, dir: &Path) -> std::path::PathBuf {
     let mut keys = std::fs::read_to_string(&authorized).unwrap();
     keys.push_str(&public);
     std::fs::write(&authorized, keys).unwrap();
-    let inventory = std::fs::read_to_string(lab.inventory()).unwrap();
-    assert!(
-        inventory.contains("identity_file: id_ed25519"),
-        "{inventory}"
-    );
-    let inventory = inventory.replace(
-        "identity_file: id_ed25519",
-        &format!("identity_file: \"{}\"", key.display()),
-    );
-    std::fs::write(lab.inventory(), inventory).unwrap();
     key
 }
 
 /// A real ssh-agent in the foreground on `socket`, killed when dropped.
-struct Agent(Child);
+pub(crate) struct Agent(Child);
 
 impl Agent {
-    fn start(socket: &Path) -> Agent {
+    pub(crate) fn start(socket: &Path) -> Agent {
         let child = Command::new("ssh-agent")
             .arg("-D")
             .arg("-a")
@@ -88,7 +94,7 @@ impl Drop for Agent {
 }
 
 /// `ssh-add KEY` with the passphrase given through SSH_ASKPASS (no terminal).
-fn ssh_add(socket: &Path, key: &Path, dir: &Path) {
+pub(crate) fn ssh_add(socket: &Path, key: &Path, dir: &Path) {
     let askpass = dir.join("askpass");
     std::fs::write(&askpass, format!("#!/bin/sh\necho '{PASSPHRASE}'\n")).unwrap();
     let out = Command::new("chmod")

@@ -90,6 +90,7 @@ impl Lab {
     fn target(&self) -> Target {
         Target {
             jumps: Vec::new(),
+            become_user: None,
             name: "node-a".parse().unwrap(),
             address: self.spec.address.to_string(),
             port: self.spec.port,
@@ -776,6 +777,7 @@ async fn nothing_listening_is_a_connect_error() {
     let port = free_port(address, 24000).unwrap();
     let target = Target {
         jumps: Vec::new(),
+        become_user: None,
         name: "node-gone".parse().unwrap(),
         address: address.to_string(),
         port,
@@ -801,6 +803,7 @@ async fn a_listener_that_never_speaks_hits_the_connect_deadline() {
     let port = listener.local_addr().unwrap().port();
     let target = Target {
         jumps: Vec::new(),
+        become_user: None,
         name: "node-mute".parse().unwrap(),
         address: address.to_string(),
         port,
@@ -846,6 +849,7 @@ async fn wrong_key_is_an_auth_error_naming_user_and_host() {
     generate_key(&wrong, "stranger").unwrap();
     let target = Target {
         jumps: Vec::new(),
+        become_user: None,
         identity: Identity::File(wrong.clone()),
         ..lab.target()
     };
@@ -872,6 +876,7 @@ async fn unreadable_key_file_is_a_key_file_error() {
     let missing = lab.dir.path().join("no_such_key");
     let target = Target {
         jumps: Vec::new(),
+        become_user: None,
         identity: Identity::File(missing.clone()),
         ..lab.target()
     };
@@ -916,6 +921,7 @@ async fn ssh_agent_identities_log_in() {
     std::env::set_var("SSH_AUTH_SOCK", &socket);
     let target = Target {
         jumps: Vec::new(),
+        become_user: None,
         identity: Identity::Agent,
         ..lab.target()
     };

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use self::host_key::{handshake_error, preferred_for, HostKeyCheck};
 use self::jump::{JumpLink, JumpPool};
-use self::shell::{Ran, Shell};
+use self::shell::{Ran, Shell, ShellHost};
 use self::stream::QuickAckStream;
 use super::command::{CommandOutput, Upload};
 use super::error::TransportError;
@@ -28,6 +28,8 @@ use super::known_hosts::KnownHosts;
 use super::session::{Connector, Session};
 use super::target::{Hop, Identity, SshOptions, Target};
 
+/// How long installing an uploaded file as the become user may take (a copy on the host).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long stopping a timed-out command from another shell may take.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle connection is probed, and how many unanswered probes end it.
@@ -218,6 +220,8 @@ pub struct SshSession {
     idle: Mutex<Vec<Shell>>,
     /// The jump connection this one runs over, kept open while it is in use.
     _via: Option<Arc<JumpLink>>,
+    /// The user commands run as, through sudo (`None`: the login).
+    become_user: Option<String>,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -248,6 +252,9 @@ impl SshSession {
         via: Option<Arc<JumpLink>>,
     ) -> Result<Self, TransportError> {
         let handle = open(&Endpoint::of_target(target), via.as_deref(), dial).await?;
+        if let Some(user) = &target.become_user {
+            become_check(&handle, target, user, dial.options.connect_timeout).await?;
+        }
         let max_channels = dial.options.max_channels.clamp(1, Semaphore::MAX_PERMITS) as u32;
         Ok(Self {
             host: target.name.clone(),
@@ -256,7 +263,17 @@ impl SshSession {
             max_channels,
             idle: Mutex::new(Vec::new()),
             _via: via,
+            become_user: target.become_user.clone(),
         })
+    }
+
+    /// Where this session's shells start.
+    fn shell_host(&self) -> ShellHost<'_> {
+        ShellHost {
+            handle: &self.handle,
+            host: &self.host,
+            become_user: self.become_user.as_deref(),
+        }
     }
 
     /// The host's name in the inventory.
@@ -291,7 +308,7 @@ impl SshSession {
         let mut shell = loop {
             let idle = self.idle.lock().expect("idle shells lock").pop();
             let Some(mut shell) = idle else {
-                break Shell::start(&self.handle, &self.host, deadline, timed_out).await?;
+                break Shell::start(&self.shell_host(), deadline, timed_out).await?;
             };
             if shell.still_usable().await {
                 break shell;
@@ -322,8 +339,7 @@ impl SshSession {
             command: shell::stop_command(pid),
             after: STOP_TIMEOUT,
         };
-        let Ok(mut shell) = Shell::start(&self.handle, &self.host, deadline, timed_out).await
-        else {
+        let Ok(mut shell) = Shell::start(&self.shell_host(), deadline, timed_out).await else {
             return;
         };
         match shell
@@ -363,7 +379,46 @@ impl SshSession {
             .await
             .expect("channel semaphore is never closed");
         self.make_room().await;
-        upload::upload(&self.handle, &self.host, upload).await
+        match &self.become_user {
+            None => upload::upload(&self.handle, &self.host, upload).await,
+            Some(_) => {
+                let placed = upload::upload_private(&self.handle, &self.host, upload).await?;
+                // The file is the login's; the become user installs it in place, as its own.
+                let install = placed.install_command();
+                let outcome = self.run_as_become(&install).await;
+                placed.remove(&self.handle, &self.host).await;
+                let output = outcome?;
+                if output.success() {
+                    Ok(())
+                } else {
+                    Err(TransportError::BecomeInstall {
+                        host: self.host.clone(),
+                        path: upload.remote_path.clone(),
+                        stderr: output.stderr_text().trim().to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Runs the command that installs an upload, on a shell of its own (the caller holds the
+    /// permits).
+    async fn run_as_become(&self, command: &str) -> Result<CommandOutput, TransportError> {
+        let deadline = tokio::time::Instant::now() + INSTALL_TIMEOUT;
+        let timed_out = || TransportError::CommandTimeout {
+            host: self.host.clone(),
+            command: command.to_string(),
+            after: INSTALL_TIMEOUT,
+        };
+        let mut shell = Shell::start(&self.shell_host(), deadline, timed_out).await?;
+        match shell.run(&self.host, command, deadline).await? {
+            Ran::Reusable(output) => {
+                shell.close().await;
+                Ok(output)
+            }
+            Ran::ShellGone(output) => Ok(output),
+            Ran::TimedOut { .. } => Err(timed_out()),
+        }
     }
 
     /// Disconnects.
@@ -392,6 +447,52 @@ impl Session for SshSession {
     async fn close(&self) -> Result<(), TransportError> {
         SshSession::close(self).await
     }
+}
+
+/// Checks, right after login, that the login can become `user` without a password
+/// (`sudo -n -u USER -- true`): a host that cannot fails here, before anything runs on it.
+async fn become_check(
+    handle: &Handle<HostKeyCheck>,
+    target: &Target,
+    user: &str,
+    within: Duration,
+) -> Result<(), TransportError> {
+    let deadline = tokio::time::Instant::now() + within;
+    let timed_out = || TransportError::Timeout {
+        host: target.name.clone(),
+        address: target.endpoint(),
+        after: within,
+    };
+    let login = ShellHost {
+        handle,
+        host: &target.name,
+        become_user: None,
+    };
+    let mut shell = Shell::start(&login, deadline, timed_out).await?;
+    let command = format!(
+        "sudo -n -u {} -- true",
+        super::quote::quote(user).map_err(|source| TransportError::Quote {
+            host: target.name.clone(),
+            source,
+        })?
+    );
+    let output = match shell.run(&target.name, &command, deadline).await? {
+        Ran::Reusable(output) => {
+            shell.close().await;
+            output
+        }
+        Ran::ShellGone(output) => output,
+        Ran::TimedOut { .. } => return Err(timed_out()),
+    };
+    if output.success() {
+        return Ok(());
+    }
+    Err(TransportError::BecomeRefused {
+        host: target.name.clone(),
+        login: target.user.clone(),
+        user: user.to_string(),
+        sudo: output.stderr_text().trim().to_string(),
+    })
 }
 
 fn load_known_hosts(options: &SshOptions, host: &HostName) -> Result<KnownHosts, TransportError> {

@@ -28,6 +28,14 @@ fn prelude() -> String {
     format!("trap '{}' TERM\n", stop_command("\"$cu_p\""))
 }
 
+/// Where a shell starts: the connection, the host's name (for messages) and the user to become.
+#[derive(Clone, Copy)]
+pub(crate) struct ShellHost<'a> {
+    pub handle: &'a Handle<HostKeyCheck>,
+    pub host: &'a HostName,
+    pub become_user: Option<&'a str>,
+}
+
 /// One `/bin/sh` on its own channel.
 pub(crate) struct Shell {
     channel: Channel<Msg>,
@@ -42,6 +50,24 @@ pub(crate) enum Ran {
     TimedOut { pid: Option<u32> },
 }
 
+/// The command that starts a shell: `/bin/sh`, or `/bin/sh` as `become_user` through sudo,
+/// which never prompts (`-n`) and starts no login shell (the environment is sudo's, `env_reset`).
+pub(crate) fn shell_command(
+    host: &HostName,
+    become_user: Option<&str>,
+) -> Result<String, TransportError> {
+    match become_user {
+        None => Ok("exec /bin/sh".to_string()),
+        Some(user) => {
+            let user = quote(user).map_err(|source| TransportError::Quote {
+                host: host.clone(),
+                source,
+            })?;
+            Ok(format!("exec sudo -n -u {user} -- /bin/sh"))
+        }
+    }
+}
+
 /// What stops a command that timed out, run from another shell: the signal request of the
 /// channel does not reach root logins (sshd: "session signalling requires privilege
 /// separation"). The shell's trap runs the same: the command's subshell and its children.
@@ -50,20 +76,25 @@ pub(crate) fn stop_command(pid: impl std::fmt::Display) -> String {
 }
 
 impl Shell {
-    /// Opens a channel and starts `/bin/sh` reading commands from it.
+    /// Opens a channel and starts `/bin/sh` reading commands from it, as the login or, with
+    /// `become_user`, as that user through `sudo -n` (one sudo per shell, not per command).
     pub(crate) async fn start(
-        handle: &Handle<HostKeyCheck>,
-        host: &HostName,
+        on: &ShellHost<'_>,
         deadline: Instant,
         timed_out: impl Fn() -> TransportError,
     ) -> Result<Shell, TransportError> {
+        let ShellHost {
+            handle,
+            host,
+            become_user,
+        } = *on;
         let channel_error = channel_error(host);
         let channel = timeout_at(deadline, handle.channel_open_session())
             .await
             .map_err(|_| timed_out())?
             .map_err(channel_error)?;
         channel
-            .exec(true, "exec /bin/sh")
+            .exec(true, shell_command(host, become_user)?)
             .await
             .map_err(channel_error)?;
         channel

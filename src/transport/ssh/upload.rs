@@ -53,6 +53,104 @@ pub(crate) async fn upload(
     placed
 }
 
+/// The login's private folder for uploads that the become user installs (in its home, 0700).
+const PRIVATE_FOLDER: &str = ".cluster-upgrade-uploads";
+
+/// A file the login wrote to its private upload folder, for the become user to install.
+pub(crate) struct Placed {
+    /// Where the login wrote it.
+    path: String,
+    /// Where it goes, and its mode there.
+    target: String,
+    mode: u32,
+}
+
+impl Placed {
+    /// The command (run as the become user) that copies the file beside its target, owned by
+    /// that user with the upload's mode, and renames it over the target: `install`, then `mv`.
+    pub(crate) fn install_command(&self) -> String {
+        let temporary = temporary_path(&self.target);
+        let q =
+            |text: &str| crate::transport::quote::quote(text).unwrap_or_else(|_| "''".to_string());
+        format!(
+            "install -m {:04o} {} {tmp} && mv -f {tmp} {}",
+            self.mode & 0o7777,
+            q(&self.path),
+            q(&self.target),
+            tmp = q(&temporary)
+        )
+    }
+
+    /// Removes the login's copy (best effort: the folder is private).
+    pub(crate) async fn remove(&self, handle: &Client, host: &HostName) {
+        if let Ok(stream) = sftp_stream(handle, host).await {
+            if let Ok(sftp) = SftpSession::new(stream).await {
+                let _ = sftp.remove_file(self.path.as_str()).await;
+                let _ = sftp.close().await;
+            }
+        }
+    }
+}
+
+/// Writes the upload to the login's private folder (`~/.cluster-upgrade-uploads`, mode 0700,
+/// the file 0600), where the become user installs it from: the login may not write where the
+/// file goes, and must not own what is there.
+pub(crate) async fn upload_private(
+    handle: &Client,
+    host: &HostName,
+    upload: &Upload,
+) -> Result<Placed, TransportError> {
+    let target = upload.remote_path.as_str();
+    let sftp_error = |operation, path: &str| {
+        let (host, path) = (host.clone(), path.to_string());
+        move |source| TransportError::Sftp {
+            host,
+            operation,
+            path,
+            source,
+        }
+    };
+    // Paths in the characters `quote` takes as they are (the install command quotes them).
+    crate::transport::quote::quote(target).map_err(|source| TransportError::Quote {
+        host: host.clone(),
+        source,
+    })?;
+    let sftp = SftpSession::new(sftp_stream(handle, host).await?)
+        .await
+        .map_err(sftp_error("start", target))?;
+    let home = sftp
+        .canonicalize(".")
+        .await
+        .map_err(sftp_error("find the login's home", "."))?;
+    let folder = format!("{}/{PRIVATE_FOLDER}", home.trim_end_matches('/'));
+    // It may exist from an earlier upload; set its mode either way.
+    let _ = sftp.create_dir(folder.as_str()).await;
+    let private = FileAttributes {
+        permissions: Some(0o700),
+        ..FileAttributes::default()
+    };
+    sftp.set_metadata(folder.as_str(), private)
+        .await
+        .map_err(sftp_error("chmod", &folder))?;
+    let name = target.rsplit('/').next().unwrap_or(target);
+    let path = temporary_path(&format!("{folder}/{name}"));
+    let login_copy = Upload {
+        source: upload.source.clone(),
+        remote_path: path.clone(),
+        mode: 0o600,
+    };
+    let written = write_temporary(&sftp, host, &login_copy, &path).await;
+    if written.is_err() {
+        let _ = sftp.remove_file(path.as_str()).await;
+    }
+    let _ = sftp.close().await;
+    written.map(|()| Placed {
+        path,
+        target: target.to_string(),
+        mode: upload.mode,
+    })
+}
+
 async fn write_temporary(
     sftp: &SftpSession,
     host: &HostName,

@@ -132,6 +132,14 @@ struct UpArgs {
     /// Put the hosts behind a chain of N bastions (bastion → bastion2 → hosts), N ≤ 2.
     #[arg(long, value_name = "N", default_value_t = 0)]
     bastions: usize,
+    /// Log in as NAME, a non-root user (created when missing; needs root), peers running as the
+    /// `ipfs` user: the inventory says `become: {method: sudo, user: root}` and `service_user`.
+    #[arg(long, value_name = "NAME")]
+    login_user: Option<String>,
+    /// Let the --login-user sudo without a password (NOPASSWD in /etc/sudoers.d); without it,
+    /// its sudo wants a password, which cluster-upgrade must refuse.
+    #[arg(long, requires = "login_user")]
+    sudo: bool,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +260,10 @@ fn run(command: Command) -> Result<(), LabError> {
                 real: args.real,
                 real_dir: args.real_dir,
                 bastions: if args.bastion { 1 } else { args.bastions },
+                login: args.login_user.map(|user| lab::login::Login {
+                    user,
+                    sudo: args.sudo,
+                }),
             };
             let report = lab::up(&options, &Stderr(Instant::now()))?;
             for (phase, took) in &report.phases {

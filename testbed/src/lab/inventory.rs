@@ -59,17 +59,25 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         // with a ProxyJump, say) has no say.
         "ssh:\n  config: none\n  known_hosts: known_hosts\n  accept_new_host_keys: false\n  connect_timeout: 10s\n  command_timeout: 120s\n  max_concurrency: 0"
     );
+    // `up --login-user`: a non-root login that becomes root with sudo, peers run as `ipfs`.
+    let login = state.login.as_ref().map_or(&state.user, |l| &l.user);
     let _ = writeln!(
         y,
         "defaults:\n  user: {}\n  port: {}\n  identity_file: id_ed25519",
-        q(&state.user),
+        q(login),
         state.ports.ssh
     );
+    if state.login.is_some() {
+        let _ = writeln!(y, "  become: {{method: sudo, user: root}}");
+    }
     if let Some(chain) = super::bastion::proxy_jump(state) {
         // The hosts take logins only through the bastions (cluster-lab up --bastion).
         let _ = writeln!(y, "  proxy_jump: {}", q(&chain));
     }
     let _ = writeln!(y, "vars:\n  service_manager: lab");
+    if state.login.is_some() {
+        let _ = writeln!(y, "  service_user: {}", q(super::login::SERVICE_USER));
+    }
     let _ = writeln!(y, "groups:\n  - name: {GROUP}\n    vars: {{}}");
     let _ = writeln!(y, "hosts:");
     for host in &state.hosts {
@@ -77,7 +85,7 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         let _ = writeln!(y, "  - name: {}", q(&host.name));
         let _ = writeln!(y, "    address: {}", q(&host.address.to_string()));
         let _ = writeln!(y, "    port: {}", state.ports.ssh);
-        let _ = writeln!(y, "    user: {}", q(&state.user));
+        let _ = writeln!(y, "    user: {}", q(login));
         let _ = writeln!(y, "    identity_file: id_ed25519");
         let _ = writeln!(y, "    groups: [{GROUP}]");
         let _ = writeln!(y, "    vars:");
@@ -125,6 +133,7 @@ mod tests {
             }],
             real: None,
             bastions: Vec::new(),
+            login: None,
         };
         let text = render(&layout, &state);
         assert!(text.contains("target_version: \"0.11.0\""));

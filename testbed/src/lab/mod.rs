@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod keys;
 pub mod kubo;
 pub mod layout;
+pub mod login;
 pub mod network;
 pub mod parallel;
 pub mod peer;

@@ -154,6 +154,9 @@ pub struct LabState {
     /// The jump hosts in front of the hosts, first to last (`up --bastion`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bastions: Vec<super::bastion::BastionRecord>,
+    /// The inventory's login when it is not `user` (`up --login-user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<super::login::Login>,
 }
 
 impl LabState {

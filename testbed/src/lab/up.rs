@@ -59,6 +59,8 @@ pub struct UpOptions {
     pub real_dir: Option<PathBuf>,
     /// How many bastions the hosts are reachable through, and only through (0: directly).
     pub bastions: usize,
+    /// Log in as this non-root user (who becomes root with sudo), peers running as `ipfs`.
+    pub login: Option<super::login::Login>,
 }
 
 /// What `up` built.
@@ -311,6 +313,11 @@ impl Builder<'_> {
         self.phase("generating the user key", |b| {
             keys::make_user_key(&b.layout)
         })?;
+        if let Some(login) = &self.options.login {
+            self.phase(&format!("preparing the login user {}", login.user), |b| {
+                super::login::prepare(login, b.layout.dir())
+            })?;
+        }
         let mut state = self.phase(&format!("starting {n} sshd hosts"), |b| {
             b.start_hosts(target)
         })?;
@@ -337,6 +344,24 @@ impl Builder<'_> {
             &format!("installing {version} and running init over SSH"),
             |b| b.install_all(&state, &peers),
         )?;
+        if self.options.login.is_some() {
+            self.phase(
+                &format!(
+                    "handing every peer to the {} user",
+                    super::login::SERVICE_USER
+                ),
+                |_| {
+                    parallel::try_map(&peers, parallel::HOST_WORKERS, |peer| {
+                        let script = super::login::hand_over_script(
+                            &peer.paths.config_dir(),
+                            &peer.paths.unit(),
+                        );
+                        peer.remote.run("hand over to the service user", &script)
+                    })
+                    .map(|_| ())
+                },
+            )?;
+        }
         self.measures = state
             .hosts
             .iter()
@@ -463,6 +488,7 @@ impl Builder<'_> {
                     .collect(),
                 real: self.real.as_ref().map(|setup| setup.record(real_ports)),
                 bastions: Vec::new(),
+                login: self.options.login.clone(),
             };
             state.save(&self.layout)?;
             if bastions > 0 {
