@@ -158,7 +158,16 @@ fn poll(apis: &[SocketAddr], stop: &AtomicBool) -> Polls {
 /// Waits (up to a minute: CRDT peers sync in the background) until every peer lists every one
 /// of `cids`; the CIDs some peer still lacks when time is up.
 pub fn missing_anywhere(apis: &[SocketAddr], cids: &[String]) -> Vec<(SocketAddr, String)> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    missing_anywhere_within(apis, cids, Duration::from_secs(60))
+}
+
+/// As [`missing_anywhere`], waiting up to `patience`.
+pub fn missing_anywhere_within(
+    apis: &[SocketAddr],
+    cids: &[String],
+    patience: Duration,
+) -> Vec<(SocketAddr, String)> {
+    let deadline = Instant::now() + patience;
     loop {
         let missing: Vec<(SocketAddr, String)> = apis
             .iter()
