@@ -27,15 +27,7 @@ pub(crate) async fn upload(
 ) -> Result<(), TransportError> {
     let target = upload.remote_path.as_str();
     let temporary = temporary_path(target);
-    let sftp_error = |operation, path: &str| {
-        let (host, path) = (host.clone(), path.to_string());
-        move |source| TransportError::Sftp {
-            host,
-            operation,
-            path,
-            source,
-        }
-    };
+    let sftp_error = |operation, path: &str| sftp_failure(host, operation, path);
 
     let sftp = SftpSession::new(sftp_stream(handle, host).await?)
         .await
@@ -51,6 +43,21 @@ pub(crate) async fn upload(
     }
     let _ = sftp.close().await;
     placed
+}
+
+/// Maps an SFTP failure of `operation` on `path` to the transport's error for `host`.
+fn sftp_failure(
+    host: &HostName,
+    operation: &'static str,
+    path: &str,
+) -> impl FnOnce(russh_sftp::client::error::Error) -> TransportError {
+    let (host, path) = (host.clone(), path.to_string());
+    move |source| TransportError::Sftp {
+        host,
+        operation,
+        path,
+        source,
+    }
 }
 
 /// The login's private folder for uploads that the become user installs (in its home, 0700).
@@ -101,15 +108,7 @@ pub(crate) async fn upload_private(
     upload: &Upload,
 ) -> Result<Placed, TransportError> {
     let target = upload.remote_path.as_str();
-    let sftp_error = |operation, path: &str| {
-        let (host, path) = (host.clone(), path.to_string());
-        move |source| TransportError::Sftp {
-            host,
-            operation,
-            path,
-            source,
-        }
-    };
+    let sftp_error = |operation, path: &str| sftp_failure(host, operation, path);
     // Paths in the characters `quote` takes as they are (the install command quotes them).
     crate::transport::quote::quote(target).map_err(|source| TransportError::Quote {
         host: host.clone(),
