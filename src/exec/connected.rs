@@ -8,13 +8,18 @@ use std::time::Duration;
 use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget};
 use crate::inventory::{hop_name, HostName, Identity as InventoryIdentity};
 use crate::message::chain;
-use crate::plan::Reach;
+use crate::plan::{views_flicker, Reach, WholeViews};
 use crate::transport::{
     Hop, HostKeyPolicy, Identity, SshConnector, SshOptions, SshSession, Target,
 };
 
 /// How long the read-only probe of one host may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the first probe waits for running crdt peers to list each other (their ping
+/// metrics come every 15 s by default and a peer is listed while its last one is fresh: a late
+/// ping, seen with real peers on a loaded machine, hides a peer for a moment).
+const VIEW_PATIENCE: Duration = Duration::from_secs(45);
 
 /// Why the hosts could not be connected to at all (one host's failure is in its facts).
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +124,25 @@ impl Connected {
         ));
         connected.connections = connections;
         tracing::debug!(hosts = facts.len(), ?scope, elapsed = ?started.elapsed(), "connected and probed");
+        let facts = connected
+            .runtime
+            .block_on(connected.settle_views(facts, scope));
         Ok((connected, facts))
+    }
+
+    /// `facts`, probed again every 2 s for up to [`VIEW_PATIENCE`] while the only problem is a
+    /// running peer listing fewer peers than the cluster has (the flicker of crdt peer lists
+    /// under load), each peer keeping the whole view it showed once (`plan::WholeViews`).
+    async fn settle_views(&self, facts: Vec<HostFacts>, scope: ProbeScope) -> Vec<HostFacts> {
+        let mut views = WholeViews::default();
+        let mut facts = views.merge(facts);
+        let started = std::time::Instant::now();
+        while views_flicker(&facts) && started.elapsed() < VIEW_PATIENCE {
+            tracing::debug!("a peer lists fewer peers than the cluster has; probing again");
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            facts = views.merge(self.probe_async(scope).await);
+        }
+        facts
     }
 
     fn new(reach: &Reach) -> Result<Connected, ConnectError> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::choice::ProcedureKind;
-use crate::facts::{HostFacts, Peerset, Pinset};
+use crate::facts::{Consensus, HostFacts, Peerset, Pinset};
 use crate::inventory::Version;
 
 /// Every peer on `target`, running, seeing every other peer (and no unreachable one), listing
@@ -144,6 +144,35 @@ mod whole_view_tests {
         ]);
         assert!(settling(&never), "a never saw the others");
     }
+
+    #[test]
+    fn only_a_running_peer_that_lists_too_few_peers_is_a_flicker() {
+        let all = ["a", "b", "c"];
+        let crdt = |mut facts: HostFacts| {
+            facts.consensus = Some(Consensus::Crdt);
+            facts
+        };
+        let whole = vec![peer("a", &all, 5), peer("b", &all, 5), peer("c", &all, 5)]
+            .into_iter()
+            .map(crdt)
+            .collect::<Vec<_>>();
+        assert!(!views_flicker(&whole), "every peer sees every peer");
+        let short = vec![
+            peer("a", &["a", "b"], 5),
+            peer("b", &all, 5),
+            peer("c", &all, 5),
+        ];
+        let raft = short.clone();
+        assert!(
+            !views_flicker(&raft),
+            "a raft peerset is configuration: it does not flicker"
+        );
+        let short: Vec<HostFacts> = short.into_iter().map(crdt).collect();
+        assert!(views_flicker(&short), "a misses c: probe again");
+        let mut down = short.clone();
+        down[2].running = false;
+        assert!(!views_flicker(&down), "c is down: waiting will not help");
+    }
 }
 
 /// A peer still settling: not answering, not running, reporting a peer it cannot reach yet, or
@@ -159,6 +188,23 @@ pub fn settling(facts: &[HostFacts]) -> bool {
                 .as_ref()
                 .is_some_and(|seen| seen.count < all.count)
     })
+}
+
+/// Whether the only thing wrong with a probe is a running crdt peer that lists fewer peers
+/// than the cluster has: every host answers and runs. Under load a crdt peer lists another only
+/// while that peer's last ping metric is fresh, so such a view is worth probing again (see
+/// [`WholeViews`]); a peer that is down or unreachable is not, nor a raft peerset (its voters
+/// are configuration, not pings).
+pub fn views_flicker(facts: &[HostFacts]) -> bool {
+    let all = Peerset::expected(facts);
+    facts.iter().all(|h| h.is_reachable() && h.running)
+        && facts.iter().any(|h| {
+            h.consensus == Some(Consensus::Crdt) && !h.peer_errors.is_empty()
+                || h.consensus == Some(Consensus::Crdt)
+                    && h.peerset
+                        .as_ref()
+                        .is_some_and(|seen| seen.count < all.count)
+        })
 }
 
 /// Each peer's latest view of the whole cluster across the final gate's probes. Under load, a

@@ -22,7 +22,7 @@ pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use converge::{gap_problems, pinset_gaps, settled_pins};
 pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
-    settling, WholeViews,
+    settling, views_flicker, WholeViews,
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
 pub use pebble::{pebble_plan, raise_to as pebble_raise_to, PebblePlan, PebbleProblem, PEBBLE_V2};
