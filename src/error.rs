@@ -7,6 +7,7 @@ use crate::inventory::{HostName, InventoryError};
 use crate::journal::JournalError;
 use crate::message::HostNames;
 use crate::migrate::{MigrateError, MigrateRefusal};
+use crate::rollback::{RollbackError, RollbackRefusal};
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
 use crate::procedure::StepId;
@@ -35,6 +36,8 @@ pub enum Error {
     Recover(#[from] RecoverError),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
     #[error("{}: cannot read recorded facts: {source}", path.display())]
     FactsFile {
         path: PathBuf,
@@ -61,6 +64,8 @@ pub enum Error {
     UnfinishedRecovery { run_id: String, inventory: PathBuf },
     #[error("run {run_id} is an unfinished raft → crdt migration: run `cluster-upgrade migrate-consensus {} --to crdt` to resume it (its final check is the migration's), or `cluster-upgrade runs abandon {run_id}`", inventory.display())]
     UnfinishedMigration { run_id: String, inventory: PathBuf },
+    #[error("run {run_id} is an unfinished rollback: run `cluster-upgrade rollback {}` to resume it (its final check is the rollback's), or `cluster-upgrade runs abandon {run_id}`", inventory.display())]
+    UnfinishedRollback { run_id: String, inventory: PathBuf },
     #[error("runs of several clusters are unfinished in this state directory; name the one to resume (`cluster-upgrade apply INVENTORY`): {}", runs.join("; "))]
     SeveralUnfinished { runs: Vec<String> },
     #[error("a resumed run executes its saved plan: {} cannot be honoured (run {run_id} was planned without it); resume without it, or `cluster-upgrade runs abandon {run_id}` and plan again", options.join(", "))]
@@ -148,6 +153,7 @@ impl Error {
         match procedure {
             ProcedureKind::Recover => Error::UnfinishedRecovery { run_id, inventory },
             ProcedureKind::Migrate => Error::UnfinishedMigration { run_id, inventory },
+            ProcedureKind::Rollback => Error::UnfinishedRollback { run_id, inventory },
             ProcedureKind::Standard | ProcedureKind::Rolling | ProcedureKind::Bootstrap => {
                 Error::UnfinishedRun { run_id, inventory }
             }
@@ -167,6 +173,8 @@ impl Error {
             Error::Recover(_) => "recover",
             Error::Migrate(MigrateError::Refused(_)) => "refused",
             Error::Migrate(MigrateError::Render(_)) => "invalid_playbook",
+            Error::Rollback(RollbackError::Refused(_)) => "refused",
+            Error::Rollback(RollbackError::Render(_)) => "invalid_playbook",
             Error::FactsFile { .. } => "invalid_facts_file",
             Error::PlanFile { .. } => "invalid_plan_file",
             Error::NoPlan { .. } => "no_plan",
@@ -176,6 +184,7 @@ impl Error {
             Error::UnfinishedRun { .. } => "unfinished_run",
             Error::UnfinishedRecovery { .. } => "unfinished_recovery",
             Error::UnfinishedMigration { .. } => "unfinished_migration",
+            Error::UnfinishedRollback { .. } => "unfinished_rollback",
             Error::SeveralUnfinished { .. } => "several_unfinished_runs",
             Error::ResumeOptions { .. } => "resume_options",
             Error::UnsafeResume { .. } => "unsafe_resume",
@@ -230,11 +239,20 @@ impl Error {
             }
             Error::Migrate(MigrateError::Refused(_)) => exit::REFUSED,
             Error::Migrate(MigrateError::Render(_)) => exit::INVALID_INPUT,
+            Error::Rollback(RollbackError::Refused(RollbackRefusal::Unreachable { .. })) => {
+                exit::HOST_FAILED
+            }
+            Error::Rollback(RollbackError::Refused(RollbackRefusal::NotFound { .. })) => {
+                exit::INVALID_INPUT
+            }
+            Error::Rollback(RollbackError::Refused(_)) => exit::REFUSED,
+            Error::Rollback(RollbackError::Render(_)) => exit::INVALID_INPUT,
             Error::StalePlan { .. }
             | Error::AlreadyApplied { .. }
             | Error::UnfinishedRun { .. }
             | Error::UnfinishedRecovery { .. }
             | Error::UnfinishedMigration { .. }
+            | Error::UnfinishedRollback { .. }
             | Error::UnsafeResume { .. }
             | Error::SeveralUnfinished { .. }
             | Error::LeaseHeld { .. }

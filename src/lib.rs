@@ -13,4 +13,5 @@ pub mod plan;
 pub mod procedure;
 pub mod recover;
 pub mod report;
+pub mod rollback;
 pub mod transport;

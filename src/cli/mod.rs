@@ -11,7 +11,8 @@ use crate::journal::RunId;
 
 pub use settings::{
     AbandonSettings, ApplySettings, ApplyTarget, InventoryInput, MigrateSettings, PlanSettings,
-    RecoverSettings, RunSettings, RunsSettings, Settings, StateSettings, StatusSettings,
+    RecoverSettings, RollbackSettings, RunSettings, RunsSettings, Settings, StateSettings,
+    StatusSettings,
 };
 
 const EXIT_CODES: &str = "\
@@ -46,6 +47,7 @@ impl Cli {
             Command::Apply(args) => args.json,
             Command::Recover(args) => args.run.json,
             Command::MigrateConsensus(args) => args.run.json,
+            Command::Rollback(args) => args.run.json,
             _ => false,
         }
     }
@@ -59,6 +61,7 @@ impl Cli {
             Command::Status(args) => Settings::from(args),
             Command::Recover(args) => Settings::from(args),
             Command::MigrateConsensus(args) => Settings::from(args),
+            Command::Rollback(args) => Settings::from(args),
             Command::Runs(args) => Settings::from(args),
             Command::Completions { shell } => return Invocation::Completions(*shell),
             Command::Man { dir } => return Invocation::Man(dir.clone()),
@@ -191,6 +194,24 @@ pub enum Command {
     /// after a failure or a crash, run `migrate-consensus` again to resume.
     #[command(after_help = EXIT_CODES)]
     MigrateConsensus(MigrateArgs),
+    /// Roll a run back: the release it replaced, on the peers it touched, one at a time.
+    ///
+    /// RUN_ID names the run to undo (see `cluster-upgrade runs INVENTORY`); by default the
+    /// cluster's newest run. An unfinished run is resumed or abandoned (`runs abandon`) first; an
+    /// abandoned or failed one is rolled back as far as its journal says it went: only the peers
+    /// it stopped or swapped go back. Refused, before any host changes, for a run that changed
+    /// the state and not only the binaries (raft `daemon --upgrade`, intermediate releases,
+    /// bootstrap, recover, consensus migration), for a run already rolled back, and when a peer
+    /// runs a release the run did not install. Probes every host (read-only), shows the plan and
+    /// asks. Then, with `playbooks/rollback.yaml`: check on every touched host that the run's
+    /// backup (<bin_dir>/.cluster-upgrade/backup/<run id>/) is the release it ran before; then one
+    /// peer at a time, the others serving: wait until the cluster is whole, stop the peer, copy
+    /// the backup over its binaries, start it, wait until it runs the previous release, sees every
+    /// peer and lists no fewer pins than planned. Finally every peer must run the previous
+    /// release and every pin any peer listed must reach every peer. The rollback is a run of its
+    /// own (journal, lock, resume: run `rollback` again), shown by `runs` as undoing RUN_ID.
+    #[command(after_help = EXIT_CODES)]
+    Rollback(RollbackArgs),
     /// List the runs of a state directory (id, cluster, procedure, versions, state, started),
     /// or abandon an unfinished one.
     ///
@@ -318,6 +339,19 @@ pub struct MigrateArgs {
     /// The consensus to move to (only `crdt`: raft is the legacy one).
     #[arg(long, value_enum, value_name = "CONSENSUS")]
     pub to: ConsensusArg,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub input: InventoryArgs,
+
+    /// The run to roll back (default: the cluster's newest run).
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: Option<RunId>,
 
     #[command(flatten)]
     pub run: RunArgs,

@@ -10,7 +10,7 @@ use crate::plan::ProcedureKind;
 
 use super::{
     AbandonArgs, ApplyArgs, CheckArgs, ConsensusArg, InventoryArgs, MigrateArgs, PlanArgs,
-    ProcedureArg, RecoverArgs, RunArgs, RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
+    ProcedureArg, RecoverArgs, RollbackArgs, RunArgs, RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
 };
 
 /// What a command runs, with its settings.
@@ -22,6 +22,7 @@ pub enum Settings {
     Status(StatusSettings),
     Recover(RecoverSettings),
     Migrate(MigrateSettings),
+    Rollback(RollbackSettings),
     Runs(RunsSettings),
     Abandon(AbandonSettings),
 }
@@ -93,6 +94,17 @@ pub struct RecoverSettings {
 pub struct MigrateSettings {
     pub input: InventoryInput,
     pub to: crate::migrate::TargetConsensus,
+    pub run: RunSettings,
+    /// `--var`, `--playbooks`, `--ssh-config`, refused on a resume.
+    pub planning_options: Vec<&'static str>,
+}
+
+/// What `rollback` runs.
+#[derive(Debug)]
+pub struct RollbackSettings {
+    pub input: InventoryInput,
+    /// The run to undo; the cluster's newest when not given.
+    pub run_id: Option<RunId>,
     pub run: RunSettings,
     /// `--var`, `--playbooks`, `--ssh-config`, refused on a resume.
     pub planning_options: Vec<&'static str>,
@@ -266,6 +278,21 @@ impl From<&MigrateArgs> for Settings {
             to: match args.to {
                 ConsensusArg::Crdt => crate::migrate::TargetConsensus::Crdt,
             },
+            run: RunSettings::from(&args.run),
+            planning_options: given(&[
+                ("--var", !args.input.vars.is_empty()),
+                ("--playbooks", args.input.playbooks.is_some()),
+                ("--ssh-config", args.run.ssh.ssh_config.is_some()),
+            ]),
+        })
+    }
+}
+
+impl From<&RollbackArgs> for Settings {
+    fn from(args: &RollbackArgs) -> Settings {
+        Settings::Rollback(RollbackSettings {
+            input: input(&args.input, &args.run.ssh),
+            run_id: args.run_id.clone(),
             run: RunSettings::from(&args.run),
             planning_options: given(&[
                 ("--var", !args.input.vars.is_empty()),

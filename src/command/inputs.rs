@@ -11,7 +11,7 @@ use crate::plan::Playbooks;
 use crate::procedure::{Coverage, Procedure};
 
 /// The playbooks shipped with the tool, used when no `playbooks/` folder is found.
-const BUILT_IN: [(&str, &str); 5] = [
+const BUILT_IN: [(&str, &str); 6] = [
     (
         "standard.yaml",
         include_str!("../../playbooks/standard.yaml"),
@@ -22,6 +22,10 @@ const BUILT_IN: [(&str, &str); 5] = [
     ),
     ("rolling.yaml", include_str!("../../playbooks/rolling.yaml")),
     ("recover.yaml", include_str!("../../playbooks/recover.yaml")),
+    (
+        "rollback.yaml",
+        include_str!("../../playbooks/rollback.yaml"),
+    ),
     (
         "migrate-crdt.yaml",
         include_str!("../../playbooks/migrate-crdt.yaml"),
@@ -110,6 +114,19 @@ pub fn load_migrate(args: &InventoryInput) -> Result<(Inventory, Procedure), Err
     Ok((inventory, procedure))
 }
 
+/// Loads and validates the inventory and `rollback.yaml` for planning a rollback.
+pub fn load_rollback(args: &InventoryInput) -> Result<(Inventory, Procedure), Error> {
+    let inventory = Inventory::load_with(&args.inventory, &args.overrides)?;
+    inventory.ssh.check_known_hosts()?;
+    let procedure = playbook(
+        args,
+        "rollback.yaml",
+        &inventory,
+        Coverage::OnePerVariableSet,
+    )?;
+    Ok((inventory, procedure))
+}
+
 /// One playbook: from the playbook folder when it has the file, else the built-in copy;
 /// validated against the hosts of `inventory` that `coverage` names.
 pub fn playbook(
@@ -126,10 +143,11 @@ pub fn playbook(
 /// One playbook, read and compiled but not yet validated against an inventory.
 fn read_playbook(args: &InventoryInput, name: &str) -> Result<Procedure, Error> {
     // An explicit `--playbooks DIR` must hold the standard and bootstrap playbooks;
-    // `rolling.yaml`, `recover.yaml` and `migrate-crdt.yaml` may come from the built-in copies (a folder of adapted
-    // upgrade steps made before they existed need not repeat them).
+    // `rolling.yaml`, `recover.yaml`, `migrate-crdt.yaml` and `rollback.yaml` may come from the
+    // built-in copies (a folder of adapted upgrade steps made before they existed need not
+    // repeat them).
     let required = args.playbooks.is_some()
-        && !["recover.yaml", "rolling.yaml", "migrate-crdt.yaml"].contains(&name);
+        && !["recover.yaml", "rolling.yaml", "migrate-crdt.yaml", "rollback.yaml"].contains(&name);
     let file = playbook_dir(args)
         .map(|dir| dir.join(name))
         .filter(|file| required || file.is_file());

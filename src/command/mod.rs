@@ -11,6 +11,7 @@ mod plan_file;
 mod preflight;
 mod recover;
 mod resume;
+mod rollback;
 mod run;
 mod runs;
 mod state;
@@ -28,6 +29,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         Settings::Status(settings) => status::status(&settings),
         Settings::Recover(settings) => recover::recover(&settings),
         Settings::Migrate(settings) => migrate::migrate(&settings),
+        Settings::Rollback(settings) => rollback::rollback(&settings),
         Settings::Runs(place) => runs::list(&place),
         Settings::Abandon(settings) => runs::abandon(&settings),
     }

@@ -53,6 +53,7 @@ pub enum Resumer {
     Apply,
     Recover,
     Migrate,
+    Rollback,
 }
 
 impl Resumer {
@@ -60,6 +61,7 @@ impl Resumer {
         match procedure {
             ProcedureKind::Recover => Resumer::Recover,
             ProcedureKind::Migrate => Resumer::Migrate,
+            ProcedureKind::Rollback => Resumer::Rollback,
             ProcedureKind::Standard | ProcedureKind::Rolling | ProcedureKind::Bootstrap => {
                 Resumer::Apply
             }
@@ -71,6 +73,7 @@ impl Resumer {
             Resumer::Apply => "run",
             Resumer::Recover => "recovery run",
             Resumer::Migrate => "migration run",
+            Resumer::Rollback => "rollback run",
         }
     }
 }
@@ -150,6 +153,10 @@ fn reconnect_and_review(
         crate::plan::ProcedureKind::Migrate => format!(
             "resuming migration run {id} (raft → crdt on {to}, anchor {})",
             plan.choice.anchor.as_deref().unwrap_or("?")
+        ),
+        crate::plan::ProcedureKind::Rollback => format!(
+            "resuming rollback run {id} ({from} → {to}, undoing run {})",
+            plan.choice.undoes.as_ref().map_or("?", |run| run.as_str())
         ),
         procedure => format!("resuming run {id} ({procedure} procedure, {from} → {to})"),
     });

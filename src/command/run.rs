@@ -49,6 +49,7 @@ pub fn resume_command(plan: &Plan) -> &'static str {
     match plan.choice.procedure {
         ProcedureKind::Recover => "cluster-upgrade recover INVENTORY",
         ProcedureKind::Migrate => "cluster-upgrade migrate-consensus INVENTORY --to crdt",
+        ProcedureKind::Rollback => "cluster-upgrade rollback INVENTORY",
         _ => "cluster-upgrade apply",
     }
 }
@@ -383,7 +384,7 @@ async fn gates(
     plan: &Plan,
 ) -> Result<Vec<String>, Error> {
     let problems = final_gate(after, connected, plan).await?;
-    if !problems.is_empty() || plan.choice.procedure != ProcedureKind::Rolling {
+    if !problems.is_empty() || !plan.choice.procedure.keeps_serving() {
         return Ok(problems);
     }
     Ok(pins_converged(connected).await)

@@ -39,7 +39,10 @@ pub fn list(settings: &RunsSettings) -> Result<(), Error> {
                 run.summary.cluster_id.name,
                 run.summary.cluster_id.inventory.display()
             ),
-            procedure: run.summary.choice.procedure.to_string(),
+            procedure: match &run.summary.choice.undoes {
+                Some(undone) => format!("rollback of {undone}"),
+                None => run.summary.choice.procedure.to_string(),
+            },
             versions: format!("{} → {}", run.summary.choice.from, run.summary.choice.to),
             state: run.state().to_string(),
             started: plan_cmd::time_text(run.started_unix),

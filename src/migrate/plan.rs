@@ -96,6 +96,7 @@ pub fn build_migration_plan(inputs: MigrationInputs<'_>) -> Result<Plan, RenderE
             warnings: Vec::new(),
             anchor: Some(anchor.name.clone()),
             via: Vec::new(),
+            undoes: None,
         },
         steps,
     };

@@ -117,6 +117,9 @@ pub const RECOVERY_DOWNTIME: &str =
      whole pinset; the other peers rejoin one by one after it";
 
 /// What a raft → crdt migration plan says about downtime.
+pub const ROLLING_DOWNTIME: &str =
+    "none: one peer at a time is down (seconds each), the others keep serving and accepting pins";
+
 pub const MIGRATION_DOWNTIME: &str =
     "the cluster is down from `stop-peers` until the anchor has started alone with the whole \
      pinset (the export, the config switch and the import take seconds for thousands of pins); \
@@ -150,8 +153,8 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
         ProcedureKind::Standard => &playbooks.standard,
         ProcedureKind::Bootstrap => &playbooks.bootstrap,
         ProcedureKind::Rolling => &playbooks.rolling,
-        ProcedureKind::Recover | ProcedureKind::Migrate => {
-            unreachable!("`choose` never picks recover or migrate; their modules plan them")
+        ProcedureKind::Recover | ProcedureKind::Migrate | ProcedureKind::Rollback => {
+            unreachable!("`choose` never picks recover, migrate or rollback; their modules plan them")
         }
     };
     // The standard playbook has no anchor steps; the last host stands in so contexts are whole.
@@ -264,7 +267,7 @@ fn expected_downtime(choice: &Choice) -> String {
     match choice.procedure {
         ProcedureKind::Recover => RECOVERY_DOWNTIME.to_string(),
         ProcedureKind::Migrate => MIGRATION_DOWNTIME.to_string(),
-        ProcedureKind::Rolling => "none: one peer at a time is down (seconds each), the others keep serving and accepting pins".to_string(),
+        ProcedureKind::Rolling | ProcedureKind::Rollback => ROLLING_DOWNTIME.to_string(),
         ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
              typically a few seconds, at most the health gate's deadline"
             .to_string(),
@@ -308,7 +311,8 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
         ProcedureKind::Standard
         | ProcedureKind::Recover
         | ProcedureKind::Rolling
-        | ProcedureKind::Migrate => {}
+        | ProcedureKind::Migrate
+        | ProcedureKind::Rollback => {}
         ProcedureKind::Bootstrap => {
             list.push("raft state of every removed peer: moved to raft.old.0 by the peer itself when it is removed".to_string());
             if target.has_state_upgrade() {

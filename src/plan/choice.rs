@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::{Consensus, HostFacts, Peerset};
 use crate::inventory::{HostName, Version};
+use crate::journal::RunId;
 
 /// The two upgrade procedures of the IPFS Cluster docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +28,18 @@ pub enum ProcedureKind {
     /// every `service.json` to CRDT, import on one peer, start it, then the others. Never
     /// chosen by `plan` or `apply`.
     Migrate,
+    /// Back to the release a finished or failed run replaced (`cluster-upgrade rollback`): the
+    /// previous binaries from the run's backup on each host it swapped, one peer at a time, the
+    /// others serving. Never chosen by `plan` or `apply`.
+    Rollback,
 }
 
 impl ProcedureKind {
+    /// One peer at a time, the others serving and taking pins throughout.
+    pub fn keeps_serving(self) -> bool {
+        matches!(self, ProcedureKind::Rolling | ProcedureKind::Rollback)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ProcedureKind::Standard => "standard",
@@ -37,6 +47,7 @@ impl ProcedureKind {
             ProcedureKind::Bootstrap => "bootstrap",
             ProcedureKind::Recover => "recover",
             ProcedureKind::Migrate => "migrate-consensus",
+            ProcedureKind::Rollback => "rollback",
         }
     }
 }
@@ -63,6 +74,9 @@ pub struct Choice {
     /// Intermediate releases the upgrade passes through, in order (0.9 → 0.10 → 1.x).
     #[serde(default)]
     pub via: Vec<Version>,
+    /// The run a rollback undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<RunId>,
 }
 
 /// Why no procedure is safe.
@@ -160,7 +174,12 @@ pub fn choose(
 
     // Recovery and migration are planned by `crate::recover` and `crate::migrate`, never here.
     let requested =
-        requested.filter(|kind| !matches!(kind, ProcedureKind::Recover | ProcedureKind::Migrate));
+        requested.filter(|kind| {
+            !matches!(
+                kind,
+                ProcedureKind::Recover | ProcedureKind::Migrate | ProcedureKind::Rollback
+            )
+        });
     let consensus = cluster_consensus(facts)?;
     let failed = standard_conditions_failing(facts, &versions, consensus);
     let rolling_failed = rolling_conditions_failing(facts, &versions, target, consensus);
@@ -212,15 +231,15 @@ pub fn choose(
             "bootstrap procedure requested with --procedure; the standard one would also be safe"
                 .to_string(),
         ],
-        (ProcedureKind::Recover | ProcedureKind::Migrate, _) => {
-            unreachable!("recover and migrate are filtered out above")
+        (ProcedureKind::Recover | ProcedureKind::Migrate | ProcedureKind::Rollback, _) => {
+            unreachable!("recover, migrate and rollback are filtered out above")
         }
     };
     let anchor = match procedure {
         ProcedureKind::Bootstrap | ProcedureKind::Recover | ProcedureKind::Migrate => {
             Some(choose_anchor(facts).ok_or(Refusal::NoAnchor)?)
         }
-        ProcedureKind::Standard | ProcedureKind::Rolling => None,
+        ProcedureKind::Standard | ProcedureKind::Rolling | ProcedureKind::Rollback => None,
     };
     let mut reasons = reasons;
     if let super::pebble::PebblePlan::Raise { to, hosts } = &pebble {
@@ -241,6 +260,7 @@ pub fn choose(
         warnings,
         anchor,
         via: Vec::new(),
+        undoes: None,
     })
 }
 

@@ -75,7 +75,7 @@ pub fn final_gate_problems(
     now: &[HostFacts],
     procedure: ProcedureKind,
 ) -> Vec<String> {
-    if procedure != ProcedureKind::Rolling {
+    if !procedure.keeps_serving() {
         return health_problems(now, target, Pinset::expected(planned).as_ref());
     }
     // A rolling upgrade keeps the cluster in service: pins added meanwhile are welcome, and

@@ -16,7 +16,7 @@ mod upgrade;
 
 pub use build::{
     build_plan, render_steps, PlanError, PlanInputs, PlanOrigin, PlanParts, Playbooks,
-    MIGRATION_DOWNTIME, RECOVERY_DOWNTIME,
+    MIGRATION_DOWNTIME, RECOVERY_DOWNTIME, ROLLING_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use converge::{gap_problems, pinset_gaps, settled_pins};

@@ -108,6 +108,7 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
             warnings: choice.warnings.clone(),
             anchor: Some(anchor.name.clone()),
             via: Vec::new(),
+            undoes: None,
         },
         steps,
     };

@@ -35,8 +35,11 @@ pub fn render_run(run_id: &str, plan: &Plan, journal: Journalled<'_>) -> String 
         step_counts(plan, journal, &mut failures)
     };
     let state = run_state(checkpoint, !failures.is_empty());
+    let undoing = (plan.choice.undoes.as_ref()).map_or(String::new(), |undone| {
+        format!(" of run {undone}")
+    });
     let mut out = format!(
-        "Run {run_id}: {} procedure, {} → {}, {state} (ran {})\n\n",
+        "Run {run_id}: {} procedure{undoing}, {} → {}, {state} (ran {})\n\n",
         plan.choice.procedure,
         plan.choice.from,
         plan.choice.to,
@@ -148,6 +151,7 @@ pub fn run_json(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> serde_jso
         "run_id": run_id,
         "cluster": plan.cluster,
         "procedure": plan.choice.procedure.name(),
+        "undoes": plan.choice.undoes.as_ref().map(|run| run.as_str()),
         "from": plan.choice.from.to_string(),
         "to": plan.choice.to.to_string(),
         "state": run_state(checkpoint, failed),

@@ -28,9 +28,9 @@ fn apply(lab: &Lab) -> std::process::Output {
     run(&["apply", inventory.to_str().unwrap(), "--yes"])
 }
 
-/// The journal's records in order, as (event, step, host).
-fn records(lab: &Lab) -> Vec<(String, String, String)> {
-    lab.journal_text()
+/// A journal's records in order, as (event, step, host).
+fn records(journal: &str) -> Vec<(String, String, String)> {
+    journal
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .map(|r| {
@@ -42,7 +42,12 @@ fn records(lab: &Lab) -> Vec<(String, String, String)> {
 
 /// Each peer is stopped only once the previous one is back (ready) on the target.
 fn assert_one_peer_at_a_time(lab: &Lab, hosts: &[&str]) {
-    let records = records(lab);
+    assert_one_peer_at_a_time_in(&lab.journal_text(), hosts);
+}
+
+/// As [`assert_one_peer_at_a_time`], in one run's `journal`.
+pub(crate) fn assert_one_peer_at_a_time_in(journal: &str, hosts: &[&str]) {
+    let records = records(journal);
     let at = |event: &str, step: &str, host: &str| {
         records
             .iter()

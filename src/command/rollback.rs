@@ -1,0 +1,103 @@
+//! `cluster-upgrade rollback INVENTORY [RUN_ID]`: choose the run to undo (the cluster's newest
+//! by default), read its plan and journal, probe, plan the way back
+//! (`playbooks/rollback.yaml`), then run it like `apply` (same run directory, journal,
+//! executor and resume), and check at the end that every peer runs the previous release with
+//! no planned pin lost.
+
+use crate::cli::RollbackSettings;
+use crate::error::Error;
+use crate::exec::Connected;
+use crate::facts::{HostFacts, ProbeScope};
+use crate::journal::{RunDir, RunId, StateDir};
+use crate::plan::{ClusterId, Plan, Reach};
+use crate::report;
+use crate::rollback::{
+    build_rollback_plan, check_rollback, pick_run, rollback_problems, PastRun, RollbackError,
+    RollbackInputs, Undone,
+};
+
+use super::begin::{begin, options, run_fresh, Fresh};
+use super::plan_file::read_plan;
+use super::{inputs, plan as plan_cmd, resume, state};
+
+pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
+    // The inputs first: an invalid inventory or playbook is refused before any host is touched.
+    let (inventory, playbook) = inputs::load_rollback(&settings.input)?;
+    let begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
+    if let Some(unfinished) = begun.unfinished {
+        return resume::run_again(resume::Again {
+            state: &begun.state,
+            unfinished,
+            planning_options: &settings.planning_options,
+            run: &settings.run,
+            options: options(&settings.run),
+            resumer: resume::Resumer::Rollback,
+            after: &verify,
+        });
+    }
+    let undone_id = chosen_run(&begun.state, &begun.cluster_id, settings.run_id.as_ref())?;
+    let undone_dir = begun.state.run(&undone_id);
+    undone_dir.check_private()?;
+    let undone_plan = read_plan(&undone_dir.plan_path())?;
+    let checkpoint = crate::journal::Checkpoint::replay(&undone_dir.records()?);
+
+    // The run reuses these connections: one per host for the whole rollback.
+    let reach = Reach::of(&inventory);
+    let (connected, facts) = Connected::open_and_probe(&reach, ProbeScope::FULL)?;
+    let undone = Undone {
+        run: &undone_id,
+        plan: &undone_plan,
+        checkpoint: &checkpoint,
+    };
+    let choice = check_rollback(undone, &facts)
+        .map_err(RollbackError::from)
+        .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
+    let origin = plan_cmd::origin(begun.cluster_id, reach);
+    let plan = build_rollback_plan(RollbackInputs {
+        inventory: &inventory,
+        playbook: &playbook,
+        facts: &facts,
+        choice: &choice,
+        origin: &origin,
+    })
+    .map_err(RollbackError::from)?;
+    let question = format!(
+        "Roll back run {undone_id}: take {} back from {} to {}, one peer at a time?",
+        crate::message::HostNames(&choice.touched),
+        choice.from,
+        choice.to,
+    );
+    let fresh = Fresh {
+        state: &begun.state,
+        plan: &plan,
+        facts: &facts,
+        connected,
+        settings: &settings.run,
+        question,
+    };
+    run_fresh(fresh, &|now: &[HostFacts]| Ok(rollback_problems(&plan, now)))
+}
+
+/// The run to undo: the one asked for, or the cluster's newest (see `rollback::pick_run`).
+fn chosen_run(
+    state: &StateDir,
+    cluster: &ClusterId,
+    asked: Option<&RunId>,
+) -> Result<RunId, Error> {
+    let runs: Vec<PastRun> = state::runs(state)?
+        .into_iter()
+        .filter(|run| run.summary.cluster_id.key == cluster.key)
+        .map(|run| PastRun {
+            id: run.dir.id().clone(),
+            procedure: run.summary.choice.procedure,
+            undoes: run.summary.choice.undoes.clone(),
+            finished: run.checkpoint.finished,
+        })
+        .collect();
+    Ok(pick_run(&runs, asked).map_err(RollbackError::from)?)
+}
+
+/// The final check: every peer healthy on the previous release, no planned pin lost.
+fn verify(_run: &RunDir, plan: &Plan, now: &[HostFacts]) -> Result<Vec<String>, Error> {
+    Ok(rollback_problems(plan, now))
+}

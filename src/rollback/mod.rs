@@ -1,0 +1,319 @@
+//! Rollback (`cluster-upgrade rollback INVENTORY [RUN_ID]`): which run to undo, what of it can
+//! be undone (the journal says which peers it touched), the plan
+//! (`playbooks/rollback.yaml`) and the final check. Pure: no I/O.
+
+mod plan;
+
+pub use plan::{build_rollback_plan, RollbackInputs};
+
+use crate::facts::{Consensus, HostFacts};
+use crate::inventory::{HostName, Version};
+use crate::journal::{Checkpoint, HostStepState, RunId};
+use crate::message::HostNames;
+use crate::plan::{mixed_versions_problem, Plan, ProcedureKind};
+use crate::procedure::StepId;
+
+/// The steps of the shipped playbooks that stop a peer or change its binaries: a host on which
+/// one of them started was touched by the run, and is rolled back.
+pub const TOUCHING_STEPS: [&str; 5] = [
+    "stop-peer",
+    "stop-peers",
+    "install-release",
+    "start-peer",
+    "start-upgrade",
+];
+
+/// Why a rollback cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("rollback refused: {0}")]
+    Refused(#[from] RollbackRefusal),
+    #[error(transparent)]
+    Render(#[from] crate::procedure::RenderError),
+}
+
+/// Why a run cannot be rolled back now.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RollbackRefusal {
+    #[error("this cluster has no run to roll back")]
+    NoRun,
+    #[error("run {run} is not a run of this cluster (see `cluster-upgrade runs INVENTORY`)")]
+    NotFound { run: RunId },
+    #[error("run {run} is unfinished: resume it (`cluster-upgrade apply`) or abandon it (`cluster-upgrade runs abandon {run}`) first")]
+    Unfinished { run: RunId },
+    #[error("run {run} was already rolled back by run {by}")]
+    AlreadyRolledBack { run: RunId, by: RunId },
+    #[error("run {run} is a rollback itself: to go forward again, plan an upgrade (`cluster-upgrade plan`)")]
+    RollbackOfRollback { run: RunId },
+    #[error("run {run} ({procedure}, {from} → {to}) changed the state, not only the binaries: {why}; rolling it back means restoring the pre-upgrade state, which `rollback` does not do yet (the run's exports are in its backups/ folder)")]
+    StateChanged {
+        run: RunId,
+        procedure: ProcedureKind,
+        from: Version,
+        to: Version,
+        why: String,
+    },
+    #[error("run {run} touched no peer (it stopped before any peer was stopped or swapped): nothing to roll back")]
+    NothingDone { run: RunId },
+    #[error("run {run} started from mixed versions ({versions}): `rollback` takes every peer back to one release; finish or repair by hand")]
+    MixedStart { run: RunId, versions: String },
+    #[error("run {run} has a step `{step}` that changes peers and that rollback does not know (a custom playbook?): refusing to guess what it did")]
+    UnknownStep { run: RunId, step: StepId },
+    #[error("every peer must answer before a rollback: {}", problems.join("; "))]
+    Unreachable { problems: Vec<String> },
+    #[error("the cluster moved on since run {run}: {}; refusing to roll back over changes it did not make", problems.join("; "))]
+    Drifted { run: RunId, problems: Vec<String> },
+}
+
+/// The run a rollback undoes: its id, its plan and its journal replayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Undone<'a> {
+    pub run: &'a RunId,
+    pub plan: &'a Plan,
+    pub checkpoint: &'a Checkpoint,
+}
+
+/// What the rollback does: the hosts it takes back to `to` (those the run touched), from the
+/// versions they run now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackChoice {
+    pub undoes: RunId,
+    /// The release every peer ran before the run.
+    pub to: Version,
+    /// The release the run installed.
+    pub from: Version,
+    /// In inventory order.
+    pub touched: Vec<HostName>,
+    pub reasons: Vec<String>,
+}
+
+/// The hosts `undone` touched, in the order of its plan's facts.
+pub fn touched_hosts(undone: Undone<'_>) -> Vec<HostName> {
+    let touching = |step: &StepId| TOUCHING_STEPS.contains(&step.as_str());
+    undone
+        .plan
+        .facts
+        .iter()
+        .map(|f| &f.host)
+        .filter(|host| {
+            undone.plan.steps.iter().any(|step| {
+                touching(&step.id)
+                    && !matches!(
+                        undone.checkpoint.state(&step.id, host),
+                        HostStepState::Pending
+                    )
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Checks that `undone` can be rolled back over the cluster as it is `now` (facts of every
+/// inventory host, in the order of the run's plan), and says what the rollback does.
+pub fn check_rollback(
+    undone: Undone<'_>,
+    now: &[HostFacts],
+) -> Result<RollbackChoice, RollbackRefusal> {
+    let Undone {
+        run,
+        plan,
+        checkpoint,
+    } = undone;
+    if checkpoint.is_unfinished() {
+        return Err(RollbackRefusal::Unfinished { run: run.clone() });
+    }
+    let (from, to) = (plan.choice.from, plan.choice.to);
+    let state_changed = |why: String| RollbackRefusal::StateChanged {
+        run: run.clone(),
+        procedure: plan.choice.procedure,
+        from,
+        to,
+        why,
+    };
+    match plan.choice.procedure {
+        ProcedureKind::Rollback => {
+            return Err(RollbackRefusal::RollbackOfRollback { run: run.clone() })
+        }
+        ProcedureKind::Migrate => {
+            return Err(state_changed("it moved the consensus from raft to crdt".into()))
+        }
+        ProcedureKind::Recover => {
+            return Err(state_changed("it rebuilt the cluster from a surviving state".into()))
+        }
+        ProcedureKind::Bootstrap => {
+            return Err(state_changed(
+                "it removed peers and upgraded the anchor's state; the others took it from the anchor".into(),
+            ))
+        }
+        ProcedureKind::Standard | ProcedureKind::Rolling => {}
+    }
+    if !plan.choice.via.is_empty() {
+        return Err(state_changed(
+            "it went through intermediate releases, which migrate the state".into(),
+        ));
+    }
+    if let Some(problem) = mixed_versions_problem(from, to) {
+        return Err(state_changed(format!(
+            "the two releases cannot run side by side ({problem})"
+        )));
+    }
+    let raft: Vec<HostName> = plan
+        .facts
+        .iter()
+        .filter(|f| f.consensus != Some(Consensus::Crdt))
+        .map(|f| f.host.clone())
+        .collect();
+    if plan.choice.procedure == ProcedureKind::Standard && !raft.is_empty() {
+        return Err(state_changed(format!(
+            "its restart with `daemon --upgrade` may have migrated the raft state of {}",
+            HostNames(&raft)
+        )));
+    }
+    let started: std::collections::BTreeSet<Option<Version>> =
+        plan.facts.iter().map(|f| f.service_version).collect();
+    if started.len() > 1 {
+        let versions = plan
+            .facts
+            .iter()
+            .map(|f| format!("{} {}", f.host, version_text(f.service_version)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(RollbackRefusal::MixedStart {
+            run: run.clone(),
+            versions,
+        });
+    }
+    if let Some(step) = plan.steps.iter().find(|step| {
+        step.destructive && !TOUCHING_STEPS.contains(&step.id.as_str())
+    }) {
+        return Err(RollbackRefusal::UnknownStep {
+            run: run.clone(),
+            step: step.id.clone(),
+        });
+    }
+    let touched = touched_hosts(undone);
+    if touched.is_empty() {
+        return Err(RollbackRefusal::NothingDone { run: run.clone() });
+    }
+    let unreachable: Vec<String> = now
+        .iter()
+        .filter_map(|f| Some(format!("{} ({})", f.host, f.unreachable.as_ref()?)))
+        .collect();
+    if !unreachable.is_empty() {
+        return Err(RollbackRefusal::Unreachable {
+            problems: unreachable,
+        });
+    }
+    let mut drift = Vec::new();
+    for host in now {
+        let version = host.service_version;
+        let allowed = if touched.contains(&host.host) {
+            version == Some(from) || version == Some(to)
+        } else {
+            version == Some(from)
+        };
+        if !allowed {
+            drift.push(format!(
+                "{} has {} installed, {}",
+                host.host,
+                version_text(version),
+                if touched.contains(&host.host) {
+                    format!("neither {from} (before the run) nor {to} (the run's)")
+                } else {
+                    format!("not {from} (the run did not touch it)")
+                }
+            ));
+        }
+    }
+    if !drift.is_empty() {
+        return Err(RollbackRefusal::Drifted {
+            run: run.clone(),
+            problems: drift,
+        });
+    }
+    let mut reasons = vec![
+        format!(
+            "run {run} ({}, {from} → {to}) changed only binaries: {}",
+            plan.choice.procedure,
+            match plan.choice.procedure {
+                ProcedureKind::Rolling => "a rolling upgrade within one RPC protocol".to_string(),
+                _ => "a standard upgrade of a crdt cluster within one RPC protocol".to_string(),
+            }
+        ),
+        format!(
+            "its journal shows it touched {} of {} peers: {}; only those go back to {from}, one at a time, from the run's backup on each",
+            touched.len(),
+            now.len(),
+            HostNames(&touched)
+        ),
+    ];
+    if plan.steps.iter().any(|s| s.id.as_str() == "pebble-format") {
+        reasons.push(format!(
+            "pebble stores the run raised stay raised: {from} itself rewrote them, and opens them"
+        ));
+    }
+    Ok(RollbackChoice {
+        undoes: run.clone(),
+        to: from,
+        from: to,
+        touched,
+        reasons,
+    })
+}
+
+/// One run of the cluster, as `pick_run` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastRun {
+    pub id: RunId,
+    pub procedure: ProcedureKind,
+    /// The run it undoes, when it is a rollback.
+    pub undoes: Option<RunId>,
+    pub finished: bool,
+}
+
+/// The run to roll back among the cluster's runs (oldest first): `asked`, or else the newest.
+/// Refused when it is a rollback, or when a finished rollback already undid it.
+pub fn pick_run(runs: &[PastRun], asked: Option<&RunId>) -> Result<RunId, RollbackRefusal> {
+    let index = match asked {
+        Some(id) => runs
+            .iter()
+            .position(|run| &run.id == id)
+            .ok_or_else(|| RollbackRefusal::NotFound { run: id.clone() })?,
+        None => runs.len().checked_sub(1).ok_or(RollbackRefusal::NoRun)?,
+    };
+    let run = &runs[index];
+    if run.procedure == ProcedureKind::Rollback {
+        return Err(match (&run.undoes, asked) {
+            (Some(undone), None) if run.finished => RollbackRefusal::AlreadyRolledBack {
+                run: undone.clone(),
+                by: run.id.clone(),
+            },
+            _ => RollbackRefusal::RollbackOfRollback {
+                run: run.id.clone(),
+            },
+        });
+    }
+    if let Some(by) = runs[index + 1..]
+        .iter()
+        .find(|later| later.finished && later.undoes.as_ref() == Some(&run.id))
+    {
+        return Err(RollbackRefusal::AlreadyRolledBack {
+            run: run.id.clone(),
+            by: by.id.clone(),
+        });
+    }
+    Ok(run.id.clone())
+}
+
+/// The final check of a rollback: the final gate of a rolling run against the release the
+/// peers ran before (pins added meanwhile are welcome; none of the planned ones may go).
+pub fn rollback_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
+    crate::plan::final_gate_problems(&plan.facts, plan.choice.to, now, ProcedureKind::Rollback)
+}
+
+fn version_text(version: Option<Version>) -> String {
+    version.map_or_else(|| "no known version".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests;

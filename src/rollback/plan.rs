@@ -1,0 +1,95 @@
+//! Builds the rollback plan: `playbooks/rollback.yaml` rendered for every host, with the
+//! release each touched host ran before as `target.version` and the `rollback` variable naming
+//! the undone run's backup folder on the host. Pure: no I/O.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::RollbackChoice;
+use crate::facts::{HostFacts, Pinset};
+use crate::inventory::Inventory;
+use crate::plan::{render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind, ROLLING_DOWNTIME};
+use crate::procedure::{
+    CurrentContext, PinsContext, Procedure, RenderError, RunContext, TargetContext,
+    TemplateContext,
+};
+
+/// What the rollback planner needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RollbackInputs<'a> {
+    pub inventory: &'a Inventory,
+    pub playbook: &'a Procedure,
+    /// Facts of every inventory host, in inventory order.
+    pub facts: &'a [HostFacts],
+    pub choice: &'a RollbackChoice,
+    pub origin: &'a PlanOrigin,
+}
+
+/// Renders the rollback playbook for every host (its steps run only on the touched ones).
+pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderError> {
+    let RollbackInputs {
+        inventory,
+        playbook,
+        facts,
+        choice,
+        origin,
+    } = inputs;
+    let run_id = origin.run_id.as_str();
+    let undone = choice.undoes.as_str();
+    // No step runs on an anchor; the last host stands in so contexts are whole.
+    let anchor = inventory
+        .hosts
+        .last()
+        .expect("a validated inventory has hosts");
+    let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
+    let pins = Pinset::expected(facts).map(|p| PinsContext {
+        count: p.count,
+        hash: p.hash.to_string(),
+    });
+    let steps = render_steps(playbook, inventory, &anchor.name, |host| {
+        let host_facts = by_name[host.name.as_str()];
+        let mut context = TemplateContext::new(inventory, host, anchor);
+        context.target = TargetContext::new(choice.to);
+        context.cluster.pins = pins.clone();
+        context.current = CurrentContext {
+            version: host_facts.service_version.map(|v| v.to_string()),
+            state_format: host_facts.state_format,
+            peer_id: host_facts.peer_id.clone(),
+            datastore: host_facts.datastore.clone(),
+            pebble_format: host_facts.pebble_format,
+            pebble_store_format: host_facts.pebble_store_format,
+            ..CurrentContext::default()
+        };
+        context.run = RunContext::new(run_id, host.vars.bin_dir());
+        context.vars.insert(
+            "rollback".parse().expect("a valid name"),
+            json!({
+                "undoes": undone,
+                "backup_dir": RunContext::new(undone, host.vars.bin_dir()).remote_backup_dir,
+                "swap": choice.touched.contains(&host.name),
+            }),
+        );
+        context
+    })?;
+    let parts = PlanParts {
+        playbook: playbook.path.clone(),
+        expected_downtime: ROLLING_DOWNTIME.to_string(),
+        backups: vec![format!(
+            "none taken: the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{undone}/ on each host, \
+             checked on every host before any peer stops"
+        )],
+        choice: Choice {
+            procedure: ProcedureKind::Rollback,
+            from: choice.from,
+            to: choice.to,
+            reasons: choice.reasons.clone(),
+            warnings: Vec::new(),
+            anchor: None,
+            via: Vec::new(),
+            undoes: Some(choice.undoes.clone()),
+        },
+        steps,
+    };
+    Ok(origin.plan(inventory, facts, parts))
+}

@@ -1,0 +1,294 @@
+//! Which runs are rolled back, what of them, and the plan: on plans the upgrade planner makes
+//! from the shipped playbooks, with journals written as the executor writes them.
+
+use super::*;
+use crate::facts::Pinset;
+use crate::inventory::Inventory;
+use crate::journal::Event;
+use crate::plan::{build_plan, PlanInputs, PlanOrigin, Playbooks};
+use crate::procedure::Procedure;
+
+const FROM: Version = Version::new(1, 0, 8);
+const TO: Version = Version::new(1, 1, 6);
+
+fn inventory() -> Inventory {
+    let mut text = String::from(
+        "cluster:\n  name: lab\n  target_version: \"1.1.6\"\n  releases:\n    source: url\n    \
+         url: \"https://dist.example.org/{{ version }}/{{ file }}\"\n    sha256:\n      \"1.1.6\":\n        \
+         ipfs-cluster-service: 1111111111111111111111111111111111111111111111111111111111111111\n        \
+         ipfs-cluster-ctl: 2222222222222222222222222222222222222222222222222222222222222222\n\
+         vars:\n  service_manager: lab\n  bin_dir: /lab/bin\n  config_dir: /lab/cfg\n  service_cmd: /lab/bin/svc\n  \
+         api: /ip4/127.0.0.1/tcp/9094\nssh:\n  known_hosts: /dev/null\nhosts:\n",
+    );
+    for n in 1..=3 {
+        text.push_str(&format!(
+            "  - name: h{n}\n    address: \"127.9.9.{}\"\n    user: root\n",
+            n + 1
+        ));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/inventory/rollback.yaml");
+    Inventory::from_text(&path, &text, &[]).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn playbook(name: &str) -> Procedure {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("playbooks")
+        .join(name);
+    Procedure::load(&path).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn facts(version: Version, consensus: Consensus) -> Vec<HostFacts> {
+    let ids: Vec<String> = (1..=3).map(|n| format!("Qm{n}")).collect();
+    (1..=3)
+        .map(|n| HostFacts {
+            host: format!("h{n}").parse().unwrap(),
+            service_version: Some(version),
+            running: true,
+            peer_id: Some(format!("Qm{n}")),
+            peerset: Some(crate::facts::Peerset::from_ids(&ids)),
+            pins: Some(Pinset::from_cids(["Qma", "Qmb"].map(String::from))),
+            consensus: Some(consensus),
+            ..HostFacts::default()
+        })
+        .collect()
+}
+
+/// The upgrade plan the planner makes for a healthy 1.0.8 cluster of `consensus`.
+fn upgrade(consensus: Consensus) -> Plan {
+    upgrade_with(consensus, None)
+}
+
+/// As [`upgrade`], with `--procedure`.
+fn upgrade_with(consensus: Consensus, requested: Option<ProcedureKind>) -> Plan {
+    let inventory = inventory();
+    let playbooks = Playbooks {
+        standard: playbook("standard.yaml"),
+        bootstrap: playbook("bootstrap.yaml"),
+        rolling: playbook("rolling.yaml"),
+    };
+    build_plan(PlanInputs {
+        inventory: &inventory,
+        playbooks: &playbooks,
+        facts: &facts(FROM, consensus),
+        requested,
+        origin: &PlanOrigin::example(&inventory),
+    })
+    .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A journal in which `plan` ran up to (and including) the start of `last` on `host`, then
+/// stopped (`finished`: every step finished and the run too).
+fn journal(plan: &Plan, last: Option<(&str, &str)>, abandoned: bool) -> Checkpoint {
+    let mut checkpoint = Checkpoint::default();
+    'steps: for step in &plan.steps {
+        for rendered in &step.hosts {
+            let host = rendered.host.clone();
+            checkpoint.apply(&Event::StepStarted {
+                step: step.id.clone(),
+                host: host.clone(),
+                attempt: 1,
+            });
+            if last == Some((step.id.as_str(), host.as_str())) {
+                break 'steps;
+            }
+            checkpoint.apply(&Event::StepFinished {
+                step: step.id.clone(),
+                host,
+                by_check: false,
+            });
+        }
+    }
+    match last {
+        None => checkpoint.apply(&Event::RunFinished),
+        Some(_) => checkpoint.apply(&Event::RunStopped {
+            reason: "killed".into(),
+        }),
+    }
+    if abandoned {
+        checkpoint.apply(&Event::RunAbandoned { by: "test".into() });
+    }
+    checkpoint
+}
+
+fn run_id() -> RunId {
+    "20261204T000000Z-0001".parse().unwrap()
+}
+
+#[test]
+fn a_finished_rolling_run_goes_back_on_every_peer() {
+    let plan = upgrade(Consensus::Crdt);
+    assert_eq!(plan.choice.procedure, ProcedureKind::Rolling);
+    let checkpoint = journal(&plan, None, false);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    let choice = check_rollback(undone, &facts(TO, Consensus::Crdt)).unwrap();
+    assert_eq!((choice.from, choice.to), (TO, FROM));
+    let names: Vec<&str> = choice.touched.iter().map(HostName::as_str).collect();
+    assert_eq!(names, ["h1", "h2", "h3"]);
+}
+
+#[test]
+fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
+    let plan = upgrade(Consensus::Crdt);
+    let checkpoint = journal(&plan, Some(("install-release", "h2")), true);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    let mut now = facts(FROM, Consensus::Crdt);
+    now[0].service_version = Some(TO);
+    now[1].running = false;
+    let choice = check_rollback(undone, &now).unwrap();
+    let names: Vec<&str> = choice.touched.iter().map(HostName::as_str).collect();
+    assert_eq!(names, ["h1", "h2"], "h3 was never stopped");
+
+    // Planned: the steps run on h1 and h2 only, from the undone run's backup folder.
+    let inventory = inventory();
+    let origin = PlanOrigin {
+        run_id: "20261204T010000Z-0002".parse().unwrap(),
+        ..PlanOrigin::example(&inventory)
+    };
+    let rollback = build_rollback_plan(RollbackInputs {
+        inventory: &inventory,
+        playbook: &playbook("rollback.yaml"),
+        facts: &now,
+        choice: &choice,
+        origin: &origin,
+    })
+    .unwrap();
+    assert_eq!(rollback.choice.undoes, Some(run_id()));
+    let hosts: std::collections::BTreeSet<&str> = rollback
+        .steps
+        .iter()
+        .flat_map(|s| s.hosts.iter().map(|h| h.host.as_str()))
+        .collect();
+    assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["h1", "h2"]);
+    let restore = rollback
+        .steps
+        .iter()
+        .find(|s| s.id.as_str() == "restore-binaries")
+        .unwrap();
+    let command = restore.hosts[0].command.clone().unwrap();
+    assert!(
+        command.contains("/lab/bin/.cluster-upgrade/backup/20261204T000000Z-0001/"),
+        "{command}"
+    );
+    let verify = rollback.steps[0].hosts[0].command.clone().unwrap();
+    assert!(verify.contains("1.0.8"), "{verify}");
+}
+
+#[test]
+fn a_run_that_stopped_before_touching_a_peer_has_nothing_to_roll_back() {
+    let plan = upgrade(Consensus::Crdt);
+    let checkpoint = journal(&plan, Some(("keep-previous", "h1")), true);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    assert_eq!(
+        check_rollback(undone, &facts(FROM, Consensus::Crdt)),
+        Err(RollbackRefusal::NothingDone { run: run_id() })
+    );
+}
+
+#[test]
+fn an_unfinished_run_is_resumed_or_abandoned_first() {
+    let plan = upgrade(Consensus::Crdt);
+    let checkpoint = journal(&plan, Some(("install-release", "h1")), false);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    assert_eq!(
+        check_rollback(undone, &facts(FROM, Consensus::Crdt)),
+        Err(RollbackRefusal::Unfinished { run: run_id() })
+    );
+}
+
+#[test]
+fn a_standard_raft_run_changed_the_state_and_is_refused_but_a_rolling_one_is_not() {
+    let plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Standard));
+    let checkpoint = journal(&plan, None, false);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    let refused = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap_err();
+    assert!(matches!(refused, RollbackRefusal::StateChanged { .. }));
+    assert!(refused.to_string().contains("daemon --upgrade"), "{refused}");
+
+    // 3 raft peers roll: their state stays as it was, only binaries changed.
+    let plan = upgrade(Consensus::Raft);
+    assert_eq!(plan.choice.procedure, ProcedureKind::Rolling);
+    let checkpoint = journal(&plan, None, false);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    assert!(check_rollback(undone, &facts(TO, Consensus::Raft)).is_ok());
+}
+
+#[test]
+fn a_peer_on_a_release_the_run_did_not_install_is_drift() {
+    let plan = upgrade(Consensus::Crdt);
+    let checkpoint = journal(&plan, None, false);
+    let undone = Undone {
+        run: &run_id(),
+        plan: &plan,
+        checkpoint: &checkpoint,
+    };
+    let mut now = facts(TO, Consensus::Crdt);
+    now[2].service_version = Some(Version::new(1, 1, 5));
+    let refused = check_rollback(undone, &now).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "the cluster moved on since run 20261204T000000Z-0001: h3 has 1.1.5 installed, neither 1.0.8 \
+         (before the run) nor 1.1.6 (the run's); refusing to roll back over changes it did not make"
+    );
+}
+
+#[test]
+fn the_newest_run_is_the_default_and_a_rolled_back_run_is_not_rolled_back_twice() {
+    let id = |n: u32| -> RunId { format!("20261204T00000{n}Z-0001").parse().unwrap() };
+    let upgrade = |n| PastRun {
+        id: id(n),
+        procedure: ProcedureKind::Rolling,
+        undoes: None,
+        finished: true,
+    };
+    let rollback_of = |n, of| PastRun {
+        id: id(n),
+        procedure: ProcedureKind::Rollback,
+        undoes: Some(id(of)),
+        finished: true,
+    };
+    assert_eq!(pick_run(&[], None), Err(RollbackRefusal::NoRun));
+    assert_eq!(pick_run(&[upgrade(1), upgrade(2)], None), Ok(id(2)));
+    assert_eq!(pick_run(&[upgrade(1), upgrade(2)], Some(&id(1))), Ok(id(1)));
+    let runs = [upgrade(1), rollback_of(2, 1)];
+    assert_eq!(
+        pick_run(&runs, None),
+        Err(RollbackRefusal::AlreadyRolledBack { run: id(1), by: id(2) })
+    );
+    assert_eq!(
+        pick_run(&runs, Some(&id(1))),
+        Err(RollbackRefusal::AlreadyRolledBack { run: id(1), by: id(2) })
+    );
+    assert_eq!(
+        pick_run(&runs, Some(&id(2))),
+        Err(RollbackRefusal::RollbackOfRollback { run: id(2) })
+    );
+    assert_eq!(
+        pick_run(&runs, Some(&id(3))),
+        Err(RollbackRefusal::NotFound { run: id(3) })
+    );
+}
