@@ -7,11 +7,11 @@ use crate::inventory::{HostName, InventoryError};
 use crate::journal::JournalError;
 use crate::message::HostNames;
 use crate::migrate::{MigrateError, MigrateRefusal};
-use crate::rollback::{RollbackError, RollbackRefusal};
 use crate::plan::{PlanError, Refusal};
 use crate::procedure::ProcedureError;
 use crate::procedure::StepId;
 use crate::recover::RecoverError;
+use crate::rollback::{RollbackError, RollbackRefusal};
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {

@@ -10,7 +10,8 @@ use crate::plan::ProcedureKind;
 
 use super::{
     AbandonArgs, ApplyArgs, CheckArgs, ConsensusArg, InventoryArgs, MigrateArgs, PlanArgs,
-    ProcedureArg, RecoverArgs, RollbackArgs, RunArgs, RunsAction, RunsArgs, SshArgs, StatePlace, StatusArgs,
+    ProcedureArg, RecoverArgs, RollbackArgs, RunArgs, RunsAction, RunsArgs, SshArgs, StatePlace,
+    StatusArgs,
 };
 
 /// What a command runs, with its settings.

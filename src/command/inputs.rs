@@ -147,7 +147,13 @@ fn read_playbook(args: &InventoryInput, name: &str) -> Result<Procedure, Error> 
     // built-in copies (a folder of adapted upgrade steps made before they existed need not
     // repeat them).
     let required = args.playbooks.is_some()
-        && !["recover.yaml", "rolling.yaml", "migrate-crdt.yaml", "rollback.yaml"].contains(&name);
+        && ![
+            "recover.yaml",
+            "rolling.yaml",
+            "migrate-crdt.yaml",
+            "rollback.yaml",
+        ]
+        .contains(&name);
     let file = playbook_dir(args)
         .map(|dir| dir.join(name))
         .filter(|file| required || file.is_file());

@@ -75,7 +75,9 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
         settings: &settings.run,
         question,
     };
-    run_fresh(fresh, &|now: &[HostFacts]| Ok(rollback_problems(&plan, now)))
+    run_fresh(fresh, &|now: &[HostFacts]| {
+        Ok(rollback_problems(&plan, now))
+    })
 }
 
 /// The run to undo: the one asked for, or the cluster's newest (see `rollback::pick_run`).

@@ -154,7 +154,9 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
         ProcedureKind::Bootstrap => &playbooks.bootstrap,
         ProcedureKind::Rolling => &playbooks.rolling,
         ProcedureKind::Recover | ProcedureKind::Migrate | ProcedureKind::Rollback => {
-            unreachable!("`choose` never picks recover, migrate or rollback; their modules plan them")
+            unreachable!(
+                "`choose` never picks recover, migrate or rollback; their modules plan them"
+            )
         }
     };
     // The standard playbook has no anchor steps; the last host stands in so contexts are whole.

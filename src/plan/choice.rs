@@ -173,13 +173,12 @@ pub fn choose(
     }
 
     // Recovery and migration are planned by `crate::recover` and `crate::migrate`, never here.
-    let requested =
-        requested.filter(|kind| {
-            !matches!(
-                kind,
-                ProcedureKind::Recover | ProcedureKind::Migrate | ProcedureKind::Rollback
-            )
-        });
+    let requested = requested.filter(|kind| {
+        !matches!(
+            kind,
+            ProcedureKind::Recover | ProcedureKind::Migrate | ProcedureKind::Rollback
+        )
+    });
     let consensus = cluster_consensus(facts)?;
     let failed = standard_conditions_failing(facts, &versions, consensus);
     let rolling_failed = rolling_conditions_failing(facts, &versions, target, consensus);

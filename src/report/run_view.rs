@@ -35,9 +35,8 @@ pub fn render_run(run_id: &str, plan: &Plan, journal: Journalled<'_>) -> String 
         step_counts(plan, journal, &mut failures)
     };
     let state = run_state(checkpoint, !failures.is_empty());
-    let undoing = (plan.choice.undoes.as_ref()).map_or(String::new(), |undone| {
-        format!(" of run {undone}")
-    });
+    let undoing =
+        (plan.choice.undoes.as_ref()).map_or(String::new(), |undone| format!(" of run {undone}"));
     let mut out = format!(
         "Run {run_id}: {} procedure{undoing}, {} → {}, {state} (ran {})\n\n",
         plan.choice.procedure,

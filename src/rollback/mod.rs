@@ -53,6 +53,8 @@ pub enum RollbackRefusal {
         to: Version,
         why: String,
     },
+    #[error("run {run} crossed an RPC protocol change ({problem}): going back one peer at a time would mix them, and `rollback` does not stop the whole cluster yet")]
+    AcrossProtocol { run: RunId, problem: String },
     #[error("run {run} touched no peer (it stopped before any peer was stopped or swapped): nothing to roll back")]
     NothingDone { run: RunId },
     #[error("run {run} started from mixed versions ({versions}): `rollback` takes every peer back to one release; finish or repair by hand")]
@@ -135,27 +137,25 @@ pub fn check_rollback(
             return Err(RollbackRefusal::RollbackOfRollback { run: run.clone() })
         }
         ProcedureKind::Migrate => {
-            return Err(state_changed("it moved the consensus from raft to crdt".into()))
-        }
-        ProcedureKind::Recover => {
-            return Err(state_changed("it rebuilt the cluster from a surviving state".into()))
-        }
-        ProcedureKind::Bootstrap => {
             return Err(state_changed(
-                "it removed peers and upgraded the anchor's state; the others took it from the anchor".into(),
+                "it moved the consensus from raft to crdt".into(),
             ))
         }
+        ProcedureKind::Recover => {
+            return Err(state_changed(
+                "it rebuilt the cluster from a surviving state".into(),
+            ))
+        }
+        ProcedureKind::Bootstrap => return Err(state_changed(
+            "it removed peers and upgraded the anchor's state; the others took it from the anchor"
+                .into(),
+        )),
         ProcedureKind::Standard | ProcedureKind::Rolling => {}
     }
     if !plan.choice.via.is_empty() {
         return Err(state_changed(
             "it went through intermediate releases, which migrate the state".into(),
         ));
-    }
-    if let Some(problem) = mixed_versions_problem(from, to) {
-        return Err(state_changed(format!(
-            "the two releases cannot run side by side ({problem})"
-        )));
     }
     let raft: Vec<HostName> = plan
         .facts
@@ -168,6 +168,12 @@ pub fn check_rollback(
             "its restart with `daemon --upgrade` may have migrated the raft state of {}",
             HostNames(&raft)
         )));
+    }
+    if let Some(problem) = mixed_versions_problem(from, to) {
+        return Err(RollbackRefusal::AcrossProtocol {
+            run: run.clone(),
+            problem,
+        });
     }
     let started: std::collections::BTreeSet<Option<Version>> =
         plan.facts.iter().map(|f| f.service_version).collect();
@@ -183,9 +189,11 @@ pub fn check_rollback(
             versions,
         });
     }
-    if let Some(step) = plan.steps.iter().find(|step| {
-        step.destructive && !TOUCHING_STEPS.contains(&step.id.as_str())
-    }) {
+    if let Some(step) = plan
+        .steps
+        .iter()
+        .find(|step| step.destructive && !TOUCHING_STEPS.contains(&step.id.as_str()))
+    {
         return Err(RollbackRefusal::UnknownStep {
             run: run.clone(),
             step: step.id.clone(),

@@ -9,10 +9,11 @@ use serde_json::json;
 use super::RollbackChoice;
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::Inventory;
-use crate::plan::{render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind, ROLLING_DOWNTIME};
+use crate::plan::{
+    render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind, ROLLING_DOWNTIME,
+};
 use crate::procedure::{
-    CurrentContext, PinsContext, Procedure, RenderError, RunContext, TargetContext,
-    TemplateContext,
+    CurrentContext, PinsContext, Procedure, RenderError, RunContext, TargetContext, TemplateContext,
 };
 
 /// What the rollback planner needs.

@@ -223,7 +223,10 @@ fn a_standard_raft_run_changed_the_state_and_is_refused_but_a_rolling_one_is_not
     };
     let refused = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap_err();
     assert!(matches!(refused, RollbackRefusal::StateChanged { .. }));
-    assert!(refused.to_string().contains("daemon --upgrade"), "{refused}");
+    assert!(
+        refused.to_string().contains("daemon --upgrade"),
+        "{refused}"
+    );
 
     // 3 raft peers roll: their state stays as it was, only binaries changed.
     let plan = upgrade(Consensus::Raft);
@@ -277,11 +280,17 @@ fn the_newest_run_is_the_default_and_a_rolled_back_run_is_not_rolled_back_twice(
     let runs = [upgrade(1), rollback_of(2, 1)];
     assert_eq!(
         pick_run(&runs, None),
-        Err(RollbackRefusal::AlreadyRolledBack { run: id(1), by: id(2) })
+        Err(RollbackRefusal::AlreadyRolledBack {
+            run: id(1),
+            by: id(2)
+        })
     );
     assert_eq!(
         pick_run(&runs, Some(&id(1))),
-        Err(RollbackRefusal::AlreadyRolledBack { run: id(1), by: id(2) })
+        Err(RollbackRefusal::AlreadyRolledBack {
+            run: id(1),
+            by: id(2)
+        })
     );
     assert_eq!(
         pick_run(&runs, Some(&id(2))),

@@ -279,7 +279,7 @@ fn man_pages_are_written_for_the_command_and_each_subcommand() {
         .args([std::ffi::OsStr::new("man"), dir.path().as_os_str()])
         .run();
     assert!(
-        text(&out.stderr).contains("wrote 10 man pages"),
+        text(&out.stderr).contains("wrote 11 man pages"),
         "{}",
         text(&out.stderr)
     );
@@ -289,6 +289,7 @@ fn man_pages_are_written_for_the_command_and_each_subcommand() {
         "cluster-upgrade-apply",
         "cluster-upgrade-runs",
         "cluster-upgrade-migrate-consensus",
+        "cluster-upgrade-rollback",
     ] {
         let roff = std::fs::read_to_string(dir.path().join(format!("{page}.1"))).unwrap();
         assert!(

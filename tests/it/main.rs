@@ -20,6 +20,7 @@ mod proxyjump_e2e;
 mod real_e2e;
 mod recover_e2e;
 mod releases_e2e;
+mod rollback_e2e;
 mod rolling_e2e;
 mod run_safety;
 mod snapshots;

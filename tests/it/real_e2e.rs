@@ -288,7 +288,8 @@ fn killed_at_three_points_apply_finishes_a_real_raft_upgrade_without_losing_a_pi
 }
 
 #[test]
-fn rolling_upgrade_of_a_real_crdt_cluster_under_writes_keeps_n_minus_1_answering_and_every_pin() {
+fn rolling_upgrade_of_a_real_crdt_cluster_and_its_rollback_under_writes_keep_n_minus_1_answering_and_every_pin(
+) {
     let lab = real_lab("crdt");
     let shown = plan(&lab, &[]);
     assert!(shown.contains("Procedure: rolling"), "{shown}");
@@ -309,6 +310,17 @@ fn rolling_upgrade_of_a_real_crdt_cluster_under_writes_keeps_n_minus_1_answering
         assert_eq!(host["rpc_protocol"], "/ipfscluster/1.0/rpc", "{host}");
     }
     roll_under_writes(&lab, 3);
+
+    // And back: the real 1.0.8 opens the stores 1.1.6 wrote, one peer at a time, under writes.
+    let inventory = lab.inventory();
+    let rollback = || {
+        let start = Instant::now();
+        let out = run(&["rollback", inventory.to_str().unwrap(), "--yes"]);
+        eprintln!("rollback took {:.1}s", start.elapsed().as_secs_f64());
+        out
+    };
+    let label = format!("real rollback {TO} → {FROM} of 3 crdt peers");
+    under_writes(&lab, &label, rollback, FROM);
 }
 
 #[test]
@@ -328,13 +340,20 @@ fn rolling_upgrade_of_5_real_crdt_peers_under_writes_keeps_n_minus_1_answering_a
 /// fail, naming that peer and no other, and the resync its message gives must bring the pins
 /// back: cluster-upgrade never reports success over a cluster that lost pins on a peer.
 fn roll_under_writes(lab: &Lab, peers: usize) {
+    let label = format!("real rolling {FROM} → {TO} of {peers} crdt peers");
+    assert_eq!(crate::traffic::lab_apis(lab.path()).len(), peers);
+    under_writes(lab, &label, || apply(lab, &[]), TO);
+}
+
+/// Runs `command` (a run that takes the peers of `lab` to `version` one at a time) under writes,
+/// with the checks of [`roll_under_writes`].
+fn under_writes(lab: &Lab, label: &str, command: impl FnOnce() -> Output, version: &str) {
     use crate::traffic::{
         lab_apis, missing_anywhere, missing_anywhere_within, under_traffic_acked,
     };
     let apis = lab_apis(lab.path());
-    assert_eq!(apis.len(), peers);
-    let label = format!("real rolling {FROM} → {TO} of {peers} crdt peers");
-    let (out, acked) = under_traffic_acked(&label, &apis, || apply(lab, &[]));
+    let peers = apis.len();
+    let (out, acked) = under_traffic_acked(label, &apis, command);
     // A resynced peer fetches every update again (about 50 a second here): minutes for the
     // thousands the writer added while the run waited for convergence.
     let mut patience = std::time::Duration::from_secs(60);
@@ -388,7 +407,7 @@ fn roll_under_writes(lab: &Lab, peers: usize) {
     let status = lab.status();
     assert_eq!(status.len(), peers);
     for host in status {
-        assert_eq!(host.version.as_deref(), Some(TO), "{host:?}");
+        assert_eq!(host.version.as_deref(), Some(version), "{host:?}");
         assert!(host.running, "{host:?}");
         assert_eq!(host.peers, Some(peers as u64), "{host:?}");
     }

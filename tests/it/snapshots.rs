@@ -26,6 +26,7 @@ fn help_of_every_command() {
         "status",
         "recover",
         "migrate-consensus",
+        "rollback",
         "runs",
     ] {
         let args: Vec<&str> = [command, "--help"]

@@ -1,0 +1,191 @@
+//! `cluster-upgrade rollback` end to end against `cluster-lab` (stand-in peers on real sshd):
+//! a rolling 1.0.8 → 1.1.6 undone under writes with N−1 peers answering throughout; a run
+//! killed after `install-release` on h1, abandoned, undone on h1 alone; a raft state migration
+//! refused; SIGKILL of the rollback as each of its steps starts, then `rollback` again.
+
+use crate::rolling_e2e::assert_one_peer_at_a_time_in;
+use crate::support::{
+    assert_no_step_finished_twice, assert_success, journals_by_run, journals_in, run, start_until,
+    text, Lab,
+};
+use crate::traffic::{lab_apis, under_traffic};
+
+const FROM: &str = "1.0.8";
+const TO: &str = "1.1.6";
+
+fn rollback(lab: &Lab, extra: &[&str]) -> std::process::Output {
+    let inventory = lab.inventory();
+    let mut args = vec!["rollback", inventory.to_str().unwrap(), "--yes"];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn apply(lab: &Lab) -> std::process::Output {
+    run(&["apply", lab.inventory().to_str().unwrap(), "--yes"])
+}
+
+/// The run ids of the lab's state directory, oldest first, with their journals.
+fn runs(lab: &Lab) -> Vec<(String, String)> {
+    journals_by_run(&lab.path().join(".cluster-upgrade"))
+        .into_iter()
+        .collect()
+}
+
+/// The hosts on which `step` started in `journal`.
+fn started_on(journal: &str, step: &str) -> Vec<String> {
+    let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+    let mut hosts: Vec<String> = journal
+        .lines()
+        .filter(|line| line.contains(&needle))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|r| r["host"].as_str().unwrap_or_default().to_string())
+        .collect();
+    hosts.dedup();
+    hosts
+}
+
+#[test]
+fn a_rolling_upgrade_is_rolled_back_one_peer_at_a_time_under_writes_keeping_every_pin() {
+    let lab = Lab::up_with(3, FROM, 10, &["--target", TO]);
+    assert_success(&apply(&lab), "the rolling upgrade");
+    lab.assert_cluster(TO, 3, 10);
+    let upgrade = runs(&lab)[0].0.clone();
+
+    let apis = lab_apis(lab.path());
+    let out = under_traffic("rollback 1.1.6 → 1.0.8 of 3 peers", &apis, || {
+        rollback(&lab, &[])
+    });
+    assert_success(&out, "rollback under traffic");
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Procedure: rollback"), "{shown}");
+    assert!(
+        shown.contains("its journal shows it touched 3 of 3 peers: h1, h2, h3"),
+        "{shown}"
+    );
+    assert!(shown.contains("Expected downtime: none"), "{shown}");
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some(FROM), "{host:?}");
+        assert!(host.running, "{host:?}");
+        assert_eq!(host.peers, Some(3), "{host:?}");
+    }
+    let all = runs(&lab);
+    assert_eq!(all.len(), 2, "the rollback is a run of its own");
+    assert_one_peer_at_a_time_in(&all[1].1, &["h1", "h2", "h3"]);
+
+    // `runs` links it to the run it undid; a second rollback is refused and changes nothing.
+    let listed = run(&["runs", lab.inventory().to_str().unwrap(), "--json"]);
+    assert_success(&listed, "runs");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed["runs"][1]["procedure"],
+        format!("rollback of {upgrade}"),
+        "{listed}"
+    );
+    let again = rollback(&lab, &[]);
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains(&format!(
+            "run {upgrade} was already rolled back by run {}",
+            all[1].0
+        )),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(runs(&lab).len(), 2, "no run was started");
+}
+
+#[test]
+fn a_run_killed_after_install_release_on_h1_and_abandoned_is_undone_on_h1_alone() {
+    let lab = Lab::up_with(3, FROM, 10, &["--target", TO]);
+    let state = lab.path().join(".cluster-upgrade");
+    let inventory = lab.inventory();
+    let args = ["apply", inventory.to_str().unwrap(), "--yes"];
+    // Killed as h1's `start-peer` starts: h1 is stopped with the new binaries installed.
+    let mut child = start_until(&args, &state, "start-peer", 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let upgrade = runs(&lab)[0].0.clone();
+
+    // Unfinished: rollback says to resume or abandon it, and changes nothing.
+    let refused = rollback(&lab, &[]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains(&format!("run {upgrade} of this cluster is unfinished")),
+        "{}",
+        text(&refused.stderr)
+    );
+    let abandon = run(&[
+        "runs",
+        "abandon",
+        &upgrade,
+        inventory.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert_success(&abandon, "runs abandon");
+
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback of the abandoned run");
+    assert!(
+        text(&out.stdout).contains("its journal shows it touched 1 of 3 peers: h1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let all = runs(&lab);
+    let journal = &all.last().unwrap().1;
+    for step in ["stop-peer", "restore-binaries", "start-peer", "peer-ready"] {
+        assert_eq!(started_on(journal, step), ["h1"], "{step}");
+    }
+    lab.assert_cluster(FROM, 3, 10);
+}
+
+#[test]
+fn a_raft_upgrade_that_migrated_the_state_is_refused_and_nothing_changes() {
+    let lab = Lab::up(3, "0.9.0", 5);
+    assert_success(&apply(&lab), "the standard 0.9 → 0.10 upgrade");
+    let target = lab.status()[0].version.clone().unwrap();
+    let out = rollback(&lab, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("changed the state, not only the binaries"),
+        "{said}"
+    );
+    assert!(said.contains("daemon --upgrade"), "{said}");
+    lab.assert_cluster(&target, 3, 5);
+    assert_eq!(runs(&lab).len(), 1, "no run was started");
+}
+
+#[test]
+fn killed_as_each_rollback_step_starts_rollback_again_finishes_with_every_pin() {
+    let lab = Lab::up_with(3, FROM, 10, &["--target", TO]);
+    assert_success(&apply(&lab), "the rolling upgrade");
+    let state = lab.path().join(".cluster-upgrade");
+    let inventory = lab.inventory();
+    let args = ["rollback", inventory.to_str().unwrap(), "--yes"];
+    for step in [
+        "verify-backup",
+        "cluster-whole",
+        "stop-peer",
+        "restore-binaries",
+        "start-peer",
+        "peer-ready",
+    ] {
+        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+        let already = journals_in(&state).matches(&needle).count();
+        let mut child = start_until(&args, &state, step, already + 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback after the kills");
+    lab.assert_cluster(FROM, 3, 10);
+    let all = runs(&lab);
+    assert_eq!(all.len(), 2, "one rollback run, resumed");
+    let records: Vec<serde_json::Value> = all[1]
+        .1
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_no_step_finished_twice(&records);
+    assert_one_peer_at_a_time_in(&all[1].1, &["h1", "h2", "h3"]);
+}
