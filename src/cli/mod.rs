@@ -199,17 +199,23 @@ pub enum Command {
     /// RUN_ID names the run to undo (see `cluster-upgrade runs INVENTORY`); by default the
     /// cluster's newest run. An unfinished run is resumed or abandoned (`runs abandon`) first; an
     /// abandoned or failed one is rolled back as far as its journal says it went: only the peers
-    /// it stopped or swapped go back. Refused, before any host changes, for a run that changed
-    /// the state and not only the binaries (raft `daemon --upgrade`, intermediate releases,
-    /// bootstrap, recover, consensus migration), for a run already rolled back, and when a peer
-    /// runs a release the run did not install. Probes every host (read-only), shows the plan and
-    /// asks. Then, with `playbooks/rollback.yaml`: check on every touched host that the run's
-    /// backup (<bin_dir>/.cluster-upgrade/backup/<run id>/) is the release it ran before; then one
-    /// peer at a time, the others serving: wait until the cluster is whole, stop the peer, copy
-    /// the backup over its binaries, start it, wait until it runs the previous release, sees every
-    /// peer and lists no fewer pins than planned. Finally every peer must run the previous
-    /// release and every pin any peer listed must reach every peer. The rollback is a run of its
-    /// own (journal, lock, resume: run `rollback` again), shown by `runs` as undoing RUN_ID.
+    /// it stopped or swapped go back. Probes every host (read-only), shows the plan and asks.
+    /// Then, with `playbooks/rollback.yaml`: check on every touched host that the run's backup
+    /// (<bin_dir>/.cluster-upgrade/backup/<run id>/) is the release it ran before. A run that
+    /// changed only binaries (rolling, or standard within one RPC protocol) goes back one peer at
+    /// a time, the others serving: wait until the cluster is whole, stop the peer, copy the
+    /// backup over its binaries, start it, wait until it runs the previous release, sees every
+    /// peer and lists no fewer pins than planned. A raft run whose `daemon --upgrade` migrated
+    /// the state (0.9 → 0.10) goes back all at once: list the pinset, stop every peer, put back
+    /// the binaries and the raft folder the upgrade kept as raft.old.0 (the migrated one stays as
+    /// raft.before-rollback-<run id>), start every peer, and make the pinset what it was before
+    /// the stop (pins added since the upgrade added again, removed ones removed). Refused,
+    /// before any host changes: staged (multi-hop), bootstrap, recover and migrate-consensus runs,
+    /// a run across an RPC protocol change that did not migrate raft state, a run already rolled
+    /// back, and any peer on a release the run did not install. Finally every peer must run the
+    /// previous release and every pin any peer listed must reach every peer. The rollback is a
+    /// run of its own (journal, lock, resume: run `rollback` again), shown by `runs` as undoing
+    /// RUN_ID.
     #[command(after_help = EXIT_CODES)]
     Rollback(RollbackArgs),
     /// List the runs of a state directory (id, cluster, procedure, versions, state, started),

@@ -13,7 +13,7 @@ use crate::plan::{ClusterId, Plan, Reach};
 use crate::report;
 use crate::rollback::{
     build_rollback_plan, check_rollback, pick_run, rollback_problems, PastRun, RollbackError,
-    RollbackInputs, Undone,
+    RollbackInputs, RollbackWay, Undone,
 };
 
 use super::begin::{begin, options, run_fresh, Fresh};
@@ -61,12 +61,18 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
         origin: &origin,
     })
     .map_err(RollbackError::from)?;
-    let question = format!(
-        "Roll back run {undone_id}: take {} back from {} to {}, one peer at a time?",
-        crate::message::HostNames(&choice.touched),
-        choice.from,
-        choice.to,
-    );
+    let question = match &choice.way {
+        RollbackWay::OneAtATime => format!(
+            "Roll back run {undone_id}: take {} back from {} to {}, one peer at a time?",
+            crate::message::HostNames(&choice.touched),
+            choice.from,
+            choice.to,
+        ),
+        RollbackWay::RestoreRaft { .. } => format!(
+            "Roll back run {undone_id}: stop every peer of `{}` and bring back {} with the raft state from before the upgrade?",
+            plan.cluster, choice.to,
+        ),
+    };
     let fresh = Fresh {
         state: &begun.state,
         plan: &plan,

@@ -55,6 +55,8 @@ pub enum RollbackRefusal {
     },
     #[error("run {run} crossed an RPC protocol change ({problem}): going back one peer at a time would mix them, and `rollback` does not stop the whole cluster yet")]
     AcrossProtocol { run: RunId, problem: String },
+    #[error("run {run} ran on a raft cluster of {peers} peers: one peer down leaves no quorum, so it cannot go back one peer at a time")]
+    RaftTooSmall { run: RunId, peers: usize },
     #[error("run {run} touched no peer (it stopped before any peer was stopped or swapped): nothing to roll back")]
     NothingDone { run: RunId },
     #[error("run {run} started from mixed versions ({versions}): `rollback` takes every peer back to one release; finish or repair by hand")]
@@ -86,7 +88,19 @@ pub struct RollbackChoice {
     pub from: Version,
     /// In inventory order.
     pub touched: Vec<HostName>,
+    pub way: RollbackWay,
     pub reasons: Vec<String>,
+}
+
+/// How the peers go back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackWay {
+    /// Binaries only, one peer at a time, the others serving (`playbooks/rollback.yaml`).
+    OneAtATime,
+    /// Every peer stopped; binaries back, and on `hosts` the raft folder the run's
+    /// `daemon --upgrade` kept as `raft.old.0`; every peer started; the pinset made what it was
+    /// right before (`playbooks/rollback-raft.yaml`).
+    RestoreRaft { hosts: Vec<HostName> },
 }
 
 /// The hosts `undone` touched, in the order of its plan's facts.
@@ -154,26 +168,31 @@ pub fn check_rollback(
     }
     if !plan.choice.via.is_empty() {
         return Err(state_changed(
-            "it went through intermediate releases, which migrate the state".into(),
+            "it went through intermediate releases, each migrating the state".into(),
         ));
     }
-    let raft: Vec<HostName> = plan
+    let raft = plan
         .facts
         .iter()
-        .filter(|f| f.consensus != Some(Consensus::Crdt))
-        .map(|f| f.host.clone())
-        .collect();
-    if plan.choice.procedure == ProcedureKind::Standard && !raft.is_empty() {
-        return Err(state_changed(format!(
-            "its restart with `daemon --upgrade` may have migrated the raft state of {}",
-            HostNames(&raft)
-        )));
-    }
-    if let Some(problem) = mixed_versions_problem(from, to) {
-        return Err(RollbackRefusal::AcrossProtocol {
-            run: run.clone(),
-            problem,
-        });
+        .any(|f| f.consensus != Some(Consensus::Crdt));
+    // A raft run that restarted with `daemon --upgrade` across a state format change: each
+    // peer's pre-upgrade raft folder is its raft.old.0 now.
+    let migrated_raft = plan.choice.procedure == ProcedureKind::Standard
+        && raft
+        && matches!((from.state_format(), to.state_format()), (Some(a), Some(b)) if a != b);
+    if !migrated_raft {
+        if let Some(problem) = mixed_versions_problem(from, to) {
+            return Err(RollbackRefusal::AcrossProtocol {
+                run: run.clone(),
+                problem,
+            });
+        }
+        if raft && plan.facts.len() < 3 {
+            return Err(RollbackRefusal::RaftTooSmall {
+                run: run.clone(),
+                peers: plan.facts.len(),
+            });
+        }
     }
     let started: std::collections::BTreeSet<Option<Version>> =
         plan.facts.iter().map(|f| f.service_version).collect();
@@ -212,20 +231,82 @@ pub fn check_rollback(
             problems: unreachable,
         });
     }
+    let mut drift = drift(&touched, from, to, now);
+    let way = if migrated_raft {
+        let (restored, problems) = raft_restores(run, from, to, now);
+        drift.extend(problems);
+        RollbackWay::RestoreRaft { hosts: restored }
+    } else {
+        RollbackWay::OneAtATime
+    };
+    if !drift.is_empty() {
+        return Err(RollbackRefusal::Drifted {
+            run: run.clone(),
+            problems: drift,
+        });
+    }
+    let mut reasons = vec![format!(
+        "its journal shows run {run} ({}, {from} → {to}) touched {} of {} peers: {}",
+        plan.choice.procedure,
+        touched.len(),
+        now.len(),
+        HostNames(&touched)
+    )];
+    match &way {
+        RollbackWay::OneAtATime => {
+            reasons.push(format!(
+                "it changed only binaries ({}): only those peers go back to {from}, one at a time, from the run's backup on each, the others serving",
+                match plan.choice.procedure {
+                    ProcedureKind::Rolling => "a rolling upgrade within one RPC protocol",
+                    _ => "a standard upgrade of a crdt cluster within one RPC protocol",
+                }
+            ));
+            if plan.steps.iter().any(|s| s.id.as_str() == "pebble-format") {
+                reasons.push(format!(
+                    "pebble stores the run raised stay raised: {from} itself rewrote them, and opens them"
+                ));
+            }
+        }
+        RollbackWay::RestoreRaft { hosts } => {
+            reasons.push(format!(
+                "its restart with `daemon --upgrade` moved the raft state of {} from format {} to {}: every peer stops, gets \
+                 {from}'s binaries back from the run's backup and (where migrated) the raft folder the upgrade kept as raft.old.0 \
+                 (the current one stays beside it as raft.before-rollback-<run>), then every peer starts",
+                if hosts.is_empty() { "no peer".to_string() } else { HostNames(hosts).to_string() },
+                from.state_format().unwrap_or_default(),
+                to.state_format().unwrap_or_default(),
+            ));
+            reasons.push(
+                "pins added or removed since the upgrade are not in that state: the pinset is listed right before the stop and \
+                 made so again once the cluster is back (missing pins added, others removed)"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(RollbackChoice {
+        undoes: run.clone(),
+        to: from,
+        from: to,
+        touched,
+        way,
+        reasons,
+    })
+}
+
+/// Peers on a release the run did not install: a touched one must run the run's release or
+/// the previous one, an untouched one the previous one.
+fn drift(touched: &[HostName], from: Version, to: Version, now: &[HostFacts]) -> Vec<String> {
     let mut drift = Vec::new();
     for host in now {
         let version = host.service_version;
-        let allowed = if touched.contains(&host.host) {
-            version == Some(from) || version == Some(to)
-        } else {
-            version == Some(from)
-        };
+        let was_touched = touched.contains(&host.host);
+        let allowed = version == Some(from) || (was_touched && version == Some(to));
         if !allowed {
             drift.push(format!(
                 "{} has {} installed, {}",
                 host.host,
                 version_text(version),
-                if touched.contains(&host.host) {
+                if was_touched {
                     format!("neither {from} (before the run) nor {to} (the run's)")
                 } else {
                     format!("not {from} (the run did not touch it)")
@@ -233,40 +314,44 @@ pub fn check_rollback(
             ));
         }
     }
-    if !drift.is_empty() {
-        return Err(RollbackRefusal::Drifted {
-            run: run.clone(),
-            problems: drift,
-        });
-    }
-    let mut reasons = vec![
-        format!(
-            "run {run} ({}, {from} → {to}) changed only binaries: {}",
-            plan.choice.procedure,
-            match plan.choice.procedure {
-                ProcedureKind::Rolling => "a rolling upgrade within one RPC protocol".to_string(),
-                _ => "a standard upgrade of a crdt cluster within one RPC protocol".to_string(),
-            }
-        ),
-        format!(
-            "its journal shows it touched {} of {} peers: {}; only those go back to {from}, one at a time, from the run's backup on each",
-            touched.len(),
-            now.len(),
-            HostNames(&touched)
-        ),
-    ];
-    if plan.steps.iter().any(|s| s.id.as_str() == "pebble-format") {
-        reasons.push(format!(
-            "pebble stores the run raised stay raised: {from} itself rewrote them, and opens them"
+    drift
+}
+
+/// The hosts whose raft state the run migrated (their live `raft/` in `to`'s format, their
+/// `raft.old.0` in `from`'s), and the hosts where it is neither that nor untouched (`raft/`
+/// still in `from`'s format), as problems.
+fn raft_restores(
+    run: &RunId,
+    from: Version,
+    to: Version,
+    now: &[HostFacts],
+) -> (Vec<HostName>, Vec<String>) {
+    let (old, new) = (from.state_format(), to.state_format());
+    let mut restored = Vec::new();
+    let mut problems = Vec::new();
+    for host in now {
+        let folder = |name: &str| host.stored_states.iter().find(|s| s.folder == name);
+        let live = folder("raft").and_then(|s| s.first_byte);
+        let backup = folder("raft.old.0").and_then(|s| s.first_byte);
+        if live == old {
+            continue;
+        }
+        if live == new && backup == old {
+            restored.push(host.host.clone());
+            continue;
+        }
+        let format = |f: Option<u8>| f.map_or("none".to_string(), |f| f.to_string());
+        problems.push(format!(
+            "{}: its raft state is in format {} and raft.old.0 in format {}, not the {} and {} the upgrade of run {run} left \
+             (a later cleanup or upgrade rotated the backups?)",
+            host.host,
+            format(live),
+            format(backup),
+            format(new),
+            format(old),
         ));
     }
-    Ok(RollbackChoice {
-        undoes: run.clone(),
-        to: from,
-        from: to,
-        touched,
-        reasons,
-    })
+    (restored, problems)
 }
 
 /// One run of the cluster, as `pick_run` needs it.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use super::RollbackChoice;
+use super::{RollbackChoice, RollbackWay};
 use crate::facts::{HostFacts, Pinset};
 use crate::inventory::Inventory;
 use crate::plan::{
@@ -69,17 +69,22 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
                 "undoes": undone,
                 "backup_dir": RunContext::new(undone, host.vars.bin_dir()).remote_backup_dir,
                 "swap": choice.touched.contains(&host.name),
+                "way": match &choice.way {
+                    RollbackWay::OneAtATime => "one_at_a_time",
+                    RollbackWay::RestoreRaft { .. } => "restore_raft",
+                },
+                "restore_state": matches!(&choice.way, RollbackWay::RestoreRaft { hosts } if hosts.contains(&host.name)),
             }),
         );
         context
     })?;
     let parts = PlanParts {
         playbook: playbook.path.clone(),
-        expected_downtime: ROLLING_DOWNTIME.to_string(),
-        backups: vec![format!(
-            "none taken: the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{undone}/ on each host, \
-             checked on every host before any peer stops"
-        )],
+        expected_downtime: match &choice.way {
+            RollbackWay::OneAtATime => ROLLING_DOWNTIME.to_string(),
+            RollbackWay::RestoreRaft { .. } => RESTORE_DOWNTIME.to_string(),
+        },
+        backups: backups(choice, undone),
         choice: Choice {
             procedure: ProcedureKind::Rollback,
             from: choice.from,
@@ -93,4 +98,24 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         steps,
     };
     Ok(origin.plan(inventory, facts, parts))
+}
+
+/// Every peer is down between `stop-peers` and the restart.
+const RESTORE_DOWNTIME: &str =
+    "every peer is down from `stop-peers` until they start again on the previous release \
+     and elect a leader: typically seconds, at most the `cluster-back` wait";
+
+fn backups(choice: &RollbackChoice, undone: &str) -> Vec<String> {
+    let mut list = vec![format!(
+        "the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{undone}/ on each host, \
+         checked on every host before any peer stops"
+    )];
+    if let RollbackWay::RestoreRaft { .. } = choice.way {
+        list.push(
+            "the migrated raft folder of each restored peer stays beside it as raft.before-rollback-<run id>; \
+             the pinset listed before the stop is kept on the anchor and in the run's backups/ on the controller"
+                .to_string(),
+        );
+    }
+    list
 }

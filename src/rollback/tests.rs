@@ -213,22 +213,59 @@ fn an_unfinished_run_is_resumed_or_abandoned_first() {
 }
 
 #[test]
-fn a_standard_raft_run_changed_the_state_and_is_refused_but_a_rolling_one_is_not() {
-    let plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Standard));
+fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only_binaries() {
+    use crate::facts::StoredState;
+    const V09: Version = Version::new(0, 9, 0);
+    const V010: Version = Version::new(0, 10, 1);
+    let mut plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Standard));
+    // The same plan for 0.9.0 → 0.10.1, whose `daemon --upgrade` moves format 5 to 6.
+    plan.choice.from = V09;
+    plan.choice.to = V010;
+    for host in &mut plan.facts {
+        host.service_version = Some(V09);
+    }
     let checkpoint = journal(&plan, None, false);
     let undone = Undone {
         run: &run_id(),
         plan: &plan,
         checkpoint: &checkpoint,
     };
-    let refused = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap_err();
-    assert!(matches!(refused, RollbackRefusal::StateChanged { .. }));
+    let stored = |live: u8, old: u8| {
+        vec![
+            StoredState {
+                folder: "raft".into(),
+                snapshot: Some("2-10-1".into()),
+                first_byte: Some(live),
+            },
+            StoredState {
+                folder: "raft.old.0".into(),
+                snapshot: Some("2-9-1".into()),
+                first_byte: Some(old),
+            },
+        ]
+    };
+    let mut now = facts(V010, Consensus::Raft);
+    for host in &mut now {
+        host.stored_states = stored(6, 5);
+    }
+    let choice = check_rollback(undone, &now).unwrap();
+    assert_eq!(
+        choice.way,
+        RollbackWay::RestoreRaft {
+            hosts: ["h1", "h2", "h3"].map(|h| h.parse().unwrap()).to_vec()
+        }
+    );
+    // A backup rotated since (raft.old.0 in the new format) is not the upgrade's: refused.
+    now[1].stored_states = stored(6, 6);
+    let refused = check_rollback(undone, &now).unwrap_err();
     assert!(
-        refused.to_string().contains("daemon --upgrade"),
+        refused
+            .to_string()
+            .contains("h2: its raft state is in format 6 and raft.old.0 in format 6"),
         "{refused}"
     );
 
-    // 3 raft peers roll: their state stays as it was, only binaries changed.
+    // 3 raft peers of 1.0.8 roll: their state stays as it was, only binaries changed.
     let plan = upgrade(Consensus::Raft);
     assert_eq!(plan.choice.procedure, ProcedureKind::Rolling);
     let checkpoint = journal(&plan, None, false);
@@ -237,7 +274,8 @@ fn a_standard_raft_run_changed_the_state_and_is_refused_but_a_rolling_one_is_not
         plan: &plan,
         checkpoint: &checkpoint,
     };
-    assert!(check_rollback(undone, &facts(TO, Consensus::Raft)).is_ok());
+    let choice = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap();
+    assert_eq!(choice.way, RollbackWay::OneAtATime);
 }
 
 #[test]

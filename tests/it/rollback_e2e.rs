@@ -1,7 +1,9 @@
 //! `cluster-upgrade rollback` end to end against `cluster-lab` (stand-in peers on real sshd):
 //! a rolling 1.0.8 → 1.1.6 undone under writes with N−1 peers answering throughout; a run
-//! killed after `install-release` on h1, abandoned, undone on h1 alone; a raft state migration
-//! refused; SIGKILL of the rollback as each of its steps starts, then `rollback` again.
+//! killed after `install-release` on h1, abandoned, undone on h1 alone; a raft 0.9 → 0.10 whose
+//! `daemon --upgrade` migrated the state undone with raft.old.0, pins changed since kept; a
+//! staged upgrade refused; SIGKILL of the rollback as each of its steps starts, then `rollback`
+//! again.
 
 use crate::rolling_e2e::assert_one_peer_at_a_time_in;
 use crate::support::{
@@ -59,7 +61,7 @@ fn a_rolling_upgrade_is_rolled_back_one_peer_at_a_time_under_writes_keeping_ever
     let shown = text(&out.stdout);
     assert!(shown.contains("Procedure: rollback"), "{shown}");
     assert!(
-        shown.contains("its journal shows it touched 3 of 3 peers: h1, h2, h3"),
+        shown.contains("touched 3 of 3 peers: h1, h2, h3"),
         "{shown}"
     );
     assert!(shown.contains("Expected downtime: none"), "{shown}");
@@ -126,7 +128,7 @@ fn a_run_killed_after_install_release_on_h1_and_abandoned_is_undone_on_h1_alone(
     let out = rollback(&lab, &[]);
     assert_success(&out, "rollback of the abandoned run");
     assert!(
-        text(&out.stdout).contains("its journal shows it touched 1 of 3 peers: h1"),
+        text(&out.stdout).contains("touched 1 of 3 peers: h1\n"),
         "{}",
         text(&out.stdout)
     );
@@ -138,11 +140,88 @@ fn a_run_killed_after_install_release_on_h1_and_abandoned_is_undone_on_h1_alone(
     lab.assert_cluster(FROM, 3, 10);
 }
 
+/// The CIDs `host` lists, sorted.
+fn listed(lab: &Lab, host: &str) -> Vec<String> {
+    let out = lab.ctl(host, &["pin", "ls"]);
+    assert_success(&out, "pin ls");
+    let mut cids: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect();
+    cids.sort();
+    cids.dedup();
+    cids
+}
+
 #[test]
-fn a_raft_upgrade_that_migrated_the_state_is_refused_and_nothing_changes() {
+fn a_raft_upgrade_that_migrated_the_state_is_undone_with_its_raft_old_0_keeping_pins_added_since() {
     let lab = Lab::up(3, "0.9.0", 5);
     assert_success(&apply(&lab), "the standard 0.9 → 0.10 upgrade");
     let target = lab.status()[0].version.clone().unwrap();
+    assert_ne!(target, "0.9.0");
+    // After the upgrade: one pin added, one of the first five removed.
+    let before = listed(&lab, "h1");
+    let added = crate::traffic::identity_cid(b"added after the upgrade");
+    assert_success(&lab.ctl("h1", &["pin", "add", &added]), "pin add");
+    assert_success(&lab.ctl("h2", &["pin", "rm", &before[0]]), "pin rm");
+    let mut expected: Vec<String> = before[1..].to_vec();
+    expected.push(added.clone());
+    expected.sort();
+    lab.wait_for(
+        "the pin changes on every peer",
+        std::time::Duration::from_secs(30),
+        |lab| {
+            ["h1", "h2", "h3"]
+                .iter()
+                .all(|h| listed(lab, h) == expected)
+        },
+    );
+
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback of the raft upgrade");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("moved the raft state of h1, h2, h3 from format 5 to 6"),
+        "{shown}"
+    );
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some("0.9.0"), "{host:?}");
+        assert!(host.running, "{host:?}");
+        assert_eq!(host.peers, Some(3), "{host:?}");
+    }
+    for host in ["h1", "h2", "h3"] {
+        assert_eq!(
+            listed(&lab, host),
+            expected,
+            "{host} lists the pinset of before the rollback"
+        );
+        let kept: Vec<String> = std::fs::read_dir(lab.home(host).join(".ipfs-cluster"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("raft.before-rollback-"))
+            .collect();
+        assert_eq!(
+            kept.len(),
+            1,
+            "{host} keeps the migrated state beside: {kept:?}"
+        );
+    }
+    // A second rollback is refused; the run is undone.
+    let again = rollback(&lab, &[]);
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already rolled back"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn a_staged_upgrade_is_refused_and_nothing_changes() {
+    let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.0.8"]);
+    let out = apply(&lab);
+    assert_success(&out, "the staged 0.9 → 0.10 → 1.0.8 upgrade");
     let out = rollback(&lab, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let said = text(&out.stderr);
@@ -150,8 +229,8 @@ fn a_raft_upgrade_that_migrated_the_state_is_refused_and_nothing_changes() {
         said.contains("changed the state, not only the binaries"),
         "{said}"
     );
-    assert!(said.contains("daemon --upgrade"), "{said}");
-    lab.assert_cluster(&target, 3, 5);
+    assert!(said.contains("intermediate releases"), "{said}");
+    lab.assert_cluster("1.0.8", 3, 5);
     assert_eq!(runs(&lab).len(), 1, "no run was started");
 }
 
