@@ -54,6 +54,11 @@ pub enum Error {
     NoPlan { path: PathBuf },
     #[error("cannot reach {}", unreachable_text(hosts))]
     Unreachable { hosts: Vec<(HostName, String)> },
+    #[error(
+        "pruning failed on {} (the controller's backups were kept; run it again)",
+        unreachable_text(hosts)
+    )]
+    PruneFailed { hosts: Vec<(HostName, String)> },
     #[error("the plan is stale: the cluster changed since it was made ({}); run `cluster-upgrade plan` again", changes.join("; "))]
     StalePlan { changes: Vec<String> },
     #[error("plan {run_id} was already applied (see `cluster-upgrade status --run {run_id}`); make a new plan")]
@@ -179,6 +184,7 @@ impl Error {
             Error::PlanFile { .. } => "invalid_plan_file",
             Error::NoPlan { .. } => "no_plan",
             Error::Unreachable { .. } => "unreachable",
+            Error::PruneFailed { .. } => "prune_failed",
             Error::StalePlan { .. } => "stale_plan",
             Error::AlreadyApplied { .. } => "already_applied",
             Error::UnfinishedRun { .. } => "unfinished_run",
@@ -264,6 +270,7 @@ impl Error {
             Error::Journal(_)
             | Error::Connect(ConnectError::Runtime(_))
             | Error::Unreachable { .. }
+            | Error::PruneFailed { .. }
             | Error::StepFailed { .. }
             | Error::NeedsOperator { .. }
             | Error::Verification { .. } => exit::HOST_FAILED,

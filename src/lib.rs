@@ -11,6 +11,7 @@ mod message;
 pub mod migrate;
 pub mod plan;
 pub mod procedure;
+pub mod prune;
 pub mod recover;
 pub mod report;
 pub mod rollback;

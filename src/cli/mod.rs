@@ -11,8 +11,8 @@ use crate::journal::RunId;
 
 pub use settings::{
     AbandonSettings, ApplySettings, ApplyTarget, InventoryInput, MigrateSettings, PlanSettings,
-    RecoverSettings, RollbackSettings, RunSettings, RunsSettings, Settings, StateSettings,
-    StatusSettings,
+    PruneSettings, RecoverSettings, RollbackSettings, RunSettings, RunsSettings, Settings,
+    StateSettings, StatusSettings,
 };
 
 const EXIT_CODES: &str = "\
@@ -271,6 +271,35 @@ pub enum RunsAction {
     /// be made. The run stays in the state directory, with its journal and backups.
     #[command(after_help = EXIT_CODES)]
     Abandon(AbandonArgs),
+    /// Remove what the cluster's runs beyond the newest N left behind: on every host each run's
+    /// backup folder (<bin_dir>/.cluster-upgrade/backup/<run id>/: previous binaries, exports)
+    /// and the staging folders of releases no kept run uses (with --keep 0, the *.prev binaries
+    /// too), and each run's backups/ on the controller. Never anything of an unfinished run;
+    /// journals and plans stay. Shows what goes and asks first; a pruned run can no longer be
+    /// rolled back.
+    #[command(after_help = EXIT_CODES)]
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The inventory of the cluster (its hosts are reached as for `plan`).
+    pub inventory: PathBuf,
+
+    /// How many of the newest runs keep their files.
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+
+    /// The state directory (default: `.cluster-upgrade/` beside the inventory).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub ssh: SshArgs,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,7 @@ pub enum Settings {
     Rollback(RollbackSettings),
     Runs(RunsSettings),
     Abandon(AbandonSettings),
+    Prune(PruneSettings),
 }
 
 /// An inventory to read, the playbooks beside it, and what the command line overrides in it.
@@ -129,6 +130,14 @@ pub struct StatusSettings {
 pub struct RunsSettings {
     pub place: StateSettings,
     pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct PruneSettings {
+    pub input: InventoryInput,
+    pub keep: usize,
+    pub state_dir: Option<PathBuf>,
+    pub yes: bool,
 }
 
 #[derive(Debug)]
@@ -325,6 +334,19 @@ impl From<&RunsArgs> for Settings {
                 json: args.json,
             }),
             Some(RunsAction::Abandon(abandon)) => Settings::from(abandon),
+            Some(RunsAction::Prune(prune)) => Settings::Prune(PruneSettings {
+                input: InventoryInput {
+                    inventory: prune.inventory.clone(),
+                    playbooks: None,
+                    overrides: Overrides {
+                        vars: Vec::new(),
+                        ssh: ssh(&prune.ssh),
+                    },
+                },
+                keep: prune.keep,
+                state_dir: prune.state_dir.clone(),
+                yes: prune.yes,
+            }),
         }
     }
 }

@@ -32,5 +32,6 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         Settings::Rollback(settings) => rollback::rollback(&settings),
         Settings::Runs(place) => runs::list(&place),
         Settings::Abandon(settings) => runs::abandon(&settings),
+        Settings::Prune(settings) => runs::prune(&settings),
     }
 }

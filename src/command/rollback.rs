@@ -13,7 +13,7 @@ use crate::plan::{ClusterId, Plan, Reach};
 use crate::report;
 use crate::rollback::{
     build_rollback_plan, check_rollback, pick_run, rollback_problems, PastRun, RollbackError,
-    RollbackInputs, RollbackWay, Undone,
+    RollbackInputs, RollbackRefusal, RollbackWay, Undone,
 };
 
 use super::begin::{begin, options, run_fresh, Fresh};
@@ -38,6 +38,9 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     let undone_id = chosen_run(&begun.state, &begun.cluster_id, settings.run_id.as_ref())?;
     let undone_dir = begun.state.run(&undone_id);
     undone_dir.check_private()?;
+    if undone_dir.path.join(crate::prune::PRUNED_MARKER).exists() {
+        return Err(RollbackError::from(RollbackRefusal::Pruned { run: undone_id }).into());
+    }
     let undone_plan = read_plan(&undone_dir.plan_path())?;
     let checkpoint = crate::journal::Checkpoint::replay(&undone_dir.records()?);
 

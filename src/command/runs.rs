@@ -2,12 +2,17 @@
 
 use std::fmt::Write;
 
-use crate::cli::{AbandonSettings, RunsSettings, StateSettings};
+use crate::cli::{AbandonSettings, PruneSettings, RunsSettings, StateSettings};
 use crate::error::Error;
+use crate::exec::Connected;
+use crate::facts::ProbeScope;
+use crate::inventory::HostName;
 use crate::inventory::Inventory;
 use crate::journal::{Checkpoint, Event, HostStepState, Record, StateDir};
+use crate::plan::Reach;
 use crate::plan::{ClusterId, Plan};
 use crate::procedure::PeerState;
+use crate::prune::{plan_prune, RunFiles, PRUNED_MARKER};
 use crate::report::{self, RunLine};
 
 use super::{plan as plan_cmd, plan_file, run, state};
@@ -166,4 +171,98 @@ fn hosts_state(plan: &Plan, checkpoint: &Checkpoint) -> String {
     }
     out.push_str("The previous binaries are kept beside bin_dir (*.prev, and .cluster-upgrade/backup/<run id>/); the state exports in the run's backups/ folder.\n");
     out
+}
+
+/// `cluster-upgrade runs prune INVENTORY --keep N`: shows what goes, asks, then removes it on
+/// every host (all reachable first: nothing is removed when one is not) and on the controller.
+pub fn prune(settings: &PruneSettings) -> Result<(), Error> {
+    let inventory = Inventory::load_with(&settings.input.inventory, &settings.input.overrides)?;
+    inventory.ssh.check_known_hosts()?;
+    let state = StateDir::resolve(
+        settings.state_dir.as_deref(),
+        Some(&settings.input.inventory),
+    );
+    state.prepare()?;
+    run::confirmation_possible(settings.yes)?;
+    let _lock = state.lock()?;
+    let cluster = plan_cmd::cluster_id(&inventory)?;
+    let mut runs = Vec::new();
+    for info in state::runs(&state)?
+        .into_iter()
+        .filter(|run| run.summary.cluster_id.key == cluster.key)
+    {
+        let plan = plan_file::read_plan(&info.dir.plan_path())?;
+        runs.push(RunFiles {
+            id: info.dir.id().clone(),
+            unfinished: info.checkpoint.is_unfinished(),
+            versions: plan.versions(),
+            pruned: info.dir.path.join(PRUNED_MARKER).exists(),
+        });
+    }
+    let hosts: Vec<(HostName, String)> = inventory
+        .hosts
+        .iter()
+        .map(|host| (host.name.clone(), host.vars.bin_dir().to_string()))
+        .collect();
+    let planned = plan_prune(&runs, settings.keep, &hosts, &state.root.join("runs"));
+    report::print(&report::render_prune(&planned));
+    if planned.is_empty() {
+        return Ok(());
+    }
+    run::confirm(
+        settings.yes,
+        &format!(
+            "Remove the files of {} run(s) of cluster `{}`?",
+            planned.pruned.len(),
+            inventory.cluster.name
+        ),
+    )?;
+    let reach = Reach::of(&inventory);
+    let (connected, facts) = Connected::open_and_probe(&reach, ProbeScope::HEALTH)?;
+    let unreachable: Vec<(HostName, String)> = facts
+        .iter()
+        .filter_map(|f| Some((f.host.clone(), f.unreachable.clone()?)))
+        .collect();
+    if !unreachable.is_empty() {
+        return Err(Error::Unreachable { hosts: unreachable });
+    }
+    let mut commands = Vec::new();
+    for (host, paths) in &planned.hosts {
+        let words: Vec<&str> = ["rm", "-rf", "--"]
+            .into_iter()
+            .chain(paths.iter().map(String::as_str))
+            .collect();
+        let command = crate::transport::quote::join(&words).map_err(|e| Error::PruneFailed {
+            hosts: vec![(host.clone(), e.to_string())],
+        })?;
+        commands.push((host.clone(), command));
+    }
+    let failed = connected.run_each(commands, std::time::Duration::from_secs(300));
+    connected.runtime().block_on(connected.close());
+    if !failed.is_empty() {
+        return Err(Error::PruneFailed { hosts: failed });
+    }
+    for run in &planned.pruned {
+        let marker = state.run(run).path.join(PRUNED_MARKER);
+        crate::journal::write_private(&marker, b"")?;
+    }
+    for dir in &planned.controller {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(crate::journal::JournalError::Io {
+                    path: dir.clone(),
+                    source,
+                }
+                .into())
+            }
+        }
+    }
+    report::note(&format!(
+        "pruned {} run(s) on {} host(s) and on the controller",
+        planned.pruned.len(),
+        planned.hosts.len()
+    ));
+    Ok(())
 }

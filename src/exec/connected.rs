@@ -168,6 +168,46 @@ impl Connected {
         &self.runtime
     }
 
+    /// Runs one command line on each named host over its session, all at once: what each
+    /// host's command printed on stderr when it failed, by host (none: every one succeeded).
+    pub fn run_each(
+        &self,
+        commands: Vec<(HostName, String)>,
+        timeout: Duration,
+    ) -> Vec<(HostName, String)> {
+        self.runtime.block_on(async {
+            let mut running = tokio::task::JoinSet::new();
+            for (host, command) in commands {
+                let session = self
+                    .targets
+                    .iter()
+                    .position(|t| t.target.name == host)
+                    .and_then(|i| self.connections.get(i))
+                    .map(|connection| connection.clone().map_err(|e| chain(e.as_ref())));
+                running.spawn(async move {
+                    let failure = match session {
+                        None => Some("not connected".to_string()),
+                        Some(Err(reason)) => Some(reason),
+                        Some(Ok(session)) => match session.run(&command, timeout).await {
+                            Ok(out) if out.success() => None,
+                            Ok(out) => Some(out.stderr_text()),
+                            Err(error) => Some(chain(&error)),
+                        },
+                    };
+                    failure.map(|reason| (host, reason))
+                });
+            }
+            let mut failed = Vec::new();
+            while let Some(done) = running.join_next().await {
+                if let Ok(Some(failure)) = done {
+                    failed.push(failure);
+                }
+            }
+            failed.sort();
+            failed
+        })
+    }
+
     /// Reconnects the hosts whose session failed or dropped (say, during a long confirmation
     /// prompt), then returns every session, or every host that still cannot be reached.
     pub async fn sessions(

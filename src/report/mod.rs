@@ -18,7 +18,7 @@ pub use printer::{Answer, Printer, ProgressKind};
 pub use progress::{PlainProgress, TerminalProgress};
 pub use resume_view::render_resume;
 pub use run_view::{render_run, run_json, took, Journalled};
-pub use runs_view::{render_runs, runs_json, RunLine};
+pub use runs_view::{render_prune, render_runs, runs_json, RunLine};
 
 /// Writes a view for people to stdout (to stderr under `--json`), through the [`Printer`].
 pub fn print(text: &str) {

@@ -55,3 +55,44 @@ pub fn render_runs(runs: &[RunLine]) -> String {
         .collect();
     table::render(&header, &rows)
 }
+
+/// What `runs prune` removes, for the question before it does.
+pub fn render_prune(plan: &crate::prune::PrunePlan) -> String {
+    use std::fmt::Write;
+    if plan.is_empty() {
+        return format!(
+            "Nothing to prune: the cluster has {} run(s), all kept.\n",
+            plan.kept.len()
+        );
+    }
+    let mut out = String::from(
+        "Runs pruned (their journals and plans stay; they can no longer be rolled back):\n",
+    );
+    for run in &plan.pruned {
+        let _ = writeln!(out, "  {run}");
+    }
+    let _ = writeln!(
+        out,
+        "Kept: {}",
+        if plan.kept.is_empty() {
+            "none".to_string()
+        } else {
+            plan.kept
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    out.push_str("Removed on the hosts (when present):\n");
+    for (host, paths) in &plan.hosts {
+        for path in paths {
+            let _ = writeln!(out, "  {host}: {path}");
+        }
+    }
+    out.push_str("Removed on the controller:\n");
+    for path in &plan.controller {
+        let _ = writeln!(out, "  {}", path.display());
+    }
+    out
+}

@@ -57,6 +57,8 @@ pub enum RollbackRefusal {
     AcrossProtocol { run: RunId, problem: String },
     #[error("run {run} ran on a raft cluster of {peers} peers: one peer down leaves no quorum, so it cannot go back one peer at a time")]
     RaftTooSmall { run: RunId, peers: usize },
+    #[error("run {run} was pruned (`runs prune`): the backups it needs are gone")]
+    Pruned { run: RunId },
     #[error("run {run} touched no peer (it stopped before any peer was stopped or swapped): nothing to roll back")]
     NothingDone { run: RunId },
     #[error("run {run} started from mixed versions ({versions}): `rollback` takes every peer back to one release; finish or repair by hand")]

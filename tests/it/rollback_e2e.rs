@@ -268,3 +268,88 @@ fn killed_as_each_rollback_step_starts_rollback_again_finishes_with_every_pin() 
     assert_no_step_finished_twice(&records);
     assert_one_peer_at_a_time_in(&all[1].1, &["h1", "h2", "h3"]);
 }
+
+#[test]
+fn runs_prune_removes_what_runs_beyond_the_newest_n_left_and_keeps_their_history() {
+    let lab = Lab::up_with(3, FROM, 5, &["--target", TO]);
+    assert_success(&apply(&lab), "the rolling upgrade");
+    assert_success(&rollback(&lab, &[]), "the rollback");
+    let all = runs(&lab);
+    let (upgrade, undo) = (all[0].0.clone(), all[1].0.clone());
+    let bin = |host: &str| lab.home(host).join("bin");
+    let backup_of = |host: &str, run: &str| bin(host).join(".cluster-upgrade/backup").join(run);
+    assert!(
+        backup_of("h1", &upgrade).is_dir(),
+        "the upgrade kept the binaries"
+    );
+    let controller = lab.path().join(".cluster-upgrade/runs");
+    assert!(controller.join(&upgrade).join("backups").is_dir());
+
+    let inventory = lab.inventory();
+    let out = run(&[
+        "runs",
+        "prune",
+        inventory.to_str().unwrap(),
+        "--keep",
+        "1",
+        "--yes",
+    ]);
+    assert_success(&out, "runs prune --keep 1");
+    let shown = text(&out.stdout);
+    assert!(shown.contains(&format!("  {upgrade}\n")), "{shown}");
+    assert!(shown.contains(&format!("Kept: {undo}")), "{shown}");
+    for host in ["h1", "h2", "h3"] {
+        assert!(!backup_of(host, &upgrade).exists(), "{host}");
+        assert!(
+            bin(host).join("ipfs-cluster-service.prev").exists(),
+            "{host}"
+        );
+    }
+    assert!(!controller.join(&upgrade).join("backups").exists());
+    assert!(
+        controller.join(&upgrade).join("journal.jsonl").is_file(),
+        "the history stays"
+    );
+    let listed = run(&["runs", inventory.to_str().unwrap()]);
+    assert!(
+        text(&listed.stdout).contains(&upgrade),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    // Nothing more to prune with --keep 1; --keep 0 also takes the *.prev binaries.
+    let again = run(&[
+        "runs",
+        "prune",
+        inventory.to_str().unwrap(),
+        "--keep",
+        "1",
+        "--yes",
+    ]);
+    assert_success(&again, "runs prune again");
+    assert!(
+        text(&again.stdout).starts_with("Nothing to prune"),
+        "{}",
+        text(&again.stdout)
+    );
+    let all_gone = run(&[
+        "runs",
+        "prune",
+        inventory.to_str().unwrap(),
+        "--keep",
+        "0",
+        "--yes",
+    ]);
+    assert_success(&all_gone, "runs prune --keep 0");
+    for host in ["h1", "h2", "h3"] {
+        assert!(
+            !bin(host).join("ipfs-cluster-service.prev").exists(),
+            "{host}"
+        );
+        assert!(
+            bin(host).join("ipfs-cluster-service").is_file(),
+            "{host}: the binary stays"
+        );
+    }
+    lab.assert_cluster(FROM, 3, 5);
+}
