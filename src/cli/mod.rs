@@ -201,7 +201,8 @@ pub enum Command {
     /// abandoned or failed one is rolled back as far as its journal says it went: only the peers
     /// it stopped or swapped go back. Probes every host (read-only), shows the plan and asks.
     /// Then, with `playbooks/rollback.yaml`: check on every touched host that the run's backup
-    /// (<bin_dir>/.cluster-upgrade/backup/<run id>/) is the release it ran before. A run that
+    /// (<bin_dir>/.cluster-upgrade/backup/<run id>/; where it is gone, the release from the
+    /// release source, checked against its sums) is the release it ran before. A run that
     /// changed only binaries (rolling, or standard within one RPC protocol) goes back one peer at
     /// a time, the others serving: wait until the cluster is whole, stop the peer, copy the
     /// backup over its binaries, start it, wait until it runs the previous release, sees every

@@ -8,12 +8,14 @@ use crate::cli::RollbackSettings;
 use crate::error::Error;
 use crate::exec::Connected;
 use crate::facts::{HostFacts, ProbeScope};
+use crate::inventory::{HostName, Inventory};
 use crate::journal::{RunDir, RunId, StateDir};
 use crate::plan::{ClusterId, Plan, Reach};
+use crate::procedure::RunContext;
 use crate::report;
 use crate::rollback::{
-    build_rollback_plan, check_rollback, pick_run, rollback_problems, PastRun, RollbackError,
-    RollbackInputs, RollbackRefusal, RollbackWay, Undone,
+    build_rollback_plan, check_backups, check_rollback, pick_run, rollback_problems, PastRun,
+    RollbackChoice, RollbackError, RollbackInputs, RollbackRefusal, RollbackWay, Undone,
 };
 
 use super::begin::{begin, options, run_fresh, Fresh};
@@ -55,12 +57,23 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     let choice = check_rollback(undone, &facts)
         .map_err(RollbackError::from)
         .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
+    let backup_gone = backups_gone(&connected, &inventory, &choice, &undone_id);
+    let previous = inventory.with_target(choice.to);
+    check_backups(
+        &choice,
+        &backup_gone,
+        previous.is_some(),
+        &inventory.cluster.releases.describe(),
+    )
+    .map_err(RollbackError::from)?;
     let origin = plan_cmd::origin(begun.cluster_id, reach);
     let plan = build_rollback_plan(RollbackInputs {
         inventory: &inventory,
         playbook: &playbook,
         facts: &facts,
         choice: &choice,
+        backup_gone: &backup_gone,
+        previous: previous.as_ref(),
         origin: &origin,
     })
     .map_err(RollbackError::from)?;
@@ -87,6 +100,39 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     run_fresh(fresh, &|now: &[HostFacts]| {
         Ok(rollback_problems(&plan, now))
     })
+}
+
+/// The touched hosts (not run by docker, which keeps no binaries) on which the undone run's
+/// backup folder lacks a binary, or cannot be looked at: read-only, over the run's connections.
+fn backups_gone(
+    connected: &Connected,
+    inventory: &Inventory,
+    choice: &RollbackChoice,
+    undone: &RunId,
+) -> Vec<HostName> {
+    let commands: Vec<(HostName, String)> = inventory
+        .hosts
+        .iter()
+        .filter(|host| choice.touched.contains(&host.name))
+        .filter(|host| host.vars.str("service_manager") != Some("docker"))
+        .filter_map(|host| {
+            let dir = RunContext::new(undone.as_str(), host.vars.bin_dir()).remote_backup_dir;
+            let service = format!("{dir}/ipfs-cluster-service");
+            let ctl = format!("{dir}/ipfs-cluster-ctl");
+            let test = |path: &str| crate::transport::quote::join(&["test", "-f", path]).ok();
+            Some((
+                host.name.clone(),
+                format!("{} && {}", test(&service)?, test(&ctl)?),
+            ))
+        })
+        .collect();
+    let mut gone: Vec<HostName> = connected
+        .run_each(commands, std::time::Duration::from_secs(60))
+        .into_iter()
+        .map(|(host, _)| host)
+        .collect();
+    gone.sort_by_key(|name| inventory.hosts.iter().position(|h| &h.name == name));
+    gone
 }
 
 /// The run to undo: the one asked for, or the cluster's newest (see `rollback::pick_run`).

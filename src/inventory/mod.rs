@@ -138,14 +138,26 @@ impl Inventory {
                 .max()?,
             ReleaseSource::Url { sha256, .. } => sha256.keys().copied().filter(is_hop).max()?,
         };
-        let mut hop = inventory.clone();
-        hop.cluster.target_version = version;
-        if let ReleaseSource::Local { path, sums } = &mut hop.cluster.releases {
-            let text =
-                std::fs::read_to_string(path.join(version.to_string()).join("SHA256SUMS")).ok()?;
-            *sums = ReleaseSums::from_sha256sums(&text).ok()?;
+        self.with_target(version)
+    }
+
+    /// This inventory with `version` as its target, if its release source offers it (a local
+    /// folder with `<version>/SHA256SUMS`, or a sha256 entry for it).
+    pub fn with_target(&self, version: Version) -> Option<Inventory> {
+        let mut other = self.clone();
+        other.cluster.target_version = version;
+        match &mut other.cluster.releases {
+            ReleaseSource::Local { path, sums } => {
+                let text =
+                    std::fs::read_to_string(path.join(version.to_string()).join("SHA256SUMS"))
+                        .ok()?;
+                *sums = ReleaseSums::from_sha256sums(&text).ok()?;
+            }
+            ReleaseSource::Url { sha256, .. } => {
+                sha256.get(&version)?;
+            }
         }
-        Some(hop)
+        Some(other)
     }
 
     /// The host called `name`.

@@ -57,6 +57,13 @@ pub enum RollbackRefusal {
     AcrossProtocol { run: RunId, problem: String },
     #[error("run {run} ran on a raft cluster of {peers} peers: one peer down leaves no quorum, so it cannot go back one peer at a time")]
     RaftTooSmall { run: RunId, peers: usize },
+    #[error("the backup of run {run} is gone from {} and the release source ({offered_by}) does not offer {version}: put {version} there, or the backups back", HostNames(hosts))]
+    BackupGone {
+        run: RunId,
+        hosts: Vec<HostName>,
+        version: Version,
+        offered_by: String,
+    },
     #[error("run {run} was pruned (`runs prune`): the backups it needs are gone")]
     Pruned { run: RunId },
     #[error("run {run} touched no peer (it stopped before any peer was stopped or swapped): nothing to roll back")]
@@ -354,6 +361,25 @@ fn raft_restores(
         ));
     }
     (restored, problems)
+}
+
+/// Refuses when a host whose backup is gone (`gone`) cannot get the previous release from the
+/// release source either (`release_offered`).
+pub fn check_backups(
+    choice: &RollbackChoice,
+    gone: &[HostName],
+    release_offered: bool,
+    source: &str,
+) -> Result<(), RollbackRefusal> {
+    if gone.is_empty() || release_offered {
+        return Ok(());
+    }
+    Err(RollbackRefusal::BackupGone {
+        run: choice.undoes.clone(),
+        hosts: gone.to_vec(),
+        version: choice.to,
+        offered_by: source.to_string(),
+    })
 }
 
 /// One run of the cluster, as `pick_run` needs it.

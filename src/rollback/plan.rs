@@ -8,12 +8,13 @@ use serde_json::json;
 
 use super::{RollbackChoice, RollbackWay};
 use crate::facts::{HostFacts, Pinset};
-use crate::inventory::Inventory;
+use crate::inventory::{HostName, Inventory};
 use crate::plan::{
     render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind, ROLLING_DOWNTIME,
 };
 use crate::procedure::{
-    CurrentContext, PinsContext, Procedure, RenderError, RunContext, TargetContext, TemplateContext,
+    CurrentContext, PinsContext, Procedure, ReleaseContext, RenderError, RunContext, TargetContext,
+    TemplateContext,
 };
 
 /// What the rollback planner needs.
@@ -24,6 +25,11 @@ pub struct RollbackInputs<'a> {
     /// Facts of every inventory host, in inventory order.
     pub facts: &'a [HostFacts],
     pub choice: &'a RollbackChoice,
+    /// The hosts whose backup of the undone run is gone: they get the previous release from
+    /// the release source (`previous`, checked by `check_backups`).
+    pub backup_gone: &'a [HostName],
+    /// The inventory with the previous release as its target, when its source offers it.
+    pub previous: Option<&'a Inventory>,
     pub origin: &'a PlanOrigin,
 }
 
@@ -34,6 +40,8 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         playbook,
         facts,
         choice,
+        backup_gone,
+        previous,
         origin,
     } = inputs;
     let run_id = origin.run_id.as_str();
@@ -63,11 +71,23 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
             ..CurrentContext::default()
         };
         context.run = RunContext::new(run_id, host.vars.bin_dir());
+        if let Some(previous) = previous {
+            context.release = ReleaseContext::new(&previous.cluster, host.vars.bin_dir());
+        }
+        let from_release = backup_gone.contains(&host.name);
+        let backup_dir = RunContext::new(undone, host.vars.bin_dir()).remote_backup_dir;
+        let binaries_dir = if from_release {
+            ReleaseContext::staging_dir_for(host.vars.bin_dir(), choice.to)
+        } else {
+            backup_dir.clone()
+        };
         context.vars.insert(
             "rollback".parse().expect("a valid name"),
             json!({
                 "undoes": undone,
-                "backup_dir": RunContext::new(undone, host.vars.bin_dir()).remote_backup_dir,
+                "backup_dir": backup_dir,
+                "binaries_dir": binaries_dir,
+                "from_release": from_release,
                 "swap": choice.touched.contains(&host.name),
                 "way": match &choice.way {
                     RollbackWay::OneAtATime => "one_at_a_time",
@@ -84,7 +104,7 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
             RollbackWay::OneAtATime => ROLLING_DOWNTIME.to_string(),
             RollbackWay::RestoreRaft { .. } => RESTORE_DOWNTIME.to_string(),
         },
-        backups: backups(choice, undone),
+        backups: backups(choice, undone, backup_gone),
         choice: Choice {
             procedure: ProcedureKind::Rollback,
             from: choice.from,
@@ -105,11 +125,20 @@ const RESTORE_DOWNTIME: &str =
     "every peer is down from `stop-peers` until they start again on the previous release \
      and elect a leader: typically seconds, at most the `cluster-back` wait";
 
-fn backups(choice: &RollbackChoice, undone: &str) -> Vec<String> {
+fn backups(choice: &RollbackChoice, undone: &str, gone: &[HostName]) -> Vec<String> {
     let mut list = vec![format!(
         "the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{undone}/ on each host, \
          checked on every host before any peer stops"
     )];
+    if !gone.is_empty() {
+        list.push(format!(
+            "that backup is gone from {}: {} comes from the release source there, staged in <bin_dir>/.cluster-upgrade/{} \
+             and checked against its SHA-256 sums",
+            crate::message::HostNames(gone),
+            choice.to,
+            choice.to
+        ));
+    }
     if let RollbackWay::RestoreRaft { .. } = choice.way {
         list.push(
             "the migrated raft folder of each restored peer stays beside it as raft.before-rollback-<run id>; \

@@ -158,6 +158,8 @@ fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
         playbook: &playbook("rollback.yaml"),
         facts: &now,
         choice: &choice,
+        backup_gone: &[],
+        previous: None,
         origin: &origin,
     })
     .unwrap();

@@ -353,3 +353,46 @@ fn runs_prune_removes_what_runs_beyond_the_newest_n_left_and_keeps_their_history
     }
     lab.assert_cluster(FROM, 3, 5);
 }
+
+#[test]
+fn a_host_whose_backup_is_gone_gets_the_previous_release_from_the_release_source() {
+    let lab = Lab::up_with(3, FROM, 5, &["--target", TO]);
+    assert_success(&apply(&lab), "the rolling upgrade");
+    let upgrade = runs(&lab)[0].0.clone();
+    let backup = lab
+        .home("h2")
+        .join("bin/.cluster-upgrade/backup")
+        .join(&upgrade);
+    std::fs::remove_dir_all(&backup).unwrap();
+
+    // Without the release in the source either: refused, nothing changes.
+    let sums = lab.path().join("releases").join(FROM).join("SHA256SUMS");
+    let kept = std::fs::read(&sums).unwrap();
+    std::fs::remove_file(&sums).unwrap();
+    let refused = rollback(&lab, &[]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains(&format!(
+            "the backup of run {upgrade} is gone from h2 and the release source"
+        )),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(runs(&lab).len(), 1, "no run was started");
+    lab.assert_cluster(TO, 3, 5);
+
+    // With it: h2 gets 1.0.8 from the source, checked against its sums; the others their backup.
+    std::fs::write(&sums, kept).unwrap();
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback with h2's backup gone");
+    assert!(
+        text(&out.stdout).contains("that backup is gone from h2"),
+        "{}",
+        text(&out.stdout)
+    );
+    let all = runs(&lab);
+    let journal = &all.last().unwrap().1;
+    assert_eq!(started_on(journal, "upload-service"), ["h2"]);
+    assert_eq!(started_on(journal, "restore-binaries"), ["h1", "h2", "h3"]);
+    lab.assert_cluster(FROM, 3, 5);
+}

@@ -77,9 +77,22 @@ impl Agent {
             .stderr(Stdio::null())
             .spawn()
             .expect("start ssh-agent");
+        // Answering, not only bound: `ssh-add -l` exits 2 while it cannot talk to the agent
+        // (the socket file appears before the agent listens on it; seen on a loaded machine).
         let start = Instant::now();
-        while !socket.exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "no agent socket");
+        loop {
+            let listed = Command::new("ssh-add")
+                .arg("-l")
+                .env("SSH_AUTH_SOCK", socket)
+                .output()
+                .expect("run ssh-add -l");
+            if listed.status.code() != Some(2) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the agent never answered"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Agent(child)

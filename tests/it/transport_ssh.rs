@@ -5,7 +5,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -894,19 +894,7 @@ async fn unreadable_key_file_is_a_key_file_error() {
 async fn ssh_agent_identities_log_in() {
     let lab = Lab::start();
     let socket = lab.dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if socket.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let agent = crate::ssh_keys_e2e::Agent::start(&socket);
     let added = Command::new("ssh-add")
         .arg(&lab.user_key)
         .env("SSH_AUTH_SOCK", &socket)
@@ -926,7 +914,6 @@ async fn ssh_agent_identities_log_in() {
         ..lab.target()
     };
     let result = SshConnector::new(lab.options()).connect(&target).await;
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
     assert!(result.unwrap().run("true", STEP).await.unwrap().success());
 }
