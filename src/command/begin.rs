@@ -13,7 +13,7 @@ use crate::journal::{Checkpoint, RunLock, StateDir};
 use crate::plan::{ClusterId, Plan};
 use crate::report;
 
-use super::{plan as plan_cmd, preflight, run, state};
+use super::{plan as plan_cmd, preflight, resume, run, state};
 
 /// A command's state directory, locked, and what it holds of the cluster.
 pub struct Begun {
@@ -53,6 +53,26 @@ pub fn begin(
         cluster_id,
         unfinished,
     })
+}
+
+/// Resumes the cluster's unfinished run with the final check of the command `resumer` names,
+/// when there is one; `None`: the command plans a fresh run.
+pub fn resume_unfinished(
+    begun: &mut Begun,
+    run: &RunSettings,
+    planning_options: &[&'static str],
+    (resumer, after): (resume::Resumer, &resume::FinalCheck),
+) -> Option<Result<(), Error>> {
+    let unfinished = begun.unfinished.take()?;
+    Some(resume::run_again(resume::Again {
+        state: &begun.state,
+        unfinished,
+        planning_options,
+        run,
+        options: options(run),
+        resumer,
+        after,
+    }))
 }
 
 /// The command line's part in a run.

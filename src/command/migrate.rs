@@ -15,24 +15,21 @@ use crate::migrate::{
 use crate::plan::{Plan, Reach};
 use crate::report;
 
-use super::begin::{begin, options, run_fresh, Fresh};
+use super::begin::{begin, resume_unfinished, run_fresh, Fresh};
 use super::{inputs, plan as plan_cmd, resume};
 
 pub fn migrate(settings: &MigrateSettings) -> Result<(), Error> {
     let TargetConsensus::Crdt = settings.to;
     // The inputs first: an invalid inventory or playbook is refused before any host is touched.
     let (inventory, playbook) = inputs::load_migrate(&settings.input)?;
-    let begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
-    if let Some(unfinished) = begun.unfinished {
-        return resume::run_again(resume::Again {
-            state: &begun.state,
-            unfinished,
-            planning_options: &settings.planning_options,
-            run: &settings.run,
-            options: options(&settings.run),
-            resumer: resume::Resumer::Migrate,
-            after: &verify,
-        });
+    let mut begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
+    if let Some(resumed) = resume_unfinished(
+        &mut begun,
+        &settings.run,
+        &settings.planning_options,
+        (resume::Resumer::Migrate, &verify),
+    ) {
+        return resumed;
     }
 
     // The run reuses these connections: one per host for the whole migration.

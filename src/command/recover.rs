@@ -14,7 +14,7 @@ use crate::recover::{
 };
 use crate::report::{self};
 
-use super::begin::{begin, options, run_fresh, Fresh};
+use super::begin::{begin, resume_unfinished, run_fresh, Fresh};
 use super::{inputs, plan as plan_cmd, resume};
 
 pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
@@ -23,17 +23,14 @@ pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
     let export = (settings.from_export.as_deref())
         .map(ExportFile::read)
         .transpose()?;
-    let begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
-    if let Some(unfinished) = begun.unfinished {
-        return resume::run_again(resume::Again {
-            state: &begun.state,
-            unfinished,
-            planning_options: &settings.planning_options,
-            run: &settings.run,
-            options: options(&settings.run),
-            resumer: resume::Resumer::Recover,
-            after: &verify,
-        });
+    let mut begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
+    if let Some(resumed) = resume_unfinished(
+        &mut begun,
+        &settings.run,
+        &settings.planning_options,
+        (resume::Resumer::Recover, &verify),
+    ) {
+        return resumed;
     }
 
     // The run reuses these connections: one per host for the whole recovery.

@@ -18,24 +18,21 @@ use crate::rollback::{
     RollbackChoice, RollbackError, RollbackInputs, RollbackRefusal, RollbackWay, Undone,
 };
 
-use super::begin::{begin, options, run_fresh, Fresh};
+use super::begin::{begin, resume_unfinished, run_fresh, Fresh};
 use super::plan_file::read_plan;
 use super::{inputs, plan as plan_cmd, resume, state};
 
 pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     // The inputs first: an invalid inventory or playbook is refused before any host is touched.
     let (inventory, playbook) = inputs::load_rollback(&settings.input)?;
-    let begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
-    if let Some(unfinished) = begun.unfinished {
-        return resume::run_again(resume::Again {
-            state: &begun.state,
-            unfinished,
-            planning_options: &settings.planning_options,
-            run: &settings.run,
-            options: options(&settings.run),
-            resumer: resume::Resumer::Rollback,
-            after: &verify,
-        });
+    let mut begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
+    if let Some(resumed) = resume_unfinished(
+        &mut begun,
+        &settings.run,
+        &settings.planning_options,
+        (resume::Resumer::Rollback, &verify),
+    ) {
+        return resumed;
     }
     let undone_id = chosen_run(&begun.state, &begun.cluster_id, settings.run_id.as_ref())?;
     let undone_dir = begun.state.run(&undone_id);

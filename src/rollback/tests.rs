@@ -115,16 +115,21 @@ fn run_id() -> RunId {
     "20261204T000000Z-0001".parse().unwrap()
 }
 
+fn undone_of<'a>(run: &'a RunId, plan: &'a Plan, checkpoint: &'a Checkpoint) -> Undone<'a> {
+    Undone {
+        run,
+        plan,
+        checkpoint,
+    }
+}
+
 #[test]
 fn a_finished_rolling_run_goes_back_on_every_peer() {
     let plan = upgrade(Consensus::Crdt);
     assert_eq!(plan.choice.procedure, ProcedureKind::Rolling);
     let checkpoint = journal(&plan, None, false);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     let choice = check_rollback(undone, &facts(TO, Consensus::Crdt)).unwrap();
     assert_eq!((choice.from, choice.to), (TO, FROM));
     let names: Vec<&str> = choice.touched.iter().map(HostName::as_str).collect();
@@ -135,11 +140,8 @@ fn a_finished_rolling_run_goes_back_on_every_peer() {
 fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
     let plan = upgrade(Consensus::Crdt);
     let checkpoint = journal(&plan, Some(("install-release", "h2")), true);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     let mut now = facts(FROM, Consensus::Crdt);
     now[0].service_version = Some(TO);
     now[1].running = false;
@@ -188,11 +190,8 @@ fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
 fn a_run_that_stopped_before_touching_a_peer_has_nothing_to_roll_back() {
     let plan = upgrade(Consensus::Crdt);
     let checkpoint = journal(&plan, Some(("keep-previous", "h1")), true);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     assert_eq!(
         check_rollback(undone, &facts(FROM, Consensus::Crdt)),
         Err(RollbackRefusal::NothingDone { run: run_id() })
@@ -203,11 +202,8 @@ fn a_run_that_stopped_before_touching_a_peer_has_nothing_to_roll_back() {
 fn an_unfinished_run_is_resumed_or_abandoned_first() {
     let plan = upgrade(Consensus::Crdt);
     let checkpoint = journal(&plan, Some(("install-release", "h1")), false);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     assert_eq!(
         check_rollback(undone, &facts(FROM, Consensus::Crdt)),
         Err(RollbackRefusal::Unfinished { run: run_id() })
@@ -227,11 +223,8 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
         host.service_version = Some(V09);
     }
     let checkpoint = journal(&plan, None, false);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     let stored = |live: u8, old: u8| {
         vec![
             StoredState {
@@ -271,11 +264,8 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
     let plan = upgrade(Consensus::Raft);
     assert_eq!(plan.choice.procedure, ProcedureKind::Rolling);
     let checkpoint = journal(&plan, None, false);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     let choice = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap();
     assert_eq!(choice.way, RollbackWay::OneAtATime);
 }
@@ -284,11 +274,8 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
 fn a_peer_on_a_release_the_run_did_not_install_is_drift() {
     let plan = upgrade(Consensus::Crdt);
     let checkpoint = journal(&plan, None, false);
-    let undone = Undone {
-        run: &run_id(),
-        plan: &plan,
-        checkpoint: &checkpoint,
-    };
+    let run = run_id();
+    let undone = undone_of(&run, &plan, &checkpoint);
     let mut now = facts(TO, Consensus::Crdt);
     now[2].service_version = Some(Version::new(1, 1, 5));
     let refused = check_rollback(undone, &now).unwrap_err();
