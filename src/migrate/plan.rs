@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-use crate::facts::{HostFacts, Pinset};
+use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Version};
 use crate::plan::{
-    render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind, MIGRATION_DOWNTIME,
+    current_context, pins_context, render_steps, Choice, Plan, PlanOrigin, PlanParts,
+    ProcedureKind, MIGRATION_DOWNTIME,
 };
 use crate::procedure::{
-    AnchorContext, CurrentContext, PinsContext, Procedure, RenderError, RunContext, TargetContext,
-    TemplateContext,
+    AnchorContext, Procedure, RenderError, RunContext, TargetContext, TemplateContext,
 };
 use crate::recover::bootstrap_multiaddr;
 
@@ -42,26 +42,15 @@ pub fn build_migration_plan(inputs: MigrationInputs<'_>) -> Result<Plan, RenderE
         .expect("a validated inventory has hosts");
     let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
     let anchor_facts = by_name[anchor.name.as_str()];
-    let pins = Pinset::expected(facts).map(|p| PinsContext {
-        count: p.count,
-        hash: p.hash.to_string(),
-    });
+    let pins = pins_context(facts);
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
         let host_facts = by_name[host.name.as_str()];
         let mut context = TemplateContext::new(inventory, host, anchor);
         // The release the peers run is the one that exports and imports: no other is involved.
         context.target = TargetContext::new(version);
         context.cluster.pins = pins.clone();
-        context.current = CurrentContext {
-            version: host_facts.service_version.map(|v| v.to_string()),
-            state_format: host_facts.state_format,
-            peer_id: host_facts.peer_id.clone(),
-            multiaddr: bootstrap_multiaddr(host, host_facts, version),
-            datastore: host_facts.datastore.clone(),
-            pebble_format: host_facts.pebble_format,
-            pebble_store_format: host_facts.pebble_store_format,
-            pebble_raise_to: None,
-        };
+        context.current =
+            current_context(host_facts, bootstrap_multiaddr(host, host_facts, version));
         context.anchor = AnchorContext {
             name: anchor.name.to_string(),
             peer_id: anchor_facts.peer_id.clone(),

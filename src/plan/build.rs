@@ -175,10 +175,7 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
         anchor,
         anchor_facts,
         cluster: ClusterContext {
-            pins: Pinset::expected(facts).map(|p| PinsContext {
-                count: p.count,
-                hash: p.hash.to_string(),
-            }),
+            pins: pins_context(facts),
             ..ClusterContext::new(inventory)
         },
         run_id: run_label,
@@ -241,17 +238,11 @@ impl SharedContext<'_> {
             cluster: self.cluster.clone(),
             target: TargetContext::new(self.inventory.cluster.target_version),
             current: CurrentContext {
-                version: facts.service_version.map(|v| v.to_string()),
-                state_format: facts.state_format,
-                peer_id: facts.peer_id.clone(),
-                multiaddr: facts.multiaddr.clone(),
-                datastore: facts.datastore.clone(),
-                pebble_format: facts.pebble_format,
-                pebble_store_format: facts.pebble_store_format,
                 pebble_raise_to: super::pebble::raise_to(
                     facts,
                     self.inventory.cluster.target_version,
                 ),
+                ..current_context(facts, facts.multiaddr.clone())
             },
             anchor: AnchorContext {
                 name: self.anchor.name.to_string(),
@@ -335,6 +326,29 @@ fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec
 ///
 /// Large inventories are split into consecutive slices rendered on a few threads (rendering is
 /// most of planning's work, and each host's is independent); the result is the same.
+/// `current` of a host from its facts, with `multiaddr` as the caller computes it; no pebble
+/// raise (the upgrade planner sets one).
+pub fn current_context(facts: &HostFacts, multiaddr: Option<String>) -> CurrentContext {
+    CurrentContext {
+        version: facts.service_version.map(|v| v.to_string()),
+        state_format: facts.state_format,
+        peer_id: facts.peer_id.clone(),
+        multiaddr,
+        datastore: facts.datastore.clone(),
+        pebble_format: facts.pebble_format,
+        pebble_store_format: facts.pebble_store_format,
+        pebble_raise_to: None,
+    }
+}
+
+/// `cluster.pins`: the pinset most peers list.
+pub fn pins_context(facts: &[HostFacts]) -> Option<PinsContext> {
+    Pinset::expected(facts).map(|p| PinsContext {
+        count: p.count,
+        hash: p.hash.to_string(),
+    })
+}
+
 pub fn render_steps(
     procedure: &Procedure,
     inventory: &Inventory,

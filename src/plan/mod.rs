@@ -15,8 +15,8 @@ mod stale;
 mod upgrade;
 
 pub use build::{
-    build_plan, render_steps, PlanError, PlanInputs, PlanOrigin, PlanParts, Playbooks,
-    MIGRATION_DOWNTIME, RECOVERY_DOWNTIME, ROLLING_DOWNTIME,
+    build_plan, current_context, pins_context, render_steps, PlanError, PlanInputs, PlanOrigin,
+    PlanParts, Playbooks, MIGRATION_DOWNTIME, RECOVERY_DOWNTIME, ROLLING_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use converge::{gap_problems, pinset_gaps, settled_pins};

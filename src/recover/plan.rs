@@ -10,10 +10,10 @@ use serde_json::json;
 use super::source::{Origin, SourceChoice};
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Version};
-use crate::plan::{render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind};
-use crate::procedure::{
-    AnchorContext, CurrentContext, Procedure, RenderError, RunContext, TemplateContext,
+use crate::plan::{
+    current_context, render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind,
 };
+use crate::procedure::{AnchorContext, Procedure, RenderError, RunContext, TemplateContext};
 
 /// The file name, in the run's `backups/` on the controller, of the export the source peer
 /// imports (the `keep-export` step copies it there).
@@ -71,16 +71,8 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
         let host_facts = by_name[host.name.as_str()];
         let mut context = TemplateContext::new(inventory, host, anchor);
-        context.current = CurrentContext {
-            version: host_facts.service_version.map(|v| v.to_string()),
-            state_format: host_facts.state_format,
-            peer_id: host_facts.peer_id.clone(),
-            multiaddr: bootstrap_multiaddr(host, host_facts, target),
-            datastore: host_facts.datastore.clone(),
-            pebble_format: host_facts.pebble_format,
-            pebble_store_format: host_facts.pebble_store_format,
-            pebble_raise_to: None,
-        };
+        context.current =
+            current_context(host_facts, bootstrap_multiaddr(host, host_facts, target));
         context.anchor = AnchorContext {
             name: anchor.name.to_string(),
             peer_id: anchor_facts.peer_id.clone(),

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::{RollbackChoice, RollbackWay};
-use crate::facts::{HostFacts, Pinset};
+use crate::facts::HostFacts;
 use crate::inventory::{HostName, Inventory};
 use crate::plan::{
-    render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind, ROLLING_DOWNTIME,
+    current_context, pins_context, render_steps, Choice, Plan, PlanOrigin, PlanParts,
+    ProcedureKind, ROLLING_DOWNTIME,
 };
 use crate::procedure::{
-    CurrentContext, PinsContext, Procedure, ReleaseContext, RenderError, RunContext, TargetContext,
-    TemplateContext,
+    Procedure, ReleaseContext, RenderError, RunContext, TargetContext, TemplateContext,
 };
 
 /// What the rollback planner needs.
@@ -52,24 +52,13 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         .last()
         .expect("a validated inventory has hosts");
     let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
-    let pins = Pinset::expected(facts).map(|p| PinsContext {
-        count: p.count,
-        hash: p.hash.to_string(),
-    });
+    let pins = pins_context(facts);
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
         let host_facts = by_name[host.name.as_str()];
         let mut context = TemplateContext::new(inventory, host, anchor);
         context.target = TargetContext::new(choice.to);
         context.cluster.pins = pins.clone();
-        context.current = CurrentContext {
-            version: host_facts.service_version.map(|v| v.to_string()),
-            state_format: host_facts.state_format,
-            peer_id: host_facts.peer_id.clone(),
-            datastore: host_facts.datastore.clone(),
-            pebble_format: host_facts.pebble_format,
-            pebble_store_format: host_facts.pebble_store_format,
-            ..CurrentContext::default()
-        };
+        context.current = current_context(host_facts, None);
         context.run = RunContext::new(run_id, host.vars.bin_dir());
         if let Some(previous) = previous {
             context.release = ReleaseContext::new(&previous.cluster, host.vars.bin_dir());

@@ -140,6 +140,19 @@ fn a_run_killed_after_install_release_on_h1_and_abandoned_is_undone_on_h1_alone(
     lab.assert_cluster(FROM, 3, 10);
 }
 
+/// `runs prune INVENTORY --keep KEEP --yes`.
+fn prune(lab: &Lab, keep: &str) -> std::process::Output {
+    let inventory = lab.inventory();
+    run(&[
+        "runs",
+        "prune",
+        inventory.to_str().unwrap(),
+        "--keep",
+        keep,
+        "--yes",
+    ])
+}
+
 /// The CIDs `host` lists, sorted.
 fn listed(lab: &Lab, host: &str) -> Vec<String> {
     let out = lab.ctl(host, &["pin", "ls"]);
@@ -286,14 +299,7 @@ fn runs_prune_removes_what_runs_beyond_the_newest_n_left_and_keeps_their_history
     assert!(controller.join(&upgrade).join("backups").is_dir());
 
     let inventory = lab.inventory();
-    let out = run(&[
-        "runs",
-        "prune",
-        inventory.to_str().unwrap(),
-        "--keep",
-        "1",
-        "--yes",
-    ]);
+    let out = prune(&lab, "1");
     assert_success(&out, "runs prune --keep 1");
     let shown = text(&out.stdout);
     assert!(shown.contains(&format!("  {upgrade}\n")), "{shown}");
@@ -318,28 +324,14 @@ fn runs_prune_removes_what_runs_beyond_the_newest_n_left_and_keeps_their_history
     );
 
     // Nothing more to prune with --keep 1; --keep 0 also takes the *.prev binaries.
-    let again = run(&[
-        "runs",
-        "prune",
-        inventory.to_str().unwrap(),
-        "--keep",
-        "1",
-        "--yes",
-    ]);
+    let again = prune(&lab, "1");
     assert_success(&again, "runs prune again");
     assert!(
         text(&again.stdout).starts_with("Nothing to prune"),
         "{}",
         text(&again.stdout)
     );
-    let all_gone = run(&[
-        "runs",
-        "prune",
-        inventory.to_str().unwrap(),
-        "--keep",
-        "0",
-        "--yes",
-    ]);
+    let all_gone = prune(&lab, "0");
     assert_success(&all_gone, "runs prune --keep 0");
     for host in ["h1", "h2", "h3"] {
         assert!(
