@@ -320,6 +320,7 @@ impl Progress {
                 serde_json::json!({
                     "run_id": plan.run_id.as_str(), "cluster": plan.cluster,
                     "procedure": plan.choice.procedure.name(),
+                    "undoes": plan.choice.undoes.as_ref().map(|run| run.as_str()),
                     "from": plan.choice.from.to_string(), "to": plan.choice.to.to_string(),
                     "resumed": resumed, "hosts": hosts, "steps": plan.steps.len(),
                 }),

@@ -564,7 +564,7 @@ fn status_and_runs_print_json_and_their_errors_too() {
 
 /// The JSON lines of `apply --json`'s stdout, each checked against docs/events.md: schema 1,
 /// a known event with its fields; the last line may be the command's error object.
-fn events(stdout: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(stdout: &str) -> Vec<serde_json::Value> {
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))

@@ -5,6 +5,7 @@
 //! staged upgrade refused; SIGKILL of the rollback as each of its steps starts, then `rollback`
 //! again.
 
+use crate::apply_e2e::events;
 use crate::rolling_e2e::assert_one_peer_at_a_time_in;
 use crate::support::{
     assert_no_step_finished_twice, assert_success, journals_by_run, journals_in, run, start_until,
@@ -94,6 +95,35 @@ fn a_rolling_upgrade_is_rolled_back_one_peer_at_a_time_under_writes_keeping_ever
         text(&again.stderr)
     );
     assert_eq!(runs(&lab).len(), 2, "no run was started");
+    // As JSON: the refusal is the one line on stdout.
+    let again = rollback(&lab, &["--json"]);
+    assert_eq!(again.status.code(), Some(3));
+    let lines = events(&text(&again.stdout));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["kind"], "refused");
+}
+
+#[test]
+fn rollback_json_streams_the_run_as_events_naming_the_run_it_undoes() {
+    let lab = Lab::up_with(3, FROM, 5, &["--target", TO]);
+    assert_success(&apply(&lab), "the rolling upgrade");
+    let upgrade = runs(&lab)[0].0.clone();
+    let out = rollback(&lab, &["--json"]);
+    assert_success(&out, "rollback --json");
+    let lines = events(&text(&out.stdout));
+    assert_eq!(lines[0]["event"], "run_started");
+    assert_eq!(lines[0]["procedure"], "rollback");
+    assert_eq!(lines[0]["undoes"], upgrade.as_str());
+    assert_eq!(
+        (lines[0]["from"].as_str(), lines[0]["to"].as_str()),
+        (Some(TO), Some(FROM))
+    );
+    assert_eq!(lines.last().unwrap()["event"], "run_finished");
+    assert!(
+        text(&out.stderr).contains("Procedure: rollback"),
+        "the views for people go to stderr"
+    );
+    lab.assert_cluster(FROM, 3, 5);
 }
 
 #[test]
