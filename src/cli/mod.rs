@@ -197,9 +197,9 @@ pub enum Command {
     /// Roll a run back: the release it replaced, on the peers it touched, one at a time.
     ///
     /// RUN_ID names the run to undo (see `cluster-upgrade runs INVENTORY`); by default the
-    /// cluster's newest run. An unfinished run is resumed or abandoned (`runs abandon`) first; an
-    /// abandoned or failed one is rolled back as far as its journal says it went: only the peers
-    /// it stopped or swapped go back. Probes every host (read-only), shows the plan and asks.
+    /// cluster's newest run. An unfinished rollback is resumed; an unfinished upgrade (failed or
+    /// interrupted) is abandoned, journalled once you confirm, and, like an abandoned one, rolled
+    /// back as far as its journal says it went: only the peers it stopped or swapped go back. Probes every host (read-only), shows the plan and asks.
     /// Then, with `playbooks/rollback.yaml`: check on every touched host that the run's backup
     /// (<bin_dir>/.cluster-upgrade/backup/<run id>/; where it is gone, the release from the
     /// release source, checked against its sums) is the release it ran before. A run that

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::exec::Connected;
 use crate::facts::HostFacts;
 use crate::inventory::Inventory;
-use crate::journal::{Checkpoint, RunLock, StateDir};
+use crate::journal::{Checkpoint, RunDir, RunLock, StateDir};
 use crate::plan::{ClusterId, Plan};
 use crate::report;
 
@@ -92,6 +92,9 @@ pub struct Fresh<'a> {
     pub settings: &'a RunSettings,
     /// The confirmation question.
     pub question: String,
+    /// An unfinished run to abandon (journalled) once the operator confirmed, before this run
+    /// starts; its lease on the hosts may then be replaced.
+    pub abandon_first: Option<&'a RunDir>,
 }
 
 /// Checks the hosts' leases and the room for backups, shows the plan, asks, runs it.
@@ -103,12 +106,22 @@ pub fn run_fresh(fresh: Fresh<'_>, after: run::AfterCheck<'_>) -> Result<(), Err
         connected,
         settings,
         question,
+        abandon_first,
     } = fresh;
-    let replaceable = state::lease_replaceable(state, settings.take_over.as_ref())?;
+    let mut replaceable = state::lease_replaceable(state, settings.take_over.as_ref())?;
+    replaceable.extend(abandon_first.map(|run| run.id().to_string()));
     plan_cmd::check_leases(facts, None, &replaceable)?;
     preflight::check_room(state, plan, &Checkpoint::default(), facts)?;
     report::print(&report::render_plan(plan));
     run::confirm(settings.yes, &question)?;
+    if let Some(run) = abandon_first {
+        super::runs::journal_abandoned(run)?;
+        report::note(&format!(
+            "run {} abandoned; its journal and backups stay in {}",
+            run.id(),
+            run.path.display()
+        ));
+    }
     let run_dir = state.run(&plan.run_id);
     let request = run::RunRequest {
         state,

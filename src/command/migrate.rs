@@ -59,6 +59,7 @@ pub fn migrate(settings: &MigrateSettings) -> Result<(), Error> {
         connected,
         settings: &settings.run,
         question,
+        abandon_first: None,
     };
     run_fresh(fresh, &|now: &[HostFacts]| {
         Ok(migration_problems(&plan, now))

@@ -69,6 +69,7 @@ pub fn recover(settings: &RecoverSettings) -> Result<(), Error> {
         connected,
         settings: &settings.run,
         question,
+        abandon_first: None,
     };
     run_fresh(fresh, &|now: &[HostFacts]| verify(&run_dir, &plan, now))
 }

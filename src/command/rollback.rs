@@ -10,7 +10,7 @@ use crate::exec::Connected;
 use crate::facts::{HostFacts, ProbeScope};
 use crate::inventory::{HostName, Inventory};
 use crate::journal::{RunDir, RunId, StateDir};
-use crate::plan::{ClusterId, Plan, Reach};
+use crate::plan::{ClusterId, Plan, ProcedureKind, Reach};
 use crate::procedure::RunContext;
 use crate::report;
 use crate::rollback::{
@@ -26,6 +26,14 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     // The inputs first: an invalid inventory or playbook is refused before any host is touched.
     let (inventory, playbook) = inputs::load_rollback(&settings.input)?;
     let mut begun = begin(&settings.run, &settings.input.inventory, &inventory)?;
+    // An unfinished upgrade is what to roll back (abandoned once the operator confirmed); an
+    // unfinished rollback is resumed.
+    let unfinished_upgrade = match &begun.unfinished {
+        Some(run) if run.plan.choice.procedure != ProcedureKind::Rollback => {
+            begun.unfinished.take()
+        }
+        _ => None,
+    };
     if let Some(resumed) = resume_unfinished(
         &mut begun,
         &settings.run,
@@ -34,14 +42,33 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     ) {
         return resumed;
     }
-    let undone_id = chosen_run(&begun.state, &begun.cluster_id, settings.run_id.as_ref())?;
-    let undone_dir = begun.state.run(&undone_id);
-    undone_dir.check_private()?;
-    if undone_dir.path.join(crate::prune::PRUNED_MARKER).exists() {
-        return Err(RollbackError::from(RollbackRefusal::Pruned { run: undone_id }).into());
-    }
-    let undone_plan = read_plan(&undone_dir.plan_path())?;
-    let checkpoint = crate::journal::Checkpoint::replay(&undone_dir.records()?);
+    let (undone_id, undone_plan, checkpoint) = match &unfinished_upgrade {
+        Some(run) => {
+            let id = run.dir.id().clone();
+            if settings.run_id.as_ref().is_some_and(|asked| *asked != id) {
+                return Err(Error::unfinished(
+                    run.plan.choice.procedure,
+                    id.to_string(),
+                    run.plan.inventory.clone(),
+                ));
+            }
+            // Checked as what it will be: abandoned, with what its journal says it did.
+            let mut checkpoint = run.checkpoint.clone();
+            checkpoint.abandoned = true;
+            (id, run.plan.clone(), checkpoint)
+        }
+        None => {
+            let id = chosen_run(&begun.state, &begun.cluster_id, settings.run_id.as_ref())?;
+            let dir = begun.state.run(&id);
+            dir.check_private()?;
+            if dir.path.join(crate::prune::PRUNED_MARKER).exists() {
+                return Err(RollbackError::from(RollbackRefusal::Pruned { run: id }).into());
+            }
+            let plan = read_plan(&dir.plan_path())?;
+            let checkpoint = crate::journal::Checkpoint::replay(&dir.records()?);
+            (id, plan, checkpoint)
+        }
+    };
 
     // The run reuses these connections: one per host for the whole rollback.
     let reach = Reach::of(&inventory);
@@ -86,6 +113,12 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
             plan.cluster, choice.to,
         ),
     };
+    let question = match &unfinished_upgrade {
+        Some(_) => format!(
+            "Run {undone_id} is unfinished: abandon it (journalled) and roll back what it did. {question}"
+        ),
+        None => question,
+    };
     let fresh = Fresh {
         state: &begun.state,
         plan: &plan,
@@ -93,6 +126,7 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
         connected,
         settings: &settings.run,
         question,
+        abandon_first: unfinished_upgrade.as_ref().map(|run| &run.dir),
     };
     run_fresh(fresh, &|now: &[HostFacts]| {
         Ok(rollback_problems(&plan, now))

@@ -8,7 +8,7 @@ use crate::exec::Connected;
 use crate::facts::ProbeScope;
 use crate::inventory::HostName;
 use crate::inventory::Inventory;
-use crate::journal::{Checkpoint, Event, HostStepState, Record, StateDir};
+use crate::journal::{Checkpoint, Event, HostStepState, Record, RunDir, StateDir};
 use crate::plan::Reach;
 use crate::plan::{ClusterId, Plan};
 use crate::procedure::PeerState;
@@ -97,6 +97,18 @@ pub fn abandon(args: &AbandonSettings) -> Result<(), Error> {
             args.run_id, plan.cluster
         ),
     )?;
+    journal_abandoned(&run)?;
+    report::note(&format!(
+        "run {} abandoned; its journal and backups stay in {}. A new plan of the cluster can be made now (check it first: `cluster-upgrade plan {}`).",
+        args.run_id,
+        run.path.display(),
+        plan.inventory.display()
+    ));
+    Ok(())
+}
+
+/// Journals that `run` is abandoned, by this user on this machine.
+pub fn journal_abandoned(run: &RunDir) -> Result<(), Error> {
     let by = format!(
         "{}@{} (pid {})",
         std::env::var("USER").unwrap_or_else(|_| "?".into()),
@@ -105,12 +117,6 @@ pub fn abandon(args: &AbandonSettings) -> Result<(), Error> {
     );
     run.journal()?
         .append(&Record::now(Event::RunAbandoned { by }))?;
-    report::note(&format!(
-        "run {} abandoned; its journal and backups stay in {}. A new plan of the cluster can be made now (check it first: `cluster-upgrade plan {}`).",
-        args.run_id,
-        run.path.display(),
-        plan.inventory.display()
-    ));
     Ok(())
 }
 

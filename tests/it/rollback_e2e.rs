@@ -1,6 +1,6 @@
 //! `cluster-upgrade rollback` end to end against `cluster-lab` (stand-in peers on real sshd):
 //! a rolling 1.0.8 → 1.1.6 undone under writes with N−1 peers answering throughout; a run
-//! killed after `install-release` on h1, abandoned, undone on h1 alone; a raft 0.9 → 0.10 whose
+//! killed after `install-release` on h1 abandoned and undone on h1 alone; a raft 0.9 → 0.10 whose
 //! `daemon --upgrade` migrated the state undone with raft.old.0, pins changed since kept; a
 //! staged upgrade refused; SIGKILL of the rollback as each of its steps starts, then `rollback`
 //! again.
@@ -127,7 +127,7 @@ fn rollback_json_streams_the_run_as_events_naming_the_run_it_undoes() {
 }
 
 #[test]
-fn a_run_killed_after_install_release_on_h1_and_abandoned_is_undone_on_h1_alone() {
+fn a_run_killed_after_install_release_on_h1_is_abandoned_and_undone_on_h1_alone() {
     let lab = Lab::up_with(3, FROM, 10, &["--target", TO]);
     let state = lab.path().join(".cluster-upgrade");
     let inventory = lab.inventory();
@@ -138,25 +138,27 @@ fn a_run_killed_after_install_release_on_h1_and_abandoned_is_undone_on_h1_alone(
     child.wait().unwrap();
     let upgrade = runs(&lab)[0].0.clone();
 
-    // Unfinished: rollback says to resume or abandon it, and changes nothing.
-    let refused = rollback(&lab, &[]);
+    // Unfinished: rollback of another run is refused, naming the unfinished one.
+    let refused = rollback(&lab, &["20260101T000000Z-0000"]);
     assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
     assert!(
         text(&refused.stderr).contains(&format!("run {upgrade} of this cluster is unfinished")),
         "{}",
         text(&refused.stderr)
     );
-    let abandon = run(&[
-        "runs",
-        "abandon",
-        &upgrade,
-        inventory.to_str().unwrap(),
-        "--yes",
-    ]);
-    assert_success(&abandon, "runs abandon");
+    assert_eq!(runs(&lab).len(), 1, "no run was started");
 
+    // Rolled back without more ado: the run is abandoned (journalled) once confirmed.
     let out = rollback(&lab, &[]);
-    assert_success(&out, "rollback of the abandoned run");
+    assert_success(&out, "rollback of the unfinished run");
+    let upgrade_journal = &runs(&lab)[0].1;
+    assert!(
+        upgrade_journal
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\"event\":\"run_abandoned\"")),
+        "{upgrade_journal}"
+    );
     assert!(
         text(&out.stdout).contains("touched 1 of 3 peers: h1\n"),
         "{}",
