@@ -87,11 +87,13 @@ pub enum TransportError {
         /// The `@revoked` line.
         line: usize,
     },
-    /// The server presented an OpenSSH certificate, which this tool does not verify.
-    #[error("{host} presented a host certificate; only plain host keys are supported")]
+    /// The server presented an OpenSSH host certificate that known_hosts does not trust.
+    #[error("{host} presented a host certificate that {} does not trust: {why}", known_hosts.display())]
     HostCertificate {
         /// The host's name in the inventory.
         host: HostName,
+        why: String,
+        known_hosts: std::path::PathBuf,
     },
     /// known_hosts could not be read or appended to.
     #[error("known_hosts for {host}")]
@@ -273,7 +275,7 @@ impl TransportError {
             | Self::HostKeyUnknown { host, .. }
             | Self::HostKeyChanged { host, .. }
             | Self::HostKeyRevoked { host, .. }
-            | Self::HostCertificate { host }
+            | Self::HostCertificate { host, .. }
             | Self::KnownHosts { host, .. }
             | Self::Auth { host, .. }
             | Self::KeyFile { host, .. }

@@ -94,6 +94,8 @@ mod tests {
             if target.port == 0 {
                 return Err(TransportError::HostCertificate {
                     host: target.name.clone(),
+                    why: "a fake refusal".into(),
+                    known_hosts: "/dev/null".into(),
                 });
             }
             Ok(FakeSession::default())

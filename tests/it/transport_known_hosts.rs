@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use cluster_upgrade::transport::known_hosts::{append, fingerprint, KnownHosts, Match};
-use russh::keys::ssh_key::PublicKey;
+use cluster_upgrade::transport::known_hosts::{append, fingerprint, CertMatch, KnownHosts, Match};
+use russh::keys::ssh_key::{Certificate, PublicKey};
 
 fn keygen(dir: &Path, name: &str, kind: &str) -> PublicKey {
     let path = dir.join(name);
@@ -164,4 +164,89 @@ fn fingerprint_matches_ssh_keygen() {
             .to_string();
         assert_eq!(fingerprint(&key), reference, "{kind}");
     }
+}
+
+/// Signs `dir/host.pub` with `dir/ca` (`ssh-keygen -s`): a host certificate unless `user`, for
+/// `principals`, valid for `validity` (`-V`).
+fn sign(dir: &Path, principals: &str, validity: &str, user: bool) -> Certificate {
+    let mut command = Command::new("ssh-keygen");
+    command.args(["-q", "-s"]).arg(dir.join("ca"));
+    if !user {
+        command.arg("-h");
+    }
+    let status = command
+        .args(["-I", "test-cert", "-n", principals, "-V", validity])
+        .arg(dir.join("host.pub"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = fs::read_to_string(dir.join("host-cert.pub")).unwrap();
+    Certificate::from_openssh(text.trim()).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_host_certificate_is_trusted_only_from_its_authority_for_its_principals_while_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = keygen(dir.path(), "ca", "ed25519");
+    let other_ca = keygen(dir.path(), "other-ca", "ed25519");
+    keygen(dir.path(), "host", "ed25519");
+    let path = dir.path().join("known_hosts");
+    let known = |text: &str| KnownHosts::parse(&path, text);
+    let ca_line = format!("@cert-authority 10.0.0.* {}\n", openssh(&ca));
+    let trusted = known(&format!("# a comment\n{ca_line}"));
+    assert!(trusted.has_authority_for("10.0.0.5", 22));
+    assert!(!trusted.has_authority_for("10.1.0.5", 22));
+
+    let cert = sign(dir.path(), "10.0.0.5,peer1", "-5m:+1h", false);
+    assert_eq!(
+        trusted.check_certificate(("10.0.0.5", 22), &cert, now()),
+        CertMatch::Trusted { line: 2 }
+    );
+    let refused = |verdict: CertMatch, part: &str| match verdict {
+        CertMatch::Refused { why } => assert!(why.contains(part), "{why}"),
+        other => panic!("trusted: {other:?}"),
+    };
+    // Another host the authority covers, not a principal of the certificate.
+    refused(
+        trusted.check_certificate(("10.0.0.6", 22), &cert, now()),
+        "names the principals [10.0.0.5, peer1], not 10.0.0.6",
+    );
+    // A host no authority line covers; another authority; a plain key line is no authority.
+    refused(
+        trusted.check_certificate(("10.1.0.5", 22), &cert, now()),
+        "no @cert-authority line covers 10.1.0.5",
+    );
+    let others = known(&format!("@cert-authority * {}\n", openssh(&other_ca)));
+    refused(
+        others.check_certificate(("10.0.0.5", 22), &cert, now()),
+        "which no @cert-authority line for 10.0.0.5 trusts",
+    );
+    let plain = known(&format!("10.0.0.5 {}\n", openssh(&ca)));
+    refused(
+        plain.check_certificate(("10.0.0.5", 22), &cert, now()),
+        "no @cert-authority line covers",
+    );
+    // Expired; a user certificate; a revoked authority.
+    let old = sign(dir.path(), "10.0.0.5", "20200101:20200102", false);
+    refused(
+        trusted.check_certificate(("10.0.0.5", 22), &old, now()),
+        "not now",
+    );
+    let user = sign(dir.path(), "10.0.0.5", "-5m:+1h", true);
+    refused(
+        trusted.check_certificate(("10.0.0.5", 22), &user, now()),
+        "a user certificate",
+    );
+    let revoked = known(&format!("{ca_line}@revoked * {}\n", openssh(&ca)));
+    refused(
+        revoked.check_certificate(("10.0.0.5", 22), &cert, now()),
+        "is revoked (line 2)",
+    );
 }

@@ -917,3 +917,66 @@ async fn ssh_agent_identities_log_in() {
     drop(agent);
     assert!(result.unwrap().run("true", STEP).await.unwrap().success());
 }
+
+#[tokio::test]
+async fn a_host_certificate_from_a_trusted_authority_logs_in_and_one_from_another_is_refused() {
+    let lab = Lab::start_with(|spec| {
+        let ca = spec.dir.join("host_ca");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&ca)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let signed = Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca)
+            .args([
+                "-h",
+                "-I",
+                "lab-host",
+                "-n",
+                &spec.address.to_string(),
+                "-V",
+                "-5m:+1h",
+            ])
+            .arg(spec.host_key_path().with_extension("pub"))
+            .status()
+            .unwrap();
+        assert!(signed.success());
+        let cert = spec.dir.join("ssh_host_ed25519_key-cert.pub");
+        let mut config = fs::read_to_string(spec.config_path()).unwrap();
+        config.push_str(&format!("HostCertificate {}\n", cert.display()));
+        fs::write(spec.config_path(), config).unwrap();
+    });
+    // Only the authority is known: no line for the host's own key.
+    let ca = fs::read_to_string(lab.spec.dir.join("host_ca.pub")).unwrap();
+    let pattern = format!("[{}]:{}", lab.spec.address, lab.spec.port);
+    fs::write(
+        &lab.known_hosts,
+        format!("@cert-authority {pattern} {}", ca.trim()),
+    )
+    .unwrap();
+    let session = lab.connect().await.unwrap();
+    assert!(session.run("true", STEP).await.unwrap().success());
+
+    // Another authority: refused before authentication, naming the signer.
+    let other = lab.dir.path().join("other_ca");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = fs::read_to_string(other.with_extension("pub")).unwrap();
+    fs::write(
+        &lab.known_hosts,
+        format!("@cert-authority {pattern} {}", other.trim()),
+    )
+    .unwrap();
+    let error = lab.connect().await.unwrap_err();
+    assert!(
+        matches!(&error, TransportError::HostCertificate { why, .. } if why.contains("which no @cert-authority line")),
+        "{error:?}"
+    );
+}

@@ -8,7 +8,10 @@
 //! Decisions, where OpenSSH leaves room:
 //! - A key on an `@revoked` line is refused for every host, whatever the line's host patterns
 //!   (OpenSSH: "must not ever be accepted"), and even if another line trusts it.
-//! - `@cert-authority` lines are ignored: this tool checks plain host keys only.
+//! - `@cert-authority` lines trust host certificates their key signed, for the hosts their
+//!   patterns match ([`KnownHosts::check_certificate`]): the certificate must be a host
+//!   certificate, valid now, with no critical option, and name the host among its principals
+//!   (OpenSSH accepts a certificate without principals; this tool does not).
 //! - A host that is known only with other keys, also of other key types, is
 //!   [`Match::Changed`], never "unknown": otherwise a server that presents a new key type would
 //!   slip through the accept-new policy. Connections restrict the offered key types to the
@@ -22,7 +25,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+use russh::keys::ssh_key::{certificate::CertType, Algorithm, Certificate, HashAlg, PublicKey};
 use thiserror::Error;
 
 use pattern::{match_list, HostMatch};
@@ -102,6 +105,17 @@ pub struct KnownHosts {
     patterned: Vec<usize>,
     /// `@revoked` entries: refused for every host.
     revoked: Vec<usize>,
+    /// `@cert-authority` entries, matched pattern by pattern.
+    authorities: Vec<usize>,
+}
+
+/// What the known_hosts file says about a host certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertMatch {
+    /// Signed by the key of this `@cert-authority` line, for this host, valid now.
+    Trusted { line: usize },
+    /// Why not, in words.
+    Refused { why: String },
 }
 
 /// The name known_hosts uses for a host: `host` on port 22, `[host]:port` otherwise.
@@ -163,7 +177,7 @@ impl KnownHosts {
         let at = self.entries.len();
         match entry.marker {
             Marker::Revoked => self.revoked.push(at),
-            Marker::CertAuthority => {}
+            Marker::CertAuthority => self.authorities.push(at),
             Marker::None if !entry.hosts.contains(['*', '?', '!', '|']) => {
                 for name in entry.hosts.split(',').filter(|n| !n.is_empty()) {
                     self.by_name
@@ -214,6 +228,87 @@ impl KnownHosts {
             types.push(algorithm);
         }
         types
+    }
+
+    /// Whether an `@cert-authority` line covers the host (then host certificates are asked for).
+    pub fn has_authority_for(&self, host: &str, port: u16) -> bool {
+        !self.authority_entries(host, port).is_empty()
+    }
+
+    /// Checks a host certificate that `host` on `port` presented, at `now` (Unix seconds).
+    pub fn check_certificate(
+        &self,
+        (host, port): (&str, u16),
+        cert: &Certificate,
+        now: u64,
+    ) -> CertMatch {
+        let refused = |why: String| CertMatch::Refused { why };
+        let ca = cert.signature_key();
+        let ca_fingerprint = ca.fingerprint(HashAlg::Sha256);
+        if let Some(line) = self
+            .revoked()
+            .find(|e| e.key.key_data() == ca || e.key.key_data() == cert.public_key())
+        {
+            return refused(format!(
+                "its key or its authority ({ca_fingerprint}) is revoked (line {})",
+                line.line
+            ));
+        }
+        let authorities = self.authority_entries(host, port);
+        if authorities.is_empty() {
+            return refused(format!(
+                "no @cert-authority line covers {}",
+                host_name(host, port)
+            ));
+        }
+        let Some(authority) = authorities.iter().find(|e| e.key.key_data() == ca) else {
+            return refused(format!(
+                "it is signed by {ca_fingerprint}, which no @cert-authority line for {} trusts",
+                host_name(host, port)
+            ));
+        };
+        if cert.cert_type() != CertType::Host {
+            return refused("it is a user certificate, not a host certificate".to_string());
+        }
+        if cert.validate_at(now, [&ca_fingerprint]).is_err() {
+            return refused(if now < cert.valid_after() || now >= cert.valid_before() {
+                format!(
+                    "it is valid from {} to {} (Unix time), not now ({now})",
+                    cert.valid_after(),
+                    cert.valid_before()
+                )
+            } else {
+                "its signature does not verify".to_string()
+            });
+        }
+        if !cert
+            .valid_principals()
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(host))
+        {
+            return refused(format!(
+                "it names the principals [{}], not {host}",
+                cert.valid_principals().join(", ")
+            ));
+        }
+        if !cert.critical_options().is_empty() {
+            return refused(
+                "it has critical options, which no host certificate should".to_string(),
+            );
+        }
+        CertMatch::Trusted {
+            line: authority.line,
+        }
+    }
+
+    /// `@cert-authority` entries whose patterns match the host, in file order.
+    fn authority_entries(&self, host: &str, port: u16) -> Vec<&Entry> {
+        let name = host_name(&host.to_ascii_lowercase(), port);
+        self.authorities
+            .iter()
+            .map(|&i| &self.entries[i])
+            .filter(|e| match_list(&name, &e.hosts) == HostMatch::Yes && !self.is_revoked(&e.key))
+            .collect()
     }
 
     fn revoked(&self) -> impl Iterator<Item = &Entry> {

@@ -4,12 +4,12 @@ use crate::inventory::HostName;
 use std::sync::{Arc, RwLock};
 
 use russh::client;
-use russh::keys::ssh_key::{Algorithm, PublicKey};
+use russh::keys::ssh_key::{Algorithm, Certificate, PublicKey};
 use russh::keys::PublicKeyOrCertificate;
 use russh::Preferred;
 
 use crate::transport::error::TransportError;
-use crate::transport::known_hosts::{self, fingerprint, KnownHosts, Match};
+use crate::transport::known_hosts::{self, fingerprint, CertMatch, KnownHosts, Match};
 use crate::transport::quote;
 use crate::transport::target::HostKeyPolicy;
 
@@ -43,12 +43,15 @@ impl client::Handler for HostKeyCheck {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            return Err(self.refuse(TransportError::HostCertificate {
-                host: self.host.clone(),
-            }));
-        };
-        self.verify(key).map(|()| true).map_err(|e| self.refuse(e))
+        match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                self.verify(key).map(|()| true).map_err(|e| self.refuse(e))
+            }
+            PublicKeyOrCertificate::Certificate(cert) => self
+                .verify_certificate(cert)
+                .map(|()| true)
+                .map_err(|e| self.refuse(e)),
+        }
     }
 }
 
@@ -67,6 +70,26 @@ impl HostKeyCheck {
         match (verdict, self.policy) {
             (Match::Unknown, HostKeyPolicy::AcceptNew) => self.accept_new(key),
             (verdict, _) => self.judge(key, verdict, path),
+        }
+    }
+
+    /// A host certificate: trusted only through an `@cert-authority` line (never accepted as
+    /// new).
+    fn verify_certificate(&self, cert: &Certificate) -> Result<(), TransportError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let known = self.known_hosts.read().expect("known_hosts lock");
+        match known.check_certificate((&self.address, self.port), cert, now) {
+            CertMatch::Trusted { line } => {
+                tracing::debug!(host = %self.host, line, "host certificate trusted");
+                Ok(())
+            }
+            CertMatch::Refused { why } => Err(TransportError::HostCertificate {
+                host: self.host.clone(),
+                why,
+                known_hosts: known.path().to_path_buf(),
+            }),
         }
     }
 
@@ -158,9 +181,13 @@ fn key_file_kind(algorithm: &Algorithm) -> &'static str {
 
 /// The host key algorithms to offer: only the types known_hosts has for the host (a server
 /// that also has an ed25519 key would otherwise present that one and look unknown).
-/// Unknown hosts get russh's defaults.
-pub(crate) fn preferred_for(known: &[Algorithm]) -> Preferred {
-    let defaults = Preferred::default();
+/// Unknown hosts get russh's defaults. With an `@cert-authority` line for the host
+/// (`certificates`), certificates of every key type are asked for first.
+pub(crate) fn preferred_for(known: &[Algorithm], certificates: bool) -> Preferred {
+    let mut defaults = Preferred::default();
+    if certificates {
+        defaults.host_key_certificates = defaults.key.clone();
+    }
     if known.is_empty() {
         return defaults;
     }

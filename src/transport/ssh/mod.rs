@@ -164,18 +164,20 @@ async fn open_now(
 ) -> Result<Handle<HostKeyCheck>, TransportError> {
     let host = endpoint.name.clone();
     let address = endpoint.address_port();
-    let known_types = dial
-        .known_hosts
-        .read()
-        .expect("known_hosts lock")
-        .key_types(endpoint.address, endpoint.port);
+    let (known_types, certificates) = {
+        let known = dial.known_hosts.read().expect("known_hosts lock");
+        (
+            known.key_types(endpoint.address, endpoint.port),
+            known.has_authority_for(endpoint.address, endpoint.port),
+        )
+    };
     let config = Arc::new(client::Config {
         nodelay: true,
         // A host that vanishes without closing (power loss, reboot mid-step) is noticed
         // within about a minute, and idle connections between waves survive NAT timeouts.
         keepalive_interval: Some(KEEPALIVE_INTERVAL),
         keepalive_max: KEEPALIVE_MAX,
-        preferred: preferred_for(&known_types),
+        preferred: preferred_for(&known_types, certificates),
         ..client::Config::default()
     });
     let check = HostKeyCheck {
