@@ -724,6 +724,13 @@ fn in_place(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
         false,
         &log.lines().any(|l| l.contains("\tERROR\t")).to_string(),
     );
+    // A real crdt peer lists another only once that peer's ping metric arrived (seconds after
+    // both are ready; on a busy machine "Sees 0 other peers" for a while): the text probes
+    // compare the settled cluster, as cluster-upgrade's readiness waits do.
+    let both = bed.eventually(Duration::from_secs(20), || {
+        peer_ids(bed, new, &a).contains("<id:b>") && peer_ids(bed, new, &b).contains("<id:a>")
+    });
+    fact("1.1.6 on the 1.0.8 folders: peers", true, &both.to_string());
     text_probes(on(bed, new, &a), fact);
     fact(
         "1.1.6 on the 1.0.8 folders: pins on a",
@@ -735,10 +742,6 @@ fn in_place(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
         true,
         &pinned(bed, new, &b),
     );
-    let both = bed.eventually(Duration::from_secs(20), || {
-        peer_ids(bed, new, &a).contains("<id:b>") && peer_ids(bed, new, &b).contains("<id:a>")
-    });
-    fact("1.1.6 on the 1.0.8 folders: peers", true, &both.to_string());
     let (mut da, mut db) = (da, db);
     let _ = (da.term(), db.term());
     fact("1.1.6 stopped: files of a", true, &a.files());
