@@ -12,8 +12,9 @@ pub fn check(input: &InventoryInput) -> Result<(), Error> {
     let (inventory, playbooks) = inputs::load_with(input, Coverage::EveryHost)?;
     let recover = inputs::playbook(input, "recover.yaml", &inventory, Coverage::EveryHost)?;
     let migrate = inputs::playbook(input, "migrate-crdt.yaml", &inventory, Coverage::EveryHost)?;
+    let rollback = inputs::playbook(input, "rollback.yaml", &inventory, Coverage::EveryHost)?;
     report::print(&format!(
-        "{}: valid ({} hosts, target {}); playbooks {}, {}, {}, {} and {} render for every host\n",
+        "{}: valid ({} hosts, target {}); playbooks {}, {}, {}, {}, {} and {} render for every host\n",
         input.inventory.display(),
         inventory.hosts.len(),
         inventory.cluster.target_version,
@@ -22,6 +23,7 @@ pub fn check(input: &InventoryInput) -> Result<(), Error> {
         playbooks.bootstrap.path.display(),
         recover.path.display(),
         migrate.path.display(),
+        rollback.path.display(),
     ));
     Ok(())
 }

@@ -30,6 +30,11 @@ fn the_example_inventory_passes_check() {
         "{}",
         text(&out.stdout)
     );
+    assert!(
+        text(&out.stdout).contains("playbooks/rollback.yaml render for every host"),
+        "every shipped playbook is checked: {}",
+        text(&out.stdout)
+    );
 }
 
 /// Issue 15: `~/.ssh/config` is read by default; a host it sends through a jump host is
