@@ -532,9 +532,9 @@ pub struct SshArgs {
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 
-    /// known_hosts file to verify host keys against (default: the inventory's, else ~/.ssh/known_hosts).
+    /// known_hosts file to verify host keys against (default: the inventory's, else ~/.ssh/known_hosts); give it again for more files, read as one (new keys go to the first).
     #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
+    pub known_hosts: Vec<PathBuf>,
 
     /// Trust host keys not yet in known_hosts and append them (changed or revoked keys are still refused).
     #[arg(long)]

@@ -44,6 +44,7 @@ pub fn ssh_options(reach: &Reach) -> SshOptions {
             HostKeyPolicy::Strict
         },
         connect_timeout: reach.ssh.connect_timeout.into(),
+        more_known_hosts: reach.ssh.more_known_hosts.clone(),
         ..SshOptions::new(reach.ssh.known_hosts.clone())
     }
 }

@@ -45,12 +45,13 @@ pub enum InventoryError {
         problem: IdentityProblem,
     },
 
-    /// Host keys could only be refused: the known_hosts file is missing and new keys are not
+    /// Host keys could only be refused: no known_hosts file exists and new keys are not
     /// accepted.
-    #[error("{}known_hosts file {} does not exist, and new host keys are not accepted, so every host would be refused; create it (ssh-keyscan), point `ssh.known_hosts` (or --known-hosts) at the right one, or pass --accept-new-host-keys", at.as_ref().map_or_else(|| "command line --known-hosts: ".to_string(), |at| format!("{at}: ")), path.display())]
+    #[error("{}known_hosts file {files} does not exist, and new host keys are not accepted, so every host would be refused; create it (ssh-keyscan), point `ssh.known_hosts` (or --known-hosts) at the right one, or pass --accept-new-host-keys", at.as_ref().map_or_else(|| "command line --known-hosts: ".to_string(), |at| format!("{at}: ")))]
     KnownHostsMissing {
         at: Option<SourcePosition>,
-        path: PathBuf,
+        /// The files, `a` or `a, b` (none of them exists).
+        files: String,
     },
 
     /// YAML syntax, unknown key, wrong type or missing required key, as found by the parser.
@@ -152,7 +153,7 @@ pub enum InventoryError {
     },
 
     /// Hosts whose ssh_config resolutions name different known_hosts files.
-    #[error("{config_at}: ssh_config gives host `{host}` UserKnownHostsFile {value}, but host `{other}` {other_value}; this tool checks one known_hosts file per run: set `ssh.known_hosts` in the inventory (or --known-hosts)")]
+    #[error("{config_at}: ssh_config gives host `{host}` UserKnownHostsFile {value}, but host `{other}` {other_value}; this tool checks one set of known_hosts files per run: set `ssh.known_hosts` in the inventory (or --known-hosts)")]
     KnownHostsDisagree {
         config_at: super::ssh_config::ConfigLine,
         host: HostName,

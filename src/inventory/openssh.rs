@@ -131,7 +131,8 @@ pub(super) fn first_identity(
 /// The run-wide settings the config gives, for the inventory's `ssh:` to fall back on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct RunWide {
-    pub known_hosts: Option<(PathBuf, SourcePosition)>,
+    /// The `UserKnownHostsFile` files, in order.
+    pub known_hosts: Option<(Vec<PathBuf>, SourcePosition)>,
     pub accept_new_host_keys: bool,
     pub connect_timeout: Option<HumanDuration>,
 }
@@ -179,7 +180,8 @@ pub(super) fn run_wide(
                 host: host.clone(),
             });
         }
-        wide.known_hosts = Some((PathBuf::from(first), position(&files.at)));
+        let paths = files.value.iter().map(PathBuf::from).collect();
+        wide.known_hosts = Some((paths, position(&files.at)));
     }
     Ok(wide)
 }
@@ -190,7 +192,7 @@ fn same_known_hosts(this: KnownHostsOf<'_>, other: KnownHostsOf<'_>) -> Result<(
     let first = |files: Option<&Setting<Vec<String>>>| {
         files.map_or_else(
             || "the default ~/.ssh/known_hosts".to_string(),
-            |f| f.value.first().cloned().unwrap_or_default(),
+            |f| f.value.join(" "),
         )
     };
     let (value, other_value) = (first(this.1), first(other.1));

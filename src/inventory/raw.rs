@@ -75,8 +75,9 @@ pub struct RawSsh {
     /// An ssh_config file, or `none`.
     #[serde(default)]
     pub config: Option<Spanned<String>>,
+    /// One known_hosts file or a list of them.
     #[serde(default)]
-    pub known_hosts: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<OneOrMore>>,
     #[serde(default)]
     pub accept_new_host_keys: Option<bool>,
     #[serde(default)]
@@ -158,4 +159,21 @@ pub fn parse(text: &str) -> Result<RawInventory, serde_saphyr::Error> {
         with_snippet: false,
     };
     serde_saphyr::from_str_with_options(text, options)
+}
+
+/// A value written as one string or as a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    pub fn values(&self) -> &[String] {
+        match self {
+            OneOrMore::One(one) => std::slice::from_ref(one),
+            OneOrMore::More(more) => more,
+        }
+    }
 }

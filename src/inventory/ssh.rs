@@ -11,8 +11,12 @@ use super::duration::HumanDuration;
 /// refused unless `accept_new_host_keys` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshSettings {
-    /// Absolute path of the known_hosts file.
+    /// Absolute path of the known_hosts file (new host keys are appended to it).
     pub known_hosts: PathBuf,
+    /// More known_hosts files, read with the first as one set of lines (OpenSSH's
+    /// `UserKnownHostsFile a b`; a list in `ssh.known_hosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_known_hosts: Vec<PathBuf>,
     /// Record the keys of hosts not yet in `known_hosts` (a changed key is always refused).
     pub accept_new_host_keys: bool,
     pub connect_timeout: HumanDuration,
@@ -31,7 +35,8 @@ pub struct SshSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshOverrides {
     pub ssh_config: Option<PathBuf>,
-    pub known_hosts: Option<PathBuf>,
+    /// `--known-hosts`, once or more (empty: not given).
+    pub known_hosts: Vec<PathBuf>,
     pub accept_new_host_keys: bool,
     pub max_concurrency: Option<NonZeroUsize>,
 }
@@ -40,8 +45,10 @@ impl SshSettings {
     /// These settings under the command line's `overrides`.
     pub fn overridden(&self, overrides: &SshOverrides) -> SshSettings {
         let mut ssh = self.clone();
-        if let Some(path) = &overrides.known_hosts {
-            ssh.known_hosts = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        let absolute = |path: &PathBuf| std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        if let Some((first, more)) = overrides.known_hosts.split_first() {
+            ssh.known_hosts = absolute(first);
+            ssh.more_known_hosts = more.iter().map(absolute).collect();
             ssh.known_hosts_at = None;
         }
         ssh.accept_new_host_keys |= overrides.accept_new_host_keys;
@@ -49,16 +56,25 @@ impl SshSettings {
         ssh
     }
 
-    /// Host keys could only be refused: the known_hosts file is missing and new keys are not
+    /// Every known_hosts file, the first (written to) first.
+    pub fn known_hosts_files(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.known_hosts).chain(&self.more_known_hosts)
+    }
+
+    /// Host keys could only be refused: no known_hosts file exists and new keys are not
     /// accepted. Checked before any connection (the inventory loads without it, so that it
     /// can be checked on another machine than the controller).
     pub fn check_known_hosts(&self) -> Result<(), crate::inventory::InventoryError> {
-        if self.accept_new_host_keys || self.known_hosts.exists() {
+        if self.accept_new_host_keys || self.known_hosts_files().any(|path| path.exists()) {
             return Ok(());
         }
+        let files: Vec<String> = self
+            .known_hosts_files()
+            .map(|path| path.display().to_string())
+            .collect();
         Err(crate::inventory::InventoryError::KnownHostsMissing {
             at: self.known_hosts_at.clone(),
-            path: self.known_hosts.clone(),
+            files: files.join(", "),
         })
     }
 
@@ -79,6 +95,7 @@ impl Default for SshSettings {
     fn default() -> SshSettings {
         SshSettings {
             known_hosts: SshSettings::default_known_hosts(),
+            more_known_hosts: Vec::new(),
             accept_new_host_keys: false,
             connect_timeout: SshSettings::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: SshSettings::DEFAULT_COMMAND_TIMEOUT,

@@ -17,7 +17,7 @@ use super::location::SourcePosition;
 use super::names::{GroupName, HostName, NameError, UserName, VarName};
 use super::openssh::{self, ConfigSource};
 use super::raw::{
-    RawBecome, RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars,
+    OneOrMore, RawBecome, RawDefaults, RawInventory, RawReleases, RawSourceKind, RawSsh, RawVars,
 };
 use super::release::{ClusterSettings, ReleaseSource, ReleaseSums, Sha256, UrlTemplate};
 use super::ssh::{SshOverrides, SshSettings};
@@ -377,9 +377,8 @@ impl Checker<'_> {
             ..SshSettings::default()
         };
         if let Some(raw) = raw {
-            if let Some(path) = &raw.known_hosts {
-                ssh.known_hosts = self.resolve(&path.value);
-                ssh.known_hosts_at = Some(self.at(path));
+            if let Some(paths) = &raw.known_hosts {
+                self.known_hosts_files(&mut ssh, paths);
             }
             ssh.accept_new_host_keys = raw.accept_new_host_keys.unwrap_or(false);
             if let Some(text) = &raw.connect_timeout {
@@ -396,6 +395,25 @@ impl Checker<'_> {
             ssh.max_concurrency = raw.max_concurrency.and_then(NonZeroUsize::new);
         }
         Some(ssh)
+    }
+
+    /// `ssh.known_hosts`: one file or a non-empty list of them (the first is written to).
+    fn known_hosts_files(&mut self, ssh: &mut SshSettings, paths: &Spanned<OneOrMore>) {
+        let values = paths.value.values();
+        ssh.known_hosts_at = Some(self.at(paths));
+        match values.split_first() {
+            Some((first, more)) if !values.iter().any(|v| v.trim().is_empty()) => {
+                ssh.known_hosts = self.resolve(first);
+                ssh.more_known_hosts = more.iter().map(|path| self.resolve(path)).collect();
+            }
+            _ => self.errors.push(InventoryError::InvalidValue {
+                at: self.at(paths),
+                host: None,
+                field: "ssh.known_hosts",
+                value: values.join(", "),
+                reason: "give a file, or a non-empty list of files, none of them empty".to_string(),
+            }),
+        }
     }
 
     /// Reads the ssh_config: the command line's, else `ssh.config`, else `~/.ssh/config`.
@@ -427,7 +445,7 @@ impl Checker<'_> {
         overrides: &SshOverrides,
     ) -> SshSettings {
         let known_hosts_fixed =
-            overrides.known_hosts.is_some() || raw.is_some_and(|raw| raw.known_hosts.is_some());
+            !overrides.known_hosts.is_empty() || raw.is_some_and(|raw| raw.known_hosts.is_some());
         let wide = match openssh::run_wide(&self.resolved, known_hosts_fixed) {
             Ok(wide) => wide,
             Err(error) => {
@@ -435,9 +453,12 @@ impl Checker<'_> {
                 return ssh;
             }
         };
-        if let Some((path, at)) = wide.known_hosts.filter(|_| !known_hosts_fixed) {
-            ssh.known_hosts = path;
-            ssh.known_hosts_at = Some(at);
+        if let Some((paths, at)) = wide.known_hosts.filter(|_| !known_hosts_fixed) {
+            if let Some((first, more)) = paths.split_first() {
+                ssh.known_hosts = first.clone();
+                ssh.more_known_hosts = more.to_vec();
+                ssh.known_hosts_at = Some(at);
+            }
         }
         if raw.and_then(|raw| raw.accept_new_host_keys).is_none() {
             ssh.accept_new_host_keys = wide.accept_new_host_keys;

@@ -47,14 +47,14 @@ pub enum TransportError {
         source: Box<russh::Error>,
     },
     /// The server's host key is not in known_hosts and new keys are not accepted.
-    #[error("host key of {host} is unknown ({fingerprint}), not in {known_hosts}; {hint}", known_hosts = known_hosts.display())]
+    #[error("host key of {host} is unknown ({fingerprint}), not in {known_hosts}; {hint}")]
     HostKeyUnknown {
         /// The host's name in the inventory.
         host: HostName,
         /// The key the server presented, as `SHA256:...`.
         fingerprint: String,
-        /// The file that was searched.
-        known_hosts: PathBuf,
+        /// The files that were searched (`a` or `a, b`).
+        known_hosts: String,
         /// How to trust the key after checking it.
         hint: String,
     },
@@ -88,12 +88,13 @@ pub enum TransportError {
         line: usize,
     },
     /// The server presented an OpenSSH host certificate that known_hosts does not trust.
-    #[error("{host} presented a host certificate that {} does not trust: {why}", known_hosts.display())]
+    #[error("{host} presented a host certificate that {known_hosts} does not trust: {why}")]
     HostCertificate {
         /// The host's name in the inventory.
         host: HostName,
         why: String,
-        known_hosts: std::path::PathBuf,
+        /// The files that were searched (`a` or `a, b`).
+        known_hosts: String,
     },
     /// known_hosts could not be read or appended to.
     #[error("known_hosts for {host}")]

@@ -84,6 +84,8 @@ pub enum HostKeyPolicy {
 pub struct SshOptions {
     /// The known_hosts file to check host keys against (and append to, with `AcceptNew`).
     pub known_hosts: PathBuf,
+    /// More known_hosts files read with it, as one set of lines (never written to).
+    pub more_known_hosts: Vec<PathBuf>,
     /// What to do with unknown host keys.
     pub policy: HostKeyPolicy,
     /// Deadline for TCP connect, SSH handshake and login together.
@@ -102,6 +104,7 @@ impl SshOptions {
     pub fn new(known_hosts: impl Into<PathBuf>) -> Self {
         Self {
             known_hosts: known_hosts.into(),
+            more_known_hosts: Vec::new(),
             policy: HostKeyPolicy::Strict,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             max_channels: Self::DEFAULT_MAX_CHANNELS,

@@ -108,6 +108,11 @@ fn an_alias_takes_host_name_port_user_and_the_first_readable_key_from_ssh_config
         "the inventory's values win over the ssh_config's"
     );
     assert_eq!(inventory.ssh.known_hosts, PathBuf::from("KNOWN"));
+    assert_eq!(
+        inventory.ssh.more_known_hosts,
+        vec![PathBuf::from("other_file")],
+        "every UserKnownHostsFile is read"
+    );
     assert!(inventory.ssh.accept_new_host_keys);
     assert_eq!(inventory.ssh.connect_timeout.get().as_secs(), 25);
 }
@@ -122,11 +127,36 @@ fn the_inventory_and_the_command_line_win_over_run_wide_ssh_config_settings() {
     assert!(!inventory.ssh.accept_new_host_keys);
     assert_eq!(inventory.ssh.connect_timeout.get().as_secs(), 3);
     let overrides = SshOverrides {
-        known_hosts: Some(setup.path("cli_kh")),
+        known_hosts: vec![setup.path("cli_kh")],
         ..setup.dash_f()
     };
     let inventory = setup.load_with(hosts, overrides).unwrap();
     assert_eq!(inventory.ssh.known_hosts, setup.path("cli_kh"));
+    assert!(inventory.ssh.more_known_hosts.is_empty());
+
+    let ssh = "ssh:\n  known_hosts: [kh, ~/team_kh]\n";
+    let inventory = setup.load(&format!("{ssh}{hosts}")).unwrap();
+    assert_eq!(inventory.ssh.known_hosts, setup.path("kh"));
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    assert_eq!(inventory.ssh.more_known_hosts, vec![home.join("team_kh")]);
+    let overrides = SshOverrides {
+        known_hosts: vec![setup.path("cli_kh"), setup.path("cli_kh2")],
+        ..setup.dash_f()
+    };
+    let inventory = setup.load_with(hosts, overrides).unwrap();
+    assert_eq!(inventory.ssh.known_hosts, setup.path("cli_kh"));
+    assert_eq!(inventory.ssh.more_known_hosts, vec![setup.path("cli_kh2")]);
+
+    for (text, shown) in [("[]", ""), ("[kh, \"\"]", "kh, ")] {
+        let error = setup
+            .load(&format!("ssh:\n  known_hosts: {text}\n{hosts}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("ssh.known_hosts") && error.contains(&format!("`{shown}`")),
+            "{error}"
+        );
+    }
 }
 
 #[test]

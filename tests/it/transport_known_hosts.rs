@@ -5,7 +5,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use cluster_upgrade::transport::known_hosts::{append, fingerprint, CertMatch, KnownHosts, Match};
+use cluster_upgrade::transport::known_hosts::{
+    append, fingerprint, CertMatch, KnownHosts, Line, Match,
+};
 use russh::keys::ssh_key::{Certificate, PublicKey};
 
 fn keygen(dir: &Path, name: &str, kind: &str) -> PublicKey {
@@ -42,6 +44,13 @@ fn ssh_keygen_finds(path: &Path, name: &str) -> Vec<usize> {
         .collect()
 }
 
+fn at(path: &Path, number: usize) -> Line {
+    Line {
+        path: path.to_path_buf(),
+        number,
+    }
+}
+
 #[test]
 fn hashed_file_from_ssh_keygen_matches_the_same_hosts() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,14 +81,17 @@ fn hashed_file_from_ssh_keygen_matches_the_same_hosts() {
     let kh = KnownHosts::load(&path).unwrap();
     assert_eq!(
         kh.check("node1.example.org", 22, &a),
-        Match::Trusted { line: 1 }
+        Match::Trusted { at: at(&path, 1) }
     );
-    assert_eq!(kh.check("10.1.2.3", 2222, &b), Match::Trusted { line: 2 });
+    assert_eq!(
+        kh.check("10.1.2.3", 2222, &b),
+        Match::Trusted { at: at(&path, 2) }
+    );
     assert_eq!(kh.check("10.1.2.3", 22, &b), Match::Unknown);
     assert_eq!(kh.check("node2.example.org", 22, &a), Match::Unknown);
     assert!(matches!(
         kh.check("node1.example.org", 22, &b),
-        Match::Changed { line: 1, .. }
+        Match::Changed { at, .. } if at.number == 1
     ));
 }
 
@@ -122,7 +134,7 @@ fn the_same_lines_match_as_for_ssh_keygen_find() {
         };
         let reference = ssh_keygen_finds(&path, &name);
         let ours = match kh.check(host, port, &key) {
-            Match::Trusted { line } => vec![line],
+            Match::Trusted { at } => vec![at.number],
             Match::Unknown => vec![],
             other => panic!("{name}: {other:?}"),
         };
@@ -207,7 +219,7 @@ fn a_host_certificate_is_trusted_only_from_its_authority_for_its_principals_whil
     let cert = sign(dir.path(), "10.0.0.5,peer1", "-5m:+1h", false);
     assert_eq!(
         trusted.check_certificate(("10.0.0.5", 22), &cert, now()),
-        CertMatch::Trusted { line: 2 }
+        CertMatch::Trusted { at: at(&path, 2) }
     );
     let refused = |verdict: CertMatch, part: &str| match verdict {
         CertMatch::Refused { why } => assert!(why.contains(part), "{why}"),
@@ -247,6 +259,6 @@ fn a_host_certificate_is_trusted_only_from_its_authority_for_its_principals_whil
     let revoked = known(&format!("{ca_line}@revoked * {}\n", openssh(&ca)));
     refused(
         revoked.check_certificate(("10.0.0.5", 22), &cert, now()),
-        "is revoked (line 2)",
+        &format!("is revoked ({}:2)", path.display()),
     );
 }

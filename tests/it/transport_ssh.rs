@@ -547,7 +547,7 @@ async fn unknown_host_key_is_refused_before_authentication() {
         } => {
             assert_eq!(host, "node-a");
             assert_eq!(fingerprint, &lab.host_fingerprint());
-            assert_eq!(known_hosts, &lab.known_hosts);
+            assert_eq!(known_hosts, &lab.known_hosts.display().to_string());
             let keyscan = format!("ssh-keyscan -p {} {}", lab.spec.port, lab.spec.address);
             assert!(hint.contains(&keyscan), "{hint}");
         }
@@ -738,6 +738,52 @@ async fn accept_new_appends_the_key_and_later_connections_trust_it() {
         .await
         .unwrap()
         .success());
+}
+
+#[tokio::test]
+async fn several_known_hosts_files_are_read_as_one_and_new_keys_go_to_the_first() {
+    let lab = Lab::start();
+    let team = lab.dir.path().join("team_known_hosts");
+    let mine = &lab.known_hosts;
+    let trusted = lab.spec.known_hosts_line().unwrap();
+    let with_team = |policy| SshOptions {
+        more_known_hosts: vec![team.clone()],
+        policy,
+        ..lab.options()
+    };
+    let connect = async |options| SshConnector::new(options).connect(&lab.target()).await;
+
+    // Only the second file lists the host: trusted, and nothing is written.
+    fs::write(mine, "# mine\n").unwrap();
+    fs::write(&team, format!("{trusted}\n")).unwrap();
+    let session = connect(with_team(HostKeyPolicy::Strict)).await.unwrap();
+    assert!(session.run("true", STEP).await.unwrap().success());
+    assert_eq!(fs::read_to_string(mine).unwrap(), "# mine\n");
+
+    // The second file revokes what the first trusts: refused, naming the second file's line.
+    let host_key = lab.spec.host_public_key().unwrap();
+    fs::write(mine, format!("{trusted}\n")).unwrap();
+    fs::write(&team, format!("# team\n@revoked * {host_key}\n")).unwrap();
+    match connect(with_team(HostKeyPolicy::Strict)).await.unwrap_err() {
+        TransportError::HostKeyRevoked {
+            known_hosts, line, ..
+        } => assert_eq!((known_hosts, line), (team.clone(), 2)),
+        other => panic!("expected HostKeyRevoked, got {other:?}"),
+    }
+
+    // Listed in neither: the message names both files; accept-new writes to the first only.
+    fs::write(mine, "").unwrap();
+    fs::write(&team, "# team\n").unwrap();
+    let error = connect(with_team(HostKeyPolicy::Strict))
+        .await
+        .unwrap_err()
+        .to_string();
+    let both = format!("not in {}, {};", mine.display(), team.display());
+    assert!(error.contains(&both), "{error}");
+    let session = connect(with_team(HostKeyPolicy::AcceptNew)).await.unwrap();
+    assert!(session.run("true", STEP).await.unwrap().success());
+    assert_eq!(fs::read_to_string(mine).unwrap(), format!("{trusted}\n"));
+    assert_eq!(fs::read_to_string(&team).unwrap(), "# team\n");
 }
 
 #[tokio::test]

@@ -30,23 +30,36 @@ use thiserror::Error;
 
 use pattern::{match_list, HostMatch};
 
-/// What the known_hosts file says about a host's key.
+/// A line of one of the known_hosts files: the file and its 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub path: PathBuf,
+    pub number: usize,
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.number)
+    }
+}
+
+/// What the known_hosts files say about a host's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
-    /// The key is listed for the host (at this 1-based line).
+    /// The key is listed for the host.
     Trusted {
         /// The line that trusts the key.
-        line: usize,
+        at: Line,
     },
     /// The key is marked `@revoked`; it must never be accepted.
     Revoked {
         /// The `@revoked` line.
-        line: usize,
+        at: Line,
     },
     /// The host is known, but with other keys: possibly a man-in-the-middle.
     Changed {
         /// The first line for the host with a key of the same type, else its first line.
-        line: usize,
+        at: Line,
         /// The key types known for the host.
         known_types: Vec<Algorithm>,
     },
@@ -86,17 +99,25 @@ enum Marker {
 
 #[derive(Debug, Clone)]
 struct Entry {
+    /// Which of the files (an index into `KnownHosts::paths`).
+    file: usize,
     line: usize,
     marker: Marker,
     hosts: String,
     key: PublicKey,
 }
 
-/// A parsed known_hosts file, indexed: a run reads it once and looks up every host in it, so
-/// a file of N hosts costs O(N) per run, not per connection.
+/// Parsed known_hosts files, indexed: a run reads them once and looks up every host in them,
+/// so files of N hosts cost O(N) per run, not per connection.
+///
+/// Several files (ssh_config's `UserKnownHostsFile a b`, or a list in `ssh.known_hosts`) are
+/// one set of lines, as OpenSSH treats them: a key `@revoked` in any file is refused, a key
+/// listed for the host in any file is trusted, a host listed in any file with other keys only
+/// is [`Match::Changed`]. New keys are appended to the first file.
 #[derive(Debug, Clone, Default)]
 pub struct KnownHosts {
-    path: PathBuf,
+    /// The files, in order; the first is the one new keys are appended to.
+    paths: Vec<PathBuf>,
     entries: Vec<Entry>,
     /// Unmarked entries whose host field is a plain list of names (no wildcard, negation or
     /// hash), by lower-case name: found without a scan.
@@ -113,7 +134,7 @@ pub struct KnownHosts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertMatch {
     /// Signed by the key of this `@cert-authority` line, for this host, valid now.
-    Trusted { line: usize },
+    Trusted { at: Line },
     /// Why not, in words.
     Refused { why: String },
 }
@@ -135,37 +156,53 @@ pub fn fingerprint(key: &PublicKey) -> String {
 impl KnownHosts {
     /// Reads and parses `path`; a missing file reads as empty.
     pub fn load(path: &Path) -> Result<Self, KnownHostsError> {
-        match fs::read_to_string(path) {
-            Ok(text) => Ok(Self::parse(path, &text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::parse(path, "")),
-            Err(source) => Err(KnownHostsError::Read {
-                path: path.to_path_buf(),
-                source,
-            }),
+        Self::load_all(&[path.to_path_buf()])
+    }
+
+    /// Reads and parses every file of `paths`, in order (missing files read as empty).
+    pub fn load_all(paths: &[PathBuf]) -> Result<Self, KnownHostsError> {
+        let mut known = Self::default();
+        for path in paths {
+            match fs::read_to_string(path) {
+                Ok(text) => known.parse_file(path, &text),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => known.parse_file(path, ""),
+                Err(source) => {
+                    return Err(KnownHostsError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            }
         }
+        Ok(known)
     }
 
     /// Parses known_hosts text; `path` is kept for messages.
     pub fn parse(path: &Path, text: &str) -> Self {
-        let mut known = Self {
-            path: path.to_path_buf(),
-            ..Self::default()
-        };
+        let mut known = Self::default();
+        known.parse_file(path, text);
+        known
+    }
+
+    /// Adds the lines of one more file.
+    fn parse_file(&mut self, path: &Path, text: &str) {
+        let file = self.paths.len();
+        self.paths.push(path.to_path_buf());
         for (index, line) in text.lines().enumerate() {
-            match parse_line(index + 1, line) {
-                Some(entry) => known.add(entry),
+            match parse_line((file, index + 1), line) {
+                Some(entry) => self.add(entry),
                 None if !is_blank_or_comment(line) => {
                     tracing::debug!(path = %path.display(), line = index + 1, "skipping unparsable known_hosts line")
                 }
                 None => {}
             }
         }
-        known
     }
 
-    /// Records what [`append`] wrote at `line`, so the rest of the run sees it.
+    /// Records what [`append`] wrote at `line` of the first file, so the rest of the run sees it.
     pub fn add_appended(&mut self, line: usize, (host, port): (&str, u16), key: &PublicKey) {
         self.add(Entry {
+            file: 0,
             line,
             marker: Marker::None,
             hosts: host_name(&host.to_ascii_lowercase(), port),
@@ -191,19 +228,41 @@ impl KnownHosts {
         self.entries.push(entry);
     }
 
-    /// The file this was read from.
+    /// The first file: the one new keys are appended to.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.paths.first().map_or(Path::new(""), PathBuf::as_path)
+    }
+
+    /// Every file read, in order.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The files as a message names them: `a` or `a, b`.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
+        names.join(", ")
+    }
+
+    fn at(&self, entry: &Entry) -> Line {
+        Line {
+            path: self.paths[entry.file].clone(),
+            number: entry.line,
+        }
     }
 
     /// Checks `key` for `host` (a name or address) on `port`.
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Match {
         if let Some(revoked) = self.revoked().find(|e| e.key.key_data() == key.key_data()) {
-            return Match::Revoked { line: revoked.line };
+            return Match::Revoked {
+                at: self.at(revoked),
+            };
         }
         let for_host = self.host_entries(host, port);
         if let Some(trusted) = for_host.iter().find(|e| e.key.key_data() == key.key_data()) {
-            return Match::Trusted { line: trusted.line };
+            return Match::Trusted {
+                at: self.at(trusted),
+            };
         }
         let Some(first) = for_host.first() else {
             return Match::Unknown;
@@ -212,7 +271,7 @@ impl KnownHosts {
             .iter()
             .find(|e| same_family(&e.key.algorithm(), &key.algorithm()));
         Match::Changed {
-            line: same_type.unwrap_or(first).line,
+            at: self.at(same_type.unwrap_or(first)),
             known_types: self.key_types(host, port),
         }
     }
@@ -245,13 +304,13 @@ impl KnownHosts {
         let refused = |why: String| CertMatch::Refused { why };
         let ca = cert.signature_key();
         let ca_fingerprint = ca.fingerprint(HashAlg::Sha256);
-        if let Some(line) = self
+        if let Some(revoked) = self
             .revoked()
             .find(|e| e.key.key_data() == ca || e.key.key_data() == cert.public_key())
         {
             return refused(format!(
-                "its key or its authority ({ca_fingerprint}) is revoked (line {})",
-                line.line
+                "its key or its authority ({ca_fingerprint}) is revoked ({})",
+                self.at(revoked)
             ));
         }
         let authorities = self.authority_entries(host, port);
@@ -297,7 +356,7 @@ impl KnownHosts {
             );
         }
         CertMatch::Trusted {
-            line: authority.line,
+            at: self.at(authority),
         }
     }
 
@@ -394,7 +453,7 @@ fn is_blank_or_comment(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-fn parse_line(number: usize, line: &str) -> Option<Entry> {
+fn parse_line((file, number): (usize, usize), line: &str) -> Option<Entry> {
     if is_blank_or_comment(line) {
         return None;
     }
@@ -413,6 +472,7 @@ fn parse_line(number: usize, line: &str) -> Option<Entry> {
     // from_openssh refuses a type field that disagrees with the blob; OpenSSH skips such lines too.
     let key = PublicKey::from_openssh(&format!("{key_type} {blob}")).ok()?;
     Some(Entry {
+        file,
         line: number,
         marker,
         hosts: first.to_string(),

@@ -44,6 +44,13 @@ fn keys() -> Keys {
     }
 }
 
+fn at(number: usize) -> Line {
+    Line {
+        path: "/test/known_hosts".into(),
+        number,
+    }
+}
+
 fn parse(text: &str) -> KnownHosts {
     KnownHosts::parse(Path::new("/test/known_hosts"), text)
 }
@@ -56,10 +63,13 @@ fn plain_name_port_22_and_bracketed_port() {
         line("node1", &k.a),
         line("[10.0.0.1]:2222", &k.b)
     ));
-    assert_eq!(kh.check("node1", 22, &k.a), Match::Trusted { line: 1 });
-    assert_eq!(kh.check("NODE1", 22, &k.a), Match::Trusted { line: 1 });
+    assert_eq!(kh.check("node1", 22, &k.a), Match::Trusted { at: at(1) });
+    assert_eq!(kh.check("NODE1", 22, &k.a), Match::Trusted { at: at(1) });
     assert_eq!(kh.check("node1", 2200, &k.a), Match::Unknown);
-    assert_eq!(kh.check("10.0.0.1", 2222, &k.b), Match::Trusted { line: 2 });
+    assert_eq!(
+        kh.check("10.0.0.1", 2222, &k.b),
+        Match::Trusted { at: at(2) }
+    );
     assert_eq!(kh.check("10.0.0.1", 22, &k.b), Match::Unknown);
 }
 
@@ -72,8 +82,8 @@ fn comments_blank_lines_tabs_and_comma_lists() {
         line("", &k.a).trim().replace(' ', "\t")
     );
     let kh = parse(&text);
-    assert_eq!(kh.check("10.0.0.2", 22, &k.a), Match::Trusted { line: 5 });
-    assert_eq!(kh.check("node2", 22, &k.a), Match::Trusted { line: 5 });
+    assert_eq!(kh.check("10.0.0.2", 22, &k.a), Match::Trusted { at: at(5) });
+    assert_eq!(kh.check("node2", 22, &k.a), Match::Trusted { at: at(5) });
     assert_eq!(kh.check("node9", 22, &k.a), Match::Unknown);
 }
 
@@ -84,11 +94,14 @@ fn wildcards_and_negation() {
         "{}\n",
         line("[10.0.0.*]:2222,!10.0.0.13,![10.0.0.13]:2222", &k.a)
     ));
-    assert_eq!(kh.check("10.0.0.7", 2222, &k.a), Match::Trusted { line: 1 });
+    assert_eq!(
+        kh.check("10.0.0.7", 2222, &k.a),
+        Match::Trusted { at: at(1) }
+    );
     assert_eq!(kh.check("10.0.0.13", 2222, &k.a), Match::Unknown);
     assert_eq!(kh.check("10.0.1.7", 2222, &k.a), Match::Unknown);
     let kh = parse(&format!("{}\n", line("node?", &k.a)));
-    assert_eq!(kh.check("node7", 22, &k.a), Match::Trusted { line: 1 });
+    assert_eq!(kh.check("node7", 22, &k.a), Match::Trusted { at: at(1) });
     assert_eq!(kh.check("node17", 22, &k.a), Match::Unknown);
 }
 
@@ -100,7 +113,7 @@ fn revoked_wins_over_a_trusting_line() {
         line("node1", &k.a),
         line("*", &k.a)
     ));
-    assert_eq!(kh.check("node1", 22, &k.a), Match::Revoked { line: 2 });
+    assert_eq!(kh.check("node1", 22, &k.a), Match::Revoked { at: at(2) });
     assert!(kh.key_types("node1", 22).is_empty());
     // Revocation does not depend on the line's host patterns.
     let kh = parse(&format!(
@@ -108,7 +121,7 @@ fn revoked_wins_over_a_trusting_line() {
         line("node1", &k.a),
         line("elsewhere", &k.a)
     ));
-    assert_eq!(kh.check("node1", 22, &k.a), Match::Revoked { line: 2 });
+    assert_eq!(kh.check("node1", 22, &k.a), Match::Revoked { at: at(2) });
 }
 
 #[test]
@@ -131,7 +144,7 @@ fn changed_key_same_type_and_other_type() {
     assert_eq!(
         kh.check("node1", 22, &k.b),
         Match::Changed {
-            line: 2,
+            at: at(2),
             known_types: vec![k.ecdsa.algorithm(), k.a.algorithm()]
         }
     );
@@ -139,7 +152,7 @@ fn changed_key_same_type_and_other_type() {
     assert_eq!(
         kh.check("node1", 22, &k.a),
         Match::Changed {
-            line: 1,
+            at: at(1),
             known_types: vec![k.ecdsa.algorithm()]
         }
     );
@@ -173,8 +186,15 @@ fn append_writes_bracketed_entry_and_fixes_missing_newline() {
     assert_eq!(lines[0], line("[10.0.0.1]:2222", &k.a));
     assert_eq!(lines[2], line("node1", &k.b));
     let kh = KnownHosts::load(&path).unwrap();
-    assert_eq!(kh.check("10.0.0.1", 2222, &k.a), Match::Trusted { line: 1 });
-    assert_eq!(kh.check("node1", 22, &k.b), Match::Trusted { line: 3 });
+    let at = |number| Line {
+        path: path.clone(),
+        number,
+    };
+    assert_eq!(
+        kh.check("10.0.0.1", 2222, &k.a),
+        Match::Trusted { at: at(1) }
+    );
+    assert_eq!(kh.check("node1", 22, &k.b), Match::Trusted { at: at(3) });
 }
 
 #[test]
@@ -202,19 +222,19 @@ fn indexed_names_and_patterns_are_found_together_in_file_order() {
         vec![k.ecdsa.algorithm(), k.b.algorithm()],
         "in file order across both kinds"
     );
-    assert_eq!(kh.check("node1", 22, &k.a), Match::Trusted { line: 4 });
-    assert_eq!(kh.check("NODE2", 22, &k.b), Match::Trusted { line: 2 });
+    assert_eq!(kh.check("node1", 22, &k.a), Match::Trusted { at: at(4) });
+    assert_eq!(kh.check("NODE2", 22, &k.b), Match::Trusted { at: at(2) });
     assert_eq!(
         kh.check("node22", 22, &k.b),
         Match::Changed {
-            line: 4,
+            at: at(4),
             known_types: vec![k.a.algorithm()],
         }
     );
     assert_eq!(
         kh.check("node3", 22, &k.a),
         Match::Changed {
-            line: 1,
+            at: at(1),
             known_types: vec![k.ecdsa.algorithm()],
         },
         "the negated line does not count for node3"
@@ -227,11 +247,14 @@ fn a_key_accepted_during_the_run_is_known_to_the_rest_of_it() {
     let mut kh = parse(&line("other", &k.a));
     assert_eq!(kh.check("10.0.0.9", 2222, &k.b), Match::Unknown);
     kh.add_appended(2, ("10.0.0.9", 2222), &k.b);
-    assert_eq!(kh.check("10.0.0.9", 2222, &k.b), Match::Trusted { line: 2 });
+    assert_eq!(
+        kh.check("10.0.0.9", 2222, &k.b),
+        Match::Trusted { at: at(2) }
+    );
     assert_eq!(
         kh.check("10.0.0.9", 2222, &k.a),
         Match::Changed {
-            line: 2,
+            at: at(2),
             known_types: vec![k.b.algorithm()],
         }
     );
@@ -239,5 +262,64 @@ fn a_key_accepted_during_the_run_is_known_to_the_rest_of_it() {
         kh.check("10.0.0.9", 22, &k.b),
         Match::Unknown,
         "another port"
+    );
+}
+
+#[test]
+fn several_files_are_one_set_of_lines_and_new_keys_go_to_the_first() {
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second, third) = (
+        dir.path().join("known_hosts"),
+        dir.path().join("known_hosts2"),
+        dir.path().join("absent"),
+    );
+    fs::write(&first, format!("{}\n", line("node1", &k.a))).unwrap();
+    fs::write(
+        &second,
+        format!(
+            "# team file\n{}\n@revoked {}\n",
+            line("node2", &k.ecdsa),
+            line("*", &k.b)
+        ),
+    )
+    .unwrap();
+    let kh = KnownHosts::load_all(&[first.clone(), second.clone(), third]).unwrap();
+    let at = |path: &PathBuf, number| Line {
+        path: path.clone(),
+        number,
+    };
+    assert_eq!(
+        kh.check("node1", 22, &k.a),
+        Match::Trusted { at: at(&first, 1) }
+    );
+    assert_eq!(
+        kh.check("node2", 22, &k.ecdsa),
+        Match::Trusted { at: at(&second, 2) },
+        "a line of the second file trusts"
+    );
+    assert_eq!(
+        kh.check("node2", 22, &k.a),
+        Match::Changed {
+            at: at(&second, 2),
+            known_types: vec![k.ecdsa.algorithm()],
+        },
+        "a host the second file lists with another key has changed"
+    );
+    assert_eq!(
+        kh.check("node1", 22, &k.b),
+        Match::Revoked { at: at(&second, 3) },
+        "a key the second file revokes is refused for a host the first file lists"
+    );
+    assert_eq!(kh.path(), first.as_path(), "new keys go to the first file");
+    assert_eq!(kh.paths().len(), 3, "a missing file reads as empty");
+    assert_eq!(
+        kh.describe(),
+        format!(
+            "{}, {}, {}",
+            first.display(),
+            second.display(),
+            dir.path().join("absent").display()
+        )
     );
 }

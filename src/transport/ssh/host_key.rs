@@ -62,14 +62,14 @@ impl HostKeyCheck {
 
     fn verify(&self, key: &PublicKey) -> Result<(), TransportError> {
         let known = self.known_hosts.read().expect("known_hosts lock");
-        let (path, verdict) = (
-            known.path().to_path_buf(),
+        let (files, verdict) = (
+            Files::of(&known),
             known.check(&self.address, self.port, key),
         );
         drop(known);
         match (verdict, self.policy) {
             (Match::Unknown, HostKeyPolicy::AcceptNew) => self.accept_new(key),
-            (verdict, _) => self.judge(key, verdict, path),
+            (verdict, _) => self.judge(key, verdict, files),
         }
     }
 
@@ -81,44 +81,40 @@ impl HostKeyCheck {
             .map_or(0, |d| d.as_secs());
         let known = self.known_hosts.read().expect("known_hosts lock");
         match known.check_certificate((&self.address, self.port), cert, now) {
-            CertMatch::Trusted { line } => {
-                tracing::debug!(host = %self.host, line, "host certificate trusted");
+            CertMatch::Trusted { at } => {
+                tracing::debug!(host = %self.host, %at, "host certificate trusted");
                 Ok(())
             }
             CertMatch::Refused { why } => Err(TransportError::HostCertificate {
                 host: self.host.clone(),
                 why,
-                known_hosts: known.path().to_path_buf(),
+                known_hosts: known.describe(),
             }),
         }
     }
 
     /// What a known_hosts verdict means for the connection.
-    fn judge(
-        &self,
-        key: &PublicKey,
-        verdict: Match,
-        path: std::path::PathBuf,
-    ) -> Result<(), TransportError> {
+    fn judge(&self, key: &PublicKey, verdict: Match, files: Files) -> Result<(), TransportError> {
         match verdict {
             Match::Trusted { .. } => Ok(()),
-            Match::Revoked { line } => Err(TransportError::HostKeyRevoked {
+            Match::Revoked { at } => Err(TransportError::HostKeyRevoked {
                 host: self.host.clone(),
                 fingerprint: fingerprint(key),
-                known_hosts: path,
-                line,
+                known_hosts: at.path,
+                line: at.number,
             }),
-            Match::Changed { line, .. } => Err(TransportError::HostKeyChanged {
+            Match::Changed { at, .. } => Err(TransportError::HostKeyChanged {
                 host: self.host.clone(),
                 fingerprint: fingerprint(key),
                 hint: format!(
-                    "if the host was reinstalled, confirm the new fingerprint out of band, remove line {line} \
+                    "if the host was reinstalled, confirm the new fingerprint out of band, remove line {} \
                      (ssh-keygen -R {} -f {}) and add the new key",
+                    at.number,
                     self.quoted_name(),
-                    self.quoted_path(&path),
+                    self.quoted_path(&at.path),
                 ),
-                known_hosts: path,
-                line,
+                known_hosts: at.path,
+                line: at.number,
             }),
             Match::Unknown => Err(TransportError::HostKeyUnknown {
                     host: self.host.clone(),
@@ -129,9 +125,9 @@ impl HostKeyCheck {
                         key_file_kind(&key.algorithm()),
                         self.port,
                         quote::quote(&self.address).unwrap_or_else(|_| self.address.clone()),
-                        self.quoted_path(&path),
+                        self.quoted_path(&files.first),
                     ),
-                    known_hosts: path,
+                    known_hosts: files.described,
                 }),
         }
     }
@@ -140,14 +136,15 @@ impl HostKeyCheck {
     /// lock, since another connection to the same address may have added a key meanwhile.
     fn accept_new(&self, key: &PublicKey) -> Result<(), TransportError> {
         let mut known = self.known_hosts.write().expect("known_hosts lock");
-        let path = known.path().to_path_buf();
+        let files = Files::of(&known);
         match known.check(&self.address, self.port, key) {
             Match::Unknown => {}
             verdict => {
                 drop(known);
-                return self.judge(key, verdict, path);
+                return self.judge(key, verdict, files);
             }
         }
+        let path = files.first;
         let line = known_hosts::append(&path, &self.address, self.port, key).map_err(|source| {
             TransportError::KnownHosts {
                 host: self.host.clone(),
@@ -167,6 +164,22 @@ impl HostKeyCheck {
     fn quoted_path(&self, path: &std::path::Path) -> String {
         let text = path.display().to_string();
         quote::quote(&text).unwrap_or(text)
+    }
+}
+
+/// The known_hosts files a verdict came from, for messages: all of them, and the first (where
+/// new keys go).
+struct Files {
+    described: String,
+    first: std::path::PathBuf,
+}
+
+impl Files {
+    fn of(known: &KnownHosts) -> Files {
+        Files {
+            described: known.describe(),
+            first: known.path().to_path_buf(),
+        }
     }
 }
 

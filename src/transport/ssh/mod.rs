@@ -498,7 +498,11 @@ async fn become_check(
 }
 
 fn load_known_hosts(options: &SshOptions, host: &HostName) -> Result<KnownHosts, TransportError> {
-    KnownHosts::load(&options.known_hosts).map_err(|source| TransportError::KnownHosts {
+    let files: Vec<std::path::PathBuf> = std::iter::once(&options.known_hosts)
+        .chain(&options.more_known_hosts)
+        .cloned()
+        .collect();
+    KnownHosts::load_all(&files).map_err(|source| TransportError::KnownHosts {
         host: host.clone(),
         source,
     })
