@@ -178,6 +178,8 @@ mod tests {
             bin_dir: "/b".into(),
             config_dir: "/var/lib/my cluster".into(),
             api: "/ip4/127.0.0.1/tcp/9094".into(),
+            ctl_env: String::new(),
+            ctl_flags: String::new(),
         }
     }
 

@@ -310,6 +310,8 @@ mod tests {
                 bin_dir: "/usr/local/bin".into(),
                 config_dir: "/c".into(),
                 api: "/ip4/127.0.0.1/tcp/9094".into(),
+                ctl_env: String::new(),
+                ctl_flags: String::new(),
             },
         }
     }

@@ -14,15 +14,25 @@ pub struct ProbeVars {
     pub bin_dir: String,
     pub config_dir: String,
     pub api: String,
+    /// Shell text before the ctl: `CLUSTER_CREDENTIALS` read on the host (`api_auth`), or empty.
+    #[serde(default)]
+    pub ctl_env: String,
+    /// The ctl's `--https`/`--no-check-certificate`/`--force-http` flags (`api_auth`), or empty.
+    #[serde(default)]
+    pub ctl_flags: String,
 }
 
 impl ProbeVars {
-    /// A host's `bin_dir`, `config_dir` and `api` variables, or their defaults.
+    /// A host's `bin_dir`, `config_dir`, `api` and `api_auth` variables, or their defaults.
     pub fn of(vars: &crate::inventory::Vars) -> ProbeVars {
+        let auth = crate::inventory::ApiAuth::of(vars)
+            .unwrap_or_else(|_| crate::inventory::ApiAuth::plain());
         ProbeVars {
             bin_dir: vars.bin_dir().to_string(),
             config_dir: vars.config_dir().to_string(),
             api: vars.api().to_string(),
+            ctl_env: auth.env_prefix(),
+            ctl_flags: auth.ctl_flags(),
         }
     }
 }
@@ -86,30 +96,35 @@ pub fn peers_script(vars: &ProbeVars) -> Result<String, QuoteError> {
     Ok(head(vars)? + PEERS)
 }
 
+/// The variables, the section markers and `ctl`: the host's ctl on its REST API, with the
+/// credentials and flags of `api_auth` (the credentials are read on the host when it runs).
 fn head(vars: &ProbeVars) -> Result<String, QuoteError> {
     Ok(format!(
-        "bin={}; cfg={}; api={}\nsection() {{ echo \"@@ $1\"; }}\nrc() {{ echo \"@@ rc $1\"; }}\n",
+        "bin={}; cfg={}; api={}\nsection() {{ echo \"@@ $1\"; }}\nrc() {{ echo \"@@ rc $1\"; }}\n\
+         ctl() {{ {}\"$bin/ipfs-cluster-ctl\" --host \"$api\"{} \"$@\"; }}\n",
         quote(&vars.bin_dir)?,
         quote(&vars.config_dir)?,
-        quote(&vars.api)?
+        quote(&vars.api)?,
+        vars.ctl_env,
+        vars.ctl_flags,
     ))
 }
 
 // Each section ends with `@@ rc N`, the exit status of its command, so the parser can tell
 // "not installed" from "empty output".
 const PEER: &str = r#"section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?
-section id; "$bin/ipfs-cluster-ctl" --host "$api" --enc json id 2>&1; rc $?
-section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $?
+section id; ctl --enc json id 2>&1; rc $?
+section pins; ctl --enc json pin ls 2>&1; rc $?
 "#;
 
 // For the health check, the version a running peer reports (`id`) is the one that counts; the
 // installed binary is asked only when the peer does not answer.
-const RUNNING_PEER: &str = r#"section id; "$bin/ipfs-cluster-ctl" --host "$api" --enc json id 2>&1; r=$?; rc $r
+const RUNNING_PEER: &str = r#"section id; ctl --enc json id 2>&1; r=$?; rc $r
 if [ "$r" -ne 0 ]; then section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?; fi
-section pins; "$bin/ipfs-cluster-ctl" --host "$api" --enc json pin ls 2>&1; rc $?
+section pins; ctl --enc json pin ls 2>&1; rc $?
 "#;
 
-const PEERS: &str = r#"section peers; "$bin/ipfs-cluster-ctl" --host "$api" --enc json peers ls 2>&1; rc $?
+const PEERS: &str = r#"section peers; ctl --enc json peers ls 2>&1; rc $?
 "#;
 
 // `config` reads single fields, each match ended by a NUL (`grep -z` reads a file as one line,
@@ -145,7 +160,48 @@ mod tests {
             bin_dir: "/opt/my bin".into(),
             config_dir: "/var/lib/cluster".into(),
             api: "/ip4/127.0.0.1/tcp/9094".into(),
+            ctl_env: String::new(),
+            ctl_flags: String::new(),
         }
+    }
+
+    /// The probe's `ctl` under a real shell, with `api_auth` from a credentials file: the
+    /// ctl gets `CLUSTER_CREDENTIALS` from the file and the flags, while the script itself
+    /// holds only the file's path.
+    #[test]
+    fn api_auth_reads_the_credentials_on_the_host_and_passes_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("api credentials");
+        std::fs::write(&secret_file, "admin:s3cret").unwrap();
+        let ctl = dir.path().join("ipfs-cluster-ctl");
+        std::fs::write(
+            &ctl,
+            "#!/bin/sh\necho \"creds=$CLUSTER_CREDENTIALS args=$*\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut vars = crate::inventory::Vars::new();
+        vars.insert(
+            "api_auth".parse().unwrap(),
+            serde_json::json!({"credentials_file": secret_file, "check_certificate": false}),
+        );
+        let probe = ProbeVars {
+            bin_dir: dir.path().to_str().unwrap().into(),
+            ..ProbeVars::of(&vars)
+        };
+        let script = probe_script(&probe, ProbeScope::HEALTH).unwrap();
+        assert!(!script.contains("s3cret"), "{script}");
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("creds=admin:s3cret args=--host /ip4/127.0.0.1/tcp/9094 --https --no-check-certificate --enc json id"),
+            "{stdout}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`Inventory::load`] reads and validates in one go; everything after it sees only validated
 //! types ([`HostName`], [`Version`], [`Vars`]…), never YAML.
 
+mod api_auth;
 mod duration;
 mod error;
 mod host;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use api_auth::{ApiAuth, Credentials, API_AUTH_VAR};
 pub use duration::{DurationError, HumanDuration};
 pub use error::{IdentityProblem, InventoryError};
 pub use host::{Address, AddressError, Host, Identity, Port};

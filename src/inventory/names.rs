@@ -20,6 +20,13 @@ impl NameError {
             "reserved: the template context already has `{name}`"
         ))
     }
+
+    /// A variable that holds a map, which `--var key=value` cannot give.
+    pub fn map_only(name: &str) -> NameError {
+        NameError(format!(
+            "`{name}` is a map: set it under `vars:` in the inventory"
+        ))
+    }
 }
 
 macro_rules! validated_name {

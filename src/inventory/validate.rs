@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
+use super::api_auth::ApiAuth;
 use super::duration::HumanDuration;
 use super::error::{IdentityProblem, InventoryError};
 use super::host::{Address, Host, Identity, Port};
@@ -638,6 +639,17 @@ impl Checker<'_> {
                 }),
             }
         }
+        if let Err(reason) = ApiAuth::of(&vars) {
+            // The value is not repeated: it may hold what the operator took for a place for
+            // the secret.
+            self.errors.push(InventoryError::InvalidValue {
+                at: self.at(raw),
+                host: host.cloned(),
+                field: "vars.api_auth",
+                value: "…".to_string(),
+                reason,
+            });
+        }
         vars
     }
 
@@ -679,6 +691,13 @@ impl Checker<'_> {
                     reason,
                 }),
             }
+        }
+        if ApiAuth::of(&vars).is_err() {
+            let key = super::api_auth::API_AUTH_VAR;
+            self.errors.push(InventoryError::Override {
+                key: key.to_string(),
+                reason: super::names::NameError::map_only(key),
+            });
         }
         vars
     }

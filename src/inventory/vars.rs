@@ -11,7 +11,7 @@ use super::names::VarName;
 /// Names the template context already uses at top level (see `procedure::context`); a variable
 /// with one of these names would be shadowed, so the inventory refuses it.
 pub const RESERVED_VAR_NAMES: &[&str] = &[
-    "host", "cluster", "target", "current", "anchor", "release", "run",
+    "host", "cluster", "target", "current", "anchor", "release", "run", "rest_api",
 ];
 
 /// A set of variables. Values are JSON-shaped (strings, numbers, booleans, lists, maps).

@@ -9,9 +9,7 @@ use crate::plan::{
     current_context, pins_context, render_steps, Choice, Plan, PlanOrigin, PlanParts,
     ProcedureKind, MIGRATION_DOWNTIME,
 };
-use crate::procedure::{
-    AnchorContext, Procedure, RenderError, RunContext, TargetContext, TemplateContext,
-};
+use crate::procedure::{Procedure, RenderError, RunContext, TargetContext, TemplateContext};
 use crate::recover::bootstrap_multiaddr;
 
 /// What the migration planner needs.
@@ -51,12 +49,8 @@ pub fn build_migration_plan(inputs: MigrationInputs<'_>) -> Result<Plan, RenderE
         context.cluster.pins = pins.clone();
         context.current =
             current_context(host_facts, bootstrap_multiaddr(host, host_facts, version));
-        context.anchor = AnchorContext {
-            name: anchor.name.to_string(),
-            peer_id: anchor_facts.peer_id.clone(),
-            multiaddr: bootstrap_multiaddr(anchor, anchor_facts, version),
-            vars: anchor.vars.clone(),
-        };
+        context.anchor.peer_id = anchor_facts.peer_id.clone();
+        context.anchor.multiaddr = bootstrap_multiaddr(anchor, anchor_facts, version);
         context.run = RunContext::new(run_id, host.vars.bin_dir());
         context
     })?;

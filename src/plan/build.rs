@@ -11,7 +11,8 @@ use crate::inventory::{Host, HostName, HumanDuration, Inventory};
 use crate::journal::RunId;
 use crate::procedure::{
     AnchorContext, ClusterContext, CurrentContext, HostContext, Mode, PinsContext, Procedure,
-    ReleaseContext, RenderError, RenderedStep, RunContext, TargetContext, TemplateContext,
+    ReleaseContext, RenderError, RenderedStep, RestApiContext, RunContext, TargetContext,
+    TemplateContext,
 };
 
 /// The two playbooks the planner chooses between.
@@ -249,9 +250,11 @@ impl SharedContext<'_> {
                 peer_id: self.anchor_facts.peer_id.clone(),
                 multiaddr: self.anchor_facts.multiaddr.clone(),
                 vars: self.anchor.vars.clone(),
+                rest_api: RestApiContext::of(&self.anchor.vars),
             },
             release: ReleaseContext::new(&self.inventory.cluster, bin_dir),
             run: RunContext::new(self.run_id, bin_dir),
+            rest_api: RestApiContext::of(&host.vars),
         }
     }
 }

@@ -16,11 +16,12 @@
 //! | `anchor`  | `{name, peer_id, multiaddr, vars}`; `multiaddr` ends in `/ipfs/<id>` or `/p2p/<id>` (for `--bootstrap`); `vars` are the anchor host's merged variables |
 //! | `release` | `{source, version, staging_dir, files: {service, ctl}}`, each file `{name, local_path, url, sha256}` |
 //! | `run`     | `{id, remote_backup_dir}` |
+//! | `rest_api` | `{env, docker_env, flags}`: shell text for this host's `ipfs-cluster-ctl` from its `api_auth` variable (also `anchor.rest_api`) |
 
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{
-    BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version,
+    ApiAuth, BootstrapFlagStyle, ClusterSettings, Host, Inventory, ReleaseFile, Vars, Version,
 };
 
 /// The per-host template context. The planner fills it from the inventory and the facts;
@@ -37,6 +38,32 @@ pub struct TemplateContext {
     pub anchor: AnchorContext,
     pub release: ReleaseContext,
     pub run: RunContext,
+    #[serde(default)]
+    pub rest_api: RestApiContext,
+}
+
+/// `rest_api`: how this host's `ipfs-cluster-ctl` reaches its REST API, as shell text from
+/// the host's `api_auth` variable ([`ApiAuth`]): `{{ rest_api.env }}` goes before the command
+/// (sets `CLUSTER_CREDENTIALS` from a file or variable on the host), `{{ rest_api.docker_env }}`
+/// after `docker exec`, `{{ rest_api.flags }}` after `--host`. Each is empty without `api_auth`;
+/// none holds a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestApiContext {
+    pub env: String,
+    pub docker_env: String,
+    pub flags: String,
+}
+
+impl RestApiContext {
+    /// From the host's merged variables (validated when the inventory loaded).
+    pub fn of(vars: &Vars) -> RestApiContext {
+        let auth = ApiAuth::of(vars).unwrap_or_else(|_| ApiAuth::plain());
+        RestApiContext {
+            env: auth.env_prefix(),
+            docker_env: auth.docker_env(),
+            flags: auth.ctl_flags(),
+        }
+    }
 }
 
 /// `host`
@@ -150,6 +177,9 @@ pub struct AnchorContext {
     pub multiaddr: Option<String>,
     /// The anchor host's merged variables (its `bin_dir` and `api` for delegated ctl calls).
     pub vars: Vars,
+    /// How the anchor's ctl reaches its REST API.
+    #[serde(default)]
+    pub rest_api: RestApiContext,
 }
 
 /// `release`: the target release's files and where they are staged on the host.
@@ -255,9 +285,11 @@ impl TemplateContext {
                 peer_id: None,
                 multiaddr: None,
                 vars: anchor.vars.clone(),
+                rest_api: RestApiContext::of(&anchor.vars),
             },
             release: ReleaseContext::new(&inventory.cluster, bin_dir),
             run: RunContext::new("unplanned", bin_dir),
+            rest_api: RestApiContext::of(&host.vars),
         }
     }
 

@@ -144,6 +144,8 @@ impl Loader<'_> {
         for (name, value) in &raw.value {
             let checked = if RESERVED_VAR_NAMES.contains(&name.as_str()) {
                 Err("reserved: the template context already has it".to_string())
+            } else if name == crate::inventory::API_AUTH_VAR {
+                Err("how a host's REST API is reached is the inventory's to say: set api_auth under its vars".to_string())
             } else {
                 VarName::from_str(name).map_err(|error| error.to_string())
             };

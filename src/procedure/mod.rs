@@ -49,7 +49,8 @@ use crate::inventory::Vars;
 
 pub use context::{
     AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, ReleaseContext,
-    ReleaseFileContext, ReleaseFilesContext, RunContext, TargetContext, TemplateContext,
+    ReleaseFileContext, ReleaseFilesContext, RestApiContext, RunContext, TargetContext,
+    TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
 pub use render::{Established, PreparedContext, RenderedStep, RenderedUpload, RenderedWait};

@@ -136,6 +136,7 @@ impl Procedure {
                 "vars",
                 Value::from_iter(layered_vars(&self.defaults, &anchor.vars)),
             ),
+            ("rest_api", Value::from_serialize(&anchor.rest_api)),
         ]);
         top.extend([
             ("host", Value::from_serialize(&context.host)),
@@ -145,6 +146,7 @@ impl Procedure {
             ("anchor", anchor_value),
             ("release", Value::from_serialize(&context.release)),
             ("run", Value::from_serialize(&context.run)),
+            ("rest_api", Value::from_serialize(&context.rest_api)),
         ]);
         Value::from_iter(top)
     }

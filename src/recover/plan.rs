@@ -13,7 +13,7 @@ use crate::inventory::{Host, Inventory, Version};
 use crate::plan::{
     current_context, render_steps, Choice, Plan, PlanOrigin, PlanParts, ProcedureKind,
 };
-use crate::procedure::{AnchorContext, Procedure, RenderError, RunContext, TemplateContext};
+use crate::procedure::{Procedure, RenderError, RunContext, TemplateContext};
 
 /// The file name, in the run's `backups/` on the controller, of the export the source peer
 /// imports (the `keep-export` step copies it there).
@@ -73,12 +73,8 @@ pub fn build_recovery_plan(inputs: RecoveryInputs<'_>) -> Result<Plan, RenderErr
         let mut context = TemplateContext::new(inventory, host, anchor);
         context.current =
             current_context(host_facts, bootstrap_multiaddr(host, host_facts, target));
-        context.anchor = AnchorContext {
-            name: anchor.name.to_string(),
-            peer_id: anchor_facts.peer_id.clone(),
-            multiaddr: anchor_multiaddr.clone(),
-            vars: anchor.vars.clone(),
-        };
+        context.anchor.peer_id = anchor_facts.peer_id.clone();
+        context.anchor.multiaddr = anchor_multiaddr.clone();
         context.run = RunContext::new(run_id, bin_dir(host));
         context.vars.insert(
             "recovery".parse().expect("a valid name"),

@@ -17,7 +17,7 @@ fn the_example_inventory_passes_check() {
     let out = check();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("inventory.example.yaml:26:16: known_hosts file"),
+        text(&out.stderr).contains("inventory.example.yaml:27:16: known_hosts file"),
         "{}",
         text(&out.stderr)
     );

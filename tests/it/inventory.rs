@@ -117,6 +117,41 @@ fn vars_layer_global_then_groups_in_host_order_then_host_then_command_line() {
 }
 
 #[test]
+fn api_auth_names_where_the_credentials_are_on_the_host_and_never_holds_them() {
+    let error = error_of("api_auth_secret.yaml");
+    assert!(
+        error.starts_with("api_auth_secret.yaml:22:7: host `h2`: invalid vars.api_auth `…`: unknown key(s) password, user"),
+        "{error}"
+    );
+    assert!(
+        error.contains("put `user:password` in a file on the host"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("hunter2"),
+        "the secret is not repeated: {error}"
+    );
+
+    let valid = Inventory::load(&fixture("valid.yaml"), &[]).unwrap();
+    let auth = cluster_upgrade::inventory::ApiAuth::of(&valid.hosts[0].vars).unwrap();
+    assert_eq!(
+        auth,
+        cluster_upgrade::inventory::ApiAuth::plain(),
+        "none: plain HTTP"
+    );
+    let overridden = Inventory::load(
+        &fixture("valid.yaml"),
+        &[("api_auth".to_string(), "/f".to_string())],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        overridden.contains("--var api_auth: `api_auth` is a map"),
+        "{overridden}"
+    );
+}
+
+#[test]
 fn command_line_overrides_must_be_identifiers_and_not_reserved() {
     let bad = [
         ("bin-dir".to_string(), "x".to_string()),

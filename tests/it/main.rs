@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_auth_e2e;
 mod apply_e2e;
 mod architecture;
 mod become_e2e;

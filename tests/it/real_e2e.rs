@@ -425,41 +425,9 @@ fn host_names(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
-/// Runs `script` on `host` of `lab` over SSH (OpenSSH's client, the lab's key and known_hosts).
+/// Runs `script` on `host` of `lab` over SSH.
 fn ssh(lab: &Lab, host: &str, script: &str) -> Output {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lab.path().join("lab.json")).unwrap()).unwrap();
-    let entry = state["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["name"] == host)
-        .unwrap()
-        .clone();
-    std::process::Command::new("ssh")
-        .arg("-i")
-        .arg(lab.path().join("id_ed25519"))
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.path().join("known_hosts").display()
-        ))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-p",
-        ])
-        .arg(state["ports"]["ssh"].to_string())
-        .arg(format!(
-            "{}@{}",
-            state["user"].as_str().unwrap(),
-            entry["address"].as_str().unwrap()
-        ))
-        .arg(script)
-        .output()
-        .unwrap()
+    lab.ssh(host, script)
 }
 
 #[test]
@@ -596,4 +564,51 @@ fn migrate_consensus_moves_a_real_1_1_6_raft_cluster_to_crdt_keeping_every_pin()
     let records = lab.journal();
     assert_no_step_finished_twice(&records);
     assert_eq!(records.last().unwrap()["event"], "run_finished");
+}
+
+#[test]
+fn a_real_rest_api_behind_basic_auth_and_https_is_probed_and_upgraded_through_api_auth() {
+    use crate::api_auth_e2e::{
+        ctl_with_credentials, files_holding, protect_apis, set_api_auth, Tls, PASSWORD,
+    };
+    let lab = real_lab("crdt");
+    let tls = Tls::make(lab.path());
+    let credentials = protect_apis(&lab, Some(&tls));
+    let refused = lab.ctl("h1", &["--https", "--no-check-certificate", "id"]);
+    assert!(
+        !refused.status.success() && text(&refused.stdout).contains("unauthorized"),
+        "the real API wants the credentials: {}",
+        text(&refused.stdout)
+    );
+    set_api_auth(
+        &lab,
+        &format!(
+            "credentials_file: {}\ncheck_certificate: false",
+            credentials.display()
+        ),
+    );
+    let plan = plan(&lab, &[]);
+    assert!(plan.contains("rolling"), "{plan}");
+    let out = apply(&lab, &[]);
+    assert_success(&out, "apply through api_auth");
+    let https = ["--https", "--no-check-certificate"];
+    let expected = lab_pins(&lab);
+    for host in host_names(&lab) {
+        let id = ctl_with_credentials(&lab, &host, &https, &["--enc", "json", "id"]);
+        assert_success(&id, "ctl id");
+        let id: serde_json::Value = serde_json::from_slice(&id.stdout).unwrap();
+        assert_eq!(
+            id["version"].as_str().unwrap().split('+').next(),
+            Some(TO),
+            "{host}"
+        );
+        let pins = ctl_with_credentials(&lab, &host, &https, &["--enc", "json", "pin", "ls"]);
+        assert_success(&pins, "ctl pin ls");
+        assert_eq!(cids(&pins.stdout), expected, "{host} lists every pin");
+    }
+    let state = lab.path().join(".cluster-upgrade");
+    assert_eq!(
+        files_holding(&state, PASSWORD),
+        Vec::<std::path::PathBuf>::new()
+    );
 }

@@ -139,6 +139,43 @@ impl Lab {
             .expect("run ipfs-cluster-ctl")
     }
 
+    /// Runs `script` on `host` of `lab` over SSH (OpenSSH's client, the lab's key and known_hosts).
+    pub fn ssh(&self, host: &str, script: &str) -> Output {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.path().join("lab.json")).unwrap()).unwrap();
+        let entry = state["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == host)
+            .unwrap()
+            .clone();
+        std::process::Command::new("ssh")
+            .arg("-i")
+            .arg(self.path().join("id_ed25519"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.path().join("known_hosts").display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-p",
+            ])
+            .arg(state["ports"]["ssh"].to_string())
+            .arg(format!(
+                "{}@{}",
+                state["user"].as_str().unwrap(),
+                entry["address"].as_str().unwrap()
+            ))
+            .arg(script)
+            .output()
+            .unwrap()
+    }
+
     pub fn peer_id(&self, host: &str) -> String {
         let out = self.ctl(host, &["--enc", "json", "id"]);
         assert!(
