@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::auth::{self, Credentials};
 use super::duration;
 use super::error::{Error, Result};
 use super::identity::Identity;
@@ -359,6 +360,11 @@ pub struct ServiceConfig {
     pub datastore: Option<Datastore>,
     /// `cluster.follower_mode`: a follower (`ipfs-cluster-follow`) never writes.
     pub follower_mode: bool,
+    /// `api.restapi.basic_auth_credentials`: who may use the REST API (`None`: anyone).
+    pub basic_auth: Option<Credentials>,
+    /// Whether `api.restapi.ssl_cert_file` or `ssl_key_file` is set (HTTPS, which the
+    /// stand-in does not serve).
+    pub rest_tls: bool,
 }
 
 /// The consensus component a peer runs (the key inside `consensus`).
@@ -413,6 +419,14 @@ impl ServiceConfig {
             .get("follower_mode")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        // Kept among the unknown keys, so that the file round-trips as it was written.
+        let rest = &raw.api.restapi.other;
+        let basic_auth = auth::credentials_from(rest.get("basic_auth_credentials"))?;
+        let rest_tls = ["ssl_cert_file", "ssl_key_file"].iter().any(|key| {
+            rest.get(*key)
+                .and_then(Value::as_str)
+                .is_some_and(|f| !f.is_empty())
+        });
         let raft = raw.consensus.raft.unwrap_or_default();
         let dur = |key: &'static str, value: &str| {
             duration::parse(value).ok_or_else(|| Error::InvalidDuration {
@@ -446,6 +460,8 @@ impl ServiceConfig {
             rebroadcast: dur("consensus.crdt.rebroadcast_interval", &rebroadcast)?,
             datastore,
             follower_mode,
+            basic_auth,
+            rest_tls,
         })
     }
 }
@@ -484,6 +500,57 @@ mod tests {
             ServiceConfig::validate(raw),
             Err(Error::DeprecatedKeys)
         ));
+    }
+
+    fn with_restapi(keys: Value) -> RawService {
+        let mut raw = RawService::fresh("s".into(), None);
+        raw.api.restapi.other = keys.as_object().expect("an object").clone();
+        raw
+    }
+
+    #[test]
+    fn basic_auth_credentials_are_read_and_round_trip_untouched() {
+        let raw = with_restapi(serde_json::json!({"basic_auth_credentials": {"admin": "s3cret"}}));
+        let back = serde_json::to_value(&raw).unwrap();
+        assert_eq!(
+            back["api"]["restapi"]["basic_auth_credentials"],
+            serde_json::json!({"admin": "s3cret"})
+        );
+        let cfg = ServiceConfig::validate(raw).unwrap();
+        let credentials = cfg.basic_auth.expect("credentials");
+        assert_eq!(credentials["admin"], "s3cret");
+        assert!(!cfg.rest_tls);
+    }
+
+    #[test]
+    fn null_basic_auth_credentials_mean_an_open_api_and_stay_null() {
+        let raw = with_restapi(serde_json::json!({"basic_auth_credentials": null}));
+        let back = serde_json::to_value(&raw).unwrap();
+        assert!(back["api"]["restapi"]
+            .as_object()
+            .unwrap()
+            .contains_key("basic_auth_credentials"));
+        assert!(ServiceConfig::validate(raw).unwrap().basic_auth.is_none());
+    }
+
+    #[test]
+    fn an_empty_credentials_map_fails_validation_as_the_real_config_does() {
+        let raw = with_restapi(serde_json::json!({"basic_auth_credentials": {}}));
+        let err = ServiceConfig::validate(raw).unwrap_err();
+        assert!(matches!(err, Error::ApiConfigInvalid { .. }));
+        assert_eq!(
+            err.to_string(),
+            "restapi.basic_auth_creds should be null or have at least one entry"
+        );
+    }
+
+    #[test]
+    fn ssl_files_are_noticed_so_that_the_daemon_can_refuse_them() {
+        let raw =
+            with_restapi(serde_json::json!({"ssl_cert_file": "cert.pem", "ssl_key_file": ""}));
+        assert!(ServiceConfig::validate(raw).unwrap().rest_tls);
+        let raw = with_restapi(serde_json::json!({"ssl_cert_file": "", "ssl_key_file": ""}));
+        assert!(!ServiceConfig::validate(raw).unwrap().rest_tls);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::service::{fail, usage_error, Context};
 use super::snapshot::{Fit, Snapshot};
 use super::state::{ClusterState, Entry, Op};
 use super::state_cmd;
-use super::{api, http, notify, peerstore, signals};
+use super::{api, auth, http, notify, peerstore, signals};
 use crate::release::{Era, Release};
 
 const FLAGS: &[Flag] = &[
@@ -124,6 +124,11 @@ pub fn run(ctx: &Context, args: &[String]) -> i32 {
         Ok(cfg) => cfg,
         Err(err) => return fail(loading_doing(&ctx.release), &err),
     };
+    // Where the real daemon loads the TLS key pair, the stand-in refuses: it never serves
+    // plain HTTP where HTTPS was configured.
+    if cfg.rest_tls {
+        return fail(loading_doing(&ctx.release), &Error::TlsNotModelled);
+    }
     let identity = match identity::resolve(&ctx.release, dir, cfg.identity_in_config.as_ref()) {
         Ok(identity) => identity,
         Err(err) => return fail("loading identity", &err),
@@ -156,7 +161,16 @@ pub fn loading_doing(release: &Release) -> &'static str {
 /// Loads `service.json` and runs the checks the real config loader runs on it, the
 /// datastore's included (pebble's `format_major_version` bounds).
 pub fn load_config(release: &Release, dir: &Path) -> super::error::Result<ServiceConfig> {
-    let cfg = ServiceConfig::load(dir)?;
+    let cfg = ServiceConfig::load(dir).inspect_err(|err| match err {
+        // The REST API component logs its unmarshalling failure, then the config manager
+        // logs the error it returns.
+        Error::ApiConfigUnmarshal { .. } => {
+            logging::error("restapi", "restapi: error unmarshaling config");
+            logging::error("config", &err.to_string());
+        }
+        Error::ApiConfigInvalid { .. } => logging::error("config", &err.to_string()),
+        _ => {}
+    })?;
     if cfg.consensus == ConsensusKind::Crdt {
         // The config manager logs a component's validation error before returning it.
         datastore::check_config(release, &cfg)
@@ -406,7 +420,7 @@ fn load_state(
 
 /// Serves the cluster RPC and the REST API, and says where, as the real peer does.
 fn serve(node: &Arc<Node>, (listener, rest): (TcpListener, TcpListener), cfg: &ServiceConfig) {
-    spawn_servers(node, listener, rest);
+    spawn_servers(node, listener, rest, cfg.basic_auth.clone());
     logging::info(
         "cluster",
         &format!(
@@ -428,15 +442,22 @@ fn install_signals(
     })
 }
 
-fn spawn_servers(node: &Arc<Node>, listener: TcpListener, rest: TcpListener) {
+fn spawn_servers(
+    node: &Arc<Node>,
+    listener: TcpListener,
+    rest: TcpListener,
+    credentials: Option<auth::Credentials>,
+) {
     let stop = node.stop_flag();
     let rpc_node = node.clone();
     let handler: rpc::Handler = Arc::new(move |from: &str, call: Call| rpc_node.handle(from, call));
     let (creds, rpc_stop) = (node.credentials().clone(), stop.clone());
     thread::spawn(move || rpc::serve(listener, creds, handler, rpc_stop));
     let api_node = node.clone();
-    let api_handler: http::Handler =
-        Arc::new(move |req: &http::Request| api::handle(&api_node, req));
+    // Basic auth comes first, as the real `authHandler` wraps every route.
+    let api_handler: http::Handler = Arc::new(move |req: &http::Request| {
+        auth::check(credentials.as_ref(), req).unwrap_or_else(|| api::handle(&api_node, req))
+    });
     thread::spawn(move || http::serve(rest, api_handler, stop));
     let ticker = node.clone();
     thread::spawn(move || ticker.run_ticker());

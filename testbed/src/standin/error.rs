@@ -116,6 +116,16 @@ pub enum Error {
     InvalidCid { cid: String },
     #[error("unsupported encoding")]
     UnsupportedEncoding,
+    /// `api.restapi` JSON that encoding/json refuses (the text is Go's).
+    #[error("{detail}")]
+    ApiConfigUnmarshal { detail: String },
+    /// `api.restapi` that fails the real `Validate` (the text is the real one).
+    #[error("{detail}")]
+    ApiConfigInvalid { detail: String },
+    /// `api.restapi.ssl_cert_file`/`ssl_key_file`: the stand-in serves plain HTTP only, and
+    /// says so rather than serve plain HTTP where HTTPS was configured.
+    #[error("api.restapi.ssl_cert_file/ssl_key_file are set, but the stand-in does not model TLS (it serves plain HTTP only): remove them or use the real ipfs-cluster-service")]
+    TlsNotModelled,
 }
 
 impl Error {

@@ -13,21 +13,41 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
+    /// The path as sent (before percent-decoding).
+    pub path: String,
     /// Path segments, percent-decoded, without empty ones.
     pub segments: Vec<String>,
     pub query: BTreeMap<String, String>,
+    /// Header lines as sent (name, value), in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first value of a header (names compare case-insensitively, as Go's `Header.Get`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A response to send.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// Extra header lines (besides Content-Type, Content-Length and Connection).
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Response {
     pub fn json(status: u16, body: String) -> Response {
-        Response { status, body }
+        Response {
+            status,
+            headers: Vec::new(),
+            body,
+        }
     }
 }
 
@@ -48,32 +68,52 @@ pub fn serve(listener: TcpListener, handler: Handler, stop: Arc<AtomicBool>) {
     }
 }
 
+/// What Go's server writes to a connection whose first line is no HTTP request line (a TLS
+/// ClientHello sent by an HTTPS client, for one), before closing it.
+const BAD_REQUEST: &str =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
+
 fn answer(stream: TcpStream, handler: &Handler) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
+    let mut first = Vec::new();
+    if reader.read_until(b'\n', &mut first).unwrap_or(0) == 0 {
         return;
     }
+    let first = String::from_utf8_lossy(&first).into_owned();
+    let mut parts = first.split_whitespace();
+    let (method, target, proto) = (parts.next(), parts.next(), parts.next());
+    let (Some(method), Some(target), Some(proto)) = (method, target, proto) else {
+        return reply_raw(stream, BAD_REQUEST);
+    };
+    if !proto.starts_with("HTTP/") || parts.next().is_some() {
+        return reply_raw(stream, BAD_REQUEST);
+    }
     let mut content_length = 0usize;
+    let mut headers = Vec::new();
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&line);
+        if line.trim().is_empty() {
             break;
         }
         if let Some((name, value)) = line.split_once(':') {
+            let (name, value) = (name.trim(), value.trim());
             if name.eq_ignore_ascii_case("content-length") {
-                content_length = value.trim().parse().unwrap_or(0);
+                content_length = value.parse().unwrap_or(0);
             }
+            headers.push((name.to_string(), value.to_string()));
         }
     }
     let mut body = vec![0u8; content_length.min(1 << 20)];
     let _ = reader.read_exact(&mut body);
-    let mut parts = first.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let request = Request {
         method: method.to_string(),
+        path: path.to_string(),
         segments: path
             .split('/')
             .filter(|s| !s.is_empty())
@@ -87,22 +127,32 @@ fn answer(stream: TcpStream, handler: &Handler) {
                 (percent_decode(k), percent_decode(v))
             })
             .collect(),
+        headers,
     };
     let response = handler(&request);
     let reason = match response.status {
         200 => "OK",
         204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         _ => "Internal Server Error",
     };
+    let extra: String = response
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let text = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
         response.status,
         response.body.len(),
         response.body
     );
-    let mut stream = stream;
+    reply_raw(stream, &text);
+}
+
+fn reply_raw(mut stream: TcpStream, text: &str) {
     let _ = stream.write_all(text.as_bytes());
 }
 

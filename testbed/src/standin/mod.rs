@@ -54,6 +54,7 @@
 
 mod api;
 mod args;
+mod auth;
 mod backup;
 mod config;
 mod consensus;
