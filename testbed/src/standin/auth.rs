@@ -1,5 +1,7 @@
-//! HTTP Basic authentication of the REST API (`api.restapi.basic_auth_credentials`): the
-//! daemon's check (`authHandler` and `verifyBasicAuth` of `api/common/api.go`).
+//! HTTP Basic authentication of the REST API (`api.restapi.basic_auth_credentials`), both
+//! sides: the daemon's check (`authHandler` and `verifyBasicAuth` of `api/common/api.go`) and
+//! the ctl's credentials (`--basic-auth user[:password]`, `parseCredentials` of
+//! `cmd/ipfs-cluster-ctl/main.go`).
 //!
 //! Bearer (JWT) tokens, which the real API also accepts once basic auth is on, are not
 //! modelled: any Bearer token is answered as an invalid one.
@@ -154,7 +156,44 @@ fn is_bearer(authorization: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
 }
 
+/// The `Authorization` header value the Go client sends (`SetBasicAuth`).
+pub fn authorization(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64_encode(format!("{user}:{password}").as_bytes())
+    )
+}
+
+/// The ctl's `parseCredentials`: `user[:password]`, split at the first colon.
+pub fn parse_credentials(input: &str) -> (String, String) {
+    match input.split_once(':') {
+        Some((user, password)) => (user.to_string(), password.to_string()),
+        None => (input.to_string(), String::new()),
+    }
+}
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// Standard base64 with the padding Go's `StdEncoding` requires; `None` if malformed.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
@@ -271,13 +310,9 @@ mod tests {
 
     #[test]
     fn wrong_credentials_are_denied_with_the_basic_challenge() {
-        // admin:wrong, root:s3cret, admin: (base64)
-        for header in [
-            "Basic YWRtaW46d3Jvbmc=",
-            "Basic cm9vdDpzM2NyZXQ=",
-            "Basic YWRtaW46",
-        ] {
-            let response = check(Some(&admin()), &request("GET", "/id", Some(header))).unwrap();
+        for (user, password) in [("admin", "wrong"), ("root", "s3cret"), ("admin", "")] {
+            let header = authorization(user, password);
+            let response = check(Some(&admin()), &request("GET", "/id", Some(&header))).unwrap();
             assert_eq!(
                 response.body,
                 "{\"code\":401,\"message\":\"unauthorized: access denied\"}\n"
@@ -291,7 +326,8 @@ mod tests {
 
     #[test]
     fn right_credentials_pass_whatever_the_scheme_case() {
-        let header = "Basic YWRtaW46czNjcmV0".to_string(); // admin:s3cret
+        let header = authorization("admin", "s3cret");
+        assert_eq!(header, "Basic YWRtaW46czNjcmV0");
         assert!(check(Some(&admin()), &request("GET", "/id", Some(&header))).is_none());
         let lower = header.replacen("Basic", "basic", 1);
         assert!(check(Some(&admin()), &request("POST", "/pins/x", Some(&lower))).is_none());
@@ -305,15 +341,6 @@ mod tests {
     }
 
     #[test]
-    fn base64_decoding_refuses_what_go_refuses() {
-        assert_eq!(base64_decode("YWRtaW46czNjcmV0").unwrap(), b"admin:s3cret");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert!(base64_decode("YWI").is_none());
-        assert!(base64_decode("YW=I").is_none());
-        assert!(base64_decode("Y*I=").is_none());
-    }
-
-    #[test]
     fn malformed_basic_is_no_auth_and_a_bearer_token_is_invalid() {
         let response = check(Some(&admin()), &request("GET", "/id", Some("Basic !!!"))).unwrap();
         assert!(response.body.contains("unauthorized: no auth provided"));
@@ -323,5 +350,27 @@ mod tests {
             challenges(&response),
             ["Bearer realm=\"Restricted IPFS Cluster API\", error=\"invalid_token\""]
         );
+    }
+
+    #[test]
+    fn the_ctl_splits_credentials_at_the_first_colon() {
+        assert_eq!(
+            parse_credentials("admin:s3:cret"),
+            ("admin".into(), "s3:cret".into())
+        );
+        assert_eq!(parse_credentials("admin"), ("admin".into(), String::new()));
+        assert_eq!(parse_credentials(":pw"), (String::new(), "pw".into()));
+    }
+
+    #[test]
+    fn base64_round_trips_and_refuses_what_go_refuses() {
+        for text in ["", "a", "ab", "abc", "admin:s3cret", "ü:é"] {
+            let encoded = base64_encode(text.as_bytes());
+            assert_eq!(base64_decode(&encoded).unwrap(), text.as_bytes());
+        }
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert!(base64_decode("YWI").is_none());
+        assert!(base64_decode("YW=I").is_none());
+        assert!(base64_decode("Y*I=").is_none());
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::args::{self, switch, value, Flag};
-use super::http;
+use super::auth;
+use super::http::{self, TlsAnswer};
+use super::logging::{self, Level};
 use super::multiaddr::Multiaddr;
 use super::pin::pretty;
 use crate::release::{Era, Release};
@@ -54,6 +56,13 @@ struct ApiError {
 struct Client {
     hosts: Vec<SocketAddr>,
     timeout: Duration,
+    /// `--https` (or implied by `--basic-auth`): the stand-in has no TLS, so such a request
+    /// gets as far as Go's client gets against a plain HTTP server (see [`http::tls_hello`]).
+    https: bool,
+    /// The `Authorization` header of `--basic-auth` / `CLUSTER_CREDENTIALS`.
+    authorization: Option<String>,
+    /// Which log levels the ctl prints (go-log's, see [`Ctl::from_globals`]).
+    log_level: Level,
 }
 
 impl Client {
@@ -63,7 +72,37 @@ impl Client {
             message: "no hosts".into(),
         };
         for host in &self.hosts {
-            match http::request(*host, method, target, self.timeout) {
+            let scheme = if self.https { "https" } else { "http" };
+            // Go's `url.Error`: `Get "http://host/path": cause`.
+            let failed = |cause: String| ApiError {
+                code: 0,
+                message: format!(
+                    "{} \"{scheme}://{host}{target}\": {cause}",
+                    go_method(method)
+                ),
+            };
+            if self.https {
+                last = failed(match http::tls_hello(*host, self.timeout) {
+                    Ok(TlsAnswer::Http) => "http: server gave HTTP response to HTTPS client".into(),
+                    Ok(TlsAnswer::Closed) => "EOF".into(),
+                    Ok(TlsAnswer::Other) => {
+                        "the stand-in ctl does not model TLS: cannot talk to an HTTPS server".into()
+                    }
+                    Err(err) => go_io_error(host, &err),
+                });
+                continue;
+            }
+            let headers: Vec<(&str, &str)> = self
+                .authorization
+                .iter()
+                .map(|a| ("Authorization", a.as_str()))
+                .collect();
+            let outgoing = http::Outgoing {
+                method,
+                target,
+                headers: &headers,
+            };
+            match http::request_with(*host, &outgoing, self.timeout) {
                 Ok((status, body)) if status < 300 => {
                     return Ok(serde_json::from_str(&body).ok());
                 }
@@ -77,16 +116,66 @@ impl Client {
                         message,
                     });
                 }
-                Err(err) => {
-                    last = ApiError {
-                        code: 0,
-                        message: format!("{method} http://{host}{target}: {err}"),
-                    }
-                }
+                Err(err) => last = failed(go_io_error(host, &err)),
             }
+        }
+        // The load-balancing client gives up after one try per host.
+        if self.log_level <= Level::Error {
+            logging::error(
+                "apiclient",
+                &format!(
+                    "reached maximum number of retries without success, retries: {}",
+                    self.hosts.len()
+                ),
+            );
         }
         Err(last)
     }
+}
+
+/// How Go's `url.Error` names a method ("Get", "Post", "Delete").
+fn go_method(method: &str) -> String {
+    let lower = method.to_ascii_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// Go's text of a connection failure, where the stand-in knows it.
+fn go_io_error(host: &SocketAddr, err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("dial tcp {host}: connect: connection refused")
+        }
+        _ => err.to_string(),
+    }
+}
+
+/// go-log's level of the ctl's loggers: `--debug`, else `GOLOG_LOG_LEVEL`, else error.
+fn log_level(debug: bool) -> Level {
+    if debug {
+        return Level::Debug;
+    }
+    match std::env::var("GOLOG_LOG_LEVEL")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "debug" => Level::Debug,
+        "info" => Level::Info,
+        "warn" => Level::Warn,
+        // dpanic, panic and fatal hide even errors.
+        "dpanic" | "panic" | "fatal" => Level::Fatal,
+        _ => Level::Error,
+    }
+}
+
+/// `checkErr`: a failure that is no API answer, on stderr, exit 1.
+fn check_err(doing: &str, message: &str) -> i32 {
+    eprintln!("error {doing}: {message}");
+    1
 }
 
 /// Runs `ipfs-cluster-ctl` with `args`; returns the exit code.
@@ -104,32 +193,46 @@ pub fn run(release: &Release, args: Vec<String>) -> i32 {
     }
     let ctl = match Ctl::from_globals(release, &global) {
         Ok(ctl) => ctl,
-        Err((encoding, message)) => {
-            print_error(encoding, &ApiError { code: 0, message });
-            return 1;
-        }
+        Err((doing, message)) => return check_err(doing, &message),
     };
     let words: Vec<&str> = global.positionals.iter().map(String::as_str).collect();
     ctl.dispatch(&words, global.has("help"))
 }
 
 impl<'a> Ctl<'a> {
-    /// The ctl the global flags describe (`--enc`, `--host`, `--timeout`), or the encoding to
-    /// report the bad flag in and what is wrong.
+    /// The ctl the global flags describe (`--enc`, `--host`, `--timeout`, `--https`,
+    /// `--basic-auth` or `CLUSTER_CREDENTIALS`, `--force-http`), or what `checkErr` says.
     fn from_globals(
         release: &'a Release,
         global: &args::Parsed,
-    ) -> std::result::Result<Ctl<'a>, (Encoding, String)> {
+    ) -> std::result::Result<Ctl<'a>, (&'static str, String)> {
+        let log_level = log_level(global.has("debug"));
+        let mut https = global.has("https");
+        let credentials = global
+            .value("basic-auth")
+            .map(String::from)
+            .or_else(|| std::env::var("CLUSTER_CREDENTIALS").ok())
+            .unwrap_or_default();
+        let (user, password) = auth::parse_credentials(&credentials);
+        if !user.is_empty() && !https && !global.has("force-http") {
+            if log_level <= Level::Warn {
+                logging::warn(
+                    "cluster-ctl",
+                    "SSL automatically enabled with basic auth credentials. Set \"force-http\" to disable",
+                );
+            }
+            https = true;
+        }
         let encoding = match global.value("encoding").unwrap_or("text") {
             "text" => Encoding::Text,
             "json" => Encoding::Json,
-            _ => return Err((Encoding::Text, "unsupported encoding".into())),
+            _ => return Err(("", "unsupported encoding".into())),
         };
         let mut hosts = Vec::new();
         for host in global.value("host").unwrap_or(DEFAULT_HOST).split(',') {
             let addr = Multiaddr::parse(host)
                 .and_then(|m| m.socket_addr())
-                .map_err(|err| (encoding, err.to_string()))?;
+                .map_err(|err| ("parsing host multiaddress", err.to_string()))?;
             hosts.push(addr);
         }
         let timeout = global
@@ -143,6 +246,10 @@ impl<'a> Ctl<'a> {
             client: Client {
                 hosts,
                 timeout: Duration::from_secs(timeout),
+                https,
+                // The Go client sends credentials only with a user name.
+                authorization: (!user.is_empty()).then(|| auth::authorization(&user, &password)),
+                log_level,
             },
         })
     }
@@ -175,18 +282,12 @@ impl<'a> Ctl<'a> {
             ["pin", "rm", cid, ..] => {
                 ctl.finish(ctl.client.call("DELETE", &format!("/pins/{cid}")), |_| {})
             }
-            // urfave checks arguments inside the action: a missing one is an error without a
-            // response.
-            ["peers", "rm"] | ["pin", "rm"] => {
-                print_error(
-                    ctl.encoding,
-                    &ApiError {
-                        code: 0,
-                        message: "an argument is missing".into(),
-                    },
-                );
-                1
-            }
+            // urfave checks arguments inside the action: a missing one fails before a request.
+            ["peers", "rm"] => check_err(
+                "parsing peer ID",
+                "failed to parse peer ID: invalid cid: cid too short",
+            ),
+            ["pin", "rm"] => ctl.no_cid(),
             ["pin", "ls"] => ctl.finish(ctl.client.call("GET", "/allocations"), |v| {
                 ctl.print_pins(&as_list(v))
             }),
@@ -214,11 +315,19 @@ impl<'a> Ctl<'a> {
 }
 
 fn help() -> String {
+    // The flag lines as the real `--help` prints them (urfave aligns the usage column per
+    // group of lines, and the two-line usage of --basic-auth breaks that alignment).
     "NAME:\n   ipfs-cluster-ctl - CLI for IPFS Cluster (stand-in)\n\nCOMMANDS:\n   id       Retrieve peer information\n   \
      peers    List and manage IPFS Cluster peers (ls, rm)\n   pin      Pin and unpin and list items in IPFS Cluster (add, rm, ls)\n   \
      status   Retrieve the status of tracked items\n   version  Retrieve cluster version\n\nGLOBAL OPTIONS:\n   \
-     --host value, -l value  Cluster's HTTP or LibP2P-HTTP API endpoint (default: \"/ip4/127.0.0.1/tcp/9094\")\n   \
-     --encoding value, --enc value  output format encoding [text, json] (default: \"text\")\n   --version, -v  print the version\n"
+     --host value, -l value         Cluster's HTTP or LibP2P-HTTP API endpoint (default: \"/ip4/127.0.0.1/tcp/9094\")\n   \
+     --https, -s                    use https to connect to the API\n   \
+     --no-check-certificate         do not verify server TLS certificate. only valid with --https flag\n   \
+     --encoding value, --enc value  output format encoding [text, json] (default: \"text\")\n   \
+     --basic-auth value             <username>[:<password>] specify BasicAuth credentials for server that\n\
+     requires authorization. implies --https, which you can disable with --force-http [$CLUSTER_CREDENTIALS]\n   \
+     --force-http, -f  force HTTP. only valid when using BasicAuth\n   \
+     --version, -v     print the version\n"
         .to_string()
 }
 
@@ -243,7 +352,8 @@ fn print_error(encoding: Encoding, err: &ApiError) {
             "{}",
             pretty(&json!({"code": err.code, "message": err.message}))
         ),
-        Encoding::Text => eprintln!(
+        // `textFormatPrintError` prints on stdout.
+        Encoding::Text => println!(
             "An error occurred:\n  Code: {}\n  Message: {}",
             err.code, err.message
         ),
@@ -273,6 +383,18 @@ impl Ctl<'_> {
                 }
             }
         }
+    }
+
+    /// `pin add`/`pin rm` without a CID: the client refuses the empty path `/ipfs/`, an error
+    /// that is no `api.Error`.
+    fn no_cid(&self) -> i32 {
+        if self.client.log_level <= Level::Error {
+            logging::error("apiclient", "could not cast error into api.Error");
+        }
+        check_err(
+            "",
+            "invalid path \"/ipfs/\": path does not have enough components",
+        )
     }
 
     /// Lists print as one array up to 0.14 and as a stream of objects from 1.0.
@@ -354,14 +476,7 @@ impl Ctl<'_> {
             }
         };
         let Some(cid) = parsed.positionals.first() else {
-            print_error(
-                self.encoding,
-                &ApiError {
-                    code: 0,
-                    message: "need a CID to pin".into(),
-                },
-            );
-            return 1;
+            return self.no_cid();
         };
         let name = http::percent_encode(parsed.value("name").unwrap_or(""));
         let added = self

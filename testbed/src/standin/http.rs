@@ -163,9 +163,40 @@ pub fn request(
     target: &str,
     timeout: Duration,
 ) -> std::io::Result<(u16, String)> {
+    let outgoing = Outgoing {
+        method,
+        target,
+        headers: &[],
+    };
+    request_with(addr, &outgoing, timeout)
+}
+
+/// A request to send: method, target (path and query) and extra header lines.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+/// Sends one request with its extra headers and returns (status, body).
+pub fn request_with(
+    addr: SocketAddr,
+    outgoing: &Outgoing<'_>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    let Outgoing {
+        method,
+        target,
+        headers,
+    } = *outgoing;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(timeout))?;
-    let text = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let text = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(text.as_bytes())?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
@@ -178,6 +209,53 @@ pub fn request(
             std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response")
         })?;
     Ok((status, body.to_string()))
+}
+
+/// What a server answered to the opening of a TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsAnswer {
+    /// Its first bytes were "HTTP/": a plain HTTP server.
+    Http,
+    /// A TLS record (or anything else): a server the stand-in cannot talk to.
+    Other,
+    /// It closed the connection without a byte.
+    Closed,
+}
+
+/// A TLS 1.2 ClientHello record (its random holds a newline, so that a plain HTTP server reads
+/// it as a malformed request line at once, as it does a real ClientHello).
+const CLIENT_HELLO: &[u8] = &[
+    0x16, 0x03, 0x01, 0x00, 0x2d, // handshake record, 45 bytes
+    0x01, 0x00, 0x00, 0x29, // ClientHello, 41 bytes
+    0x03, 0x03, // TLS 1.2
+    b's', b't', b'a', b'n', b'd', b'-', b'i', b'n', b' ', b'c', b't', b'l', b':', b' ', b'n', b'o',
+    b' ', b'T', b'L', b'S', b' ', b'm', b'o', b'd', b'e', b'l', b'l', b'e', b'd', b'\r', b'\n',
+    b'.', // random, 32 bytes
+    0x00, // no session ID
+    0x00, 0x02, 0x00, 0x2f, // one cipher suite
+    0x01, 0x00, // no compression
+];
+
+/// Opens a TLS handshake as an HTTPS client would and reads what the server answers: the
+/// stand-in has no TLS, so this is all an HTTPS request can do (Go's client, too, fails at
+/// this point against a plain HTTP server).
+pub fn tls_hello(addr: SocketAddr, timeout: Duration) -> std::io::Result<TlsAnswer> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(CLIENT_HELLO)?;
+    let mut head = [0u8; 5];
+    let mut got = 0;
+    while got < head.len() {
+        match stream.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(match &head[..got] {
+        [] => TlsAnswer::Closed,
+        b"HTTP/" => TlsAnswer::Http,
+        _ => TlsAnswer::Other,
+    })
 }
 
 /// Percent-encodes a query value.

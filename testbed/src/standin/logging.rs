@@ -6,13 +6,15 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Severity of a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Severity of a log line, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Debug,
     Info,
     Warn,
     Error,
+    /// go-log's `fatal` (also stands for `dpanic` and `panic`): as a threshold, it hides errors.
+    Fatal,
 }
 
 impl Level {
@@ -22,6 +24,7 @@ impl Level {
             Level::Info => "INFO",
             Level::Warn => "WARN",
             Level::Error => "ERROR",
+            Level::Fatal => "FATAL",
         }
     }
 }

@@ -102,9 +102,9 @@ fn pins_reach_every_peer_also_one_that_was_down() {
     let out = bed.ctl(V, &peers[0], &["pin", "rm", &cid(9)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("pin is not part of the pinset"),
+        stdout(&out).contains("pin is not part of the pinset"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
 }
 
@@ -119,9 +119,9 @@ fn peers_rm_is_refused_and_nothing_leaves() {
     let out = bed.ctl(V, &peers[0], &["peers", "rm", &id]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("crdt consensus component cannot remove peers"),
+        stdout(&out).contains("crdt consensus component cannot remove peers"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(peer_count(&bed, &peers[0]), 3);

@@ -88,9 +88,9 @@ fn a_follower_receives_the_pinset_is_no_trusted_peer_and_refuses_writes() {
     let out = bed.ctl(v, &f, &["pin", "add", &cid(2)]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("follower mode. Write operations are disabled"),
+        stdout(&out).contains("follower mode. Write operations are disabled"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!stdout(&bed.ctl(v, &peers[0], &["pin", "ls"])).contains(&cid(2)));

@@ -67,7 +67,7 @@ fn single_peer_lifecycle_lock_and_snapshot() {
     let me = id["id"].as_str().unwrap().to_string();
     let out = bed.ctl("0.10.1", &p, &["peers", "rm", &me]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out)
+    assert!(stdout(&out)
         .contains("Code: 500\n  Message: cannot remove ourselves from a 1-peer cluster"));
     // An unknown peer is a no-op.
     let out = bed.ctl("0.10.1", &p, &["peers", "rm", "QmUnknownPeer"]);
