@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use crate::fidelity_support::kubo::Kubo;
 use crate::fidelity_support::normalise::{json_shape, json_values};
 use crate::fidelity_support::table::{markdown, rows};
-use crate::fidelity_support::{log_messages, markers, real_releases, Bed, Flavor, Out};
+use crate::fidelity_support::{
+    http_exchange, log_messages, markers, real_releases, Bed, Flavor, Out,
+};
 
 const VERSIONS: &[&str] = &["1.0.8", "1.1.6"];
 
@@ -50,16 +52,18 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
          no IPFS daemon (the first line and the IPFS ERROR check are compared on their own)",
     ),
     (
-        "id of a stopped peer: output",
-        "the HTTP client's own error text (Go net/http vs the stand-in's); the exit code is the same",
-    ),
-    (
         "state export: stderr",
         "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own; the service's own lines are the same",
     ),
     (
         "state cleanup: stderr",
         "the real datastore libraries (pebble, go-ds-crdt, hashicorp raft) log lines of their own; the service's own lines are the same",
+    ),
+    (
+        "ssl_cert_file set: daemon stderr",
+        "the stand-in does not model TLS: it refuses to start with any ssl_cert_file/ssl_key_file \
+         (rather than serve plain HTTP where HTTPS was asked for); the real one loads the key pair, \
+         here missing",
     ),
     (
         "state import: stderr",
@@ -84,6 +88,7 @@ enum Scenario {
     Mixed,
     InPlace,
     Pebble,
+    Auth,
 }
 
 impl Job {
@@ -96,6 +101,7 @@ impl Job {
             Scenario::Mixed => "1.0.8 + 1.1.6 peers",
             Scenario::InPlace => "1.0.8 → 1.1.6 in place",
             Scenario::Pebble => "pebble format 1 (as 1.0.5 – 1.0.7 wrote) → 1.1.6",
+            Scenario::Auth => "REST API basic auth",
         };
         match self.scenario {
             Scenario::Init => format!("{} {name}", self.version),
@@ -119,6 +125,7 @@ impl Job {
             Scenario::Mixed => mixed(bed, self.consensus, &fact),
             Scenario::InPlace => in_place(bed, self.consensus, &fact),
             Scenario::Pebble => pebble(bed, &fact),
+            Scenario::Auth => basic_auth(bed, self.version, &fact),
         }
     }
 }
@@ -359,7 +366,7 @@ fn single(bed: &Bed, version: &str, consensus: &str, fact: &FactFn<'_>) {
     fact(
         "id of a stopped peer: output",
         false,
-        &format!("{}{}", out.stdout.trim(), out.stderr.trim()),
+        &format!("{} ⏎ {}", out.stdout.trim(), log_messages(&out.stderr)),
     );
 
     let export: PathBuf = bed.dir.path().join("export.json");
@@ -872,6 +879,140 @@ fn pebble(bed: &Bed, fact: &FactFn<'_>) {
     let _ = da.term();
 }
 
+/// Sets `api.restapi.KEY` of a peer's `service.json`.
+fn set_restapi(peer: &fidelity_support::Peer, key: &str, value: serde_json::Value) {
+    let mut cfg = peer.service_json();
+    cfg["api"]["restapi"][key] = value;
+    std::fs::write(
+        peer.dir.join("service.json"),
+        serde_json::to_string_pretty(&cfg).expect("config serializes"),
+    )
+    .expect("service.json written");
+}
+
+/// How a ctl call of the basic-auth scenario gives credentials: a name, the environment, the
+/// flags before `id`, and whether cluster-upgrade relies on its exit code.
+type AuthCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+    bool,
+);
+
+const AUTH_CASES: &[AuthCase] = &[
+    ("no credentials", &[], &[], true),
+    (
+        "wrong credentials, --force-http",
+        &[],
+        &["--basic-auth", "admin:wrong", "--force-http"],
+        true,
+    ),
+    (
+        "--basic-auth admin:s3cret --force-http",
+        &[],
+        &["--basic-auth", "admin:s3cret", "--force-http"],
+        true,
+    ),
+    (
+        "CLUSTER_CREDENTIALS=admin:s3cret --force-http",
+        &[("CLUSTER_CREDENTIALS", "admin:s3cret")],
+        &["--force-http"],
+        true,
+    ),
+    (
+        "--basic-auth admin:s3cret without --force-http",
+        &[],
+        &["--basic-auth", "admin:s3cret"],
+        false,
+    ),
+    (
+        "--basic-auth admin:s3cret without --force-http, GOLOG_LOG_LEVEL=warn",
+        &[("GOLOG_LOG_LEVEL", "warn")],
+        &["--basic-auth", "admin:s3cret"],
+        false,
+    ),
+    ("--https without credentials", &[], &["--https"], false),
+];
+
+/// A crdt peer whose REST API asks for basic auth (`api.restapi.basic_auth_credentials`): the
+/// API's own answers, then `id` with each way of giving (or not giving) credentials — none,
+/// wrong ones, `--basic-auth`, `CLUSTER_CREDENTIALS`, without `--force-http` (basic auth
+/// implies HTTPS, which the plain-HTTP API cannot speak), `--https` —, then the config checks:
+/// an empty credentials map and TLS files.
+fn basic_auth(bed: &Bed, version: &str, fact: &FactFn<'_>) {
+    let a = bed.peer("a");
+    bed.init(version, &a, "crdt");
+    set_restapi(
+        &a,
+        "basic_auth_credentials",
+        serde_json::json!({"admin": "s3cret"}),
+    );
+    let mut daemon = bed.ready(version, &a, &[]);
+    let show = ["Www-Authenticate"];
+    for (what, request, headers) in [
+        ("GET /id without credentials", "GET /id", &[][..]),
+        (
+            "GET /id with wrong credentials",
+            "GET /id",
+            &["Authorization: Basic YWRtaW46d3Jvbmc="][..],
+        ),
+        ("GET /health without credentials", "GET /health", &[][..]),
+    ] {
+        fact(
+            &format!("API: {what}"),
+            false,
+            &http_exchange(&a, request, headers, &show),
+        );
+    }
+    for enc in ["json", "text"] {
+        for (name, env, flags, relied) in AUTH_CASES {
+            let mut args = vec!["--enc", enc];
+            args.extend(flags.iter());
+            args.push("id");
+            let out = bed.ctl_env(version, &a, (env, &args));
+            let what = |w: &str| format!("--enc {enc} id, {name}: {w}");
+            fact(&what("exit code"), *relied, &code(&out));
+            match (out.code, enc) {
+                (Some(0), "json") => {
+                    let id = json_values(&out.stdout).pop().unwrap_or_default();
+                    fact(&what("stdout parses, its id"), true, &id["id"].to_string());
+                }
+                (Some(0), _) => fact(
+                    &what("stdout first line"),
+                    false,
+                    out.stdout.lines().next().unwrap_or(""),
+                ),
+                _ => fact(&what("stdout"), false, out.stdout.trim()),
+            }
+            fact(&what("stderr"), false, &log_messages(&out.stderr));
+        }
+    }
+    let _ = daemon.term();
+
+    set_restapi(&a, "basic_auth_credentials", serde_json::json!({}));
+    let out = bed.service(version, &a, &["daemon"]);
+    fact(
+        "basic_auth_credentials {}: daemon exit code",
+        false,
+        &code(&out),
+    );
+    fact(
+        "basic_auth_credentials {}: daemon stderr",
+        false,
+        &log_messages(&out.stderr),
+    );
+    set_restapi(&a, "basic_auth_credentials", serde_json::Value::Null);
+    set_restapi(&a, "ssl_cert_file", "cert.pem".into());
+    set_restapi(&a, "ssl_key_file", "key.pem".into());
+    let out = bed.service(version, &a, &["daemon"]);
+    fact("ssl_cert_file set: daemon exit code", false, &code(&out));
+    fact(
+        "ssl_cert_file set: daemon stderr",
+        false,
+        &log_messages(&out.stderr),
+    );
+}
+
 /// A 1.0.8 and a 1.1.6 peer in one cluster, and each ctl against the other's service.
 fn mixed(bed: &Bed, consensus: &str, fact: &FactFn<'_>) {
     let (old, new) = ("1.0.8", "1.1.6");
@@ -944,6 +1085,14 @@ fn jobs() -> Vec<Job> {
         version: "1.1.6",
         consensus: "crdt",
     });
+    // Last, so that the other jobs keep their slots (and CIDs).
+    for version in VERSIONS {
+        jobs.push(Job {
+            scenario: Scenario::Auth,
+            version,
+            consensus: "crdt",
+        });
+    }
     jobs
 }
 
@@ -964,7 +1113,7 @@ fn the_stand_in_behaves_as_the_real_binaries_where_cluster_upgrade_looks() {
         Scenario::InPlace | Scenario::Pebble => 1,
         Scenario::Lonely => 2,
         Scenario::Single => 3,
-        Scenario::Mixed => 4,
+        Scenario::Mixed | Scenario::Auth => 4,
         Scenario::Init => 5,
     });
     let queue = std::sync::Mutex::new(order.into_iter());

@@ -435,8 +435,24 @@ impl Bed {
 
     /// `ipfs-cluster-ctl --host API ARGS` of `version`.
     pub fn ctl(&self, version: &str, peer: &Peer, args: &[&str]) -> Out {
+        self.ctl_env(version, peer, (&[], args))
+    }
+
+    /// `ipfs-cluster-ctl --host API ARGS` of `version` with `ENV` set (and the ctl's own
+    /// variables, `CLUSTER_CREDENTIALS` and `GOLOG_LOG_LEVEL`, only as `ENV` sets them).
+    pub fn ctl_env(
+        &self,
+        version: &str,
+        peer: &Peer,
+        (env, args): (&[(&str, &str)], &[&str]),
+    ) -> Out {
         let mut cmd = Command::new(self.bin(version, "ipfs-cluster-ctl"));
-        cmd.arg("--host").arg(peer.api()).args(args);
+        cmd.env_remove("CLUSTER_CREDENTIALS")
+            .env_remove("GOLOG_LOG_LEVEL")
+            .envs(env.iter().copied())
+            .arg("--host")
+            .arg(peer.api())
+            .args(args);
         run(cmd, COMMAND_LIMIT)
     }
 
@@ -509,6 +525,43 @@ impl Bed {
     pub fn facts(&self) -> Vec<Fact> {
         self.facts.lock().expect("facts").clone()
     }
+}
+
+/// One HTTP/1.1 request to a peer's REST API (`Connection: close`, extra `headers`): the
+/// status line, the headers named in `show` (as sent, in order) and the body, one per line.
+pub fn http_exchange(peer: &Peer, request: &str, headers: &[&str], show: &[&str]) -> String {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect((peer.ip.as_str(), 9094))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        write!(
+            stream,
+            "{request} HTTP/1.1\r\nHost: {}:9094\r\n{extra}Connection: close\r\n\r\n",
+            peer.ip
+        )?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        Ok(raw)
+    };
+    let raw = match attempt() {
+        Ok(raw) => raw,
+        Err(err) => return format!("no answer: {err}"),
+    };
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let mut lines = head.lines();
+    let mut out = vec![lines.next().unwrap_or("").to_string()];
+    out.extend(
+        lines
+            .filter(|line| {
+                line.split_once(':')
+                    .is_some_and(|(name, _)| show.iter().any(|s| s.eq_ignore_ascii_case(name)))
+            })
+            .map(String::from),
+    );
+    out.push(body.to_string());
+    out.join("\n")
 }
 
 /// The lines of a log that contain one of `markers`, as the markers (in order, deduplicated
