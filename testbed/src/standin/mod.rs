@@ -20,7 +20,8 @@
 //!   listen_multiaddress,peer_watch_interval}`, `consensus.raft.{init_peerset,
 //!   wait_for_leader_timeout,backups_rotate}` or `consensus.crdt` (its presence selects CRDT),
 //!   `datastore.<backend>` (a CRDT peer's datastore; `pebble_options.format_major_version`),
-//!   `cluster.monitor_ping_interval`, `api.restapi.http_listen_multiaddress`. Unknown
+//!   `cluster.monitor_ping_interval`, `api.restapi.http_listen_multiaddress`,
+//!   `api.restapi.basic_auth_credentials` (Basic auth of the REST API, see `auth`). Unknown
 //!   keys are preserved. Peers must listen on distinct, dialable addresses (not `0.0.0.0` when
 //!   they live on different loopback IPs): the listen address is what the others dial.
 //! * Log lines (stderr) worth waiting for: `Initializing. For verbose output run with "-l debug".
@@ -51,6 +52,9 @@
 //! * No 0.3.x release is modelled, so the 0.3-only behaviours (default daemon, global
 //!   `--bootstrap`, `cluster.peers` mismatch, `init` refusing without `-f`) are absent.
 //! * Snapshots are taken on clean shutdown, migration and import only, never periodically.
+//! * The REST API speaks plain HTTP only: a daemon whose `api.restapi.ssl_cert_file` or
+//!   `ssl_key_file` is set refuses to start, and the ctl's `--https` gets only as far as Go's
+//!   client does against a plain HTTP server. Bearer (JWT) tokens are always invalid.
 
 mod api;
 mod args;
