@@ -51,6 +51,9 @@ pub struct HostFacts {
     /// Free space, in KiB, of the file system holding `bin_dir` (where releases are staged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_kib: Option<u64>,
+    /// The REST API refused the ctl (401): its message (`unauthorized: no auth provided`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_refused: Option<String>,
     /// The CIDs the peer lists, kept only when the probe asked for them
     /// ([`super::ProbeScope::with_cids`]: the rolling run's convergence check); never saved.
     #[serde(skip)]
@@ -240,11 +243,25 @@ impl Peerset {
 }
 
 impl HostFacts {
+    /// Why the peer is taken as not running, in words: `h1 is not running`, or the REST API's
+    /// refusal of the ctl's credentials.
+    pub fn not_running(&self) -> String {
+        match &self.api_refused {
+            None => format!("{} is not running", self.host),
+            Some(message) => format!(
+                "{} does not answer: its REST API refused ipfs-cluster-ctl (401 {message}); set or correct \
+                 `api_auth` in the inventory (docs/inventory-schema.md, \"REST API access\")",
+                self.host
+            ),
+        }
+    }
+
     /// Facts of `host` before anything is known of it.
     pub fn of(host: HostName) -> HostFacts {
         HostFacts {
             host,
             unreachable: None,
+            api_refused: None,
             service_version: None,
             running: false,
             peer_id: None,

@@ -14,6 +14,21 @@ struct Section {
     rc: Option<i32>,
 }
 
+/// The message of a 401 the ctl printed (`--enc json`: `{"code": 401, "message": "…"}`).
+fn api_refusal(body: &str) -> Option<String> {
+    let start = body.find('{')?;
+    let error: Value = serde_json::Deserializer::from_str(&body[start..])
+        .into_iter::<Value>()
+        .next()?
+        .ok()?;
+    (error["code"] == 401).then(|| {
+        error["message"]
+            .as_str()
+            .unwrap_or("unauthorized")
+            .to_string()
+    })
+}
+
 /// Builds the facts of `host` from the probe's stdout. `address` is the host's SSH address,
 /// used to choose among the peer's listen addresses the one to bootstrap to.
 pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostFacts {
@@ -41,6 +56,10 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
                 str_field(&id, "version").and_then(|v| Version::from_reported(&v).ok());
         }
     }
+    facts.api_refused = sections
+        .get("id")
+        .filter(|s| s.rc != Some(0))
+        .and_then(|s| api_refusal(&s.body));
     if let Some(body) = ok("peers") {
         facts.peer_errors = peer_errors(body);
         facts.listed_peers = listed_peers(body);
@@ -517,6 +536,28 @@ bytes
             Some("/ip4/127.1.1.2/tcp/9096")
         );
         assert_eq!(facts.wait_for_leader_timeout.as_deref(), Some("3s"));
+    }
+
+    /// The real ctl's `--enc json` output for a 401 (docs/fidelity.md, basic auth scenario).
+    #[test]
+    fn a_401_from_the_rest_api_says_the_credentials_are_wrong_not_that_the_peer_is_down() {
+        let refused = "@@ id\n{\n    \"code\": 401,\n    \"message\": \"unauthorized: no auth provided\"\n}\n@@ rc 2\n";
+        let facts = parse_probe_output(&"h1".into(), "127.1.1.2", refused);
+        assert!(!facts.running);
+        assert_eq!(
+            facts.api_refused.as_deref(),
+            Some("unauthorized: no auth provided")
+        );
+        let why = facts.not_running();
+        assert!(
+            why.starts_with("h1 does not answer: its REST API refused ipfs-cluster-ctl (401 unauthorized: no auth provided)")
+                && why.contains("api_auth"),
+            "{why}"
+        );
+        let down = "@@ id\nAn error occurred:\n  Code: 0\n  Message: connection refused\n@@ rc 1\n";
+        let facts = parse_probe_output(&"h1".into(), "127.1.1.2", down);
+        assert_eq!(facts.api_refused, None);
+        assert_eq!(facts.not_running(), "h1 is not running");
     }
 
     #[test]

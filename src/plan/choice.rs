@@ -309,8 +309,8 @@ fn standard_conditions_failing(
     }
     for host in facts.iter().filter(|h| !h.running) {
         failed.push(format!(
-            "{} is not running, so its membership of the peerset cannot be checked",
-            host.host
+            "{}, so its membership of the peerset cannot be checked",
+            host.not_running()
         ));
     }
     let expected = Peerset::expected(facts);

@@ -30,7 +30,7 @@ pub fn health_problems(
             ));
         }
         if !host.running {
-            problems.push(format!("{name} is not running"));
+            problems.push(host.not_running());
             continue;
         }
         match &host.peerset {
