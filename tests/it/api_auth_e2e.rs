@@ -12,18 +12,6 @@ use crate::support::{assert_success, run, text, Lab};
 pub const PASSWORD: &str = "s3cret-api-7f2c91";
 const USER: &str = "admin";
 
-/// The hosts of a lab, from `lab.json`.
-fn hosts(lab: &Lab) -> Vec<String> {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lab.path().join("lab.json")).unwrap()).unwrap();
-    state["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// An HTTPS certificate of the REST APIs: (certificate, key), self-signed.
 pub struct Tls {
     pub cert: PathBuf,
@@ -61,7 +49,7 @@ pub fn protect_apis(lab: &Lab, tls: Option<&Tls>) -> PathBuf {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let names = hosts(lab);
+    let names = lab.host_names();
     for host in &names {
         let svc = lab.home(host).join("bin/ipfs-cluster-svc");
         assert_success(
@@ -173,7 +161,7 @@ fn an_api_behind_basic_auth_is_refused_at_plan_without_api_auth_and_upgraded_wit
         id["version"].as_str().unwrap().to_string()
     };
     assert_ne!(target, "1.0.8", "the cluster was upgraded");
-    for host in hosts(&lab) {
+    for host in lab.host_names() {
         let out = ctl_with_credentials(
             &lab,
             &host,

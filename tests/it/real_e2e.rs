@@ -360,7 +360,7 @@ fn under_writes(lab: &Lab, label: &str, command: impl FnOnce() -> Output, versio
     if !out.status.success() {
         patience = std::time::Duration::from_secs(600);
         let stderr = text(&out.stderr);
-        let names = host_names(lab);
+        let names = lab.host_names();
         let lagging: Vec<&String> = names
             .iter()
             .filter(|h| stderr.contains(&format!("{h} still lacks ")))
@@ -411,18 +411,6 @@ fn under_writes(lab: &Lab, label: &str, command: impl FnOnce() -> Output, versio
         assert!(host.running, "{host:?}");
         assert_eq!(host.peers, Some(peers as u64), "{host:?}");
     }
-}
-
-/// The lab's host names, in the order of `lab.json` (that of `lab_apis`).
-fn host_names(lab: &Lab) -> Vec<String> {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lab.path().join("lab.json")).unwrap()).unwrap();
-    state["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Runs `script` on `host` of `lab` over SSH.
@@ -593,7 +581,7 @@ fn a_real_rest_api_behind_basic_auth_and_https_is_probed_and_upgraded_through_ap
     assert_success(&out, "apply through api_auth");
     let https = ["--https", "--no-check-certificate"];
     let expected = lab_pins(&lab);
-    for host in host_names(&lab) {
+    for host in lab.host_names() {
         let id = ctl_with_credentials(&lab, &host, &https, &["--enc", "json", "id"]);
         assert_success(&id, "ctl id");
         let id: serde_json::Value = serde_json::from_slice(&id.stdout).unwrap();

@@ -139,6 +139,18 @@ impl Lab {
             .expect("run ipfs-cluster-ctl")
     }
 
+    /// The lab's host names, in the order of `lab.json`.
+    pub fn host_names(&self) -> Vec<String> {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.path().join("lab.json")).unwrap()).unwrap();
+        state["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Runs `script` on `host` of `lab` over SSH (OpenSSH's client, the lab's key and known_hosts).
     pub fn ssh(&self, host: &str, script: &str) -> Output {
         let state: serde_json::Value =

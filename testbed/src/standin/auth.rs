@@ -31,7 +31,7 @@ pub fn credentials_from(value: Option<&Value>) -> Result<Option<Credentials>, Er
             return Err(Error::ApiConfigUnmarshal {
                 detail: format!(
                     "json: cannot unmarshal {} into Go struct field jsonConfig.basic_auth_credentials of type map[string]string",
-                    go_kind(other)
+                    super::pin::kind(other)
                 ),
             })
         }
@@ -46,7 +46,7 @@ pub fn credentials_from(value: Option<&Value>) -> Result<Option<Credentials>, Er
                 return Err(Error::ApiConfigUnmarshal {
                     detail: format!(
                         "json: cannot unmarshal {} into Go struct field jsonConfig.basic_auth_credentials of type string",
-                        go_kind(other)
+                        super::pin::kind(other)
                     ),
                 })
             }
@@ -59,18 +59,6 @@ pub fn credentials_from(value: Option<&Value>) -> Result<Option<Credentials>, Er
         });
     }
     Ok(Some(credentials))
-}
-
-/// How encoding/json names a JSON value's kind in its errors.
-fn go_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// The daemon's check of one request: `None` lets it through (no credentials configured, a

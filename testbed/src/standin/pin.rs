@@ -217,7 +217,7 @@ impl Shape {
 }
 
 /// Go's name for a JSON value kind in unmarshal errors.
-fn kind(value: &Value) -> &'static str {
+pub(super) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "bool",
