@@ -199,6 +199,25 @@ impl Release {
                 && (self.major, self.minor, self.patch) >= (0, 14, 1))
     }
 
+    /// What this release's go-ds-crdt does with a store whose merge a stop interrupted
+    /// (ADR 0015), from each tag's go.mod: go-ds-crdt v0.1.x up to 0.14.4 (no dirty mark);
+    /// v0.3.x–v0.5.x from 0.14.5 to 1.1.1 (0.14.5 v0.3.2, 1.0.5 v0.3.9, 1.0.8–1.1.1 v0.5.2);
+    /// v0.6.x from 1.1.2 (1.1.2 v0.6.2, 1.1.3 v0.6.5, 1.1.6 v0.6.8), which migrates the store
+    /// "v0 to v1" at its first open.
+    pub fn crdt_dirty_store(&self) -> DirtyStore {
+        match (self.major, self.minor, self.patch) {
+            (0, 0..=13, _) | (0, 14, 0..=4) => DirtyStore::NoMark,
+            (0, _, _) | (1, 0, _) | (1, 1, 0..=1) => DirtyStore::Repairs,
+            _ => DirtyStore::ReadsClean,
+        }
+    }
+
+    /// Whether go-ds-crdt logs "GetDeltas did not include all children" when a stop cuts a
+    /// fetch of deltas short (from v0.3.6, ipfs-cluster 1.0.2).
+    pub fn logs_missing_children(&self) -> bool {
+        (self.major, self.minor, self.patch) >= (1, 0, 2)
+    }
+
     /// The libp2p RPC protocol ID (reference §4).
     pub fn rpc_protocol(&self) -> String {
         match (self.major, self.minor) {
@@ -208,6 +227,22 @@ impl Release {
             _ => "/ipfscluster/1.0/rpc".to_string(),
         }
     }
+}
+
+/// How a release's go-ds-crdt meets a CRDT store marked dirty (see
+/// [`Release::crdt_dirty_store`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirtyStore {
+    /// go-ds-crdt v0.1.x has no dirty mark: the stand-in does not model an interrupted merge.
+    NoMark,
+    /// v0.3.x–v0.5.x: a merge cut short marks the store dirty, and the next start walks the
+    /// DAG again from the recorded heads ("store is marked dirty. Starting DAG repair
+    /// operation"), fetching what the interrupted merge left out.
+    Repairs,
+    /// v0.6.x: seen with the real 1.1.6 on a store a 1.0.8 peer had marked dirty, it logs
+    /// `Dirty: false` and "store is marked clean. No need to repair" (after the v0 → v1
+    /// migration): the left-out updates are never fetched again.
+    ReadsClean,
 }
 
 /// A datastore backend of a CRDT peer (`init --datastore`, the key of `service.json`'s
@@ -404,6 +439,26 @@ mod tests {
         assert_eq!(r("1.1.6").era(), Era::Modern);
         assert!(Release::modelled("0.12.0").is_none());
         assert_eq!(Release::parse("v0.10.1+git1234").unwrap().version, "0.10.1");
+    }
+
+    #[test]
+    fn a_dirty_crdt_store_is_repaired_only_by_go_ds_crdt_v0_3_to_v0_5() {
+        let r = |v| Release::modelled(v).unwrap().crdt_dirty_store();
+        assert_eq!(r("0.11.0"), DirtyStore::NoMark);
+        assert_eq!(r("0.13.1"), DirtyStore::NoMark);
+        for v in ["0.14.5", "1.0.5", "1.0.8"] {
+            assert_eq!(r(v), DirtyStore::Repairs, "{v}");
+        }
+        // 1.1.0 and 1.1.1 still ship go-ds-crdt v0.5.2.
+        assert_eq!(
+            Release::parse("1.1.1").unwrap().crdt_dirty_store(),
+            DirtyStore::Repairs
+        );
+        for v in ["1.1.2", "1.1.3", "1.1.6"] {
+            assert_eq!(r(v), DirtyStore::ReadsClean, "{v}");
+        }
+        assert!(!Release::modelled("0.14.5").unwrap().logs_missing_children());
+        assert!(Release::modelled("1.0.5").unwrap().logs_missing_children());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::backup;
 use super::config::{ConsensusKind, ServiceConfig};
 use super::consensus::{Node, NodeSettings};
 use super::datastore;
+use super::dirty;
 use super::error::Error;
 use super::identity::{self, Identity};
 use super::lock::ExecutionLock;
@@ -332,8 +333,10 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
         let maddr = Multiaddr::parse(addr).map_err(|e| ("parsing bootstrap multiaddress", e))?;
         targets.push((addr.clone(), maddr));
     }
-    let (datastore_dir, pinset) =
+    let (datastore_dir, mut pinset) =
         datastore::open(release, dir, cfg).map_err(|e| ("creating datastore", e))?;
+    dirty::open(release, &datastore_dir, &mut pinset)
+        .map_err(|e| ("creating consensus component", e))?;
     let (listener, rest) = bind(cfg)?;
     let shutdown = install_signals(release)?;
     let mut known = peerstore::read(dir);
@@ -365,6 +368,21 @@ fn start_crdt(opts: &StartOptions<'_>) -> std::result::Result<i32, Failure> {
     let reason = wait(&node, cfg, &shutdown);
     finish(&node, opts, reason);
     Ok(0)
+}
+
+/// The lab's `interrupted-merge` fault (see `dirty`): this stop happens while the peer
+/// merges CRDT updates.
+fn interrupt_merge_if_armed(node: &Arc<Node>, opts: &StartOptions<'_>) {
+    let Some(count) = dirty::due_on_stop(opts.release, opts.dir) else {
+        return;
+    };
+    match node.interrupt_merge(count) {
+        Ok(left_out) => {
+            dirty::log_interrupted(opts.release, &left_out);
+            dirty::disarm(opts.dir);
+        }
+        Err(err) => logging::error("crdt", &format!("could not save the datastore: {err}")),
+    }
 }
 
 /// Reads the last snapshot and replays `raft.db`; a peer with neither starts a new cluster.
@@ -536,6 +554,7 @@ fn finish(node: &Arc<Node>, opts: &StartOptions<'_>, reason: Stop) {
     );
     if node.kind() == ConsensusKind::Crdt {
         node.stop_flag().store(true, Ordering::SeqCst);
+        interrupt_merge_if_armed(node, opts);
         let others: Vec<String> = node
             .known_peers()
             .iter()

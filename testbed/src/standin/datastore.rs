@@ -37,10 +37,33 @@ pub struct Stamped {
     pub pin: Option<Pin>,
 }
 
-/// The CRDT pinset.
+/// The CRDT pinset, and what the datastore keeps beside it.
+///
+/// Only `entries` travels between peers; `processed` and `dirty` stay in the datastore file
+/// (see [`OnDisk`]), as go-ds-crdt's processed-block keys and dirty bit stay in its store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrdtState {
     pub entries: BTreeMap<String, Stamped>,
+    /// Updates this peer recorded as processed (their DAG heads) without holding them: a stop
+    /// interrupted their merge (ADR 0015, `cluster-lab fault interrupted-merge`). A merge
+    /// never takes back a write of these CIDs stamped at or below the recorded stamp; a later
+    /// write (a new delta) applies.
+    #[serde(skip)]
+    pub processed: BTreeMap<String, Stamp>,
+    /// go-ds-crdt's dirty bit: a merge was cut short and the DAG should be walked again.
+    #[serde(skip)]
+    pub dirty: bool,
+}
+
+/// The datastore file: the pinset and, when set, the processed updates and the dirty mark.
+/// Both are absent from files written before they existed, and from clean stores.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct OnDisk {
+    entries: BTreeMap<String, Stamped>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    processed: BTreeMap<String, Stamp>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    dirty: bool,
 }
 
 /// The datastore a CRDT peer's config names, or what its release's `init` would write when the
@@ -91,14 +114,19 @@ impl CrdtState {
     pub fn open(folder: &Path) -> Result<CrdtState> {
         fs::create_dir_all(folder).map_err(Error::io(folder))?;
         let path = folder.join(FILE);
-        match fs::read(&path) {
+        let file: OnDisk = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::ParseJson {
                 path: path.clone(),
                 source,
-            }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(CrdtState::default()),
-            Err(err) => Err(Error::io(&path)(err)),
-        }
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => OnDisk::default(),
+            Err(err) => return Err(Error::io(&path)(err)),
+        };
+        Ok(CrdtState {
+            entries: file.entries,
+            processed: file.processed,
+            dirty: file.dirty,
+        })
     }
 
     /// Writes the state into the datastore folder atomically (a crash leaves the old or the
@@ -107,7 +135,12 @@ impl CrdtState {
         fs::create_dir_all(folder).map_err(Error::io(folder))?;
         let path = folder.join(FILE);
         let tmp = folder.join(format!("{FILE}.tmp"));
-        let text = serde_json::to_vec(self).expect("crdt state serializes");
+        let file = OnDisk {
+            entries: self.entries.clone(),
+            processed: self.processed.clone(),
+            dirty: self.dirty,
+        };
+        let text = serde_json::to_vec(&file).expect("crdt state serializes");
         fs::write(&tmp, text).map_err(Error::io(&tmp))?;
         fs::rename(&tmp, &path).map_err(Error::io(&path))
     }
@@ -122,9 +155,12 @@ impl CrdtState {
         }
     }
 
-    /// The highest clock seen.
-    fn clock(&self) -> u64 {
-        self.entries.values().map(|e| e.stamp.0).max().unwrap_or(0)
+    /// The highest clock seen, the processed updates' included: a new write must stamp
+    /// above the updates this peer left out, or the others would keep those over it.
+    pub fn clock(&self) -> u64 {
+        let written = self.entries.values().map(|e| e.stamp.0);
+        let processed = self.processed.values().map(|stamp| stamp.0);
+        written.chain(processed).max().unwrap_or(0)
     }
 
     /// Records a local write by `writer`.
@@ -141,12 +177,50 @@ impl CrdtState {
                 .entries
                 .get(cid)
                 .is_none_or(|ours| theirs.stamp > ours.stamp);
-            if newer {
+            let skipped = self
+                .processed
+                .get(cid)
+                .is_some_and(|seen| theirs.stamp <= *seen);
+            if newer && !skipped {
                 self.entries.insert(cid.clone(), theirs.clone());
                 changed = true;
             }
         }
         changed
+    }
+
+    /// A stop that interrupts the merge of the `count` pins this peer received last: their
+    /// entries leave the store, their stamps are recorded as processed, the store is marked
+    /// dirty. "Received last" is the highest stamps (Lamport clock, then writer ID) among
+    /// the live pins written by another peer: a peer's own writes never go through the merge
+    /// queue. Returns the CIDs left out, latest first.
+    pub fn interrupt_merge(&mut self, me: &str, count: usize) -> Vec<String> {
+        let mut received: Vec<(&Stamp, &String)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.pin.is_some() && e.stamp.1 != me)
+            .map(|(cid, e)| (&e.stamp, cid))
+            .collect();
+        received.sort_unstable_by(|a, b| b.cmp(a));
+        let cids: Vec<String> = received
+            .into_iter()
+            .take(count)
+            .map(|(_, cid)| cid.clone())
+            .collect();
+        for cid in &cids {
+            if let Some(entry) = self.entries.remove(cid) {
+                self.processed.insert(cid.clone(), entry.stamp);
+            }
+        }
+        self.dirty = true;
+        cids
+    }
+
+    /// The DAG repair of go-ds-crdt v0.3–v0.5: the processed updates are forgotten, so the
+    /// next exchange brings them in; the store is clean again.
+    pub fn repair(&mut self) {
+        self.processed.clear();
+        self.dirty = false;
     }
 
     /// The live pins.
@@ -191,6 +265,123 @@ mod tests {
         assert!(one.merge(&two));
         assert_eq!(one.digest(), three.digest());
         assert!(!one.has(A));
+    }
+
+    /// Three peers' view of five pins: p1 wrote 0..2 (clocks 1–3), "me" wrote 3 (clock 4),
+    /// p2 wrote 4 (clock 5); pin 1 was removed by p2 afterwards (clock 6).
+    fn five() -> (Vec<String>, CrdtState) {
+        let cids: Vec<String> = [
+            "QmPavaYUtVohs7KyZFyEyqjQ75y6XtRqimT4VYjrxiyJgP",
+            "QmduYK1rmWdeikGA6nQmev8k8abY2YLC6A2QGMRq8hbfhN",
+            "QmQpQUi9UAhWGBVQHya7uo99bN52huwH9qGnSmyKmqWSso",
+            "QmcpkK6qpSQ6otvRZW7F5ZpFF6wTXY3gNt54ToRnkPNvnY",
+            "QmTYLxVLQ89UcbJqciWutkR4g9jPVxXmHT6a4J6rrtfmrt",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut state = CrdtState::default();
+        for (i, cid) in cids.iter().enumerate() {
+            let writer = match i {
+                3 => "me",
+                4 => "p2",
+                _ => "p1",
+            };
+            state.write(writer, cid, Some(Pin::everywhere(cid, "").unwrap()));
+        }
+        state.write("p2", &cids[1], None);
+        (cids, state)
+    }
+
+    #[test]
+    fn an_interrupted_merge_leaves_out_the_pins_received_last() {
+        let (cids, mut state) = five();
+        let left_out = state.interrupt_merge("me", 2);
+        // Latest first; own writes and tombstones are never left out.
+        assert_eq!(left_out, [cids[4].clone(), cids[2].clone()]);
+        assert!(state.dirty);
+        assert_eq!(
+            state.pins().into_keys().collect::<Vec<_>>().len(),
+            2,
+            "pins 0 and 3 stay"
+        );
+        assert!(state.has(&cids[0]) && state.has(&cids[3]));
+        assert_eq!(state.processed[&cids[4]], (5, "p2".to_string()));
+        assert_eq!(state.processed[&cids[2]], (3, "p1".to_string()));
+        // Asking for more than were received leaves out what there is.
+        let (_, mut all) = five();
+        assert_eq!(all.interrupt_merge("me", 10).len(), 3);
+    }
+
+    #[test]
+    fn merges_never_bring_left_out_updates_back_but_later_writes_apply() {
+        let (cids, others) = five();
+        let mut diverged = others.clone();
+        diverged.interrupt_merge("me", 2);
+        // Rebroadcasts announce the same updates: nothing changes.
+        assert!(!diverged.merge(&others));
+        assert!(!diverged.has(&cids[4]) && !diverged.has(&cids[2]));
+        // The others lose nothing by merging the diverged peer's pinset.
+        let mut peer = others.clone();
+        assert!(!peer.merge(&diverged));
+        assert_eq!(peer, others);
+        // A new write of the same CID anywhere is a new update: it applies.
+        let mut writer = others.clone();
+        writer.write(
+            "p1",
+            &cids[4],
+            Some(Pin::everywhere(&cids[4], "again").unwrap()),
+        );
+        assert!(diverged.merge(&writer));
+        assert!(diverged.has(&cids[4]) && !diverged.has(&cids[2]));
+        // The diverged peer's own writes stamp above what it left out, even when that was
+        // the latest update it knew of: else the others would keep the older write.
+        let mut latest = CrdtState::default();
+        latest.write("p1", &cids[0], Some(Pin::everywhere(&cids[0], "").unwrap()));
+        latest.write("p2", &cids[1], Some(Pin::everywhere(&cids[1], "").unwrap()));
+        let mut behind = latest.clone();
+        assert_eq!(behind.interrupt_merge("me", 1), [cids[1].clone()]);
+        behind.write("me", &cids[1], None);
+        assert!(latest.merge(&behind));
+        assert!(!latest.has(&cids[1]), "the later removal wins everywhere");
+        // A repair forgets them: the next exchange brings them back.
+        let mut repaired = others.clone();
+        repaired.interrupt_merge("me", 2);
+        repaired.repair();
+        assert!(repaired.merge(&others));
+        assert_eq!(repaired.digest(), others.digest());
+    }
+
+    #[test]
+    fn processed_updates_and_the_dirty_mark_persist_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut state) = five();
+        state.save(dir.path()).unwrap();
+        let clean = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(
+            !clean.contains("processed") && !clean.contains("dirty"),
+            "a clean store is written as before: {clean}"
+        );
+        // A file written before these fields existed: the pinset alone.
+        let old = format!(
+            "{{\"entries\":{}}}",
+            serde_json::to_string(&state.entries).unwrap()
+        );
+        fs::write(dir.path().join(FILE), old).unwrap();
+        assert_eq!(CrdtState::open(dir.path()).unwrap(), state);
+        state.interrupt_merge("me", 1);
+        state.save(dir.path()).unwrap();
+        let reopened = CrdtState::open(dir.path()).unwrap();
+        assert_eq!(reopened, state);
+        assert!(reopened.dirty && reopened.processed.len() == 1);
+        // Nothing of it travels between peers.
+        let wire = serde_json::to_string(&state).unwrap();
+        assert!(
+            !wire.contains("processed") && !wire.contains("dirty"),
+            "{wire}"
+        );
+        // `state cleanup` removes it with the pinset.
+        CrdtState::clean(dir.path()).unwrap();
+        assert_eq!(CrdtState::open(dir.path()).unwrap(), CrdtState::default());
     }
 
     #[test]

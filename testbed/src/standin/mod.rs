@@ -65,6 +65,7 @@ mod consensus;
 mod ctl;
 mod daemon;
 mod datastore;
+pub mod dirty;
 mod duration;
 mod error;
 mod follow;

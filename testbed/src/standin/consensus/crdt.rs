@@ -170,6 +170,21 @@ impl Node {
         Ok(())
     }
 
+    /// A stop that cuts the merge of the `count` pins received last short (the lab's
+    /// `interrupted-merge` fault, see `standin::dirty`): they leave the saved store, recorded
+    /// as processed, and the store is marked dirty. Runs once the stop flag is set; a merge
+    /// still in flight cannot bring them back (`CrdtState::merge` skips processed updates).
+    /// Returns the CIDs left out.
+    pub fn interrupt_merge(&self, count: usize) -> Result<Vec<String>> {
+        let mut inner = self.inner();
+        let left_out = inner
+            .crdt
+            .pinset
+            .interrupt_merge(&self.settings.peer_id, count);
+        inner.crdt.pinset.save(&self.settings.datastore_dir)?;
+        Ok(left_out)
+    }
+
     fn require_crdt(&self) -> Result<()> {
         match self.settings.kind {
             super::ConsensusKind::Crdt => Ok(()),
