@@ -187,6 +187,19 @@ enum FaultCommand {
         #[arg(long)]
         backups: bool,
     },
+    /// Make the next stop of a stand-in CRDT peer happen while it merges CRDT updates.
+    ///
+    /// ADR 0015: on a release with go-ds-crdt v0.3–v0.5 (0.14.5 to 1.1.1) that stop leaves the N
+    /// pins it received last out of its store, recorded as processed, and marks the store
+    /// dirty. A restart on such a release repairs it; 1.1.2 and later read it as clean and
+    /// lack those pins for good, until `state cleanup`.
+    InterruptedMerge {
+        /// The host (h1..hN).
+        host: String,
+        /// How many of the pins it received last the interrupted merge leaves out.
+        #[arg(long, value_name = "N", default_value_t = cluster_testbed::standin::dirty::DEFAULT_PINS)]
+        pins: usize,
+    },
     /// Give the host a new SSH host key (sshd is restarted if it runs), so that known_hosts no
     /// longer matches.
     Rekey {
@@ -326,6 +339,9 @@ fn run(command: Command) -> Result<(), LabError> {
                 FaultCommand::StartSshd { host } => (host, Fault::StartSshd),
                 FaultCommand::KillPeer { host } => (host, Fault::KillPeer),
                 FaultCommand::RmState { host, backups } => (host, Fault::RmState { backups }),
+                FaultCommand::InterruptedMerge { host, pins } => {
+                    (host, Fault::InterruptedMerge { pins })
+                }
                 FaultCommand::Rekey {
                     host,
                     update_known_hosts,

@@ -85,6 +85,12 @@ pub enum LabError {
         dir: PathBuf,
         built: String,
     },
+    #[error("host {host}: fault {fault} does not apply: {reason}")]
+    FaultRefused {
+        host: String,
+        fault: &'static str,
+        reason: String,
+    },
     #[error("invalid option {option}: {detail}")]
     InvalidOption {
         option: &'static str,

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::sshd::generate_key;
+use crate::standin::dirty;
 
 use super::down::peer_pid;
 use super::error::{LabError, Result};
-use super::layout::Layout;
+use super::layout::{HostPaths, Layout};
 use super::state::LabState;
 use super::{hosts, keys, procs};
 
@@ -32,6 +33,11 @@ pub enum Fault {
     /// Give the host a new host key (restarting its sshd if it runs); known_hosts keeps the old
     /// key unless `update_known_hosts`.
     Rekey { update_known_hosts: bool },
+    /// The stand-in CRDT peer's next clean stop happens while it merges CRDT updates: the
+    /// `pins` it received last are left out of its store but recorded as processed, and the
+    /// store is marked dirty (ADR 0015; see `standin::dirty`). Acts through a marker file in
+    /// the peer's config folder, which the peer removes at that stop.
+    InterruptedMerge { pins: usize },
 }
 
 /// What a fault changed, for the operator.
@@ -105,6 +111,7 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
                 format!("{host}: removed {}", removed.join(", "))
             }
         }
+        Fault::InterruptedMerge { pins } => arm_interrupted_merge(&state, host, &paths, *pins)?,
         Fault::Rekey { update_known_hosts } => {
             let key = spec.host_key_path();
             generate_key(&key, "lab-host-key").map_err(LabError::io("generating key", &key))?;
@@ -132,4 +139,55 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
         }
     };
     Ok(report)
+}
+
+/// Writes the `interrupted-merge` marker into a stand-in CRDT peer's config folder. Refused
+/// for a lab of real binaries (there the interruption is a race no marker can trigger) and
+/// for a raft peer (nothing merges).
+fn arm_interrupted_merge(
+    state: &LabState,
+    host: &str,
+    paths: &HostPaths,
+    pins: usize,
+) -> Result<FaultReport> {
+    let refuse = |reason: &str| LabError::FaultRefused {
+        host: host.to_string(),
+        fault: "interrupted-merge",
+        reason: reason.to_string(),
+    };
+    if state.real.is_some() {
+        return Err(refuse(
+            "this lab runs the real binaries; only the stand-in models an interrupted merge \
+             (with the real ones it is a race of a stop against go-ds-crdt)",
+        ));
+    }
+    if pins == 0 {
+        return Err(LabError::InvalidOption {
+            option: "--pins",
+            detail: "an interrupted merge leaves out at least one pin".into(),
+        });
+    }
+    let config = paths.config_dir();
+    if !is_crdt_peer(&config)? {
+        return Err(refuse(
+            "its peer runs raft consensus; only a CRDT peer merges updates",
+        ));
+    }
+    dirty::arm(&config, pins).map_err(LabError::io("writing", config.join(dirty::MARKER)))?;
+    Ok(format!(
+        "{host}: the peer's next stop interrupts a merge: on a release with go-ds-crdt \
+         v0.3–v0.5 (0.14.5 to 1.1.1) it leaves out the {pins} pin(s) it received last and \
+         marks its store dirty ({})",
+        config.join(dirty::MARKER).display()
+    ))
+}
+
+/// Whether the `service.json` in `config` configures CRDT consensus (a `consensus.crdt`
+/// section, as the stand-in reads it).
+fn is_crdt_peer(config: &Path) -> Result<bool> {
+    let path = config.join("service.json");
+    let text = fs::read_to_string(&path).map_err(LabError::io("reading", &path))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| LabError::State { path, source })?;
+    Ok(json["consensus"]["crdt"].is_object())
 }

@@ -128,11 +128,19 @@ fn every_subcommand_explains_its_options() {
     assert!(help(&["down", "--help"]).contains("--dir"));
     assert!(help(&["release", "--help"]).contains("--out"));
     let fault = help(&["fault", "--help"]);
-    for verb in ["stop-sshd", "start-sshd", "kill-peer", "rm-state", "rekey"] {
+    for verb in [
+        "stop-sshd",
+        "start-sshd",
+        "kill-peer",
+        "rm-state",
+        "rekey",
+        "interrupted-merge",
+    ] {
         assert!(fault.contains(verb), "fault --help lacks {verb}");
     }
     assert!(help(&["fault", "rm-state", "--help"]).contains("--backups"));
     assert!(help(&["fault", "rekey", "--help"]).contains("--update-known-hosts"));
+    assert!(help(&["fault", "interrupted-merge", "--help"]).contains("--pins <N>"));
     assert!(help(&["--help"]).contains("releases"));
 }
 
