@@ -10,6 +10,7 @@ mod lab_support;
 mod fidelity;
 mod lab_cli;
 mod lab_fault;
+mod lab_interrupted_merge;
 mod lab_pins;
 mod lab_real;
 mod lab_twenty;
