@@ -33,6 +33,27 @@
 //! * The daemon exits 0 after a clean stop, a ready timeout or its removal; 1 on `checkErr`
 //!   failures (`error <doing>: <err>`); 255 (1.x: 1) on the third signal.
 //!
+//! # Faults modelled on purpose
+//! * An interrupted CRDT merge (ADR 0015; `dirty`): with the real 1.0.x a stop (SIGTERM)
+//!   that races go-ds-crdt's merge leaves updates whose heads are recorded but whose pins are
+//!   not in the store, and marks the store dirty. The stand-in never races; `cluster-lab fault
+//!   interrupted-merge HOST --pins N` writes `<config>/standin-interrupted-merge` (holding N),
+//!   and the peer's next clean stop on a release with go-ds-crdt v0.3–v0.5 (0.14.5 to 1.1.1)
+//!   leaves out of its store the N live pins it received last (highest CRDT stamps — Lamport
+//!   clock, then writer ID — among pins written by other peers; its own writes never wait in
+//!   the merge queue), records their stamps as processed (`processed` in the datastore's
+//!   `standin-crdt.json`), marks the store dirty (`dirty`), logs go-ds-crdt's lines and
+//!   removes the marker. Releases with go-ds-crdt v0.6 (1.1.2 on) and before v0.3 leave the
+//!   marker for a later stop. At start, v0.3–v0.5 repair a dirty store (the processed set is
+//!   dropped, so the next exchange brings the pins back); v0.6 logs `Dirty: false` and "store
+//!   is marked clean. No need to repair" and keeps the processed set: merges never take those
+//!   updates back (a later write of the same CID does apply), `pin ls`, `status` and `state
+//!   export` of that peer lack the pins for good, the other peers keep them. `state cleanup`
+//!   removes the set with the pinset, so the blank peer resyncs fully. The boundary follows
+//!   each release's go.mod (1.1.0 and 1.1.1, not modelled, still ship v0.5.2); that the real
+//!   1.0.8 repairs such a store at its next start is taken from go-ds-crdt's source
+//!   (`repair()` runs at start), not observed.
+//!
 //! # Deviations from the real binaries
 //! * A CRDT peer keeps its pinset in one JSON file inside its datastore folder (`badger/`,
 //!   `badger3/`, `leveldb/` or `pebble/`), not in the backend's files; of pebble's files only

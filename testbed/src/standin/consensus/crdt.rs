@@ -18,6 +18,10 @@
 //!   did not match", as the real 0.13 logs); from 0.14.1 (PR #1446) a peer reads 0.13 metrics
 //!   and warns once. Pinsets still travel (the break is in the metrics, not the CRDT).
 //! * Joining (`--bootstrap`) only makes the peers know each other: no state is cleaned.
+//! * A stop can be made to interrupt a merge (`cluster-lab fault interrupted-merge`, see
+//!   `standin::dirty`): the updates it left out are kept as "processed", and a merge never
+//!   takes them back unless they are repaired away; absence never removes a pin from a peer
+//!   that merges this one's pinset, so the others keep them.
 //! * A follower (`cluster.follower_mode`, what `ipfs-cluster-follow` runs) knows only its
 //!   trusted peers (its peerstore) and pulls their pinset on every tick (`Call::Pull`): it
 //!   sends no ping metric, so no trusted peer lists it, and it refuses writes with the real
