@@ -191,3 +191,69 @@ fn is_crdt_peer(config: &Path) -> Result<bool> {
         serde_json::from_str(&text).map_err(|source| LabError::State { path, source })?;
     Ok(json["consensus"]["crdt"].is_object())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::state::{Ports, RealLab, RealPorts};
+
+    fn lab_state(real: bool) -> LabState {
+        LabState {
+            version: "1.0.8".into(),
+            target: "1.1.6".into(),
+            user: "root".into(),
+            ports: Ports::default(),
+            secret: String::new(),
+            hosts: Vec::new(),
+            real: real.then(|| RealLab {
+                consensus: crate::lab::Consensus::Crdt,
+                releases: "/real".into(),
+                kubo: "/kubo".into(),
+                kubo_version: "0.43.0".into(),
+                ports: RealPorts::default(),
+                pins: Vec::new(),
+            }),
+            bastions: Vec::new(),
+            login: None,
+        }
+    }
+
+    /// A host whose `service.json` has the consensus section `consensus`.
+    fn host(dir: &Path, consensus: &str) -> HostPaths {
+        let paths = Layout::open(dir).unwrap().host("h1");
+        fs::create_dir_all(paths.config_dir()).unwrap();
+        let config = format!(r#"{{"consensus":{{"{consensus}":{{}}}}}}"#);
+        fs::write(paths.config_dir().join("service.json"), config).unwrap();
+        paths
+    }
+
+    #[test]
+    fn interrupted_merge_arms_only_a_stand_in_crdt_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let crdt = host(dir.path(), "crdt");
+        let report = arm_interrupted_merge(&lab_state(false), "h1", &crdt, 4).unwrap();
+        assert!(report.contains("leaves out the 4 pin(s)"), "{report}");
+        assert_eq!(dirty::armed(&crdt.config_dir()), Some(4));
+
+        let refused = arm_interrupted_merge(&lab_state(true), "h1", &crdt, 4).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("this lab runs the real binaries"),
+            "{refused}"
+        );
+        let zero = arm_interrupted_merge(&lab_state(false), "h1", &crdt, 0).unwrap_err();
+        assert!(matches!(zero, LabError::InvalidOption { .. }), "{zero}");
+
+        let raft = host(dir.path(), "raft");
+        fs::remove_file(raft.config_dir().join(dirty::MARKER)).unwrap();
+        let refused = arm_interrupted_merge(&lab_state(false), "h1", &raft, 3).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("host h1: fault interrupted-merge does not apply: its peer runs raft"),
+            "{refused}"
+        );
+        assert_eq!(dirty::armed(&raft.config_dir()), None);
+    }
+}
