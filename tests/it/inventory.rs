@@ -17,12 +17,7 @@ fn load(name: &str) -> Result<Inventory, InventoryError> {
     Inventory::load(&fixture(name), &[])
 }
 
-/// The fixture key is a private key; git checks it out readable by all (it keeps no mode but
-/// the executable bit), and a key others can read is refused, as OpenSSH does.
-fn private_key_fixture() {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(fixture("id_test"), std::fs::Permissions::from_mode(0o600)).unwrap();
-}
+use crate::support::private_key_fixture;
 
 fn strip_folder(message: &str) -> String {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventory");

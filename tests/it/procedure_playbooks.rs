@@ -18,6 +18,7 @@ fn playbook(name: &str) -> Procedure {
 }
 
 fn inventory(path: PathBuf) -> Inventory {
+    crate::support::private_key_fixture();
     Inventory::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -520,3 +520,12 @@ impl Lab {
         assert_success(&out, "plan");
     }
 }
+
+/// The inventory fixtures' key (`tests/fixtures/inventory/id_test`) is a private key; git checks
+/// it out readable by all (it keeps no mode but the executable bit), and a key others can read
+/// is refused, as OpenSSH does. Every test that loads an inventory naming it calls this first.
+pub fn private_key_fixture() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventory/id_test");
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
