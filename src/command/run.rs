@@ -66,6 +66,7 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         mut connected,
     } = request;
     let resume = resume_command(plan);
+    let resynced = checkpoint.on_demand.clone();
     let replaceable = super::state::lease_replaceable(state, options.take_over)?;
     let runtime = connected.runtime().handle().clone();
     let sessions = runtime
@@ -118,19 +119,26 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         record_start(&executor, resumed, resets, taken_over).await?;
         let interrupt = stop_on_interrupt(executor.stop_flag());
         let outcome = executor.run(plan).await?;
-        interrupt.abort();
-        progress.finish();
         let result = match outcome {
-            RunOutcome::Finished => match gates(after, &connected, plan).await {
-                Ok(problems) if problems.is_empty() => executor
-                    .record(Event::RunFinished)
-                    .await
-                    .map_err(Error::from),
-                Ok(problems) => Err(Error::Verification { problems }),
-                Err(error) => Err(error),
-            },
+            RunOutcome::Finished => {
+                let checks = Checks {
+                    after,
+                    connected: &connected,
+                    plan,
+                    resume,
+                };
+                match verify(&executor, &checks, resynced).await {
+                    Ok(()) => executor
+                        .record(Event::RunFinished)
+                        .await
+                        .map_err(Error::from),
+                    Err(error) => Err(error),
+                }
+            }
             stopped => Err(stopped_error(stopped, resume)),
         };
+        interrupt.abort();
+        progress.finish();
         match &result {
             Ok(()) => release_all(&lease_hosts, plan.run_id.as_str()).await,
             Err(error) => {
@@ -372,40 +380,130 @@ impl Progress {
 /// seen by all (seen with the real 1.0.8 → 1.1.6).
 const FINAL_GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How long the peers of a rolling run may take to agree on the pins they listed when the check
-/// began: CRDT peers fetch missed updates when another peer rebroadcasts its heads
-/// (`crdt.rebroadcast_interval`, 1 minute by default), so twice that.
-const CONVERGENCE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+/// What the checks after the last step work with.
+struct Checks<'a> {
+    after: AfterCheck<'a>,
+    connected: &'a Connected,
+    plan: &'a Plan,
+    resume: &'static str,
+}
+
+/// The checks after the last step. When peers of a rolling run did not converge on the pinset
+/// and may be resynced (`plan::resync_choice`), resyncs them with the plan's on-demand steps,
+/// one peer at a time, and checks again; `resynced`: the peers this run resynced before
+/// (from the journal).
+async fn verify<S: crate::transport::Session + 'static>(
+    executor: &Executor<S>,
+    checks: &Checks<'_>,
+    mut resynced: Vec<HostName>,
+) -> Result<(), Error> {
+    let plan = checks.plan;
+    let resyncable: std::collections::BTreeSet<HostName> = plan
+        .on_demand
+        .iter()
+        .flat_map(|step| step.hosts.iter().map(|h| h.host.clone()))
+        .collect();
+    loop {
+        let Diverged {
+            gaps,
+            running,
+            waited,
+        } = match gates(checks).await? {
+            Verdict::Passed => return Ok(()),
+            Verdict::Problems(problems) => return Err(Error::Verification { problems }),
+            Verdict::Diverged(diverged) => diverged,
+        };
+        let mut problems = crate::plan::gap_problems(&gaps, waited);
+        let choice = crate::plan::resync_choice(&crate::plan::ResyncInputs {
+            gaps: &gaps,
+            planned: &plan.facts,
+            running,
+            resyncable: &resyncable,
+            resynced: &resynced,
+        });
+        let hosts = match choice {
+            Ok(hosts) => hosts,
+            Err(why) => {
+                problems.push(format!("not resynced automatically: {why}"));
+                return Err(Error::Verification { problems });
+            }
+        };
+        report::note(&format!(
+            "resyncing {}, one peer at a time: {}",
+            crate::message::HostNames(&hosts),
+            problems.join("; ")
+        ));
+        resynced.extend(hosts.iter().cloned());
+        let outcome = executor
+            .run_on_demand(plan, hosts, problems.join("; "))
+            .await?;
+        if outcome != RunOutcome::Finished {
+            return Err(stopped_error(outcome, checks.resume));
+        }
+    }
+}
+
+/// How the checks after the last step ended.
+enum Verdict {
+    Passed,
+    Problems(Vec<String>),
+    /// The cluster is healthy but some running peers still lack pins the others list.
+    Diverged(Diverged),
+}
+
+/// Running peers that lack pins the others list, when the convergence check gave up.
+struct Diverged {
+    gaps: std::collections::BTreeMap<HostName, Option<Vec<String>>>,
+    /// How many peers ran at the last probe.
+    running: usize,
+    waited: std::time::Duration,
+}
 
 /// The final gate, then (rolling runs, whose cluster kept taking writes) the pinset
 /// convergence check.
-async fn gates(
-    after: AfterCheck<'_>,
-    connected: &Connected,
-    plan: &Plan,
-) -> Result<Vec<String>, Error> {
-    let problems = final_gate(after, connected, plan).await?;
-    if !problems.is_empty() || !plan.choice.procedure.keeps_serving() {
-        return Ok(problems);
+async fn gates(checks: &Checks<'_>) -> Result<Verdict, Error> {
+    let problems = final_gate(checks.after, checks.connected, checks.plan).await?;
+    if !problems.is_empty() {
+        return Ok(Verdict::Problems(problems));
     }
-    Ok(pins_converged(connected).await)
+    if !checks.plan.choice.procedure.keeps_serving() {
+        return Ok(Verdict::Passed);
+    }
+    let patience = crate::plan::convergence_patience(&checks.plan.facts);
+    Ok(match pins_converged(checks.connected, patience).await {
+        None => Verdict::Passed,
+        Some(diverged) => Verdict::Diverged(diverged),
+    })
 }
 
 /// Waits until every pin any peer listed when the check began is listed by every running peer
-/// (or by none: unpinned meanwhile); the peers that still lack some when time is up, by name
-/// (see `plan::converge`).
-async fn pins_converged(connected: &Connected) -> Vec<String> {
+/// (or by none: unpinned meanwhile); the peers that still lack some once they made no progress
+/// for `patience` (`plan::convergence_patience`; see `plan::converge`). A peer that is catching up (a resynced
+/// one fetches the whole pinset again: minutes for a large one) is waited for as long as the
+/// pins it lacks keep getting fewer.
+async fn pins_converged(connected: &Connected, patience: std::time::Duration) -> Option<Diverged> {
     let scope = ProbeScope::HEALTH.with_cids();
     let started = std::time::Instant::now();
     let mut facts = connected.probe_async(scope).await;
     let settled = crate::plan::settled_pins(&facts);
+    let mut fewest_missing = usize::MAX;
+    let mut progress_at = started;
     loop {
         let gaps = crate::plan::pinset_gaps(&settled, &facts);
         if gaps.is_empty() {
-            return Vec::new();
+            return None;
         }
-        if started.elapsed() >= CONVERGENCE_PATIENCE {
-            return crate::plan::gap_problems(&gaps, started.elapsed());
+        let missing: usize = gaps.values().map(|m| m.as_ref().map_or(0, Vec::len)).sum();
+        if missing < fewest_missing {
+            fewest_missing = missing;
+            progress_at = std::time::Instant::now();
+        }
+        if progress_at.elapsed() >= patience {
+            return Some(Diverged {
+                gaps,
+                running: facts.iter().filter(|h| h.running).count(),
+                waited: started.elapsed(),
+            });
         }
         tracing::debug!(peers = gaps.len(), "pinsets not converged yet");
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;

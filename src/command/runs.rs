@@ -127,13 +127,14 @@ fn hosts_state(plan: &Plan, checkpoint: &Checkpoint) -> String {
         "Run {} of cluster `{}` ({} procedure, {} → {}); where its hosts may be:\n",
         plan.run_id, plan.cluster, plan.choice.procedure, plan.choice.from, plan.choice.to
     );
+    let steps = plan.steps_run(&checkpoint.on_demand);
     for host in &plan.facts {
         let name = &host.host;
         let mut last_done = None;
         let mut unsure = Vec::new();
         let mut peer = None;
         let mut installed = None;
-        for step in &plan.steps {
+        for step in &steps {
             let Some(rendered) = step.hosts.iter().find(|h| h.host == *name) else {
                 continue;
             };

@@ -133,10 +133,35 @@ impl<S: Session + 'static> Executor<S> {
         self.journal.append(Record::now(event)).await
     }
 
-    /// Runs every step of `plan` that the journal does not list as done.
+    /// Runs every step of `plan` that the journal does not list as done: the regular steps,
+    /// then the on-demand steps of the hosts the journal says were picked for them.
     pub async fn run(&self, plan: &Plan) -> Result<RunOutcome, JournalError> {
-        let total = plan.steps.len();
-        for (index, step) in plan.steps.iter().enumerate() {
+        match self.run_steps(&plan.steps).await? {
+            RunOutcome::Finished => {
+                let picked = self.checkpoint.on_demand.clone();
+                self.run_steps(&plan.on_demand_for(&picked)).await
+            }
+            stopped => Ok(stopped),
+        }
+    }
+
+    /// Journals that `hosts` were picked for the plan's on-demand steps (and why), then runs
+    /// those steps on them, one host after another.
+    pub async fn run_on_demand(
+        &self,
+        plan: &Plan,
+        hosts: Vec<HostName>,
+        why: String,
+    ) -> Result<RunOutcome, JournalError> {
+        let steps = plan.on_demand_for(&hosts);
+        self.record(Event::OnDemandPicked { hosts, why }).await?;
+        self.run_steps(&steps).await
+    }
+
+    /// Runs `steps` in order, each on its hosts, skipping what the journal lists as done.
+    async fn run_steps(&self, steps: &[PlannedStep]) -> Result<RunOutcome, JournalError> {
+        let total = steps.len();
+        for (index, step) in steps.iter().enumerate() {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(RunOutcome::Interrupted);
             }

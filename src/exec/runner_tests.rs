@@ -94,6 +94,17 @@ struct Ran {
 
 /// Runs `plan` as a resume of a journal that already holds `before`.
 async fn run(plan: &Plan, before: Vec<Event>, options: ExecOptions, fails: &[&'static str]) -> Ran {
+    run_and_pick(plan, before, (options, fails), Vec::new()).await
+}
+
+/// [`run`], then (when the run finished and `pick` names hosts) the plan's on-demand steps on
+/// `pick`, as the rolling run's resync does.
+async fn run_and_pick(
+    plan: &Plan,
+    before: Vec<Event>,
+    (options, fails): (ExecOptions, &[&'static str]),
+    pick: Vec<HostName>,
+) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = StateDir::resolve(Some(dir.path()), None).run(&RunId::at(std::time::UNIX_EPOCH));
     run_dir.create().unwrap();
@@ -116,7 +127,13 @@ async fn run(plan: &Plan, before: Vec<Event>, options: ExecOptions, fails: &[&'s
         backups: BackupsDir(run_dir.backups_dir()),
     };
     let executor = Executor::new(hosts.clone(), records, Arc::new(Silent), options);
-    let outcome = executor.run(plan).await.unwrap();
+    let mut outcome = executor.run(plan).await.unwrap();
+    if outcome == RunOutcome::Finished && !pick.is_empty() {
+        outcome = executor
+            .run_on_demand(plan, pick, "lacks pins".into())
+            .await
+            .unwrap();
+    }
     drop(executor);
     let commands = hosts
         .iter()
@@ -385,4 +402,70 @@ fn resume_decisions_per_journal_state_and_on_resume() {
         resume_decision(done, OnResume::Rerun, true),
         Decision::AlreadyDone
     );
+}
+
+/// A plan with step `a` on both hosts and the on-demand steps `r1`, `r2`, rolled per host.
+fn plan_with_on_demand() -> Plan {
+    let mut plan = plan(vec![step("a", OnResume::Rerun, false)]);
+    for host in HOSTS {
+        for id in ["r1", "r2"] {
+            let mut step = step(id, OnResume::Rerun, false);
+            step.hosts.retain(|h| h.host == host);
+            plan.on_demand.push(step);
+        }
+    }
+    plan
+}
+
+#[tokio::test]
+async fn on_demand_steps_run_only_on_the_picked_hosts_after_the_regular_ones() {
+    let plan = plan_with_on_demand();
+    let ran = run(&plan, Vec::new(), OPTIONS, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h1"], ["run a"]);
+    assert_eq!(ran.commands["h2"], ["run a"]);
+
+    let ran = run_and_pick(&plan, Vec::new(), (OPTIONS, &[]), vec!["h2".into()]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h1"], ["run a"]);
+    assert_eq!(ran.commands["h2"], ["run a", "run r1", "run r2"]);
+    let picked = ran
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::OnDemandPicked { hosts, .. } if hosts == &["h2"]))
+        .expect("the pick is journalled");
+    let first_on_demand = ran
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::StepStarted { step, .. } if step == "r1"))
+        .unwrap();
+    assert!(picked < first_on_demand, "{:?}", ran.events);
+}
+
+#[tokio::test]
+async fn a_resumed_run_finishes_the_on_demand_steps_of_the_hosts_its_journal_picked() {
+    let plan = plan_with_on_demand();
+    let done = |step: &str, host: &str| Event::StepFinished {
+        step: step.parse().unwrap(),
+        host: host.parse().unwrap(),
+        by_check: false,
+    };
+    let before = vec![
+        done("a", "h1"),
+        done("a", "h2"),
+        Event::OnDemandPicked {
+            hosts: vec!["h1".into()],
+            why: "lacks pins".into(),
+        },
+        done("r1", "h1"),
+        Event::StepStarted {
+            step: "r2".parse().unwrap(),
+            host: "h1".parse().unwrap(),
+            attempt: 1,
+        },
+    ];
+    let ran = run(&plan, before, OPTIONS, &[]).await;
+    assert_eq!(ran.outcome, RunOutcome::Finished);
+    assert_eq!(ran.commands["h1"], ["run r2"]);
+    assert!(ran.commands["h2"].is_empty(), "{:?}", ran.commands);
 }

@@ -69,6 +69,14 @@ pub struct HostFacts {
     /// Pebble's `format_major_version` in `service.json`, when the datastore is pebble.
     #[serde(default)]
     pub pebble_format: Option<u32>,
+    /// `consensus.crdt.rebroadcast_interval` in `service.json`: how often a CRDT peer
+    /// announces its heads, so how soon a peer that missed updates hears of them.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::facts::model::secs"
+    )]
+    pub rebroadcast_interval: Option<std::time::Duration>,
     /// The format of the pebble store on disk (its newest `OPTIONS-*` file): what a release
     /// must be able to open, whatever `service.json` says.
     #[serde(default)]
@@ -285,6 +293,7 @@ impl HostFacts {
             consensus: None,
             datastore: None,
             pebble_format: None,
+            rebroadcast_interval: None,
             pebble_store_format: None,
             ctl_version: None,
             followers: Vec::new(),
@@ -404,5 +413,29 @@ mod tests {
             Some(digest)
         );
         assert_eq!(facts_with_peerset("").peerset, None);
+    }
+}
+
+/// An optional duration written as seconds (a float) in JSON.
+pub(crate) mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<std::time::Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_f64(duration.as_secs_f64()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let seconds = Option::<f64>::deserialize(deserializer)?;
+        Ok(seconds
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(std::time::Duration::from_secs_f64))
     }
 }

@@ -109,6 +109,7 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
                     facts.datastore = Some(key.to_string())
                 }
                 "format_major_version" => facts.pebble_format = value.parse().ok(),
+                "rebroadcast_interval" => facts.rebroadcast_interval = go_duration(&value),
                 _ => {}
             }
         }
@@ -165,6 +166,36 @@ fn config_fields(body: &str) -> Vec<(&str, String)> {
             ))
         })
         .collect()
+}
+
+/// A Go `time.Duration` as Go prints it (`1m0s`, `5s`, `1.5s`, `300ms`, `1h2m3s`); `None` for
+/// anything else.
+fn go_duration(text: &str) -> Option<std::time::Duration> {
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    Some(std::time::Duration::from_secs_f64(total))
 }
 
 /// The address `cluster.listen_multiaddress` names: the value itself, or in a list (the 1.x
@@ -374,6 +405,8 @@ fn choose_multiaddr(addresses: &[String], address: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const RUNNING_010: &str = r#"@@ service_version
@@ -493,7 +526,7 @@ bytes
     #[test]
     fn a_pebble_datastore_gives_its_backend_and_format_and_ctl_its_version() {
         // As `grep -z -o` prints the datastore section of a 1.1.6 `init`'s service.json.
-        let body = "\"crdt\": {\0\"pebble\": {\0\"format_major_version\": 24\0\n";
+        let body = "\"crdt\": {\0\"rebroadcast_interval\": \"1m0s\"\0\"pebble\": {\0\"format_major_version\": 24\0\n";
         let output = format!(
             "@@ config\n{body}@@ rc 0\n@@ ctl_version\nipfs-cluster-ctl version 1.1.6\n@@ rc 0\n\
              @@ pebble\n  format_major_version=1\n@@ rc 0\n"
@@ -501,6 +534,7 @@ bytes
         let facts = parse_probe_output(&"h1".into(), "127.9.9.2", &output);
         assert_eq!(facts.datastore.as_deref(), Some("pebble"));
         assert_eq!(facts.pebble_format, Some(24));
+        assert_eq!(facts.rebroadcast_interval, Some(Duration::from_secs(60)));
         assert_eq!(
             facts.pebble_store_format,
             Some(1),
@@ -511,6 +545,19 @@ bytes
         let facts = parse_probe_output(&"h1".into(), "127.9.9.2", badger);
         assert_eq!(facts.datastore.as_deref(), Some("badger3"));
         assert_eq!(facts.pebble_format, None);
+    }
+
+    #[test]
+    fn go_durations_read_as_go_prints_them() {
+        let secs = |s: f64| Some(Duration::from_secs_f64(s));
+        assert_eq!(go_duration("1m0s"), secs(60.0));
+        assert_eq!(go_duration("5s"), secs(5.0));
+        assert_eq!(go_duration("1.5s"), secs(1.5));
+        assert_eq!(go_duration("300ms"), secs(0.3));
+        assert_eq!(go_duration("1h2m3s"), secs(3723.0));
+        for bad in ["", "5", "s", "5 s", "1d", "-1s"] {
+            assert_eq!(go_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -135,7 +135,7 @@ const PEERS: &str = r#"section peers; ctl --enc json peers ls 2>&1; rc $?
 // `states` lists every raft folder and the snapshots in it with shell globs (no process), then
 // the first byte of each snapshot's state.bin, in the same order, from one `head | od`; the
 // parser pairs them and picks each folder's newest snapshot.
-const DISK: &str = r#"section config; grep -h -z -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress|format_major_version)": *("[^"]*"|[a-z0-9]+|\[[^]]*\])|"(raft|crdt|pebble|badger|badger3|leveldb)": *\{' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; echo; rc 0
+const DISK: &str = r#"section config; grep -h -z -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress|format_major_version|rebroadcast_interval)": *("[^"]*"|[a-z0-9]+|\[[^]]*\])|"(raft|crdt|pebble|badger|badger3|leveldb)": *\{' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; echo; rc 0
 section ctl_version; "$bin/ipfs-cluster-ctl" --version 2>&1; rc $?
 section states; set --
 for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"

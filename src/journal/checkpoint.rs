@@ -40,6 +40,8 @@ pub struct Checkpoint {
     pub runs: u32,
     /// `runs abandon` was run: it is never resumed.
     pub abandoned: bool,
+    /// The hosts picked for the plan's on-demand steps, in the order they run (a host once).
+    pub on_demand: Vec<HostName>,
 }
 
 impl Checkpoint {
@@ -117,6 +119,13 @@ impl Checkpoint {
             }
             Event::RunAbandoned { .. } => self.abandoned = true,
             Event::LeaseTakenOver { .. } => {}
+            Event::OnDemandPicked { hosts, .. } => {
+                for host in hosts {
+                    if !self.on_demand.contains(host) {
+                        self.on_demand.push(host.clone());
+                    }
+                }
+            }
         }
     }
 

@@ -61,6 +61,9 @@ pub enum Event {
     /// The run took over the hosts' lease held by run `from` (`--take-over`, or a run this
     /// state directory knows to be finished or abandoned).
     LeaseTakenOver { from: String, hosts: Vec<HostName> },
+    /// After the regular steps, the controller picked these hosts for the plan's on-demand
+    /// steps (a resync of peers whose pinset did not converge), in the order they run.
+    OnDemandPicked { hosts: Vec<HostName>, why: String },
 }
 
 impl Record {

@@ -74,7 +74,8 @@ impl PlanOrigin {
             choice: parts.choice,
             facts_fingerprint: Plan::fingerprint(facts),
             facts: facts.to_vec(),
-            steps: parts.steps,
+            steps: parts.steps.steps,
+            on_demand: parts.steps.on_demand,
             expected_downtime: parts.expected_downtime,
             backups: parts.backups,
         }
@@ -86,9 +87,17 @@ impl PlanOrigin {
 pub struct PlanParts {
     pub playbook: std::path::PathBuf,
     pub choice: Choice,
-    pub steps: Vec<PlannedStep>,
+    pub steps: PlanSteps,
     pub expected_downtime: String,
     pub backups: Vec<String>,
+}
+
+/// A procedure's steps rendered for a plan: the regular ones, and those that run only on the
+/// peers the controller picks for them at run time (`on_demand:`), each list rolled.
+#[derive(Debug, Default)]
+pub struct PlanSteps {
+    pub steps: Vec<PlannedStep>,
+    pub on_demand: Vec<PlannedStep>,
 }
 
 /// Why no plan could be made.
@@ -188,7 +197,7 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
     let parts = PlanParts {
         playbook: procedure.path.clone(),
         expected_downtime: expected_downtime(&choice),
-        backups: backups(&choice, inventory, &steps),
+        backups: backups(&choice, inventory, &steps.steps),
         choice,
         steps,
     };
@@ -357,7 +366,7 @@ pub fn render_steps(
     inventory: &Inventory,
     anchor: &HostName,
     context_of: impl Fn(&Host) -> TemplateContext + Sync,
-) -> Result<Vec<PlannedStep>, RenderError> {
+) -> Result<PlanSteps, RenderError> {
     let job = RenderJob {
         procedure,
         anchor,
@@ -403,12 +412,12 @@ pub fn render_steps(
     if let Some((_, error)) = failure {
         return Err(error);
     }
-    let steps = procedure
-        .steps
-        .iter()
-        .zip(steps)
-        .filter(|(_, hosts)| !hosts.is_empty())
-        .map(|(spec, hosts)| PlannedStep {
+    let (mut regular, mut on_demand) = (Vec::new(), Vec::new());
+    for (spec, hosts) in procedure.steps.iter().zip(steps) {
+        if hosts.is_empty() {
+            continue;
+        }
+        let step = PlannedStep {
             id: spec.id.clone(),
             name: spec.name.clone(),
             mode: spec.mode,
@@ -416,9 +425,16 @@ pub fn render_steps(
             on_resume: spec.on_resume,
             takes_quorum: spec.takes_quorum,
             hosts,
-        })
-        .collect();
-    Ok(roll(steps))
+        };
+        match spec.on_demand {
+            None => regular.push(step),
+            Some(_) => on_demand.push(step),
+        }
+    }
+    Ok(PlanSteps {
+        steps: roll(regular),
+        on_demand: roll(on_demand),
+    })
 }
 
 /// Expands every group of consecutive rolling steps into one single-host step per host and
@@ -551,6 +567,7 @@ mod tests {
         render_steps(procedure, inventory, &anchor.name, |host| {
             TemplateContext::new(inventory, host, anchor)
         })
+        .map(|rendered| rendered.steps)
     }
 
     #[test]
@@ -596,6 +613,47 @@ mod tests {
         assert!(
             error.contains("step `a` for host `h2400`: command: boom h2400"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn on_demand_steps_are_rendered_apart_and_rolled_among_themselves() {
+        let inventory = inventory(2);
+        let step = |id: &str, extra: &str| {
+            format!("  - id: {id}\n    name: {id}\n    on: all\n    mode: rolling\n{extra}    command: echo {id}\n")
+        };
+        let text = format!(
+            "name: p\nsteps:\n{}{}{}{}",
+            step("stop", ""),
+            step("start", ""),
+            step("resync-stop", "    on_demand: resync\n"),
+            step("resync-start", "    on_demand: resync\n"),
+        );
+        let anchor = inventory.hosts.last().unwrap();
+        let rendered = render_steps(&procedure(&text), &inventory, &anchor.name, |host| {
+            TemplateContext::new(&inventory, host, anchor)
+        })
+        .unwrap();
+        let order = |steps: &[PlannedStep]| -> Vec<String> {
+            steps
+                .iter()
+                .map(|s| format!("{}@{}", s.id, s.hosts[0].host))
+                .collect()
+        };
+        // The resync steps do not join the regular rolling group: they are not run per peer
+        // with it, but only on the peers the controller picks, after it.
+        assert_eq!(
+            order(&rendered.steps),
+            ["stop@h1", "start@h1", "stop@h2", "start@h2"]
+        );
+        assert_eq!(
+            order(&rendered.on_demand),
+            [
+                "resync-stop@h1",
+                "resync-start@h1",
+                "resync-stop@h2",
+                "resync-start@h2"
+            ]
         );
     }
 }

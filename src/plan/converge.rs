@@ -88,6 +88,85 @@ pub fn gap_problems(
         .collect()
 }
 
+/// How long the convergence check waits for the peers to get closer to agreeing: CRDT peers
+/// fetch missed updates when another peer rebroadcasts its heads, so twice the longest
+/// `rebroadcast_interval` the peers are configured with (the real default, 1 minute, when none
+/// is known), and never under 20 s.
+pub fn convergence_patience(planned: &[HostFacts]) -> std::time::Duration {
+    const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+    const LEAST: std::time::Duration = std::time::Duration::from_secs(20);
+    let interval = planned
+        .iter()
+        .filter_map(|f| f.rebroadcast_interval)
+        .max()
+        .unwrap_or(DEFAULT_INTERVAL);
+    (interval * 2).max(LEAST)
+}
+
+/// What a rolling run may do about the peers that lack pins (the `Some` gaps of
+/// [`pinset_gaps`]), given the plan it ran.
+pub struct ResyncInputs<'a> {
+    pub gaps: &'a BTreeMap<HostName, Option<Vec<String>>>,
+    /// The facts the plan was made from (consensus, per peer).
+    pub planned: &'a [HostFacts],
+    /// How many peers run now.
+    pub running: usize,
+    /// The hosts the plan has on-demand resync steps for.
+    pub resyncable: &'a BTreeSet<HostName>,
+    /// The hosts this run already resynced.
+    pub resynced: &'a [HostName],
+}
+
+/// The peers to resync, in order, or why none is resynced automatically (ADR 0019). A resync
+/// empties a peer's CRDT store and lets it fetch the pinset from the others, so it is done only
+/// when that is safe and can help: every lagging peer listed its pins and is a CRDT peer, most
+/// running peers lack nothing (they hold what the lagging ones fetch again), the plan has the
+/// steps for each, and none was resynced by this run already (it would not help twice).
+pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Vec<HostName>, String> {
+    let mut lagging = Vec::new();
+    for (host, missing) in inputs.gaps {
+        if missing.is_none() {
+            return Err(format!(
+                "{host} did not list its pins, so what it lacks is unknown"
+            ));
+        }
+        lagging.push(host.clone());
+    }
+    if lagging.len() * 2 >= inputs.running {
+        return Err(format!(
+            "{} of the {} running peers lack pins: a resync fetches the pinset from the others, \
+             so most peers must agree on it first",
+            lagging.len(),
+            inputs.running
+        ));
+    }
+    for host in &lagging {
+        let consensus = inputs
+            .planned
+            .iter()
+            .find(|f| f.host == *host)
+            .and_then(|f| f.consensus);
+        if consensus != Some(crate::facts::Consensus::Crdt) {
+            return Err(format!(
+                "{host} is not known to be a CRDT peer: `state cleanup` on a raft peer would \
+                 take it out of the raft peerset"
+            ));
+        }
+        if inputs.resynced.contains(host) {
+            return Err(format!(
+                "{host} was resynced by this run already and still lacks them"
+            ));
+        }
+        if !inputs.resyncable.contains(host) {
+            return Err(format!(
+                "the plan has no resync steps for {host} (a peer in Docker, or a playbook \
+                 without them)"
+            ));
+        }
+    }
+    Ok(lagging)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -152,5 +231,97 @@ mod tests {
             gap_problems(&gaps, std::time::Duration::ZERO),
             vec!["c did not list its pins".to_string()]
         );
+    }
+
+    #[test]
+    fn patience_is_twice_the_longest_rebroadcast_interval_and_at_least_20s() {
+        let with = |secs: &[u64]| -> Vec<HostFacts> {
+            secs.iter()
+                .map(|s| HostFacts {
+                    rebroadcast_interval: Some(std::time::Duration::from_secs(*s)),
+                    ..peer("a", &[])
+                })
+                .collect()
+        };
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(convergence_patience(&with(&[5, 30])), secs(60));
+        assert_eq!(convergence_patience(&with(&[5])), secs(20));
+        assert_eq!(convergence_patience(&[peer("a", &[])]), secs(120));
+    }
+
+    fn crdt(name: &str) -> HostFacts {
+        HostFacts {
+            consensus: Some(crate::facts::Consensus::Crdt),
+            ..peer(name, &[])
+        }
+    }
+
+    fn lacking(hosts: &[&str]) -> BTreeMap<HostName, Option<Vec<String>>> {
+        hosts
+            .iter()
+            .map(|h| (HostName::from(*h), Some(vec!["x".to_string()])))
+            .collect()
+    }
+
+    fn choice(
+        gaps: &BTreeMap<HostName, Option<Vec<String>>>,
+        planned: &[HostFacts],
+        resynced: &[HostName],
+    ) -> Result<Vec<HostName>, String> {
+        let resyncable: BTreeSet<HostName> = planned.iter().map(|f| f.host.clone()).collect();
+        resync_choice(&ResyncInputs {
+            gaps,
+            planned,
+            running: planned.len(),
+            resyncable: &resyncable,
+            resynced,
+        })
+    }
+
+    #[test]
+    fn a_minority_of_crdt_peers_lacking_pins_is_resynced_in_host_order() {
+        let planned: Vec<HostFacts> = ["a", "b", "c", "d", "e"].map(crdt).to_vec();
+        let picked = choice(&lacking(&["d", "b"]), &planned, &[]).unwrap();
+        assert_eq!(picked, [HostName::from("b"), HostName::from("d")]);
+    }
+
+    #[test]
+    fn no_resync_when_half_the_peers_lack_pins_or_one_did_not_list_them() {
+        let planned: Vec<HostFacts> = ["a", "b", "c", "d"].map(crdt).to_vec();
+        let why = choice(&lacking(&["a", "b"]), &planned, &[]).unwrap_err();
+        assert!(
+            why.starts_with("2 of the 4 running peers lack pins"),
+            "{why}"
+        );
+        let mut silent = lacking(&["a"]);
+        silent.insert("b".into(), None);
+        let why = choice(&silent, &planned, &[]).unwrap_err();
+        assert_eq!(why, "b did not list its pins, so what it lacks is unknown");
+    }
+
+    #[test]
+    fn no_resync_of_a_raft_peer_a_peer_resynced_already_or_one_without_the_steps() {
+        let mut planned: Vec<HostFacts> = ["a", "b", "c"].map(crdt).to_vec();
+        let why = choice(&lacking(&["c"]), &planned, &["c".into()]).unwrap_err();
+        assert_eq!(
+            why,
+            "c was resynced by this run already and still lacks them"
+        );
+        let resyncable = BTreeSet::from([HostName::from("a")]);
+        let why = resync_choice(&ResyncInputs {
+            gaps: &lacking(&["c"]),
+            planned: &planned,
+            running: 3,
+            resyncable: &resyncable,
+            resynced: &[],
+        })
+        .unwrap_err();
+        assert!(
+            why.starts_with("the plan has no resync steps for c"),
+            "{why}"
+        );
+        planned[2].consensus = Some(crate::facts::Consensus::Raft);
+        let why = choice(&lacking(&["c"]), &planned, &[]).unwrap_err();
+        assert!(why.starts_with("c is not known to be a CRDT peer"), "{why}");
     }
 }

@@ -16,10 +16,12 @@ mod upgrade;
 
 pub use build::{
     build_plan, current_context, pins_context, render_steps, PlanError, PlanInputs, PlanOrigin,
-    PlanParts, Playbooks, MIGRATION_DOWNTIME, RECOVERY_DOWNTIME, ROLLING_DOWNTIME,
+    PlanParts, PlanSteps, Playbooks, MIGRATION_DOWNTIME, RECOVERY_DOWNTIME, ROLLING_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
-pub use converge::{gap_problems, pinset_gaps, settled_pins};
+pub use converge::{
+    convergence_patience, gap_problems, pinset_gaps, resync_choice, settled_pins, ResyncInputs,
+};
 pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
     settling, views_flicker, WholeViews,

@@ -44,6 +44,12 @@ pub struct Plan {
     /// SHA-256 of the facts as JSON: `apply` probes again and compares before it starts.
     pub facts_fingerprint: Sha256,
     pub steps: Vec<PlannedStep>,
+    /// Steps that run only on the peers the controller picks for them once the regular steps
+    /// and the final checks are done (`on_demand:` in the playbook; for a rolling run, the
+    /// resync of a peer whose pinset did not converge), one peer after another. Left out of
+    /// the file when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_demand: Vec<PlannedStep>,
     pub expected_downtime: String,
     /// Backups the plan takes, in words (where and what).
     pub backups: Vec<String>,
@@ -171,6 +177,37 @@ impl Reach {
 }
 
 impl Plan {
+    /// The on-demand steps of `hosts`, in the order they run: every step of one host, then the
+    /// next host's.
+    pub fn on_demand_for(&self, hosts: &[HostName]) -> Vec<PlannedStep> {
+        hosts
+            .iter()
+            .flat_map(|host| {
+                self.on_demand.iter().filter_map(move |step| {
+                    let mine: Vec<RenderedStep> = step
+                        .hosts
+                        .iter()
+                        .filter(|h| h.host == *host)
+                        .cloned()
+                        .collect();
+                    (!mine.is_empty()).then(|| PlannedStep {
+                        id: step.id.clone(),
+                        name: step.name.clone(),
+                        hosts: mine,
+                        ..*step
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The regular steps, then the on-demand steps of the hosts the run picked for them.
+    pub fn steps_run(&self, picked: &[HostName]) -> Vec<PlannedStep> {
+        let mut steps = self.steps.clone();
+        steps.extend(self.on_demand_for(picked));
+        steps
+    }
+
     /// Every release the run passes through: source, intermediate ones, target.
     pub fn versions(&self) -> Vec<crate::inventory::Version> {
         let mut versions = vec![self.choice.from];

@@ -57,7 +57,9 @@ pub fn review_resume(
         }
         let mut peer: Option<(PeerState, &StepId)> = None;
         let mut installed: Option<(Version, &StepId)> = None;
-        for step in &plan.steps {
+        // On-demand steps run after the regular ones; on a host not picked for them they are
+        // pending, which changes nothing.
+        for step in plan.steps.iter().chain(&plan.on_demand) {
             for rendered in step.hosts.iter().filter(|h| h.host == *name) {
                 let Some(established) = rendered.establishes else {
                     continue;

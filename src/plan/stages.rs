@@ -63,9 +63,12 @@ pub fn build_staged_plan(
     steps.extend(stage(second.steps, 2, second.choice.to));
     let mut backups = first.backups;
     backups.extend(second.backups.into_iter().map(|b| format!("stage 2: {b}")));
+    // Only the last stage's pinsets are checked at the end of the run, so only its
+    // on-demand steps (a resync, for a rolling stage) can be asked for.
     Ok(Plan {
         choice,
         steps,
+        on_demand: stage(second.on_demand, 2, second.choice.to),
         backups,
         expected_downtime: format!(
             "stage 1: {}; stage 2: {}",

@@ -13,12 +13,12 @@ use crate::inventory::{
 
 use super::error::ProcedureError;
 use super::raw::{
-    self, RawDelegate, RawEstablishes, RawFileMode, RawInstalled, RawMode, RawOn, RawOnResume,
-    RawPeerState, RawStep, RawUpload, RawWait,
+    self, RawDelegate, RawEstablishes, RawFileMode, RawInstalled, RawMode, RawOn, RawOnDemand,
+    RawOnResume, RawPeerState, RawStep, RawUpload, RawWait,
 };
 use super::step::{
-    Deadline, Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepSpec, Targets,
-    UploadSpec, WaitSpec,
+    Deadline, Delegate, EstablishesSpec, Mode, OnDemand, OnResume, PeerState, StepId, StepSpec,
+    Targets, UploadSpec, WaitSpec,
 };
 use super::template::{origin_of, TemplateRef, Templates};
 use super::Procedure;
@@ -60,6 +60,7 @@ pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError>
             steps.push(step);
         }
     }
+    loader.on_demand_last(&steps);
     if raw.steps.value.is_empty() {
         loader.errors.push(ProcedureError::InvalidValue {
             at: SourcePosition::of(file, &raw.steps),
@@ -301,6 +302,17 @@ impl Loader<'_> {
             .timeout
             .as_ref()
             .map(|text| self.duration(id_text, "timeout", text));
+        if raw.on_demand.is_some() && !matches!(raw.mode, Some(RawMode::Rolling)) {
+            self.errors.push(ProcedureError::InvalidValue {
+                at: self.at(spanned),
+                step: Some(id_text.to_string()),
+                field: "on_demand",
+                value: "resync".to_string(),
+                reason:
+                    "an on-demand step runs on one picked peer at a time: it needs `mode: rolling`"
+                        .to_string(),
+            });
+        }
         if raw.command.is_none() && raw.upload.is_none() && raw.wait_until.is_none() {
             self.errors.push(ProcedureError::NothingToDo {
                 at: self.at(spanned),
@@ -331,8 +343,28 @@ impl Loader<'_> {
                 .establishes
                 .as_ref()
                 .map_or_else(EstablishesSpec::default, establishes),
+            on_demand: raw.on_demand.map(|RawOnDemand::Resync| OnDemand::Resync),
             position: self.at(spanned),
         })
+    }
+
+    /// On-demand steps run after every regular step, so they are written after them.
+    fn on_demand_last(&mut self, steps: &[StepSpec]) {
+        let first = steps.iter().position(|s| s.on_demand.is_some());
+        let Some(first) = first else { return };
+        for step in steps[first..].iter().filter(|s| s.on_demand.is_none()) {
+            self.errors.push(ProcedureError::InvalidValue {
+                at: step.position.clone(),
+                step: Some(step.id.to_string()),
+                field: "on_demand",
+                value: "(none)".to_string(),
+                reason: format!(
+                    "a regular step cannot follow the on-demand step `{}`: on-demand steps run \
+                     after every regular step, so write them last",
+                    steps[first].id
+                ),
+            });
+        }
     }
 
     fn step_id(&mut self, raw: &Spanned<String>) -> Option<StepId> {

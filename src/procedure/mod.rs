@@ -27,6 +27,8 @@
 //!     establishes:                # what it leaves on its host, re-checked before a resume
 //!       peer: stopped             # stopped | running
 //!       installed: target         # the target release is installed
+//!     on_demand: resync           # run only on the peers the controller picks after the
+//!                                 # regular steps (mode: rolling; after every regular step)
 //! ```
 //!
 //! A step needs a `command`, an `upload` or a `wait_until` (a pure gate). Templates are
@@ -55,8 +57,8 @@ pub use context::{
 pub use error::{ProcedureError, RenderError};
 pub use render::{Established, PreparedContext, RenderedStep, RenderedUpload, RenderedWait};
 pub use step::{
-    Delegate, EstablishesSpec, Mode, OnResume, PeerState, StepId, StepIdError, StepSpec, Targets,
-    UploadSpec, WaitSpec,
+    Delegate, EstablishesSpec, Mode, OnDemand, OnResume, PeerState, StepId, StepIdError, StepSpec,
+    Targets, UploadSpec, WaitSpec,
 };
 pub use template::{quote, TemplateRef};
 pub use validate::Coverage;

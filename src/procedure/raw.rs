@@ -59,6 +59,15 @@ pub struct RawStep {
     pub takes_quorum: Option<bool>,
     #[serde(default)]
     pub establishes: Option<RawEstablishes>,
+    #[serde(default)]
+    pub on_demand: Option<RawOnDemand>,
+}
+
+/// `on_demand:` — the step runs only on the peers the controller picks after the run's checks.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum RawOnDemand {
+    Resync,
 }
 
 /// `establishes:` — what the step leaves in place on its host.

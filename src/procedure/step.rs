@@ -260,8 +260,22 @@ pub struct StepSpec {
     /// cluster must still be as the plan saw it.
     pub takes_quorum: bool,
     pub establishes: EstablishesSpec,
+    /// Run only on the peers the controller picks for it after the regular steps and checks
+    /// (`None`: a regular step).
+    pub on_demand: Option<OnDemand>,
     /// Where the step starts in its playbook.
     pub position: SourcePosition,
+}
+
+/// Why the controller runs an on-demand step on a peer (`on_demand:`). Such steps are planned
+/// (rendered, shown) like any other, but run only on the peers picked at run time, one peer at
+/// a time, after every regular step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDemand {
+    /// The peer's CRDT store lacks pins every other peer lists after a rolling run, and will
+    /// not fetch them by itself (ADR 0015, 0019): empty it and let it fetch the pinset again.
+    Resync,
 }
 
 #[cfg(test)]

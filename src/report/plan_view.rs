@@ -173,12 +173,45 @@ pub fn render_plan(plan: &Plan) -> String {
             }
         }
     }
+    render_on_demand(&mut out, plan);
     let _ = writeln!(out, "\nExpected downtime: {}", plan.expected_downtime);
     let _ = writeln!(out, "Backups:");
     for backup in &plan.backups {
         let _ = writeln!(out, "  - {backup}");
     }
     out
+}
+
+/// The on-demand steps, once each (as rendered for their first host), with the hosts they
+/// may run on.
+fn render_on_demand(out: &mut String, plan: &Plan) {
+    let Some(first) = plan.on_demand.first().and_then(|s| s.hosts.first()) else {
+        return;
+    };
+    let mut hosts: Vec<&str> = Vec::new();
+    for host in plan.on_demand.iter().flat_map(|s| &s.hosts) {
+        if !hosts.contains(&host.host.as_str()) {
+            hosts.push(host.host.as_str());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nOnly if a peer still lacks pins the others list after the last step (resync; one \
+         peer at a time, only while most peers hold every pin; on {}):",
+        host_list(&hosts, plan.facts.len())
+    );
+    let steps = plan
+        .on_demand
+        .iter()
+        .filter(|s| s.hosts.iter().any(|h| h.host == first.host));
+    for (index, step) in steps.enumerate() {
+        let marker = if step.destructive {
+            " [destructive]"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {}. {}{marker}", index + 1, step.name);
+    }
 }
 
 /// The hosts of the plan's rolling steps, in the order they are rolled.

@@ -24,7 +24,9 @@ pub fn render_resume(plan: &Plan, checkpoint: &Checkpoint, resets: &[Reset]) -> 
     }
     let mut done = Vec::new();
     let mut left = String::new();
-    for (index, step) in plan.steps.iter().enumerate() {
+    // A resync the run picked hosts for is part of what is left.
+    let steps = plan.steps_run(&checkpoint.on_demand);
+    for (index, step) in steps.iter().enumerate() {
         let pending: Vec<&str> = step
             .hosts
             .iter()
@@ -57,7 +59,7 @@ pub fn render_resume(plan: &Plan, checkpoint: &Checkpoint, resets: &[Reset]) -> 
         out,
         "Done: {} of {} steps{}",
         done.len(),
-        plan.steps.len(),
+        steps.len(),
         match (done.first(), done.last()) {
             (Some(first), Some(last)) if first == last => format!(" ({first})"),
             (Some(first), Some(last)) => format!(" ({first} … {last})"),

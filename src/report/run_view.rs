@@ -112,7 +112,7 @@ fn run_state(checkpoint: &Checkpoint, failed: bool) -> &'static str {
 /// on (with the error and stderr tail of a failure).
 pub fn run_json(run_id: &str, plan: &Plan, checkpoint: &Checkpoint) -> serde_json::Value {
     let mut failed = false;
-    let steps: Vec<serde_json::Value> = rows_of(plan)
+    let steps: Vec<serde_json::Value> = rows_of(plan, checkpoint)
         .into_iter()
         .map(|(id, hosts)| {
             let hosts: Vec<serde_json::Value> = hosts
@@ -197,7 +197,7 @@ fn host_columns(
     header.extend(hosts.iter().map(|h| h.as_str()));
     header.push("TIME");
     let mut rows = Vec::new();
-    for (id, step_hosts) in rows_of(plan) {
+    for (id, step_hosts) in rows_of(plan, checkpoint) {
         let mut row = vec![id.to_string()];
         for host in hosts {
             let cell = if step_hosts.contains(host) {
@@ -233,7 +233,7 @@ fn step_counts(plan: &Plan, journal: Journalled<'_>, failures: &mut Vec<Failure>
         "TIME",
     ];
     let mut rows = Vec::new();
-    for (id, step_hosts) in rows_of(plan) {
+    for (id, step_hosts) in rows_of(plan, checkpoint) {
         let mut counts = [0usize; 4];
         for host in &step_hosts {
             let (state, failure) = state_of(id, host, checkpoint);
@@ -254,16 +254,29 @@ fn step_counts(plan: &Plan, journal: Journalled<'_>, failures: &mut Vec<Failure>
 }
 
 /// One row per step id, in plan order, with the hosts it runs on: the steps of a rolling group,
-/// one per host in the plan, share a row.
-fn rows_of(plan: &Plan) -> Vec<(&StepId, Vec<&HostName>)> {
+/// one per host in the plan, share a row. On-demand steps follow, with the hosts the run
+/// picked for them (none: no row).
+fn rows_of<'p>(plan: &'p Plan, checkpoint: &Checkpoint) -> Vec<(&'p StepId, Vec<&'p HostName>)> {
     let mut rows: Vec<(&StepId, Vec<&HostName>)> = Vec::new();
     let mut index: std::collections::HashMap<&StepId, usize> = std::collections::HashMap::new();
-    for step in &plan.steps {
+    let picked = |host: &HostName| checkpoint.on_demand.contains(host);
+    let regular = plan.steps.iter().map(|step| (step, true));
+    let on_demand = plan.on_demand.iter().map(|step| (step, false));
+    for (step, always) in regular.chain(on_demand) {
+        let hosts: Vec<&HostName> = step
+            .hosts
+            .iter()
+            .map(|h| &h.host)
+            .filter(|host| always || picked(host))
+            .collect();
+        if hosts.is_empty() {
+            continue;
+        }
         let at = *index.entry(&step.id).or_insert_with(|| {
             rows.push((&step.id, Vec::new()));
             rows.len() - 1
         });
-        rows[at].1.extend(step.hosts.iter().map(|h| &h.host));
+        rows[at].1.extend(hosts);
     }
     rows
 }

@@ -386,3 +386,23 @@ fn template_syntax_errors_point_into_the_template() {
     );
     assert!(lines[1].starts_with("syntax_error.yaml:12:"), "{lines:#?}");
 }
+
+#[test]
+fn on_demand_steps_are_rolled_and_written_after_every_regular_step() {
+    let error = load_error("bad_on_demand.yaml");
+    let lines: Vec<String> = error
+        .errors()
+        .iter()
+        .map(|e| strip_folder(&e.to_string()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "bad_on_demand.yaml:8:5: step `resync-parallel`: invalid on_demand `resync`: an \
+             on-demand step runs on one picked peer at a time: it needs `mode: rolling`",
+            "bad_on_demand.yaml:19:5: step `after`: invalid on_demand `(none)`: a regular step \
+             cannot follow the on-demand step `resync`: on-demand steps run after every regular \
+             step, so write them last",
+        ]
+    );
+}

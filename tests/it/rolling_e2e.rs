@@ -158,3 +158,103 @@ fn rolling_is_refused_across_a_protocol_change_with_the_reason() {
     assert!(text(&out.stdout).contains("Procedure: standard"));
     assert!(text(&out.stdout).contains("not rolled: the RPC protocol changes"));
 }
+
+/// A peer whose CRDT merge was cut short by the roll's stop (the stand-in models what real
+/// 1.0.8 → 1.1.6 peers did, ADR 0015: started on 1.1.6 it lacks the pins it was merging, for
+/// good) is resynced by the run itself, one peer at a time, and the run succeeds with every
+/// acknowledged pin on every peer (ADR 0019).
+#[test]
+fn a_peer_that_lost_pins_in_the_roll_is_resynced_by_the_run_and_every_pin_kept() {
+    let lab = lab(3, 10);
+    let fault = lab.lab(&["fault", "interrupted-merge", "h2", "--pins", "3"]);
+    assert_success(&fault, "cluster-lab fault interrupted-merge");
+    let apis = lab_apis(lab.path());
+    let out = under_traffic("rolling with a diverging peer", &apis, || apply(&lab));
+    assert_success(&out, "apply with a diverging peer");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("resyncing h2, one peer at a time: h2 still lacks 3 pin(s)"),
+        "{stderr}"
+    );
+    let journal = lab.journal_text();
+    let records = records(&journal);
+    let picked: Vec<&(String, String, String)> = records
+        .iter()
+        .filter(|(event, _, _)| event == "on_demand_picked")
+        .collect();
+    assert_eq!(picked.len(), 1, "{journal}");
+    for step in [
+        "resync-stop",
+        "resync-cleanup",
+        "resync-start",
+        "resync-ready",
+    ] {
+        let on: Vec<&str> = records
+            .iter()
+            .filter(|(e, s, _)| e == "step_finished" && s == step)
+            .map(|(_, _, h)| h.as_str())
+            .collect();
+        assert_eq!(on, ["h2"], "{step} ran on h2 alone");
+    }
+    assert_one_peer_at_a_time(&lab, &["h1", "h2", "h3"]);
+    // The resync came after the roll, which had put h3 back before it stopped h2 again.
+    let at = |event: &str, step: &str, host: &str| {
+        records
+            .iter()
+            .position(|(e, s, h)| e == event && s == step && h == host)
+            .unwrap()
+    };
+    assert!(at("step_finished", "peer-ready", "h3") < at("step_started", "resync-stop", "h2"));
+    let status = run(&["status", lab.inventory().to_str().unwrap()]);
+    assert_success(&status, "status");
+    assert!(
+        text(&status.stdout).contains("resync-cleanup"),
+        "the run's table shows the resync: {}",
+        text(&status.stdout)
+    );
+}
+
+/// SIGKILL of cluster-upgrade as each step of a resync starts, then `apply` again: the resumed
+/// run finishes the resync of the peer its journal picked, and every pin is kept.
+#[test]
+fn killed_as_each_resync_step_starts_apply_finishes_the_resync_with_every_pin() {
+    let lab = lab(3, 10);
+    let fault = lab.lab(&["fault", "interrupted-merge", "h2", "--pins", "3"]);
+    assert_success(&fault, "cluster-lab fault interrupted-merge");
+    let state = lab.path().join(".cluster-upgrade");
+    let inventory = lab.inventory();
+    let args = ["apply", inventory.to_str().unwrap(), "--yes"];
+    let apis = lab_apis(lab.path());
+    let out = under_traffic("killed during a resync", &apis, || {
+        for step in [
+            "resync-cluster-whole",
+            "resync-stop",
+            "resync-cleanup",
+            "resync-start",
+            "resync-ready",
+        ] {
+            let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+            let already = journals_in(&state).matches(&needle).count();
+            let mut child = start_until(&args, &state, step, already + 1);
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        apply(&lab)
+    });
+    assert_success(&out, "apply after the kills");
+    let records: Vec<serde_json::Value> = lab
+        .journal_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_no_step_finished_twice(&records);
+    let picked = records
+        .iter()
+        .filter(|r| r["event"] == "on_demand_picked")
+        .count();
+    assert_eq!(picked, 1, "the resync was picked once, then resumed");
+    let status = lab.status();
+    assert!(status
+        .iter()
+        .all(|h| h.version.as_deref() == Some(TO) && h.running));
+}
