@@ -8,7 +8,9 @@ use crate::cli::RollbackSettings;
 use crate::error::Error;
 use crate::exec::Connected;
 use crate::facts::{HostFacts, ProbeScope};
-use crate::inventory::{HostName, Inventory};
+use std::collections::BTreeMap;
+
+use crate::inventory::{HostName, Inventory, ReleaseSums};
 use crate::journal::{RunDir, RunId, StateDir};
 use crate::plan::{ClusterId, Plan, ProcedureKind, Reach};
 use crate::procedure::RunContext;
@@ -81,7 +83,7 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     let choice = check_rollback(undone, &facts)
         .map_err(RollbackError::from)
         .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
-    let backup_gone = backups_gone(&connected, &inventory, &choice, &undone_id);
+    let (backup_gone, backup_sums) = read_backups(&connected, &inventory, &choice, &undone_id);
     let previous = inventory.with_target(choice.to);
     check_backups(
         &choice,
@@ -97,6 +99,7 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
         facts: &facts,
         choice: &choice,
         backup_gone: &backup_gone,
+        backup_sums: &backup_sums,
         previous: previous.as_ref(),
         origin: &origin,
     })
@@ -133,14 +136,17 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     })
 }
 
-/// The touched hosts (not run by docker, which keeps no binaries) on which the undone run's
-/// backup folder lacks a binary, or cannot be looked at: read-only, over the run's connections.
-fn backups_gone(
+/// The undone run's backup folder on each touched host (not run by docker, which keeps no
+/// binaries), looked at read-only over the run's connections: the hosts where it lacks a
+/// binary or cannot be looked at ("gone"), and the SHA-256 sums its `keep-previous` step
+/// recorded (`SHA256SUMS`) where there are any. A sums file that cannot be read counts as gone:
+/// the release source, checked by its own sums, stands in for it.
+fn read_backups(
     connected: &Connected,
     inventory: &Inventory,
     choice: &RollbackChoice,
     undone: &RunId,
-) -> Vec<HostName> {
+) -> (Vec<HostName>, BTreeMap<HostName, ReleaseSums>) {
     let commands: Vec<(HostName, String)> = inventory
         .hosts
         .iter()
@@ -148,22 +154,37 @@ fn backups_gone(
         .filter(|host| host.vars.str("service_manager") != Some("docker"))
         .filter_map(|host| {
             let dir = RunContext::new(undone.as_str(), host.vars.bin_dir()).remote_backup_dir;
-            let service = format!("{dir}/ipfs-cluster-service");
-            let ctl = format!("{dir}/ipfs-cluster-ctl");
-            let test = |path: &str| crate::transport::quote::join(&["test", "-f", path]).ok();
+            let path = |file: &str| format!("{dir}/{file}");
+            let test = |file: &str| crate::transport::quote::join(&["test", "-f", &path(file)]).ok();
+            let sums = path("SHA256SUMS");
+            let read = crate::transport::quote::join(&["cat", "--", &sums]).ok()?;
+            let exists = crate::transport::quote::join(&["test", "-e", &sums]).ok()?;
             Some((
                 host.name.clone(),
-                format!("{} && {}", test(&service)?, test(&ctl)?),
+                format!(
+                    "{} && {} && if {exists}; then {read}; fi",
+                    test("ipfs-cluster-service")?,
+                    test("ipfs-cluster-ctl")?
+                ),
             ))
         })
         .collect();
-    let mut gone: Vec<HostName> = connected
-        .run_each(commands, std::time::Duration::from_secs(60))
-        .into_iter()
-        .map(|(host, _)| host)
-        .collect();
+    let mut gone = Vec::new();
+    let mut sums = BTreeMap::new();
+    for (host, result) in connected.read_each(commands, std::time::Duration::from_secs(60)) {
+        match result {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => match ReleaseSums::from_sha256sums(&text) {
+                Ok(read) => {
+                    sums.insert(host, read);
+                }
+                Err(_) => gone.push(host),
+            },
+            Err(_) => gone.push(host),
+        }
+    }
     gone.sort_by_key(|name| inventory.hosts.iter().position(|h| &h.name == name));
-    gone
+    (gone, sums)
 }
 
 /// The run to undo: the one asked for, or the cluster's newest (see `rollback::pick_run`).

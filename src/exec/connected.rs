@@ -176,6 +176,22 @@ impl Connected {
         commands: Vec<(HostName, String)>,
         timeout: Duration,
     ) -> Vec<(HostName, String)> {
+        let mut failed: Vec<(HostName, String)> = self
+            .read_each(commands, timeout)
+            .into_iter()
+            .filter_map(|(host, result)| result.err().map(|why| (host, why)))
+            .collect();
+        failed.sort();
+        failed
+    }
+
+    /// Runs one command line on each named host over its session, all at once: by host, what
+    /// the command printed on stdout when it succeeded, or why it failed (its stderr).
+    pub fn read_each(
+        &self,
+        commands: Vec<(HostName, String)>,
+        timeout: Duration,
+    ) -> Vec<(HostName, Result<String, String>)> {
         self.runtime.block_on(async {
             let mut running = tokio::task::JoinSet::new();
             for (host, command) in commands {
@@ -186,26 +202,27 @@ impl Connected {
                     .and_then(|i| self.connections.get(i))
                     .map(|connection| connection.clone().map_err(|e| chain(e.as_ref())));
                 running.spawn(async move {
-                    let failure = match session {
-                        None => Some("not connected".to_string()),
-                        Some(Err(reason)) => Some(reason),
+                    let result = match session {
+                        None => Err("not connected".to_string()),
+                        Some(Err(reason)) => Err(reason),
                         Some(Ok(session)) => match session.run(&command, timeout).await {
-                            Ok(out) if out.success() => None,
-                            Ok(out) => Some(out.stderr_text()),
-                            Err(error) => Some(chain(&error)),
+                            Ok(out) if out.success() => {
+                                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+                            }
+                            Ok(out) => Err(out.stderr_text()),
+                            Err(error) => Err(chain(&error)),
                         },
                     };
-                    failure.map(|reason| (host, reason))
+                    (host, result)
                 });
             }
-            let mut failed = Vec::new();
+            let mut results = Vec::new();
             while let Some(done) = running.join_next().await {
-                if let Ok(Some(failure)) = done {
-                    failed.push(failure);
+                if let Ok(result) = done {
+                    results.push(result);
                 }
             }
-            failed.sort();
-            failed
+            results
         })
     }
 

@@ -2,13 +2,13 @@
 //! release each touched host ran before as `target.version` and the `rollback` variable naming
 //! the undone run's backup folder on the host. Pure: no I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
 use super::{RollbackChoice, RollbackWay};
 use crate::facts::HostFacts;
-use crate::inventory::{HostName, Inventory};
+use crate::inventory::{HostName, Inventory, ReleaseSums};
 use crate::plan::{
     current_context, pins_context, render_steps, Choice, Plan, PlanOrigin, PlanParts,
     ProcedureKind, ROLLING_DOWNTIME,
@@ -28,6 +28,9 @@ pub struct RollbackInputs<'a> {
     /// The hosts whose backup of the undone run is gone: they get the previous release from
     /// the release source (`previous`, checked by `check_backups`).
     pub backup_gone: &'a [HostName],
+    /// The SHA-256 sums the undone run's `keep-previous` step recorded with its backup, by
+    /// host (read when planning; runs made before it recorded none).
+    pub backup_sums: &'a BTreeMap<HostName, ReleaseSums>,
     /// The inventory with the previous release as its target, when its source offers it.
     pub previous: Option<&'a Inventory>,
     pub origin: &'a PlanOrigin,
@@ -41,6 +44,7 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         facts,
         choice,
         backup_gone,
+        backup_sums,
         previous,
         origin,
     } = inputs;
@@ -77,6 +81,7 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
                 "backup_dir": backup_dir,
                 "binaries_dir": binaries_dir,
                 "from_release": from_release,
+                "sums": backup_sums.get(&host.name).filter(|_| !from_release),
                 "swap": choice.touched.contains(&host.name),
                 "way": match &choice.way {
                     RollbackWay::OneAtATime => "one_at_a_time",
@@ -93,7 +98,7 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
             RollbackWay::OneAtATime => ROLLING_DOWNTIME.to_string(),
             RollbackWay::RestoreRaft { .. } => RESTORE_DOWNTIME.to_string(),
         },
-        backups: backups(choice, undone, backup_gone),
+        backups: backups(choice, inventory, backup_gone, backup_sums),
         choice: Choice {
             procedure: ProcedureKind::Rollback,
             from: choice.from,
@@ -114,11 +119,41 @@ const RESTORE_DOWNTIME: &str =
     "every peer is down from `stop-peers` until they start again on the previous release \
      and elect a leader: typically seconds, at most the `cluster-back` wait";
 
-fn backups(choice: &RollbackChoice, undone: &str, gone: &[HostName]) -> Vec<String> {
+fn backups(
+    choice: &RollbackChoice,
+    inventory: &Inventory,
+    gone: &[HostName],
+    sums: &BTreeMap<HostName, ReleaseSums>,
+) -> Vec<String> {
+    let undone = choice.undoes.as_str();
     let mut list = vec![format!(
         "the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{undone}/ on each host, \
          checked on every host before any peer stops"
     )];
+    // Docker hosts keep no binaries: their image is pulled again.
+    let unsummed: Vec<HostName> = inventory
+        .hosts
+        .iter()
+        .filter(|host| host.vars.str("service_manager") != Some("docker"))
+        .map(|host| &host.name)
+        .filter(|host| choice.touched.contains(host))
+        .filter(|host| !gone.contains(host) && !sums.contains_key(*host))
+        .cloned()
+        .collect();
+    if !sums.is_empty() {
+        let summed: Vec<HostName> = sums.keys().cloned().collect();
+        list.push(format!(
+            "on {}: against the SHA-256 sums run {undone} recorded with its backup (shown in this plan)",
+            crate::message::HostNames(&summed)
+        ));
+    }
+    if !unsummed.is_empty() {
+        list.push(format!(
+            "on {}: run {undone} recorded no SHA-256 sums with its backup (made before they were kept): \
+             checked by the release it reports only",
+            crate::message::HostNames(&unsummed)
+        ));
+    }
     if !gone.is_empty() {
         list.push(format!(
             "that backup is gone from {}: {} comes from the release source there, staged in <bin_dir>/.cluster-upgrade/{} \

@@ -155,12 +155,21 @@ fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
         run_id: "20261204T010000Z-0002".parse().unwrap(),
         ..PlanOrigin::example(&inventory)
     };
+    // h1's backup came with the sums keep-previous recorded; h2's (an older run's) without.
+    let sums = std::collections::BTreeMap::from([(
+        HostName::from("h1"),
+        crate::inventory::ReleaseSums {
+            service: "a".repeat(64).parse().unwrap(),
+            ctl: "b".repeat(64).parse().unwrap(),
+        },
+    )]);
     let rollback = build_rollback_plan(RollbackInputs {
         inventory: &inventory,
         playbook: &playbook("rollback.yaml"),
         facts: &now,
         choice: &choice,
         backup_gone: &[],
+        backup_sums: &sums,
         previous: None,
         origin: &origin,
     })
@@ -182,8 +191,26 @@ fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
         command.contains("/lab/bin/.cluster-upgrade/backup/20261204T000000Z-0001/"),
         "{command}"
     );
-    let verify = rollback.steps[0].hosts[0].command.clone().unwrap();
-    assert!(verify.contains("1.0.8"), "{verify}");
+    let verify = &rollback.steps[0];
+    assert_eq!(verify.id.as_str(), "verify-backup");
+    let command = |host: usize| verify.hosts[host].command.clone().unwrap();
+    assert!(command(0).contains("1.0.8"), "{}", command(0));
+    assert!(
+        command(0).contains(&format!("{} ipfs-cluster-service", "a".repeat(64)))
+            && command(0).contains("sha256sum -c"),
+        "h1's copies are checked against the sums: {}",
+        command(0)
+    );
+    assert!(!command(1).contains("sha256sum -c"), "{}", command(1));
+    let backups = rollback.backups.join("\n");
+    assert!(
+        backups.contains("on h1: against the SHA-256 sums run 20261204T000000Z-0001 recorded"),
+        "{backups}"
+    );
+    assert!(
+        backups.contains("on h2: run 20261204T000000Z-0001 recorded no SHA-256 sums"),
+        "{backups}"
+    );
 }
 
 #[test]

@@ -420,3 +420,75 @@ fn a_host_whose_backup_is_gone_gets_the_previous_release_from_the_release_source
     assert_eq!(started_on(journal, "restore-binaries"), ["h1", "h2", "h3"]);
     lab.assert_cluster(FROM, 3, 5);
 }
+
+/// `keep-previous` records the SHA-256 sums of the binaries it backs up; a rollback reads them
+/// when it is planned (and shows that it will check them) and refuses, before any peer stops,
+/// a backup that differs from them, although the altered binary still runs and reports the
+/// previous release.
+#[test]
+fn a_backup_that_differs_from_the_sums_its_run_recorded_is_refused_before_any_peer_stops() {
+    let lab = Lab::up_with(3, FROM, 5, &["--target", TO]);
+    assert_success(&apply(&lab), "the rolling upgrade");
+    let upgrade = runs(&lab)[0].0.clone();
+    let backup = |host: &str| {
+        lab.home(host)
+            .join("bin/.cluster-upgrade/backup")
+            .join(&upgrade)
+    };
+    let recorded = std::fs::read_to_string(backup("h2").join("SHA256SUMS")).unwrap();
+    assert_eq!(recorded.lines().count(), 2, "{recorded}");
+    assert!(recorded.contains("  ipfs-cluster-service\n"), "{recorded}");
+
+    // Other bytes, same release: the stand-in's release trailer (JSON, then its length as a
+    // little-endian u32 and a 16-byte magic, at the end of the executable) written again,
+    // pretty-printed. The binary still runs and reports 1.0.8.
+    let service = backup("h2").join("ipfs-cluster-service");
+    let bytes = std::fs::read(&service).unwrap();
+    let (rest, magic) = bytes.split_at(bytes.len() - 16);
+    let (rest, length) = rest.split_at(rest.len() - 4);
+    let length = u32::from_le_bytes(length.try_into().unwrap()) as usize;
+    let (program, body) = rest.split_at(rest.len() - length);
+    let trailer: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let body = serde_json::to_vec_pretty(&trailer).unwrap();
+    assert_ne!(body.len(), length, "the trailer is written differently");
+    let mut altered = program.to_vec();
+    altered.extend_from_slice(&body);
+    altered.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    altered.extend_from_slice(magic);
+    std::fs::write(&service, altered).unwrap();
+    let version = std::process::Command::new(&service)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(text(&version.stdout).contains(FROM), "{version:?}");
+
+    let out = rollback(&lab, &[]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "on h1, h2, h3: against the SHA-256 sums run {upgrade} recorded with its backup"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    // The run's table names the failure with the command's stderr.
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "the backup of run {upgrade} differs from the SHA-256 sums its keep-previous step recorded"
+        )),
+        "{shown}"
+    );
+    assert!(
+        text(&out.stderr).contains("step `verify-backup` failed on h2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let all = runs(&lab);
+    let journal = &all.last().unwrap().1;
+    let mut verified = started_on(journal, "verify-backup");
+    verified.sort();
+    assert_eq!(verified, ["h1", "h2", "h3"], "a parallel step");
+    assert!(started_on(journal, "stop-peer").is_empty(), "{journal}");
+    lab.assert_cluster(TO, 3, 5);
+}
