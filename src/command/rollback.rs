@@ -83,6 +83,10 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
     let choice = check_rollback(undone, &facts)
         .map_err(RollbackError::from)
         .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
+    let undone_backups = begun.state.run(&undone_id).backups_dir();
+    if let RollbackWay::RestoreExport { file, sha256, .. } = &choice.way {
+        check_export(&undone_backups, &undone_id, file, sha256)?;
+    }
     let (backup_gone, backup_sums) = read_backups(&connected, &inventory, &choice, &undone_id);
     let previous = inventory.with_target(choice.to);
     check_backups(
@@ -100,6 +104,7 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
         choice: &choice,
         backup_gone: &backup_gone,
         backup_sums: &backup_sums,
+        undone_backups: &undone_backups,
         previous: previous.as_ref(),
         origin: &origin,
     })
@@ -110,6 +115,10 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
             crate::message::HostNames(&choice.touched),
             choice.from,
             choice.to,
+        ),
+        RollbackWay::RestoreExport { anchor, .. } => format!(
+            "Roll back run {undone_id}: stop every peer of `{}`, clean every peer's state and bring back {} with the state {anchor} exported before the upgrade?",
+            plan.cluster, choice.to,
         ),
         RollbackWay::RestoreRaft { .. } => format!(
             "Roll back run {undone_id}: stop every peer of `{}` and bring back {} with the raft state from before the upgrade?",
@@ -155,7 +164,8 @@ fn read_backups(
         .filter_map(|host| {
             let dir = RunContext::new(undone.as_str(), host.vars.bin_dir()).remote_backup_dir;
             let path = |file: &str| format!("{dir}/{file}");
-            let test = |file: &str| crate::transport::quote::join(&["test", "-f", &path(file)]).ok();
+            let test =
+                |file: &str| crate::transport::quote::join(&["test", "-f", &path(file)]).ok();
             let sums = path("SHA256SUMS");
             let read = crate::transport::quote::join(&["cat", "--", &sums]).ok()?;
             let exists = crate::transport::quote::join(&["test", "-e", &sums]).ok()?;
@@ -185,6 +195,33 @@ fn read_backups(
     }
     gone.sort_by_key(|name| inventory.hosts.iter().position(|h| &h.name == name));
     (gone, sums)
+}
+
+/// Refuses, before anything is planned, when the state export a `RestoreExport` rollback
+/// imports is gone from the undone run's `backups/` or differs from the digest its journal
+/// recorded.
+fn check_export(
+    backups: &std::path::Path,
+    run: &RunId,
+    file: &str,
+    sha256: &crate::inventory::Sha256,
+) -> Result<(), Error> {
+    let refused = |why: String| -> Error {
+        RollbackError::from(RollbackRefusal::ExportGone {
+            run: run.clone(),
+            file: file.to_string(),
+            why,
+        })
+        .into()
+    };
+    let found = crate::inventory::Sha256::of_file(&backups.join(file))
+        .map_err(|error| refused(format!("unreadable ({error})")))?;
+    if &found != sha256 {
+        return Err(refused(format!(
+            "changed (SHA-256 {found}, the journal recorded {sha256})"
+        )));
+    }
+    Ok(())
 }
 
 /// The run to undo: the one asked for, or the cluster's newest (see `rollback::pick_run`).

@@ -165,6 +165,23 @@ impl Sha256 {
         Sha256::from_bytes(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
     }
 
+    /// The digest of the file at `path`, read in chunks (state exports can be large).
+    pub fn of_file(path: &std::path::Path) -> std::io::Result<Sha256> {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+        }
+        Ok(Sha256::from_bytes(&hasher.finalize()))
+    }
+
     /// A computed digest, as hex.
     pub fn from_bytes(digest: &[u8]) -> Sha256 {
         Sha256(digest.iter().map(|b| format!("{b:02x}")).collect())

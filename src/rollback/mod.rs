@@ -53,7 +53,7 @@ pub enum RollbackRefusal {
         to: Version,
         why: String,
     },
-    #[error("run {run} crossed an RPC protocol change ({problem}): going back one peer at a time would mix them, and `rollback` does not stop the whole cluster yet")]
+    #[error("run {run} crossed an RPC protocol change ({problem}): going back one peer at a time would mix them, and without a state export of the run (crdt, standard procedure) `rollback` has no state to go back to with every peer stopped")]
     AcrossProtocol { run: RunId, problem: String },
     #[error("run {run} ran on a raft cluster of {peers} peers: one peer down leaves no quorum, so it cannot go back one peer at a time")]
     RaftTooSmall { run: RunId, peers: usize },
@@ -63,6 +63,12 @@ pub enum RollbackRefusal {
         hosts: Vec<HostName>,
         version: Version,
         offered_by: String,
+    },
+    #[error("the state export {file} of run {run} is {why} on the controller (its run directory's backups/): put it back, or roll back by hand")]
+    ExportGone {
+        run: RunId,
+        file: String,
+        why: String,
     },
     #[error("run {run} was pruned (`runs prune`): the backups it needs are gone")]
     Pruned { run: RunId },
@@ -110,6 +116,40 @@ pub enum RollbackWay {
     /// `daemon --upgrade` kept as `raft.old.0`; every peer started; the pinset made what it was
     /// right before (`playbooks/rollback-raft.yaml`).
     RestoreRaft { hosts: Vec<HostName> },
+    /// A crdt standard run across an RPC protocol change: every peer stopped, binaries back,
+    /// every store cleaned with the previous release, the state `anchor` exported with it
+    /// before the upgrade (`file` in the run's `backups/` on the controller, `sha256` as its
+    /// journal recorded) imported there, every peer started (the others sync from the
+    /// anchor), the pinset made what it was right before.
+    RestoreExport {
+        anchor: HostName,
+        file: String,
+        sha256: crate::inventory::Sha256,
+    },
+}
+
+impl RollbackWay {
+    /// The name the playbook reads (`rollback.way`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RollbackWay::OneAtATime => "one_at_a_time",
+            RollbackWay::RestoreRaft { .. } => "restore_raft",
+            RollbackWay::RestoreExport { .. } => "restore_export",
+        }
+    }
+}
+
+/// The first state export (in the order of the run's hosts) the undone run's `export-state`
+/// step saved on the controller: host, file name in its `backups/`, digest.
+fn first_export(undone: Undone<'_>) -> Option<(HostName, String, crate::inventory::Sha256)> {
+    undone.plan.facts.iter().find_map(|f| {
+        undone
+            .checkpoint
+            .backups
+            .iter()
+            .find(|(host, file, _)| *host == f.host && file.starts_with("state-export-"))
+            .cloned()
+    })
 }
 
 /// The hosts `undone` touched, in the order of its plan's facts.
@@ -189,12 +229,23 @@ pub fn check_rollback(
     let migrated_raft = plan.choice.procedure == ProcedureKind::Standard
         && raft
         && matches!((from.state_format(), to.state_format()), (Some(a), Some(b)) if a != b);
+    // A crdt standard run across a protocol change: back through the state the run exported
+    // with the previous release (stopping every peer), as no peer can go back alone.
+    let mut restore_export = None;
     if !migrated_raft {
         if let Some(problem) = mixed_versions_problem(from, to) {
-            return Err(RollbackRefusal::AcrossProtocol {
-                run: run.clone(),
-                problem,
-            });
+            let export = (!raft && plan.choice.procedure == ProcedureKind::Standard)
+                .then(|| first_export(undone))
+                .flatten();
+            match export {
+                Some(export) => restore_export = Some(export),
+                None => {
+                    return Err(RollbackRefusal::AcrossProtocol {
+                        run: run.clone(),
+                        problem,
+                    })
+                }
+            }
         }
         if raft && plan.facts.len() < 3 {
             return Err(RollbackRefusal::RaftTooSmall {
@@ -245,6 +296,12 @@ pub fn check_rollback(
         let (restored, problems) = raft_restores(run, from, to, now);
         drift.extend(problems);
         RollbackWay::RestoreRaft { hosts: restored }
+    } else if let Some((anchor, file, sha256)) = restore_export {
+        RollbackWay::RestoreExport {
+            anchor,
+            file,
+            sha256,
+        }
     } else {
         RollbackWay::OneAtATime
     };
@@ -275,6 +332,19 @@ pub fn check_rollback(
                     "pebble stores the run raised stay raised: {from} itself rewrote them, and opens them"
                 ));
             }
+        }
+        RollbackWay::RestoreExport { anchor, file, .. } => {
+            reasons.push(format!(
+                "{from} and {to} speak different RPC protocols, so no peer can go back alone: every peer stops and gets {from}'s \
+                 binaries back from the run's backup; every peer's CRDT store is cleaned with {from}, the state {anchor} exported \
+                 with {from} before the upgrade ({file}, kept on the controller) is imported on {anchor}, and every peer starts \
+                 (the others fetch the pinset from {anchor})"
+            ));
+            reasons.push(
+                "pins added or removed since the upgrade are not in that export: the pinset is listed right before the stop and \
+                 made so again once the cluster is back (missing pins added, others removed)"
+                    .to_string(),
+            );
         }
         RollbackWay::RestoreRaft { hosts } => {
             reasons.push(format!(

@@ -31,6 +31,9 @@ pub struct RollbackInputs<'a> {
     /// The SHA-256 sums the undone run's `keep-previous` step recorded with its backup, by
     /// host (read when planning; runs made before it recorded none).
     pub backup_sums: &'a BTreeMap<HostName, ReleaseSums>,
+    /// The undone run's `backups/` folder on the controller (where a `RestoreExport` way's
+    /// export is uploaded from).
+    pub undone_backups: &'a std::path::Path,
     /// The inventory with the previous release as its target, when its source offers it.
     pub previous: Option<&'a Inventory>,
     pub origin: &'a PlanOrigin,
@@ -45,16 +48,32 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         choice,
         backup_gone,
         backup_sums,
+        undone_backups,
         previous,
         origin,
     } = inputs;
     let run_id = origin.run_id.as_str();
     let undone = choice.undoes.as_str();
-    // No step runs on an anchor; the last host stands in so contexts are whole.
-    let anchor = inventory
-        .hosts
-        .last()
-        .expect("a validated inventory has hosts");
+    // The peer that imports the export; else the last host (it lists the pins before a raft
+    // restore).
+    let anchor = match &choice.way {
+        RollbackWay::RestoreExport { anchor, .. } => inventory
+            .host(anchor)
+            .expect("the export's host is an inventory host"),
+        _ => inventory
+            .hosts
+            .last()
+            .expect("a validated inventory has hosts"),
+    };
+    let export = match &choice.way {
+        RollbackWay::RestoreExport { file, sha256, .. } => json!({
+            "local": undone_backups.join(file).display().to_string(),
+            "sha256": sha256.to_string(),
+            "remote": format!("{}/state-export.json", RunContext::new(run_id, anchor.vars.bin_dir()).remote_backup_dir),
+        }),
+        // Not used: the playbook's steps that read it run for `restore_export` only.
+        _ => json!({"local": "/dev/null", "sha256": "0".repeat(64), "remote": "/dev/null"}),
+    };
     let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
     let pins = pins_context(facts);
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
@@ -83,10 +102,8 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
                 "from_release": from_release,
                 "sums": backup_sums.get(&host.name).filter(|_| !from_release),
                 "swap": choice.touched.contains(&host.name),
-                "way": match &choice.way {
-                    RollbackWay::OneAtATime => "one_at_a_time",
-                    RollbackWay::RestoreRaft { .. } => "restore_raft",
-                },
+                "way": choice.way.name(),
+                "export": export,
                 "restore_state": matches!(&choice.way, RollbackWay::RestoreRaft { hosts } if hosts.contains(&host.name)),
             }),
         );
@@ -96,7 +113,9 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         playbook: playbook.path.clone(),
         expected_downtime: match &choice.way {
             RollbackWay::OneAtATime => ROLLING_DOWNTIME.to_string(),
-            RollbackWay::RestoreRaft { .. } => RESTORE_DOWNTIME.to_string(),
+            RollbackWay::RestoreRaft { .. } | RollbackWay::RestoreExport { .. } => {
+                RESTORE_DOWNTIME.to_string()
+            }
         },
         backups: backups(choice, inventory, backup_gone, backup_sums),
         choice: Choice {
@@ -161,6 +180,12 @@ fn backups(
             crate::message::HostNames(gone),
             choice.to,
             choice.to
+        ));
+    }
+    if let RollbackWay::RestoreExport { anchor, file, .. } = &choice.way {
+        list.push(format!(
+            "the pinset is listed on {anchor} right before the stop (kept there and in this run's backups/); the state \
+             imported on {anchor} is run {undone}'s export {file}, checked against the SHA-256 its journal recorded"
         ));
     }
     if let RollbackWay::RestoreRaft { .. } = choice.way {

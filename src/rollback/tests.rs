@@ -170,6 +170,7 @@ fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
         choice: &choice,
         backup_gone: &[],
         backup_sums: &sums,
+        undone_backups: std::path::Path::new("/state/runs/r/backups"),
         previous: None,
         origin: &origin,
     })
@@ -295,6 +296,103 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
     let undone = undone_of(&run, &plan, &checkpoint);
     let choice = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap();
     assert_eq!(choice.way, RollbackWay::OneAtATime);
+}
+
+#[test]
+fn a_crdt_standard_run_across_a_protocol_change_goes_back_through_its_first_export() {
+    const V014: Version = Version::new(0, 14, 5);
+    let mut plan = upgrade_with(Consensus::Crdt, Some(ProcedureKind::Standard));
+    // The same plan for 0.14.5 → 1.1.6: /ipfscluster/0.12/rpc → /ipfscluster/1.0/rpc.
+    plan.choice.from = V014;
+    for host in &mut plan.facts {
+        host.service_version = Some(V014);
+    }
+    let mut checkpoint = journal(&plan, None, false);
+    let run = run_id();
+    let now = facts(TO, Consensus::Crdt);
+    // Without an export of the run: no state to go back to with every peer stopped.
+    let refused = check_rollback(undone_of(&run, &plan, &checkpoint), &now).unwrap_err();
+    assert!(
+        matches!(refused, RollbackRefusal::AcrossProtocol { .. }),
+        "{refused}"
+    );
+    let sha = |c: &str| -> crate::inventory::Sha256 { c.repeat(64).parse().unwrap() };
+    for (host, c) in [("h2", "2"), ("h1", "1")] {
+        checkpoint.apply(&Event::Backup {
+            host: host.parse().unwrap(),
+            file: format!("state-export-{host}-0.14.5.json"),
+            sha256: sha(c),
+        });
+    }
+    let choice = check_rollback(undone_of(&run, &plan, &checkpoint), &now).unwrap();
+    // The first host's, in the run's order, whatever the order the exports were saved in.
+    assert_eq!(
+        choice.way,
+        RollbackWay::RestoreExport {
+            anchor: "h1".parse().unwrap(),
+            file: "state-export-h1-0.14.5.json".into(),
+            sha256: sha("1"),
+        }
+    );
+    assert!(
+        choice.reasons[1].contains("the state h1 exported with 0.14.5 before the upgrade"),
+        "{:?}",
+        choice.reasons
+    );
+
+    // Planned: every peer stops, is cleaned, h1 imports its export, every peer starts.
+    let inventory = inventory();
+    let origin = PlanOrigin {
+        run_id: "20261204T010000Z-0002".parse().unwrap(),
+        ..PlanOrigin::example(&inventory)
+    };
+    let rollback = build_rollback_plan(RollbackInputs {
+        inventory: &inventory,
+        playbook: &playbook("rollback.yaml"),
+        facts: &now,
+        choice: &choice,
+        backup_gone: &[],
+        backup_sums: &std::collections::BTreeMap::new(),
+        undone_backups: std::path::Path::new("/state/runs/r/backups"),
+        previous: None,
+        origin: &origin,
+    })
+    .unwrap();
+    let ids: Vec<&str> = rollback.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "verify-backup",
+            "list-pins",
+            "stop-peers",
+            "restore-binaries-all",
+            "upload-export",
+            "clean-states",
+            "import-export",
+            "start-peers",
+            "cluster-back",
+            "reconcile-pins",
+            "pins-back"
+        ]
+    );
+    let step = |id: &str| rollback.steps.iter().find(|s| s.id.as_str() == id).unwrap();
+    let upload = &step("upload-export").hosts;
+    assert_eq!(upload.len(), 1);
+    assert_eq!(upload[0].host.as_str(), "h1");
+    assert_eq!(
+        upload[0].upload.as_ref().unwrap().from,
+        std::path::Path::new("/state/runs/r/backups/state-export-h1-0.14.5.json")
+    );
+    let import = step("import-export").hosts[0].command.clone().unwrap();
+    assert!(
+        import.contains("state import -f /lab/bin/.cluster-upgrade/backup/20261204T010000Z-0002/state-export.json"),
+        "{import}"
+    );
+    assert_eq!(step("clean-states").hosts.len(), 3);
+    assert!(rollback
+        .steps
+        .iter()
+        .all(|s| s.id.as_str() != "restore-raft"));
 }
 
 #[test]

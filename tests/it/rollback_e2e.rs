@@ -263,6 +263,68 @@ fn a_raft_upgrade_that_migrated_the_state_is_undone_with_its_raft_old_0_keeping_
 }
 
 #[test]
+fn a_crdt_upgrade_across_a_protocol_change_is_undone_through_its_export_keeping_pins_changed_since()
+{
+    let lab = Lab::up_with(3, "0.14.5", 5, &["--target", "1.0.8"]);
+    assert_success(
+        &apply(&lab),
+        "the standard 0.14.5 → 1.0.8 upgrade of crdt peers",
+    );
+    lab.assert_cluster("1.0.8", 3, 5);
+    // After the upgrade: one pin added, one of the first five removed.
+    let before = listed(&lab, "h1");
+    let added = crate::traffic::identity_cid(b"added after the crdt upgrade");
+    assert_success(&lab.ctl("h1", &["pin", "add", &added]), "pin add");
+    assert_success(&lab.ctl("h2", &["pin", "rm", &before[0]]), "pin rm");
+    let mut expected: Vec<String> = before[1..].to_vec();
+    expected.push(added.clone());
+    expected.sort();
+    lab.wait_for(
+        "the pin changes on every peer",
+        std::time::Duration::from_secs(60),
+        |lab| {
+            ["h1", "h2", "h3"]
+                .iter()
+                .all(|h| listed(lab, h) == expected)
+        },
+    );
+
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback across the protocol change");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(
+            "0.14.5 and 1.0.8 speak different RPC protocols, so no peer can go back alone"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the state h1 exported with 0.14.5"),
+        "{shown}"
+    );
+    let all = runs(&lab);
+    let journal = &all.last().unwrap().1;
+    assert_eq!(started_on(journal, "import-export"), ["h1"]);
+    let mut cleaned = started_on(journal, "clean-states");
+    cleaned.sort();
+    assert_eq!(cleaned, ["h1", "h2", "h3"]);
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some("0.14.5"), "{host:?}");
+        assert!(host.running, "{host:?}");
+        assert_eq!(host.peers, Some(3), "{host:?}");
+    }
+    lab.wait_for(
+        "the pinset of before the rollback on every peer",
+        std::time::Duration::from_secs(60),
+        |lab| {
+            ["h1", "h2", "h3"]
+                .iter()
+                .all(|h| listed(lab, h) == expected)
+        },
+    );
+}
+
+#[test]
 fn a_staged_upgrade_is_refused_and_nothing_changes() {
     let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.0.8"]);
     let out = apply(&lab);
