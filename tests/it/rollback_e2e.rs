@@ -198,6 +198,33 @@ fn listed(lab: &Lab, host: &str) -> Vec<String> {
     cids
 }
 
+/// Adds a pin (the identity CID of `content`) on h1 and removes h1's first on h2, then waits
+/// (up to `secs`) until every peer lists the result: the sorted CIDs returned.
+fn change_pins(lab: &Lab, content: &[u8], secs: u64) -> Vec<String> {
+    let before = listed(lab, "h1");
+    let added = crate::traffic::identity_cid(content);
+    assert_success(&lab.ctl("h1", &["pin", "add", &added]), "pin add");
+    assert_success(&lab.ctl("h2", &["pin", "rm", &before[0]]), "pin rm");
+    let mut expected: Vec<String> = before[1..].to_vec();
+    expected.push(added);
+    expected.sort();
+    wait_until_listed(lab, "the pin changes", &expected, secs);
+    expected
+}
+
+/// Waits (up to `secs`) until h1, h2 and h3 each list exactly `expected`.
+fn wait_until_listed(lab: &Lab, what: &str, expected: &[String], secs: u64) {
+    lab.wait_for(
+        &format!("{what} on every peer"),
+        std::time::Duration::from_secs(secs),
+        |lab| {
+            ["h1", "h2", "h3"]
+                .iter()
+                .all(|h| listed(lab, h) == expected)
+        },
+    );
+}
+
 #[test]
 fn a_raft_upgrade_that_migrated_the_state_is_undone_with_its_raft_old_0_keeping_pins_added_since() {
     let lab = Lab::up(3, "0.9.0", 5);
@@ -205,22 +232,7 @@ fn a_raft_upgrade_that_migrated_the_state_is_undone_with_its_raft_old_0_keeping_
     let target = lab.status()[0].version.clone().unwrap();
     assert_ne!(target, "0.9.0");
     // After the upgrade: one pin added, one of the first five removed.
-    let before = listed(&lab, "h1");
-    let added = crate::traffic::identity_cid(b"added after the upgrade");
-    assert_success(&lab.ctl("h1", &["pin", "add", &added]), "pin add");
-    assert_success(&lab.ctl("h2", &["pin", "rm", &before[0]]), "pin rm");
-    let mut expected: Vec<String> = before[1..].to_vec();
-    expected.push(added.clone());
-    expected.sort();
-    lab.wait_for(
-        "the pin changes on every peer",
-        std::time::Duration::from_secs(30),
-        |lab| {
-            ["h1", "h2", "h3"]
-                .iter()
-                .all(|h| listed(lab, h) == expected)
-        },
-    );
+    let expected = change_pins(&lab, b"added after the upgrade", 30);
 
     let out = rollback(&lab, &[]);
     assert_success(&out, "rollback of the raft upgrade");
@@ -272,22 +284,7 @@ fn a_crdt_upgrade_across_a_protocol_change_is_undone_through_its_export_keeping_
     );
     lab.assert_cluster("1.0.8", 3, 5);
     // After the upgrade: one pin added, one of the first five removed.
-    let before = listed(&lab, "h1");
-    let added = crate::traffic::identity_cid(b"added after the crdt upgrade");
-    assert_success(&lab.ctl("h1", &["pin", "add", &added]), "pin add");
-    assert_success(&lab.ctl("h2", &["pin", "rm", &before[0]]), "pin rm");
-    let mut expected: Vec<String> = before[1..].to_vec();
-    expected.push(added.clone());
-    expected.sort();
-    lab.wait_for(
-        "the pin changes on every peer",
-        std::time::Duration::from_secs(60),
-        |lab| {
-            ["h1", "h2", "h3"]
-                .iter()
-                .all(|h| listed(lab, h) == expected)
-        },
-    );
+    let expected = change_pins(&lab, b"added after the crdt upgrade", 60);
 
     let out = rollback(&lab, &[]);
     assert_success(&out, "rollback across the protocol change");
@@ -313,15 +310,7 @@ fn a_crdt_upgrade_across_a_protocol_change_is_undone_through_its_export_keeping_
         assert!(host.running, "{host:?}");
         assert_eq!(host.peers, Some(3), "{host:?}");
     }
-    lab.wait_for(
-        "the pinset of before the rollback on every peer",
-        std::time::Duration::from_secs(60),
-        |lab| {
-            ["h1", "h2", "h3"]
-                .iter()
-                .all(|h| listed(lab, h) == expected)
-        },
-    );
+    wait_until_listed(&lab, "the pinset of before the rollback", &expected, 60);
 }
 
 #[test]

@@ -111,19 +111,25 @@ fn a_rolling_upgrade_of_5_peers_under_writes_keeps_n_minus_1_answering_and_every
     rolled_under_traffic(5);
 }
 
+/// For each of `steps`: runs cluster-upgrade with `args` (state directory `state`) until that
+/// step starts once more than before, then SIGKILLs it.
+fn kill_as_each_starts(args: &[&str], state: &std::path::Path, steps: &[&str]) {
+    for step in steps {
+        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+        let already = journals_in(state).matches(&needle).count();
+        let mut child = start_until(args, state, step, already + 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
 #[test]
 fn killed_as_each_rolling_step_starts_apply_finishes_with_every_pin() {
     let lab = lab(3, 10);
     let state = lab.path().join(".cluster-upgrade");
     let inventory = lab.inventory();
     let args = ["apply", inventory.to_str().unwrap(), "--yes"];
-    for step in ROLLING_STEPS {
-        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-        let already = journals_in(&state).matches(&needle).count();
-        let mut child = start_until(&args, &state, step, already + 1);
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    kill_as_each_starts(&args, &state, &ROLLING_STEPS);
     let out = apply(&lab);
     assert_success(&out, "apply after the kills");
     lab.assert_cluster(TO, 3, 10);
@@ -226,19 +232,17 @@ fn killed_as_each_resync_step_starts_apply_finishes_the_resync_with_every_pin() 
     let args = ["apply", inventory.to_str().unwrap(), "--yes"];
     let apis = lab_apis(lab.path());
     let out = under_traffic("killed during a resync", &apis, || {
-        for step in [
-            "resync-cluster-whole",
-            "resync-stop",
-            "resync-cleanup",
-            "resync-start",
-            "resync-ready",
-        ] {
-            let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-            let already = journals_in(&state).matches(&needle).count();
-            let mut child = start_until(&args, &state, step, already + 1);
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        kill_as_each_starts(
+            &args,
+            &state,
+            &[
+                "resync-cluster-whole",
+                "resync-stop",
+                "resync-cleanup",
+                "resync-start",
+                "resync-ready",
+            ],
+        );
         apply(&lab)
     });
     assert_success(&out, "apply after the kills");
