@@ -22,6 +22,25 @@ pub struct RunFiles {
     pub versions: Vec<Version>,
     /// Pruned already: neither pruned again nor counted as kept.
     pub pruned: bool,
+    /// Went through intermediate releases: each stage kept its backup under its own run id
+    /// (`RunContext::stage_run_id`).
+    pub staged: bool,
+}
+
+impl RunFiles {
+    /// The run ids its remote backup folders are named after.
+    fn backup_runs(&self) -> Vec<String> {
+        if !self.staged {
+            return vec![self.id.to_string()];
+        }
+        // `versions` starts with the release before the run; each stage is named after its
+        // target.
+        self.versions
+            .iter()
+            .skip(1)
+            .map(|v| RunContext::stage_run_id(self.id.as_str(), *v))
+            .collect()
+    }
 }
 
 /// The file in a run directory that says the run was pruned.
@@ -77,7 +96,8 @@ pub fn plan_prune(
             .map(|(name, bin_dir)| {
                 let mut paths: Vec<String> = pruned
                     .iter()
-                    .map(|(_, run)| RunContext::new(run.id.as_str(), bin_dir).remote_backup_dir)
+                    .flat_map(|(_, run)| run.backup_runs())
+                    .map(|id| RunContext::new(&id, bin_dir).remote_backup_dir)
                     .collect();
                 paths.extend(
                     staged
@@ -112,6 +132,7 @@ mod tests {
         RunFiles {
             id: format!("20261204T00000{n}Z-0001").parse().unwrap(),
             unfinished,
+            staged: versions.len() > 2,
             versions: versions.iter().map(|v| v.parse().unwrap()).collect(),
             pruned: false,
         }
@@ -153,6 +174,20 @@ mod tests {
             [
                 PathBuf::from("/s/runs/20261204T000001Z-0001/backups"),
                 PathBuf::from("/s/runs/20261204T000003Z-0001/backups"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_staged_run_loses_the_backup_folder_of_each_of_its_stages() {
+        let runs = [run(1, false, &["0.9.0", "0.10.1", "1.0.8"])];
+        let plan = plan_prune(&runs, 0, &hosts(), Path::new("/s/runs"));
+        let paths = &plan.hosts[0].1;
+        assert_eq!(
+            paths[..2],
+            [
+                "/opt/bin/.cluster-upgrade/backup/20261204T000001Z-0001-to-0.10.1",
+                "/opt/bin/.cluster-upgrade/backup/20261204T000001Z-0001-to-1.0.8",
             ]
         );
     }

@@ -389,6 +389,12 @@ pub struct RollbackArgs {
     #[arg(value_name = "RUN_ID")]
     pub run_id: Option<RunId>,
 
+    /// When the rollback restores the state from before the upgrade and the peer it lists the
+    /// pinset on does not answer, go on without that listing: pins added after the upgrade are
+    /// lost and pins removed after it come back. Without it, such a rollback is refused.
+    #[arg(long)]
+    pub allow_pin_loss: bool,
+
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -107,8 +107,10 @@ pub struct RollbackSettings {
     pub input: InventoryInput,
     /// The run to undo; the cluster's newest when not given.
     pub run_id: Option<RunId>,
+    /// `--allow-pin-loss`.
+    pub allow_pin_loss: bool,
     pub run: RunSettings,
-    /// `--var`, `--playbooks`, `--ssh-config`, refused on a resume.
+    /// `--var`, `--playbooks`, `--ssh-config`, `--allow-pin-loss`, refused on a resume.
     pub planning_options: Vec<&'static str>,
 }
 
@@ -303,11 +305,13 @@ impl From<&RollbackArgs> for Settings {
         Settings::Rollback(RollbackSettings {
             input: input(&args.input, &args.run.ssh),
             run_id: args.run_id.clone(),
+            allow_pin_loss: args.allow_pin_loss,
             run: RunSettings::from(&args.run),
             planning_options: given(&[
                 ("--var", !args.input.vars.is_empty()),
                 ("--playbooks", args.input.playbooks.is_some()),
                 ("--ssh-config", args.run.ssh.ssh_config.is_some()),
+                ("--allow-pin-loss", args.allow_pin_loss),
             ]),
         })
     }

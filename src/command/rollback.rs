@@ -17,7 +17,8 @@ use crate::procedure::RunContext;
 use crate::report;
 use crate::rollback::{
     build_rollback_plan, check_backups, check_rollback, pick_run, rollback_problems, PastRun,
-    RollbackChoice, RollbackError, RollbackInputs, RollbackRefusal, RollbackWay, Undone,
+    PinLoss, RollbackChoice, RollbackError, RollbackInputs, RollbackRefusal, RollbackWay,
+    StateExport, Undone,
 };
 
 use super::begin::{begin, resume_unfinished, run_fresh, Fresh};
@@ -80,14 +81,19 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
         plan: &undone_plan,
         checkpoint: &checkpoint,
     };
-    let choice = check_rollback(undone, &facts)
+    let pin_loss = if settings.allow_pin_loss {
+        PinLoss::Allowed
+    } else {
+        PinLoss::Refused
+    };
+    let choice = check_rollback(undone, &facts, pin_loss)
         .map_err(RollbackError::from)
         .inspect_err(|_| report::print(&report::render_facts(&facts)))?;
     let undone_backups = begun.state.run(&undone_id).backups_dir();
-    if let RollbackWay::RestoreExport { file, sha256, .. } = &choice.way {
-        check_export(&undone_backups, &undone_id, file, sha256)?;
+    if let Some(export) = choice.way.export() {
+        check_export(&undone_backups, &undone_id, export)?;
     }
-    let (backup_gone, backup_sums) = read_backups(&connected, &inventory, &choice, &undone_id);
+    let (backup_gone, backup_sums) = read_backups(&connected, &inventory, &choice);
     let previous = inventory.with_target(choice.to);
     check_backups(
         &choice,
@@ -116,8 +122,12 @@ pub fn rollback(settings: &RollbackSettings) -> Result<(), Error> {
             choice.from,
             choice.to,
         ),
-        RollbackWay::RestoreExport { anchor, .. } => format!(
+        RollbackWay::RestoreExport(StateExport { anchor, .. }) => format!(
             "Roll back run {undone_id}: stop every peer of `{}`, clean every peer's state and bring back {} with the state {anchor} exported before the upgrade?",
+            plan.cluster, choice.to,
+        ),
+        RollbackWay::RebuildRaft(StateExport { anchor, .. }) => format!(
+            "Roll back run {undone_id}: stop every peer of `{}`, clean every peer's raft state and rebuild the cluster on {} around the state {anchor} exported before the upgrade?",
             plan.cluster, choice.to,
         ),
         RollbackWay::RestoreRaft { .. } => format!(
@@ -154,7 +164,6 @@ fn read_backups(
     connected: &Connected,
     inventory: &Inventory,
     choice: &RollbackChoice,
-    undone: &RunId,
 ) -> (Vec<HostName>, BTreeMap<HostName, ReleaseSums>) {
     let commands: Vec<(HostName, String)> = inventory
         .hosts
@@ -162,7 +171,7 @@ fn read_backups(
         .filter(|host| choice.touched.contains(&host.name))
         .filter(|host| host.vars.str("service_manager") != Some("docker"))
         .filter_map(|host| {
-            let dir = RunContext::new(undone.as_str(), host.vars.bin_dir()).remote_backup_dir;
+            let dir = RunContext::new(&choice.backup_run, host.vars.bin_dir()).remote_backup_dir;
             let path = |file: &str| format!("{dir}/{file}");
             let test =
                 |file: &str| crate::transport::quote::join(&["test", "-f", &path(file)]).ok();
@@ -200,12 +209,8 @@ fn read_backups(
 /// Refuses, before anything is planned, when the state export a `RestoreExport` rollback
 /// imports is gone from the undone run's `backups/` or differs from the digest its journal
 /// recorded.
-fn check_export(
-    backups: &std::path::Path,
-    run: &RunId,
-    file: &str,
-    sha256: &crate::inventory::Sha256,
-) -> Result<(), Error> {
+fn check_export(backups: &std::path::Path, run: &RunId, export: &StateExport) -> Result<(), Error> {
+    let StateExport { file, sha256, .. } = export;
     let refused = |why: String| -> Error {
         RollbackError::from(RollbackRefusal::ExportGone {
             run: run.clone(),

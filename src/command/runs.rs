@@ -204,6 +204,7 @@ pub fn prune(settings: &PruneSettings) -> Result<(), Error> {
             unfinished: info.checkpoint.is_unfinished(),
             versions: plan.versions(),
             pruned: info.dir.path.join(PRUNED_MARKER).exists(),
+            staged: !plan.choice.via.is_empty(),
         });
     }
     let hosts: Vec<(HostName, String)> = inventory

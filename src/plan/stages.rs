@@ -6,7 +6,7 @@ use super::build::{build_stage, PlanError, PlanInputs};
 use super::model::{Plan, PlannedStep};
 use crate::facts::HostFacts;
 use crate::inventory::{Inventory, Version};
-use crate::procedure::StepId;
+use crate::procedure::{RunContext, StepId};
 
 /// Plans `inputs` through `intermediate` (an inventory identical but for its target release);
 /// `why` says why the upgrade cannot be done in one step.
@@ -17,7 +17,7 @@ pub fn build_staged_plan(
 ) -> Result<Plan, PlanError> {
     let hop = intermediate.cluster.target_version;
     let run_id = &inputs.origin.run_id;
-    let first_run = format!("{run_id}-to-{hop}");
+    let first_run = RunContext::stage_run_id(run_id.as_str(), hop);
     let first = build_stage(
         PlanInputs {
             inventory: intermediate,
@@ -26,7 +26,8 @@ pub fn build_staged_plan(
         &first_run,
     )?;
     let predicted = facts_after(inputs.facts, hop);
-    let second_run = format!("{run_id}-to-{}", inputs.inventory.cluster.target_version);
+    let second_run =
+        RunContext::stage_run_id(run_id.as_str(), inputs.inventory.cluster.target_version);
     let second = build_stage(
         PlanInputs {
             facts: &predicted,

@@ -254,6 +254,12 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// The run id a stage of run `run_id` upgrading to `version` renders its steps with (its
+    /// remote folders, e.g. the backup its `keep-previous` step makes, are named after it).
+    pub fn stage_run_id(run_id: &str, version: crate::inventory::Version) -> String {
+        format!("{run_id}-to-{version}")
+    }
+
     /// A run context with the backup folder at `<bin_dir>/.cluster-upgrade/backup/<run id>`.
     pub fn new(run_id: &str, bin_dir: &str) -> RunContext {
         RunContext {

@@ -13,15 +13,45 @@ use crate::message::HostNames;
 use crate::plan::{mixed_versions_problem, Plan, ProcedureKind};
 use crate::procedure::StepId;
 
-/// The steps of the shipped playbooks that stop a peer or change its binaries: a host on which
-/// one of them started was touched by the run, and is rolled back.
-pub const TOUCHING_STEPS: [&str; 5] = [
+/// The steps of the shipped playbooks that stop a peer or change its binaries or its state: a
+/// host on which one of them started was touched by the run, and is rolled back. A staged
+/// run's steps carry their stage's prefix (`stage1-stop-peers`), see [`unstaged`].
+pub const TOUCHING_STEPS: [&str; 13] = [
     "stop-peer",
     "stop-peers",
     "install-release",
     "start-peer",
     "start-upgrade",
+    // bootstrap.yaml
+    "remove-peers",
+    "stop-others",
+    "stop-anchor",
+    "install-anchor",
+    "state-upgrade",
+    "start-anchor",
+    "install-others",
+    "bootstrap-others",
 ];
+
+/// A step's id without the `stageN-` prefix of a staged run.
+fn unstaged(step: &StepId) -> &str {
+    let id = step.as_str();
+    match id
+        .strip_prefix("stage")
+        .and_then(|rest| rest.split_once('-'))
+    {
+        Some((number, rest))
+            if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => id,
+    }
+}
+
+fn touching(step: &StepId) -> bool {
+    TOUCHING_STEPS.contains(&unstaged(step))
+}
 
 /// Why a rollback cannot be planned.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +75,7 @@ pub enum RollbackRefusal {
     AlreadyRolledBack { run: RunId, by: RunId },
     #[error("run {run} is a rollback itself: to go forward again, plan an upgrade (`cluster-upgrade plan`)")]
     RollbackOfRollback { run: RunId },
-    #[error("run {run} ({procedure}, {from} → {to}) changed the state, not only the binaries: {why}; rolling it back means restoring the pre-upgrade state, which `rollback` does not do yet (the run's exports are in its backups/ folder)")]
+    #[error("run {run} ({procedure}, {from} → {to}) changed the state, not only the binaries: {why}; `rollback` cannot restore the state from before it (the run's exports, if any, are in its backups/ folder)")]
     StateChanged {
         run: RunId,
         procedure: ProcedureKind,
@@ -80,6 +110,12 @@ pub enum RollbackRefusal {
     UnknownStep { run: RunId, step: StepId },
     #[error("every peer must answer before a rollback: {}", problems.join("; "))]
     Unreachable { problems: Vec<String> },
+    #[error("the pinset cannot be listed on {host} now ({why}): restoring the state from before run {run} would lose the pins added since and bring back those removed since; start the peer so that `rollback` lists them and makes them so again, or pass --allow-pin-loss")]
+    PinsUnlisted {
+        run: RunId,
+        host: HostName,
+        why: String,
+    },
     #[error("the cluster moved on since run {run}: {}; refusing to roll back over changes it did not make", problems.join("; "))]
     Drifted { run: RunId, problems: Vec<String> },
 }
@@ -90,6 +126,26 @@ pub struct Undone<'a> {
     pub run: &'a RunId,
     pub plan: &'a Plan,
     pub checkpoint: &'a Checkpoint,
+}
+
+impl Undone<'_> {
+    /// The run id under which the run's `keep-previous` step kept the binaries of the release
+    /// before it (`<bin_dir>/.cluster-upgrade/backup/<id>/`): a staged run's first stage's.
+    pub fn backup_run(&self) -> String {
+        match self.plan.choice.via.first() {
+            Some(hop) => crate::procedure::RunContext::stage_run_id(self.run.as_str(), *hop),
+            None => self.run.to_string(),
+        }
+    }
+}
+
+/// Whether pins changed since the upgrade may be lost (`--allow-pin-loss`) when the state
+/// from before it is restored and the pinset cannot be listed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PinLoss {
+    #[default]
+    Refused,
+    Allowed,
 }
 
 /// What the rollback does: the hosts it takes back to `to` (those the run touched), from the
@@ -103,8 +159,25 @@ pub struct RollbackChoice {
     pub from: Version,
     /// In inventory order.
     pub touched: Vec<HostName>,
+    /// The run id the undone run's backups on the hosts are named after (see
+    /// [`Undone::backup_run`]).
+    pub backup_run: String,
     pub way: RollbackWay,
+    /// The peer whose pinset is listed right before the stop and made so again at the end
+    /// (the ways that restore an older state); `None`: nothing to keep (binaries only) or the
+    /// operator let those pins go (`--allow-pin-loss`).
+    pub lister: Option<HostName>,
     pub reasons: Vec<String>,
+}
+
+/// A state export an undone run saved on the controller before it changed the state: the
+/// host it was taken on (which imports it), its file in the run's `backups/` and the digest
+/// the journal recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateExport {
+    pub anchor: HostName,
+    pub file: String,
+    pub sha256: crate::inventory::Sha256,
 }
 
 /// How the peers go back.
@@ -121,11 +194,13 @@ pub enum RollbackWay {
     /// before the upgrade (`file` in the run's `backups/` on the controller, `sha256` as its
     /// journal recorded) imported there, every peer started (the others sync from the
     /// anchor), the pinset made what it was right before.
-    RestoreExport {
-        anchor: HostName,
-        file: String,
-        sha256: crate::inventory::Sha256,
-    },
+    RestoreExport(StateExport),
+    /// A raft run whose state cannot be restored folder by folder (it went through
+    /// intermediate releases, bootstrapped the peers again, or a peer's `raft.old.0` is gone):
+    /// every peer stopped, binaries back, every raft folder cleaned with the previous release
+    /// (kept as `raft.old.0`), the export imported on its host, which starts alone; the others
+    /// start with `daemon --bootstrap` to it, as `recover` does; the pinset made what it was.
+    RebuildRaft(StateExport),
 }
 
 impl RollbackWay {
@@ -134,27 +209,53 @@ impl RollbackWay {
         match self {
             RollbackWay::OneAtATime => "one_at_a_time",
             RollbackWay::RestoreRaft { .. } => "restore_raft",
-            RollbackWay::RestoreExport { .. } => "restore_export",
+            RollbackWay::RestoreExport(_) => "restore_export",
+            RollbackWay::RebuildRaft(_) => "rebuild_raft",
+        }
+    }
+
+    /// The export the way imports, if it imports one.
+    pub fn export(&self) -> Option<&StateExport> {
+        match self {
+            RollbackWay::RestoreExport(export) | RollbackWay::RebuildRaft(export) => Some(export),
+            RollbackWay::OneAtATime | RollbackWay::RestoreRaft { .. } => None,
         }
     }
 }
 
-/// The first state export (in the order of the run's hosts) the undone run's `export-state`
-/// step saved on the controller: host, file name in its `backups/`, digest.
-fn first_export(undone: Undone<'_>) -> Option<(HostName, String, crate::inventory::Sha256)> {
-    undone.plan.facts.iter().find_map(|f| {
-        undone
-            .checkpoint
-            .backups
-            .iter()
-            .find(|(host, file, _)| *host == f.host && file.starts_with("state-export-"))
-            .cloned()
-    })
+/// The state export the undone run's `export-state` step saved on the controller with the
+/// release before it (`state-export-<host>-<from>.json`): the first in the order of the run's
+/// hosts among those whose peer lists its pinset `now`, else the first.
+fn first_export(undone: Undone<'_>, now: &[HostFacts]) -> Option<StateExport> {
+    let suffix = format!("-{}.json", undone.plan.choice.from);
+    let exports: Vec<StateExport> = undone
+        .plan
+        .facts
+        .iter()
+        .filter_map(|f| {
+            undone
+                .checkpoint
+                .backups
+                .iter()
+                .find(|(host, file, _)| {
+                    *host == f.host && file.starts_with("state-export-") && file.ends_with(&suffix)
+                })
+                .map(|(anchor, file, sha256)| StateExport {
+                    anchor: anchor.clone(),
+                    file: file.clone(),
+                    sha256: sha256.clone(),
+                })
+        })
+        .collect();
+    let lists = |export: &&StateExport| {
+        now.iter()
+            .any(|f| f.host == export.anchor && f.pins.is_some())
+    };
+    exports.iter().find(lists).or(exports.first()).cloned()
 }
 
 /// The hosts `undone` touched, in the order of its plan's facts.
 pub fn touched_hosts(undone: Undone<'_>) -> Vec<HostName> {
-    let touching = |step: &StepId| TOUCHING_STEPS.contains(&step.as_str());
     undone
         .plan
         .facts
@@ -178,6 +279,7 @@ pub fn touched_hosts(undone: Undone<'_>) -> Vec<HostName> {
 pub fn check_rollback(
     undone: Undone<'_>,
     now: &[HostFacts],
+    pin_loss: PinLoss,
 ) -> Result<RollbackChoice, RollbackRefusal> {
     let Undone {
         run,
@@ -195,7 +297,13 @@ pub fn check_rollback(
         to,
         why,
     };
-    match plan.choice.procedure {
+    let raft = plan
+        .facts
+        .iter()
+        .any(|f| f.consensus != Some(Consensus::Crdt));
+    let via = &plan.choice.via;
+    // Why the state can only be restored by rebuilding the cluster from the run's export.
+    let mut rebuild: Option<String> = match plan.choice.procedure {
         ProcedureKind::Rollback => {
             return Err(RollbackRefusal::RollbackOfRollback { run: run.clone() })
         }
@@ -209,50 +317,77 @@ pub fn check_rollback(
                 "it rebuilt the cluster from a surviving state".into(),
             ))
         }
-        ProcedureKind::Bootstrap => return Err(state_changed(
+        ProcedureKind::Bootstrap => Some(
             "it removed peers and upgraded the anchor's state; the others took it from the anchor"
                 .into(),
+        ),
+        ProcedureKind::Standard | ProcedureKind::Rolling if !via.is_empty() => Some(format!(
+            "it went through intermediate releases ({}), each migrating the state",
+            via.iter()
+                .map(Version::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
-        ProcedureKind::Standard | ProcedureKind::Rolling => {}
+        ProcedureKind::Standard | ProcedureKind::Rolling => None,
+    };
+    if let Some(why) = &rebuild {
+        if !raft {
+            return Err(state_changed(format!("{why} (a crdt cluster)")));
+        }
     }
-    if !plan.choice.via.is_empty() {
-        return Err(state_changed(
-            "it went through intermediate releases, each migrating the state".into(),
-        ));
-    }
-    let raft = plan
-        .facts
-        .iter()
-        .any(|f| f.consensus != Some(Consensus::Crdt));
     // A raft run that restarted with `daemon --upgrade` across a state format change: each
     // peer's pre-upgrade raft folder is its raft.old.0 now.
-    let migrated_raft = plan.choice.procedure == ProcedureKind::Standard
+    let migrated_raft = rebuild.is_none()
+        && plan.choice.procedure == ProcedureKind::Standard
         && raft
         && matches!((from.state_format(), to.state_format()), (Some(a), Some(b)) if a != b);
-    // A crdt standard run across a protocol change: back through the state the run exported
-    // with the previous release (stopping every peer), as no peer can go back alone.
-    let mut restore_export = None;
-    if !migrated_raft {
-        if let Some(problem) = mixed_versions_problem(from, to) {
-            let export = (!raft && plan.choice.procedure == ProcedureKind::Standard)
-                .then(|| first_export(undone))
-                .flatten();
-            match export {
-                Some(export) => restore_export = Some(export),
+    let mut export = None;
+    let mut raft_restored = Vec::new();
+    if migrated_raft {
+        let (restored, problems) = raft_restores(run, from, to, now);
+        raft_restored = restored;
+        if !problems.is_empty() {
+            match first_export(undone, now) {
+                // Folder by folder is not possible: back through the run's export.
+                Some(found) => {
+                    rebuild = Some(format!(
+                        "the raft.old.0 its `daemon --upgrade` left is not there any more ({})",
+                        problems.join("; ")
+                    ));
+                    export = Some(found);
+                }
                 None => {
-                    return Err(RollbackRefusal::AcrossProtocol {
+                    return Err(RollbackRefusal::Drifted {
                         run: run.clone(),
-                        problem,
+                        problems,
                     })
                 }
             }
         }
-        if raft && plan.facts.len() < 3 {
-            return Err(RollbackRefusal::RaftTooSmall {
+    } else if let Some(why) = &rebuild {
+        export = Some(first_export(undone, now).ok_or_else(|| {
+            state_changed(format!(
+                "{why}, and its journal records no state export taken with {from} to rebuild it from"
+            ))
+        })?);
+    } else if let Some(problem) = mixed_versions_problem(from, to) {
+        // A crdt standard run across a protocol change: back through the state the run
+        // exported with the previous release (stopping every peer), as no peer can go back
+        // alone.
+        export = (!raft && plan.choice.procedure == ProcedureKind::Standard)
+            .then(|| first_export(undone, now))
+            .flatten();
+        if export.is_none() {
+            return Err(RollbackRefusal::AcrossProtocol {
                 run: run.clone(),
-                peers: plan.facts.len(),
+                problem,
             });
         }
+    } else if raft && plan.facts.len() < 3 {
+        return Err(RollbackRefusal::RaftTooSmall {
+            run: run.clone(),
+            peers: plan.facts.len(),
+        });
     }
     let started: std::collections::BTreeSet<Option<Version>> =
         plan.facts.iter().map(|f| f.service_version).collect();
@@ -271,7 +406,7 @@ pub fn check_rollback(
     if let Some(step) = plan
         .steps
         .iter()
-        .find(|step| step.destructive && !TOUCHING_STEPS.contains(&step.id.as_str()))
+        .find(|step| step.destructive && !touching(&step.id))
     {
         return Err(RollbackRefusal::UnknownStep {
             run: run.clone(),
@@ -291,26 +426,21 @@ pub fn check_rollback(
             problems: unreachable,
         });
     }
-    let mut drift = drift(&touched, from, to, now);
-    let way = if migrated_raft {
-        let (restored, problems) = raft_restores(run, from, to, now);
-        drift.extend(problems);
-        RollbackWay::RestoreRaft { hosts: restored }
-    } else if let Some((anchor, file, sha256)) = restore_export {
-        RollbackWay::RestoreExport {
-            anchor,
-            file,
-            sha256,
-        }
-    } else {
-        RollbackWay::OneAtATime
-    };
+    let drift = drift(&touched, (from, via, to), now);
     if !drift.is_empty() {
         return Err(RollbackRefusal::Drifted {
             run: run.clone(),
             problems: drift,
         });
     }
+    let way = match (export, &rebuild) {
+        (Some(export), Some(_)) => RollbackWay::RebuildRaft(export),
+        (Some(export), None) => RollbackWay::RestoreExport(export),
+        (None, _) if migrated_raft => RollbackWay::RestoreRaft {
+            hosts: raft_restored,
+        },
+        (None, _) => RollbackWay::OneAtATime,
+    };
     let mut reasons = vec![format!(
         "its journal shows run {run} ({}, {from} → {to}) touched {} of {} peers: {}",
         plan.choice.procedure,
@@ -318,68 +448,148 @@ pub fn check_rollback(
         now.len(),
         HostNames(&touched)
     )];
-    match &way {
-        RollbackWay::OneAtATime => {
-            reasons.push(format!(
-                "it changed only binaries ({}): only those peers go back to {from}, one at a time, from the run's backup on each, the others serving",
-                match plan.choice.procedure {
-                    ProcedureKind::Rolling => "a rolling upgrade within one RPC protocol",
-                    _ => "a standard upgrade of a crdt cluster within one RPC protocol",
-                }
-            ));
-            if plan.steps.iter().any(|s| s.id.as_str() == "pebble-format") {
-                reasons.push(format!(
-                    "pebble stores the run raised stay raised: {from} itself rewrote them, and opens them"
-                ));
-            }
-        }
-        RollbackWay::RestoreExport { anchor, file, .. } => {
-            reasons.push(format!(
-                "{from} and {to} speak different RPC protocols, so no peer can go back alone: every peer stops and gets {from}'s \
-                 binaries back from the run's backup; every peer's CRDT store is cleaned with {from}, the state {anchor} exported \
-                 with {from} before the upgrade ({file}, kept on the controller) is imported on {anchor}, and every peer starts \
-                 (the others fetch the pinset from {anchor})"
-            ));
-            reasons.push(
-                "pins added or removed since the upgrade are not in that export: the pinset is listed right before the stop and \
-                 made so again once the cluster is back (missing pins added, others removed)"
-                    .to_string(),
-            );
-        }
-        RollbackWay::RestoreRaft { hosts } => {
-            reasons.push(format!(
-                "its restart with `daemon --upgrade` moved the raft state of {} from format {} to {}: every peer stops, gets \
-                 {from}'s binaries back from the run's backup and (where migrated) the raft folder the upgrade kept as raft.old.0 \
-                 (the current one stays beside it as raft.before-rollback-<run>), then every peer starts",
-                if hosts.is_empty() { "no peer".to_string() } else { HostNames(hosts).to_string() },
-                from.state_format().unwrap_or_default(),
-                to.state_format().unwrap_or_default(),
-            ));
-            reasons.push(
-                "pins added or removed since the upgrade are not in that state: the pinset is listed right before the stop and \
-                 made so again once the cluster is back (missing pins added, others removed)"
-                    .to_string(),
-            );
-        }
+    reasons.push(way_reason(&way, plan, rebuild.as_deref()));
+    if way == RollbackWay::OneAtATime
+        && plan
+            .steps
+            .iter()
+            .any(|s| unstaged(&s.id) == "pebble-format")
+    {
+        reasons.push(format!(
+            "pebble stores the run raised stay raised: {from} itself rewrote them, and opens them"
+        ));
     }
+    let lister = match pinset_keeping(&way, undone, now, pin_loss)? {
+        Some((lister, reason)) => {
+            reasons.push(reason);
+            lister
+        }
+        None => None,
+    };
     Ok(RollbackChoice {
         undoes: run.clone(),
         to: from,
         from: to,
         touched,
+        backup_run: undone.backup_run(),
         way,
+        lister,
         reasons,
     })
 }
 
+/// What the way does, in words.
+fn way_reason(way: &RollbackWay, plan: &Plan, rebuild: Option<&str>) -> String {
+    let (from, to) = (plan.choice.from, plan.choice.to);
+    match way {
+        RollbackWay::OneAtATime => format!(
+            "it changed only binaries ({}): only those peers go back to {from}, one at a time, from the run's backup on each, the others serving",
+            match plan.choice.procedure {
+                ProcedureKind::Rolling => "a rolling upgrade within one RPC protocol",
+                _ => "a standard upgrade of a crdt cluster within one RPC protocol",
+            }
+        ),
+        RollbackWay::RestoreExport(StateExport { anchor, file, .. }) => format!(
+            "{from} and {to} speak different RPC protocols, so no peer can go back alone: every peer stops and gets {from}'s \
+             binaries back from the run's backup; every peer's CRDT store is cleaned with {from}, the state {anchor} exported \
+             with {from} before the upgrade ({file}, kept on the controller) is imported on {anchor}, and every peer starts \
+             (the others fetch the pinset from {anchor})"
+        ),
+        RollbackWay::RebuildRaft(StateExport { anchor, file, .. }) => format!(
+            "{}: its raft state cannot be put back folder by folder, so the cluster is rebuilt from the state {anchor} \
+             exported with {from} before the upgrade ({file}, kept on the controller): every peer stops and gets {from}'s \
+             binaries back from the run's backup; every raft folder is cleaned with {from} (kept as raft.old.0); {anchor} \
+             imports the export and starts alone; every other peer starts with `daemon --bootstrap` to {anchor}",
+            rebuild.unwrap_or("its state changed")
+        ),
+        RollbackWay::RestoreRaft { hosts } => format!(
+            "its restart with `daemon --upgrade` moved the raft state of {} from format {} to {}: every peer stops, gets \
+             {from}'s binaries back from the run's backup and (where migrated) the raft folder the upgrade kept as raft.old.0 \
+             (the current one stays beside it as raft.before-rollback-<run>), then every peer starts",
+            if hosts.is_empty() { "no peer".to_string() } else { HostNames(hosts).to_string() },
+            from.state_format().unwrap_or_default(),
+            to.state_format().unwrap_or_default(),
+        ),
+    }
+}
+
+/// For a way that restores the state from before the upgrade: the peer whose pinset is listed
+/// right before the stop and made so again at the end (the export's host, or the last peer
+/// that lists its pins for a raft restore), with what the plan says of it. When that peer
+/// cannot list its pins now, the pins changed since the upgrade would be lost: refused, unless
+/// `pin_loss` allows it (then no peer is listed). `None` for a way that keeps the state.
+fn pinset_keeping(
+    way: &RollbackWay,
+    undone: Undone<'_>,
+    now: &[HostFacts],
+    pin_loss: PinLoss,
+) -> Result<Option<(Option<HostName>, String)>, RollbackRefusal> {
+    let Undone { run, plan, .. } = undone;
+    let lister = match way {
+        RollbackWay::OneAtATime => return Ok(None),
+        RollbackWay::RestoreExport(export) | RollbackWay::RebuildRaft(export) => {
+            now.iter().find(|f| f.host == export.anchor)
+        }
+        RollbackWay::RestoreRaft { .. } => {
+            now.iter().rev().find(|f| f.pins.is_some()).or(now.last())
+        }
+    };
+    let Some(lister) = lister else {
+        return Ok(None);
+    };
+    let before = match crate::facts::Pinset::expected(&plan.facts) {
+        Some(pins) => format!("{} pins when run {run} was planned", pins.count),
+        None => format!("the pins of when run {run} was planned"),
+    };
+    match &lister.pins {
+        Some(pins) => Ok(Some((
+            Some(lister.host.clone()),
+            format!(
+                "the state restored holds the pinset of before the upgrade ({before}; {} lists {} now): pins added since \
+                 would be lost and pins removed since would come back by restoring it alone, so the pinset is listed on {} \
+                 right before the stop and made so again once the cluster is back (missing pins added, others removed)",
+                lister.host, pins.count, lister.host
+            ),
+        ))),
+        None => {
+            let why = if lister.running {
+                "it did not list its pins".to_string()
+            } else {
+                lister.not_running()
+            };
+            match pin_loss {
+                PinLoss::Refused => Err(RollbackRefusal::PinsUnlisted {
+                    run: run.clone(),
+                    host: lister.host.clone(),
+                    why,
+                }),
+                PinLoss::Allowed => Ok(Some((
+                    None,
+                    format!(
+                        "the pinset cannot be listed on {} now ({why}): the state restored holds the pinset of before the \
+                         upgrade ({before}); pins added or removed since are lost, as --allow-pin-loss allows",
+                        lister.host
+                    ),
+                ))),
+            }
+        }
+    }
+}
+
 /// Peers on a release the run did not install: a touched one must run the run's release or
 /// the previous one, an untouched one the previous one.
-fn drift(touched: &[HostName], from: Version, to: Version, now: &[HostFacts]) -> Vec<String> {
+/// A touched peer of a staged run may also run an intermediate release (`via`).
+fn drift(
+    touched: &[HostName],
+    (from, via, to): (Version, &[Version], Version),
+    now: &[HostFacts],
+) -> Vec<String> {
     let mut drift = Vec::new();
     for host in now {
         let version = host.service_version;
         let was_touched = touched.contains(&host.host);
-        let allowed = version == Some(from) || (was_touched && version == Some(to));
+        let allowed = version == Some(from)
+            || (was_touched && (version == Some(to) || version.is_some_and(|v| via.contains(&v))));
         if !allowed {
             drift.push(format!(
                 "{} has {} installed, {}",
@@ -498,8 +708,27 @@ pub fn pick_run(runs: &[PastRun], asked: Option<&RunId>) -> Result<RunId, Rollba
 
 /// The final check of a rollback: the final gate of a rolling run against the release the
 /// peers ran before (pins added meanwhile are welcome; none of the planned ones may go).
+/// A rollback that restores an older state without listing the pinset first
+/// (`--allow-pin-loss`: its plan stops every peer but has no `list-pins` step) checks no pins:
+/// the peers list the older state's.
 pub fn rollback_problems(plan: &Plan, now: &[HostFacts]) -> Vec<String> {
-    crate::plan::final_gate_problems(&plan.facts, plan.choice.to, now, ProcedureKind::Rollback)
+    let has = |id: &str| plan.steps.iter().any(|step| step.id.as_str() == id);
+    let pins_let_go = has("stop-peers") && !has("list-pins");
+    let planned: Vec<HostFacts>;
+    let planned = if pins_let_go {
+        planned = plan
+            .facts
+            .iter()
+            .map(|f| HostFacts {
+                pins: None,
+                ..f.clone()
+            })
+            .collect();
+        &planned
+    } else {
+        &plan.facts
+    };
+    crate::plan::final_gate_problems(planned, plan.choice.to, now, ProcedureKind::Rollback)
 }
 
 fn version_text(version: Option<Version>) -> String {

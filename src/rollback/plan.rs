@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
-use super::{RollbackChoice, RollbackWay};
+use super::{RollbackChoice, RollbackWay, StateExport};
 use crate::facts::HostFacts;
 use crate::inventory::{HostName, Inventory, ReleaseSums};
 use crate::plan::{
@@ -53,34 +53,41 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         origin,
     } = inputs;
     let run_id = origin.run_id.as_str();
-    let undone = choice.undoes.as_str();
-    // The peer that imports the export; else the last host (it lists the pins before a raft
-    // restore).
-    let anchor = match &choice.way {
-        RollbackWay::RestoreExport { anchor, .. } => inventory
-            .host(anchor)
-            .expect("the export's host is an inventory host"),
-        _ => inventory
-            .hosts
-            .last()
-            .expect("a validated inventory has hosts"),
+    let undone = choice.backup_run.as_str();
+    // The peer that imports the export, or lists the pinset before a raft restore; else the
+    // last host.
+    let anchor_name = match (choice.way.export(), &choice.lister) {
+        (Some(export), _) => Some(&export.anchor),
+        (None, lister) => lister.as_ref(),
     };
-    let export = match &choice.way {
-        RollbackWay::RestoreExport { file, sha256, .. } => json!({
+    let anchor = anchor_name
+        .and_then(|name| inventory.host(name))
+        .or(inventory.hosts.last())
+        .expect("a validated inventory has hosts");
+    let export = match choice.way.export() {
+        Some(StateExport { file, sha256, .. }) => json!({
             "local": undone_backups.join(file).display().to_string(),
             "sha256": sha256.to_string(),
             "remote": format!("{}/state-export.json", RunContext::new(run_id, anchor.vars.bin_dir()).remote_backup_dir),
         }),
-        // Not used: the playbook's steps that read it run for `restore_export` only.
-        _ => json!({"local": "/dev/null", "sha256": "0".repeat(64), "remote": "/dev/null"}),
+        // Not used: the playbook's steps that read it run for the ways with an export only.
+        None => json!({"local": "/dev/null", "sha256": "0".repeat(64), "remote": "/dev/null"}),
     };
+    // The address the other peers bootstrap to when the cluster is rebuilt around the anchor.
+    let anchor_facts = facts.iter().find(|f| f.host == anchor.name);
+    let anchor_multiaddr =
+        anchor_facts.and_then(|f| crate::recover::bootstrap_multiaddr(anchor, f, choice.to));
+    // Pins are kept (listed before the stop, made so again) unless the operator let them go.
+    let keep_pins = choice.lister.is_some() || choice.way == RollbackWay::OneAtATime;
     let by_name: HashMap<&str, &HostFacts> = facts.iter().map(|f| (f.host.as_str(), f)).collect();
     let pins = pins_context(facts);
     let steps = render_steps(playbook, inventory, &anchor.name, |host| {
         let host_facts = by_name[host.name.as_str()];
         let mut context = TemplateContext::new(inventory, host, anchor);
         context.target = TargetContext::new(choice.to);
-        context.cluster.pins = pins.clone();
+        context.cluster.pins = pins.clone().filter(|_| keep_pins);
+        context.anchor.peer_id = anchor_facts.and_then(|f| f.peer_id.clone());
+        context.anchor.multiaddr = anchor_multiaddr.clone();
         context.current = current_context(host_facts, None);
         context.run = RunContext::new(run_id, host.vars.bin_dir());
         if let Some(previous) = previous {
@@ -96,7 +103,7 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         context.vars.insert(
             "rollback".parse().expect("a valid name"),
             json!({
-                "undoes": undone,
+                "undoes": choice.undoes.as_str(),
                 "backup_dir": backup_dir,
                 "binaries_dir": binaries_dir,
                 "from_release": from_release,
@@ -104,6 +111,9 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
                 "swap": choice.touched.contains(&host.name),
                 "way": choice.way.name(),
                 "export": export,
+                "keep_pins": choice.lister.is_some(),
+                // `state cleanup` and `state import` take a local `-f` from 0.10 on.
+                "force_local": choice.to >= crate::inventory::Version::new(0, 10, 0),
                 "restore_state": matches!(&choice.way, RollbackWay::RestoreRaft { hosts } if hosts.contains(&host.name)),
             }),
         );
@@ -113,9 +123,10 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         playbook: playbook.path.clone(),
         expected_downtime: match &choice.way {
             RollbackWay::OneAtATime => ROLLING_DOWNTIME.to_string(),
-            RollbackWay::RestoreRaft { .. } | RollbackWay::RestoreExport { .. } => {
+            RollbackWay::RestoreRaft { .. } | RollbackWay::RestoreExport(_) => {
                 RESTORE_DOWNTIME.to_string()
             }
+            RollbackWay::RebuildRaft(_) => REBUILD_DOWNTIME.to_string(),
         },
         backups: backups(choice, inventory, backup_gone, backup_sums),
         choice: Choice {
@@ -138,6 +149,12 @@ const RESTORE_DOWNTIME: &str =
     "every peer is down from `stop-peers` until they start again on the previous release \
      and elect a leader: typically seconds, at most the `cluster-back` wait";
 
+/// Every peer is down from the stop until the anchor starts alone; the others join it one at a
+/// time.
+const REBUILD_DOWNTIME: &str =
+    "every peer is down from `stop-peers` until the anchor starts alone on the previous release with the \
+     imported state (typically seconds, at most the `anchor-alone` wait); the others join it one at a time";
+
 fn backups(
     choice: &RollbackChoice,
     inventory: &Inventory,
@@ -146,8 +163,9 @@ fn backups(
 ) -> Vec<String> {
     let undone = choice.undoes.as_str();
     let mut list = vec![format!(
-        "the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{undone}/ on each host, \
-         checked on every host before any peer stops"
+        "the binaries put back come from run {undone}'s backup, <bin_dir>/.cluster-upgrade/backup/{}/ on each host, \
+         checked on every host before any peer stops",
+        choice.backup_run
     )];
     // Docker hosts keep no binaries: their image is pulled again.
     let unsummed: Vec<HostName> = inventory
@@ -182,16 +200,20 @@ fn backups(
             choice.to
         ));
     }
-    if let RollbackWay::RestoreExport { anchor, file, .. } = &choice.way {
+    if let Some(StateExport { anchor, file, .. }) = choice.way.export() {
+        let undone = choice.undoes.as_str();
         list.push(format!(
-            "the pinset is listed on {anchor} right before the stop (kept there and in this run's backups/); the state \
-             imported on {anchor} is run {undone}'s export {file}, checked against the SHA-256 its journal recorded"
+            "the state imported on {anchor} is run {undone}'s export {file}, checked against the SHA-256 its journal recorded"
+        ));
+    }
+    if let Some(lister) = &choice.lister {
+        list.push(format!(
+            "the pinset is listed on {lister} right before the stop (kept there and in this run's backups/)"
         ));
     }
     if let RollbackWay::RestoreRaft { .. } = choice.way {
         list.push(
-            "the migrated raft folder of each restored peer stays beside it as raft.before-rollback-<run id>; \
-             the pinset listed before the stop is kept on the anchor and in the run's backups/ on the controller"
+            "the migrated raft folder of each restored peer stays beside it as raft.before-rollback-<run id>"
                 .to_string(),
         );
     }

@@ -46,6 +46,7 @@ fn facts(version: Version, consensus: Consensus) -> Vec<HostFacts> {
             service_version: Some(version),
             running: true,
             peer_id: Some(format!("Qm{n}")),
+            multiaddr: Some(format!("/ip4/127.9.9.{}/tcp/9096/p2p/Qm{n}", n + 1)),
             peerset: Some(crate::facts::Peerset::from_ids(&ids)),
             pins: Some(Pinset::from_cids(["Qma", "Qmb"].map(String::from))),
             consensus: Some(consensus),
@@ -130,7 +131,7 @@ fn a_finished_rolling_run_goes_back_on_every_peer() {
     let checkpoint = journal(&plan, None, false);
     let run = run_id();
     let undone = undone_of(&run, &plan, &checkpoint);
-    let choice = check_rollback(undone, &facts(TO, Consensus::Crdt)).unwrap();
+    let choice = check_rollback(undone, &facts(TO, Consensus::Crdt), PinLoss::Refused).unwrap();
     assert_eq!((choice.from, choice.to), (TO, FROM));
     let names: Vec<&str> = choice.touched.iter().map(HostName::as_str).collect();
     assert_eq!(names, ["h1", "h2", "h3"]);
@@ -145,7 +146,7 @@ fn an_abandoned_run_goes_back_only_where_its_journal_says_it_went() {
     let mut now = facts(FROM, Consensus::Crdt);
     now[0].service_version = Some(TO);
     now[1].running = false;
-    let choice = check_rollback(undone, &now).unwrap();
+    let choice = check_rollback(undone, &now, PinLoss::Refused).unwrap();
     let names: Vec<&str> = choice.touched.iter().map(HostName::as_str).collect();
     assert_eq!(names, ["h1", "h2"], "h3 was never stopped");
 
@@ -221,7 +222,7 @@ fn a_run_that_stopped_before_touching_a_peer_has_nothing_to_roll_back() {
     let run = run_id();
     let undone = undone_of(&run, &plan, &checkpoint);
     assert_eq!(
-        check_rollback(undone, &facts(FROM, Consensus::Crdt)),
+        check_rollback(undone, &facts(FROM, Consensus::Crdt), PinLoss::Refused),
         Err(RollbackRefusal::NothingDone { run: run_id() })
     );
 }
@@ -233,7 +234,7 @@ fn an_unfinished_run_is_resumed_or_abandoned_first() {
     let run = run_id();
     let undone = undone_of(&run, &plan, &checkpoint);
     assert_eq!(
-        check_rollback(undone, &facts(FROM, Consensus::Crdt)),
+        check_rollback(undone, &facts(FROM, Consensus::Crdt), PinLoss::Refused),
         Err(RollbackRefusal::Unfinished { run: run_id() })
     );
 }
@@ -271,7 +272,7 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
     for host in &mut now {
         host.stored_states = stored(6, 5);
     }
-    let choice = check_rollback(undone, &now).unwrap();
+    let choice = check_rollback(undone, &now, PinLoss::Refused).unwrap();
     assert_eq!(
         choice.way,
         RollbackWay::RestoreRaft {
@@ -280,7 +281,7 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
     );
     // A backup rotated since (raft.old.0 in the new format) is not the upgrade's: refused.
     now[1].stored_states = stored(6, 6);
-    let refused = check_rollback(undone, &now).unwrap_err();
+    let refused = check_rollback(undone, &now, PinLoss::Refused).unwrap_err();
     assert!(
         refused
             .to_string()
@@ -294,7 +295,7 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
     let checkpoint = journal(&plan, None, false);
     let run = run_id();
     let undone = undone_of(&run, &plan, &checkpoint);
-    let choice = check_rollback(undone, &facts(TO, Consensus::Raft)).unwrap();
+    let choice = check_rollback(undone, &facts(TO, Consensus::Raft), PinLoss::Refused).unwrap();
     assert_eq!(choice.way, RollbackWay::OneAtATime);
 }
 
@@ -311,7 +312,8 @@ fn a_crdt_standard_run_across_a_protocol_change_goes_back_through_its_first_expo
     let run = run_id();
     let now = facts(TO, Consensus::Crdt);
     // Without an export of the run: no state to go back to with every peer stopped.
-    let refused = check_rollback(undone_of(&run, &plan, &checkpoint), &now).unwrap_err();
+    let refused =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap_err();
     assert!(
         matches!(refused, RollbackRefusal::AcrossProtocol { .. }),
         "{refused}"
@@ -324,15 +326,16 @@ fn a_crdt_standard_run_across_a_protocol_change_goes_back_through_its_first_expo
             sha256: sha(c),
         });
     }
-    let choice = check_rollback(undone_of(&run, &plan, &checkpoint), &now).unwrap();
+    let choice =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap();
     // The first host's, in the run's order, whatever the order the exports were saved in.
     assert_eq!(
         choice.way,
-        RollbackWay::RestoreExport {
+        RollbackWay::RestoreExport(StateExport {
             anchor: "h1".parse().unwrap(),
             file: "state-export-h1-0.14.5.json".into(),
             sha256: sha("1"),
-        }
+        })
     );
     assert!(
         choice.reasons[1].contains("the state h1 exported with 0.14.5 before the upgrade"),
@@ -403,7 +406,7 @@ fn a_peer_on_a_release_the_run_did_not_install_is_drift() {
     let undone = undone_of(&run, &plan, &checkpoint);
     let mut now = facts(TO, Consensus::Crdt);
     now[2].service_version = Some(Version::new(1, 1, 5));
-    let refused = check_rollback(undone, &now).unwrap_err();
+    let refused = check_rollback(undone, &now, PinLoss::Refused).unwrap_err();
     assert_eq!(
         refused.to_string(),
         "the cluster moved on since run 20261204T000000Z-0001: h3 has 1.1.5 installed, neither 1.0.8 \
@@ -452,4 +455,248 @@ fn the_newest_run_is_the_default_and_a_rolled_back_run_is_not_rolled_back_twice(
         pick_run(&runs, Some(&id(3))),
         Err(RollbackRefusal::NotFound { run: id(3) })
     );
+}
+
+/// The rollback plan of `choice`, planned over `now`.
+fn rollback_plan(choice: &RollbackChoice, now: &[HostFacts]) -> Plan {
+    let inventory = inventory();
+    let origin = PlanOrigin {
+        run_id: "20261204T010000Z-0002".parse().unwrap(),
+        ..PlanOrigin::example(&inventory)
+    };
+    build_rollback_plan(RollbackInputs {
+        inventory: &inventory,
+        playbook: &playbook("rollback.yaml"),
+        facts: now,
+        choice,
+        backup_gone: &[],
+        backup_sums: &std::collections::BTreeMap::new(),
+        undone_backups: std::path::Path::new("/state/runs/r/backups"),
+        previous: None,
+        origin: &origin,
+    })
+    .unwrap()
+}
+
+fn step_ids(plan: &Plan) -> Vec<&str> {
+    plan.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn sha(c: &str) -> crate::inventory::Sha256 {
+    c.repeat(64).parse().unwrap()
+}
+
+fn export_saved(checkpoint: &mut Checkpoint, host: &str, version: &str, c: &str) {
+    checkpoint.apply(&Event::Backup {
+        host: host.parse().unwrap(),
+        file: format!("state-export-{host}-{version}.json"),
+        sha256: sha(c),
+    });
+}
+
+#[test]
+fn a_raft_run_whose_raft_old_0_is_gone_is_rebuilt_from_its_export_around_the_exporting_peer() {
+    use crate::facts::StoredState;
+    const V09: Version = Version::new(0, 9, 0);
+    const V010: Version = Version::new(0, 10, 1);
+    let mut plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Standard));
+    plan.choice.from = V09;
+    plan.choice.to = V010;
+    for host in &mut plan.facts {
+        host.service_version = Some(V09);
+    }
+    let mut checkpoint = journal(&plan, None, false);
+    let run = run_id();
+    let mut now = facts(V010, Consensus::Raft);
+    for host in &mut now {
+        host.stored_states = vec![StoredState {
+            folder: "raft".into(),
+            snapshot: Some("2-10-1".into()),
+            first_byte: Some(6),
+        }];
+    }
+    // No raft.old.0 and no export: nothing to go back to.
+    let refused =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("h1: its raft state is in format 6 and raft.old.0 in format none"),
+        "{refused}"
+    );
+    // An export of the run's own release (0.10.1, a later stage's) is not the one.
+    export_saved(&mut checkpoint, "h1", "0.10.1", "9");
+    assert!(check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).is_err());
+    export_saved(&mut checkpoint, "h2", "0.9.0", "2");
+    let choice =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap();
+    assert_eq!(
+        choice.way,
+        RollbackWay::RebuildRaft(StateExport {
+            anchor: "h2".parse().unwrap(),
+            file: "state-export-h2-0.9.0.json".into(),
+            sha256: sha("2"),
+        })
+    );
+    assert_eq!(choice.lister, Some("h2".parse().unwrap()));
+    assert!(
+        choice.reasons[1]
+            .contains("the raft.old.0 its `daemon --upgrade` left is not there any more"),
+        "{:?}",
+        choice.reasons
+    );
+    assert!(
+        choice.reasons[2]
+            .contains("2 pins when run 20261204T000000Z-0001 was planned; h2 lists 2 now"),
+        "{:?}",
+        choice.reasons
+    );
+
+    // Planned: every peer stopped and cleaned, h2 imports and starts alone, the others
+    // bootstrap to it one at a time, the pinset made what it was.
+    let rollback = rollback_plan(&choice, &now);
+    assert_eq!(
+        step_ids(&rollback),
+        [
+            "verify-backup",
+            "list-pins",
+            "stop-peers",
+            "restore-binaries-all",
+            "upload-export",
+            "clean-rafts",
+            "import-raft-export",
+            "start-anchor",
+            "bootstrap-others",
+            "cluster-back",
+            "reconcile-pins",
+            "pins-back"
+        ]
+    );
+    let step = |id: &str| rollback.steps.iter().find(|s| s.id.as_str() == id).unwrap();
+    let on = |id: &str| -> Vec<&str> { step(id).hosts.iter().map(|h| h.host.as_str()).collect() };
+    assert_eq!(on("list-pins"), ["h2"]);
+    assert_eq!(on("import-raft-export"), ["h2"]);
+    assert_eq!(on("start-anchor"), ["h2"]);
+    assert_eq!(on("bootstrap-others"), ["h1", "h3"]);
+    assert_eq!(on("clean-rafts"), ["h1", "h2", "h3"]);
+    let bootstrap = step("bootstrap-others").hosts[0].command.clone().unwrap();
+    assert!(
+        bootstrap.contains("--bootstrap /ip4/127.9.9.3/tcp/9096/ipfs/Qm2"),
+        "{bootstrap}"
+    );
+    let clean = step("clean-rafts").hosts[0].command.clone().unwrap();
+    // 0.9 has no local `-f` (only the global `--force`).
+    assert!(
+        clean.contains("--force --config /lab/cfg state cleanup ||"),
+        "{clean}"
+    );
+    assert!(rollback
+        .backups
+        .iter()
+        .any(|b| b.contains("state-export-h2-0.9.0.json")));
+}
+
+#[test]
+fn a_bootstrap_run_is_rebuilt_from_the_export_taken_with_the_release_before_it() {
+    let plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Bootstrap));
+    assert_eq!(plan.choice.procedure, ProcedureKind::Bootstrap);
+    let mut checkpoint = journal(&plan, None, false);
+    let run = run_id();
+    let now = facts(TO, Consensus::Raft);
+    let refused =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("records no state export taken with 1.0.8"),
+        "{refused}"
+    );
+    export_saved(&mut checkpoint, "h3", "1.0.8", "3");
+    let choice =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap();
+    assert!(
+        matches!(&choice.way, RollbackWay::RebuildRaft(export) if export.anchor.as_str() == "h3"),
+        "{:?}",
+        choice.way
+    );
+    let names: Vec<&str> = choice.touched.iter().map(HostName::as_str).collect();
+    assert_eq!(names, ["h1", "h2", "h3"]);
+    // The same run over crdt peers (never planned: no raft state to rebuild) is refused.
+    let mut plan = plan;
+    for host in &mut plan.facts {
+        host.consensus = Some(Consensus::Crdt);
+    }
+    let refused = check_rollback(
+        undone_of(&run, &plan, &checkpoint),
+        &facts(TO, Consensus::Crdt),
+        PinLoss::Refused,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(refused, RollbackRefusal::StateChanged { .. }),
+        "{refused}"
+    );
+}
+
+#[test]
+fn pins_changed_since_the_upgrade_are_never_lost_silently() {
+    const V014: Version = Version::new(0, 14, 5);
+    let mut plan = upgrade_with(Consensus::Crdt, Some(ProcedureKind::Standard));
+    plan.choice.from = V014;
+    for host in &mut plan.facts {
+        host.service_version = Some(V014);
+    }
+    let mut checkpoint = journal(&plan, None, false);
+    export_saved(&mut checkpoint, "h1", "0.14.5", "1");
+    let run = run_id();
+    // h1, whose export is the only one, is down: its pinset cannot be listed before the stop.
+    let mut now = facts(TO, Consensus::Crdt);
+    now[0].running = false;
+    now[0].pins = None;
+    let refused =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap_err();
+    assert_eq!(
+        refused,
+        RollbackRefusal::PinsUnlisted {
+            run: run.clone(),
+            host: "h1".parse().unwrap(),
+            why: "h1 is not running".into(),
+        }
+    );
+    assert!(
+        refused.to_string().contains("--allow-pin-loss"),
+        "{refused}"
+    );
+
+    // With --allow-pin-loss: the plan says so, lists nothing and re-adds nothing, and its final
+    // check asks for no pins.
+    let choice =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Allowed).unwrap();
+    assert_eq!(choice.lister, None);
+    assert!(
+        choice.reasons[2]
+            .contains("pins added or removed since are lost, as --allow-pin-loss allows"),
+        "{:?}",
+        choice.reasons
+    );
+    let rollback = rollback_plan(&choice, &now);
+    let ids = step_ids(&rollback);
+    assert!(
+        !ids.contains(&"list-pins") && !ids.contains(&"reconcile-pins"),
+        "{ids:?}"
+    );
+    let mut after = facts(FROM, Consensus::Crdt);
+    for host in &mut after {
+        host.service_version = Some(V014);
+        host.pins = Some(Pinset::from_cids(["Qma".to_string()]));
+    }
+    assert_eq!(rollback_problems(&rollback, &after), Vec::<String>::new());
+
+    // Refused, the same state would be checked against the pins planned.
+    now[0] = facts(TO, Consensus::Crdt)[0].clone();
+    let choice =
+        check_rollback(undone_of(&run, &plan, &checkpoint), &now, PinLoss::Refused).unwrap();
+    let rollback = rollback_plan(&choice, &now);
+    assert!(step_ids(&rollback).contains(&"list-pins"));
+    assert!(!rollback_problems(&rollback, &after).is_empty());
 }

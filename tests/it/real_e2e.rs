@@ -374,6 +374,19 @@ fn under_writes(lab: &Lab, label: &str, command: impl FnOnce() -> Output, versio
         listed_everywhere.len(),
         listed_everywhere.iter().take(5).collect::<Vec<_>>()
     );
+    // A crdt peer lists the peers whose metrics it holds: right after the run (whose final gate
+    // saw every peer), one that just restarted may miss from another's view for a heartbeat.
+    let whole = |lab: &Lab| {
+        lab.status()
+            .iter()
+            .all(|h| h.running && h.peers == Some(peers as u64))
+    };
+    if !whole(lab) {
+        let _ = (0..30).find(|_| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            whole(lab)
+        });
+    }
     let status = lab.status();
     assert_eq!(status.len(), peers);
     for host in status {

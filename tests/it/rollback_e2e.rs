@@ -2,7 +2,7 @@
 //! a rolling 1.0.8 → 1.1.6 undone under writes with N−1 peers answering throughout; a run
 //! killed after `install-release` on h1 abandoned and undone on h1 alone; a raft 0.9 → 0.10 whose
 //! `daemon --upgrade` migrated the state undone with raft.old.0, pins changed since kept; a
-//! staged upgrade refused; SIGKILL of the rollback as each of its steps starts, then `rollback`
+//! staged 0.9 → 0.10 → 1.0.8 undone by rebuilding the raft cluster from its first export; SIGKILL of the rollback as each of its steps starts, then `rollback`
 //! again.
 
 use crate::apply_e2e::events;
@@ -314,20 +314,35 @@ fn a_crdt_upgrade_across_a_protocol_change_is_undone_through_its_export_keeping_
 }
 
 #[test]
-fn a_staged_upgrade_is_refused_and_nothing_changes() {
+fn a_staged_upgrade_is_undone_by_rebuilding_the_raft_cluster_from_its_first_export_keeping_pins_changed_since(
+) {
     let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.0.8"]);
-    let out = apply(&lab);
-    assert_success(&out, "the staged 0.9 → 0.10 → 1.0.8 upgrade");
-    let out = rollback(&lab, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    let said = text(&out.stderr);
-    assert!(
-        said.contains("changed the state, not only the binaries"),
-        "{said}"
-    );
-    assert!(said.contains("intermediate releases"), "{said}");
+    assert_success(&apply(&lab), "the staged 0.9 → 0.10 → 1.0.8 upgrade");
     lab.assert_cluster("1.0.8", 3, 5);
-    assert_eq!(runs(&lab).len(), 1, "no run was started");
+    // After the upgrade: one pin added, one of the first five removed.
+    let expected = change_pins(&lab, b"added after the staged upgrade", 30);
+
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback of the staged upgrade");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("it went through intermediate releases (0.10"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the cluster is rebuilt from the state h1 exported with 0.9.0"),
+        "{shown}"
+    );
+    let all = runs(&lab);
+    let journal = &all.last().unwrap().1;
+    assert_eq!(started_on(journal, "import-raft-export"), ["h1"]);
+    assert_eq!(started_on(journal, "bootstrap-others"), ["h2", "h3"]);
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some("0.9.0"), "{host:?}");
+        assert!(host.running, "{host:?}");
+        assert_eq!(host.peers, Some(3), "{host:?}");
+    }
+    wait_until_listed(&lab, "the pinset of before the rollback", &expected, 60);
 }
 
 #[test]
@@ -363,6 +378,51 @@ fn killed_as_each_rollback_step_starts_rollback_again_finishes_with_every_pin() 
         .collect();
     assert_no_step_finished_twice(&records);
     assert_one_peer_at_a_time_in(&all[1].1, &["h1", "h2", "h3"]);
+}
+
+#[test]
+fn killed_as_each_step_of_a_raft_rebuild_starts_rollback_again_finishes_with_every_pin() {
+    let lab = Lab::up_with(3, "0.9.0", 5, &["--target", "1.0.8"]);
+    assert_success(&apply(&lab), "the staged 0.9 → 0.10 → 1.0.8 upgrade");
+    let expected = change_pins(&lab, b"added before a killed rollback", 30);
+    let state = lab.path().join(".cluster-upgrade");
+    let inventory = lab.inventory();
+    let args = ["rollback", inventory.to_str().unwrap(), "--yes"];
+    for step in [
+        "verify-backup",
+        "list-pins",
+        "stop-peers",
+        "restore-binaries-all",
+        "upload-export",
+        "clean-rafts",
+        "import-raft-export",
+        "start-anchor",
+        "bootstrap-others",
+        "cluster-back",
+        "reconcile-pins",
+        "pins-back",
+    ] {
+        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+        let already = journals_in(&state).matches(&needle).count();
+        let mut child = start_until(&args, &state, step, already + 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = rollback(&lab, &[]);
+    assert_success(&out, "rollback after the kills");
+    for host in lab.status() {
+        assert_eq!(host.version.as_deref(), Some("0.9.0"), "{host:?}");
+        assert_eq!(host.peers, Some(3), "{host:?}");
+    }
+    wait_until_listed(&lab, "the pinset of before the rollback", &expected, 60);
+    let all = runs(&lab);
+    assert_eq!(all.len(), 2, "one rollback run, resumed");
+    let records: Vec<serde_json::Value> = all[1]
+        .1
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_no_step_finished_twice(&records);
 }
 
 #[test]
