@@ -10,7 +10,7 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 
@@ -115,13 +115,28 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
     let _ = from.shutdown(Shutdown::Read);
 }
 
-/// Starts `program relay --rules FILE` (the rules written to `file`) detached, and waits until
-/// it listens. Returns its PID; the caller stops it by PID.
-pub fn spawn(program: &Path, file: &Path, rules: &[Rule]) -> io::Result<u32> {
+/// The relay program: this `cluster-lab` (its hidden `relay` and `delay-relay` commands), or
+/// the `cluster-lab` beside the running program.
+pub fn program() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.file_name().is_some_and(|name| name == "cluster-lab") {
+        return Ok(exe);
+    }
+    Ok(exe.with_file_name("cluster-lab"))
+}
+
+/// Starts `program COMMAND --rules FILE` (the rules written to `file` as JSON) detached, and
+/// waits until it prints `ready`. Returns its PID; the caller stops it by PID.
+pub fn spawn<T: Serialize + ?Sized>(
+    program: &Path,
+    command: &str,
+    file: &Path,
+    rules: &T,
+) -> io::Result<u32> {
     let text = serde_json::to_string_pretty(rules).map_err(io::Error::other)?;
     std::fs::write(file, text)?;
     let mut child = Command::new(program)
-        .args(["relay", "--rules"])
+        .args([command, "--rules"])
         .arg(file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

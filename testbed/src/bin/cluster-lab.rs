@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use cluster_testbed::delay::{Delay, Rules};
 use cluster_testbed::lab::{self, Fault, LabError, Ports, Progress};
 use cluster_testbed::release::{write_release, RELEASES};
 
@@ -23,7 +24,7 @@ struct Cli {
 enum Command {
     /// Start N hosts, install a release over SSH, form a raft cluster, add pins, and write
     /// DIR/inventory.yaml, DIR/known_hosts, DIR/id_ed25519 and DIR/lab.json.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Print, per host, the installed version, whether the peer runs, the peers it sees and the
     /// pins it lists (gathered over SSH).
     Status(StatusArgs),
@@ -40,6 +41,10 @@ enum Command {
     /// --bastion`; stopped by `down`).
     #[command(hide = true)]
     Relay(RelayArgs),
+    /// The delaying TCP relay in front of every host (started by `up --rtt`; stopped by
+    /// `down`).
+    #[command(hide = true)]
+    DelayRelay(RelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +145,16 @@ struct UpArgs {
     /// its sudo wants a password, which cluster-upgrade must refuse.
     #[arg(long, requires = "login_user")]
     sudo: bool,
+    /// Reach every host through a delaying TCP relay with this round-trip time (50ms, 0.1s):
+    /// the inventory and known_hosts name the relay's port (the SSH port + 100), so every tool
+    /// crosses the same simulated network. The delay is per chunk, with no bandwidth limit or
+    /// loss (docs/benchmarks.md).
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["bastion", "bastions"])]
+    rtt: Option<String>,
+    /// Spread each one-way delay uniformly over ± half of this (at most the RTT); chunks still
+    /// arrive in order.
+    #[arg(long, value_name = "DURATION", requires = "rtt")]
+    jitter: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -250,9 +265,16 @@ fn run(command: Command) -> Result<(), LabError> {
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Up(args) => {
+            let args = *args;
             let consensus = args
                 .consensus
                 .unwrap_or_else(|| lab::Consensus::default_for(&args.version));
+            let delay = args
+                .rtt
+                .as_deref()
+                .map(|rtt| Delay::parse(rtt, args.jitter.as_deref()))
+                .transpose()
+                .map_err(|source| LabError::InvalidDelay { source })?;
             let options = lab::UpOptions {
                 dir: args.dir,
                 peers: args.peers,
@@ -277,6 +299,7 @@ fn run(command: Command) -> Result<(), LabError> {
                     user,
                     sudo: args.sudo,
                 }),
+                delay,
             };
             let report = lab::up(&options, &Stderr(Instant::now()))?;
             for (phase, took) in &report.phases {
@@ -302,6 +325,13 @@ fn run(command: Command) -> Result<(), LabError> {
                 report.state.target,
                 report.layout.inventory().display()
             );
+            if let Some(latency) = &report.state.latency {
+                let _ = writeln!(
+                    stdout,
+                    "every host reached through the delaying relay ({}) on port {}",
+                    latency.delay, latency.port
+                );
+            }
             if report.state.real.is_some() {
                 for measure in &report.measures {
                     let _ = writeln!(stdout, "{}", measure.line());
@@ -324,10 +354,15 @@ fn run(command: Command) -> Result<(), LabError> {
             let report = lab::down(&args.dir)?;
             let _ = writeln!(
                 stdout,
-                "stopped {} peer(s), {} sshd(s), {} other process(es)",
+                "stopped {} peer(s), {} sshd(s), {} other process(es){}",
                 report.peers.len(),
                 report.sshds.len(),
-                report.stragglers.len()
+                report.stragglers.len(),
+                if report.relay {
+                    " and the delaying relay"
+                } else {
+                    ""
+                }
             );
             for (pid, cmdline) in &report.stragglers {
                 eprintln!("cluster-lab: also stopped pid {pid}: {cmdline}");
@@ -401,6 +436,16 @@ fn run(command: Command) -> Result<(), LabError> {
                 source,
             })?;
             cluster_testbed::relay::serve(rules)
+                .map_err(LabError::io("relaying with rules", &args.rules))?;
+        }
+        Command::DelayRelay(args) => {
+            let rules = std::fs::read_to_string(&args.rules)
+                .map_err(LabError::io("reading", &args.rules))?;
+            let rules: Rules = serde_json::from_str(&rules).map_err(|source| LabError::State {
+                path: args.rules.clone(),
+                source,
+            })?;
+            cluster_testbed::delay::serve(&rules)
                 .map_err(LabError::io("relaying with rules", &args.rules))?;
         }
     }

@@ -73,23 +73,13 @@ fn relay_rules_file(layout: &Layout, bastion: &BastionRecord) -> PathBuf {
     layout.bastions().join(&bastion.name).join("relay.json")
 }
 
-/// The relay program: this `cluster-lab` (its hidden `relay` command).
-fn relay_program() -> Result<PathBuf> {
-    let exe =
-        std::env::current_exe().map_err(LabError::io("locating", "the running executable"))?;
-    if exe.file_name().is_some_and(|name| name == "cluster-lab") {
-        return Ok(exe);
-    }
-    Ok(exe.with_file_name("cluster-lab"))
-}
-
 /// Starts `count` bastions in front of the lab's hosts, recording each in `lab.json` as soon
 /// as it runs (so that `down` stops it if a later one fails), and writes the lab's ssh_config.
 pub fn start(layout: &Layout, state: &mut LabState, count: usize) -> Result<()> {
     let first_host = state.hosts[0].address;
     // The namespaces are named after the lab's /24, which no other running lab holds.
     let [_, a, b, _] = first_host.octets();
-    let program = relay_program()?;
+    let program = relay::program().map_err(LabError::io("locating", "the running executable"))?;
     for index in 0..count {
         let bastion = BastionRecord {
             name: name(index),
@@ -109,9 +99,11 @@ pub fn start(layout: &Layout, state: &mut LabState, count: usize) -> Result<()> 
         state.save(layout)?;
         let rules = relay_rules(state, index);
         let file = relay_rules_file(layout, &bastion);
-        let pid = relay::spawn(&program, &file, &rules).map_err(|source| LabError::SshdStart {
-            host: format!("{} (relay)", bastion.name),
-            source,
+        let pid = relay::spawn(&program, "relay", &file, &rules).map_err(|source| {
+            LabError::SshdStart {
+                host: format!("{} (relay)", bastion.name),
+                source,
+            }
         })?;
         state.bastions[index].relay_pid = Some(pid);
         state.save(layout)?;

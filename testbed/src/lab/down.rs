@@ -1,7 +1,7 @@
 //! `cluster-lab down`: stop every process of a lab, by PID. Safe to run twice.
 //!
 //! Peers go first (SIGTERM through their PID files, so they snapshot like a clean shutdown),
-//! then a real lab's kubo daemons, then each sshd; last, any process whose command line still points into the lab's hosts
+//! then a real lab's kubo daemons, then each sshd, then the delaying relay (`up --rtt`); last, any process whose command line still points into the lab's hosts
 //! (a daemon started by hand, an ssh session's shell) is stopped too.
 
 use std::fs;
@@ -26,6 +26,8 @@ pub struct DownReport {
     pub sshds: Vec<String>,
     /// Other processes that pointed into the lab, with their command lines.
     pub stragglers: Vec<(u32, String)>,
+    /// Whether the delaying relay in front of the hosts was running.
+    pub relay: bool,
 }
 
 /// Reads the PID in a peer's PID file, if any.
@@ -77,12 +79,16 @@ pub fn down(dir: &Path) -> Result<DownReport> {
         report
             .sshds
             .extend(super::bastion::stop(&layout, &mut state));
+        report.relay = super::latency::stop(&layout, &mut state);
         state.save(&layout)?;
     }
-    let marker = format!("{}/", layout.hosts().display());
-    for (pid, cmdline) in procs::mentioning(&marker) {
-        if procs::stop_if_ours(pid, &marker, Duration::from_secs(5)) {
-            report.stragglers.push((pid, cmdline));
+    // A relay whose PID never made it into lab.json (an `up` killed just then) names its rules.
+    let relay = layout.delay_relay().display().to_string();
+    for marker in [format!("{}/", layout.hosts().display()), relay] {
+        for (pid, cmdline) in procs::mentioning(&marker) {
+            if procs::stop_if_ours(pid, &marker, Duration::from_secs(5)) {
+                report.stragglers.push((pid, cmdline));
+            }
         }
     }
     Ok(report)

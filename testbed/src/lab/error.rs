@@ -91,6 +91,16 @@ pub enum LabError {
         fault: &'static str,
         reason: String,
     },
+    #[error("{source}")]
+    InvalidDelay {
+        #[source]
+        source: crate::delay::DelayError,
+    },
+    #[error("the delaying relay did not start: {source}")]
+    RelayStart {
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid option {option}: {detail}")]
     InvalidOption {
         option: &'static str,

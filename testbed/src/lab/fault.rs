@@ -132,7 +132,8 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
                     .iter()
                     .map(|h| state.sshd_spec(&layout, h))
                     .collect();
-                keys::write_known_hosts(&layout, &specs.iter().collect::<Vec<_>>())?;
+                let relay_port = state.latency.as_ref().map(|l| l.port);
+                keys::write_known_hosts(&layout, &specs.iter().collect::<Vec<_>>(), relay_port)?;
                 report.push_str(", known_hosts updated");
             }
             report
@@ -215,6 +216,7 @@ mod tests {
             }),
             bastions: Vec::new(),
             login: None,
+            latency: None,
         }
     }
 

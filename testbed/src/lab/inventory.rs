@@ -46,6 +46,13 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         "# Written by cluster-lab up: {} hosts running {what} on loopback.",
         state.hosts.len(),
     );
+    if let Some(latency) = &state.latency {
+        let _ = writeln!(
+            y,
+            "# Every host is reached through cluster-lab's delaying relay ({}) on port {}.",
+            latency.delay, latency.port
+        );
+    }
     let _ = writeln!(y, "# Paths are relative to this file.");
     let _ = writeln!(
         y,
@@ -65,7 +72,7 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         y,
         "defaults:\n  user: {}\n  port: {}\n  identity_file: id_ed25519",
         q(login),
-        state.ports.ssh
+        state.entry_port()
     );
     if state.login.is_some() {
         let _ = writeln!(y, "  become: {{method: sudo, user: root}}");
@@ -84,7 +91,7 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         let paths = layout.host(&host.name);
         let _ = writeln!(y, "  - name: {}", q(&host.name));
         let _ = writeln!(y, "    address: {}", q(&host.address.to_string()));
-        let _ = writeln!(y, "    port: {}", state.ports.ssh);
+        let _ = writeln!(y, "    port: {}", state.entry_port());
         let _ = writeln!(y, "    user: {}", q(login));
         let _ = writeln!(y, "    identity_file: id_ed25519");
         let _ = writeln!(y, "    groups: [{GROUP}]");
@@ -134,6 +141,7 @@ mod tests {
             real: None,
             bastions: Vec::new(),
             login: None,
+            latency: None,
         };
         let text = render(&layout, &state);
         assert!(text.contains("target_version: \"0.11.0\""));

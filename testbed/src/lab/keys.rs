@@ -23,15 +23,27 @@ pub fn make_user_key(layout: &Layout) -> Result<()> {
         .map_err(LabError::io("protecting", &authorized))
 }
 
-/// Writes `DIR/known_hosts` with one `[address]:port key` line per host.
-pub fn write_known_hosts(layout: &Layout, specs: &[&SshdSpec]) -> Result<()> {
+/// Writes `DIR/known_hosts` with one `[address]:port key` line per sshd, and one more for
+/// `[address]:relay_port` when a delaying relay stands in front of them (`up --rtt`): the same
+/// key, reached through the relay's port.
+pub fn write_known_hosts(
+    layout: &Layout,
+    specs: &[&SshdSpec],
+    relay_port: Option<u16>,
+) -> Result<()> {
     let mut text = String::new();
     for spec in specs {
-        let line = spec
-            .known_hosts_line()
-            .map_err(LabError::io("reading host key in", spec.dir.clone()))?;
-        text.push_str(&line);
-        text.push('\n');
+        let through_relay = relay_port.map(|port| SshdSpec {
+            port,
+            ..(*spec).clone()
+        });
+        for spec in std::iter::once(*spec).chain(through_relay.as_ref()) {
+            let line = spec
+                .known_hosts_line()
+                .map_err(LabError::io("reading host key in", spec.dir.clone()))?;
+            text.push_str(&line);
+            text.push('\n');
+        }
     }
     let path = layout.known_hosts();
     fs::write(&path, text).map_err(LabError::io("writing", &path))

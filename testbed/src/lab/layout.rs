@@ -68,6 +68,11 @@ impl Layout {
     pub fn bastions(&self) -> PathBuf {
         self.dir.join("bastions")
     }
+    /// The rules of the delaying relay in front of the hosts (`up --rtt`); its command line
+    /// names this file, which is how `down` knows the process is the lab's.
+    pub fn delay_relay(&self) -> PathBuf {
+        self.dir.join("delay-relay.json")
+    }
     /// The OpenSSH client config that reaches the hosts through the bastions (the lab's own
     /// `ssh` commands use it).
     pub fn ssh_config(&self) -> PathBuf {

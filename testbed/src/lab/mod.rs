@@ -1,7 +1,7 @@
 //! The lab: real OpenSSH hosts on loopback, each running a stand-in IPFS Cluster peer under a
 //! small service wrapper, described by an inventory that cluster-upgrade can use.
 //!
-//! `up` builds a lab in a folder, `status` reads it over SSH, `fault` breaks it on purpose and
+//! `up` builds a lab in a folder (with `--rtt`, behind a delaying relay), `status` reads it over SSH, `fault` breaks it on purpose and
 //! `down` stops every process it started. Everything a later command needs is in `lab.json`.
 
 pub mod bastion;
@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod inventory;
 pub mod keys;
 pub mod kubo;
+pub mod latency;
 pub mod layout;
 pub mod login;
 pub mod network;

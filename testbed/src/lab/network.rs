@@ -84,6 +84,14 @@ pub fn check_free(network: &Network) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that `port` can be bound on every address (the delaying relay's port).
+pub fn check_port_free(addresses: &[Ipv4Addr], port: u16) -> Result<(), String> {
+    for address in addresses {
+        TcpListener::bind((*address, port)).map_err(|e| format!("{address}:{port}: {e}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

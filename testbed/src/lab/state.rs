@@ -157,6 +157,9 @@ pub struct LabState {
     /// The inventory's login when it is not `user` (`up --login-user`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<super::login::Login>,
+    /// The delaying relay every tool reaches the hosts through (`up --rtt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<super::latency::LatencyRecord>,
 }
 
 impl LabState {
@@ -217,6 +220,11 @@ impl LabState {
             allow_from: self.bastions.last().map(|b| b.address),
             ..sshd_spec(layout, &host.name, host.address, self.ports.ssh)
         }
+    }
+
+    /// The port the inventory names: the delaying relay's, else the sshds'.
+    pub fn entry_port(&self) -> u16 {
+        self.latency.as_ref().map_or(self.ports.ssh, |l| l.port)
     }
 
     /// How many bastions the hosts are behind.

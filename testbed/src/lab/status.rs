@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::ctl;
 use super::error::Result;
+use super::latency;
 use super::layout::Layout;
 use super::parallel;
 use super::peer::Peer;
@@ -33,6 +34,9 @@ pub struct HostStatus {
     /// Whether the host's kubo daemon runs (labs of real binaries only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipfs_running: Option<bool>,
+    /// Whether the host's SSH banner comes through the delaying relay (`up --rtt` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<bool>,
 }
 
 /// Section markers in the probe's output; no tool prints lines starting with them.
@@ -48,8 +52,24 @@ pub fn status(dir: &Path) -> Result<Vec<HostStatus>> {
         .map(|h| Peer::new(&layout, &state, h))
         .collect();
     let real = state.real.is_some();
+    let relay_running = latency::relay_running(&layout, &state);
     Ok(parallel::map(&peers, parallel::HOST_WORKERS, |peer| {
-        probe(peer, real)
+        let mut status = probe(peer, real);
+        if let Some(record) = &state.latency {
+            let address = state.host(&peer.name).expect("a peer of this lab").address;
+            let through = match relay_running {
+                true => latency::probe(address, record),
+                false => Err("the delaying relay is not running".to_string()),
+            };
+            status.relay = Some(through.is_ok());
+            if let Err(why) = through {
+                status.error = Some(match status.error.take() {
+                    Some(error) => format!("{error}; {why}"),
+                    None => why,
+                });
+            }
+        }
+        status
     }))
 }
 
@@ -92,6 +112,7 @@ fn probe(peer: &Peer, real: bool) -> HostStatus {
         pins: None,
         error: None,
         ipfs_running: None,
+        relay: None,
     };
     let output = match peer.remote.exec(Job {
         step: "status",
@@ -171,6 +192,11 @@ pub fn render_text(statuses: &[HostStatus]) -> String {
             match s.ipfs_running {
                 Some(true) => line.push_str("  kubo running"),
                 Some(false) => line.push_str("  kubo stopped"),
+                None => {}
+            }
+            match s.relay {
+                Some(true) => line.push_str("  relay ok"),
+                Some(false) => line.push_str("  relay DOWN"),
                 None => {}
             }
             if let Some(error) = &s.error {

@@ -18,7 +18,7 @@ use super::real_up::{self, HostMeasure, RealSetup};
 use super::remote::Master;
 use super::state::Consensus;
 use super::state::{HostRecord, LabState, Ports};
-use super::{bastion, down, hosts, inventory, keys, parallel, pins, stage, wait};
+use super::{bastion, down, hosts, inventory, keys, latency, parallel, pins, stage, wait};
 
 /// How many times `up` picks another network when the sshds cannot bind.
 const NETWORK_ATTEMPTS: u32 = 6;
@@ -61,6 +61,8 @@ pub struct UpOptions {
     pub bastions: usize,
     /// Log in as this non-root user (who becomes root with sudo), peers running as `ipfs`.
     pub login: Option<super::login::Login>,
+    /// Reach every host through a delaying relay with this round-trip time (`--rtt`).
+    pub delay: Option<crate::delay::Delay>,
 }
 
 /// What `up` built.
@@ -116,6 +118,13 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
         return Err(LabError::InvalidOption {
             option: "--bastions",
             detail: format!("at most {}", bastion::MAX_BASTIONS),
+        });
+    }
+    if options.delay.is_some() && options.bastions > 0 {
+        return Err(LabError::InvalidOption {
+            option: "--rtt",
+            detail: "a lab behind bastions is not delayed (the relay fronts the hosts' sshds)"
+                .into(),
         });
     }
     if options.peers == 0 || options.peers > MAX_HOSTS {
@@ -265,6 +274,7 @@ fn clear_previous(layout: &Layout) -> Result<()> {
     }
     for file in [
         layout.lab_json(),
+        layout.delay_relay(),
         layout.inventory(),
         layout.ssh_config(),
         layout.known_hosts(),
@@ -445,6 +455,16 @@ impl Builder<'_> {
                     continue;
                 }
             }
+            let relay_port = match self.options.delay {
+                Some(_) => match relay_port_for(&network) {
+                    Ok(port) => Some(port),
+                    Err(clash) => {
+                        last = clash;
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let bastions = self.options.bastions;
             let allow_from = bastions
                 .checked_sub(1)
@@ -489,10 +509,14 @@ impl Builder<'_> {
                 real: self.real.as_ref().map(|setup| setup.record(real_ports)),
                 bastions: Vec::new(),
                 login: self.options.login.clone(),
+                latency: None,
             };
             state.save(&self.layout)?;
             if bastions > 0 {
                 bastion::start(&self.layout, &mut state, bastions)?;
+            }
+            if let (Some(delay), Some(port)) = (self.options.delay, relay_port) {
+                latency::start(&self.layout, &mut state, delay, port)?;
             }
             let bastion_specs: Vec<SshdSpec> = state
                 .bastions
@@ -506,6 +530,7 @@ impl Builder<'_> {
                     .map(|(_, s)| s)
                     .chain(&bastion_specs)
                     .collect::<Vec<_>>(),
+                relay_port,
             )?;
             return Ok(state);
         }
@@ -598,6 +623,19 @@ impl Builder<'_> {
         }
         state.save(&self.layout)
     }
+}
+
+/// The delaying relay's port for `network`: the SSH port + 100, free on every address and
+/// unlike the cluster's ports; otherwise says why not (another network is then tried).
+fn relay_port_for(network: &network::Network) -> std::result::Result<u16, String> {
+    let ports = network.ports;
+    let port = latency::relay_port(ports.ssh)
+        .ok_or_else(|| format!("no relay port above ssh port {}", ports.ssh))?;
+    if port == ports.cluster || port == ports.api {
+        return Err(format!("relay port {port} is a cluster port"));
+    }
+    network::check_port_free(&network.addresses, port)?;
+    Ok(port)
 }
 
 /// Opens a master SSH connection to every host, where the socket path is short enough for a

@@ -87,7 +87,7 @@ mod ctl;
 mod daemon;
 mod datastore;
 pub mod dirty;
-mod duration;
+pub mod duration;
 mod error;
 mod follow;
 mod http;

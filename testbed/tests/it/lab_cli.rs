@@ -121,6 +121,8 @@ fn every_subcommand_explains_its_options() {
         "--consensus",
         "--datastore",
         "--release",
+        "--rtt <DURATION>",
+        "--jitter <DURATION>",
     ] {
         assert!(up.contains(option), "up --help lacks {option}:\n{up}");
     }
