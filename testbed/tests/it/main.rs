@@ -13,6 +13,7 @@ mod lab_fault;
 mod lab_interrupted_merge;
 mod lab_pins;
 mod lab_real;
+mod lab_systemd;
 mod lab_twenty;
 mod lab_up;
 mod lab_wrapper;

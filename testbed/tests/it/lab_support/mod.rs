@@ -132,11 +132,13 @@ impl Lab {
     /// The PIDs of every recorded sshd and every peer PID file, right now.
     pub fn recorded_pids(&self) -> Vec<u32> {
         let state = self.lab_json();
+        // A systemd host's sshd and peer run in its container, which nspawn's PID stands for.
         let mut pids: Vec<u32> = state["hosts"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|h| h["sshd_pid"].as_u64())
+            .flat_map(|h| [h["sshd_pid"].as_u64(), h["container"]["pid"].as_u64()])
+            .flatten()
             .map(|p| p as u32)
             .collect();
         for host in state["hosts"].as_array().unwrap() {
