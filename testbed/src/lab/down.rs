@@ -96,6 +96,11 @@ pub fn down(dir: &Path) -> Result<DownReport> {
     let marker = format!("{}/", layout.hosts().display());
     for (pid, cmdline) in procs::mentioning(&marker) {
         if procs::stop_if_ours(pid, &marker, Duration::from_secs(5)) {
+            // The nspawn of a container `up` had no time to record: its cgroup goes too (the
+            // container's init outlives a killed nspawn there).
+            if let Some(machine) = systemd::machine_of(&cmdline) {
+                systemd::remove_cgroups(&machine);
+            }
             report.stragglers.push((pid, cmdline));
         }
     }

@@ -167,6 +167,22 @@ pub fn cgroups(machine: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether `program` is an executable file in a folder of `PATH`.
+pub fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// The machine name in an nspawn command line of the lab (`--machine=cl-…`), if it is one.
+pub fn machine_of(cmdline: &str) -> Option<String> {
+    let mut words = cmdline.split(' ');
+    words.next()?.ends_with(NSPAWN).then_some(())?;
+    words
+        .find_map(|w| w.strip_prefix("--machine="))
+        .filter(|m| m.starts_with("cl-"))
+        .map(str::to_string)
+}
+
 /// Fails unless the machine can boot containers: root and systemd-nspawn.
 pub fn require() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
@@ -452,6 +468,16 @@ mod tests {
         // Never the machine's own root.
         assert!(args.iter().all(|a| a != "/"));
         assert_eq!(spec.marker(), "/lab/hosts/h2/container/upper");
+    }
+
+    #[test]
+    fn the_machine_of_a_stray_nspawn_is_read_from_its_command_line() {
+        let line = format!("{NSPAWN} --quiet -D /t --machine=cl-9-8-3 --hostname=h2");
+        assert_eq!(machine_of(&line).as_deref(), Some("cl-9-8-3"));
+        let line = format!("/usr/bin/{NSPAWN} --machine=cl-1-2-3");
+        assert_eq!(machine_of(&line).as_deref(), Some("cl-1-2-3"));
+        assert_eq!(machine_of("sh -c x --machine=cl-1-2-3"), None);
+        assert_eq!(machine_of(&format!("{NSPAWN} --machine=other")), None);
     }
 
     #[test]

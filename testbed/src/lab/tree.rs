@@ -113,6 +113,12 @@ pub fn ensure(cache: &Path, progress: &dyn Progress) -> Result<Tree> {
     if dir.join(MARKER).is_file() {
         return Ok(Tree { dir });
     }
+    if !super::systemd::installed("debootstrap") {
+        return Err(LabError::ToolMissing {
+            program: "debootstrap",
+            hint: "install it (as root: apt-get install -y debootstrap), or run scripts/setup",
+        });
+    }
     progress.step(&format!(
         "building the systemd hosts' Debian tree in {} (once; takes minutes)",
         dir.display()
