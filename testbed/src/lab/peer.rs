@@ -106,7 +106,7 @@ impl Peer {
                 source,
             })?;
         let mut tar = tar;
-        let stage = self.on_host.scratch.display().to_string();
+        let stage = self.on_host.scratch().display().to_string();
         let bin = self.on_host.bin_dir.display().to_string();
         let words = quote::command(&installed);
         let script = [

@@ -65,9 +65,9 @@ fn probe(peer: &Peer, real: bool) -> HostStatus {
         pins = peer.ctl(&["pin", "ls"]),
     );
     if real {
-        let kubo = quote::word(&peer.paths.kubo_service_cmd().display().to_string());
+        let kubo = peer.on_host.kubo.script("status", &[], "");
         script.push_str(&format!(
-            "echo; echo {MARK}ipfs; {kubo} status >/dev/null 2>&1; echo $?\n"
+            "echo; echo {MARK}ipfs; {kubo} >/dev/null 2>&1; echo $?\n"
         ));
     }
     let mut status = HostStatus {

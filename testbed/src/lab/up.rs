@@ -186,7 +186,6 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
 /// What a lab of systemd hosts needs and does not (yet) combine with.
 fn check_systemd_options(options: &UpOptions) -> Result<()> {
     let unsupported = [
-        (options.real, "--real"),
         (options.bastions > 0, "--bastion/--bastions"),
         (options.login.is_some(), "--login-user"),
     ];

@@ -179,3 +179,60 @@ fn systemd_hosts_run_the_peer_as_a_unit_of_the_ipfs_user_and_go_down_without_a_t
         "{again}"
     );
 }
+
+/// `--real` on systemd hosts: the real 1.0.8 peer and kubo, each a unit of the `ipfs` user
+/// (`ipfs-cluster.service` after `ipfs.service`), every pin PINNED. Fails (never skips) when
+/// scripts/real-releases has not built them.
+#[test]
+fn real_binaries_run_as_units_of_the_ipfs_user_on_systemd_hosts() {
+    let real = cluster_testbed::lab::real::RealReleases::open(None);
+    if let Err(error) = real.require("1.0.8").and(real.require_kubo().map(|_| ())) {
+        panic!("{error}");
+    }
+    let marker = TmpMarker::new();
+    let lab = Lab::up(
+        3,
+        "1.0.8",
+        3,
+        &["--host-kind", "systemd", "--real", "--consensus", "crdt"],
+    );
+    for host in lab.status() {
+        assert_eq!(host["version"], "1.0.8", "{host}");
+        assert_eq!(host["running"], true, "{host}");
+        assert_eq!(host["ipfs_running"], true, "{host}");
+        assert_eq!(host["peers"], 3, "{host}");
+        assert_eq!(host["pins"], 3, "{host}");
+    }
+    for host in ["h1", "h2", "h3"] {
+        assert_eq!(
+            on(&lab, host, "systemctl is-active ipfs ipfs-cluster"),
+            "active\nactive"
+        );
+        assert_eq!(on(&lab, host, "systemctl show -p User ipfs"), "User=ipfs");
+        assert_eq!(
+            on(
+                &lab,
+                host,
+                "ps -o user= -C ipfs,ipfs-cluster-service | sort -u"
+            ),
+            "ipfs"
+        );
+    }
+    // The real release, verified on the host.
+    let sums = fs::read_to_string(real.cluster_dir().join("1.0.8/SHA256SUMS")).unwrap();
+    let sum = sums
+        .lines()
+        .find(|l| l.ends_with(" ipfs-cluster-service"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert_eq!(
+        on(
+            &lab,
+            "h2",
+            "sha256sum /usr/local/bin/ipfs-cluster-service | cut -d ' ' -f 1"
+        ),
+        sum
+    );
+    down_and_assert_clean(&lab);
+    marker.assert_present("after up and down");
+}
