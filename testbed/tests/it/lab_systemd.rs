@@ -57,6 +57,40 @@ fn on(lab: &Lab, host: &str, command: &str) -> String {
 }
 
 #[test]
+fn options_systemd_hosts_do_not_combine_with_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("lab");
+    let out = crate::lab_support::cluster_lab(&[
+        "up",
+        "--dir",
+        lab.to_str().unwrap(),
+        "--host-kind",
+        "systemd",
+        "--bastion",
+        "--version",
+        "1.1.6",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid option --host-kind systemd: not combined with --bastion"),
+        "{stderr}"
+    );
+    assert!(!lab.join("lab.json").exists());
+    let out = crate::lab_support::cluster_lab(&[
+        "up",
+        "--dir",
+        lab.to_str().unwrap(),
+        "--host-kind",
+        "vm",
+        "--version",
+        "1.1.6",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a host kind (process or systemd)"));
+}
+
+#[test]
 fn systemd_hosts_run_the_peer_as_a_unit_of_the_ipfs_user_and_go_down_without_a_trace() {
     let marker = TmpMarker::new();
     let lab = Lab::up(3, "1.1.6", 5, &["--host-kind", "systemd"]);
@@ -146,6 +180,28 @@ fn systemd_hosts_run_the_peer_as_a_unit_of_the_ipfs_user_and_go_down_without_a_t
     lab.wait_status("h3 back", std::time::Duration::from_secs(60), |s| {
         s[2]["running"] == true && s[2]["peers"] == 3
     });
+
+    // A running lab is not replaced, and faults (which act on the lab's own processes) are
+    // refused on containers.
+    let again = crate::lab_support::cluster_lab(&[
+        "up",
+        "--dir",
+        lab.path_str(),
+        "--host-kind",
+        "systemd",
+        "--version",
+        "1.1.6",
+    ]);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("holds a running lab"), "{stderr}");
+    let fault = lab.run("fault", &["kill-peer", "h1"]);
+    assert!(!fault.status.success());
+    let stderr = String::from_utf8_lossy(&fault.stderr);
+    assert!(
+        stderr.contains("faults act on process hosts only"),
+        "{stderr}"
+    );
 
     let machines: Vec<String> = state["hosts"]
         .as_array()
