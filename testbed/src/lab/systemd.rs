@@ -257,7 +257,7 @@ fn write_with_mode(path: &Path, text: &str, mode: u32) -> Result<()> {
 pub fn boot(spec: &ContainerSpec) -> Result<u32> {
     let cgroups = cgroups(&spec.machine);
     for dir in &cgroups {
-        fs::create_dir_all(dir).map_err(LabError::io("creating cgroup", dir))?;
+        create_cgroup(dir)?;
     }
     let log = spec.console_log();
     let out = fs::File::create(&log).map_err(LabError::io("creating", &log))?;
@@ -355,6 +355,19 @@ pub fn boot_all(specs: &[(ContainerSpec, Keys)]) -> Result<Vec<u32>> {
 pub fn is_running(record: &ContainerRecord, dir: &Path) -> bool {
     let marker = upper_dir(dir).display().to_string();
     record.pid.is_some_and(|pid| procs::is_ours(pid, &marker))
+}
+
+/// Makes the cgroup `dir` and its parent. Another lab's `down` removes the shared parent when
+/// it empties, which may happen between the two: then it is made again.
+fn create_cgroup(dir: &Path) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            Err(e) => return Err(LabError::io("creating cgroup", dir)(e)),
+        }
+    }
 }
 
 /// Powers the container of `record` (folder `dir`) off: SIGTERM to nspawn, SIGKILL after a
