@@ -120,7 +120,7 @@ pub fn ensure(cache: &Path, progress: &dyn Progress) -> Result<Tree> {
         });
     }
     progress.step(&format!(
-        "building the systemd hosts' Debian tree in {} (once; takes minutes)",
+        "building the systemd hosts' Debian tree in {} (once; a minute or more)",
         dir.display()
     ));
     let staging = cache.join(format!(".building-{SUITE}-{FORMAT}"));
