@@ -25,6 +25,9 @@ enum Command {
     /// Start N hosts, install a release over SSH, form a raft cluster, add pins, and write
     /// DIR/inventory.yaml, DIR/known_hosts, DIR/id_ed25519 and DIR/lab.json.
     Up(Box<UpArgs>),
+    /// Build the Debian tree of the systemd hosts (`up --host-kind systemd`) in the cache if it
+    /// is missing, and print its folder.
+    SystemdTree,
     /// Print, per host, the installed version, whether the peer runs, the peers it sees and the
     /// pins it lists (gathered over SSH).
     Status(StatusArgs),
@@ -155,6 +158,12 @@ struct UpArgs {
     /// arrive in order.
     #[arg(long, value_name = "DURATION", requires = "rtt")]
     jitter: Option<String>,
+    /// What a host is: `process` (an sshd of this machine, the peer under the lab's service
+    /// wrapper) or `systemd` (a container booted with a real systemd by systemd-nspawn from a
+    /// cached Debian tree, the peer as ipfs-cluster.service with User=ipfs; needs root, builds
+    /// the tree on first use).
+    #[arg(long, value_name = "process|systemd", default_value = "process")]
+    host_kind: lab::HostKind,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +309,7 @@ fn run(command: Command) -> Result<(), LabError> {
                     sudo: args.sudo,
                 }),
                 delay,
+                host_kind: args.host_kind,
             };
             let report = lab::up(&options, &Stderr(Instant::now()))?;
             for (phase, took) in &report.phases {
@@ -352,9 +362,13 @@ fn run(command: Command) -> Result<(), LabError> {
         }
         Command::Down(args) => {
             let report = lab::down(&args.dir)?;
+            let containers = match report.containers.len() {
+                0 => String::new(),
+                n => format!(", {n} systemd container(s)"),
+            };
             let _ = writeln!(
                 stdout,
-                "stopped {} peer(s), {} sshd(s), {} other process(es){}",
+                "stopped {} peer(s), {} sshd(s), {} other process(es){containers}{}",
                 report.peers.len(),
                 report.sshds.len(),
                 report.stragglers.len(),
@@ -422,6 +436,10 @@ fn run(command: Command) -> Result<(), LabError> {
             for release in versions {
                 let _ = writeln!(stdout, "{release}");
             }
+        }
+        Command::SystemdTree => {
+            let tree = lab::tree::ensure(&lab::tree::default_cache(), &Stderr(Instant::now()))?;
+            let _ = writeln!(stdout, "{}", tree.dir().display());
         }
         Command::Releases(_) => {
             for release in RELEASES {

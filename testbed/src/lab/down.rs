@@ -1,7 +1,9 @@
 //! `cluster-lab down`: stop every process of a lab, by PID. Safe to run twice.
 //!
 //! Peers go first (SIGTERM through their PID files, so they snapshot like a clean shutdown),
-//! then a real lab's kubo daemons, then each sshd, then the delaying relay (`up --rtt`); last, any process whose command line still points into the lab's hosts
+//! then a real lab's kubo daemons, then each sshd, then each systemd host's container (it
+//! stops its own peer and sshd as it powers off; its cgroup is removed), then the delaying
+//! relay (`up --rtt`); last, any process whose command line still points into the lab's hosts
 //! (a daemon started by hand, an ssh session's shell) is stopped too.
 
 use std::fs;
@@ -13,6 +15,7 @@ use super::layout::Layout;
 use super::parallel;
 use super::procs;
 use super::state::LabState;
+use super::systemd;
 
 /// How long a peer may take to snapshot and exit before SIGKILL (as the service wrapper).
 const PEER_GRACE: Duration = Duration::from_secs(30);
@@ -24,6 +27,8 @@ pub struct DownReport {
     pub peers: Vec<String>,
     /// Hosts whose sshd was running.
     pub sshds: Vec<String>,
+    /// Hosts whose container was running (systemd hosts: peer and sshd stopped with it).
+    pub containers: Vec<String>,
     /// Other processes that pointed into the lab, with their command lines.
     pub stragglers: Vec<(u32, String)>,
     /// Whether the delaying relay in front of the hosts was running.
@@ -73,8 +78,17 @@ pub fn down(dir: &Path) -> Result<DownReport> {
             })
         });
         report.sshds = names_where(&state, &stopped);
+        let stopped = parallel::map(&state.hosts, parallel::HOST_WORKERS, |host| {
+            host.container.as_ref().is_some_and(|container| {
+                systemd::stop(container, &layout.host(&host.name).container_dir())
+            })
+        });
+        report.containers = names_where(&state, &stopped);
         for host in &mut state.hosts {
             host.sshd_pid = None;
+            if let Some(container) = host.container.as_mut() {
+                container.pid = None;
+            }
         }
         report
             .sshds
@@ -87,6 +101,11 @@ pub fn down(dir: &Path) -> Result<DownReport> {
     for marker in [format!("{}/", layout.hosts().display()), relay] {
         for (pid, cmdline) in procs::mentioning(&marker) {
             if procs::stop_if_ours(pid, &marker, Duration::from_secs(5)) {
+                // The nspawn of a container `up` had no time to record: its cgroup goes too
+                // (the container's init outlives a killed nspawn there).
+                if let Some(machine) = systemd::machine_of(&cmdline) {
+                    systemd::remove_cgroups(&machine);
+                }
                 report.stragglers.push((pid, cmdline));
             }
         }

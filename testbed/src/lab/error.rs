@@ -101,6 +101,25 @@ pub enum LabError {
         #[source]
         source: io::Error,
     },
+    #[error("building the Debian tree {} of the systemd hosts: `{step}` failed ({status}); its output is in {}", tree.display(), log.display())]
+    TreeBuild {
+        tree: PathBuf,
+        step: String,
+        status: String,
+        log: PathBuf,
+    },
+    #[error("host {host}: the systemd container did not {what} ({detail}); its console log: {}", console.display())]
+    Container {
+        host: String,
+        what: &'static str,
+        detail: String,
+        console: PathBuf,
+    },
+    #[error("{program} is missing: {hint}")]
+    ToolMissing {
+        program: &'static str,
+        hint: &'static str,
+    },
     #[error("invalid option {option}: {detail}")]
     InvalidOption {
         option: &'static str,

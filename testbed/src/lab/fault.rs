@@ -12,7 +12,7 @@ use crate::standin::dirty;
 use super::down::peer_pid;
 use super::error::{LabError, Result};
 use super::layout::{HostPaths, Layout};
-use super::state::LabState;
+use super::state::{HostKind, LabState};
 use super::{hosts, keys, procs};
 
 /// The datastore folders a CRDT peer (from 0.11) keeps its state in, by backend.
@@ -40,6 +40,20 @@ pub enum Fault {
     InterruptedMerge { pins: usize },
 }
 
+impl Fault {
+    /// The fault's name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::StopSshd => "stop-sshd",
+            Fault::StartSshd => "start-sshd",
+            Fault::KillPeer => "kill-peer",
+            Fault::RmState { .. } => "rm-state",
+            Fault::Rekey { .. } => "rekey",
+            Fault::InterruptedMerge { .. } => "interrupted-merge",
+        }
+    }
+}
+
 /// What a fault changed, for the operator.
 pub type FaultReport = String;
 
@@ -48,6 +62,17 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
     let layout = Layout::open(dir)?;
     let mut state = LabState::load(&layout)?;
     let record = state.host(host)?.clone();
+    if state.host_kind != HostKind::Process {
+        // Faults act on the lab's own processes and files; a container's are its own.
+        return Err(LabError::FaultRefused {
+            host: host.to_string(),
+            fault: fault.name(),
+            reason: format!(
+                "the hosts of this lab are {} containers; faults act on process hosts only",
+                state.host_kind.as_str()
+            ),
+        });
+    }
     let spec = state.sshd_spec(&layout, &record);
     let sshd_marker = spec.dir.display().to_string();
     let sshd_running = record
@@ -217,6 +242,7 @@ mod tests {
             bastions: Vec::new(),
             login: None,
             latency: None,
+            host_kind: crate::lab::HostKind::Process,
         }
     }
 

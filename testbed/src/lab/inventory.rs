@@ -8,7 +8,8 @@ use std::fs;
 
 use super::error::{LabError, Result};
 use super::layout::Layout;
-use super::state::LabState;
+use super::service::{OnHost, Service};
+use super::state::{HostKind, LabState};
 
 /// The group every lab host is in.
 pub const GROUP: &str = "lab";
@@ -21,6 +22,14 @@ pub fn write(layout: &Layout, state: &LabState) -> Result<()> {
 
 fn q(text: &str) -> String {
     serde_json::to_string(text).expect("strings serialize")
+}
+
+/// The inventory's `service_manager` for hosts of `kind`.
+pub fn service_manager(kind: HostKind) -> &'static str {
+    match kind {
+        HostKind::Process => "lab",
+        HostKind::Systemd => "systemd",
+    }
 }
 
 /// The inventory text.
@@ -81,9 +90,18 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         // The hosts take logins only through the bastions (cluster-lab up --bastion).
         let _ = writeln!(y, "  proxy_jump: {}", q(&chain));
     }
-    let _ = writeln!(y, "vars:\n  service_manager: lab");
-    if state.login.is_some() {
-        let _ = writeln!(y, "  service_user: {}", q(super::login::SERVICE_USER));
+    let manager = service_manager(state.host_kind);
+    let _ = writeln!(y, "vars:\n  service_manager: {manager}");
+    match state.host_kind {
+        HostKind::Process if state.login.is_some() => {
+            let _ = writeln!(y, "  service_user: {}", q(super::login::SERVICE_USER));
+        }
+        HostKind::Process => {}
+        // The peers run as `ipfs` (the unit's User=), the login is root.
+        HostKind::Systemd => {
+            let _ = writeln!(y, "  service_user: {}", q(super::tree::SERVICE_USER));
+            let _ = writeln!(y, "  systemd_unit: {}", q(super::service::SYSTEMD_UNIT));
+        }
     }
     let _ = writeln!(y, "groups:\n  - name: {GROUP}\n    vars: {{}}");
     let _ = writeln!(y, "hosts:");
@@ -96,23 +114,27 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
         let _ = writeln!(y, "    identity_file: id_ed25519");
         let _ = writeln!(y, "    groups: [{GROUP}]");
         let _ = writeln!(y, "    vars:");
-        let _ = writeln!(y, "      service_manager: lab");
+        let _ = writeln!(y, "      service_manager: {manager}");
+        let on_host = OnHost::new(state.host_kind, &paths);
         let _ = writeln!(
             y,
             "      bin_dir: {}",
-            q(&paths.bin_dir().display().to_string())
+            q(&on_host.bin_dir.display().to_string())
         );
         let _ = writeln!(
             y,
             "      config_dir: {}",
-            q(&paths.config_dir().display().to_string())
+            q(&on_host.config_dir.display().to_string())
         );
         let _ = writeln!(y, "      api: {}", q(&state.api(host)));
-        let _ = writeln!(
-            y,
-            "      service_cmd: {}",
-            q(&paths.service_cmd().display().to_string())
-        );
+        match &on_host.service {
+            Service::Wrapper { cmd, .. } => {
+                let _ = writeln!(y, "      service_cmd: {}", q(&cmd.display().to_string()));
+            }
+            Service::Systemd { unit, .. } => {
+                let _ = writeln!(y, "      systemd_unit: {}", q(unit));
+            }
+        }
     }
     y
 }
@@ -137,11 +159,13 @@ mod tests {
                 address: "127.9.8.2".parse().unwrap(),
                 sshd_pid: Some(1),
                 peer_id: None,
+                container: None,
             }],
             real: None,
             bastions: Vec::new(),
             login: None,
             latency: None,
+            host_kind: HostKind::Process,
         };
         let text = render(&layout, &state);
         assert!(text.contains("target_version: \"0.11.0\""));
@@ -152,5 +176,40 @@ mod tests {
             layout.dir().display()
         );
         assert!(text.contains(&svc), "{text}");
+    }
+
+    #[test]
+    fn systemd_hosts_are_driven_by_systemctl_as_root_with_the_peer_as_ipfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let state = LabState {
+            version: "1.1.6".into(),
+            target: "1.1.6".into(),
+            user: "root".into(),
+            ports: Ports::default(),
+            secret: "00".repeat(32),
+            hosts: vec![HostRecord {
+                name: "h1".into(),
+                address: "127.9.8.2".parse().unwrap(),
+                sshd_pid: None,
+                peer_id: None,
+                container: None,
+            }],
+            real: None,
+            bastions: Vec::new(),
+            login: None,
+            latency: None,
+            host_kind: HostKind::Systemd,
+        };
+        let text = render(&layout, &state);
+        assert!(
+            text.contains("vars:\n  service_manager: systemd\n  service_user: \"ipfs\"\n  systemd_unit: \"ipfs-cluster\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("    user: \"root\"\n"));
+        assert!(text.contains(
+            "      service_manager: systemd\n      bin_dir: \"/usr/local/bin\"\n      config_dir: \"/home/ipfs/.ipfs-cluster\"\n      api: \"/ip4/127.9.8.2/tcp/9094\"\n      systemd_unit: \"ipfs-cluster\"\n"
+        ), "{text}");
+        assert!(!text.contains("service_cmd"));
     }
 }

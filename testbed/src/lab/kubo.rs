@@ -4,7 +4,8 @@
 //!
 //! kubo runs offline (`daemon --offline`: no swarm, no network), initialised with the `test`
 //! profile (no bootstrap peers, no mDNS, no NAT port mapping) and with its RPC API on the host's
-//! own loopback address, under the same service wrapper as the peer (`ipfs-svc`).
+//! own loopback address, under the same service manager as the peer (the wrapper's `ipfs-svc`
+//! link, or `ipfs.service` on a systemd host).
 
 use crate::lab::remote::Job;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::peer::Peer;
 use super::quote;
 use super::real::KUBO_FILE;
 use super::remote::{Input, DEFAULT_TIMEOUT};
+use super::service::Service;
 use super::wrapper;
 
 /// How long kubo may take to answer its API after `ipfs-svc start`.
@@ -23,25 +25,29 @@ pub const START_LIMIT: Duration = Duration::from_secs(60);
 const PINS_DIR: &str = ".lab-pins";
 
 fn ipfs(peer: &Peer) -> String {
-    quote::word(&peer.paths.bin_dir().join(KUBO_FILE).display().to_string())
+    quote::word(&peer.on_host.bin(KUBO_FILE))
 }
 
 fn repo(peer: &Peer) -> String {
-    quote::word(&peer.paths.ipfs_repo().display().to_string())
+    quote::word(&peer.on_host.ipfs_repo.display().to_string())
 }
 
-/// Writes kubo's unit and the `ipfs-svc` link to the wrapper (the release is installed with
-/// `Peer::install_files`).
+/// Writes kubo's unit (and, for the wrapper, the `ipfs-svc` link to it; the release is
+/// installed with `Peer::install_files`).
 pub fn write_unit(peer: &Peer) -> Result<()> {
-    let unit = wrapper::kubo_unit_file(&peer.paths.bin_dir(), &peer.paths.ipfs_repo());
-    let script = format!(
-        "set -e\nln -sf {} {}\nprintf '%s' {} >{}",
-        wrapper::FILE_NAME,
-        quote::word(&peer.paths.kubo_service_cmd().display().to_string()),
-        quote::word(&unit),
-        quote::word(&peer.paths.kubo_unit().display().to_string())
-    );
-    peer.remote.run("write kubo unit", &script).map(|_| ())
+    let kubo = &peer.on_host.kubo;
+    let mut script = vec!["set -e".to_string()];
+    if let Service::Wrapper { cmd, .. } = kubo {
+        script.push(format!(
+            "ln -sf {} {}",
+            wrapper::FILE_NAME,
+            quote::word(&cmd.display().to_string())
+        ));
+    }
+    script.push(kubo.write_unit_script(&peer.on_host.kubo_exec(), &["network.target"]));
+    peer.remote
+        .run("write kubo unit", &script.join("\n"))
+        .map(|_| ())
 }
 
 /// `ipfs init --profile test`, then the API on `api` and no gateway or swarm listener.
@@ -55,6 +61,9 @@ pub fn init(peer: &Peer, api: &str) -> Result<()> {
         config("--json Addresses.Gateway '[]'"),
         config("--json Addresses.Swarm '[]'"),
     ]
+    .into_iter()
+    .chain(peer.on_host.kubo.own_script(&peer.on_host.ipfs_repo))
+    .collect::<Vec<_>>()
     .join("\n");
     peer.remote.run("ipfs init", &script).map(|_| ())
 }
@@ -62,22 +71,22 @@ pub fn init(peer: &Peer, api: &str) -> Result<()> {
 /// Starts kubo and waits, on the host, until its API answers; returns how long that took
 /// there (measured on the host, so SSH round trips are not counted).
 pub fn start(peer: &Peer, api: &str) -> Result<Duration> {
-    let svc = quote::word(&peer.paths.kubo_service_cmd().display().to_string());
+    let svc = peer.on_host.kubo.script("start", &[], "");
     let tries = START_LIMIT.as_millis() / 50;
     let script = format!(
         "start=$(date +%s%N)\n\
-         {svc} start >/dev/null || exit 1\n\
+         {svc} >/dev/null || exit 1\n\
          tries=0\n\
          until {ipfs} --api {api} id >/dev/null 2>&1; do\n\
          tries=$((tries + 1))\n\
-         if [ $tries -ge {tries} ]; then echo 'kubo did not answer its API within {limit} s' >&2; tail -n 5 {log} >&2; exit 1; fi\n\
+         if [ $tries -ge {tries} ]; then echo 'kubo did not answer its API within {limit} s' >&2; {log} | tail -n 5 >&2; exit 1; fi\n\
          sleep 0.05\n\
          done\n\
          echo $(( ($(date +%s%N) - start) / 1000 ))",
         ipfs = ipfs(peer),
         api = quote::word(api),
         limit = START_LIMIT.as_secs(),
-        log = quote::word(&peer.paths.kubo_log().display().to_string()),
+        log = peer.on_host.kubo.log_script(),
     );
     let output = peer.remote.run_with(Job {
         step: "start kubo",
@@ -96,7 +105,7 @@ pub fn start(peer: &Peer, api: &str) -> Result<Duration> {
 /// Writes the blocks of pins `0..count` (`cluster-lab pin <i>\n` each) and adds them to kubo
 /// without pinning them (the cluster pins them); returns their CIDs, by index.
 pub fn add_blocks(peer: &Peer, api: &str, count: usize) -> Result<Vec<String>> {
-    let dir = peer.paths.home().join(PINS_DIR).display().to_string();
+    let dir = peer.on_host.home.join(PINS_DIR).display().to_string();
     let script = format!(
         "set -e\nrm -rf {dir} && mkdir -p {dir}\n\
          i=0; while [ $i -lt {count} ]; do printf 'cluster-lab pin %d\\n' $i >{dir}/$i; i=$((i + 1)); done\n\
@@ -142,12 +151,19 @@ fn parse_added(text: &str, count: usize) -> std::result::Result<Vec<String>, Str
         .collect()
 }
 
-/// The resident memory (kB) of the host's peer and of its kubo daemon, from their PID files.
+/// The resident memory (kB) of the host's peer and of its kubo daemon (their PIDs from their
+/// services).
 pub fn rss_kb(peer: &Peer) -> Result<(Option<u64>, Option<u64>)> {
+    let rss = |service: &Service| {
+        format!(
+            "pid=$({}) && sed -n 's/^VmRSS:[^0-9]*\\([0-9]*\\).*/\\1/p' /proc/\"$pid\"/status 2>/dev/null || echo",
+            service.main_pid_script()
+        )
+    };
     let script = format!(
-        "for f in {} {}; do pid=$(cat \"$f\" 2>/dev/null) && sed -n 's/^VmRSS:[^0-9]*\\([0-9]*\\).*/\\1/p' /proc/\"$pid\"/status 2>/dev/null || echo; done",
-        quote::word(&peer.paths.pid_file().display().to_string()),
-        quote::word(&peer.paths.kubo_pid_file().display().to_string()),
+        "{}\n{}",
+        rss(&peer.on_host.service),
+        rss(&peer.on_host.kubo)
     );
     let output = peer.remote.run("memory", &script)?;
     let mut values = output.stdout.lines().map(|l| l.trim().parse::<u64>().ok());

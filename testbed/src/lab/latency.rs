@@ -139,12 +139,14 @@ mod tests {
                     address: a.parse().unwrap(),
                     sshd_pid: None,
                     peer_id: None,
+                    container: None,
                 })
                 .collect(),
             real: None,
             bastions: Vec::new(),
             login: None,
             latency: None,
+            host_kind: crate::lab::HostKind::Process,
         };
         let delay = Delay::parse("40ms", None).unwrap();
         let port = relay_port(state.ports.ssh).unwrap();

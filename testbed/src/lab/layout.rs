@@ -124,6 +124,10 @@ impl HostPaths {
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("ssh-control")
     }
+    /// A systemd host's container: its overlay's upper folder and console log.
+    pub fn container_dir(&self) -> PathBuf {
+        self.root.join("container")
+    }
     /// The raft data folder of the peer.
     pub fn raft_dir(&self) -> PathBuf {
         self.config_dir().join("raft")

@@ -5,6 +5,7 @@
 //! `down` stops every process it started. Everything a later command needs is in `lab.json`.
 
 pub mod bastion;
+pub mod cache;
 pub mod ctl;
 pub mod down;
 pub mod error;
@@ -26,9 +27,12 @@ pub mod quote;
 pub mod real;
 pub mod real_up;
 pub mod remote;
+pub mod service;
 pub mod stage;
 pub mod state;
 pub mod status;
+pub mod systemd;
+pub mod tree;
 pub mod up;
 pub mod wait;
 pub mod wrapper;
@@ -38,6 +42,6 @@ pub use error::{LabError, Result};
 pub use fault::{inject, Fault};
 pub use layout::Layout;
 pub use progress::{Progress, Silent};
-pub use state::{Consensus, HostRecord, LabState, Ports, RealLab, RealPorts};
+pub use state::{Consensus, HostKind, HostRecord, LabState, Ports, RealLab, RealPorts};
 pub use status::{status, HostStatus};
 pub use up::{up, UpOptions, UpReport};

@@ -14,6 +14,7 @@ use super::layout::{HostPaths, Layout};
 use super::pins;
 use super::quote;
 use super::remote::{Input, Output, Remote, DEFAULT_TIMEOUT};
+use super::service::OnHost;
 use super::state::{Consensus, HostRecord, LabState};
 use super::wrapper;
 
@@ -25,6 +26,8 @@ pub struct Peer {
     pub paths: HostPaths,
     /// The REST API multiaddress (`ipfs-cluster-ctl --host`).
     pub api: String,
+    /// The peer's files and service, as the host sees them.
+    pub on_host: OnHost,
 }
 
 /// The settings `init` writes into a peer's `service.json` (through the env overrides).
@@ -51,11 +54,12 @@ impl Peer {
             remote: Remote::new(layout, state, host),
             paths: layout.host(&host.name),
             api: state.api(host),
+            on_host: OnHost::new(state.host_kind, &layout.host(&host.name)),
         }
     }
 
     fn bin(&self, file: &str) -> String {
-        self.paths.bin_dir().join(file).display().to_string()
+        self.on_host.bin(file)
     }
 
     /// Copies release `version` and the service wrapper into the host's `bin` (through a tar
@@ -71,28 +75,28 @@ impl Peer {
             release_dir,
             &["ipfs-cluster-service", "ipfs-cluster-ctl"],
         )?;
-        let unit = wrapper::unit_file(&self.paths.bin_dir(), &self.paths.config_dir());
-        let script = format!(
-            "printf '%s' {} >{}",
-            quote::word(&unit),
-            quote::word(&self.paths.unit().display().to_string())
-        );
-        self.remote.run("write unit", &script).map(|_| ())
+        self.remote
+            .run("write unit", &self.on_host.write_unit_script())
+            .map(|_| ())
     }
 
-    /// Copies `files` of `source` and the service wrapper into the host's `bin` (through a tar
-    /// stream over SSH) and checks the files against `source`'s SHA256SUMS on the host.
+    /// Copies `files` of `source` and the service wrapper (when the host uses it) into the
+    /// host's `bin` (through a tar stream over SSH) and checks the files against `source`'s
+    /// SHA256SUMS on the host.
     pub fn install_files(&self, layout: &Layout, source: &Path, files: &[&str]) -> Result<()> {
-        let tar = Command::new("tar")
-            .arg("-C")
+        let mut tar = Command::new("tar");
+        tar.arg("-C")
             .arg(source)
             .arg("-cf")
             .arg("-")
             .args(files)
-            .arg("SHA256SUMS")
-            .arg("-C")
-            .arg(layout.assets())
-            .arg(wrapper::FILE_NAME)
+            .arg("SHA256SUMS");
+        let mut installed: Vec<&str> = files.to_vec();
+        if self.on_host.needs_wrapper() {
+            tar.arg("-C").arg(layout.assets()).arg(wrapper::FILE_NAME);
+            installed.push(wrapper::FILE_NAME);
+        }
+        let tar = tar
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
@@ -102,9 +106,9 @@ impl Peer {
                 source,
             })?;
         let mut tar = tar;
-        let stage = self.paths.home().join(".lab-install").display().to_string();
-        let bin = self.paths.bin_dir().display().to_string();
-        let words = quote::command(files);
+        let stage = self.on_host.scratch().display().to_string();
+        let bin = self.on_host.bin_dir.display().to_string();
+        let words = quote::command(&installed);
         let script = [
             "set -e".to_string(),
             format!(
@@ -118,12 +122,8 @@ impl Peer {
                 "cd {} && sha256sum -c --quiet --ignore-missing SHA256SUMS",
                 quote::word(&stage)
             ),
-            format!("chmod 0755 {words} {}", wrapper::FILE_NAME),
-            format!(
-                "mv -f {words} {} {}/",
-                wrapper::FILE_NAME,
-                quote::word(&bin)
-            ),
+            format!("chmod 0755 {words}"),
+            format!("mv -f {words} {}/", quote::word(&bin)),
             format!("cd / && rm -rf {}", quote::word(&stage)),
         ]
         .join("\n");
@@ -180,21 +180,24 @@ impl Peer {
             args.extend(["--datastore".into(), datastore.clone()]);
         }
         words.push(quote::command(&args));
-        self.remote.run("init", &words.join(" ")).map(|_| ())
+        let mut script = words.join(" ");
+        if let Some(after) = self.on_host.after_init_script() {
+            script = format!("{script} && {after}");
+        }
+        self.remote.run("init", &script).map(|_| ())
     }
 
     fn config_dir(&self) -> String {
-        self.paths.config_dir().display().to_string()
+        self.on_host.config_dir.display().to_string()
     }
 
-    /// Runs `ipfs-cluster-svc VERB EXTRA...` and returns its output whatever the exit status.
+    /// Runs the service's VERB (`ipfs-cluster-svc VERB EXTRA...`, or systemctl on a systemd
+    /// host) and returns its output whatever the exit status.
     pub fn service(&self, verb: &str, extra: &[String]) -> Result<Output> {
-        let mut args = vec![self.bin(wrapper::FILE_NAME), verb.to_string()];
-        args.extend(extra.iter().cloned());
         // `stop` may wait 30 s for the snapshot, then SIGKILL.
         self.remote.exec(Job {
             step: &format!("ipfs-cluster-svc {verb}"),
-            script: &quote::command(&args),
+            script: &self.on_host.service_script(verb, extra),
             input: Input::Nothing,
             timeout: Duration::from_secs(60),
         })

@@ -22,17 +22,9 @@ pub const KUBO_FILE: &str = "ipfs";
 pub const BUILD_SCRIPT: &str = "scripts/real-releases";
 
 /// The cache folder of the real releases: as `scripts/real-releases --print-dir` computes it
-/// (`$CLUSTER_UPGRADE_CACHE/real`, else `$XDG_CACHE_HOME/cluster-upgrade/real`, else
-/// `~/.cache/cluster-upgrade/real`).
+/// (`<cache>/real`, see [`super::cache::root`]).
 pub fn default_dir() -> PathBuf {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    let cache = match (var("CLUSTER_UPGRADE_CACHE"), var("XDG_CACHE_HOME")) {
-        (Some(cache), _) => PathBuf::from(cache),
-        (None, Some(xdg)) => PathBuf::from(xdg).join("cluster-upgrade"),
-        (None, None) => PathBuf::from(var("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".cache/cluster-upgrade"),
-    };
-    cache.join("real")
+    super::cache::root().join("real")
 }
 
 /// The real releases found in one cache folder.

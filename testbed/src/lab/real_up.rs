@@ -127,7 +127,7 @@ pub fn install_kubo(layout: &Layout, setup: &RealSetup, peer: &Peer, api: &str) 
 
 /// The peer ID `init` wrote into a host's `identity.json`.
 fn peer_id(peer: &Peer) -> Result<String> {
-    let identity = peer.paths.config_dir().join("identity.json");
+    let identity = peer.on_host.config_dir.join("identity.json");
     let output = peer.remote.run(
         "read identity",
         &format!(
@@ -163,8 +163,8 @@ pub fn write_peer_addresses(state: &LabState, peers: &[Peer]) -> Result<Vec<Stri
     parallel::try_map(peers, parallel::HOST_WORKERS, |peer| {
         let config = quote::word(
             &peer
-                .paths
-                .config_dir()
+                .on_host
+                .config_dir
                 .join("service.json")
                 .display()
                 .to_string(),
@@ -202,12 +202,12 @@ pub fn add_blocks(state: &LabState, peers: &[Peer], count: usize) -> Result<Vec<
 /// The line a real peer logs once it is ready (consensus up and IPFS reached).
 const READY_LINE: &str = "** IPFS Cluster is READY **";
 
-/// How many times the host's peer log says READY.
+/// How many times the host's peer log (its file, or its unit's journal) says READY.
 pub fn ready_count(peer: &Peer) -> Result<usize> {
     let script = format!(
-        "grep -cF {} {} 2>/dev/null || true",
+        "{} | grep -cF {} || true",
+        peer.on_host.service.log_script(),
         quote::word(READY_LINE),
-        quote::word(&peer.paths.log().display().to_string())
     );
     let output = peer.remote.run("read the peer log", &script)?;
     Ok(output.stdout.trim().parse().unwrap_or(0))

@@ -122,6 +122,43 @@ pub struct RealLab {
     pub pins: Vec<String>,
 }
 
+/// What a lab host is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKind {
+    /// An sshd process of the machine, with a home folder in the lab; the peer runs under the
+    /// lab's service wrapper.
+    #[default]
+    Process,
+    /// A container booted with a real systemd (see `lab::systemd`); the peer runs as
+    /// `ipfs-cluster.service`.
+    Systemd,
+}
+
+impl HostKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKind::Process => "process",
+            HostKind::Systemd => "systemd",
+        }
+    }
+
+    fn is_process(&self) -> bool {
+        *self == HostKind::Process
+    }
+}
+
+impl std::str::FromStr for HostKind {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<HostKind, String> {
+        match text {
+            "process" => Ok(HostKind::Process),
+            "systemd" => Ok(HostKind::Systemd),
+            other => Err(format!("{other:?} is not a host kind (process or systemd)")),
+        }
+    }
+}
+
 /// One host of the lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRecord {
@@ -133,6 +170,9 @@ pub struct HostRecord {
     /// The peer's ID once its daemon ran.
     #[serde(default)]
     pub peer_id: Option<String>,
+    /// The host's container (systemd hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<super::systemd::ContainerRecord>,
 }
 
 /// Everything known about a lab.
@@ -160,6 +200,9 @@ pub struct LabState {
     /// The delaying relay every tool reaches the hosts through (`up --rtt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<super::latency::LatencyRecord>,
+    /// What the hosts are (`up --host-kind`).
+    #[serde(default, skip_serializing_if = "HostKind::is_process")]
+    pub host_kind: HostKind,
 }
 
 impl LabState {

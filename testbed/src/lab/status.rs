@@ -74,34 +74,20 @@ pub fn status(dir: &Path) -> Result<Vec<HostStatus>> {
 }
 
 fn probe(peer: &Peer, real: bool) -> HostStatus {
-    let service = quote::word(
-        &peer
-            .paths
-            .bin_dir()
-            .join("ipfs-cluster-service")
-            .display()
-            .to_string(),
-    );
-    let svc = quote::word(
-        &peer
-            .paths
-            .bin_dir()
-            .join(wrapper::FILE_NAME)
-            .display()
-            .to_string(),
-    );
+    let service = quote::word(&peer.on_host.bin("ipfs-cluster-service"));
+    let svc = peer.on_host.service_script("status", &[]);
     let mut script = format!(
         "echo {MARK}version; {service} --version 2>/dev/null\n\
-         echo; echo {MARK}running; {svc} status >/dev/null 2>&1; echo $?\n\
+         echo; echo {MARK}running; {svc} >/dev/null 2>&1; echo $?\n\
          echo {MARK}id; {id} 2>/dev/null\n\
          echo; echo {MARK}pins; {pins} 2>/dev/null\n",
         id = peer.ctl(&["id"]),
         pins = peer.ctl(&["pin", "ls"]),
     );
     if real {
-        let kubo = quote::word(&peer.paths.kubo_service_cmd().display().to_string());
+        let kubo = peer.on_host.kubo.script("status", &[], "");
         script.push_str(&format!(
-            "echo; echo {MARK}ipfs; {kubo} status >/dev/null 2>&1; echo $?\n"
+            "echo; echo {MARK}ipfs; {kubo} >/dev/null 2>&1; echo $?\n"
         ));
     }
     let mut status = HostStatus {

@@ -17,7 +17,9 @@ use super::real::{self, RealReleases};
 use super::real_up::{self, HostMeasure, RealSetup};
 use super::remote::Master;
 use super::state::Consensus;
-use super::state::{HostRecord, LabState, Ports};
+use super::state::{HostKind, HostRecord, LabState, Ports};
+use super::systemd::{self, ContainerRecord, ContainerSpec};
+use super::tree;
 use super::{bastion, down, hosts, inventory, keys, latency, parallel, pins, stage, wait};
 
 /// How many times `up` picks another network when the sshds cannot bind.
@@ -63,6 +65,8 @@ pub struct UpOptions {
     pub login: Option<super::login::Login>,
     /// Reach every host through a delaying relay with this round-trip time (`--rtt`).
     pub delay: Option<crate::delay::Delay>,
+    /// What the hosts are: sshd processes of the machine, or containers booted with systemd.
+    pub host_kind: HostKind,
 }
 
 /// What `up` built.
@@ -147,6 +151,9 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
             });
         }
     }
+    if options.host_kind == HostKind::Systemd {
+        check_systemd_options(options)?;
+    }
     // A lab of real binaries never needs (or falls back to) the stand-in.
     let standin = match real {
         Some(_) => None,
@@ -164,6 +171,7 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
         start: Instant::now(),
         real,
         measures: Vec::new(),
+        tree: None,
     };
     let result = builder.build(standin.as_deref(), target);
     match result {
@@ -182,6 +190,21 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
             Err(error)
         }
     }
+}
+
+/// What a lab of systemd hosts needs and does not (yet) combine with.
+fn check_systemd_options(options: &UpOptions) -> Result<()> {
+    let unsupported = [
+        (options.bastions > 0, "--bastion/--bastions"),
+        (options.login.is_some(), "--login-user"),
+    ];
+    if let Some((_, option)) = unsupported.iter().find(|(set, _)| *set) {
+        return Err(LabError::InvalidOption {
+            option: "--host-kind systemd",
+            detail: format!("not combined with {option} yet"),
+        });
+    }
+    systemd::require()
 }
 
 /// `--datastore` must be one the release's `init` offers (none before 0.14).
@@ -258,6 +281,14 @@ fn clear_previous(layout: &Layout) -> Result<()> {
                     });
                 }
             }
+            if let Some(container) = &host.container {
+                if systemd::is_running(container, &paths.container_dir()) {
+                    return Err(LabError::AlreadyUp {
+                        dir: layout.dir().to_path_buf(),
+                        pid: container.pid.unwrap_or_default(),
+                    });
+                }
+            }
         }
         // Nothing of it runs any more; sweep stragglers before its files go.
         down::down(layout.dir())?;
@@ -299,6 +330,8 @@ struct Builder<'a> {
     /// Set for a lab of real binaries.
     real: Option<RealSetup>,
     measures: Vec<HostMeasure>,
+    /// The Debian tree the systemd hosts boot.
+    tree: Option<tree::Tree>,
 }
 
 impl Builder<'_> {
@@ -323,14 +356,22 @@ impl Builder<'_> {
         self.phase("generating the user key", |b| {
             keys::make_user_key(&b.layout)
         })?;
+        if self.options.host_kind == HostKind::Systemd {
+            let tree = self.phase("finding the systemd hosts' Debian tree", |b| {
+                tree::ensure(&tree::default_cache(), b.progress)
+            })?;
+            self.tree = Some(tree);
+        }
         if let Some(login) = &self.options.login {
             self.phase(&format!("preparing the login user {}", login.user), |b| {
                 super::login::prepare(login, b.layout.dir())
             })?;
         }
-        let mut state = self.phase(&format!("starting {n} sshd hosts"), |b| {
-            b.start_hosts(target)
-        })?;
+        let what = match self.options.host_kind {
+            HostKind::Process => "sshd hosts",
+            HostKind::Systemd => "systemd containers, booted until sshd listens",
+        };
+        let mut state = self.phase(&format!("starting {n} {what}"), |b| b.start_hosts(target))?;
         let plain: Vec<Peer> = state
             .hosts
             .iter()
@@ -482,34 +523,47 @@ impl Builder<'_> {
                     (name, spec)
                 })
                 .collect();
-            let pids = match hosts::start_all(&specs) {
-                Ok(pids) => pids,
-                // Someone took an address or port between the check and the start: try again.
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
+            let (pids, containers) = match &self.tree {
+                None => match hosts::start_all(&specs) {
+                    Ok(pids) => (pids.into_iter().map(Some).collect(), vec![None; n]),
+                    // Someone took an address or port between the check and the start: try again.
+                    Err(e) => {
+                        last = e.to_string();
+                        continue;
+                    }
+                },
+                Some(tree) => {
+                    let containers = self.boot_containers(tree, &specs)?;
+                    (vec![None; n], containers.into_iter().map(Some).collect())
                 }
+            };
+            let user = match self.options.host_kind {
+                HostKind::Process => current_user(),
+                HostKind::Systemd => "root".to_string(),
             };
             let mut state = LabState {
                 version: self.release.version.clone(),
                 target,
-                user: current_user(),
+                user,
                 ports: network.ports,
                 secret: secret(),
                 hosts: specs
                     .iter()
                     .zip(pids)
-                    .map(|((name, spec), pid)| HostRecord {
+                    .zip(containers)
+                    .map(|(((name, spec), sshd_pid), container)| HostRecord {
                         name: name.clone(),
                         address: spec.address,
-                        sshd_pid: Some(pid),
+                        sshd_pid,
                         peer_id: None,
+                        container,
                     })
                     .collect(),
                 real: self.real.as_ref().map(|setup| setup.record(real_ports)),
                 bastions: Vec::new(),
                 login: self.options.login.clone(),
                 latency: None,
+                host_kind: self.options.host_kind,
             };
             state.save(&self.layout)?;
             if bastions > 0 {
@@ -538,6 +592,45 @@ impl Builder<'_> {
             attempts: NETWORK_ATTEMPTS,
             last,
         })
+    }
+
+    /// Boots a container per host, each with the host key of its sshd spec (so known_hosts is
+    /// written as for process hosts); returns their records.
+    fn boot_containers(
+        &self,
+        tree: &tree::Tree,
+        specs: &[(String, SshdSpec)],
+    ) -> Result<Vec<ContainerRecord>> {
+        let authorized_keys = fs::read_to_string(self.layout.authorized_keys())
+            .map_err(LabError::io("reading", self.layout.authorized_keys()))?;
+        let mut containers = Vec::new();
+        for (name, sshd) in specs {
+            fs::create_dir_all(&sshd.dir).map_err(LabError::io("creating", &sshd.dir))?;
+            crate::sshd::generate_key(&sshd.host_key_path(), "lab-host-key")
+                .map_err(LabError::io("generating key", sshd.host_key_path()))?;
+            let spec = ContainerSpec {
+                host: name.clone(),
+                machine: systemd::machine_name(sshd.address),
+                address: sshd.address,
+                ssh_port: sshd.port,
+                tree: tree.dir().to_path_buf(),
+                dir: self.layout.host(name).container_dir(),
+            };
+            let keys = systemd::Keys {
+                host_key: sshd.host_key_path(),
+                authorized_keys: authorized_keys.clone(),
+            };
+            containers.push((spec, keys));
+        }
+        let pids = systemd::boot_all(&containers)?;
+        Ok(containers
+            .into_iter()
+            .zip(pids)
+            .map(|((spec, _), pid)| ContainerRecord {
+                machine: spec.machine,
+                pid: Some(pid),
+            })
+            .collect())
     }
 
     fn install_all(&self, state: &LabState, peers: &[Peer]) -> Result<()> {

@@ -17,26 +17,32 @@ pub const SCRIPT: &str = include_str!("../../assets/ipfs-cluster-svc");
 /// The exit status of `ipfs-cluster-svc status` when the peer is not running (as systemctl).
 pub const STATUS_NOT_RUNNING: i32 = 3;
 
+/// A unit-like file whose daemon runs `exec` (the peer's, or kubo's through the `ipfs-svc`
+/// link).
+pub fn unit_text(exec: &str) -> String {
+    format!(
+        "# The lab's stand-in for a systemd unit; read by ipfs-cluster-svc (or ipfs-svc).\n\
+         [Service]\n\
+         ExecStart={exec}\n"
+    )
+}
+
 /// The contents of `home/ipfs-cluster.unit`: how the service starts the daemon.
 pub fn unit_file(bin_dir: &Path, config_dir: &Path) -> String {
-    format!(
-        "# The lab's stand-in for a systemd unit; read by ipfs-cluster-svc.\n\
-         [Service]\n\
-         ExecStart={}/ipfs-cluster-service -c {} daemon\n",
+    unit_text(&format!(
+        "{}/ipfs-cluster-service -c {} daemon",
         bin_dir.display(),
         config_dir.display()
-    )
+    ))
 }
 
 /// The contents of `home/ipfs.unit` on a real lab's host: kubo, offline, on its own repository.
 pub fn kubo_unit_file(bin_dir: &Path, repo: &Path) -> String {
-    format!(
-        "# The lab's stand-in for a systemd unit of kubo; read by ipfs-svc.\n\
-         [Service]\n\
-         ExecStart={}/ipfs --repo-dir {} daemon --offline\n",
+    unit_text(&format!(
+        "{}/ipfs --repo-dir {} daemon --offline",
         bin_dir.display(),
         repo.display()
-    )
+    ))
 }
 
 #[cfg(test)]

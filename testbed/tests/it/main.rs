@@ -14,6 +14,7 @@ mod lab_interrupted_merge;
 mod lab_pins;
 mod lab_real;
 mod lab_rtt;
+mod lab_systemd;
 mod lab_twenty;
 mod lab_up;
 mod lab_wrapper;

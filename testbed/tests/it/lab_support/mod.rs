@@ -132,11 +132,13 @@ impl Lab {
     /// The PIDs of every recorded sshd and every peer PID file, right now.
     pub fn recorded_pids(&self) -> Vec<u32> {
         let state = self.lab_json();
+        // A systemd host's sshd and peer run in its container, which nspawn's PID stands for.
         let mut pids: Vec<u32> = state["hosts"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|h| h["sshd_pid"].as_u64())
+            .flat_map(|h| [h["sshd_pid"].as_u64(), h["container"]["pid"].as_u64()])
+            .flatten()
             .map(|p| p as u32)
             .collect();
         for host in state["hosts"].as_array().unwrap() {
@@ -196,15 +198,17 @@ impl Lab {
             .unwrap()
     }
 
-    /// The tail of every host's peer log, for failure messages.
+    /// The tail of every host's peer log (a systemd host's console), for failure messages.
     pub fn logs(&self) -> String {
         let mut text = String::new();
         let Ok(hosts) = fs::read_dir(self.path().join("hosts")) else {
             return text;
         };
         for host in hosts.flatten() {
-            let log =
-                fs::read_to_string(host.path().join("home/ipfs-cluster.log")).unwrap_or_default();
+            // A systemd host's peer logs to its journal; its container's console is ours.
+            let log = fs::read_to_string(host.path().join("home/ipfs-cluster.log"))
+                .or_else(|_| fs::read_to_string(host.path().join("container/console.log")))
+                .unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(8).collect();
             text.push_str(&format!(
                 "== {}\n{}\n",
