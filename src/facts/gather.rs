@@ -312,6 +312,7 @@ mod tests {
                 api: "/ip4/127.0.0.1/tcp/9094".into(),
                 ctl_env: String::new(),
                 ctl_flags: String::new(),
+                systemd_unit: None,
             },
         }
     }

@@ -6,6 +6,7 @@ mod gather;
 mod model;
 mod parse;
 mod probe;
+mod unit;
 
 pub use gather::{
     connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget, Probing,
@@ -13,3 +14,4 @@ pub use gather::{
 pub use model::{Consensus, HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
 pub use parse::{listed_cids, parse_lease, parse_peers, parse_probe_output, pinset_of_listing};
 pub use probe::{peers_script, probe_script, ProbeScope, ProbeVars, LEASE_FILE};
+pub use unit::{parse_unit, UnitFacts};

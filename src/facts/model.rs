@@ -89,6 +89,9 @@ pub struct HostFacts {
     /// this tool, stranded by an RPC protocol change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub followers: Vec<String>,
+    /// The peer's systemd unit (`service_manager: systemd` hosts, planning probe only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<super::UnitFacts>,
 }
 
 /// The lease a run holds on a host while it works there: which run, from where, since when.
@@ -269,6 +272,7 @@ impl HostFacts {
         HostFacts {
             host,
             unreachable: None,
+            unit: None,
             api_refused: None,
             service_version: None,
             running: false,

@@ -78,6 +78,17 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
             .last()
             .and_then(|v| Version::from_reported(v).ok());
     }
+    if let Some(section) = sections.get("unit") {
+        // Asked of systemd hosts only; a failed `systemctl show` is a unit that cannot be
+        // driven (its LoadState unknown).
+        facts.unit = Some(match section.rc {
+            Some(0) => super::parse_unit(&section.body),
+            _ => super::UnitFacts {
+                load_state: format!("unknown (systemctl show: {})", section.body.trim()),
+                ..super::UnitFacts::default()
+            },
+        });
+    }
     if let Some(body) = ok("followers") {
         facts.followers = followers(body);
     }

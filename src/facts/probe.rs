@@ -20,6 +20,10 @@ pub struct ProbeVars {
     /// The ctl's `--https`/`--no-check-certificate`/`--force-http` flags (`api_auth`), or empty.
     #[serde(default)]
     pub ctl_flags: String,
+    /// The peer's systemd unit (`systemd_unit`, `ipfs-cluster` by default) on a host whose
+    /// `service_manager` is `systemd`: the planning probe reads it with `systemctl show`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 impl ProbeVars {
@@ -33,6 +37,11 @@ impl ProbeVars {
             api: vars.api().to_string(),
             ctl_env: auth.env_prefix(),
             ctl_flags: auth.ctl_flags(),
+            systemd_unit: (vars.str("service_manager") == Some("systemd")).then(|| {
+                vars.str("systemd_unit")
+                    .unwrap_or("ipfs-cluster")
+                    .to_string()
+            }),
         }
     }
 }
@@ -87,6 +96,13 @@ pub fn probe_script(vars: &ProbeVars, scope: ProbeScope) -> Result<String, Quote
     }
     if scope.disk {
         script.push_str(DISK);
+        if let Some(unit) = &vars.systemd_unit {
+            script.push_str(&format!(
+                "section unit; systemctl show {} -- {} 2>&1; rc $?\n",
+                super::unit::UNIT_PROPERTIES,
+                quote(&format!("{}.service", unit.trim_end_matches(".service")))?
+            ));
+        }
     }
     Ok(script)
 }
@@ -162,6 +178,7 @@ mod tests {
             api: "/ip4/127.0.0.1/tcp/9094".into(),
             ctl_env: String::new(),
             ctl_flags: String::new(),
+            systemd_unit: None,
         }
     }
 

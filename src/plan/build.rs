@@ -350,6 +350,12 @@ pub fn current_context(facts: &HostFacts, multiaddr: Option<String>) -> CurrentC
         pebble_format: facts.pebble_format,
         pebble_store_format: facts.pebble_store_format,
         pebble_raise_to: None,
+        unit_user: facts.unit.as_ref().and_then(|u| u.user.clone()),
+        exec_start: facts
+            .unit
+            .as_ref()
+            .map(|u| u.exec_start.clone())
+            .filter(|words| !words.is_empty()),
     }
 }
 

@@ -86,6 +86,8 @@ pub enum Refusal {
     Unreachable { host: HostName, reason: String },
     #[error("host {host}: ipfs-cluster-service was not found or did not report its version; check bin_dir for this host")]
     NotInstalled { host: HostName },
+    #[error("host {host}: its peer's systemd unit cannot be driven: {why}; check `systemd_unit` for this host (`systemctl cat` and `systemctl show` of that unit)")]
+    UnitUnusable { host: HostName, why: String },
     #[error(
         "host {host} runs {current}, newer than the target {target}; downgrades are not supported"
     )]
@@ -148,6 +150,12 @@ pub fn choose(
         let version = host.service_version.ok_or_else(|| Refusal::NotInstalled {
             host: host.host.clone(),
         })?;
+        if let Some(why) = host.unit.as_ref().and_then(|unit| unit.problem()) {
+            return Err(Refusal::UnitUnusable {
+                host: host.host.clone(),
+                why,
+            });
+        }
         if version > target {
             return Err(Refusal::Downgrade {
                 host: host.host.clone(),

@@ -166,6 +166,14 @@ pub struct CurrentContext {
     /// it; null when nothing is to be raised (the planner decides, `plan::pebble_raise_to`).
     #[serde(default)]
     pub pebble_raise_to: Option<u32>,
+    /// The `User=` of the peer's systemd unit (systemd hosts; null for root or elsewhere):
+    /// whom the peer's own commands run as when `service_user` is not set.
+    #[serde(default)]
+    pub unit_user: Option<String>,
+    /// The words of the unit's effective `ExecStart=` (systemd hosts; null elsewhere): what a
+    /// start with extra flags (`--upgrade`, `--bootstrap`) runs, those flags appended.
+    #[serde(default)]
+    pub exec_start: Option<Vec<String>>,
 }
 
 /// `anchor`: the peer the others bootstrap to, and where delegated commands run.
@@ -333,6 +341,8 @@ impl TemplateContext {
             pebble_format: Some(1),
             pebble_store_format: Some(1),
             pebble_raise_to: Some(13),
+            unit_user: None,
+            exec_start: None,
         };
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));

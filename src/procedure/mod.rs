@@ -60,7 +60,7 @@ pub use step::{
     Delegate, EstablishesSpec, Mode, OnDemand, OnResume, PeerState, StepId, StepIdError, StepSpec,
     Targets, UploadSpec, WaitSpec,
 };
-pub use template::{quote, TemplateRef};
+pub use template::{quote, systemd_command, TemplateRef};
 pub use validate::Coverage;
 
 use template::Templates;

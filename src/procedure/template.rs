@@ -239,8 +239,72 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_filter("quote", quote);
+    env.add_filter("systemd_command", systemd_command);
+    env.add_filter("words", words);
     env.add_function("fail", fail);
     env
+}
+
+/// `{{ words | systemd_command }}`: a command line for a systemd unit file (`ExecStart=`),
+/// each word double-quoted with systemd's escapes: `\` and `"` backslashed, `%` (specifiers)
+/// doubled, `$` (environment substitution) doubled. A control character (a newline would end
+/// the directive and start another) is an error, never written.
+pub fn systemd_command(words: Value) -> Result<String, minijinja::Error> {
+    let invalid = |detail: String| minijinja::Error::new(ErrorKind::InvalidOperation, detail);
+    let items = words
+        .try_iter()
+        .map_err(|_| invalid("systemd_command: expects a list of words".into()))?;
+    let mut line = String::new();
+    for word in items {
+        let text = match word.as_str() {
+            Some(text) => text.to_string(),
+            None if word.is_number() => word.to_string(),
+            None => {
+                return Err(invalid(format!(
+                    "systemd_command: `{word}` is not a string"
+                )))
+            }
+        };
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return Err(invalid(format!(
+                "systemd_command: the word {text:?} holds the control character {c:?}, which a unit file cannot carry"
+            )));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push('"');
+        for c in text.chars() {
+            match c {
+                '\\' => line.push_str("\\\\"),
+                '"' => line.push_str("\\\""),
+                '%' => line.push_str("%%"),
+                '$' => line.push_str("$$"),
+                c => line.push(c),
+            }
+        }
+        line.push('"');
+    }
+    if line.is_empty() {
+        return Err(invalid("systemd_command: no words".into()));
+    }
+    Ok(line)
+}
+
+/// `{{ value | words }}`: a list as it is, or a string split on whitespace (no quoting).
+pub fn words(value: Value) -> Result<Value, minijinja::Error> {
+    match value.as_str() {
+        Some(text) => Ok(Value::from(
+            text.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )),
+        None if value.try_iter().is_ok() => Ok(value),
+        None => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("words: `{value}` is neither a string nor a list"),
+        )),
+    }
 }
 
 /// `{{ value | quote }}`: one shell word, POSIX-quoted, for any string, number or boolean.
@@ -338,6 +402,22 @@ pub fn origin_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn systemd_command_quotes_each_word_and_escapes_specifiers_and_variables() {
+        let hostile = Value::from_serialize(["/opt/my bin/x", "100%", "$HOME", "a\"b\\c"]);
+        assert_eq!(
+            systemd_command(hostile).unwrap(),
+            r#""/opt/my bin/x" "100%%" "$$HOME" "a\"b\\c""#
+        );
+        let newline = Value::from_serialize(["/bin/x", "a\nExecStartPre=/bin/touch /tmp/p"]);
+        assert!(systemd_command(newline).is_err());
+        assert!(systemd_command(Value::from_serialize(Vec::<String>::new())).is_err());
+        assert_eq!(
+            words(Value::from("/usr/bin/x  daemon --stats")).unwrap(),
+            Value::from_serialize(["/usr/bin/x", "daemon", "--stats"])
+        );
+    }
 
     #[test]
     fn quote_makes_one_shell_word() {

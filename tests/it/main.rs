@@ -27,6 +27,7 @@ mod run_safety;
 mod snapshots;
 mod ssh_config;
 mod ssh_keys_e2e;
+mod systemd_e2e;
 mod traffic;
 mod transport_known_hosts;
 mod transport_ssh;
