@@ -334,7 +334,6 @@ async fn a_wait_that_never_passes_fails_at_its_deadline() {
         });
     }
     let plan = plan(vec![waiting]);
-    let started_at = tokio::time::Instant::now();
     let ran = run(&plan, vec![], OPTIONS, &["probe"]).await;
     let RunOutcome::Failed(failures) = ran.outcome else {
         panic!("{:?}", ran.outcome);
@@ -345,13 +344,12 @@ async fn a_wait_that_never_passes_fails_at_its_deadline() {
         failures[0].error
     );
     let probes = ran.commands["h1"].iter().filter(|c| *c == "probe").count();
+    // Probed every second until the deadline, then stopped. (Not the paused clock's elapsed
+    // time: while the runner waits on the journal's writer thread, tokio advances the paused
+    // clock to the next timer, so under load it may read past the deadline.)
     assert!(
         (4..=6).contains(&probes),
-        "probed every second for 5 s: {probes}"
-    );
-    assert!(
-        started_at.elapsed() <= Duration::from_secs(6),
-        "stopped at the deadline"
+        "probed every second for 5 s, then stopped: {probes}"
     );
 }
 
