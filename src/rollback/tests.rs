@@ -239,18 +239,25 @@ fn an_unfinished_run_is_resumed_or_abandoned_first() {
     );
 }
 
-#[test]
-fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only_binaries() {
-    use crate::facts::StoredState;
-    const V09: Version = Version::new(0, 9, 0);
-    const V010: Version = Version::new(0, 10, 1);
+const V09: Version = Version::new(0, 9, 0);
+const V010: Version = Version::new(0, 10, 1);
+
+/// The standard plan of a raft cluster for 0.9.0 → 0.10.1, whose `daemon --upgrade` moves the
+/// raft state from format 5 to 6.
+fn raft_state_migration() -> Plan {
     let mut plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Standard));
-    // The same plan for 0.9.0 → 0.10.1, whose `daemon --upgrade` moves format 5 to 6.
     plan.choice.from = V09;
     plan.choice.to = V010;
     for host in &mut plan.facts {
         host.service_version = Some(V09);
     }
+    plan
+}
+
+#[test]
+fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only_binaries() {
+    use crate::facts::StoredState;
+    let plan = raft_state_migration();
     let checkpoint = journal(&plan, None, false);
     let run = run_id();
     let undone = undone_of(&run, &plan, &checkpoint);
@@ -497,14 +504,7 @@ fn export_saved(checkpoint: &mut Checkpoint, host: &str, version: &str, c: &str)
 #[test]
 fn a_raft_run_whose_raft_old_0_is_gone_is_rebuilt_from_its_export_around_the_exporting_peer() {
     use crate::facts::StoredState;
-    const V09: Version = Version::new(0, 9, 0);
-    const V010: Version = Version::new(0, 10, 1);
-    let mut plan = upgrade_with(Consensus::Raft, Some(ProcedureKind::Standard));
-    plan.choice.from = V09;
-    plan.choice.to = V010;
-    for host in &mut plan.facts {
-        host.service_version = Some(V09);
-    }
+    let plan = raft_state_migration();
     let mut checkpoint = journal(&plan, None, false);
     let run = run_id();
     let mut now = facts(V010, Consensus::Raft);

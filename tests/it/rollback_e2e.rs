@@ -8,8 +8,8 @@
 use crate::apply_e2e::events;
 use crate::rolling_e2e::assert_one_peer_at_a_time_in;
 use crate::support::{
-    assert_no_step_finished_twice, assert_success, journals_by_run, journals_in, run, start_until,
-    text, Lab,
+    assert_no_step_finished_twice, assert_success, journals_by_run, kill_as_each_starts, run,
+    start_until, text, Lab,
 };
 use crate::traffic::{lab_apis, under_traffic};
 
@@ -352,20 +352,18 @@ fn killed_as_each_rollback_step_starts_rollback_again_finishes_with_every_pin() 
     let state = lab.path().join(".cluster-upgrade");
     let inventory = lab.inventory();
     let args = ["rollback", inventory.to_str().unwrap(), "--yes"];
-    for step in [
-        "verify-backup",
-        "cluster-whole",
-        "stop-peer",
-        "restore-binaries",
-        "start-peer",
-        "peer-ready",
-    ] {
-        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-        let already = journals_in(&state).matches(&needle).count();
-        let mut child = start_until(&args, &state, step, already + 1);
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    kill_as_each_starts(
+        &args,
+        &state,
+        &[
+            "verify-backup",
+            "cluster-whole",
+            "stop-peer",
+            "restore-binaries",
+            "start-peer",
+            "peer-ready",
+        ],
+    );
     let out = rollback(&lab, &[]);
     assert_success(&out, "rollback after the kills");
     lab.assert_cluster(FROM, 3, 10);
@@ -388,26 +386,24 @@ fn killed_as_each_step_of_a_raft_rebuild_starts_rollback_again_finishes_with_eve
     let state = lab.path().join(".cluster-upgrade");
     let inventory = lab.inventory();
     let args = ["rollback", inventory.to_str().unwrap(), "--yes"];
-    for step in [
-        "verify-backup",
-        "list-pins",
-        "stop-peers",
-        "restore-binaries-all",
-        "upload-export",
-        "clean-rafts",
-        "import-raft-export",
-        "start-anchor",
-        "bootstrap-others",
-        "cluster-back",
-        "reconcile-pins",
-        "pins-back",
-    ] {
-        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-        let already = journals_in(&state).matches(&needle).count();
-        let mut child = start_until(&args, &state, step, already + 1);
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    kill_as_each_starts(
+        &args,
+        &state,
+        &[
+            "verify-backup",
+            "list-pins",
+            "stop-peers",
+            "restore-binaries-all",
+            "upload-export",
+            "clean-rafts",
+            "import-raft-export",
+            "start-anchor",
+            "bootstrap-others",
+            "cluster-back",
+            "reconcile-pins",
+            "pins-back",
+        ],
+    );
     let out = rollback(&lab, &[]);
     assert_success(&out, "rollback after the kills");
     for host in lab.status() {

@@ -4,7 +4,7 @@
 //! cluster-upgrade as each rolling step starts, then `apply` again.
 
 use crate::support::{
-    assert_no_step_finished_twice, assert_success, journals_in, run, start_until, text, Lab,
+    assert_no_step_finished_twice, assert_success, kill_as_each_starts, run, text, Lab,
 };
 use crate::traffic::{lab_apis, under_traffic};
 
@@ -109,18 +109,6 @@ fn a_rolling_upgrade_of_3_peers_under_writes_keeps_n_minus_1_answering_and_every
 #[test]
 fn a_rolling_upgrade_of_5_peers_under_writes_keeps_n_minus_1_answering_and_every_pin() {
     rolled_under_traffic(5);
-}
-
-/// For each of `steps`: runs cluster-upgrade with `args` (state directory `state`) until that
-/// step starts once more than before, then SIGKILLs it.
-fn kill_as_each_starts(args: &[&str], state: &std::path::Path, steps: &[&str]) {
-    for step in steps {
-        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
-        let already = journals_in(state).matches(&needle).count();
-        let mut child = start_until(args, state, step, already + 1);
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
 }
 
 #[test]

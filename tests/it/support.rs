@@ -529,3 +529,15 @@ pub fn private_key_fixture() {
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventory/id_test");
     std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// For each of `steps`: runs cluster-upgrade with `args` (state directory `state`) until that
+/// step starts once more than before, then SIGKILLs it.
+pub fn kill_as_each_starts(args: &[&str], state: &std::path::Path, steps: &[&str]) {
+    for step in steps {
+        let needle = format!("\"event\":\"step_started\",\"step\":\"{step}\"");
+        let already = journals_in(state).matches(&needle).count();
+        let mut child = start_until(args, state, step, already + 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
