@@ -259,6 +259,7 @@ pub fn choose(
             behind.join(", ")
         ));
     }
+    reasons.extend(units_reason(facts));
     Ok(Choice {
         procedure,
         from,
@@ -346,6 +347,46 @@ fn standard_conditions_failing(
 
 /// Followers (`ipfs-cluster-follow`) of a crdt cluster are run by others and cannot be
 /// upgraded by this run: when the RPC protocol changes they stop syncing until they upgrade.
+/// What the planning probe read of the peers' systemd units (`systemctl show`), in one line:
+/// each distinct command line a flagged start runs, the user and the drop-ins.
+fn units_reason(facts: &[HostFacts]) -> Option<String> {
+    let mut seen: Vec<(String, Vec<String>)> = Vec::new();
+    for host in facts {
+        let Some(unit) = &host.unit else { continue };
+        let drop_ins: Vec<&str> = unit
+            .drop_ins
+            .iter()
+            .map(|path| path.rsplit('/').next().unwrap_or(path))
+            .collect();
+        let text = format!(
+            "`{}` as {}{}",
+            unit.exec_start.join(" "),
+            unit.user.as_deref().unwrap_or("root"),
+            if drop_ins.is_empty() {
+                String::new()
+            } else {
+                format!(" (drop-ins: {})", drop_ins.join(", "))
+            }
+        );
+        match seen.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, hosts)) => hosts.push(host.host.to_string()),
+            None => seen.push((text, vec![host.host.to_string()])),
+        }
+    }
+    if seen.is_empty() {
+        return None;
+    }
+    let units = seen
+        .iter()
+        .map(|(text, hosts)| format!("{}: {text}", hosts.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(format!(
+        "systemd units as loaded: {units}; a start with --upgrade or --bootstrap runs that command line with the flag, \
+         through a runtime drop-in (zz-cluster-upgrade.conf) removed right after it"
+    ))
+}
+
 /// The followers the probe saw (on the hosts' logins) are named.
 fn followers_warning(
     consensus: Consensus,

@@ -104,6 +104,14 @@ fn a_standard_upgrade_of_systemd_units_starts_them_with_the_overrides_command_an
     let lab = systemd_lab("0.9.0", &[]);
     let out = apply(&lab, &[]);
     assert_success(&out, "the standard upgrade of systemd peers");
+    // The plan says what it read of the units.
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "systemd units as loaded: h1, h2, h3: `/usr/local/bin/ipfs-cluster-service --config {CONFIG} daemon` as ipfs (drop-ins: override.conf)"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
     let target = lab.status()[0].version.clone().unwrap();
     assert_ne!(target, "0.9.0");
     lab.assert_cluster(&target, 3, 5);
