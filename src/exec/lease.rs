@@ -180,6 +180,8 @@ mod tests {
             api: "/ip4/127.0.0.1/tcp/9094".into(),
             ctl_env: String::new(),
             ctl_flags: String::new(),
+            docker_container: None,
+            docker_env: String::new(),
         }
     }
 

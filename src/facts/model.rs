@@ -89,6 +89,10 @@ pub struct HostFacts {
     /// this tool, stranded by an RPC protocol change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub followers: Vec<String>,
+    /// The peer's container on a Docker host (`service_manager: docker`), as `docker inspect`
+    /// shows it, or why it could not be read; `None` on other hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<super::ContainerFacts>,
 }
 
 /// The lease a run holds on a host while it works there: which run, from where, since when.
@@ -297,6 +301,7 @@ impl HostFacts {
             pebble_store_format: None,
             ctl_version: None,
             followers: Vec::new(),
+            container: None,
         }
     }
 
