@@ -114,6 +114,7 @@ pub fn container_context(container: &Container, target: Version) -> ContainerCon
         name: container.name.clone(),
         image: container.image_id.clone(),
         run_args: run_args(container),
+        volumes: volume_args(container),
         restart: container.restart.flag_value(),
         command: container
             .command
@@ -166,13 +167,11 @@ fn run_args(container: &Container) -> Vec<String> {
         };
         flag("-p", binding);
     }
-    for mount in container.mounts.iter().filter(|m| m.keeps_data()) {
-        let mode = if mount.read_only { ":ro" } else { "" };
-        flag(
-            "-v",
-            format!("{}:{}{mode}", volume_source(mount), mount.destination),
-        );
-    }
+    args.extend(volume_args(container));
+    let mut flag = |name: &str, value: String| {
+        args.push(name.to_string());
+        args.push(value);
+    };
     let mut tmpfs = container.tmpfs.clone();
     for mount in container.mounts.iter().filter(|m| m.kind == "tmpfs") {
         tmpfs.entry(mount.destination.clone()).or_default();
@@ -227,6 +226,22 @@ fn run_args(container: &Container) -> Vec<String> {
         args.push("--init".to_string());
     }
     args
+}
+
+/// `-v SOURCE:DESTINATION[:ro]` for every volume and bind mount.
+fn volume_args(container: &Container) -> Vec<String> {
+    container
+        .mounts
+        .iter()
+        .filter(|m| m.keeps_data())
+        .flat_map(|mount| {
+            let mode = if mount.read_only { ":ro" } else { "" };
+            [
+                "-v".to_string(),
+                format!("{}:{}{mode}", volume_source(mount), mount.destination),
+            ]
+        })
+        .collect()
 }
 
 /// What `-v` names: the volume (named or anonymous, so the same one is attached again), or the
@@ -335,6 +350,7 @@ mod tests {
             context.run_args,
             words("--network host -v cluster-data:/data/ipfs-cluster")
         );
+        assert_eq!(context.volumes, words("-v cluster-data:/data/ipfs-cluster"));
         assert_eq!(context.restart, "unless-stopped");
         assert_eq!(context.command, None, "the new image's own command");
         assert_eq!(context.image, "sha256:0a1b");

@@ -183,6 +183,9 @@ pub struct ContainerContext {
     /// user, labels, limits. Not its environment (kept on the host by the run, passed with
     /// `--env-file`) nor its restart policy (`restart`).
     pub run_args: Vec<String>,
+    /// The `-v` options of its volumes and bind mounts alone (also in `run_args`): what a
+    /// one-off container of its image needs to see the peer's data (a state export).
+    pub volumes: Vec<String>,
     /// Its `--restart` policy (`no` for a start with one-off daemon arguments).
     pub restart: String,
     /// Its command on the new image, when the operator set one (one-off flags such as
@@ -207,6 +210,10 @@ impl ContainerContext {
             run_args: vec![
                 "--network".into(),
                 "host".into(),
+                "-v".into(),
+                format!("{}:/data/ipfs-cluster", vars.config_dir()),
+            ],
+            volumes: vec![
                 "-v".into(),
                 format!("{}:/data/ipfs-cluster", vars.config_dir()),
             ],
@@ -383,10 +390,8 @@ impl TemplateContext {
             pebble_format: Some(1),
             pebble_store_format: Some(1),
             pebble_raise_to: Some(13),
-            container: host
-                .vars
-                .is_docker()
-                .then(|| ContainerContext::placeholder(&host.vars)),
+            // On every host: `check` renders the Docker steps too, whatever `when` says.
+            container: Some(ContainerContext::placeholder(&host.vars)),
         };
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));
