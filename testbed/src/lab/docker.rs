@@ -274,8 +274,22 @@ pub fn remove_containers(paths: &HostPaths, grace_secs: u32) -> bool {
         "remove the containers",
         &["rm", "--all", "--force", "--time", &grace],
     );
+    // Each container's monitor (conmon) runs `podman container cleanup` as it exits, which
+    // mounts the storage again: wait for them before unmounting.
+    let marker = format!("{}/", engine.dir.display());
+    let _ = super::wait::until(
+        "the engine's last processes",
+        std::time::Duration::from_secs(15),
+        std::time::Duration::from_millis(100),
+        || Ok(super::procs::mentioning(&marker).is_empty().then_some(())),
+    );
     unmount_under(&engine.dir);
     running
+}
+
+/// Unmounts what a host's engine left mounted (after `down` stopped its last processes).
+pub fn unmount_host(paths: &HostPaths) {
+    unmount_under(&host_engine(paths).dir);
 }
 
 /// Unmounts whatever is still mounted under `dir`, deepest first: the overlay storage's own

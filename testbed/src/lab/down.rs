@@ -113,6 +113,14 @@ pub fn down(dir: &Path) -> Result<DownReport> {
             }
         }
     }
+    // A Docker host's storage stays mounted by Podman (or by a process the sweep stopped
+    // half-way): the lab's folder could not be removed.
+    if let Ok(hosts) = fs::read_dir(layout.hosts()) {
+        for host in hosts.flatten() {
+            let name = host.file_name();
+            super::docker::unmount_host(&layout.host(&name.to_string_lossy()));
+        }
+    }
     Ok(report)
 }
 
