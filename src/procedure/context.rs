@@ -177,7 +177,8 @@ pub struct CurrentContext {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerContext {
     pub name: String,
-    /// The image ID it runs now (a state export with the old release runs it).
+    /// The image ID it ran when planned (the steps read the one it runs when they run: a
+    /// staged upgrade's second stage starts from the first stage's image).
     pub image: String,
     /// `docker create` options carrying its own settings: network, published ports, volumes,
     /// user, labels, limits. Not its environment (kept on the host by the run, passed with
