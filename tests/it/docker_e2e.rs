@@ -195,3 +195,28 @@ fn the_default_rolling_upgrade_recreates_one_container_at_a_time() {
     }
     assert_eq!(backups(&lab).len(), 3, "{:?}", backups(&lab));
 }
+
+#[test]
+fn killed_as_the_containers_are_recreated_apply_resumes_and_keeps_every_pin() {
+    let lab = docker_lab(3, "1.1.3", 20);
+    let inventory = lab.inventory();
+    let args = [
+        "apply",
+        inventory.to_str().unwrap(),
+        "--yes",
+        "--procedure",
+        "standard",
+    ];
+    lab.kill_when_started(&args, "start-upgrade", 1);
+    let out = run(&["apply", inventory.to_str().unwrap(), "--yes"]);
+    assert_success(&out, "resumed apply");
+    lab.assert_cluster("1.1.6", 3, 20);
+    for host in lab.host_names() {
+        let out = lab.ssh(&host, "docker ps --all --format '{{.Names}}'");
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "ipfs-cluster",
+            "{host}: one container, renamed"
+        );
+    }
+}
