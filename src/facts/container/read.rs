@@ -252,7 +252,9 @@ mod tests {
 
     const PODMAN_IMAGE: &str = r#"{"cmd":["daemon"],"entrypoint":["/usr/local/bin/entrypoint.sh"],"user":"","labels":{"io.buildah.version":"1.28.2"}}"#;
 
-    /// Docker 24 with a named volume, a published API port and an on-failure policy.
+    /// As Docker lays out `docker inspect` (written from its API types: no Docker daemon runs
+    /// on the development machine), with a named volume, published ports and an on-failure
+    /// policy.
     const DOCKER: &str = r#"{"id":"9f2c","name":"/cluster0","image":"sha256:0a1b2c3d4e5f60718293a4b5","image_name":"ipfs/ipfs-cluster:v1.1.5","running":false,"cmd":["daemon","--bootstrap","/dns4/c0/tcp/9096/p2p/QmA"],"entrypoint":["/sbin/tini","--","/usr/local/bin/entrypoint.sh"],"user":"","labels":{"com.docker.compose.project":"pinning","org.opencontainers.image.source":"https://github.com/ipfs-cluster/ipfs-cluster"},"mounts":[{"Type":"volume","Name":"cluster-data","Source":"/var/lib/docker/volumes/cluster-data/_data","Destination":"/data/ipfs-cluster","Driver":"local","Mode":"z","RW":true,"Propagation":""}],"network":"pinning_default","ports":{"9094/tcp":[{"HostIp":"127.0.0.1","HostPort":"9094"}],"9096/tcp":[{"HostIp":"","HostPort":"9096"}]},"restart":{"Name":"on-failure","MaximumRetryCount":5},"ulimits":null,"init":null,"extra_hosts":null,"cap_add":null,"cap_drop":null,"memory":1073741824,"nano_cpus":1500000000,"stop_timeout":null,"log":"json-file","privileged":true,"devices":[],"security_opt":null,"tmpfs":null,"dns":[],"volumes_from":null}"#;
 
     const DOCKER_IMAGE: &str = r#"{"cmd":["daemon"],"entrypoint":["/sbin/tini","--","/usr/local/bin/entrypoint.sh"],"user":"","labels":{"org.opencontainers.image.source":"https://github.com/ipfs-cluster/ipfs-cluster"}}"#;
