@@ -313,6 +313,8 @@ mod tests {
                 ctl_env: String::new(),
                 ctl_flags: String::new(),
                 systemd_unit: None,
+                docker_container: None,
+                docker_env: String::new(),
             },
         }
     }

@@ -2,12 +2,17 @@
 //! runs, its ID and the peers it sees, RPC protocol, state format, pinset, consensus and raft
 //! settings.
 
+mod container;
 mod gather;
 mod model;
 mod parse;
 mod probe;
 mod unit;
 
+pub use container::{
+    Container, ContainerFacts, Mount, PortBinding, RestartPolicy, Ulimit,
+    DEFAULT_CONTAINER_CONFIG_PATH,
+};
 pub use gather::{
     connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget, Probing,
 };

@@ -92,6 +92,10 @@ pub struct HostFacts {
     /// The peer's systemd unit (`service_manager: systemd` hosts, planning probe only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<super::UnitFacts>,
+    /// The peer's container on a Docker host (`service_manager: docker`), as `docker inspect`
+    /// shows it, or why it could not be read; `None` on other hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<super::ContainerFacts>,
 }
 
 /// The lease a run holds on a host while it works there: which run, from where, since when.
@@ -301,6 +305,7 @@ impl HostFacts {
             pebble_store_format: None,
             ctl_version: None,
             followers: Vec::new(),
+            container: None,
         }
     }
 

@@ -125,6 +125,22 @@ pub fn parse_probe_output(host: &HostName, address: &str, output: &str) -> HostF
             }
         }
     }
+    if sections.contains_key("container") {
+        let printed = |name: &str| {
+            let section = sections.get(name);
+            match section.filter(|s| s.rc == Some(0)) {
+                Some(s) => Ok(s.body.as_str()),
+                None => Err(section.map_or("", |s| s.body.as_str())),
+            }
+        };
+        facts.container = Some(super::container::read_container(
+            super::container::ContainerOutput {
+                container: printed("container"),
+                image: printed("image"),
+                env: ok("container_env").unwrap_or_default(),
+            },
+        ));
+    }
     if let Some(body) = ok("states") {
         facts.stored_states = stored_states(body);
         let live = facts.stored_states.iter().find(|s| s.folder == "raft");

@@ -24,6 +24,14 @@ pub struct ProbeVars {
     /// `service_manager` is `systemd`: the planning probe reads it with `systemctl show`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
+    /// The peer's container on a Docker host: the probe asks it (`docker exec`, `docker
+    /// inspect`) instead of binaries on the host; `config_dir` is the host folder mounted as
+    /// its config folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_container: Option<String>,
+    /// `docker exec` options passing the credentials of `api_auth` in (`-e CLUSTER_CREDENTIALS `).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub docker_env: String,
 }
 
 impl ProbeVars {
@@ -42,6 +50,8 @@ impl ProbeVars {
                     .unwrap_or("ipfs-cluster")
                     .to_string()
             }),
+            docker_container: vars.docker_container().map(String::from),
+            docker_env: auth.docker_env(),
         }
     }
 }
@@ -103,6 +113,9 @@ pub fn probe_script(vars: &ProbeVars, scope: ProbeScope) -> Result<String, Quote
                 quote(&format!("{}.service", unit.trim_end_matches(".service")))?
             ));
         }
+        if vars.docker_container.is_some() {
+            script.push_str(&docker_sections());
+        }
     }
     Ok(script)
 }
@@ -112,23 +125,56 @@ pub fn peers_script(vars: &ProbeVars) -> Result<String, QuoteError> {
     Ok(head(vars)? + PEERS)
 }
 
-/// The variables, the section markers and `ctl`: the host's ctl on its REST API, with the
-/// credentials and flags of `api_auth` (the credentials are read on the host when it runs).
+/// The variables, the section markers, `ctl` (the host's ctl on its REST API, with the
+/// credentials and flags of `api_auth`, read on the host when it runs), and `svc`/`ctlv` (the
+/// installed `ipfs-cluster-service`/`ipfs-cluster-ctl`): on a Docker host, those of the peer's
+/// container (`docker exec`; a stopped container's image, in a one-off container).
 fn head(vars: &ProbeVars) -> Result<String, QuoteError> {
-    Ok(format!(
-        "bin={}; cfg={}; api={}\nsection() {{ echo \"@@ $1\"; }}\nrc() {{ echo \"@@ rc $1\"; }}\n\
-         ctl() {{ {}\"$bin/ipfs-cluster-ctl\" --host \"$api\"{} \"$@\"; }}\n",
+    let common = format!(
+        "bin={}; cfg={}; api={}\nsection() {{ echo \"@@ $1\"; }}\nrc() {{ echo \"@@ rc $1\"; }}\n",
         quote(&vars.bin_dir)?,
         quote(&vars.config_dir)?,
         quote(&vars.api)?,
-        vars.ctl_env,
-        vars.ctl_flags,
-    ))
+    );
+    Ok(match &vars.docker_container {
+        None => format!(
+            "{common}ctl() {{ {}\"$bin/ipfs-cluster-ctl\" --host \"$api\"{} \"$@\"; }}\n\
+             svc() {{ \"$bin/ipfs-cluster-service\" \"$@\"; }}\nctlv() {{ \"$bin/ipfs-cluster-ctl\" \"$@\"; }}\n",
+            vars.ctl_env, vars.ctl_flags,
+        ),
+        Some(container) => format!(
+            "{common}c={}\nctl() {{ {}docker exec {}\"$c\" ipfs-cluster-ctl --host \"$api\"{} \"$@\"; }}\n{DOCKER_HEAD}",
+            quote(container)?,
+            vars.ctl_env,
+            vars.docker_env,
+            vars.ctl_flags,
+        ),
+    })
+}
+
+// A running container answers `docker exec`; a stopped one's image runs the binaries in a
+// one-off container without network (`--version` only).
+const DOCKER_HEAD: &str = r#"st=$(docker inspect --type container -f '{{.State.Running}} {{.Image}}' "$c" 2>/dev/null); img=${st#* }
+if [ "${st%% *}" = true ]; then in_peer() { docker exec "$c" "$@"; }
+else in_peer() { [ -n "$st" ] || { echo "no container $c" >&2; return 127; }; p=$1; shift; docker run --rm --network none --entrypoint "$p" "$img" "$@"; }; fi
+svc() { in_peer ipfs-cluster-service "$@"; }
+ctlv() { in_peer ipfs-cluster-ctl "$@"; }
+"#;
+
+/// The Docker host's sections: the container's settings, its image's defaults, and the names
+/// of the variables the container sets (`crate::facts::Container`).
+fn docker_sections() -> String {
+    use super::container::{CONTAINER_TEMPLATE, ENV_SCRIPT, IMAGE_TEMPLATE};
+    format!(
+        "section container; docker inspect --type container -f '{CONTAINER_TEMPLATE}' \"$c\" 2>&1; rc $?\n\
+         section image; docker image inspect -f '{IMAGE_TEMPLATE}' \"$img\" 2>&1; rc $?\n\
+         section container_env; {ENV_SCRIPT}; rc 0\n"
+    )
 }
 
 // Each section ends with `@@ rc N`, the exit status of its command, so the parser can tell
 // "not installed" from "empty output".
-const PEER: &str = r#"section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?
+const PEER: &str = r#"section service_version; svc --version 2>&1; rc $?
 section id; ctl --enc json id 2>&1; rc $?
 section pins; ctl --enc json pin ls 2>&1; rc $?
 "#;
@@ -136,7 +182,7 @@ section pins; ctl --enc json pin ls 2>&1; rc $?
 // For the health check, the version a running peer reports (`id`) is the one that counts; the
 // installed binary is asked only when the peer does not answer.
 const RUNNING_PEER: &str = r#"section id; ctl --enc json id 2>&1; r=$?; rc $r
-if [ "$r" -ne 0 ]; then section service_version; "$bin/ipfs-cluster-service" --version 2>&1; rc $?; fi
+if [ "$r" -ne 0 ]; then section service_version; svc --version 2>&1; rc $?; fi
 section pins; ctl --enc json pin ls 2>&1; rc $?
 "#;
 
@@ -152,7 +198,7 @@ const PEERS: &str = r#"section peers; ctl --enc json peers ls 2>&1; rc $?
 // the first byte of each snapshot's state.bin, in the same order, from one `head | od`; the
 // parser pairs them and picks each folder's newest snapshot.
 const DISK: &str = r#"section config; grep -h -z -o -E '"(leave_on_shutdown|wait_for_leader_timeout|id|listen_multiaddress|format_major_version|rebroadcast_interval)": *("[^"]*"|[a-z0-9]+|\[[^]]*\])|"(raft|crdt|pebble|badger|badger3|leveldb)": *\{' "$cfg/service.json" "$cfg/identity.json" 2>/dev/null; echo; rc 0
-section ctl_version; "$bin/ipfs-cluster-ctl" --version 2>&1; rc $?
+section ctl_version; ctlv --version 2>&1; rc $?
 section states; set --
 for d in "$cfg/raft" "$cfg"/raft.old.*; do [ -d "$d" ] || continue; echo "folder ${d##*/}"
 for s in "$d"/snapshots/*/state.bin; do [ -s "$s" ] || continue; s=${s%/state.bin}; echo "snapshot ${d##*/} ${s##*/}"; set -- "$@" "$s/state.bin"; done; done
@@ -179,6 +225,8 @@ mod tests {
             ctl_env: String::new(),
             ctl_flags: String::new(),
             systemd_unit: None,
+            docker_container: None,
+            docker_env: String::new(),
         }
     }
 
@@ -262,6 +310,103 @@ mod tests {
         assert_eq!(seen, ["@@ followers", "@@ rc 0", "archive", "mirror"]);
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(run(empty.path()), "@@ followers\n@@ rc 0\n");
+    }
+
+    /// A `docker` that answers as Podman's Docker-compatible CLI does for a peer container
+    /// `ipfs-cluster` (running or stopped), logging its arguments.
+    fn fake_docker(dir: &std::path::Path, running: bool) {
+        let script = format!(
+            r#"#!/bin/sh
+echo "$*" >> "{log}"
+case "$*" in
+  "inspect --type container -f {{{{.State.Running}}}} {{{{.Image}}}} ipfs-cluster") echo "{running} 466cb275" ;;
+  "inspect --type container -f {{\"id\""*) echo '{{"id":"51f7","name":"ipfs-cluster","image":"466cb275","image_name":"docker.io/ipfs/ipfs-cluster:v1.1.3","running":{running},"cmd":["daemon"],"entrypoint":"/usr/local/bin/entrypoint.sh","user":"","labels":{{}},"mounts":[{{"Type":"bind","Source":"{cfg}","Destination":"/data/ipfs-cluster","RW":true}}],"network":"host","ports":{{}},"restart":{{"Name":"unless-stopped","MaximumRetryCount":0}}}}' ;;
+  "inspect --type container -f {{{{range"*) printf 'PATH=/bin\nIPFS_CLUSTER_PATH=/data/ipfs-cluster\nCLUSTER_SECRET=s3cret\n' ;;
+  "image inspect -f {{\"cmd\""*) echo '{{"cmd":["daemon"],"entrypoint":["/usr/local/bin/entrypoint.sh"],"user":"","labels":null}}' ;;
+  "image inspect -f {{{{range"*) printf 'PATH=/bin\nIPFS_CLUSTER_PATH=/data/ipfs-cluster\n' ;;
+  "exec ipfs-cluster ipfs-cluster-service --version"|"run --rm --network none --entrypoint ipfs-cluster-service 466cb275 --version") echo "ipfs-cluster-service version 1.1.3" ;;
+  "exec ipfs-cluster ipfs-cluster-ctl --version"|"run --rm --network none --entrypoint ipfs-cluster-ctl 466cb275 --version") echo "ipfs-cluster-ctl version 1.1.3" ;;
+  "exec ipfs-cluster ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/9094 --enc json id") [ {running} = true ] || exit 1; echo '{{"id":"QmA","version":"1.1.3","cluster_peers":["QmA"]}}' ;;
+  "exec ipfs-cluster ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/9094 --enc json pin ls") [ {running} = true ] || exit 1; echo '{{"cid":"QmX"}}' ;;
+  *) echo "unexpected: $*" >&2; exit 125 ;;
+esac
+"#,
+            log = dir.join("docker.log").display(),
+            cfg = dir.join("cfg").display(),
+        );
+        let docker = dir.join("docker");
+        std::fs::write(&docker, script).unwrap();
+        std::fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::create_dir_all(dir.join("cfg")).unwrap();
+        std::fs::write(
+            dir.join("cfg/service.json"),
+            r#"{"consensus": {"crdt": {}}, "datastore": {"pebble": {}}}"#,
+        )
+        .unwrap();
+    }
+
+    fn probe_docker_host(running: bool) -> (super::super::HostFacts, String) {
+        let dir = tempfile::tempdir().unwrap();
+        fake_docker(dir.path(), running);
+        let mut host_vars = crate::inventory::Vars::new();
+        host_vars.insert("service_manager".parse().unwrap(), "docker".into());
+        host_vars.insert(
+            "config_dir".parse().unwrap(),
+            dir.path().join("cfg").display().to_string().into(),
+        );
+        let probe = ProbeVars::of(&host_vars);
+        assert_eq!(probe.docker_container.as_deref(), Some("ipfs-cluster"));
+        let script = probe_script(&probe, ProbeScope::FULL).unwrap();
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let facts = super::super::parse_probe_output(&"d1".into(), "127.0.0.1", &stdout);
+        let log = std::fs::read_to_string(dir.path().join("docker.log")).unwrap();
+        (facts, log)
+    }
+
+    /// A Docker host without binaries on the host: versions come from the container, the
+    /// config from the host folder mounted into it, and the container's settings are read.
+    #[test]
+    fn a_docker_host_is_probed_through_its_container() {
+        let (facts, log) = probe_docker_host(true);
+        assert_eq!(facts.service_version, Some("1.1.3".parse().unwrap()));
+        assert_eq!(facts.ctl_version, Some("1.1.3".parse().unwrap()));
+        assert!(facts.running);
+        assert_eq!(facts.pins.as_ref().map(|p| p.count), Some(1));
+        assert_eq!(facts.consensus, Some(crate::facts::Consensus::Crdt));
+        let container = facts.container.as_ref().and_then(|c| c.found()).unwrap();
+        assert_eq!(container.env, ["CLUSTER_SECRET"]);
+        assert!(container.config_mount().is_some());
+        assert!(
+            !log.contains("run --rm"),
+            "a running container is asked: {log}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_container_s_release_answers_from_its_image() {
+        let (facts, log) = probe_docker_host(false);
+        assert!(!facts.running);
+        assert_eq!(facts.service_version, Some("1.1.3".parse().unwrap()));
+        assert!(
+            log.contains(
+                "run --rm --network none --entrypoint ipfs-cluster-service 466cb275 --version"
+            ),
+            "{log}"
+        );
+        assert!(!facts.container.unwrap().found().unwrap().running);
+    }
+
+    #[test]
+    fn the_container_templates_fit_in_single_quotes() {
+        use super::super::container::{CONTAINER_TEMPLATE, IMAGE_TEMPLATE};
+        assert!(!CONTAINER_TEMPLATE.contains('\'') && !IMAGE_TEMPLATE.contains('\''));
     }
 
     #[test]

@@ -23,6 +23,8 @@ impl Vars {
     pub const DEFAULT_BIN_DIR: &'static str = "/usr/local/bin";
     pub const DEFAULT_CONFIG_DIR: &'static str = "~/.ipfs-cluster";
     pub const DEFAULT_API: &'static str = "/ip4/127.0.0.1/tcp/9094";
+    /// The container name of the official image's documentation (and the playbooks' default).
+    pub const DEFAULT_DOCKER_CONTAINER: &'static str = "ipfs-cluster";
 
     pub fn new() -> Vars {
         Vars::default()
@@ -60,6 +62,19 @@ impl Vars {
     /// `api`: the peer's REST API (`ipfs-cluster-ctl`'s default).
     pub fn api(&self) -> &str {
         self.str("api").unwrap_or(Vars::DEFAULT_API)
+    }
+
+    /// Whether the peer runs in a Docker container (`service_manager: docker`).
+    pub fn is_docker(&self) -> bool {
+        self.str("service_manager") == Some("docker")
+    }
+
+    /// `docker_container` of a Docker host (its default when unset); `None` on other hosts.
+    pub fn docker_container(&self) -> Option<&str> {
+        self.is_docker().then(|| {
+            self.str("docker_container")
+                .unwrap_or(Vars::DEFAULT_DOCKER_CONTAINER)
+        })
     }
 
     /// Applies `layer` on top: its values win.

@@ -35,6 +35,8 @@ pub enum MigrateError {
 pub enum MigrateRefusal {
     #[error("every peer must answer before the migration: {}", problems.join("; "))]
     Unreachable { problems: Vec<String> },
+    #[error("{} run{} the peer in a Docker container: migrate-consensus runs `ipfs-cluster-service state …` and `init` with the binaries on the host and has no Docker procedure yet", HostNames(hosts), if hosts.len() == 1 { "s" } else { "" })]
+    Docker { hosts: Vec<HostName> },
     #[error("{} already use{} CRDT: nothing to migrate{}", HostNames(hosts), if hosts.len() == 1 { "s" } else { "" }, if *all { "" } else { " (a cluster mixing raft and CRDT peers is broken: fix it by hand first)" })]
     AlreadyCrdt { hosts: Vec<HostName>, all: bool },
     #[error("the consensus of {} is not known (no service.json consensus section read): refusing to guess", HostNames(hosts))]
@@ -58,6 +60,14 @@ pub fn check_migration(facts: &[HostFacts]) -> Result<Version, MigrateRefusal> {
         return Err(MigrateRefusal::Unreachable {
             problems: unreachable,
         });
+    }
+    let docker: Vec<HostName> = facts
+        .iter()
+        .filter(|f| f.container.is_some())
+        .map(|f| f.host.clone())
+        .collect();
+    if !docker.is_empty() {
+        return Err(MigrateRefusal::Docker { hosts: docker });
     }
     let with = |consensus: Option<Consensus>| -> Vec<HostName> {
         facts
@@ -144,6 +154,19 @@ mod tests {
         assert_eq!(
             check_migration(&cluster("1.1.6")).unwrap(),
             Version::new(1, 1, 6)
+        );
+    }
+
+    #[test]
+    fn docker_hosts_are_refused_by_name() {
+        let mut facts = cluster("1.1.6");
+        facts[2].container = Some(crate::facts::ContainerFacts::Unreadable {
+            reason: "stopped".into(),
+        });
+        assert_eq!(
+            check_migration(&facts).unwrap_err().to_string(),
+            "h3 runs the peer in a Docker container: migrate-consensus runs `ipfs-cluster-service state …` and `init` \
+             with the binaries on the host and has no Docker procedure yet"
         );
     }
 

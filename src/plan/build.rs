@@ -158,7 +158,11 @@ pub(super) fn build_stage(inputs: PlanInputs<'_>, run_label: &str) -> Result<Pla
     if facts.iter().all(HostFacts::is_reachable) && !problems.is_empty() {
         return Err(Refusal::NotWholeCluster { problems }.into());
     }
-    let choice = choose(facts, inventory.cluster.target_version, requested)?;
+    // A Docker host whose container could not be recreated safely is refused before the
+    // choice (which would only see a host without a version).
+    let container_warnings = super::container::check_containers(inventory, facts)?;
+    let mut choice = choose(facts, inventory.cluster.target_version, requested)?;
+    choice.warnings.extend(container_warnings);
     let procedure = match choice.procedure {
         ProcedureKind::Standard => &playbooks.standard,
         ProcedureKind::Bootstrap => &playbooks.bootstrap,
@@ -252,6 +256,9 @@ impl SharedContext<'_> {
                     facts,
                     self.inventory.cluster.target_version,
                 ),
+                container: facts.container.as_ref().and_then(|c| c.found()).map(|c| {
+                    super::container::container_context(c, self.inventory.cluster.target_version)
+                }),
                 ..current_context(facts, facts.multiaddr.clone())
             },
             anchor: AnchorContext {
@@ -296,11 +303,26 @@ fn steps_with_backups(steps: &[PlannedStep]) -> Vec<&str> {
 }
 
 fn backups(choice: &Choice, inventory: &Inventory, steps: &[PlannedStep]) -> Vec<String> {
-    let mut list = vec![
-        "previous binaries on every host: <bin_dir>/ipfs-cluster-{service,ctl}.prev and the run's folder \
-         <bin_dir>/.cluster-upgrade/backup/<run id>/"
-            .to_string(),
-    ];
+    let docker = inventory
+        .hosts
+        .iter()
+        .filter(|h| h.vars.is_docker())
+        .count();
+    let mut list = Vec::new();
+    if docker < inventory.hosts.len() {
+        list.push(
+            "previous binaries on every host: <bin_dir>/ipfs-cluster-{service,ctl}.prev and the run's folder \
+             <bin_dir>/.cluster-upgrade/backup/<run id>/"
+                .to_string(),
+        );
+    }
+    if docker > 0 {
+        list.push(
+            "each Docker host's container as it was: its `docker inspect` and its environment (a private file) in the run's folder \
+             <bin_dir>/.cluster-upgrade/backup/<run id>/; its old image stays in the host's image store"
+                .to_string(),
+        );
+    }
     let target = inventory.cluster.target_version;
     let exports: Vec<&str> = steps_with_backups(steps);
     if !exports.is_empty() {
@@ -356,6 +378,7 @@ pub fn current_context(facts: &HostFacts, multiaddr: Option<String>) -> CurrentC
             .as_ref()
             .map(|u| u.exec_start.clone())
             .filter(|words| !words.is_empty()),
+        container: None,
     }
 }
 

@@ -130,6 +130,8 @@ pub enum Refusal {
     RollingUnsafe { failed: String },
     #[error("this crdt cluster fails the standard procedure's conditions ({failed}), and the bootstrap procedure is for raft clusters only: fix the cluster first, or force the standard procedure with --procedure standard")]
     CrdtNotReady { failed: String },
+    #[error("host {host}: {problem}")]
+    Container { host: HostName, problem: String },
 }
 
 /// Chooses the procedure for upgrading every host in `facts` (inventory order) to `target`.

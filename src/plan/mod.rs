@@ -2,6 +2,7 @@
 
 mod build;
 mod choice;
+mod container;
 mod converge;
 mod file;
 mod health;
@@ -19,6 +20,7 @@ pub use build::{
     PlanParts, PlanSteps, Playbooks, MIGRATION_DOWNTIME, RECOVERY_DOWNTIME, ROLLING_DOWNTIME,
 };
 pub use choice::{choose, Choice, ProcedureKind, Refusal};
+pub use container::{check_containers, container_context};
 pub use converge::{
     convergence_patience, gap_problems, pinset_gaps, resync_choice, settled_pins, ResyncInputs,
 };

@@ -12,7 +12,7 @@
 //! (No list of every host here: each host's context would then grow with the cluster, and
 //! planning with the square of it.)
 //! | `target`  | `{version, state_format, has_state_upgrade, bootstrap_flag_style, rpc_protocol, peer_id_protocol}` |
-//! | `current` | facts of this host: `{version, state_format, peer_id, multiaddr}` (null when unknown) |
+//! | `current` | facts of this host: `{version, state_format, peer_id, multiaddr, container}` (null when unknown; `container` on Docker hosts: `{name, image, run_args, restart, command, config_path, env}`) |
 //! | `anchor`  | `{name, peer_id, multiaddr, vars}`; `multiaddr` ends in `/ipfs/<id>` or `/p2p/<id>` (for `--bootstrap`); `vars` are the anchor host's merged variables |
 //! | `release` | `{source, version, staging_dir, files: {service, ctl}}`, each file `{name, local_path, url, sha256}` |
 //! | `run`     | `{id, remote_backup_dir}` |
@@ -174,6 +174,64 @@ pub struct CurrentContext {
     /// start with extra flags (`--upgrade`, `--bootstrap`) runs, those flags appended.
     #[serde(default)]
     pub exec_start: Option<Vec<String>>,
+    /// The peer's container on a Docker host, as the planner recreates it on another image;
+    /// null on other hosts.
+    #[serde(default)]
+    pub container: Option<ContainerContext>,
+}
+
+/// `current.container`: a Docker host's container and how it is recreated from its own
+/// `docker inspect` configuration with only the image changed (`crate::plan` decides).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerContext {
+    pub name: String,
+    /// The image ID it ran when planned (the steps read the one it runs when they run: a
+    /// staged upgrade's second stage starts from the first stage's image).
+    pub image: String,
+    /// `docker create` options carrying its own settings: network, published ports, volumes,
+    /// user, labels, limits. Not its environment (kept on the host by the run, passed with
+    /// `--env-file`) nor its restart policy (`restart`).
+    pub run_args: Vec<String>,
+    /// The `-v` options of its volumes and bind mounts alone (also in `run_args`): what a
+    /// one-off container of its image needs to see the peer's data (a state export).
+    pub volumes: Vec<String>,
+    /// Its `--restart` policy (`no` for a start with one-off daemon arguments).
+    pub restart: String,
+    /// Its command on the new image, when the operator set one (one-off flags such as
+    /// `--bootstrap` left out); null: the image's default command.
+    pub command: Option<Vec<String>>,
+    /// The peer's config folder inside the container.
+    pub config_path: String,
+    /// The names of the variables it sets beyond its image's.
+    pub env: Vec<String>,
+}
+
+impl ContainerContext {
+    /// What `check` renders a Docker host's steps with: the container of the official image's
+    /// documentation (a bind-mounted config folder, the host's network).
+    pub fn placeholder(vars: &Vars) -> ContainerContext {
+        ContainerContext {
+            name: vars
+                .docker_container()
+                .unwrap_or(Vars::DEFAULT_DOCKER_CONTAINER)
+                .to_string(),
+            image: format!("sha256:{}", "0".repeat(64)),
+            run_args: vec![
+                "--network".into(),
+                "host".into(),
+                "-v".into(),
+                format!("{}:/data/ipfs-cluster", vars.config_dir()),
+            ],
+            volumes: vec![
+                "-v".into(),
+                format!("{}:/data/ipfs-cluster", vars.config_dir()),
+            ],
+            restart: "unless-stopped".into(),
+            command: None,
+            config_path: "/data/ipfs-cluster".into(),
+            env: vec!["CLUSTER_SECRET".into()],
+        }
+    }
 }
 
 /// `anchor`: the peer the others bootstrap to, and where delegated commands run.
@@ -343,6 +401,8 @@ impl TemplateContext {
             pebble_raise_to: Some(13),
             unit_user: None,
             exec_start: None,
+            // On every host: `check` renders the Docker steps too, whatever `when` says.
+            container: Some(ContainerContext::placeholder(&host.vars)),
         };
         context.anchor.peer_id = Some(fake_peer(anchor));
         context.anchor.multiaddr = Some(multiaddr(anchor));

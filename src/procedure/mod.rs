@@ -50,9 +50,9 @@ use std::path::{Path, PathBuf};
 use crate::inventory::Vars;
 
 pub use context::{
-    AnchorContext, ClusterContext, CurrentContext, HostContext, PinsContext, ReleaseContext,
-    ReleaseFileContext, ReleaseFilesContext, RestApiContext, RunContext, TargetContext,
-    TemplateContext,
+    AnchorContext, ClusterContext, ContainerContext, CurrentContext, HostContext, PinsContext,
+    ReleaseContext, ReleaseFileContext, ReleaseFilesContext, RestApiContext, RunContext,
+    TargetContext, TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
 pub use render::{Established, PreparedContext, RenderedStep, RenderedUpload, RenderedWait};

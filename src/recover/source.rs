@@ -90,6 +90,8 @@ pub enum RecoverRefusal {
     },
     #[error("host {host}: its peer ID is unknown (neither the running peer nor its config told it), so the others cannot bootstrap to it")]
     NoPeerId { host: HostName },
+    #[error("host {host} runs its peer in a Docker container: recover runs `ipfs-cluster-service state …` with the binaries on the host and has no Docker procedure yet; recover it by hand (docs/docker.md)")]
+    Docker { host: HostName },
     #[error("host {host} uses crdt consensus: recover rebuilds a raft cluster (raft snapshots, `state cleanup` of raft folders, bootstrapping to one peer) and has no crdt procedure yet")]
     Crdt { host: HostName },
 }
@@ -150,6 +152,11 @@ fn recoverable(host: &HostFacts, target: Version) -> Result<(), RecoverRefusal> 
             host: host.host.clone(),
             current: version,
             target,
+        });
+    }
+    if host.container.is_some() {
+        return Err(RecoverRefusal::Docker {
+            host: host.host.clone(),
         });
     }
     if host.consensus == Some(Consensus::Crdt) {
@@ -555,6 +562,23 @@ mod tests {
         assert_eq!(
             choose_source(&facts, V010, Some(&export)),
             Err(RecoverRefusal::Crdt { host: "h2".into() })
+        );
+    }
+
+    #[test]
+    fn a_docker_host_is_refused_when_planned_not_when_checked() {
+        let mut facts = vec![
+            stopped("h1", &[("raft", Some("1-5-1"))]),
+            stopped("h2", &[]),
+        ];
+        facts[1].container = Some(crate::facts::ContainerFacts::Unreadable {
+            reason: "stopped".into(),
+        });
+        let refusal = choose_source(&facts, V010, None).unwrap_err();
+        assert_eq!(refusal, RecoverRefusal::Docker { host: "h2".into() });
+        assert!(
+            refusal.to_string().contains("Docker container"),
+            "{refusal}"
         );
     }
 

@@ -118,6 +118,12 @@ pub enum RollbackRefusal {
     },
     #[error("the cluster moved on since run {run}: {}; refusing to roll back over changes it did not make", problems.join("; "))]
     Drifted { run: RunId, problems: Vec<String> },
+    #[error("run {run} can only be undone by restoring the state ({way}), which runs `ipfs-cluster-service state …` with the binaries on the host, but {} run the peer in a Docker container: roll back by hand (the run's exports are in its backups/ folder)", HostNames(hosts))]
+    Docker {
+        run: RunId,
+        way: &'static str,
+        hosts: Vec<HostName>,
+    },
 }
 
 /// The run a rollback undoes: its id, its plan and its journal replayed.
@@ -441,6 +447,20 @@ pub fn check_rollback(
         },
         (None, _) => RollbackWay::OneAtATime,
     };
+    // Docker hosts go back one container at a time (recreated on the previous image); the
+    // ways that restore a state run the state commands on the host.
+    let docker: Vec<HostName> = now
+        .iter()
+        .filter(|f| f.container.is_some())
+        .map(|f| f.host.clone())
+        .collect();
+    if way != RollbackWay::OneAtATime && !docker.is_empty() {
+        return Err(RollbackRefusal::Docker {
+            run: run.clone(),
+            way: way.name(),
+            hosts: docker,
+        });
+    }
     let mut reasons = vec![format!(
         "its journal shows run {run} ({}, {from} → {to}) touched {} of {} peers: {}",
         plan.choice.procedure,

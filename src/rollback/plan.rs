@@ -89,6 +89,12 @@ pub fn build_rollback_plan(inputs: RollbackInputs<'_>) -> Result<Plan, RenderErr
         context.anchor.peer_id = anchor_facts.and_then(|f| f.peer_id.clone());
         context.anchor.multiaddr = anchor_multiaddr.clone();
         context.current = current_context(host_facts, None);
+        // A Docker host's container is recreated on the previous release's image.
+        context.current.container = host_facts
+            .container
+            .as_ref()
+            .and_then(|c| c.found())
+            .map(|c| crate::plan::container_context(c, choice.to));
         context.run = RunContext::new(run_id, host.vars.bin_dir());
         if let Some(previous) = previous {
             context.release = ReleaseContext::new(&previous.cluster, host.vars.bin_dir());

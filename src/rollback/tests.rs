@@ -286,6 +286,19 @@ fn a_raft_run_that_migrated_the_state_restores_raft_old_0_and_a_rolling_one_only
             hosts: ["h1", "h2", "h3"].map(|h| h.parse().unwrap()).to_vec()
         }
     );
+    // In Docker containers, the raft folders cannot be put back with the host's binaries.
+    let mut in_docker = now.clone();
+    in_docker[0].container = Some(crate::facts::ContainerFacts::Unreadable {
+        reason: "stopped".into(),
+    });
+    assert_eq!(
+        check_rollback(undone, &in_docker, PinLoss::Refused).unwrap_err(),
+        RollbackRefusal::Docker {
+            run: run.clone(),
+            way: "restore_raft",
+            hosts: vec!["h1".parse().unwrap()]
+        }
+    );
     // A backup rotated since (raft.old.0 in the new format) is not the upgrade's: refused.
     now[1].stored_states = stored(6, 6);
     let refused = check_rollback(undone, &now, PinLoss::Refused).unwrap_err();

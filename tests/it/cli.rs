@@ -37,6 +37,31 @@ fn the_example_inventory_passes_check() {
     );
 }
 
+/// Issue 18: a Docker inventory passes `check`: the recover and migrate-consensus playbooks,
+/// which have no Docker procedure, refuse Docker hosts when planned, not when rendered.
+#[test]
+fn the_docker_example_inventory_passes_check() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/inventory.docker.yaml"
+    );
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".ssh/known_hosts"), "").unwrap();
+    let out = std::process::Command::new(cluster_upgrade())
+        .args(["check", example])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("valid (3 hosts, target 1.1.6); playbooks")
+            && text(&out.stdout).contains("playbooks/recover.yaml, playbooks/migrate-crdt.yaml"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 /// Issue 15: `~/.ssh/config` is read by default; a host it sends through a jump host is
 /// refused (never reached directly), `-F none` reads none, and a config others can write is
 /// refused as ssh refuses it.

@@ -10,6 +10,7 @@ mod become_e2e;
 mod bench_floor;
 mod bootstrap_e2e;
 mod cli;
+mod docker_e2e;
 mod inventory;
 mod inventory_ssh_config;
 mod migrate_e2e;

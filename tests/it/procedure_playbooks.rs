@@ -76,7 +76,7 @@ fn assert_valid_shell(what: &str, script: &str) {
 #[test]
 fn shipped_playbooks_validate_against_every_service_manager() {
     for (manager, inventory) in inventories() {
-        for name in ["standard.yaml", "bootstrap.yaml"] {
+        for name in ["standard.yaml", "bootstrap.yaml", "rolling.yaml"] {
             playbook(name)
                 .validate_against(&inventory)
                 .unwrap_or_else(|e| panic!("{name} with {manager}: {e}"));
@@ -87,7 +87,7 @@ fn shipped_playbooks_validate_against_every_service_manager() {
 #[test]
 fn every_rendered_command_is_valid_shell() {
     for (manager, inventory) in inventories() {
-        for name in ["standard.yaml", "bootstrap.yaml"] {
+        for name in ["standard.yaml", "bootstrap.yaml", "rolling.yaml"] {
             let procedure = playbook(name);
             for step in &procedure.steps {
                 for host in &inventory.hosts {
@@ -187,16 +187,126 @@ fn standard_stops_all_swaps_and_starts_all_with_upgrade() {
         "{start}"
     );
     assert!(start.ends_with("systemctl start ipfs-cluster"), "{start}");
+    // Docker: the container is recreated from its own configuration (what `check` stands in
+    // for: a bind-mounted config folder, the host's network), `docker_run_args` added, with the
+    // image's own command: `--upgrade` is never baked into a container.
     let start = command(&standard, &docker, "start-upgrade", "d1");
     assert!(
-        start.ends_with("docker run -d --name cluster --network host -v '/srv/cluster data:/data/ipfs-cluster' ipfs/ipfs-cluster:v0.10.1 daemon --upgrade"),
+        start.contains("docker create --name \"$c.next\" --env-file \"$env\" --restart unless-stopped --network host \
+             -v '/srv/cluster data:/data/ipfs-cluster' --log-opt 'max-size=10m' \"$image\" >/dev/null || exit 1\n"),
         "{start}"
     );
+    assert!(
+        start.starts_with("c=cluster; image=ipfs/ipfs-cluster:v0.10.1; "),
+        "{start}"
+    );
+    assert!(start.ends_with("docker rename \"$c.next\" \"$c\" && docker start \"$c\" >/dev/null"));
+    assert!(!start.contains("--upgrade"), "{start}");
     assert!(
         render(&standard, &docker, "install-release", "d1").is_none(),
         "containers are replaced, not patched"
     );
     assert!(render(&standard, &docker, "pull-image", "d1").is_some());
+}
+
+#[test]
+fn docker_peers_keep_their_container_are_exported_through_its_image_and_restart_on_their_release() {
+    let docker = inventory(fixture("docker_inventory.yaml"));
+    for name in ["standard.yaml", "rolling.yaml"] {
+        let procedure = playbook(name);
+        let ids: Vec<&str> = procedure.steps.iter().map(|s| s.id.as_str()).collect();
+        let position = |id: &str| ids.iter().position(|s| *s == id).unwrap();
+        assert!(
+            position("keep-container") < position("export-container-state"),
+            "{name}"
+        );
+        let keep = command(&procedure, &docker, "keep-container", "d1");
+        assert!(
+            keep.contains("| grep -vxF -e \"$e\" > \"$b/container.env.tmp\""),
+            "only the variables the container sets beyond its image: {keep}"
+        );
+        assert!(keep.contains("umask 077"), "{keep}");
+        let export = render(&procedure, &docker, "export-container-state", "d1").unwrap();
+        assert_eq!(
+            export.backup.as_deref(),
+            Some("state-export-d1-0.0.0.json"),
+            "{name}: the file the other hosts' export-state writes"
+        );
+        let export = export.command.unwrap();
+        assert!(
+            export.contains(
+                "docker run --rm --network none --user \"$(stat -c %u:%g '/srv/cluster data')\" \
+                 -v '/srv/cluster data:/data/ipfs-cluster' --entrypoint ipfs-cluster-service \
+                 \"$(docker inspect --type container -f '{{.Image}}' cluster)\" \
+                 --config /data/ipfs-cluster state export 2>\"$err\""
+            ),
+            "{name}: the image the container runs: {export}"
+        );
+        assert!(
+            render(&procedure, &docker, "export-state", "d1").is_none(),
+            "{name}: no binaries on the host"
+        );
+        // The pebble steps restart the peer on its current release: its own container.
+        assert_eq!(
+            command(&procedure, &docker, "pebble-start", "d1"),
+            "docker start cluster >/dev/null",
+            "{name}"
+        );
+        let pull = command(&procedure, &docker, "pull-image", "d1");
+        assert!(
+            pull.contains(
+                "docker image inspect \"$image\" >/dev/null 2>&1 || docker pull \"$image\""
+            ),
+            "pulled only when missing: {pull}"
+        );
+        assert!(
+            pull.contains("--entrypoint ipfs-cluster-service \"$image\" --version"),
+            "and checked to run the target: {pull}"
+        );
+    }
+}
+
+#[test]
+fn docker_bootstrap_passes_bootstrap_once_and_keeps_removed_peers_down() {
+    let bootstrap = playbook("bootstrap.yaml");
+    let docker = inventory(fixture("docker_inventory.yaml"));
+    let ids: Vec<&str> = bootstrap.steps.iter().map(|s| s.id.as_str()).collect();
+    let position = |id: &str| ids.iter().position(|s| *s == id).unwrap();
+    assert!(position("hold-restarts") < position("remove-peers"));
+    assert!(position("bootstrap-others") < position("settle-container"));
+    assert!(position("settle-container") < position("cluster-healthy"));
+    let hold = command(&bootstrap, &docker, "hold-restarts", "d1");
+    assert!(
+        hold.starts_with("c=cluster; env=/usr/local/bin/.cluster-upgrade/backup/check/container.env\ndocker update --restart=no \"$c\" >/dev/null 2>&1 && exit 0\n"),
+        "{hold}"
+    );
+    assert!(hold.contains("--restart no --network host"), "{hold}");
+    // Bootstrapping: the image's command, `--bootstrap` for this one start, no restart policy.
+    let once = command(&bootstrap, &docker, "bootstrap-others", "d1");
+    assert!(
+        once.contains("--restart no --network host -v '/srv/cluster data:/data/ipfs-cluster' --log-opt 'max-size=10m' \"$image\" \"$@\" --bootstrap /ip4/10.1.0.2/tcp/9096/ipfs/QmPlaceholderPeerIdOfd2 >/dev/null"),
+        "{once}"
+    );
+    assert!(
+        once.contains("{{range .Config.Cmd}}{{println .}}{{end}}"),
+        "{once}"
+    );
+    // Settled: recreated with its own policy and command, no flag left.
+    let settled = command(&bootstrap, &docker, "settle-container", "d1");
+    assert!(
+        settled.contains("--restart unless-stopped --network host"),
+        "{settled}"
+    );
+    assert!(!settled.contains("--bootstrap"), "{settled}");
+    let settle = bootstrap.step("settle-container").unwrap();
+    assert_eq!((&settle.on, settle.mode), (&Targets::Others, Mode::Serial));
+    assert_eq!(
+        render(&bootstrap, &docker, "export-container-state", "d2")
+            .unwrap()
+            .backup
+            .as_deref(),
+        Some("state-export-d2-0.0.0.json")
+    );
 }
 
 #[test]

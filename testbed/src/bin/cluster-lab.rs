@@ -159,10 +159,12 @@ struct UpArgs {
     #[arg(long, value_name = "DURATION", requires = "rtt")]
     jitter: Option<String>,
     /// What a host is: `process` (an sshd of this machine, the peer under the lab's service
-    /// wrapper) or `systemd` (a container booted with a real systemd by systemd-nspawn from a
+    /// wrapper), `systemd` (a container booted with a real systemd by systemd-nspawn from a
     /// cached Debian tree, the peer as ipfs-cluster.service with User=ipfs; needs root, builds
-    /// the tree on first use).
-    #[arg(long, value_name = "process|systemd", default_value = "process")]
+    /// the tree on first use) or `docker` (an sshd of this machine whose peer runs in a Podman
+    /// container `ipfs-cluster` of a local image ipfs/ipfs-cluster:v<version>, driven by the
+    /// host's `docker` command; needs root, podman and runc).
+    #[arg(long, value_name = "process|systemd|docker", default_value = "process")]
     host_kind: lab::HostKind,
 }
 

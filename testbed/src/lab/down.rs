@@ -1,7 +1,8 @@
 //! `cluster-lab down`: stop every process of a lab, by PID. Safe to run twice.
 //!
-//! Peers go first (SIGTERM through their PID files, so they snapshot like a clean shutdown),
-//! then a real lab's kubo daemons, then each sshd, then each systemd host's container (it
+//! Peers go first (SIGTERM through their PID files, so they snapshot like a clean shutdown;
+//! a Docker host's containers through its engine, run here), then a real lab's kubo daemons,
+//! then each sshd, then each systemd host's container (it
 //! stops its own peer and sshd as it powers off; its cgroup is removed), then the delaying
 //! relay (`up --rtt`); last, any process whose command line still points into the lab's hosts
 //! (a daemon started by hand, an ssh session's shell) is stopped too.
@@ -61,7 +62,9 @@ pub fn down(dir: &Path) -> Result<DownReport> {
             let paths = layout.host(&host.name);
             let marker = paths.home().display().to_string();
             let was_running = peer_pid(&paths.pid_file())
-                .is_some_and(|pid| procs::stop_if_ours(pid, &marker, PEER_GRACE));
+                .is_some_and(|pid| procs::stop_if_ours(pid, &marker, PEER_GRACE))
+                | (state.host_kind == super::state::HostKind::Docker
+                    && super::docker::remove_containers(&paths, PEER_GRACE.as_secs() as u32));
             let _ = fs::remove_file(paths.pid_file());
             // A real lab's kubo goes after its peer, which talks to it until it stops.
             if let Some(pid) = peer_pid(&paths.kubo_pid_file()) {
@@ -108,6 +111,14 @@ pub fn down(dir: &Path) -> Result<DownReport> {
                 }
                 report.stragglers.push((pid, cmdline));
             }
+        }
+    }
+    // A Docker host's storage stays mounted by Podman (or by a process the sweep stopped
+    // half-way): the lab's folder could not be removed.
+    if let Ok(hosts) = fs::read_dir(layout.hosts()) {
+        for host in hosts.flatten() {
+            let name = host.file_name();
+            super::docker::unmount_host(&layout.host(&name.to_string_lossy()));
         }
     }
     Ok(report)

@@ -115,6 +115,12 @@ pub enum LabError {
         detail: String,
         console: PathBuf,
     },
+    #[error("the container engine (podman) could not {what} ({status}): {stderr}")]
+    Engine {
+        what: String,
+        status: String,
+        stderr: String,
+    },
     #[error("{program} is missing: {hint}")]
     ToolMissing {
         program: &'static str,

@@ -29,6 +29,7 @@ pub fn service_manager(kind: HostKind) -> &'static str {
     match kind {
         HostKind::Process => "lab",
         HostKind::Systemd => "systemd",
+        HostKind::Docker => "docker",
     }
 }
 
@@ -102,6 +103,12 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
             let _ = writeln!(y, "  service_user: {}", q(super::tree::SERVICE_USER));
             let _ = writeln!(y, "  systemd_unit: {}", q(super::service::SYSTEMD_UNIT));
         }
+        // The peer runs in a container of the image; config_dir (per host) is the folder the
+        // container mounts as its config folder.
+        HostKind::Docker => {
+            let _ = writeln!(y, "  docker_container: {}", q(super::docker::CONTAINER));
+            let _ = writeln!(y, "  docker_image: {}", q(super::docker::IMAGE));
+        }
     }
     let _ = writeln!(y, "groups:\n  - name: {GROUP}\n    vars: {{}}");
     let _ = writeln!(y, "hosts:");
@@ -134,6 +141,7 @@ pub fn render(layout: &Layout, state: &LabState) -> String {
             Service::Systemd { unit, .. } => {
                 let _ = writeln!(y, "      systemd_unit: {}", q(unit));
             }
+            Service::Docker { .. } => {}
         }
     }
     y
@@ -210,6 +218,44 @@ mod tests {
         assert!(text.contains(
             "      service_manager: systemd\n      bin_dir: \"/usr/local/bin\"\n      config_dir: \"/home/ipfs/.ipfs-cluster\"\n      api: \"/ip4/127.9.8.2/tcp/9094\"\n      systemd_unit: \"ipfs-cluster\"\n"
         ), "{text}");
+        assert!(!text.contains("service_cmd"));
+    }
+
+    #[test]
+    fn docker_hosts_name_their_container_image_and_the_config_folder_it_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let state = LabState {
+            version: "1.1.3".into(),
+            target: "1.1.6".into(),
+            user: "root".into(),
+            ports: Ports::default(),
+            secret: "00".repeat(32),
+            hosts: vec![HostRecord {
+                name: "h1".into(),
+                address: "127.9.8.2".parse().unwrap(),
+                sshd_pid: Some(1),
+                peer_id: None,
+                container: None,
+            }],
+            real: None,
+            bastions: Vec::new(),
+            login: None,
+            latency: None,
+            host_kind: HostKind::Docker,
+        };
+        let text = render(&layout, &state);
+        assert!(
+            text.contains("vars:\n  service_manager: docker\n  docker_container: \"ipfs-cluster\"\n  docker_image: \"ipfs/ipfs-cluster\"\n"),
+            "{text}"
+        );
+        let home = format!("{}/hosts/h1/home", layout.dir().display());
+        assert!(
+            text.contains(&format!(
+                "      service_manager: docker\n      bin_dir: \"{home}/bin\"\n      config_dir: \"{home}/.ipfs-cluster\"\n"
+            )),
+            "{text}"
+        );
         assert!(!text.contains("service_cmd"));
     }
 }

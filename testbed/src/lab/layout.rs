@@ -124,6 +124,10 @@ impl HostPaths {
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("ssh-control")
     }
+    /// A Docker host's container engine: Podman's configuration and storage (`lab::docker`).
+    pub fn docker_dir(&self) -> PathBuf {
+        self.root.join("docker")
+    }
     /// A systemd host's container: its overlay's upper folder and console log.
     pub fn container_dir(&self) -> PathBuf {
         self.root.join("container")

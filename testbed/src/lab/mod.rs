@@ -1,5 +1,6 @@
 //! The lab: real OpenSSH hosts on loopback, each running a stand-in IPFS Cluster peer under a
-//! small service wrapper, described by an inventory that cluster-upgrade can use.
+//! small service wrapper (or systemd, or in a Podman container driven by a `docker` command),
+//! described by an inventory that cluster-upgrade can use.
 //!
 //! `up` builds a lab in a folder (with `--rtt`, behind a delaying relay), `status` reads it over SSH, `fault` breaks it on purpose and
 //! `down` stops every process it started. Everything a later command needs is in `lab.json`.
@@ -7,10 +8,12 @@
 pub mod bastion;
 pub mod cache;
 pub mod ctl;
+pub mod docker;
 pub mod down;
 pub mod error;
 pub mod fault;
 pub mod hosts;
+pub mod images;
 pub mod inventory;
 pub mod keys;
 pub mod kubo;

@@ -54,17 +54,20 @@ impl Peer {
             remote: Remote::new(layout, state, host),
             paths: layout.host(&host.name),
             api: state.api(host),
-            on_host: OnHost::new(state.host_kind, &layout.host(&host.name)),
+            on_host: on_host(layout, state, host),
         }
-    }
-
-    fn bin(&self, file: &str) -> String {
-        self.on_host.bin(file)
     }
 
     /// Copies release `version` and the service wrapper into the host's `bin` (through a tar
     /// stream over SSH), checks them against the release's SHA256SUMS, and writes the unit.
     pub fn install(&self, layout: &Layout, version: &str) -> Result<()> {
+        if self.on_host.in_container() {
+            // The release is in the image: only its container is created (not started).
+            return self
+                .remote
+                .run("create the container", &self.on_host.write_unit_script())
+                .map(|_| ());
+        }
         self.install_release(layout, &layout.release(version))
     }
 
@@ -148,30 +151,22 @@ impl Peer {
 
     /// Runs `ipfs-cluster-service init` with the lab's settings as env overrides.
     pub fn init(&self, settings: &InitSettings) -> Result<()> {
-        let mut words = vec![
-            quote::env("CLUSTER_PEERNAME", &self.name),
-            quote::env("CLUSTER_SECRET", &settings.secret),
-            quote::env("CLUSTER_LISTENMULTIADDRESS", &settings.listen),
-            quote::env("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", &self.api),
-            quote::env(
+        let mut env: Vec<(String, String)> = [
+            ("CLUSTER_PEERNAME", self.name.as_str()),
+            ("CLUSTER_SECRET", &settings.secret),
+            ("CLUSTER_LISTENMULTIADDRESS", &settings.listen),
+            ("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", &self.api),
+            (
                 "CLUSTER_RAFT_WAITFORLEADERTIMEOUT",
                 &settings.wait_for_leader_timeout,
             ),
-            quote::env("CLUSTER_PEERWATCHINTERVAL", &settings.peer_watch_interval),
-            quote::env("CLUSTER_LEAVEONSHUTDOWN", "false"),
-        ];
-        words.extend(
-            settings
-                .extra_env
-                .iter()
-                .map(|(name, value)| quote::env(name, value)),
-        );
-        let mut args = vec![
-            self.bin("ipfs-cluster-service"),
-            "-c".into(),
-            self.config_dir(),
-            "init".into(),
-        ];
+            ("CLUSTER_PEERWATCHINTERVAL", &settings.peer_watch_interval),
+            ("CLUSTER_LEAVEONSHUTDOWN", "false"),
+        ]
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .to_vec();
+        env.extend(settings.extra_env.iter().cloned());
+        let mut args: Vec<String> = vec!["init".into()];
         if settings.release.era() == Era::Modern {
             // From 0.11 the default consensus is crdt: say which one, always.
             args.extend(["--consensus".into(), settings.consensus.as_str().into()]);
@@ -179,16 +174,11 @@ impl Peer {
         if let Some(datastore) = &settings.datastore {
             args.extend(["--datastore".into(), datastore.clone()]);
         }
-        words.push(quote::command(&args));
-        let mut script = words.join(" ");
+        let mut script = self.on_host.init_script(&env, &args);
         if let Some(after) = self.on_host.after_init_script() {
             script = format!("{script} && {after}");
         }
         self.remote.run("init", &script).map(|_| ())
-    }
-
-    fn config_dir(&self) -> String {
-        self.on_host.config_dir.display().to_string()
     }
 
     /// Runs the service's VERB (`ipfs-cluster-svc VERB EXTRA...`, or systemctl on a systemd
@@ -217,13 +207,13 @@ impl Peer {
 
     /// The ctl command line for `args`.
     pub fn ctl(&self, args: &[&str]) -> String {
-        let mut all = vec![
-            self.bin("ipfs-cluster-ctl"),
+        let mut all = self.on_host.tool("ipfs-cluster-ctl");
+        all.extend([
             "--host".into(),
             self.api.clone(),
             "--enc".into(),
             "json".into(),
-        ];
+        ]);
         all.extend(args.iter().map(|a| a.to_string()));
         quote::command(&all)
     }
@@ -308,6 +298,20 @@ impl Peer {
                 timeout: Duration::from_secs(600),
             })
             .map(|_| ())
+    }
+}
+
+/// Where `host` of the lab keeps its peer; a Docker host's container gets the image of the
+/// lab's release and the lab's options (`lab::docker::run_args`).
+fn on_host(layout: &Layout, state: &LabState, host: &HostRecord) -> OnHost {
+    let paths = layout.host(&host.name);
+    match state.host_kind {
+        super::state::HostKind::Docker => OnHost::docker(
+            &paths,
+            super::docker::image(&state.version),
+            super::docker::run_args(&paths, &host.name, &state.secret),
+        ),
+        kind => OnHost::new(kind, &paths),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Where a host keeps its peer, as the host's own shell sees it, and how the lab starts, stops
 //! and checks that peer: with the service wrapper on a process host, with systemctl on a
-//! systemd host. Everything here renders shell text for [`super::remote`]; nothing runs.
+//! systemd host, with `docker` on a Docker host. Everything here renders shell text for
+//! [`super::remote`]; nothing runs.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,13 @@ pub enum Service {
     },
     /// A systemd unit run as `user` (a systemd host); its output goes to the journal.
     Systemd { unit: String, user: String },
+    /// A container of the peer's image, driven by the host's `docker` (a Docker host), created
+    /// with `run_args` (network, config folder, environment) from `image`.
+    Docker {
+        container: String,
+        image: String,
+        run_args: Vec<String>,
+    },
 }
 
 impl Service {
@@ -54,7 +62,44 @@ impl Service {
                 "start" if !extra.is_empty() => one_off_start(unit, exec, extra),
                 verb => format!("systemctl {} {}", quote::word(verb), quote::word(unit)),
             },
+            Service::Docker {
+                container,
+                run_args,
+                ..
+            } => {
+                let c = quote::word(container);
+                match verb {
+                    "status" => format!(
+                        "[ \"$(docker inspect --type container -f '{{{{.State.Running}}}}' {c} 2>/dev/null)\" = true ] || exit 3"
+                    ),
+                    "stop" => format!("docker stop -t {STOP_TIMEOUT_SECS} {c} >/dev/null"),
+                    "start" if !extra.is_empty() => one_off_run(container, run_args, extra),
+                    verb => format!("docker {} {c} >/dev/null", quote::word(verb)),
+                }
+            }
         }
+    }
+
+    /// Docker: the container recreated from its image with the lab's own options and its
+    /// restart policy, the image's command: after a start with one-off arguments (see
+    /// [`one_off_run`]), what an operator's container looks like.
+    pub fn settle_script(&self) -> Option<String> {
+        let Service::Docker {
+            container,
+            run_args,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let c = quote::word(container);
+        Some(format!(
+            "img=$(docker inspect --type container -f '{{{{.Config.Image}}}}' {c}) || exit 1\n\
+             docker stop -t {STOP_TIMEOUT_SECS} {c} >/dev/null 2>&1; docker rm -f {c} >/dev/null || exit 1\n\
+             docker run -d --name {c} --restart {restart} {args} \"$img\" >/dev/null",
+            restart = super::docker::RESTART,
+            args = quote::command(run_args),
+        ))
     }
 
     /// A script printing the daemon's PID (nothing when it does not run).
@@ -69,6 +114,10 @@ impl Service {
             Service::Systemd { unit, .. } => format!(
                 "pid=$(systemctl show -p MainPID --value {}) && [ \"$pid\" != 0 ] && echo \"$pid\"",
                 quote::word(unit)
+            ),
+            Service::Docker { container, .. } => format!(
+                "pid=$(docker inspect --type container -f '{{{{.State.Pid}}}}' {} 2>/dev/null) && [ \"$pid\" != 0 ] && echo \"$pid\"",
+                quote::word(container)
             ),
         }
     }
@@ -86,6 +135,9 @@ impl Service {
                 "journalctl -u {} -o cat --no-pager 2>/dev/null",
                 quote::word(unit)
             ),
+            Service::Docker { container, .. } => {
+                format!("docker logs {} 2>&1", quote::word(container))
+            }
         }
     }
 
@@ -112,6 +164,18 @@ impl Service {
                     quote::word(unit)
                 )
             }
+            // The container an operator creates from the image (not started).
+            Service::Docker {
+                container,
+                image,
+                run_args,
+            } => format!(
+                "docker rm -f {c} >/dev/null 2>&1; docker create --name {c} --restart {restart} {args} {image} >/dev/null",
+                c = quote::word(container),
+                restart = super::docker::RESTART,
+                args = quote::command(run_args),
+                image = quote::word(image),
+            ),
         }
     }
 
@@ -119,7 +183,7 @@ impl Service {
     /// wrapper, whose daemons run as the login.
     pub fn own_script(&self, dir: &Path) -> Option<String> {
         match self {
-            Service::Wrapper { .. } => None,
+            Service::Wrapper { .. } | Service::Docker { .. } => None,
             Service::Systemd { user, .. } => {
                 let dir = quote::word(&dir.display().to_string());
                 Some(format!(
@@ -184,6 +248,97 @@ impl OnHost {
                     kubo: systemd(KUBO_SYSTEMD_UNIT),
                 }
             }
+            // `bin` holds the host's `docker` (and the runs' folders); the config folder is
+            // mounted into the container. [`OnHost::docker`] names its image and options.
+            HostKind::Docker => OnHost {
+                service: Service::Docker {
+                    container: super::docker::CONTAINER.into(),
+                    image: String::new(),
+                    run_args: Vec::new(),
+                },
+                ..OnHost::new(HostKind::Process, paths)
+            },
+        }
+    }
+
+    /// A Docker host whose container is created from `image` with `run_args`.
+    pub fn docker(paths: &HostPaths, image: String, run_args: Vec<String>) -> OnHost {
+        OnHost {
+            service: Service::Docker {
+                container: super::docker::CONTAINER.into(),
+                image,
+                run_args,
+            },
+            ..OnHost::new(HostKind::Docker, paths)
+        }
+    }
+
+    /// The command line of a tool of the peer's release (`ipfs-cluster-ctl`): the file in
+    /// `bin_dir`, or on a Docker host the one in the container (`docker exec`).
+    pub fn tool(&self, file: &str) -> Vec<String> {
+        match &self.service {
+            Service::Docker { container, .. } => vec![
+                "docker".into(),
+                "exec".into(),
+                container.clone(),
+                file.into(),
+            ],
+            _ => vec![self.bin(file)],
+        }
+    }
+
+    /// Whether the peer's release is in a container image (nothing is installed on the host).
+    pub fn in_container(&self) -> bool {
+        matches!(self.service, Service::Docker { .. })
+    }
+
+    /// The script running `ipfs-cluster-service -c <config> ARGS` (`init`) with `env`: on the
+    /// host, or on a Docker host in a one-off container of the image on the config folder, as
+    /// the peer's user, without network.
+    pub fn init_script(&self, env: &[(String, String)], args: &[String]) -> String {
+        let assignments: Vec<String> = env.iter().map(|(n, v)| quote::env(n, v)).collect();
+        match &self.service {
+            Service::Docker { image, .. } => {
+                let mut words: Vec<String> = vec![
+                    "docker".into(),
+                    "run".into(),
+                    "--rm".into(),
+                    "--network".into(),
+                    "none".into(),
+                    "--user".into(),
+                    format!("{}:{}", super::docker::PEER_UID, super::docker::PEER_GID),
+                    "-v".into(),
+                    format!(
+                        "{}:{}",
+                        self.config_dir.display(),
+                        super::docker::CONFIG_PATH
+                    ),
+                ];
+                for (name, value) in env {
+                    words.push("-e".into());
+                    words.push(format!("{name}={value}"));
+                }
+                words.extend([
+                    "--entrypoint".into(),
+                    "ipfs-cluster-service".into(),
+                    image.clone(),
+                    "-c".into(),
+                    super::docker::CONFIG_PATH.into(),
+                ]);
+                words.extend(args.iter().cloned());
+                quote::command(&words)
+            }
+            _ => {
+                let mut words = vec![
+                    self.bin("ipfs-cluster-service"),
+                    "-c".into(),
+                    self.config_dir.display().to_string(),
+                ];
+                words.extend(args.iter().cloned());
+                format!("{} {}", assignments.join(" "), quote::command(&words))
+                    .trim_start()
+                    .to_string()
+            }
         }
     }
 
@@ -206,7 +361,7 @@ impl OnHost {
     /// (`$HOME/.ipfs-cluster` of the unit's `User=`), as operators' units have it.
     pub fn peer_exec(&self) -> String {
         match self.service {
-            Service::Wrapper { .. } => format!(
+            Service::Wrapper { .. } | Service::Docker { .. } => format!(
                 "{} -c {} daemon",
                 self.bin("ipfs-cluster-service"),
                 self.config_dir.display()
@@ -281,6 +436,20 @@ pub fn systemd_unit_file(spec: &UnitSpec<'_>) -> String {
     )
 }
 
+/// Docker: runs the container once with `daemon EXTRA` (`--bootstrap ADDR`) and restart policy
+/// `no`, on the image it was created from; [`Service::settle_script`] makes it an operator's
+/// container again.
+fn one_off_run(container: &str, run_args: &[String], extra: &[String]) -> String {
+    let c = quote::word(container);
+    format!(
+        "img=$(docker inspect --type container -f '{{{{.Config.Image}}}}' {c}) || exit 1\n\
+         docker rm -f {c} >/dev/null || exit 1\n\
+         docker run -d --name {c} --restart no {args} \"$img\" daemon {extra} >/dev/null",
+        args = quote::command(run_args),
+        extra = quote::command(extra),
+    )
+}
+
 /// Starts `unit` once with `extra` daemon arguments (`--bootstrap ADDR`) through a runtime
 /// drop-in that is removed once the unit has started, as cluster-upgrade's playbooks do.
 fn one_off_start(unit: &str, exec: &str, extra: &[String]) -> String {
@@ -340,6 +509,54 @@ mod tests {
         assert_eq!(
             host.service_script("stop", &[]),
             "systemctl stop ipfs-cluster"
+        );
+    }
+
+    #[test]
+    fn a_docker_host_drives_its_container_and_runs_the_tools_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let paths = layout.host("h1");
+        let host = OnHost::docker(
+            &paths,
+            "ipfs/ipfs-cluster:v1.1.3".into(),
+            vec!["--network".into(), "host".into()],
+        );
+        assert!(host.in_container() && !host.needs_wrapper());
+        assert_eq!(
+            host.tool("ipfs-cluster-ctl"),
+            ["docker", "exec", "ipfs-cluster", "ipfs-cluster-ctl"]
+        );
+        assert_eq!(
+            host.write_unit_script(),
+            "docker rm -f ipfs-cluster >/dev/null 2>&1; docker create --name ipfs-cluster --restart unless-stopped \
+             --network host ipfs/ipfs-cluster:v1.1.3 >/dev/null"
+        );
+        assert_eq!(
+            host.service_script("start", &[]),
+            "docker start ipfs-cluster >/dev/null"
+        );
+        assert!(host
+            .service_script("status", &[])
+            .ends_with("= true ] || exit 3"));
+        let once = host.service_script("start", &["--bootstrap".into(), "/ip4/1/p2p/Qm".into()]);
+        assert!(
+            once.ends_with("docker run -d --name ipfs-cluster --restart no --network host \"$img\" daemon --bootstrap /ip4/1/p2p/Qm >/dev/null"),
+            "{once}"
+        );
+        let settle = host.service.settle_script().unwrap();
+        assert!(
+            settle.ends_with("docker run -d --name ipfs-cluster --restart unless-stopped --network host \"$img\" >/dev/null"),
+            "the image's command: {settle}"
+        );
+        let init = host.init_script(&[("CLUSTER_SECRET".into(), "s".into())], &["init".into()]);
+        assert_eq!(
+            init,
+            format!(
+                "docker run --rm --network none --user 1000:100 -v {}:/data/ipfs-cluster -e 'CLUSTER_SECRET=s' \
+                 --entrypoint ipfs-cluster-service ipfs/ipfs-cluster:v1.1.3 -c /data/ipfs-cluster init",
+                paths.config_dir().display()
+            )
         );
     }
 

@@ -133,6 +133,10 @@ pub enum HostKind {
     /// A container booted with a real systemd (see `lab::systemd`); the peer runs as
     /// `ipfs-cluster.service`.
     Systemd,
+    /// An sshd of the machine whose peer runs in a container `ipfs-cluster` of the image
+    /// `ipfs/ipfs-cluster:v<version>`, driven by the host's `docker` command (Podman; see
+    /// `lab::docker`).
+    Docker,
 }
 
 impl HostKind {
@@ -140,6 +144,7 @@ impl HostKind {
         match self {
             HostKind::Process => "process",
             HostKind::Systemd => "systemd",
+            HostKind::Docker => "docker",
         }
     }
 
@@ -154,7 +159,10 @@ impl std::str::FromStr for HostKind {
         match text {
             "process" => Ok(HostKind::Process),
             "systemd" => Ok(HostKind::Systemd),
-            other => Err(format!("{other:?} is not a host kind (process or systemd)")),
+            "docker" => Ok(HostKind::Docker),
+            other => Err(format!(
+                "{other:?} is not a host kind (process, systemd or docker)"
+            )),
         }
     }
 }

@@ -74,7 +74,7 @@ pub fn status(dir: &Path) -> Result<Vec<HostStatus>> {
 }
 
 fn probe(peer: &Peer, real: bool) -> HostStatus {
-    let service = quote::word(&peer.on_host.bin("ipfs-cluster-service"));
+    let service = quote::command(&peer.on_host.tool("ipfs-cluster-service"));
     let svc = peer.on_host.service_script("status", &[]);
     let mut script = format!(
         "echo {MARK}version; {service} --version 2>/dev/null\n\

@@ -151,8 +151,10 @@ pub fn up(options: &UpOptions, progress: &dyn Progress) -> Result<UpReport> {
             });
         }
     }
-    if options.host_kind == HostKind::Systemd {
-        check_systemd_options(options)?;
+    match options.host_kind {
+        HostKind::Systemd => check_systemd_options(options)?,
+        HostKind::Docker => check_docker_options(options)?,
+        HostKind::Process => {}
     }
     // A lab of real binaries never needs (or falls back to) the stand-in.
     let standin = match real {
@@ -205,6 +207,38 @@ fn check_systemd_options(options: &UpOptions) -> Result<()> {
         });
     }
     systemd::require()
+}
+
+/// What a lab of Docker hosts needs and does not (yet) combine with.
+fn check_docker_options(options: &UpOptions) -> Result<()> {
+    let unsupported = [
+        (options.bastions > 0, "--bastion/--bastions"),
+        (options.login.is_some(), "--login-user"),
+        (options.real, "--real"),
+    ];
+    if let Some((_, option)) = unsupported.iter().find(|(set, _)| *set) {
+        return Err(LabError::InvalidOption {
+            option: "--host-kind docker",
+            detail: format!("not combined with {option} yet"),
+        });
+    }
+    super::docker::require()
+}
+
+/// The modelled releases from `version` to `target`, both included: the images a lab of Docker
+/// hosts builds (a staged upgrade passes through the ones between).
+fn releases_between(version: &str, target: &str) -> Vec<Release> {
+    let position = |v: &str| RELEASES.iter().position(|r| *r == v);
+    match (position(version), position(target)) {
+        (Some(from), Some(to)) if from <= to => RELEASES[from..=to]
+            .iter()
+            .filter_map(|v| Release::parse(v))
+            .collect(),
+        _ => [version, target]
+            .iter()
+            .filter_map(|v| Release::parse(v))
+            .collect(),
+    }
 }
 
 /// `--datastore` must be one the release's `init` offers (none before 0.14).
@@ -298,6 +332,7 @@ fn clear_previous(layout: &Layout) -> Result<()> {
         layout.releases(),
         layout.assets(),
         layout.bastions(),
+        super::images::lab_engine(layout).dir,
     ] {
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(LabError::io("removing", &dir))?;
@@ -362,6 +397,10 @@ impl Builder<'_> {
             })?;
             self.tree = Some(tree);
         }
+        let images = match self.options.host_kind {
+            HostKind::Docker => Some(self.build_images(&target)?),
+            HostKind::Process | HostKind::Systemd => None,
+        };
         if let Some(login) = &self.options.login {
             self.phase(&format!("preparing the login user {}", login.user), |b| {
                 super::login::prepare(login, b.layout.dir())
@@ -370,8 +409,22 @@ impl Builder<'_> {
         let what = match self.options.host_kind {
             HostKind::Process => "sshd hosts",
             HostKind::Systemd => "systemd containers, booted until sshd listens",
+            HostKind::Docker => "sshd hosts",
         };
         let mut state = self.phase(&format!("starting {n} {what}"), |b| b.start_hosts(target))?;
+        if let Some(images) = &images {
+            self.phase(
+                "giving every host its container engine and `docker` command",
+                |b| {
+                    let stores: Vec<&std::path::Path> =
+                        images.iter().map(|p| p.as_path()).collect();
+                    parallel::try_map(&state.hosts, parallel::HOST_WORKERS, |host| {
+                        super::docker::prepare_host(&b.layout.host(&host.name), &stores)
+                    })
+                    .map(|_| ())
+                },
+            )?;
+        }
         let plain: Vec<Peer> = state
             .hosts
             .iter()
@@ -440,6 +493,12 @@ impl Builder<'_> {
         self.phase(&format!("waiting until every peer sees {n} peers"), |_| {
             wait_all_see(&peers, n, Duration::from_secs(60))
         })?;
+        if self.options.host_kind == HostKind::Docker && n > 1 {
+            self.phase(
+                "recreating the bootstrapped containers as an operator's (no --bootstrap, a restart policy), one at a time",
+                |_| settle_containers(&peers[1..], n),
+            )?;
+        }
         let pins = self.options.pins;
         if pins > 0 {
             let pinset = match &self.real {
@@ -538,7 +597,7 @@ impl Builder<'_> {
                 }
             };
             let user = match self.options.host_kind {
-                HostKind::Process => current_user(),
+                HostKind::Process | HostKind::Docker => current_user(),
                 HostKind::Systemd => "root".to_string(),
             };
             let mut state = LabState {
@@ -592,6 +651,27 @@ impl Builder<'_> {
             attempts: NETWORK_ATTEMPTS,
             last,
         })
+    }
+
+    /// The Docker hosts' images: the base (imported once into the cache) and the lab's releases
+    /// from its version to `target` built on it; returns the image stores every host reads.
+    fn build_images(&mut self, target: &str) -> Result<Vec<std::path::PathBuf>> {
+        let base = self.phase("finding the Docker hosts' base image", |b| {
+            let tree = tree::ensure(&tree::default_cache(), b.progress)?;
+            let base =
+                super::images::ensure_base(&super::images::default_cache(), &tree, b.progress)?;
+            Ok((tree, base))
+        })?;
+        let releases = releases_between(&self.release.version, target);
+        let names: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
+        let lab = self.phase(
+            &format!(
+                "building the images ipfs/ipfs-cluster:v{{{}}}",
+                names.join(",")
+            ),
+            |b| super::images::build(&b.layout, &base.1, &base.0, &releases),
+        )?;
+        Ok(vec![lab.root(), base.1.root()])
     }
 
     /// Boots a container per host, each with the host key of its sshd spec (so known_hosts is
@@ -780,6 +860,30 @@ fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
         })
     })
     .map(|_| ())
+}
+
+/// Recreates each of `peers`' containers (started with `--bootstrap`) as an operator's, one at a
+/// time, each seeing all `count` peers again before the next.
+fn settle_containers(peers: &[Peer], count: usize) -> Result<()> {
+    for peer in peers {
+        let script = peer
+            .on_host
+            .service
+            .settle_script()
+            .expect("a Docker host's service");
+        peer.remote.run("recreate the container", &script)?;
+        let what = format!(
+            "{} to see {count} peers after its container was recreated",
+            peer.name
+        );
+        wait::until(
+            &what,
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || Ok(peer.id()?.filter(|id| id.cluster_peers.len() == count)),
+        )?;
+    }
+    Ok(())
 }
 
 /// Adds pins `0..count` (whose CIDs are `cids`), split into a few SSH streams on different

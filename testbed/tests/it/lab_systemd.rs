@@ -87,7 +87,8 @@ fn options_systemd_hosts_do_not_combine_with_are_refused_before_anything_starts(
         "1.1.6",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a host kind (process or systemd)"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("not a host kind (process, systemd or docker)"));
 }
 
 #[test]

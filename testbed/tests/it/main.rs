@@ -9,6 +9,7 @@ mod lab_support;
 
 mod fidelity;
 mod lab_cli;
+mod lab_docker;
 mod lab_fault;
 mod lab_interrupted_merge;
 mod lab_pins;
