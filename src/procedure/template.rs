@@ -291,9 +291,17 @@ pub fn systemd_command(words: Value) -> Result<String, minijinja::Error> {
     Ok(line)
 }
 
-/// `{{ value | words }}`: a list as it is, or a string split on whitespace (no quoting).
+/// `{{ value | words }}`: a list as it is, or a string split on spaces and tabs (no quoting).
+/// A line break or another control character is an error: a command line has none, and one in
+/// a value bound for a unit file is a mistake or an attack.
 pub fn words(value: Value) -> Result<Value, minijinja::Error> {
     match value.as_str() {
+        Some(text) if text.chars().any(|c| c.is_control() && c != '\t') => {
+            Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("words: {text:?} holds a line break or another control character"),
+            ))
+        }
         Some(text) => Ok(Value::from(
             text.split_whitespace()
                 .map(str::to_string)
@@ -417,6 +425,10 @@ mod tests {
             words(Value::from("/usr/bin/x  daemon --stats")).unwrap(),
             Value::from_serialize(["/usr/bin/x", "daemon", "--stats"])
         );
+        assert!(words(Value::from(
+            "/usr/bin/x daemon\nExecStartPre=/bin/touch /tmp/p"
+        ))
+        .is_err());
     }
 
     #[test]

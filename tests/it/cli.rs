@@ -62,6 +62,44 @@ fn the_docker_example_inventory_passes_check() {
     );
 }
 
+/// Issue 18: a line break in a value bound for a systemd unit file (it would start a directive
+/// of its own) is refused by `check`, naming the playbook, the step and the host.
+#[test]
+fn a_line_break_in_systemd_exec_start_is_refused_by_check() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/inventory.example.yaml"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.yaml");
+    std::fs::write(dir.path().join("known_hosts"), "").unwrap();
+    std::fs::write(
+        &inventory,
+        example
+            .replace("known_hosts: ~/.ssh/known_hosts", "known_hosts: known_hosts")
+            .replacen(
+                "  systemd_unit: ipfs-cluster\n",
+                "  systemd_unit: ipfs-cluster\n  systemd_exec_start: \"/usr/local/bin/ipfs-cluster-service daemon\\nExecStartPre=/bin/touch /tmp/pwned\"\n",
+                1,
+            ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(cluster_upgrade())
+        .arg("check")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("playbooks/bootstrap.yaml:")
+            && text(&out.stderr).contains("step `bootstrap-others` for host `peer0`")
+            && text(&out.stderr).contains("holds a line break or another control character"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// Issue 15: `~/.ssh/config` is read by default; a host it sends through a jump host is
 /// refused (never reached directly), `-F none` reads none, and a config others can write is
 /// refused as ssh refuses it.
