@@ -81,9 +81,18 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
     let resynced = checkpoint.on_demand.clone();
     let replaceable = super::state::lease_replaceable(state, options.take_over)?;
     let runtime = connected.runtime().handle().clone();
-    let sessions = runtime
-        .block_on(connected.sessions())
-        .map_err(|hosts| Error::Unreachable { hosts })?;
+    let sessions = match runtime.block_on(connected.sessions()) {
+        Ok(sessions) => sessions,
+        Err(hosts) => {
+            // A lease the planning probe took is given back where it can be: the run does
+            // not start.
+            if let Leased::Taken(_) = lease {
+                let all: Vec<HostName> = plan.reach.hosts.iter().map(|h| h.name.clone()).collect();
+                connected.release_lease(plan.run_id.as_str(), &all);
+            }
+            return Err(Error::Unreachable { hosts });
+        }
+    };
     // Shared with the quorum gate; the runtime inside is dropped out here, after the run.
     let connected = Arc::new(connected);
     let lease_hosts: Vec<LeaseHost<_>> = plan
