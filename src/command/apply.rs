@@ -10,9 +10,11 @@ use crate::plan::{final_gate_problems, stale_changes, ClusterId, Plan, Playbooks
 use crate::report;
 
 use super::plan::{self as plan_cmd};
-use super::run::{self, RunOptions, RunRequest};
+use super::run::{self, Leased, RunOptions, RunRequest};
 use super::{inputs, plan_file, preflight, resume, state};
-use crate::exec::Connected;
+use crate::exec::{Claim, Claims, Connected, LeaseRequest};
+use crate::inventory::HostName;
+use crate::journal::RunId;
 use crate::plan::{PlanInputs, Planned};
 
 /// What `apply` was asked to run, read and checked before anything else.
@@ -124,53 +126,66 @@ fn resume(
 }
 
 /// A new run: plan from the inventory (or take the saved plan, checked against the cluster as
-/// it is now), show it, ask, run.
+/// it is now), show it, ask, run. With `--yes` nothing stands between the plan and the run, so
+/// the planning probe takes the hosts' lease in the same round trip (docs/adr/0023); every
+/// refusal after it gives the lease back.
 fn fresh(settings: &ApplySettings, state: &StateDir, request: Request) -> Result<(), Error> {
-    let (plan, connected, facts) = match request {
+    let replaceable = state::lease_replaceable(state, settings.run.take_over.as_ref())?;
+    let lease = |run_id: &RunId| {
+        settings.run.yes.then(|| LeaseRequest {
+            lease: run::lease_of(run_id, state),
+            replaceable: replaceable.clone(),
+        })
+    };
+    let (plan, probed) = match request {
         Request::Inventory {
             inventory,
             playbooks,
         } => {
-            let reach = Reach::of(&inventory);
+            let origin = plan_cmd::origin(plan_cmd::cluster_id(&inventory)?, Reach::of(&inventory));
             // The run reuses these connections: one per host for the whole apply.
-            let (connected, facts) = Connected::open_and_probe(&reach, ProbeScope::FULL)?;
-            let origin = plan_cmd::origin(plan_cmd::cluster_id(&inventory)?, reach);
+            let probed = Probed::open(&origin.reach, lease(&origin.run_id))?;
             let planned = plan_cmd::make_plan(PlanInputs {
                 inventory: &inventory,
                 playbooks: &playbooks,
-                facts: &facts,
+                facts: &probed.facts,
                 requested: settings.procedure,
                 origin: &origin,
-            })?;
+            });
             match planned {
-                Planned::Plan(plan) => (plan, connected, facts),
-                Planned::Converged { target, hosts } => {
+                Ok(Planned::Plan(plan)) => (plan, probed),
+                Ok(Planned::Converged { target, hosts }) => {
+                    probed.release();
                     plan_cmd::report_converged(target, hosts, report::Printer::current().json);
                     return Ok(());
                 }
+                Err(error) => {
+                    probed.release();
+                    return Err(error);
+                }
             }
         }
-        Request::Plan(plan) => saved(settings, state, plan)?,
+        Request::Plan(plan) => saved(settings, state, plan, lease)?,
         Request::Latest => {
             let path = state.latest_plan();
             if !path.exists() {
                 return Err(Error::NoPlan { path });
             }
-            saved(settings, state, Box::new(plan_file::read_plan(&path)?))?
+            saved(
+                settings,
+                state,
+                Box::new(plan_file::read_plan(&path)?),
+                lease,
+            )?
         }
     };
-    let replaceable = state::lease_replaceable(state, settings.run.take_over.as_ref())?;
-    plan_cmd::check_leases(&facts, None, &replaceable)?;
-    preflight::check_room(state, &plan, &Checkpoint::default(), &facts)?;
-    report::print(&report::render_plan(&plan));
-    run::confirm(
-        settings.run.yes,
-        &format!(
-            "Apply the {} procedure to {} hosts?",
-            plan.choice.procedure,
-            plan.facts.len()
-        ),
-    )?;
+    let leased = match ready(settings, state, &plan, &probed) {
+        Ok(leased) => leased,
+        Err(error) => {
+            probed.release();
+            return Err(error);
+        }
+    };
     let run = state.run(&plan.run_id);
     let request = RunRequest {
         state,
@@ -180,9 +195,90 @@ fn fresh(settings: &ApplySettings, state: &StateDir, request: Request) -> Result
         options: options(settings),
         resumed: false,
         resets: Vec::new(),
-        connected,
+        connected: probed.connected,
+        lease: leased,
     };
     run::run_plan(request, &|now: &[HostFacts]| Ok(verify(&plan, now)))
+}
+
+/// The checks between the plan and the run (leases, room for backups), the plan shown and the
+/// operator's yes: whether the lease is still to take.
+fn ready(
+    settings: &ApplySettings,
+    state: &StateDir,
+    plan: &Plan,
+    probed: &Probed,
+) -> Result<Leased, Error> {
+    let replaceable = state::lease_replaceable(state, settings.run.take_over.as_ref())?;
+    plan_cmd::check_leases(&probed.facts, None, &replaceable)?;
+    let leased = match &probed.claims {
+        None => Leased::ToTake,
+        Some((_, claims)) => {
+            let hosts: Vec<&HostName> = plan.reach.hosts.iter().map(|h| &h.name).collect();
+            Leased::Taken(run::claimed(&hosts, claims)?)
+        }
+    };
+    preflight::check_room(state, plan, &Checkpoint::default(), &probed.facts)?;
+    report::print(&report::render_plan(plan));
+    run::confirm(
+        settings.run.yes,
+        &format!(
+            "Apply the {} procedure to {} hosts?",
+            plan.choice.procedure,
+            plan.facts.len()
+        ),
+    )?;
+    Ok(leased)
+}
+
+/// The hosts connected and probed for a new run, and the lease claims when the probe took the
+/// lease too.
+struct Probed {
+    connected: Connected,
+    facts: Vec<HostFacts>,
+    /// The run whose lease the probe took, and the claim on each host.
+    claims: Option<(String, Claims)>,
+}
+
+impl Probed {
+    /// Connects and probes every host (`ProbeScope::FULL`), taking `lease` in the same command.
+    fn open(reach: &Reach, lease: Option<LeaseRequest>) -> Result<Probed, Error> {
+        Ok(match lease {
+            None => {
+                let (connected, facts) = Connected::open_and_probe(reach, ProbeScope::FULL)?;
+                Probed {
+                    connected,
+                    facts,
+                    claims: None,
+                }
+            }
+            Some(request) => {
+                let (connected, facts, claims) =
+                    Connected::open_probe_and_claim(reach, ProbeScope::FULL, &request)?;
+                Probed {
+                    connected,
+                    facts,
+                    claims: Some((request.lease.run_id, claims)),
+                }
+            }
+        })
+    }
+
+    /// Gives the lease back where the probe took it (or replaced another run's): the run
+    /// does not start.
+    fn release(&self) {
+        let Some((run_id, claims)) = &self.claims else {
+            return;
+        };
+        let ours: Vec<HostName> = claims
+            .iter()
+            .filter(|(_, claim)| matches!(claim, Claim::Taken | Claim::Replaced(_)))
+            .map(|(host, _)| host.clone())
+            .collect();
+        if !ours.is_empty() {
+            self.connected.release_lease(run_id, &ours);
+        }
+    }
 }
 
 /// A saved plan, checked against the cluster as it is now: refused when it was applied
@@ -191,7 +287,8 @@ fn saved(
     settings: &ApplySettings,
     state: &StateDir,
     plan: Box<Plan>,
-) -> Result<(Box<Plan>, Connected, Vec<HostFacts>), Error> {
+    lease: impl Fn(&RunId) -> Option<LeaseRequest>,
+) -> Result<(Box<Plan>, Probed), Error> {
     if state.run(&plan.run_id).journal_path().exists() {
         return Err(Error::AlreadyApplied {
             run_id: plan.run_id.to_string(),
@@ -199,12 +296,13 @@ fn saved(
     }
     let mut plan = plan;
     plan.reach = plan.reach.overridden(&settings.run.ssh);
-    let (connected, facts) = Connected::open_and_probe(&plan.reach, ProbeScope::FULL)?;
-    let changes = stale_changes(&plan, &facts);
+    let probed = Probed::open(&plan.reach, lease(&plan.run_id))?;
+    let changes = stale_changes(&plan, &probed.facts);
     if !changes.is_empty() {
+        probed.release();
         return Err(Error::StalePlan { changes });
     }
-    Ok((plan, connected, facts))
+    Ok((plan, probed))
 }
 
 /// The final gate: every peer on the target, running, seeing all the others, with the pinset

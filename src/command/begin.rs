@@ -132,6 +132,7 @@ pub fn run_fresh(fresh: Fresh<'_>, after: run::AfterCheck<'_>) -> Result<(), Err
         resumed: false,
         resets: Vec::new(),
         connected,
+        lease: run::Leased::ToTake,
     };
     run::run_plan(request, after)
 }

@@ -132,6 +132,7 @@ pub fn run_again(again: Again<'_>) -> Result<(), Error> {
         resumed: true,
         resets: ready.resets,
         connected: ready.connected,
+        lease: run_mod::Leased::ToTake,
     };
     run_mod::run_plan(request, &|now: &[HostFacts]| after(dir, plan, now))
 }

@@ -31,6 +31,17 @@ pub struct RunRequest<'a> {
     /// `checkpoint`; journalled when the run starts).
     pub resets: Vec<Reset>,
     pub connected: Connected,
+    /// Whether the hosts' lease is to be taken, or was taken already.
+    pub lease: Leased,
+}
+
+/// The hosts' lease, when a run starts.
+pub enum Leased {
+    /// To take on every host before the first step.
+    ToTake,
+    /// Taken by the planning probe (`apply --yes`, docs/adr/0023), with the runs whose
+    /// lease it replaced and on which hosts.
+    Taken(Vec<(String, Vec<HostName>)>),
 }
 
 /// The command line's part in a run.
@@ -64,14 +75,24 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
         resumed,
         resets,
         mut connected,
+        lease,
     } = request;
     let resume = resume_command(plan);
     let resynced = checkpoint.on_demand.clone();
     let replaceable = super::state::lease_replaceable(state, options.take_over)?;
     let runtime = connected.runtime().handle().clone();
-    let sessions = runtime
-        .block_on(connected.sessions())
-        .map_err(|hosts| Error::Unreachable { hosts })?;
+    let sessions = match runtime.block_on(connected.sessions()) {
+        Ok(sessions) => sessions,
+        Err(hosts) => {
+            // A lease the planning probe took is given back where it can be: the run does
+            // not start.
+            if let Leased::Taken(_) = lease {
+                let all: Vec<HostName> = plan.reach.hosts.iter().map(|h| h.name.clone()).collect();
+                connected.release_lease(plan.run_id.as_str(), &all);
+            }
+            return Err(Error::Unreachable { hosts });
+        }
+    };
     // Shared with the quorum gate; the runtime inside is dropped out here, after the run.
     let connected = Arc::new(connected);
     let lease_hosts: Vec<LeaseHost<_>> = plan
@@ -88,11 +109,17 @@ pub fn run_plan(request: RunRequest<'_>, after: AfterCheck<'_>) -> Result<(), Er
     let keep = Arc::clone(&connected);
     let result = runtime.block_on(async move {
         // The lease first: a run refused here leaves nothing behind, on the hosts or here.
-        let request = LeaseRequest {
-            lease: lease_of(plan, state),
-            replaceable,
+        let taken_over = match lease {
+            Leased::Taken(taken_over) => taken_over,
+            Leased::ToTake => {
+                let request = LeaseRequest {
+                    lease: lease_of(&plan.run_id, state),
+                    replaceable,
+                };
+                take_lease(&lease_hosts, &request).await?
+            }
         };
-        let taken_over = take_lease(&lease_hosts, &request).await?;
+        tracing::debug!("the lease is ours on every host");
         if !resumed {
             run.create()?;
             super::plan_file::write_plan(&run.plan_path(), plan)?;
@@ -226,15 +253,15 @@ fn stopped_error(outcome: RunOutcome, resume: &'static str) -> Error {
     }
 }
 
-/// The lease this run writes on its hosts.
-fn lease_of(plan: &Plan, state: &StateDir) -> Lease {
+/// The lease the run `run_id` writes on its hosts.
+pub fn lease_of(run_id: &crate::journal::RunId, state: &StateDir) -> Lease {
     let user = std::env::var("USER").unwrap_or_else(|_| "?".to_string());
     let machine = rustix::system::uname()
         .nodename()
         .to_string_lossy()
         .into_owned();
     Lease {
-        run_id: plan.run_id.to_string(),
+        run_id: run_id.to_string(),
         controller: format!("{user}@{machine}"),
         state_dir: std::path::absolute(&state.root)
             .unwrap_or_else(|_| state.root.clone())
@@ -253,13 +280,25 @@ async fn take_lease<S: crate::transport::Session + 'static>(
     request: &LeaseRequest,
 ) -> Result<Vec<(String, Vec<HostName>)>, Error> {
     let claims = claim_all(hosts, request).await;
+    let names: Vec<&HostName> = hosts.iter().map(|(name, _, _)| name).collect();
+    claimed(&names, &claims)
+}
+
+/// What the claims of `hosts` (in this order) mean for the run: the runs whose lease was
+/// replaced, with their hosts; or why another run keeps the hosts, or which hosts could not be
+/// claimed.
+pub fn claimed(
+    hosts: &[&HostName],
+    claims: &std::collections::HashMap<HostName, Claim>,
+) -> Result<Vec<(String, Vec<HostName>)>, Error> {
     let mut held = Vec::new();
     let mut failed = Vec::new();
     let mut taken_over: Vec<(String, Vec<HostName>)> = Vec::new();
-    for (name, _, _) in hosts {
-        match &claims[name] {
-            Claim::Taken | Claim::Ours => {}
-            Claim::Replaced(lease) => {
+    for &name in hosts {
+        match claims.get(name) {
+            Some(Claim::Taken | Claim::Ours) => {}
+            None => failed.push((name.clone(), "no lease was taken".to_string())),
+            Some(Claim::Replaced(lease)) => {
                 match taken_over
                     .iter_mut()
                     .find(|(from, _)| *from == lease.run_id)
@@ -268,8 +307,8 @@ async fn take_lease<S: crate::transport::Session + 'static>(
                     None => taken_over.push((lease.run_id.clone(), vec![name.clone()])),
                 }
             }
-            Claim::HeldBy(lease) => held.push(format!("{lease} on {name}")),
-            Claim::Failed(error) => {
+            Some(Claim::HeldBy(lease)) => held.push(format!("{lease} on {name}")),
+            Some(Claim::Failed(error)) => {
                 failed.push((name.clone(), format!("cannot write the lease: {error}")))
             }
         }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lease::{Claim, Claims, LeaseRequest};
 use crate::facts::{self, Connection, HostFacts, ProbeScope, ProbeTarget};
 use crate::inventory::{hop_name, HostName, Identity as InventoryIdentity};
 use crate::message::chain;
@@ -96,6 +97,9 @@ fn identity(identity: &InventoryIdentity) -> Identity {
     }
 }
 
+/// What a probe with a script after it found: the connections, the facts, each host's output.
+type ProbedThen = (Connected, Vec<HostFacts>, Vec<Option<facts::ThenOutput>>);
+
 /// Open SSH sessions to every host of an inventory (or why a host could not be reached), and
 /// the runtime they live on: `apply` plans and runs over the same connections.
 pub struct Connected {
@@ -112,23 +116,91 @@ impl Connected {
         reach: &Reach,
         scope: ProbeScope,
     ) -> Result<(Connected, Vec<HostFacts>), ConnectError> {
+        let (connected, facts, _) = Self::open_probe_then(reach, scope, None)?;
+        Ok((connected, facts))
+    }
+
+    /// Connects to every host, probes each one as soon as it is connected and, in the same
+    /// command, takes the lease `request` asks for (docs/adr/0023): the claims by host. The
+    /// facts are what the probe found before the claim (the lease another run holds, say).
+    pub fn open_probe_and_claim(
+        reach: &Reach,
+        scope: ProbeScope,
+        request: &LeaseRequest,
+    ) -> Result<(Connected, Vec<HostFacts>, Claims), ConnectError> {
+        let targets = probe_targets(reach);
+        let scripts: Vec<Result<String, String>> = targets
+            .iter()
+            .map(|t| super::lease::claim_script(&t.vars, request).map_err(|e| e.to_string()))
+            .collect();
+        let then = scripts
+            .iter()
+            .map(|script| script.clone().unwrap_or_else(|_| "exit 1".to_string()))
+            .collect();
+        let (connected, facts, outputs) =
+            Self::open_probe_then(reach, scope, Some(Arc::new(then)))?;
+        let claims = targets
+            .iter()
+            .zip(scripts)
+            .zip(outputs)
+            .map(|((target, script), output)| {
+                let claim = match (script, output) {
+                    (Err(why), _) => Claim::Failed(why),
+                    (Ok(_), Some(Ok(stdout))) => super::lease::claim_of(&stdout),
+                    (Ok(_), Some(Err(why))) => Claim::Failed(why),
+                    (Ok(_), None) => Claim::Failed("not probed".to_string()),
+                };
+                (target.target.name.clone(), claim)
+            })
+            .collect();
+        Ok((connected, facts, claims))
+    }
+
+    fn open_probe_then(
+        reach: &Reach,
+        scope: ProbeScope,
+        then: Option<facts::Then>,
+    ) -> Result<ProbedThen, ConnectError> {
         let mut connected = Self::new(reach)?;
         let started = std::time::Instant::now();
-        let (connections, facts) = connected.runtime.block_on(facts::connect_and_probe(
+        let probed = connected.runtime.block_on(facts::connect_and_probe(
             Arc::clone(&connected.connector),
             &connected.targets,
             connected.limit,
             facts::Probing {
                 scope,
                 timeout: PROBE_TIMEOUT,
+                then,
             },
         ));
-        connected.connections = connections;
+        connected.connections = probed.connections;
+        let facts = probed.facts;
         tracing::debug!(hosts = facts.len(), ?scope, elapsed = ?started.elapsed(), "connected and probed");
         let facts = connected
             .runtime
             .block_on(connected.settle_views(facts, scope));
-        Ok((connected, facts))
+        Ok((connected, facts, probed.then))
+    }
+
+    /// Gives back the lease of `run_id` on `hosts` (where it holds it), all at once: a run
+    /// that took it with its planning probe and then did not start.
+    pub fn release_lease(&self, run_id: &str, hosts: &[HostName]) {
+        let commands: Vec<(HostName, String)> = hosts
+            .iter()
+            .filter_map(|host| {
+                let target = self.targets.iter().find(|t| &t.target.name == host)?;
+                match super::lease::release_script(&target.vars, run_id) {
+                    Ok(script) => Some((host.clone(), script)),
+                    Err(error) => {
+                        tracing::warn!(%host, %error, "could not give the lease back");
+                        None
+                    }
+                }
+            })
+            .collect();
+        for (host, error) in self.run_each(commands, super::lease::LEASE_TIMEOUT) {
+            tracing::warn!(%host, %error, "could not give the lease back");
+        }
     }
 
     /// `facts`, probed again every 2 s for up to [`VIEW_PATIENCE`] while the only problem is a

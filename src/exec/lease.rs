@@ -15,7 +15,7 @@ use crate::transport::quote::{quote, QuoteError};
 use crate::transport::Session;
 
 /// How long one host's lease command may take.
-const LEASE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const LEASE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The lease to take, and which other runs' leases may be replaced.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ fn run_patterns(run_ids: &[&str]) -> Result<String, QuoteError> {
 
 /// The script that takes the lease on one host: create it exclusively; else keep it if ours,
 /// replace it if replaceable, or print who holds it.
-fn claim_script(vars: &ProbeVars, request: &LeaseRequest) -> Result<String, QuoteError> {
+pub(super) fn claim_script(vars: &ProbeVars, request: &LeaseRequest) -> Result<String, QuoteError> {
     let lease = serde_json::to_string(&request.lease).expect("a lease serializes");
     let ours = run_patterns(&[&request.lease.run_id])?;
     let replaceable: Vec<&str> = request.replaceable.iter().map(String::as_str).collect();
@@ -65,24 +65,24 @@ fn claim_script(vars: &ProbeVars, request: &LeaseRequest) -> Result<String, Quot
         String::new()
     } else {
         format!(
-            "  {}) mv -f \"$t\" \"$l\" && echo '@@ replaced' && printf '%s\\n' \"$cur\" && exit 0 ;;\n",
+            "  {}) mv -f \"$t\" \"$l\" && echo 'lease replaced' && printf '%s\\n' \"$cur\" && exit 0 ;;\n",
             run_patterns(&replaceable)?
         )
     };
     Ok(format!(
         "l={path}; t=\"$l.$$.tmp\"\n\
          printf '%s\\n' {lease} >\"$t\" || exit 1\n\
-         if ln \"$t\" \"$l\" 2>/dev/null; then rm -f \"$t\"; echo '@@ taken'; exit 0; fi\n\
+         if ln \"$t\" \"$l\" 2>/dev/null; then rm -f \"$t\"; echo 'lease taken'; exit 0; fi\n\
          cur=$(cat \"$l\" 2>/dev/null)\n\
-         case \"$cur\" in\n  {ours}) rm -f \"$t\"; echo '@@ ours'; exit 0 ;;\n{replace_arm}esac\n\
-         rm -f \"$t\"; echo '@@ held'; printf '%s\\n' \"$cur\"\n",
+         case \"$cur\" in\n  {ours}) rm -f \"$t\"; echo 'lease ours'; exit 0 ;;\n{replace_arm}esac\n\
+         rm -f \"$t\"; echo 'lease held'; printf '%s\\n' \"$cur\"\n",
         path = lease_path(vars)?,
         lease = quote(&lease)?,
     ))
 }
 
 /// The script that gives a lease back, only if it is ours.
-fn release_script(vars: &ProbeVars, run_id: &str) -> Result<String, QuoteError> {
+pub(super) fn release_script(vars: &ProbeVars, run_id: &str) -> Result<String, QuoteError> {
     Ok(format!(
         "l={}; case \"$(cat \"$l\" 2>/dev/null)\" in {}) rm -f \"$l\" ;; esac",
         lease_path(vars)?,
@@ -90,17 +90,20 @@ fn release_script(vars: &ProbeVars, run_id: &str) -> Result<String, QuoteError> 
     ))
 }
 
-fn claim_of(stdout: &str) -> Claim {
+pub(super) fn claim_of(stdout: &str) -> Claim {
     let (first, rest) = stdout.split_once('\n').unwrap_or((stdout, ""));
     let holder = || parse_lease(rest).unwrap_or_else(|| parse_lease("?").expect("a lease"));
     match first.trim() {
-        "@@ taken" => Claim::Taken,
-        "@@ ours" => Claim::Ours,
-        "@@ replaced" => Claim::Replaced(holder()),
-        "@@ held" => Claim::HeldBy(holder()),
+        "lease taken" => Claim::Taken,
+        "lease ours" => Claim::Ours,
+        "lease replaced" => Claim::Replaced(holder()),
+        "lease held" => Claim::HeldBy(holder()),
         other => Claim::Failed(format!("unexpected answer `{other}`")),
     }
 }
+
+/// The claim on each host, by name.
+pub type Claims = HashMap<HostName, Claim>;
 
 /// One host's session and probe settings.
 pub type LeaseHost<S> = (HostName, Arc<S>, ProbeVars);

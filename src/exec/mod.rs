@@ -11,7 +11,7 @@ mod runner;
 
 pub use connected::{concurrency, gather_facts, ConnectError, Connected, PROBE_TIMEOUT};
 pub use events::{Reporter, StepEvent, StepHeader};
-pub use lease::{claim_all, release_all, Claim, LeaseHost, LeaseRequest};
+pub use lease::{claim_all, release_all, Claim, Claims, LeaseHost, LeaseRequest};
 pub use runner::{
     BackupsDir, ExecOptions, Executor, QuorumGate, RunOutcome, RunRecords, StepFailure,
 };

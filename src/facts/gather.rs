@@ -91,11 +91,22 @@ where
 }
 
 /// What to probe and how long one probe may take.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Probing {
     pub scope: ProbeScope,
     pub timeout: Duration,
+    /// A script per host (by index) run right after its probe, in the same command.
+    pub then: Option<Then>,
 }
+
+/// Scripts run on each host right after its probe, in the same command, so in the same round
+/// trip (by host index): `apply --yes` takes the hosts' lease this way (docs/adr/0023). Their
+/// output comes back apart from the facts, which stay what the read-only probe found.
+pub type Then = Arc<Vec<String>>;
+
+/// What a host's `then` script printed (stdout and stderr) when it ran and exited 0, or why it
+/// did not (its output, or why the probe failed).
+pub type ThenOutput = Result<String, String>;
 
 /// Probes every host over its connection, all at once, and returns their facts in the given
 /// order. `peers ls` runs on the first host; if its peer is unreachable or not running, again on
@@ -113,8 +124,12 @@ pub async fn probe_all<S: Session + 'static>(
         tasks.spawn(async move {
             let facts = match &connection {
                 Ok(session) => {
-                    let probing = Probing { scope, timeout };
-                    probe_host(session.as_ref(), &host, index, probing).await
+                    let probing = Probing {
+                        scope,
+                        timeout,
+                        then: None,
+                    };
+                    probe_host(session.as_ref(), &host, index, &probing).await.0
                 }
                 Err(error) => HostFacts::unreachable(&host.target.name, chain(error.as_ref())),
             };
@@ -134,6 +149,14 @@ pub async fn probe_all<S: Session + 'static>(
     facts
 }
 
+/// What [`connect_and_probe`] found: each host's connection, facts, and what its `then`
+/// script printed (`None` without one), in the given order.
+pub struct Probed<S> {
+    pub connections: Vec<Connection<S>>,
+    pub facts: Vec<HostFacts>,
+    pub then: Vec<Option<ThenOutput>>,
+}
+
 /// Connects to every host and probes it as soon as its connection is up (no host waits for
 /// the slowest connection), at most `limit` hosts at a time; `peers ls` as in [`probe_all`].
 pub async fn connect_and_probe<C>(
@@ -141,41 +164,105 @@ pub async fn connect_and_probe<C>(
     hosts: &[ProbeTarget],
     limit: usize,
     probing: Probing,
-) -> (Vec<Connection<C::Session>>, Vec<HostFacts>)
+) -> Probed<C::Session>
 where
     C: Connector + 'static,
     C::Session: 'static,
 {
-    let probed = each_connected(
-        connector,
-        hosts,
-        limit,
-        move |index, host, connection| async move {
+    let timeout = probing.timeout;
+    let probing = Arc::new(probing);
+    let probed = each_connected(connector, hosts, limit, move |index, host, connection| {
+        let probing = Arc::clone(&probing);
+        async move {
             match &connection {
-                Ok(session) => probe_host(session.as_ref(), &host, index, probing).await,
-                Err(error) => HostFacts::unreachable(&host.target.name, chain(error.as_ref())),
+                Ok(session) => probe_host(session.as_ref(), &host, index, &probing).await,
+                Err(error) => {
+                    let why = chain(error.as_ref());
+                    let then = probing.then.as_ref().map(|_| Err(why.clone()));
+                    (HostFacts::unreachable(&host.target.name, why), then)
+                }
             }
-        },
-    )
+        }
+    })
     .await;
-    let (connections, mut facts): (Vec<_>, Vec<_>) = probed.into_iter().unzip();
-    peers_elsewhere(&connections, hosts, &mut facts, probing.timeout).await;
-    (connections, facts)
+    let mut connections = Vec::with_capacity(probed.len());
+    let mut facts = Vec::with_capacity(probed.len());
+    let mut then = Vec::with_capacity(probed.len());
+    for (connection, (host_facts, host_then)) in probed {
+        connections.push(connection);
+        facts.push(host_facts);
+        then.push(host_then);
+    }
+    peers_elsewhere(&connections, hosts, &mut facts, timeout).await;
+    Probed {
+        connections,
+        facts,
+        then,
+    }
 }
 
-/// The first host's probe includes `peers ls`.
+/// The first host's probe includes `peers ls`; the host's `then` script follows the probe.
 async fn probe_host<S: Session>(
     session: &S,
     host: &ProbeTarget,
     index: usize,
-    probing: Probing,
-) -> HostFacts {
+    probing: &Probing,
+) -> (HostFacts, Option<ThenOutput>) {
     let scope = if index == 0 {
         probing.scope.with_peers()
     } else {
         probing.scope
     };
-    probe_session(session, host, scope, probing.timeout).await
+    match probing.then.as_ref().and_then(|then| then.get(index)) {
+        None => (
+            probe_session(session, host, scope, probing.timeout).await,
+            None,
+        ),
+        Some(then) => {
+            let (facts, output) = probe_then(session, host, scope, (then, probing.timeout)).await;
+            (facts, Some(output))
+        }
+    }
+}
+
+/// Probes one host and runs `then` right after, in the same command: `then` runs in a
+/// subshell of its own (its `exit` ends only itself) and its output comes back as the
+/// `then` section.
+async fn probe_then<S: Session>(
+    session: &S,
+    host: &ProbeTarget,
+    scope: ProbeScope,
+    (then, timeout): (&str, Duration),
+) -> (HostFacts, ThenOutput) {
+    let name = &host.target.name;
+    let script = match probe_script(&host.vars, scope) {
+        Ok(script) => script + &format!("section then; ( {then}\n) 2>&1; rc $?\n"),
+        Err(err) => {
+            return (
+                HostFacts::unreachable(name, err.to_string()),
+                Err(err.to_string()),
+            )
+        }
+    };
+    match session.run(&script, timeout).await {
+        Ok(output) => {
+            let stdout = output.stdout_text();
+            let facts = parse_probe_output(name, &host.target.address, &stdout);
+            let then = match super::parse::section(&stdout, "then") {
+                Some((body, Some(0))) => Ok(body),
+                Some((body, _)) => Err(body.trim().to_string()),
+                None => Err(format!(
+                    "the probe ended before its last part: {}",
+                    output.stderr_text().trim()
+                )),
+            };
+            (facts, then)
+        }
+        Err(err) => {
+            let why = chain(&err);
+            (HostFacts::unreachable(name, why.clone()), Err(why))
+        }
+    }
 }
 
 /// When the first host's peer could not answer `peers ls`, asks the first peer that runs.

@@ -14,9 +14,12 @@ pub use container::{
     DEFAULT_CONTAINER_CONFIG_PATH,
 };
 pub use gather::{
-    connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget, Probing,
+    connect_all, connect_and_probe, probe_all, probe_session, Connection, ProbeTarget, Probed,
+    Probing, Then, ThenOutput,
 };
 pub use model::{Consensus, HostFacts, Lease, PeerError, Peerset, Pinset, StoredState};
-pub use parse::{listed_cids, parse_lease, parse_peers, parse_probe_output, pinset_of_listing};
+pub use parse::{
+    listed_cids, parse_lease, parse_peers, parse_probe_output, pinset_of_listing, section,
+};
 pub use probe::{peers_script, probe_script, ProbeScope, ProbeVars, LEASE_FILE};
 pub use unit::{parse_unit, UnitFacts};

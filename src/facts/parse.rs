@@ -349,6 +349,14 @@ pub fn pinset_of_listing(body: &str) -> Pinset {
     Pinset::from_cids(json_items(body).iter().filter_map(cid_of))
 }
 
+/// The body of the section `name` of a probe's output and its command's exit status (`None`:
+/// no such section, or it never ended).
+pub fn section(output: &str, name: &str) -> Option<(String, Option<i32>)> {
+    split_sections(output)
+        .remove(name)
+        .map(|section| (section.body, section.rc))
+}
+
 fn split_sections(output: &str) -> BTreeMap<String, Section> {
     let mut sections = BTreeMap::new();
     let mut current: Option<(String, Section)> = None;

@@ -673,6 +673,80 @@ fn one_run_per_cluster_across_state_directories_and_a_dead_run_is_taken_over() {
     }
 }
 
+/// The lease file of a lab host.
+fn lease_file(lab: &Lab, host: &str) -> PathBuf {
+    lab.home(host).join(".ipfs-cluster/.cluster-upgrade.lease")
+}
+
+/// `apply --yes` takes the lease with its planning probe, in the same command (issue 19,
+/// docs/adr/0023): what the operator sees is unchanged. Another run's lease on one host refuses
+/// the run and nothing of ours is left on the others; a run that has nothing to do gives the
+/// lease back; a run that starts holds it on every host and gives it back at the end.
+#[test]
+fn apply_yes_takes_the_lease_with_its_probe_and_gives_it_back_when_it_does_not_run() {
+    let lab = Lab::up(3, "0.9.0", 4);
+    let inventory = lab.inventory();
+    let foreign = "{\"run_id\":\"20261201T000000Z-dead\",\"controller\":\"ops@elsewhere\",\"state_dir\":\"/srv/state\",\"started_unix\":1796000000}\n";
+    std::fs::write(lease_file(&lab, "h2"), foreign).unwrap();
+
+    let out = apply(&inventory, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr
+            .contains("another run holds the cluster: run 20261201T000000Z-dead of ops@elsewhere")
+            && stderr.contains("on h2"),
+        "{stderr}"
+    );
+    assert!(!lease_file(&lab, "h1").exists() && !lease_file(&lab, "h3").exists());
+    assert_eq!(
+        std::fs::read_to_string(lease_file(&lab, "h2")).unwrap(),
+        foreign,
+        "the other run's lease is untouched"
+    );
+    lab.assert_cluster("0.9.0", 3, 4);
+
+    // Taken over, the run holds every host's lease while it runs, and gives it back.
+    let state = lab.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let args = [
+        "apply",
+        inventory.to_str().unwrap(),
+        "--yes",
+        "--state-dir",
+        state_arg,
+        "--take-over",
+        "20261201T000000Z-dead",
+    ];
+    let mut child = start_until(&args, &state, "upload-service", 1);
+    for host in ["h1", "h2", "h3"] {
+        let lease = std::fs::read_to_string(lease_file(&lab, host)).unwrap();
+        assert!(!lease.contains("-dead"), "{host}: {lease}");
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        journals_in(&state)
+            .contains("\"event\":\"lease_taken_over\",\"from\":\"20261201T000000Z-dead\""),
+        "journalled"
+    );
+    lab.assert_cluster("0.10.1", 3, 4);
+    for host in ["h1", "h2", "h3"] {
+        assert!(!lease_file(&lab, host).exists(), "{host}");
+    }
+
+    // Nothing to do: no run, no lease left.
+    let out = apply(&inventory, &["--state-dir", state_arg]);
+    assert_success(&out, "converged");
+    assert!(
+        text(&out.stdout).contains("No changes"),
+        "{}",
+        text(&out.stdout)
+    );
+    for host in ["h1", "h2", "h3"] {
+        assert!(!lease_file(&lab, host).exists(), "{host}");
+    }
+}
+
 /// A run planted in `state` whose plan is this cluster's own plan, with one command changed to
 /// create `marker` and the seal made again (anyone can compute a SHA-256).
 fn plant_run(lab: &Lab, state: &Path, marker: &Path) {

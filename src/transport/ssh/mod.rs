@@ -162,6 +162,7 @@ async fn open_now(
     via: Option<&JumpLink>,
     dial: &Dial<'_>,
 ) -> Result<Handle<HostKeyCheck>, TransportError> {
+    let started = std::time::Instant::now();
     let host = endpoint.name.clone();
     let address = endpoint.address_port();
     let (known_types, certificates) = {
@@ -208,7 +209,10 @@ async fn open_now(
         }
     };
     let mut handle = connected.map_err(|e| handshake_error(e, &host, &address))?;
+    // Where a connection's round trips go (bench/run --rtt reads these from the run's log).
+    tracing::debug!(%host, elapsed = ?started.elapsed(), "key exchange done");
     auth::login(&mut handle, endpoint).await?;
+    tracing::debug!(%host, elapsed = ?started.elapsed(), "logged in");
     Ok(handle)
 }
 
@@ -307,16 +311,24 @@ impl SshSession {
             command: command.to_string(),
             after: timeout,
         };
-        let mut shell = loop {
+        let idle = loop {
             let idle = self.idle.lock().expect("idle shells lock").pop();
             let Some(mut shell) = idle else {
-                break Shell::start(&self.shell_host(), deadline, timed_out).await?;
+                break None;
             };
             if shell.still_usable().await {
-                break shell;
+                break Some(shell);
             }
         };
-        match shell.run(&self.host, command, deadline).await? {
+        let (shell, ran) = match idle {
+            Some(mut shell) => {
+                let ran = shell.run(&self.host, command, deadline).await?;
+                (shell, ran)
+            }
+            // A new shell takes the command with its exec request: one round trip less.
+            None => Shell::start_running(&self.shell_host(), command, deadline, timed_out).await?,
+        };
+        match ran {
             Ran::Reusable(output) => {
                 self.idle.lock().expect("idle shells lock").push(shell);
                 Ok(output)
@@ -341,14 +353,11 @@ impl SshSession {
             command: shell::stop_command(pid),
             after: STOP_TIMEOUT,
         };
-        let Ok(mut shell) = Shell::start(&self.shell_host(), deadline, timed_out).await else {
-            return;
-        };
-        match shell
-            .run(&self.host, &shell::stop_command(pid), deadline)
-            .await
-        {
-            Ok(Ran::Reusable(_)) => self.idle.lock().expect("idle shells lock").push(shell),
+        let stop = shell::stop_command(pid);
+        match Shell::start_running(&self.shell_host(), &stop, deadline, timed_out).await {
+            Ok((shell, Ran::Reusable(_))) => {
+                self.idle.lock().expect("idle shells lock").push(shell)
+            }
             Ok(_) | Err(_) => {
                 tracing::debug!(host = %self.host, pid, "could not stop a timed-out command")
             }
@@ -470,7 +479,6 @@ async fn become_check(
         host: &target.name,
         become_user: None,
     };
-    let mut shell = Shell::start(&login, deadline, timed_out).await?;
     let command = format!(
         "sudo -n -u {} -- true",
         super::quote::quote(user).map_err(|source| TransportError::Quote {
@@ -478,7 +486,8 @@ async fn become_check(
             source,
         })?
     );
-    let output = match shell.run(&target.name, &command, deadline).await? {
+    let (shell, ran) = Shell::start_running(&login, &command, deadline, timed_out).await?;
+    let output = match ran {
         Ran::Reusable(output) => {
             shell.close().await;
             output

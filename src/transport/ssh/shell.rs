@@ -68,6 +68,35 @@ pub(crate) fn shell_command(
     }
 }
 
+/// The longest first command sent in the exec request ([`first_command_shell`]); longer ones
+/// go over the channel. Far below Linux's limit for one argument (128 KiB), which the login
+/// shell's `-c` and `/bin/sh -c` each take it as, and sshd's packet limit.
+const FIRST_COMMAND_MAX: usize = 16 * 1024;
+
+/// The exec request that starts a shell already running `script` (a command's [`script`]):
+/// `/bin/sh -c` runs the prelude and the script, then becomes the `/bin/sh` that reads the
+/// next commands from the channel (the prelude sent on the channel is the first thing it
+/// reads: `exec` drops the trap). `None`: the script goes over the channel, as with
+/// `become_user` (sudo would log the whole script, and a sudoers rule may allow `/bin/sh`
+/// without arguments only) or a script longer than [`FIRST_COMMAND_MAX`].
+pub(crate) fn first_command_shell(
+    become_user: Option<&str>,
+    script: &str,
+) -> Option<Result<String, crate::transport::quote::QuoteError>> {
+    if become_user.is_some() || script.len() > FIRST_COMMAND_MAX {
+        return None;
+    }
+    let program = format!("{}{script}exec /bin/sh\n", prelude());
+    Some(quote(&program).map(|quoted| format!("exec /bin/sh -c {quoted}")))
+}
+
+fn quote_command(host: &HostName, command: &str) -> Result<String, TransportError> {
+    quote(command).map_err(|source| TransportError::Quote {
+        host: host.clone(),
+        source,
+    })
+}
+
 /// What stops a command that timed out, run from another shell: the signal request of the
 /// channel does not reach root logins (sshd: "session signalling requires privilege
 /// separation"). The shell's trap runs the same: the command's subshell and its children.
@@ -83,20 +112,53 @@ impl Shell {
         deadline: Instant,
         timed_out: impl Fn() -> TransportError,
     ) -> Result<Shell, TransportError> {
-        let ShellHost {
-            handle,
-            host,
-            become_user,
-        } = *on;
-        let channel_error = channel_error(host);
-        let channel = timeout_at(deadline, handle.channel_open_session())
+        let exec = shell_command(on.host, on.become_user)?;
+        Self::open(on, &exec, deadline, timed_out).await
+    }
+
+    /// Starts a shell and runs `command` as its first command. Without `become_user`, and when
+    /// the command is short enough, the command travels in the exec request itself
+    /// ([`first_command_shell`]): OpenSSH's sshd opens a session channel with no window and
+    /// grants one only once the exec request is handled, so data sent on the channel (the
+    /// command) would wait a round trip for it; the exec request carries it at once.
+    pub(crate) async fn start_running(
+        on: &ShellHost<'_>,
+        command: &str,
+        deadline: Instant,
+        timed_out: impl Fn() -> TransportError,
+    ) -> Result<(Shell, Ran), TransportError> {
+        let host = on.host;
+        let quoted = quote_command(host, command)?;
+        let nonce = nonce();
+        let script = script(&quoted, &nonce);
+        let Some(exec) = first_command_shell(on.become_user, &script) else {
+            let mut shell = Self::start(on, deadline, timed_out).await?;
+            let ran = shell.run(host, command, deadline).await?;
+            return Ok((shell, ran));
+        };
+        let exec = exec.map_err(|source| TransportError::Quote {
+            host: host.clone(),
+            source,
+        })?;
+        let mut shell = Self::open(on, &exec, deadline, timed_out).await?;
+        let ran = shell.collect(host, (command, &nonce), deadline).await?;
+        Ok((shell, ran))
+    }
+
+    /// Opens a session channel, execs `exec` on it and sends the prelude (which the shell that
+    /// reads the channel's data runs first).
+    async fn open(
+        on: &ShellHost<'_>,
+        exec: &str,
+        deadline: Instant,
+        timed_out: impl Fn() -> TransportError,
+    ) -> Result<Shell, TransportError> {
+        let channel_error = channel_error(on.host);
+        let channel = timeout_at(deadline, on.handle.channel_open_session())
             .await
             .map_err(|_| timed_out())?
             .map_err(channel_error)?;
-        channel
-            .exec(true, shell_command(host, become_user)?)
-            .await
-            .map_err(channel_error)?;
+        channel.exec(true, exec).await.map_err(channel_error)?;
         channel
             .data(prelude().as_bytes())
             .await
@@ -112,17 +174,25 @@ impl Shell {
         command: &str,
         deadline: Instant,
     ) -> Result<Ran, TransportError> {
-        let channel_error = channel_error(host);
-        let quoted = quote(command).map_err(|source| TransportError::Quote {
-            host: host.clone(),
-            source,
-        })?;
+        let quoted = quote_command(host, command)?;
         let nonce = nonce();
         self.channel
             .data(script(&quoted, &nonce).as_bytes())
             .await
-            .map_err(channel_error)?;
-        let mut collected = Collected::new(&nonce);
+            .map_err(channel_error(host))?;
+        self.collect(host, (command, &nonce), deadline).await
+    }
+
+    /// Collects the output of `command`, sent already tagged with `nonce`, until both markers
+    /// arrived, or the shell ended, or the deadline came (then the shell is sent SIGTERM and
+    /// closed).
+    async fn collect(
+        &mut self,
+        host: &HostName,
+        (command, nonce): (&str, &str),
+        deadline: Instant,
+    ) -> Result<Ran, TransportError> {
+        let mut collected = Collected::new(nonce);
         loop {
             if let Some(output) = collected.finished() {
                 return Ok(Ran::Reusable(output));
@@ -386,6 +456,71 @@ impl Collected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exec request of a shell with its first command, run by a real `sh -c` as sshd
+    /// would (the login shell's `-c`), with the channel as stdin: the first command runs with
+    /// its markers, then the shell reads the prelude and the next command from stdin, as a
+    /// shell started without a first command does.
+    #[test]
+    fn a_shell_started_with_its_first_command_runs_it_then_reads_the_next_ones() {
+        use std::io::Write;
+        let first = script(&quote("cd /; echo first in $(pwd); exit 3").unwrap(), "cuA");
+        let exec = first_command_shell(None, &first).unwrap().unwrap();
+        assert!(exec.starts_with("exec /bin/sh -c "), "{exec}");
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", &exec])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = shell.stdin.take().unwrap();
+        let second = script(
+            &quote("echo second in $(pwd); read x; echo read $?").unwrap(),
+            "cuB",
+        );
+        stdin.write_all(prelude().as_bytes()).unwrap();
+        stdin.write_all(second.as_bytes()).unwrap();
+        drop(stdin);
+        let out = shell.wait_with_output().unwrap();
+        let mut stdout = out.stdout.clone();
+        let mut stderr = out.stderr.clone();
+        let here = std::env::current_dir().unwrap();
+        let second_text = format!("second in {}\nread 1\n", here.display());
+        for (nonce, text) in [("cuB", second_text.as_str()), ("cuA", "first in /\n")] {
+            // Both commands' markers, the later one last: cut them off in turn. The first
+            // command's `cd` and `exit` stayed in its subshell; the second one's stdin is
+            // /dev/null, so `read` fails.
+            let status = take_status(&mut stdout, &format!("\n@@{nonce} "));
+            assert_eq!(status, Some(if nonce == "cuA" { 3 } else { 0 }), "{nonce}");
+            assert!(
+                stdout.ends_with(text.as_bytes()),
+                "{}",
+                String::from_utf8_lossy(&stdout)
+            );
+            stdout.truncate(stdout.len() - text.len());
+            assert!(
+                take_marker(&mut stderr, &format!("\n@@{nonce}\n")),
+                "{nonce}"
+            );
+            let mut pid = PidMarker::new(nonce);
+            pid.take(&mut stderr);
+            assert!(pid.found.is_some(), "{nonce}: its PID marker");
+        }
+        assert!(
+            stdout.is_empty() && stderr.is_empty(),
+            "{stdout:?} {stderr:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_command_goes_over_the_channel_with_sudo_or_when_long() {
+        let short = script("true", "cuA");
+        assert!(first_command_shell(None, &short).is_some());
+        assert!(first_command_shell(Some("ipfs"), &short).is_none());
+        let long = script(&"x".repeat(FIRST_COMMAND_MAX), "cuA");
+        assert!(first_command_shell(None, &long).is_none());
+    }
 
     #[test]
     fn the_status_marker_is_cut_from_stdout() {

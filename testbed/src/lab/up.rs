@@ -491,7 +491,11 @@ impl Builder<'_> {
             b.form_cluster(&mut state, &peers)
         })?;
         self.phase(&format!("waiting until every peer sees {n} peers"), |_| {
-            wait_all_see(&peers, n, Duration::from_secs(60))
+            wait_all_see(
+                &peers,
+                n,
+                Duration::from_secs(60) + JOIN_TIME_PER_PEER * n as u32,
+            )
         })?;
         if self.options.host_kind == HostKind::Docker && n > 1 {
             self.phase(
@@ -758,9 +762,12 @@ impl Builder<'_> {
     /// (raft adds one voter per configuration change), with crdt all at once. A real peer is
     /// ready once it also reaches its IPFS daemon.
     fn form_cluster(&mut self, state: &mut LabState, peers: &[Peer]) -> Result<()> {
+        // Each raft join changes the configuration of every voter so far: a large lab (issue
+        // 19 starts 200 hosts) gets more time per peer than a small one.
         let join_limit = wait::parse_duration(&self.options.wait_for_leader_timeout)
             .expect("validated")
-            + Duration::from_secs(20);
+            + Duration::from_secs(20)
+            + JOIN_TIME_PER_PEER * peers.len() as u32;
         let real = self.real.is_some();
         let first = &peers[0];
         let started = Instant::now();
@@ -822,6 +829,10 @@ fn open_masters(peers: &[Peer]) -> Result<Vec<Option<Master>>> {
         peer.remote.open_master(socket).map(Some)
     })
 }
+
+/// How much longer a peer may take to join, and every peer to see every other, per peer of
+/// the lab: 200 stand-in raft peers on 2 shared cores took over 23 s for the 180th join.
+const JOIN_TIME_PER_PEER: Duration = Duration::from_millis(250);
 
 /// `sun_path` holds 108 bytes; ssh appends a temporary suffix while it sets the socket up.
 const MAX_SOCKET_PATH: usize = 80;
