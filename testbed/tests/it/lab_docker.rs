@@ -3,20 +3,7 @@
 //! own `docker` (Podman's Docker-compatible CLI on the host's own storage). Needs root, podman
 //! and runc; imports the cached Debian tree as the base image on first use.
 
-use crate::lab_support::{assert_healthy, down_and_assert_clean, processes_mentioning, Lab};
-
-/// Runs `command` on `host` over SSH and returns its trimmed stdout, requiring success.
-fn on(lab: &Lab, host: &str, command: &str) -> String {
-    let out = lab.ssh(host, command);
-    assert!(
-        out.status.success(),
-        "{host}: `{command}` failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use crate::lab_support::{assert_healthy, down_and_assert_clean, on, processes_mentioning, Lab};
 
 #[test]
 fn options_docker_hosts_do_not_combine_with_are_refused_before_anything_starts() {

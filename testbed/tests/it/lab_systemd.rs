@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::lab_support::{alive, assert_healthy, down_and_assert_clean, ok, Lab};
+use crate::lab_support::{alive, assert_healthy, down_and_assert_clean, ok, on, Lab};
 use cluster_testbed::lab::systemd;
 
 /// A file of the machine's `/tmp` that booting and stopping systemd must not remove (systemd
@@ -41,19 +41,6 @@ impl Drop for TmpMarker {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
     }
-}
-
-/// Runs `command` on `host` over SSH and returns its trimmed stdout, requiring success.
-fn on(lab: &Lab, host: &str, command: &str) -> String {
-    let out = lab.ssh(host, command);
-    assert!(
-        out.status.success(),
-        "{host}: `{command}` failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

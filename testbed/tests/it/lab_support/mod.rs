@@ -307,3 +307,16 @@ pub fn down_and_assert_clean(lab: &Lab) {
     let left = processes_mentioning(lab.path());
     assert!(left.is_empty(), "processes left behind: {left:#?}");
 }
+
+/// Runs `command` on `host` over SSH and returns its trimmed stdout, requiring success.
+pub fn on(lab: &Lab, host: &str, command: &str) -> String {
+    let out = lab.ssh(host, command);
+    assert!(
+        out.status.success(),
+        "{host}: `{command}` failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
