@@ -82,7 +82,7 @@ pub enum Error {
     UnsafeResume { problems: Vec<String> },
     #[error("another run holds the cluster: {}; wait for it to finish, or if it is dead (its controller crashed or was killed), take its lease over with `--take-over RUN_ID`", holders.join("; "))]
     LeaseHeld { holders: Vec<String> },
-    #[error("stopped before `{step}`, which takes quorum away, with the cluster still up: it is no longer as the plan saw it ({}); bring the peer back, then run `{resume}` again", problems.join("; "))]
+    #[error("stopped before `{step}`, which takes quorum away, with the cluster still up: it is no longer as the plan saw it ({}); put it back as planned (start a peer that stopped), then run `{resume}` again", problems.join("; "))]
     ClusterChanged {
         step: StepId,
         problems: Vec<String>,

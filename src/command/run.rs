@@ -14,7 +14,7 @@ use crate::exec::{
 use crate::facts::{HostFacts, Lease, ProbeScope};
 use crate::inventory::HostName;
 use crate::journal::{Checkpoint, Event, RunDir, StateDir, StepTimes};
-use crate::plan::{drift_problems, Plan, ProcedureKind, Reset};
+use crate::plan::{drift_problems, pinset_drift_problems, Plan, ProcedureKind, Reset};
 use crate::report::{self, PlainProgress, TerminalProgress};
 
 use crate::exec::Connected;
@@ -327,13 +327,20 @@ fn quorum_gate(connected: &Arc<Connected>, plan: &Plan) -> QuorumGate {
     let connected = Arc::clone(connected);
     let planned = Arc::new(plan.facts.clone());
     let versions: Arc<Vec<_>> = Arc::new(plan.versions());
+    // A procedure that takes the cluster down carries the planned pinset through its state
+    // export, exactly: pins written since must stop it here, with the cluster still up.
+    let exact_pinset = !plan.choice.procedure.keeps_serving();
     Arc::new(move || {
         let connected = Arc::clone(&connected);
         let planned = Arc::clone(&planned);
         let versions = Arc::clone(&versions);
         Box::pin(async move {
             let now = connected.probe_async(ProbeScope::HEALTH.with_peers()).await;
-            drift_problems(&planned, &versions, &now)
+            let mut problems = drift_problems(&planned, &versions, &now);
+            if exact_pinset {
+                problems.extend(pinset_drift_problems(&planned, &now));
+            }
+            problems
         })
     })
 }

@@ -281,7 +281,8 @@ fn expected_downtime(choice: &Choice) -> String {
         ProcedureKind::Migrate => MIGRATION_DOWNTIME.to_string(),
         ProcedureKind::Rolling | ProcedureKind::Rollback => ROLLING_DOWNTIME.to_string(),
         ProcedureKind::Standard => "every peer is down from `stop-peers` until the simultaneous restart elects a leader: \
-             typically a few seconds, at most the health gate's deadline"
+             typically a few seconds, at most the health gate's deadline; \
+             no pin can be written meanwhile, and pins written after planning stop the run before `stop-peers`"
             .to_string(),
         ProcedureKind::Bootstrap => format!(
             "the cluster shrinks to {} while the other peers are removed; it is down while {} is stopped, upgraded \

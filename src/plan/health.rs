@@ -302,6 +302,36 @@ pub fn drift_problems(
     problems
 }
 
+/// The pinset moved away from the plan's, for the check right before a step that takes quorum
+/// away in a procedure that carries exactly the planned pinset through a state export (the
+/// standard and bootstrap upgrades, a consensus migration): a running peer that lists other
+/// pins than the cluster held when planned, or none. Found there, the run stops with the
+/// cluster still up; found only by the export's own check, it would stop with every peer down.
+pub fn pinset_drift_problems(planned: &[HostFacts], now: &[HostFacts]) -> Vec<String> {
+    let Some(expected) = Pinset::expected(planned) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for host in now.iter().filter(|h| h.running) {
+        match &host.pins {
+            Some(pins) if *pins == expected => {}
+            Some(pins) => problems.push(format!(
+                "{} lists {} pins ({}) now, the cluster held {} ({}) when the plan was made: pins were \
+                 added or removed since, and this upgrade carries exactly the planned pinset through \
+                 its state export, so a resume would stop here again; stop writing pins to the cluster, \
+                 then `cluster-upgrade runs abandon` this run and plan again",
+                host.host,
+                pins.count,
+                pins.short_hash(),
+                expected.count,
+                expected.short_hash()
+            )),
+            None => problems.push(format!("{} did not list its pins", host.host)),
+        }
+    }
+    problems
+}
+
 /// Why the inventory does not describe the whole cluster: two hosts answering with one peer
 /// ID (a copy-pasted host), or peers in the cluster that no host of the inventory is (a
 /// forgotten host). An upgrade planned without them would leave the cluster broken.
@@ -416,6 +446,32 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[1].contains("h2's peer no longer answers"));
         assert!(problems[2].contains("h3 runs 1.1.5 now, 1.1.6 when the plan was made"));
+    }
+
+    #[test]
+    fn pins_written_since_the_plan_are_named_before_the_cluster_is_taken_down() {
+        let planned = cluster();
+        assert!(pinset_drift_problems(&planned, &planned).is_empty());
+        let mut now = cluster();
+        now[0].pins = Some(Pinset::from_cids(["QmA".to_string(), "QmB".to_string()]));
+        now[1].running = false; // drift_problems names a peer that stopped
+        now[2].pins = None;
+        let problems = pinset_drift_problems(&planned, &now);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("h1 lists 2 pins (")
+                && problems[0].contains("the cluster held 1 (")
+                && problems[0].contains("stop writing pins"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[1], "h3 did not list its pins");
+        let mut same_count = cluster();
+        same_count[2].pins = Some(Pinset::from_cids(["QmZ".to_string()]));
+        assert_eq!(
+            pinset_drift_problems(&planned, &same_count).len(),
+            1,
+            "a pin removed and another added: same count, other pinset"
+        );
     }
 
     #[test]

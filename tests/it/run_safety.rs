@@ -368,6 +368,61 @@ fn a_peer_that_dies_before_the_cluster_is_stopped_stops_the_run_with_the_cluster
 }
 
 #[test]
+fn a_pin_written_after_planning_stops_a_standard_upgrade_with_the_cluster_up() {
+    let lab = Lab::up(3, "0.9.0", 10);
+    let inventory = lab.inventory();
+    let inventory = inventory.to_str().unwrap();
+    let playbooks = slow_keep_previous();
+    let args = [
+        "apply",
+        inventory,
+        "--yes",
+        "--playbooks",
+        playbooks.path().to_str().unwrap(),
+    ];
+    let child = start_until(
+        &args,
+        &lab.path().join(".cluster-upgrade"),
+        "keep-previous",
+        3,
+    );
+    let added = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    assert_success(&lab.ctl("h1", &["pin", "add", added]), "pin add");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "stopped before `stop-peers`, which takes quorum away, with the cluster still up"
+        ) && stderr.contains("h1 lists 11 pins (")
+            && stderr.contains("the cluster held 10 (")
+            && stderr.contains("stop writing pins to the cluster"),
+        "{stderr}"
+    );
+    assert!(
+        !lab.journal_text().contains("\"step\":\"stop-peers\""),
+        "no peer was stopped"
+    );
+    assert!(lab.status().iter().all(|h| h.running), "the cluster is up");
+    // A resume carries the plan's pinset: it stops at the same place, still with the cluster up.
+    let out = run(&["apply", inventory, "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(lab.status().iter().all(|h| h.running), "the cluster is up");
+    // Abandoned, the run gives way to a plan with the pinset as it is now.
+    let run_id = lab.run_dirs()[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_success(
+        &run(&["runs", "abandon", &run_id, inventory, "--yes"]),
+        "abandon",
+    );
+    assert_success(&run(&["apply", inventory, "--yes"]), "apply again");
+    lab.assert_cluster("0.10.1", 3, 11);
+}
+
+#[test]
 fn peers_started_by_hand_after_the_stop_are_noticed_by_the_resume() {
     let lab = Lab::up(3, "0.9.0", 10);
     let inventory = lab.inventory();
