@@ -1,7 +1,8 @@
 //! The stand-in for raft: a small leader-based replication that reproduces what an operator
 //! observes, with raft's safety rules but a simpler choice of the leader.
 //!
-//! Every tick each peer asks the members of its peerset for their status. The reachable set
+//! On its tick a peer asks the members of its peerset for their status (a follower whose leader
+//! still leads asks only the leader: see `Node::leader_still_leads`). The reachable set
 //! is this peer plus the members that answer on the same RPC protocol and secret and list this
 //! peer in their own peerset. When it is a strict majority of the peerset, the *chosen* peer is
 //! the reachable member with the highest (term, index) of its last entry, ties going to the
@@ -368,6 +369,9 @@ impl Node {
             term: inner.state.term,
             index: inner.state.index,
             current_term: inner.current_term,
+            leading: !inner.staging
+                && inner.leader_term == Some(inner.current_term)
+                && inner.leader.as_deref() == Some(self.settings.peer_id.as_str()),
         }
     }
 
@@ -420,8 +424,9 @@ impl Node {
         }
     }
 
-    /// `TICK` for small clusters, longer for big ones: every peer pings every member, so the
-    /// load grows with the square of the size and would starve a 2-core machine at 20 peers.
+    /// `TICK` for small clusters, longer for big ones: the leader (and every peer while there
+    /// is none) pings every member, and a round of 200 calls a tenth of a second apart would
+    /// keep a 2-core machine busy.
     fn tick_interval(&self) -> Duration {
         let members = match self.settings.kind {
             ConsensusKind::Raft => self.inner().state.peerset.len().max(1),
@@ -462,6 +467,9 @@ impl Node {
             inner.leader_term = None;
             return;
         }
+        if self.leader_still_leads(&me, &peerset) {
+            return;
+        }
         let mut reachable: Vec<(String, (u64, u64))> = vec![(me.clone(), mine)];
         let mut seen_term = 0;
         let others: Vec<(&String, &String)> = peerset.iter().filter(|(id, _)| **id != me).collect();
@@ -499,6 +507,43 @@ impl Node {
             }
             self.catch_up(&peerset, mine, &reachable);
         }
+    }
+
+    /// A follower's tick while its leader leads: it asks the leader alone, as in raft only the
+    /// leader talks to every peer, so the heartbeats of a cluster grow with its size and not
+    /// with its square (200 peers asking each other every second starve a 2-core machine).
+    /// Whether the leader still leads in the highest term this peer has seen (raised to the
+    /// leader's), still lists this peer and is not staging; anything else (no leader known, no
+    /// answer, a leader that stepped down) takes the full round, which chooses again. The
+    /// leader's own full round still sees every member: a member that comes back ahead of it, or
+    /// with a lower ID at the same entry, makes it step down, and then its followers choose.
+    fn leader_still_leads(&self, me: &str, peerset: &BTreeMap<String, String>) -> bool {
+        let (leader, current_term) = {
+            let inner = self.inner();
+            (inner.leader.clone(), inner.current_term)
+        };
+        let Some(member) = leader
+            .as_deref()
+            .filter(|id| *id != me)
+            .and_then(|id| peerset.get_key_value(id))
+        else {
+            return false;
+        };
+        let Some(Ok(beat)) = self.heartbeats(&[member]).pop() else {
+            return false;
+        };
+        let leads = beat.id == *member.0
+            && beat.leading
+            && !beat.staging
+            && beat.lists_caller
+            && beat.current_term >= current_term;
+        if leads {
+            let mut inner = self.inner();
+            if let Err(err) = self.raise_term(&mut inner, beat.current_term) {
+                logging::error("consensus", &err.to_string());
+            }
+        }
+        leads
     }
 
     /// Asks the members for their votes in a new term; leads in it with a majority.
@@ -1057,6 +1102,138 @@ mod tests {
                 pin: Pin::everywhere(&cid, "").unwrap(),
             },
         }
+    }
+
+    /// Five peers serving their RPC on loopback, each counting the heartbeats it answered;
+    /// nobody ticks them but the test.
+    struct Five {
+        nodes: Vec<Arc<Node>>,
+        served: Vec<Arc<std::sync::atomic::AtomicUsize>>,
+        _dirs: Vec<tempfile::TempDir>,
+    }
+
+    impl Five {
+        fn start() -> Five {
+            let listeners: Vec<std::net::TcpListener> = (0..5)
+                .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+                .collect();
+            let peerset: BTreeMap<String, String> = listeners
+                .iter()
+                .enumerate()
+                .map(|(n, l)| {
+                    let port = l.local_addr().unwrap().port();
+                    (
+                        format!("p{n}"),
+                        format!("/ip4/127.0.0.1/tcp/{port}/ipfs/p{n}"),
+                    )
+                })
+                .collect();
+            let (mut nodes, mut served, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
+            for (n, listener) in listeners.into_iter().enumerate() {
+                let dir = tempfile::tempdir().unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let node = Node::new(
+                    NodeSettings {
+                        release: Release::modelled("0.10.1").unwrap(),
+                        peer_id: format!("p{n}"),
+                        peername: format!("p{n}"),
+                        secret: String::new(),
+                        cluster_addr: format!("/ip4/127.0.0.1/tcp/{port}"),
+                        raft_dir: dir.path().to_path_buf(),
+                        kind: ConsensusKind::Raft,
+                        datastore_dir: dir.path().to_path_buf(),
+                        metric_ttl: Duration::from_secs(30),
+                        rebroadcast: Duration::from_secs(60),
+                        follower: false,
+                    },
+                    ClusterState {
+                        peerset: peerset.clone(),
+                        term: 1,
+                        index: 1,
+                        ..Default::default()
+                    },
+                    false,
+                    false,
+                );
+                let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let handler: rpc::Handler = {
+                    let (node, count) = (Arc::clone(&node), Arc::clone(&count));
+                    Arc::new(move |from: &str, call: Call| {
+                        if matches!(call, Call::Heartbeat) {
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        node.handle(from, call)
+                    })
+                };
+                let (creds, stop) = (node.credentials().clone(), node.stop_flag());
+                thread::spawn(move || rpc::serve(listener, creds, handler, stop));
+                nodes.push(node);
+                served.push(count);
+                dirs.push(dir);
+            }
+            Five {
+                nodes,
+                served,
+                _dirs: dirs,
+            }
+        }
+
+        /// Every live peer ticks once; the heartbeats each answered meanwhile.
+        fn round(&self, live: &[usize]) -> Vec<usize> {
+            for count in &self.served {
+                count.store(0, Ordering::SeqCst);
+            }
+            for &n in live {
+                self.nodes[n].tick();
+            }
+            self.served
+                .iter()
+                .map(|c| c.load(Ordering::SeqCst))
+                .collect()
+        }
+
+        /// The leader every live peer follows, once they agree and it leads in a term.
+        fn settled_leader(&self, live: &[usize]) -> Option<usize> {
+            let leaders: std::collections::BTreeSet<Option<String>> = live
+                .iter()
+                .map(|&n| self.nodes[n].inner().leader.clone())
+                .collect();
+            let leaders: Vec<Option<String>> = leaders.into_iter().collect();
+            let [Some(leader)] = &leaders[..] else {
+                return None;
+            };
+            let n: usize = leader.trim_start_matches('p').parse().unwrap();
+            (live.contains(&n) && self.nodes[n].inner().leader_term.is_some()).then_some(n)
+        }
+
+        fn settle(&self, live: &[usize]) -> usize {
+            for _ in 0..10 {
+                if let Some(leader) = self.settled_leader(live) {
+                    return leader;
+                }
+                self.round(live);
+            }
+            panic!("no leader after 10 rounds");
+        }
+    }
+
+    #[test]
+    fn followers_of_a_leader_ask_only_it_so_heartbeats_grow_with_the_cluster_not_its_square() {
+        let five = Five::start();
+        let all = [0, 1, 2, 3, 4];
+        assert_eq!(five.settle(&all), 0, "ties go to the lowest ID");
+        let served = five.round(&all);
+        assert_eq!(
+            served,
+            [4, 1, 1, 1, 1],
+            "the leader answers each follower; each follower, the leader's round"
+        );
+
+        // The leader dies: its followers notice on their next tick, ask everyone and choose.
+        five.nodes[0].stop_flag().store(true, Ordering::SeqCst);
+        let live = [1, 2, 3, 4];
+        assert_eq!(five.settle(&live), 1);
+        assert_eq!(five.round(&live)[1..], [3, 1, 1, 1]);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Heartbeat {
     pub index: u64,
     /// The highest leadership term the peer has seen.
     pub current_term: u64,
+    /// Whether the peer leads in that term.
+    #[serde(default)]
+    pub leading: bool,
 }
 
 /// The calls a peer serves.
@@ -465,6 +468,7 @@ mod tests {
                     term: 1,
                     index: 2,
                     current_term: 3,
+                    leading: true,
                 },
             }),
             _ => Ok(Reply::Done),
