@@ -51,17 +51,15 @@ pub fn health_problems(
             ));
         }
         if let Some(expected) = expected_pins {
-            match &host.pins {
-                Some(pins) if pins == expected => {}
-                Some(pins) => problems.push(format!(
+            problems.extend(pinset_problem(host, expected, |pins| {
+                format!(
                     "{name} lists {} pins (hash {}), expected {} (hash {}): the pinset changed",
                     pins.count,
                     pins.short_hash(),
                     expected.count,
                     expected.short_hash()
-                )),
-                None => problems.push(format!("{name} did not list its pins")),
-            }
+                )
+            }));
         }
     }
     problems
@@ -313,9 +311,8 @@ pub fn pinset_drift_problems(planned: &[HostFacts], now: &[HostFacts]) -> Vec<St
     };
     let mut problems = Vec::new();
     for host in now.iter().filter(|h| h.running) {
-        match &host.pins {
-            Some(pins) if *pins == expected => {}
-            Some(pins) => problems.push(format!(
+        problems.extend(pinset_problem(host, &expected, |pins| {
+            format!(
                 "{} lists {} pins ({}) now, the cluster held {} ({}) when the plan was made: pins were \
                  added or removed since, and this upgrade carries exactly the planned pinset through \
                  its state export, so a resume would stop here again; stop writing pins to the cluster, \
@@ -325,11 +322,24 @@ pub fn pinset_drift_problems(planned: &[HostFacts], now: &[HostFacts]) -> Vec<St
                 pins.short_hash(),
                 expected.count,
                 expected.short_hash()
-            )),
-            None => problems.push(format!("{} did not list its pins", host.host)),
-        }
+            )
+        }));
     }
     problems
+}
+
+/// `None` when `host` lists exactly `expected`; otherwise what is wrong: `differs` words a
+/// host listing another pinset (given that pinset).
+pub fn pinset_problem(
+    host: &HostFacts,
+    expected: &Pinset,
+    differs: impl FnOnce(&Pinset) -> String,
+) -> Option<String> {
+    match &host.pins {
+        Some(pins) if pins == expected => None,
+        Some(pins) => Some(differs(pins)),
+        None => Some(format!("{} did not list its pins", host.host)),
+    }
 }
 
 /// Why the inventory does not describe the whole cluster: two hosts answering with one peer

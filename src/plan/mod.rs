@@ -26,7 +26,7 @@ pub use converge::{
 };
 pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
-    pinset_drift_problems, settling, views_flicker, WholeViews,
+    pinset_drift_problems, pinset_problem, settling, views_flicker, WholeViews,
 };
 pub use model::{ClusterId, HostReach, Plan, PlannedStep, Reach, PLAN_FORMAT};
 pub use pebble::{pebble_plan, raise_to as pebble_raise_to, PebblePlan, PebbleProblem, PEBBLE_V2};

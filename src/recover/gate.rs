@@ -2,7 +2,7 @@
 //! and every peer listing exactly the recovered export. Pure.
 
 use crate::facts::{HostFacts, Pinset};
-use crate::plan::{health_problems, Plan};
+use crate::plan::{health_problems, pinset_problem, Plan};
 
 /// The problems left after a recovery; none means it finished.
 pub fn recovery_problems(plan: &Plan, now: &[HostFacts], expected: &Pinset) -> Vec<String> {
@@ -10,18 +10,16 @@ pub fn recovery_problems(plan: &Plan, now: &[HostFacts], expected: &Pinset) -> V
     // reference, checked below.
     let mut problems = health_problems(now, plan.choice.to, None);
     for host in now.iter().filter(|h| h.running) {
-        match &host.pins {
-            Some(pins) if pins == expected => {}
-            Some(pins) => problems.push(format!(
+        problems.extend(pinset_problem(host, expected, |pins| {
+            format!(
                 "{} lists {} pins (hash {}), but the recovered export holds {} (hash {})",
                 host.host,
                 pins.count,
                 pins.short_hash(),
                 expected.count,
                 expected.short_hash()
-            )),
-            None => problems.push(format!("{} did not list its pins", host.host)),
-        }
+            )
+        }));
     }
     problems
 }

@@ -304,9 +304,10 @@ fn runs_are_listed_and_an_abandoned_run_frees_the_cluster() {
     );
 }
 
-/// The shipped playbooks in a folder, with `keep-previous` slowed down so that a test can act
-/// while it runs.
-fn slow_keep_previous() -> tempfile::TempDir {
+/// `apply --yes` of the lab's three hosts with the shipped playbooks, `keep-previous` slowed
+/// down so that a test can act while it runs; returned once that step has started on every host
+/// (with the playbooks' folder, which must outlive the run).
+fn apply_during_keep_previous(lab: &Lab) -> (tempfile::TempDir, std::process::Child) {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
     for name in ["standard.yaml", "bootstrap.yaml"] {
@@ -318,20 +319,13 @@ fn slow_keep_previous() -> tempfile::TempDir {
         );
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    dir
-}
-
-#[test]
-fn a_peer_that_dies_before_the_cluster_is_stopped_stops_the_run_with_the_cluster_up() {
-    let lab = Lab::up(3, "0.9.0", 10);
     let inventory = lab.inventory();
-    let playbooks = slow_keep_previous();
     let args = [
         "apply",
         inventory.to_str().unwrap(),
         "--yes",
         "--playbooks",
-        playbooks.path().to_str().unwrap(),
+        dir.path().to_str().unwrap(),
     ];
     let child = start_until(
         &args,
@@ -339,6 +333,14 @@ fn a_peer_that_dies_before_the_cluster_is_stopped_stops_the_run_with_the_cluster
         "keep-previous",
         3,
     );
+    (dir, child)
+}
+
+#[test]
+fn a_peer_that_dies_before_the_cluster_is_stopped_stops_the_run_with_the_cluster_up() {
+    let lab = Lab::up(3, "0.9.0", 10);
+    let inventory = lab.inventory();
+    let (_playbooks, child) = apply_during_keep_previous(&lab);
     let killed = lab.lab(&["fault", "kill-peer", "h2"]);
     assert!(killed.status.success(), "{}", text(&killed.stderr));
     let out = child.wait_with_output().unwrap();
@@ -372,20 +374,7 @@ fn a_pin_written_after_planning_stops_a_standard_upgrade_with_the_cluster_up() {
     let lab = Lab::up(3, "0.9.0", 10);
     let inventory = lab.inventory();
     let inventory = inventory.to_str().unwrap();
-    let playbooks = slow_keep_previous();
-    let args = [
-        "apply",
-        inventory,
-        "--yes",
-        "--playbooks",
-        playbooks.path().to_str().unwrap(),
-    ];
-    let child = start_until(
-        &args,
-        &lab.path().join(".cluster-upgrade"),
-        "keep-previous",
-        3,
-    );
+    let (_playbooks, child) = apply_during_keep_previous(&lab);
     let added = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
     assert_success(&lab.ctl("h1", &["pin", "add", added]), "pin add");
     let out = child.wait_with_output().unwrap();
