@@ -58,6 +58,10 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// How long a write keeps retrying while there is no usable leader.
 const LEADER_WAIT: Duration = Duration::from_secs(3);
 const PING_TIMEOUT: Duration = Duration::from_millis(700);
+/// How long `peers ls` (and `status`) wait for the other members' answers, as the real
+/// `Cluster.peersWithFilter` does (15 s): a member that has not answered by then is listed
+/// with an error. A dead member fails at once (connection refused); only a slow one takes long.
+const PEERS_TIMEOUT: Duration = Duration::from_secs(15);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -304,31 +308,35 @@ impl Node {
         rpc::call(socket, &self.creds, call, timeout)
     }
 
-    /// The status of several members, asked all at once.
+    /// The status of several members, asked all at once (within `PEERS_TIMEOUT`).
     pub fn ask_all(&self, members: &[(&String, &String)]) -> Vec<Result<PeerStatus>> {
-        self.ask_many(members, Call::Id, |reply| match reply {
+        self.ask_many(members, (Call::Id, PEERS_TIMEOUT), |reply| match reply {
             Reply::Id { status } => Some(status),
             _ => None,
         })
     }
 
-    /// The heartbeats of several members, asked all at once.
+    /// The heartbeats of several members, asked all at once (within `PING_TIMEOUT`).
     fn heartbeats(&self, members: &[(&String, &String)]) -> Vec<Result<Heartbeat>> {
-        self.ask_many(members, Call::Heartbeat, |reply| match reply {
-            Reply::Heartbeat { beat } => Some(beat),
-            _ => None,
-        })
+        self.ask_many(
+            members,
+            (Call::Heartbeat, PING_TIMEOUT),
+            |reply| match reply {
+                Reply::Heartbeat { beat } => Some(beat),
+                _ => None,
+            },
+        )
     }
 
-    /// A question to several members at once (within `PING_TIMEOUT`), and the part of each
-    /// reply that `pick` wants; any other reply is an error.
+    /// A question to several members at once (within its timeout), and the part of each reply
+    /// that `pick` wants; any other reply is an error.
     fn ask_many<T>(
         &self,
         members: &[(&String, &String)],
-        call: Call,
+        (call, timeout): (Call, Duration),
         pick: impl Fn(Reply) -> Option<T>,
     ) -> Vec<Result<T>> {
-        self.call_many(members, call, PING_TIMEOUT)
+        self.call_many(members, call, timeout)
             .into_iter()
             .map(|reply| pick(reply?).ok_or_else(unexpected_reply))
             .collect()
