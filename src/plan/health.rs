@@ -310,13 +310,12 @@ pub fn pinset_drift_problems(planned: &[HostFacts], now: &[HostFacts]) -> Vec<St
         return Vec::new();
     };
     let mut problems = Vec::new();
+    let mut moved = false;
     for host in now.iter().filter(|h| h.running) {
         problems.extend(pinset_problem(host, &expected, |pins| {
+            moved = true;
             format!(
-                "{} lists {} pins ({}) now, the cluster held {} ({}) when the plan was made: pins were \
-                 added or removed since, and this upgrade carries exactly the planned pinset through \
-                 its state export, so a resume would stop here again; stop writing pins to the cluster, \
-                 then `cluster-upgrade runs abandon` this run and plan again",
+                "{} lists {} pins ({}) now, the cluster held {} ({}) when the plan was made",
                 host.host,
                 pins.count,
                 pins.short_hash(),
@@ -324,6 +323,15 @@ pub fn pinset_drift_problems(planned: &[HostFacts], now: &[HostFacts]) -> Vec<St
                 expected.short_hash()
             )
         }));
+    }
+    if moved {
+        // Said once, however many peers list the new pins.
+        problems.push(
+            "pins were added or removed since the plan was made, and this upgrade carries exactly \
+             the planned pinset through its state export, so a resume would stop here again: stop \
+             writing pins to the cluster, then `cluster-upgrade runs abandon` this run and plan again"
+                .to_string(),
+        );
     }
     problems
 }
@@ -467,20 +475,29 @@ mod tests {
         now[1].running = false; // drift_problems names a peer that stopped
         now[2].pins = None;
         let problems = pinset_drift_problems(&planned, &now);
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(
             problems[0].starts_with("h1 lists 2 pins (")
-                && problems[0].contains("the cluster held 1 (")
-                && problems[0].contains("stop writing pins"),
+                && problems[0].contains("the cluster held 1 ("),
             "{problems:?}"
         );
         assert_eq!(problems[1], "h3 did not list its pins");
+        assert!(problems[2].contains("stop writing pins"), "{problems:?}");
         let mut same_count = cluster();
         same_count[2].pins = Some(Pinset::from_cids(["QmZ".to_string()]));
+        same_count[1].pins = Some(Pinset::from_cids(["QmZ".to_string()]));
+        let problems = pinset_drift_problems(&planned, &same_count);
         assert_eq!(
-            pinset_drift_problems(&planned, &same_count).len(),
-            1,
-            "a pin removed and another added: same count, other pinset"
+            problems.len(),
+            3,
+            "a pin removed and another added (same count, other pinset) on two peers, and what to do, once: {problems:?}"
+        );
+        let mut unlisted = cluster();
+        unlisted[0].pins = None;
+        assert_eq!(
+            pinset_drift_problems(&planned, &unlisted),
+            ["h1 did not list its pins"],
+            "no advice about writes when no peer listed other pins"
         );
     }
 
