@@ -336,6 +336,20 @@ fn apply_during_keep_previous(lab: &Lab) -> (tempfile::TempDir, std::process::Ch
     (dir, child)
 }
 
+/// The stderr of a run that its quorum gate stopped (exit code 3) before `stop-peers`.
+fn stopped_before_stop_peers(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "stopped before `stop-peers`, which takes quorum away, with the cluster still up"
+        ),
+        "{stderr}"
+    );
+    stderr
+}
+
 #[test]
 fn a_peer_that_dies_before_the_cluster_is_stopped_stops_the_run_with_the_cluster_up() {
     let lab = Lab::up(3, "0.9.0", 10);
@@ -343,15 +357,8 @@ fn a_peer_that_dies_before_the_cluster_is_stopped_stops_the_run_with_the_cluster
     let (_playbooks, child) = apply_during_keep_previous(&lab);
     let killed = lab.lab(&["fault", "kill-peer", "h2"]);
     assert!(killed.status.success(), "{}", text(&killed.stderr));
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains(
-            "stopped before `stop-peers`, which takes quorum away, with the cluster still up"
-        ) && stderr.contains("h2's peer no longer answers"),
-        "{stderr}"
-    );
+    let stderr = stopped_before_stop_peers(child);
+    assert!(stderr.contains("h2's peer no longer answers"), "{stderr}");
     assert!(
         !lab.journal_text().contains("\"step\":\"stop-peers\""),
         "no peer was stopped"
@@ -377,13 +384,9 @@ fn a_pin_written_after_planning_stops_a_standard_upgrade_with_the_cluster_up() {
     let (_playbooks, child) = apply_during_keep_previous(&lab);
     let added = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
     assert_success(&lab.ctl("h1", &["pin", "add", added]), "pin add");
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let stderr = stopped_before_stop_peers(child);
     assert!(
-        stderr.contains(
-            "stopped before `stop-peers`, which takes quorum away, with the cluster still up"
-        ) && stderr.contains("h1 lists 11 pins (")
+        stderr.contains("h1 lists 11 pins (")
             && stderr.contains("the cluster held 10 (")
             && stderr.contains("stop writing pins to the cluster"),
         "{stderr}"
