@@ -153,8 +153,11 @@ fn head(vars: &ProbeVars) -> Result<String, QuoteError> {
 }
 
 // A running container answers `docker exec`; a stopped one's image runs the binaries in a
-// one-off container without network (`--version` only).
-const DOCKER_HEAD: &str = r#"st=$(docker inspect --type container -f '{{.State.Running}} {{.Image}}' "$c" 2>/dev/null); img=${st#* }
+// one-off container without network (`--version` only). A start cut between removing the old
+// container and renaming the new one (`container_start` of the playbooks) leaves only
+// `$c.next`, on the release it was starting: that one is the peer's then.
+const DOCKER_HEAD: &str = r#"look() { docker inspect --type container -f '{{.State.Running}} {{.Image}}' "$1" 2>/dev/null; }
+st=$(look "$c"); [ -n "$st" ] || { st=$(look "$c.next"); [ -z "$st" ] || c="$c.next"; }; img=${st#* }
 if [ "${st%% *}" = true ]; then in_peer() { docker exec "$c" "$@"; }
 else in_peer() { [ -n "$st" ] || { echo "no container $c" >&2; return 127; }; p=$1; shift; docker run --rm --network none --entrypoint "$p" "$img" "$@"; }; fi
 svc() { in_peer ipfs-cluster-service "$@"; }
@@ -313,21 +316,22 @@ mod tests {
     }
 
     /// A `docker` that answers as Podman's Docker-compatible CLI does for a peer container
-    /// `ipfs-cluster` (running or stopped), logging its arguments.
-    fn fake_docker(dir: &std::path::Path, running: bool) {
+    /// `name` (running or stopped), and for no other, logging its arguments.
+    fn fake_docker(dir: &std::path::Path, name: &str, running: bool) {
         let script = format!(
             r#"#!/bin/sh
 echo "$*" >> "{log}"
 case "$*" in
-  "inspect --type container -f {{{{.State.Running}}}} {{{{.Image}}}} ipfs-cluster") echo "{running} 466cb275" ;;
-  "inspect --type container -f {{\"id\""*) echo '{{"id":"51f7","name":"ipfs-cluster","image":"466cb275","image_name":"docker.io/ipfs/ipfs-cluster:v1.1.3","running":{running},"cmd":["daemon"],"entrypoint":"/usr/local/bin/entrypoint.sh","user":"","labels":{{}},"mounts":[{{"Type":"bind","Source":"{cfg}","Destination":"/data/ipfs-cluster","RW":true}}],"network":"host","ports":{{}},"restart":{{"Name":"unless-stopped","MaximumRetryCount":0}}}}' ;;
-  "inspect --type container -f {{{{range"*) printf 'PATH=/bin\nIPFS_CLUSTER_PATH=/data/ipfs-cluster\nCLUSTER_SECRET=s3cret\n' ;;
+  "inspect --type container -f {{{{.State.Running}}}} {{{{.Image}}}} {name}") echo "{running} 466cb275" ;;
+  "inspect --type container -f {{\"id\""*" {name}") echo '{{"id":"51f7","name":"ipfs-cluster","image":"466cb275","image_name":"docker.io/ipfs/ipfs-cluster:v1.1.3","running":{running},"cmd":["daemon"],"entrypoint":"/usr/local/bin/entrypoint.sh","user":"","labels":{{}},"mounts":[{{"Type":"bind","Source":"{cfg}","Destination":"/data/ipfs-cluster","RW":true}}],"network":"host","ports":{{}},"restart":{{"Name":"unless-stopped","MaximumRetryCount":0}}}}' ;;
+  "inspect --type container -f {{{{range"*" {name}") printf 'PATH=/bin\nIPFS_CLUSTER_PATH=/data/ipfs-cluster\nCLUSTER_SECRET=s3cret\n' ;;
+  "inspect --type container "*) echo "Error: no such container ${{*##* }}" >&2; exit 125 ;;
   "image inspect -f {{\"cmd\""*) echo '{{"cmd":["daemon"],"entrypoint":["/usr/local/bin/entrypoint.sh"],"user":"","labels":null}}' ;;
   "image inspect -f {{{{range"*) printf 'PATH=/bin\nIPFS_CLUSTER_PATH=/data/ipfs-cluster\n' ;;
-  "exec ipfs-cluster ipfs-cluster-service --version"|"run --rm --network none --entrypoint ipfs-cluster-service 466cb275 --version") echo "ipfs-cluster-service version 1.1.3" ;;
-  "exec ipfs-cluster ipfs-cluster-ctl --version"|"run --rm --network none --entrypoint ipfs-cluster-ctl 466cb275 --version") echo "ipfs-cluster-ctl version 1.1.3" ;;
-  "exec ipfs-cluster ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/9094 --enc json id") [ {running} = true ] || exit 1; echo '{{"id":"QmA","version":"1.1.3","cluster_peers":["QmA"]}}' ;;
-  "exec ipfs-cluster ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/9094 --enc json pin ls") [ {running} = true ] || exit 1; echo '{{"cid":"QmX"}}' ;;
+  "exec {name} ipfs-cluster-service --version"|"run --rm --network none --entrypoint ipfs-cluster-service 466cb275 --version") echo "ipfs-cluster-service version 1.1.3" ;;
+  "exec {name} ipfs-cluster-ctl --version"|"run --rm --network none --entrypoint ipfs-cluster-ctl 466cb275 --version") echo "ipfs-cluster-ctl version 1.1.3" ;;
+  "exec {name} ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/9094 --enc json id") [ {running} = true ] || exit 1; echo '{{"id":"QmA","version":"1.1.3","cluster_peers":["QmA"]}}' ;;
+  "exec {name} ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/9094 --enc json pin ls") [ {running} = true ] || exit 1; echo '{{"cid":"QmX"}}' ;;
   *) echo "unexpected: $*" >&2; exit 125 ;;
 esac
 "#,
@@ -346,9 +350,9 @@ esac
         .unwrap();
     }
 
-    fn probe_docker_host(running: bool) -> (super::super::HostFacts, String) {
+    fn probe_docker_host(name: &str, running: bool) -> (super::super::HostFacts, String) {
         let dir = tempfile::tempdir().unwrap();
-        fake_docker(dir.path(), running);
+        fake_docker(dir.path(), name, running);
         let mut host_vars = crate::inventory::Vars::new();
         host_vars.insert("service_manager".parse().unwrap(), "docker".into());
         host_vars.insert(
@@ -374,7 +378,7 @@ esac
     /// config from the host folder mounted into it, and the container's settings are read.
     #[test]
     fn a_docker_host_is_probed_through_its_container() {
-        let (facts, log) = probe_docker_host(true);
+        let (facts, log) = probe_docker_host("ipfs-cluster", true);
         assert_eq!(facts.service_version, Some("1.1.3".parse().unwrap()));
         assert_eq!(facts.ctl_version, Some("1.1.3".parse().unwrap()));
         assert!(facts.running);
@@ -391,7 +395,7 @@ esac
 
     #[test]
     fn a_stopped_container_s_release_answers_from_its_image() {
-        let (facts, log) = probe_docker_host(false);
+        let (facts, log) = probe_docker_host("ipfs-cluster", false);
         assert!(!facts.running);
         assert_eq!(facts.service_version, Some("1.1.3".parse().unwrap()));
         assert!(
@@ -401,6 +405,30 @@ esac
             "{log}"
         );
         assert!(!facts.container.unwrap().found().unwrap().running);
+    }
+
+    /// A `container_start` killed after removing the old container and before renaming the
+    /// new one: the new one, stopped, is the peer's (a resumed run starts it again).
+    #[test]
+    fn a_start_cut_before_the_rename_is_read_from_the_new_container() {
+        let (facts, log) = probe_docker_host("ipfs-cluster.next", false);
+        assert!(!facts.running);
+        assert_eq!(facts.service_version, Some("1.1.3".parse().unwrap()));
+        assert!(facts.container.unwrap().found().is_some());
+        assert!(
+            log.contains(
+                "inspect --type container -f {{.State.Running}} {{.Image}} ipfs-cluster.next"
+            ),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn no_container_at_all_reports_no_release() {
+        let (facts, _) = probe_docker_host("another", false);
+        assert!(!facts.running);
+        assert_eq!(facts.service_version, None);
+        assert!(facts.container.unwrap().found().is_none());
     }
 
     #[test]
