@@ -372,6 +372,7 @@ pub fn text(bytes: &[u8]) -> String {
 
 impl Lab {
     /// Every peer on `version`, running, seeing `peers` peers and listing `pins` pins.
+    #[track_caller]
     pub fn assert_cluster(&self, version: &str, peers: u64, pins: u64) {
         for host in self.status() {
             assert_eq!(host.version.as_deref(), Some(version), "{host:?}");
@@ -483,6 +484,7 @@ impl Lab {}
 
 /// No (step, host) is recorded finished twice: a finished step never ran again (unless the
 /// run reset it on purpose, journalled as `step_reset`).
+#[track_caller]
 pub fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
     let mut finished = std::collections::BTreeMap::new();
     for record in records {
@@ -498,6 +500,7 @@ pub fn assert_no_step_finished_twice(records: &[serde_json::Value]) {
 }
 
 /// Fails the test with both outputs unless the command succeeded.
+#[track_caller]
 pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
