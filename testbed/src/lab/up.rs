@@ -858,20 +858,53 @@ fn wait_sees(peer: &Peer, count: usize, ready: Option<usize>, limit: Duration) -
         Some(_) => format!("{what}, reach its IPFS daemon and be READY"),
         None => what,
     };
-    wait::until(&what, limit, Duration::from_millis(100), || {
+    let mut last = "its API never answered";
+    let waited = wait::until(&what, limit, Duration::from_millis(100), || {
         let Some(id) = peer.id()? else {
+            last = "its API did not answer";
             return Ok(None);
         };
         if id.cluster_peers.len() < count {
+            last = "its API answered, seeing fewer peers";
             return Ok(None);
         }
         if let Some(before) = ready {
-            if !id.reaches_ipfs() || real_up::ready_count(peer)? <= before {
+            if !id.reaches_ipfs() {
+                last = "it did not reach its IPFS daemon";
+                return Ok(None);
+            }
+            if real_up::ready_count(peer)? <= before {
+                last = "its log had not said READY since the start";
                 return Ok(None);
             }
         }
         Ok(Some(id.id))
-    })
+    });
+    match waited {
+        Err(LabError::WaitTimeout { what, seconds }) => Err(LabError::WaitTimeout {
+            what: format!("{what} (when last asked, {last}){}", log_tail(peer)),
+            seconds,
+        }),
+        other => other,
+    }
+}
+
+/// The last lines of `peer`'s log, for an error (empty when it cannot be read).
+fn log_tail(peer: &Peer) -> String {
+    let script = format!("{} | tail -n 12", peer.on_host.service.log_script());
+    match peer.remote.run("read the peer log", &script) {
+        Ok(output) if !output.stdout.trim().is_empty() => format!(
+            "; its log ends:\n{}",
+            output
+                .stdout
+                .trim_end()
+                .lines()
+                .map(|l| format!("  | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        _ => String::new(),
+    }
 }
 
 fn wait_all_see(peers: &[Peer], count: usize, limit: Duration) -> Result<()> {
