@@ -65,12 +65,42 @@ fn run_gate(script: &str) -> (bool, String) {
     )
 }
 
+/// Runs a step's `script` that must succeed (else fails with `what` and its stderr); returns
+/// what it printed, trimmed.
+fn step_stdout(script: &str, what: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Writes the executable `name` into `bin` with the shell `script`; returns its path.
+fn fake_binary(bin: &Path, name: &str, script: &str) -> std::path::PathBuf {
+    let path = bin.join(name);
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The start of a fake binary that counts its runs in `calls` beside it: `$n` is the number of
+/// runs before this one.
+const COUNTS_CALLS: &str = "#!/bin/sh\ndir=$(dirname \"$0\")\nn=$(cat \"$dir/calls\" 2>/dev/null || echo 0)\necho $((n + 1)) >\"$dir/calls\"\n";
+
+/// How many times the fake binaries of `bin` counting their runs ran.
+fn calls(bin: &Path) -> String {
+    std::fs::read_to_string(bin.join("calls"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn the_health_gates_fail_when_a_pin_is_lost_or_added() {
     let bin = tempfile::tempdir().unwrap();
-    let ctl = bin.path().join("ipfs-cluster-ctl");
-    std::fs::write(&ctl, FAKE_CTL).unwrap();
-    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_binary(bin.path(), "ipfs-cluster-ctl", FAKE_CTL);
     std::fs::write(bin.path().join("version"), "0.10.1\n").unwrap();
     let planned = ["QmAAAA", "QmBBBB", "QmCCCC"];
     let set_pins = |cids: &[&str]| {
@@ -134,9 +164,7 @@ esac
 #[test]
 fn the_health_gates_fail_while_a_peer_cannot_reach_its_ipfs_daemon() {
     let bin = tempfile::tempdir().unwrap();
-    let ctl = bin.path().join("ipfs-cluster-ctl");
-    std::fs::write(&ctl, FAKE_CTL_ID).unwrap();
-    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_binary(bin.path(), "ipfs-cluster-ctl", FAKE_CTL_ID);
     std::fs::write(bin.path().join("version"), "0.10.1\n").unwrap();
     let planned = ["QmAAAA", "QmBBBB"];
     std::fs::write(
@@ -206,9 +234,11 @@ fn step_command(playbook: &str, step: &str, bin: &Path, planned: &[&str]) -> Str
 #[test]
 fn the_state_export_steps_refuse_an_export_without_the_planned_pinset() {
     let bin = tempfile::tempdir().unwrap();
-    let service = bin.path().join("ipfs-cluster-service");
-    std::fs::write(&service, "#!/bin/sh\ncat \"$(dirname \"$0\")/export\"\n").unwrap();
-    std::fs::set_permissions(&service, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_binary(
+        bin.path(),
+        "ipfs-cluster-service",
+        "#!/bin/sh\ncat \"$(dirname \"$0\")/export\"\n",
+    );
     let planned = ["QmAAAA", "QmBBBB"];
     let complete = [
         "[\n  {\n    \"cid\": \"QmBBBB\",\n    \"name\": \"b\"\n  },\n  {\n    \"cid\": \"QmAAAA\"\n  }\n]\n",
@@ -222,14 +252,8 @@ fn the_state_export_steps_refuse_an_export_without_the_planned_pinset() {
         let script = step_command(playbook, step, bin.path(), &planned);
         for export in complete {
             std::fs::write(bin.path().join("export"), export).unwrap();
-            let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{playbook}: {export}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
             assert_eq!(
-                String::from_utf8_lossy(&out.stdout).trim(),
+                step_stdout(&script, &format!("{playbook}: {export}")),
                 export.trim(),
                 "the export itself is the backup"
             );
@@ -251,33 +275,18 @@ fn the_state_export_steps_refuse_an_export_without_the_planned_pinset() {
 #[test]
 fn the_state_export_steps_wait_for_a_lock_held_for_a_moment() {
     let bin = tempfile::tempdir().unwrap();
-    let service = bin.path().join("ipfs-cluster-service");
     // Refuses twice with the real error, then exports.
-    std::fs::write(
-        &service,
-        "#!/bin/sh\ndir=$(dirname \"$0\")\nn=$(cat \"$dir/calls\" 2>/dev/null || echo 0)\necho $((n + 1)) >\"$dir/calls\"\n\
-         if [ \"$n\" -lt 2 ]; then echo 'error obtaining execution lock: lock /c/cluster.lock: someone else has the lock.' >&2; exit 1; fi\n\
-         echo '{\"cid\":\"QmAAAA\"}'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&service, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let service = fake_binary(
+        bin.path(),
+        "ipfs-cluster-service",
+        &format!(
+            "{COUNTS_CALLS}if [ \"$n\" -lt 2 ]; then echo 'error obtaining execution lock: lock /c/cluster.lock: someone else has the lock.' >&2; exit 1; fi\n\
+             echo '{{\"cid\":\"QmAAAA\"}}'\n"
+        ),
+    );
     let script = step_command("standard.yaml", "export-state", bin.path(), &["QmAAAA"]);
-    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "{\"cid\":\"QmAAAA\"}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(bin.path().join("calls"))
-            .unwrap()
-            .trim(),
-        "3"
-    );
+    assert_eq!(step_stdout(&script, "export-state"), "{\"cid\":\"QmAAAA\"}");
+    assert_eq!(calls(bin.path()), "3");
     // Any other failure fails at once, with the command's error.
     std::fs::write(
         &service,
@@ -297,46 +306,34 @@ fn the_state_export_steps_wait_for_a_lock_held_for_a_moment() {
 #[test]
 fn the_state_export_steps_run_again_an_export_that_crashed() {
     let bin = tempfile::tempdir().unwrap();
-    let service = bin.path().join("ipfs-cluster-service");
     // Crashes as the real one does `crashes` times, then exports.
     let crashing = |crashes: usize| {
-        let script = format!(
-            "#!/bin/sh\ndir=$(dirname \"$0\")\nn=$(cat \"$dir/calls\" 2>/dev/null || echo 0)\necho $((n + 1)) >\"$dir/calls\"\n\
-             if [ \"$n\" -lt {crashes} ]; then echo '{{\"cid\":\"QmAA' ; printf 'INFO\\tservice\\tstate successfully exported\\npanic: assignment to entry in nil map\\n\\ngoroutine 97 [running]:\\ngithub.com/ipfs/go-ds-crdt.(*Datastore).repairDAG(0x3c2b)\\n' >&2; exit 2; fi\n\
-             echo '{{\"cid\":\"QmAAAA\"}}'\n"
+        fake_binary(
+            bin.path(),
+            "ipfs-cluster-service",
+            &format!(
+                "{COUNTS_CALLS}if [ \"$n\" -lt {crashes} ]; then echo '{{\"cid\":\"QmAA' ; printf 'INFO\\tservice\\tstate successfully exported\\npanic: assignment to entry in nil map\\n\\ngoroutine 97 [running]:\\ngithub.com/ipfs/go-ds-crdt.(*Datastore).repairDAG(0x3c2b)\\n' >&2; exit 2; fi\n\
+                 echo '{{\"cid\":\"QmAAAA\"}}'\n"
+            ),
         );
-        std::fs::write(&service, script).unwrap();
-        std::fs::set_permissions(&service, std::fs::Permissions::from_mode(0o755)).unwrap();
         let _ = std::fs::remove_file(bin.path().join("calls"));
-    };
-    let calls = || {
-        std::fs::read_to_string(bin.path().join("calls"))
-            .unwrap()
-            .trim()
-            .to_string()
     };
     for playbook in ["standard.yaml", "rolling.yaml", "bootstrap.yaml"] {
         let script = step_command(playbook, "export-state", bin.path(), &["QmAAAA"]);
         crashing(2);
-        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{playbook}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         // Only the whole export of the run that did not crash is kept.
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            step_stdout(&script, playbook),
             "{\"cid\":\"QmAAAA\"}",
             "{playbook}"
         );
-        assert_eq!(calls(), "3", "{playbook}");
+        assert_eq!(calls(bin.path()), "3", "{playbook}");
         crashing(10);
         let (ok, stderr) = run_gate(&script);
         assert!(
             !ok && stderr.contains("panic: assignment to entry in nil map"),
             "{playbook}: {stderr}"
         );
-        assert_eq!(calls(), "10", "{playbook}: ten runs in all");
+        assert_eq!(calls(bin.path()), "10", "{playbook}: ten runs in all");
     }
 }
