@@ -199,6 +199,48 @@ impl Lab {
         id["id"].as_str().unwrap().to_string()
     }
 
+    /// For a failed test: each peer's last log lines that tell of trouble (errors, warnings, a
+    /// dirty CRDT store, a repair), on stderr, which the test harness shows with the failure.
+    fn print_peer_troubles(&self) {
+        const LAST: usize = 12;
+        let Ok(hosts) = std::fs::read_dir(self.path().join("hosts")) else {
+            return;
+        };
+        let mut hosts: Vec<PathBuf> = hosts.flatten().map(|e| e.path()).collect();
+        hosts.sort();
+        for host in hosts {
+            let log = host.join("home").join("ipfs-cluster.log");
+            let Ok(text) = std::fs::read_to_string(&log) else {
+                continue;
+            };
+            let name = host.file_name().unwrap_or_default().to_string_lossy();
+            let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("failed-labs")
+                .join(self.path().file_name().unwrap_or_default());
+            if std::fs::create_dir_all(&kept).is_ok()
+                && std::fs::write(kept.join(format!("{name}.log")), &text).is_ok()
+            {
+                eprintln!("{name}: its whole log is kept in {}", kept.display());
+            }
+            let troubles: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    ["error", "warn", "dirty", "repair", "panic"]
+                        .iter()
+                        .any(|w| l.contains(w))
+                })
+                .collect();
+            eprintln!(
+                "{name}: {} lines of trouble in its log, the last {LAST}:",
+                troubles.len()
+            );
+            for line in &troubles[troubles.len().saturating_sub(LAST)..] {
+                eprintln!("  {}", line.chars().take(300).collect::<String>());
+            }
+        }
+    }
+
     /// Polls `condition` every 100 ms until it holds or `deadline` passes.
     pub fn wait_for(
         &self,
@@ -219,6 +261,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_peer_troubles();
+        }
         // No second panic while unwinding: without the binary there is no lab to take down.
         let lab = cluster_upgrade().with_file_name("cluster-lab");
         let _ = Command::new(lab)
