@@ -524,24 +524,22 @@ async fn gates(checks: &Checks<'_>) -> Result<Verdict, Error> {
 
 /// Waits until every pin any peer listed when the check began is listed by every running peer
 /// (or by none: unpinned meanwhile); the peers that still lack some once they made no progress
-/// for `patience` (`plan::convergence_patience`; see `plan::converge`). A peer that is catching up (a resynced
-/// one fetches the whole pinset again: minutes for a large one) is waited for as long as the
-/// pins it lacks keep getting fewer.
+/// for `patience` (`plan::convergence_patience`; see `plan::converge`). A peer that is catching
+/// up (a resynced one fetches the whole pinset again: minutes for a large one) is waited for as
+/// long as it gets closer to the others (`plan::CatchUp`).
 async fn pins_converged(connected: &Connected, patience: std::time::Duration) -> Option<Diverged> {
     let scope = ProbeScope::HEALTH.with_cids();
     let started = std::time::Instant::now();
     let mut facts = connected.probe_async(scope).await;
     let settled = crate::plan::settled_pins(&facts);
-    let mut fewest_missing = usize::MAX;
+    let mut catch_up = crate::plan::CatchUp::default();
     let mut progress_at = started;
     loop {
         let gaps = crate::plan::pinset_gaps(&settled, &facts);
         if gaps.is_empty() {
             return None;
         }
-        let missing: usize = gaps.values().map(|m| m.as_ref().map_or(0, Vec::len)).sum();
-        if missing < fewest_missing {
-            fewest_missing = missing;
+        if catch_up.closer(crate::plan::lag(&gaps, &facts)) {
             progress_at = std::time::Instant::now();
         }
         if progress_at.elapsed() >= patience {

@@ -88,6 +88,64 @@ pub fn gap_problems(
         .collect()
 }
 
+/// How far the lagging peers (the `Some` gaps of [`pinset_gaps`]) are behind the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The settled pins they lack, in all.
+    pub missing: usize,
+    /// How many fewer pins they list than the running peer that lists most, in all.
+    pub behind: usize,
+}
+
+/// The [`Lag`] of the peers in `gaps` among the running peers `now`.
+pub fn lag(gaps: &BTreeMap<HostName, Option<Vec<String>>>, now: &[HostFacts]) -> Lag {
+    let listed = |h: &HostFacts| h.listed_cids.as_deref().map(BTreeSet::len);
+    let most = now
+        .iter()
+        .filter(|h| h.running)
+        .filter_map(listed)
+        .max()
+        .unwrap_or(0);
+    let behind = now
+        .iter()
+        .filter(|h| h.running && gaps.contains_key(&h.host))
+        .filter_map(listed)
+        .map(|n| most - n)
+        .sum();
+    Lag {
+        missing: gaps.values().map(|m| m.as_ref().map_or(0, Vec::len)).sum(),
+        behind,
+    }
+}
+
+/// Whether lagging peers are still catching up: each probe's [`Lag`] is compared with the best
+/// seen so far, and either measure reaching a new low is progress.
+///
+/// The settled pins alone do not show all of it: a blank (resynced) CRDT peer walks the DAG
+/// from the newest head it hears of, so while the others take writes it spends a while merging
+/// pins added after the check began before it reaches the settled ones it lacks (a resynced
+/// real 1.1.6 peer, under 15 writes a second on a loaded machine, merged such pins for over
+/// 30 s while the settled ones it lacked stayed as many).
+/// Listing more pins faster than the others take them closes `behind`; a peer that lacks pins
+/// for good only keeps pace with the writes, and makes no progress by either measure.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    best: Option<Lag>,
+}
+
+impl CatchUp {
+    /// Records `lag`; true when it is closer than any before by either measure (the first is).
+    pub fn closer(&mut self, lag: Lag) -> bool {
+        let closer = self
+            .best
+            .is_none_or(|best| lag.missing < best.missing || lag.behind < best.behind);
+        let best = self.best.get_or_insert(lag);
+        best.missing = best.missing.min(lag.missing);
+        best.behind = best.behind.min(lag.behind);
+        closer
+    }
+}
+
 /// How long the convergence check waits for the peers to get closer to agreeing: CRDT peers
 /// fetch missed updates when another peer rebroadcasts its heads, so twice the longest
 /// `rebroadcast_interval` the peers are configured with (the real default, 1 minute, when none
@@ -231,6 +289,67 @@ mod tests {
             gap_problems(&gaps, std::time::Duration::ZERO),
             vec!["c did not list its pins".to_string()]
         );
+    }
+
+    fn listing(name: &str, count: usize) -> HostFacts {
+        let cids: Vec<String> = (0..count).map(|i| format!("pin{i}")).collect();
+        peer(name, &cids.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn lag_counts_the_settled_pins_missing_and_how_far_a_peer_lists_fewer_than_the_most() {
+        let gaps = BTreeMap::from([(HostName::from("c"), Some(vec!["x".to_string(); 3]))]);
+        let now = [listing("a", 100), listing("b", 98), listing("c", 40)];
+        assert_eq!(
+            lag(&gaps, &now),
+            Lag {
+                missing: 3,
+                behind: 60
+            }
+        );
+    }
+
+    #[test]
+    fn a_peer_merging_newer_pins_faster_than_the_writes_is_catching_up() {
+        let mut catch_up = CatchUp::default();
+        assert!(catch_up.closer(Lag {
+            missing: 150,
+            behind: 1600
+        }));
+        // It merges pins written after the check began: the settled ones it lacks stay, but it
+        // lists 500 more while the others take 100.
+        assert!(catch_up.closer(Lag {
+            missing: 150,
+            behind: 1200
+        }));
+        // Then it reaches the settled ones.
+        assert!(catch_up.closer(Lag {
+            missing: 20,
+            behind: 1250
+        }));
+        assert!(!catch_up.closer(Lag {
+            missing: 20,
+            behind: 1250
+        }));
+    }
+
+    #[test]
+    fn a_peer_that_only_keeps_pace_with_the_writes_makes_no_progress() {
+        let gaps = BTreeMap::from([(HostName::from("c"), Some(vec!["x".to_string(); 18]))]);
+        let mut catch_up = CatchUp::default();
+        assert!(catch_up.closer(lag(
+            &gaps,
+            &[listing("a", 500), listing("b", 499), listing("c", 482)]
+        )));
+        // Writes go on: every peer lists 30 more, c still lacks the same 18.
+        for written in [10, 20, 30] {
+            let now = [
+                listing("a", 500 + written),
+                listing("b", 499 + written),
+                listing("c", 482 + written),
+            ];
+            assert!(!catch_up.closer(lag(&gaps, &now)));
+        }
     }
 
     #[test]
