@@ -226,6 +226,14 @@ enum FaultCommand {
         #[arg(long, value_name = "N", default_value_t = cluster_testbed::standin::dirty::DEFAULT_PINS)]
         pins: usize,
     },
+    /// Make the next start of a stand-in peer on a 1.x release crash (a Go panic, exit 2).
+    ///
+    /// Real 1.0.8 and 1.1.6 peers crash so when their REST API is asked before consensus has
+    /// its RPC client (a race); the stand-in crashes on demand, once.
+    CrashAtStart {
+        /// The host (h1..hN).
+        host: String,
+    },
     /// Give the host a new SSH host key (sshd is restarted if it runs), so that known_hosts no
     /// longer matches.
     Rekey {
@@ -389,6 +397,7 @@ fn run(command: Command) -> Result<(), LabError> {
                 FaultCommand::StopSshd { host } => (host, Fault::StopSshd),
                 FaultCommand::StartSshd { host } => (host, Fault::StartSshd),
                 FaultCommand::KillPeer { host } => (host, Fault::KillPeer),
+                FaultCommand::CrashAtStart { host } => (host, Fault::CrashAtStart),
                 FaultCommand::RmState { host, backups } => (host, Fault::RmState { backups }),
                 FaultCommand::InterruptedMerge { host, pins } => {
                     (host, Fault::InterruptedMerge { pins })

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::sshd::generate_key;
-use crate::standin::dirty;
+use crate::standin::{crash, dirty};
 
 use super::down::peer_pid;
 use super::error::{LabError, Result};
@@ -38,6 +38,10 @@ pub enum Fault {
     /// store is marked dirty (ADR 0015; see `standin::dirty`). Acts through a marker file in
     /// the peer's config folder, which the peer removes at that stop.
     InterruptedMerge { pins: usize },
+    /// The stand-in peer's next start (of a 1.x release) crashes: a Go panic, exit status 2,
+    /// as the real 1.0.8/1.1.6 peer's nil RPC client race (see `standin::crash`). Acts through
+    /// a marker file in the peer's config folder, which that start removes.
+    CrashAtStart,
 }
 
 impl Fault {
@@ -50,6 +54,7 @@ impl Fault {
             Fault::RmState { .. } => "rm-state",
             Fault::Rekey { .. } => "rekey",
             Fault::InterruptedMerge { .. } => "interrupted-merge",
+            Fault::CrashAtStart => "crash-at-start",
         }
     }
 }
@@ -137,6 +142,7 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
             }
         }
         Fault::InterruptedMerge { pins } => arm_interrupted_merge(&state, host, &paths, *pins)?,
+        Fault::CrashAtStart => arm_crash_at_start(&state, host, &paths)?,
         Fault::Rekey { update_known_hosts } => {
             let key = spec.host_key_path();
             generate_key(&key, "lab-host-key").map_err(LabError::io("generating key", &key))?;
@@ -205,6 +211,29 @@ fn arm_interrupted_merge(
          v0.3–v0.5 (0.14.5 to 1.1.1) it leaves out the {pins} pin(s) it received last and \
          marks its store dirty ({})",
         config.join(dirty::MARKER).display()
+    ))
+}
+
+/// Writes the `crash-at-start` marker into a stand-in peer's config folder. Refused for a lab
+/// of real binaries, where the crash is a race no marker can trigger.
+fn arm_crash_at_start(state: &LabState, host: &str, paths: &HostPaths) -> Result<FaultReport> {
+    if state.real.is_some() {
+        return Err(LabError::FaultRefused {
+            host: host.to_string(),
+            fault: "crash-at-start",
+            reason: "this lab runs the real binaries; only the stand-in crashes on demand \
+                     (with the real ones it is a race of an API request against the start)"
+                .to_string(),
+        });
+    }
+    let config = paths.config_dir();
+    let marker = config.join(crash::MARKER);
+    crash::arm(&config).map_err(LabError::io("writing", &marker))?;
+    Ok(format!(
+        "{host}: the peer's next start on a 1.x release crashes (a Go panic, exit status {}) \
+         ({})",
+        crash::GO_PANIC_STATUS,
+        marker.display()
     ))
 }
 
@@ -283,5 +312,28 @@ mod tests {
             "{refused}"
         );
         assert_eq!(dirty::armed(&raft.config_dir()), None);
+    }
+
+    #[test]
+    fn crash_at_start_arms_only_a_stand_in_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = host(dir.path(), "crdt");
+        let report = arm_crash_at_start(&lab_state(false), "h1", &peer).unwrap();
+        assert!(
+            report.contains("next start on a 1.x release crashes"),
+            "{report}"
+        );
+        assert!(peer.config_dir().join(crash::MARKER).exists());
+
+        let real = tempfile::tempdir().unwrap();
+        let other = host(real.path(), "crdt");
+        let refused = arm_crash_at_start(&lab_state(true), "h1", &other).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("this lab runs the real binaries"),
+            "{refused}"
+        );
+        assert!(!other.config_dir().join(crash::MARKER).exists());
     }
 }

@@ -125,6 +125,11 @@ pub fn run(ctx: &Context, args: &[String]) -> i32 {
         Ok(cfg) => cfg,
         Err(err) => return fail(loading_doing(&ctx.release), &err),
     };
+    // `cluster-lab fault crash-at-start`: the real 1.x peer's crash as it starts (a nil RPC
+    // client), modelled as its outcome.
+    if era == Era::Modern && super::crash::take(dir) {
+        return super::crash::crash();
+    }
     // Where the real daemon loads the TLS key pair, the stand-in refuses: it never serves
     // plain HTTP where HTTPS was configured.
     if cfg.rest_tls {

@@ -83,6 +83,7 @@ mod auth;
 mod backup;
 mod config;
 mod consensus;
+pub mod crash;
 mod ctl;
 mod daemon;
 mod datastore;
