@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::inventory::{HostName, Sha256};
-use crate::procedure::RenderedStep;
+use crate::procedure::{RenderedStep, RenderedWait};
 use crate::transport::{CommandOutput, Session, Source, Upload};
 
 /// Why a host step failed: the message and the tail of the remote stderr.
@@ -87,37 +87,71 @@ pub async fn run_step<S: Session>(
     };
     if let Some(wait) = &step.wait_until {
         let session = session_for(sessions, &wait.run_on)?;
-        let deadline = Instant::now() + wait.deadline.get();
-        let interval = wait.interval.get();
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = session
-                .run(
-                    &wait.command,
-                    remaining.max(Duration::from_secs(1)).min(timeout_of(step)),
-                )
-                .await;
-            let last = match result {
-                Ok(output) if output.success() => return Ok(saved),
-                Ok(output) => HostFailure {
-                    error: format!("`wait_until` still failing ({})", describe_exit(&output)),
-                    stderr_tail: tail(&output),
-                },
-                Err(err) => transport_failure(err),
-            };
-            if Instant::now() + interval >= deadline {
-                return Err(HostFailure {
-                    error: format!(
-                        "`wait_until` did not pass within {}: {}",
-                        wait.deadline, last.error
-                    ),
-                    stderr_tail: last.stderr_tail,
-                });
-            }
-            tokio::time::sleep(interval).await;
-        }
+        wait_until(session.as_ref(), wait, timeout_of(step)).await?;
     }
     Ok(saved)
+}
+
+/// Polls the wait's command every `interval` until it exits 0, or fails: at the deadline, or
+/// at once when its `fail_when` holds after a failed try (the peer it waits for exited).
+async fn wait_until<S: Session>(
+    session: &S,
+    wait: &RenderedWait,
+    timeout: Duration,
+) -> Result<(), HostFailure> {
+    let started = Instant::now();
+    let deadline = started + wait.deadline.get();
+    let interval = wait.interval.get();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let limit = remaining.max(Duration::from_secs(1)).min(timeout);
+        let last = match session.run(&wait.command, limit).await {
+            Ok(output) if output.success() => return Ok(()),
+            Ok(output) => HostFailure {
+                error: format!("`wait_until` still failing ({})", describe_exit(&output)),
+                stderr_tail: tail(&output),
+            },
+            Err(err) => transport_failure(err),
+        };
+        if let Some(fail_when) = &wait.fail_when {
+            if let Ok(output) = session.run(fail_when, limit).await {
+                if output.success() {
+                    let said = if output.stderr.is_empty() {
+                        output.stdout_text()
+                    } else {
+                        output.stderr_text()
+                    };
+                    return Err(HostFailure {
+                        error: format!(
+                            "`wait_until` gave up after {}s, before its deadline of {}: its `fail_when` holds ({}); the last try: {}",
+                            started.elapsed().as_secs(),
+                            wait.deadline,
+                            first_line(&said),
+                            last.error
+                        ),
+                        stderr_tail: tail(&output),
+                    });
+                }
+            }
+        }
+        if Instant::now() + interval >= deadline {
+            return Err(HostFailure {
+                error: format!(
+                    "`wait_until` did not pass within {}: {}",
+                    wait.deadline, last.error
+                ),
+                stderr_tail: last.stderr_tail,
+            });
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The first line of `text`, or `it printed nothing`.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("it printed nothing")
 }
 
 async fn run_once<S: Session>(

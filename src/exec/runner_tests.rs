@@ -330,11 +330,13 @@ async fn a_wait_that_never_passes_fails_at_its_deadline() {
             command: "probe".into(),
             interval: "1s".parse().unwrap(),
             deadline: "5s".parse().unwrap(),
+            fail_when: Some("exited alive".into()),
             run_on: host.host.clone(),
         });
     }
     let plan = plan(vec![waiting]);
-    let ran = run(&plan, vec![], OPTIONS, &["probe"]).await;
+    // `fail_when` fails ("alive"): the peer has not exited, so the wait goes on.
+    let ran = run(&plan, vec![], OPTIONS, &["probe", "alive"]).await;
     let RunOutcome::Failed(failures) = ran.outcome else {
         panic!("{:?}", ran.outcome);
     };
@@ -350,6 +352,36 @@ async fn a_wait_that_never_passes_fails_at_its_deadline() {
     assert!(
         (4..=6).contains(&probes),
         "probed every second for 5 s, then stopped: {probes}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_whose_fail_when_holds_fails_at_once_not_at_its_deadline() {
+    let mut waiting = step("w", OnResume::Rerun, false);
+    for host in &mut waiting.hosts {
+        host.wait_until = Some(crate::procedure::RenderedWait {
+            command: "probe".into(),
+            interval: "1s".parse().unwrap(),
+            deadline: "5m".parse().unwrap(),
+            fail_when: Some("exited".into()),
+            run_on: host.host.clone(),
+        });
+    }
+    let plan = plan(vec![waiting]);
+    let ran = run(&plan, vec![], OPTIONS, &["probe"]).await;
+    let RunOutcome::Failed(failures) = ran.outcome else {
+        panic!("{:?}", ran.outcome);
+    };
+    let error = &failures[0].error;
+    assert!(error.starts_with("`wait_until` gave up after "), "{error}");
+    assert!(
+        error.contains("s, before its deadline of 5m: its `fail_when` holds"),
+        "{error}"
+    );
+    assert_eq!(
+        ran.commands["h1"],
+        ["run w", "probe", "exited"],
+        "the step's command, one try of the wait, then `fail_when`, and no more"
     );
 }
 

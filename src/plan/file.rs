@@ -280,6 +280,7 @@ mod tests {
             command: "true".into(),
             interval: HumanDuration::from_secs(2),
             deadline: HumanDuration::from_secs(60),
+            fail_when: Some("! running".into()),
             run_on: "h1".parse().unwrap(),
         });
         let mut first = host("h1");

@@ -417,10 +417,15 @@ impl Loader<'_> {
             self.duration(step, "wait_until.deadline", &wait.deadline)
                 .map(Deadline::Fixed)
         };
+        let fail_when = match &wait.fail_when {
+            None => Some(None),
+            Some(text) => self.template(step, "wait_until.fail_when", text).map(Some),
+        };
         Some(WaitSpec {
             command: command?,
             interval: interval?,
             deadline: deadline?,
+            fail_when: fail_when?,
             delegate_to: delegate(wait.delegate_to.or(step_delegate)),
         })
     }

@@ -16,7 +16,9 @@
 //!     upload: {from: …, to: …, mode: 0o755}   # controller file → remote path, before the command
 //!     command: "…"                # shell command (template)
 //!     check: "…"                  # exit 0 = already done (template)
-//!     wait_until: {command: "…", interval: 2s, deadline: 2m, delegate_to: target}
+//!     wait_until: {command: "…", interval: 2s, deadline: 2m, delegate_to: target,
+//!                  fail_when: "…"}    # exit 0 = it cannot pass any more (the peer exited):
+//!                                     # asked after each failed try, fails the step at once
 //!     timeout: 2m                 # default: inventory ssh.command_timeout
 //!     retries: 0
 //!     on_resume: check            # rerun | check | ask (default): for a step in flight when a run died

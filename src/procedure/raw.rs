@@ -189,6 +189,8 @@ pub struct RawWait {
     pub interval: Option<Spanned<String>>,
     pub deadline: Spanned<String>,
     #[serde(default)]
+    pub fail_when: Option<Spanned<String>>,
+    #[serde(default)]
     pub delegate_to: Option<RawDelegate>,
 }
 

@@ -69,6 +69,9 @@ pub struct RenderedWait {
     pub command: String,
     pub interval: HumanDuration,
     pub deadline: HumanDuration,
+    /// Exit 0 means the wait cannot pass any more: the step fails at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_when: Option<String>,
     /// Where the wait runs (it may differ from the command's host: `peers rm` runs on the
     /// anchor, the wait for the removed peer to stop runs on that peer).
     pub run_on: HostName,
@@ -276,6 +279,11 @@ impl StepRenderer<'_> {
                 command: self.required(&wait.command, "wait_until.command")?,
                 interval: wait.interval,
                 deadline: self.deadline(&wait.deadline)?,
+                fail_when: wait
+                    .fail_when
+                    .as_ref()
+                    .map(|t| self.required(t, "wait_until.fail_when"))
+                    .transpose()?,
                 run_on: run_on(wait.delegate_to),
             }),
         };

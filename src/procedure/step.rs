@@ -215,6 +215,9 @@ pub struct WaitSpec {
     pub command: TemplateRef,
     pub interval: HumanDuration,
     pub deadline: Deadline,
+    /// Exit 0 means the wait cannot pass any more (the peer it waits for exited): asked after
+    /// each failed try, it ends the wait at once, and the step fails with what it printed.
+    pub fail_when: Option<TemplateRef>,
     /// Where the wait runs; defaults to where the step's command runs.
     pub delegate_to: Delegate,
 }

@@ -170,6 +170,9 @@ pub fn render_plan(plan: &Plan) -> String {
                     wait.deadline,
                     first_line(&wait.command)
                 );
+                if let Some(fail_when) = &wait.fail_when {
+                    let _ = writeln!(out, "         gives up when: {}", first_line(fail_when));
+                }
             }
         }
     }

@@ -341,3 +341,132 @@ fn the_state_export_steps_run_again_an_export_that_crashed() {
         assert_eq!(calls(bin.path()), "10", "{playbook}: ten runs in all");
     }
 }
+
+/// Renders the `fail_when` of `step`'s wait for h1 of the lab fixture, with the variables in
+/// `overrides` (the service manager and its paths).
+fn fail_when(playbook: &str, step: &str, overrides: &[(&str, String)]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let inventory = Inventory::load(
+        &root.join("tests/fixtures/playbooks/lab_inventory.yaml"),
+        &overrides,
+    )
+    .unwrap();
+    let procedure = Procedure::load(&root.join("playbooks").join(playbook)).unwrap();
+    let host = inventory.host("h1").unwrap();
+    let context = TemplateContext::placeholder(&inventory, host, inventory.hosts.last().unwrap());
+    let rendered = procedure
+        .render_step(procedure.step(step).unwrap(), &context)
+        .unwrap()
+        .unwrap();
+    let wait = rendered.wait_until.expect("a wait");
+    wait.fail_when
+        .unwrap_or_else(|| panic!("{playbook} {step}: no fail_when"))
+}
+
+/// Runs `script` with `bin` first on PATH; (exit 0, stderr).
+fn run_with_path(script: &str, bin: &Path) -> (bool, String) {
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The waits for a started peer give up (exit 0, saying why, then the end of the peer's log)
+/// only when its service manager says it exited: the lab wrapper's `status` fails, the systemd
+/// unit is inactive or failed, the container exited or is dead. Running, or being restarted by
+/// its manager (systemd's `activating`, Docker's `restarting`), the wait goes on.
+#[test]
+fn the_waits_for_a_started_peer_give_up_only_when_its_service_manager_says_it_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path();
+    let state = bin.join("state");
+    fake_binary(
+        bin,
+        "svc",
+        "#!/bin/sh\ndir=$(dirname \"$0\")\ncase \"$1\" in\n  status) [ \"$(cat \"$dir/state\")\" = running ] || exit 3 ;;\n  log) echo \"wrapper log, $2 lines: panic: nil pointer\" ;;\n  *) exit 2 ;;\nesac\n",
+    );
+    fake_binary(
+        bin,
+        "systemctl",
+        "#!/bin/sh\ndir=$(dirname \"$0\")\n[ \"$1 $2\" = \"is-active ipfs-cluster\" ] || exit 2\ns=$(cat \"$dir/state\")\necho \"$s\"\n[ \"$s\" = active ]\n",
+    );
+    fake_binary(
+        bin,
+        "journalctl",
+        "#!/bin/sh\necho \"journal of $2, $4 lines: panic: nil pointer\"\n",
+    );
+    fake_binary(
+        bin,
+        "docker",
+        "#!/bin/sh\ndir=$(dirname \"$0\")\ncase \"$1\" in\n  inspect) [ \"$5 $6\" = \"{{.State.Status}} ipfs-cluster\" ] || exit 2; cat \"$dir/state\" ;;\n  logs) echo \"docker log of $4, $3 lines: panic: nil pointer\" ;;\n  *) exit 2 ;;\nesac\n",
+    );
+    let managers: [(&str, &[&str], &[&str], &str); 3] = [
+        (
+            "lab",
+            &["stopped"],
+            &["running"],
+            "the peer is not running: it exited; the end of its log:\nwrapper log, 12 lines: panic: nil pointer",
+        ),
+        (
+            "systemd",
+            &["inactive", "failed"],
+            &["active", "activating", "deactivating"],
+            "the unit ipfs-cluster is {state}: the peer exited; the end of its journal:\njournal of ipfs-cluster, 12 lines: panic: nil pointer",
+        ),
+        (
+            "docker",
+            &["exited", "dead"],
+            &["running", "restarting", "created", ""],
+            "the container ipfs-cluster is {state}: the peer exited; the end of its log:\ndocker log of ipfs-cluster, 12 lines: panic: nil pointer",
+        ),
+    ];
+    let waits = [
+        ("rolling.yaml", "peer-ready"),
+        ("standard.yaml", "cluster-healthy"),
+        ("bootstrap.yaml", "cluster-healthy"),
+        ("recover.yaml", "cluster-healthy"),
+        ("migrate-crdt.yaml", "cluster-healthy"),
+    ];
+    for (manager, exited, alive, said) in managers {
+        let overrides = [
+            ("service_manager", manager.to_string()),
+            ("service_cmd", bin.join("svc").display().to_string()),
+        ];
+        for (playbook, step) in waits {
+            let script = fail_when(playbook, step, &overrides);
+            for state_now in exited {
+                std::fs::write(&state, state_now).unwrap();
+                let (gives_up, stderr) = run_with_path(&script, bin);
+                assert!(
+                    gives_up,
+                    "{playbook} {step} ({manager}, {state_now}): {stderr}"
+                );
+                assert_eq!(
+                    stderr.trim_end(),
+                    said.replace("{state}", state_now),
+                    "{playbook} {step} ({manager}, {state_now})"
+                );
+            }
+            for state_now in alive {
+                std::fs::write(&state, state_now).unwrap();
+                let (gives_up, stderr) = run_with_path(&script, bin);
+                assert!(
+                    !gives_up,
+                    "{playbook} {step} ({manager}, {state_now}): the wait goes on: {stderr}"
+                );
+                assert_eq!(stderr, "", "{playbook} {step} ({manager}, {state_now})");
+            }
+        }
+    }
+}

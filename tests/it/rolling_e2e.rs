@@ -250,3 +250,57 @@ fn killed_as_each_resync_step_starts_apply_finishes_the_resync_with_every_pin() 
         .iter()
         .all(|h| h.version.as_deref() == Some(TO) && h.running));
 }
+
+/// A peer that crashes as it starts on the new release (real 1.0.8/1.1.6 peers do, now and
+/// then: a nil RPC client when the API is asked too early; the stand-in crashes on demand) is
+/// not waited for until `peer-ready`'s 5-minute deadline: its `fail_when` sees that the peer
+/// exited, and the run stops at once with the peer's panic, before any other peer is stopped.
+/// Started again by hand, `apply` resumes and finishes with every pin.
+#[test]
+fn a_peer_that_crashes_as_it_starts_stops_the_roll_at_once_with_its_log_and_a_resume_finishes() {
+    let lab = lab(3, 10);
+    let fault = lab.lab(&["fault", "crash-at-start", "h2"]);
+    assert_success(&fault, "cluster-lab fault crash-at-start");
+
+    let out = apply(&lab);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "the roll must stop: {stderr}");
+    assert!(
+        stderr.contains("`wait_until` gave up after")
+            && stderr.contains("before its deadline of 5m: its `fail_when` holds (the peer is not running: it exited; the end of its log:)"),
+        "{stderr}"
+    );
+    // The run's table, on stdout, shows each failure with the end of what it printed.
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("panic: runtime error: invalid memory address or nil pointer dereference"),
+        "the failure shows the end of the peer's log: {table}"
+    );
+    let journal = lab.journal_text();
+    let failed: Vec<(String, String, String)> = records(&journal)
+        .into_iter()
+        .filter(|(event, _, _)| event == "step_failed")
+        .collect();
+    assert_eq!(
+        failed,
+        [("step_failed".into(), "peer-ready".into(), "h2".into())],
+        "{journal}"
+    );
+    assert!(
+        !records(&journal)
+            .iter()
+            .any(|(e, s, h)| e == "step_started" && s == "stop-peer" && h == "h3"),
+        "h3 was not stopped while h2 was down: {journal}"
+    );
+
+    let service = format!(
+        "{}/hosts/h2/home/bin/ipfs-cluster-svc",
+        lab.path().display()
+    );
+    let started = lab.ssh("h2", &format!("'{service}' start"));
+    assert_success(&started, "starting h2's peer by hand");
+    let resumed = apply(&lab);
+    assert_success(&resumed, "apply, resumed");
+    lab.assert_cluster(TO, 3, 10);
+    assert_one_peer_at_a_time(&lab, &["h1", "h2", "h3"]);
+}
