@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cluster_upgrade::inventory::Inventory;
-use cluster_upgrade::procedure::{PinsContext, Procedure, TemplateContext};
+use cluster_upgrade::procedure::{PinsContext, Procedure, RenderedStep, TemplateContext};
 use sha2::{Digest, Sha256};
 
 /// A fake ctl: `version`, `id` (the first line, as the real text output) and `pin ls` from files.
@@ -25,11 +25,19 @@ fn pin_line(cid: &str) -> String {
     format!("{cid} | pin | PIN | Repl. Factor: -1 | Allocations: [everywhere] | Recursive | Metadata: no\n")
 }
 
-/// Renders `step`'s wait for h1 of the lab fixture, with `bin_dir` pointing at `bin` and the
-/// planned pinset being `planned`.
-fn gate(playbook: &str, step: &str, bin: &Path, planned: &[&str]) -> String {
+/// Renders `step` for h1 of the lab fixture with the variables in `overrides` (`bin_dir` and
+/// the like), the planned pinset being `planned` (none when `None`).
+fn render_for_h1(
+    playbook: &str,
+    step: &str,
+    overrides: &[(&str, String)],
+    planned: Option<&[&str]>,
+) -> RenderedStep {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let overrides = [("bin_dir".to_string(), bin.display().to_string())];
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let inventory = Inventory::load(
         &root.join("tests/fixtures/playbooks/lab_inventory.yaml"),
         &overrides,
@@ -39,22 +47,32 @@ fn gate(playbook: &str, step: &str, bin: &Path, planned: &[&str]) -> String {
     let host = inventory.host("h1").unwrap();
     let mut context =
         TemplateContext::placeholder(&inventory, host, inventory.hosts.last().unwrap());
-    let mut sorted: Vec<&str> = planned.to_vec();
-    sorted.sort();
-    let listing: String = sorted.iter().map(|cid| format!("{cid}\n")).collect();
-    let hash = Sha256::digest(listing.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    context.cluster.pins = Some(PinsContext {
-        count: planned.len(),
-        hash,
-    });
-    let rendered = procedure
+    if let Some(planned) = planned {
+        let mut sorted: Vec<&str> = planned.to_vec();
+        sorted.sort();
+        let listing: String = sorted.iter().map(|cid| format!("{cid}\n")).collect();
+        context.cluster.pins = Some(PinsContext {
+            count: planned.len(),
+            hash: Sha256::digest(listing.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        });
+    }
+    procedure
         .render_step(procedure.step(step).unwrap(), &context)
         .unwrap()
-        .unwrap();
-    rendered.wait_until.expect("a health gate").command
+        .unwrap()
+}
+
+/// Renders `step`'s wait for h1 of the lab fixture, with `bin_dir` pointing at `bin` and the
+/// planned pinset being `planned`.
+fn gate(playbook: &str, step: &str, bin: &Path, planned: &[&str]) -> String {
+    let overrides = [("bin_dir", bin.display().to_string())];
+    render_for_h1(playbook, step, &overrides, Some(planned))
+        .wait_until
+        .expect("a health gate")
+        .command
 }
 
 fn run_gate(script: &str) -> (bool, String) {
@@ -199,32 +217,10 @@ fn the_health_gates_fail_while_a_peer_cannot_reach_its_ipfs_daemon() {
 
 /// Renders `step`'s command for h1 of the lab fixture, as `gate` renders its wait.
 fn step_command(playbook: &str, step: &str, bin: &Path, planned: &[&str]) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let overrides = [("bin_dir".to_string(), bin.display().to_string())];
-    let inventory = Inventory::load(
-        &root.join("tests/fixtures/playbooks/lab_inventory.yaml"),
-        &overrides,
-    )
-    .unwrap();
-    let procedure = Procedure::load(&root.join("playbooks").join(playbook)).unwrap();
-    let host = inventory.host("h1").unwrap();
-    let mut context =
-        TemplateContext::placeholder(&inventory, host, inventory.hosts.last().unwrap());
-    let mut sorted: Vec<&str> = planned.to_vec();
-    sorted.sort();
-    let listing: String = sorted.iter().map(|cid| format!("{cid}\n")).collect();
-    context.cluster.pins = Some(PinsContext {
-        count: planned.len(),
-        hash: Sha256::digest(listing.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    });
-    let rendered = procedure
-        .render_step(procedure.step(step).unwrap(), &context)
-        .unwrap()
-        .unwrap();
-    rendered.command.expect("a command")
+    let overrides = [("bin_dir", bin.display().to_string())];
+    render_for_h1(playbook, step, &overrides, Some(planned))
+        .command
+        .expect("a command")
 }
 
 /// A real raft peer exports only its last snapshot: one that could not snapshot when it
@@ -345,25 +341,10 @@ fn the_state_export_steps_run_again_an_export_that_crashed() {
 /// Renders the `fail_when` of `step`'s wait for h1 of the lab fixture, with the variables in
 /// `overrides` (the service manager and its paths).
 fn fail_when(playbook: &str, step: &str, overrides: &[(&str, String)]) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let overrides: Vec<(String, String)> = overrides
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let inventory = Inventory::load(
-        &root.join("tests/fixtures/playbooks/lab_inventory.yaml"),
-        &overrides,
-    )
-    .unwrap();
-    let procedure = Procedure::load(&root.join("playbooks").join(playbook)).unwrap();
-    let host = inventory.host("h1").unwrap();
-    let context = TemplateContext::placeholder(&inventory, host, inventory.hosts.last().unwrap());
-    let rendered = procedure
-        .render_step(procedure.step(step).unwrap(), &context)
-        .unwrap()
-        .unwrap();
-    let wait = rendered.wait_until.expect("a wait");
-    wait.fail_when
+    render_for_h1(playbook, step, overrides, None)
+        .wait_until
+        .expect("a wait")
+        .fail_when
         .unwrap_or_else(|| panic!("{playbook} {step}: no fail_when"))
 }
 
