@@ -102,10 +102,16 @@ async fn wait_until<S: Session>(
     let started = Instant::now();
     let deadline = started + wait.deadline.get();
     let interval = wait.interval.get();
+    // What a command may take: what is left of the wait (a second at least), within the
+    // step's timeout.
+    let limit = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1))
+            .min(timeout)
+    };
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let limit = remaining.max(Duration::from_secs(1)).min(timeout);
-        let last = match session.run(&wait.command, limit).await {
+        let last = match session.run(&wait.command, limit()).await {
             Ok(output) if output.success() => return Ok(()),
             Ok(output) => HostFailure {
                 error: format!("`wait_until` still failing ({})", describe_exit(&output)),
@@ -114,7 +120,7 @@ async fn wait_until<S: Session>(
             Err(err) => transport_failure(err),
         };
         if let Some(fail_when) = &wait.fail_when {
-            if let Ok(output) = session.run(fail_when, limit).await {
+            if let Ok(output) = session.run(fail_when, limit()).await {
                 if output.success() {
                     let said = if output.stderr.is_empty() {
                         output.stdout_text()

@@ -363,19 +363,27 @@ fn run_with_path(script: &str, bin: &Path) -> (bool, String) {
     )
 }
 
-/// The waits for a started peer give up (exit 0, saying why, then the end of the peer's log)
-/// only when its service manager says it exited: the lab wrapper's `status` fails, the systemd
-/// unit is inactive or failed, the container exited or is dead. Running, or being restarted by
-/// its manager (systemd's `activating`, Docker's `restarting`), the wait goes on.
+/// The waits for a started peer give up (exit 0, saying why, then the log's last errors and its
+/// last lines) only when its service manager says it exited and will not start it again: the
+/// lab wrapper's `status` says "not running" (3), the systemd unit is inactive or failed, the
+/// container is dead, or exited without a restart policy. Running, being restarted by its
+/// manager (systemd's `activating`, a container with a restart policy), or a status that cannot
+/// be read (the wrapper failing otherwise, no container), the wait goes on.
 #[test]
 fn the_waits_for_a_started_peer_give_up_only_when_its_service_manager_says_it_exited() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path();
     let state = bin.join("state");
+    // A crash: the panic's first line, then more of its trace than the last lines shown.
+    let mut log = String::from("INFO\tservice\tstarting\npanic: runtime error: invalid memory address or nil pointer dereference\n");
+    for frame in 1..=12 {
+        log.push_str(&format!("frame {frame}\n"));
+    }
+    std::fs::write(bin.join("log"), &log).unwrap();
     fake_binary(
         bin,
         "svc",
-        "#!/bin/sh\ndir=$(dirname \"$0\")\ncase \"$1\" in\n  status) [ \"$(cat \"$dir/state\")\" = running ] || exit 3 ;;\n  log) echo \"wrapper log, $2 lines: panic: nil pointer\" ;;\n  *) exit 2 ;;\nesac\n",
+        "#!/bin/sh\ndir=$(dirname \"$0\")\ncase \"$1\" in\n  status) case \"$(cat \"$dir/state\")\" in running) exit 0 ;; stopped) exit 3 ;; *) exit 1 ;; esac ;;\n  log) tail -n \"$2\" \"$dir/log\" ;;\n  *) exit 2 ;;\nesac\n",
     );
     fake_binary(
         bin,
@@ -385,31 +393,37 @@ fn the_waits_for_a_started_peer_give_up_only_when_its_service_manager_says_it_ex
     fake_binary(
         bin,
         "journalctl",
-        "#!/bin/sh\necho \"journal of $2, $4 lines: panic: nil pointer\"\n",
+        "#!/bin/sh\ndir=$(dirname \"$0\")\n[ \"$1 $2 $3 $5 $6 $7\" = \"--unit ipfs-cluster --lines --no-pager --output cat\" ] || exit 2\ntail -n \"$4\" \"$dir/log\"\n",
     );
     fake_binary(
         bin,
         "docker",
-        "#!/bin/sh\ndir=$(dirname \"$0\")\ncase \"$1\" in\n  inspect) [ \"$5 $6\" = \"{{.State.Status}} ipfs-cluster\" ] || exit 2; cat \"$dir/state\" ;;\n  logs) echo \"docker log of $4, $3 lines: panic: nil pointer\" ;;\n  *) exit 2 ;;\nesac\n",
+        "#!/bin/sh\ndir=$(dirname \"$0\")\ncase \"$1\" in\n  inspect) [ \"$5 $6\" = \"{{.State.Status}} {{.HostConfig.RestartPolicy.Name}} ipfs-cluster\" ] || exit 2; s=$(cat \"$dir/state\"); [ -n \"$s\" ] || exit 1; echo \"$s\" ;;\n  logs) [ \"$2 $4\" = \"--tail ipfs-cluster\" ] || exit 2; tail -n \"$3\" \"$dir/log\" ;;\n  *) exit 2 ;;\nesac\n",
     );
-    let managers: [(&str, &[&str], &[&str], &str); 3] = [
+    let shown = "panic: runtime error: invalid memory address or nil pointer dereference\nframe 3\nframe 4\nframe 5\nframe 6\nframe 7\nframe 8\nframe 9\nframe 10\nframe 11\nframe 12";
+    type Manager<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let managers: [Manager<'_>; 3] = [
         (
             "lab",
-            &["stopped"],
-            &["running"],
-            "the peer is not running: it exited; the end of its log:\nwrapper log, 12 lines: panic: nil pointer",
+            &[("stopped", "the peer is not running: it exited; from its log:")],
+            &["running", "broken"],
         ),
         (
             "systemd",
-            &["inactive", "failed"],
-            &["active", "activating", "deactivating"],
-            "the unit ipfs-cluster is {state}: the peer exited; the end of its journal:\njournal of ipfs-cluster, 12 lines: panic: nil pointer",
+            &[
+                ("inactive", "the unit ipfs-cluster is inactive: the peer exited; from its journal:"),
+                ("failed", "the unit ipfs-cluster is failed: the peer exited; from its journal:"),
+            ],
+            &["active", "activating", "deactivating", ""],
         ),
         (
             "docker",
-            &["exited", "dead"],
-            &["running", "restarting", "created", ""],
-            "the container ipfs-cluster is {state}: the peer exited; the end of its log:\ndocker log of ipfs-cluster, 12 lines: panic: nil pointer",
+            &[
+                ("exited no", "the container ipfs-cluster is exited (restart policy: no): the peer exited; from its log:"),
+                ("exited ", "the container ipfs-cluster is exited (restart policy: no): the peer exited; from its log:"),
+                ("dead always", "the container ipfs-cluster is dead (restart policy: always): the peer exited; from its log:"),
+            ],
+            &["running no", "restarting always", "exited always", "exited unless-stopped", "exited on-failure", "created no", ""],
         ),
     ];
     let waits = [
@@ -419,14 +433,14 @@ fn the_waits_for_a_started_peer_give_up_only_when_its_service_manager_says_it_ex
         ("recover.yaml", "cluster-healthy"),
         ("migrate-crdt.yaml", "cluster-healthy"),
     ];
-    for (manager, exited, alive, said) in managers {
+    for (manager, exited, alive) in managers {
         let overrides = [
             ("service_manager", manager.to_string()),
             ("service_cmd", bin.join("svc").display().to_string()),
         ];
         for (playbook, step) in waits {
             let script = fail_when(playbook, step, &overrides);
-            for state_now in exited {
+            for (state_now, why) in exited {
                 std::fs::write(&state, state_now).unwrap();
                 let (gives_up, stderr) = run_with_path(&script, bin);
                 assert!(
@@ -435,7 +449,7 @@ fn the_waits_for_a_started_peer_give_up_only_when_its_service_manager_says_it_ex
                 );
                 assert_eq!(
                     stderr.trim_end(),
-                    said.replace("{state}", state_now),
+                    format!("{why}\n{shown}"),
                     "{playbook} {step} ({manager}, {state_now})"
                 );
             }

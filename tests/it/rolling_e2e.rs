@@ -267,7 +267,7 @@ fn a_peer_that_crashes_as_it_starts_stops_the_roll_at_once_with_its_log_and_a_re
     assert!(!out.status.success(), "the roll must stop: {stderr}");
     assert!(
         stderr.contains("`wait_until` gave up after")
-            && stderr.contains("before its deadline of 5m: its `fail_when` holds (the peer is not running: it exited; the end of its log:)"),
+            && stderr.contains("before its deadline of 5m: its `fail_when` holds (the peer is not running: it exited; from its log:)"),
         "{stderr}"
     );
     // The run's table, on stdout, shows each failure with the end of what it printed.
