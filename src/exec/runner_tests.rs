@@ -322,19 +322,24 @@ async fn a_stop_before_the_run_interrupts_it_before_any_step() {
     assert!(session.commands.lock().unwrap().is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_wait_that_never_passes_fails_at_its_deadline() {
+/// A step `w` whose wait runs `probe` every second up to `deadline`, with `fail_when`.
+fn waiting(deadline: &str, fail_when: &str) -> PlannedStep {
     let mut waiting = step("w", OnResume::Rerun, false);
     for host in &mut waiting.hosts {
         host.wait_until = Some(crate::procedure::RenderedWait {
             command: "probe".into(),
             interval: "1s".parse().unwrap(),
-            deadline: "5s".parse().unwrap(),
-            fail_when: Some("exited alive".into()),
+            deadline: deadline.parse().unwrap(),
+            fail_when: Some(fail_when.into()),
             run_on: host.host.clone(),
         });
     }
-    let plan = plan(vec![waiting]);
+    waiting
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_never_passes_fails_at_its_deadline() {
+    let plan = plan(vec![waiting("5s", "exited alive")]);
     // `fail_when` fails ("alive"): the peer has not exited, so the wait goes on.
     let ran = run(&plan, vec![], OPTIONS, &["probe", "alive"]).await;
     let RunOutcome::Failed(failures) = ran.outcome else {
@@ -357,17 +362,7 @@ async fn a_wait_that_never_passes_fails_at_its_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_whose_fail_when_holds_fails_at_once_not_at_its_deadline() {
-    let mut waiting = step("w", OnResume::Rerun, false);
-    for host in &mut waiting.hosts {
-        host.wait_until = Some(crate::procedure::RenderedWait {
-            command: "probe".into(),
-            interval: "1s".parse().unwrap(),
-            deadline: "5m".parse().unwrap(),
-            fail_when: Some("exited".into()),
-            run_on: host.host.clone(),
-        });
-    }
-    let plan = plan(vec![waiting]);
+    let plan = plan(vec![waiting("5m", "exited")]);
     let ran = run(&plan, vec![], OPTIONS, &["probe"]).await;
     let RunOutcome::Failed(failures) = ran.outcome else {
         panic!("{:?}", ran.outcome);
