@@ -452,7 +452,8 @@ async fn verify<S: crate::transport::Session + 'static>(
     loop {
         let Diverged {
             gaps,
-            running,
+            now,
+            before,
             waited,
         } = match gates(checks).await? {
             Verdict::Passed => return Ok(()),
@@ -463,19 +464,25 @@ async fn verify<S: crate::transport::Session + 'static>(
         let choice = crate::plan::resync_choice(&crate::plan::ResyncInputs {
             gaps: &gaps,
             planned: &plan.facts,
-            running,
+            now: &now,
+            before: &before,
             resyncable: &resyncable,
             resynced: &resynced,
         });
-        let hosts = match choice {
-            Ok(hosts) => hosts,
+        let crate::plan::Resync { hosts, later } = match choice {
+            Ok(resync) => resync,
             Err(why) => {
                 problems.push(format!("not resynced automatically: {why}"));
                 return Err(Error::Verification { problems });
             }
         };
+        let waiting = if later.is_empty() {
+            String::new()
+        } else {
+            format!(" (not yet, checked again after: {})", later.join("; "))
+        };
         report::note(&format!(
-            "resyncing {}, one peer at a time: {}",
+            "resyncing {}, one peer at a time{waiting}: {}",
             crate::message::HostNames(&hosts),
             problems.join("; ")
         ));
@@ -500,8 +507,10 @@ enum Verdict {
 /// Running peers that lack pins the others list, when the convergence check gave up.
 struct Diverged {
     gaps: std::collections::BTreeMap<HostName, Option<Vec<String>>>,
-    /// How many peers ran at the last probe.
-    running: usize,
+    /// The last probe, the one `gaps` came from.
+    now: Vec<HostFacts>,
+    /// The last probe at least `plan::IN_FLIGHT` before `now` (the first when none is).
+    before: Vec<HostFacts>,
     waited: std::time::Duration,
 }
 
@@ -534,21 +543,34 @@ async fn pins_converged(connected: &Connected, patience: std::time::Duration) ->
     let settled = crate::plan::settled_pins(&facts);
     let mut catch_up = crate::plan::CatchUp::default();
     let mut progress_at = started;
+    // The probes of the last `plan::IN_FLIGHT` and the one just before them, oldest first.
+    let mut recent: std::collections::VecDeque<(std::time::Instant, Vec<HostFacts>)> =
+        std::collections::VecDeque::new();
     loop {
+        let probed = std::time::Instant::now();
         let gaps = crate::plan::pinset_gaps(&settled, &facts);
         if gaps.is_empty() {
             return None;
         }
         if catch_up.closer(crate::plan::lag(&gaps, &facts)) {
-            progress_at = std::time::Instant::now();
+            progress_at = probed;
+        }
+        while recent
+            .get(1)
+            .is_some_and(|(at, _)| probed.duration_since(*at) >= crate::plan::IN_FLIGHT)
+        {
+            recent.pop_front();
         }
         if progress_at.elapsed() >= patience {
+            let before = recent.pop_front().map_or_else(|| facts.clone(), |(_, f)| f);
             return Some(Diverged {
                 gaps,
-                running: facts.iter().filter(|h| h.running).count(),
+                now: facts,
+                before,
                 waited: started.elapsed(),
             });
         }
+        recent.push_back((probed, facts));
         tracing::debug!(peers = gaps.len(), "pinsets not converged yet");
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         facts = connected.probe_async(scope).await;

@@ -161,26 +161,47 @@ pub fn convergence_patience(planned: &[HostFacts]) -> std::time::Duration {
     (interval * 2).max(LEAST)
 }
 
+/// How long a pin must have been listed before the last probe to be judged by
+/// [`resync_choice`]: a pin added through a lagging peer a moment ago may not have reached the
+/// others yet (they fetch it within a second or so), and is no sign that the peer holds pins
+/// no other peer has.
+pub const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a rolling run may do about the peers that lack pins (the `Some` gaps of
 /// [`pinset_gaps`]), given the plan it ran.
 pub struct ResyncInputs<'a> {
     pub gaps: &'a BTreeMap<HostName, Option<Vec<String>>>,
     /// The facts the plan was made from (consensus, per peer).
     pub planned: &'a [HostFacts],
-    /// How many peers run now.
-    pub running: usize,
+    /// The last probe of the convergence check, the one `gaps` came from.
+    pub now: &'a [HostFacts],
+    /// A probe of the same check at least [`IN_FLIGHT`] before `now`.
+    pub before: &'a [HostFacts],
     /// The hosts the plan has on-demand resync steps for.
     pub resyncable: &'a BTreeSet<HostName>,
     /// The hosts this run already resynced.
     pub resynced: &'a [HostName],
 }
 
-/// The peers to resync, in order, or why none is resynced automatically (ADR 0019). A resync
+/// The peers to resync now, in order, and why the other lagging peers wait for a later round.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Resync {
+    pub hosts: Vec<HostName>,
+    /// One reason per lagging peer not resynced in this round.
+    pub later: Vec<String>,
+}
+
+/// The lagging peers to resync, or why none is resynced automatically (ADR 0019). A resync
 /// empties a peer's CRDT store and lets it fetch the pinset from the others, so it is done only
-/// when that is safe and can help: every lagging peer listed its pins and is a CRDT peer, most
-/// running peers lack nothing (they hold what the lagging ones fetch again), the plan has the
-/// steps for each, and none was resynced by this run already (it would not help twice).
-pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Vec<HostName>, String> {
+/// when that loses nothing and can help:
+/// - every lagging peer listed its pins, is a CRDT peer, has the plan's steps and was not
+///   resynced by this run already (it would not help twice): otherwise none is resynced;
+/// - some running peer lacks nothing (it lists every pin of the check any peer lists): the
+///   pinset a blank peer fetches is whole somewhere;
+/// - a lagging peer is resynced only when every pin it listed [`IN_FLIGHT`] ago and still lists
+///   is listed by such a peer: emptying it loses no pin only it holds. The others wait for a
+///   later round (the checks run again after the resyncs), and when all wait, none is resynced.
+pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Resync, String> {
     let mut lagging = Vec::new();
     for (host, missing) in inputs.gaps {
         if missing.is_none() {
@@ -190,12 +211,17 @@ pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Vec<HostName>, String>
         }
         lagging.push(host.clone());
     }
-    if lagging.len() * 2 >= inputs.running {
+    let whole: Vec<&BTreeSet<String>> = inputs
+        .now
+        .iter()
+        .filter(|h| h.running && !inputs.gaps.contains_key(&h.host))
+        .filter_map(|h| h.listed_cids.as_deref())
+        .collect();
+    if whole.is_empty() {
         return Err(format!(
-            "{} of the {} running peers lack pins: a resync fetches the pinset from the others, \
-             so most peers must agree on it first",
-            lagging.len(),
-            inputs.running
+            "every running peer lacks pins another lists ({} of them): none holds the whole \
+             pinset for a resynced peer to fetch",
+            lagging.len()
         ));
     }
     for host in &lagging {
@@ -222,7 +248,54 @@ pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Vec<HostName>, String>
             ));
         }
     }
-    Ok(lagging)
+    let mut resync = Resync {
+        hosts: Vec::new(),
+        later: Vec::new(),
+    };
+    for host in lagging {
+        let only_here = held_only_by(&host, inputs, &whole);
+        if only_here.is_empty() {
+            resync.hosts.push(host);
+            continue;
+        }
+        let named: Vec<&str> = only_here.iter().take(NAMED).map(String::as_str).collect();
+        let more = if only_here.len() > NAMED { ", …" } else { "" };
+        resync.later.push(format!(
+            "{host} lists {} pin(s) no peer that lacks nothing lists, for {}s or more ({}{more}): \
+             emptying it could lose them",
+            only_here.len(),
+            IN_FLIGHT.as_secs(),
+            named.join(", ")
+        ));
+    }
+    if resync.hosts.is_empty() {
+        return Err(resync.later.join("; "));
+    }
+    Ok(resync)
+}
+
+/// The pins `host` listed in both probes that none of the `whole` peers lists now; all it lists
+/// now when the earlier probe has no list of it.
+fn held_only_by(
+    host: &HostName,
+    inputs: &ResyncInputs<'_>,
+    whole: &[&BTreeSet<String>],
+) -> Vec<String> {
+    let listed = |facts: &[HostFacts]| {
+        facts
+            .iter()
+            .find(|f| f.host == *host)
+            .and_then(|f| f.listed_cids.clone())
+    };
+    let Some(now) = listed(inputs.now) else {
+        return Vec::new();
+    };
+    let before = listed(inputs.before);
+    now.iter()
+        .filter(|cid| before.as_ref().is_none_or(|b| b.contains(*cid)))
+        .filter(|cid| !whole.iter().any(|w| w.contains(*cid)))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -386,36 +459,143 @@ mod tests {
         gaps: &BTreeMap<HostName, Option<Vec<String>>>,
         planned: &[HostFacts],
         resynced: &[HostName],
-    ) -> Result<Vec<HostName>, String> {
+    ) -> Result<Resync, String> {
         let resyncable: BTreeSet<HostName> = planned.iter().map(|f| f.host.clone()).collect();
         resync_choice(&ResyncInputs {
             gaps,
             planned,
-            running: planned.len(),
+            now: planned,
+            before: planned,
             resyncable: &resyncable,
             resynced,
         })
+    }
+
+    fn hosts(names: &[&str]) -> Vec<HostName> {
+        names.iter().map(|n| HostName::from(*n)).collect()
     }
 
     #[test]
     fn a_minority_of_crdt_peers_lacking_pins_is_resynced_in_host_order() {
         let planned: Vec<HostFacts> = ["a", "b", "c", "d", "e"].map(crdt).to_vec();
         let picked = choice(&lacking(&["d", "b"]), &planned, &[]).unwrap();
-        assert_eq!(picked, [HostName::from("b"), HostName::from("d")]);
+        assert_eq!(
+            picked,
+            Resync {
+                hosts: hosts(&["b", "d"]),
+                later: vec![]
+            }
+        );
+    }
+
+    /// A CRDT peer of `name` listing `cids`.
+    fn crdt_listing(name: &str, cids: &[&str]) -> HostFacts {
+        HostFacts {
+            consensus: Some(crate::facts::Consensus::Crdt),
+            ..peer(name, cids)
+        }
+    }
+
+    /// The choice for the probes `before` and `now` of one convergence check, every peer
+    /// resyncable, none resynced yet.
+    fn choice_between(before: &[HostFacts], now: &[HostFacts]) -> Result<Resync, String> {
+        let settled = settled_pins(before);
+        let gaps = pinset_gaps(&settled, now);
+        let resyncable: BTreeSet<HostName> = now.iter().map(|f| f.host.clone()).collect();
+        resync_choice(&ResyncInputs {
+            gaps: &gaps,
+            planned: now,
+            now,
+            before,
+            resyncable: &resyncable,
+            resynced: &[],
+        })
     }
 
     #[test]
-    fn no_resync_when_half_the_peers_lack_pins_or_one_did_not_list_them() {
-        let planned: Vec<HostFacts> = ["a", "b", "c", "d"].map(crdt).to_vec();
-        let why = choice(&lacking(&["a", "b"]), &planned, &[]).unwrap_err();
-        assert!(
-            why.starts_with("2 of the 4 running peers lack pins"),
-            "{why}"
+    fn most_peers_lacking_pins_are_resynced_while_one_running_peer_lacks_nothing() {
+        // Seen with 5 real peers: h3, h4 and h5 each missed updates while they merged.
+        let probe = || {
+            [
+                crdt_listing("h1", &["p1", "p2", "p3", "p4"]),
+                crdt_listing("h2", &["p1", "p2", "p3", "p4"]),
+                crdt_listing("h3", &["p1", "p2"]),
+                crdt_listing("h4", &["p1", "p3"]),
+                crdt_listing("h5", &["p4"]),
+            ]
+        };
+        let picked = choice_between(&probe(), &probe()).unwrap();
+        assert_eq!(picked.hosts, hosts(&["h3", "h4", "h5"]));
+        assert!(picked.later.is_empty());
+        // One peer that lacks nothing is enough.
+        let mut one_whole = probe();
+        one_whole[1] = crdt_listing("h2", &["p2"]);
+        let picked = choice_between(&one_whole, &one_whole).unwrap();
+        assert_eq!(picked.hosts, hosts(&["h2", "h3", "h4", "h5"]));
+    }
+
+    #[test]
+    fn no_resync_when_every_peer_lacks_a_pin_another_lists_or_one_did_not_list_them() {
+        // c holds p4, which a and b lack; c lacks p5, which a and b hold.
+        let probe = [
+            crdt_listing("a", &["p1", "p2", "p3", "p5"]),
+            crdt_listing("b", &["p1", "p2", "p3", "p5"]),
+            crdt_listing("c", &["p1", "p2", "p3", "p4"]),
+        ];
+        let why = choice_between(&probe, &probe).unwrap_err();
+        assert_eq!(
+            why,
+            "every running peer lacks pins another lists (3 of them): none holds the whole \
+             pinset for a resynced peer to fetch"
         );
+        let planned: Vec<HostFacts> = ["a", "b", "c", "d"].map(crdt).to_vec();
         let mut silent = lacking(&["a"]);
         silent.insert("b".into(), None);
         let why = choice(&silent, &planned, &[]).unwrap_err();
         assert_eq!(why, "b did not list its pins, so what it lacks is unknown");
+    }
+
+    #[test]
+    fn a_lagging_peer_that_holds_a_pin_no_whole_peer_lists_waits_unless_it_is_in_flight() {
+        // The check began with c and d lacking p2.
+        let first = [
+            crdt_listing("a", &["p1", "p2"]),
+            crdt_listing("b", &["p1", "p2"]),
+            crdt_listing("c", &["p1"]),
+            crdt_listing("d", &["p1"]),
+        ];
+        // Then p9 was added through c and never reached a or b...
+        let mut earlier = first.clone();
+        earlier[2] = crdt_listing("c", &["p1", "p9"]);
+        // ...and p10 through d, a moment before the last probe.
+        let mut now = earlier.clone();
+        now[3] = crdt_listing("d", &["p1", "p10"]);
+        let gaps = pinset_gaps(&settled_pins(&first), &now);
+        assert_eq!(gaps.keys().cloned().collect::<Vec<_>>(), hosts(&["c", "d"]));
+        let resyncable: BTreeSet<HostName> = now.iter().map(|f| f.host.clone()).collect();
+        let inputs = |before: &[HostFacts]| -> Result<Resync, String> {
+            resync_choice(&ResyncInputs {
+                gaps: &gaps,
+                planned: &now,
+                now: &now,
+                before,
+                resyncable: &resyncable,
+                resynced: &[],
+            })
+        };
+        let picked = inputs(&earlier).unwrap();
+        assert_eq!(picked.hosts, hosts(&["d"]));
+        assert_eq!(
+            picked.later,
+            [
+                "c lists 1 pin(s) no peer that lacks nothing lists, for 5s or more (p9): emptying \
+              it could lose them"
+            ]
+        );
+        // Had p10 been on d for as long, neither would be resynced.
+        let why = inputs(&now).unwrap_err();
+        assert!(why.starts_with("c lists 1 pin(s)"), "{why}");
+        assert!(why.contains("; d lists 1 pin(s)"), "{why}");
     }
 
     #[test]
@@ -430,7 +610,8 @@ mod tests {
         let why = resync_choice(&ResyncInputs {
             gaps: &lacking(&["c"]),
             planned: &planned,
-            running: 3,
+            now: &planned,
+            before: &planned,
             resyncable: &resyncable,
             resynced: &[],
         })

@@ -200,7 +200,8 @@ fn render_on_demand(out: &mut String, plan: &Plan) {
     let _ = writeln!(
         out,
         "\nOnly if a peer still lacks pins the others list after the last step (resync; one \
-         peer at a time, only while most peers hold every pin; on {}):",
+         peer at a time, only while some peer lacks none, never a peer holding a pin such a peer \
+         lacks; on {}):",
         host_list(&hosts, plan.facts.len())
     );
     let steps = plan
