@@ -32,6 +32,16 @@ const BUILT_IN: [(&str, &str); 6] = [
     ),
 ];
 
+/// The partials the built-in playbooks share (`partials_from: partials.yaml`), also used by a
+/// playbook folder that names them without having the file.
+const BUILT_IN_PARTIALS: (&str, &str) = (
+    "partials.yaml",
+    include_str!("../../playbooks/partials.yaml"),
+);
+
+/// Where the built-in copies are said to come from.
+const BUILT_IN_DIR: &str = "(built-in) playbooks";
+
 /// Loads and validates the inventory and the upgrade playbooks for planning: the planner
 /// renders the chosen playbook for every host, so both are checked here against one host per
 /// distinct variable set only.
@@ -158,16 +168,38 @@ fn read_playbook(args: &InventoryInput, name: &str) -> Result<Procedure, Error> 
         .map(|dir| dir.join(name))
         .filter(|file| required || file.is_file());
     let procedure = match file {
-        Some(file) => Procedure::load(&file)?,
+        Some(file) => Procedure::load_with(&file, &|partials| {
+            let beside = crate::procedure::beside(&file, partials);
+            if beside.is_file() {
+                let text = std::fs::read_to_string(&beside);
+                return (beside, text);
+            }
+            built_in_partials(partials).unwrap_or_else(|| {
+                let text = std::fs::read_to_string(&beside);
+                (beside, text)
+            })
+        })?,
         None => {
             let (_, text) = BUILT_IN
                 .iter()
                 .find(|(file, _)| *file == name)
                 .expect("built-in playbook");
-            Procedure::from_text(&Path::new("(built-in) playbooks").join(name), text)?
+            Procedure::from_text_with(&Path::new(BUILT_IN_DIR).join(name), text, &|partials| {
+                built_in_partials(partials).unwrap_or_else(|| {
+                    let missing =
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "no such built-in file");
+                    (Path::new(BUILT_IN_DIR).join(partials), Err(missing))
+                })
+            })?
         }
     };
     Ok(procedure)
+}
+
+/// The built-in file of partials called `name`, if there is one.
+fn built_in_partials(name: &str) -> Option<(PathBuf, std::io::Result<String>)> {
+    let (file, text) = BUILT_IN_PARTIALS;
+    (name == file).then(|| (Path::new(BUILT_IN_DIR).join(file), Ok(text.to_string())))
 }
 
 /// `--playbooks DIR` if given; else `playbooks/` beside the inventory, then in the current

@@ -18,6 +18,15 @@ pub enum ProcedureError {
         source: io::Error,
     },
 
+    /// The file of partials a playbook names (`partials_from:`) cannot be read.
+    #[error("{at}: partials_from: cannot read {}: {source}", path.display())]
+    PartialsRead {
+        at: SourcePosition,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     /// YAML syntax, unknown key, wrong type or missing key.
     #[error("{at}: {message}")]
     Yaml { at: SourcePosition, message: String },

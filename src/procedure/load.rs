@@ -2,7 +2,7 @@
 //! problems with their positions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde_saphyr::Spanned;
@@ -23,8 +23,17 @@ use super::step::{
 use super::template::{origin_of, TemplateRef, Templates};
 use super::Procedure;
 
-/// Parses and validates playbook `text` read from `file`.
-pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError> {
+/// Finds the file a playbook's `partials_from:` names (a plain file name): its path, and its
+/// text or why it cannot be read.
+pub type PartialsFiles<'r> = &'r dyn Fn(&str) -> (PathBuf, std::io::Result<String>);
+
+/// Parses and validates playbook `text` read from `file`; `partials_files` reads the file its
+/// `partials_from:` names.
+pub(super) fn load(
+    file: &Path,
+    text: &str,
+    partials_files: PartialsFiles<'_>,
+) -> Result<Procedure, ProcedureError> {
     let raw = raw::parse(text).map_err(|error| {
         let (at, message) = describe_yaml_error(file, &error);
         ProcedureError::Yaml { at, message }
@@ -40,8 +49,11 @@ pub(super) fn load(file: &Path, text: &str) -> Result<Procedure, ProcedureError>
         .as_ref()
         .map(|defaults| loader.defaults(defaults))
         .unwrap_or_default();
+    if let Some(from) = &raw.partials_from {
+        loader.shared_partials(from, partials_files);
+    }
     for (name, source) in &raw.partials {
-        loader.partial(name, source);
+        loader.partial(Source { file, text }, name, source);
     }
     let mut seen: BTreeMap<String, SourcePosition> = BTreeMap::new();
     let mut steps = Vec::new();
@@ -118,6 +130,13 @@ fn establishes(raw: &RawEstablishes) -> EstablishesSpec {
     }
 }
 
+/// A file templates are read from: the playbook, or the file of partials it names.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
 struct Loader<'a> {
     file: &'a Path,
     text: &'a str,
@@ -166,7 +185,61 @@ impl Loader<'_> {
         vars
     }
 
-    fn partial(&mut self, name: &str, source: &Spanned<String>) {
+    /// Reads the partials of the file `from` names (beside the playbook, found by
+    /// `partials_files`); the playbook's own partials, added after them, replace those of the
+    /// same name.
+    fn shared_partials(&mut self, from: &Spanned<String>, partials_files: PartialsFiles<'_>) {
+        let name = from.value.as_str();
+        let plain = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\\'])
+            && (name.ends_with(".yaml") || name.ends_with(".yml"));
+        if !plain {
+            self.invalid(
+                Field {
+                    at: self.at(from),
+                    step: None,
+                    name: "partials_from",
+                },
+                name.to_string(),
+                "name a `.yaml` file beside the playbook (a file name, no folder)".into(),
+            );
+            return;
+        }
+        let (path, text) = partials_files(name);
+        let text = match text {
+            Ok(text) => text,
+            Err(source) => {
+                self.errors.push(ProcedureError::PartialsRead {
+                    at: self.at(from),
+                    path,
+                    source,
+                });
+                return;
+            }
+        };
+        let raw = match raw::parse_partials(&text) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let (at, message) = describe_yaml_error(&path, &error);
+                self.errors.push(ProcedureError::Yaml { at, message });
+                return;
+            }
+        };
+        for (name, source) in &raw.partials {
+            self.partial(
+                Source {
+                    file: &path,
+                    text: &text,
+                },
+                name,
+                source,
+            );
+        }
+    }
+
+    fn partial(&mut self, from: Source<'_>, name: &str, source: &Spanned<String>) {
         let valid = !name.is_empty()
             && name
                 .chars()
@@ -175,7 +248,7 @@ impl Loader<'_> {
             let reason = "partial names use lowercase letters, digits and `_`".to_string();
             self.invalid(
                 Field {
-                    at: self.at(source),
+                    at: SourcePosition::of(from.file, source),
                     step: None,
                     name: "partial name",
                 },
@@ -184,7 +257,7 @@ impl Loader<'_> {
             );
             return;
         }
-        let origin = origin_of(self.file, self.text, source);
+        let origin = origin_of(from.file, from.text, source);
         if let Err(failure) = self
             .templates
             .add(name.to_string(), source.value.clone(), origin)

@@ -5,7 +5,9 @@
 //! name: standard                  # required
 //! description: …                  # optional
 //! defaults: { systemd_unit: ipfs-cluster }   # variables below every inventory variable
+//! partials_from: partials.yaml    # optional: a file beside it whose `partials:` come first
 //! partials:                       # named snippets, pulled in with {% include "name" %}
+//!                                 # (the playbook's own replace shared ones of the same name)
 //!   ctl: "{{ bin_dir | quote }}/ipfs-cluster-ctl --host {{ api | quote }}"
 //! steps:
 //!   - id: stop-peers              # unique, kebab-case; names the step in the journal
@@ -57,6 +59,7 @@ pub use context::{
     TargetContext, TemplateContext,
 };
 pub use error::{ProcedureError, RenderError};
+pub use load::PartialsFiles;
 pub use render::{Established, PreparedContext, RenderedStep, RenderedUpload, RenderedWait};
 pub use step::{
     Delegate, EstablishesSpec, Mode, OnDemand, OnResume, PeerState, StepId, StepIdError, StepSpec,
@@ -66,6 +69,18 @@ pub use template::{quote, systemd_command, TemplateRef};
 pub use validate::Coverage;
 
 use template::Templates;
+
+fn read(path: &Path) -> Result<String, ProcedureError> {
+    std::fs::read_to_string(path).map_err(|source| ProcedureError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The file `name` in the folder of the playbook at `path`.
+pub fn beside(path: &Path, name: &str) -> PathBuf {
+    path.parent().unwrap_or(Path::new("")).join(name)
+}
 
 /// A loaded playbook: its steps in order, with compiled templates.
 #[derive(Debug, Clone)]
@@ -81,18 +96,41 @@ pub struct Procedure {
 }
 
 impl Procedure {
-    /// Reads, validates and compiles the playbook at `path`.
+    /// Reads, validates and compiles the playbook at `path` (its `partials_from:` file from the
+    /// same folder).
     pub fn load(path: &Path) -> Result<Procedure, ProcedureError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProcedureError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read(path)?;
         Procedure::from_text(path, &text)
     }
 
-    /// Validates playbook `text` as if read from `path`.
+    /// Reads, validates and compiles the playbook at `path`, with `partials_files` reading the
+    /// file its `partials_from:` names.
+    pub fn load_with(
+        path: &Path,
+        partials_files: PartialsFiles<'_>,
+    ) -> Result<Procedure, ProcedureError> {
+        let text = read(path)?;
+        load::load(path, &text, partials_files)
+    }
+
+    /// Validates playbook `text` as if read from `path` (its `partials_from:` file from the
+    /// folder of `path`).
     pub fn from_text(path: &Path, text: &str) -> Result<Procedure, ProcedureError> {
-        load::load(path, text)
+        load::load(path, text, &|name| {
+            let file = beside(path, name);
+            let text = std::fs::read_to_string(&file);
+            (file, text)
+        })
+    }
+
+    /// Validates playbook `text` as if read from `path`, with `partials_files` reading the file
+    /// its `partials_from:` names.
+    pub fn from_text_with(
+        path: &Path,
+        text: &str,
+        partials_files: PartialsFiles<'_>,
+    ) -> Result<Procedure, ProcedureError> {
+        load::load(path, text, partials_files)
     }
 
     /// The step with this id.

@@ -18,10 +18,20 @@ pub struct RawPlaybook {
     /// Lowest-precedence variables (below the inventory's global vars).
     #[serde(default)]
     pub defaults: Option<Spanned<BTreeMap<String, serde_json::Value>>>,
+    /// A file beside the playbook whose `partials:` come first (the playbook's own win).
+    #[serde(default)]
+    pub partials_from: Option<Spanned<String>>,
     /// Named template snippets steps pull in with `{% include "name" %}`.
     #[serde(default)]
     pub partials: BTreeMap<String, Spanned<String>>,
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
+}
+
+/// A file of shared partials (`partials_from:`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartials {
+    pub partials: BTreeMap<String, Spanned<String>>,
 }
 
 /// One entry of `steps:`.
@@ -197,6 +207,15 @@ pub struct RawWait {
 /// Parses playbook text. `strict_booleans` keeps `on`/`NO` strings (the `on:` key above relies
 /// on it); leading-zero numbers stay text so `mode: 0755` reads as octal, not as 755.
 pub fn parse(text: &str) -> Result<RawPlaybook, serde_saphyr::Error> {
+    parse_as(text)
+}
+
+/// Parses a file of shared partials, with the options of [`parse`].
+pub fn parse_partials(text: &str) -> Result<RawPartials, serde_saphyr::Error> {
+    parse_as(text)
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
     let options = serde_saphyr::options! {
         strict_booleans: true,
         with_snippet: false,

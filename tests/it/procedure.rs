@@ -406,3 +406,90 @@ fn on_demand_steps_are_rolled_and_written_after_every_regular_step() {
         ]
     );
 }
+
+/// A folder holding `files` (name, text).
+fn folder_of(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+const SHARING: &str = "name: sharing
+partials_from: shared.yaml
+partials:
+  mine: echo own
+steps:
+  - id: both
+    name: Uses a shared partial and one of its own
+    on: all
+    command: '{% include \"greet\" %}; {% include \"mine\" %}'
+    on_resume: rerun
+";
+
+#[test]
+fn partials_from_a_file_beside_the_playbook_come_first_and_its_own_replace_them() {
+    let dir = folder_of(&[
+        ("p.yaml", SHARING),
+        (
+            "shared.yaml",
+            "partials:\n  greet: echo hi {{ host.name | quote }}\n  mine: echo shared\n",
+        ),
+    ]);
+    let procedure = Procedure::load(&dir.path().join("p.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let inventory = lab();
+    let rendered = render(&procedure, "both", &context(&inventory, "h1", &[]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rendered.command.as_deref(), Some("echo hi h1; echo own"));
+}
+
+#[test]
+fn a_partials_file_that_is_missing_broken_or_outside_the_folder_is_refused_with_its_place() {
+    let in_dir = |dir: &tempfile::TempDir, message: String| {
+        message.replace(&format!("{}/", dir.path().display()), "")
+    };
+    // Missing: the playbook's line names the file it looked for.
+    let dir = folder_of(&[("p.yaml", SHARING)]);
+    let error = Procedure::load(&dir.path().join("p.yaml")).unwrap_err();
+    let message = in_dir(&dir, error.to_string());
+    assert!(
+        message.starts_with("p.yaml:2:16: partials_from: cannot read shared.yaml: "),
+        "{message}"
+    );
+    // A template that does not compile: its line in the partials file.
+    let dir = folder_of(&[
+        ("p.yaml", SHARING),
+        ("shared.yaml", "partials:\n  greet: echo {{ oops\n"),
+    ]);
+    let error = Procedure::load(&dir.path().join("p.yaml")).unwrap_err();
+    let message = in_dir(&dir, error.to_string());
+    assert!(
+        message.starts_with("shared.yaml:2:") && message.contains("partial `greet`"),
+        "{message}"
+    );
+    // Not a partials file.
+    let dir = folder_of(&[("p.yaml", SHARING), ("shared.yaml", "steps: []\n")]);
+    let message = in_dir(
+        &dir,
+        Procedure::load(&dir.path().join("p.yaml"))
+            .unwrap_err()
+            .to_string(),
+    );
+    assert!(message.starts_with("shared.yaml:1:"), "{message}");
+    // A path, not a file name beside the playbook.
+    let outside = SHARING.replace("shared.yaml", "../shared.yaml");
+    let dir = folder_of(&[("p.yaml", &outside)]);
+    let message = in_dir(
+        &dir,
+        Procedure::load(&dir.path().join("p.yaml"))
+            .unwrap_err()
+            .to_string(),
+    );
+    assert_eq!(
+        message,
+        "p.yaml:2:16: invalid partials_from `../shared.yaml`: name a `.yaml` file beside the \
+         playbook (a file name, no folder)"
+    );
+}
