@@ -196,6 +196,33 @@ fn the_default_rolling_upgrade_recreates_one_container_at_a_time() {
     assert_eq!(backups(&lab).len(), 3, "{:?}", backups(&lab));
 }
 
+/// A container whose peer crashes as it starts (the stand-in's `crash-at-start`: a Go panic,
+/// exit status 2), with the restart policy operators give it, is restarted by its engine: the
+/// waits after the start keep waiting (a container its engine restarts has not exited for good,
+/// ADR 0024) and the roll finishes with every pin.
+#[test]
+fn a_container_that_crashes_as_it_starts_is_restarted_by_its_engine_and_the_roll_finishes() {
+    let lab = docker_lab(3, "1.1.3", 20);
+    let fault = lab.lab(&["fault", "crash-at-start", "h2"]);
+    assert_success(&fault, "cluster-lab fault crash-at-start on a Docker host");
+    let out = run(&["apply", lab.inventory().to_str().unwrap(), "--yes"]);
+    assert_success(&out, "apply with a peer that crashes once");
+    lab.assert_cluster("1.1.6", 3, 20);
+    let h2 = container(&lab, "h2");
+    assert_eq!(h2["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");
+    assert!(
+        h2["RestartCount"].as_u64().is_some_and(|n| n >= 1),
+        "the engine restarted the crashed peer: {}",
+        h2["RestartCount"]
+    );
+    let logs = lab.ssh("h2", "docker logs ipfs-cluster 2>&1");
+    assert!(
+        text(&logs.stdout).contains("panic: runtime error: invalid memory address"),
+        "the crashed start is in the container's log: {}",
+        text(&logs.stdout)
+    );
+}
+
 #[test]
 fn killed_as_the_containers_are_recreated_apply_resumes_and_keeps_every_pin() {
     let lab = docker_lab(3, "1.1.3", 20);

@@ -4,7 +4,7 @@
 //! cluster-upgrade as each rolling step starts, then `apply` again.
 
 use crate::support::{
-    assert_no_step_finished_twice, assert_success, kill_as_each_starts, run, text, Lab,
+    assert_no_step_finished_twice, assert_success, kill_as_each_starts, records, run, text, Lab,
 };
 use crate::traffic::{lab_apis, under_traffic};
 
@@ -26,18 +26,6 @@ fn lab(peers: usize, pins: usize) -> Lab {
 fn apply(lab: &Lab) -> std::process::Output {
     let inventory = lab.inventory();
     run(&["apply", inventory.to_str().unwrap(), "--yes"])
-}
-
-/// A journal's records in order, as (event, step, host).
-fn records(journal: &str) -> Vec<(String, String, String)> {
-    journal
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .map(|r| {
-            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-            (field("event"), field("step"), field("host"))
-        })
-        .collect()
 }
 
 /// Each peer is stopped only once the previous one is back (ready) on the target.

@@ -466,6 +466,18 @@ impl Lab {
     }
 }
 
+/// A journal's records in order, as (event, step, host).
+pub fn records(journal: &str) -> Vec<(String, String, String)> {
+    journal
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (field("event"), field("step"), field("host"))
+        })
+        .collect()
+}
+
 /// The journals of every run of the state directory `state`, concatenated.
 pub fn journals_in(state: &Path) -> String {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(state.join("runs"))

@@ -6,7 +6,7 @@
 //! set; a later drop-in that would drop `--upgrade` is refused, not ignored; every value written
 //! into a unit file is escaped (checked with `systemd-analyze verify` and read back by systemd).
 
-use crate::support::{assert_success, run, text, Lab};
+use crate::support::{assert_success, records, run, text, Lab};
 
 const UNIT: &str = "ipfs-cluster";
 const DROP_IN: &str = "/run/systemd/system/ipfs-cluster.service.d/zz-cluster-upgrade.conf";
@@ -166,6 +166,53 @@ fn a_rolling_upgrade_of_systemd_units_keeps_every_pin() {
         "{}",
         text(&out.stdout)
     );
+    lab.assert_cluster("1.1.3", 3, 5);
+    assert_units_clean(&lab);
+}
+
+/// A unit whose peer crashes as it starts (the stand-in's `crash-at-start`: a Go panic, exit
+/// status 2; the lab's unit has no `Restart=`, so systemd leaves it `failed`) stops the roll at
+/// its `peer-ready` at once, with the panic from the unit's journal, before the next peer is
+/// stopped; once an operator starts the unit, `apply` resumes and finishes.
+#[test]
+fn a_unit_that_crashes_as_it_starts_stops_the_roll_with_its_journal_and_a_resume_finishes() {
+    let lab = systemd_lab("1.1.2", &["--target", "1.1.3"]);
+    let fault = lab.lab(&["fault", "crash-at-start", "h2"]);
+    assert_success(&fault, "cluster-lab fault crash-at-start on a systemd host");
+    let out = apply(&lab, &[]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "the roll must stop: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "its `fail_when` holds (the unit {UNIT} is failed: the peer exited; from its journal:)"
+        )),
+        "{stderr}"
+    );
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("panic: runtime error: invalid memory address or nil pointer dereference"),
+        "the failure shows the panic from the unit's journal: {table}"
+    );
+    let journal = lab.journal_text();
+    let records = records(&journal);
+    let failed: Vec<&(String, String, String)> = records
+        .iter()
+        .filter(|(e, _, _)| e == "step_failed")
+        .collect();
+    assert_eq!(
+        failed,
+        [&("step_failed".into(), "peer-ready".into(), "h2".into())],
+        "{journal}"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|(e, s, h)| e == "step_started" && s == "stop-peer" && h == "h3"),
+        "h3 was not stopped while h2 was down: {journal}"
+    );
+    on(&lab, "h2", &format!("systemctl start {UNIT}"));
+    let resumed = apply(&lab, &[]);
+    assert_success(&resumed, "apply, resumed");
     lab.assert_cluster("1.1.3", 3, 5);
     assert_units_clean(&lab);
 }

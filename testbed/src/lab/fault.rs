@@ -1,6 +1,8 @@
 //! `cluster-lab fault`: break a host on purpose, for failure and recovery tests.
 //!
-//! Faults act locally, by PID and path, not over SSH: SSH is often the very thing broken.
+//! Faults act locally, by PID and path, not over SSH: SSH is often the very thing broken. The
+//! one exception is `crash-at-start` on a systemd host, whose peer's config folder is inside its
+//! container: the marker is written there over SSH, as root.
 
 use std::fs;
 use std::path::Path;
@@ -67,13 +69,29 @@ pub fn inject(dir: &Path, host: &str, fault: &Fault) -> Result<FaultReport> {
     let layout = Layout::open(dir)?;
     let mut state = LabState::load(&layout)?;
     let record = state.host(host)?.clone();
-    if state.host_kind != HostKind::Process {
+    if *fault == Fault::CrashAtStart && state.host_kind == HostKind::Systemd {
+        refuse_crash_on_real(&state, host)?;
+        let config = super::service::OnHost::new(HostKind::Systemd, &layout.host(host)).config_dir;
+        let marker = config.join(crash::MARKER).display().to_string();
+        let marker = super::quote::word(&marker);
+        let user = super::quote::word(super::tree::SERVICE_USER);
+        super::remote::Remote::new(&layout, &state, &record).run(
+            "writing the crash-at-start marker",
+            &format!("touch {marker} && chown {user}: {marker}"),
+        )?;
+        return Ok(crash_report(host, &config.join(crash::MARKER)));
+    }
+    // A Docker host's config folder is the lab's, bind-mounted into its container.
+    let on_the_machine = state.host_kind == HostKind::Process
+        || (*fault == Fault::CrashAtStart && state.host_kind == HostKind::Docker);
+    if !on_the_machine {
         // Faults act on the lab's own processes and files; a container's are its own.
         return Err(LabError::FaultRefused {
             host: host.to_string(),
             fault: fault.name(),
             reason: format!(
-                "the hosts of this lab are {} containers; faults act on process hosts only",
+                "the hosts of this lab are {} containers; faults other than crash-at-start act \
+                 on process hosts only",
                 state.host_kind.as_str()
             ),
         });
@@ -214,9 +232,18 @@ fn arm_interrupted_merge(
     ))
 }
 
-/// Writes the `crash-at-start` marker into a stand-in peer's config folder. Refused for a lab
-/// of real binaries, where the crash is a race no marker can trigger.
+/// Writes the `crash-at-start` marker into a stand-in peer's config folder on this machine (a
+/// process host's, or the one a Docker host's container mounts). Refused for a lab of real
+/// binaries, where the crash is a race no marker can trigger.
 fn arm_crash_at_start(state: &LabState, host: &str, paths: &HostPaths) -> Result<FaultReport> {
+    refuse_crash_on_real(state, host)?;
+    let config = paths.config_dir();
+    let marker = config.join(crash::MARKER);
+    crash::arm(&config).map_err(LabError::io("writing", &marker))?;
+    Ok(crash_report(host, &marker))
+}
+
+fn refuse_crash_on_real(state: &LabState, host: &str) -> Result<()> {
     if state.real.is_some() {
         return Err(LabError::FaultRefused {
             host: host.to_string(),
@@ -226,15 +253,16 @@ fn arm_crash_at_start(state: &LabState, host: &str, paths: &HostPaths) -> Result
                 .to_string(),
         });
     }
-    let config = paths.config_dir();
-    let marker = config.join(crash::MARKER);
-    crash::arm(&config).map_err(LabError::io("writing", &marker))?;
-    Ok(format!(
+    Ok(())
+}
+
+fn crash_report(host: &str, marker: &Path) -> FaultReport {
+    format!(
         "{host}: the peer's next start on a 1.x release crashes (a Go panic, exit status {}) \
          ({})",
         crash::GO_PANIC_STATUS,
         marker.display()
-    ))
+    )
 }
 
 /// Whether the `service.json` in `config` configures CRDT consensus (a `consensus.crdt`

@@ -187,7 +187,7 @@ fn systemd_hosts_run_the_peer_as_a_unit_of_the_ipfs_user_and_go_down_without_a_t
     assert!(!fault.status.success());
     let stderr = String::from_utf8_lossy(&fault.stderr);
     assert!(
-        stderr.contains("faults act on process hosts only"),
+        stderr.contains("faults other than crash-at-start act on process hosts only"),
         "{stderr}"
     );
 
