@@ -229,7 +229,10 @@ enum FaultCommand {
     /// Make the next start of a stand-in peer on a 1.x release crash (a Go panic, exit 2).
     ///
     /// Real 1.0.8 and 1.1.6 peers crash so when their REST API is asked before consensus has
-    /// its RPC client (a race); the stand-in crashes on demand, once.
+    /// its RPC client (a race); the stand-in crashes on demand, once. The one fault that also
+    /// acts on systemd hosts (the marker is written into the unit's config folder over SSH)
+    /// and Docker hosts (into the config folder the container mounts); the others act on
+    /// process hosts only.
     CrashAtStart {
         /// The host (h1..hN).
         host: String,
