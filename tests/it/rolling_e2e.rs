@@ -4,7 +4,8 @@
 //! cluster-upgrade as each rolling step starts, then `apply` again.
 
 use crate::support::{
-    assert_no_step_finished_twice, assert_success, kill_as_each_starts, records, run, text, Lab,
+    assert_no_step_finished_twice, assert_roll_stopped_by_crash, assert_success,
+    kill_as_each_starts, records, run, text, Lab,
 };
 use crate::traffic::{lab_apis, under_traffic};
 
@@ -255,34 +256,16 @@ fn a_peer_that_crashes_as_it_starts_stops_the_roll_at_once_with_its_log_and_a_re
     assert_success(&fault, "cluster-lab fault crash-at-start");
 
     let out = apply(&lab);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "the roll must stop: {stderr}");
-    assert!(
-        stderr.contains("`wait_until` gave up after")
-            && stderr.contains("before its deadline of 5m: its `fail_when` holds (the peer is not running: it exited; from its log:)"),
-        "{stderr}"
-    );
-    // The run's table, on stdout, shows each failure with the end of what it printed.
-    let table = text(&out.stdout);
-    assert!(
-        table.contains("panic: runtime error: invalid memory address or nil pointer dereference"),
-        "the failure shows the end of the peer's log: {table}"
-    );
-    let journal = lab.journal_text();
-    let failed: Vec<(String, String, String)> = records(&journal)
-        .into_iter()
-        .filter(|(event, _, _)| event == "step_failed")
-        .collect();
-    assert_eq!(
-        failed,
-        [("step_failed".into(), "peer-ready".into(), "h2".into())],
-        "{journal}"
+    assert_roll_stopped_by_crash(
+        &lab,
+        &out,
+        "the peer is not running: it exited; from its log:",
+        ("h2", "h3"),
     );
     assert!(
-        !records(&journal)
-            .iter()
-            .any(|(e, s, h)| e == "step_started" && s == "stop-peer" && h == "h3"),
-        "h3 was not stopped while h2 was down: {journal}"
+        text(&out.stderr).contains("before its deadline of 5m"),
+        "{}",
+        text(&out.stderr)
     );
 
     let service = format!(

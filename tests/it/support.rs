@@ -466,6 +466,48 @@ impl Lab {
     }
 }
 
+/// A rolling run stopped by a peer that crashed as it started: it failed, its output says the
+/// wait gave up because its `fail_when` held (`why`: what `service_exited` printed first), its
+/// table shows the Go panic from the peer's log, its only failed step is `peer-ready` on
+/// `host`, and `next` was never stopped.
+pub fn assert_roll_stopped_by_crash(
+    lab: &Lab,
+    out: &Output,
+    why: &str,
+    (host, next): (&str, &str),
+) {
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "the roll must stop: {stderr}");
+    assert!(
+        stderr.contains("`wait_until` gave up after")
+            && stderr.contains(&format!("its `fail_when` holds ({why})")),
+        "{stderr}"
+    );
+    // The run's table, on stdout, shows each failure with the end of what it printed.
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("panic: runtime error: invalid memory address or nil pointer dereference"),
+        "the failure shows the end of the peer's log: {table}"
+    );
+    let journal = lab.journal_text();
+    let records = records(&journal);
+    let failed: Vec<&(String, String, String)> = records
+        .iter()
+        .filter(|(e, _, _)| e == "step_failed")
+        .collect();
+    assert_eq!(
+        failed,
+        [&("step_failed".into(), "peer-ready".into(), host.to_string())],
+        "{journal}"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|(e, s, h)| e == "step_started" && s == "stop-peer" && h == next),
+        "{next} was not stopped while {host} was down: {journal}"
+    );
+}
+
 /// A journal's records in order, as (event, step, host).
 pub fn records(journal: &str) -> Vec<(String, String, String)> {
     journal

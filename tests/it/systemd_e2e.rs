@@ -6,7 +6,7 @@
 //! set; a later drop-in that would drop `--upgrade` is refused, not ignored; every value written
 //! into a unit file is escaped (checked with `systemd-analyze verify` and read back by systemd).
 
-use crate::support::{assert_success, records, run, text, Lab};
+use crate::support::{assert_roll_stopped_by_crash, assert_success, run, text, Lab};
 
 const UNIT: &str = "ipfs-cluster";
 const DROP_IN: &str = "/run/systemd/system/ipfs-cluster.service.d/zz-cluster-upgrade.conf";
@@ -180,35 +180,11 @@ fn a_unit_that_crashes_as_it_starts_stops_the_roll_with_its_journal_and_a_resume
     let fault = lab.lab(&["fault", "crash-at-start", "h2"]);
     assert_success(&fault, "cluster-lab fault crash-at-start on a systemd host");
     let out = apply(&lab, &[]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "the roll must stop: {stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "its `fail_when` holds (the unit {UNIT} is failed: the peer exited; from its journal:)"
-        )),
-        "{stderr}"
-    );
-    let table = text(&out.stdout);
-    assert!(
-        table.contains("panic: runtime error: invalid memory address or nil pointer dereference"),
-        "the failure shows the panic from the unit's journal: {table}"
-    );
-    let journal = lab.journal_text();
-    let records = records(&journal);
-    let failed: Vec<&(String, String, String)> = records
-        .iter()
-        .filter(|(e, _, _)| e == "step_failed")
-        .collect();
-    assert_eq!(
-        failed,
-        [&("step_failed".into(), "peer-ready".into(), "h2".into())],
-        "{journal}"
-    );
-    assert!(
-        !records
-            .iter()
-            .any(|(e, s, h)| e == "step_started" && s == "stop-peer" && h == "h3"),
-        "h3 was not stopped while h2 was down: {journal}"
+    assert_roll_stopped_by_crash(
+        &lab,
+        &out,
+        &format!("the unit {UNIT} is failed: the peer exited; from its journal:"),
+        ("h2", "h3"),
     );
     on(&lab, "h2", &format!("systemctl start {UNIT}"));
     let resumed = apply(&lab, &[]);
