@@ -164,33 +164,34 @@ fn read_playbook(args: &InventoryInput, name: &str) -> Result<Procedure, Error> 
             "rollback.yaml",
         ]
         .contains(&name);
-    let file = playbook_dir(args)
+    let dir = playbook_dir(args);
+    let file = dir
+        .as_ref()
         .map(|dir| dir.join(name))
         .filter(|file| required || file.is_file());
+    // The partials file a playbook names: the playbook folder's when it has one (also for a
+    // built-in playbook the folder lacks, so an adapted `service_stop` applies to every
+    // procedure), else the built-in copy.
+    let partials_files = |partials: &str| {
+        let in_folder = dir.as_ref().map(|dir| dir.join(partials));
+        if let Some(path) = in_folder.as_ref().filter(|path| path.is_file()) {
+            let text = std::fs::read_to_string(path);
+            return (path.clone(), text);
+        }
+        built_in_partials(partials).unwrap_or_else(|| {
+            let path = in_folder.unwrap_or_else(|| Path::new(BUILT_IN_DIR).join(partials));
+            let text = std::fs::read_to_string(&path);
+            (path, text)
+        })
+    };
     let procedure = match file {
-        Some(file) => Procedure::load_with(&file, &|partials| {
-            let beside = crate::procedure::beside(&file, partials);
-            if beside.is_file() {
-                let text = std::fs::read_to_string(&beside);
-                return (beside, text);
-            }
-            built_in_partials(partials).unwrap_or_else(|| {
-                let text = std::fs::read_to_string(&beside);
-                (beside, text)
-            })
-        })?,
+        Some(file) => Procedure::load_with(&file, &partials_files)?,
         None => {
             let (_, text) = BUILT_IN
                 .iter()
                 .find(|(file, _)| *file == name)
                 .expect("built-in playbook");
-            Procedure::from_text_with(&Path::new(BUILT_IN_DIR).join(name), text, &|partials| {
-                built_in_partials(partials).unwrap_or_else(|| {
-                    let missing =
-                        std::io::Error::new(std::io::ErrorKind::NotFound, "no such built-in file");
-                    (Path::new(BUILT_IN_DIR).join(partials), Err(missing))
-                })
-            })?
+            Procedure::from_text_with(&Path::new(BUILT_IN_DIR).join(name), text, &partials_files)?
         }
     };
     Ok(procedure)

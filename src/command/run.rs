@@ -435,9 +435,9 @@ struct Checks<'a> {
 }
 
 /// The checks after the last step. When peers of a rolling run did not converge on the pinset
-/// and may be resynced (`plan::resync_choice`), resyncs them with the plan's on-demand steps,
-/// one peer at a time, and checks again; `resynced`: the peers this run resynced before
-/// (from the journal).
+/// and may be resynced (`plan::resync_choice`), resyncs one of them with the plan's on-demand
+/// steps and checks again, until none lags or none may be resynced; `resynced`: the peers this
+/// run resynced before (from the journal).
 async fn verify<S: crate::transport::Session + 'static>(
     executor: &Executor<S>,
     checks: &Checks<'_>,
@@ -469,26 +469,26 @@ async fn verify<S: crate::transport::Session + 'static>(
             resyncable: &resyncable,
             resynced: &resynced,
         });
-        let crate::plan::Resync { hosts, later } = match choice {
+        let crate::plan::Resync { host, later } = match choice {
             Ok(resync) => resync,
-            Err(why) => {
-                problems.push(format!("not resynced automatically: {why}"));
+            Err(refused) => {
+                let lagging: Vec<HostName> = gaps.keys().cloned().collect();
+                problems.push(refused.advice(&lagging));
                 return Err(Error::Verification { problems });
             }
         };
         let waiting = if later.is_empty() {
             String::new()
         } else {
-            format!(" (not yet, checked again after: {})", later.join("; "))
+            format!(" (not yet: {})", later.join("; "))
         };
         report::note(&format!(
-            "resyncing {}, one peer at a time{waiting}: {}",
-            crate::message::HostNames(&hosts),
+            "resyncing {host}, then checking again{waiting}: {}",
             problems.join("; ")
         ));
-        resynced.extend(hosts.iter().cloned());
+        resynced.push(host.clone());
         let outcome = executor
-            .run_on_demand(plan, hosts, problems.join("; "))
+            .run_on_demand(plan, vec![host], problems.join("; "))
             .await?;
         if outcome != RunOutcome::Finished {
             return Err(stopped_error(outcome, checks.resume));
@@ -509,7 +509,8 @@ struct Diverged {
     gaps: std::collections::BTreeMap<HostName, Option<Vec<String>>>,
     /// The last probe, the one `gaps` came from.
     now: Vec<HostFacts>,
-    /// The last probe at least `plan::IN_FLIGHT` before `now` (the first when none is).
+    /// The last probe that ended at least `plan::IN_FLIGHT` before `now` began (the first when
+    /// none did).
     before: Vec<HostFacts>,
     waited: std::time::Duration,
 }
@@ -539,26 +540,27 @@ async fn gates(checks: &Checks<'_>) -> Result<Verdict, Error> {
 async fn pins_converged(connected: &Connected, patience: std::time::Duration) -> Option<Diverged> {
     let scope = ProbeScope::HEALTH.with_cids();
     let started = std::time::Instant::now();
+    let mut probe_began = started;
     let mut facts = connected.probe_async(scope).await;
     let settled = crate::plan::settled_pins(&facts);
     let mut catch_up = crate::plan::CatchUp::default();
     let mut progress_at = started;
-    // The probes of the last `plan::IN_FLIGHT` and the one just before them, oldest first.
+    // Earlier probes, by when they ended, oldest first: the latest that ended at least
+    // `plan::IN_FLIGHT` before the last one began, and those after it.
     let mut recent: std::collections::VecDeque<(std::time::Instant, Vec<HostFacts>)> =
         std::collections::VecDeque::new();
     loop {
-        let probed = std::time::Instant::now();
+        let probe_ended = std::time::Instant::now();
         let gaps = crate::plan::pinset_gaps(&settled, &facts);
         if gaps.is_empty() {
             return None;
         }
         if catch_up.closer(crate::plan::lag(&gaps, &facts)) {
-            progress_at = probed;
+            progress_at = probe_ended;
         }
-        while recent
-            .get(1)
-            .is_some_and(|(at, _)| probed.duration_since(*at) >= crate::plan::IN_FLIGHT)
-        {
+        while recent.get(1).is_some_and(|(ended, _)| {
+            probe_began.saturating_duration_since(*ended) >= crate::plan::IN_FLIGHT
+        }) {
             recent.pop_front();
         }
         if progress_at.elapsed() >= patience {
@@ -570,9 +572,10 @@ async fn pins_converged(connected: &Connected, patience: std::time::Duration) ->
                 waited: started.elapsed(),
             });
         }
-        recent.push_back((probed, facts));
+        recent.push_back((probe_ended, facts));
         tracing::debug!(peers = gaps.len(), "pinsets not converged yet");
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        probe_began = std::time::Instant::now();
         facts = connected.probe_async(scope).await;
     }
 }

@@ -62,8 +62,8 @@ pub fn pinset_gaps(
     gaps
 }
 
-/// The gaps in words, each naming the peer, how many pins it lacks, a few of them, and the way
-/// to resync it.
+/// The gaps in words, each naming the peer, how many pins it lacks and a few of them. What to
+/// do about them depends on [`resync_choice`]: see [`NoResync::advice`].
 pub fn gap_problems(
     gaps: &BTreeMap<HostName, Option<Vec<String>>>,
     waited: std::time::Duration,
@@ -76,9 +76,7 @@ pub fn gap_problems(
                 let more = if cids.len() > NAMED { ", …" } else { "" };
                 format!(
                     "{host} still lacks {} pin(s) the other peers list after {}s ({}{more}): its \
-                     CRDT store missed updates and will not fetch them by itself; resync it (stop \
-                     its peer, run `ipfs-cluster-service state cleanup` on it, start it: it fetches \
-                     the whole pinset from the others), then run `cluster-upgrade status`",
+                     CRDT store missed updates and will not fetch them by itself",
                     cids.len(),
                     waited.as_secs(),
                     named.join(", ")
@@ -175,7 +173,8 @@ pub struct ResyncInputs<'a> {
     pub planned: &'a [HostFacts],
     /// The last probe of the convergence check, the one `gaps` came from.
     pub now: &'a [HostFacts],
-    /// A probe of the same check at least [`IN_FLIGHT`] before `now`.
+    /// A probe of the same check that ended at least [`IN_FLIGHT`] before `now` began (the first
+    /// one when none did).
     pub before: &'a [HostFacts],
     /// The hosts the plan has on-demand resync steps for.
     pub resyncable: &'a BTreeSet<HostName>,
@@ -183,31 +182,71 @@ pub struct ResyncInputs<'a> {
     pub resynced: &'a [HostName],
 }
 
-/// The peers to resync now, in order, and why the other lagging peers wait for a later round.
+/// The peer to resync in this round, and why some other lagging peers wait for a later one
+/// (those that may be resynced then are not named: each round picks one peer, on the probes
+/// of a check made after the previous resync).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Resync {
-    pub hosts: Vec<HostName>,
-    /// One reason per lagging peer not resynced in this round.
+    pub host: HostName,
+    /// One reason per lagging peer that holds pins no peer that lacks nothing lists.
     pub later: Vec<String>,
 }
 
-/// The lagging peers to resync, or why none is resynced automatically (ADR 0019). A resync
-/// empties a peer's CRDT store and lets it fetch the pinset from the others, so it is done only
-/// when that loses nothing and can help:
-/// - every lagging peer listed its pins, is a CRDT peer, has the plan's steps and was not
-///   resynced by this run already (it would not help twice): otherwise none is resynced;
+/// Why no lagging peer is resynced automatically.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoResync {
+    /// A resync could lose pins, or its outcome is unknown: nobody should empty these peers
+    /// before the cause is found.
+    Unsafe(String),
+    /// A resync would be safe, but this run cannot do it (no steps, or done once already).
+    NotHere(String),
+}
+
+impl NoResync {
+    /// What the operator may do about the lagging `hosts`, after the reason.
+    pub fn advice(&self, hosts: &[HostName]) -> String {
+        let hosts = crate::message::HostNames(hosts);
+        match self {
+            NoResync::Unsafe(why) => format!(
+                "not resynced automatically: {why}; do not resync {hosts} by hand either before \
+                 finding out why (`state cleanup` empties a peer, losing what only it holds)"
+            ),
+            NoResync::NotHere(why) => format!(
+                "not resynced automatically: {why}; resync {hosts} by hand, one peer at a time \
+                 (stop its peer, run `ipfs-cluster-service state cleanup` on it, start it: it \
+                 fetches the whole pinset from the others), then run `cluster-upgrade status`"
+            ),
+        }
+    }
+
+    /// The reason alone.
+    pub fn reason(&self) -> &str {
+        match self {
+            NoResync::Unsafe(why) | NoResync::NotHere(why) => why,
+        }
+    }
+}
+
+/// The lagging peer to resync in this round, or why none is resynced automatically (ADR 0019).
+/// A resync empties a peer's CRDT store and lets it fetch the pinset from the others, so it is
+/// done only when that loses nothing and can help:
+/// - every lagging peer listed its pins and is a CRDT peer (otherwise it is unsafe), has the
+///   plan's steps and was not resynced by this run already (it would not help twice);
 /// - some running peer lacks nothing (it lists every pin of the check any peer lists): the
 ///   pinset a blank peer fetches is whole somewhere;
-/// - a lagging peer is resynced only when every pin it listed [`IN_FLIGHT`] ago and still lists
-///   is listed by such a peer: emptying it loses no pin only it holds. The others wait for a
-///   later round (the checks run again after the resyncs), and when all wait, none is resynced.
-pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Resync, String> {
+/// - a lagging peer is resynced only when every pin it listed [`IN_FLIGHT`] before the last
+///   probe and still lists is listed by such a peer: emptying it loses no pin only it holds.
+///   The others wait for a later round, and when all wait, none is resynced.
+///
+/// One peer per round: the checks run again after its resync, so the next peer is judged on
+/// fresh probes, never on lists taken minutes before it is emptied.
+pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Resync, NoResync> {
     let mut lagging = Vec::new();
     for (host, missing) in inputs.gaps {
         if missing.is_none() {
-            return Err(format!(
+            return Err(NoResync::Unsafe(format!(
                 "{host} did not list its pins, so what it lacks is unknown"
-            ));
+            )));
         }
         lagging.push(host.clone());
     }
@@ -218,11 +257,11 @@ pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Resync, String> {
         .filter_map(|h| h.listed_cids.as_deref())
         .collect();
     if whole.is_empty() {
-        return Err(format!(
+        return Err(NoResync::Unsafe(format!(
             "every running peer lacks pins another lists ({} of them): none holds the whole \
              pinset for a resynced peer to fetch",
             lagging.len()
-        ));
+        )));
     }
     for host in &lagging {
         let consensus = inputs
@@ -231,47 +270,44 @@ pub fn resync_choice(inputs: &ResyncInputs<'_>) -> Result<Resync, String> {
             .find(|f| f.host == *host)
             .and_then(|f| f.consensus);
         if consensus != Some(crate::facts::Consensus::Crdt) {
-            return Err(format!(
+            return Err(NoResync::Unsafe(format!(
                 "{host} is not known to be a CRDT peer: `state cleanup` on a raft peer would \
                  take it out of the raft peerset"
-            ));
+            )));
         }
         if inputs.resynced.contains(host) {
-            return Err(format!(
+            return Err(NoResync::NotHere(format!(
                 "{host} was resynced by this run already and still lacks them"
-            ));
+            )));
         }
         if !inputs.resyncable.contains(host) {
-            return Err(format!(
+            return Err(NoResync::NotHere(format!(
                 "the plan has no resync steps for {host} (a peer in Docker, or a playbook \
                  without them)"
-            ));
+            )));
         }
     }
-    let mut resync = Resync {
-        hosts: Vec::new(),
-        later: Vec::new(),
-    };
+    let mut picked = None;
+    let mut later = Vec::new();
     for host in lagging {
         let only_here = held_only_by(&host, inputs, &whole);
         if only_here.is_empty() {
-            resync.hosts.push(host);
+            picked = picked.or(Some(host));
             continue;
         }
         let named: Vec<&str> = only_here.iter().take(NAMED).map(String::as_str).collect();
         let more = if only_here.len() > NAMED { ", …" } else { "" };
-        resync.later.push(format!(
-            "{host} lists {} pin(s) no peer that lacks nothing lists, for {}s or more ({}{more}): \
-             emptying it could lose them",
+        later.push(format!(
+            "{host} lists {} pin(s) that no peer lacking nothing lists ({}{more}): emptying it \
+             could lose them",
             only_here.len(),
-            IN_FLIGHT.as_secs(),
             named.join(", ")
         ));
     }
-    if resync.hosts.is_empty() {
-        return Err(resync.later.join("; "));
+    match picked {
+        Some(host) => Ok(Resync { host, later }),
+        None => Err(NoResync::Unsafe(later.join("; "))),
     }
-    Ok(resync)
 }
 
 /// The pins `host` listed in both probes that none of the `whole` peers lists now; all it lists
@@ -342,7 +378,11 @@ mod tests {
             "{}",
             problems[0]
         );
-        assert!(problems[0].contains("state cleanup"), "{}", problems[0]);
+        assert!(
+            problems[0].ends_with("will not fetch them by itself"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]
@@ -459,7 +499,7 @@ mod tests {
         gaps: &BTreeMap<HostName, Option<Vec<String>>>,
         planned: &[HostFacts],
         resynced: &[HostName],
-    ) -> Result<Resync, String> {
+    ) -> Result<Resync, NoResync> {
         let resyncable: BTreeSet<HostName> = planned.iter().map(|f| f.host.clone()).collect();
         resync_choice(&ResyncInputs {
             gaps,
@@ -476,16 +516,19 @@ mod tests {
     }
 
     #[test]
-    fn a_minority_of_crdt_peers_lacking_pins_is_resynced_in_host_order() {
+    fn one_lagging_peer_is_resynced_per_round_the_first_in_host_order() {
         let planned: Vec<HostFacts> = ["a", "b", "c", "d", "e"].map(crdt).to_vec();
         let picked = choice(&lacking(&["d", "b"]), &planned, &[]).unwrap();
         assert_eq!(
             picked,
             Resync {
-                hosts: hosts(&["b", "d"]),
+                host: "b".into(),
                 later: vec![]
             }
         );
+        // The next round, on fresh probes, picks d.
+        let picked = choice(&lacking(&["d"]), &planned, &["b".into()]).unwrap();
+        assert_eq!(picked.host, HostName::from("d"));
     }
 
     /// A CRDT peer of `name` listing `cids`.
@@ -498,7 +541,7 @@ mod tests {
 
     /// The choice for the probes `before` and `now` of one convergence check, every peer
     /// resyncable, none resynced yet.
-    fn choice_between(before: &[HostFacts], now: &[HostFacts]) -> Result<Resync, String> {
+    fn choice_between(before: &[HostFacts], now: &[HostFacts]) -> Result<Resync, NoResync> {
         let settled = settled_pins(before);
         let gaps = pinset_gaps(&settled, now);
         let resyncable: BTreeSet<HostName> = now.iter().map(|f| f.host.clone()).collect();
@@ -525,13 +568,13 @@ mod tests {
             ]
         };
         let picked = choice_between(&probe(), &probe()).unwrap();
-        assert_eq!(picked.hosts, hosts(&["h3", "h4", "h5"]));
+        assert_eq!(picked.host, HostName::from("h3"));
         assert!(picked.later.is_empty());
         // One peer that lacks nothing is enough.
         let mut one_whole = probe();
-        one_whole[1] = crdt_listing("h2", &["p2"]);
+        one_whole[0] = crdt_listing("h1", &["p2"]);
         let picked = choice_between(&one_whole, &one_whole).unwrap();
-        assert_eq!(picked.hosts, hosts(&["h2", "h3", "h4", "h5"]));
+        assert_eq!(picked.host, HostName::from("h1"));
     }
 
     #[test]
@@ -545,14 +588,26 @@ mod tests {
         let why = choice_between(&probe, &probe).unwrap_err();
         assert_eq!(
             why,
-            "every running peer lacks pins another lists (3 of them): none holds the whole \
-             pinset for a resynced peer to fetch"
+            NoResync::Unsafe(
+                "every running peer lacks pins another lists (3 of them): none holds the whole \
+                 pinset for a resynced peer to fetch"
+                    .into()
+            )
+        );
+        // The operator is told not to resync them by hand either.
+        let advice = why.advice(&hosts(&["a", "b", "c"]));
+        assert!(
+            advice.contains("; do not resync a, b, c by hand either before finding out why"),
+            "{advice}"
         );
         let planned: Vec<HostFacts> = ["a", "b", "c", "d"].map(crdt).to_vec();
         let mut silent = lacking(&["a"]);
         silent.insert("b".into(), None);
         let why = choice(&silent, &planned, &[]).unwrap_err();
-        assert_eq!(why, "b did not list its pins, so what it lacks is unknown");
+        assert_eq!(
+            why,
+            NoResync::Unsafe("b did not list its pins, so what it lacks is unknown".into())
+        );
     }
 
     #[test]
@@ -573,7 +628,7 @@ mod tests {
         let gaps = pinset_gaps(&settled_pins(&first), &now);
         assert_eq!(gaps.keys().cloned().collect::<Vec<_>>(), hosts(&["c", "d"]));
         let resyncable: BTreeSet<HostName> = now.iter().map(|f| f.host.clone()).collect();
-        let inputs = |before: &[HostFacts]| -> Result<Resync, String> {
+        let inputs = |before: &[HostFacts]| -> Result<Resync, NoResync> {
             resync_choice(&ResyncInputs {
                 gaps: &gaps,
                 planned: &now,
@@ -584,18 +639,16 @@ mod tests {
             })
         };
         let picked = inputs(&earlier).unwrap();
-        assert_eq!(picked.hosts, hosts(&["d"]));
+        assert_eq!(picked.host, HostName::from("d"));
         assert_eq!(
             picked.later,
-            [
-                "c lists 1 pin(s) no peer that lacks nothing lists, for 5s or more (p9): emptying \
-              it could lose them"
-            ]
+            ["c lists 1 pin(s) that no peer lacking nothing lists (p9): emptying it could lose them"]
         );
-        // Had p10 been on d for as long, neither would be resynced.
+        // Had p10 been on d for as long, neither would be resynced, nor by hand.
         let why = inputs(&now).unwrap_err();
-        assert!(why.starts_with("c lists 1 pin(s)"), "{why}");
-        assert!(why.contains("; d lists 1 pin(s)"), "{why}");
+        assert!(matches!(why, NoResync::Unsafe(_)), "{why:?}");
+        assert!(why.reason().starts_with("c lists 1 pin(s)"), "{why:?}");
+        assert!(why.reason().contains("; d lists 1 pin(s)"), "{why:?}");
     }
 
     #[test]
@@ -604,7 +657,13 @@ mod tests {
         let why = choice(&lacking(&["c"]), &planned, &["c".into()]).unwrap_err();
         assert_eq!(
             why,
-            "c was resynced by this run already and still lacks them"
+            NoResync::NotHere("c was resynced by this run already and still lacks them".into())
+        );
+        // A resync is still the repair, by hand.
+        let advice = why.advice(&hosts(&["c"]));
+        assert!(
+            advice.contains("; resync c by hand, one peer at a time (stop its peer, run"),
+            "{advice}"
         );
         let resyncable = BTreeSet::from([HostName::from("a")]);
         let why = resync_choice(&ResyncInputs {
@@ -617,11 +676,14 @@ mod tests {
         })
         .unwrap_err();
         assert!(
-            why.starts_with("the plan has no resync steps for c"),
-            "{why}"
+            matches!(&why, NoResync::NotHere(reason) if reason.starts_with("the plan has no resync steps for c")),
+            "{why:?}"
         );
         planned[2].consensus = Some(crate::facts::Consensus::Raft);
         let why = choice(&lacking(&["c"]), &planned, &[]).unwrap_err();
-        assert!(why.starts_with("c is not known to be a CRDT peer"), "{why}");
+        assert!(
+            matches!(&why, NoResync::Unsafe(reason) if reason.starts_with("c is not known to be a CRDT peer")),
+            "{why:?}"
+        );
     }
 }

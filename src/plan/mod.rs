@@ -23,7 +23,7 @@ pub use choice::{choose, Choice, ProcedureKind, Refusal};
 pub use container::{check_containers, container_context};
 pub use converge::{
     convergence_patience, gap_problems, lag, pinset_gaps, resync_choice, settled_pins, CatchUp,
-    Lag, Resync, ResyncInputs, IN_FLIGHT,
+    Lag, NoResync, Resync, ResyncInputs, IN_FLIGHT,
 };
 pub use health::{
     converged_problems, drift_problems, final_gate_problems, health_problems, membership_problems,
