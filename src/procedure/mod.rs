@@ -78,7 +78,7 @@ fn read(path: &Path) -> Result<String, ProcedureError> {
 }
 
 /// The file `name` in the folder of the playbook at `path`.
-pub fn beside(path: &Path, name: &str) -> PathBuf {
+fn beside(path: &Path, name: &str) -> PathBuf {
     path.parent().unwrap_or(Path::new("")).join(name)
 }
 
