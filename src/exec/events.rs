@@ -17,8 +17,11 @@ pub enum StepEvent {
     /// Waiting for `wait_until` to pass.
     Waiting,
     Finished,
+    /// The step failed: why, and the last lines the failing command printed (its stderr, or
+    /// its stdout when stderr was empty; empty when it printed nothing).
     Failed {
         error: String,
+        stderr_tail: String,
     },
 }
 

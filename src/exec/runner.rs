@@ -425,6 +425,7 @@ impl<S: Session + 'static> HostTask<S> {
         .await?;
         self.event(StepEvent::Failed {
             error: error.clone(),
+            stderr_tail: stderr_tail.clone(),
         });
         Ok(HostResult::Failed(StepFailure {
             step: self.step.id.clone(),

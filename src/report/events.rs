@@ -85,10 +85,11 @@ impl Reporter for JsonProgress {
                 fields["elapsed_ms"] = json!(self.elapsed_ms(step, host));
                 fields
             }
-            StepEvent::Failed { error } => {
+            StepEvent::Failed { error, stderr_tail } => {
                 let mut fields = base("failed");
                 fields["elapsed_ms"] = json!(self.elapsed_ms(step, host));
                 fields["error"] = error.as_str().into();
+                fields["stderr_tail"] = stderr_tail.as_str().into();
                 fields
             }
         };

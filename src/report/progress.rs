@@ -202,7 +202,7 @@ impl Reporter for TerminalProgress {
             View::Summary { bar, tally } => {
                 let mut tally = tally.lock().expect("progress lock");
                 tally.record(host.as_str(), event);
-                if let StepEvent::Failed { error } = event {
+                if let StepEvent::Failed { error, .. } = event {
                     // The first few failures of a step in full; the rest are counted (and
                     // listed by `status`).
                     if tally.count(HostState::Failed) <= FAILURES_SHOWN {
@@ -293,7 +293,7 @@ fn describe(event: &StepEvent) -> String {
         StepEvent::DoneByCheck => "already done (check passed)".to_string(),
         StepEvent::Waiting => "waiting".to_string(),
         StepEvent::Finished => "done".to_string(),
-        StepEvent::Failed { error } => format!("FAILED: {error}"),
+        StepEvent::Failed { error, .. } => format!("FAILED: {error}"),
     }
 }
 
@@ -315,6 +315,7 @@ mod tests {
             "b",
             &StepEvent::Failed {
                 error: "exit 1".into(),
+                stderr_tail: String::new(),
             },
         );
         tally.record("c", &StepEvent::Started { attempt: 2 });
@@ -323,7 +324,13 @@ mod tests {
         tally.record("d", &StepEvent::Waiting);
         assert_eq!(tally.summary(), "2 done, 1 running, 1 waiting, 1 failed");
         for i in 0..12 {
-            tally.record(&format!("f{i}"), &StepEvent::Failed { error: "x".into() });
+            tally.record(
+                &format!("f{i}"),
+                &StepEvent::Failed {
+                    error: "x".into(),
+                    stderr_tail: String::new(),
+                },
+            );
         }
         assert_eq!(
             tally.summary(),

@@ -605,7 +605,7 @@ pub(crate) fn events(stdout: &str) -> Vec<serde_json::Value> {
                     .contains(&state)
                     && (state != "started" || has(&["attempt"]))
                     && (!matches!(state, "finished" | "failed") || has(&["elapsed_ms"]))
-                    && (state != "failed" || has(&["error"]))
+                    && (state != "failed" || has(&["error", "stderr_tail"]))
             }
             Some("run_finished") => has(&["elapsed_ms"]),
             Some("run_stopped") => has(&["elapsed_ms", "error", "kind", "exit_code"]),

@@ -9,6 +9,7 @@ mod architecture;
 mod become_e2e;
 mod bench_floor;
 mod bootstrap_e2e;
+mod ci_summary;
 mod cli;
 mod docker_e2e;
 mod inventory;
