@@ -101,10 +101,12 @@ impl ProcedureError {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
     /// A template failed: undefined variable, `quote` refusing a value, `fail(...)`, …
-    #[error("{at}: step `{step}` for host `{host}`: {field}: {message}")]
+    #[error("{at}: step `{step}`{included} for host `{host}`: {field}: {message}")]
     Template {
         at: SourcePosition,
         step: StepId,
+        /// Where the step is, when the failing template is a partial of another file.
+        included: IncludedBy,
         host: String,
         /// `command`, `check`, `when`, `upload.from`, `wait_until.command`, …
         field: &'static str,
@@ -138,6 +140,21 @@ pub enum RenderError {
         role: &'static str,
         name: String,
     },
+}
+
+/// The step that included a partial from another file (a shared `partials.yaml` serves
+/// several playbooks: its line alone does not say which one failed); nothing when the failing
+/// template is the step's own or a partial of its own file.
+#[derive(Debug, Clone, Default)]
+pub struct IncludedBy(pub Option<SourcePosition>);
+
+impl std::fmt::Display for IncludedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(step) => write!(f, " of {step}"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl From<RenderError> for ProcedureError {

@@ -58,7 +58,7 @@ pub use context::{
     ReleaseContext, ReleaseFileContext, ReleaseFilesContext, RestApiContext, RunContext,
     TargetContext, TemplateContext,
 };
-pub use error::{ProcedureError, RenderError};
+pub use error::{IncludedBy, ProcedureError, RenderError};
 pub use load::PartialsFiles;
 pub use render::{Established, PreparedContext, RenderedStep, RenderedUpload, RenderedWait};
 pub use step::{

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{HostName, HumanDuration, Vars, Version};
 
 use super::context::TemplateContext;
-use super::error::RenderError;
+use super::error::{IncludedBy, RenderError};
 use super::step::{Deadline, Delegate, Mode, OnResume, PeerState, StepId, StepSpec};
 use super::template::TemplateRef;
 use super::Procedure;
@@ -300,6 +300,10 @@ impl StepRenderer<'_> {
             .templates
             .render(template, self.context)
             .map_err(|failure| RenderError::Template {
+                included: IncludedBy(
+                    (failure.at.file != self.step.position.file)
+                        .then(|| self.step.position.clone()),
+                ),
                 at: failure.at,
                 step: self.step.id.clone(),
                 host: self.host.to_string(),
@@ -329,6 +333,7 @@ impl StepRenderer<'_> {
         RenderError::Template {
             at: self.step.position.clone(),
             step: self.step.id.clone(),
+            included: IncludedBy::default(),
             host: self.host.to_string(),
             field,
             message: message.into(),

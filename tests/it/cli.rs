@@ -316,6 +316,47 @@ fn plan_rejects_a_template_error_in_the_playbook_it_does_not_choose() {
 }
 
 #[test]
+fn the_partials_file_of_a_playbook_folder_also_serves_the_built_in_playbooks_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inventory, _, playbooks) = unchosen_playbook_broken(dir.path());
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::copy(
+        format!("{root}/playbooks/bootstrap.yaml"),
+        dir.path().join("playbooks/bootstrap.yaml"),
+    )
+    .unwrap();
+    // The folder has only the standard and bootstrap playbooks, and no partials file: every
+    // playbook, built-in or not, takes the built-in partials, and `check` passes.
+    let out = run(&["check", &inventory, "--playbooks", &playbooks]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The folder's partials file, with an adapted `pins_kept` (a partial of the rolling and
+    // rollback playbooks only) that does not compile: the built-in rolling playbook includes
+    // it, and is refused with the partial's place and its own step's.
+    let built_in = std::fs::read_to_string(format!("{root}/playbooks/partials.yaml")).unwrap();
+    let adapted = built_in.replacen(
+        "  pins_kept: |-\n",
+        "  pins_kept: |-\n    {{ no_such_check }}\n",
+        1,
+    );
+    assert_ne!(adapted, built_in);
+    std::fs::write(dir.path().join("playbooks/partials.yaml"), adapted).unwrap();
+    let out = run(&["check", &inventory, "--playbooks", &playbooks]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("undefined variable `no_such_check`"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let partials = format!("{playbooks}/partials.yaml:");
+    assert!(line.contains(&partials), "{line}");
+    assert!(
+        line.contains("step `peer-ready` of (built-in) playbooks/rolling.yaml:"),
+        "the step that included it: {line}"
+    );
+}
+
+#[test]
 fn completions_for_every_shell_name_every_subcommand() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = crate::support::Test::new()

@@ -434,8 +434,21 @@ fn a_variable_missing_inside_a_partial_is_named() {
         .validate_against(&inventory)
         .unwrap_err();
     let text = error.to_string();
+    // The place of the partial, then the step that included it from the playbook.
+    let (partial, rest) = text
+        .split_once(": step `stop-peers` of ")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(partial.contains("partials.yaml:"), "{text}");
+    let (step_at, rest) = rest.split_once(' ').unwrap();
     assert!(
-        text.contains("step `stop-peers` for host `h1`: command: undefined variable `service_cmd`"),
+        step_at.starts_with(&format!(
+            "{}:",
+            root().join("playbooks/standard.yaml").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        rest.starts_with("for host `h1`: command: undefined variable `service_cmd`"),
         "{text}"
     );
     let unknown = playbook("standard.yaml")
