@@ -107,7 +107,7 @@ pub enum RenderError {
         step: StepId,
         /// Where the step is, when the failing template is a partial of another file.
         included: IncludedBy,
-        host: String,
+        host: Box<str>,
         /// `command`, `check`, `when`, `upload.from`, `wait_until.command`, …
         field: &'static str,
         message: Box<str>,
@@ -146,7 +146,7 @@ pub enum RenderError {
 /// several playbooks: its line alone does not say which one failed); nothing when the failing
 /// template is the step's own or a partial of its own file.
 #[derive(Debug, Clone, Default)]
-pub struct IncludedBy(pub Option<SourcePosition>);
+pub struct IncludedBy(pub Option<Box<SourcePosition>>);
 
 impl std::fmt::Display for IncludedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

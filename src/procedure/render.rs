@@ -302,11 +302,11 @@ impl StepRenderer<'_> {
             .map_err(|failure| RenderError::Template {
                 included: IncludedBy(
                     (failure.at.file != self.step.position.file)
-                        .then(|| self.step.position.clone()),
+                        .then(|| Box::new(self.step.position.clone())),
                 ),
                 at: failure.at,
                 step: self.step.id.clone(),
-                host: self.host.to_string(),
+                host: self.host.into(),
                 field,
                 message: failure.message.into(),
                 variable: failure.variable.map(Into::into),
@@ -334,7 +334,7 @@ impl StepRenderer<'_> {
             at: self.step.position.clone(),
             step: self.step.id.clone(),
             included: IncludedBy::default(),
-            host: self.host.to_string(),
+            host: self.host.into(),
             field,
             message: message.into(),
             variable: None,

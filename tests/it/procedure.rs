@@ -101,7 +101,7 @@ fn undefined_variables_are_errors_naming_variable_step_host_and_position() {
     };
     assert_eq!(variable.as_deref(), Some("anchor.peer_idd"));
     assert_eq!(
-        (*field, step.as_str(), host.as_str()),
+        (*field, step.as_str(), &**host),
         ("command", "typo", "h2")
     );
     assert_eq!(
