@@ -100,10 +100,7 @@ fn undefined_variables_are_errors_naming_variable_step_host_and_position() {
         panic!("{error:?}")
     };
     assert_eq!(variable.as_deref(), Some("anchor.peer_idd"));
-    assert_eq!(
-        (*field, step.as_str(), &**host),
-        ("command", "typo", "h2")
-    );
+    assert_eq!((*field, step.as_str(), &**host), ("command", "typo", "h2"));
     assert_eq!(
         strip_folder(&error.to_string()),
         "render.yaml:26:15: step `typo` for host `h2`: command: undefined variable `anchor.peer_idd`"

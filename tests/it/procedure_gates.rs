@@ -464,4 +464,38 @@ fn the_waits_for_a_started_peer_give_up_only_when_its_service_manager_says_it_ex
             }
         }
     }
+
+    // The lab wrapper notes how its daemon ended; the first line says it, when the note is of
+    // the last start (an earlier run's end says nothing of this one).
+    let overrides = [
+        ("service_manager", "lab".to_string()),
+        ("service_cmd", bin.join("svc").display().to_string()),
+    ];
+    let script = fail_when("rolling.yaml", "peer-ready", &overrides);
+    std::fs::write(&state, "stopped").unwrap();
+    let start =
+        "-- ipfs-cluster-svc 2026-12-07T18:00:00Z: start: /h/bin/ipfs-cluster-service daemon";
+    let killed = "-- ipfs-cluster-svc 2026-12-07T18:00:02Z: the daemon (pid 42) was killed by signal 9 (KILL)";
+    let exited =
+        "-- ipfs-cluster-svc 2026-12-07T18:00:02Z: the daemon (pid 42) exited with status 1";
+    for (lines, why) in [
+        (
+            [start, "INFO\tservice\tstarting", killed],
+            "it was killed by signal 9 (KILL)",
+        ),
+        (
+            [start, "ERROR\tservice\tno", exited],
+            "it exited with status 1",
+        ),
+        ([killed, start, "INFO\tservice\tstarting"], "it exited"),
+    ] {
+        std::fs::write(bin.join("log"), lines.join("\n") + "\n").unwrap();
+        let (gives_up, stderr) = run_with_path(&script, bin);
+        assert!(gives_up, "{stderr}");
+        assert_eq!(
+            stderr.lines().next(),
+            Some(format!("the peer is not running: {why}; from its log:").as_str()),
+            "{stderr}"
+        );
+    }
 }

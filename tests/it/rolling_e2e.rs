@@ -264,7 +264,7 @@ fn a_peer_that_crashes_as_it_starts_stops_the_roll_at_once_with_its_log_and_a_re
     assert_roll_stopped_by_crash(
         &lab,
         &out,
-        "the peer is not running: it exited; from its log:",
+        "the peer is not running: it exited with status 2; from its log:",
         ("h2", "h3"),
     );
     assert!(

@@ -215,6 +215,65 @@ fn stop_kills_a_daemon_that_ignores_sigterm_after_the_timeout() {
     assert!(!sshd::pid_alive(pid));
 }
 
+/// The wrapper notes in the log how the daemon ended, as systemd's journal does for a unit: a
+/// crash leaves its status, a SIGKILL (nothing of the daemon's own) its signal.
+#[test]
+fn the_log_says_how_the_daemon_ended() {
+    let ended = |home: &Home| {
+        let mut line = String::new();
+        wait_for("the note of the end", || {
+            line = home
+                .log()
+                .lines()
+                .rfind(|l| {
+                    l.starts_with("-- ipfs-cluster-svc ") && l.contains(": the daemon (pid ")
+                })
+                .unwrap_or_default()
+                .to_string();
+            !line.is_empty()
+        });
+        line
+    };
+    // It exits by itself, with a status.
+    let home = Home::new("#!/bin/sh\necho giving up >&2\nexit 3\n");
+    home.svc(&["start"]);
+    let pid = home.pid();
+    assert!(
+        ended(&home).ends_with(&format!(": the daemon (pid {pid}) exited with status 3")),
+        "{}",
+        home.log()
+    );
+    assert_eq!(code(&home.svc(&["status"])), Some(3));
+    // Stopped with SIGTERM, which it handles: status 0.
+    let home = Home::new(FAKE_DAEMON);
+    home.svc(&["start"]);
+    wait_for("the daemon to trap SIGTERM", || {
+        home.log().contains("READY")
+    });
+    home.svc(&["stop"]);
+    assert!(
+        ended(&home).ends_with("exited with status 0"),
+        "{}",
+        home.log()
+    );
+    // Killed.
+    let home = Home::new(DEAF_DAEMON);
+    home.svc(&["start"]);
+    let pid = home.pid();
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        ended(&home).ends_with(&format!(
+            ": the daemon (pid {pid}) was killed by signal 9 (KILL)"
+        )),
+        "{}",
+        home.log()
+    );
+}
+
 #[test]
 fn a_unit_without_exec_start_fails_and_unknown_verbs_are_refused() {
     let home = Home::new(FAKE_DAEMON);
