@@ -368,9 +368,7 @@ fn under_writes(lab: &Lab, label: &str, command: impl Fn() -> Output, version: &
                 "{label}: the real peer on {host} crashed as it started (the upstream start-up \
                  race of ADR 0024); starting it by hand and running again, as an operator would"
             );
-            let svc = lab.home(&host).join("bin/ipfs-cluster-svc");
-            let started = lab.ssh(&host, &format!("'{}' start", svc.display()));
-            assert_success(&started, &format!("starting {host}'s peer by hand"));
+            lab.start_peer_by_hand(&host);
             out = command();
         }
         out

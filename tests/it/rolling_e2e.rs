@@ -273,12 +273,7 @@ fn a_peer_that_crashes_as_it_starts_stops_the_roll_at_once_with_its_log_and_a_re
         text(&out.stderr)
     );
 
-    let service = format!(
-        "{}/hosts/h2/home/bin/ipfs-cluster-svc",
-        lab.path().display()
-    );
-    let started = lab.ssh("h2", &format!("'{service}' start"));
-    assert_success(&started, "starting h2's peer by hand");
+    lab.start_peer_by_hand("h2");
     let resumed = apply(&lab);
     assert_success(&resumed, "apply, resumed");
     lab.assert_cluster(TO, 3, 10);

@@ -151,6 +151,14 @@ impl Lab {
             .collect()
     }
 
+    /// Starts `host`'s peer by hand over SSH with the lab's wrapper, as an operator would after
+    /// reading why it exited, asserting that the start succeeded.
+    pub fn start_peer_by_hand(&self, host: &str) {
+        let svc = self.home(host).join("bin/ipfs-cluster-svc");
+        let started = self.ssh(host, &format!("'{}' start", svc.display()));
+        assert_success(&started, &format!("starting {host}'s peer by hand"));
+    }
+
     /// Runs `script` on `host` of `lab` over SSH (OpenSSH's client, the lab's key and known_hosts).
     pub fn ssh(&self, host: &str, script: &str) -> Output {
         let state: serde_json::Value =
